@@ -1,0 +1,23 @@
+// The mallocscope command line: wires the commands together and turns usage mistakes into exit status 2.
+import { Command, CommanderError } from 'commander';
+import { exitWith, reportError } from './run.ts';
+import { registerVersion } from './version-command.ts';
+
+const program = new Command('mallocscope')
+  .description('See how glibc malloc really decides: replay allocation traces through the real glibc and a model of it')
+  .exitOverride()
+  .configureOutput({ outputError: () => {} });
+
+registerVersion(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) {
+    if (error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version') {
+      process.exit(0);
+    }
+    exitWith(`${error.message.replace(/^error: /, '')} (run \`mallocscope --help\` for usage) [USAGE]`, 2);
+  }
+  reportError(error);
+}

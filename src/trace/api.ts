@@ -1,0 +1,86 @@
+// The shapes of trace format v1 (docs/trace-format.md): the calls a trace holds, and the events the reader
+// hands out (a call plus where it stood in the file and the dense slot of its block). Interfaces only.
+
+/** The seven verbs of trace format v1. */
+export type TraceOp = 'malloc' | 'calloc' | 'realloc' | 'memalign' | 'free' | 'mallopt' | 'trim';
+
+/** The mallopt parameters a trace may set (glibc's names, from <malloc.h>). */
+export type MalloptParam = 'M_MMAP_THRESHOLD' | 'M_TRIM_THRESHOLD' | 'M_TOP_PAD' | 'M_MMAP_MAX' | 'M_MXFAST';
+
+/** malloc(size). */
+export interface MallocCall {
+  op: 'malloc';
+  /** The name of the block this call creates. */
+  id: string;
+  /** Requested bytes (size_t). */
+  size: number;
+}
+
+/** calloc(nmemb, size). */
+export interface CallocCall {
+  op: 'calloc';
+  id: string;
+  /** Number of elements (size_t). */
+  nmemb: number;
+  /** Bytes per element (size_t). */
+  size: number;
+}
+
+/** realloc(block of id, size); realloc(NULL, size) when id is not live. */
+export interface ReallocCall {
+  op: 'realloc';
+  id: string;
+  /** New size in bytes; 0 frees a live block. */
+  size: number;
+}
+
+/** memalign(alignment, size), which is also aligned_alloc in glibc 2.36. */
+export interface MemalignCall {
+  op: 'memalign';
+  id: string;
+  /** Requested alignment in bytes (glibc rounds it up to a power of two). */
+  alignment: number;
+  size: number;
+}
+
+/** free(block of id). */
+export interface FreeCall {
+  op: 'free';
+  id: string;
+}
+
+/** mallopt(param, value). */
+export interface MalloptCall {
+  op: 'mallopt';
+  param: MalloptParam;
+  /** mallopt's C int value: -2^31 to 2^31-1. */
+  value: number;
+}
+
+/** malloc_trim(pad). */
+export interface TrimCall {
+  op: 'trim';
+  /** Bytes to leave untrimmed at the top of the heap (size_t). */
+  pad: number;
+}
+
+/** One call of a trace, as a program would make it. */
+export type TraceCall = MallocCall | CallocCall | ReallocCall | MemalignCall | FreeCall | MalloptCall | TrimCall;
+
+/** Where a call stood in its trace, and which block it names. */
+export interface EventPlace {
+  /** 0-based index of the call among the trace's calls (comments and blank lines do not count). */
+  seq: number;
+  /** 1-based line number in the file. */
+  line: number;
+  /**
+   * A dense small integer naming the block while its ID is live, reused after the ID ends: index typed
+   * arrays with it instead of keeping a Map from ID to block. -1 for mallopt and trim.
+   */
+  slot: number;
+  /** For realloc: whether the ID was live before this call (false means realloc(NULL, size)). */
+  wasLive: boolean;
+}
+
+/** One call read from a trace, with its place. */
+export type TraceEvent = TraceCall & EventPlace;

@@ -1,0 +1,555 @@
+// The streaming reader of trace format v1 (docs/trace-format.md): reads a file in 1 MiB chunks, works on bytes,
+// checks every rule of the format, and hands out one TraceEvent per call. Memory grows with live IDs only.
+import { closeSync, openSync, readSync } from 'node:fs';
+import { TraceError } from '../errors.ts';
+import type { MalloptParam, TraceEvent, TraceOp } from './api.ts';
+
+/** The longest line the format allows, in bytes, not counting `\n` and a `\r` before it. */
+export const MAX_LINE_LENGTH = 4096;
+
+/** Options for {@link readTrace} and {@link parseTrace}. */
+export interface ReadTraceOptions {
+  /** The name errors give the file; default: the path as given, or `<stdin>` for `-`. */
+  name?: string;
+  /** Bytes read at a time (at least 8192); default 1 MiB. */
+  chunkSize?: number;
+}
+
+const DEFAULT_CHUNK = 1 << 20;
+
+/** Largest size_t: 2^64 - 1. */
+const SIZE_MAX = (1n << 64n) - 1n;
+/** PTRDIFF_MAX on x86-64: glibc fails any request above it before doing anything else. */
+const PTRDIFF_MAX = (1n << 63n) - 1n;
+/** The largest double below 2^63: where values at or below PTRDIFF_MAX are clamped to keep their class. */
+const BELOW_2_63 = 2 ** 63 - 1024;
+
+// Byte classes for the one pass over a line.
+const ORDINARY = 0;
+const SPACE = 1; // space, tab, \r
+const HASH = 2; // '#': a comment runs to the end of the line
+const BINARY = 3; // control bytes that make the file binary
+const byteClass = new Uint8Array(256);
+for (let b = 0; b < 0x20; b++) byteClass[b] = BINARY;
+byteClass[0x7f] = BINARY;
+byteClass[0x09] = SPACE;
+byteClass[0x0d] = SPACE;
+byteClass[0x20] = SPACE;
+byteClass[0x23] = HASH;
+// 0x0a never reaches a line's bytes: it ends the line.
+
+/** The value of a hexadecimal digit byte, or 255. */
+const hexDigit = new Uint8Array(256).fill(255);
+for (let d = 0; d < 10; d++) hexDigit[0x30 + d] = d;
+for (let d = 0; d < 6; d++) {
+  hexDigit[0x41 + d] = 10 + d;
+  hexDigit[0x61 + d] = 10 + d;
+}
+
+/** Each verb: its op, how many fields follow it, and their names as the errors write them. */
+interface VerbShape {
+  op: TraceOp;
+  fields: readonly string[];
+}
+const VERBS: readonly VerbShape[] = [
+  { op: 'malloc', fields: ['ID', 'SIZE'] },
+  { op: 'calloc', fields: ['ID', 'NMEMB', 'SIZE'] },
+  { op: 'realloc', fields: ['ID', 'SIZE'] },
+  { op: 'memalign', fields: ['ID', 'ALIGN', 'SIZE'] },
+  { op: 'free', fields: ['ID'] },
+  { op: 'mallopt', fields: ['PARAM', 'VALUE'] },
+  { op: 'trim', fields: ['PAD'] },
+];
+const verbBytes = VERBS.map((v) => Buffer.from(v.op, 'latin1'));
+
+const PARAMS: readonly MalloptParam[] = ['M_MMAP_THRESHOLD', 'M_TRIM_THRESHOLD', 'M_TOP_PAD', 'M_MMAP_MAX', 'M_MXFAST'];
+const paramBytes = PARAMS.map((p) => Buffer.from(p, 'latin1'));
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** At most this many tokens are located on a line; more are only counted (for the field-count error). */
+const MAX_TOKENS = 4;
+
+/**
+ * Reads a trace one event at a time. Iterate it (`for (const event of reader)`), or call {@link next}.
+ * Events are fresh objects; the reader keeps only the live IDs and a chunk of the file.
+ */
+export class TraceReader implements IterableIterator<TraceEvent> {
+  /** The name errors give the file. */
+  readonly name: string;
+  /** How many calls have been read so far; the next event's seq. */
+  seq = 0;
+  /** The 1-based number of the line read last. */
+  lineNumber = 0;
+
+  private fd: number;
+  private readonly closeFd: boolean;
+  private buf: Buffer;
+  /** The unread bytes of the chunk are buf[start, end). */
+  private start = 0;
+  private end = 0;
+  private eof = false;
+  /** The current line is buf[lineStart, lineEnd). */
+  private lineStart = 0;
+  private lineEnd = 0;
+  /** Token bounds on the current line: tokenStart[i] .. tokenEnd[i]. */
+  private readonly tokenStart = new Int32Array(MAX_TOKENS);
+  private readonly tokenEnd = new Int32Array(MAX_TOKENS);
+
+  /** Live ID → slot. */
+  private readonly live = new Map<string, number>();
+  /** slot → the line that created its ID (for the "already live" error). */
+  private createdAt = new Int32Array(1024);
+  /** Slots given back by ended IDs, reused first so slots stay dense. */
+  private freeSlots = new Int32Array(1024);
+  private freeSlotCount = 0;
+  private slotCount = 0;
+
+  /** Reads from an open file descriptor or a whole buffer; use {@link readTrace} or {@link parseTrace}. */
+  constructor(source: { fd: number; closeFd: boolean } | { bytes: Uint8Array }, name: string, chunkSize = DEFAULT_CHUNK) {
+    this.name = name;
+    if ('bytes' in source) {
+      this.fd = -1;
+      this.closeFd = false;
+      this.buf = Buffer.from(source.bytes.buffer, source.bytes.byteOffset, source.bytes.byteLength);
+      this.end = this.buf.length;
+      this.eof = true;
+    } else {
+      this.fd = source.fd;
+      this.closeFd = source.closeFd;
+      this.buf = Buffer.allocUnsafe(Math.max(chunkSize, 2 * (MAX_LINE_LENGTH + 2)));
+    }
+  }
+
+  /** How many IDs are live now. */
+  get liveCount(): number {
+    return this.live.size;
+  }
+
+  /** The number of distinct slots handed out so far: every slot is below it. */
+  get slotLimit(): number {
+    return this.slotCount;
+  }
+
+  [Symbol.iterator](): this {
+    return this;
+  }
+
+  next(): IteratorResult<TraceEvent> {
+    const event = this.read();
+    return event ? { value: event, done: false } : { value: undefined, done: true };
+  }
+
+  /** The next event, or null at the end of the trace (the file is then closed). */
+  read(): TraceEvent | null {
+    try {
+      while (this.nextLine()) {
+        const event = this.parseLine();
+        if (event) return event;
+      }
+      this.close();
+      return null;
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+  }
+
+  /** Stops reading and closes the file; safe to call more than once. */
+  close(): void {
+    if (this.fd >= 0 && this.closeFd) closeSync(this.fd);
+    this.fd = -1;
+  }
+
+  // ---- lines ---------------------------------------------------------------------------------------------
+
+  /** Moves to the next line; false at the end of the input. */
+  private nextLine(): boolean {
+    for (;;) {
+      const newline = this.start < this.end ? this.buf.indexOf(10, this.start) : -1;
+      if (newline !== -1 && newline < this.end) {
+        this.lineStart = this.start;
+        this.lineEnd = newline;
+        this.start = newline + 1;
+        this.lineNumber++;
+        return true;
+      }
+      if (this.eof) {
+        if (this.start >= this.end) return false;
+        this.lineStart = this.start;
+        this.lineEnd = this.end;
+        this.start = this.end;
+        this.lineNumber++;
+        return true;
+      }
+      if (this.end - this.start > MAX_LINE_LENGTH + 1) this.tooLongLine();
+      this.refill();
+    }
+  }
+
+  /** Keeps the partial line, moves it to the front of the buffer, and reads more after it. */
+  private refill(): void {
+    if (this.start > 0) {
+      this.buf.copy(this.buf, 0, this.start, this.end);
+      this.end -= this.start;
+      this.start = 0;
+    }
+    const got = this.readSome(this.end);
+    if (got === 0) this.eof = true;
+    else this.end += got;
+  }
+
+  private readSome(at: number): number {
+    for (;;) {
+      try {
+        return readSync(this.fd, this.buf, at, this.buf.length - at, null);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'EAGAIN') continue; // a non-blocking stdin: wait for the writer
+        if (code === 'EOF') return 0;
+        throw new TraceError('TRACE_OPEN', this.name, 0, `cannot read: ${describeErrno(error)}`);
+      }
+    }
+  }
+
+  /**
+   * The partial line has no newline and is already too long. Binary bytes win over length, so scan to the
+   * end of the line (across chunks) for one before reporting the length.
+   */
+  private tooLongLine(): never {
+    this.lineNumber++;
+    let column = 1;
+    for (;;) {
+      for (let i = this.start; i < this.end; i++, column++) {
+        const byte = this.buf[i];
+        if (byte === 10) this.throwLine('TRACE_LINE_TOO_LONG', `line is longer than ${MAX_LINE_LENGTH} characters`);
+        if (byteClass[byte] === BINARY) this.throwBinary(byte, column);
+      }
+      if (this.eof) this.throwLine('TRACE_LINE_TOO_LONG', `line is longer than ${MAX_LINE_LENGTH} characters`);
+      this.start = this.end = 0;
+      const got = this.readSome(0);
+      if (got === 0) this.eof = true;
+      else this.end = got;
+    }
+  }
+
+  // ---- one line ------------------------------------------------------------------------------------------
+
+  /** Parses the current line: an event, or null for a blank or comment line. */
+  private parseLine(): TraceEvent | null {
+    const buf = this.buf;
+    const lineStart = this.lineStart;
+    const lineEnd = this.lineEnd;
+    let tokens = 0;
+    let tokenAt = -1;
+    let inComment = false;
+    for (let i = lineStart; i < lineEnd; i++) {
+      const kind = byteClass[buf[i]];
+      if (kind === ORDINARY) {
+        if (tokenAt < 0 && !inComment) tokenAt = i;
+      } else if (kind === BINARY) {
+        this.throwBinary(buf[i], i - lineStart + 1);
+      } else if (tokenAt >= 0) {
+        if (tokens < MAX_TOKENS) {
+          this.tokenStart[tokens] = tokenAt;
+          this.tokenEnd[tokens] = i;
+        }
+        tokens++;
+        tokenAt = -1;
+        if (kind === HASH) inComment = true;
+      } else if (kind === HASH) {
+        inComment = true;
+      }
+    }
+    if (tokenAt >= 0) {
+      if (tokens < MAX_TOKENS) {
+        this.tokenStart[tokens] = tokenAt;
+        this.tokenEnd[tokens] = lineEnd;
+      }
+      tokens++;
+    }
+    const length = lineEnd - lineStart - (lineEnd > lineStart && buf[lineEnd - 1] === 0x0d ? 1 : 0);
+    if (length > MAX_LINE_LENGTH) this.throwLine('TRACE_LINE_TOO_LONG', `line is longer than ${MAX_LINE_LENGTH} characters`);
+    if (tokens === 0) return null;
+
+    const verb = this.verbIndex();
+    const shape = VERBS[verb];
+    if (tokens - 1 !== shape.fields.length) {
+      const n = shape.fields.length;
+      this.throwLine(
+        'TRACE_FIELD_COUNT',
+        `${shape.op} takes ${n} field${n === 1 ? '' : 's'} (${shape.fields.join(' ')}), found ${tokens - 1}`,
+      );
+    }
+    const seq = this.seq;
+    const line = this.lineNumber;
+    let event: TraceEvent;
+    switch (shape.op) {
+      case 'malloc': {
+        const id = this.id(1);
+        const size = this.size(2, 'SIZE');
+        event = { op: 'malloc', id, size, seq, line, slot: this.create(id), wasLive: false };
+        break;
+      }
+      case 'calloc': {
+        const id = this.id(1);
+        const nmemb = this.size(2, 'NMEMB');
+        const size = this.size(3, 'SIZE');
+        event = { op: 'calloc', id, nmemb, size, seq, line, slot: this.create(id), wasLive: false };
+        break;
+      }
+      case 'memalign': {
+        const id = this.id(1);
+        const alignment = this.size(2, 'ALIGN');
+        const size = this.size(3, 'SIZE');
+        event = { op: 'memalign', id, alignment, size, seq, line, slot: this.create(id), wasLive: false };
+        break;
+      }
+      case 'realloc': {
+        const id = this.id(1);
+        const size = this.size(2, 'SIZE');
+        const existing = this.live.get(id);
+        if (existing === undefined) {
+          // realloc(NULL, size) is malloc(size), even for size 0: the ID becomes live.
+          event = { op: 'realloc', id, size, seq, line, slot: this.create(id), wasLive: false };
+        } else {
+          if (size === 0) this.endId(id, existing);
+          event = { op: 'realloc', id, size, seq, line, slot: existing, wasLive: true };
+        }
+        break;
+      }
+      case 'free': {
+        const id = this.id(1);
+        const slot = this.live.get(id);
+        if (slot === undefined) this.throwLine('TRACE_ID_NOT_LIVE', `free of ID '${id}', which is not live`);
+        this.endId(id, slot);
+        event = { op: 'free', id, seq, line, slot, wasLive: true };
+        break;
+      }
+      case 'mallopt': {
+        const param = this.param(1);
+        const value = this.intValue(2);
+        event = { op: 'mallopt', param, value, seq, line, slot: -1, wasLive: false };
+        break;
+      }
+      case 'trim': {
+        const pad = this.size(1, 'PAD');
+        event = { op: 'trim', pad, seq, line, slot: -1, wasLive: false };
+        break;
+      }
+    }
+    this.seq++;
+    return event;
+  }
+
+  /** Which verb the first token is; an error if none. */
+  private verbIndex(): number {
+    const start = this.tokenStart[0];
+    const length = this.tokenEnd[0] - start;
+    for (let v = 0; v < verbBytes.length; v++) {
+      if (this.tokenEquals(start, length, verbBytes[v])) return v;
+    }
+    this.throwLine(
+      'TRACE_UNKNOWN_VERB',
+      `unknown verb '${this.tokenText(0)}' (expected malloc, calloc, realloc, memalign, free, mallopt or trim)`,
+    );
+  }
+
+  private tokenEquals(start: number, length: number, word: Buffer): boolean {
+    if (length !== word.length) return false;
+    for (let i = 0; i < length; i++) if (this.buf[start + i] !== word[i]) return false;
+    return true;
+  }
+
+  private tokenText(token: number): string {
+    return this.buf.toString('utf8', this.tokenStart[token], this.tokenEnd[token]);
+  }
+
+  /** The ID in token `token`, checked to be UTF-8. */
+  private id(token: number): string {
+    const buf = this.buf;
+    const start = this.tokenStart[token];
+    const end = this.tokenEnd[token];
+    if (end - start <= 12) {
+      // Short IDs (the common case) are built here: cheaper than a native slice, and the result is flat.
+      let text = '';
+      for (let i = start; i < end; i++) {
+        const byte = buf[i];
+        if (byte >= 0x80) return this.utf8Id(start, end);
+        text += String.fromCharCode(byte);
+      }
+      return text;
+    }
+    return this.utf8Id(start, end);
+  }
+
+  private utf8Id(start: number, end: number): string {
+    for (let i = start; i < end; i++) {
+      if (this.buf[i] >= 0x80) {
+        try {
+          return strictUtf8.decode(this.buf.subarray(start, end));
+        } catch {
+          this.throwLine('TRACE_ENCODING', 'ID is not valid UTF-8');
+        }
+      }
+    }
+    return this.buf.toString('latin1', start, end);
+  }
+
+  /** A size_t field: negative, then malformed, then range, as the format orders the checks. */
+  private size(token: number, field: string): number {
+    const buf = this.buf;
+    const start = this.tokenStart[token];
+    const end = this.tokenEnd[token];
+    if (buf[start] === 0x2d) this.throwLine('TRACE_NEGATIVE', `${field} is negative: '${this.tokenText(token)}'`);
+    const value = this.unsigned(start, end, token, field);
+    if (typeof value === 'number') return value;
+    if (value > SIZE_MAX) this.throwLine('TRACE_RANGE', `${field} is out of range: '${this.tokenText(token)}' (at most 2^64-1)`);
+    // Beyond 2^53 a double is approximate; keep "at most PTRDIFF_MAX" on its side of 2^63 (see the format doc).
+    return value <= PTRDIFF_MAX ? Math.min(Number(value), BELOW_2_63) : Number(value);
+  }
+
+  /** mallopt's VALUE: a C int, optionally negative. */
+  private intValue(token: number): number {
+    const start = this.tokenStart[token];
+    const end = this.tokenEnd[token];
+    const negative = this.buf[start] === 0x2d;
+    const magnitude = this.unsigned(negative ? start + 1 : start, end, token, 'VALUE');
+    const value = negative ? -magnitude : magnitude;
+    if (value < -2147483648 || value > 2147483647) {
+      this.throwLine(
+        'TRACE_RANGE',
+        `VALUE is out of range: '${this.tokenText(token)}' (mallopt takes a C int, -2147483648 to 2147483647)`,
+      );
+    }
+    return Number(value);
+  }
+
+  /**
+   * The digits at buf[start, end) in decimal or 0x-hexadecimal: a number when it has few enough digits to be
+   * exact, a bigint otherwise. Malformed digits are an error.
+   */
+  private unsigned(start: number, end: number, token: number, field: string): number | bigint {
+    const buf = this.buf;
+    if (end - start >= 2 && buf[start] === 0x30 && (buf[start + 1] | 0x20) === 0x78) {
+      const first = start + 2;
+      if (first === end) this.malformed(token, field);
+      let value = 0;
+      for (let i = first; i < end; i++) {
+        const digit = hexDigit[buf[i]];
+        if (digit === 255) this.malformed(token, field);
+        value = value * 16 + digit;
+      }
+      return end - first <= 13 ? value : BigInt(`0x${buf.toString('latin1', first, end)}`);
+    }
+    if (start === end) this.malformed(token, field);
+    let value = 0;
+    for (let i = start; i < end; i++) {
+      const digit = buf[i] - 0x30;
+      if (digit < 0 || digit > 9) this.malformed(token, field);
+      value = value * 10 + digit;
+    }
+    return end - start <= 15 ? value : BigInt(buf.toString('latin1', start, end));
+  }
+
+  private malformed(token: number, field: string): never {
+    this.throwLine('TRACE_BAD_NUMBER', `${field} is not a number: '${this.tokenText(token)}' (decimal or 0x-hexadecimal)`);
+  }
+
+  private param(token: number): MalloptParam {
+    const start = this.tokenStart[token];
+    const length = this.tokenEnd[token] - start;
+    for (let p = 0; p < paramBytes.length; p++) {
+      if (this.tokenEquals(start, length, paramBytes[p])) return PARAMS[p];
+    }
+    this.throwLine(
+      'TRACE_UNKNOWN_PARAM',
+      `unknown mallopt parameter '${this.tokenText(token)}' (expected M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX or M_MXFAST)`,
+    );
+  }
+
+  // ---- live IDs ------------------------------------------------------------------------------------------
+
+  /** Makes `id` live on this line and gives it a slot; an error if it is live already. */
+  private create(id: string): number {
+    const existing = this.live.get(id);
+    if (existing !== undefined) {
+      this.throwLine('TRACE_ID_LIVE', `ID '${id}' is already live (created at line ${this.createdAt[existing]})`);
+    }
+    let slot: number;
+    if (this.freeSlotCount > 0) {
+      slot = this.freeSlots[--this.freeSlotCount];
+    } else {
+      slot = this.slotCount++;
+      if (slot === this.createdAt.length) this.createdAt = grow(this.createdAt);
+    }
+    this.createdAt[slot] = this.lineNumber;
+    this.live.set(id, slot);
+    return slot;
+  }
+
+  /** Ends `id`; its slot is given to the next ID created. */
+  private endId(id: string, slot: number): void {
+    this.live.delete(id);
+    if (this.freeSlotCount === this.freeSlots.length) this.freeSlots = grow(this.freeSlots);
+    this.freeSlots[this.freeSlotCount++] = slot;
+  }
+
+  // ---- errors --------------------------------------------------------------------------------------------
+
+  private throwLine(code: string, reason: string): never {
+    throw new TraceError(code, this.name, this.lineNumber, reason);
+  }
+
+  private throwBinary(byte: number, column: number): never {
+    this.throwLine('TRACE_BINARY', `binary data (byte 0x${byte.toString(16).padStart(2, '0')} at column ${column}); a trace is text`);
+  }
+}
+
+function grow(array: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {
+  const bigger = new Int32Array(array.length * 2);
+  bigger.set(array);
+  return bigger;
+}
+
+/** "no such file or directory" from an ENOENT error, in the words the oracle uses too. */
+export function describeErrno(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  switch (code) {
+    case 'ENOENT':
+      return 'no such file or directory';
+    case 'EACCES':
+      return 'permission denied';
+    case 'EISDIR':
+      return 'is a directory';
+    default:
+      return code ? code.toLowerCase() : String(error);
+  }
+}
+
+/** The name errors give a trace path: `<stdin>` for `-`. */
+export function traceDisplayName(path: string): string {
+  return path === '-' ? '<stdin>' : path;
+}
+
+/**
+ * Opens a trace file (or `-` for standard input) for streaming. A file that cannot be opened is a
+ * TraceError with code TRACE_OPEN.
+ */
+export function readTrace(path: string, options: ReadTraceOptions = {}): TraceReader {
+  const name = options.name ?? traceDisplayName(path);
+  if (path === '-') return new TraceReader({ fd: 0, closeFd: false }, name, options.chunkSize);
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (error) {
+    throw new TraceError('TRACE_OPEN', name, 0, `cannot read: ${describeErrno(error)}`);
+  }
+  return new TraceReader({ fd, closeFd: true }, name, options.chunkSize);
+}
+
+/** Reads a whole trace held in memory (a string or bytes), for tests and small programmatic traces. */
+export function parseTrace(text: string | Uint8Array, options: ReadTraceOptions = {}): TraceEvent[] {
+  const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
+  return [...new TraceReader({ bytes }, options.name ?? '<string>')];
+}

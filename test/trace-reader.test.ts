@@ -1,0 +1,276 @@
+// The trace reader against docs/trace-format.md: grammar, liveness rules, every error word for word, the
+// order of the checks, chunk boundaries, and memory that does not grow with the trace's length.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { TraceError } from '../src/errors.ts';
+import { parseTrace, readTrace } from '../src/trace/reader.ts';
+import { formatCall, formatTrace, TraceWriter } from '../src/trace/writer.ts';
+import type { TraceEvent } from '../src/trace/api.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'mallocscope-reader-'));
+
+/** The error the reader raises for `text`, as `CODE message`. */
+function errorOf(text: string | Uint8Array, name = 'bad.trace'): string {
+  try {
+    parseTrace(text, { name });
+  } catch (error) {
+    assert.instance(error, TraceError);
+    const e = error as TraceError;
+    return `${e.code} ${e.message}`;
+  }
+  throw new Error('expected an error');
+}
+
+test('reads every verb with its fields, and skips comments and blank lines', () => {
+  const events = parseTrace(
+    [
+      '# a trace',
+      '',
+      'malloc a 100',
+      'calloc b 4 25   # a comment after fields',
+      '\trealloc a 0x1388',
+      'memalign c 64 200',
+      'free b',
+      'mallopt M_MMAP_THRESHOLD 131072',
+      'trim 0',
+      '   ',
+    ].join('\n'),
+  );
+  assert.equal(
+    events.map(({ slot, ...call }) => call),
+    [
+      { op: 'malloc', id: 'a', size: 100, seq: 0, line: 3, wasLive: false },
+      { op: 'calloc', id: 'b', nmemb: 4, size: 25, seq: 1, line: 4, wasLive: false },
+      { op: 'realloc', id: 'a', size: 5000, seq: 2, line: 5, wasLive: true },
+      { op: 'memalign', id: 'c', alignment: 64, size: 200, seq: 3, line: 6, wasLive: false },
+      { op: 'free', id: 'b', seq: 4, line: 7, wasLive: true },
+      { op: 'mallopt', param: 'M_MMAP_THRESHOLD', value: 131072, seq: 5, line: 8, wasLive: false },
+      { op: 'trim', pad: 0, seq: 6, line: 9, wasLive: false },
+    ],
+  );
+});
+
+test('an empty file is a trace of no calls; the last line needs no newline', () => {
+  assert.equal(parseTrace(''), []);
+  assert.equal(parseTrace('malloc a 1').length, 1);
+});
+
+test('CRLF lines read the same as LF lines', () => {
+  const crlf = parseTrace('malloc a 1\r\nfree a\r\n');
+  const lf = parseTrace('malloc a 1\nfree a\n');
+  assert.equal(crlf, lf);
+});
+
+test('numbers: decimal, 0x and 0X hexadecimal, leading zeros, the size_t limits', () => {
+  const [a, b, c, d, e] = parseTrace('malloc a 0x10\nmalloc b 0XfF\nmalloc c 0007\nmalloc d 0x0\nmalloc e 9007199254740991');
+  assert.equal([a, b, c, d, e].map((x) => (x as { size: number }).size), [16, 255, 7, 0, 2 ** 53 - 1]);
+  const [max] = parseTrace('malloc m 18446744073709551615');
+  assert.equal((max as { size: number }).size, 2 ** 64);
+});
+
+test('sizes above 2^53 keep their side of PTRDIFF_MAX (2^63-1)', () => {
+  const sizes = parseTrace('malloc a 0x7fffffffffffffff\nmalloc b 0x8000000000000000\nmalloc c 0x7ffffffffffffe00').map(
+    (x) => (x as { size: number }).size,
+  );
+  assert.ok(sizes[0] < 2 ** 63, 'PTRDIFF_MAX itself stays below 2^63');
+  assert.ok(sizes[1] >= 2 ** 63, '2^63 is above PTRDIFF_MAX');
+  assert.ok(sizes[2] < 2 ** 63);
+});
+
+test('mallopt VALUE is a C int and may be negative', () => {
+  const values = parseTrace('mallopt M_TRIM_THRESHOLD -1\nmallopt M_TOP_PAD -2147483648\nmallopt M_MMAP_MAX 2147483647\nmallopt M_MXFAST -0x10').map(
+    (x) => (x as { value: number }).value,
+  );
+  assert.equal(values, [-1, -2147483648, 2147483647, -16]);
+});
+
+test('liveness: realloc of a non-live ID is realloc(NULL) and makes it live; realloc to 0 ends it', () => {
+  const events = parseTrace('realloc a 10\nrealloc a 0\nrealloc a 0\nfree a\nmalloc a 5');
+  assert.equal(
+    events.map((e) => [e.op, e.wasLive]),
+    [
+      ['realloc', false],
+      ['realloc', true],
+      ['realloc', false], // realloc(NULL, 0) is malloc(0): the ID is live again
+      ['free', true],
+      ['malloc', false],
+    ],
+  );
+});
+
+test('slots are dense and reused after an ID ends', () => {
+  const events = parseTrace('malloc a 1\nmalloc b 1\nfree a\nmalloc c 1\nmalloc d 1\nfree b\nfree c\nfree d');
+  const slotOf = (id: string, op: string) => events.find((e) => 'id' in e && e.id === id && e.op === op)!.slot;
+  assert.is(slotOf('a', 'malloc'), 0);
+  assert.is(slotOf('b', 'malloc'), 1);
+  assert.is(slotOf('c', 'malloc'), 0, 'c takes the slot a gave back');
+  assert.is(slotOf('d', 'malloc'), 2);
+  assert.is(slotOf('d', 'free'), 2);
+});
+
+test('IDs are any token without white space or #, UTF-8 included', () => {
+  const events = parseTrace('malloc 0x55aa:b/"q"\\ 1\nmalloc ünïcødé 2\nfree 0x55aa:b/"q"\\');
+  assert.equal(events.map((e) => ('id' in e ? e.id : '')), ['0x55aa:b/"q"\\', 'ünïcødé', '0x55aa:b/"q"\\']);
+});
+
+// Each error of docs/trace-format.md, with the message the document gives.
+const errors: [string, string | Uint8Array, string][] = [
+  ['TRACE_UNKNOWN_VERB', 'malloc a 1\nmallok b 1', "bad.trace:2: unknown verb 'mallok' (expected malloc, calloc, realloc, memalign, free, mallopt or trim)"],
+  ['TRACE_UNKNOWN_VERB (case)', 'MALLOC a 1', "bad.trace:1: unknown verb 'MALLOC' (expected malloc, calloc, realloc, memalign, free, mallopt or trim)"],
+  ['TRACE_FIELD_COUNT (missing)', 'malloc a', 'bad.trace:1: malloc takes 2 fields (ID SIZE), found 1'],
+  ['TRACE_FIELD_COUNT (extra)', 'free a b', 'bad.trace:1: free takes 1 field (ID), found 2'],
+  ['TRACE_FIELD_COUNT (calloc)', 'calloc a 1', 'bad.trace:1: calloc takes 3 fields (ID NMEMB SIZE), found 2'],
+  ['TRACE_FIELD_COUNT (trim)', 'trim', 'bad.trace:1: trim takes 1 field (PAD), found 0'],
+  ['TRACE_BAD_NUMBER', 'malloc a 12k', "bad.trace:1: SIZE is not a number: '12k' (decimal or 0x-hexadecimal)"],
+  ['TRACE_BAD_NUMBER (bare 0x)', 'memalign a 0x 5', "bad.trace:1: ALIGN is not a number: '0x' (decimal or 0x-hexadecimal)"],
+  ['TRACE_BAD_NUMBER (plus)', 'calloc a +1 5', "bad.trace:1: NMEMB is not a number: '+1' (decimal or 0x-hexadecimal)"],
+  ['TRACE_BAD_NUMBER (VALUE)', 'mallopt M_TOP_PAD -', "bad.trace:1: VALUE is not a number: '-' (decimal or 0x-hexadecimal)"],
+  ['TRACE_NEGATIVE', 'malloc a -5', "bad.trace:1: SIZE is negative: '-5'"],
+  ['TRACE_NEGATIVE (not even a number)', 'trim -abc', "bad.trace:1: PAD is negative: '-abc'"],
+  ['TRACE_RANGE', 'malloc a 18446744073709551616', "bad.trace:1: SIZE is out of range: '18446744073709551616' (at most 2^64-1)"],
+  ['TRACE_RANGE (hex)', 'malloc a 0x10000000000000000', "bad.trace:1: SIZE is out of range: '0x10000000000000000' (at most 2^64-1)"],
+  ['TRACE_RANGE (VALUE)', 'mallopt M_TOP_PAD 2147483648', "bad.trace:1: VALUE is out of range: '2147483648' (mallopt takes a C int, -2147483648 to 2147483647)"],
+  ['TRACE_RANGE (VALUE low)', 'mallopt M_TOP_PAD -2147483649', "bad.trace:1: VALUE is out of range: '-2147483649' (mallopt takes a C int, -2147483648 to 2147483647)"],
+  ['TRACE_UNKNOWN_PARAM', 'mallopt M_ARENA_MAX 1', "bad.trace:1: unknown mallopt parameter 'M_ARENA_MAX' (expected M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX or M_MXFAST)"],
+  ['TRACE_ENCODING', Buffer.from('malloc a\xff 1', 'latin1'), 'bad.trace:1: ID is not valid UTF-8'],
+  ['TRACE_ID_LIVE', 'malloc a 1\n\nmalloc b 2\ncalloc a 1 1', "bad.trace:4: ID 'a' is already live (created at line 1)"],
+  ['TRACE_ID_LIVE (memalign)', 'realloc a 5\nmemalign a 64 1', "bad.trace:2: ID 'a' is already live (created at line 1)"],
+  ['TRACE_ID_NOT_LIVE', 'malloc a 1\nfree b', "bad.trace:2: free of ID 'b', which is not live"],
+  ['TRACE_ID_NOT_LIVE (double free)', 'malloc a 1\nfree a\nfree a', "bad.trace:3: free of ID 'a', which is not live"],
+  ['TRACE_ID_NOT_LIVE (after realloc 0)', 'malloc a 1\nrealloc a 0\nfree a', "bad.trace:3: free of ID 'a', which is not live"],
+  ['TRACE_BINARY', 'malloc a 1\nfree\u0000a', 'bad.trace:2: binary data (byte 0x00 at column 5); a trace is text'],
+  ['TRACE_BINARY (in a comment)', '# \u001b[31m colour', 'bad.trace:1: binary data (byte 0x1b at column 3); a trace is text'],
+  ['TRACE_BINARY (DEL)', 'malloc a\u007f 1', 'bad.trace:1: binary data (byte 0x7f at column 9); a trace is text'],
+  ['TRACE_LINE_TOO_LONG', `malloc a 1 #${'x'.repeat(4085)}`, 'bad.trace:1: line is longer than 4096 characters'],
+];
+for (const [name, text, message] of errors) {
+  test(`error ${name}`, () => {
+    const code = name.split(' ')[0];
+    assert.is(errorOf(text), `${code} ${message}`);
+  });
+}
+
+test('a line of exactly 4096 characters is fine, also with CRLF; 4097 is not', () => {
+  const line4096 = `malloc a 1 #${'x'.repeat(4084)}`;
+  assert.is(line4096.length, 4096);
+  assert.is(parseTrace(line4096).length, 1);
+  assert.is(parseTrace(`${line4096}\r\n`).length, 1);
+  assert.is(errorOf(`${line4096}x`), 'TRACE_LINE_TOO_LONG bad.trace:1: line is longer than 4096 characters');
+});
+
+test('the checks run in the documented order', () => {
+  // binary before everything, length before verb, verb before field count, count before fields,
+  // fields left to right (negative before malformed before range), fields before liveness
+  assert.match(errorOf(`mallok\u0001 ${'x'.repeat(5000)}`), /^TRACE_BINARY/);
+  assert.match(errorOf(`mallok ${'x'.repeat(5000)}`), /^TRACE_LINE_TOO_LONG/);
+  assert.match(errorOf('mallok a'), /^TRACE_UNKNOWN_VERB/);
+  assert.match(errorOf('malloc a 1x 2'), /^TRACE_FIELD_COUNT/);
+  assert.match(errorOf('calloc a 1x -2'), /^TRACE_BAD_NUMBER bad.trace:1: NMEMB/);
+  assert.match(errorOf('calloc a 99999999999999999999 1x'), /^TRACE_RANGE bad.trace:1: NMEMB/);
+  assert.match(errorOf('malloc a 1\nmalloc a -1'), /^TRACE_NEGATIVE/);
+  assert.match(errorOf(Buffer.from('malloc a 1\nmalloc a\xff 1x', 'latin1')), /^TRACE_ENCODING/);
+  assert.match(errorOf('mallopt M_NOPE 1x'), /^TRACE_UNKNOWN_PARAM/);
+});
+
+test('a long binary line spanning several chunks reports the binary byte, not the length', () => {
+  const path = join(dir, 'long-binary.trace');
+  writeFileSync(path, `malloc a 1\n${'y'.repeat(30000)}\u0002${'y'.repeat(100)}\nmalloc b 2\n`);
+  try {
+    for (const _ of readTrace(path, { chunkSize: 8192 }));
+    assert.unreachable('no error');
+  } catch (error) {
+    assert.is((error as TraceError).message, `${path}:2: binary data (byte 0x02 at column 30001); a trace is text`);
+  }
+});
+
+test('lines that cross chunk boundaries are read whole', () => {
+  const lines: string[] = [];
+  for (let i = 0; i < 5000; i++) lines.push(i % 7 === 0 ? `# comment ${'z'.repeat(i % 300)}` : `malloc id${i}_${'q'.repeat(i % 50)} ${i}`);
+  const path = join(dir, 'chunks.trace');
+  writeFileSync(path, lines.join('\n'));
+  const small = [...readTrace(path, { chunkSize: 8192 })];
+  const whole = parseTrace(lines.join('\n'), { name: path });
+  assert.equal(small, whole);
+  assert.is(small.length, 5000 - Math.ceil(5000 / 7));
+});
+
+test('a file that cannot be read: TRACE_OPEN naming it, no line', () => {
+  const missing = join(dir, 'missing.trace');
+  try {
+    readTrace(missing);
+    assert.unreachable('no error');
+  } catch (error) {
+    assert.is((error as TraceError).code, 'TRACE_OPEN');
+    assert.is((error as TraceError).message, `${missing}: cannot read: no such file or directory`);
+  }
+  try {
+    for (const _ of readTrace(dir));
+    assert.unreachable('no error');
+  } catch (error) {
+    assert.is((error as TraceError).message, `${dir}: cannot read: is a directory`);
+  }
+});
+
+test('reads standard input when the path is -', () => {
+  const script = `import { readTrace } from ${JSON.stringify(new URL('../src/trace/reader.ts', import.meta.url).pathname)};
+let n = 0; for (const e of readTrace('-')) n++; process.stdout.write(String(n));`;
+  const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    input: 'malloc a 1\nfree a\n# end\n',
+    encoding: 'utf8',
+  });
+  assert.is(run.stdout, '2', run.stderr);
+});
+
+test('memory stays flat over a long trace: it grows with live IDs, not with lines', () => {
+  // 2 million calls with at most 64 blocks live: about 30 MB of text.
+  const path = join(dir, 'long.trace');
+  const parts: string[] = [];
+  for (let i = 0; i < 1_000_000; i++) parts.push(`malloc b${i & 63} ${i & 4095}\nfree b${i & 63}\n`);
+  writeFileSync(path, parts.join(''));
+  parts.length = 0;
+  global.gc?.();
+  const before = process.memoryUsage();
+  const reader = readTrace(path);
+  let events = 0;
+  let peakHeap = 0;
+  for (const _ of reader) {
+    if (++events % 100_000 === 0) peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
+  }
+  assert.is(events, 2_000_000);
+  assert.ok(reader.slotLimit <= 64, `slots ${reader.slotLimit}`);
+  // The file is 30 MB; holding it (or its lines) would add far more than this.
+  const grown = peakHeap - before.heapUsed;
+  assert.ok(grown < 16 * 1024 * 1024, `heap grew by ${grown} bytes`);
+});
+
+test('the writer writes what the reader reads', () => {
+  const text = 'malloc a 100\ncalloc b 4 25\nrealloc a 5000\nmemalign c 64 200\nfree b\nmallopt M_TOP_PAD -1\ntrim 4096\n';
+  const events = parseTrace(text);
+  assert.is(formatTrace(events), text);
+  assert.is(formatCall({ op: 'malloc', id: 'x', size: 2 ** 63 }), 'malloc x 0x8000000000000000');
+});
+
+test('the writer refuses what the format cannot hold', () => {
+  assert.throws(() => formatCall({ op: 'malloc', id: 'two words', size: 1 }), /TRACE_WRITE_ID|cannot write ID/);
+  assert.throws(() => formatCall({ op: 'malloc', id: 'a#b', size: 1 }), /cannot write ID/);
+  assert.throws(() => formatCall({ op: 'malloc', id: 'a', size: -1 }), /cannot write SIZE -1/);
+  assert.throws(() => formatCall({ op: 'free', id: '' }), /cannot write ID/);
+  assert.throws(() => formatCall({ op: 'mallopt', param: 'M_TOP_PAD', value: 2 ** 31 }), /C int/);
+});
+
+test('the writer streams to a file in pieces', () => {
+  const path = join(dir, 'written.trace');
+  const writer = new TraceWriter({ path });
+  writer.comment('made by a test\nsecond line');
+  for (let i = 0; i < 20000; i++) writer.write({ op: 'malloc', id: `b${i}`, size: i });
+  writer.close();
+  const events: TraceEvent[] = [...readTrace(path)];
+  assert.is(events.length, 20000);
+  assert.equal(events[19999], { op: 'malloc', id: 'b19999', size: 19999, seq: 19999, line: 20002, slot: 19999, wasLive: false });
+});
+
+test.run();

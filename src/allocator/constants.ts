@@ -1,0 +1,116 @@
+// glibc 2.36's sizes and tunable defaults on x86-64, with the size-to-bin arithmetic built on them
+// (GLIBC-2.36.md §1, §2, §7.1). Names are glibc's, so a reader of malloc.c finds each one at once.
+
+/** sizeof(size_t): the size and prev_size words. */
+export const SIZE_SZ = 8;
+/** Chunk header: prev_size + size. A user pointer is the chunk address + CHUNK_HDR_SZ. */
+export const CHUNK_HDR_SZ = 16;
+/** Every chunk and user pointer is 16-byte aligned. */
+export const MALLOC_ALIGNMENT = 16;
+export const MALLOC_ALIGN_MASK = MALLOC_ALIGNMENT - 1;
+/** The smallest chunk: header plus fd and bk. */
+export const MINSIZE = 32;
+/** sizeof(struct malloc_chunk): header, fd, bk, fd_nextsize, bk_nextsize. malloc_trim keeps these words. */
+export const MALLOC_CHUNK_STRUCT_SIZE = 48;
+/** Chunks below this size go to small bins; at or above, large bins. */
+export const MIN_LARGE_SIZE = 1024;
+/** A freed (and merged) chunk at least this large triggers consolidation and the trim check. */
+export const FASTBIN_CONSOLIDATION_THRESHOLD = 65536;
+/** Largest chunk size the M_MXFAST setting can reach (80 * SIZE_SZ / 4). */
+export const MAX_FAST_SIZE = 160;
+/** Default M_MXFAST request (64 * SIZE_SZ / 4), which becomes a global_max_fast of 128. */
+export const DEFAULT_MXFAST = 128;
+/** Number of fastbins; index 9 is never used with the allowed M_MXFAST values. */
+export const NFASTBINS = 10;
+/** Number of bin headers: 1 unsorted, 2..63 small, 64..126 large (127 unused). */
+export const NBINS = 128;
+/** tcache: bins for chunk sizes 32..1040, each holding up to tcache_count chunks. */
+export const TCACHE_MAX_BINS = 64;
+export const TCACHE_FILL_COUNT = 7;
+/** The tcache_perthread_struct request: 64 two-byte counts + 64 pointers. Chunk 0x290. */
+export const TCACHE_STRUCT_REQUEST = 640;
+/** The unsorted scan gives up after this many chunks in one pass. */
+export const MAX_ITERS = 10000;
+
+/** Initial mmap threshold (DEFAULT_MMAP_THRESHOLD_MIN). */
+export const DEFAULT_MMAP_THRESHOLD = 128 * 1024;
+/** The dynamic threshold never rises from a chunk whose size word is above this (4 MiB * sizeof(long)). */
+export const DEFAULT_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024;
+export const DEFAULT_TRIM_THRESHOLD = 128 * 1024;
+/** glibc's real top_pad default on Linux (malloc-machine.h), whatever malloc.c's comment says. */
+export const DEFAULT_TOP_PAD = 128 * 1024;
+export const DEFAULT_MMAP_MAX = 65536;
+/** The unit of the mmap fallback when sbrk fails; 2.36 passes it as the rounding unit (transposed args). */
+export const MMAP_AS_MORECORE_SIZE = 1024 * 1024;
+
+/** PTRDIFF_MAX: requests above it fail at once (checked_request2size). */
+export const PTRDIFF_MAX = 2 ** 63 - 1;
+/** 2^64: size_t arithmetic wraps here. */
+export const TWO_POW_64 = 2 ** 64;
+
+/** request2size: the chunk size glibc uses for a request of `req` bytes. */
+export function request2size(req: number): number {
+  if (req + SIZE_SZ + MALLOC_ALIGN_MASK < MINSIZE) return MINSIZE;
+  return alignDown(req + SIZE_SZ + MALLOC_ALIGN_MASK, MALLOC_ALIGNMENT);
+}
+
+/** checked_request2size: the chunk size, or 0 when the request is above PTRDIFF_MAX. */
+export function checkedRequest2size(req: number): number {
+  return req > PTRDIFF_MAX ? 0 : request2size(req);
+}
+
+/** Rounds down to a multiple of `unit` (a power of two), exact for every double we use. */
+export function alignDown(value: number, unit: number): number {
+  return value - (value % unit);
+}
+
+/** Rounds up to a multiple of `unit`. */
+export function alignUp(value: number, unit: number): number {
+  const rest = value % unit;
+  return rest === 0 ? value : value + (unit - rest);
+}
+
+/** csize2tidx: the tcache bin of a chunk size. */
+export function csize2tidx(size: number): number {
+  return Math.floor((size - MINSIZE + MALLOC_ALIGNMENT - 1) / MALLOC_ALIGNMENT);
+}
+
+/** fastbin_index: the fastbin of a chunk size. */
+export function fastbinIndex(size: number): number {
+  return (size >>> 4) - 2;
+}
+
+/** in_smallbin_range. */
+export function inSmallbinRange(size: number): boolean {
+  return size < MIN_LARGE_SIZE;
+}
+
+/** smallbin_index. */
+export function smallbinIndex(size: number): number {
+  return size >>> 4;
+}
+
+/** largebin_index_64: the large bin of a chunk size (GLIBC-2.36.md §7.1's table). */
+export function largebinIndex(size: number): number {
+  const by64 = Math.floor(size / 64);
+  if (by64 <= 48) return 48 + by64;
+  const by512 = Math.floor(size / 512);
+  if (by512 <= 20) return 91 + by512;
+  const by4k = Math.floor(size / 4096);
+  if (by4k <= 10) return 110 + by4k;
+  const by32k = Math.floor(size / 32768);
+  if (by32k <= 4) return 119 + by32k;
+  const by256k = Math.floor(size / 262144);
+  if (by256k <= 2) return 124 + by256k;
+  return 126;
+}
+
+/** bin_index. */
+export function binIndex(size: number): number {
+  return inSmallbinRange(size) ? smallbinIndex(size) : largebinIndex(size);
+}
+
+/** set_max_fast: the global_max_fast that an M_MXFAST value gives. */
+export function maxFastFor(value: number): number {
+  return value <= SIZE_SZ - 1 ? MINSIZE / 2 : (value + SIZE_SZ) & ~MALLOC_ALIGN_MASK;
+}

@@ -1,0 +1,82 @@
+// _int_free and malloc_consolidate (GLIBC-2.36.md §7.3, §7.4): tcache first, then a fastbin, else coalesce
+// with free neighbours into the unsorted bin or the top, and past 64 KiB consolidate and maybe trim.
+import type { Arena } from './arena.ts';
+import { ChunkState, NIL } from './chunks.ts';
+import { FASTBIN_CONSOLIDATION_THRESHOLD, NFASTBINS, csize2tidx, fastbinIndex } from './constants.ts';
+import { systrim } from './sysmalloc.ts';
+
+/** A neighbour that is free in a regular bin (glibc: its PREV_INUSE / inuse bit is clear). */
+function isBinned(state: number): boolean {
+  return state === ChunkState.Unsorted || state === ChunkState.Small || state === ChunkState.Large;
+}
+
+/** _int_free(av, p) for a heap chunk `p` that is in use. */
+export function intFree(av: Arena, p: number): void {
+  const c = av.chunks;
+  const size = c.size[p];
+
+  const tidx = csize2tidx(size);
+  if (av.tcacheReady && tidx < av.tcacheBins && av.tcacheCount[tidx] < av.tcacheFill) {
+    av.tcachePut(p, tidx);
+    return;
+  }
+
+  if (size <= av.maxFast) {
+    av.fastbinPush(p, fastbinIndex(size));
+    return;
+  }
+
+  const merged = coalesce(av, p);
+  if (merged >= FASTBIN_CONSOLIDATION_THRESHOLD) {
+    if (av.haveFastchunks) mallocConsolidate(av);
+    if (av.topSize >= av.policy.trimThreshold) systrim(av, av.topPad);
+  }
+}
+
+/**
+ * Merges free chunk `p` with free neighbours, then files it at the head of unsorted, or makes it part of the
+ * top. Returns the merged size (the new top size when it joined the top).
+ */
+function coalesce(av: Arena, p: number): number {
+  const c = av.chunks;
+  const prev = c.prevPhys[p];
+  if (prev !== NIL && isBinned(c.state[prev])) {
+    av.unlinkChunk(prev);
+    c.absorbNext(prev);
+    p = prev;
+  }
+  const next = c.nextPhys[p];
+  if (next === av.top) {
+    c.absorbNext(p);
+    // absorbNext released the top's record: p is the top now.
+    c.state[p] = ChunkState.Top;
+    av.top = p;
+    return c.size[p];
+  }
+  if (next !== NIL && isBinned(c.state[next])) {
+    av.unlinkChunk(next);
+    c.absorbNext(p);
+  }
+  av.toUnsortedHead(p);
+  return c.size[p];
+}
+
+/** malloc_consolidate: empties every fastbin, coalescing each chunk into unsorted or the top. */
+export function mallocConsolidate(av: Arena): void {
+  const c = av.chunks;
+  av.haveFastchunks = false;
+  av.notes.consolidations++;
+  for (let index = 0; index < NFASTBINS; index++) {
+    let p = av.fastbins[index];
+    av.fastbins[index] = NIL;
+    while (p !== NIL) {
+      const nextInList = c.fd[p];
+      c.fd[p] = NIL;
+      c.state[p] = ChunkState.InUse;
+      av.fastBytes -= c.size[p];
+      av.fastCount--;
+      coalesce(av, p);
+      p = nextInList;
+    }
+  }
+}

@@ -1,0 +1,214 @@
+// _int_malloc: find a chunk of nb bytes in the order glibc 2.36 searches (GLIBC-2.36.md §7.2): fastbin,
+// small bin, the unsorted scan (last remainder, exact fits, binning), the request's own large bin, the next
+// non-empty bin, the top, and at last sysmalloc.
+import type { Arena } from './arena.ts';
+import { UNSORTED } from './arena.ts';
+import { ChunkState, NIL } from './chunks.ts';
+import {
+  MAX_ITERS,
+  MINSIZE,
+  NBINS,
+  checkedRequest2size,
+  csize2tidx,
+  fastbinIndex,
+  inSmallbinRange,
+  largebinIndex,
+  smallbinIndex,
+} from './constants.ts';
+import { mallocConsolidate } from './int-free.ts';
+import { sysmalloc } from './sysmalloc.ts';
+
+/** _int_malloc(av, bytes): a chunk id in use, or NIL when glibc would return NULL. */
+export function intMalloc(av: Arena, bytes: number): number {
+  const nb = checkedRequest2size(bytes);
+  if (nb === 0) return NIL;
+  const c = av.chunks;
+
+  // a. fastbin: pop the newest; stash more of the same size into tcache.
+  if (nb <= av.maxFast) {
+    const index = fastbinIndex(nb);
+    if (av.fastbins[index] !== NIL) {
+      const victim = av.fastbinPop(index);
+      const tidx = csize2tidx(nb);
+      if (av.tcacheReady && tidx < av.tcacheBins) {
+        while (av.tcacheCount[tidx] < av.tcacheFill && av.fastbins[index] !== NIL) {
+          av.tcachePut(av.fastbinPop(index), tidx);
+        }
+      }
+      av.notes.path = 'fastbin';
+      return victim;
+    }
+  }
+
+  let idx: number;
+  if (inSmallbinRange(nb)) {
+    // b. small bin: take the oldest; stash more into tcache.
+    idx = smallbinIndex(nb);
+    const victim = c.bk[idx];
+    if (victim !== idx) {
+      av.unlinkChunk(victim);
+      const tidx = csize2tidx(nb);
+      if (av.tcacheReady && tidx < av.tcacheBins) {
+        while (av.tcacheCount[tidx] < av.tcacheFill && c.bk[idx] !== idx) {
+          const more = c.bk[idx];
+          av.unlinkChunk(more);
+          av.tcachePut(more, tidx);
+        }
+      }
+      av.notes.path = 'smallbin';
+      return victim;
+    }
+  } else {
+    // c. a large request first consolidates pending fastbin chunks.
+    idx = largebinIndex(nb);
+    if (av.haveFastchunks) mallocConsolidate(av);
+  }
+
+  // d. an exact fit found in the unsorted scan may go to tcache first, while it has room.
+  const tidx = csize2tidx(nb);
+  const tcacheNb = av.tcacheReady && tidx < av.tcacheBins ? nb : 0;
+  let returnCached = false;
+
+  for (;;) {
+    // e. the unsorted scan, oldest first.
+    let iterations = 0;
+    while (c.bk[UNSORTED] !== UNSORTED) {
+      const victim = c.bk[UNSORTED];
+      const size = c.size[victim];
+
+      // i. a small request and the last remainder alone in unsorted: split it.
+      if (inSmallbinRange(nb) && c.bk[victim] === UNSORTED && victim === av.lastRemainder && size > nb + MINSIZE) {
+        av.unlinkChunk(victim);
+        const remainder = c.split(victim, nb, ChunkState.InUse, av.seq);
+        av.lastRemainder = remainder;
+        av.toUnsortedHead(remainder);
+        c.madeBy[victim] = av.seq;
+        av.notes.path = 'last-remainder';
+        return victim;
+      }
+
+      // ii. take it out of unsorted.
+      av.unlinkChunk(victim);
+
+      // iii. an exact fit: to tcache if it has room (and keep scanning), else return it.
+      if (size === nb) {
+        if (tcacheNb !== 0 && av.tcacheCount[tidx] < av.tcacheFill) {
+          av.tcachePut(victim, tidx);
+          returnCached = true;
+          continue;
+        }
+        av.notes.path = 'unsorted';
+        return victim;
+      }
+
+      // iv. file it in its bin.
+      if (inSmallbinRange(size)) {
+        const bin = smallbinIndex(size);
+        av.linkBetween(victim, bin, c.fd[bin], ChunkState.Small);
+        av.markBin(bin);
+      } else {
+        placeInLargeBin(av, victim, size);
+      }
+
+      if (++iterations >= MAX_ITERS) break;
+    }
+
+    // f. exact fits went to tcache: hand out the newest of them.
+    if (returnCached) {
+      av.notes.path = 'unsorted';
+      return av.tcacheGet(tidx);
+    }
+
+    // g. a large request: the smallest chunk in its own bin that fits.
+    if (!inSmallbinRange(nb)) {
+      const first = c.fd[idx];
+      if (first !== idx && c.size[first] >= nb) {
+        let victim = c.bkNextsize[first];
+        while (c.size[victim] < nb) victim = c.bkNextsize[victim];
+        // Take the group's second member, when there is one, so the nextsize ring need not change.
+        if (victim !== c.bk[idx] && c.size[c.fd[victim]] === c.size[victim]) victim = c.fd[victim];
+        av.notes.path = 'largebin';
+        return carve(av, victim, nb, false);
+      }
+    }
+
+    // h. the next larger non-empty bin, taking its last (oldest or smallest) chunk.
+    const bin = idx + 1 < NBINS ? av.firstNonEmptyBinFrom(idx + 1) : 0;
+    if (bin !== 0) {
+      const victim = c.bk[bin];
+      av.notes.path = 'binmap';
+      return carve(av, victim, nb, inSmallbinRange(nb));
+    }
+
+    // i. use_top.
+    const top = av.top;
+    const topSize = c.size[top];
+    if (topSize >= nb + MINSIZE) {
+      const victim = top;
+      av.top = c.split(victim, nb, ChunkState.Top, c.madeBy[victim]);
+      c.state[victim] = ChunkState.InUse;
+      c.madeBy[victim] = av.seq;
+      av.notes.path = 'top';
+      return victim;
+    }
+    if (av.haveFastchunks) {
+      mallocConsolidate(av);
+      idx = inSmallbinRange(nb) ? smallbinIndex(nb) : largebinIndex(nb);
+      continue;
+    }
+    return sysmalloc(av, nb);
+  }
+}
+
+/**
+ * Unlinks `victim` from its bin and cuts nb bytes from its start; a remainder of at least MINSIZE goes to
+ * the head of unsorted (and becomes last_remainder when `setLastRemainder`), a smaller one stays attached.
+ */
+function carve(av: Arena, victim: number, nb: number, setLastRemainder: boolean): number {
+  const c = av.chunks;
+  av.unlinkChunk(victim);
+  c.madeBy[victim] = av.seq;
+  if (c.size[victim] - nb >= MINSIZE) {
+    const remainder = c.split(victim, nb, ChunkState.InUse, av.seq);
+    av.toUnsortedHead(remainder);
+    if (setLastRemainder) av.lastRemainder = remainder;
+  }
+  return victim;
+}
+
+/** Files a chunk in its large bin, which is sorted by decreasing size with one nextsize ring of group heads. */
+function placeInLargeBin(av: Arena, victim: number, size: number): void {
+  const c = av.chunks;
+  const bin = largebinIndex(size);
+  let bck = bin;
+  let fwd = c.fd[bin];
+  if (fwd !== bck) {
+    if (size < c.size[c.bk[bck]]) {
+      // Smaller than everything: append at the tail, a new group between the smallest and the largest heads.
+      fwd = bck;
+      bck = c.bk[bck];
+      const largestHead = c.fd[fwd];
+      c.fdNextsize[victim] = largestHead;
+      c.bkNextsize[victim] = c.bkNextsize[largestHead];
+      c.fdNextsize[c.bkNextsize[victim]] = victim;
+      c.bkNextsize[largestHead] = victim;
+    } else {
+      while (size < c.size[fwd]) fwd = c.fdNextsize[fwd];
+      if (size === c.size[fwd]) {
+        // Same size as a group: always the second position, no nextsize links.
+        fwd = c.fd[fwd];
+      } else {
+        c.fdNextsize[victim] = fwd;
+        c.bkNextsize[victim] = c.bkNextsize[fwd];
+        c.bkNextsize[fwd] = victim;
+        c.fdNextsize[c.bkNextsize[victim]] = victim;
+      }
+      bck = c.bk[fwd];
+    }
+  } else {
+    c.fdNextsize[victim] = victim;
+    c.bkNextsize[victim] = victim;
+  }
+  av.linkBetween(victim, bck, fwd, ChunkState.Large);
+  av.markBin(bin);
+}

@@ -1,0 +1,169 @@
+// The entry points a program calls (__libc_malloc, __libc_free, __libc_calloc, __libc_realloc, memalign,
+// mallopt, malloc_trim, mallinfo2), on chunk ids: NIL is NULL. The replay drives these directly.
+import type { MalloptParam } from '../trace/api.ts';
+import type { Arena } from './arena.ts';
+import { ChunkState, NIL } from './chunks.ts';
+import { MAX_FAST_SIZE, TCACHE_STRUCT_REQUEST, TWO_POW_64, checkedRequest2size, csize2tidx, maxFastFor } from './constants.ts';
+import { intFree, mallocConsolidate } from './int-free.ts';
+import { intMalloc } from './int-malloc.ts';
+import { intMemalign, memalignAlignment } from './memalign.ts';
+import { intRealloc, reallocMmapped } from './realloc.ts';
+import { mtrim, munmapChunk } from './sysmalloc.ts';
+
+/** MAYBE_INIT_TCACHE: the first malloc, calloc or heap free allocates the tcache struct (chunk 0x290). */
+function maybeInitTcache(av: Arena): void {
+  if (av.tcacheReady) return;
+  const saved = av.notes.path;
+  const victim = intMalloc(av, TCACHE_STRUCT_REQUEST);
+  av.notes.path = saved;
+  if (victim !== NIL) {
+    av.tcacheReady = true;
+    av.tcacheStruct = victim;
+  }
+}
+
+/** __libc_malloc. */
+export function libcMalloc(av: Arena, bytes: number): number {
+  const nb = checkedRequest2size(bytes);
+  if (nb === 0) return NIL;
+  maybeInitTcache(av);
+  const tidx = csize2tidx(nb);
+  if (av.tcacheReady && tidx < av.tcacheBins && av.tcacheCount[tidx] > 0) {
+    av.notes.path = 'tcache';
+    const p = av.tcacheGet(tidx);
+    av.chunks.madeBy[p] = av.seq;
+    return p;
+  }
+  return stamp(av, intMalloc(av, bytes));
+}
+
+/** __libc_free. An mmapped chunk first moves the sliding threshold (the policy decides), then is unmapped. */
+export function libcFree(av: Arena, p: number): void {
+  if (p === NIL) return;
+  const c = av.chunks;
+  if (c.state[p] === ChunkState.Mmapped) {
+    const size = c.size[p];
+    av.notes.thresholdMove = av.policy.onMmappedFree(size + 2, size);
+    munmapChunk(av, p);
+    return;
+  }
+  maybeInitTcache(av);
+  intFree(av, p);
+}
+
+/** __libc_calloc: overflow of nmemb * size fails at once; then _int_malloc, never the tcache. */
+export function libcCalloc(av: Arena, nmemb: number, size: number): number {
+  let bytes = nmemb * size;
+  if (bytes > Number.MAX_SAFE_INTEGER) {
+    const exact = BigInt(nmemb) * BigInt(size);
+    if (exact >= BigInt(TWO_POW_64)) return NIL;
+    bytes = Number(exact);
+  }
+  maybeInitTcache(av);
+  return stamp(av, intMalloc(av, bytes));
+}
+
+/** __libc_realloc. realloc(p, 0) frees; realloc(NULL, n) mallocs; a failure leaves p as it was. */
+export function libcRealloc(av: Arena, p: number, bytes: number): number {
+  if (bytes === 0 && p !== NIL) {
+    libcFree(av, p);
+    return NIL;
+  }
+  if (p === NIL) return libcMalloc(av, bytes);
+  const nb = checkedRequest2size(bytes);
+  if (nb === 0) return NIL;
+  if (av.chunks.state[p] === ChunkState.Mmapped) {
+    return stamp(av, reallocMmapped(av, p, bytes, nb, (n) => libcMalloc(av, n)));
+  }
+  maybeInitTcache(av);
+  return stamp(av, intRealloc(av, p, nb));
+}
+
+/** memalign / aligned_alloc (_mid_memalign): small alignments are plain malloc; the rest never use tcache. */
+export function libcMemalign(av: Arena, alignment: number, bytes: number): number {
+  const adjusted = memalignAlignment(alignment);
+  if (adjusted === 0) return libcMalloc(av, bytes);
+  if (adjusted < 0) return NIL;
+  return stamp(av, intMemalign(av, adjusted, bytes));
+}
+
+/** A size_t made from mallopt's C int, as glibc converts it. */
+function sizeT(value: number): number {
+  return value < 0 ? value + TWO_POW_64 : value;
+}
+
+/** mallopt: always consolidates first; returns glibc's result (1, or 0 for a refused M_MXFAST). */
+export function libcMallopt(av: Arena, param: MalloptParam, value: number): number {
+  mallocConsolidate(av);
+  switch (param) {
+    case 'M_MXFAST':
+      if (value < 0 || value > MAX_FAST_SIZE) return 0;
+      av.maxFast = maxFastFor(value);
+      return 1;
+    case 'M_TOP_PAD':
+      av.topPad = value; // kept signed: sysmalloc wraps it as size_t
+      av.policy.onMallopt(param, sizeT(value));
+      return 1;
+    case 'M_MMAP_MAX':
+      av.nMmapsMax = value;
+      av.policy.onMallopt(param, value);
+      return 1;
+    case 'M_TRIM_THRESHOLD':
+    case 'M_MMAP_THRESHOLD':
+      av.policy.onMallopt(param, sizeT(value));
+      return 1;
+  }
+}
+
+/** malloc_trim(pad): 1 when memory was released or advised away. */
+export function libcTrim(av: Arena, pad: number): number {
+  return mtrim(av, pad) ? 1 : 0;
+}
+
+/** mallinfo2's fields, with glibc's meanings (GLIBC-2.36.md §8). */
+export interface Mallinfo2 {
+  /** system_mem: bytes obtained through sbrk (and the mmap fallback, foreign gaps, corrections). */
+  arena: number;
+  /** Free chunks in the unsorted, small and large bins, plus 1 for the top. */
+  ordblks: number;
+  /** Chunks in fastbins. */
+  smblks: number;
+  /** Live mmapped chunks. */
+  hblks: number;
+  /** Bytes in live mmapped chunks (mapping lengths). */
+  hblkhd: number;
+  /** Always 0. */
+  usmblks: number;
+  /** Bytes in fastbins. */
+  fsmblks: number;
+  /** arena - fordblks: in use, tcache'd chunks and fenceposts included. */
+  uordblks: number;
+  /** Top + fastbins + regular bins. */
+  fordblks: number;
+  /** The top chunk's size. */
+  keepcost: number;
+}
+
+/** mallinfo2, from counters kept as chunks move. */
+export function libcMallinfo2(av: Arena): Mallinfo2 {
+  const top = av.topSize;
+  const fordblks = top + av.fastBytes + av.binnedBytes;
+  return {
+    arena: av.systemMem,
+    ordblks: av.binnedCount + 1,
+    smblks: av.fastCount,
+    hblks: av.nMmaps,
+    hblkhd: av.mmappedMem,
+    usmblks: 0,
+    fsmblks: av.fastBytes,
+    uordblks: av.systemMem - fordblks,
+    fordblks,
+    keepcost: top,
+  };
+}
+
+/** Marks a returned chunk as made by the current call. */
+function stamp(av: Arena, p: number): number {
+  if (p !== NIL) av.chunks.madeBy[p] = av.seq;
+  return p;
+}

@@ -1,0 +1,55 @@
+// memalign and aligned_alloc (GLIBC-2.36.md §7.7): ask _int_malloc for room to spare, then give back the
+// misaligned lead and the spare tail through _int_free (or, for an mmapped chunk, keep the lead as a gap).
+import type { Arena } from './arena.ts';
+import { ChunkState, NIL } from './chunks.ts';
+import { CHUNK_HDR_SZ, MALLOC_ALIGNMENT, MINSIZE, TWO_POW_64, alignUp, checkedRequest2size } from './constants.ts';
+import { intFree } from './int-free.ts';
+import { intMalloc } from './int-malloc.ts';
+
+/** _int_memalign(av, alignment, bytes), alignment a power of two of at least MINSIZE. */
+export function intMemalign(av: Arena, alignment: number, bytes: number): number {
+  const c = av.chunks;
+  const nb = checkedRequest2size(bytes);
+  if (nb === 0) return NIL;
+  if (nb > TWO_POW_64 - 1 - alignment - MINSIZE) return NIL;
+  let p = intMalloc(av, nb + alignment + MINSIZE);
+  if (p === NIL) return NIL;
+  const mem = c.address[p] + CHUNK_HDR_SZ;
+
+  if (mem % alignment !== 0) {
+    let aligned = alignUp(mem, alignment) - CHUNK_HDR_SZ;
+    if (aligned - c.address[p] < MINSIZE) aligned += alignment;
+    const lead = aligned - c.address[p];
+    if (c.state[p] === ChunkState.Mmapped) {
+      c.address[p] = aligned;
+      c.lead[p] += lead;
+      c.size[p] -= lead;
+      return p;
+    }
+    const rest = c.split(p, lead, ChunkState.InUse, av.seq);
+    intFree(av, p);
+    p = rest;
+  }
+
+  if (c.state[p] !== ChunkState.Mmapped && c.size[p] > nb + MINSIZE) {
+    const tail = c.split(p, nb, ChunkState.InUse, av.seq);
+    intFree(av, tail);
+  }
+  return p;
+}
+
+/**
+ * _mid_memalign's adjustment of the alignment: at least MINSIZE, rounded up to a power of two; -1 when it
+ * is too large (EINVAL); 0 when it is small enough for plain malloc.
+ */
+export function memalignAlignment(alignment: number): number {
+  if (alignment <= MALLOC_ALIGNMENT) return 0;
+  if (alignment > 2 ** 63) return -1;
+  if (alignment < MINSIZE) alignment = MINSIZE;
+  if (!Number.isInteger(Math.log2(alignment))) {
+    let a = MALLOC_ALIGNMENT * 2;
+    while (a < alignment) a *= 2;
+    alignment = a;
+  }
+  return alignment;
+}

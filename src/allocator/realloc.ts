@@ -1,0 +1,99 @@
+// realloc (GLIBC-2.36.md §4 and §7.5): mremap for mmapped blocks whatever their size; for heap blocks, keep
+// the chunk and split, grow into the top or a free neighbour, or allocate elsewhere, copy and free.
+import type { Arena } from './arena.ts';
+import { ChunkState, NIL } from './chunks.ts';
+import { MALLOC_ALIGN_MASK, MINSIZE, SIZE_SZ, alignUp } from './constants.ts';
+import { intFree } from './int-free.ts';
+import { intMalloc } from './int-malloc.ts';
+import { munmapChunk } from './sysmalloc.ts';
+
+/** A neighbour that is free in a regular bin. */
+function isBinned(state: number): boolean {
+  return state === ChunkState.Unsorted || state === ChunkState.Small || state === ChunkState.Large;
+}
+
+/**
+ * mremap_chunk: resizes an mmapped chunk's mapping to hold nb bytes. Returns p (same id, possibly moved), or
+ * NIL when mremap failed.
+ */
+export function mremapChunk(av: Arena, p: number, nb: number): number {
+  const c = av.chunks;
+  const offset = c.lead[p];
+  const size = c.size[p];
+  const total = offset + size;
+  const newTotal = alignUp(nb + offset + SIZE_SZ, av.system.pageSize);
+  if (newTotal === total) {
+    av.notes.path = 'in-place';
+    return p;
+  }
+  const moved = av.system.mremap(c.address[p] - offset, total, newTotal);
+  if (moved === -1) return NIL;
+  c.address[p] = moved + offset;
+  c.size[p] = newTotal - offset;
+  av.mmappedMem += newTotal - total;
+  if (av.mmappedMem > av.maxMmappedMem) av.maxMmappedMem = av.mmappedMem;
+  av.notes.path = 'mremap';
+  return p;
+}
+
+/** The mmapped branch of __libc_realloc, for nb = request2size(bytes). `malloc` is __libc_malloc. */
+export function reallocMmapped(av: Arena, p: number, bytes: number, nb: number, malloc: (bytes: number) => number): number {
+  const c = av.chunks;
+  const remapped = mremapChunk(av, p, nb);
+  if (remapped !== NIL) return remapped;
+  const oldSize = c.size[p];
+  if (oldSize - SIZE_SZ >= nb) {
+    av.notes.path = 'in-place';
+    return p;
+  }
+  const fresh = malloc(bytes);
+  if (fresh === NIL) return NIL;
+  // The copy's source is unmapped without a threshold update (munmap_chunk, not free).
+  munmapChunk(av, p);
+  return fresh;
+}
+
+/** _int_realloc(av, oldp, oldsize, nb) for a heap chunk. */
+export function intRealloc(av: Arena, oldp: number, nb: number): number {
+  const c = av.chunks;
+  const oldSize = c.size[oldp];
+  const next = c.nextPhys[oldp];
+  let newp = oldp;
+
+  if (oldSize < nb) {
+    const nextSize = next === NIL ? 0 : c.size[next];
+    if (next === av.top && oldSize + nextSize >= nb + MINSIZE) {
+      // Grow into the top.
+      c.absorbNext(oldp);
+      av.top = c.split(oldp, nb, ChunkState.Top, av.seq);
+      av.notes.path = 'top';
+      return oldp;
+    }
+    if (next !== av.top && next !== NIL && isBinned(c.state[next]) && oldSize + nextSize >= nb) {
+      // Grow into the free chunk above, then split below.
+      av.unlinkChunk(next);
+      c.absorbNext(oldp);
+      av.notes.path = 'in-place';
+    } else {
+      const fresh = intMalloc(av, nb - MALLOC_ALIGN_MASK);
+      if (fresh === NIL) return NIL;
+      if (fresh === c.nextPhys[oldp] && c.state[fresh] === ChunkState.InUse && c.address[fresh] === c.address[oldp] + oldSize) {
+        // The new chunk is the one right above (the heap grew from the old top): merge instead of copying.
+        c.absorbNext(oldp);
+        av.notes.path = 'in-place';
+      } else {
+        intFree(av, oldp);
+        return fresh;
+      }
+    }
+  } else {
+    av.notes.path = 'in-place';
+  }
+
+  const newSize = c.size[newp];
+  if (newSize - nb >= MINSIZE) {
+    const remainder = c.split(newp, nb, ChunkState.InUse, av.seq);
+    intFree(av, remainder);
+  }
+  return newp;
+}

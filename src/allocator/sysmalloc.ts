@@ -1,0 +1,236 @@
+// sysmalloc, systrim and malloc_trim's mtrim (GLIBC-2.36.md §2, §4, §5, §6): where the allocator asks the
+// kernel for memory, the one place the brk-or-mmap decision is made, and where it gives memory back.
+import type { Arena } from './arena.ts';
+import { UNSORTED } from './arena.ts';
+import { ChunkState, NIL } from './chunks.ts';
+import {
+  CHUNK_HDR_SZ,
+  MALLOC_ALIGNMENT,
+  MALLOC_CHUNK_STRUCT_SIZE,
+  MINSIZE,
+  MMAP_AS_MORECORE_SIZE,
+  NBINS,
+  SIZE_SZ,
+  TWO_POW_64,
+  alignDown,
+  alignUp,
+  largebinIndex,
+} from './constants.ts';
+import { intFree, mallocConsolidate } from './int-free.ts';
+
+/** sysmalloc(nb, av): mmap the chunk, or grow the heap and carve it from the new top. NIL on failure. */
+export function sysmalloc(av: Arena, nb: number): number {
+  const c = av.chunks;
+  const system = av.system;
+  const page = system.pageSize;
+
+  if (av.policy.shouldMmap(nb, av.nMmaps, av.nMmapsMax)) {
+    const mapped = sysmallocMmap(av, nb);
+    if (mapped !== NIL) return mapped;
+  }
+
+  const oldTop = av.top;
+  const oldSize = c.size[oldTop];
+  const oldEnd = c.address[oldTop] + oldSize;
+
+  // size = nb + top_pad + MINSIZE, less the old top when contiguous, in whole pages.
+  let size = growthSize(av, nb, oldSize);
+  let brk = -1;
+  let sndBrk = -1;
+  // A size of 2^63 or more would reach sbrk as a negative ptrdiff_t; such growth cannot succeed anyway.
+  if (size > 0 && size < 2 ** 63) brk = system.sbrk(size);
+
+  if (brk === -1) {
+    // sbrk failed: glibc 2.36's mmap fallback, with its size arguments transposed (1 MiB units, 4 KiB minimum).
+    let fallback = size;
+    if (av.contiguous) fallback = alignUp(fallback + oldSize, MMAP_AS_MORECORE_SIZE);
+    if (fallback < page) fallback = page;
+    if (fallback > nb && fallback < TWO_POW_64) {
+      const mapped = system.mmap(fallback);
+      if (mapped !== -1) {
+        av.contiguous = false;
+        brk = mapped;
+        sndBrk = mapped + fallback;
+        size = fallback;
+      }
+    }
+  }
+
+  if (brk !== -1) {
+    if (av.sbrkBase === 0) av.sbrkBase = brk;
+    av.addSystemMem(size);
+    if (brk === oldEnd && sndBrk === -1) {
+      // The break moved up right after the top: the top simply grows.
+      c.size[oldTop] = oldSize + size;
+    } else if (av.contiguous && oldSize !== 0 && brk < oldEnd) {
+      throw new AllocatorAbort('break adjusted to free malloc space');
+    } else {
+      let alignedBrk = brk;
+      let correction = 0;
+      if (av.contiguous) {
+        // A foreign sbrk (or the first call): count the gap, align the start, ask again for the old top's
+        // size and for the padding to a page end.
+        if (oldSize !== 0) av.addSystemMem(brk - oldEnd);
+        const frontMisalign = (brk + CHUNK_HDR_SZ) % MALLOC_ALIGNMENT;
+        if (frontMisalign > 0) {
+          correction = MALLOC_ALIGNMENT - frontMisalign;
+          alignedBrk += correction;
+        }
+        correction += oldSize;
+        const endMisalign = brk + size + correction;
+        correction += alignUp(endMisalign, page) - endMisalign;
+        sndBrk = system.sbrk(correction);
+        if (sndBrk === -1) {
+          correction = 0;
+          sndBrk = system.sbrk(0);
+        }
+      } else if (sndBrk === -1) {
+        sndBrk = system.sbrk(0);
+      }
+      if (sndBrk !== -1) {
+        const newTop = c.create(alignedBrk, sndBrk - alignedBrk + correction, ChunkState.Top, av.seq);
+        av.top = newTop;
+        av.addSystemMem(correction);
+        if (oldSize !== 0) fencepostOldTop(av, oldTop, oldSize);
+        else c.release(oldTop);
+      }
+    }
+  }
+  av.noteMaxSystemMem();
+
+  const top = av.top;
+  const topSize = c.size[top];
+  if (topSize >= nb + MINSIZE) {
+    const victim = top;
+    av.top = c.split(victim, nb, ChunkState.Top, c.madeBy[victim]);
+    c.state[victim] = ChunkState.InUse;
+    c.madeBy[victim] = av.seq;
+    av.notes.path = 'sysmalloc';
+    return victim;
+  }
+  return NIL;
+}
+
+/**
+ * The old top cannot be merged with the new one: shrink it by two 16-byte fenceposts that close its region,
+ * and free what is left (through tcache, fastbins or unsorted, as _int_free does in 2.36).
+ */
+function fencepostOldTop(av: Arena, oldTop: number, oldSize: number): void {
+  const c = av.chunks;
+  const keep = (oldSize - 2 * CHUNK_HDR_SZ) & ~(MALLOC_ALIGNMENT - 1);
+  c.state[oldTop] = ChunkState.InUse;
+  let last = oldTop;
+  if (keep === 0) {
+    // Nothing left of the old top: the fenceposts take its place.
+    c.size[oldTop] = CHUNK_HDR_SZ;
+    c.state[oldTop] = ChunkState.Fencepost;
+  } else {
+    c.size[oldTop] = keep;
+    if (keep < MINSIZE) c.state[oldTop] = ChunkState.Fencepost;
+    last = c.create(c.address[oldTop] + keep, CHUNK_HDR_SZ, ChunkState.Fencepost, av.seq);
+    c.linkAfter(oldTop, last);
+  }
+  const second = c.create(c.address[last] + CHUNK_HDR_SZ, CHUNK_HDR_SZ, ChunkState.Fencepost, av.seq);
+  c.linkAfter(last, second);
+  if (keep >= MINSIZE) intFree(av, oldTop);
+}
+
+/** sysmalloc's mmap path: the chunk gets a mapping of its own. NIL when the mmap fails. */
+function sysmallocMmap(av: Arena, nb: number): number {
+  const size = alignUp(nb + SIZE_SZ, av.system.pageSize);
+  if (size <= nb || size >= TWO_POW_64) return NIL;
+  const mapped = av.system.mmap(size);
+  if (mapped === -1) return NIL;
+  const p = av.chunks.create(mapped, size, ChunkState.Mmapped, av.seq);
+  av.nMmaps++;
+  if (av.nMmaps > av.maxNMmaps) av.maxNMmaps = av.nMmaps;
+  av.mmappedMem += size;
+  if (av.mmappedMem > av.maxMmappedMem) av.maxMmappedMem = av.mmappedMem;
+  av.notes.path = 'mmap';
+  return p;
+}
+
+/** munmap_chunk: unmaps an mmapped chunk (with its memalign front gap) and forgets it. */
+export function munmapChunk(av: Arena, p: number): void {
+  const c = av.chunks;
+  const total = c.lead[p] + c.size[p];
+  av.nMmaps--;
+  av.mmappedMem -= total;
+  av.system.munmap(c.address[p] - c.lead[p], total);
+  c.release(p);
+}
+
+/**
+ * systrim(pad): gives the top's whole free pages above `pad` back with a negative sbrk, when the top ends
+ * at the break. Returns whether anything was released.
+ */
+export function systrim(av: Arena, pad: number): boolean {
+  const c = av.chunks;
+  const page = av.system.pageSize;
+  const top = av.top;
+  const topSize = c.size[top];
+  const topArea = topSize - MINSIZE - 1;
+  // pad is a size_t; a negative top_pad (mallopt's int) is a huge one.
+  if (pad < 0 || topArea <= pad) return false;
+  const extra = alignDown(topArea - pad, page);
+  if (extra === 0) return false;
+  const currentBrk = av.system.sbrk(0);
+  if (currentBrk !== c.address[top] + topSize) return false;
+  av.system.sbrk(-extra);
+  const newBrk = av.system.sbrk(0);
+  const released = currentBrk - newBrk;
+  if (released === 0) return false;
+  av.systemMem -= released;
+  c.size[top] = topSize - released;
+  av.notes.trims++;
+  av.notes.trimmedBytes += released;
+  return true;
+}
+
+/**
+ * mtrim (malloc_trim's work on the main arena): consolidate, madvise the whole pages inside free chunks of
+ * the unsorted bin and of bins for sizes of a page or more, then systrim(pad).
+ */
+export function mtrim(av: Arena, pad: number): boolean {
+  const c = av.chunks;
+  const page = av.system.pageSize;
+  mallocConsolidate(av);
+  let result = false;
+  const firstPageBin = largebinIndex(page);
+  for (let bin = 1; bin < NBINS; bin++) {
+    if (bin !== UNSORTED && bin < firstPageBin) continue;
+    for (let p = c.bk[bin]; p !== bin; p = c.bk[p]) {
+      let size = c.size[p];
+      if (size > page - 1 + MALLOC_CHUNK_STRUCT_SIZE) {
+        const alignedMem = alignUp(c.address[p] + MALLOC_CHUNK_STRUCT_SIZE, page);
+        size -= alignedMem - c.address[p];
+        if (size > page - 1) {
+          av.system.madvise(alignedMem, alignDown(size, page));
+          result = true;
+        }
+      }
+    }
+  }
+  return systrim(av, pad) || result;
+}
+
+/**
+ * sysmalloc's growth request. top_pad is mallopt's C int and may be negative; glibc then computes in
+ * wrapping size_t arithmetic, which only exact integers reproduce.
+ */
+function growthSize(av: Arena, nb: number, oldSize: number): number {
+  const page = av.system.pageSize;
+  if (av.topPad >= 0) return alignUp(nb + av.topPad + MINSIZE - (av.contiguous ? oldSize : 0), page);
+  let size = BigInt.asUintN(64, BigInt(nb) + BigInt(av.topPad) + BigInt(MINSIZE));
+  if (av.contiguous) size = BigInt.asUintN(64, size - BigInt(oldSize));
+  size = BigInt.asUintN(64, (size + BigInt(page - 1)) & ~BigInt(page - 1));
+  return Number(size);
+}
+
+/** glibc would abort the process here (malloc_printerr). The model stops the replay instead. */
+export class AllocatorAbort extends Error {
+  constructor(reason: string) {
+    super(`glibc would abort: ${reason}`);
+    this.name = 'AllocatorAbort';
+  }
+}

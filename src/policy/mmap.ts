@@ -1,0 +1,17 @@
+// Always mmap, as after mallopt(M_MMAP_THRESHOLD, 0): every request that the bins and the top cannot serve
+// gets its own mapping, so the heap never grows (the first request, tcache's own, is mmapped too).
+import { GlibcPolicy } from './glibc.ts';
+
+export class MmapAlwaysPolicy extends GlibcPolicy {
+  override readonly name = 'mmap';
+
+  constructor() {
+    super();
+    this.mmapThreshold = 0;
+    this.noDynThreshold = true;
+  }
+
+  override shouldMmap(_nb: number, nMmaps: number, nMmapsMax: number): boolean {
+    return nMmaps < nMmapsMax;
+  }
+}

@@ -1,0 +1,37 @@
+// What the allocator core may ask of "the kernel": a program break and anonymous mappings. Two backends
+// implement it: the simulated address space (simulated.ts) and real memory through the addon (issue 4).
+
+/** One system call the allocator made, as the event stream reports it. */
+export interface Syscall {
+  /** brk: the program break moved by `bytes` (negative to shrink); mmap/munmap/mremap/madvise as named. */
+  call: 'brk' | 'mmap' | 'munmap' | 'mremap' | 'madvise';
+  /** brk: the increment; mmap/munmap/madvise: the length; mremap: the new length. */
+  bytes: number;
+  /** mremap: the old length. */
+  from?: number;
+  /** Set when the kernel refused (ENOMEM): the call was made and failed. */
+  failed?: true;
+}
+
+/** The kernel interface of the allocator core. Addresses are plain numbers (user space is below 2^47). */
+export interface SystemMemory {
+  /** The page size: the unit of brk growth, trimming and mapping lengths. */
+  readonly pageSize: number;
+  /** The program break before the first allocation: where heap offsets are measured from. */
+  readonly heapStart: number;
+  /**
+   * sbrk(increment): moves the break and returns the old one, or -1 when the kernel refuses (as glibc's
+   * MORECORE_FAILURE). sbrk(0) reads the break and makes no system call.
+   */
+  sbrk(increment: number): number;
+  /** An anonymous private read-write mapping of `length` bytes (a page multiple); -1 on failure. */
+  mmap(length: number): number;
+  /** Unmaps [address, address + length). */
+  munmap(address: number, length: number): void;
+  /** mremap with MREMAP_MAYMOVE: the (possibly new) address, or -1 on failure. */
+  mremap(address: number, oldLength: number, newLength: number): number;
+  /** madvise(MADV_DONTNEED): the pages' contents are dropped (resident memory only). */
+  madvise(address: number, length: number): void;
+  /** The calls made since the last take, oldest first; taking empties the list. */
+  takeSyscalls(): Syscall[];
+}

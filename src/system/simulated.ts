@@ -59,7 +59,8 @@ export class SimulatedSystem implements SystemMemory {
     this.heapStart = options.heapStart ?? 0x555555559000;
     if (this.heapStart % PAGE !== 0) throw new RangeError('heapStart must be page-aligned');
     this.brk = this.heapStart;
-    this.brkEnd = options.brkLimit === undefined ? MMAP_BASE / 2 : this.heapStart + Math.floor(options.brkLimit / PAGE) * PAGE;
+    // Without a limit the break may grow 16 TiB; mappings are placed above that.
+    this.brkEnd = this.heapStart + (options.brkLimit === undefined ? 2 ** 44 : Math.floor(options.brkLimit / PAGE) * PAGE);
     this.commitLimit = options.commitLimit ?? totalmem();
   }
 

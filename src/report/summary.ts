@@ -1,0 +1,56 @@
+// The summary `mallocscope replay TRACE` prints: events, peaks of heap, mmapped and live bytes, the final
+// thresholds and the system calls, gathered as an observer of the outcomes.
+import type { ReplayOutcome } from '../allocator/replay.ts';
+import type { Arena } from '../allocator/arena.ts';
+
+export class SummaryObserver {
+  events = 0;
+  /** Peak of the heap's extent (system_mem: brk growth and fallback mappings). */
+  peakHeap = 0;
+  /** Peak of bytes in mmapped chunks. */
+  peakMmapped = 0;
+  /** Peak of bytes the program held (the sizes it asked for, of its live blocks). */
+  peakLive = 0;
+  /** Bytes in live blocks now. */
+  live = 0;
+  thresholdMoves = 0;
+  consolidations = 0;
+  trims = 0;
+  readonly syscalls: Record<string, number> = { brk: 0, mmap: 0, munmap: 0, mremap: 0, madvise: 0 };
+  failedSyscalls = 0;
+
+  observe(outcome: ReplayOutcome, arena: Arena): void {
+    this.events++;
+    for (const call of outcome.syscalls) {
+      this.syscalls[call.call]++;
+      if (call.failed) this.failedSyscalls++;
+    }
+    if (outcome.notes.thresholdMove) this.thresholdMoves++;
+    this.consolidations += outcome.notes.consolidations;
+    this.trims += outcome.notes.trims;
+    if (arena.systemMem > this.peakHeap) this.peakHeap = arena.systemMem;
+    if (arena.mmappedMem > this.peakMmapped) this.peakMmapped = arena.mmappedMem;
+  }
+
+  /** The program's live bytes after an event. */
+  noteLive(liveBytes: number): void {
+    this.live = liveBytes;
+    if (liveBytes > this.peakLive) this.peakLive = liveBytes;
+  }
+
+  format(arena: Arena): string {
+    const kib = (n: number) => `${n} (${(n / 1024).toFixed(1)} KiB)`;
+    const s = this.syscalls;
+    return [
+      `events            ${this.events}`,
+      `peak heap         ${kib(this.peakHeap)}`,
+      `peak mmapped      ${kib(this.peakMmapped)}`,
+      `peak live         ${kib(this.peakLive)}`,
+      `mmap threshold    ${arena.policy.mmapThreshold} (moved ${this.thresholdMoves} times${arena.policy.noDynThreshold ? ', sliding off' : ''})`,
+      `trim threshold    ${arena.policy.trimThreshold}`,
+      `syscalls          brk ${s.brk}, mmap ${s.mmap}, munmap ${s.munmap}, mremap ${s.mremap}, madvise ${s.madvise}${this.failedSyscalls ? ` (${this.failedSyscalls} failed)` : ''}`,
+      `consolidations    ${this.consolidations}`,
+      `trims             ${this.trims}`,
+    ].join('\n');
+  }
+}

@@ -30,8 +30,11 @@ export class Arena {
 
   /** av->top: the top chunk (at first a dummy of size 0 outside any region). */
   top: number;
-  /** av->last_remainder. */
-  lastRemainder = NIL;
+  /**
+   * av->last_remainder, as an address: glibc compares the pointer, which may be stale (its chunk merged
+   * away), and a chunk id would be reused for another chunk. 0 when unset.
+   */
+  lastRemainder = 0;
   /** av->have_fastchunks. */
   haveFastchunks = false;
   /** The arena's CONTIGUOUS flag; cleared for good when sysmalloc falls back to mmap. */

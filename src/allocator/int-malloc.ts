@@ -77,10 +77,10 @@ export function intMalloc(av: Arena, bytes: number): number {
       const size = c.size[victim];
 
       // i. a small request and the last remainder alone in unsorted: split it.
-      if (inSmallbinRange(nb) && c.bk[victim] === UNSORTED && victim === av.lastRemainder && size > nb + MINSIZE) {
+      if (inSmallbinRange(nb) && c.bk[victim] === UNSORTED && c.address[victim] === av.lastRemainder && size > nb + MINSIZE) {
         av.unlinkChunk(victim);
         const remainder = c.split(victim, nb, ChunkState.InUse, av.seq);
-        av.lastRemainder = remainder;
+        av.lastRemainder = c.address[remainder];
         av.toUnsortedHead(remainder);
         c.madeBy[victim] = av.seq;
         av.notes.path = 'last-remainder';
@@ -171,7 +171,7 @@ function carve(av: Arena, victim: number, nb: number, setLastRemainder: boolean)
   if (c.size[victim] - nb >= MINSIZE) {
     const remainder = c.split(victim, nb, ChunkState.InUse, av.seq);
     av.toUnsortedHead(remainder);
-    if (setLastRemainder) av.lastRemainder = remainder;
+    if (setLastRemainder) av.lastRemainder = c.address[remainder];
   }
   return victim;
 }

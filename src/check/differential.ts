@@ -1,0 +1,55 @@
+// Model against oracle on one trace: replays it through the real glibc (the oracle, a child process) and
+// through the model, and compares the contract's fields of every event, mallinfo2 included with `stats`.
+import { spawnSync } from 'node:child_process';
+import { Replayer, type ReplayOptions } from '../allocator/replay.ts';
+import { MallocscopeError } from '../errors.ts';
+import { builtFile } from '../native.ts';
+import { oracleEnv } from '../oracle/oracle.ts';
+import { contractFields, statsFields } from '../report/jsonl.ts';
+import { readTrace } from '../trace/reader.ts';
+
+/** The first event where model and oracle disagree. */
+export interface Difference {
+  seq: number;
+  line: number;
+  model: string;
+  oracle: string;
+}
+
+export interface DifferentialResult {
+  events: number;
+  /** Events that agreed before the first difference (all of them when there is none). */
+  agreed: number;
+  difference: Difference | null;
+}
+
+/** Runs the oracle on `path` and returns its JSON lines (raising its trace error as ours). */
+export function oracleLines(path: string, options: { stats?: boolean; brkLimit?: number } = {}): string[] {
+  const args = [...(options.stats ? ['--stats'] : []), ...(options.brkLimit !== undefined ? ['--brk-limit', String(options.brkLimit)] : []), '--', path];
+  const run = spawnSync(builtFile('mallocscope-oracle'), args, { env: oracleEnv(), encoding: 'utf8', maxBuffer: 1 << 30 });
+  if (run.status !== 0) {
+    throw new MallocscopeError('ORACLE_FAILED', `the oracle failed on ${path}: ${run.stderr.trim() || `signal ${run.signal}`}`);
+  }
+  const lines = run.stdout.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  return lines;
+}
+
+/** Compares model and oracle on the trace at `path`. */
+export function differential(path: string, options: ReplayOptions & { stats?: boolean; brkLimit?: number } = {}): DifferentialResult {
+  const oracle = oracleLines(path, options);
+  const replayer = new Replayer({ policy: options.policy, system: options.system ?? { brkLimit: options.brkLimit } });
+  let events = 0;
+  for (const event of readTrace(path)) {
+    const outcome = replayer.apply(event);
+    let line = contractFields(outcome);
+    if (options.stats) line += statsFields(replayer.mallinfo2());
+    line += '}';
+    const expected = oracle[events];
+    events++;
+    if (line !== expected) {
+      return { events: oracle.length, agreed: events - 1, difference: { seq: event.seq, line: event.line, model: line, oracle: expected ?? '(no line)' } };
+    }
+  }
+  return { events, agreed: events, difference: null };
+}

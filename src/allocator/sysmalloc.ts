@@ -162,21 +162,26 @@ export function munmapChunk(av: Arena, p: number): void {
 
 /**
  * systrim(pad): gives the top's whole free pages above `pad` back with a negative sbrk, when the top ends
- * at the break. Returns whether anything was released.
+ * at the break. Returns whether the break moved.
+ *
+ * glibc computes in size_t: with a 32-byte top, top_size - MINSIZE - 1 wraps around, the "extra" to release
+ * is nearly 2^64, and sbrk(-extra) grows the heap by a page or more instead (seen with M_TRIM_THRESHOLD 0).
+ * `pad` may be negative here: a negative M_TOP_PAD, which glibc holds as a huge size_t.
  */
 export function systrim(av: Arena, pad: number): boolean {
   const c = av.chunks;
   const page = av.system.pageSize;
   const top = av.top;
   const topSize = c.size[top];
-  const topArea = topSize - MINSIZE - 1;
-  // pad is a size_t; a negative top_pad (mallopt's int) is a huge one.
-  if (pad < 0 || topArea <= pad) return false;
-  const extra = alignDown(topArea - pad, page);
-  if (extra === 0) return false;
+  const topArea = topSize - MINSIZE - 1; // negative: a wrapped, huge size_t
+  if (unsignedAtMost(topArea, pad)) return false;
+  // extra = ALIGN_DOWN(top_area - pad) in size_t; sbrk gets -extra as a ptrdiff_t.
+  const difference = topArea - pad;
+  const increment = difference >= 0 ? -alignDown(difference, page) : alignUp(-difference, page);
+  if (increment === 0) return false;
   const currentBrk = av.system.sbrk(0);
   if (currentBrk !== c.address[top] + topSize) return false;
-  av.system.sbrk(-extra);
+  av.system.sbrk(increment);
   const newBrk = av.system.sbrk(0);
   const released = currentBrk - newBrk;
   if (released === 0) return false;
@@ -185,6 +190,12 @@ export function systrim(av: Arena, pad: number): boolean {
   av.notes.trims++;
   av.notes.trimmedBytes += released;
   return true;
+}
+
+/** a <= b as size_t, where a negative number stands for the wrapped value 2^64 + it. */
+function unsignedAtMost(a: number, b: number): boolean {
+  if (a < 0 === b < 0) return a <= b;
+  return b < 0;
 }
 
 /**

@@ -46,3 +46,25 @@ export class UsageError extends MallocscopeError {
     this.name = 'UsageError';
   }
 }
+
+const ERRNO_REASONS: Record<string, string> = {
+  ENOENT: 'no such file or directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EISDIR: 'is a directory',
+  ENOTDIR: 'not a directory',
+  ELOOP: 'too many levels of symbolic links',
+  ENAMETOOLONG: 'file name too long',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files in system',
+  EIO: 'input/output error',
+  ENXIO: 'no such device or address',
+  ENODEV: 'no such device',
+};
+
+/** Why a file could not be opened or read, in the words the oracle uses too (native/oracle/sysio.c). */
+export function errnoReason(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code && ERRNO_REASONS[code]) return ERRNO_REASONS[code];
+  return code ? code.toLowerCase() : String(error);
+}

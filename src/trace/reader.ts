@@ -1,7 +1,7 @@
 // The streaming reader of trace format v1 (docs/trace-format.md): reads a file in 1 MiB chunks, works on bytes,
 // checks every rule of the format, and hands out one TraceEvent per call. Memory grows with live IDs only.
 import { closeSync, openSync, readSync } from 'node:fs';
-import { TraceError } from '../errors.ts';
+import { TraceError, errnoReason } from '../errors.ts';
 import type { MalloptParam, TraceEvent, TraceOp } from './api.ts';
 
 /** The longest line the format allows, in bytes, not counting `\n` and a `\r` before it. */
@@ -207,7 +207,7 @@ export class TraceReader implements IterableIterator<TraceEvent> {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === 'EAGAIN') continue; // a non-blocking stdin: wait for the writer
         if (code === 'EOF') return 0;
-        throw new TraceError('TRACE_OPEN', this.name, 0, `cannot read: ${describeErrno(error)}`);
+        throw new TraceError('TRACE_OPEN', this.name, 0, `cannot read: ${errnoReason(error)}`);
       }
     }
   }
@@ -512,20 +512,6 @@ function grow(array: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {
   return bigger;
 }
 
-/** "no such file or directory" from an ENOENT error, in the words the oracle uses too. */
-export function describeErrno(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException).code;
-  switch (code) {
-    case 'ENOENT':
-      return 'no such file or directory';
-    case 'EACCES':
-      return 'permission denied';
-    case 'EISDIR':
-      return 'is a directory';
-    default:
-      return code ? code.toLowerCase() : String(error);
-  }
-}
 
 /** The name errors give a trace path: `<stdin>` for `-`. */
 export function traceDisplayName(path: string): string {
@@ -543,7 +529,7 @@ export function readTrace(path: string, options: ReadTraceOptions = {}): TraceRe
   try {
     fd = openSync(path, 'r');
   } catch (error) {
-    throw new TraceError('TRACE_OPEN', name, 0, `cannot read: ${describeErrno(error)}`);
+    throw new TraceError('TRACE_OPEN', name, 0, `cannot read: ${errnoReason(error)}`);
   }
   return new TraceReader({ fd, closeFd: true }, name, options.chunkSize);
 }

@@ -1,0 +1,273 @@
+/* mallocscope-oracle: replays a trace (docs/trace-format.md) through this process's real glibc malloc and
+ * prints one JSON line per call, so that the model can be checked against the real thing. */
+#define _GNU_SOURCE
+#include "idtable.h"
+#include "sysio.h"
+#include "trace.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* The size word's flag bits (GLIBC-2.36.md §1). */
+#define IS_MMAPPED 0x2
+#define SIZE_BITS 0x7
+
+static const char usage_line[] = "mallocscope-oracle [--stats] [--name DISPLAYNAME] [--brk-limit BYTES] TRACE|-";
+
+struct options {
+    int stats;
+    const char *name;
+    const char *path;
+    int has_brk_limit;
+    uint64_t brk_limit;
+};
+
+/* Usage mistakes: one line, exit 2. */
+static _Noreturn void usage_error(const char *what, const char *arg)
+{
+    struct outbuf err;
+    out_init(&err, 2, 1 << 16);
+    out_str(&err, "mallocscope: oracle: ");
+    out_str(&err, what);
+    if (arg != NULL) {
+        out_str(&err, " '");
+        out_str(&err, arg);
+        out_str(&err, "'");
+    }
+    out_str(&err, " (usage: ");
+    out_str(&err, usage_line);
+    out_str(&err, ") [USAGE]\n");
+    out_flush(&err);
+    _exit(2);
+}
+
+static void parse_args(int argc, char **argv, struct options *o)
+{
+    int only_paths = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!only_paths && a[0] == '-' && a[1] != '\0') {
+            if (bytes_equal(a, cstr_len(a), "--")) {
+                only_paths = 1;
+            } else if (bytes_equal(a, cstr_len(a), "--stats")) {
+                o->stats = 1;
+            } else if (bytes_equal(a, cstr_len(a), "--name")) {
+                if (++i == argc) usage_error("--name needs a value", NULL);
+                o->name = argv[i];
+            } else if (bytes_equal(a, cstr_len(a), "--brk-limit")) {
+                if (++i == argc) usage_error("--brk-limit needs a value", NULL);
+                if (parse_u64(argv[i], cstr_len(argv[i]), &o->brk_limit) != NUMBER_OK)
+                    usage_error("--brk-limit takes a byte count (decimal or 0x-hexadecimal), not", argv[i]);
+                o->has_brk_limit = 1;
+            } else {
+                usage_error("unknown option", a);
+            }
+        } else {
+            if (o->path != NULL) usage_error("one trace only; extra argument", a);
+            o->path = a;
+        }
+    }
+    if (o->path == NULL) usage_error("no trace given", NULL);
+}
+
+/* Puts an inaccessible page at heap start + limit (rounded up to a page), so that the kernel refuses to
+ * move the break past it and glibc falls back to mmap (GLIBC-2.36.md §5, "When sbrk fails"). */
+static void place_brk_blocker(uintptr_t heap_start, uint64_t limit)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t at = heap_start + (uintptr_t)limit;
+    if (limit > UINTPTR_MAX - heap_start - page) usage_error("--brk-limit is too large", NULL);
+    at = (at + page - 1) & ~(page - 1);
+    void *got = mmap((void *)at, page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
+                     -1, 0);
+    if (got == MAP_FAILED || got != (void *)at) {
+        int err = got == MAP_FAILED ? errno : EEXIST;
+        if (got != MAP_FAILED) munmap(got, page);
+        struct outbuf out;
+        out_init(&out, 2, 1 << 12);
+        out_str(&out, "mallocscope: oracle: cannot place the --brk-limit blocker at heap start + ");
+        out_u64(&out, (uint64_t)(at - heap_start));
+        out_str(&out, ": ");
+        out_errno_reason(&out, err);
+        out_str(&out, " [BRK_LIMIT]\n");
+        out_flush(&out);
+        _exit(2);
+    }
+}
+
+/* ---- output --------------------------------------------------------------------------------------- */
+
+static struct outbuf out;
+static char *heap_start;
+static int with_stats;
+
+/* The ID with `"` and `\` escaped; IDs hold no control characters (the reader rejects them). */
+static char *put_id(char *at, const char *id, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (id[i] == '"' || id[i] == '\\') *at++ = '\\';
+        *at++ = id[i];
+    }
+    return at;
+}
+
+/* The word before the user pointer: glibc's size field with its flag bits. It lies outside the block
+ * that C sees, hence the address arithmetic on an integer. */
+static size_t size_word_of(const void *block)
+{
+    return *(const volatile size_t *)((uintptr_t)block - sizeof(size_t));
+}
+
+/* One JSON line: seq, op, id; where/chunk/offset when a block came back; mallinfo2 with --stats. */
+static void emit(uint64_t seq, enum verb verb, const char *id, size_t id_len, void *block)
+{
+    out_reserve(&out, 2 * id_len + 512);
+    char *at = out.data + out.used;
+    at = PUT_LITERAL(at, "{\"seq\":");
+    at = put_u64(at, seq);
+    at = PUT_LITERAL(at, ",\"op\":\"");
+    at = put_bytes(at, verb_names[verb], verb_name_lengths[verb]);
+    at = PUT_LITERAL(at, "\",\"id\":\"");
+    at = put_id(at, id, id_len);
+    *at++ = '"';
+    if (block != NULL) {
+        size_t size_word = size_word_of(block);
+        size_t chunk = size_word & ~(size_t)SIZE_BITS;
+        if (size_word & IS_MMAPPED) {
+            at = PUT_LITERAL(at, ",\"where\":\"mmap\",\"chunk\":");
+            at = put_u64(at, chunk);
+        } else {
+            at = PUT_LITERAL(at, ",\"where\":\"heap\",\"chunk\":");
+            at = put_u64(at, chunk);
+            at = PUT_LITERAL(at, ",\"offset\":");
+            at = put_i64(at, (int64_t)((intptr_t)block - (intptr_t)heap_start));
+        }
+    }
+    if (with_stats) {
+        struct mallinfo2 mi = mallinfo2();
+        at = PUT_LITERAL(at, ",\"arena\":");
+        at = put_u64(at, mi.arena);
+        at = PUT_LITERAL(at, ",\"hblks\":");
+        at = put_u64(at, mi.hblks);
+        at = PUT_LITERAL(at, ",\"hblkhd\":");
+        at = put_u64(at, mi.hblkhd);
+        at = PUT_LITERAL(at, ",\"uordblks\":");
+        at = put_u64(at, mi.uordblks);
+        at = PUT_LITERAL(at, ",\"fordblks\":");
+        at = put_u64(at, mi.fordblks);
+        at = PUT_LITERAL(at, ",\"keepcost\":");
+        at = put_u64(at, mi.keepcost);
+    }
+    at = PUT_LITERAL(at, "}\n");
+    out.used = (size_t)(at - out.data);
+}
+
+/* ---- replay --------------------------------------------------------------------------------------- */
+
+static _Noreturn void fail_already_live(struct trace_reader *r, const struct trace_call *c, uint64_t created)
+{
+    struct outbuf *err = trace_error_begin(r, c->line);
+    out_str(err, "ID '");
+    out_bytes(err, c->id, c->id_len);
+    out_str(err, "' is already live (created at line ");
+    out_u64(err, created);
+    out_str(err, ")");
+    trace_error_end(err, "TRACE_ID_LIVE");
+}
+
+static _Noreturn void fail_not_live(struct trace_reader *r, const struct trace_call *c)
+{
+    struct outbuf *err = trace_error_begin(r, c->line);
+    out_str(err, "free of ID '");
+    out_bytes(err, c->id, c->id_len);
+    out_str(err, "', which is not live");
+    trace_error_end(err, "TRACE_ID_NOT_LIVE");
+}
+
+static void replay(struct trace_reader *r)
+{
+    struct idtable ids;
+    idtable_init(&ids);
+    struct trace_call c;
+    uint64_t seq = 0;
+    while (trace_next(r, &c)) {
+        void *block = NULL;
+        struct id_slot *slot;
+        switch (c.verb) {
+        case VERB_MALLOC:
+        case VERB_CALLOC:
+        case VERB_MEMALIGN:
+            slot = idtable_find(&ids, c.id, c.id_len);
+            if (slot != NULL) fail_already_live(r, &c, slot->line);
+            if (c.verb == VERB_MALLOC) block = malloc(c.num[0]);
+            else if (c.verb == VERB_CALLOC) block = calloc(c.num[0], c.num[1]);
+            else block = memalign(c.num[0], c.num[1]);
+            /* The ID is live even when the call failed: a later free of it is free(NULL). */
+            idtable_insert(&ids, c.id, c.id_len, block, c.line);
+            break;
+        case VERB_REALLOC:
+            slot = idtable_find(&ids, c.id, c.id_len);
+            if (slot == NULL) {
+                block = realloc(NULL, c.num[0]);
+                idtable_insert(&ids, c.id, c.id_len, block, c.line);
+            } else if (c.num[0] == 0) {
+                /* glibc 2.36 frees and returns NULL. An ID live from a failed call holds NULL, and
+                   realloc(NULL, 0) is malloc(0), as in the program the trace came from: its block leaks. */
+                block = realloc(slot->ptr, 0);
+                idtable_remove(&ids, slot);
+            } else {
+                block = realloc(slot->ptr, c.num[0]);
+                if (block != NULL) slot->ptr = block;   /* a failed realloc leaves the old block live */
+            }
+            break;
+        case VERB_FREE:
+            slot = idtable_find(&ids, c.id, c.id_len);
+            if (slot == NULL) fail_not_live(r, &c);
+            free(slot->ptr);
+            idtable_remove(&ids, slot);
+            break;
+        case VERB_MALLOPT:
+            mallopt(c.param, c.value);
+            break;
+        case VERB_TRIM:
+            malloc_trim(c.num[0]);
+            break;
+        }
+        emit(seq++, c.verb, c.id, c.id_len, block);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    /* The heap start is the break before glibc's first allocation; nothing here has called malloc yet. */
+    heap_start = sbrk(0);
+
+    struct options o = { 0 };
+    parse_args(argc, argv, &o);
+    with_stats = o.stats;
+    const int from_stdin = bytes_equal(o.path, cstr_len(o.path), "-");
+    const char *display = o.name != NULL ? o.name : from_stdin ? "<stdin>" : o.path;
+
+    if (o.has_brk_limit) place_brk_blocker((uintptr_t)heap_start, o.brk_limit);
+    /* A reader that goes away shows up as EPIPE from write, which ends the replay quietly. */
+    signal(SIGPIPE, SIG_IGN);
+
+    int fd = 0;
+    if (!from_stdin) {
+        fd = open(o.path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) trace_open_error(display, errno, NULL);
+    }
+    out_init(&out, 1, 1 << 20);
+    struct trace_reader reader;
+    trace_open_reader(&reader, fd, display, &out);
+    replay(&reader);
+    out_flush(&out);
+    return 0;
+}

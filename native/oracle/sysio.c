@@ -1,0 +1,195 @@
+/* Memory, output and number formatting for the oracle without ever calling malloc (see sysio.h). */
+#define _GNU_SOURCE
+#include "sysio.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+void *region_map(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) die_internal("mmap", errno);
+    return p;
+}
+
+void *region_remap(void *old, size_t old_bytes, size_t new_bytes)
+{
+    void *p = mremap(old, old_bytes, new_bytes, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED) die_internal("mremap", errno);
+    return p;
+}
+
+void region_unmap(void *p, size_t bytes)
+{
+    munmap(p, bytes);
+}
+
+int write_all(int fd, const char *buf, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, buf, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        buf += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+void out_init(struct outbuf *out, int fd, size_t cap)
+{
+    out->fd = fd;
+    out->data = region_map(cap);
+    out->used = 0;
+    out->cap = cap;
+}
+
+void out_flush(struct outbuf *out)
+{
+    if (out->used == 0) return;
+    if (write_all(out->fd, out->data, out->used) != 0) die_output(errno);
+    out->used = 0;
+}
+
+void out_reserve(struct outbuf *out, size_t n)
+{
+    if (out->cap - out->used < n) out_flush(out);
+}
+
+void out_bytes(struct outbuf *out, const char *s, size_t n)
+{
+    if (n > out->cap - out->used) {
+        out_flush(out);
+        if (n > out->cap) {
+            if (write_all(out->fd, s, n) != 0) die_output(errno);
+            return;
+        }
+    }
+    memcpy(out->data + out->used, s, n);
+    out->used += n;
+}
+
+void out_str(struct outbuf *out, const char *s)
+{
+    out_bytes(out, s, cstr_len(s));
+}
+
+char *put_u64(char *at, uint64_t v)
+{
+    char digits[20];
+    int n = 0;
+    do {
+        digits[sizeof digits - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return put_bytes(at, digits + sizeof digits - n, (size_t)n);
+}
+
+char *put_i64(char *at, int64_t v)
+{
+    if (v >= 0) return put_u64(at, (uint64_t)v);
+    *at++ = '-';
+    /* Negate in unsigned arithmetic so that INT64_MIN does not overflow. */
+    return put_u64(at, (uint64_t)0 - (uint64_t)v);
+}
+
+void out_u64(struct outbuf *out, uint64_t v)
+{
+    out_reserve(out, 20);
+    out->used = (size_t)(put_u64(out->data + out->used, v) - out->data);
+}
+
+void out_i64(struct outbuf *out, int64_t v)
+{
+    out_reserve(out, 21);
+    out->used = (size_t)(put_i64(out->data + out->used, v) - out->data);
+}
+
+void out_hex2(struct outbuf *out, unsigned v)
+{
+    static const char hex[] = "0123456789abcdef";
+    char two[2] = { hex[(v >> 4) & 15], hex[v & 15] };
+    out_bytes(out, two, 2);
+}
+
+static const char *errno_reason(int err)
+{
+    switch (err) {
+    case ENOENT: return "no such file or directory";
+    case EACCES: return "permission denied";
+    case EPERM: return "operation not permitted";
+    case EISDIR: return "is a directory";
+    case ENOTDIR: return "not a directory";
+    case ELOOP: return "too many levels of symbolic links";
+    case ENAMETOOLONG: return "file name too long";
+    case EMFILE: return "too many open files";
+    case ENFILE: return "too many open files in system";
+    case EIO: return "input/output error";
+    case ENXIO: return "no such device or address";
+    case ENODEV: return "no such device";
+    case ENOMEM: return "cannot allocate memory";
+    case EINVAL: return "invalid argument";
+    case ETXTBSY: return "text file busy";
+    case EEXIST: return "file exists";
+    case EPIPE: return "broken pipe";
+    case ENOSPC: return "no space left on device";
+    default: return NULL;
+    }
+}
+
+void out_errno_reason(struct outbuf *out, int err)
+{
+    const char *reason = errno_reason(err);
+    if (reason != NULL) {
+        out_str(out, reason);
+    } else {
+        out_str(out, "error ");
+        out_u64(out, (uint64_t)err);
+    }
+}
+
+/* For the last-resort messages below, which cannot count on an output buffer. */
+static void write_reason(int err)
+{
+    const char *reason = errno_reason(err);
+    write_all(2, reason != NULL ? reason : "error", cstr_len(reason != NULL ? reason : "error"));
+}
+
+_Noreturn void die_output(int err)
+{
+    /* A reader that went away (`| head`) is not an error; anything else is. */
+    if (err == EPIPE) _exit(0);
+    static const char prefix[] = "mallocscope: cannot write the output: ";
+    write_all(2, prefix, sizeof prefix - 1);
+    write_reason(err);
+    write_all(2, " [OUTPUT]\n", 10);
+    _exit(1);
+}
+
+_Noreturn void die_internal(const char *what, int err)
+{
+    static const char prefix[] = "mallocscope: internal error: ";
+    write_all(2, prefix, sizeof prefix - 1);
+    write_all(2, what, cstr_len(what));
+    write_all(2, ": ", 2);
+    write_reason(err);
+    write_all(2, " [INTERNAL]\n", 12);
+    _exit(70);
+}
+
+size_t cstr_len(const char *s)
+{
+    size_t n = 0;
+    while (s[n] != '\0') n++;
+    return n;
+}
+
+int bytes_equal(const char *a, size_t alen, const char *b)
+{
+    size_t blen = cstr_len(b);
+    return alen == blen && memcmp(a, b, alen) == 0;
+}

@@ -1,4 +1,5 @@
-// The public API of mallocscope: the trace format today; the allocator model and its backends join it.
+// The public API of mallocscope: the trace format, the model of glibc 2.36's allocator, its policies and
+// kernels, and the oracle (the real glibc of this machine).
 export type {
   TraceOp,
   MalloptParam,
@@ -15,4 +16,15 @@ export type {
 } from './trace/api.ts';
 export { readTrace, parseTrace, TraceReader, MAX_LINE_LENGTH, type ReadTraceOptions } from './trace/reader.ts';
 export { formatCall, formatTrace, TraceWriter, type TraceSink } from './trace/writer.ts';
+export { SHAPES, generateTrace, seededRandom, shapeByName, type TraceShape } from './trace/generate.ts';
+export { Allocator, type AllocatorOptions, type BlockInfo, type LastCall } from './allocator/allocator.ts';
+export { Replayer, replayTrace, type ReplayOptions, type ReplayOutcome, type ReplayStep } from './allocator/replay.ts';
+export type { Mallinfo2 } from './allocator/libc.ts';
+export type { ChunkInfo, ChunkKind, BinsView } from './allocator/walk.ts';
+export type { CallNotes, AllocPath } from './allocator/notes.ts';
+export { policyByName, GlibcPolicy, FixedPolicy, HeapPolicy, MmapAlwaysPolicy, type MmapPolicy, type ThresholdMove } from './policy/index.ts';
+export { SimulatedSystem, type SimulatedSystemOptions } from './system/simulated.ts';
+export type { SystemMemory, Syscall } from './system/api.ts';
+export { runOracle, streamOracle, type OracleEvent, type OracleOptions } from './oracle/oracle.ts';
+export { differential, type DifferentialResult, type Difference } from './check/differential.ts';
 export { MallocscopeError, TraceError, UsageError } from './errors.ts';

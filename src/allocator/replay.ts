@@ -6,9 +6,11 @@ import { policyByName } from '../policy/index.ts';
 import type { Syscall, SystemMemory } from '../system/api.ts';
 import { SimulatedSystem, type SimulatedSystemOptions } from '../system/simulated.ts';
 import type { TraceEvent } from '../trace/api.ts';
+import { readTrace } from '../trace/reader.ts';
 import { Arena } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
 import { CHUNK_HDR_SZ } from './constants.ts';
+import { checkInvariants } from './invariants.ts';
 import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, type Mallinfo2 } from './libc.ts';
 import { newNotes, type CallNotes } from './notes.ts';
 import { AllocatorAbort } from './sysmalloc.ts';
@@ -19,6 +21,8 @@ export interface ReplayOptions {
   policy?: MmapPolicy | string;
   /** The kernel: a system layer, or options for the simulated one (the default). */
   system?: SystemMemory | SimulatedSystemOptions;
+  /** Check every invariant after every event (slow; for tests): a broken one stops the replay. */
+  checkInvariants?: boolean;
 }
 
 /** What one event did. The replayer reuses one outcome object: copy what you keep. */
@@ -51,11 +55,13 @@ export class Replayer {
   /** Bytes the program holds now: the requested sizes of its live blocks. */
   liveBytes = 0;
   private readonly outcome: ReplayOutcome;
+  private readonly checking: boolean;
 
   constructor(options: ReplayOptions = {}) {
     const policy = typeof options.policy === 'string' || options.policy === undefined ? policyByName(options.policy ?? 'glibc') : options.policy;
     const system = options.system && 'sbrk' in options.system ? options.system : new SimulatedSystem(options.system);
     this.arena = new Arena(system, policy);
+    this.checking = options.checkInvariants ?? false;
     this.outcome = {
       event: undefined as unknown as TraceEvent,
       where: null,
@@ -121,6 +127,13 @@ export class Replayer {
       }
       throw error;
     }
+    if (this.checking) {
+      try {
+        checkInvariants(av);
+      } catch (error) {
+        throw new MallocscopeError('MODEL_INVARIANT', `event ${event.seq} (line ${event.line}, ${event.op}): ${(error as Error).message}`);
+      }
+    }
     const out = this.outcome;
     out.event = event;
     out.notes = av.notes;
@@ -169,5 +182,65 @@ export class Replayer {
     const held = chunk === NIL ? 0 : bytes;
     this.slotBytes[slot] = held;
     this.liveBytes += held;
+  }
+}
+
+/** One replayed call, as replayTrace hands it out (a fresh object you may keep). */
+export interface ReplayStep {
+  seq: number;
+  line: number;
+  op: TraceEvent['op'];
+  /** The trace ID; "" for mallopt and trim. */
+  id: string;
+  /** For a call that returned a block. */
+  where?: 'heap' | 'mmap';
+  chunk?: number;
+  /** Heap blocks: user pointer minus the heap start. */
+  offset?: number;
+  /** How the block was found: tcache, fastbin, smallbin, unsorted, last-remainder, largebin, binmap, top, sysmalloc, mmap, mremap, in-place. */
+  via?: string;
+  /** The system calls the call made. */
+  syscalls: Syscall[];
+  /** mmap_threshold and trim_threshold after the call. */
+  mmapThreshold: number;
+  trimThreshold: number;
+  /** Set when this call moved the thresholds (free of an mmapped chunk). */
+  thresholdMoved?: { from: number; to: number };
+  consolidations: number;
+  /** Bytes systrim gave back (negative when glibc's size_t arithmetic grew the heap instead). */
+  trimmed: number;
+  /** mallinfo2 after the call, with the `stats` option. */
+  stats?: Mallinfo2;
+}
+
+/**
+ * Replays a trace (a path, `-` for stdin, or events from parseTrace/readTrace) through the model, one step
+ * at a time. Streams: a trace of any length is replayed in memory proportional to its live blocks.
+ */
+export function* replayTrace(source: string | Iterable<TraceEvent>, options: ReplayOptions & { stats?: boolean } = {}): Generator<ReplayStep> {
+  const replayer = new Replayer(options);
+  const events = typeof source === 'string' ? readTrace(source) : source;
+  for (const event of events) {
+    const outcome = replayer.apply(event);
+    const step: ReplayStep = {
+      seq: event.seq,
+      line: event.line,
+      op: event.op,
+      id: 'id' in event ? event.id : '',
+      syscalls: outcome.syscalls,
+      mmapThreshold: outcome.mmapThreshold,
+      trimThreshold: outcome.trimThreshold,
+      consolidations: outcome.notes.consolidations,
+      trimmed: outcome.notes.trimmedBytes,
+    };
+    if (outcome.where) {
+      step.where = outcome.where;
+      step.chunk = outcome.chunk;
+      if (outcome.where === 'heap') step.offset = outcome.offset;
+    }
+    if (outcome.notes.path) step.via = outcome.notes.path;
+    if (outcome.notes.thresholdMove) step.thresholdMoved = outcome.notes.thresholdMove.mmapThreshold;
+    if (options.stats) step.stats = replayer.mallinfo2();
+    yield step;
   }
 }

@@ -3,6 +3,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { TraceError, errnoReason } from '../errors.ts';
 import type { MalloptParam, TraceEvent, TraceOp } from './api.ts';
+import { IdTable } from './id-table.ts';
 
 /** The longest line the format allows, in bytes, not counting `\n` and a `\r` before it. */
 export const MAX_LINE_LENGTH = 4096;
@@ -96,14 +97,11 @@ export class TraceReader implements IterableIterator<TraceEvent> {
   private readonly tokenStart = new Int32Array(MAX_TOKENS);
   private readonly tokenEnd = new Int32Array(MAX_TOKENS);
 
-  /** Live ID → slot. */
-  private readonly live = new Map<string, number>();
-  /** slot → the line that created its ID (for the "already live" error). */
-  private createdAt = new Int32Array(1024);
-  /** Slots given back by ended IDs, reused first so slots stay dense. */
-  private freeSlots = new Int32Array(1024);
-  private freeSlotCount = 0;
-  private slotCount = 0;
+  /** The live IDs and their slots. */
+  private readonly ids = new IdTable();
+  /** The ID token last read by idToken(): its hash and whether it is plain ASCII. */
+  private idHash = 0;
+  private idAscii = true;
 
   /** Reads from an open file descriptor or a whole buffer; use {@link readTrace} or {@link parseTrace}. */
   constructor(source: { fd: number; closeFd: boolean } | { bytes: Uint8Array }, name: string, chunkSize = DEFAULT_CHUNK) {
@@ -123,12 +121,12 @@ export class TraceReader implements IterableIterator<TraceEvent> {
 
   /** How many IDs are live now. */
   get liveCount(): number {
-    return this.live.size;
+    return this.ids.size;
   }
 
   /** The number of distinct slots handed out so far: every slot is below it. */
   get slotLimit(): number {
-    return this.slotCount;
+    return this.ids.slotLimit;
   }
 
   [Symbol.iterator](): this {
@@ -286,43 +284,49 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     let event: TraceEvent;
     switch (shape.op) {
       case 'malloc': {
-        const id = this.id(1);
+        this.idToken(1);
         const size = this.size(2, 'SIZE');
-        event = { op: 'malloc', id, size, seq, line, slot: this.create(id), wasLive: false };
+        const slot = this.create(1);
+        event = { op: 'malloc', id: this.ids.key(slot), size, seq, line, slot, wasLive: false };
         break;
       }
       case 'calloc': {
-        const id = this.id(1);
+        this.idToken(1);
         const nmemb = this.size(2, 'NMEMB');
         const size = this.size(3, 'SIZE');
-        event = { op: 'calloc', id, nmemb, size, seq, line, slot: this.create(id), wasLive: false };
+        const slot = this.create(1);
+        event = { op: 'calloc', id: this.ids.key(slot), nmemb, size, seq, line, slot, wasLive: false };
         break;
       }
       case 'memalign': {
-        const id = this.id(1);
+        this.idToken(1);
         const alignment = this.size(2, 'ALIGN');
         const size = this.size(3, 'SIZE');
-        event = { op: 'memalign', id, alignment, size, seq, line, slot: this.create(id), wasLive: false };
+        const slot = this.create(1);
+        event = { op: 'memalign', id: this.ids.key(slot), alignment, size, seq, line, slot, wasLive: false };
         break;
       }
       case 'realloc': {
-        const id = this.id(1);
+        this.idToken(1);
         const size = this.size(2, 'SIZE');
-        const existing = this.live.get(id);
-        if (existing === undefined) {
+        const existing = this.lookup(1);
+        if (existing < 0) {
           // realloc(NULL, size) is malloc(size), even for size 0: the ID becomes live.
-          event = { op: 'realloc', id, size, seq, line, slot: this.create(id), wasLive: false };
+          const slot = this.create(1);
+          event = { op: 'realloc', id: this.ids.key(slot), size, seq, line, slot, wasLive: false };
         } else {
-          if (size === 0) this.endId(id, existing);
+          const id = this.ids.key(existing);
+          if (size === 0) this.ids.remove(existing);
           event = { op: 'realloc', id, size, seq, line, slot: existing, wasLive: true };
         }
         break;
       }
       case 'free': {
-        const id = this.id(1);
-        const slot = this.live.get(id);
-        if (slot === undefined) this.throwLine('TRACE_ID_NOT_LIVE', `free of ID '${id}', which is not live`);
-        this.endId(id, slot);
+        this.idToken(1);
+        const slot = this.lookup(1);
+        if (slot < 0) this.throwLine('TRACE_ID_NOT_LIVE', `free of ID '${this.idText(1)}', which is not live`);
+        const id = this.ids.key(slot);
+        this.ids.remove(slot);
         event = { op: 'free', id, seq, line, slot, wasLive: true };
         break;
       }
@@ -365,35 +369,44 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     return this.buf.toString('utf8', this.tokenStart[token], this.tokenEnd[token]);
   }
 
-  /** The ID in token `token`, checked to be UTF-8. */
-  private id(token: number): string {
+  /** Reads the ID in token `token`: its hash, and (for bytes above 0x7f) a check that it is UTF-8. */
+  private idToken(token: number): void {
     const buf = this.buf;
     const start = this.tokenStart[token];
     const end = this.tokenEnd[token];
-    if (end - start <= 12) {
-      // Short IDs (the common case) are built here: cheaper than a native slice, and the result is flat.
-      let text = '';
-      for (let i = start; i < end; i++) {
-        const byte = buf[i];
-        if (byte >= 0x80) return this.utf8Id(start, end);
-        text += String.fromCharCode(byte);
-      }
-      return text;
+    let hash = 0x811c9dc5;
+    let high = 0;
+    for (let i = start; i < end; i++) {
+      const byte = buf[i];
+      high |= byte;
+      hash = Math.imul(hash ^ byte, 0x01000193);
     }
-    return this.utf8Id(start, end);
+    this.idHash = hash | 0;
+    this.idAscii = high < 0x80;
+    if (!this.idAscii) {
+      try {
+        strictUtf8.decode(buf.subarray(start, end));
+      } catch {
+        this.throwLine('TRACE_ENCODING', 'ID is not valid UTF-8');
+      }
+    }
   }
 
-  private utf8Id(start: number, end: number): string {
-    for (let i = start; i < end; i++) {
-      if (this.buf[i] >= 0x80) {
-        try {
-          return strictUtf8.decode(this.buf.subarray(start, end));
-        } catch {
-          this.throwLine('TRACE_ENCODING', 'ID is not valid UTF-8');
-        }
-      }
-    }
-    return this.buf.toString('latin1', start, end);
+  /** The ID token's text. Short ASCII IDs (the common case) are built here: cheaper than a native slice. */
+  private idText(token: number): string {
+    const buf = this.buf;
+    const start = this.tokenStart[token];
+    const end = this.tokenEnd[token];
+    if (!this.idAscii) return buf.toString('utf8', start, end);
+    if (end - start > 12) return buf.toString('latin1', start, end);
+    let text = '';
+    for (let i = start; i < end; i++) text += String.fromCharCode(buf[i]);
+    return text;
+  }
+
+  /** The slot of the live ID in token `token` (read by idToken), or -1. */
+  private lookup(token: number): number {
+    return this.ids.find(this.buf, this.tokenStart[token], this.tokenEnd[token], this.idHash);
   }
 
   /** A size_t field: negative, then malformed, then range, as the format orders the checks. */
@@ -470,29 +483,15 @@ export class TraceReader implements IterableIterator<TraceEvent> {
 
   // ---- live IDs ------------------------------------------------------------------------------------------
 
-  /** Makes `id` live on this line and gives it a slot; an error if it is live already. */
-  private create(id: string): number {
-    const existing = this.live.get(id);
-    if (existing !== undefined) {
-      this.throwLine('TRACE_ID_LIVE', `ID '${id}' is already live (created at line ${this.createdAt[existing]})`);
+  /** Makes the ID in token `token` live on this line and gives it a slot; an error if it is live already. */
+  private create(token: number): number {
+    const existing = this.lookup(token);
+    if (existing >= 0) {
+      this.throwLine('TRACE_ID_LIVE', `ID '${this.ids.key(existing)}' is already live (created at line ${this.ids.createdAt[existing]})`);
     }
-    let slot: number;
-    if (this.freeSlotCount > 0) {
-      slot = this.freeSlots[--this.freeSlotCount];
-    } else {
-      slot = this.slotCount++;
-      if (slot === this.createdAt.length) this.createdAt = grow(this.createdAt);
-    }
-    this.createdAt[slot] = this.lineNumber;
-    this.live.set(id, slot);
-    return slot;
-  }
-
-  /** Ends `id`; its slot is given to the next ID created. */
-  private endId(id: string, slot: number): void {
-    this.live.delete(id);
-    if (this.freeSlotCount === this.freeSlots.length) this.freeSlots = grow(this.freeSlots);
-    this.freeSlots[this.freeSlotCount++] = slot;
+    const start = this.tokenStart[token];
+    const end = this.tokenEnd[token];
+    return this.ids.insert(this.idText(token), this.buf, start, end, this.idHash, this.idAscii, this.lineNumber);
   }
 
   // ---- errors --------------------------------------------------------------------------------------------
@@ -506,11 +505,6 @@ export class TraceReader implements IterableIterator<TraceEvent> {
   }
 }
 
-function grow(array: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {
-  const bigger = new Int32Array(array.length * 2);
-  bigger.set(array);
-  return bigger;
-}
 
 
 /** The name errors give a trace path: `<stdin>` for `-`. */

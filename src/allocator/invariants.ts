@@ -1,0 +1,144 @@
+// What must hold after every call, checked by a fresh walk: chunks tile each region with no gap or overlap,
+// neighbours agree (no two free chunks side by side, the top last), every free chunk sits in exactly one list
+// that suits its size, large bins are sorted with a sound nextsize ring, and mallinfo2 equals the walk.
+import type { Arena } from './arena.ts';
+import { UNSORTED } from './arena.ts';
+import { ChunkState, NIL } from './chunks.ts';
+import {
+  CHUNK_HDR_SZ,
+  MALLOC_ALIGNMENT,
+  MINSIZE,
+  NBINS,
+  NFASTBINS,
+  TCACHE_MAX_BINS,
+  csize2tidx,
+  fastbinIndex,
+  inSmallbinRange,
+  largebinIndex,
+  smallbinIndex,
+} from './constants.ts';
+import { libcMallinfo2 } from './libc.ts';
+import { walkRegions } from './walk.ts';
+
+/** Throws an Error naming the first invariant that does not hold. */
+export function checkInvariants(av: Arena): void {
+  const c = av.chunks;
+  const fail = (what: string): never => {
+    throw new Error(`invariant broken: ${what}`);
+  };
+  const hex = (n: number) => `0x${n.toString(16)}`;
+
+  // How many lists each chunk is on; compared with its state at the end.
+  const listed = new Map<number, string>();
+  const enlist = (p: number, list: string) => {
+    if (listed.has(p)) fail(`chunk ${hex(c.address[p])} is on ${listed.get(p)} and on ${list}`);
+    listed.set(p, list);
+  };
+
+  // tcache and fastbins
+  for (let i = 0; i < TCACHE_MAX_BINS; i++) {
+    let count = 0;
+    for (let p = av.tcacheHead[i]; p !== NIL; p = c.fd[p]) {
+      enlist(p, `tcache ${i}`);
+      if (c.state[p] !== ChunkState.Tcache) fail(`tcache ${i} holds a chunk in state ${c.state[p]}`);
+      if (csize2tidx(c.size[p]) !== i) fail(`tcache ${i} holds a chunk of size ${c.size[p]}`);
+      count++;
+    }
+    if (count !== av.tcacheCount[i]) fail(`tcache ${i} counts ${av.tcacheCount[i]} but holds ${count}`);
+    if (count > av.tcacheFill) fail(`tcache ${i} holds ${count} > ${av.tcacheFill}`);
+  }
+  let fastBytes = 0;
+  let fastCount = 0;
+  for (let i = 0; i < NFASTBINS; i++) {
+    for (let p = av.fastbins[i]; p !== NIL; p = c.fd[p]) {
+      enlist(p, `fastbin ${i}`);
+      if (c.state[p] !== ChunkState.Fastbin) fail(`fastbin ${i} holds a chunk in state ${c.state[p]}`);
+      if (fastbinIndex(c.size[p]) !== i) fail(`fastbin ${i} holds a chunk of size ${c.size[p]}`);
+      fastBytes += c.size[p];
+      fastCount++;
+    }
+  }
+  if (fastCount > 0 && !av.haveFastchunks) fail('fastbins hold chunks but have_fastchunks is clear');
+
+  // regular bins: doubly linked rings, sizes that suit the bin, large bins sorted with a sound nextsize ring
+  let binnedBytes = 0;
+  let binnedCount = 0;
+  for (let b = 1; b < NBINS; b++) {
+    let previous = b;
+    let lastSize = Infinity;
+    const heads: number[] = [];
+    for (let p = c.fd[b]; p !== b; p = c.fd[p]) {
+      enlist(p, `bin ${b}`);
+      if (c.bk[p] !== previous) fail(`bin ${b}: bk of ${hex(c.address[p])} does not point back`);
+      const size = c.size[p];
+      const expected = b === UNSORTED ? ChunkState.Unsorted : b < 64 ? ChunkState.Small : ChunkState.Large;
+      if (c.state[p] !== expected) fail(`bin ${b} holds a chunk in state ${c.state[p]}`);
+      if (b !== UNSORTED) {
+        const index = inSmallbinRange(size) ? smallbinIndex(size) : largebinIndex(size);
+        if (index !== b) fail(`bin ${b} holds a chunk of size ${size} (bin ${index})`);
+      }
+      if (b >= 64) {
+        if (size > lastSize) fail(`large bin ${b} is not sorted: ${size} after ${lastSize}`);
+        const isHead = size !== lastSize;
+        if (isHead !== (c.fdNextsize[p] !== NIL)) fail(`large bin ${b}: nextsize links of ${hex(c.address[p])} do not match its place`);
+        if (isHead) heads.push(p);
+        lastSize = size;
+      }
+      binnedBytes += size;
+      binnedCount++;
+      previous = p;
+    }
+    if (c.bk[b] !== previous) fail(`bin ${b}: header's bk is not the last chunk`);
+    for (let i = 0; i < heads.length; i++) {
+      const next = heads[(i + 1) % heads.length];
+      if (c.fdNextsize[heads[i]] !== next || c.bkNextsize[next] !== heads[i]) fail(`large bin ${b}: nextsize ring broken`);
+    }
+  }
+
+  // regions: tiling, neighbours, the top last
+  let topSeen = false;
+  for (const region of walkRegions(av)) {
+    for (let i = 0; i < region.length; i++) {
+      const chunk = region[i];
+      const p = chunk.id;
+      if (chunk.address % MALLOC_ALIGNMENT !== 0) fail(`chunk at ${hex(chunk.address)} is misaligned`);
+      const isPost = chunk.kind === 'fencepost';
+      if (chunk.size % MALLOC_ALIGNMENT !== 0 || (!isPost && chunk.size < MINSIZE) || (isPost && chunk.size < CHUNK_HDR_SZ)) {
+        fail(`chunk at ${hex(chunk.address)} has size ${chunk.size}`);
+      }
+      const next = region[i + 1];
+      if (next && next.address !== chunk.address + chunk.size) fail(`chunks at ${hex(chunk.address)} (+${chunk.size}) and ${hex(next.address)} do not tile`);
+      const free = chunk.kind === 'unsorted' || chunk.kind === 'small' || chunk.kind === 'large';
+      if (free && next && (next.kind === 'unsorted' || next.kind === 'small' || next.kind === 'large' || next.kind === 'top')) {
+        fail(`free chunk at ${hex(chunk.address)} borders a free chunk or the top: they should have merged`);
+      }
+      if (free && !listed.has(p)) fail(`free chunk at ${hex(chunk.address)} is on no list`);
+      if ((chunk.kind === 'tcache' || chunk.kind === 'fastbin') && !listed.has(p)) fail(`${chunk.kind} chunk at ${hex(chunk.address)} is on no list`);
+      if (chunk.kind === 'in-use' && listed.has(p)) fail(`chunk at ${hex(chunk.address)} is in use and on ${listed.get(p)}`);
+      if (chunk.kind === 'top') {
+        if (p !== av.top) fail(`a chunk at ${hex(chunk.address)} is marked top but is not av->top`);
+        if (next) fail('the top is not the last chunk of its region');
+        topSeen = true;
+      }
+    }
+  }
+  if (!topSeen && c.size[av.top] !== 0) fail('av->top is in no region');
+  for (const p of listed.keys()) {
+    if (c.state[p] === ChunkState.Unused) fail(`a released record is still on ${listed.get(p)}`);
+  }
+
+  // mallinfo2 against the walk
+  const info = libcMallinfo2(av);
+  if (fastBytes !== av.fastBytes || fastCount !== av.fastCount) fail(`fastbin counters ${av.fastCount}/${av.fastBytes} but the walk finds ${fastCount}/${fastBytes}`);
+  if (binnedBytes !== av.binnedBytes || binnedCount !== av.binnedCount) fail(`bin counters ${av.binnedCount}/${av.binnedBytes} but the walk finds ${binnedCount}/${binnedBytes}`);
+  if (info.fordblks !== c.size[av.top] + fastBytes + binnedBytes) fail('fordblks does not equal top + fastbins + bins');
+  let mmapped = 0;
+  let mmappedCount = 0;
+  for (let id = 0; id < c.highWater; id++) {
+    if (c.state[id] === ChunkState.Mmapped) {
+      mmapped += c.size[id] + c.lead[id];
+      mmappedCount++;
+    }
+  }
+  if (mmapped !== info.hblkhd || mmappedCount !== info.hblks) fail(`hblks/hblkhd ${info.hblks}/${info.hblkhd} but the walk finds ${mmappedCount}/${mmapped}`);
+}

@@ -2,6 +2,10 @@
 import { Command, CommanderError } from 'commander';
 import { exitWith, reportError } from './run.ts';
 import { registerVersion } from './version-command.ts';
+import { registerMtrace } from './mtrace-commands.ts';
+import { registerOracle } from './oracle-command.ts';
+import { registerReplay } from './replay-command.ts';
+import { registerCheck } from './check-command.ts';
 
 const program = new Command('mallocscope')
   .description('See how glibc malloc really decides: replay allocation traces through the real glibc and a model of it')
@@ -9,6 +13,10 @@ const program = new Command('mallocscope')
   .configureOutput({ outputError: () => {} });
 
 registerVersion(program);
+registerMtrace(program);
+registerOracle(program);
+registerReplay(program);
+registerCheck(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,50 @@
+// The model against the real glibc (the oracle), event for event: where, chunk, offset and mallinfo2 after
+// every call, on one seeded random trace of each of the 63 shapes, the examples, and the traces of real
+// programs in test/fixtures/real; the heap's invariants are checked after every event on the way.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { differential } from '../src/check/differential.ts';
+import { SHAPES, generateTrace } from '../src/trace/generate.ts';
+import { TraceWriter } from '../src/trace/writer.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'mallocscope-differential-'));
+const root = new URL('..', import.meta.url).pathname;
+
+function agrees(path: string, label: string): void {
+  const result = differential(path, { stats: true, checkInvariants: true });
+  if (result.difference) {
+    const d = result.difference;
+    assert.unreachable(`${label}: event ${d.seq} (line ${d.line}) differs\n  oracle: ${d.oracle}\n  model:  ${d.model}\n  trace: ${path}`);
+  }
+  assert.ok(result.events > 0, `${label}: no events`);
+  assert.is(result.agreed, result.events);
+}
+
+assert.ok(SHAPES.length >= 60, `only ${SHAPES.length} shapes`);
+for (const [index, shape] of SHAPES.entries()) {
+  test(`random trace, shape ${shape.name}`, () => {
+    const path = join(dir, `${shape.name}.trace`);
+    const writer = new TraceWriter({ path });
+    for (const call of generateTrace(shape, 7000 + index, 1500)) writer.write(call);
+    writer.close();
+    agrees(path, shape.name);
+  });
+}
+
+for (const name of readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.trace'))) {
+  test(`example ${name}`, () => agrees(join(root, 'examples', name), name));
+}
+
+const real = join(root, 'test/fixtures/real');
+const realTraces = existsSync(real) ? readdirSync(real).filter((f) => f.endsWith('.trace')) : [];
+test('there are traces of at least three real programs', () => {
+  assert.ok(realTraces.length >= 3, `found ${realTraces.length} in test/fixtures/real`);
+});
+for (const name of realTraces) {
+  test(`real program trace ${name}`, () => agrees(join(real, name), name));
+}
+
+test.run();

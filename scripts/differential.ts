@@ -15,6 +15,7 @@ const { values } = parseArgs({
     shape: { type: 'string' },
     seed: { type: 'string', default: '1' },
     keep: { type: 'boolean', default: false },
+    invariants: { type: 'boolean', default: false },
   },
 });
 const shapes = values.shape ? SHAPES.filter((s) => s.name === values.shape) : SHAPES;
@@ -33,7 +34,13 @@ for (let n = 0; n < traces; n++) {
   const writer = new TraceWriter({ path });
   for (const call of generateTrace(shape, seed, events)) writer.write(call);
   writer.close();
-  const result = differential(path, { stats: true });
+  let result;
+  try {
+    result = differential(path, { stats: true, checkInvariants: values.invariants });
+  } catch (error) {
+    failures.push(`${shape.name} seed ${seed}: ${(error as Error).message}\n  trace:  ${path}`);
+    continue;
+  }
   totalEvents += result.events;
   agreedEvents += result.agreed;
   if (result.difference) {

@@ -38,7 +38,7 @@ export function oracleLines(path: string, options: { stats?: boolean; brkLimit?:
 /** Compares model and oracle on the trace at `path`. */
 export function differential(path: string, options: ReplayOptions & { stats?: boolean; brkLimit?: number } = {}): DifferentialResult {
   const oracle = oracleLines(path, options);
-  const replayer = new Replayer({ policy: options.policy, system: options.system ?? { brkLimit: options.brkLimit } });
+  const replayer = new Replayer({ policy: options.policy, system: options.system ?? { brkLimit: options.brkLimit }, checkInvariants: options.checkInvariants });
   let events = 0;
   for (const event of readTrace(path)) {
     const outcome = replayer.apply(event);

@@ -46,7 +46,7 @@ export class SummaryObserver {
       `peak heap         ${kib(this.peakHeap)}`,
       `peak mmapped      ${kib(this.peakMmapped)}`,
       `peak live         ${kib(this.peakLive)}`,
-      `mmap threshold    ${arena.policy.mmapThreshold} (moved ${this.thresholdMoves} times${arena.policy.noDynThreshold ? ', sliding off' : ''})`,
+      `mmap threshold    ${arena.policy.mmapThreshold} (moved ${this.thresholdMoves} time${this.thresholdMoves === 1 ? "" : "s"}${arena.policy.noDynThreshold ? ', sliding off' : ''})`,
       `trim threshold    ${arena.policy.trimThreshold}`,
       `syscalls          brk ${s.brk}, mmap ${s.mmap}, munmap ${s.munmap}, mremap ${s.mremap}, madvise ${s.madvise}${this.failedSyscalls ? ` (${this.failedSyscalls} failed)` : ''}`,
       `consolidations    ${this.consolidations}`,

@@ -3,7 +3,7 @@
 import type { MalloptParam } from '../trace/api.ts';
 import type { Arena } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
-import { MAX_FAST_SIZE, TCACHE_STRUCT_REQUEST, TWO_POW_64, checkedRequest2size, csize2tidx, maxFastFor } from './constants.ts';
+import { CHUNK_HDR_SZ, MAX_FAST_SIZE, SIZE_SZ, TCACHE_STRUCT_REQUEST, TWO_POW_64, checkedRequest2size, csize2tidx, maxFastFor } from './constants.ts';
 import { intFree, mallocConsolidate } from './int-free.ts';
 import { intMalloc } from './int-malloc.ts';
 import { intMemalign, memalignAlignment } from './memalign.ts';
@@ -60,7 +60,19 @@ export function libcCalloc(av: Arena, nmemb: number, size: number): number {
     bytes = Number(exact);
   }
   maybeInitTcache(av);
-  return stamp(av, intMalloc(av, bytes));
+  const p = intMalloc(av, bytes);
+  if (p !== NIL && av.system.zero) zeroCalloc(av, p);
+  return stamp(av, p);
+}
+
+/**
+ * calloc's clearing, where the kernel holds real data: an mmapped chunk is fresh (zero) memory; a heap chunk
+ * is cleared whole (glibc skips the part freshly obtained from sbrk, which is zero anyway).
+ */
+function zeroCalloc(av: Arena, p: number): void {
+  const c = av.chunks;
+  if (c.state[p] === ChunkState.Mmapped) return;
+  av.system.zero!(c.address[p] + CHUNK_HDR_SZ, c.size[p] - SIZE_SZ);
 }
 
 /** __libc_realloc. realloc(p, 0) frees; realloc(NULL, n) mallocs; a failure leaves p as it was. */
@@ -95,6 +107,19 @@ function sizeT(value: number): number {
 /** mallopt: always consolidates first; returns glibc's result (1, or 0 for a refused M_MXFAST). */
 export function libcMallopt(av: Arena, param: MalloptParam, value: number): number {
   mallocConsolidate(av);
+  const policy = av.policy;
+  const before = { mmap: policy.mmapThreshold, trim: policy.trimThreshold };
+  const result = setParam(av, param, value);
+  if (policy.mmapThreshold !== before.mmap || policy.trimThreshold !== before.trim) {
+    av.notes.thresholdMove = {
+      mmapThreshold: { from: before.mmap, to: policy.mmapThreshold },
+      trimThreshold: { from: before.trim, to: policy.trimThreshold },
+    };
+  }
+  return result;
+}
+
+function setParam(av: Arena, param: MalloptParam, value: number): number {
   switch (param) {
     case 'M_MXFAST':
       if (value < 0 || value > MAX_FAST_SIZE) return 0;

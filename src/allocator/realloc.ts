@@ -2,7 +2,7 @@
 // the chunk and split, grow into the top or a free neighbour, or allocate elsewhere, copy and free.
 import type { Arena } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
-import { MALLOC_ALIGN_MASK, MINSIZE, SIZE_SZ, alignUp } from './constants.ts';
+import { CHUNK_HDR_SZ, MALLOC_ALIGN_MASK, MINSIZE, SIZE_SZ, alignUp } from './constants.ts';
 import { intFree } from './int-free.ts';
 import { intMalloc } from './int-malloc.ts';
 import { munmapChunk } from './sysmalloc.ts';
@@ -48,6 +48,7 @@ export function reallocMmapped(av: Arena, p: number, bytes: number, nb: number, 
   }
   const fresh = malloc(bytes);
   if (fresh === NIL) return NIL;
+  av.system.copy?.(c.address[fresh] + CHUNK_HDR_SZ, c.address[p] + CHUNK_HDR_SZ, oldSize - CHUNK_HDR_SZ);
   // The copy's source is unmapped without a threshold update (munmap_chunk, not free).
   munmapChunk(av, p);
   return fresh;
@@ -82,6 +83,8 @@ export function intRealloc(av: Arena, oldp: number, nb: number): number {
         c.absorbNext(oldp);
         av.notes.path = 'in-place';
       } else {
+        // glibc copies oldsize - SIZE_SZ bytes: the user area, which runs into the next chunk's prev_size.
+        av.system.copy?.(c.address[fresh] + CHUNK_HDR_SZ, c.address[oldp] + CHUNK_HDR_SZ, oldSize - SIZE_SZ);
         intFree(av, oldp);
         return fresh;
       }

@@ -34,4 +34,11 @@ export interface SystemMemory {
   madvise(address: number, length: number): void;
   /** The calls made since the last take, oldest first; taking empties the list. */
   takeSyscalls(): Syscall[];
+  /**
+   * Copies `length` bytes of user data from `from` to `to` (realloc moving a block, as glibc's memcpy).
+   * The simulated kernel holds no data and leaves this out.
+   */
+  copy?(to: number, from: number, length: number): void;
+  /** Zeroes `length` bytes at `address` (calloc of recycled memory). Left out where there is no data. */
+  zero?(address: number, length: number): void;
 }

@@ -1,0 +1,216 @@
+// `mallocscope import-mtrace` (glibc mtrace log → trace v1) and `mallocscope record` (run a program under
+// mtrace and import its log): how real programs' allocations become traces. See docs/mtrace.md.
+import type { Command } from 'commander';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { MallocscopeError, TraceError, UsageError } from '../errors.ts';
+import { builtFile } from '../native.ts';
+import { importMtrace, type MtraceImportOptions, type MtraceSummary } from '../trace/mtrace.ts';
+import { action } from './run.ts';
+
+/** The preload library built from native/mtrace/start-mtrace.c. */
+export const MTRACE_STARTER = 'libmallocscope-mtrace.so';
+/** glibc's debug allocator, which holds the working mtrace() since glibc 2.34. */
+export const MALLOC_DEBUG_LIB = 'libc_malloc_debug.so.0';
+
+interface OutputOptions {
+  output?: string;
+  preamble?: boolean;
+}
+
+export function registerMtrace(program: Command): void {
+  program
+    .command('import-mtrace')
+    .description("convert a glibc mtrace log (MALLOC_TRACE) to a trace (docs/mtrace.md)")
+    .argument('<log>', 'the mtrace log; - for standard input')
+    .option('-o, --output <trace>', 'write the trace to this file (default: standard output)')
+    .option('--preamble', 'begin with the allocations glibc makes before the log starts, so that a replay reproduces the heap offsets')
+    .action(
+      action(async (log: string, options: OutputOptions) => {
+        await importTo(log, options, {}, undefined);
+      }),
+    );
+
+  program
+    .command('record')
+    .description('run a program under glibc mtrace and import its allocations as a trace: mallocscope record [options] -- PROGRAM [ARGS...]')
+    .argument('<program>', 'the program to run (found on PATH like a shell would)')
+    .argument('[args...]', 'its arguments (put -- before PROGRAM when they hold options)')
+    .option('-o, --output <trace>', "write the trace to this file (default: standard output; the program's own standard output then goes to standard error)")
+    .option('--log <log>', 'keep the raw mtrace log in this file (default: a temporary file, removed afterwards)')
+    .option('--preamble', 'begin with the allocations glibc makes before the log starts (see import-mtrace)')
+    .action(
+      action(async (command: string, args: string[], options: OutputOptions & { log?: string }) => {
+        await record(command, args, options);
+      }),
+    );
+}
+
+/** Imports `log` to the output the options name; removes a half-written output file when the import fails. */
+async function importTo(log: string, options: OutputOptions, extra: MtraceImportOptions, name: string | undefined): Promise<MtraceSummary> {
+  const importOptions = { ...extra, preamble: options.preamble, name };
+  if (!options.output || options.output === '-') {
+    return importMtrace(log, writeStdout, importOptions);
+  }
+  const path = options.output;
+  let fd: number;
+  try {
+    fd = openSync(path, 'w');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === 'ENOENT' ? 'no such file or directory' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : String(code ?? error);
+    throw new MallocscopeError('OUTPUT_OPEN', `${path}: cannot write: ${reason}`, 1);
+  }
+  try {
+    return await importMtrace(log, (text) => void writeSync(fd, text), importOptions);
+  } catch (error) {
+    closeSync(fd);
+    fd = -1;
+    rmSync(path, { force: true });
+    throw error;
+  } finally {
+    if (fd >= 0) closeSync(fd);
+  }
+}
+
+/** Writes to standard output and waits when its buffer is full, so a big import never piles up in memory. */
+function writeStdout(text: string): void | Promise<void> {
+  if (process.stdout.write(text)) return;
+  return new Promise((done) => process.stdout.once('drain', done));
+}
+
+/** Where glibc's debug allocator is: beside the libc this process runs on, else the usual folders. */
+export function findMallocDebugLib(): string | undefined {
+  const folders: string[] = [];
+  try {
+    const libc = /\s(\/\S*\/libc\.so\.6)$/m.exec(readFileSync('/proc/self/maps', 'latin1'));
+    if (libc) folders.push(dirname(libc[1]));
+  } catch {
+    // no /proc: fall back to the usual places
+  }
+  folders.push('/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib64', '/usr/lib64', '/lib', '/usr/lib');
+  return folders.map((folder) => join(folder, MALLOC_DEBUG_LIB)).find((path) => existsSync(path));
+}
+
+/** The glibc this machine runs, e.g. "2.36". */
+function glibcVersion(): string {
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  return header?.glibcVersionRuntime ?? 'unknown';
+}
+
+/** A command line for a comment: shell-like quoting, no control characters, not too long. */
+function commandText(command: string, args: string[]): string {
+  const quoted = [command, ...args].map((word) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`));
+  const text = quoted.join(' ').replace(/\n/g, '\\n').replace(/\t/g, '\\t').replace(/[\u0000-\u001f\u007f]/g, '?');
+  return text.length > 1000 ? `${text.slice(0, 1000)}…` : text;
+}
+
+/** Runs the program under mtrace, waits for it, and imports its log. */
+async function record(command: string, args: string[], options: OutputOptions & { log?: string }): Promise<void> {
+  const debugLib = findMallocDebugLib();
+  if (!debugLib) {
+    throw new MallocscopeError(
+      'RECORD_NO_DEBUG_LIB',
+      `glibc's debug allocator ${MALLOC_DEBUG_LIB} is not on this machine; mtrace needs it since glibc 2.34 (it ships with glibc, e.g. Debian's libc6)`,
+      1,
+    );
+  }
+  const starter = builtFile(MTRACE_STARTER);
+  const tempDir = mkdtempSync(join(tmpdir(), 'mallocscope-record-'));
+  const log = options.log ? resolve(options.log) : join(tempDir, 'mtrace.log');
+  // The starter library appends "PID\tPROGRAM" here for each process that starts tracing (and each fork).
+  const pidsFile = join(tempDir, 'processes');
+  let keepLog = false;
+  try {
+    // A log left by an earlier run would pass for this program's: remove it so that "no log" is detected.
+    if (existsSync(log)) unlinkSync(log);
+    const preload = [debugLib, starter, process.env.LD_PRELOAD].filter(Boolean).join(' ');
+    const env = { ...process.env, LD_PRELOAD: preload, MALLOC_TRACE: log, MALLOCSCOPE_MTRACE_PIDS: pidsFile };
+    const toStdout = !options.output || options.output === '-';
+    const started = new Date();
+    const status = await run(command, args, env, toStdout);
+
+    const processes = readProcesses(pidsFile);
+    const pids = new Set(processes.map((p) => p.pid));
+    if (pids.size > 1) {
+      const names = processes.map((p) => `${basename(p.program)} ${p.pid}`);
+      const shown = names.length > 6 ? [...names.slice(0, 6), `${names.length - 6} more`] : names;
+      throw new MallocscopeError(
+        'RECORD_SEVERAL_PROCESSES',
+        `${pids.size} processes wrote the same mtrace log (${shown.join(', ')}), so it mixes their calls: mtrace follows one process; ` +
+          'record the program that does the work directly (for example cc1 rather than the gcc driver, the interpreter binary rather than a shim or wrapper script)',
+        1,
+      );
+    }
+    const size = existsSync(log) ? statSync(log).size : -1;
+    if (size <= 0) {
+      throw new MallocscopeError(
+        'RECORD_NO_LOG',
+        `${command} wrote no mtrace log (${size < 0 ? 'no file' : 'an empty file'}): ` +
+          (processes.length === 0
+            ? 'the starter library never ran; LD_PRELOAD and MALLOC_TRACE have no effect on a statically linked or setuid program'
+            : 'it ended with _exit() or a signal before mtrace flushed its log, or it closed the log') +
+          '; a program that forks or execs (a shell script, a shim, a compiler driver) may lose the log: mtrace follows one process, so record the child program directly',
+        1,
+      );
+    }
+    // An exec chain (a wrapper that execs the real program) keeps one pid; the log is the last program's.
+    const program = processes.length ? processes[processes.length - 1].program : command;
+    if (status.signal) process.stderr.write(`mallocscope: note: ${command} was killed by ${status.signal}; the end of its log may be missing (the trace says so)\n`);
+    else if (status.code !== 0) process.stderr.write(`mallocscope: note: ${command} exited with status ${status.code}; its trace is imported all the same\n`);
+
+    const header = [
+      `recorded by mallocscope record on ${started.toISOString()}`,
+      `program: ${commandText(program, [])}`,
+      `command: ${commandText(command, args)}`,
+      `glibc: ${glibcVersion()}`,
+      `exit: ${status.signal ? `killed by ${status.signal}` : `status ${status.code}`}`,
+    ];
+    try {
+      await importTo(log, options, { header, acceptTruncated: status.signal !== null }, log);
+    } catch (error) {
+      keepLog = true; // the error names a line of it: leave it there to be looked at
+      if (error instanceof TraceError && ['MTRACE_PTR_LIVE', 'MTRACE_NO_START', 'MTRACE_BAD_LINE', 'MTRACE_UNPAIRED'].includes(error.code)) {
+        throw new TraceError(
+          error.code,
+          error.file,
+          error.line,
+          `${error.reason} (if ${basename(command)} forks or runs threads that allocate, its log mixes several writers: record the child program directly)`,
+        );
+      }
+      throw error;
+    }
+  } finally {
+    if (keepLog && !options.log) rmSync(pidsFile, { force: true });
+    else rmSync(tempDir, { recursive: true, force: true });
+  }
+}
+
+/** The processes the starter library saw: "PID\tPROGRAM" lines, PROGRAM "fork" for a forked child. */
+function readProcesses(path: string): { pid: string; program: string }[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => line.includes('\t'))
+    .map((line) => {
+      const [pid, program] = line.split('\t', 2);
+      return { pid, program: program === 'fork' ? 'a forked child' : program };
+    });
+}
+
+/** Runs the program with the given environment and resolves with how it ended. */
+function run(command: string, args: string[], env: NodeJS.ProcessEnv, stdoutToStderr: boolean): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  // Like system(3): a Ctrl-C stops the program, not the recording, so what it logged is still imported.
+  const ignore = () => {};
+  process.on('SIGINT', ignore);
+  return new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done, fail) => {
+    const child = spawn(command, args, { env, stdio: ['inherit', stdoutToStderr ? process.stderr : 'inherit', 'inherit'] });
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      const reason = error.code === 'ENOENT' ? 'no such program' : error.code === 'EACCES' ? 'permission denied' : error.message;
+      fail(new UsageError(`cannot run ${command}: ${reason}`));
+    });
+    child.on('exit', (code, signal) => done({ code, signal }));
+  }).finally(() => process.off('SIGINT', ignore));
+}

@@ -51,6 +51,7 @@ function coalesce(av: Arena, p: number): number {
     // absorbNext released the top's record: p is the top now.
     c.state[p] = ChunkState.Top;
     av.top = p;
+    av.notes.merge = { size: c.size[p], intoTop: true };
     return c.size[p];
   }
   if (next !== NIL && isBinned(c.state[next])) {
@@ -58,6 +59,7 @@ function coalesce(av: Arena, p: number): number {
     c.absorbNext(p);
   }
   av.toUnsortedHead(p);
+  av.notes.merge = { size: c.size[p], intoTop: false };
   return c.size[p];
 }
 

@@ -26,10 +26,47 @@ export interface CallNotes {
   /** systrim calls that released memory, and how much. */
   trims: number;
   trimmedBytes: number;
-  /** The threshold move this call caused (free of an mmapped chunk), if any. */
+  /** The threshold move this call caused (free of an mmapped chunk, or mallopt), if any. */
   thresholdMove: ThresholdMove | null;
+  /** What sysmalloc saw when the bins and the top could not serve a request: null if it did not run. */
+  sysmalloc: SysmallocNote | null;
+  /** What the last heap free merged into: null if no chunk was coalesced. */
+  merge: MergeNote | null;
+}
+
+/** sysmalloc's decision, for explanations. */
+export interface SysmallocNote {
+  /** The padded chunk size asked for. */
+  nb: number;
+  /** The top's size when sysmalloc began. */
+  topSize: number;
+  /** mp_.mmap_threshold at the decision. */
+  mmapThreshold: number;
+  /** Whether the policy chose mmap (nb >= threshold and n_mmaps < n_mmaps_max). */
+  triedMmap: boolean;
+  /** Whether the chunk got its own mapping. */
+  mmapped: boolean;
+  /** Whether n_mmaps had reached n_mmaps_max (then mmap is not tried, whatever the size). */
+  mmapMaxReached: boolean;
+}
+
+/** A free that coalesced: the size after merging, and whether it joined the top. */
+export interface MergeNote {
+  size: number;
+  intoTop: boolean;
 }
 
 export function newNotes(): CallNotes {
-  return { path: '', consolidations: 0, trims: 0, trimmedBytes: 0, thresholdMove: null };
+  return { path: '', consolidations: 0, trims: 0, trimmedBytes: 0, thresholdMove: null, sysmalloc: null, merge: null };
+}
+
+/** Clears notes for the next call, in place (the replay's hot path makes no new object per event). */
+export function resetNotes(notes: CallNotes): void {
+  notes.path = '';
+  notes.consolidations = 0;
+  notes.trims = 0;
+  notes.trimmedBytes = 0;
+  notes.thresholdMove = null;
+  notes.sysmalloc = null;
+  notes.merge = null;
 }

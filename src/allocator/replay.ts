@@ -12,7 +12,7 @@ import { ChunkState, NIL } from './chunks.ts';
 import { CHUNK_HDR_SZ } from './constants.ts';
 import { checkInvariants } from './invariants.ts';
 import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, type Mallinfo2 } from './libc.ts';
-import { newNotes, type CallNotes } from './notes.ts';
+import { resetNotes, type CallNotes } from './notes.ts';
 import { AllocatorAbort } from './sysmalloc.ts';
 
 /** How to build the allocator a replay drives. */
@@ -79,10 +79,7 @@ export class Replayer {
   apply(event: TraceEvent): ReplayOutcome {
     const av = this.arena;
     av.seq = event.seq;
-    const notes = av.notes;
-    if (notes.path !== '' || notes.consolidations || notes.trims || notes.thresholdMove) {
-      av.notes = newNotes();
-    }
+    resetNotes(av.notes);
     let result = NIL;
     let returns = true;
     try {

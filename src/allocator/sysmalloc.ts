@@ -24,9 +24,22 @@ export function sysmalloc(av: Arena, nb: number): number {
   const system = av.system;
   const page = system.pageSize;
 
-  if (av.policy.shouldMmap(nb, av.nMmaps, av.nMmapsMax)) {
+  const triedMmap = av.policy.shouldMmap(nb, av.nMmaps, av.nMmapsMax);
+  const note = {
+    nb,
+    topSize: c.size[av.top],
+    mmapThreshold: av.policy.mmapThreshold,
+    triedMmap,
+    mmapped: false,
+    mmapMaxReached: av.nMmaps >= av.nMmapsMax,
+  };
+  av.notes.sysmalloc = note;
+  if (triedMmap) {
     const mapped = sysmallocMmap(av, nb);
-    if (mapped !== NIL) return mapped;
+    if (mapped !== NIL) {
+      note.mmapped = true;
+      return mapped;
+    }
   }
 
   const oldTop = av.top;

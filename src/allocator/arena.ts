@@ -227,6 +227,18 @@ export class Arena {
     return p;
   }
 
+  // ---- the top ----------------------------------------------------------------------------------------
+
+  /** Carves nb bytes from the start of the top (which must hold nb + MINSIZE): the chunk, now in use. */
+  carveFromTop(nb: number): number {
+    const c = this.chunks;
+    const victim = this.top;
+    this.top = c.split(victim, nb, ChunkState.Top, c.madeBy[victim]);
+    c.state[victim] = ChunkState.InUse;
+    c.madeBy[victim] = this.seq;
+    return victim;
+  }
+
   // ---- statistics ----------------------------------------------------------------------------------------
 
   /** Adds to system_mem and keeps its maximum. */

@@ -36,6 +36,11 @@ export const enum ChunkState {
 /** The null chunk id. */
 export const NIL = -1;
 
+/** Free in a regular bin: what glibc's clear PREV_INUSE / inuse bit means (tcache and fastbin chunks look in use). */
+export function isBinned(state: number): boolean {
+  return state === ChunkState.Unsorted || state === ChunkState.Small || state === ChunkState.Large;
+}
+
 /** The chunk records. Field arrays grow together; ids are reused after a record is released. */
 export class ChunkTable {
   /** Chunk address (the user pointer is address + 16). */

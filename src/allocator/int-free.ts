@@ -1,14 +1,9 @@
 // _int_free and malloc_consolidate (GLIBC-2.36.md §7.3, §7.4): tcache first, then a fastbin, else coalesce
 // with free neighbours into the unsorted bin or the top, and past 64 KiB consolidate and maybe trim.
 import type { Arena } from './arena.ts';
-import { ChunkState, NIL } from './chunks.ts';
+import { ChunkState, NIL, isBinned } from './chunks.ts';
 import { FASTBIN_CONSOLIDATION_THRESHOLD, NFASTBINS, csize2tidx, fastbinIndex } from './constants.ts';
 import { systrim } from './sysmalloc.ts';
-
-/** A neighbour that is free in a regular bin (glibc: its PREV_INUSE / inuse bit is clear). */
-function isBinned(state: number): boolean {
-  return state === ChunkState.Unsorted || state === ChunkState.Small || state === ChunkState.Large;
-}
 
 /** _int_free(av, p) for a heap chunk `p` that is in use. */
 export function intFree(av: Arena, p: number): void {

@@ -141,15 +141,9 @@ export function intMalloc(av: Arena, bytes: number): number {
     }
 
     // i. use_top.
-    const top = av.top;
-    const topSize = c.size[top];
-    if (topSize >= nb + MINSIZE) {
-      const victim = top;
-      av.top = c.split(victim, nb, ChunkState.Top, c.madeBy[victim]);
-      c.state[victim] = ChunkState.InUse;
-      c.madeBy[victim] = av.seq;
+    if (c.size[av.top] >= nb + MINSIZE) {
       av.notes.path = 'top';
-      return victim;
+      return av.carveFromTop(nb);
     }
     if (av.haveFastchunks) {
       mallocConsolidate(av);

@@ -1,16 +1,11 @@
 // realloc (GLIBC-2.36.md §4 and §7.5): mremap for mmapped blocks whatever their size; for heap blocks, keep
 // the chunk and split, grow into the top or a free neighbour, or allocate elsewhere, copy and free.
 import type { Arena } from './arena.ts';
-import { ChunkState, NIL } from './chunks.ts';
+import { ChunkState, NIL, isBinned } from './chunks.ts';
 import { CHUNK_HDR_SZ, MALLOC_ALIGN_MASK, MINSIZE, SIZE_SZ, alignUp } from './constants.ts';
 import { intFree } from './int-free.ts';
 import { intMalloc } from './int-malloc.ts';
 import { munmapChunk } from './sysmalloc.ts';
-
-/** A neighbour that is free in a regular bin. */
-function isBinned(state: number): boolean {
-  return state === ChunkState.Unsorted || state === ChunkState.Small || state === ChunkState.Large;
-}
 
 /**
  * mremap_chunk: resizes an mmapped chunk's mapping to hold nb bytes. Returns p (same id, possibly moved), or

@@ -111,15 +111,9 @@ export function sysmalloc(av: Arena, nb: number): number {
   }
   av.noteMaxSystemMem();
 
-  const top = av.top;
-  const topSize = c.size[top];
-  if (topSize >= nb + MINSIZE) {
-    const victim = top;
-    av.top = c.split(victim, nb, ChunkState.Top, c.madeBy[victim]);
-    c.state[victim] = ChunkState.InUse;
-    c.madeBy[victim] = av.seq;
+  if (c.size[av.top] >= nb + MINSIZE) {
     av.notes.path = 'sysmalloc';
-    return victim;
+    return av.carveFromTop(nb);
   }
   return NIL;
 }

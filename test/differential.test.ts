@@ -1,6 +1,7 @@
 // The model against the real glibc (the oracle), event for event: where, chunk, offset and mallinfo2 after
-// every call, on one seeded random trace of each of the 63 shapes, the examples, and the traces of real
-// programs in test/fixtures/real; the heap's invariants are checked after every event on the way.
+// every call, on one seeded random trace of each of the 63 shapes (some also with a program break that cannot
+// grow), the examples, and the traces of real programs in test/fixtures/real; the heap's invariants are
+// checked after every event on the way.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
@@ -13,8 +14,8 @@ import { TraceWriter } from '../src/trace/writer.ts';
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-differential-'));
 const root = new URL('..', import.meta.url).pathname;
 
-function agrees(path: string, label: string): void {
-  const result = differential(path, { stats: true, checkInvariants: true });
+function agrees(path: string, label: string, brkLimit?: number): void {
+  const result = differential(path, { stats: true, checkInvariants: true, brkLimit });
   if (result.difference) {
     const d = result.difference;
     assert.unreachable(`${label}: event ${d.seq} (line ${d.line}) differs\n  oracle: ${d.oracle}\n  model:  ${d.model}\n  trace: ${path}`);
@@ -32,6 +33,21 @@ for (const [index, shape] of SHAPES.entries()) {
     writer.close();
     agrees(path, shape.name);
   });
+}
+
+// A program break that cannot grow (far enough): glibc falls back to mmap'ed heap memory (GLIBC-2.36.md §5).
+const limited = ['everything', 'threshold-and-small-many', 'realloc-mixed', 'trim-mix-few', 'medium-many'];
+for (const [index, name] of limited.entries()) {
+  for (const brkLimit of [0, 65536, 1 << 20]) {
+    test(`random trace, shape ${name}, brk limit ${brkLimit}`, () => {
+      const shape = SHAPES.find((s) => s.name === name)!;
+      const path = join(dir, `${name}-brk${brkLimit}.trace`);
+      const writer = new TraceWriter({ path });
+      for (const call of generateTrace(shape, 9100 + index, 1500)) writer.write(call);
+      writer.close();
+      agrees(path, `${name} with brk limit ${brkLimit}`, brkLimit);
+    });
+  }
 }
 
 for (const name of readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.trace'))) {

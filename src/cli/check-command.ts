@@ -9,6 +9,7 @@ import { walkHeap } from '../allocator/walk.ts';
 import { MallocscopeError } from '../errors.ts';
 import { builtFile } from '../native.ts';
 import { oracleEnv } from '../oracle/oracle.ts';
+import { sameEvent } from '../check/differential.ts';
 import { contractFields, extraFields, statsFields } from '../report/jsonl.ts';
 import type { TraceEvent } from '../trace/api.ts';
 import { readTrace, traceDisplayName } from '../trace/reader.ts';
@@ -80,7 +81,7 @@ async function compare(
     model += '}';
     const next = await oracleLines.next();
     const oracle = next.done ? null : next.value;
-    if (model !== oracle) {
+    if (oracle === null || !sameEvent(model, oracle, brkLimit)) {
       if (oracle === null) {
         const code = await exited;
         throw new MallocscopeError('ORACLE_FAILED', `the oracle stopped before event ${event.seq}${code ? ` (exit ${code})` : ''}: ${stderr().trim()}`);

@@ -13,16 +13,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The size word's flag bits (GLIBC-2.36.md §1). */
 #define IS_MMAPPED 0x2
 #define SIZE_BITS 0x7
 
-static const char usage_line[] = "mallocscope-oracle [--stats] [--name DISPLAYNAME] [--brk-limit BYTES] TRACE|-";
+static const char usage_line[] = "mallocscope-oracle [--stats] [--time] [--name DISPLAYNAME] [--brk-limit BYTES] TRACE|-";
 
 struct options {
     int stats;
+    int time;           /* --time: the replay's own duration on stderr at exit (for bench/replay.ts) */
     const char *name;
     const char *path;
     int has_brk_limit;
@@ -58,6 +60,8 @@ static void parse_args(int argc, char **argv, struct options *o)
                 only_paths = 1;
             } else if (bytes_equal(a, cstr_len(a), "--stats")) {
                 o->stats = 1;
+            } else if (bytes_equal(a, cstr_len(a), "--time")) {
+                o->time = 1;
             } else if (bytes_equal(a, cstr_len(a), "--name")) {
                 if (++i == argc) usage_error("--name needs a value", NULL);
                 o->name = argv[i];
@@ -244,6 +248,18 @@ static void replay(struct trace_reader *r)
     }
 }
 
+/* `{"replay_ns":N}` on stderr: one write from a buffer on the stack, no stdio. */
+static void write_replay_time(const struct timespec *began, const struct timespec *ended)
+{
+    int64_t ns = (int64_t)(ended->tv_sec - began->tv_sec) * 1000000000 + (ended->tv_nsec - began->tv_nsec);
+    char line[64];
+    char *at = line;
+    at = PUT_LITERAL(at, "{\"replay_ns\":");
+    at = put_i64(at, ns);
+    at = PUT_LITERAL(at, "}\n");
+    if (write_all(2, line, (size_t)(at - line)) != 0) die_output(errno);
+}
+
 int main(int argc, char **argv)
 {
     /* The heap start is the break before glibc's first allocation; nothing here has called malloc yet. */
@@ -267,7 +283,13 @@ int main(int argc, char **argv)
     out_init(&out, 1, 1 << 20);
     struct trace_reader reader;
     trace_open_reader(&reader, fd, display, &out);
+    /* --time measures the replay alone: from just before the first read of the trace to just after its
+     * last call, so process start-up and the final flush are left out. */
+    struct timespec began = { 0 }, ended = { 0 };
+    if (o.time) clock_gettime(CLOCK_MONOTONIC, &began);
     replay(&reader);
+    if (o.time) clock_gettime(CLOCK_MONOTONIC, &ended);
     out_flush(&out);
+    if (o.time) write_replay_time(&began, &ended);
     return 0;
 }

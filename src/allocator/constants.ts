@@ -43,8 +43,6 @@ export const DEFAULT_MMAP_MAX = 65536;
 /** The unit of the mmap fallback when sbrk fails; 2.36 passes it as the rounding unit (transposed args). */
 export const MMAP_AS_MORECORE_SIZE = 1024 * 1024;
 
-/** PTRDIFF_MAX: requests above it fail at once (checked_request2size). */
-export const PTRDIFF_MAX = 2 ** 63 - 1;
 /** 2^64: size_t arithmetic wraps here. */
 export const TWO_POW_64 = 2 ** 64;
 
@@ -54,9 +52,12 @@ export function request2size(req: number): number {
   return alignDown(req + SIZE_SZ + MALLOC_ALIGN_MASK, MALLOC_ALIGNMENT);
 }
 
-/** checked_request2size: the chunk size, or 0 when the request is above PTRDIFF_MAX. */
+/**
+ * checked_request2size: the chunk size, or 0 when the request is above PTRDIFF_MAX. PTRDIFF_MAX (2^63 - 1) is
+ * 2^63 as a double, so the test is `>= 2^63`; the trace reader keeps values up to PTRDIFF_MAX below 2^63.
+ */
 export function checkedRequest2size(req: number): number {
-  return req > PTRDIFF_MAX ? 0 : request2size(req);
+  return req >= 2 ** 63 ? 0 : request2size(req);
 }
 
 /** Rounds down to a multiple of `unit` (a power of two), exact for every double we use. */

@@ -11,7 +11,7 @@ import { intRealloc, reallocMmapped } from './realloc.ts';
 import { mtrim, munmapChunk } from './sysmalloc.ts';
 
 /** MAYBE_INIT_TCACHE: the first malloc, calloc or heap free allocates the tcache struct (chunk 0x290). */
-function maybeInitTcache(av: Arena): void {
+export function maybeInitTcache(av: Arena): void {
   if (av.tcacheReady) return;
   const saved = av.notes.path;
   const victim = intMalloc(av, TCACHE_STRUCT_REQUEST);

@@ -11,7 +11,8 @@ import { Arena } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
 import { CHUNK_HDR_SZ } from './constants.ts';
 import { checkInvariants } from './invariants.ts';
-import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, type Mallinfo2 } from './libc.ts';
+import { HUGE_STAND_IN, classifyHuge, reallocHugeRefused, type HugeOutcome } from './huge.ts';
+import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, maybeInitTcache, type Mallinfo2 } from './libc.ts';
 import { resetNotes, type CallNotes } from './notes.ts';
 import { AllocatorAbort } from './sysmalloc.ts';
 
@@ -82,8 +83,11 @@ export class Replayer {
     resetNotes(av.notes);
     let result = NIL;
     let returns = true;
+    const huge = event.exact ? classifyHuge(event) : null;
     try {
-      switch (event.op) {
+      if (huge) {
+        result = this.applyHuge(event, huge);
+      } else switch (event.op) {
         case 'malloc':
           result = libcMalloc(av, event.size);
           this.setSlot(event.slot, result, event.size);
@@ -150,6 +154,31 @@ export class Replayer {
       out.offset = 0;
     }
     return out;
+  }
+
+  /**
+   * A request above 2^53 bytes, which fails whatever happens: do the side effects glibc does before failing
+   * (classifyHuge decides which), with a stand-in size that fails the same way. A failed realloc keeps its
+   * block; a failed malloc, calloc or memalign leaves its ID live with a NULL block.
+   */
+  private applyHuge(event: TraceEvent, huge: HugeOutcome): number {
+    const av = this.arena;
+    if (huge === 'refused-after-init') maybeInitTcache(av);
+    if (event.op === 'realloc') {
+      const old = event.wasLive ? this.slots[event.slot] : NIL;
+      if (huge === 'searched') {
+        const heapBlock = old !== NIL && av.chunks.state[old] !== ChunkState.Mmapped;
+        if (!(heapBlock && reallocHugeRefused(event.exact!.size!))) libcRealloc(av, old, HUGE_STAND_IN);
+      }
+      if (!event.wasLive) this.setSlot(event.slot, NIL, 0);
+      return NIL;
+    }
+    if (huge === 'searched') {
+      if (event.op === 'memalign' && event.alignment > 16) libcMemalign(av, 64, HUGE_STAND_IN);
+      else libcMalloc(av, HUGE_STAND_IN);
+    }
+    this.setSlot(event.slot, NIL, 0);
+    return NIL;
   }
 
   /** mallinfo2 now. */

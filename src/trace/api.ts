@@ -80,6 +80,19 @@ export interface EventPlace {
   slot: number;
   /** For realloc: whether the ID was live before this call (false means realloc(NULL, size)). */
   wasLive: boolean;
+  /**
+   * The exact values of the number fields above 2^53, which the number fields only approximate. Present only
+   * then: glibc's early refusals of huge requests (near 2^63) depend on exact size_t arithmetic.
+   */
+  exact?: ExactSizes;
+}
+
+/** Exact values of huge number fields, by field name. */
+export interface ExactSizes {
+  size?: bigint;
+  nmemb?: bigint;
+  alignment?: bigint;
+  pad?: bigint;
 }
 
 /** One call read from a trace, with its place. */

@@ -2,7 +2,7 @@
 // checks every rule of the format, and hands out one TraceEvent per call. Memory grows with live IDs only.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { TraceError, errnoReason } from '../errors.ts';
-import type { MalloptParam, TraceEvent, TraceOp } from './api.ts';
+import type { ExactSizes, MalloptParam, TraceEvent, TraceOp } from './api.ts';
 import { IdTable } from './id-table.ts';
 
 /** The longest line the format allows, in bytes, not counting `\n` and a `\r` before it. */
@@ -18,6 +18,10 @@ export interface ReadTraceOptions {
 
 const DEFAULT_CHUNK = 1 << 20;
 
+/** Above this a number field is carried exactly too (event.exact). */
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+/** The event field each number field's exact value goes to. */
+const EXACT_FIELD: Record<string, keyof ExactSizes> = { SIZE: 'size', NMEMB: 'nmemb', ALIGN: 'alignment', PAD: 'pad' };
 /** Largest size_t: 2^64 - 1. */
 const SIZE_MAX = (1n << 64n) - 1n;
 /** PTRDIFF_MAX on x86-64: glibc fails any request above it before doing anything else. */
@@ -102,6 +106,8 @@ export class TraceReader implements IterableIterator<TraceEvent> {
   /** The ID token last read by idToken(): its hash and whether it is plain ASCII. */
   private idHash = 0;
   private idAscii = true;
+  /** Exact values of the current line's fields above 2^53, or null. */
+  private exact: ExactSizes | null = null;
 
   /** Reads from an open file descriptor or a whole buffer; use {@link readTrace} or {@link parseTrace}. */
   constructor(source: { fd: number; closeFd: boolean } | { bytes: Uint8Array }, name: string, chunkSize = DEFAULT_CHUNK) {
@@ -342,6 +348,10 @@ export class TraceReader implements IterableIterator<TraceEvent> {
         break;
       }
     }
+    if (this.exact) {
+      event.exact = this.exact;
+      this.exact = null;
+    }
     this.seq++;
     return event;
   }
@@ -418,6 +428,10 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     const value = this.unsigned(start, end, token, field);
     if (typeof value === 'number') return value;
     if (value > SIZE_MAX) this.throwLine('TRACE_RANGE', `${field} is out of range: '${this.tokenText(token)}' (at most 2^64-1)`);
+    if (value > MAX_SAFE) {
+      this.exact ??= {};
+      this.exact[EXACT_FIELD[field]] = value;
+    }
     // Beyond 2^53 a double is approximate; keep "at most PTRDIFF_MAX" on its side of 2^63 (see the format doc).
     return value <= PTRDIFF_MAX ? Math.min(Number(value), BELOW_2_63) : Number(value);
   }

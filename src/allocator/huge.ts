@@ -1,0 +1,79 @@
+// Requests above 2^53 bytes, which can never succeed on x86-64 (user space ends at 2^47) but whose side
+// effects still depend on exact size_t arithmetic: glibc refuses some at once (above PTRDIFF_MAX, or when
+// its own padding passes it), and takes the others through _int_malloc (tcache set-up, consolidation, the
+// unsorted scan) before failing. This decides which, exactly, from a trace event's exact values.
+import type { TraceEvent } from '../trace/api.ts';
+
+const PTRDIFF_MAX = (1n << 63n) - 1n;
+const SIZE_MAX = (1n << 64n) - 1n;
+const MINSIZE = 32n;
+
+/** request2size in exact size_t arithmetic (wrapping as C does). */
+function request2size(req: bigint): bigint {
+  const padded = (req + 8n + 15n) & SIZE_MAX;
+  return padded < MINSIZE ? MINSIZE : padded & ~15n;
+}
+
+/** How glibc treats a huge request. */
+export type HugeOutcome =
+  /** NULL before anything happens (not even malloc's or calloc's tcache set-up). */
+  | 'refused'
+  /** NULL after the tcache set-up only (calloc: _int_malloc refuses the product at once). */
+  | 'refused-after-init'
+  /** NULL after the whole search (consolidation, unsorted scan, failing sysmalloc): replay it with a stand-in. */
+  | 'searched';
+
+/** A stand-in size that takes the same path to failure as any huge request that gets searched. */
+export const HUGE_STAND_IN = 2 ** 62;
+
+/**
+ * For a malloc, calloc, realloc or memalign event carrying exact values, what glibc does; null when the
+ * event's exact values do not matter (the call is decided by its other fields).
+ */
+export function classifyHuge(event: TraceEvent): HugeOutcome | null {
+  const exact = event.exact;
+  if (!exact) return null;
+  switch (event.op) {
+    case 'malloc':
+      return exact.size === undefined ? null : exact.size > PTRDIFF_MAX ? 'refused' : 'searched';
+    case 'calloc': {
+      const nmemb = exact.nmemb ?? BigInt(event.nmemb);
+      const size = exact.size ?? BigInt(event.size);
+      const bytes = nmemb * size;
+      if (bytes > SIZE_MAX) return 'refused';
+      if (bytes <= BigInt(Number.MAX_SAFE_INTEGER)) return null;
+      return bytes > PTRDIFF_MAX ? 'refused-after-init' : 'searched';
+    }
+    case 'realloc': {
+      if (exact.size === undefined) return null;
+      if (exact.size > PTRDIFF_MAX) return 'refused';
+      // A live heap block goes through _int_malloc(nb - 15), refused at once above PTRDIFF_MAX; the replay
+      // decides between this and the other realloc paths (see reallocHugeRefused).
+      return 'searched';
+    }
+    case 'memalign': {
+      const alignment = exact.alignment ?? BigInt(event.alignment);
+      if (alignment <= 16n) return exact.size === undefined ? null : exact.size > PTRDIFF_MAX ? 'refused' : 'searched';
+      if (alignment > (1n << 63n)) return 'refused'; // EINVAL
+      let aligned = alignment < MINSIZE ? MINSIZE : alignment;
+      if ((aligned & (aligned - 1n)) !== 0n) {
+        let power = 32n;
+        while (power < aligned) power <<= 1n;
+        aligned = power;
+      }
+      const req = exact.size ?? BigInt(event.size);
+      if (req > PTRDIFF_MAX) return 'refused';
+      const nb = request2size(req);
+      if (nb > SIZE_MAX - aligned - MINSIZE) return 'refused';
+      if (nb + aligned + MINSIZE > PTRDIFF_MAX) return 'refused';
+      return req > BigInt(Number.MAX_SAFE_INTEGER) ? 'searched' : null;
+    }
+    default:
+      return null;
+  }
+}
+
+/** realloc of a live heap block to an exact huge size: whether _int_malloc(nb - 15) refuses it at once. */
+export function reallocHugeRefused(size: bigint): boolean {
+  return request2size(size) - 15n > PTRDIFF_MAX;
+}

@@ -33,20 +33,19 @@ let check = 0;
 
 const began = process.hrtime.bigint();
 if (mode === 'summary') {
-  for (const event of reader) {
-    summary.observe(replayer.apply(event), replayer.arena);
+  for (let outcome = replayer.applyNext(reader); outcome; outcome = replayer.applyNext(reader)) {
+    summary.observe(outcome, replayer.arena);
     summary.noteLive(replayer.liveBytes);
   }
 } else if (mode === 'stats') {
-  for (const event of reader) {
-    summary.observe(replayer.apply(event), replayer.arena);
+  for (let outcome = replayer.applyNext(reader); outcome; outcome = replayer.applyNext(reader)) {
+    summary.observe(outcome, replayer.arena);
     summary.noteLive(replayer.liveBytes);
     const info = replayer.mallinfo2();
     check += info.uordblks + info.hblks;
   }
 } else {
-  for (const event of reader) {
-    const outcome = replayer.apply(event);
+  for (let outcome = replayer.applyNext(reader); outcome; outcome = replayer.applyNext(reader)) {
     const line = `${contractFields(outcome)}${statsFields(replayer.mallinfo2())}${extraFields(outcome)}}`;
     check += line.length;
     summary.events++;

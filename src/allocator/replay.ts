@@ -5,8 +5,8 @@ import type { MmapPolicy } from '../policy/api.ts';
 import { policyByName } from '../policy/index.ts';
 import type { Syscall, SystemMemory } from '../system/api.ts';
 import { SimulatedSystem, type SimulatedSystemOptions } from '../system/simulated.ts';
-import type { TraceEvent } from '../trace/api.ts';
-import { readTrace } from '../trace/reader.ts';
+import type { TraceEvent, TraceOp } from '../trace/api.ts';
+import { MALLOPT_PARAMS, OP_CALLOC, OP_FREE, OP_MALLOC, OP_MALLOPT, OP_MEMALIGN, OP_REALLOC, OP_TRIM, TRACE_OPS, TraceReader, readTrace } from '../trace/reader.ts';
 import { Arena } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
 import { CHUNK_HDR_SZ } from './constants.ts';
@@ -28,7 +28,14 @@ export interface ReplayOptions {
 
 /** What one event did. The replayer reuses one outcome object: copy what you keep. */
 export interface ReplayOutcome {
-  event: TraceEvent;
+  /** The event, when apply() was given one; null after applyNext(reader), which makes no event object. */
+  event: TraceEvent | null;
+  /** The call's seq, 1-based line, and verb. */
+  seq: number;
+  line: number;
+  op: TraceOp;
+  /** The call's trace ID ("" for mallopt and trim), made when asked for; valid until the next event. */
+  id(): string;
   /** 'heap' or 'mmap' for a call that returned a block; null when it returned NULL or returns nothing. */
   where: 'heap' | 'mmap' | null;
   /** chunksize of the returned block (for mmap: the mapping length less a memalign front gap). */
@@ -46,6 +53,9 @@ export interface ReplayOutcome {
   trimThreshold: number;
 }
 
+/** The numeric op code of each verb (the order of TRACE_OPS). */
+const OP_CODE: Record<TraceOp, number> = { malloc: OP_MALLOC, calloc: OP_CALLOC, realloc: OP_REALLOC, memalign: OP_MEMALIGN, free: OP_FREE, mallopt: OP_MALLOPT, trim: OP_TRIM };
+
 /** Replays events one at a time through one allocator. */
 export class Replayer {
   readonly arena: Arena;
@@ -57,14 +67,25 @@ export class Replayer {
   liveBytes = 0;
   private readonly outcome: ReplayOutcome;
   private readonly checking: boolean;
+  /** Where the current outcome's ID comes from: its event object, or the reader (applyNext). */
+  private idSource: TraceEvent | TraceReader | null = null;
 
   constructor(options: ReplayOptions = {}) {
     const policy = typeof options.policy === 'string' || options.policy === undefined ? policyByName(options.policy ?? 'glibc') : options.policy;
     const system = options.system && 'sbrk' in options.system ? options.system : new SimulatedSystem(options.system);
     this.arena = new Arena(system, policy);
     this.checking = options.checkInvariants ?? false;
+    const replayer = this;
     this.outcome = {
-      event: undefined as unknown as TraceEvent,
+      event: null,
+      seq: -1,
+      line: 0,
+      op: 'malloc',
+      id(): string {
+        const source = replayer.idSource;
+        if (source === null) return '';
+        return source instanceof TraceReader ? source.id() : 'id' in source ? source.id : '';
+      },
       where: null,
       chunk: 0,
       offset: 0,
@@ -78,70 +99,147 @@ export class Replayer {
 
   /** Applies one event. An internal inconsistency or a glibc abort stops with the event's seq and line. */
   apply(event: TraceEvent): ReplayOutcome {
-    const av = this.arena;
-    av.seq = event.seq;
-    resetNotes(av.notes);
-    let result = NIL;
-    let returns = true;
     const huge = event.exact ? classifyHuge(event) : null;
+    if (huge) {
+      this.arena.seq = event.seq;
+      resetNotes(this.arena.notes);
+      const result = this.guard(event.seq, event.line, event.op, () => this.applyHuge(event, huge));
+      return this.finish(event, event.seq, event.line, OP_CODE[event.op], result);
+    }
+    let result: number;
+    switch (event.op) {
+      case 'malloc':
+        result = this.step(OP_MALLOC, event.seq, event.line, event.slot, false, event.size, 0, 0, 0, 0, 0);
+        break;
+      case 'calloc':
+        result = this.step(OP_CALLOC, event.seq, event.line, event.slot, false, event.size, event.nmemb, 0, 0, 0, 0);
+        break;
+      case 'memalign':
+        result = this.step(OP_MEMALIGN, event.seq, event.line, event.slot, false, event.size, 0, event.alignment, 0, 0, 0);
+        break;
+      case 'realloc':
+        result = this.step(OP_REALLOC, event.seq, event.line, event.slot, event.wasLive, event.size, 0, 0, 0, 0, 0);
+        break;
+      case 'free':
+        result = this.step(OP_FREE, event.seq, event.line, event.slot, true, 0, 0, 0, 0, 0, 0);
+        break;
+      case 'mallopt':
+        result = this.step(OP_MALLOPT, event.seq, event.line, -1, false, 0, 0, 0, MALLOPT_PARAMS.indexOf(event.param), event.value, 0);
+        break;
+      case 'trim':
+        result = this.step(OP_TRIM, event.seq, event.line, -1, false, 0, 0, 0, 0, 0, event.pad);
+        break;
+    }
+    return this.finish(event, event.seq, event.line, OP_CODE[event.op], result);
+  }
+
+  /**
+   * Reads the next call from `reader` and applies it, making no event object: the fast path of replay.
+   * Null at the end of the trace.
+   */
+  applyNext(reader: TraceReader): ReplayOutcome | null {
+    if (!reader.readRaw()) return null;
+    if (reader.exact) return this.apply(reader.currentEvent());
+    const seq = reader.seq - 1;
+    const result = this.step(
+      reader.op,
+      seq,
+      reader.lineNumber,
+      reader.slot,
+      reader.wasLive,
+      reader.size,
+      reader.nmemb,
+      reader.alignment,
+      reader.param,
+      reader.value,
+      reader.pad,
+    );
+    this.idSource = reader;
+    return this.finish(null, seq, reader.lineNumber, reader.op, result);
+  }
+
+  /** One call by numeric op code: the block's chunk id (NIL for NULL, or for calls that return nothing). */
+  private step(op: number, seq: number, line: number, slot: number, wasLive: boolean, size: number, nmemb: number, alignment: number, param: number, value: number, pad: number): number {
+    const av = this.arena;
+    av.seq = seq;
+    resetNotes(av.notes);
     try {
-      if (huge) {
-        result = this.applyHuge(event, huge);
-      } else switch (event.op) {
-        case 'malloc':
-          result = libcMalloc(av, event.size);
-          this.setSlot(event.slot, result, event.size);
-          break;
-        case 'calloc':
-          result = libcCalloc(av, event.nmemb, event.size);
-          this.setSlot(event.slot, result, event.nmemb * event.size);
-          break;
-        case 'memalign':
-          result = libcMemalign(av, event.alignment, event.size);
-          this.setSlot(event.slot, result, event.size);
-          break;
-        case 'realloc': {
-          const old = event.wasLive ? this.slots[event.slot] : NIL;
-          result = libcRealloc(av, old, event.size);
-          // realloc(p, 0) freed p; a failed realloc leaves p where it was.
-          if (result !== NIL || (event.size === 0 && old !== NIL)) this.setSlot(event.slot, result, event.size);
-          else if (!event.wasLive) this.setSlot(event.slot, NIL, 0);
-          break;
+      switch (op) {
+        case OP_MALLOC: {
+          const result = libcMalloc(av, size);
+          this.setSlot(slot, result, size);
+          return result;
         }
-        case 'free':
-          libcFree(av, this.slots[event.slot]);
-          this.setSlot(event.slot, NIL, 0);
-          returns = false;
-          break;
-        case 'mallopt':
-          libcMallopt(av, event.param, event.value);
-          returns = false;
-          break;
-        case 'trim':
-          libcTrim(av, event.pad);
-          returns = false;
-          break;
+        case OP_CALLOC: {
+          const result = libcCalloc(av, nmemb, size);
+          this.setSlot(slot, result, nmemb * size);
+          return result;
+        }
+        case OP_MEMALIGN: {
+          const result = libcMemalign(av, alignment, size);
+          this.setSlot(slot, result, size);
+          return result;
+        }
+        case OP_REALLOC: {
+          const old = wasLive ? this.slots[slot] : NIL;
+          const result = libcRealloc(av, old, size);
+          // realloc(p, 0) freed p; a failed realloc leaves p where it was.
+          if (result !== NIL || (size === 0 && old !== NIL)) this.setSlot(slot, result, size);
+          else if (!wasLive) this.setSlot(slot, NIL, 0);
+          return result;
+        }
+        case OP_FREE:
+          libcFree(av, this.slots[slot]);
+          this.setSlot(slot, NIL, 0);
+          return NIL;
+        case OP_MALLOPT:
+          libcMallopt(av, MALLOPT_PARAMS[param], value);
+          return NIL;
+        default:
+          libcTrim(av, pad);
+          return NIL;
       }
     } catch (error) {
-      if (error instanceof AllocatorAbort) {
-        throw new MallocscopeError('MODEL_ABORT', `event ${event.seq} (line ${event.line}, ${event.op}): ${error.message}`);
-      }
-      throw error;
+      throw this.stopped(error, seq, line, TRACE_OPS[op]);
     }
+  }
+
+  /** Runs `run` for an event, turning a glibc abort into an error that names the event. */
+  private guard(seq: number, line: number, op: string, run: () => number): number {
+    try {
+      return run();
+    } catch (error) {
+      throw this.stopped(error, seq, line, op);
+    }
+  }
+
+  private stopped(error: unknown, seq: number, line: number, op: string): unknown {
+    if (error instanceof AllocatorAbort) return new MallocscopeError('MODEL_ABORT', `event ${seq} (line ${line}, ${op}): ${error.message}`);
+    return error;
+  }
+
+  /** Fills the outcome after a call (and checks the invariants when asked). */
+  private finish(event: TraceEvent | null, seq: number, line: number, op: number, result: number): ReplayOutcome {
+    const av = this.arena;
     if (this.checking) {
       try {
         checkInvariants(av);
       } catch (error) {
-        throw new MallocscopeError('MODEL_INVARIANT', `event ${event.seq} (line ${event.line}, ${event.op}): ${(error as Error).message}`);
+        throw new MallocscopeError('MODEL_INVARIANT', `event ${seq} (line ${line}, ${TRACE_OPS[op]}): ${(error as Error).message}`);
       }
     }
     const out = this.outcome;
     out.event = event;
+    if (event) this.idSource = event;
+    out.seq = seq;
+    out.line = line;
+    out.op = TRACE_OPS[op];
     out.notes = av.notes;
     out.syscalls = av.system.takeSyscalls();
     out.mmapThreshold = av.policy.mmapThreshold;
     out.trimThreshold = av.policy.trimThreshold;
-    if (returns && result !== NIL) {
+    // Only malloc, calloc, memalign and realloc return a block.
+    if (result !== NIL && op <= OP_MEMALIGN) {
       const c = av.chunks;
       out.where = c.state[result] === ChunkState.Mmapped ? 'mmap' : 'heap';
       out.chunk = c.size[result];

@@ -53,15 +53,15 @@ export function differential(path: string, options: ReplayOptions & { stats?: bo
   const oracle = oracleLines(path, options);
   const replayer = new Replayer({ policy: options.policy, system: options.system ?? { brkLimit: options.brkLimit }, checkInvariants: options.checkInvariants });
   let events = 0;
-  for (const event of readTrace(path)) {
-    const outcome = replayer.apply(event);
+  const reader = readTrace(path);
+  for (let outcome = replayer.applyNext(reader); outcome; outcome = replayer.applyNext(reader)) {
     let line = contractFields(outcome);
     if (options.stats) line += statsFields(replayer.mallinfo2());
     line += '}';
     const expected = oracle[events];
     events++;
     if (expected === undefined || !sameEvent(line, expected, options.brkLimit)) {
-      return { events: oracle.length, agreed: events - 1, difference: { seq: event.seq, line: event.line, model: line, oracle: expected ?? '(no line)' } };
+      return { events: oracle.length, agreed: events - 1, difference: { seq: outcome.seq, line: outcome.line, model: line, oracle: expected ?? '(no line)' } };
     }
   }
   return { events, agreed: events, difference: null };

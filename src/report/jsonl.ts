@@ -6,9 +6,7 @@ import type { Syscall } from '../system/api.ts';
 
 /** The contract's part of a line: seq, op, id, and where/chunk/offset for a returned block. */
 export function contractFields(outcome: ReplayOutcome): string {
-  const event = outcome.event;
-  const id = 'id' in event ? JSON.stringify(event.id) : '""';
-  let line = `{"seq":${event.seq},"op":"${event.op}","id":${id}`;
+  let line = `{"seq":${outcome.seq},"op":"${outcome.op}","id":${JSON.stringify(outcome.id())}`;
   if (outcome.where === 'heap') line += `,"where":"heap","chunk":${outcome.chunk},"offset":${outcome.offset}`;
   else if (outcome.where === 'mmap') line += `,"where":"mmap","chunk":${outcome.chunk}`;
   return line;

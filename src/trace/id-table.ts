@@ -1,6 +1,6 @@
 // The live IDs of a trace, keyed by their bytes: an open-addressing hash table (linear probing, deletion by
-// backward shift) from an ID's bytes to its dense slot. Looking an ID up builds no string; each slot keeps
-// its ID's string, made once when the ID is created.
+// backward shift) from an ID's bytes to its dense slot. The bytes are kept in one arena; a slot's ID string
+// is made only when asked for, so replaying without printing IDs builds no strings at all.
 
 const EMPTY = 0;
 
@@ -8,16 +8,25 @@ export class IdTable {
   /** Buckets: slot + 1, or EMPTY. Length a power of two, at most half full. */
   private buckets = new Int32Array(1024);
   private mask = 1023;
-  /** slot -> its ID's hash, string, and (for non-ASCII IDs) bytes. */
+  /** slot -> FNV-1a hash of its ID, and where its bytes are in the arena. */
   private slotHash = new Int32Array(1024);
-  private slotKey: string[] = [];
-  private slotBytes = new Map<number, Buffer>();
+  private keyStart = new Int32Array(1024);
+  private keyLength = new Int32Array(1024);
+  /** The ID bytes of live slots (and garbage of ended ones, until compaction). */
+  private arena = new Uint8Array(1 << 16);
+  private arenaUsed = 0;
+  private arenaGarbage = 0;
+  /** slot -> its ID string, once made; '' until then. */
+  private keyText: string[] = [];
   /** slot -> the line that created it. */
   createdAt = new Int32Array(1024);
-  private freeSlots: number[] = [];
+  private freeSlots = new Int32Array(1024);
+  private freeCount = 0;
   private slotCount = 0;
   /** How many IDs are live. */
   size = 0;
+
+  private static readonly utf8 = new TextDecoder('utf-8');
 
   /** Slots handed out so far: every slot is below this. */
   get slotLimit(): number {
@@ -28,33 +37,65 @@ export class IdTable {
   find(buf: Uint8Array, start: number, end: number, hash: number): number {
     const buckets = this.buckets;
     const mask = this.mask;
+    const length = end - start;
     for (let i = hash & mask; ; i = (i + 1) & mask) {
       const entry = buckets[i];
       if (entry === EMPTY) return -1;
       const slot = entry - 1;
-      if (this.slotHash[slot] === hash && this.keyEquals(slot, buf, start, end)) return slot;
+      if (this.slotHash[slot] === hash && this.keyLength[slot] === length) {
+        const arena = this.arena;
+        let at = this.keyStart[slot];
+        let same = true;
+        for (let j = start; j < end; j++, at++) {
+          if (arena[at] !== buf[j]) {
+            same = false;
+            break;
+          }
+        }
+        if (same) return slot;
+      }
     }
   }
 
-  /** The string of a live slot's ID. */
+  /** The ID string of a live slot, made on first use. */
   key(slot: number): string {
-    return this.slotKey[slot];
+    const known = this.keyText[slot];
+    if (known) return known;
+    const start = this.keyStart[slot];
+    const end = start + this.keyLength[slot];
+    let text = '';
+    let ascii = true;
+    for (let i = start; i < end; i++) if (this.arena[i] >= 0x80) ascii = false;
+    if (!ascii) text = IdTable.utf8.decode(this.arena.subarray(start, end));
+    else for (let i = start; i < end; i++) text += String.fromCharCode(this.arena[i]);
+    this.keyText[slot] = text;
+    return text;
   }
 
-  /** Adds an ID that is not live; returns its new slot. `ascii` tells whether its bytes are all below 0x80. */
-  insert(key: string, buf: Uint8Array, start: number, end: number, hash: number, ascii: boolean, line: number): number {
+  /** Adds the ID at buf[start, end), which is not live; returns its new slot. */
+  insert(buf: Uint8Array, start: number, end: number, hash: number, line: number): number {
     let slot: number;
-    if (this.freeSlots.length > 0) slot = this.freeSlots.pop()!;
+    if (this.freeCount > 0) slot = this.freeSlots[--this.freeCount];
     else {
       slot = this.slotCount++;
       if (slot === this.slotHash.length) {
         this.slotHash = grow(this.slotHash);
+        this.keyStart = grow(this.keyStart);
+        this.keyLength = grow(this.keyLength);
         this.createdAt = grow(this.createdAt);
+        this.freeSlots = grow(this.freeSlots);
       }
     }
+    const length = end - start;
+    if (this.arenaUsed + length > this.arena.length) this.makeRoom(length);
+    // A byte loop: IDs are short, and subarray() would make an object per insert.
+    const arena = this.arena;
+    for (let i = start, at = this.arenaUsed; i < end; i++, at++) arena[at] = buf[i];
+    this.keyStart[slot] = this.arenaUsed;
+    this.keyLength[slot] = length;
+    this.arenaUsed += length;
     this.slotHash[slot] = hash;
-    this.slotKey[slot] = key;
-    if (!ascii) this.slotBytes.set(slot, Buffer.from(buf.subarray(start, end)));
+    this.keyText[slot] = '';
     this.createdAt[slot] = line;
     if (2 * (this.size + 1) > this.buckets.length) this.rehash(this.buckets.length * 2);
     const buckets = this.buckets;
@@ -83,23 +124,36 @@ export class IdTable {
       }
     }
     buckets[hole] = EMPTY;
-    if (this.slotBytes.size > 0) this.slotBytes.delete(slot);
-    this.slotKey[slot] = '';
-    this.freeSlots.push(slot);
+    this.arenaGarbage += this.keyLength[slot];
+    this.keyLength[slot] = -1;
+    this.keyText[slot] = '';
+    this.freeSlots[this.freeCount++] = slot;
     this.size--;
   }
 
-  private keyEquals(slot: number, buf: Uint8Array, start: number, end: number): boolean {
-    const bytes = this.slotBytes.size > 0 ? this.slotBytes.get(slot) : undefined;
-    if (bytes) {
-      if (bytes.length !== end - start) return false;
-      for (let i = 0; i < bytes.length; i++) if (bytes[i] !== buf[start + i]) return false;
-      return true;
+  /** Compacts the arena when most of it is garbage (keeping it at least 4 times the live bytes), else grows it. */
+  private makeRoom(length: number): void {
+    const live = this.arenaUsed - this.arenaGarbage;
+    if (this.arenaGarbage >= 3 * live) {
+      const old = this.arena;
+      const fresh = new Uint8Array(Math.max(old.length, 4 * (live + length)));
+      let used = 0;
+      for (let slot = 0; slot < this.slotCount; slot++) {
+        const keyLength = this.keyLength[slot];
+        if (keyLength < 0) continue;
+        const from = this.keyStart[slot];
+        this.keyStart[slot] = used;
+        for (let i = 0; i < keyLength; i++) fresh[used++] = old[from + i];
+      }
+      this.arena = fresh;
+      this.arenaUsed = used;
+      this.arenaGarbage = 0;
     }
-    const key = this.slotKey[slot];
-    if (key.length !== end - start) return false;
-    for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) !== buf[start + i]) return false;
-    return true;
+    if (this.arenaUsed + length > this.arena.length) {
+      const bigger = new Uint8Array(Math.max(this.arena.length * 2, this.arenaUsed + length));
+      bigger.set(this.arena.subarray(0, this.arenaUsed));
+      this.arena = bigger;
+    }
   }
 
   private rehash(capacity: number): void {

@@ -72,20 +72,55 @@ const paramBytes = PARAMS.map((p) => Buffer.from(p, 'latin1'));
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** Numeric codes of the verbs, as readRaw() reports them in `op` (indexes of TRACE_OPS). */
+export const OP_MALLOC = 0;
+export const OP_CALLOC = 1;
+export const OP_REALLOC = 2;
+export const OP_MEMALIGN = 3;
+export const OP_FREE = 4;
+export const OP_MALLOPT = 5;
+export const OP_TRIM = 6;
+/** The verbs by numeric code. */
+export const TRACE_OPS: readonly TraceOp[] = VERBS.map((v) => v.op);
+/** The mallopt parameters by the index readRaw() reports in `param`. */
+export const MALLOPT_PARAMS = PARAMS;
+
 /** At most this many tokens are located on a line; more are only counted (for the field-count error). */
 const MAX_TOKENS = 4;
 
 /**
- * Reads a trace one event at a time. Iterate it (`for (const event of reader)`), or call {@link next}.
- * Events are fresh objects; the reader keeps only the live IDs and a chunk of the file.
+ * Reads a trace one call at a time. Iterate it (`for (const event of reader)`) for fresh event objects, or,
+ * where speed matters, call {@link readRaw} and read the call from the reader's fields: that makes no object
+ * and no string. The reader keeps only the live IDs and a chunk of the file.
  */
 export class TraceReader implements IterableIterator<TraceEvent> {
   /** The name errors give the file. */
   readonly name: string;
-  /** How many calls have been read so far; the next event's seq. */
+  /** How many calls have been read so far: after readRaw(), the current call's seq is seq - 1. */
   seq = 0;
   /** The 1-based number of the line read last. */
   lineNumber = 0;
+
+  // The call readRaw() read last (fields that do not apply to its verb keep stale values).
+  /** OP_MALLOC .. OP_TRIM. */
+  op = -1;
+  /** The block's slot (malloc, calloc, realloc, memalign, free); -1 for mallopt and trim. */
+  slot = -1;
+  /** realloc: whether the ID was live before (false: realloc(NULL, size)). */
+  wasLive = false;
+  /** SIZE of malloc, calloc, realloc, memalign. */
+  size = 0;
+  /** NMEMB of calloc. */
+  nmemb = 0;
+  /** ALIGN of memalign. */
+  alignment = 0;
+  /** mallopt's PARAM, as an index of MALLOPT_PARAMS, and its VALUE. */
+  param = 0;
+  value = 0;
+  /** PAD of trim. */
+  pad = 0;
+  /** Exact values of fields above 2^53, or null. */
+  exact: ExactSizes | null = null;
 
   private fd: number;
   private readonly closeFd: boolean;
@@ -97,17 +132,18 @@ export class TraceReader implements IterableIterator<TraceEvent> {
   /** The current line is buf[lineStart, lineEnd). */
   private lineStart = 0;
   private lineEnd = 0;
+  /** How many tokens the current line has (only the first MAX_TOKENS are located). */
+  private tokenCount = 0;
   /** Token bounds on the current line: tokenStart[i] .. tokenEnd[i]. */
   private readonly tokenStart = new Int32Array(MAX_TOKENS);
   private readonly tokenEnd = new Int32Array(MAX_TOKENS);
 
   /** The live IDs and their slots. */
   private readonly ids = new IdTable();
-  /** The ID token last read by idToken(): its hash and whether it is plain ASCII. */
+  /** The ID token last read by idToken(): its hash. */
   private idHash = 0;
-  private idAscii = true;
-  /** Exact values of the current line's fields above 2^53, or null. */
-  private exact: ExactSizes | null = null;
+  /** A slot whose ID ended on the last line: removed at the next read, so that its ID can still be asked for. */
+  private ending = -1;
 
   /** Reads from an open file descriptor or a whole buffer; use {@link readTrace} or {@link parseTrace}. */
   constructor(source: { fd: number; closeFd: boolean } | { bytes: Uint8Array }, name: string, chunkSize = DEFAULT_CHUNK) {
@@ -144,15 +180,64 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     return event ? { value: event, done: false } : { value: undefined, done: true };
   }
 
-  /** The next event, or null at the end of the trace (the file is then closed). */
+  /** The next event as a fresh object, or null at the end of the trace (the file is then closed). */
   read(): TraceEvent | null {
+    return this.readRaw() ? this.currentEvent() : null;
+  }
+
+  /** The call readRaw() read last, as a fresh event object. */
+  currentEvent(): TraceEvent {
+    const seq = this.seq - 1;
+    const line = this.lineNumber;
+    const slot = this.slot;
+    let event: TraceEvent;
+    switch (this.op) {
+      case OP_MALLOC:
+        event = { op: 'malloc', id: this.id(), size: this.size, seq, line, slot, wasLive: false };
+        break;
+      case OP_CALLOC:
+        event = { op: 'calloc', id: this.id(), nmemb: this.nmemb, size: this.size, seq, line, slot, wasLive: false };
+        break;
+      case OP_MEMALIGN:
+        event = { op: 'memalign', id: this.id(), alignment: this.alignment, size: this.size, seq, line, slot, wasLive: false };
+        break;
+      case OP_REALLOC:
+        event = { op: 'realloc', id: this.id(), size: this.size, seq, line, slot, wasLive: this.wasLive };
+        break;
+      case OP_FREE:
+        event = { op: 'free', id: this.id(), seq, line, slot, wasLive: true };
+        break;
+      case OP_MALLOPT:
+        event = { op: 'mallopt', param: PARAMS[this.param], value: this.value, seq, line, slot: -1, wasLive: false };
+        break;
+      default:
+        event = { op: 'trim', pad: this.pad, seq, line, slot: -1, wasLive: false };
+        break;
+    }
+    if (this.exact) event.exact = this.exact;
+    return event;
+  }
+
+  /** The ID of the call readRaw() read last ("" for mallopt and trim), valid until the next read. */
+  id(): string {
+    return this.slot < 0 ? '' : this.ids.key(this.slot);
+  }
+
+  /**
+   * Reads the next call into this reader's fields (op, slot, size, …): false at the end of the trace (the file
+   * is then closed). A bad line throws a TraceError.
+   */
+  readRaw(): boolean {
     try {
+      if (this.ending >= 0) {
+        this.ids.remove(this.ending);
+        this.ending = -1;
+      }
       while (this.nextLine()) {
-        const event = this.parseLine();
-        if (event) return event;
+        if (this.parseLine()) return true;
       }
       this.close();
-      return null;
+      return false;
     } catch (error) {
       this.close();
       throw error;
@@ -167,27 +252,63 @@ export class TraceReader implements IterableIterator<TraceEvent> {
 
   // ---- lines ---------------------------------------------------------------------------------------------
 
-  /** Moves to the next line; false at the end of the input. */
+  /**
+   * Moves to the next line and splits it into tokens in the same pass (binary bytes are errors wherever they
+   * stand); false at the end of the input.
+   */
   private nextLine(): boolean {
+    const tokenStart = this.tokenStart;
+    const tokenEnd = this.tokenEnd;
     for (;;) {
-      const newline = this.start < this.end ? this.buf.indexOf(10, this.start) : -1;
-      if (newline !== -1 && newline < this.end) {
-        this.lineStart = this.start;
-        this.lineEnd = newline;
-        this.start = newline + 1;
-        this.lineNumber++;
-        return true;
+      const buf = this.buf;
+      const lineStart = this.start;
+      const end = this.end;
+      let tokens = 0;
+      let tokenAt = -1;
+      let inComment = false;
+      let i = lineStart;
+      for (; i < end; i++) {
+        const byte = buf[i];
+        const kind = byteClass[byte];
+        if (kind === ORDINARY) {
+          if (tokenAt < 0 && !inComment) tokenAt = i;
+          continue;
+        }
+        if (byte === 10) break;
+        if (kind === BINARY) {
+          this.lineNumber++;
+          this.throwBinary(byte, i - lineStart + 1);
+        }
+        if (tokenAt >= 0) {
+          if (tokens < MAX_TOKENS) {
+            tokenStart[tokens] = tokenAt;
+            tokenEnd[tokens] = i;
+          }
+          tokens++;
+          tokenAt = -1;
+        }
+        if (kind === HASH) inComment = true;
       }
-      if (this.eof) {
-        if (this.start >= this.end) return false;
-        this.lineStart = this.start;
-        this.lineEnd = this.end;
-        this.start = this.end;
-        this.lineNumber++;
-        return true;
+      if (i === end && !this.eof) {
+        // No newline in what is read: read more (the line moves to the front) and scan it again.
+        if (end - lineStart > MAX_LINE_LENGTH + 1) this.tooLongLine();
+        this.refill();
+        continue;
       }
-      if (this.end - this.start > MAX_LINE_LENGTH + 1) this.tooLongLine();
-      this.refill();
+      if (i === end && lineStart === end) return false;
+      if (tokenAt >= 0) {
+        if (tokens < MAX_TOKENS) {
+          tokenStart[tokens] = tokenAt;
+          tokenEnd[tokens] = i;
+        }
+        tokens++;
+      }
+      this.lineStart = lineStart;
+      this.lineEnd = i;
+      this.start = i < end ? i + 1 : end;
+      this.lineNumber++;
+      this.tokenCount = tokens;
+      return true;
     }
   }
 
@@ -239,42 +360,14 @@ export class TraceReader implements IterableIterator<TraceEvent> {
 
   // ---- one line ------------------------------------------------------------------------------------------
 
-  /** Parses the current line: an event, or null for a blank or comment line. */
-  private parseLine(): TraceEvent | null {
+  /** Parses the current line into the reader's fields: false for a blank or comment line. */
+  private parseLine(): boolean {
     const buf = this.buf;
-    const lineStart = this.lineStart;
     const lineEnd = this.lineEnd;
-    let tokens = 0;
-    let tokenAt = -1;
-    let inComment = false;
-    for (let i = lineStart; i < lineEnd; i++) {
-      const kind = byteClass[buf[i]];
-      if (kind === ORDINARY) {
-        if (tokenAt < 0 && !inComment) tokenAt = i;
-      } else if (kind === BINARY) {
-        this.throwBinary(buf[i], i - lineStart + 1);
-      } else if (tokenAt >= 0) {
-        if (tokens < MAX_TOKENS) {
-          this.tokenStart[tokens] = tokenAt;
-          this.tokenEnd[tokens] = i;
-        }
-        tokens++;
-        tokenAt = -1;
-        if (kind === HASH) inComment = true;
-      } else if (kind === HASH) {
-        inComment = true;
-      }
-    }
-    if (tokenAt >= 0) {
-      if (tokens < MAX_TOKENS) {
-        this.tokenStart[tokens] = tokenAt;
-        this.tokenEnd[tokens] = lineEnd;
-      }
-      tokens++;
-    }
-    const length = lineEnd - lineStart - (lineEnd > lineStart && buf[lineEnd - 1] === 0x0d ? 1 : 0);
+    const tokens = this.tokenCount;
+    const length = lineEnd - this.lineStart - (lineEnd > this.lineStart && buf[lineEnd - 1] === 0x0d ? 1 : 0);
     if (length > MAX_LINE_LENGTH) this.throwLine('TRACE_LINE_TOO_LONG', `line is longer than ${MAX_LINE_LENGTH} characters`);
-    if (tokens === 0) return null;
+    if (tokens === 0) return false;
 
     const verb = this.verbIndex();
     const shape = VERBS[verb];
@@ -285,75 +378,62 @@ export class TraceReader implements IterableIterator<TraceEvent> {
         `${shape.op} takes ${n} field${n === 1 ? '' : 's'} (${shape.fields.join(' ')}), found ${tokens - 1}`,
       );
     }
-    const seq = this.seq;
-    const line = this.lineNumber;
-    let event: TraceEvent;
-    switch (shape.op) {
-      case 'malloc': {
+    this.exact = null;
+    this.op = verb;
+    switch (verb) {
+      case OP_MALLOC:
         this.idToken(1);
-        const size = this.size(2, 'SIZE');
-        const slot = this.create(1);
-        event = { op: 'malloc', id: this.ids.key(slot), size, seq, line, slot, wasLive: false };
+        this.size = this.sizeField(2, 'SIZE');
+        this.slot = this.create(1);
         break;
-      }
-      case 'calloc': {
+      case OP_CALLOC:
         this.idToken(1);
-        const nmemb = this.size(2, 'NMEMB');
-        const size = this.size(3, 'SIZE');
-        const slot = this.create(1);
-        event = { op: 'calloc', id: this.ids.key(slot), nmemb, size, seq, line, slot, wasLive: false };
+        this.nmemb = this.sizeField(2, 'NMEMB');
+        this.size = this.sizeField(3, 'SIZE');
+        this.slot = this.create(1);
         break;
-      }
-      case 'memalign': {
+      case OP_MEMALIGN:
         this.idToken(1);
-        const alignment = this.size(2, 'ALIGN');
-        const size = this.size(3, 'SIZE');
-        const slot = this.create(1);
-        event = { op: 'memalign', id: this.ids.key(slot), alignment, size, seq, line, slot, wasLive: false };
+        this.alignment = this.sizeField(2, 'ALIGN');
+        this.size = this.sizeField(3, 'SIZE');
+        this.slot = this.create(1);
         break;
-      }
-      case 'realloc': {
+      case OP_REALLOC: {
         this.idToken(1);
-        const size = this.size(2, 'SIZE');
+        this.size = this.sizeField(2, 'SIZE');
         const existing = this.lookup(1);
+        this.wasLive = existing >= 0;
         if (existing < 0) {
           // realloc(NULL, size) is malloc(size), even for size 0: the ID becomes live.
-          const slot = this.create(1);
-          event = { op: 'realloc', id: this.ids.key(slot), size, seq, line, slot, wasLive: false };
+          this.slot = this.create(1);
         } else {
-          const id = this.ids.key(existing);
-          if (size === 0) this.ids.remove(existing);
-          event = { op: 'realloc', id, size, seq, line, slot: existing, wasLive: true };
+          this.slot = existing;
+          if (this.size === 0) this.ending = existing;
         }
         break;
       }
-      case 'free': {
+      case OP_FREE: {
         this.idToken(1);
         const slot = this.lookup(1);
         if (slot < 0) this.throwLine('TRACE_ID_NOT_LIVE', `free of ID '${this.idText(1)}', which is not live`);
-        const id = this.ids.key(slot);
-        this.ids.remove(slot);
-        event = { op: 'free', id, seq, line, slot, wasLive: true };
+        this.slot = slot;
+        this.wasLive = true;
+        this.ending = slot;
         break;
       }
-      case 'mallopt': {
-        const param = this.param(1);
-        const value = this.intValue(2);
-        event = { op: 'mallopt', param, value, seq, line, slot: -1, wasLive: false };
+      case OP_MALLOPT:
+        this.param = this.paramIndex(1);
+        this.value = this.intValue(2);
+        this.slot = -1;
         break;
-      }
-      case 'trim': {
-        const pad = this.size(1, 'PAD');
-        event = { op: 'trim', pad, seq, line, slot: -1, wasLive: false };
+      default:
+        this.pad = this.sizeField(1, 'PAD');
+        this.slot = -1;
         break;
-      }
     }
-    if (this.exact) {
-      event.exact = this.exact;
-      this.exact = null;
-    }
+    if (verb <= OP_MEMALIGN && verb !== OP_REALLOC) this.wasLive = false;
     this.seq++;
-    return event;
+    return true;
   }
 
   /** Which verb the first token is; an error if none. */
@@ -392,8 +472,7 @@ export class TraceReader implements IterableIterator<TraceEvent> {
       hash = Math.imul(hash ^ byte, 0x01000193);
     }
     this.idHash = hash | 0;
-    this.idAscii = high < 0x80;
-    if (!this.idAscii) {
+    if (high >= 0x80) {
       try {
         strictUtf8.decode(buf.subarray(start, end));
       } catch {
@@ -402,16 +481,9 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     }
   }
 
-  /** The ID token's text. Short ASCII IDs (the common case) are built here: cheaper than a native slice. */
+  /** The ID token's text, for error messages. */
   private idText(token: number): string {
-    const buf = this.buf;
-    const start = this.tokenStart[token];
-    const end = this.tokenEnd[token];
-    if (!this.idAscii) return buf.toString('utf8', start, end);
-    if (end - start > 12) return buf.toString('latin1', start, end);
-    let text = '';
-    for (let i = start; i < end; i++) text += String.fromCharCode(buf[i]);
-    return text;
+    return this.buf.toString('utf8', this.tokenStart[token], this.tokenEnd[token]);
   }
 
   /** The slot of the live ID in token `token` (read by idToken), or -1. */
@@ -420,7 +492,7 @@ export class TraceReader implements IterableIterator<TraceEvent> {
   }
 
   /** A size_t field: negative, then malformed, then range, as the format orders the checks. */
-  private size(token: number, field: string): number {
+  private sizeField(token: number, field: string): number {
     const buf = this.buf;
     const start = this.tokenStart[token];
     const end = this.tokenEnd[token];
@@ -483,11 +555,11 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     this.throwLine('TRACE_BAD_NUMBER', `${field} is not a number: '${this.tokenText(token)}' (decimal or 0x-hexadecimal)`);
   }
 
-  private param(token: number): MalloptParam {
+  private paramIndex(token: number): number {
     const start = this.tokenStart[token];
     const length = this.tokenEnd[token] - start;
     for (let p = 0; p < paramBytes.length; p++) {
-      if (this.tokenEquals(start, length, paramBytes[p])) return PARAMS[p];
+      if (this.tokenEquals(start, length, paramBytes[p])) return p;
     }
     this.throwLine(
       'TRACE_UNKNOWN_PARAM',
@@ -503,9 +575,7 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     if (existing >= 0) {
       this.throwLine('TRACE_ID_LIVE', `ID '${this.ids.key(existing)}' is already live (created at line ${this.ids.createdAt[existing]})`);
     }
-    const start = this.tokenStart[token];
-    const end = this.tokenEnd[token];
-    return this.ids.insert(this.idText(token), this.buf, start, end, this.idHash, this.idAscii, this.lineNumber);
+    return this.ids.insert(this.buf, this.tokenStart[token], this.tokenEnd[token], this.idHash, this.lineNumber);
   }
 
   // ---- errors --------------------------------------------------------------------------------------------

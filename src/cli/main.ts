@@ -6,6 +6,8 @@ import { registerMtrace } from './mtrace-commands.ts';
 import { registerOracle } from './oracle-command.ts';
 import { registerReplay } from './replay-command.ts';
 import { registerCheck } from './check-command.ts';
+import { registerExplain } from './explain-command.ts';
+import { registerCompare } from './compare-command.ts';
 
 const program = new Command('mallocscope')
   .description('See how glibc malloc really decides: replay allocation traces through the real glibc and a model of it')
@@ -17,6 +19,8 @@ registerMtrace(program);
 registerOracle(program);
 registerReplay(program);
 registerCheck(program);
+registerExplain(program);
+registerCompare(program);
 
 try {
   await program.parseAsync(process.argv);

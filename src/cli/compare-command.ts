@@ -1,0 +1,59 @@
+// `mallocscope compare TRACE --policy glibc --policy fixed:131072 --set M_TRIM_THRESHOLD=N … [--json]`:
+// one column per policy or setting, in the order given; footprint against live bytes (src/report/compare.ts).
+//
+// A --policy column is a policy, optionally with mallopt settings after commas (`heap,M_TOP_PAD=0`). A --set
+// column is the glibc policy with the settings (`M_TRIM_THRESHOLD=0,M_TOP_PAD=0`), applied with mallopt
+// before the first event, exactly as a program's first lines would (so the sliding is off in that column).
+// With no --policy, a glibc column comes first as the baseline; with no column at all: glibc, fixed:131072, heap.
+import type { Command } from 'commander';
+import { UsageError } from '../errors.ts';
+import { DEFAULT_COLUMNS, compareTrace, formatCompareTable, parsePolicyColumn, parseSetColumn, type ColumnSpec } from '../report/compare.ts';
+import { traceDisplayName } from '../trace/reader.ts';
+import { Progress } from './progress.ts';
+import { parseBytesOption } from './replay-command.ts';
+import { action } from './run.ts';
+
+interface CompareCommandOptions {
+  json?: boolean;
+  brkLimit?: string;
+}
+
+export function registerCompare(program: Command): void {
+  // Both options feed one list, so the columns keep the command line's order.
+  const given: { kind: 'policy' | 'set'; text: string }[] = [];
+  program
+    .command('compare')
+    .description('footprint against live bytes, one column per policy or glibc setting')
+    .argument('<trace>', 'trace file, or - for standard input')
+    .option('--policy <name>', 'a column: glibc, fixed:BYTES, heap or mmap, optionally with ,PARAM=VALUE settings (repeatable)', (text: string) => {
+      given.push({ kind: 'policy', text });
+      return text;
+    })
+    .option('--set <PARAM=VALUE>', 'a column: glibc with mallopt(PARAM, VALUE) before the first event; join settings with commas (repeatable)', (text: string) => {
+      given.push({ kind: 'set', text });
+      return text;
+    })
+    .option('--json', 'the figures as JSON, for scripts')
+    .option('--brk-limit <bytes>', 'the program break cannot grow more than this above its start')
+    .action(
+      action((trace: string, options: CompareCommandOptions) => {
+        const columns: ColumnSpec[] = given.map((g) => (g.kind === 'policy' ? parsePolicyColumn(g.text) : parseSetColumn(g.text)));
+        if (columns.length === 0) columns.push(...DEFAULT_COLUMNS.map(parsePolicyColumn));
+        else if (!given.some((g) => g.kind === 'policy')) columns.unshift(parsePolicyColumn('glibc'));
+        if (columns.length > 16) throw new UsageError('at most 16 columns');
+        const brkLimit = options.brkLimit === undefined ? undefined : parseBytesOption('--brk-limit', options.brkLimit);
+        const progress = Progress.forTrace(trace, 'compare');
+        let figures;
+        try {
+          figures = compareTrace(trace, columns, { system: { brkLimit }, onEvent: (event) => progress.tick(event) });
+        } finally {
+          progress.done();
+        }
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify({ trace: traceDisplayName(trace), columns: figures }, null, 2)}\n`);
+          return;
+        }
+        process.stdout.write(`${traceDisplayName(trace)}: ${figures[0]?.events ?? 0} events\n${formatCompareTable(figures)}\n`);
+      }),
+    );
+}

@@ -1,0 +1,239 @@
+// Footprint against live bytes, per policy or glibc setting: an observer that gathers one replay's figures
+// (peaks of heap, mmapped and footprint, live bytes, fragmentation at the peaks, system calls, threshold
+// moves), and compareTrace, which replays one trace through several allocators in a single pass.
+import type { Arena } from '../allocator/arena.ts';
+import { libcMallopt } from '../allocator/libc.ts';
+import { Replayer, type ReplayOutcome } from '../allocator/replay.ts';
+import { UsageError } from '../errors.ts';
+import { policyByName } from '../policy/index.ts';
+import type { SimulatedSystemOptions } from '../system/simulated.ts';
+import type { MalloptParam, TraceEvent } from '../trace/api.ts';
+import { readTrace } from '../trace/reader.ts';
+
+/** One mallopt applied before the first event. */
+export interface Setting {
+  param: MalloptParam;
+  value: number;
+}
+
+/** One column: a policy, and mallopt settings applied to it before the first event. */
+export interface ColumnSpec {
+  label: string;
+  policy: string;
+  settings: Setting[];
+}
+
+/** The figures of one replay. Bytes throughout; fragmentation is footprint ÷ live − 1 (null when live is 0). */
+export interface CompareFigures {
+  label: string;
+  policy: string;
+  settings: Setting[];
+  events: number;
+  /** Peak of the heap's extent: the arena's system_mem (brk growth, and glibc's mmap fallback heap). */
+  peakHeap: number;
+  /** Peak of bytes in mmapped chunks (mmapped_mem). */
+  peakMmapped: number;
+  /** Peak of heap + mmapped, the first event that reached it, and the live bytes then. */
+  peakFootprint: number;
+  peakFootprintSeq: number;
+  liveAtPeakFootprint: number;
+  fragmentationAtPeakFootprint: number | null;
+  /** Peak of live bytes (requested sizes of live blocks), the first event that reached it, the footprint then. */
+  peakLive: number;
+  peakLiveSeq: number;
+  footprintAtPeakLive: number;
+  fragmentationAtPeakLive: number | null;
+  /** After the last event. */
+  endHeap: number;
+  endMmapped: number;
+  endFootprint: number;
+  endLive: number;
+  /** System calls made (failed ones are counted in `failed` only). */
+  syscalls: { brk: number; mmap: number; munmap: number; mremap: number; madvise: number; failed: number };
+  /** Events that changed mmap_threshold or trim_threshold (free of an mmapped chunk, mallopt). */
+  thresholdMoves: number;
+  finalMmapThreshold: number;
+  finalTrimThreshold: number;
+  slidingOff: boolean;
+}
+
+const fragmentation = (footprint: number, live: number): number | null => (live > 0 ? footprint / live - 1 : null);
+
+/** Gathers CompareFigures from a replay's outcomes: call observe after every event. */
+export class FootprintObserver {
+  private events = 0;
+  private peakHeap = 0;
+  private peakMmapped = 0;
+  private peakFootprint = 0;
+  private peakFootprintSeq = -1;
+  private liveAtPeakFootprint = 0;
+  private peakLive = 0;
+  private peakLiveSeq = -1;
+  private footprintAtPeakLive = 0;
+  private heap = 0;
+  private mmapped = 0;
+  private live = 0;
+  private thresholdMoves = 0;
+  private readonly syscalls = { brk: 0, mmap: 0, munmap: 0, mremap: 0, madvise: 0, failed: 0 };
+
+  constructor(
+    readonly label: string,
+    readonly policy: string,
+    readonly settings: Setting[] = [],
+  ) {}
+
+  /** After each event: its outcome, the arena, and the replayer's liveBytes. */
+  observe(outcome: ReplayOutcome, arena: Arena, liveBytes: number): void {
+    this.events++;
+    for (const call of outcome.syscalls) {
+      if (call.failed) this.syscalls.failed++;
+      else this.syscalls[call.call]++;
+    }
+    const move = outcome.notes.thresholdMove;
+    if (move && (move.mmapThreshold.from !== move.mmapThreshold.to || move.trimThreshold.from !== move.trimThreshold.to)) this.thresholdMoves++;
+    const heap = arena.systemMem;
+    const mmapped = arena.mmappedMem;
+    const footprint = heap + mmapped;
+    this.heap = heap;
+    this.mmapped = mmapped;
+    this.live = liveBytes;
+    if (heap > this.peakHeap) this.peakHeap = heap;
+    if (mmapped > this.peakMmapped) this.peakMmapped = mmapped;
+    if (footprint > this.peakFootprint) {
+      this.peakFootprint = footprint;
+      this.peakFootprintSeq = outcome.seq;
+      this.liveAtPeakFootprint = liveBytes;
+    }
+    if (liveBytes > this.peakLive) {
+      this.peakLive = liveBytes;
+      this.peakLiveSeq = outcome.seq;
+      this.footprintAtPeakLive = footprint;
+    }
+  }
+
+  /** The figures so far; `arena` gives the final thresholds. */
+  figures(arena: Arena): CompareFigures {
+    return {
+      label: this.label,
+      policy: this.policy,
+      settings: this.settings,
+      events: this.events,
+      peakHeap: this.peakHeap,
+      peakMmapped: this.peakMmapped,
+      peakFootprint: this.peakFootprint,
+      peakFootprintSeq: this.peakFootprintSeq,
+      liveAtPeakFootprint: this.liveAtPeakFootprint,
+      fragmentationAtPeakFootprint: fragmentation(this.peakFootprint, this.liveAtPeakFootprint),
+      peakLive: this.peakLive,
+      peakLiveSeq: this.peakLiveSeq,
+      footprintAtPeakLive: this.footprintAtPeakLive,
+      fragmentationAtPeakLive: fragmentation(this.footprintAtPeakLive, this.peakLive),
+      endHeap: this.heap,
+      endMmapped: this.mmapped,
+      endFootprint: this.heap + this.mmapped,
+      endLive: this.live,
+      syscalls: { ...this.syscalls },
+      thresholdMoves: this.thresholdMoves,
+      finalMmapThreshold: arena.policy.mmapThreshold,
+      finalTrimThreshold: arena.policy.trimThreshold,
+      slidingOff: arena.policy.noDynThreshold,
+    };
+  }
+}
+
+// ---- columns -----------------------------------------------------------------------------------------
+
+const PARAMS: readonly MalloptParam[] = ['M_MMAP_THRESHOLD', 'M_TRIM_THRESHOLD', 'M_TOP_PAD', 'M_MMAP_MAX', 'M_MXFAST'];
+
+/** `PARAM=VALUE`: one of mallopt's five parameters and a C int (decimal or 0x-hexadecimal, may be negative). */
+export function parseSetting(text: string): Setting {
+  const match = /^([A-Z_]+)=(-?(?:[0-9]+|0[xX][0-9a-fA-F]+))$/.exec(text);
+  if (!match) throw new UsageError(`a setting is PARAM=VALUE (e.g. M_TRIM_THRESHOLD=262144), not '${text}'`);
+  const param = match[1] as MalloptParam;
+  if (!PARAMS.includes(param)) throw new UsageError(`unknown mallopt parameter '${match[1]}' (expected ${PARAMS.join(', ')})`);
+  const negative = match[2].startsWith('-');
+  const magnitude = Number(negative ? match[2].slice(1) : match[2]);
+  const value = negative ? -magnitude : magnitude;
+  if (!Number.isSafeInteger(value) || value < -(2 ** 31) || value > 2 ** 31 - 1) {
+    throw new UsageError(`${param}=${match[2]}: mallopt takes a C int (-2147483648 to 2147483647)`);
+  }
+  return { param, value };
+}
+
+/**
+ * A `--policy` value: a policy name (glibc, fixed:BYTES, heap, mmap), optionally followed by settings
+ * after commas (`heap,M_TOP_PAD=0`).
+ */
+export function parsePolicyColumn(text: string): ColumnSpec {
+  const [policy, ...rest] = text.split(',');
+  policyByName(policy); // a UsageError for an unknown name
+  return { label: text, policy, settings: rest.map(parseSetting) };
+}
+
+/** A `--set` value: settings separated by commas, applied to the glibc policy (`M_TOP_PAD=0,M_TRIM_THRESHOLD=0`). */
+export function parseSetColumn(text: string): ColumnSpec {
+  return { label: text, policy: 'glibc', settings: text.split(',').map(parseSetting) };
+}
+
+/** The columns compare uses when none is named. */
+export const DEFAULT_COLUMNS: readonly string[] = ['glibc', 'fixed:131072', 'heap'];
+
+export interface CompareOptions {
+  /** Options of the simulated kernel (brkLimit). */
+  system?: SimulatedSystemOptions;
+  /** Called with each event before it is replayed (a progress bar). */
+  onEvent?: (event: TraceEvent) => void;
+}
+
+/** Replays a trace (a path, `-`, or events) once through one allocator per column; figures per column. */
+export function compareTrace(source: string | Iterable<TraceEvent>, columns: readonly ColumnSpec[], options: CompareOptions = {}): CompareFigures[] {
+  const runs = columns.map((column) => {
+    const replayer = new Replayer({ policy: column.policy, system: { ...options.system } });
+    // The settings are mallopt calls made before the first event, as a program's first lines would.
+    for (const setting of column.settings) libcMallopt(replayer.arena, setting.param, setting.value);
+    replayer.arena.system.takeSyscalls();
+    return { replayer, observer: new FootprintObserver(column.label, column.policy, column.settings) };
+  });
+  const events = typeof source === 'string' ? readTrace(source) : source;
+  for (const event of events) {
+    options.onEvent?.(event);
+    for (const run of runs) {
+      const outcome = run.replayer.apply(event);
+      run.observer.observe(outcome, run.replayer.arena, run.replayer.liveBytes);
+    }
+  }
+  return runs.map((run) => run.observer.figures(run.replayer.arena));
+}
+
+// ---- the table -------------------------------------------------------------------------------------
+
+const percent = (ratio: number | null) => (ratio === null ? '—' : `${(ratio * 100).toFixed(1)}%`);
+
+/** A plain text table: one row per figure, one column per policy or setting. */
+export function formatCompareTable(figures: readonly CompareFigures[]): string {
+  const rows: [string, (f: CompareFigures) => string][] = [
+    ['peak heap (brk)', (f) => `${f.peakHeap}`],
+    ['peak mmapped', (f) => `${f.peakMmapped}`],
+    ['peak footprint', (f) => `${f.peakFootprint}`],
+    ['  live then', (f) => `${f.liveAtPeakFootprint}`],
+    ['  fragmentation', (f) => percent(f.fragmentationAtPeakFootprint)],
+    ['peak live', (f) => `${f.peakLive}`],
+    ['  footprint then', (f) => `${f.footprintAtPeakLive}`],
+    ['  fragmentation', (f) => percent(f.fragmentationAtPeakLive)],
+    ['end footprint', (f) => `${f.endFootprint}`],
+    ['  live at end', (f) => `${f.endLive}`],
+    ['brk calls', (f) => `${f.syscalls.brk}`],
+    ['mmap calls', (f) => `${f.syscalls.mmap}`],
+    ['munmap calls', (f) => `${f.syscalls.munmap}`],
+  ];
+  if (figures.some((f) => f.syscalls.mremap)) rows.push(['mremap calls', (f) => `${f.syscalls.mremap}`]);
+  if (figures.some((f) => f.syscalls.madvise)) rows.push(['madvise calls', (f) => `${f.syscalls.madvise}`]);
+  if (figures.some((f) => f.syscalls.failed)) rows.push(['failed calls', (f) => `${f.syscalls.failed}`]);
+  rows.push(['threshold moves', (f) => `${f.thresholdMoves}`]);
+  rows.push(['final threshold', (f) => `${f.finalMmapThreshold}${f.slidingOff ? ' (fixed)' : ''}`]);
+  const cells = rows.map(([name, get]) => [name, ...figures.map(get)]);
+  const header = ['', ...figures.map((f) => f.label)];
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i].length)));
+  const line = (row: string[]) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ').trimEnd();
+  return [line(header), ...cells.map(line)].join('\n');
+}

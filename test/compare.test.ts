@@ -63,16 +63,17 @@ test('threshold-slides.trace under glibc, fixed:131072 and heap, by hand', () =>
 
 test('trim.trace with M_TRIM_THRESHOLD settings; fragmentation at both peaks', () => {
   const [glibc, never] = compareTrace('examples/trim.trace', [parsePolicyColumn('glibc'), parseSetColumn('M_TRIM_THRESHOLD=2147483647')]);
-  // Live peaks at 300000 (seq 2) with the arena at 335872; the footprint peaks first at seq 1 (live 200000).
+  // The trace starts with malloc(1) as probe H did (§6). Live peaks at 300001 (seq 3) with the arena at
+  // 335872; the footprint peaks first at seq 2 (live 200001).
   assert.is(glibc.peakFootprint, 335872);
-  assert.is(glibc.peakFootprintSeq, 1);
-  assert.is(glibc.liveAtPeakFootprint, 200000);
-  assert.ok(Math.abs(glibc.fragmentationAtPeakFootprint! - 0.67936) < 1e-12);
-  assert.is(glibc.peakLive, 300000);
-  assert.ok(Math.abs(glibc.fragmentationAtPeakLive! - (335872 / 300000 - 1)) < 1e-12);
-  // free(b) trims 102400 and malloc_trim(0) 131072 (§6): 335872 - 233472 = 102400 left.
+  assert.is(glibc.peakFootprintSeq, 2);
+  assert.is(glibc.liveAtPeakFootprint, 200001);
+  assert.ok(Math.abs(glibc.fragmentationAtPeakFootprint! - (335872 / 200001 - 1)) < 1e-12);
+  assert.is(glibc.peakLive, 300001);
+  assert.ok(Math.abs(glibc.fragmentationAtPeakLive! - (335872 / 300001 - 1)) < 1e-12);
+  // free(b) trims 102400 and malloc_trim(0) 131072 (§6, probe H): 335872 - 233472 = 102400 left.
   assert.is(glibc.endFootprint, 102400);
-  assert.is(glibc.endLive, 100000);
+  assert.is(glibc.endLive, 100001);
   // A trim threshold nobody reaches: free never trims; malloc_trim(0) still does (it ignores the threshold).
   assert.is(never.label, 'M_TRIM_THRESHOLD=2147483647');
   assert.is(never.slidingOff, true);
@@ -149,13 +150,17 @@ test('mallocscope compare: usage errors exit 2 with one line; a bad trace exits 
 test('progress: silent off a terminal and for short traces; draws and erases on one', () => {
   const written: string[] = [];
   const stream = { isTTY: true, columns: 100, write: (text: string) => written.push(text) > 0 };
-  assert.is(Progress.forTrace('examples/trim.trace', 'replay', { stream }).active, false); // 6 events
+  assert.is(Progress.forTrace('examples/trim.trace', 'replay', { stream }).active, false); // 7 events
   assert.is(Progress.forTrace('examples/trim.trace', 'replay', { stream: { ...stream, isTTY: false }, minEvents: 0 }).active, false);
   assert.is(Progress.forTrace('-', 'replay', { stream, minEvents: 0 }).active, false);
   const big = join(dir, 'big.trace');
   writeFileSync(big, 'malloc a 1\nfree a\n'.repeat(60000));
-  const progress = Progress.forTrace(big, 'replay', { stream });
+  let now = 1000;
+  const progress = Progress.forTrace(big, 'replay', { stream, clock: () => now });
   assert.is(progress.active, true);
+  progress.tick({ seq: 0, line: 1 }); // within the first 100 ms: nothing yet
+  assert.is(written.length, 0);
+  now += 150;
   progress.tick({ seq: 0, line: 1 });
   progress.tick({ seq: 1, line: 2 }); // not a multiple of 4096: no clock read, no drawing
   assert.is(written.length, 1);

@@ -175,7 +175,7 @@ test('mallocscope explain: plain sentences when piped, --from/--to, exit 0', () 
   );
   assert.not.match(r.stdout, /\x1b\[/);
   const all = run(['explain', 'examples/trim.trace']);
-  assert.is(all.stdout.split('\n').filter(Boolean).length, 6);
+  assert.is(all.stdout.split('\n').filter(Boolean).length, 7); // one sentence per call
 });
 
 test('mallocscope explain: usage errors exit 2 with one line; a bad trace exits 1', () => {

@@ -25,6 +25,8 @@ export interface ProgressOptions {
   force?: boolean;
   /** Estimated events below which no bar is drawn; default 100000. */
   minEvents?: number;
+  /** The clock, in milliseconds; default Date.now (tests pass their own). */
+  clock?: () => number;
 }
 
 /**
@@ -33,15 +35,20 @@ export interface ProgressOptions {
  * traces of even line lengths and never goes past 99 % before done()).
  */
 export class Progress {
-  private lastDraw = Date.now();
+  private lastDraw: number;
   private drawn = false;
-  private readonly started = Date.now();
+  private readonly started: number;
 
   private constructor(
     private readonly stream: ProgressStream | null,
     private readonly label: string,
     private readonly totalLines: number,
-  ) {}
+    private readonly clock: () => number = Date.now,
+  ) {
+    // No bar in the first REDRAW_MS: a replay that ends by then never flickers one.
+    this.started = clock();
+    this.lastDraw = this.started;
+  }
 
   /** A bar that draws nothing (stdin, a pipe, a short trace). */
   static none(): Progress {
@@ -72,7 +79,7 @@ export class Progress {
       return Progress.none(); // the reader reports an unreadable file in its own words
     }
     if (lines < (options.minEvents ?? MIN_EVENTS)) return Progress.none();
-    return new Progress(stream, label, lines);
+    return new Progress(stream, label, lines, options.clock);
   }
 
   /** Whether this bar draws anything. */
@@ -83,7 +90,7 @@ export class Progress {
   /** Called per event; cheap: looks at the clock once every 4096 events. */
   tick(event: { seq: number; line: number }): void {
     if (this.stream === null || (event.seq & 4095) !== 0) return;
-    const now = Date.now();
+    const now = this.clock();
     if (now - this.lastDraw < REDRAW_MS) return;
     this.lastDraw = now;
     this.draw(Math.min(0.99, event.line / this.totalLines), event.seq, now);

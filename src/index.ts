@@ -28,3 +28,5 @@ export type { SystemMemory, Syscall } from './system/api.ts';
 export { runOracle, streamOracle, type OracleEvent, type OracleOptions } from './oracle/oracle.ts';
 export { differential, type DifferentialResult, type Difference } from './check/differential.ts';
 export { MallocscopeError, TraceError, UsageError } from './errors.ts';
+export { Explainer, captureBefore, explainStep, type StateBefore } from './report/explain.ts';
+export { compareTrace, FootprintObserver, parsePolicyColumn, parseSetColumn, type CompareFigures, type ColumnSpec } from './report/compare.ts';

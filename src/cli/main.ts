@@ -8,6 +8,7 @@ import { registerReplay } from './replay-command.ts';
 import { registerCheck } from './check-command.ts';
 import { registerExplain } from './explain-command.ts';
 import { registerCompare } from './compare-command.ts';
+import { registerReport } from './report-command.ts';
 
 const program = new Command('mallocscope')
   .description('See how glibc malloc really decides: replay allocation traces through the real glibc and a model of it')
@@ -21,6 +22,7 @@ registerReplay(program);
 registerCheck(program);
 registerExplain(program);
 registerCompare(program);
+registerReport(program);
 
 try {
   await program.parseAsync(process.argv);

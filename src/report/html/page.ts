@@ -1,0 +1,1064 @@
+// The report page's script (bundled with the model into the page by report.ts). It decodes the payload, draws
+// the timeline, and for the event picked restores the nearest checkpoint, replays forward to it with the
+// same model as the CLI, and draws the heap map, the mmapped blocks, the bins and the event's sentence
+// (computed here, on demand, by src/report/explain.ts).
+import { walkBins, walkMmapped, walkRegions, type BinsView, type ChunkInfo, type ChunkKind } from '../../allocator/walk.ts';
+import { Replayer, type ReplayOutcome } from '../../allocator/replay.ts';
+import type { Syscall } from '../../system/api.ts';
+import { restoreCheckpoint } from '../checkpoint.ts';
+import { captureBefore, callText, explainStep } from '../explain.ts';
+import { EventColumns, float64Of, unpackSections } from './codec.ts';
+import type { ReportMeta } from './template.ts';
+
+// ---- formatting -------------------------------------------------------------------------------------------
+
+const hex = (n: number) => `0x${n.toString(16)}`;
+const chunksText = (n: number) => `${n.toLocaleString('en-US')} chunk${n === 1 ? '' : 's'}`;
+const int = (n: number) => n.toLocaleString('en-US');
+function bytes(n: number): string {
+  if (!Number.isFinite(n)) return String(n);
+  if (n >= 2 ** 62) return `${(n / 2 ** 60).toFixed(0)} EiB`;
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = Math.abs(n);
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  const text = u === 0 ? String(v) : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
+  return `${n < 0 ? '−' : ''}${text.replace(/\.0+$|(\.\d*?)0+$/, '$1')} ${units[u]}`;
+}
+function esc(text: string): string {
+  return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+}
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+
+// ---- colours ---------------------------------------------------------------------------------------------
+
+const KIND_COLOUR: Record<ChunkKind, string> = {
+  'in-use': '#3b82f6',
+  tcache: '#a78bfa',
+  fastbin: '#f472b6',
+  unsorted: '#fbbf24',
+  small: '#34d399',
+  large: '#0f9488',
+  top: '#dfe6ef',
+  mmapped: '#fb923c',
+  fencepost: '#374151',
+};
+const KIND_LABEL: Record<ChunkKind, string> = {
+  'in-use': 'in use',
+  tcache: 'tcache',
+  fastbin: 'fastbin',
+  unsorted: 'unsorted bin',
+  small: 'small bin',
+  large: 'large bin',
+  top: 'top chunk',
+  mmapped: 'mmapped',
+  fencepost: 'fencepost',
+};
+const KIND_NOTE: Record<ChunkKind, string> = {
+  'in-use': 'held by the program',
+  tcache: 'free, cached per size (still looks in use to its neighbours)',
+  fastbin: 'free, in a fastbin (still looks in use until consolidated)',
+  unsorted: 'free, waiting in the unsorted bin to be sorted or reused',
+  small: 'free, in a small bin (one size per bin)',
+  large: 'free, in a large bin (a range of sizes, largest first)',
+  top: 'the free space at the end of the heap; malloc carves from it, brk grows it',
+  mmapped: 'its own mapping: munmap gives it back on free',
+  fencepost: 'a pseudo-chunk closing a heap region',
+};
+const SERIES = [
+  { key: 'heap', label: 'heap (system_mem)', colour: '#3b82f6', fill: 'rgba(59,130,246,0.16)' },
+  { key: 'mmapped', label: 'mmapped', colour: '#f97316', fill: 'rgba(249,115,22,0.18)' },
+  { key: 'live', label: 'live bytes', colour: '#16a34a', fill: 'rgba(22,163,74,0.12)' },
+  { key: 'footprint', label: 'footprint (heap + mmapped)', colour: '#111827', fill: '' },
+] as const;
+const MMAP_T = '#dc2626';
+const TRIM_T = '#7c3aed';
+
+// ---- data ------------------------------------------------------------------------------------------------
+
+interface Data {
+  meta: ReportMeta;
+  events: EventColumns;
+  high: Record<string, Float64Array>;
+  low: Record<string, Float64Array>;
+  /** Triples: seq from which (−1: the start), mmap threshold, trim threshold. */
+  thresholds: Float64Array;
+  moves: Float64Array;
+  checkpoints: Uint8Array[];
+}
+
+function base64Bytes(text: string): Uint8Array {
+  const binary = atob(text.trim());
+  const out = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+  return out;
+}
+
+async function gunzip(data: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([data as BlobPart]).stream().pipeThrough(new DecompressionStream('gzip'));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+async function loadData(): Promise<Data> {
+  const meta = JSON.parse($('meta').textContent!) as ReportMeta;
+  const raw = await gunzip(base64Bytes($('payload').textContent!));
+  const sections = unpackSections(raw);
+  const get = (name: string) => {
+    const section = sections.get(name);
+    if (!section) throw new Error(`the report's data has no section ${name}`);
+    return section;
+  };
+  const events = new EventColumns(meta.events, { ops: get('ops'), slots: get('slots'), nums: get('nums'), lines: get('lines'), ids: get('ids') });
+  const high: Record<string, Float64Array> = {};
+  const low: Record<string, Float64Array> = {};
+  for (const s of SERIES) {
+    high[s.key] = float64Of(get(`high.${s.key}`));
+    low[s.key] = float64Of(get(`low.${s.key}`));
+  }
+  const checkpoints: Uint8Array[] = [];
+  for (let k = 1; k <= meta.checkpoints; k++) checkpoints.push(get(`checkpoint.${k}`));
+  return { meta, events, high, low, thresholds: float64Of(get('thresholds')), moves: float64Of(get('moves')), checkpoints };
+}
+
+// ---- the model, stepped ----------------------------------------------------------------------------------
+
+/** What the page shows of one event. */
+interface Step {
+  seq: number;
+  outcome: {
+    where: ReplayOutcome['where'];
+    chunk: number;
+    offset: number;
+    pointer: number;
+    syscalls: Syscall[];
+    mmapThreshold: number;
+    trimThreshold: number;
+  };
+  sentence: string;
+  /** The chunk address the event is about: the block it returned, or the block it freed. */
+  focus: number;
+  replayer: Replayer;
+}
+
+class Engine {
+  private replayer: Replayer;
+  /** Events applied to `replayer`. */
+  private applied = 0;
+
+  constructor(private readonly data: Data) {
+    this.replayer = this.fresh();
+  }
+
+  private fresh(): Replayer {
+    return new Replayer({ policy: this.data.meta.setup.policy, system: this.data.meta.setup.system });
+  }
+
+  /** Brings the model to just after event `seq`. */
+  step(seq: number): Step {
+    const { events, meta } = this.data;
+    const every = meta.checkpointEvery;
+    const k = Math.min(Math.floor(seq / every), this.data.checkpoints.length);
+    if (this.applied > seq || this.applied < k * every) {
+      this.replayer = k === 0 ? this.fresh() : restoreCheckpoint(this.data.checkpoints[k - 1], meta.setup);
+      this.applied = k * every;
+    }
+    const r = this.replayer;
+    while (this.applied < seq) r.apply(events.event(this.applied++));
+    const event = events.event(seq);
+    const before = captureBefore(r, event);
+    let focus = -1;
+    if (event.op === 'free' || (event.op === 'realloc' && event.wasLive)) {
+      const p = r.chunkOfSlot(event.slot);
+      if (p >= 0) focus = r.arena.chunks.address[p];
+    }
+    const outcome = r.apply(event);
+    this.applied++;
+    if (outcome.pointer) focus = outcome.pointer - 16;
+    let sentence: string;
+    try {
+      sentence = explainStep(before, event, outcome);
+    } catch (error) {
+      sentence = `${callText(event)} (no explanation: ${(error as Error).message})`;
+    }
+    return {
+      seq,
+      outcome: {
+        where: outcome.where,
+        chunk: outcome.chunk,
+        offset: outcome.offset,
+        pointer: outcome.pointer,
+        syscalls: outcome.syscalls.slice(),
+        mmapThreshold: outcome.mmapThreshold,
+        trimThreshold: outcome.trimThreshold,
+      },
+      sentence,
+      focus,
+      replayer: r,
+    };
+  }
+}
+
+// ---- the timeline ----------------------------------------------------------------------------------------
+
+interface Plot {
+  left: number;
+  right: number;
+  top: number;
+  mainBottom: number;
+  stripTop: number;
+  stripBottom: number;
+}
+
+class Timeline {
+  private readonly canvas = $<HTMLCanvasElement>('timeline');
+  private plot!: Plot;
+  private hoverX = -1;
+  private selected = 0;
+  private base: HTMLCanvasElement | null = null;
+  private dpr = 1;
+
+  constructor(
+    private readonly data: Data,
+    private readonly pick: (seq: number) => void,
+  ) {
+    const legend = $('timeline-legend');
+    legend.innerHTML =
+      SERIES.map((s) => (s.fill ? `<span class="key"><span class="sw" style="background:${s.fill};border-color:${s.colour}"></span>${s.label}</span>` : `<span class="key"><span class="ln" style="border-color:${s.colour}"></span>${s.label}</span>`)).join('') +
+      `<span class="key"><span class="ln" style="border-color:${MMAP_T}"></span>mmap threshold</span>` +
+      `<span class="key"><span class="ln dash" style="border-color:${TRIM_T}"></span>trim threshold</span>` +
+      `<span class="key"><span style="color:${MMAP_T}">▼</span>threshold moved</span>`;
+    this.canvas.addEventListener('click', (e) => {
+      const seq = this.seqAt(e.offsetX);
+      if (seq >= 0) this.pick(seq);
+    });
+    this.canvas.addEventListener('mousemove', (e) => {
+      this.hoverX = e.offsetX;
+      this.drawOverlay();
+      this.tooltip(e);
+    });
+    this.canvas.addEventListener('mouseleave', () => {
+      this.hoverX = -1;
+      this.drawOverlay();
+      hideTooltip();
+    });
+    new ResizeObserver(() => this.draw()).observe(this.canvas);
+  }
+
+  /** The event under x (CSS pixels), or −1 outside the plot. */
+  seqAt(x: number): number {
+    const p = this.plot;
+    if (!p || x < p.left - 4 || x > p.right + 4) return -1;
+    const n = this.data.meta.events;
+    const f = Math.min(1, Math.max(0, (x - p.left) / (p.right - p.left)));
+    return Math.min(n - 1, Math.max(0, Math.floor(f * n)));
+  }
+
+  /** Event `seq` spans [xOf(seq), xOf(seq + 1)). */
+  private xOf(seq: number): number {
+    const p = this.plot;
+    return p.left + (seq / this.data.meta.events) * (p.right - p.left);
+  }
+
+  setSelected(seq: number): void {
+    this.selected = seq;
+    this.drawOverlay();
+  }
+
+  draw(): void {
+    const canvas = this.canvas;
+    const dpr = (this.dpr = window.devicePixelRatio || 1);
+    const w = canvas.clientWidth;
+    const h = canvas.clientHeight;
+    if (w === 0) return;
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(h * dpr);
+    const g = canvas.getContext('2d')!;
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, w, h);
+    const p: Plot = (this.plot = { left: 70, right: w - 14, top: 12, mainBottom: h - 104, stripTop: h - 84, stripBottom: h - 22 });
+    canvas.dataset.plotLeft = String(p.left);
+    canvas.dataset.plotRight = String(p.right);
+    const { meta, high, low } = this.data;
+    const n = meta.events;
+    const width = meta.bucketWidth;
+    const points = meta.buckets;
+    // Main chart: bytes.
+    const top = Math.max(meta.peaks.footprint, meta.peaks.live, 1) * 1.06;
+    const step = niceStep(top / 4);
+    const yMax = Math.ceil(top / step) * step;
+    const yOf = (v: number) => p.mainBottom - (v / yMax) * (p.mainBottom - p.top);
+    g.font = '11px system-ui, sans-serif';
+    g.textBaseline = 'middle';
+    g.strokeStyle = '#eef1f5';
+    g.fillStyle = '#667085';
+    g.lineWidth = 1;
+    for (let v = 0; v <= yMax + 1e-9; v += step) {
+      const y = Math.round(yOf(v)) + 0.5;
+      g.beginPath();
+      g.moveTo(p.left, y);
+      g.lineTo(p.right, y);
+      g.stroke();
+      g.textAlign = 'right';
+      g.fillText(bytes(v), p.left - 6, y);
+    }
+    // Point i holds events [i * width, (i + 1) * width): drawn as a step over that span.
+    const xs = new Float64Array(points + 1);
+    for (let i = 0; i <= points; i++) xs[i] = this.xOf(Math.min(n, i * width));
+    const trace = (values: Float64Array, forward = true) => {
+      if (forward) {
+        for (let i = 0; i < points; i++) {
+          const y = yOf(values[i]);
+          if (i === 0) g.moveTo(xs[0], y);
+          else g.lineTo(xs[i], y);
+          g.lineTo(xs[i + 1], y);
+        }
+      } else {
+        for (let i = points - 1; i >= 0; i--) {
+          const y = yOf(values[i]);
+          g.lineTo(xs[i + 1], y);
+          g.lineTo(xs[i], y);
+        }
+      }
+    };
+    const line = (values: Float64Array, stroke: string, lw: number) => {
+      g.beginPath();
+      trace(values);
+      g.strokeStyle = stroke;
+      g.lineWidth = lw;
+      g.lineJoin = 'round';
+      g.stroke();
+    };
+    const area = (values: Float64Array, fill: string, stroke: string) => {
+      g.beginPath();
+      trace(values);
+      g.lineTo(xs[points], yOf(0));
+      g.lineTo(xs[0], yOf(0));
+      g.closePath();
+      g.fillStyle = fill;
+      g.fill();
+      line(values, stroke, 1.25);
+    };
+    const band = (lo: Float64Array, hi: Float64Array, fill: string) => {
+      g.beginPath();
+      trace(hi);
+      trace(lo, false);
+      g.closePath();
+      g.fillStyle = fill;
+      g.fill();
+    };
+    area(high.heap, SERIES[0].fill, SERIES[0].colour);
+    area(high.mmapped, SERIES[1].fill, SERIES[1].colour);
+    if (width > 1) band(low.live, high.live, SERIES[2].fill);
+    line(high.live, SERIES[2].colour, 1.5);
+    line(high.footprint, SERIES[3].colour, 1.5);
+    // Threshold moves across the main chart, faintly.
+    const moves = this.data.moves;
+    if (moves.length <= 400) {
+      g.strokeStyle = 'rgba(220,38,38,0.18)';
+      g.lineWidth = 1;
+      for (const seq of moves) {
+        const x = Math.round(this.xOf(seq + 0.5)) + 0.5;
+        g.beginPath();
+        g.moveTo(x, p.top);
+        g.lineTo(x, p.mainBottom);
+        g.stroke();
+      }
+    }
+    // The threshold strip: a log scale of its own.
+    this.drawThresholds(g, p);
+    // x axis.
+    g.fillStyle = '#667085';
+    g.textAlign = 'center';
+    g.textBaseline = 'top';
+    const xStep = decimalStep(n / 7 || 1);
+    for (let s = 0; s < n; s += xStep) {
+      const x = this.xOf(s + 0.5);
+      g.fillText(int(s), x, p.stripBottom + 6);
+      g.fillRect(Math.round(x), p.stripBottom, 1, 4);
+    }
+    g.textAlign = 'left';
+    g.fillText('event', p.left - 62, p.stripBottom + 6);
+    g.strokeStyle = '#d0d5dd';
+    g.strokeRect(p.left + 0.5, p.top + 0.5, p.right - p.left, p.mainBottom - p.top);
+    g.strokeRect(p.left + 0.5, p.stripTop + 0.5, p.right - p.left, p.stripBottom - p.stripTop);
+    // Keep the drawing; the overlay (hover and selection lines) is redrawn over a copy of it.
+    const base = (this.base ??= document.createElement('canvas'));
+    base.width = canvas.width;
+    base.height = canvas.height;
+    base.getContext('2d')!.drawImage(canvas, 0, 0);
+    this.drawOverlay();
+  }
+
+  private drawThresholds(g: CanvasRenderingContext2D, p: Plot): void {
+    const t = this.data.thresholds;
+    const n = this.data.meta.events;
+    const CAP = 2 ** 47;
+    let lo = Infinity;
+    let hi = 0;
+    for (let i = 0; i < t.length; i += 3) {
+      for (const v of [t[i + 1], t[i + 2]]) {
+        if (v > 0 && v <= CAP) {
+          lo = Math.min(lo, v);
+          hi = Math.max(hi, v);
+        }
+      }
+    }
+    if (!Number.isFinite(lo)) {
+      lo = 4096;
+      hi = 1 << 20;
+    }
+    const l2lo = Math.floor(Math.log2(lo)) - 1;
+    const l2hi = Math.max(l2lo + 3, Math.ceil(Math.log2(hi)) + 1);
+    const yOf = (v: number) => {
+      if (v > CAP) return p.stripTop + 3;
+      const l = v <= 0 ? l2lo : Math.max(l2lo, Math.log2(v));
+      return p.stripBottom - 3 - ((l - l2lo) / (l2hi - l2lo)) * (p.stripBottom - p.stripTop - 6);
+    };
+    g.fillStyle = '#fafbfc';
+    g.fillRect(p.left, p.stripTop, p.right - p.left, p.stripBottom - p.stripTop);
+    g.font = '10.5px system-ui, sans-serif';
+    g.textAlign = 'right';
+    g.textBaseline = 'middle';
+    g.fillStyle = '#667085';
+    for (const l of new Set([l2lo + 1, l2hi - 1])) g.fillText(bytes(2 ** l), p.left - 6, yOf(2 ** l));
+    g.save();
+    g.translate(12, (p.stripTop + p.stripBottom) / 2);
+    g.rotate(-Math.PI / 2);
+    g.textAlign = 'center';
+    g.fillText('thresholds', 0, 0);
+    g.restore();
+    const stepLine = (offset: number, colour: string, dash: number[]) => {
+      g.beginPath();
+      g.setLineDash(dash);
+      let y = yOf(t[offset]);
+      g.moveTo(p.left, y);
+      for (let i = 3; i < t.length; i += 3) {
+        const x = this.xOf(Math.min(n, t[i] + 1));
+        g.lineTo(x, y);
+        y = yOf(t[i + offset]);
+        g.lineTo(x, y);
+      }
+      g.lineTo(p.right, y);
+      g.strokeStyle = colour;
+      g.lineWidth = 1.75;
+      g.stroke();
+      g.setLineDash([]);
+    };
+    stepLine(2, TRIM_T, [5, 3]);
+    stepLine(1, MMAP_T, []);
+    g.fillStyle = MMAP_T;
+    for (const seq of this.data.moves) {
+      const x = this.xOf(seq + 0.5);
+      g.beginPath();
+      g.moveTo(x - 4, p.stripTop - 7);
+      g.lineTo(x + 4, p.stripTop - 7);
+      g.lineTo(x, p.stripTop - 1);
+      g.closePath();
+      g.fill();
+    }
+  }
+
+  private drawOverlay(): void {
+    const canvas = this.canvas;
+    if (!this.base || !this.plot) return;
+    const g = canvas.getContext('2d')!;
+    g.setTransform(1, 0, 0, 1, 0, 0);
+    g.clearRect(0, 0, canvas.width, canvas.height);
+    g.drawImage(this.base, 0, 0);
+    g.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    const p = this.plot;
+    if (this.hoverX >= p.left && this.hoverX <= p.right) {
+      g.strokeStyle = 'rgba(17,24,39,0.25)';
+      g.lineWidth = 1;
+      g.beginPath();
+      g.moveTo(Math.round(this.hoverX) + 0.5, p.top);
+      g.lineTo(Math.round(this.hoverX) + 0.5, p.stripBottom);
+      g.stroke();
+    }
+    const x = Math.round(this.xOf(this.selected + 0.5)) + 0.5;
+    g.strokeStyle = '#111827';
+    g.lineWidth = 1.5;
+    g.beginPath();
+    g.moveTo(x, p.top);
+    g.lineTo(x, p.stripBottom);
+    g.stroke();
+    const label = `#${int(this.selected)}`;
+    g.font = '600 11px system-ui, sans-serif';
+    const tw = g.measureText(label).width + 10;
+    const lx = Math.min(Math.max(x - tw / 2, p.left), p.right - tw);
+    g.fillStyle = '#111827';
+    g.beginPath();
+    g.roundRect(lx, p.top, tw, 17, 4);
+    g.fill();
+    g.fillStyle = '#fff';
+    g.textAlign = 'left';
+    g.textBaseline = 'middle';
+    g.fillText(label, lx + 5, p.top + 9);
+  }
+
+  private tooltip(e: MouseEvent): void {
+    const seq = this.seqAt(e.offsetX);
+    if (seq < 0) return hideTooltip();
+    const { meta, high, low, thresholds } = this.data;
+    const i = Math.min(meta.buckets - 1, Math.floor(seq / meta.bucketWidth));
+    const from = i * meta.bucketWidth;
+    const to = Math.min(meta.events - 1, from + meta.bucketWidth - 1);
+    let j = 0;
+    while (j + 3 < thresholds.length && thresholds[j + 3] <= seq) j += 3;
+    const range = from === to ? `event ${int(from)}` : `events ${int(from)}–${int(to)}`;
+    const val = (key: string) => (high[key][i] === low[key][i] || meta.bucketWidth === 1 ? bytes(high[key][i]) : `${bytes(low[key][i])} – ${bytes(high[key][i])}`);
+    showTooltip(
+      e,
+      `<div class="t">${range}</div>` +
+        SERIES.map((s) => `<div><span class="k">${s.label}</span> <span class="m">${val(s.key)}</span></div>`).join('') +
+        `<div><span class="k">mmap threshold</span> <span class="m">${bytes(thresholds[j + 1])}</span> <span class="k">trim</span> <span class="m">${bytes(thresholds[j + 2])}</span></div>` +
+        `<div class="k">click to show event ${int(seq)}</div>`,
+    );
+  }
+}
+
+function niceStep(raw: number): number {
+  if (raw <= 0) return 1;
+  const power = 2 ** Math.floor(Math.log2(raw));
+  // Byte axes read best in powers of two; event axes in 1-2-5 decimals.
+  return raw >= 1024 ? power * (raw / power > 1.5 ? 2 : 1) : decimalStep(raw);
+}
+
+function decimalStep(raw: number): number {
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const f = raw / power;
+  return Math.max(1, (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * power);
+}
+
+// ---- the heap map ----------------------------------------------------------------------------------------
+
+interface Placed {
+  chunk: ChunkInfo;
+  /** Offset of the chunk in the map's byte space (regions are laid out one after another, each from a new row). */
+  at: number;
+}
+
+class HeapMap {
+  private readonly canvas = $<HTMLCanvasElement>('heapmap');
+  private placed: Placed[] = [];
+  private rowStarts: number[] = [];
+  private bytesPerRow = 4096;
+  private gutter = 96;
+  private mapWidth = 100;
+  private readonly rowH = 16;
+  private readonly rowGap = 3;
+  private zoom = 1;
+  private step: Step | null = null;
+  private highlight = -1;
+
+  constructor(private readonly data: Data) {
+    const legend = $('heap-legend');
+    legend.innerHTML = (Object.keys(KIND_COLOUR) as ChunkKind[])
+      .map((k) => `<span class="key"><span class="sw" style="background:${k === 'top' ? `repeating-linear-gradient(135deg, ${KIND_COLOUR.top} 0 3px, #b6c2d2 3px 4.5px)` : KIND_COLOUR[k]}"></span>${KIND_LABEL[k]}</span>`)
+      .join('') + '<span class="key"><span class="sw" style="background:#fff;border:2px solid #111827"></span>this event\'s block</span>';
+    $<HTMLSelectElement>('zoom').addEventListener('change', (e) => {
+      this.zoom = Number((e.target as HTMLSelectElement).value);
+      this.draw();
+    });
+    this.canvas.addEventListener('mousemove', (e) => this.hover(e));
+    this.canvas.addEventListener('mouseleave', () => hideTooltip());
+    new ResizeObserver(() => this.draw()).observe($('heap-scroll'));
+  }
+
+  show(step: Step): void {
+    this.step = step;
+    this.draw();
+  }
+
+  setHighlight(address: number): void {
+    this.highlight = address;
+    this.draw();
+  }
+
+  draw(): void {
+    const step = this.step;
+    if (!step) return;
+    const canvas = this.canvas;
+    const arena = step.replayer.arena;
+    const regions = walkRegions(arena);
+    const heapStart = this.data.meta.heapStart;
+    const cssWidth = $('heap-scroll').clientWidth - 2;
+    if (cssWidth <= 0) return;
+    this.mapWidth = cssWidth - this.gutter - 10;
+    const total = regions.reduce((sum, r) => sum + extent(r), 0);
+    const targetRows = 22 * this.zoom;
+    this.bytesPerRow = Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(1, total / targetRows))));
+    // Lay the regions out, each from a fresh row, with a header line between them.
+    this.placed = [];
+    this.rowStarts = [];
+    const headers: { y: number; text: string }[] = [];
+    let y = 6;
+    let at = 0;
+    const rowY = new Map<number, number>();
+    regions.forEach((region, index) => {
+      const start = region[0].address;
+      const rows = Math.max(1, Math.ceil(extent(region) / this.bytesPerRow));
+      if (regions.length > 1 || index > 0) {
+        headers.push({ y, text: index === 0 ? `brk heap at ${hex(start)}` : `region ${index + 1}: mmap'ed heap at ${hex(start)} (sbrk failed)` });
+        y += 18;
+      }
+      for (let r = 0; r < rows; r++) {
+        rowY.set(at / this.bytesPerRow + r, y);
+        this.rowStarts.push(start + r * this.bytesPerRow);
+        y += this.rowH + this.rowGap;
+      }
+      for (const chunk of region) this.placed.push({ chunk, at: at + (chunk.address - start) });
+      at += rows * this.bytesPerRow;
+    });
+    const height = Math.max(60, y + 4);
+    const dpr = window.devicePixelRatio || 1;
+    canvas.style.height = `${height}px`;
+    canvas.width = Math.round(cssWidth * dpr);
+    canvas.height = Math.round(height * dpr);
+    const g = canvas.getContext('2d')!;
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, cssWidth, height);
+    this.rowYs = rowY;
+    canvas.dataset.chunks = String(this.placed.length);
+    canvas.dataset.bytesPerRow = String(this.bytesPerRow);
+    if (regions.length === 0) {
+      g.fillStyle = '#667085';
+      g.font = 'italic 13px system-ui, sans-serif';
+      g.fillText('No heap yet: nothing has been carved from the program break.', 12, 30);
+      canvas.dataset.signature = 'empty';
+      $('heap-caption').textContent = '';
+      return;
+    }
+    g.font = '11px ui-monospace, Menlo, Consolas, monospace';
+    g.textBaseline = 'middle';
+    g.textAlign = 'right';
+    g.fillStyle = '#667085';
+    for (const [row, ry] of rowY) {
+      const address = this.rowStarts[row];
+      g.fillText(address >= heapStart && address - heapStart < 2 ** 40 ? `+${hex(address - heapStart)}` : hex(address), this.gutter - 8, ry + this.rowH / 2);
+    }
+    g.textAlign = 'left';
+    g.font = '600 11px system-ui, sans-serif';
+    for (const h of headers) g.fillText(h.text, 6, h.y + 8);
+    // Row backgrounds (address space past a region's end stays pale).
+    g.fillStyle = '#f6f8fb';
+    for (const ry of rowY.values()) g.fillRect(this.gutter, ry, this.mapWidth, this.rowH);
+    let signature = 0;
+    const stripes = topPattern(g);
+    for (const { chunk, at } of this.placed) {
+      g.fillStyle = chunk.kind === 'top' ? stripes : KIND_COLOUR[chunk.kind];
+      this.segments(at, chunk.size, (x, w, ry) => g.fillRect(x, ry, Math.max(w, 1), this.rowH));
+      signature = (Math.imul(signature, 31) + chunk.address + chunk.size * 7 + chunk.kind.length) | 0;
+    }
+    // Chunk boundaries where there is room for them.
+    g.fillStyle = 'rgba(255,255,255,0.9)';
+    const pxPerByte = this.mapWidth / this.bytesPerRow;
+    for (const { chunk, at } of this.placed) {
+      if (chunk.size * pxPerByte < 4) continue;
+      this.segments(at, 1, (x, _w, ry) => g.fillRect(x, ry, 1, this.rowH));
+    }
+    // The event's block, and the chunk a bin chip points at.
+    const outline = (address: number, colour: string, dash: number[]) => {
+      const found = this.placed.find((p) => address >= p.chunk.address && address < p.chunk.address + Math.max(p.chunk.size, 1));
+      if (!found) return;
+      g.strokeStyle = colour;
+      g.lineWidth = 2;
+      g.setLineDash(dash);
+      this.segments(found.at, found.chunk.size, (x, w, ry) => g.strokeRect(x + 1, ry + 1, Math.max(w, 2) - 2 < 1 ? 1 : Math.max(w, 2) - 2, this.rowH - 2));
+      g.setLineDash([]);
+    };
+    if (step.focus >= 0) outline(step.focus, '#111827', []);
+    if (this.highlight >= 0) outline(this.highlight, '#e11d48', [3, 2]);
+    canvas.dataset.signature = `${this.placed.length}:${signature >>> 0}`;
+    $('heap-caption').textContent = `${chunksText(this.placed.length)} · ${bytes(total)} · ${bytes(this.bytesPerRow)} per row`;
+  }
+
+  private rowYs = new Map<number, number>();
+
+  /** Calls draw(x, width, rowY) for each row-piece of [at, at + size). */
+  private segments(at: number, size: number, draw: (x: number, w: number, y: number) => void): void {
+    const bpr = this.bytesPerRow;
+    let pos = at;
+    const end = at + size;
+    while (pos < end) {
+      const row = Math.floor(pos / bpr);
+      const rowEnd = (row + 1) * bpr;
+      const piece = Math.min(end, rowEnd) - pos;
+      const ry = this.rowYs.get(row);
+      if (ry !== undefined) draw(this.gutter + ((pos - row * bpr) / bpr) * this.mapWidth, (piece / bpr) * this.mapWidth, ry);
+      pos += piece;
+    }
+  }
+
+  private hover(e: MouseEvent): void {
+    const x = e.offsetX - this.gutter;
+    if (x < 0 || x > this.mapWidth) return hideTooltip();
+    let row = -1;
+    for (const [r, ry] of this.rowYs) if (e.offsetY >= ry && e.offsetY < ry + this.rowH + this.rowGap) row = r;
+    if (row < 0) return hideTooltip();
+    const at = row * this.bytesPerRow + (x / this.mapWidth) * this.bytesPerRow;
+    // Binary search the placed chunks; widen to a pixel so that the thinnest chunks can be hovered.
+    const slack = this.bytesPerRow / this.mapWidth;
+    let lo = 0;
+    let hi = this.placed.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.placed[mid].at <= at) lo = mid;
+      else hi = mid - 1;
+    }
+    let found = this.placed[lo];
+    if (!found || at > found.at + found.chunk.size + slack) return hideTooltip();
+    if (found.chunk.size < slack && lo + 1 < this.placed.length && this.placed[lo + 1].at - at < slack / 2) found = this.placed[lo + 1];
+    showTooltip(e, chunkTooltip(found.chunk, this.data));
+  }
+}
+
+/** The top chunk's fill: pale diagonal stripes, free space that is not in any bin. */
+function topPattern(g: CanvasRenderingContext2D): CanvasPattern | string {
+  const tile = document.createElement('canvas');
+  tile.width = 8;
+  tile.height = 8;
+  const t = tile.getContext('2d')!;
+  t.fillStyle = KIND_COLOUR.top;
+  t.fillRect(0, 0, 8, 8);
+  t.strokeStyle = '#b6c2d2';
+  t.lineWidth = 1.5;
+  t.beginPath();
+  t.moveTo(-2, 10);
+  t.lineTo(10, -2);
+  t.moveTo(-2, 2);
+  t.lineTo(2, -2);
+  t.moveTo(6, 10);
+  t.lineTo(10, 6);
+  t.stroke();
+  return g.createPattern(tile, 'repeat') ?? KIND_COLOUR.top;
+}
+
+function extent(region: ChunkInfo[]): number {
+  const last = region[region.length - 1];
+  return last.address + last.size - region[0].address;
+}
+
+function madeByText(seq: number, data: Data): string {
+  if (seq < 0) return 'made by: no call (set up by the allocator)';
+  const event = data.events.event(seq);
+  return `made by #${int(seq)} (line ${int(event.line)}): <span class="m">${esc(callText(event))}</span>`;
+}
+
+function chunkTooltip(chunk: ChunkInfo, data: Data): string {
+  const heapStart = data.meta.heapStart;
+  const where = chunk.kind === 'mmapped' ? 'its own mapping' : `heap +${hex(chunk.address - heapStart)}`;
+  const lead = chunk.lead ? `<div><span class="k">memalign gap before it</span> <span class="m">${int(chunk.lead)} bytes</span></div>` : '';
+  return (
+    `<div class="t"><span style="color:${KIND_COLOUR[chunk.kind]}">■</span> ${KIND_LABEL[chunk.kind]} <span class="k">· ${KIND_NOTE[chunk.kind]}</span></div>` +
+    `<div><span class="k">chunk</span> <span class="m">${hex(chunk.address)}</span> <span class="k">user ptr</span> <span class="m">${hex(chunk.address + 16)}</span></div>` +
+    `<div><span class="k">size</span> <span class="m">${hex(chunk.size)} (${bytes(chunk.size)})</span> <span class="k">at</span> <span class="m">${where}</span></div>` +
+    lead +
+    `<div>${madeByText(chunk.madeBy, data)}</div>`
+  );
+}
+
+// ---- mmapped blocks and bins ----------------------------------------------------------------------------
+
+function drawMmapped(step: Step, data: Data, hover: (address: number) => void): void {
+  const blocks = walkMmapped(step.replayer.arena);
+  const box = $('mmapped');
+  $('mmap-count').textContent = blocks.length ? `${blocks.length} · ${bytes(blocks.reduce((s, b) => s + b.size, 0))}` : '';
+  if (blocks.length === 0) {
+    box.innerHTML = '<div class="empty">none</div>';
+    return;
+  }
+  const largest = Math.max(...blocks.map((b) => b.size));
+  const shown = blocks.slice(0, 300);
+  box.innerHTML =
+    shown
+      .map((b, i) => {
+        const current = step.focus >= b.address && step.focus < b.address + b.size;
+        const width = Math.max(2, (Math.log2(b.size) / Math.log2(largest)) ** 4 * 100);
+        return `<div class="mblock${current ? ' current' : ''}" data-i="${i}"><div><b>${bytes(b.size)}</b> <span class="muted">#${b.madeBy >= 0 ? int(b.madeBy) : '–'}</span></div><div class="bar" style="width:${width.toFixed(1)}%"></div><div class="addr">${hex(b.address)}</div></div>`;
+      })
+      .join('') + (blocks.length > shown.length ? `<div class="empty">and ${blocks.length - shown.length} more</div>` : '');
+  box.querySelectorAll<HTMLElement>('.mblock').forEach((el) => {
+    const b = shown[Number(el.dataset.i)];
+    el.addEventListener('mousemove', (e) => showTooltip(e, chunkTooltip(b, data)));
+    el.addEventListener('mouseleave', () => {
+      hideTooltip();
+      hover(-1);
+    });
+  });
+}
+
+const CHIPS_SHOWN = 36;
+
+function drawBins(step: Step, data: Data, hover: (address: number) => void): void {
+  const view: BinsView = walkBins(step.replayer.arena);
+  const arena = step.replayer.arena;
+  const chips: ChunkInfo[] = [];
+  const chipRow = (list: ChunkInfo[], kind: ChunkKind) =>
+    `<span class="chips">${list
+      .slice(0, CHIPS_SHOWN)
+      .map((c) => {
+        chips.push(c);
+        const current = step.focus >= c.address && step.focus < c.address + c.size;
+        return `<span class="c${current ? ' current' : ''}" data-chip="${chips.length - 1}" style="background:${KIND_COLOUR[kind]}"></span>`;
+      })
+      .join('')}${list.length > CHIPS_SHOWN ? `<span class="more">+${int(list.length - CHIPS_SHOWN)}</span>` : ''}</span>`;
+  const row = (name: string, list: ChunkInfo[], kind: ChunkKind, title = '') =>
+    `<div class="binrow"${title ? ` title="${esc(title)}"` : ''}><span class="name">${name}</span><span class="count">${list.length}</span>${chipRow(list, kind)}</div>`;
+  const sum = (lists: { chunks: ChunkInfo[] }[]) => lists.reduce((s, l) => s + l.chunks.length, 0);
+  const total = (lists: { chunks: ChunkInfo[] }[]) => lists.reduce((s, l) => s + l.chunks.reduce((t, c) => t + c.size, 0), 0);
+  const group = (title: string, note: string, body: string, empty: string) =>
+    `<div class="bingroup"><h3>${title} <span class="muted">${note}</span></h3>${body || `<div class="empty">${empty}</div>`}</div>`;
+  const sizeRange = (list: ChunkInfo[]) => {
+    const sizes = list.map((c) => c.size);
+    const lo = Math.min(...sizes);
+    const hi = Math.max(...sizes);
+    return lo === hi ? hex(lo) : `${hex(lo)}–${hex(hi)}`;
+  };
+  const small = view.bins.filter((b) => b.index < 64);
+  const large = view.bins.filter((b) => b.index >= 64);
+  const html = [
+    group(
+      'tcache',
+      view.tcache.length ? `${chunksText(sum(view.tcache))} · ${bytes(total(view.tcache))} · up to ${arena.tcacheFill} per size` : `up to ${arena.tcacheFill} per size`,
+      view.tcache.map((b) => row(hex(32 + 16 * b.index), b.chunks, 'tcache', `tcache bin ${b.index}: chunks of ${32 + 16 * b.index} bytes, newest first`)).join(''),
+      arena.tcacheReady ? 'empty' : 'not set up yet (the first malloc makes it)',
+    ),
+    group(
+      'fastbins',
+      view.fastbins.length ? `${chunksText(sum(view.fastbins))} · ${bytes(total(view.fastbins))} · up to ${hex(arena.maxFast)}` : `chunks up to ${hex(arena.maxFast)}`,
+      view.fastbins.map((b) => row(hex((b.index + 2) * 16), b.chunks, 'fastbin', `fastbin ${b.index}: newest first`)).join(''),
+      'empty',
+    ),
+    group('unsorted bin', view.unsorted.length ? `${chunksText(view.unsorted.length)} · ${bytes(view.unsorted.reduce((s, c) => s + c.size, 0))}` : '', view.unsorted.length ? row('unsorted', view.unsorted, 'unsorted', 'newest first; malloc scans from the oldest') : '', 'empty'),
+    group(
+      'small bins',
+      small.length ? `${chunksText(sum(small))} · ${bytes(total(small))}` : '',
+      small.map((b) => row(hex(16 * b.index), b.chunks, 'small', `small bin ${b.index}: chunks of ${16 * b.index} bytes`)).join(''),
+      'empty',
+    ),
+    group(
+      'large bins',
+      large.length ? `${chunksText(sum(large))} · ${bytes(total(large))}` : '',
+      large.map((b) => row(`${b.index}: ${sizeRange(b.chunks)}`, b.chunks, 'large', `large bin ${b.index}, largest first`)).join(''),
+      'empty',
+    ),
+    group(
+      'top',
+      '',
+      `<div class="kv">${view.top.size ? `${hex(view.top.address)} · ${hex(view.top.size)} (${bytes(view.top.size)})` : 'no top yet'}</div>` +
+        (view.lastRemainder ? `<div class="kv muted">last_remainder ${hex(view.lastRemainder)}</div>` : ''),
+      '',
+    ),
+  ].join('');
+  $('bins').innerHTML = html;
+  $('bins-caption').textContent = `after event #${int(step.seq)}`;
+  $('bins')
+    .querySelectorAll<HTMLElement>('[data-chip]')
+    .forEach((el) => {
+      const chunk = chips[Number(el.dataset.chip)];
+      el.addEventListener('mouseenter', (e) => {
+        hover(chunk.address);
+        showTooltip(e, chunkTooltip(chunk, data));
+      });
+      el.addEventListener('mousemove', (e) => showTooltip(e, chunkTooltip(chunk, data)));
+      el.addEventListener('mouseleave', () => {
+        hover(-1);
+        hideTooltip();
+      });
+    });
+}
+
+// ---- the event panel ---------------------------------------------------------------------------------------
+
+function sentenceHtml(sentence: string): string {
+  const colon = sentence.indexOf(': ');
+  const call = colon < 0 ? sentence : sentence.slice(0, colon);
+  let rest = colon < 0 ? '' : esc(sentence.slice(colon));
+  rest = rest.replace(/→ ([^;→]*)/g, (_m, result: string) => `<span class="result${/NULL/.test(result) ? ' null' : ''}">→ ${result}</span>`);
+  return `<span class="call">${esc(call)}</span>${rest}`;
+}
+
+function syscallText(s: Syscall): string {
+  const failed = s.failed ? ' (failed)' : '';
+  if (s.call === 'brk') return `brk ${s.bytes >= 0 ? '+' : '−'}${bytes(Math.abs(s.bytes))}${failed}`;
+  if (s.call === 'mremap') return `mremap ${bytes(s.from ?? 0)} → ${bytes(s.bytes)}${failed}`;
+  return `${s.call} ${bytes(s.bytes)}${failed}`;
+}
+
+function drawEvent(step: Step, data: Data): void {
+  const { events, meta } = data;
+  const r = step.replayer;
+  const a = r.arena;
+  $('event-title').textContent = `Event #${int(step.seq)} of ${int(meta.events)}`;
+  $('event-line').textContent = `trace line ${int(events.line[step.seq])}`;
+  $('explanation').innerHTML = sentenceHtml(step.sentence);
+  const o = step.outcome;
+  const chip = (k: string, v: string, title = '') => `<span class="chip"${title ? ` title="${esc(title)}"` : ''}>${k} <b>${v}</b></span>`;
+  const facts = [
+    o.where === 'heap' ? chip('block', `heap +${hex(o.offset)} · chunk ${hex(o.chunk)}`) : o.where === 'mmap' ? chip('block', `mmap · ${bytes(o.chunk)}`) : '',
+    ...o.syscalls.map((s) => chip('syscall', syscallText(s))),
+    chip('heap', bytes(a.systemMem), 'system_mem: bytes the heap holds from the kernel'),
+    chip('mmapped', bytes(a.mmappedMem), 'bytes in mmapped chunks'),
+    chip('live', bytes(r.liveBytes), 'bytes the program asked for, in its live blocks'),
+    chip('top', bytes(a.topSize)),
+    chip('mmap threshold', bytes(o.mmapThreshold)),
+    chip('trim threshold', bytes(o.trimThreshold)),
+  ];
+  $('event-facts').innerHTML = facts.join('');
+}
+
+// ---- tooltip ---------------------------------------------------------------------------------------------
+
+function showTooltip(e: MouseEvent, html: string): void {
+  const tip = $('tooltip');
+  tip.innerHTML = html;
+  tip.hidden = false;
+  const pad = 14;
+  const w = tip.offsetWidth;
+  const h = tip.offsetHeight;
+  let x = e.clientX + pad;
+  let y = e.clientY + pad;
+  if (x + w > window.innerWidth - 4) x = e.clientX - w - pad;
+  if (y + h > window.innerHeight - 4) y = e.clientY - h - pad;
+  tip.style.left = `${Math.max(4, x)}px`;
+  tip.style.top = `${Math.max(4, y)}px`;
+}
+
+function hideTooltip(): void {
+  $('tooltip').hidden = true;
+}
+
+// ---- the page ------------------------------------------------------------------------------------------
+
+interface PageHandle {
+  ready: boolean;
+  loadMs: number;
+  seq: number;
+  error?: string;
+  select(seq: number): void;
+  /** Resolves once the event picked last is drawn. */
+  drawn(): Promise<number>;
+}
+
+declare global {
+  interface Window {
+    mallocscope: PageHandle;
+  }
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const data = await loadData();
+  const { meta } = data;
+  const n = meta.events;
+  const summary = [
+    ['events', int(n)],
+    ['policy', meta.policy],
+    ['peak heap', bytes(meta.peaks.heap)],
+    ['peak mmapped', bytes(meta.peaks.mmapped)],
+    ['peak live', bytes(meta.peaks.live)],
+    ['peak footprint', bytes(meta.peaks.footprint)],
+    ['mmap threshold', `${bytes(meta.final.mmapThreshold)} (moved ${meta.thresholdMoves}×${meta.final.noDynThreshold ? ', sliding off' : ''})`],
+    ['syscalls', Object.entries(meta.syscalls).filter(([, c]) => c > 0).map(([k, c]) => `${k} ${int(c)}`).join(', ') || 'none'],
+  ];
+  $('summary').innerHTML = summary.map(([k, v]) => `<span class="chip">${k} <b>${esc(v)}</b></span>`).join('');
+  const checkpoints = meta.checkpoints ? `${meta.checkpoints} checkpoints every ${int(meta.checkpointEvery)} events` : 'replayed from the start (short enough for no checkpoint)';
+  $('footer').textContent = `${int(n)} events · ${checkpoints} · timeline of ${int(meta.buckets)} points · made by mallocscope on ${meta.generated}`;
+  if (n === 0) {
+    $('event-title').textContent = 'This trace has no events.';
+    window.mallocscope = { ready: true, loadMs: performance.now() - started, seq: -1, select() {}, drawn: async () => -1 };
+    return;
+  }
+
+  const engine = new Engine(data);
+  const slider = $<HTMLInputElement>('slider');
+  const seqInput = $<HTMLInputElement>('seq');
+  slider.max = String(n - 1);
+  seqInput.max = String(n - 1);
+  let current = 0;
+  let pending = -1;
+  let waiters: ((seq: number) => void)[] = [];
+  let step: Step | null = null;
+  const heap = new HeapMap(data);
+  const hover = (address: number) => heap.setHighlight(address);
+  const render = () => {
+    const seq = pending;
+    pending = -1;
+    if (seq < 0) return;
+    step = engine.step(seq);
+    timeline.setSelected(seq);
+    drawEvent(step, data);
+    heap.show(step);
+    drawMmapped(step, data, hover);
+    drawBins(step, data, hover);
+    handle.seq = seq;
+    const done = waiters;
+    waiters = [];
+    for (const w of done) w(seq);
+  };
+  const select = (seq: number) => {
+    seq = Math.max(0, Math.min(n - 1, Math.round(seq)));
+    current = seq;
+    slider.value = String(seq);
+    if (document.activeElement !== seqInput) seqInput.value = String(seq);
+    if (pending < 0) requestAnimationFrame(render);
+    pending = seq;
+  };
+  const timeline = new Timeline(data, select);
+  const handle: PageHandle = (window.mallocscope = {
+    ready: false,
+    loadMs: 0,
+    seq: -1,
+    select,
+    drawn: () => new Promise((resolve) => (pending < 0 && step ? resolve(handle.seq) : waiters.push(resolve))),
+  });
+
+  slider.addEventListener('input', () => select(Number(slider.value)));
+  seqInput.addEventListener('change', () => select(Number(seqInput.value)));
+  $('prev').addEventListener('click', () => select(current - 1));
+  $('next').addEventListener('click', () => select(current + 1));
+  const moves = data.moves;
+  $('next-move').addEventListener('click', () => {
+    for (const m of moves) if (m > current) return select(m);
+  });
+  $('prev-move').addEventListener('click', () => {
+    for (let i = moves.length - 1; i >= 0; i--) if (moves[i] < current) return select(moves[i]);
+  });
+  if (moves.length === 0) {
+    $<HTMLButtonElement>('next-move').disabled = true;
+    $<HTMLButtonElement>('prev-move').disabled = true;
+  }
+  document.addEventListener('keydown', (e) => {
+    const target = e.target as HTMLElement;
+    if (target === seqInput || target.tagName === 'SELECT') return;
+    const big = Math.max(1, Math.round(n / 100));
+    let next = -1;
+    if (e.key === 'ArrowRight' || e.key === 'ArrowUp') next = current + (e.shiftKey ? 10 : 1);
+    else if (e.key === 'ArrowLeft' || e.key === 'ArrowDown') next = current - (e.shiftKey ? 10 : 1);
+    else if (e.key === 'PageUp') next = current - big;
+    else if (e.key === 'PageDown') next = current + big;
+    else if (e.key === 'Home') next = 0;
+    else if (e.key === 'End') next = n - 1;
+    if (next < 0 && e.key !== 'Home') return;
+    e.preventDefault();
+    select(next);
+  });
+
+  timeline.draw();
+  select(0);
+  await handle.drawn();
+  handle.loadMs = performance.now() - started;
+  handle.ready = true;
+  document.body.dataset.ready = 'true';
+}
+
+main().catch((error: Error) => {
+  console.error(error);
+  const title = document.getElementById('event-title');
+  if (title) title.innerHTML = `<span class="error">The report could not be shown: ${esc(String(error?.message ?? error))}</span>`;
+  window.mallocscope = { ready: false, loadMs: 0, seq: -1, error: String(error?.message ?? error), select() {}, drawn: async () => -1 };
+});

@@ -1,0 +1,244 @@
+// `mallocscope report`: one self-contained HTML page about a trace. The page carries the events (packed,
+// gzip-compressed, base64 in a <script type=application/octet-stream>), a sampled timeline of heap, mmapped,
+// live bytes and footprint with the thresholds, checkpoints of the model every K events, and the model itself
+// bundled into the page's script, so that picking any event restores the nearest checkpoint and replays
+// forward to it in the browser. Explanations are computed in the page for the event picked.
+import { existsSync } from 'node:fs';
+import { totalmem } from 'node:os';
+import { basename } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { Replayer } from '../allocator/replay.ts';
+import type { TraceEvent } from '../trace/api.ts';
+import { TraceReader, readTrace, traceDisplayName } from '../trace/reader.ts';
+import { takeCheckpoint, type CheckpointSetup } from './checkpoint.ts';
+import { EventEncoder, bytesOf, packSections } from './html/codec.ts';
+import { renderHtml, type ReportMeta } from './html/template.ts';
+
+export interface ReportOptions {
+  /** The --policy name; default glibc. */
+  policy?: string;
+  /** --brk-limit. */
+  brkLimit?: number;
+  /** Events between checkpoints; default: a spacing of 5000 × 2^k that keeps 12 to 24 checkpoints. */
+  checkpointEvery?: number;
+  /** Most points of the timeline (it keeps between half this and this); default 3200. */
+  samples?: number;
+  /** The name the page gives the trace; default the path's base name. */
+  title?: string;
+  /** Called after each event (the CLI's progress bar). */
+  onProgress?: (event: TraceEvent) => void;
+}
+
+export interface ReportResult {
+  html: string;
+  events: number;
+  checkpoints: number;
+  /** Bytes of each part of the page, for the curious and for tests. */
+  sizes: { payload: number; script: number; html: number };
+}
+
+const SERIES = ['heap', 'mmapped', 'live', 'footprint'] as const;
+
+/** Timeline points kept: between MAX_POINTS / 2 and MAX_POINTS (pairs merge when it fills). */
+const MAX_POINTS = 3200;
+/** Checkpoints kept, unless --checkpoint-every fixes the spacing: between MAX_CHECKPOINTS / 2 and MAX_CHECKPOINTS. */
+const MAX_CHECKPOINTS = 24;
+const FIRST_SPACING = 5000;
+
+/**
+ * Builds the report of the trace at `path` (or of `events`). One streaming pass: the trace is read, replayed,
+ * packed and sampled at once, so memory grows with the live blocks and the packed events, not with a list of
+ * event objects. The timeline's buckets and the checkpoints' spacing double whenever they fill up.
+ */
+export async function buildReport(source: string | Iterable<TraceEvent>, options: ReportOptions = {}): Promise<ReportResult> {
+  const setup: CheckpointSetup = {
+    policy: options.policy ?? 'glibc',
+    system: { commitLimit: totalmem(), ...(options.brkLimit === undefined ? {} : { brkLimit: options.brkLimit }) },
+  };
+  const fixedSpacing = options.checkpointEvery === undefined ? 0 : Math.max(1, Math.floor(options.checkpointEvery));
+  let every = fixedSpacing || FIRST_SPACING;
+  const maxPoints = 2 * Math.max(1, Math.floor((options.samples ?? MAX_POINTS) / 2));
+
+  const replayer = new Replayer({ policy: setup.policy, system: setup.system });
+  const arena = replayer.arena;
+  const encoder = new EventEncoder();
+  let checkpoints: Uint8Array[] = [];
+  // Per bucket of `width` events, the lowest and highest value of each series over its events.
+  let width = 1;
+  let points = 0;
+  const high = SERIES.map(() => new Float64Array(maxPoints));
+  const low = SERIES.map(() => new Float64Array(maxPoints));
+  const thresholds: number[] = [-1, arena.policy.mmapThreshold, arena.policy.trimThreshold];
+  const moves: number[] = [];
+  const peaks = { heap: 0, mmapped: 0, live: 0, footprint: 0 };
+  const syscalls: Record<string, number> = { brk: 0, mmap: 0, munmap: 0, mremap: 0, madvise: 0 };
+  let consolidations = 0;
+  let trims = 0;
+  let n = 0;
+  const events = typeof source === 'string' ? readTrace(source) : source;
+  try {
+    for (const event of events) {
+      const seq = n;
+      if (seq % every === 0 && seq > 0) {
+        checkpoints.push(takeCheckpoint(replayer));
+        if (!fixedSpacing && checkpoints.length >= MAX_CHECKPOINTS) {
+          // Keep every other one: checkpoint k (after k * every events) stays when k is even.
+          checkpoints = checkpoints.filter((_, i) => i % 2 === 1);
+          every *= 2;
+        }
+      }
+      const outcome = replayer.apply(event);
+      encoder.add(event);
+      for (const call of outcome.syscalls) syscalls[call.call]++;
+      consolidations += outcome.notes.consolidations;
+      trims += outcome.notes.trims;
+      const last = thresholds.length - 3;
+      if (outcome.mmapThreshold !== thresholds[last + 1] || outcome.trimThreshold !== thresholds[last + 2]) {
+        thresholds.push(seq, outcome.mmapThreshold, outcome.trimThreshold);
+      }
+      if (outcome.notes.thresholdMove) moves.push(seq);
+      let bucket = Math.floor(seq / width);
+      if (bucket >= maxPoints) {
+        // Full: merge pairs of buckets and double their width.
+        for (let s = 0; s < SERIES.length; s++) {
+          for (let i = 0; i < maxPoints / 2; i++) {
+            high[s][i] = Math.max(high[s][2 * i], high[s][2 * i + 1]);
+            low[s][i] = Math.min(low[s][2 * i], low[s][2 * i + 1]);
+          }
+        }
+        width *= 2;
+        points = Math.ceil(points / 2);
+        bucket = Math.floor(seq / width);
+      }
+      const values = [arena.systemMem, arena.mmappedMem, replayer.liveBytes, arena.systemMem + arena.mmappedMem];
+      const fresh = bucket >= points;
+      if (fresh) points = bucket + 1;
+      for (let s = 0; s < SERIES.length; s++) {
+        const v = values[s];
+        if (fresh || v > high[s][bucket]) high[s][bucket] = v;
+        if (fresh || v < low[s][bucket]) low[s][bucket] = v;
+        const name = SERIES[s];
+        if (v > peaks[name]) peaks[name] = v;
+      }
+      n++;
+      options.onProgress?.(event);
+    }
+  } finally {
+    if (events instanceof TraceReader) events.close();
+  }
+
+  const sections: [string, Uint8Array][] = [
+    ['ops', encoder.ops.take()],
+    ['slots', encoder.slots.take()],
+    ['nums', encoder.nums.take()],
+    ['lines', encoder.lines.take()],
+    ['ids', encoder.idTable()],
+    ['thresholds', bytesOf(new Float64Array(thresholds))],
+    ['moves', bytesOf(new Float64Array(moves))],
+  ];
+  SERIES.forEach((name, s) => {
+    sections.push([`high.${name}`, bytesOf(high[s].subarray(0, points))]);
+    sections.push([`low.${name}`, bytesOf(low[s].subarray(0, points))]);
+  });
+  // Checkpoint k holds the state after k * every events (k from 1; the state after 0 events is a fresh replayer).
+  checkpoints.forEach((bytes, k) => sections.push([`checkpoint.${k + 1}`, bytes]));
+  const payload = gzipSync(packSections(sections), { level: 9 });
+
+  const title = options.title ?? (typeof source === 'string' ? basename(traceDisplayName(source)) : 'trace');
+  const meta: ReportMeta = {
+    format: 1,
+    title,
+    events: n,
+    policy: setup.policy,
+    setup,
+    heapStart: arena.system.heapStart,
+    checkpointEvery: every,
+    checkpoints: checkpoints.length,
+    buckets: points,
+    bucketWidth: width,
+    peaks,
+    final: {
+      mmapThreshold: arena.policy.mmapThreshold,
+      trimThreshold: arena.policy.trimThreshold,
+      noDynThreshold: arena.policy.noDynThreshold,
+      heap: arena.systemMem,
+      mmapped: arena.mmappedMem,
+      live: replayer.liveBytes,
+    },
+    thresholdMoves: moves.length,
+    syscalls,
+    consolidations,
+    trims,
+    generated: new Date().toISOString(),
+  };
+  const script = await pageScript();
+  const payloadBase64 = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('base64');
+  const html = renderHtml({ meta, payloadBase64, script });
+  return {
+    html,
+    events: n,
+    checkpoints: checkpoints.length,
+    sizes: { payload: payload.length, script: script.length, html: Buffer.byteLength(html) },
+  };
+}
+
+let cachedScript: string | undefined;
+
+const NODE_STUBS: Record<string, string> = {
+  'node:os': 'export const totalmem = () => 2 ** 40;',
+  'node:fs': ['openSync', 'readSync', 'closeSync', 'statSync', 'fstatSync', 'readFileSync', 'writeSync']
+    .map((name) => `export function ${name}() { throw new Error('no files in the report page'); }`)
+    .join('\n'),
+};
+
+/** A stand-in for Node's Buffer in the page: from(string, 'latin1'), from(bytes), alloc and allocUnsafe. */
+const BUFFER_SHIM = `var Buffer = globalThis.Buffer || {
+  from(value, a, b) {
+    if (typeof value === 'string') { const out = new Uint8Array(value.length); for (let i = 0; i < value.length; i++) out[i] = value.charCodeAt(i) & 255; return out; }
+    if (value instanceof ArrayBuffer) return new Uint8Array(value, a || 0, b);
+    return new Uint8Array(value);
+  },
+  alloc(n) { return new Uint8Array(n); },
+  allocUnsafe(n) { return new Uint8Array(n); },
+  isBuffer() { return false; },
+};`;
+
+/**
+ * The page's script: src/report/html/page.ts with the model it imports, bundled into one browser IIFE by
+ * esbuild (from dist/ when running the built CLI, from src/ under tsx). Node-only modules the model's files
+ * import (the trace reader, node:os) are replaced by stubs: the page gets its events already decoded.
+ */
+export async function pageScript(): Promise<string> {
+  if (cachedScript) return cachedScript;
+  const here = fileURLToPath(import.meta.url);
+  const extension = here.endsWith('.ts') ? '.ts' : '.js';
+  const entry = fileURLToPath(new URL(`./html/page${extension}`, import.meta.url));
+  if (!existsSync(entry)) throw new Error(`the report page's source ${entry} is missing`);
+  const esbuild = await import('esbuild');
+  const result = await esbuild.build({
+    entryPoints: [entry],
+    bundle: true,
+    format: 'iife',
+    platform: 'browser',
+    target: 'es2022',
+    minify: true,
+    write: false,
+    legalComments: 'none',
+    logLevel: 'silent',
+    // The trace reader is bundled (the model's modules import its constants) but never reads in the page:
+    // node:fs and node:os are stubs, and Buffer is a shim good enough for the reader's module-level tables.
+    banner: { js: BUFFER_SHIM },
+    plugins: [
+      {
+        name: 'mallocscope-browser-stubs',
+        setup(build) {
+          build.onResolve({ filter: /^node:/ }, (args) => ({ path: args.path, namespace: 'stub' }));
+          build.onLoad({ filter: /.*/, namespace: 'stub' }, (args) => ({ contents: NODE_STUBS[args.path] ?? 'export {};', loader: 'js' }));
+        },
+      },
+    ],
+  });
+  cachedScript = result.outputFiles[0].text;
+  return cachedScript;
+}

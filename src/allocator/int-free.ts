@@ -46,7 +46,7 @@ function coalesce(av: Arena, p: number): number {
     // absorbNext released the top's record: p is the top now.
     c.state[p] = ChunkState.Top;
     av.top = p;
-    av.notes.merge = { size: c.size[p], intoTop: true };
+    noteMerge(av, c.size[p], true);
     return c.size[p];
   }
   if (next !== NIL && isBinned(c.state[next])) {
@@ -54,8 +54,15 @@ function coalesce(av: Arena, p: number): number {
     c.absorbNext(p);
   }
   av.toUnsortedHead(p);
-  av.notes.merge = { size: c.size[p], intoTop: false };
+  noteMerge(av, c.size[p], false);
   return c.size[p];
+}
+
+function noteMerge(av: Arena, size: number, intoTop: boolean): void {
+  const note = av.notes.mergeSlot;
+  note.size = size;
+  note.intoTop = intoTop;
+  av.notes.merge = note;
 }
 
 /** malloc_consolidate: empties every fastbin, coalescing each chunk into unsorted or the top. */

@@ -32,6 +32,8 @@ export interface CallNotes {
   sysmalloc: SysmallocNote | null;
   /** What the last heap free merged into: null if no chunk was coalesced. */
   merge: MergeNote | null;
+  /** The object `merge` points at when set, reused call after call so that a free allocates nothing. */
+  readonly mergeSlot: MergeNote;
 }
 
 /** sysmalloc's decision, for explanations. */
@@ -57,7 +59,7 @@ export interface MergeNote {
 }
 
 export function newNotes(): CallNotes {
-  return { path: '', consolidations: 0, trims: 0, trimmedBytes: 0, thresholdMove: null, sysmalloc: null, merge: null };
+  return { path: '', consolidations: 0, trims: 0, trimmedBytes: 0, thresholdMove: null, sysmalloc: null, merge: null, mergeSlot: { size: 0, intoTop: false } };
 }
 
 /** Clears notes for the next call, in place (the replay's hot path makes no new object per event). */

@@ -21,9 +21,10 @@ export class SummaryObserver {
 
   observe(outcome: ReplayOutcome, arena: Arena): void {
     this.events++;
-    for (const call of outcome.syscalls) {
-      this.syscalls[call.call]++;
-      if (call.failed) this.failedSyscalls++;
+    const syscalls = outcome.syscalls;
+    for (let i = 0; i < syscalls.length; i++) {
+      this.syscalls[syscalls[i].call]++;
+      if (syscalls[i].failed) this.failedSyscalls++;
     }
     if (outcome.notes.thresholdMove) this.thresholdMoves++;
     this.consolidations += outcome.notes.consolidations;

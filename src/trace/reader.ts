@@ -436,13 +436,17 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     return true;
   }
 
-  /** Which verb the first token is; an error if none. */
+  /** Which verb the first token is (told apart by length and first byte, then checked whole); an error if none. */
   private verbIndex(): number {
     const start = this.tokenStart[0];
     const length = this.tokenEnd[0] - start;
-    for (let v = 0; v < verbBytes.length; v++) {
-      if (this.tokenEquals(start, length, verbBytes[v])) return v;
-    }
+    const first = this.buf[start];
+    let verb = -1;
+    if (length === 6) verb = first === 0x6d ? OP_MALLOC : first === 0x63 ? OP_CALLOC : -1;
+    else if (length === 4) verb = first === 0x66 ? OP_FREE : first === 0x74 ? OP_TRIM : -1;
+    else if (length === 7) verb = first === 0x72 ? OP_REALLOC : first === 0x6d ? OP_MALLOPT : -1;
+    else if (length === 8) verb = OP_MEMALIGN;
+    if (verb >= 0 && this.tokenEquals(start, length, verbBytes[verb])) return verb;
     this.throwLine(
       'TRACE_UNKNOWN_VERB',
       `unknown verb '${this.tokenText(0)}' (expected malloc, calloc, realloc, memalign, free, mallopt or trim)`,

@@ -49,6 +49,8 @@ export const TWO_POW_64 = 2 ** 64;
 /** request2size: the chunk size glibc uses for a request of `req` bytes. */
 export function request2size(req: number): number {
   if (req + SIZE_SZ + MALLOC_ALIGN_MASK < MINSIZE) return MINSIZE;
+  // Integer bit operations while they are exact (below 2^31): the common case, and much cheaper than %.
+  if (req < 0x7fff0000) return (req + SIZE_SZ + MALLOC_ALIGN_MASK) & ~MALLOC_ALIGN_MASK;
   return alignDown(req + SIZE_SZ + MALLOC_ALIGN_MASK, MALLOC_ALIGNMENT);
 }
 
@@ -73,6 +75,7 @@ export function alignUp(value: number, unit: number): number {
 
 /** csize2tidx: the tcache bin of a chunk size. */
 export function csize2tidx(size: number): number {
+  if (size < 0x7fff0000) return (size - MINSIZE + MALLOC_ALIGNMENT - 1) >> 4;
   return Math.floor((size - MINSIZE + MALLOC_ALIGNMENT - 1) / MALLOC_ALIGNMENT);
 }
 
@@ -93,6 +96,14 @@ export function smallbinIndex(size: number): number {
 
 /** largebin_index_64: the large bin of a chunk size (GLIBC-2.36.md §7.1's table). */
 export function largebinIndex(size: number): number {
+  if (size < 0x7fff0000) {
+    if (size >> 6 <= 48) return 48 + (size >> 6);
+    if (size >> 9 <= 20) return 91 + (size >> 9);
+    if (size >> 12 <= 10) return 110 + (size >> 12);
+    if (size >> 15 <= 4) return 119 + (size >> 15);
+    if (size >> 18 <= 2) return 124 + (size >> 18);
+    return 126;
+  }
   const by64 = Math.floor(size / 64);
   if (by64 <= 48) return 48 + by64;
   const by512 = Math.floor(size / 512);

@@ -8,8 +8,8 @@ import { MallocscopeError } from './errors.ts';
 /** The package root: one level above src/ (in the checkout) or dist/ (compiled). */
 export const packageRoot = fileURLToPath(new URL('..', import.meta.url));
 
-/** The folder cmake-js builds into. */
-export const buildDir = `${packageRoot}build/Release`;
+/** The folder cmake-js builds into; MALLOCSCOPE_BUILD_DIR points elsewhere (scripts/native-asan.sh's build). */
+export const buildDir = process.env.MALLOCSCOPE_BUILD_DIR || `${packageRoot}build/Release`;
 
 /** The path of a file the native build produced, or a clear error when the build has not run. */
 export function builtFile(name: string): string {
@@ -26,6 +26,34 @@ export interface Addon {
   glibcVersion(): string;
   /** sysconf(_SC_PAGESIZE). */
   pageSize(): number;
+  /** The native system layer (native/addon/layer.h); src/system/native.ts wraps it. */
+  Layer: new (reserve: number, guardPages: boolean) => NativeLayer;
+  /** mlockall(MCL_CURRENT if current | MCL_FUTURE if future). */
+  lockAll(current: boolean, future: boolean): void;
+  /** munlockall(). */
+  unlockAll(): void;
+  /** Nanoseconds for `count` pairs of glibc malloc(size) + free, timed in C++ (bench/native.ts). */
+  glibcMallocFree(size: number, count: number): number;
+}
+
+/** One reservation with its emulated break, mappings and views (see native/addon/layer.h). */
+export interface NativeLayer {
+  info(): { base: number; size: number; pageSize: number; guardPages: boolean };
+  sbrk(increment: number): number;
+  release(): void;
+  mmap(length: number): number;
+  munmap(address: number, length: number): void;
+  mremap(address: number, oldLength: number, newLength: number): number;
+  madvise(address: number, length: number): void;
+  regions(): { heap: [number, number]; brk: number; mappings: [number, number, number, number][]; released: boolean };
+  bytes(address: number, length: number): Uint8Array;
+  detach(view: Uint8Array): boolean;
+  copy(to: number, from: number, length: number): void;
+  zero(address: number, length: number): void;
+  protect(address: number, length: number, mode: 'none' | 'read' | 'read-write'): void;
+  lock(address: number, length: number): void;
+  unlock(address: number, length: number): void;
+  resident(): { heap: number; mmapped: number; heapCommitted: number; mapped: number };
 }
 
 let addon: Addon | undefined;

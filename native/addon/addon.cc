@@ -1,8 +1,11 @@
-// The mallocscope addon: the few facts and calls that only native code can reach.
-// Grows into the native system layer (issue 4); for now it reports the machine's glibc and page size.
+// The mallocscope addon: the few facts and calls that only native code can reach. It registers the native
+// system layer (layer.h: the emulated break, mappings, views, protection, locking, resident memory), the
+// process-wide mlockall, and the glibc baseline of bench/native.ts.
 #include <napi.h>
 #include <gnu/libc-version.h>
 #include <unistd.h>
+
+#include "layer.h"
 
 namespace {
 
@@ -19,6 +22,10 @@ Napi::Value PageSize(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("glibcVersion", Napi::Function::New(env, GlibcVersion, "glibcVersion"));
   exports.Set("pageSize", Napi::Function::New(env, PageSize, "pageSize"));
+  exports.Set("Layer", mallocscope::Layer::Define(env));
+  exports.Set("lockAll", Napi::Function::New(env, mallocscope::LockAll, "lockAll"));
+  exports.Set("unlockAll", Napi::Function::New(env, mallocscope::UnlockAll, "unlockAll"));
+  exports.Set("glibcMallocFree", Napi::Function::New(env, mallocscope::GlibcMallocFree, "glibcMallocFree"));
   return exports;
 }
 

@@ -41,4 +41,20 @@ export interface SystemMemory {
   copy?(to: number, from: number, length: number): void;
   /** Zeroes `length` bytes at `address` (calloc of recycled memory). Left out where there is no data. */
   zero?(address: number, length: number): void;
+  /**
+   * A Uint8Array over the real bytes at [address, address + length) (no copy). Left out where there is no
+   * data. The view is detached (reads as empty, any access throws TypeError) when that memory goes away.
+   */
+  bytes?(address: number, length: number): Uint8Array;
+  /** Detaches a view bytes() returned (its block was freed or reallocated). */
+  detach?(view: Uint8Array): void;
+  /** mprotect of whole pages: `address` page-aligned, `length` rounded up to pages. */
+  protect?(address: number, length: number, mode: Protection): void;
+  /** mlock of whole pages: `address` page-aligned, `length` rounded up to pages. */
+  lock?(address: number, length: number): void;
+  /** munlock, as lock. */
+  unlock?(address: number, length: number): void;
 }
+
+/** What protect() allows: no access, reading, or reading and writing (the default of all memory). */
+export type Protection = 'none' | 'read' | 'read-write';

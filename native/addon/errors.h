@@ -1,0 +1,42 @@
+// How the addon reports trouble to JavaScript: refused arguments as TypeError/RangeError with a code (checked
+// before any system call), and failed system calls as Node-shaped errors (code, errno, syscall).
+#pragma once
+#include <napi.h>
+
+#include <cstdint>
+#include <string>
+
+namespace mallocscope {
+
+// Codes of refused arguments. Node's own codes where one fits; ours where Node has none.
+inline constexpr const char* kBadType = "ERR_INVALID_ARG_TYPE";   // not a number (TypeError)
+inline constexpr const char* kOutOfRange = "ERR_OUT_OF_RANGE";    // NaN, negative, fractional, too big
+inline constexpr const char* kUnaligned = "ERR_UNALIGNED";        // not a multiple of the page size
+inline constexpr const char* kNotMapped = "ERR_NOT_MAPPED";       // not memory this layer handed out
+inline constexpr const char* kProtected = "ERR_PROTECTED";        // the range is read-only or no-access now
+inline constexpr const char* kReleased = "ERR_RELEASED";          // the layer was released
+
+// Throws a TypeError carrying `code`.
+[[noreturn]] void ThrowType(Napi::Env env, const char* code, const std::string& message);
+// Throws a RangeError carrying `code`.
+[[noreturn]] void ThrowRange(Napi::Env env, const char* code, const std::string& message);
+// Throws an Error carrying `code`.
+[[noreturn]] void ThrowCoded(Napi::Env env, const char* code, const std::string& message);
+
+// A failed system call in Node's shape: code 'ENOMEM', errno -12 (negative, as Node's fs errors), syscall
+// 'mmap', and a message naming both and, where it helps, what to do about it.
+Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall, const std::string& detail = "");
+[[noreturn]] void ThrowErrno(Napi::Env env, int err, const char* syscall, const std::string& detail = "");
+
+// Argument i as a byte count or address: a number that is finite, whole, non-negative and exact (below
+// 2^53). NaN would otherwise reach C++ as 0, and -1 as a huge size_t: both are refused here.
+uint64_t ArgUint(const Napi::CallbackInfo& info, size_t i, const char* name);
+// The same, also a multiple of `page` (and, with nonzero, not zero).
+uint64_t ArgPageMultiple(const Napi::CallbackInfo& info, size_t i, const char* name, uint64_t page, bool nonzero);
+// Argument i as a signed whole number of bytes with |value| below 2^53 (sbrk's increment).
+int64_t ArgInt(const Napi::CallbackInfo& info, size_t i, const char* name);
+
+// "0x7f3a..." for messages.
+std::string Hex(uint64_t value);
+
+}  // namespace mallocscope

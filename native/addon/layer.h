@@ -1,0 +1,112 @@
+// The native system layer: one object per NativeSystem, holding the reservation that carries the emulated
+// program break, the registry of the mappings it handed out, the ranges it protected, and the views
+// (external ArrayBuffers) JavaScript holds over that memory. Its methods live in one file per idea:
+// reservation.cc (the break), mappings.cc (mmap/munmap/mremap/madvise), views.cc (bytes, copy, zero),
+// protect.cc (mprotect, mlock), resident.cc (mincore).
+#pragma once
+#include <napi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+
+namespace mallocscope {
+
+class Layer;
+
+// One ArrayBuffer over real memory. Owned by its finalizer (which may run a turn of the event loop after the
+// buffer died, or after we detached it): `layer` is null once the layer let go of it, and the finalizer then
+// only frees the record.
+struct View {
+  Layer* layer;
+  uintptr_t address;
+  size_t length;
+  napi_ref ref;  // weak: finds the buffer to detach while it lives
+};
+
+// A mapping the layer handed out. `address` (the map key) is what mmap returned to the caller; with guard
+// pages, PROT_NONE pages lie before and after it and belong to the same record.
+struct Mapping {
+  size_t length;
+  size_t front_guard;
+  size_t back_guard;
+};
+
+class Layer : public Napi::ObjectWrap<Layer> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit Layer(const Napi::CallbackInfo& info);
+  ~Layer() override;
+
+  // reservation.cc
+  Napi::Value Info(const Napi::CallbackInfo& info);
+  Napi::Value Sbrk(const Napi::CallbackInfo& info);
+  Napi::Value Release(const Napi::CallbackInfo& info);
+  // mappings.cc
+  Napi::Value Mmap(const Napi::CallbackInfo& info);
+  Napi::Value Munmap(const Napi::CallbackInfo& info);
+  Napi::Value Mremap(const Napi::CallbackInfo& info);
+  Napi::Value Madvise(const Napi::CallbackInfo& info);
+  Napi::Value Regions(const Napi::CallbackInfo& info);
+  // views.cc
+  Napi::Value Bytes(const Napi::CallbackInfo& info);
+  Napi::Value Detach(const Napi::CallbackInfo& info);
+  Napi::Value Copy(const Napi::CallbackInfo& info);
+  Napi::Value Zero(const Napi::CallbackInfo& info);
+  // protect.cc
+  Napi::Value Protect(const Napi::CallbackInfo& info);
+  Napi::Value Lock(const Napi::CallbackInfo& info);
+  Napi::Value Unlock(const Napi::CallbackInfo& info);
+  // resident.cc
+  Napi::Value Resident(const Napi::CallbackInfo& info);
+
+  // Called by a view's finalizer while the layer still tracks it.
+  void Forget(View* view);
+
+ private:
+  // Refuses every call after release().
+  void CheckLive(Napi::Env env) const;
+  // Whether [address, address + length) lies inside the committed break area or inside one mapping.
+  bool HandedOut(uintptr_t address, size_t length) const;
+  // The same, or a RangeError (ERR_NOT_MAPPED) naming `what`.
+  void RequireHandedOut(Napi::Env env, uintptr_t address, size_t length, const char* what) const;
+  // The mapping that starts exactly at `address` with exactly `length` bytes, or a RangeError.
+  std::map<uintptr_t, Mapping>::iterator RequireMapping(Napi::Env env, uintptr_t address, size_t length, const char* what);
+  // Detaches every view that overlaps [start, end): that memory is going away or moving.
+  void InvalidateViews(Napi::Env env, uintptr_t start, uintptr_t end);
+  // Detaches one view and lets go of its record (its finalizer frees it later).
+  void DetachView(Napi::Env env, View* view);
+  // Forgets protections recorded inside [start, end) (the memory was unmapped or released).
+  void ForgetProtections(uintptr_t start, uintptr_t end);
+  // Whether any part of [start, end) is protected with less than `needed` (PROT_READ or PROT_WRITE).
+  bool Restricted(uintptr_t start, uintptr_t end, int needed) const;
+  // Unmaps everything; with `env`, detaches the views first.
+  void ReleaseAll(Napi::Env env);
+  // The page size, as a size_t.
+  size_t page() const { return page_; }
+
+  size_t page_ = 4096;
+  uintptr_t base_ = 0;       // the reservation's start, and the emulated break's start
+  size_t reserved_ = 0;      // bytes of address space reserved
+  uintptr_t brk_ = 0;        // the emulated break, byte-exact as the kernel keeps it
+  uintptr_t committed_ = 0;  // the page-aligned end of the read-write part: brk_ rounded up
+  bool guard_pages_ = false;
+  bool released_ = false;
+  std::map<uintptr_t, Mapping> mappings_;
+  // Ranges protected with less than read-write: start -> (end, prot). Non-overlapping.
+  std::map<uintptr_t, std::pair<uintptr_t, int>> protections_;
+  // Live views by address.
+  std::multimap<uintptr_t, View*> views_;
+  // The env, for detaching views from the destructor.
+  napi_env env_ = nullptr;
+};
+
+// Module-level functions (not tied to one layer): protect.cc and baseline.cc.
+Napi::Value LockAll(const Napi::CallbackInfo& info);
+Napi::Value UnlockAll(const Napi::CallbackInfo& info);
+Napi::Value GlibcMallocFree(const Napi::CallbackInfo& info);
+
+inline uintptr_t AlignUp(uintptr_t value, size_t page) { return (value + page - 1) & ~static_cast<uintptr_t>(page - 1); }
+inline uintptr_t AlignDown(uintptr_t value, size_t page) { return value & ~static_cast<uintptr_t>(page - 1); }
+
+}  // namespace mallocscope

@@ -1,0 +1,194 @@
+// The native kernel: the allocator core's system calls on real memory, through the addon (native/addon).
+// The program break is emulated inside one reserved range (the real brk belongs to the glibc under Node);
+// large blocks get real anonymous mappings. The break is also tracked here, so that sbrk(0) and every call
+// that needs no system call stay in JavaScript. Only this file loads the addon for the allocator.
+import { MallocscopeError } from '../errors.ts';
+import { loadAddon, type NativeLayer } from '../native.ts';
+import type { Protection, Syscall, SystemMemory } from './api.ts';
+
+/** Options of the native kernel. */
+export interface NativeSystemOptions {
+  /**
+   * Address space reserved for the emulated break, in bytes (a page multiple; default 64 GiB). Only what the
+   * break covers is committed; growing past the reservation fails as sbrk fails, so glibc's mmap fallback runs.
+   */
+  reserve?: number;
+  /** A PROT_NONE page before and after every mapping, so that overrunning an mmapped block faults. */
+  guardPages?: boolean;
+}
+
+/** Resident memory now, in bytes (mincore). */
+export interface ResidentMemory {
+  /** Resident pages of the emulated heap. */
+  heap: number;
+  /** Resident pages of the mappings (mmapped blocks and any mmap fallback heap). */
+  mmapped: number;
+  /** The heap's committed bytes: from its start to the break, rounded up to a page. */
+  heapCommitted: number;
+  /** Bytes in live mappings (guard pages excluded). */
+  mapped: number;
+}
+
+/** What the layer holds now (for tests): the heap's committed range, the break, the mappings. */
+export interface NativeRegions {
+  heap: [number, number];
+  brk: number;
+  /** [address, length, frontGuard, backGuard] per mapping, by address. */
+  mappings: [number, number, number, number][];
+  released: boolean;
+}
+
+const GiB = 1024 ** 3;
+/** Larger than x86-64 user space: the kernel refuses it, so no call is made. */
+const USER_SPACE = 2 ** 47;
+
+export class NativeSystem implements SystemMemory {
+  readonly pageSize: number;
+  readonly heapStart: number;
+  /** The end of the reservation: the break cannot pass it. */
+  readonly heapLimit: number;
+  readonly guardPages: boolean;
+  private brk: number;
+  private readonly layer: NativeLayer;
+  private log: Syscall[] = [];
+  private released = false;
+
+  constructor(options: NativeSystemOptions = {}) {
+    const addon = loadAddon();
+    const page = addon.pageSize();
+    const reserve = options.reserve ?? 64 * GiB;
+    if (!Number.isSafeInteger(reserve) || reserve <= 0 || reserve % page !== 0) {
+      throw new MallocscopeError('BAD_ARGUMENT', `reserve must be a positive multiple of the page size (${page}), not ${reserve}`);
+    }
+    this.layer = new addon.Layer(reserve, options.guardPages ?? false);
+    const info = this.layer.info();
+    this.pageSize = info.pageSize;
+    this.heapStart = info.base;
+    this.heapLimit = info.base + info.size;
+    this.guardPages = info.guardPages;
+    this.brk = this.heapStart;
+  }
+
+  sbrk(increment: number): number {
+    const old = this.brk;
+    if (increment === 0) return old;
+    // Outside the reservation sbrk fails without asking the kernel (as a mapping in the way would make it).
+    const next = old + increment;
+    if (Number.isSafeInteger(increment) && (next < this.heapStart || next > this.heapLimit)) {
+      this.log.push({ call: 'brk', bytes: increment, failed: true });
+      return -1;
+    }
+    if (this.layer.sbrk(increment) === -1) {
+      this.log.push({ call: 'brk', bytes: increment, failed: true });
+      return -1;
+    }
+    this.brk = next;
+    this.log.push({ call: 'brk', bytes: increment });
+    return old;
+  }
+
+  mmap(length: number): number {
+    // A bad length (NaN, negative, unaligned) is the layer's to refuse with its code.
+    const address = length >= USER_SPACE ? -1 : this.layer.mmap(length);
+    this.log.push(address === -1 ? { call: 'mmap', bytes: length, failed: true } : { call: 'mmap', bytes: length });
+    return address;
+  }
+
+  munmap(address: number, length: number): void {
+    this.layer.munmap(address, length);
+    this.log.push({ call: 'munmap', bytes: length });
+  }
+
+  mremap(address: number, oldLength: number, newLength: number): number {
+    const moved = newLength >= USER_SPACE ? -1 : this.layer.mremap(address, oldLength, newLength);
+    this.log.push(moved === -1 ? { call: 'mremap', bytes: newLength, from: oldLength, failed: true } : { call: 'mremap', bytes: newLength, from: oldLength });
+    return moved;
+  }
+
+  madvise(address: number, length: number): void {
+    this.layer.madvise(address, length);
+    this.log.push({ call: 'madvise', bytes: length });
+  }
+
+  takeSyscalls(): Syscall[] {
+    if (this.log.length === 0) return EMPTY;
+    const taken = this.log;
+    this.log = [];
+    return taken;
+  }
+
+  /** memmove of user data (realloc moving a block). */
+  copy(to: number, from: number, length: number): void {
+    if (length > 0) this.layer.copy(to, from, length);
+  }
+
+  /** memset to 0 (calloc of recycled heap memory). */
+  zero(address: number, length: number): void {
+    if (length > 0) this.layer.zero(address, length);
+  }
+
+  /**
+   * A Uint8Array over the real bytes at [address, address + length), inside the heap or one mapping. It is
+   * detached when that memory is unmapped, moved by mremap, or given back by a shrinking break.
+   */
+  bytes(address: number, length: number): Uint8Array {
+    return this.layer.bytes(address, length);
+  }
+
+  /** Detaches a view bytes() returned; detaching twice does nothing. */
+  detach(view: Uint8Array): void {
+    this.layer.detach(view);
+  }
+
+  /** mprotect: `address` page-aligned, `length` rounded up to whole pages, inside the heap or one mapping. */
+  protect(address: number, length: number, mode: Protection): void {
+    this.layer.protect(address, length, mode);
+  }
+
+  /** mlock, page-granular as protect(). Fails with a clear message when RLIMIT_MEMLOCK is too low. */
+  lock(address: number, length: number): void {
+    this.layer.lock(address, length);
+  }
+
+  /** munlock. */
+  unlock(address: number, length: number): void {
+    this.layer.unlock(address, length);
+  }
+
+  /**
+   * mlockall for the whole process (Node included): MCL_CURRENT locks what is mapped now, MCL_FUTURE what is
+   * mapped later (the break's growth and new mappings then become resident at once). Default: both.
+   */
+  lockAll(options: { current?: boolean; future?: boolean } = {}): void {
+    loadAddon().lockAll(options.current ?? true, options.future ?? true);
+  }
+
+  /** munlockall for the whole process. */
+  unlockAll(): void {
+    loadAddon().unlockAll();
+  }
+
+  /** Resident memory of the heap and of the mappings now (mincore). */
+  resident(): ResidentMemory {
+    return this.layer.resident();
+  }
+
+  /** What the layer holds now. */
+  regions(): NativeRegions {
+    return this.layer.regions();
+  }
+
+  /**
+   * Unmaps the reservation and every mapping and detaches every view. The system is unusable afterwards;
+   * releasing twice does nothing. (A system that is garbage collected is released then; at exit the
+   * kernel takes everything back anyway.)
+   */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.layer.release();
+  }
+}
+
+const EMPTY: Syscall[] = [];
+Object.freeze(EMPTY);

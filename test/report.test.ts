@@ -23,7 +23,8 @@ import { formatTrace } from '../src/trace/writer.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const CHROMIUM = '/usr/bin/chromium';
-const BIG_RECORDED = '/tmp/big/cc1-large.trace';
+// The benchmark's recorded cc1 trace when it has been recorded (npm run bench); else a generated one.
+const BIG_RECORDED = join(ROOT, 'bench/.cache/cc1-large.trace');
 const work = mkdtempSync(join(tmpdir(), 'mallocscope-report-'));
 
 function generated(shape: string, seed: number, events: number): string {

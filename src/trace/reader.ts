@@ -140,8 +140,9 @@ export class TraceReader implements IterableIterator<TraceEvent> {
 
   /** The live IDs and their slots. */
   private readonly ids = new IdTable();
-  /** The ID token last read by idToken(): its hash. */
+  /** The second token's FNV-1a hash and the OR of its bytes (above 0x7f: not plain ASCII), from nextLine. */
   private idHash = 0;
+  private idHigh = 0;
   /** A slot whose ID ended on the last line: removed at the next read, so that its ID can still be asked for. */
   private ending = -1;
 
@@ -266,12 +267,19 @@ export class TraceReader implements IterableIterator<TraceEvent> {
       let tokens = 0;
       let tokenAt = -1;
       let inComment = false;
+      // The second token is the ID for every verb that has one: hash it (FNV-1a) on the way.
+      let hash = 0x811c9dc5;
+      let high = 0;
       let i = lineStart;
       for (; i < end; i++) {
         const byte = buf[i];
         const kind = byteClass[byte];
         if (kind === ORDINARY) {
           if (tokenAt < 0 && !inComment) tokenAt = i;
+          if (tokens === 1 && !inComment) {
+            hash = Math.imul(hash ^ byte, 0x01000193);
+            high |= byte;
+          }
           continue;
         }
         if (byte === 10) break;
@@ -308,6 +316,8 @@ export class TraceReader implements IterableIterator<TraceEvent> {
       this.start = i < end ? i + 1 : end;
       this.lineNumber++;
       this.tokenCount = tokens;
+      this.idHash = hash | 0;
+      this.idHigh = high;
       return true;
     }
   }
@@ -463,25 +473,13 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     return this.buf.toString('utf8', this.tokenStart[token], this.tokenEnd[token]);
   }
 
-  /** Reads the ID in token `token`: its hash, and (for bytes above 0x7f) a check that it is UTF-8. */
+  /** Checks the ID in token `token` (hashed by nextLine) to be UTF-8 when it has bytes above 0x7f. */
   private idToken(token: number): void {
-    const buf = this.buf;
-    const start = this.tokenStart[token];
-    const end = this.tokenEnd[token];
-    let hash = 0x811c9dc5;
-    let high = 0;
-    for (let i = start; i < end; i++) {
-      const byte = buf[i];
-      high |= byte;
-      hash = Math.imul(hash ^ byte, 0x01000193);
-    }
-    this.idHash = hash | 0;
-    if (high >= 0x80) {
-      try {
-        strictUtf8.decode(buf.subarray(start, end));
-      } catch {
-        this.throwLine('TRACE_ENCODING', 'ID is not valid UTF-8');
-      }
+    if (this.idHigh < 0x80) return;
+    try {
+      strictUtf8.decode(this.buf.subarray(this.tokenStart[token], this.tokenEnd[token]));
+    } catch {
+      this.throwLine('TRACE_ENCODING', 'ID is not valid UTF-8');
     }
   }
 

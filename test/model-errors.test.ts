@@ -8,29 +8,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Allocator, MallocscopeError, Replayer, differential, parseTrace, replayTrace } from '../src/index.ts';
+import { checkedAllocator } from './support/checked-allocator.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-errors-'));
 const fixtures = new URL('fixtures/rules/', import.meta.url).pathname;
 let files = 0;
-const CALLS = new Set(['malloc', 'calloc', 'realloc', 'memalign', 'free', 'mallopt', 'trim']);
-
-/** A fresh allocator whose every call (even one that throws) is followed by allocator.check(). */
-function fresh(): Allocator {
-  const allocator = new Allocator();
-  return new Proxy(allocator, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop, target);
-      if (typeof value !== 'function' || !CALLS.has(prop as string)) return value;
-      return (...args: unknown[]) => {
-        try {
-          return (value as (...a: unknown[]) => unknown).apply(target, args);
-        } finally {
-          target.check();
-        }
-      };
-    },
-  });
-}
+const fresh = checkedAllocator;
 
 function traceFile(text: string): string {
   const path = join(dir, `t${files++}.trace`);

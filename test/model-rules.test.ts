@@ -5,29 +5,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Allocator, type AllocatorOptions } from '../src/index.ts';
+import { checkedAllocator } from './support/checked-allocator.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-/** The calls that change the allocator: each is followed by check(). */
-const CALLS = new Set(['malloc', 'calloc', 'realloc', 'memalign', 'free', 'mallopt', 'trim']);
-
-/** A fresh allocator whose every call is followed by allocator.check() (the invariants). */
-function fresh(options?: AllocatorOptions): Allocator {
-  const allocator = new Allocator(options);
-  return new Proxy(allocator, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop, target);
-      if (typeof value !== 'function' || !CALLS.has(prop as string)) return value;
-      return (...args: unknown[]) => {
-        try {
-          return (value as (...a: unknown[]) => unknown).apply(target, args);
-        } finally {
-          target.check();
-        }
-      };
-    },
-  });
-}
+const fresh = checkedAllocator;
 
 /** User pointer -> offset from the heap start (the break before the first call). */
 const off = (a: Allocator, p: number) => p - a.heapStart;

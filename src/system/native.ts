@@ -5,6 +5,7 @@
 import { MallocscopeError } from '../errors.ts';
 import { loadAddon, type NativeLayer } from '../native.ts';
 import type { Protection, Syscall, SystemMemory } from './api.ts';
+import { SyscallLog } from './syscall-log.ts';
 
 /** Options of the native kernel. */
 export interface NativeSystemOptions {
@@ -50,7 +51,7 @@ export class NativeSystem implements SystemMemory {
   readonly guardPages: boolean;
   private brk: number;
   private readonly layer: NativeLayer;
-  private log: Syscall[] = [];
+  private readonly log = new SyscallLog();
   private released = false;
 
   constructor(options: NativeSystemOptions = {}) {
@@ -111,10 +112,7 @@ export class NativeSystem implements SystemMemory {
   }
 
   takeSyscalls(): Syscall[] {
-    if (this.log.length === 0) return EMPTY;
-    const taken = this.log;
-    this.log = [];
-    return taken;
+    return this.log.take();
   }
 
   /** memmove of user data (realloc moving a block). */
@@ -190,5 +188,3 @@ export class NativeSystem implements SystemMemory {
   }
 }
 
-const EMPTY: Syscall[] = [];
-Object.freeze(EMPTY);

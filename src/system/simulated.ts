@@ -2,6 +2,7 @@
 // way Linux places them. It counts the calls and the resident pages, and never touches real memory.
 import { totalmem } from 'node:os';
 import type { Syscall, SystemMemory } from './api.ts';
+import { SyscallLog } from './syscall-log.ts';
 
 /** Options of the simulated kernel. */
 export interface SimulatedSystemOptions {
@@ -53,7 +54,7 @@ export class SimulatedSystem implements SystemMemory {
   mappedBytes = 0;
   /** Pages dropped by madvise and not touched since: subtracted from the resident estimate. */
   readonly counts: SyscallCounts = { brk: 0, brkFailed: 0, mmap: 0, mmapFailed: 0, munmap: 0, mremap: 0, madvise: 0 };
-  private log: Syscall[] = [];
+  private readonly log = new SyscallLog();
 
   constructor(options: SimulatedSystemOptions = {}) {
     this.heapStart = options.heapStart ?? 0x555555559000;
@@ -128,10 +129,7 @@ export class SimulatedSystem implements SystemMemory {
   }
 
   takeSyscalls(): Syscall[] {
-    if (this.log.length === 0) return EMPTY;
-    const taken = this.log;
-    this.log = [];
-    return taken;
+    return this.log.take();
   }
 
   /** How many mappings are live. */
@@ -183,5 +181,3 @@ export class SimulatedSystem implements SystemMemory {
   }
 }
 
-const EMPTY: Syscall[] = [];
-Object.freeze(EMPTY);

@@ -34,6 +34,8 @@ export interface Addon {
   unlockAll(): void;
   /** Nanoseconds for `count` pairs of glibc malloc(size) + free, timed in C++ (bench/native.ts). */
   glibcMallocFree(size: number, count: number): number;
+  /** One glibc malloc(size) + free, called once from JavaScript (so the N-API crossing shows). */
+  glibcMallocFreeOnce(size: number): void;
 }
 
 /** One reservation with its emulated break, mappings and views (see native/addon/layer.h). */

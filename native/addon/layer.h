@@ -105,6 +105,7 @@ class Layer : public Napi::ObjectWrap<Layer> {
 Napi::Value LockAll(const Napi::CallbackInfo& info);
 Napi::Value UnlockAll(const Napi::CallbackInfo& info);
 Napi::Value GlibcMallocFree(const Napi::CallbackInfo& info);
+Napi::Value GlibcMallocFreeOnce(const Napi::CallbackInfo& info);
 
 inline uintptr_t AlignUp(uintptr_t value, size_t page) { return (value + page - 1) & ~static_cast<uintptr_t>(page - 1); }
 inline uintptr_t AlignDown(uintptr_t value, size_t page) { return value & ~static_cast<uintptr_t>(page - 1); }

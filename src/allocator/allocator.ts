@@ -11,7 +11,7 @@ import { ChunkState, NIL } from './chunks.ts';
 import { CHUNK_HDR_SZ, SIZE_SZ, alignDown, alignUp } from './constants.ts';
 import { checkInvariants } from './invariants.ts';
 import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, type Mallinfo2 } from './libc.ts';
-import { newNotes, type CallNotes } from './notes.ts';
+import { newNotes, resetNotes, type CallNotes } from './notes.ts';
 import { walkBins, walkHeap, walkMmapped, type BinsView, type ChunkInfo } from './walk.ts';
 
 export interface AllocatorOptions {
@@ -40,8 +40,16 @@ export class Allocator {
   /** The model's state; read it, do not change it. */
   readonly arena: Arena;
   /** Live user pointer -> chunk id. */
-  private readonly blocks = new Map<number, number>();
-  private last: LastCall = { ...newNotes(), syscalls: [] };
+  private readonly blocks = new PointerTable();
+  /**
+   * What the last call did, kept as its notes (a fresh object per call, never written once the call is over)
+   * and its system calls; lastCall builds the LastCall object from them only when asked, once per call.
+   */
+  private lastNotes: CallNotes = newNotes();
+  private lastSyscalls: Syscall[] = [];
+  private last: LastCall | null = null;
+  /** Notes of an earlier call that lastCall never exposed, cleared and reused by the next call. */
+  private spare: CallNotes | null = null;
   /** Views bytes() handed out, per live pointer (only for blocks someone asked to see). */
   private readonly views = new Map<number, Uint8Array[]>();
   /** Blocks protect() made read-only or no-access: pointer -> protected length. */
@@ -57,17 +65,20 @@ export class Allocator {
 
   /** malloc(size): a user pointer, or 0. */
   malloc(size: number): number {
-    return this.call(() => libcMalloc(this.arena, checkSize(size, 'size')));
+    const av = this.begin();
+    return this.end(libcMalloc(av, checkSize(size, 'size')));
   }
 
   /** calloc(nmemb, size). */
   calloc(nmemb: number, size: number): number {
-    return this.call(() => libcCalloc(this.arena, checkSize(nmemb, 'nmemb'), checkSize(size, 'size')));
+    const av = this.begin();
+    return this.end(libcCalloc(av, checkSize(nmemb, 'nmemb'), checkSize(size, 'size')));
   }
 
   /** memalign(alignment, size), also aligned_alloc in glibc 2.36. */
   memalign(alignment: number, size: number): number {
-    return this.call(() => libcMemalign(this.arena, checkSize(alignment, 'alignment'), checkSize(size, 'size')));
+    const av = this.begin();
+    return this.end(libcMemalign(av, checkSize(alignment, 'alignment'), checkSize(size, 'size')));
   }
 
   /** realloc(pointer, size): the new pointer, or 0 (the old block stays when a non-zero resize fails). */
@@ -79,7 +90,7 @@ export class Allocator {
       this.endBlock(pointer);
       this.blocks.delete(pointer);
     }
-    const result = this.call(() => libcRealloc(this.arena, old, size));
+    const result = this.end(libcRealloc(this.begin(), old, size));
     if (result === 0 && pointer !== 0 && size !== 0) this.blocks.set(pointer, old);
     return result;
   }
@@ -90,29 +101,22 @@ export class Allocator {
     const chunk = this.chunkOf(pointer, 'free');
     this.endBlock(pointer);
     this.blocks.delete(pointer);
-    this.call(() => {
-      libcFree(this.arena, chunk);
-      return NIL;
-    });
+    libcFree(this.begin(), chunk);
+    this.end(NIL);
   }
 
   /** mallopt(param, value): glibc's return value. */
   mallopt(param: MalloptParam, value: number): number {
-    let result = 0;
-    this.call(() => {
-      result = libcMallopt(this.arena, param, value);
-      return NIL;
-    });
+    const result = libcMallopt(this.begin(), param, value);
+    this.end(NIL);
     return result;
   }
 
   /** malloc_trim(pad): 1 when memory was released. */
   trim(pad = 0): number {
-    let result = 0;
-    this.call(() => {
-      result = libcTrim(this.arena, checkSize(pad, 'pad'));
-      return NIL;
-    });
+    const av = this.begin();
+    const result = libcTrim(av, checkSize(pad, 'pad'));
+    this.end(NIL);
     return result;
   }
 
@@ -220,6 +224,22 @@ export class Allocator {
 
   /** What the last call did: the path that found its chunk, system calls, consolidations, trims, threshold moves. */
   get lastCall(): LastCall {
+    if (this.last === null) {
+      const n = this.lastNotes;
+      // An explicit literal, not { ...n, syscalls }: V8 (Node 20) takes a slow runtime path for a spread
+      // followed by another property, about 0.7 us, which was most of a malloc+free pair.
+      this.last = {
+        path: n.path,
+        consolidations: n.consolidations,
+        trims: n.trims,
+        trimmedBytes: n.trimmedBytes,
+        thresholdMove: n.thresholdMove,
+        sysmalloc: n.sysmalloc,
+        merge: n.merge,
+        mergeSlot: n.mergeSlot,
+        syscalls: this.lastSyscalls,
+      };
+    }
     return this.last;
   }
 
@@ -243,12 +263,30 @@ export class Allocator {
     checkInvariants(this.arena);
   }
 
-  private call(run: () => number): number {
+  /** Starts a call: fresh notes, the next seq (as before the arguments are checked). Returns the arena. */
+  private begin(): Arena {
     const av = this.arena;
-    av.notes = newNotes();
+    const spare = this.spare;
+    if (spare === null) av.notes = newNotes();
+    else {
+      this.spare = null;
+      resetNotes(spare);
+      spare.mergeSlot.size = 0;
+      spare.mergeSlot.intoTop = false;
+      av.notes = spare;
+    }
     av.seq++;
-    const chunk = run();
-    this.last = { ...av.notes, syscalls: av.system.takeSyscalls() };
+    return av;
+  }
+
+  /** Ends a call that returned `chunk` (NIL for none): records what it did; the user pointer, or 0. */
+  private end(chunk: number): number {
+    const av = this.arena;
+    // The previous call's notes can be reused when nobody asked for lastCall since (nothing refers to them).
+    if (this.last === null && this.lastNotes !== av.notes) this.spare = this.lastNotes;
+    this.lastNotes = av.notes;
+    this.lastSyscalls = av.system.takeSyscalls();
+    this.last = null;
     if (chunk === NIL) return 0;
     const pointer = av.chunks.address[chunk] + CHUNK_HDR_SZ;
     this.blocks.set(pointer, chunk);
@@ -292,6 +330,92 @@ export class Allocator {
       throw new MallocscopeError('BAD_POINTER', `${call}(0x${pointer.toString(16)}): not a pointer this allocator returned, or already freed`);
     }
     return chunk;
+  }
+}
+
+/**
+ * Live user pointer -> chunk id: open addressing with linear probing over typed arrays (what a Map<number,
+ * number> did, without a Map entry and a boxed key per block: pointers are above 2^31, so a Map hashed heap
+ * numbers). Deletion shifts the following entries back, so there are no tombstones; the table doubles when
+ * half full. Pointers are 16-byte aligned and never 0, so 0 marks an empty slot.
+ */
+class PointerTable {
+  private keys = new Float64Array(1024);
+  private values = new Int32Array(1024);
+  private mask = 1023;
+  private shift = 22; // 32 - log2(capacity)
+  private count = 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** The chunk id of a live pointer, or undefined. */
+  get(pointer: number): number | undefined {
+    const keys = this.keys;
+    for (let i = this.slot(pointer); ; i = (i + 1) & this.mask) {
+      const key = keys[i];
+      if (key === pointer) return this.values[i];
+      if (key === 0) return undefined;
+    }
+  }
+
+  set(pointer: number, chunk: number): void {
+    const keys = this.keys;
+    let i = this.slot(pointer);
+    for (; ; i = (i + 1) & this.mask) {
+      const key = keys[i];
+      if (key === pointer) {
+        this.values[i] = chunk;
+        return;
+      }
+      if (key === 0) break;
+    }
+    keys[i] = pointer;
+    this.values[i] = chunk;
+    if (++this.count > this.mask >>> 1) this.grow();
+  }
+
+  delete(pointer: number): void {
+    const keys = this.keys;
+    const values = this.values;
+    const mask = this.mask;
+    let i = this.slot(pointer);
+    for (; ; i = (i + 1) & mask) {
+      const key = keys[i];
+      if (key === pointer) break;
+      if (key === 0) return;
+    }
+    this.count--;
+    // Backward-shift deletion: move up every later entry of the run whose home slot is not in (i, j].
+    for (let j = (i + 1) & mask; ; j = (j + 1) & mask) {
+      const key = keys[j];
+      if (key === 0) break;
+      const home = this.slot(key);
+      if (i <= j ? i < home && home <= j : i < home || home <= j) continue;
+      keys[i] = key;
+      values[i] = values[j];
+      i = j;
+    }
+    keys[i] = 0;
+  }
+
+  /** Fibonacci hashing of the pointer's bits above the alignment (exact below 2^53, as addresses are). */
+  private slot(pointer: number): number {
+    const unit = pointer / 16;
+    return Math.imul((unit >>> 0) ^ ((unit / 4294967296) >>> 0), 0x9e3779b1) >>> this.shift;
+  }
+
+  private grow(): void {
+    const oldKeys = this.keys;
+    const oldValues = this.values;
+    const capacity = oldKeys.length * 2;
+    this.keys = new Float64Array(capacity);
+    this.values = new Int32Array(capacity);
+    this.mask = capacity - 1;
+    this.shift--;
+    this.count = 0;
+    for (let i = 0; i < oldKeys.length; i++) if (oldKeys[i] !== 0) this.set(oldKeys[i], oldValues[i]);
   }
 }
 

@@ -26,9 +26,9 @@ export function maybeInitTcache(av: Arena): void {
 export function libcMalloc(av: Arena, bytes: number): number {
   const nb = checkedRequest2size(bytes);
   if (nb === 0) return NIL;
-  maybeInitTcache(av);
+  if (!av.tcacheReady) maybeInitTcache(av);
   const tidx = csize2tidx(nb);
-  if (av.tcacheReady && tidx < av.tcacheBins && av.tcacheCount[tidx] > 0) {
+  if (tidx < av.tcacheBins && av.tcacheCount[tidx] > 0 && av.tcacheReady) {
     av.notes.path = 'tcache';
     const p = av.tcacheGet(tidx);
     av.chunks.madeBy[p] = av.seq;
@@ -47,7 +47,7 @@ export function libcFree(av: Arena, p: number): void {
     munmapChunk(av, p);
     return;
   }
-  maybeInitTcache(av);
+  if (!av.tcacheReady) maybeInitTcache(av);
   intFree(av, p);
 }
 

@@ -21,9 +21,10 @@
 // at most 1.5x for 64 B is read against this) and backend / glibc loop (against C calling malloc).
 // No figure is asserted; the exit status says only whether the benchmark ran.
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, relative } from 'node:path';
+import { distIsFresh, oracleEnv } from './support.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const cacheDir = join(root, 'bench', '.cache');
@@ -58,17 +59,8 @@ function fail(text: string): never {
   process.exit(1);
 }
 
-/** The environment without what changes glibc malloc, for every suite alike. */
-function mallocFreeEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const name of Object.keys(env)) {
-    if (name.startsWith('MALLOC_') || name === 'GLIBC_TUNABLES' || name === 'LD_PRELOAD') delete env[name];
-  }
-  return env;
-}
-
 function run(command: string, args: string[], stdout: 'pipe' | 'inherit' = 'pipe'): SpawnSyncReturns<string> {
-  const result = spawnSync(command, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', stdout, 'pipe'], env: mallocFreeEnv() });
+  const result = spawnSync(command, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', stdout, 'pipe'], env: oracleEnv() });
   if (result.error) fail(`${command}: ${result.error.message}`);
   if (result.status !== 0) fail(`${relative(root, command) || command} ${args.join(' ')} failed (${result.status ?? result.signal}):\n${result.stderr}`);
   return result;
@@ -76,30 +68,9 @@ function run(command: string, args: string[], stdout: 'pipe' | 'inherit' = 'pipe
 
 // ---- prerequisites --------------------------------------------------------------------------------------
 
-function newestMtime(dir: string, suffix: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestMtime(path, suffix));
-    else if (entry.name.endsWith(suffix)) newest = Math.max(newest, statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
-function oldestMtime(dir: string, suffix: string): number {
-  let oldest = Infinity;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) oldest = Math.min(oldest, oldestMtime(path, suffix));
-    else if (entry.name.endsWith(suffix)) oldest = Math.min(oldest, statSync(path).mtimeMs);
-  }
-  return oldest;
-}
-
 /** The suites run from dist/: rebuild it when src/ has changed since. */
 function ensureDist(): void {
-  const dist = join(root, 'dist');
-  if (existsSync(dist) && oldestMtime(dist, '.js') >= newestMtime(join(root, 'src'), '.ts')) return;
+  if (distIsFresh(root)) return;
   say('dist/ is older than src/: compiling it (tsc -p tsconfig.build.json)');
   run(join(root, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json'], 'inherit');
 }

@@ -17,10 +17,11 @@
 // No figure here is asserted: the targets (at most 3x the oracle, aim 2x; --stats at most +20%) are printed
 // as met or not, and the exit status says only whether the benchmark ran.
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, relative } from 'node:path';
 import { readTrace } from '../src/trace/reader.ts';
+import { distIsFresh, oracleEnv } from './support.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const cacheDir = join(root, 'bench', '.cache');
@@ -62,48 +63,18 @@ function run(command: string, args: string[], options: { stdout?: 'ignore' | 'pi
     encoding: 'utf8',
     maxBuffer: 1 << 26,
     stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'],
-    env: oracleFreeEnv(),
+    env: oracleEnv(),
   });
   if (result.error) fail(`${command}: ${result.error.message}`);
   if (result.status !== 0) fail(`${relative(root, command) || command} ${args.join(' ')} failed (${result.status ?? result.signal}):\n${result.stderr}`);
   return result;
 }
 
-/** The environment without what changes glibc malloc (as the oracle runner does), for both sides alike. */
-function oracleFreeEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const name of Object.keys(env)) {
-    if (name.startsWith('MALLOC_') || name === 'GLIBC_TUNABLES' || name === 'LD_PRELOAD') delete env[name];
-  }
-  return env;
-}
-
 // ---- prerequisites --------------------------------------------------------------------------------------
-
-function newestMtime(dir: string, suffix: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestMtime(path, suffix));
-    else if (entry.name.endsWith(suffix)) newest = Math.max(newest, statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
-function oldestMtime(dir: string, suffix: string): number {
-  let oldest = Infinity;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) oldest = Math.min(oldest, oldestMtime(path, suffix));
-    else if (entry.name.endsWith(suffix)) oldest = Math.min(oldest, statSync(path).mtimeMs);
-  }
-  return oldest;
-}
 
 /** The model runs from dist/ (as bin/mallocscope.js does): rebuild it when src/ has changed since. */
 function ensureDist(): void {
-  const dist = join(root, 'dist');
-  if (existsSync(dist) && oldestMtime(dist, '.js') >= newestMtime(join(root, 'src'), '.ts')) return;
+  if (distIsFresh(root)) return;
   say('dist/ is older than src/: compiling it (tsc -p tsconfig.build.json)');
   run(join(root, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json'], { stdout: 'inherit' });
 }

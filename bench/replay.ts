@@ -11,7 +11,8 @@
 //   - the model: bench/model-run.mjs, timed inside from the first event read to the last applied, in summary
 //     mode (what `mallocscope replay TRACE` does) and with mallinfo2 after every event (--stats);
 //   - benchmark.js: the model replayed again and again in one process (bench/model-benchmark.mjs, one
-//     process per suite): the warm figure, for comparison only;
+//     process per suite): the warm figure, which the issue names and the targets are judged on; the cold
+//     fresh-process ratio (the JIT's warm-up included, as one `mallocscope replay` pays it) is printed beside;
 //   - peak RSS of the model's replay process, for the trace and for the trace three times over (each copy
 //     ends by freeing what cc1 left live, so live blocks stay as they are while the length triples).
 // No figure here is asserted: the targets (at most 3x the oracle, aim 2x; --stats at most +20%) are printed
@@ -222,7 +223,7 @@ for (let round = 0; round < memoryRounds; round++) {
 }
 let warm: BenchmarkJsRun[] = [];
 if (withBenchmarkJs) {
-  say('benchmark.js, one process per suite: model summary, model --stats (warm, for comparison)');
+  say('benchmark.js, one process per suite: model summary, model --stats (warm: what the targets are judged on)');
   warm = [benchmarkJsRun(tracePath, 'summary'), benchmarkJsRun(tracePath, 'stats')];
 }
 const loadAfter = loadavg();
@@ -249,7 +250,7 @@ row(`model: summary + mallinfo2 per event (--stats)`, statsRuns.map((r) => r.rep
 row(`model: JSON Lines + stats built, not written`, jsonlRuns.map((r) => r.replay_ns), '   (for information)');
 if (warm.length) {
   lines.push('');
-  lines.push('benchmark.js, warm (one process per suite, a whole replay per sample)');
+  lines.push('benchmark.js, warm (one process per suite, a whole replay per sample): the issue\'s measure');
   for (const w of warm) {
     lines.push(`  model ${pad(w.mode, 10)} median ${ms(w.median_ns)}, mean ${ms(w.mean_ns)} ±${w.rme_percent.toFixed(1)}% (${w.samples} samples)   ${(w.median_ns / oracle).toFixed(2)}x the oracle`);
   }
@@ -267,8 +268,13 @@ memRow('the trace', summaryRuns, oracleNs);
 memRow(`${COPIES} copies, live bounded`, repeatedRuns, repeatedOracleNs);
 lines.push('  (peak RSS counts Node itself and the collector\'s slack; heap after GC is what the replay still holds)');
 lines.push('');
-lines.push(`targets: model/oracle ${ratio.toFixed(2)}x (at most 3x: ${ratio <= 3 ? 'met' : 'NOT met'}; aim 2x: ${ratio <= 2 ? 'met' : 'not yet'}); ` +
-  `--stats ${statsOverhead >= 0 ? '+' : ''}${statsOverhead.toFixed(1)}% (at most +20%: ${statsOverhead <= 20 ? 'met' : 'NOT met'})`);
+// The issue measures with benchmark.js: its warm medians decide the targets when they were taken; the cold,
+// fresh-process ratio (which includes the JIT's warm-up, as one `mallocscope replay` does) is shown beside.
+const judged = warm.length === 2 ? { ratio: warm[0].median_ns / oracle, stats: (warm[1].median_ns / warm[0].median_ns - 1) * 100, how: 'benchmark.js' } : { ratio, stats: statsOverhead, how: 'fresh processes' };
+const verdict = (value: number, limit: number, met: string, missed: string) => (value <= limit ? met : missed);
+lines.push(`targets (${judged.how}): model/oracle ${judged.ratio.toFixed(2)}x (at most 3x: ${verdict(judged.ratio, 3, 'met', 'NOT met')}; aim 2x: ${verdict(judged.ratio, 2, 'met', 'not yet')}); ` +
+  `--stats ${judged.stats >= 0 ? '+' : ''}${judged.stats.toFixed(1)}% (at most +20%: ${verdict(judged.stats, 20, 'met', 'NOT met')})`);
+if (warm.length === 2) lines.push(`cold, one fresh process per replay (JIT warm-up included): ${ratio.toFixed(2)}x the oracle, --stats ${statsOverhead >= 0 ? '+' : ''}${statsOverhead.toFixed(1)}%`);
 process.stdout.write(`${lines.join('\n')}\n`);
 
 mkdirSync(cacheDir, { recursive: true });

@@ -31,7 +31,7 @@ export function registerReplay(program: Command): void {
     .description('replay a trace through the model of glibc 2.36 (summary, or --jsonl)')
     .argument('<trace>', 'trace file, or - for standard input')
     .option('--jsonl', 'one JSON object per call (the contract of docs/trace-format.md)')
-    .option('--stats', 'with --jsonl: mallinfo2 after each call')
+    .option('--stats', 'mallinfo2 after each call (with --jsonl), or at the end (summary)')
     .option('--policy <name>', 'glibc, fixed:BYTES, heap or mmap', 'glibc')
     .option('--backend <name>', 'simulated (the model of the kernel) or native (real memory through the addon)', 'simulated')
     .option('--brk-limit <bytes>', 'the program break cannot grow more than this above its start')
@@ -66,9 +66,10 @@ function replay(trace: string, options: ReplayCommandOptions, replayer: Replayer
         out.line(`${line}${extraFields(outcome)}}`);
       }
     } finally {
+      // The lines before a bad line are printed before its error, as the oracle does.
+      out.flush();
       progress.done();
     }
-    out.flush();
     return;
   }
   const summary = new SummaryObserver();
@@ -82,6 +83,10 @@ function replay(trace: string, options: ReplayCommandOptions, replayer: Replayer
     progress.done();
   }
   let text = summary.format(replayer.arena);
+  if (options.stats) {
+    const m = replayer.mallinfo2();
+    text += `\nmallinfo2 at end  arena ${m.arena}, hblks ${m.hblks}, hblkhd ${m.hblkhd}, uordblks ${m.uordblks}, fordblks ${m.fordblks}, keepcost ${m.keepcost}`;
+  }
   if (native) {
     // The model's figures at the end beside what the kernel reports for the same memory (mincore).
     const arena = replayer.arena;

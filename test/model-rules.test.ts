@@ -603,4 +603,20 @@ test('§4 realloc of an mmapped block uses mremap whatever the size and threshol
   assert.is(a.trimThreshold, 131072);
 });
 
+
+
+test('§3 freeing a chunk exactly at the threshold rewrites the same values: no move is reported', () => {
+  // §3: the test is raw > threshold with raw = chunksize + 2, so a chunk equal to the threshold passes it,
+  // "for equal sizes the update rewrites the same values, so it has no effect".
+  const a = fresh();
+  a.free(a.malloc(200000)); // threshold 200704 (§11)
+  assert.is(a.mmapThreshold, 200704);
+  const b = a.realloc(a.malloc(300000), 200680); // mremap to ALIGN_UP(200696 + 8) = 200704 (§4)
+  assert.equal(a.block(b), { where: 'mmap', chunk: 200704 });
+  a.free(b);
+  assert.is(a.lastCall.thresholdMove, null);
+  assert.is(a.mmapThreshold, 200704);
+  assert.is(a.trimThreshold, 401408);
+});
+
 test.run();

@@ -18,6 +18,8 @@ export class GlibcPolicy implements MmapPolicy {
     // The comparisons use the raw size word (+2 for IS_MMAPPED): strictly above the threshold, and at most
     // 32 MiB, which for page-multiple chunks means at most 32 MiB - 4096.
     if (this.noDynThreshold || !(sizeWord > this.mmapThreshold) || sizeWord > DEFAULT_MMAP_THRESHOLD_MAX) return null;
+    // A chunk exactly at the threshold passes the test (the size word carries +2) but rewrites the same values.
+    if (chunkSize === this.mmapThreshold && 2 * chunkSize === this.trimThreshold) return null;
     const move: ThresholdMove = {
       mmapThreshold: { from: this.mmapThreshold, to: chunkSize },
       trimThreshold: { from: this.trimThreshold, to: 2 * chunkSize },

@@ -85,12 +85,13 @@ export class FootprintObserver {
   /** After each event: its outcome, the arena, and the replayer's liveBytes. */
   observe(outcome: ReplayOutcome, arena: Arena, liveBytes: number): void {
     this.events++;
-    for (const call of outcome.syscalls) {
-      if (call.failed) this.syscalls.failed++;
-      else this.syscalls[call.call]++;
+    // A call made is counted whether it succeeded or not (as replay's summary counts); failures also apart.
+    const syscalls = outcome.syscalls;
+    for (let i = 0; i < syscalls.length; i++) {
+      this.syscalls[syscalls[i].call]++;
+      if (syscalls[i].failed) this.syscalls.failed++;
     }
-    const move = outcome.notes.thresholdMove;
-    if (move && (move.mmapThreshold.from !== move.mmapThreshold.to || move.trimThreshold.from !== move.trimThreshold.to)) this.thresholdMoves++;
+    if (outcome.notes.thresholdMove) this.thresholdMoves++;
     const heap = arena.systemMem;
     const mmapped = arena.mmappedMem;
     const footprint = heap + mmapped;

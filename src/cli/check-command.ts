@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { Replayer } from '../allocator/replay.ts';
 import { walkHeap } from '../allocator/walk.ts';
-import { MallocscopeError } from '../errors.ts';
+import { MallocscopeError, UsageError } from '../errors.ts';
 import { builtFile } from '../native.ts';
 import { oracleEnv } from '../oracle/oracle.ts';
 import { sameEvent } from '../check/differential.ts';
@@ -33,7 +33,7 @@ export function registerCheck(program: Command): void {
   program
     .command('check')
     .description('compare the model with the real glibc on a trace; exit 1 at the first difference')
-    .argument('<trace>', 'trace file')
+    .argument('<trace>', 'trace file (not -: both replays read it)')
     .option('--stats', 'compare mallinfo2 after every call too')
     .option('--policy <name>', 'model policy (glibc unless you compare a mallopt-equivalent trace)', 'glibc')
     .option('--brk-limit <bytes>', 'the program break cannot grow more than this, in both')
@@ -44,6 +44,8 @@ export function registerCheck(program: Command): void {
 async function check(trace: string, options: CheckOptions): Promise<void> {
   const brkLimit = options.brkLimit === undefined ? undefined : parseBytesOption('--brk-limit', options.brkLimit);
   const contextSize = parseBytesOption('--context', options.context);
+  // Both replays read the trace, so it must be a file that can be read twice, not standard input.
+  if (trace === '-') throw new UsageError('check needs a trace file, not standard input (save it to a file first)');
   const name = traceDisplayName(trace);
   // Read the trace first through the reader: a bad trace is reported once, with the reader's error.
   const reader = readTrace(trace);

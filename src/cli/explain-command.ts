@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { Replayer } from '../allocator/replay.ts';
 import { UsageError } from '../errors.ts';
 import { Explainer, colourSentence, useColour } from '../report/explain.ts';
-import { readTrace } from '../trace/reader.ts';
+import { readTrace, traceDisplayName as name } from '../trace/reader.ts';
 import { LineOutput } from './output.ts';
 import { parseBytesOption } from './replay-command.ts';
 import { action } from './run.ts';
@@ -42,11 +42,9 @@ export function registerExplain(program: Command): void {
         const out = new LineOutput();
         const reader = readTrace(trace);
         try {
+          // The events before --from are replayed without a word, and without making event objects.
+          while (reader.seq < from && explainer.replayer.applyNext(reader));
           for (const event of reader) {
-            if (event.seq < from) {
-              explainer.replayer.apply(event);
-              continue;
-            }
             const { sentence } = explainer.apply(event);
             const line = `#${event.seq} ${sentence}`;
             out.line(colour ? colourSentenceWithSeq(line) : line);
@@ -55,6 +53,9 @@ export function registerExplain(program: Command): void {
         } finally {
           out.flush();
           reader.close();
+        }
+        if (reader.seq <= from && from > 0) {
+          throw new UsageError(`--from ${from} is past the end: ${name(trace)} has ${reader.seq} events (0 to ${reader.seq - 1})`);
         }
       }),
     );

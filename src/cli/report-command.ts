@@ -1,8 +1,8 @@
 // `mallocscope report TRACE -o report.html`: one self-contained HTML page to explore a trace in a browser
 // (src/report/report.ts): the timeline, and for any event the heap map, the bins and a sentence.
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { UsageError } from '../errors.ts';
+import { MallocscopeError, UsageError, errnoReason } from '../errors.ts';
 import { buildReport } from '../report/report.ts';
 import { Progress } from './progress.ts';
 import { parseBytesOption } from './replay-command.ts';
@@ -36,16 +36,32 @@ export function registerReport(program: Command): void {
         if (!options.output) throw new UsageError('report needs -o FILE');
         const brkLimit = options.brkLimit === undefined ? undefined : parseBytesOption('--brk-limit', options.brkLimit);
         const checkpointEvery = options.checkpointEvery === undefined ? undefined : positive('--checkpoint-every', options.checkpointEvery);
+        // Open the output first: a path that cannot be written is said at once, not after the whole build.
+        const fd = openOutput(options.output);
         const progress = Progress.forTrace(trace, 'report');
         let result;
         try {
           result = await buildReport(trace, { policy: options.policy, brkLimit, checkpointEvery, title: options.title, onProgress: (event) => progress.tick(event) });
+        } catch (error) {
+          closeSync(fd);
+          unlinkSync(options.output);
+          throw error;
         } finally {
           progress.done();
         }
-        writeFileSync(options.output, result.html);
+        writeFileSync(fd, result.html);
+        closeSync(fd);
         const mb = (result.sizes.html / (1024 * 1024)).toFixed(2);
         process.stderr.write(`mallocscope: wrote ${options.output} (${mb} MiB, ${result.events} events, ${result.checkpoints} checkpoints)\n`);
       }),
     );
+}
+
+/** Opens (creates or truncates) the report file; a coded error naming it when that is not possible. */
+function openOutput(path: string): number {
+  try {
+    return openSync(path, 'w');
+  } catch (error) {
+    throw new MallocscopeError('OUTPUT_OPEN', `cannot write ${path}: ${errnoReason(error)}`);
+  }
 }

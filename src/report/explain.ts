@@ -142,17 +142,20 @@ function syscallText(s: Syscall): string {
 
 /** The call as a program writes it, with the trace's IDs. */
 export function callText(event: TraceEvent): string {
+  // Sizes above 2^53 are written from their exact values, not from the doubles that approximate them.
+  const exact = event.exact;
+  const size = exact?.size ?? ('size' in event ? event.size : 0);
   switch (event.op) {
     case 'malloc':
-      return `${event.id} = malloc(${event.size})`;
+      return `${event.id} = malloc(${size})`;
     case 'calloc':
-      return `${event.id} = calloc(${event.nmemb}, ${event.size})`;
+      return `${event.id} = calloc(${exact?.nmemb ?? event.nmemb}, ${size})`;
     case 'realloc':
-      if (!event.wasLive) return `${event.id} = realloc(NULL, ${event.size})`;
+      if (!event.wasLive) return `${event.id} = realloc(NULL, ${size})`;
       if (event.size === 0) return `realloc(${event.id}, 0)`;
-      return `${event.id} = realloc(${event.id}, ${event.size})`;
+      return `${event.id} = realloc(${event.id}, ${size})`;
     case 'memalign':
-      return `${event.id} = memalign(${event.alignment}, ${event.size})`;
+      return `${event.id} = memalign(${exact?.alignment ?? event.alignment}, ${size})`;
     case 'free':
       return `free(${event.id})`;
     case 'mallopt':
@@ -426,7 +429,7 @@ function explainBody(before: StateBefore, event: TraceEvent, outcome: ReplayOutc
       return allocation(before, event, outcome, event.size, null);
     case 'calloc': {
       const bytes = event.nmemb * event.size;
-      if (BigInt(event.nmemb) * BigInt(event.size) >= BigInt(TWO_POW_64)) return `${event.nmemb} × ${event.size} overflows size_t → NULL (ENOMEM)`;
+      if (BigInt(event.nmemb) * BigInt(event.size) >= BigInt(TWO_POW_64)) return `${event.exact?.nmemb ?? event.nmemb} × ${event.exact?.size ?? event.size} overflows size_t → NULL (ENOMEM)`;
       return allocation(before, event, outcome, bytes, 'calloc');
     }
     case 'memalign':
@@ -456,10 +459,18 @@ function explainBody(before: StateBefore, event: TraceEvent, outcome: ReplayOutc
   }
 }
 
+/** A request's byte count as the trace wrote it: exact above 2^53, where the number only approximates it. */
+function requestText(event: TraceEvent, bytes: number): string {
+  const exact = event.exact;
+  if (!exact) return String(bytes);
+  if (event.op === 'calloc') return String((exact.nmemb ?? BigInt(event.nmemb)) * (exact.size ?? BigInt(event.size)));
+  return String(exact.size ?? bytes);
+}
+
 /** malloc, calloc, realloc(NULL, n) and small-alignment memalign. */
 function allocation(before: StateBefore, event: TraceEvent, outcome: ReplayOutcome, bytes: number, noTcache: AllocContext['noTcache']): string {
   const nb = checkedRequest2size(bytes);
-  if (nb === 0) return `request ${bytes} is above PTRDIFF_MAX → NULL (ENOMEM)`;
+  if (nb === 0) return `request ${requestText(event, bytes)} is above PTRDIFF_MAX → NULL (ENOMEM)`;
   let prefix = '';
   let syscalls = outcome.syscalls;
   let top = before.topSize;
@@ -477,7 +488,7 @@ function memalign(before: StateBefore, event: TraceEvent & { op: 'memalign' }, o
   if (alignment === 0) return `alignment ≤ 16 is plain malloc: ${allocation(before, event, outcome, event.size, null)}`;
   if (alignment < 0) return `alignment ${event.alignment} is too large → NULL (EINVAL)`;
   const nb = checkedRequest2size(event.size);
-  if (nb === 0) return `request ${event.size} is above PTRDIFF_MAX → NULL (ENOMEM)`;
+  if (nb === 0) return `request ${requestText(event, event.size)} is above PTRDIFF_MAX → NULL (ENOMEM)`;
   const inner = request2size(nb + alignment + MINSIZE);
   const asked = `_int_malloc(${nb} + alignment ${alignment} + ${MINSIZE}), no tcache: `;
   if (!outcome.where) return asked + failureReason(before, outcome, { nb: inner, noTcache: 'internal', top: before.topSize, syscalls: outcome.syscalls });
@@ -517,7 +528,7 @@ function realloc(before: StateBefore, event: TraceEvent & { op: 'realloc' }, out
   if (event.size === 0) return `frees ${id}: ${freeBody(before, event, outcome)} → NULL`;
   if (before.blockIsNull || !before.block) return `${id} is NULL, so this is malloc: ${allocation(before, event, outcome, event.size, null)}`;
   const nb = checkedRequest2size(event.size);
-  if (nb === 0) return `request ${event.size} is above PTRDIFF_MAX → NULL (ENOMEM); ${id} keeps its block`;
+  if (nb === 0) return `request ${requestText(event, event.size)} is above PTRDIFF_MAX → NULL (ENOMEM); ${id} keeps its block`;
   const old = before.block.size;
   const path = outcome.notes.path;
   const syscalls = outcome.syscalls;

@@ -1,0 +1,74 @@
+// Bad input and bad usage across the commands, as a person meets them: one line naming what is wrong, with a
+// code, exit 1 for bad input and 2 for bad usage, and no half-written output.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), 'mallocscope-cli-'));
+
+function run(args: string[], input?: string) {
+  return spawnSync(process.execPath, [join(root, 'bin/mallocscope.js'), ...args], { cwd: root, encoding: 'utf8', input });
+}
+
+test('report -o to a path that cannot be written: OUTPUT_OPEN at once, exit 1', () => {
+  const missing = join(dir, 'no-such-folder', 'r.html');
+  const r = run(['report', 'examples/trim.trace', '-o', missing]);
+  assert.is(r.status, 1);
+  assert.is(r.stderr, `mallocscope: cannot write ${missing}: no such file or directory [OUTPUT_OPEN]\n`);
+  const onDir = run(['report', 'examples/trim.trace', '-o', dir]);
+  assert.is(onDir.stderr, `mallocscope: cannot write ${dir}: is a directory [OUTPUT_OPEN]\n`);
+});
+
+test('report of a bad trace: the trace error, and no report file left behind', () => {
+  const bad = join(dir, 'bad.trace');
+  writeFileSync(bad, 'malloc a 1\nfree b\n');
+  const out = join(dir, 'bad.html');
+  const r = run(['report', bad, '-o', out]);
+  assert.is(r.status, 1);
+  assert.is(r.stderr, `mallocscope: ${bad}:2: free of ID 'b', which is not live [TRACE_ID_NOT_LIVE]\n`);
+  assert.not.ok(existsSync(out));
+});
+
+test('explain --from past the end says how many events there are, exit 2', () => {
+  const r = run(['explain', 'examples/trim.trace', '--from', '99']);
+  assert.is(r.status, 2);
+  assert.is(r.stderr, 'mallocscope: --from 99 is past the end: examples/trim.trace has 7 events (0 to 6) [USAGE]\n');
+});
+
+test('explain writes huge requests exactly, as the trace does (not as rounded doubles)', () => {
+  const huge = join(dir, 'huge.trace');
+  writeFileSync(huge, 'malloc b 0xffffffffffffffff\ncalloc c 0x100000000 0x100000001\n');
+  const r = run(['explain', huge]);
+  assert.is(r.status, 0, r.stderr);
+  assert.is(
+    r.stdout,
+    '#0 b = malloc(18446744073709551615): request 18446744073709551615 is above PTRDIFF_MAX → NULL (ENOMEM)\n' +
+      '#1 c = calloc(4294967296, 4294967297): 4294967296 × 4294967297 overflows size_t → NULL (ENOMEM)\n',
+  );
+});
+
+test('check - is refused: both replays must read the trace', () => {
+  const r = run(['check', '-'], 'malloc a 1\n');
+  assert.is(r.status, 2);
+  assert.match(r.stderr, /^mallocscope: check needs a trace file, not standard input .*\[USAGE\]\n$/);
+});
+
+test('a directory, an empty file and a comments-only file', () => {
+  const dirRun = run(['replay', dir]);
+  assert.is(dirRun.status, 1);
+  assert.is(dirRun.stderr, `mallocscope: ${dir}: cannot read: is a directory [TRACE_OPEN]\n`);
+  const empty = join(dir, 'empty.trace');
+  writeFileSync(empty, '');
+  assert.match(run(['replay', empty]).stdout, /^events\s+0$/m);
+  const comments = join(dir, 'comments.trace');
+  writeFileSync(comments, '# nothing\n\n   # at all\n');
+  const jsonl = run(['replay', comments, '--jsonl']);
+  assert.is(jsonl.status, 0);
+  assert.is(jsonl.stdout, '');
+});
+
+test.run();

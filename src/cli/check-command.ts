@@ -13,7 +13,7 @@ import { sameEvent } from '../check/differential.ts';
 import { contractFields, extraFields, statsFields } from '../report/jsonl.ts';
 import type { TraceEvent } from '../trace/api.ts';
 import { readTrace, traceDisplayName } from '../trace/reader.ts';
-import { parseBytesOption } from './replay-command.ts';
+import { parseBytesOption, parseCountOption } from './options.ts';
 import { action } from './run.ts';
 
 interface CheckOptions {
@@ -43,7 +43,7 @@ export function registerCheck(program: Command): void {
 
 async function check(trace: string, options: CheckOptions): Promise<void> {
   const brkLimit = options.brkLimit === undefined ? undefined : parseBytesOption('--brk-limit', options.brkLimit);
-  const contextSize = parseBytesOption('--context', options.context);
+  const contextSize = parseCountOption('--context', options.context);
   // Both replays read the trace, so it must be a file that can be read twice, not standard input.
   if (trace === '-') throw new UsageError('check needs a trace file, not standard input (save it to a file first)');
   const name = traceDisplayName(trace);

@@ -10,7 +10,7 @@ import { UsageError } from '../errors.ts';
 import { DEFAULT_COLUMNS, compareTrace, formatCompareTable, parsePolicyColumn, parseSetColumn, type ColumnSpec } from '../report/compare.ts';
 import { traceDisplayName } from '../trace/reader.ts';
 import { Progress } from './progress.ts';
-import { parseBytesOption } from './replay-command.ts';
+import { parseBytesOption } from './options.ts';
 import { action } from './run.ts';
 
 interface CompareCommandOptions {

@@ -6,7 +6,7 @@ import { UsageError } from '../errors.ts';
 import { Explainer, colourSentence, useColour } from '../report/explain.ts';
 import { readTrace, traceDisplayName as name } from '../trace/reader.ts';
 import { LineOutput } from './output.ts';
-import { parseBytesOption } from './replay-command.ts';
+import { parseBytesOption, parseCountOption } from './options.ts';
 import { action } from './run.ts';
 
 interface ExplainOptions {
@@ -14,12 +14,6 @@ interface ExplainOptions {
   to?: string;
   policy: string;
   brkLimit?: string;
-}
-
-/** An event index option: a non-negative decimal integer. */
-function parseSeqOption(name: string, text: string): number {
-  if (!/^[0-9]+$/.test(text)) throw new UsageError(`${name} takes an event number (0 is the first event), not '${text}'`);
-  return Number(text);
 }
 
 export function registerExplain(program: Command): void {
@@ -33,8 +27,8 @@ export function registerExplain(program: Command): void {
     .option('--brk-limit <bytes>', 'the program break cannot grow more than this above its start')
     .action(
       action((trace: string, options: ExplainOptions) => {
-        const from = options.from === undefined ? 0 : parseSeqOption('--from', options.from);
-        const to = options.to === undefined ? Infinity : parseSeqOption('--to', options.to);
+        const from = options.from === undefined ? 0 : parseCountOption('--from', options.from);
+        const to = options.to === undefined ? Infinity : parseCountOption('--to', options.to);
         if (from > to) throw new UsageError(`--from ${from} is after --to ${to}`);
         const brkLimit = options.brkLimit === undefined ? undefined : parseBytesOption('--brk-limit', options.brkLimit);
         const explainer = new Explainer(new Replayer({ policy: options.policy, system: { brkLimit } }));

@@ -10,6 +10,7 @@ import { readTrace } from '../trace/reader.ts';
 import { LineOutput } from './output.ts';
 import { Progress } from './progress.ts';
 import { action } from './run.ts';
+import { parseBytesOption } from './options.ts';
 
 interface ReplayCommandOptions {
   jsonl?: boolean;
@@ -17,12 +18,6 @@ interface ReplayCommandOptions {
   policy: string;
   backend: string;
   brkLimit?: string;
-}
-
-/** A byte count option: decimal or 0x-hexadecimal. */
-export function parseBytesOption(name: string, text: string): number {
-  if (!/^(?:[0-9]+|0[xX][0-9a-fA-F]+)$/.test(text)) throw new UsageError(`${name} takes a byte count (decimal or 0x-hexadecimal), not '${text}'`);
-  return Number(text);
 }
 
 export function registerReplay(program: Command): void {

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { MallocscopeError, UsageError, errnoReason } from '../errors.ts';
 import { buildReport } from '../report/report.ts';
 import { Progress } from './progress.ts';
-import { parseBytesOption } from './replay-command.ts';
+import { parseBytesOption, parseCountOption } from './options.ts';
 import { action } from './run.ts';
 
 interface ReportCommandOptions {
@@ -14,11 +14,6 @@ interface ReportCommandOptions {
   brkLimit?: string;
   checkpointEvery?: string;
   title?: string;
-}
-
-function positive(name: string, text: string): number {
-  if (!/^[1-9][0-9]*$/.test(text)) throw new UsageError(`${name} takes a positive whole number, not '${text}'`);
-  return Number(text);
 }
 
 export function registerReport(program: Command): void {
@@ -35,7 +30,7 @@ export function registerReport(program: Command): void {
       action(async (trace: string, options: ReportCommandOptions) => {
         if (!options.output) throw new UsageError('report needs -o FILE');
         const brkLimit = options.brkLimit === undefined ? undefined : parseBytesOption('--brk-limit', options.brkLimit);
-        const checkpointEvery = options.checkpointEvery === undefined ? undefined : positive('--checkpoint-every', options.checkpointEvery);
+        const checkpointEvery = options.checkpointEvery === undefined ? undefined : parseCountOption('--checkpoint-every', options.checkpointEvery, 1);
         // Open the output first: a path that cannot be written is said at once, not after the whole build.
         const fd = openOutput(options.output);
         const progress = Progress.forTrace(trace, 'report');

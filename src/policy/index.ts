@@ -14,7 +14,10 @@ export function policyByName(name: string): MmapPolicy {
   if (name === 'glibc') return new GlibcPolicy();
   if (name === 'heap') return new HeapPolicy();
   if (name === 'mmap') return new MmapAlwaysPolicy();
-  const fixed = /^fixed:(\d+|0x[0-9a-fA-F]+)$/.exec(name);
-  if (fixed) return new FixedPolicy(Number(fixed[1]));
+  if (name.startsWith('fixed:')) {
+    const bytes = /^(?:[0-9]+|0[xX][0-9a-fA-F]+)$/.test(name.slice(6)) ? Number(name.slice(6)) : NaN;
+    if (Number.isSafeInteger(bytes)) return new FixedPolicy(bytes);
+    throw new UsageError(`policy ${name}: the threshold is a byte count (decimal or 0x-hexadecimal, below 2^53)`);
+  }
   throw new UsageError(`unknown policy '${name}' (expected glibc, fixed:BYTES, heap or mmap)`);
 }

@@ -1,6 +1,7 @@
 // The simulated kernel: a program break with an optional limit, and anonymous mappings placed top-down the
-// way Linux places them. It counts the calls and the resident pages, and never touches real memory.
+// way Linux places them. It logs the calls the allocator makes and never touches real memory.
 import { totalmem } from 'node:os';
+import { MallocscopeError } from '../errors.ts';
 import type { Syscall, SystemMemory } from './api.ts';
 import { SyscallLog } from './syscall-log.ts';
 
@@ -29,31 +30,16 @@ interface Mapping {
   length: number;
 }
 
-/** Counters kept over the whole run. */
-export interface SyscallCounts {
-  brk: number;
-  brkFailed: number;
-  mmap: number;
-  mmapFailed: number;
-  munmap: number;
-  mremap: number;
-  madvise: number;
-}
-
 export class SimulatedSystem implements SystemMemory {
   readonly pageSize = PAGE;
   readonly heapStart: number;
   /** The current program break. */
   brk: number;
-  /** The highest the break may go. */
+  /** The highest the break may go; mappings are placed above it. */
   readonly brkEnd: number;
   readonly commitLimit: number;
   /** Live mappings, sorted by start address. */
   private mappings: Mapping[] = [];
-  /** Total bytes in live mappings. */
-  mappedBytes = 0;
-  /** Pages dropped by madvise and not touched since: subtracted from the resident estimate. */
-  readonly counts: SyscallCounts = { brk: 0, brkFailed: 0, mmap: 0, mmapFailed: 0, munmap: 0, mremap: 0, madvise: 0 };
   private readonly log = new SyscallLog();
 
   constructor(options: SimulatedSystemOptions = {}) {
@@ -69,13 +55,12 @@ export class SimulatedSystem implements SystemMemory {
     const old = this.brk;
     if (increment === 0) return old;
     const next = old + increment;
-    if (next > this.brkEnd || next < this.heapStart || (increment > 0 && increment > this.commitLimit) || this.overlapsMapping(Math.min(old, next), Math.abs(increment))) {
-      this.counts.brkFailed++;
+    // No mapping can be in the way: every mapping lies above brkEnd.
+    if (next > this.brkEnd || next < this.heapStart || increment > this.commitLimit) {
       this.log.push({ call: 'brk', bytes: increment, failed: true });
       return -1;
     }
     this.brk = next;
-    this.counts.brk++;
     this.log.push({ call: 'brk', bytes: increment });
     return old;
   }
@@ -83,48 +68,44 @@ export class SimulatedSystem implements SystemMemory {
   mmap(length: number): number {
     const start = length > 0 && length <= this.commitLimit ? this.findGap(length) : -1;
     if (start < 0) {
-      this.counts.mmapFailed++;
       this.log.push({ call: 'mmap', bytes: length, failed: true });
       return -1;
     }
-    this.insert({ start, length });
-    this.counts.mmap++;
+    this.mappings.splice(this.indexFor(start), 0, { start, length });
     this.log.push({ call: 'mmap', bytes: length });
     return start;
   }
 
   munmap(address: number, length: number): void {
-    const index = this.mappings.findIndex((m) => m.start === address && m.length === length);
-    if (index < 0) throw new Error(`simulated kernel: munmap of ${address.toString(16)}+${length} that was never mapped`);
-    this.mappings.splice(index, 1);
-    this.mappedBytes -= length;
-    this.counts.munmap++;
+    this.mappings.splice(this.indexOf(address, length, 'munmap'), 1);
     this.log.push({ call: 'munmap', bytes: length });
   }
 
   mremap(address: number, oldLength: number, newLength: number): number {
-    const index = this.mappings.findIndex((m) => m.start === address && m.length === oldLength);
-    if (index < 0) throw new Error(`simulated kernel: mremap of ${address.toString(16)}+${oldLength} that was never mapped`);
-    const mapping = this.mappings[index];
+    const index = this.indexOf(address, oldLength, 'mremap');
     if (newLength - oldLength > this.commitLimit) {
       this.log.push({ call: 'mremap', bytes: newLength, from: oldLength, failed: true });
       return -1;
     }
-    this.counts.mremap++;
     this.log.push({ call: 'mremap', bytes: newLength, from: oldLength });
     const next = this.mappings[index + 1];
     // Shrinking, or growing into free space above, stays in place; otherwise the kernel moves it.
-    if (newLength <= oldLength || !next || next.start >= address + newLength) {
-      if (newLength > oldLength && address + newLength > MMAP_BASE) return this.move(index, newLength);
-      mapping.length = newLength;
-      this.mappedBytes += newLength - oldLength;
+    const fits = newLength <= oldLength || ((!next || next.start >= address + newLength) && address + newLength <= MMAP_BASE);
+    if (fits) {
+      this.mappings[index].length = newLength;
       return address;
     }
-    return this.move(index, newLength);
+    const [old] = this.mappings.splice(index, 1);
+    const start = this.findGap(newLength);
+    if (start < 0) {
+      this.mappings.splice(index, 0, old);
+      return -1;
+    }
+    this.mappings.splice(this.indexFor(start), 0, { start, length: newLength });
+    return start;
   }
 
   madvise(_address: number, length: number): void {
-    this.counts.madvise++;
     this.log.push({ call: 'madvise', bytes: length });
   }
 
@@ -132,52 +113,37 @@ export class SimulatedSystem implements SystemMemory {
     return this.log.take();
   }
 
-  /** How many mappings are live. */
-  get mappingCount(): number {
-    return this.mappings.length;
-  }
-
-  private move(index: number, newLength: number): number {
-    const old = this.mappings[index];
-    this.mappings.splice(index, 1);
-    const start = this.findGap(newLength);
-    if (start < 0) {
-      this.mappings.splice(index, 0, old);
-      return -1;
-    }
-    this.insert({ start, length: newLength });
-    this.mappedBytes += newLength - old.length;
-    return start;
-  }
-
   /** The highest free range of `length` bytes below MMAP_BASE and above the break area (top-down). */
   private findGap(length: number): number {
     let ceiling = MMAP_BASE;
     for (let i = this.mappings.length - 1; i >= 0; i--) {
       const m = this.mappings[i];
-      const end = m.start + m.length;
-      if (ceiling - end >= length) break;
+      if (ceiling - (m.start + m.length) >= length) break;
       ceiling = Math.min(ceiling, m.start);
     }
     const start = ceiling - length;
     return start >= this.brkEnd && start + length <= USER_SPACE_END ? start : -1;
   }
 
-  private insert(mapping: Mapping): void {
+  /** Where a mapping starting at `start` goes in the sorted list (binary search). */
+  private indexFor(start: number): number {
     let low = 0;
     let high = this.mappings.length;
     while (low < high) {
       const mid = (low + high) >>> 1;
-      if (this.mappings[mid].start < mapping.start) low = mid + 1;
+      if (this.mappings[mid].start < start) low = mid + 1;
       else high = mid;
     }
-    this.mappings.splice(low, 0, mapping);
-    this.mappedBytes += mapping.length;
+    return low;
   }
 
-  private overlapsMapping(start: number, length: number): boolean {
-    for (const m of this.mappings) if (m.start < start + length && start < m.start + m.length) return true;
-    return false;
+  /** The index of the live mapping [address, address + length); a coded error if there is none. */
+  private indexOf(address: number, length: number, call: string): number {
+    const index = this.indexFor(address);
+    const mapping = this.mappings[index];
+    if (!mapping || mapping.start !== address || mapping.length !== length) {
+      throw new MallocscopeError('MODEL_INCONSISTENT', `simulated kernel: ${call} of 0x${address.toString(16)}+${length}, which was never mapped`);
+    }
+    return index;
   }
 }
-

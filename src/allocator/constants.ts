@@ -96,30 +96,14 @@ export function smallbinIndex(size: number): number {
 
 /** largebin_index_64: the large bin of a chunk size (GLIBC-2.36.md §7.1's table). */
 export function largebinIndex(size: number): number {
-  if (size < 0x7fff0000) {
-    if (size >> 6 <= 48) return 48 + (size >> 6);
-    if (size >> 9 <= 20) return 91 + (size >> 9);
-    if (size >> 12 <= 10) return 110 + (size >> 12);
-    if (size >> 15 <= 4) return 119 + (size >> 15);
-    if (size >> 18 <= 2) return 124 + (size >> 18);
-    return 126;
-  }
-  const by64 = Math.floor(size / 64);
-  if (by64 <= 48) return 48 + by64;
-  const by512 = Math.floor(size / 512);
-  if (by512 <= 20) return 91 + by512;
-  const by4k = Math.floor(size / 4096);
-  if (by4k <= 10) return 110 + by4k;
-  const by32k = Math.floor(size / 32768);
-  if (by32k <= 4) return 119 + by32k;
-  const by256k = Math.floor(size / 262144);
-  if (by256k <= 2) return 124 + by256k;
+  // From 2^31 up every tier's quotient is far past its limit (and >> would not be exact): the last bin.
+  if (size >= 0x7fff0000) return 126;
+  if (size >> 6 <= 48) return 48 + (size >> 6);
+  if (size >> 9 <= 20) return 91 + (size >> 9);
+  if (size >> 12 <= 10) return 110 + (size >> 12);
+  if (size >> 15 <= 4) return 119 + (size >> 15);
+  if (size >> 18 <= 2) return 124 + (size >> 18);
   return 126;
-}
-
-/** bin_index. */
-export function binIndex(size: number): number {
-  return inSmallbinRange(size) ? smallbinIndex(size) : largebinIndex(size);
 }
 
 /** set_max_fast: the global_max_fast that an M_MXFAST value gives. */

@@ -7,7 +7,6 @@ import { ChunkState, NIL } from './chunks.ts';
 import {
   MAX_ITERS,
   MINSIZE,
-  NBINS,
   checkedRequest2size,
   csize2tidx,
   fastbinIndex,
@@ -23,14 +22,16 @@ export function intMalloc(av: Arena, bytes: number): number {
   const nb = checkedRequest2size(bytes);
   if (nb === 0) return NIL;
   const c = av.chunks;
+  // The tcache bin of nb, when there is one: fastbin and small-bin hits stash into it, exact fits go to it.
+  const tidx = csize2tidx(nb);
+  const tcacheable = av.tcacheReady && tidx < av.tcacheBins;
 
   // a. fastbin: pop the newest; stash more of the same size into tcache.
   if (nb <= av.maxFast) {
     const index = fastbinIndex(nb);
     if (av.fastbins[index] !== NIL) {
       const victim = av.fastbinPop(index);
-      const tidx = csize2tidx(nb);
-      if (av.tcacheReady && tidx < av.tcacheBins) {
+      if (tcacheable) {
         while (av.tcacheCount[tidx] < av.tcacheFill && av.fastbins[index] !== NIL) {
           av.tcachePut(av.fastbinPop(index), tidx);
         }
@@ -40,15 +41,13 @@ export function intMalloc(av: Arena, bytes: number): number {
     }
   }
 
-  let idx: number;
+  const idx = inSmallbinRange(nb) ? smallbinIndex(nb) : largebinIndex(nb);
   if (inSmallbinRange(nb)) {
     // b. small bin: take the oldest; stash more into tcache.
-    idx = smallbinIndex(nb);
     const victim = c.bk[idx];
     if (victim !== idx) {
       av.unlinkChunk(victim);
-      const tidx = csize2tidx(nb);
-      if (av.tcacheReady && tidx < av.tcacheBins) {
+      if (tcacheable) {
         while (av.tcacheCount[tidx] < av.tcacheFill && c.bk[idx] !== idx) {
           const more = c.bk[idx];
           av.unlinkChunk(more);
@@ -58,15 +57,12 @@ export function intMalloc(av: Arena, bytes: number): number {
       av.notes.path = 'smallbin';
       return victim;
     }
-  } else {
+  } else if (av.haveFastchunks) {
     // c. a large request first consolidates pending fastbin chunks.
-    idx = largebinIndex(nb);
-    if (av.haveFastchunks) mallocConsolidate(av);
+    mallocConsolidate(av);
   }
 
   // d. an exact fit found in the unsorted scan may go to tcache first, while it has room.
-  const tidx = csize2tidx(nb);
-  const tcacheNb = av.tcacheReady && tidx < av.tcacheBins ? nb : 0;
   let returnCached = false;
 
   for (;;) {
@@ -92,7 +88,7 @@ export function intMalloc(av: Arena, bytes: number): number {
 
       // iii. an exact fit: to tcache if it has room (and keep scanning), else return it.
       if (size === nb) {
-        if (tcacheNb !== 0 && av.tcacheCount[tidx] < av.tcacheFill) {
+        if (tcacheable && av.tcacheCount[tidx] < av.tcacheFill) {
           av.tcachePut(victim, tidx);
           returnCached = true;
           continue;
@@ -133,7 +129,7 @@ export function intMalloc(av: Arena, bytes: number): number {
     }
 
     // h. the next larger non-empty bin, taking its last (oldest or smallest) chunk.
-    const bin = idx + 1 < NBINS ? av.firstNonEmptyBinFrom(idx + 1) : 0;
+    const bin = av.firstNonEmptyBinFrom(idx + 1);
     if (bin !== 0) {
       const victim = c.bk[bin];
       av.notes.path = 'binmap';
@@ -146,8 +142,8 @@ export function intMalloc(av: Arena, bytes: number): number {
       return av.carveFromTop(nb);
     }
     if (av.haveFastchunks) {
+      // Consolidate and search again (glibc recomputes idx here only because its binmap search moved it).
       mallocConsolidate(av);
-      idx = inSmallbinRange(nb) ? smallbinIndex(nb) : largebinIndex(nb);
       continue;
     }
     return sysmalloc(av, nb);

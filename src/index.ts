@@ -19,7 +19,7 @@ export { formatCall, formatTrace, TraceWriter, type TraceSink } from './trace/wr
 export { SHAPES, generateTrace, seededRandom, shapeByName, type TraceShape } from './trace/generate.ts';
 export { Allocator, type AllocatorOptions, type BlockInfo, type LastCall } from './allocator/allocator.ts';
 export { Replayer, replayTrace, type ReplayOptions, type ReplayOutcome, type ReplayStep } from './allocator/replay.ts';
-export type { Mallinfo2 } from './allocator/libc.ts';
+export type { Mallinfo2, MallocStats } from './allocator/libc.ts';
 export type { ChunkInfo, ChunkKind, BinsView } from './allocator/walk.ts';
 export type { CallNotes, AllocPath } from './allocator/notes.ts';
 export { policyByName, GlibcPolicy, FixedPolicy, HeapPolicy, MmapAlwaysPolicy, type MmapPolicy, type ThresholdMove } from './policy/index.ts';

@@ -619,4 +619,27 @@ test('§3 freeing a chunk exactly at the threshold rewrites the same values: no 
   assert.is(a.trimThreshold, 401408);
 });
 
+test('§8 malloc_stats: system and in-use bytes, totals with mmapped_mem, and the peaks of mmaps (§11 numbers)', () => {
+  // §11: after malloc(100) and malloc(200000) (mmapped), arena 135168, uordblks 768, hblkhd 200704.
+  // §8: Total system bytes = mmapped_mem + arena, in use = mmapped_mem + uordblks; max mmap regions and
+  // bytes are the peaks (max_n_mmaps, max_mmapped_mem), so they stay after the free.
+  const a = fresh();
+  a.malloc(100);
+  const big = a.malloc(200000);
+  assert.equal(a.mallocStats(), {
+    systemBytes: 135168,
+    inUseBytes: 768,
+    totalSystemBytes: 135168 + 200704,
+    totalInUseBytes: 768 + 200704,
+    maxMmapRegions: 1,
+    maxMmapBytes: 200704,
+    maxSystemBytes: 135168,
+  });
+  a.free(big);
+  const after = a.mallocStats();
+  assert.is(after.totalSystemBytes, 135168);
+  assert.is(after.maxMmapRegions, 1);
+  assert.is(after.maxMmapBytes, 200704);
+});
+
 test.run();

@@ -10,7 +10,7 @@ import { Arena } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
 import { CHUNK_HDR_SZ, SIZE_SZ, alignDown, alignUp } from './constants.ts';
 import { checkInvariants } from './invariants.ts';
-import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, type Mallinfo2 } from './libc.ts';
+import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, libcMallocStats, type Mallinfo2, type MallocStats } from './libc.ts';
 import { newNotes, resetNotes, type CallNotes } from './notes.ts';
 import { walkBins, walkHeap, walkMmapped, type BinsView, type ChunkInfo } from './walk.ts';
 
@@ -123,6 +123,11 @@ export class Allocator {
   /** mallinfo2() now. */
   mallinfo2(): Mallinfo2 {
     return libcMallinfo2(this.arena);
+  }
+
+  /** malloc_stats()'s figures now: system and in-use bytes, and the peaks of mmapped regions and bytes. */
+  mallocStats(): MallocStats {
+    return libcMallocStats(this.arena);
   }
 
   /** mp_.mmap_threshold: the sliding watermark. */

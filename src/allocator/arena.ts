@@ -69,8 +69,6 @@ export class Arena {
   /** av->system_mem and max_system_mem. */
   systemMem = 0;
   maxSystemMem = 0;
-  /** mp_.sbrk_base: where the first heap region began (0 until then). */
-  sbrkBase = 0;
 
   /** Bytes and chunks in unsorted, small and large bins. */
   binnedBytes = 0;
@@ -241,7 +239,7 @@ export class Arena {
 
   // ---- statistics ----------------------------------------------------------------------------------------
 
-  /** Adds to system_mem and keeps its maximum. */
+  /** Adds to system_mem (its maximum is noted where sysmalloc notes it, noteMaxSystemMem). */
   addSystemMem(bytes: number): void {
     this.systemMem += bytes;
   }

@@ -192,3 +192,35 @@ function stamp(av: Arena, p: number): number {
   if (p !== NIL) av.chunks.madeBy[p] = av.seq;
   return p;
 }
+
+/** What malloc_stats() prints (GLIBC-2.36.md §8), for the main arena of one thread. */
+export interface MallocStats {
+  /** Arena 0 "system bytes": system_mem. */
+  systemBytes: number;
+  /** Arena 0 "in use bytes": mallinfo2's uordblks. */
+  inUseBytes: number;
+  /** Total "system bytes": mmapped_mem + system_mem. */
+  totalSystemBytes: number;
+  /** Total "in use bytes": mmapped_mem + uordblks. */
+  totalInUseBytes: number;
+  /** "max mmap regions": max_n_mmaps. */
+  maxMmapRegions: number;
+  /** "max mmap bytes": max_mmapped_mem. */
+  maxMmapBytes: number;
+  /** max_system_mem (malloc_info's `<system type="max">`). */
+  maxSystemBytes: number;
+}
+
+/** malloc_stats()'s figures, without its unsigned-int wrapping above 4 GiB. */
+export function libcMallocStats(av: Arena): MallocStats {
+  const info = libcMallinfo2(av);
+  return {
+    systemBytes: av.systemMem,
+    inUseBytes: info.uordblks,
+    totalSystemBytes: av.mmappedMem + av.systemMem,
+    totalInUseBytes: av.mmappedMem + info.uordblks,
+    maxMmapRegions: av.maxNMmaps,
+    maxMmapBytes: av.maxMmappedMem,
+    maxSystemBytes: av.maxSystemMem,
+  };
+}

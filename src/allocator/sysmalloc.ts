@@ -70,7 +70,6 @@ export function sysmalloc(av: Arena, nb: number): number {
   }
 
   if (brk !== -1) {
-    if (av.sbrkBase === 0) av.sbrkBase = brk;
     av.addSystemMem(size);
     if (brk === oldEnd && sndBrk === -1) {
       // The break moved up right after the top: the top simply grows.

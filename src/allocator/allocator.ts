@@ -1,12 +1,9 @@
 // The model as a library: an allocator with glibc's calls on plain addresses (malloc returns a user pointer,
 // 0 for NULL), its thresholds, mallinfo2, a walk of the heap and bins, and what the last call did.
 import { MallocscopeError } from '../errors.ts';
-import type { MmapPolicy } from '../policy/api.ts';
-import { policyByName } from '../policy/index.ts';
-import type { Protection, Syscall, SystemMemory } from '../system/api.ts';
-import { SimulatedSystem, type SimulatedSystemOptions } from '../system/simulated.ts';
+import type { Protection, Syscall } from '../system/api.ts';
 import type { MalloptParam } from '../trace/api.ts';
-import { Arena } from './arena.ts';
+import { Arena, createArena, type ArenaOptions } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
 import { CHUNK_HDR_SZ, SIZE_SZ, alignDown, alignUp } from './constants.ts';
 import { checkInvariants } from './invariants.ts';
@@ -14,12 +11,8 @@ import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemal
 import { newNotes, resetNotes, type CallNotes } from './notes.ts';
 import { walkBins, walkHeap, walkMmapped, type BinsView, type ChunkInfo } from './walk.ts';
 
-export interface AllocatorOptions {
-  /** glibc (default), fixed:BYTES, heap, mmap, or a policy object. */
-  policy?: MmapPolicy | string;
-  /** The kernel: a system layer, or options for the simulated one (the default). */
-  system?: SystemMemory | SimulatedSystemOptions;
-}
+/** A policy (or its name) and a kernel (or the simulated one's options). */
+export type AllocatorOptions = ArenaOptions;
 
 /** What the last call did besides its result. */
 export interface LastCall extends CallNotes {
@@ -58,9 +51,7 @@ export class Allocator {
   private readonly lockedBlocks = new Map<number, [number, number]>();
 
   constructor(options: AllocatorOptions = {}) {
-    const policy = typeof options.policy === 'object' ? options.policy : policyByName(options.policy ?? 'glibc');
-    const system = options.system && 'sbrk' in options.system ? options.system : new SimulatedSystem(options.system);
-    this.arena = new Arena(system, policy);
+    this.arena = createArena(options);
   }
 
   /** malloc(size): a user pointer, or 0. */

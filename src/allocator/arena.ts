@@ -2,6 +2,8 @@
 // operations every algorithm shares: bins with their nextsize rings, tcache, fastbins, and mallinfo2's
 // counters kept as chunks move, so that mallinfo2 never walks the heap.
 import type { MmapPolicy } from '../policy/api.ts';
+import { policyByName } from '../policy/index.ts';
+import { SimulatedSystem, type SimulatedSystemOptions } from '../system/simulated.ts';
 import type { SystemMemory } from '../system/api.ts';
 import { ChunkState, ChunkTable, NIL } from './chunks.ts';
 import {
@@ -248,4 +250,19 @@ export class Arena {
   noteMaxSystemMem(): void {
     if (this.systemMem > this.maxSystemMem) this.maxSystemMem = this.systemMem;
   }
+}
+
+/** What an arena is built from: a policy (or its `--policy` name) and a kernel (or the simulated one's options). */
+export interface ArenaOptions {
+  /** glibc (default), fixed:BYTES, heap, mmap, or a policy object. */
+  policy?: MmapPolicy | string;
+  /** A system layer, or options for the simulated one (the default). */
+  system?: SystemMemory | SimulatedSystemOptions;
+}
+
+/** A fresh main arena as the options say (the one place Allocator and Replayer make theirs). */
+export function createArena(options: ArenaOptions = {}): Arena {
+  const policy = typeof options.policy === 'object' ? options.policy : policyByName(options.policy ?? 'glibc');
+  const system = options.system && 'sbrk' in options.system ? options.system : new SimulatedSystem(options.system);
+  return new Arena(system, policy);
 }

@@ -1,13 +1,10 @@
 // Drives the allocator core with trace events: each trace slot maps to the chunk its ID names, and each
 // event yields an outcome (where the block went, its chunk, offset, the system calls, what moved).
 import { MallocscopeError } from '../errors.ts';
-import type { MmapPolicy } from '../policy/api.ts';
-import { policyByName } from '../policy/index.ts';
-import type { Syscall, SystemMemory } from '../system/api.ts';
-import { SimulatedSystem, type SimulatedSystemOptions } from '../system/simulated.ts';
+import type { Syscall } from '../system/api.ts';
 import type { TraceEvent, TraceOp } from '../trace/api.ts';
 import { MALLOPT_PARAMS, OP_CALLOC, OP_FREE, OP_MALLOC, OP_MALLOPT, OP_MEMALIGN, OP_REALLOC, OP_TRIM, TRACE_OPS, TraceReader, readTrace } from '../trace/reader.ts';
-import { Arena } from './arena.ts';
+import { Arena, createArena, type ArenaOptions } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
 import { CHUNK_HDR_SZ } from './constants.ts';
 import { checkInvariants } from './invariants.ts';
@@ -17,11 +14,7 @@ import { resetNotes, type CallNotes } from './notes.ts';
 import { AllocatorAbort } from './sysmalloc.ts';
 
 /** How to build the allocator a replay drives. */
-export interface ReplayOptions {
-  /** A policy object or its `--policy` name; default glibc. */
-  policy?: MmapPolicy | string;
-  /** The kernel: a system layer, or options for the simulated one (the default). */
-  system?: SystemMemory | SimulatedSystemOptions;
+export interface ReplayOptions extends ArenaOptions {
   /** Check every invariant after every event (slow; for tests): a broken one stops the replay. */
   checkInvariants?: boolean;
 }
@@ -71,9 +64,8 @@ export class Replayer {
   private idSource: TraceEvent | TraceReader | null = null;
 
   constructor(options: ReplayOptions = {}) {
-    const policy = typeof options.policy === 'string' || options.policy === undefined ? policyByName(options.policy ?? 'glibc') : options.policy;
-    const system = options.system && 'sbrk' in options.system ? options.system : new SimulatedSystem(options.system);
-    this.arena = new Arena(system, policy);
+    this.arena = createArena(options);
+    const policy = this.arena.policy;
     this.checking = options.checkInvariants ?? false;
     const replayer = this;
     this.outcome = {

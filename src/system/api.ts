@@ -1,5 +1,5 @@
 // What the allocator core may ask of "the kernel": a program break and anonymous mappings. Two backends
-// implement it: the simulated address space (simulated.ts) and real memory through the addon (issue 4).
+// implement it: the simulated address space (simulated.ts) and real memory through the addon (native.ts).
 
 /** One system call the allocator made, as the event stream reports it. */
 export interface Syscall {

@@ -1,5 +1,6 @@
 // The streaming reader of trace format v1 (docs/trace-format.md): reads a file in 1 MiB chunks, works on bytes,
-// checks every rule of the format, and hands out one TraceEvent per call. Memory grows with live IDs only.
+// checks every rule of the format, and hands out each call as an event object or, on the fast path (readRaw),
+// in its own fields with no object and no string. Memory grows with live IDs only.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { TraceError, errnoReason } from '../errors.ts';
 import type { ExactSizes, MalloptParam, TraceEvent, TraceOp } from './api.ts';
@@ -12,7 +13,7 @@ export const MAX_LINE_LENGTH = 4096;
 export interface ReadTraceOptions {
   /** The name errors give the file; default: the path as given, or `<stdin>` for `-`. */
   name?: string;
-  /** Bytes read at a time (at least 8192); default 1 MiB. */
+  /** Bytes read at a time (raised to hold two of the longest lines, 8196 bytes); default 1 MiB. */
   chunkSize?: number;
 }
 
@@ -425,7 +426,7 @@ export class TraceReader implements IterableIterator<TraceEvent> {
       case OP_FREE: {
         this.idToken(1);
         const slot = this.lookup(1);
-        if (slot < 0) this.throwLine('TRACE_ID_NOT_LIVE', `free of ID '${this.idText(1)}', which is not live`);
+        if (slot < 0) this.throwLine('TRACE_ID_NOT_LIVE', `free of ID '${this.tokenText(1)}', which is not live`);
         this.slot = slot;
         this.wasLive = true;
         this.ending = slot;
@@ -481,11 +482,6 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     } catch {
       this.throwLine('TRACE_ENCODING', 'ID is not valid UTF-8');
     }
-  }
-
-  /** The ID token's text, for error messages. */
-  private idText(token: number): string {
-    return this.buf.toString('utf8', this.tokenStart[token], this.tokenEnd[token]);
   }
 
   /** The slot of the live ID in token `token` (read by idToken), or -1. */

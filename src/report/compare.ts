@@ -9,6 +9,7 @@ import { policyByName } from '../policy/index.ts';
 import type { SimulatedSystemOptions } from '../system/simulated.ts';
 import type { MalloptParam, TraceEvent } from '../trace/api.ts';
 import { readTrace } from '../trace/reader.ts';
+import { MALLOPT_PARAMS } from '../trace/vocabulary.ts';
 
 /** One mallopt applied before the first event. */
 export interface Setting {
@@ -144,14 +145,12 @@ export class FootprintObserver {
 
 // ---- columns -----------------------------------------------------------------------------------------
 
-const PARAMS: readonly MalloptParam[] = ['M_MMAP_THRESHOLD', 'M_TRIM_THRESHOLD', 'M_TOP_PAD', 'M_MMAP_MAX', 'M_MXFAST'];
-
 /** `PARAM=VALUE`: one of mallopt's five parameters and a C int (decimal or 0x-hexadecimal, may be negative). */
 export function parseSetting(text: string): Setting {
   const match = /^([A-Z_]+)=(-?(?:[0-9]+|0[xX][0-9a-fA-F]+))$/.exec(text);
   if (!match) throw new UsageError(`a setting is PARAM=VALUE (e.g. M_TRIM_THRESHOLD=262144), not '${text}'`);
   const param = match[1] as MalloptParam;
-  if (!PARAMS.includes(param)) throw new UsageError(`unknown mallopt parameter '${match[1]}' (expected ${PARAMS.join(', ')})`);
+  if (!MALLOPT_PARAMS.includes(param)) throw new UsageError(`unknown mallopt parameter '${match[1]}' (expected ${MALLOPT_PARAMS.join(', ')})`);
   const negative = match[2].startsWith('-');
   const magnitude = Number(negative ? match[2].slice(1) : match[2]);
   const value = negative ? -magnitude : magnitude;

@@ -5,6 +5,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { TraceError, errnoReason } from '../errors.ts';
 import type { ExactSizes, MalloptParam, TraceEvent, TraceOp } from './api.ts';
 import { IdTable } from './id-table.ts';
+import { MALLOPT_PARAMS, TRACE_OPS } from './vocabulary.ts';
 
 /** The longest line the format allows, in bytes, not counting `\n` and a `\r` before it. */
 export const MAX_LINE_LENGTH = 4096;
@@ -68,7 +69,7 @@ const VERBS: readonly VerbShape[] = [
 ];
 const verbBytes = VERBS.map((v) => Buffer.from(v.op, 'latin1'));
 
-const PARAMS: readonly MalloptParam[] = ['M_MMAP_THRESHOLD', 'M_TRIM_THRESHOLD', 'M_TOP_PAD', 'M_MMAP_MAX', 'M_MXFAST'];
+const PARAMS = MALLOPT_PARAMS;
 const paramBytes = PARAMS.map((p) => Buffer.from(p, 'latin1'));
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
@@ -81,10 +82,7 @@ export const OP_MEMALIGN = 3;
 export const OP_FREE = 4;
 export const OP_MALLOPT = 5;
 export const OP_TRIM = 6;
-/** The verbs by numeric code. */
-export const TRACE_OPS: readonly TraceOp[] = VERBS.map((v) => v.op);
-/** The mallopt parameters by the index readRaw() reports in `param`. */
-export const MALLOPT_PARAMS = PARAMS;
+export { TRACE_OPS, MALLOPT_PARAMS };
 
 /** At most this many tokens are located on a line; more are only counted (for the field-count error). */
 const MAX_TOKENS = 4;

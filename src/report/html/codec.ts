@@ -4,8 +4,8 @@
 // Plain TypeScript with no Node API, so the page bundles it as it is.
 import type { MalloptParam, TraceEvent, TraceOp } from '../../trace/api.ts';
 
-export const OPS: readonly TraceOp[] = ['malloc', 'calloc', 'realloc', 'memalign', 'free', 'mallopt', 'trim'];
-export const PARAMS: readonly MalloptParam[] = ['M_MMAP_THRESHOLD', 'M_TRIM_THRESHOLD', 'M_TOP_PAD', 'M_MMAP_MAX', 'M_MXFAST'];
+export { TRACE_OPS as OPS, MALLOPT_PARAMS as PARAMS } from '../../trace/vocabulary.ts';
+import { TRACE_OPS as OPS, MALLOPT_PARAMS as PARAMS } from '../../trace/vocabulary.ts';
 
 const OP_CODE: Record<TraceOp, number> = { malloc: 0, calloc: 1, realloc: 2, memalign: 3, free: 4, mallopt: 5, trim: 6 };
 /** Flag bits of the op byte. */

@@ -24,7 +24,7 @@ import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, relative } from 'node:path';
-import { distIsFresh, oracleEnv } from './support.ts';
+import { distIsFresh, fail, oracleEnv, say } from './support.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const cacheDir = join(root, 'bench', '.cache');
@@ -50,14 +50,6 @@ for (let i = 0; i < argv.length; i++) {
   }
 }
 
-function say(text: string): void {
-  process.stderr.write(`bench: ${text}\n`);
-}
-
-function fail(text: string): never {
-  process.stderr.write(`bench: ${text}\n`);
-  process.exit(1);
-}
 
 function run(command: string, args: string[], stdout: 'pipe' | 'inherit' = 'pipe'): SpawnSyncReturns<string> {
   const result = spawnSync(command, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', stdout, 'pipe'], env: oracleEnv() });

@@ -22,7 +22,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, r
 import { cpus, loadavg } from 'node:os';
 import { join, relative } from 'node:path';
 import { readTrace } from '../src/trace/reader.ts';
-import { distIsFresh, oracleEnv } from './support.ts';
+import { distIsFresh, fail, oracleEnv, say } from './support.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const cacheDir = join(root, 'bench', '.cache');
@@ -49,14 +49,6 @@ for (let i = 0; i < argv.length; i++) {
   }
 }
 
-function say(text: string): void {
-  process.stderr.write(`bench: ${text}\n`);
-}
-
-function fail(text: string): never {
-  process.stderr.write(`bench: ${text}\n`);
-  process.exit(1);
-}
 
 function run(command: string, args: string[], options: { stdout?: 'ignore' | 'pipe' | 'inherit' } = {}): SpawnSyncReturns<string> {
   const result = spawnSync(command, args, {

@@ -29,3 +29,14 @@ export function distIsFresh(root: string): boolean {
   const dist = join(root, 'dist');
   return existsSync(dist) && oldestMtime(dist, '.js') >= newestMtime(join(root, 'src'), '.ts');
 }
+
+/** A progress line on stderr. */
+export function say(text: string): void {
+  process.stderr.write(`bench: ${text}\n`);
+}
+
+/** Stops the benchmark with a reason (exit 1): something it needs is missing or failed. */
+export function fail(text: string): never {
+  process.stderr.write(`bench: ${text}\n`);
+  process.exit(1);
+}

@@ -8,7 +8,7 @@ import { ChunkState, NIL } from './chunks.ts';
 import { CHUNK_HDR_SZ, SIZE_SZ, alignDown, alignUp } from './constants.ts';
 import { checkInvariants } from './invariants.ts';
 import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, libcMallocStats, type Mallinfo2, type MallocStats } from './libc.ts';
-import { newNotes, resetNotes, type CallNotes } from './notes.ts';
+import { resetNotes, type CallNotes } from './notes.ts';
 import { walkBins, walkHeap, walkMmapped, type BinsView, type ChunkInfo } from './walk.ts';
 
 /** A policy (or its name) and a kernel (or the simulated one's options). */
@@ -34,15 +34,10 @@ export class Allocator {
   readonly arena: Arena;
   /** Live user pointer -> chunk id. */
   private readonly blocks = new PointerTable();
-  /**
-   * What the last call did, kept as its notes (a fresh object per call, never written once the call is over)
-   * and its system calls; lastCall builds the LastCall object from them only when asked, once per call.
-   */
-  private lastNotes: CallNotes = newNotes();
+  /** The system calls of the last call (its notes stay in the arena until the next call resets them). */
   private lastSyscalls: Syscall[] = [];
+  /** lastCall's object, made on first read after a call (a snapshot, so it outlives the next call). */
   private last: LastCall | null = null;
-  /** Notes of an earlier call that lastCall never exposed, cleared and reused by the next call. */
-  private spare: CallNotes | null = null;
   /** Views bytes() handed out, per live pointer (only for blocks someone asked to see). */
   private readonly views = new Map<number, Uint8Array[]>();
   /** Blocks protect() made read-only or no-access: pointer -> protected length. */
@@ -89,9 +84,10 @@ export class Allocator {
   /** free(pointer); free(0) does nothing. */
   free(pointer: number): void {
     if (pointer === 0) return;
-    const chunk = this.chunkOf(pointer, 'free');
+    // One probe finds and forgets the block.
+    const chunk = this.blocks.take(pointer);
+    if (chunk === NIL) this.chunkOf(pointer, 'free');
     this.endBlock(pointer);
-    this.blocks.delete(pointer);
     libcFree(this.begin(), chunk);
     this.end(NIL);
   }
@@ -221,9 +217,10 @@ export class Allocator {
   /** What the last call did: the path that found its chunk, system calls, consolidations, trims, threshold moves. */
   get lastCall(): LastCall {
     if (this.last === null) {
-      const n = this.lastNotes;
+      const n = this.arena.notes;
       // An explicit literal, not { ...n, syscalls }: V8 (Node 20) takes a slow runtime path for a spread
       // followed by another property, about 0.7 us, which was most of a malloc+free pair.
+      const merge = n.merge === null ? null : { size: n.merge.size, intoTop: n.merge.intoTop };
       this.last = {
         path: n.path,
         consolidations: n.consolidations,
@@ -231,8 +228,8 @@ export class Allocator {
         trimmedBytes: n.trimmedBytes,
         thresholdMove: n.thresholdMove,
         sysmalloc: n.sysmalloc,
-        merge: n.merge,
-        mergeSlot: n.mergeSlot,
+        merge,
+        mergeSlot: merge ?? { size: 0, intoTop: false },
         syscalls: this.lastSyscalls,
       };
     }
@@ -259,30 +256,19 @@ export class Allocator {
     checkInvariants(this.arena);
   }
 
-  /** Starts a call: fresh notes, the next seq (as before the arguments are checked). Returns the arena. */
+  /** Starts a call: its notes reset in place, the next seq (as before the arguments are checked). */
   private begin(): Arena {
     const av = this.arena;
-    const spare = this.spare;
-    if (spare === null) av.notes = newNotes();
-    else {
-      this.spare = null;
-      resetNotes(spare);
-      spare.mergeSlot.size = 0;
-      spare.mergeSlot.intoTop = false;
-      av.notes = spare;
-    }
+    resetNotes(av.notes);
+    this.last = null;
     av.seq++;
     return av;
   }
 
-  /** Ends a call that returned `chunk` (NIL for none): records what it did; the user pointer, or 0. */
+  /** Ends a call that returned `chunk` (NIL for none): keeps its system calls; the user pointer, or 0. */
   private end(chunk: number): number {
     const av = this.arena;
-    // The previous call's notes can be reused when nobody asked for lastCall since (nothing refers to them).
-    if (this.last === null && this.lastNotes !== av.notes) this.spare = this.lastNotes;
-    this.lastNotes = av.notes;
     this.lastSyscalls = av.system.takeSyscalls();
-    this.last = null;
     if (chunk === NIL) return 0;
     const pointer = av.chunks.address[chunk] + CHUNK_HDR_SZ;
     this.blocks.set(pointer, chunk);
@@ -373,6 +359,11 @@ class PointerTable {
   }
 
   delete(pointer: number): void {
+    this.take(pointer);
+  }
+
+  /** Removes a live pointer and returns its chunk id; NIL (-1) when it is not live. */
+  take(pointer: number): number {
     const keys = this.keys;
     const values = this.values;
     const mask = this.mask;
@@ -380,8 +371,9 @@ class PointerTable {
     for (; ; i = (i + 1) & mask) {
       const key = keys[i];
       if (key === pointer) break;
-      if (key === 0) return;
+      if (key === 0) return -1;
     }
+    const chunk = values[i];
     this.count--;
     // Backward-shift deletion: move up every later entry of the run whose home slot is not in (i, j].
     for (let j = (i + 1) & mask; ; j = (j + 1) & mask) {
@@ -394,6 +386,7 @@ class PointerTable {
       i = j;
     }
     keys[i] = 0;
+    return chunk;
   }
 
   /** Fibonacci hashing of the pointer's bits above the alignment (exact below 2^53, as addresses are). */

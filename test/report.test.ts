@@ -110,10 +110,12 @@ test('events pack and unpack to what the reader made (ids, slots, lines, numbers
 function ensureChromium(): void {
   if (existsSync(CHROMIUM)) return;
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  let run = spawnSync('apt-get', ['install', '-y', '-q', 'chromium'], { encoding: 'utf8', env });
+  // apt's output can pass spawnSync's 1 MiB default, which would kill it half-way.
+  const options = { encoding: 'utf8' as const, env, maxBuffer: 64 * 1024 * 1024 };
+  let run = spawnSync('apt-get', ['install', '-y', '-q', 'chromium'], options);
   if (run.status !== 0) {
-    spawnSync('apt-get', ['update', '-q'], { encoding: 'utf8', env });
-    run = spawnSync('apt-get', ['install', '-y', '-q', 'chromium'], { encoding: 'utf8', env });
+    spawnSync('apt-get', ['update', '-q'], options);
+    run = spawnSync('apt-get', ['install', '-y', '-q', 'chromium'], options);
   }
   if (run.status !== 0 || !existsSync(CHROMIUM)) {
     throw new Error(`the report tests need headless Chromium at ${CHROMIUM}; 'apt-get install -y chromium' failed (exit ${run.status}): ${(run.stderr || String(run.error ?? '')).trim().split('\n').slice(-3).join(' | ')}`);

@@ -20,13 +20,12 @@
 // Ratios: backend / glibc once (what a JavaScript caller could at best pay for real malloc: the aim of
 // at most 1.5x for 64 B is read against this) and backend / glibc loop (against C calling malloc).
 // No figure is asserted; the exit status says only whether the benchmark ran.
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, relative } from 'node:path';
-import { distIsFresh, fail, oracleEnv, say } from './support.ts';
+import { ensureDist, fail, root, run, say } from './support.ts';
 
-const root = new URL('..', import.meta.url).pathname;
 const cacheDir = join(root, 'bench', '.cache');
 const addonPath = join(root, 'build', 'Release', 'mallocscope.node');
 const SUITES = ['backend', 'glibc-once', 'glibc-loop'] as const;
@@ -53,21 +52,7 @@ for (let i = 0; i < argv.length; i++) {
 }
 
 
-function run(command: string, args: string[], stdout: 'pipe' | 'inherit' = 'pipe'): SpawnSyncReturns<string> {
-  const result = spawnSync(command, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', stdout, 'pipe'], env: oracleEnv() });
-  if (result.error) fail(`${command}: ${result.error.message}`);
-  if (result.status !== 0) fail(`${relative(root, command) || command} ${args.join(' ')} failed (${result.status ?? result.signal}):\n${result.stderr}`);
-  return result;
-}
-
 // ---- prerequisites --------------------------------------------------------------------------------------
-
-/** The suites run from dist/: rebuild it when src/ has changed since. */
-function ensureDist(): void {
-  if (distIsFresh(root)) return;
-  say('dist/ is older than src/: compiling it (tsc -p tsconfig.build.json)');
-  run(join(root, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json'], 'inherit');
-}
 
 /** The addon must be built, and new enough to have glibcMallocFreeOnce. */
 function ensureAddon(): void {

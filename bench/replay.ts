@@ -17,14 +17,13 @@
 //     ends by freeing what cc1 left live, so live blocks stay as they are while the length triples).
 // No figure here is asserted: the targets (at most 3x the oracle, aim 2x; --stats at most +20%) are printed
 // as met or not, and the exit status says only whether the benchmark ran.
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, relative } from 'node:path';
 import { readTrace } from '../src/trace/reader.ts';
-import { distIsFresh, fail, oracleEnv, say } from './support.ts';
+import { ensureDist, fail, root, run, say } from './support.ts';
 
-const root = new URL('..', import.meta.url).pathname;
 const cacheDir = join(root, 'bench', '.cache');
 const oracleBinary = join(root, 'build', 'Release', 'mallocscope-oracle');
 const COPIES = 3;
@@ -50,27 +49,7 @@ for (let i = 0; i < argv.length; i++) {
 }
 
 
-function run(command: string, args: string[], options: { stdout?: 'ignore' | 'pipe' | 'inherit' } = {}): SpawnSyncReturns<string> {
-  const result = spawnSync(command, args, {
-    cwd: root,
-    encoding: 'utf8',
-    maxBuffer: 1 << 26,
-    stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'],
-    env: oracleEnv(),
-  });
-  if (result.error) fail(`${command}: ${result.error.message}`);
-  if (result.status !== 0) fail(`${relative(root, command) || command} ${args.join(' ')} failed (${result.status ?? result.signal}):\n${result.stderr}`);
-  return result;
-}
-
 // ---- prerequisites --------------------------------------------------------------------------------------
-
-/** The model runs from dist/ (as bin/mallocscope.js does): rebuild it when src/ has changed since. */
-function ensureDist(): void {
-  if (distIsFresh(root)) return;
-  say('dist/ is older than src/: compiling it (tsc -p tsconfig.build.json)');
-  run(join(root, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json'], { stdout: 'inherit' });
-}
 
 function ensureOracle(): void {
   if (!existsSync(oracleBinary)) fail('build/Release/mallocscope-oracle is missing: run `npm install` (or `npx cmake-js compile`) first');

@@ -1,5 +1,6 @@
 // Runs every test/**/*.test.ts file with uvu (through tsx), each file in its own process so that one
-// file's native state cannot leak into another, and ends with the line CI reads: "N passed, N failed".
+// file's native state cannot leak into another, and ends with the line CI reads:
+// "N passed, N failed, N skipped". A skipped test is listed with its reason, never counted as passed.
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -31,7 +32,7 @@ for (const file of files) {
     maxBuffer: 256 * 1024 * 1024,
   });
   const out = run.stdout + run.stderr;
-  // uvu's summary: "  Total:     12", "  Passed:    11", "  Skipped:   0"
+  // uvu's summary: "  Total:     12", "  Passed:    11", "  Skipped:   0" (Total counts the tests that ran)
   const total = Number(/Total:\s+(\d+)/.exec(out)?.[1] ?? NaN);
   const ok = Number(/Passed:\s+(\d+)/.exec(out)?.[1] ?? NaN);
   const skip = Number(/Skipped:\s+(\d+)/.exec(out)?.[1] ?? 0);
@@ -42,17 +43,19 @@ for (const file of files) {
     console.log(`FAIL ${rel} (no summary, exit ${run.status}, ${seconds}s)\n${out}`);
     continue;
   }
-  const bad = total - ok - skip + (run.status !== 0 && total === ok + skip ? 1 : 0);
+  const bad = total - ok + (run.status !== 0 && total === ok ? 1 : 0);
   passed += ok;
   failed += bad;
   skipped += skip;
-  console.log(`${bad ? 'FAIL' : 'ok  '} ${rel}: ${ok} passed${bad ? `, ${bad} failed` : ''} (${seconds}s)`);
+  console.log(`${bad ? 'FAIL' : 'ok  '} ${rel}: ${ok} passed${bad ? `, ${bad} failed` : ''}${skip ? `, ${skip} skipped` : ''} (${seconds}s)`);
+  // test/support/skip.ts prints one such line per skipped test, with its reason.
+  for (const line of out.split('\n')) if (line.startsWith('SKIP ')) console.log(`     skipped: ${line.slice(5)}`);
   if (bad) console.log(out);
 }
 if (passed + failed === 0) {
   console.log('no test ran');
-  console.log('0 passed, 1 failed');
+  console.log("0 passed, 1 failed, 0 skipped");
   process.exit(1);
 }
-console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(failed ? 1 : 0);

@@ -2,6 +2,7 @@
 // logs of every record type, every error through the CLI, real recordings, and the committed fixtures.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { unless } from './support/skip.ts';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,12 @@ const realFixtures = join(root, 'test/fixtures/real');
 const scratch = mkdtempSync(join(tmpdir(), 'mallocscope-mtrace-test-'));
 const starterBuilt = existsSync(join(root, 'build/Release/libmallocscope-mtrace.so'));
 const haveCc = spawnSync('cc', ['--version']).status === 0;
+const oracleBuilt = existsSync(join(root, 'build/Release/mallocscope-oracle'));
+// The starter library and the oracle are built by npm install; cc comes with the build tools.
+const recordTest = unless(test, starterBuilt ? undefined : 'build/Release/libmallocscope-mtrace.so is not built');
+const compiledTest = unless(test, starterBuilt && haveCc ? undefined : 'needs the starter library and cc');
+const oracleRecordTest = unless(test, starterBuilt && oracleBuilt ? undefined : 'needs the starter library and the oracle');
+const oracleTest = unless(test, oracleBuilt ? undefined : 'the oracle is not built');
 
 /** tsx by its absolute URL, so that the CLI runs from any working folder. */
 const tsxLoader = import.meta.resolve('tsx');
@@ -208,8 +215,7 @@ test('usage mistakes exit 2 with one line', () => {
 
 // ---- record: real programs ----------------------------------------------------------------------------------
 
-test('record: a Perl one-liner gives a valid trace with its header', async () => {
-  if (!starterBuilt) return console.log('  (skipped: build/Release/libmallocscope-mtrace.so not built)');
+recordTest('record: a Perl one-liner gives a valid trace with its header', async () => {
   const run = cli(['record', '-o', 'perl.trace', '--', 'perl', '-e', 'my @a = map { "x" x $_ } 1..300; print scalar(@a), "\\n"']);
   assert.is(run.status, 0, run.stderr);
   assert.is(run.stdout, '300\n', "with -o, the program's standard output is its own");
@@ -223,8 +229,7 @@ test('record: a Perl one-liner gives a valid trace with its header', async () =>
   if (read !== undefined) assert.is(read, calls);
 });
 
-test('record: trace on stdout, the program\'s stdout on stderr', () => {
-  if (!starterBuilt) return;
+recordTest('record: trace on stdout, the program\'s stdout on stderr', () => {
   const run = cli(['record', '--', 'perl', '-e', 'print "from perl\\n"']);
   assert.is(run.status, 0, run.stderr);
   assert.ok(run.stderr.includes('from perl'), run.stderr);
@@ -232,8 +237,7 @@ test('record: trace on stdout, the program\'s stdout on stderr', () => {
   validateTrace(run.stdout, 'stdout');
 });
 
-test('record: a program killed by a signal is imported up to where its log was flushed, with a note', () => {
-  if (!starterBuilt) return;
+recordTest('record: a program killed by a signal is imported up to where its log was flushed, with a note', () => {
   const run = cli(['record', '-o', 'killed.trace', '--', 'perl', '-e', 'my @a = map { "y" x $_ } 1..2000; kill 9, $$']);
   assert.is(run.status, 0, run.stderr);
   assert.match(run.stderr, /^mallocscope: note: perl was killed by SIGKILL; the end of its log may be missing/);
@@ -242,8 +246,7 @@ test('record: a program killed by a signal is imported up to where its log was f
   assert.ok(validateTrace(trace, 'killed.trace') > 100);
 });
 
-test('record: a program that forks or execs children is refused, naming the processes', () => {
-  if (!starterBuilt) return;
+recordTest('record: a program that forks or execs children is refused, naming the processes', () => {
   const run = cli(['record', '-o', 'sh.trace', '--', 'sh', '-c', 'ls / > /dev/null; ls / > /dev/null']);
   assert.is(run.status, 1, run.stderr);
   assert.match(run.stderr, /^mallocscope: 3 processes wrote the same mtrace log \(\w+ \d+, ls \d+, ls \d+\), so it mixes their calls: mtrace follows one process; .* \[RECORD_SEVERAL_PROCESSES\]\n$/);
@@ -338,8 +341,7 @@ function recordedOffsets(log: string): string[] {
   return offsets;
 }
 
-test('record --preamble: replaying the trace through the real glibc puts every block at its recorded offset', () => {
-  if (!starterBuilt || !haveCc) return console.log('  (skipped: needs the starter library and cc)');
+compiledTest('record --preamble: replaying the trace through the real glibc puts every block at its recorded offset', () => {
   const dir = mkdtempSync(join(scratch, 'replay-'));
   writeFileSync(join(dir, 'recorded.c'), RECORDED_C);
   assert.is(spawnSync('cc', ['-O0', '-w', '-o', 'recorded', 'recorded.c'], { cwd: dir }).status, 0);
@@ -361,8 +363,7 @@ test('record --preamble: replaying the trace through the real glibc puts every b
   assert.is(recorded[0], String(0x4a0));
 });
 
-test('record --preamble of a real program (perl): the oracle replays every block at its recorded offset', () => {
-  if (!starterBuilt || !existsSync(join(root, 'build/Release/mallocscope-oracle'))) return console.log('  (skipped: needs the starter library and the oracle)');
+oracleRecordTest('record --preamble of a real program (perl): the oracle replays every block at its recorded offset', () => {
   const dir = mkdtempSync(join(scratch, 'oracle-'));
   const script = 'my %h; $h{$_} = "x" x ($_ % 70) for 1..1500; my @k = sort keys %h; print scalar(@k), "\\n"';
   const run = cli(['record', '--preamble', '--log', 'perl.log', '-o', 'perl.trace', '--', 'perl', '-e', script], { cwd: dir });
@@ -397,8 +398,7 @@ test('test/fixtures/real: at least three recordings, each a valid trace with its
   }
 });
 
-test('test/fixtures/real: each recording replays through the oracle (when it is built)', () => {
-  if (!existsSync(join(root, 'build/Release/mallocscope-oracle'))) return console.log('  (skipped: the oracle is not built)');
+oracleTest('test/fixtures/real: each recording replays through the oracle', () => {
   for (const file of readdirSync(realFixtures).filter((f) => f.endsWith('.trace'))) {
     const run = cli(['oracle', join(realFixtures, file)]);
     assert.is(run.status, 0, `${file}: ${run.stderr}`);

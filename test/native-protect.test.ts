@@ -4,6 +4,7 @@
 // without CAP_IPC_LOCK, under prlimit) they fail with an error that names the limit.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { unless } from './support/skip.ts';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,7 +35,7 @@ function vmLocked(): number {
 // AddressSanitizer turns mlock, munlock, mlockall and munlockall into no-ops (scripts/native-asan.sh sets
 // this): the locking tests then have nothing to observe.
 const lockingIgnored = process.env.MALLOCSCOPE_ASAN === '1';
-const lockTest = lockingIgnored ? test.skip : test;
+const lockTest = unless(test, lockingIgnored ? 'AddressSanitizer makes mlock a no-op' : undefined);
 
 const PAGED_BLOCK = `
 const system = new NativeSystem();
@@ -155,11 +156,9 @@ system.release();`);
 const DROP_LOCK_CAPABILITY = ['prlimit', '--memlock=65536:65536', 'setpriv', '--inh-caps=-ipc_lock', '--bounding-set=-ipc_lock'];
 const canDrop = spawnSync('setpriv', ['--help']).status === 0 && spawnSync('prlimit', ['--help']).status === 0;
 
-lockTest('with RLIMIT_MEMLOCK 64 KiB and no CAP_IPC_LOCK, mlock and mlockall fail clearly (in a child)', () => {
-  if (!canDrop) {
-    console.log('  (skipped: needs prlimit and setpriv)');
-    return;
-  }
+const limitTest = unless(test, lockingIgnored ? 'AddressSanitizer makes mlock a no-op' : canDrop ? undefined : 'needs prlimit and setpriv');
+
+limitTest('with RLIMIT_MEMLOCK 64 KiB and no CAP_IPC_LOCK, mlock and mlockall fail clearly (in a child)', () => {
   const run = child(
     'memlock-limit',
     `

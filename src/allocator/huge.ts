@@ -73,6 +73,36 @@ export function classifyHuge(event: TraceEvent): HugeOutcome | null {
   }
 }
 
+/**
+ * For a request glibc searches for (classifyHuge said 'searched'), the exact bytes its call passes to
+ * _int_malloc, whose nb sysmalloc then works with. `heapBlock`: a realloc of a live, non-mmapped block.
+ */
+export function intMallocBytes(event: TraceEvent, heapBlock: boolean): bigint {
+  const exact = event.exact!;
+  const size = exact.size ?? BigInt('size' in event ? event.size : 0);
+  switch (event.op) {
+    case 'calloc':
+      return (exact.nmemb ?? BigInt(event.nmemb)) * size;
+    case 'memalign': {
+      const alignment = exact.alignment ?? BigInt(event.alignment);
+      if (alignment <= 16n) return size;
+      let aligned = alignment < MINSIZE ? MINSIZE : alignment;
+      if ((aligned & (aligned - 1n)) !== 0n) {
+        let power = 32n;
+        while (power < aligned) power <<= 1n;
+        aligned = power;
+      }
+      // _int_memalign asks for nb + alignment + MINSIZE, to find an aligned spot inside.
+      return request2size(size) + aligned + MINSIZE;
+    }
+    case 'realloc':
+      // _int_realloc, unable to grow in place, mallocs nb - MALLOC_ALIGN_MASK; otherwise a plain malloc.
+      return heapBlock ? request2size(size) - 15n : size;
+    default:
+      return size;
+  }
+}
+
 /** realloc of a live heap block to an exact huge size: whether _int_malloc(nb - 15) refuses it at once. */
 export function reallocHugeRefused(size: bigint): boolean {
   return request2size(size) - 15n > PTRDIFF_MAX;

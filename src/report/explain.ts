@@ -1,6 +1,7 @@
 // One plain sentence per event, in glibc's terms and with its numbers: what the call did and why
 // (GLIBC-2.36.md §2–§7). An observer of the replay: it reads a snapshot of the state taken before the event
 // (captureBefore), the event and its outcome, and never changes the allocator.
+import { sizeTFromInt, type SizeT } from '../allocator/size-t.ts';
 import type { Arena } from '../allocator/arena.ts';
 import { UNSORTED } from '../allocator/arena.ts';
 import { ChunkState, NIL } from '../allocator/chunks.ts';
@@ -33,8 +34,8 @@ const PAGE = 4096;
 export interface StateBefore {
   /** The policy's --policy name (glibc, fixed:BYTES, heap, mmap). */
   policy: string;
-  mmapThreshold: number;
-  trimThreshold: number;
+  mmapThreshold: SizeT;
+  trimThreshold: SizeT;
   noDynThreshold: boolean;
   /** The top chunk's size and address (size 0 before the first heap exists). */
   topSize: number;
@@ -122,17 +123,20 @@ export class Explainer {
 const hex = (n: number) => `0x${n.toString(16)}`;
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
+/** A brk increment with its sign, exact whether a number or a bigint. */
+const signed = (bytes: number | bigint) => (bytes < 0 ? `−${-bytes}` : `+${bytes}`);
+
 function brkText(calls: Syscall[]): string {
   return calls
     .filter((s) => s.call === 'brk')
-    .map((s) => `brk ${s.bytes >= 0 ? '+' : '−'}${Math.abs(s.bytes)}${s.failed ? ' (failed)' : ''}`)
+    .map((s) => `brk ${signed(s.bytes)}${s.failed ? ' (failed)' : ''}`)
     .join(', ');
 }
 
 function syscallText(s: Syscall): string {
   switch (s.call) {
     case 'brk':
-      return `brk ${s.bytes >= 0 ? '+' : '−'}${Math.abs(s.bytes)}${s.failed ? ' failed' : ''}`;
+      return `brk ${signed(s.bytes)}${s.failed ? ' failed' : ''}`;
     case 'mremap':
       return `mremap ${s.from} → ${s.bytes}${s.failed ? ' failed' : ''}`;
     default:
@@ -210,9 +214,10 @@ function initClause(before: StateBefore, syscalls: Syscall[]): { text: string; r
   if (first.call === 'brk' && !first.failed) {
     const heap = before.topSize === 0 ? 'no heap yet' : `the top (${before.topSize}) is too small`;
     return {
-      text: `${heap} → brk +${first.bytes} for the tcache struct (chunk ${TCACHE_STRUCT_CHUNK}) + top pad ${before.topPad} + 32, page-rounded; `,
+      text: `${heap} → brk +${first.bytes} for the tcache struct (chunk ${TCACHE_STRUCT_CHUNK}) + top pad ${sizeTFromInt(before.topPad)} + 32, page-rounded; `,
       rest: syscalls.slice(1),
-      topAfter: before.topSize + first.bytes - TCACHE_STRUCT_CHUNK,
+      // A brk that succeeded moved the break by a number of bytes below 2^47.
+      topAfter: before.topSize + (first.bytes as number) - TCACHE_STRUCT_CHUNK,
     };
   }
   if (first.call === 'mmap' && !first.failed && before.mmapThreshold <= TCACHE_STRUCT_CHUNK) {
@@ -290,7 +295,7 @@ function sysmallocReason(before: StateBefore, outcome: ReplayOutcome, ctx: Alloc
   const thr = s?.mmapThreshold ?? before.mmapThreshold;
   const topText = top === 0 ? 'there is no heap yet' : `the top (${top}) is too small`;
   if (outcome.notes.path === 'mmap') {
-    const mapping = ctx.syscalls.filter((c) => c.call === 'mmap' && !c.failed).pop()?.bytes;
+    const mapping = ctx.syscalls.filter((c) => c.call === 'mmap' && !c.failed).pop()?.bytes as number | undefined;
     return `chunk ${nb} ≥ mmap threshold ${thr} and ${topText} → ${placeText(outcome, mapping)}`;
   }
   // The heap grew: by brk, or by glibc's mmap fallback when brk failed.
@@ -317,7 +322,8 @@ function failureReason(before: StateBefore, outcome: ReplayOutcome, ctx: AllocCo
   const s = outcome.notes.sysmalloc;
   const topText = s ? (s.topSize === 0 ? 'there is no heap yet' : `the top (${s.topSize}) is too small`) : 'nothing free fits';
   const tried = failed.length ? `; ${failed.join(', ')}` : '';
-  return `chunk ${ctx.nb}: ${topText}${tried} → NULL (ENOMEM)`;
+  // sysmalloc noted the exact chunk size (a request near 2^63 reaches it as itself).
+  return `chunk ${s?.nb ?? ctx.nb}: ${topText}${tried} → NULL (ENOMEM)`;
 }
 
 /** Where a chunk that _int_free handles goes: tcache, fastbin, or coalesced (then `merge` tells where). */
@@ -354,7 +360,7 @@ function mergeText(before: StateBefore, outcome: ReplayOutcome, size: number): s
   if (top < tt) return `${m.intoTop ? 'merged into the top' : text} (${topLabel} < trim threshold ${tt}) → no trim`;
   const area = top - MINSIZE - 1 - before.topPad;
   if (area < PAGE) {
-    const above = area <= 0 ? `not above top pad ${before.topPad}` : `${top} − 33 − top pad ${before.topPad} = ${area} is under a page`;
+    const above = area <= 0 ? `not above top pad ${sizeTFromInt(before.topPad)}` : `${top} − 33 − top pad ${before.topPad} = ${area} is under a page`;
     return `${m.intoTop ? 'merged into the top' : text} (${topLabel} ≥ trim threshold ${tt}, but ${above}) → no trim`;
   }
   return `${m.intoTop ? 'merged into the top' : text} (${topLabel} ≥ trim threshold ${tt}, but the top does not end at the break) → no trim`;
@@ -445,7 +451,7 @@ function explainBody(before: StateBefore, event: TraceEvent, outcome: ReplayOutc
       if (before.fastCount > 0) parts.push(`consolidates ${plural(before.fastCount, 'fastbin chunk')}`);
       const advised = syscalls.filter((s) => s.call === 'madvise');
       if (advised.length) {
-        const bytes = advised.reduce((sum, s) => sum + s.bytes, 0);
+        const bytes = advised.reduce((sum, s) => sum + (s.bytes as number), 0);
         parts.push(`madvise(MADV_DONTNEED) on ${plural(advised.length, 'free chunk')} (${bytes} bytes of whole pages)`);
       }
       const trimmed = outcome.notes.trimmedBytes;
@@ -498,7 +504,7 @@ function memalign(before: StateBefore, event: TraceEvent & { op: 'memalign' }, o
   const head = reason.slice(0, arrow);
   const tail = reason.slice(arrow);
   if (outcome.where === 'mmap') {
-    const mapping = outcome.syscalls.filter((c) => c.call === 'mmap' && !c.failed).pop()?.bytes ?? outcome.chunk;
+    const mapping = (outcome.syscalls.filter((c) => c.call === 'mmap' && !c.failed).pop()?.bytes as number | undefined) ?? outcome.chunk;
     const gap = mapping - outcome.chunk;
     const gapText = gap > 0 ? `; the ${gap}-byte front gap stays in the mapping (prev_size)` : '';
     return `${asked}${head}${gapText} → mmap ${mapping} bytes, chunk ${outcome.chunk}`;
@@ -589,7 +595,7 @@ function mallopt(before: StateBefore, event: TraceEvent & { op: 'mallopt' }, out
     case 'M_TRIM_THRESHOLD':
       return `${consolidate}trim threshold ${before.trimThreshold} → ${outcome.trimThreshold}${off}`;
     case 'M_TOP_PAD':
-      return `${consolidate}top pad ${before.topPad} → ${v}${v < 0 ? ' (a huge size_t)' : ''}${off}`;
+      return `${consolidate}top pad ${sizeTFromInt(before.topPad)} → ${sizeTFromInt(v)}${v < 0 ? ` (the int ${v} as a size_t)` : ''}${off}`;
     case 'M_MMAP_MAX':
       return `${consolidate}n_mmaps_max ${before.nMmapsMax} → ${v}${v <= before.nMmaps ? ' (no new mmaps: large requests grow the heap)' : ''}${off}`;
     case 'M_MXFAST': {

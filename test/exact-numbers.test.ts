@@ -58,9 +58,9 @@ test('explain: malloc(PTRDIFF_MAX) reasons with chunk 2^63 + 16, exactly', () =>
   assert.not.match(r.stdout, /9223372036854775000|4611686018427388000/);
 });
 
-/** The brk increments and mmap lengths of 2^40 bytes and more that a run made, in order, as strace shows them. */
+/** The brk increments and mmap/mremap lengths of 2^40 bytes and more that a run made, in order, as strace shows them. */
 function hugeCallsUnderStrace(trace: string): string[] {
-  const r = spawnSync('strace', ['-e', 'trace=brk,mmap', '-e', 'signal=none', oracle, trace], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+  const r = spawnSync('strace', ['-e', 'trace=brk,mmap,mremap', '-e', 'signal=none', oracle, trace], { encoding: 'utf8', env: { PATH: process.env.PATH } });
   assert.is(r.status, 0, r.stderr);
   const calls: string[] = [];
   let brk = 0n;
@@ -78,6 +78,8 @@ function hugeCallsUnderStrace(trace: string): string[] {
     }
     const m = /^mmap\(NULL, (\d+),.*= (-1 E\w+|0x[0-9a-f]+)/.exec(line);
     if (m && BigInt(m[1]) >= 1n << 40n) calls.push(`mmap ${m[1]}${m[2].startsWith('-1') ? ' failed' : ''}`);
+    const r2 = /^mremap\(0x[0-9a-f]+, (\d+), (\d+),.*= (-1 E\w+|0x[0-9a-f]+)/.exec(line);
+    if (r2 && BigInt(r2[2]) >= 1n << 40n) calls.push(`mremap ${r2[1]}->${r2[2]}${r2[3].startsWith('-1') ? ' failed' : ''}`);
   }
   return calls;
 }
@@ -89,7 +91,7 @@ function hugeCallsOfModel(trace: string): string[] {
   const calls: string[] = [];
   for (const line of r.stdout.trim().split('\n')) {
     for (const call of (JSON.parse(line).sys ?? []) as string[]) {
-      const size = BigInt(/(-?\d+)/.exec(call)![1]);
+      const size = BigInt(/(-?\d+)(?: failed)?$/.exec(call)![1]);
       if (size >= 1n << 40n || -size >= 1n << 40n) calls.push(call);
     }
   }
@@ -107,6 +109,8 @@ const HUGE_TRACES: Record<string, string> = {
     'realloc y 0x123456789abcdef0',
     'malloc z 200000',
     'realloc z 0x100000000000000',
+    'malloc w 300000',
+    'realloc w 0x7fffffffffffffff',
   ].join('\n') + '\n',
   'a negative top pad wraps the growth in size_t': 'mallopt M_TOP_PAD -0x10000\nmalloc a 0x40000000000\nmalloc b 100\nmalloc c 0x7ff000000000000\n',
   'no mmap allowed: the huge request goes to brk and the fallback': 'mallopt M_MMAP_MAX 0\nmalloc a 0x7000000000000000\nmalloc b 0x123456789abcd\n',

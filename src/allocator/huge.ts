@@ -3,13 +3,14 @@
 // its own padding passes it), and takes the others through _int_malloc (tcache set-up, consolidation, the
 // unsorted scan) before failing. This decides which, exactly, from a trace event's exact values.
 import type { TraceEvent } from '../trace/api.ts';
+import type { SizeT } from './size-t.ts';
 
 const PTRDIFF_MAX = (1n << 63n) - 1n;
 const SIZE_MAX = (1n << 64n) - 1n;
 const MINSIZE = 32n;
 
 /** request2size in exact size_t arithmetic (wrapping as C does). */
-function request2size(req: bigint): bigint {
+export function request2size(req: bigint): bigint {
   const padded = (req + 8n + 15n) & SIZE_MAX;
   return padded < MINSIZE ? MINSIZE : padded & ~15n;
 }
@@ -101,6 +102,15 @@ export function intMallocBytes(event: TraceEvent, heapBlock: boolean): bigint {
     default:
       return size;
   }
+}
+
+/**
+ * The chunk size glibc works with where the kernel is asked (sysmalloc, mremap_chunk): for the stand-in of
+ * a huge request (arena.hugeRequest set, nb from the stand-in), the exact one; else nb itself, exactly.
+ */
+export function exactNb(hugeRequest: bigint | null, nb: number): SizeT {
+  if (hugeRequest !== null && nb >= HUGE_STAND_IN) return request2size(hugeRequest);
+  return nb > Number.MAX_SAFE_INTEGER ? BigInt(nb) : nb;
 }
 
 /** realloc of a live heap block to an exact huge size: whether _int_malloc(nb - 15) refuses it at once. */

@@ -16,7 +16,7 @@ import {
   largebinIndex,
 } from './constants.ts';
 import { intFree, mallocConsolidate } from './int-free.ts';
-import { HUGE_STAND_IN } from './huge.ts';
+import { exactNb } from './huge.ts';
 import { alignUpExact, big, sizeT, sizeTFromInt, wrap, type SizeT } from './size-t.ts';
 
 const TWO_63 = 1n << 63n;
@@ -30,8 +30,7 @@ export function sysmalloc(av: Arena, standInNb: number): number {
   // A request above 2^53 runs with a stand-in size up to here; from here on its exact size decides the calls.
   // (A number above 2^53 from the API is an integer already; it too is taken exactly from here.)
   // (The stand-in's own chunk only: the tcache struct, allocated first on the way, is what it is.)
-  const nb: SizeT =
-    av.hugeRequest !== null && standInNb >= HUGE_STAND_IN ? request2sizeExact(av.hugeRequest) : standInNb > Number.MAX_SAFE_INTEGER ? BigInt(standInNb) : standInNb;
+  const nb = exactNb(av.hugeRequest, standInNb);
 
   const triedMmap = av.policy.shouldMmap(nb, av.nMmaps, av.nMmapsMax);
   const note = {
@@ -124,12 +123,6 @@ export function sysmalloc(av: Arena, standInNb: number): number {
     return av.carveFromTop(nb);
   }
   return NIL;
-}
-
-/** request2size in exact size_t arithmetic, for a request above 2^53 (checked against PTRDIFF_MAX before). */
-function request2sizeExact(req: bigint): bigint {
-  const padded = wrap(req + BigInt(SIZE_SZ + MALLOC_ALIGNMENT - 1));
-  return padded < BigInt(MINSIZE) ? BigInt(MINSIZE) : padded & ~BigInt(MALLOC_ALIGNMENT - 1);
 }
 
 /**

@@ -32,7 +32,7 @@ export interface SystemMemory {
   /** Unmaps [address, address + length). */
   munmap(address: number, length: number): void;
   /** mremap with MREMAP_MAYMOVE: the (possibly new) address, or -1 on failure. */
-  mremap(address: number, oldLength: number, newLength: number): number;
+  mremap(address: number, oldLength: number, newLength: number | bigint): number;
   /** madvise(MADV_DONTNEED): the pages' contents are dropped (resident memory only). */
   madvise(address: number, length: number): void;
   /** The calls made since the last take, oldest first; taking empties the list. */

@@ -105,8 +105,8 @@ export class NativeSystem implements SystemMemory {
     this.log.push({ call: 'munmap', bytes: length });
   }
 
-  mremap(address: number, oldLength: number, newLength: number): number {
-    const moved = newLength >= USER_SPACE ? -1 : this.layer.mremap(address, oldLength, newLength);
+  mremap(address: number, oldLength: number, newLength: number | bigint): number {
+    const moved = typeof newLength === 'bigint' || newLength >= USER_SPACE ? -1 : this.layer.mremap(address, oldLength, newLength);
     this.log.push(moved === -1 ? { call: 'mremap', bytes: newLength, from: oldLength, failed: true } : { call: 'mremap', bytes: newLength, from: oldLength });
     return moved;
   }

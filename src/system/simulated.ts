@@ -85,9 +85,9 @@ export class SimulatedSystem implements SystemMemory {
     this.log.push({ call: 'munmap', bytes: length });
   }
 
-  mremap(address: number, oldLength: number, newLength: number): number {
+  mremap(address: number, oldLength: number, newLength: number | bigint): number {
     const index = this.indexOf(address, oldLength, 'mremap');
-    if (newLength - oldLength > this.commitLimit) {
+    if (typeof newLength === 'bigint' || newLength - oldLength > this.commitLimit) {
       this.log.push({ call: 'mremap', bytes: newLength, from: oldLength, failed: true });
       return -1;
     }

@@ -58,6 +58,16 @@ test('explain: malloc(PTRDIFF_MAX) reasons with chunk 2^63 + 16, exactly', () =>
   assert.not.match(r.stdout, /9223372036854775000|4611686018427388000/);
 });
 
+test('explain: calloc products, memalign sizes and alignments, realloc sizes, all exact', () => {
+  const path = traceFile('explain-huge.trace', 'malloc x 100\ncalloc q 0x80000000 0x100000001\nmemalign b 4096 0x4000000000000000\nrealloc x 0x3000000000000000\n');
+  const r = run(['explain', path]);
+  assert.is(r.status, 0, r.stderr);
+  // 2^31 × (2^32 + 1), which passes PTRDIFF_MAX; request2size(2^62) = 2^62 + 16; request2size(3 × 2^60) = 3 × 2^60 + 16.
+  assert.match(r.stdout, /request 9223372039002259456 is above PTRDIFF_MAX/);
+  assert.match(r.stdout, /_int_malloc\(4611686018427387920 \+ alignment 4096 \+ 32\)/);
+  assert.match(r.stdout, /cannot grow to 3458764513820540944;/);
+});
+
 /** The brk increments and mmap/mremap lengths of 2^40 bytes and more that a run made, in order, as strace shows them. */
 function hugeCallsUnderStrace(trace: string): string[] {
   const r = spawnSync('strace', ['-e', 'trace=brk,mmap,mremap', '-e', 'signal=none', oracle, trace], { encoding: 'utf8', env: { PATH: process.env.PATH } });

@@ -1,6 +1,7 @@
 // One plain sentence per event, in glibc's terms and with its numbers: what the call did and why
 // (GLIBC-2.36.md §2–§7). An observer of the replay: it reads a snapshot of the state taken before the event
 // (captureBefore), the event and its outcome, and never changes the allocator.
+import { request2size as exactRequest2size } from '../allocator/huge.ts';
 import { sizeTFromInt, type SizeT } from '../allocator/size-t.ts';
 import type { Arena } from '../allocator/arena.ts';
 import { UNSORTED } from '../allocator/arena.ts';
@@ -233,6 +234,8 @@ function initClause(before: StateBefore, syscalls: Syscall[]): { text: string; r
 interface AllocContext {
   /** The chunk size the search looked for. */
   nb: number;
+  /** nb exactly, where it is beyond 2^53 and sysmalloc did not note it. */
+  exactNb?: bigint;
   /** calloc (which skips the tcache) or an internal _int_malloc (realloc, memalign): no tcache. */
   noTcache: 'calloc' | 'internal' | null;
   /** The top's size when the search began (after the tcache struct was made). */
@@ -323,7 +326,7 @@ function failureReason(before: StateBefore, outcome: ReplayOutcome, ctx: AllocCo
   const topText = s ? (s.topSize === 0 ? 'there is no heap yet' : `the top (${s.topSize}) is too small`) : 'nothing free fits';
   const tried = failed.length ? `; ${failed.join(', ')}` : '';
   // sysmalloc noted the exact chunk size (a request near 2^63 reaches it as itself).
-  return `chunk ${s?.nb ?? ctx.nb}: ${topText}${tried} → NULL (ENOMEM)`;
+  return `chunk ${s?.nb ?? ctx.exactNb ?? digits(ctx.nb)}: ${topText}${tried} → NULL (ENOMEM)`;
 }
 
 /** Where a chunk that _int_free handles goes: tcache, fastbin, or coalesced (then `merge` tells where). */
@@ -467,11 +470,23 @@ function explainBody(before: StateBefore, event: TraceEvent, outcome: ReplayOutc
 
 /** A request's byte count as the trace wrote it: exact above 2^53, where the number only approximates it. */
 function requestText(event: TraceEvent, bytes: number): string {
-  const exact = event.exact;
-  if (!exact) return String(bytes);
-  if (event.op === 'calloc') return String((exact.nmemb ?? BigInt(event.nmemb)) * (exact.size ?? BigInt(event.size)));
-  return String(exact.size ?? bytes);
+  return bytes > Number.MAX_SAFE_INTEGER || event.exact ? String(exactRequest(event)) : String(bytes);
 }
+
+/** The request's bytes as an exact integer (calloc: the product). */
+function exactRequest(event: TraceEvent): bigint {
+  const exact = event.exact;
+  const size = exact?.size ?? BigInt('size' in event ? event.size : 0);
+  return event.op === 'calloc' ? (exact?.nmemb ?? BigInt(event.nmemb)) * size : size;
+}
+
+/** A chunk size computed from the request, written exactly: beyond 2^53 the double only approximates it. */
+function nbText(event: TraceEvent, nb: number): string {
+  return nb > Number.MAX_SAFE_INTEGER ? String(exactRequest2size(exactRequest(event))) : String(nb);
+}
+
+/** A value that is an exact double (a power of two), written with every digit rather than the shortest form. */
+const digits = (n: number) => (Number.isSafeInteger(n) ? String(n) : BigInt(n).toString());
 
 /** malloc, calloc, realloc(NULL, n) and small-alignment memalign. */
 function allocation(before: StateBefore, event: TraceEvent, outcome: ReplayOutcome, bytes: number, noTcache: AllocContext['noTcache']): string {
@@ -496,8 +511,11 @@ function memalign(before: StateBefore, event: TraceEvent & { op: 'memalign' }, o
   const nb = checkedRequest2size(event.size);
   if (nb === 0) return `request ${requestText(event, event.size)} is above PTRDIFF_MAX → NULL (ENOMEM)`;
   const inner = request2size(nb + alignment + MINSIZE);
-  const asked = `_int_malloc(${nb} + alignment ${alignment} + ${MINSIZE}), no tcache: `;
-  if (!outcome.where) return asked + failureReason(before, outcome, { nb: inner, noTcache: 'internal', top: before.topSize, syscalls: outcome.syscalls });
+  const asked = `_int_malloc(${nbText(event, nb)} + alignment ${digits(alignment)} + ${MINSIZE}), no tcache: `;
+  if (!outcome.where) {
+    const exactInner = inner > Number.MAX_SAFE_INTEGER ? exactRequest2size(BigInt(nbText(event, nb)) + BigInt(alignment) + BigInt(MINSIZE)) : undefined;
+    return asked + failureReason(before, outcome, { nb: inner, exactNb: exactInner, noTcache: 'internal', top: before.topSize, syscalls: outcome.syscalls });
+  }
   const reason = allocReason(before, outcome, { nb: inner, noTcache: 'internal', top: before.topSize, syscalls: outcome.syscalls });
   // Cut "→ place" off the reason to say what became of the lead and the tail first.
   const arrow = reason.lastIndexOf(' → ');
@@ -561,7 +579,7 @@ function realloc(before: StateBefore, event: TraceEvent & { op: 'realloc' }, out
     top = init.topAfter;
   }
   const place = placeText(outcome);
-  if (!outcome.where) return `${prefix}chunk ${old} cannot grow to ${nb}; ${failureReason(before, outcome, { nb, noTcache: 'internal', top, syscalls: calls })}; ${id} keeps its block`;
+  if (!outcome.where) return `${prefix}chunk ${old} cannot grow to ${nbText(event, nb)}; ${failureReason(before, outcome, { nb, noTcache: 'internal', top, syscalls: calls })}; ${id} keeps its block`;
   const moved = outcome.pointer !== before.block.pointer;
   if (path === 'top' && !moved) return `${prefix}chunk ${old} grows into the top (${old} + ${top} ≥ ${nb} + ${MINSIZE}) → stays at ${place}`;
   if (path === 'in-place' && !moved) {

@@ -1,5 +1,6 @@
 // The model as a library: an allocator with glibc's calls on plain addresses (malloc returns a user pointer,
 // 0 for NULL), its thresholds, mallinfo2, a walk of the heap and bins, and what the last call did.
+import type { SizeT } from './size-t.ts';
 import { MallocscopeError } from '../errors.ts';
 import type { Protection, Syscall } from '../system/api.ts';
 import type { MalloptParam } from '../trace/api.ts';
@@ -118,12 +119,12 @@ export class Allocator {
   }
 
   /** mp_.mmap_threshold: the sliding watermark. */
-  get mmapThreshold(): number {
+  get mmapThreshold(): SizeT {
     return this.arena.policy.mmapThreshold;
   }
 
   /** mp_.trim_threshold. */
-  get trimThreshold(): number {
+  get trimThreshold(): SizeT {
     return this.arena.policy.trimThreshold;
   }
 

@@ -79,6 +79,12 @@ export class Arena {
   fastBytes = 0;
   fastCount = 0;
 
+  /**
+   * For a request above 2^53, which the replay runs with a stand-in size (huge.ts): the exact bytes the call
+   * passes to _int_malloc, so that sysmalloc asks the kernel for exactly what glibc asks. null otherwise.
+   */
+  hugeRequest: bigint | null = null;
+
   /** What the current call did, for the event stream. */
   notes: CallNotes = newNotes();
   /** The seq of the current call (stamped on the chunks it makes). */

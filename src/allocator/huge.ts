@@ -3,13 +3,14 @@
 // its own padding passes it), and takes the others through _int_malloc (tcache set-up, consolidation, the
 // unsorted scan) before failing. This decides which, exactly, from a trace event's exact values.
 import type { TraceEvent } from '../trace/api.ts';
+import type { SizeT } from './size-t.ts';
 
 const PTRDIFF_MAX = (1n << 63n) - 1n;
 const SIZE_MAX = (1n << 64n) - 1n;
 const MINSIZE = 32n;
 
 /** request2size in exact size_t arithmetic (wrapping as C does). */
-function request2size(req: bigint): bigint {
+export function request2size(req: bigint): bigint {
   const padded = (req + 8n + 15n) & SIZE_MAX;
   return padded < MINSIZE ? MINSIZE : padded & ~15n;
 }
@@ -71,6 +72,45 @@ export function classifyHuge(event: TraceEvent): HugeOutcome | null {
     default:
       return null;
   }
+}
+
+/**
+ * For a request glibc searches for (classifyHuge said 'searched'), the exact bytes its call passes to
+ * _int_malloc, whose nb sysmalloc then works with. `heapBlock`: a realloc of a live, non-mmapped block.
+ */
+export function intMallocBytes(event: TraceEvent, heapBlock: boolean): bigint {
+  const exact = event.exact!;
+  const size = exact.size ?? BigInt('size' in event ? event.size : 0);
+  switch (event.op) {
+    case 'calloc':
+      return (exact.nmemb ?? BigInt(event.nmemb)) * size;
+    case 'memalign': {
+      const alignment = exact.alignment ?? BigInt(event.alignment);
+      if (alignment <= 16n) return size;
+      let aligned = alignment < MINSIZE ? MINSIZE : alignment;
+      if ((aligned & (aligned - 1n)) !== 0n) {
+        let power = 32n;
+        while (power < aligned) power <<= 1n;
+        aligned = power;
+      }
+      // _int_memalign asks for nb + alignment + MINSIZE, to find an aligned spot inside.
+      return request2size(size) + aligned + MINSIZE;
+    }
+    case 'realloc':
+      // _int_realloc, unable to grow in place, mallocs nb - MALLOC_ALIGN_MASK; otherwise a plain malloc.
+      return heapBlock ? request2size(size) - 15n : size;
+    default:
+      return size;
+  }
+}
+
+/**
+ * The chunk size glibc works with where the kernel is asked (sysmalloc, mremap_chunk): for the stand-in of
+ * a huge request (arena.hugeRequest set, nb from the stand-in), the exact one; else nb itself, exactly.
+ */
+export function exactNb(hugeRequest: bigint | null, nb: number): SizeT {
+  if (hugeRequest !== null && nb >= HUGE_STAND_IN) return request2size(hugeRequest);
+  return nb > Number.MAX_SAFE_INTEGER ? BigInt(nb) : nb;
 }
 
 /** realloc of a live heap block to an exact huge size: whether _int_malloc(nb - 15) refuses it at once. */

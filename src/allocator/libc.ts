@@ -3,6 +3,7 @@
 import type { MalloptParam } from '../trace/api.ts';
 import type { Arena } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
+import { sizeTFromInt } from './size-t.ts';
 import { CHUNK_HDR_SZ, MAX_FAST_SIZE, SIZE_SZ, TCACHE_STRUCT_REQUEST, TWO_POW_64, checkedRequest2size, csize2tidx, maxFastFor } from './constants.ts';
 import { intFree, mallocConsolidate } from './int-free.ts';
 import { intMalloc } from './int-malloc.ts';
@@ -99,11 +100,6 @@ export function libcMemalign(av: Arena, alignment: number, bytes: number): numbe
   return stamp(av, intMemalign(av, adjusted, bytes));
 }
 
-/** A size_t made from mallopt's C int, as glibc converts it. */
-function sizeT(value: number): number {
-  return value < 0 ? value + TWO_POW_64 : value;
-}
-
 /** mallopt: always consolidates first; returns glibc's result (1, or 0 for a refused M_MXFAST). */
 export function libcMallopt(av: Arena, param: MalloptParam, value: number): number {
   mallocConsolidate(av);
@@ -127,7 +123,7 @@ function setParam(av: Arena, param: MalloptParam, value: number): number {
       return 1;
     case 'M_TOP_PAD':
       av.topPad = value; // kept signed: sysmalloc wraps it as size_t
-      av.policy.onMallopt(param, sizeT(value));
+      av.policy.onMallopt(param, sizeTFromInt(value));
       return 1;
     case 'M_MMAP_MAX':
       av.nMmapsMax = value;
@@ -135,7 +131,7 @@ function setParam(av: Arena, param: MalloptParam, value: number): number {
       return 1;
     case 'M_TRIM_THRESHOLD':
     case 'M_MMAP_THRESHOLD':
-      av.policy.onMallopt(param, sizeT(value));
+      av.policy.onMallopt(param, sizeTFromInt(value));
       return 1;
   }
 }

@@ -1,6 +1,7 @@
 // What one call did inside the allocator, beyond its result: the path that found the chunk, consolidations,
 // trims and threshold moves. The replay turns these (with the system calls) into the event's consequences.
 import type { ThresholdMove } from '../policy/api.ts';
+import type { SizeT } from './size-t.ts';
 
 /** Where a block came from, in glibc's terms. */
 export type AllocPath =
@@ -38,12 +39,12 @@ export interface CallNotes {
 
 /** sysmalloc's decision, for explanations. */
 export interface SysmallocNote {
-  /** The padded chunk size asked for. */
-  nb: number;
+  /** The padded chunk size asked for (exact: a request near 2^63 reaches sysmalloc as itself). */
+  nb: SizeT;
   /** The top's size when sysmalloc began. */
   topSize: number;
   /** mp_.mmap_threshold at the decision. */
-  mmapThreshold: number;
+  mmapThreshold: SizeT;
   /** Whether the policy chose mmap (nb >= threshold and n_mmaps < n_mmaps_max). */
   triedMmap: boolean;
   /** Whether the chunk got its own mapping. */

@@ -6,6 +6,8 @@ import { CHUNK_HDR_SZ, MALLOC_ALIGN_MASK, MINSIZE, SIZE_SZ, alignUp } from './co
 import { intFree } from './int-free.ts';
 import { intMalloc } from './int-malloc.ts';
 import { munmapChunk } from './sysmalloc.ts';
+import { exactNb } from './huge.ts';
+import { alignUpExact } from './size-t.ts';
 
 /**
  * mremap_chunk: resizes an mmapped chunk's mapping to hold nb bytes. Returns p (same id, possibly moved), or
@@ -16,6 +18,12 @@ export function mremapChunk(av: Arena, p: number, nb: number): number {
   const offset = c.lead[p];
   const size = c.size[p];
   const total = offset + size;
+  const exact = exactNb(av.hugeRequest, nb);
+  if (typeof exact === 'bigint') {
+    // No kernel grants 2^53 bytes: the call fails, with glibc's exact length.
+    av.system.mremap(c.address[p] - offset, total, alignUpExact(exact + BigInt(offset + SIZE_SZ), av.system.pageSize));
+    return NIL;
+  }
   const newTotal = alignUp(nb + offset + SIZE_SZ, av.system.pageSize);
   if (newTotal === total) {
     av.notes.path = 'in-place';

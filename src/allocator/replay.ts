@@ -1,5 +1,6 @@
 // Drives the allocator core with trace events: each trace slot maps to the chunk its ID names, and each
 // event yields an outcome (where the block went, its chunk, offset, the system calls, what moved).
+import type { SizeT } from './size-t.ts';
 import { MallocscopeError } from '../errors.ts';
 import type { Syscall } from '../system/api.ts';
 import type { TraceEvent, TraceOp } from '../trace/api.ts';
@@ -8,7 +9,7 @@ import { Arena, createArena, type ArenaOptions } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
 import { CHUNK_HDR_SZ } from './constants.ts';
 import { checkInvariants } from './invariants.ts';
-import { HUGE_STAND_IN, classifyHuge, reallocHugeRefused, type HugeOutcome } from './huge.ts';
+import { HUGE_STAND_IN, classifyHuge, intMallocBytes, reallocHugeRefused, type HugeOutcome } from './huge.ts';
 import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, maybeInitTcache, type Mallinfo2 } from './libc.ts';
 import { resetNotes, type CallNotes } from './notes.ts';
 import { AllocatorAbort } from './sysmalloc.ts';
@@ -42,8 +43,8 @@ export interface ReplayOutcome {
   /** Path, consolidations, trims and threshold moves. */
   notes: CallNotes;
   /** mp_.mmap_threshold and trim_threshold after the event. */
-  mmapThreshold: number;
-  trimThreshold: number;
+  mmapThreshold: SizeT;
+  trimThreshold: SizeT;
 }
 
 /** The numeric op code of each verb (the order of TRACE_OPS). */
@@ -258,14 +259,26 @@ export class Replayer {
       const old = event.wasLive ? this.slots[event.slot] : NIL;
       if (huge === 'searched') {
         const heapBlock = old !== NIL && av.chunks.state[old] !== ChunkState.Mmapped;
-        if (!(heapBlock && reallocHugeRefused(event.exact!.size!))) libcRealloc(av, old, HUGE_STAND_IN);
+        if (!(heapBlock && reallocHugeRefused(event.exact!.size!))) {
+          av.hugeRequest = intMallocBytes(event, heapBlock);
+          try {
+            libcRealloc(av, old, HUGE_STAND_IN);
+          } finally {
+            av.hugeRequest = null;
+          }
+        }
       }
       if (!event.wasLive) this.setSlot(event.slot, NIL, 0);
       return NIL;
     }
     if (huge === 'searched') {
-      if (event.op === 'memalign' && event.alignment > 16) libcMemalign(av, 64, HUGE_STAND_IN);
-      else libcMalloc(av, HUGE_STAND_IN);
+      av.hugeRequest = intMallocBytes(event, false);
+      try {
+        if (event.op === 'memalign' && event.alignment > 16) libcMemalign(av, 64, HUGE_STAND_IN);
+        else libcMalloc(av, HUGE_STAND_IN);
+      } finally {
+        av.hugeRequest = null;
+      }
     }
     this.setSlot(event.slot, NIL, 0);
     return NIL;
@@ -318,10 +331,10 @@ export interface ReplayStep {
   /** The system calls the call made. */
   syscalls: Syscall[];
   /** mmap_threshold and trim_threshold after the call. */
-  mmapThreshold: number;
-  trimThreshold: number;
+  mmapThreshold: SizeT;
+  trimThreshold: SizeT;
   /** Set when this call moved the thresholds (free of an mmapped chunk). */
-  thresholdMoved?: { from: number; to: number };
+  thresholdMoved?: { from: SizeT; to: SizeT };
   consolidations: number;
   /** Bytes systrim gave back (negative when glibc's size_t arithmetic grew the heap instead). */
   trimmed: number;

@@ -11,18 +11,26 @@ import {
   MMAP_AS_MORECORE_SIZE,
   NBINS,
   SIZE_SZ,
-  TWO_POW_64,
   alignDown,
   alignUp,
   largebinIndex,
 } from './constants.ts';
 import { intFree, mallocConsolidate } from './int-free.ts';
+import { exactNb } from './huge.ts';
+import { alignUpExact, big, sizeT, sizeTFromInt, wrap, type SizeT } from './size-t.ts';
+
+const TWO_63 = 1n << 63n;
+const TWO_64 = 1n << 64n;
 
 /** sysmalloc(nb, av): mmap the chunk, or grow the heap and carve it from the new top. NIL on failure. */
-export function sysmalloc(av: Arena, nb: number): number {
+export function sysmalloc(av: Arena, standInNb: number): number {
   const c = av.chunks;
   const system = av.system;
   const page = system.pageSize;
+  // A request above 2^53 runs with a stand-in size up to here; from here on its exact size decides the calls.
+  // (A number above 2^53 from the API is an integer already; it too is taken exactly from here.)
+  // (The stand-in's own chunk only: the tcache struct, allocated first on the way, is what it is.)
+  const nb = exactNb(av.hugeRequest, standInNb);
 
   const triedMmap = av.policy.shouldMmap(nb, av.nMmaps, av.nMmapsMax);
   const note = {
@@ -46,25 +54,25 @@ export function sysmalloc(av: Arena, nb: number): number {
   const oldSize = c.size[oldTop];
   const oldEnd = c.address[oldTop] + oldSize;
 
-  // size = nb + top_pad + MINSIZE, less the old top when contiguous, in whole pages.
-  let size = growthSize(av, nb, oldSize);
-  let brk = -1;
+  // size = nb + top_pad + MINSIZE, less the old top when contiguous, in whole pages (size_t arithmetic).
+  const grow = growthSize(av, nb, oldSize);
+  let brk = grow === 0 ? -1 : morecore(av, grow);
+  // What the break moved by, as a number: a size_t near 2^64 that shrank the break adds as its negative.
+  let size = typeof grow === 'number' ? grow : Number(grow - TWO_64);
   let sndBrk = -1;
-  // A size of 2^63 or more would reach sbrk as a negative ptrdiff_t; such growth cannot succeed anyway.
-  if (size > 0 && size < 2 ** 63) brk = system.sbrk(size);
 
   if (brk === -1) {
     // sbrk failed: glibc 2.36's mmap fallback, with its size arguments transposed (1 MiB units, 4 KiB minimum).
-    let fallback = size;
-    if (av.contiguous) fallback = alignUp(fallback + oldSize, MMAP_AS_MORECORE_SIZE);
-    if (fallback < page) fallback = page;
-    if (fallback > nb && fallback < TWO_POW_64) {
+    const fallback = fallbackSize(av, grow, oldSize);
+    if (fallback > nb) {
       const mapped = system.mmap(fallback);
       if (mapped !== -1) {
+        // A mapping was granted, so its length is a number (below 2^47).
+        const length = fallback as number;
         av.contiguous = false;
         brk = mapped;
-        sndBrk = mapped + fallback;
-        size = fallback;
+        sndBrk = mapped + length;
+        size = length;
       }
     }
   }
@@ -110,11 +118,36 @@ export function sysmalloc(av: Arena, nb: number): number {
   }
   av.noteMaxSystemMem();
 
-  if (c.size[av.top] >= nb + MINSIZE) {
+  if (typeof nb === 'number' && c.size[av.top] >= nb + MINSIZE) {
     av.notes.path = 'sysmalloc';
     return av.carveFromTop(nb);
   }
   return NIL;
+}
+
+/**
+ * MORECORE(size): sbrk takes the size_t as a ptrdiff_t, so from 2^63 up it is a negative increment, which
+ * sbrk refuses without a system call when it would take the break below address 0; otherwise the kernel
+ * decides. -1 when the break did not move.
+ */
+function morecore(av: Arena, size: SizeT): number {
+  if (typeof size === 'number' || size < TWO_63) return av.system.sbrk(size);
+  const increment = size - TWO_64;
+  if (-increment > BigInt(av.system.sbrk(0))) return -1;
+  return av.system.sbrk(Number(increment));
+}
+
+/** The mmap fallback's length: the growth plus the old top (when contiguous) in MiB, at least a page. */
+function fallbackSize(av: Arena, grow: SizeT, oldSize: number): SizeT {
+  const page = av.system.pageSize;
+  if (typeof grow === 'number' && grow + oldSize + MMAP_AS_MORECORE_SIZE <= Number.MAX_SAFE_INTEGER) {
+    let fallback = grow;
+    if (av.contiguous) fallback = alignUp(fallback + oldSize, MMAP_AS_MORECORE_SIZE);
+    return fallback < page ? page : fallback;
+  }
+  let fallback = big(grow);
+  if (av.contiguous) fallback = alignUpExact(fallback + BigInt(oldSize), MMAP_AS_MORECORE_SIZE);
+  return fallback < BigInt(page) ? page : sizeT(fallback);
 }
 
 /**
@@ -142,9 +175,14 @@ function fencepostOldTop(av: Arena, oldTop: number, oldSize: number): void {
 }
 
 /** sysmalloc's mmap path: the chunk gets a mapping of its own. NIL when the mmap fails. */
-function sysmallocMmap(av: Arena, nb: number): number {
+function sysmallocMmap(av: Arena, nb: SizeT): number {
+  if (typeof nb === 'bigint') {
+    // Exact size_t arithmetic; the test catches the wrap past 2^64. No kernel grants such a length.
+    const length = alignUpExact(nb + BigInt(SIZE_SZ), av.system.pageSize);
+    if (length > nb) av.system.mmap(length);
+    return NIL;
+  }
   const size = alignUp(nb + SIZE_SZ, av.system.pageSize);
-  if (size <= nb || size >= TWO_POW_64) return NIL;
   const mapped = av.system.mmap(size);
   if (mapped === -1) return NIL;
   const p = av.chunks.create(mapped, size, ChunkState.Mmapped, av.seq);
@@ -235,13 +273,12 @@ export function mtrim(av: Arena, pad: number): boolean {
  * sysmalloc's growth request. top_pad is mallopt's C int and may be negative; glibc then computes in
  * wrapping size_t arithmetic, which only exact integers reproduce.
  */
-function growthSize(av: Arena, nb: number, oldSize: number): number {
+function growthSize(av: Arena, nb: SizeT, oldSize: number): SizeT {
   const page = av.system.pageSize;
-  if (av.topPad >= 0) return alignUp(nb + av.topPad + MINSIZE - (av.contiguous ? oldSize : 0), page);
-  let size = BigInt.asUintN(64, BigInt(nb) + BigInt(av.topPad) + BigInt(MINSIZE));
-  if (av.contiguous) size = BigInt.asUintN(64, size - BigInt(oldSize));
-  size = BigInt.asUintN(64, (size + BigInt(page - 1)) & ~BigInt(page - 1));
-  return Number(size);
+  if (typeof nb === 'number' && av.topPad >= 0) return alignUp(nb + av.topPad + MINSIZE - (av.contiguous ? oldSize : 0), page);
+  let size = wrap(big(nb) + big(sizeTFromInt(av.topPad)) + BigInt(MINSIZE));
+  if (av.contiguous) size = wrap(size - BigInt(oldSize));
+  return sizeT(alignUpExact(size, page));
 }
 
 /** glibc would abort the process here (malloc_printerr). The model stops the replay instead. */

@@ -5,6 +5,7 @@
 // column is the glibc policy with the settings (`M_TRIM_THRESHOLD=0,M_TOP_PAD=0`), applied with mallopt
 // before the first event, exactly as a program's first lines would (so the sliding is off in that column).
 // With no --policy, a glibc column comes first as the baseline; with no column at all: glibc, fixed:131072, heap.
+import { exactJson } from '../report/json.ts';
 import type { Command } from 'commander';
 import { UsageError } from '../errors.ts';
 import { DEFAULT_COLUMNS, compareTrace, formatCompareTable, parsePolicyColumn, parseSetColumn, type ColumnSpec } from '../report/compare.ts';
@@ -50,7 +51,7 @@ export function registerCompare(program: Command): void {
           progress.done();
         }
         if (options.json) {
-          process.stdout.write(`${JSON.stringify({ trace: traceDisplayName(trace), columns: figures }, null, 2)}\n`);
+          process.stdout.write(`${exactJson({ trace: traceDisplayName(trace), columns: figures }, 2)}\n`);
           return;
         }
         process.stdout.write(`${traceDisplayName(trace)}: ${figures[0]?.events ?? 0} events\n${formatCompareTable(figures)}\n`);

@@ -2,15 +2,16 @@
 // each freed mmapped chunk that is larger, up to the 32 MiB ceiling; mallopt of any of four parameters
 // switches the sliding off for good.
 import { DEFAULT_MMAP_THRESHOLD, DEFAULT_MMAP_THRESHOLD_MAX, DEFAULT_TRIM_THRESHOLD } from '../allocator/constants.ts';
+import type { SizeT } from '../allocator/size-t.ts';
 import type { MmapPolicy, PolicyParam, ThresholdMove } from './api.ts';
 
 export class GlibcPolicy implements MmapPolicy {
   readonly name: string = 'glibc';
-  mmapThreshold = DEFAULT_MMAP_THRESHOLD;
-  trimThreshold = DEFAULT_TRIM_THRESHOLD;
+  mmapThreshold: SizeT = DEFAULT_MMAP_THRESHOLD;
+  trimThreshold: SizeT = DEFAULT_TRIM_THRESHOLD;
   noDynThreshold = false;
 
-  shouldMmap(nb: number, nMmaps: number, nMmapsMax: number): boolean {
+  shouldMmap(nb: SizeT, nMmaps: number, nMmapsMax: number): boolean {
     return nb >= this.mmapThreshold && nMmaps < nMmapsMax;
   }
 
@@ -29,7 +30,7 @@ export class GlibcPolicy implements MmapPolicy {
     return move;
   }
 
-  onMallopt(param: PolicyParam, value: number): void {
+  onMallopt(param: PolicyParam, value: SizeT): void {
     if (param === 'M_MMAP_THRESHOLD') this.mmapThreshold = value;
     else if (param === 'M_TRIM_THRESHOLD') this.trimThreshold = value;
     // M_TOP_PAD and M_MMAP_MAX live in the allocator; every one of the four stops the sliding.

@@ -1,5 +1,6 @@
 // Always mmap, as after mallopt(M_MMAP_THRESHOLD, 0): every request that the bins and the top cannot serve
 // gets its own mapping, so the heap never grows (the first request, tcache's own, is mmapped too).
+import type { SizeT } from '../allocator/size-t.ts';
 import { GlibcPolicy } from './glibc.ts';
 
 export class MmapAlwaysPolicy extends GlibcPolicy {
@@ -11,7 +12,7 @@ export class MmapAlwaysPolicy extends GlibcPolicy {
     this.noDynThreshold = true;
   }
 
-  override shouldMmap(_nb: number, nMmaps: number, nMmapsMax: number): boolean {
+  override shouldMmap(_nb: SizeT, nMmaps: number, nMmapsMax: number): boolean {
     return nMmaps < nMmapsMax;
   }
 }

@@ -87,6 +87,8 @@ export function takeCheckpoint(replayer: Replayer): Uint8Array {
       } else if (typeof value === 'number') {
         if (!Number.isFinite(value) && !Number.isNaN(value)) scalars[key] = { inf: value > 0 ? 1 : -1 };
         else scalars[key] = value;
+      } else if (typeof value === 'bigint') {
+        scalars[key] = { big: String(value) }; // an exact size_t above 2^53 (a threshold set by mallopt)
       } else if (typeof value === 'boolean' || typeof value === 'string' || isPlain(value)) {
         scalars[key] = value;
       } else if (value === null) {
@@ -120,6 +122,8 @@ export function restoreCheckpoint(bytes: Uint8Array, setup: CheckpointSetup): Re
     for (const [key, value] of Object.entries(scalars)) {
       if (value !== null && typeof value === 'object' && 'inf' in (value as Bag) && !Array.isArray(value)) {
         object[key] = (value as { inf: number }).inf * Infinity;
+      } else if (value !== null && typeof value === 'object' && 'big' in (value as Bag) && !Array.isArray(value)) {
+        object[key] = BigInt((value as { big: string }).big);
       } else if (value !== null && typeof value === 'object') {
         object[key] = structuredCloneJson(value);
       } else {

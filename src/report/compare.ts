@@ -1,6 +1,7 @@
 // Footprint against live bytes, per policy or glibc setting: an observer that gathers one replay's figures
 // (peaks of heap, mmapped and footprint, live bytes, fragmentation at the peaks, system calls, threshold
 // moves), and compareTrace, which replays one trace through several allocators in a single pass.
+import type { SizeT } from '../allocator/size-t.ts';
 import type { Arena } from '../allocator/arena.ts';
 import { libcMallopt } from '../allocator/libc.ts';
 import { Replayer, type ReplayOutcome } from '../allocator/replay.ts';
@@ -53,8 +54,8 @@ export interface CompareFigures {
   syscalls: { brk: number; mmap: number; munmap: number; mremap: number; madvise: number; failed: number };
   /** Events that changed mmap_threshold or trim_threshold (free of an mmapped chunk, mallopt). */
   thresholdMoves: number;
-  finalMmapThreshold: number;
-  finalTrimThreshold: number;
+  finalMmapThreshold: SizeT;
+  finalTrimThreshold: SizeT;
   slidingOff: boolean;
 }
 

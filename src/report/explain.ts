@@ -1,6 +1,8 @@
 // One plain sentence per event, in glibc's terms and with its numbers: what the call did and why
 // (GLIBC-2.36.md §2–§7). An observer of the replay: it reads a snapshot of the state taken before the event
 // (captureBefore), the event and its outcome, and never changes the allocator.
+import { request2size as exactRequest2size } from '../allocator/huge.ts';
+import { sizeTFromInt, type SizeT } from '../allocator/size-t.ts';
 import type { Arena } from '../allocator/arena.ts';
 import { UNSORTED } from '../allocator/arena.ts';
 import { ChunkState, NIL } from '../allocator/chunks.ts';
@@ -33,8 +35,8 @@ const PAGE = 4096;
 export interface StateBefore {
   /** The policy's --policy name (glibc, fixed:BYTES, heap, mmap). */
   policy: string;
-  mmapThreshold: number;
-  trimThreshold: number;
+  mmapThreshold: SizeT;
+  trimThreshold: SizeT;
   noDynThreshold: boolean;
   /** The top chunk's size and address (size 0 before the first heap exists). */
   topSize: number;
@@ -122,17 +124,20 @@ export class Explainer {
 const hex = (n: number) => `0x${n.toString(16)}`;
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
+/** A brk increment with its sign, exact whether a number or a bigint. */
+const signed = (bytes: number | bigint) => (bytes < 0 ? `−${-bytes}` : `+${bytes}`);
+
 function brkText(calls: Syscall[]): string {
   return calls
     .filter((s) => s.call === 'brk')
-    .map((s) => `brk ${s.bytes >= 0 ? '+' : '−'}${Math.abs(s.bytes)}${s.failed ? ' (failed)' : ''}`)
+    .map((s) => `brk ${signed(s.bytes)}${s.failed ? ' (failed)' : ''}`)
     .join(', ');
 }
 
 function syscallText(s: Syscall): string {
   switch (s.call) {
     case 'brk':
-      return `brk ${s.bytes >= 0 ? '+' : '−'}${Math.abs(s.bytes)}${s.failed ? ' failed' : ''}`;
+      return `brk ${signed(s.bytes)}${s.failed ? ' failed' : ''}`;
     case 'mremap':
       return `mremap ${s.from} → ${s.bytes}${s.failed ? ' failed' : ''}`;
     default:
@@ -210,9 +215,10 @@ function initClause(before: StateBefore, syscalls: Syscall[]): { text: string; r
   if (first.call === 'brk' && !first.failed) {
     const heap = before.topSize === 0 ? 'no heap yet' : `the top (${before.topSize}) is too small`;
     return {
-      text: `${heap} → brk +${first.bytes} for the tcache struct (chunk ${TCACHE_STRUCT_CHUNK}) + top pad ${before.topPad} + 32, page-rounded; `,
+      text: `${heap} → brk +${first.bytes} for the tcache struct (chunk ${TCACHE_STRUCT_CHUNK}) + top pad ${sizeTFromInt(before.topPad)} + 32, page-rounded; `,
       rest: syscalls.slice(1),
-      topAfter: before.topSize + first.bytes - TCACHE_STRUCT_CHUNK,
+      // A brk that succeeded moved the break by a number of bytes below 2^47.
+      topAfter: before.topSize + (first.bytes as number) - TCACHE_STRUCT_CHUNK,
     };
   }
   if (first.call === 'mmap' && !first.failed && before.mmapThreshold <= TCACHE_STRUCT_CHUNK) {
@@ -228,6 +234,8 @@ function initClause(before: StateBefore, syscalls: Syscall[]): { text: string; r
 interface AllocContext {
   /** The chunk size the search looked for. */
   nb: number;
+  /** nb exactly, where it is beyond 2^53 and sysmalloc did not note it. */
+  exactNb?: bigint;
   /** calloc (which skips the tcache) or an internal _int_malloc (realloc, memalign): no tcache. */
   noTcache: 'calloc' | 'internal' | null;
   /** The top's size when the search began (after the tcache struct was made). */
@@ -290,7 +298,7 @@ function sysmallocReason(before: StateBefore, outcome: ReplayOutcome, ctx: Alloc
   const thr = s?.mmapThreshold ?? before.mmapThreshold;
   const topText = top === 0 ? 'there is no heap yet' : `the top (${top}) is too small`;
   if (outcome.notes.path === 'mmap') {
-    const mapping = ctx.syscalls.filter((c) => c.call === 'mmap' && !c.failed).pop()?.bytes;
+    const mapping = ctx.syscalls.filter((c) => c.call === 'mmap' && !c.failed).pop()?.bytes as number | undefined;
     return `chunk ${nb} ≥ mmap threshold ${thr} and ${topText} → ${placeText(outcome, mapping)}`;
   }
   // The heap grew: by brk, or by glibc's mmap fallback when brk failed.
@@ -317,7 +325,8 @@ function failureReason(before: StateBefore, outcome: ReplayOutcome, ctx: AllocCo
   const s = outcome.notes.sysmalloc;
   const topText = s ? (s.topSize === 0 ? 'there is no heap yet' : `the top (${s.topSize}) is too small`) : 'nothing free fits';
   const tried = failed.length ? `; ${failed.join(', ')}` : '';
-  return `chunk ${ctx.nb}: ${topText}${tried} → NULL (ENOMEM)`;
+  // sysmalloc noted the exact chunk size (a request near 2^63 reaches it as itself).
+  return `chunk ${s?.nb ?? ctx.exactNb ?? digits(ctx.nb)}: ${topText}${tried} → NULL (ENOMEM)`;
 }
 
 /** Where a chunk that _int_free handles goes: tcache, fastbin, or coalesced (then `merge` tells where). */
@@ -354,7 +363,7 @@ function mergeText(before: StateBefore, outcome: ReplayOutcome, size: number): s
   if (top < tt) return `${m.intoTop ? 'merged into the top' : text} (${topLabel} < trim threshold ${tt}) → no trim`;
   const area = top - MINSIZE - 1 - before.topPad;
   if (area < PAGE) {
-    const above = area <= 0 ? `not above top pad ${before.topPad}` : `${top} − 33 − top pad ${before.topPad} = ${area} is under a page`;
+    const above = area <= 0 ? `not above top pad ${sizeTFromInt(before.topPad)}` : `${top} − 33 − top pad ${before.topPad} = ${area} is under a page`;
     return `${m.intoTop ? 'merged into the top' : text} (${topLabel} ≥ trim threshold ${tt}, but ${above}) → no trim`;
   }
   return `${m.intoTop ? 'merged into the top' : text} (${topLabel} ≥ trim threshold ${tt}, but the top does not end at the break) → no trim`;
@@ -445,7 +454,7 @@ function explainBody(before: StateBefore, event: TraceEvent, outcome: ReplayOutc
       if (before.fastCount > 0) parts.push(`consolidates ${plural(before.fastCount, 'fastbin chunk')}`);
       const advised = syscalls.filter((s) => s.call === 'madvise');
       if (advised.length) {
-        const bytes = advised.reduce((sum, s) => sum + s.bytes, 0);
+        const bytes = advised.reduce((sum, s) => sum + (s.bytes as number), 0);
         parts.push(`madvise(MADV_DONTNEED) on ${plural(advised.length, 'free chunk')} (${bytes} bytes of whole pages)`);
       }
       const trimmed = outcome.notes.trimmedBytes;
@@ -461,11 +470,23 @@ function explainBody(before: StateBefore, event: TraceEvent, outcome: ReplayOutc
 
 /** A request's byte count as the trace wrote it: exact above 2^53, where the number only approximates it. */
 function requestText(event: TraceEvent, bytes: number): string {
-  const exact = event.exact;
-  if (!exact) return String(bytes);
-  if (event.op === 'calloc') return String((exact.nmemb ?? BigInt(event.nmemb)) * (exact.size ?? BigInt(event.size)));
-  return String(exact.size ?? bytes);
+  return bytes > Number.MAX_SAFE_INTEGER || event.exact ? String(exactRequest(event)) : String(bytes);
 }
+
+/** The request's bytes as an exact integer (calloc: the product). */
+function exactRequest(event: TraceEvent): bigint {
+  const exact = event.exact;
+  const size = exact?.size ?? BigInt('size' in event ? event.size : 0);
+  return event.op === 'calloc' ? (exact?.nmemb ?? BigInt(event.nmemb)) * size : size;
+}
+
+/** A chunk size computed from the request, written exactly: beyond 2^53 the double only approximates it. */
+function nbText(event: TraceEvent, nb: number): string {
+  return nb > Number.MAX_SAFE_INTEGER ? String(exactRequest2size(exactRequest(event))) : String(nb);
+}
+
+/** A value that is an exact double (a power of two), written with every digit rather than the shortest form. */
+const digits = (n: number) => (Number.isSafeInteger(n) ? String(n) : BigInt(n).toString());
 
 /** malloc, calloc, realloc(NULL, n) and small-alignment memalign. */
 function allocation(before: StateBefore, event: TraceEvent, outcome: ReplayOutcome, bytes: number, noTcache: AllocContext['noTcache']): string {
@@ -490,15 +511,18 @@ function memalign(before: StateBefore, event: TraceEvent & { op: 'memalign' }, o
   const nb = checkedRequest2size(event.size);
   if (nb === 0) return `request ${requestText(event, event.size)} is above PTRDIFF_MAX → NULL (ENOMEM)`;
   const inner = request2size(nb + alignment + MINSIZE);
-  const asked = `_int_malloc(${nb} + alignment ${alignment} + ${MINSIZE}), no tcache: `;
-  if (!outcome.where) return asked + failureReason(before, outcome, { nb: inner, noTcache: 'internal', top: before.topSize, syscalls: outcome.syscalls });
+  const asked = `_int_malloc(${nbText(event, nb)} + alignment ${digits(alignment)} + ${MINSIZE}), no tcache: `;
+  if (!outcome.where) {
+    const exactInner = inner > Number.MAX_SAFE_INTEGER ? exactRequest2size(BigInt(nbText(event, nb)) + BigInt(alignment) + BigInt(MINSIZE)) : undefined;
+    return asked + failureReason(before, outcome, { nb: inner, exactNb: exactInner, noTcache: 'internal', top: before.topSize, syscalls: outcome.syscalls });
+  }
   const reason = allocReason(before, outcome, { nb: inner, noTcache: 'internal', top: before.topSize, syscalls: outcome.syscalls });
   // Cut "→ place" off the reason to say what became of the lead and the tail first.
   const arrow = reason.lastIndexOf(' → ');
   const head = reason.slice(0, arrow);
   const tail = reason.slice(arrow);
   if (outcome.where === 'mmap') {
-    const mapping = outcome.syscalls.filter((c) => c.call === 'mmap' && !c.failed).pop()?.bytes ?? outcome.chunk;
+    const mapping = (outcome.syscalls.filter((c) => c.call === 'mmap' && !c.failed).pop()?.bytes as number | undefined) ?? outcome.chunk;
     const gap = mapping - outcome.chunk;
     const gapText = gap > 0 ? `; the ${gap}-byte front gap stays in the mapping (prev_size)` : '';
     return `${asked}${head}${gapText} → mmap ${mapping} bytes, chunk ${outcome.chunk}`;
@@ -555,7 +579,7 @@ function realloc(before: StateBefore, event: TraceEvent & { op: 'realloc' }, out
     top = init.topAfter;
   }
   const place = placeText(outcome);
-  if (!outcome.where) return `${prefix}chunk ${old} cannot grow to ${nb}; ${failureReason(before, outcome, { nb, noTcache: 'internal', top, syscalls: calls })}; ${id} keeps its block`;
+  if (!outcome.where) return `${prefix}chunk ${old} cannot grow to ${nbText(event, nb)}; ${failureReason(before, outcome, { nb, noTcache: 'internal', top, syscalls: calls })}; ${id} keeps its block`;
   const moved = outcome.pointer !== before.block.pointer;
   if (path === 'top' && !moved) return `${prefix}chunk ${old} grows into the top (${old} + ${top} ≥ ${nb} + ${MINSIZE}) → stays at ${place}`;
   if (path === 'in-place' && !moved) {
@@ -589,7 +613,7 @@ function mallopt(before: StateBefore, event: TraceEvent & { op: 'mallopt' }, out
     case 'M_TRIM_THRESHOLD':
       return `${consolidate}trim threshold ${before.trimThreshold} → ${outcome.trimThreshold}${off}`;
     case 'M_TOP_PAD':
-      return `${consolidate}top pad ${before.topPad} → ${v}${v < 0 ? ' (a huge size_t)' : ''}${off}`;
+      return `${consolidate}top pad ${sizeTFromInt(before.topPad)} → ${sizeTFromInt(v)}${v < 0 ? ` (the int ${v} as a size_t)` : ''}${off}`;
     case 'M_MMAP_MAX':
       return `${consolidate}n_mmaps_max ${before.nMmapsMax} → ${v}${v <= before.nMmaps ? ' (no new mmaps: large requests grow the heap)' : ''}${off}`;
     case 'M_MXFAST': {

@@ -3,6 +3,7 @@
 // live bytes and footprint with the thresholds, checkpoints of the model every K events, and the model itself
 // bundled into the page's script, so that picking any event restores the nearest checkpoint and replays
 // forward to it in the browser. Explanations are computed in the page for the event picked.
+import type { SizeT } from '../allocator/size-t.ts';
 import { existsSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { basename } from 'node:path';
@@ -69,7 +70,17 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
   let points = 0;
   const high = SERIES.map(() => new Float64Array(maxPoints));
   const low = SERIES.map(() => new Float64Array(maxPoints));
-  const thresholds: number[] = [-1, arena.policy.mmapThreshold, arena.policy.trimThreshold];
+  // Plotted as doubles; the exact digits of values beyond 2^53 are kept aside for the page to print.
+  const thresholds: number[] = [-1, Number(arena.policy.mmapThreshold), Number(arena.policy.trimThreshold)];
+  const exactThresholds: Record<number, string> = {};
+  const keepExact = (value: SizeT) => {
+    if (typeof value === 'bigint') exactThresholds[thresholds.length] = String(value);
+    thresholds.push(Number(value));
+  };
+  if (typeof arena.policy.mmapThreshold === 'bigint') exactThresholds[1] = String(arena.policy.mmapThreshold);
+  if (typeof arena.policy.trimThreshold === 'bigint') exactThresholds[2] = String(arena.policy.trimThreshold);
+  let lastMmap = arena.policy.mmapThreshold;
+  let lastTrim = arena.policy.trimThreshold;
   const moves: number[] = [];
   const peaks = { heap: 0, mmapped: 0, live: 0, footprint: 0 };
   const syscalls: Record<string, number> = { brk: 0, mmap: 0, munmap: 0, mremap: 0, madvise: 0 };
@@ -93,9 +104,12 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
       for (const call of outcome.syscalls) syscalls[call.call]++;
       consolidations += outcome.notes.consolidations;
       trims += outcome.notes.trims;
-      const last = thresholds.length - 3;
-      if (outcome.mmapThreshold !== thresholds[last + 1] || outcome.trimThreshold !== thresholds[last + 2]) {
-        thresholds.push(seq, outcome.mmapThreshold, outcome.trimThreshold);
+      if (outcome.mmapThreshold !== lastMmap || outcome.trimThreshold !== lastTrim) {
+        thresholds.push(seq);
+        keepExact(outcome.mmapThreshold);
+        keepExact(outcome.trimThreshold);
+        lastMmap = outcome.mmapThreshold;
+        lastTrim = outcome.trimThreshold;
       }
       if (outcome.notes.thresholdMove) moves.push(seq);
       let bucket = Math.floor(seq / width);
@@ -159,13 +173,14 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
     bucketWidth: width,
     peaks,
     final: {
-      mmapThreshold: arena.policy.mmapThreshold,
-      trimThreshold: arena.policy.trimThreshold,
+      mmapThreshold: exactOrNumber(arena.policy.mmapThreshold),
+      trimThreshold: exactOrNumber(arena.policy.trimThreshold),
       noDynThreshold: arena.policy.noDynThreshold,
       heap: arena.systemMem,
       mmapped: arena.mmappedMem,
       live: replayer.liveBytes,
     },
+    exactThresholds,
     thresholdMoves: moves.length,
     syscalls,
     consolidations,
@@ -241,4 +256,9 @@ export async function pageScript(): Promise<string> {
   });
   cachedScript = result.outputFiles[0].text;
   return cachedScript;
+}
+
+/** A size_t for the page's JSON: a number while exact, else its decimal digits. */
+function exactOrNumber(value: SizeT): number | string {
+  return typeof value === 'bigint' ? String(value) : value;
 }

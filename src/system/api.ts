@@ -5,8 +5,8 @@
 export interface Syscall {
   /** brk: the program break moved by `bytes` (negative to shrink); mmap/munmap/mremap/madvise as named. */
   call: 'brk' | 'mmap' | 'munmap' | 'mremap' | 'madvise';
-  /** brk: the increment; mmap/munmap/madvise: the length; mremap: the new length. */
-  bytes: number;
+  /** brk: the increment; mmap/munmap/madvise: the length; mremap: the new length. A bigint from 2^53 up. */
+  bytes: number | bigint;
   /** mremap: the old length. */
   from?: number;
   /** Set when the kernel refused (ENOMEM): the call was made and failed. */
@@ -23,13 +23,16 @@ export interface SystemMemory {
    * sbrk(increment): moves the break and returns the old one, or -1 when the kernel refuses (as glibc's
    * MORECORE_FAILURE). sbrk(0) reads the break and makes no system call.
    */
-  sbrk(increment: number): number;
-  /** An anonymous private read-write mapping of `length` bytes (a page multiple); -1 on failure. */
-  mmap(length: number): number;
+  sbrk(increment: number | bigint): number;
+  /**
+   * An anonymous private read-write mapping of `length` bytes (a page multiple); -1 on failure. A bigint
+   * increment or length is 2^53 or more, which no x86-64 kernel grants: the call fails, logged exactly.
+   */
+  mmap(length: number | bigint): number;
   /** Unmaps [address, address + length). */
   munmap(address: number, length: number): void;
   /** mremap with MREMAP_MAYMOVE: the (possibly new) address, or -1 on failure. */
-  mremap(address: number, oldLength: number, newLength: number): number;
+  mremap(address: number, oldLength: number, newLength: number | bigint): number;
   /** madvise(MADV_DONTNEED): the pages' contents are dropped (resident memory only). */
   madvise(address: number, length: number): void;
   /** The calls made since the last take, oldest first; taking empties the list. */

@@ -70,8 +70,13 @@ export class NativeSystem implements SystemMemory {
     this.brk = this.heapStart;
   }
 
-  sbrk(increment: number): number {
+  sbrk(increment: number | bigint): number {
     const old = this.brk;
+    if (typeof increment === 'bigint') {
+      // 2^53 or more: past any reservation, refused as the kernel refuses it.
+      this.log.push({ call: 'brk', bytes: increment, failed: true });
+      return -1;
+    }
     if (increment === 0) return old;
     // Outside the reservation sbrk fails without asking the kernel (as a mapping in the way would make it).
     const next = old + increment;
@@ -88,9 +93,9 @@ export class NativeSystem implements SystemMemory {
     return old;
   }
 
-  mmap(length: number): number {
+  mmap(length: number | bigint): number {
     // A bad length (NaN, negative, unaligned) is the layer's to refuse with its code.
-    const address = length >= USER_SPACE ? -1 : this.layer.mmap(length);
+    const address = typeof length === 'bigint' || length >= USER_SPACE ? -1 : this.layer.mmap(length);
     this.log.push(address === -1 ? { call: 'mmap', bytes: length, failed: true } : { call: 'mmap', bytes: length });
     return address;
   }
@@ -100,8 +105,8 @@ export class NativeSystem implements SystemMemory {
     this.log.push({ call: 'munmap', bytes: length });
   }
 
-  mremap(address: number, oldLength: number, newLength: number): number {
-    const moved = newLength >= USER_SPACE ? -1 : this.layer.mremap(address, oldLength, newLength);
+  mremap(address: number, oldLength: number, newLength: number | bigint): number {
+    const moved = typeof newLength === 'bigint' || newLength >= USER_SPACE ? -1 : this.layer.mremap(address, oldLength, newLength);
     this.log.push(moved === -1 ? { call: 'mremap', bytes: newLength, from: oldLength, failed: true } : { call: 'mremap', bytes: newLength, from: oldLength });
     return moved;
   }

@@ -51,8 +51,12 @@ export class SimulatedSystem implements SystemMemory {
     this.commitLimit = options.commitLimit ?? totalmem();
   }
 
-  sbrk(increment: number): number {
+  sbrk(increment: number | bigint): number {
     const old = this.brk;
+    if (typeof increment === 'bigint') {
+      this.log.push({ call: 'brk', bytes: increment, failed: true });
+      return -1;
+    }
     if (increment === 0) return old;
     const next = old + increment;
     // No mapping can be in the way: every mapping lies above brkEnd.
@@ -65,9 +69,9 @@ export class SimulatedSystem implements SystemMemory {
     return old;
   }
 
-  mmap(length: number): number {
-    const start = length > 0 && length <= this.commitLimit ? this.findGap(length) : -1;
-    if (start < 0) {
+  mmap(length: number | bigint): number {
+    const start = typeof length === 'number' && length > 0 && length <= this.commitLimit ? this.findGap(length) : -1;
+    if (typeof length === 'bigint' || start < 0) {
       this.log.push({ call: 'mmap', bytes: length, failed: true });
       return -1;
     }
@@ -81,9 +85,9 @@ export class SimulatedSystem implements SystemMemory {
     this.log.push({ call: 'munmap', bytes: length });
   }
 
-  mremap(address: number, oldLength: number, newLength: number): number {
+  mremap(address: number, oldLength: number, newLength: number | bigint): number {
     const index = this.indexOf(address, oldLength, 'mremap');
-    if (newLength - oldLength > this.commitLimit) {
+    if (typeof newLength === 'bigint' || newLength - oldLength > this.commitLimit) {
       this.log.push({ call: 'mremap', bytes: newLength, from: oldLength, failed: true });
       return -1;
     }

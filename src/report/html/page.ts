@@ -5,6 +5,7 @@
 import { walkBins, walkMmapped, walkRegions, type BinsView, type ChunkInfo, type ChunkKind } from '../../allocator/walk.ts';
 import { Replayer, type ReplayOutcome } from '../../allocator/replay.ts';
 import type { Syscall } from '../../system/api.ts';
+import type { SizeT } from '../../allocator/size-t.ts';
 import { restoreCheckpoint } from '../checkpoint.ts';
 import { captureBefore, callText, explainStep } from '../explain.ts';
 import { EventColumns, float64Of, unpackSections } from './codec.ts';
@@ -15,7 +16,9 @@ import type { ReportMeta } from './template.ts';
 const hex = (n: number) => `0x${n.toString(16)}`;
 const chunksText = (n: number) => `${n.toLocaleString('en-US')} chunk${n === 1 ? '' : 's'}`;
 const int = (n: number) => n.toLocaleString('en-US');
-function bytes(n: number): string {
+function bytes(n: number | bigint | string): string {
+  // A bigint, or a decimal string, is a size_t beyond 2^53: written with every digit.
+  if (typeof n !== 'number') return `${n} bytes`;
   if (!Number.isFinite(n)) return String(n);
   if (n >= 2 ** 62) return `${(n / 2 ** 60).toFixed(0)} EiB`;
   const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
@@ -134,8 +137,8 @@ interface Step {
     offset: number;
     pointer: number;
     syscalls: Syscall[];
-    mmapThreshold: number;
-    trimThreshold: number;
+    mmapThreshold: SizeT;
+    trimThreshold: SizeT;
   };
   sentence: string;
   /** The chunk address the event is about: the block it returned, or the block it freed. */
@@ -514,7 +517,7 @@ class Timeline {
       e,
       `<div class="t">${range}</div>` +
         SERIES.map((s) => `<div><span class="k">${s.label}</span> <span class="m">${val(s.key)}</span></div>`).join('') +
-        `<div><span class="k">mmap threshold</span> <span class="m">${bytes(thresholds[j + 1])}</span> <span class="k">trim</span> <span class="m">${bytes(thresholds[j + 2])}</span></div>` +
+        `<div><span class="k">mmap threshold</span> <span class="m">${bytes(meta.exactThresholds[j + 1] ?? thresholds[j + 1])}</span> <span class="k">trim</span> <span class="m">${bytes(meta.exactThresholds[j + 2] ?? thresholds[j + 2])}</span></div>` +
         `<div class="k">click to show event ${int(seq)}</div>`,
     );
   }
@@ -884,7 +887,7 @@ function sentenceHtml(sentence: string): string {
 
 function syscallText(s: Syscall): string {
   const failed = s.failed ? ' (failed)' : '';
-  if (s.call === 'brk') return `brk ${s.bytes >= 0 ? '+' : '−'}${bytes(Math.abs(s.bytes))}${failed}`;
+  if (s.call === 'brk') return `brk ${s.bytes >= 0 ? '+' : '−'}${bytes(s.bytes < 0 ? -s.bytes : s.bytes)}${failed}`;
   if (s.call === 'mremap') return `mremap ${bytes(s.from ?? 0)} → ${bytes(s.bytes)}${failed}`;
   return `${s.call} ${bytes(s.bytes)}${failed}`;
 }

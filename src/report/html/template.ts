@@ -16,7 +16,10 @@ export interface ReportMeta {
   buckets: number;
   bucketWidth: number;
   peaks: { heap: number; mmapped: number; live: number; footprint: number };
-  final: { mmapThreshold: number; trimThreshold: number; noDynThreshold: boolean; heap: number; mmapped: number; live: number };
+  /** Thresholds beyond 2^53 are decimal strings, exact (JSON numbers there would round). */
+  final: { mmapThreshold: number | string; trimThreshold: number | string; noDynThreshold: boolean; heap: number; mmapped: number; live: number };
+  /** The exact values of the thresholds section's entries beyond 2^53 (which it holds as rounded doubles), by index. */
+  exactThresholds: Record<number, string>;
   thresholdMoves: number;
   syscalls: Record<string, number>;
   consolidations: number;

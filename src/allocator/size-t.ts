@@ -1,0 +1,35 @@
+// glibc's size_t values in the model: a number while it is exact (below 2^53, which every size a real
+// request can have), a bigint above, where a double would round (mallopt's negative ints, requests near 2^63).
+// JavaScript compares a number with a bigint exactly, so the decisions read either; only arithmetic differs.
+
+/** A size_t: a number below 2^53, a bigint from 2^53 up. */
+export type SizeT = number | bigint;
+
+const SIZE_MAX = (1n << 64n) - 1n;
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** An exact integer as a SizeT: a number while it is safe, else the bigint itself. */
+export function sizeT(value: bigint): SizeT {
+  return value <= SAFE && value >= -SAFE ? Number(value) : value;
+}
+
+/** A C int converted to size_t, as glibc converts mallopt's value (a negative int wraps to near 2^64). */
+export function sizeTFromInt(value: number): SizeT {
+  return value < 0 ? sizeT((1n << 64n) + BigInt(value)) : value;
+}
+
+/** The same value as a bigint, for exact arithmetic. */
+export function big(value: SizeT): bigint {
+  return typeof value === 'bigint' ? value : BigInt(value);
+}
+
+/** Wraps to 64 bits, as C's size_t arithmetic does. */
+export function wrap(value: bigint): bigint {
+  return value & SIZE_MAX;
+}
+
+/** ALIGN_UP in size_t: rounds up to a multiple of `unit` (a power of two), wrapping past 2^64. */
+export function alignUpExact(value: bigint, unit: number): bigint {
+  const u = BigInt(unit);
+  return wrap((value + u - 1n) & ~(u - 1n));
+}

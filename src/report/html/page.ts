@@ -290,6 +290,8 @@ class Timeline {
     const step = niceStep(top / 4);
     const yMax = Math.ceil(top / step) * step;
     const yOf = (v: number) => p.mainBottom - (v / yMax) * (p.mainBottom - p.top);
+    // The axes' geometry, for tests that read the drawing's pixels.
+    Object.assign(canvas.dataset, { mainTop: String(p.top), mainBottom: String(p.mainBottom), stripTop: String(p.stripTop), stripBottom: String(p.stripBottom), yMax: String(yMax) });
     g.font = '11px system-ui, sans-serif';
     g.textBaseline = 'middle';
     g.strokeStyle = '#eef1f5';

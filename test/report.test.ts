@@ -11,6 +11,7 @@
 // the reason (.ci/run installs Chromium for CI).
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir, totalmem } from 'node:os';
+import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -18,7 +19,8 @@ import { unless } from './support/skip.ts';
 import { Replayer } from '../src/allocator/replay.ts';
 import { walkBins, walkHeap, walkMmapped } from '../src/allocator/walk.ts';
 import { restoreCheckpoint, takeCheckpoint } from '../src/report/checkpoint.ts';
-import { EventColumns, EventEncoder } from '../src/report/html/codec.ts';
+import { EventColumns, EventEncoder, float64Of, unpackSections } from '../src/report/html/codec.ts';
+import type { ReportMeta } from '../src/report/html/template.ts';
 import { buildReport } from '../src/report/report.ts';
 import type { TraceEvent } from '../src/trace/api.ts';
 import { generateTrace, shapeByName } from '../src/trace/generate.ts';
@@ -106,6 +108,43 @@ test('events pack and unpack to what the reader made (ids, slots, lines, numbers
   });
   const plain = (e: TraceEvent) => JSON.parse(JSON.stringify(e, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v)));
   for (const event of events) assert.equal(plain(columns.event(event.seq)), plain(event), `event ${event.seq}`);
+});
+
+/** The meta and the sections of a report page, read back from its HTML as the page reads them. */
+function pageData(html: string): { meta: ReportMeta; sections: Map<string, Uint8Array> } {
+  const meta = JSON.parse(/<script type="application\/json" id="meta">(.*?)<\/script>/s.exec(html)![1]) as ReportMeta;
+  const payload = /<script type="application\/octet-stream" id="payload">(.*?)<\/script>/s.exec(html)![1];
+  return { meta, sections: unpackSections(new Uint8Array(gunzipSync(Buffer.from(payload, 'base64')))) };
+}
+
+test('the stacked areas end at the footprint: per timeline point, the heap at its highest footprint (buckets of many events)', async () => {
+  const text = generated('threshold-and-small', 8, 5000);
+  const report = await buildReport(parseTrace(text), { samples: 64 });
+  const { meta, sections } = pageData(report.html);
+  assert.ok(meta.bucketWidth > 1, `buckets of several events (${meta.bucketWidth})`);
+  const stack = float64Of(sections.get('stack.heap')!);
+  const footprint = float64Of(sections.get('high.footprint')!);
+  assert.is(stack.length, meta.buckets);
+  // Straight from the model: in each bucket, the first event with the bucket's highest footprint, and its heap.
+  const replayer = new Replayer();
+  const best = new Float64Array(meta.buckets).fill(-1);
+  const heapThere = new Float64Array(meta.buckets);
+  let withMmapped = 0;
+  for (const event of parseTrace(text)) {
+    replayer.apply(event);
+    const i = Math.floor(event.seq / meta.bucketWidth);
+    const fp = replayer.arena.systemMem + replayer.arena.mmappedMem;
+    if (fp > best[i]) {
+      best[i] = fp;
+      heapThere[i] = replayer.arena.systemMem;
+    }
+  }
+  for (let i = 0; i < meta.buckets; i++) {
+    assert.is(footprint[i], best[i], `point ${i}: the footprint`);
+    assert.is(stack[i], heapThere[i], `point ${i}: the heap under the mmapped area`);
+    if (footprint[i] > stack[i]) withMmapped++;
+  }
+  assert.ok(withMmapped > 3, `points with mapped bytes stacked on the heap: ${withMmapped}`);
 });
 
 // ---- the page in a browser ---------------------------------------------------------------------------------

@@ -316,6 +316,12 @@ function exampleFacts(): { heap: number[]; mmapped: number[]; live: number[]; mo
   return facts;
 }
 
+/** One browser for the example's tests (each opens its own page); closed after the last test. */
+let exampleBrowserStarted: Promise<Browser> | undefined;
+function exampleBrowser(): Promise<Browser> {
+  return (exampleBrowserStarted ??= openBrowser());
+}
+
 async function exampleReport(): Promise<{ file: string; events: number }> {
   const file = join(work, 'growing-buffers.html');
   if (!existsSync(file)) writeFileSync(file, (await buildReport(EXAMPLE)).html);
@@ -386,183 +392,167 @@ browserTest("the threshold lane steps at the event that moved the threshold, whe
   const facts = exampleFacts();
   // `mallocscope check` agrees with glibc on the example; these are the frees that slid the threshold.
   assert.equal(facts.moves, [5, 12, 21]);
-  const browser = await openBrowser();
-  try {
-    const { page, problems } = await openPage(browser, file);
-    // The selection line is drawn over the lanes: put it on the last event, away from every move.
-    await page.evaluate((seq) => window.mallocscope.select(seq), events - 1);
-    await shown(page);
-    const g = await timelineGeometry(page);
-    const x0 = Math.floor(g.left);
-    const width = Math.ceil(g.right) - x0;
-    const top = Math.ceil(g.stripTop) + 2;
-    const height = Math.floor(g.stripBottom) - 2 - top;
-    const pixels = await timelinePixels(page, x0, top, width, height);
-    // Columns where the mmap threshold's red line runs vertically (a step), grouped into runs.
-    const red = ([r, gr, b]: [number, number, number]) => r > 170 && gr < 120 && b < 120;
-    const steps: number[][] = [];
-    for (let x = x0; x < x0 + width; x++) {
-      let count = 0;
-      for (let y = top; y < top + height; y++) if (red(pixels.at(x, y))) count++;
-      if (count < 5) continue;
-      const last = steps[steps.length - 1];
-      if (last && x - last[last.length - 1] <= 1) last.push(x);
-      else steps.push([x]);
-    }
-    const eventX = (seq: number) => g.left + ((seq + 0.5) / events) * (g.right - g.left);
-    const centres = steps.map((run) => (run[0] + run[run.length - 1] + 1) / 2);
-    // The first move (131072 to 151552) is too small a step on the lane's log scale to stand out; the other two
-    // are a doubling or more.
-    assert.ok(centres.length >= 2, `the lane shows its steps (found at x = ${centres.join(', ')})`);
-    for (const c of centres) {
-      const nearest = facts.moves.reduce((best, m) => (Math.abs(eventX(m) - c) < Math.abs(eventX(best) - c) ? m : best));
-      assert.ok(Math.abs(eventX(nearest) - c) <= 1.5, `a step at x = ${c}, but event ${nearest} (which moved the threshold) is at x = ${eventX(nearest).toFixed(1)}`);
-    }
-    for (const m of [12, 21]) assert.ok(centres.some((c) => Math.abs(eventX(m) - c) <= 1.5), `the lane steps at event ${m}`);
-    assert.equal(problems, []);
-  } finally {
-    await browser.close();
+  const browser = await exampleBrowser();
+  const { page, problems } = await openPage(browser, file);
+  // The selection line is drawn over the lanes: put it on the last event, away from every move.
+  await page.evaluate((seq) => window.mallocscope.select(seq), events - 1);
+  await shown(page);
+  const g = await timelineGeometry(page);
+  const x0 = Math.floor(g.left);
+  const width = Math.ceil(g.right) - x0;
+  const top = Math.ceil(g.stripTop) + 2;
+  const height = Math.floor(g.stripBottom) - 2 - top;
+  const pixels = await timelinePixels(page, x0, top, width, height);
+  // Columns where the mmap threshold's red line runs vertically (a step), grouped into runs.
+  const red = ([r, gr, b]: [number, number, number]) => r > 170 && gr < 120 && b < 120;
+  const steps: number[][] = [];
+  for (let x = x0; x < x0 + width; x++) {
+    let count = 0;
+    for (let y = top; y < top + height; y++) if (red(pixels.at(x, y))) count++;
+    if (count < 5) continue;
+    const last = steps[steps.length - 1];
+    if (last && x - last[last.length - 1] <= 1) last.push(x);
+    else steps.push([x]);
   }
+  const eventX = (seq: number) => g.left + ((seq + 0.5) / events) * (g.right - g.left);
+  const centres = steps.map((run) => (run[0] + run[run.length - 1] + 1) / 2);
+  // The first move (131072 to 151552) is too small a step on the lane's log scale to stand out; the other two
+  // are a doubling or more.
+  assert.ok(centres.length >= 2, `the lane shows its steps (found at x = ${centres.join(', ')})`);
+  for (const c of centres) {
+    const nearest = facts.moves.reduce((best, m) => (Math.abs(eventX(m) - c) < Math.abs(eventX(best) - c) ? m : best));
+    assert.ok(Math.abs(eventX(nearest) - c) <= 1.5, `a step at x = ${c}, but event ${nearest} (which moved the threshold) is at x = ${eventX(nearest).toFixed(1)}`);
+  }
+  for (const m of [12, 21]) assert.ok(centres.some((c) => Math.abs(eventX(m) - c) <= 1.5), `the lane steps at event ${m}`);
+  console.log(`  threshold lane: steps at x = ${centres.join(', ')}; events ${facts.moves.join(', ')} at x = ${facts.moves.map((m) => eventX(m).toFixed(1)).join(', ')}`);
+  assert.equal(problems, []);
+  await page.close();
 });
 
 browserTest('heap and mmapped are stacked: the mmapped area sits on the heap, up to the footprint line', async () => {
   const { file, events } = await exampleReport();
   const facts = exampleFacts();
-  const browser = await openBrowser();
-  try {
-    const { page, problems } = await openPage(browser, file);
-    await page.evaluate((seq) => window.mallocscope.select(seq), events - 1);
-    await shown(page);
-    const g = await timelineGeometry(page);
-    const yOf = (v: number) => g.mainBottom - (v / g.yMax) * (g.mainBottom - g.mainTop);
-    // Events with both a heap and mapped blocks, away from the threshold moves' faint lines.
-    const picked = [10, 17, 20];
-    for (const seq of picked) {
-      const heap = facts.heap[seq];
-      const mmapped = facts.mmapped[seq];
-      assert.ok(heap > 0 && mmapped > 0, `event ${seq} has both a heap and mapped blocks`);
-      const x = Math.floor(g.left + ((seq + 0.5) / events) * (g.right - g.left));
-      const top = Math.ceil(g.mainTop) + 1;
-      const column = await timelinePixels(page, x, top, 1, Math.floor(g.mainBottom) - top);
-      const yFoot = yOf(heap + mmapped);
-      const yHeap = yOf(heap);
-      const yLive = yOf(facts.live[seq]);
-      const nearLive = (y: number) => Math.abs(y - yLive) <= 3;
-      const tint = (y: number) => {
-        const [r, , b] = column.at(x, y);
-        return r - b;
-      };
-      let checked = 0;
-      for (let y = Math.ceil(yFoot) + 3; y <= Math.floor(yHeap) - 3; y++) {
-        if (nearLive(y)) continue;
-        assert.ok(tint(y) > 15, `event ${seq}: just under the footprint line (y ${y}, between ${yFoot.toFixed(0)} and ${yHeap.toFixed(0)}) is the mmapped area, not ${column.at(x, y)}`);
-        checked++;
-      }
-      for (let y = Math.ceil(yHeap) + 3; y <= Math.floor(g.mainBottom) - 3; y++) {
-        if (nearLive(y)) continue;
-        assert.ok(tint(y) < -15, `event ${seq}: under the heap's top (y ${y}, below ${yHeap.toFixed(0)}) is the heap area alone, not ${column.at(x, y)}`);
-        checked++;
-      }
-      for (let y = top + 20; y <= Math.floor(yFoot) - 3; y++) {
-        if (nearLive(y)) continue;
-        assert.ok(Math.abs(tint(y)) < 12, `event ${seq}: above the footprint line (y ${y}) nothing is filled, not ${column.at(x, y)}`);
-      }
-      assert.ok(checked > 20, `event ${seq}: ${checked} pixels checked`);
+  const browser = await exampleBrowser();
+  const { page, problems } = await openPage(browser, file);
+  await page.evaluate((seq) => window.mallocscope.select(seq), events - 1);
+  await shown(page);
+  const g = await timelineGeometry(page);
+  const yOf = (v: number) => g.mainBottom - (v / g.yMax) * (g.mainBottom - g.mainTop);
+  // Events with both a heap and mapped blocks, away from the threshold moves' faint lines.
+  const picked = [10, 17, 20];
+  for (const seq of picked) {
+    const heap = facts.heap[seq];
+    const mmapped = facts.mmapped[seq];
+    assert.ok(heap > 0 && mmapped > 0, `event ${seq} has both a heap and mapped blocks`);
+    const x = Math.floor(g.left + ((seq + 0.5) / events) * (g.right - g.left));
+    const top = Math.ceil(g.mainTop) + 1;
+    const column = await timelinePixels(page, x, top, 1, Math.floor(g.mainBottom) - top);
+    const yFoot = yOf(heap + mmapped);
+    const yHeap = yOf(heap);
+    const yLive = yOf(facts.live[seq]);
+    const nearLive = (y: number) => Math.abs(y - yLive) <= 3;
+    const tint = (y: number) => {
+      const [r, , b] = column.at(x, y);
+      return r - b;
+    };
+    let checked = 0;
+    for (let y = Math.ceil(yFoot) + 3; y <= Math.floor(yHeap) - 3; y++) {
+      if (nearLive(y)) continue;
+      assert.ok(tint(y) > 15, `event ${seq}: just under the footprint line (y ${y}, between ${yFoot.toFixed(0)} and ${yHeap.toFixed(0)}) is the mmapped area, not ${column.at(x, y)}`);
+      checked++;
     }
-    assert.equal(problems, []);
-  } finally {
-    await browser.close();
+    for (let y = Math.ceil(yHeap) + 3; y <= Math.floor(g.mainBottom) - 3; y++) {
+      if (nearLive(y)) continue;
+      assert.ok(tint(y) < -15, `event ${seq}: under the heap's top (y ${y}, below ${yHeap.toFixed(0)}) is the heap area alone, not ${column.at(x, y)}`);
+      checked++;
+    }
+    for (let y = top + 20; y <= Math.floor(yFoot) - 3; y++) {
+      if (nearLive(y)) continue;
+      assert.ok(Math.abs(tint(y)) < 12, `event ${seq}: above the footprint line (y ${y}) nothing is filled, not ${column.at(x, y)}`);
+    }
+    assert.ok(checked > 20, `event ${seq}: ${checked} pixels checked`);
   }
+  assert.equal(problems, []);
+  await page.close();
 });
 
 browserTest('report.html#N opens at event N, the URL follows the slider and the keys, and a new #N moves the page', async () => {
   const { file, events } = await exampleReport();
-  const browser = await openBrowser();
-  try {
-    const { page, problems } = await openPage(browser, file, '#20');
-    const opened = await shown(page);
-    assert.is(opened.seq, 20, 'the page opens at the event of the URL');
-    assert.match(opened.title, 'Event #20 of');
-    assert.is(await page.locator('#slider').inputValue(), '20');
-    await page.locator('#slider').fill('7');
-    await page.waitForFunction(() => location.hash === '#7', null, { timeout: 10_000 });
-    await page.locator('#slider').focus();
-    await page.keyboard.press('ArrowRight');
-    await page.waitForFunction(() => location.hash === '#8', null, { timeout: 10_000 });
-    // Editing the URL's fragment picks that event.
-    await page.evaluate(() => {
-      location.hash = '#30';
-    });
-    await page.waitForFunction(() => window.mallocscope.seq === 30, null, { timeout: 10_000 });
-    assert.is((await shown(page)).seq, 30);
-    await page.close();
-    // Past the end: the last event; not a number: the first.
-    for (const [hash, seq] of [[`#${events + 100}`, events - 1], ['#nonsense', 0]] as const) {
-      const { page: other, problems: more } = await openPage(browser, file, hash);
-      assert.is((await shown(other)).seq, seq, `${hash} opens event ${seq}`);
-      problems.push(...more);
-      await other.close();
-    }
-    assert.equal(problems, []);
-  } finally {
-    await browser.close();
+  const browser = await exampleBrowser();
+  const { page, problems } = await openPage(browser, file, '#20');
+  const opened = await shown(page);
+  assert.is(opened.seq, 20, 'the page opens at the event of the URL');
+  assert.match(opened.title, 'Event #20 of');
+  assert.is(await page.locator('#slider').inputValue(), '20');
+  await page.locator('#slider').fill('7');
+  await page.waitForFunction(() => location.hash === '#7', null, { timeout: 10_000 });
+  await page.locator('#slider').focus();
+  await page.keyboard.press('ArrowRight');
+  await page.waitForFunction(() => location.hash === '#8', null, { timeout: 10_000 });
+  // Editing the URL's fragment picks that event.
+  await page.evaluate(() => {
+    location.hash = '#30';
+  });
+  await page.waitForFunction(() => window.mallocscope.seq === 30, null, { timeout: 10_000 });
+  assert.is((await shown(page)).seq, 30);
+  await page.close();
+  // Past the end: the last event; not a number: the first.
+  for (const [hash, seq] of [[`#${events + 100}`, events - 1], ['#nonsense', 0]] as const) {
+    const { page: other, problems: more } = await openPage(browser, file, hash);
+    assert.is((await shown(other)).seq, seq, `${hash} opens event ${seq}`);
+    problems.push(...more);
+    await other.close();
   }
+  assert.equal(problems, []);
 });
 
 browserTest('one address style: the page prints offsets from the heap start, absolute addresses only on hover', async () => {
   const { file } = await exampleReport();
-  const browser = await openBrowser();
-  try {
-    const { page, problems } = await openPage(browser, file);
-    const heapStart = await page.evaluate(() => JSON.parse(document.getElementById('meta')!.textContent!).heapStart as number);
-    // Event 10: two mapped blocks; event 33: a last remainder, tcache and unsorted chunks.
-    for (const seq of [10, 20, 33]) {
-      await page.evaluate((s) => window.mallocscope.select(s), seq);
-      await shown(page);
-      const text = await page.evaluate(() => document.body.innerText);
-      const numbers = text.match(/0x[0-9a-f]+/gi) ?? [];
-      assert.ok(numbers.length > 5, `event ${seq}: the page prints hex numbers (${numbers.length})`);
-      const absolute = numbers.filter((h) => Number(h) >= heapStart);
-      assert.equal(absolute, [], `event ${seq}: absolute addresses in the page's text`);
-      assert.match(text, /\+0x[0-9a-f]+/, `event ${seq}: offsets from the heap start`);
-      // Each printed address carries the absolute one in its hover title.
-      const titled = await page.evaluate(() => Array.from(document.querySelectorAll<HTMLElement>('.addr')).map((e) => [e.textContent ?? '', e.title]));
-      assert.ok(titled.length > 0, `event ${seq}: addresses are marked`);
-      for (const [shownText, title] of titled) {
-        const offset = /([+−-])0x([0-9a-f]+)/.exec(shownText);
-        assert.ok(offset, `an address printed as an offset: ${shownText}`);
-        const absoluteTitle = /0x([0-9a-f]+)/.exec(title);
-        assert.ok(absoluteTitle, `its title gives the absolute address: "${title}"`);
-        const sign = offset![1] === '+' ? 1 : -1;
-        assert.is(parseInt(absoluteTitle![1], 16), heapStart + sign * parseInt(offset![2], 16), `${shownText} and its title ${title}`);
-      }
-    }
-    // The chunk tooltip (a hover) gives both.
-    await page.evaluate(() => window.mallocscope.select(10));
+  const browser = await exampleBrowser();
+  const { page, problems } = await openPage(browser, file);
+  const heapStart = await page.evaluate(() => JSON.parse(document.getElementById('meta')!.textContent!).heapStart as number);
+  // Event 10: two mapped blocks; event 33: a last remainder, tcache and unsorted chunks.
+  for (const seq of [10, 20, 33]) {
+    await page.evaluate((s) => window.mallocscope.select(s), seq);
     await shown(page);
-    const mapBox = (await page.locator('#heapmap').boundingBox())!;
-    await page.mouse.move(mapBox.x + 110, mapBox.y + 14);
-    const tip = await page.evaluate(() => document.getElementById('tooltip')!.textContent ?? '');
-    assert.match(tip, /chunk \+0x[0-9a-f]+/, 'the tooltip gives the chunk as an offset');
-    assert.ok((tip.match(/0x[0-9a-f]+/g) ?? []).some((h) => Number(h) >= heapStart), `the tooltip gives the absolute address: ${tip}`);
-    assert.equal(problems, []);
-  } finally {
-    await browser.close();
+    const text = await page.evaluate(() => document.body.innerText);
+    const numbers = text.match(/0x[0-9a-f]+/gi) ?? [];
+    assert.ok(numbers.length > 5, `event ${seq}: the page prints hex numbers (${numbers.length})`);
+    const absolute = numbers.filter((h) => Number(h) >= heapStart);
+    assert.equal(absolute, [], `event ${seq}: absolute addresses in the page's text`);
+    assert.match(text, /\+0x[0-9a-f]+/, `event ${seq}: offsets from the heap start`);
+    // Each printed address carries the absolute one in its hover title.
+    const titled = await page.evaluate(() => Array.from(document.querySelectorAll<HTMLElement>('.addr')).map((e) => [e.textContent ?? '', e.title]));
+    assert.ok(titled.length > 0, `event ${seq}: addresses are marked`);
+    for (const [shownText, title] of titled) {
+      const offset = /([+−-])0x([0-9a-f]+)/.exec(shownText);
+      assert.ok(offset, `an address printed as an offset: ${shownText}`);
+      const absoluteTitle = /0x([0-9a-f]+)/.exec(title);
+      assert.ok(absoluteTitle, `its title gives the absolute address: "${title}"`);
+      const sign = offset![1] === '+' ? 1 : -1;
+      assert.is(parseInt(absoluteTitle![1], 16), heapStart + sign * parseInt(offset![2], 16), `${shownText} and its title ${title}`);
+    }
   }
+  // The chunk tooltip (a hover) gives both.
+  await page.evaluate(() => window.mallocscope.select(10));
+  await shown(page);
+  const mapBox = (await page.locator('#heapmap').boundingBox())!;
+  await page.mouse.move(mapBox.x + 110, mapBox.y + 14);
+  const tip = await page.evaluate(() => document.getElementById('tooltip')!.textContent ?? '');
+  assert.match(tip, /chunk \+0x[0-9a-f]+/, 'the tooltip gives the chunk as an offset');
+  assert.ok((tip.match(/0x[0-9a-f]+/g) ?? []).some((h) => Number(h) >= heapStart), `the tooltip gives the absolute address: ${tip}`);
+  assert.equal(problems, []);
+  await page.close();
 });
 
 browserTest("the README's example (examples/growing-buffers.trace) works end to end; MALLOCSCOPE_UPDATE_SCREENSHOT=1 refreshes docs/report.png", async () => {
   const { file, events } = await exampleReport();
-  const browser = await openBrowser();
-  try {
-    const shots = [{ name: join(work, 'growing-buffers.png'), at: SCREENSHOT_AT }];
-    // The README's screenshot is refreshed only on request: a test run leaves the repository as it was.
-    if (process.env.MALLOCSCOPE_UPDATE_SCREENSHOT) shots.push({ name: join(ROOT, 'docs', 'report.png'), at: SCREENSHOT_AT });
-    await exercise(browser, file, events, shots);
-    console.log(`  README example: ${events} events, screenshot ${shots[shots.length - 1].name}`);
-  } finally {
-    await browser.close();
-  }
+  const browser = await exampleBrowser();
+  const shots = [{ name: join(work, 'growing-buffers.png'), at: SCREENSHOT_AT }];
+  // The README's screenshot is refreshed only on request: a test run leaves the repository as it was.
+  if (process.env.MALLOCSCOPE_UPDATE_SCREENSHOT) shots.push({ name: join(ROOT, 'docs', 'report.png'), at: SCREENSHOT_AT });
+  await exercise(browser, file, events, shots);
+  console.log(`  README example: ${events} events, screenshot ${shots[shots.length - 1].name}`);
 });
 
 browserTest('the report page works on a million-event trace, and its file stays within a few MB', async () => {
@@ -589,7 +579,8 @@ browserTest('the report page works on a million-event trace, and its file stays 
   }
 });
 
-test.after(() => {
+test.after(async () => {
+  if (exampleBrowserStarted) await (await exampleBrowserStarted).close();
   if (!process.env.MALLOCSCOPE_KEEP_REPORTS) rmSync(work, { recursive: true, force: true });
   else console.log(`  reports kept in ${work}`);
 });

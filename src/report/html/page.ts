@@ -581,7 +581,9 @@ class HeapMap {
     const legend = $('heap-legend');
     legend.innerHTML = (Object.keys(KIND_COLOUR) as ChunkKind[])
       .map((k) => `<span class="key"><span class="sw" style="background:${k === 'top' ? `repeating-linear-gradient(135deg, ${KIND_COLOUR.top} 0 3px, #b6c2d2 3px 4.5px)` : KIND_COLOUR[k]}"></span>${KIND_LABEL[k]}</span>`)
-      .join('') + '<span class="key"><span class="sw" style="background:#fff;border:2px solid #111827"></span>this event\'s block</span>';
+      .join('') +
+      '<span class="key"><span class="sw" style="background:#fff;border:2px solid #111827"></span>this event\'s block</span>' +
+      `<span class="key" title="the heap starts at ${hex(this.data.meta.heapStart)}">addresses: +0x… from the heap start (hover one for its absolute address)</span>`;
     $<HTMLSelectElement>('zoom').addEventListener('change', (e) => {
       this.zoom = Number((e.target as HTMLSelectElement).value);
       this.draw();

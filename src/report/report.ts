@@ -40,6 +40,7 @@ export interface ReportResult {
 }
 
 const SERIES = ['heap', 'mmapped', 'live', 'footprint'] as const;
+const FOOTPRINT = 3;
 
 /** Timeline points kept: between MAX_POINTS / 2 and MAX_POINTS (pairs merge when it fills). */
 const MAX_POINTS = 3200;
@@ -70,6 +71,10 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
   let points = 0;
   const high = SERIES.map(() => new Float64Array(maxPoints));
   const low = SERIES.map(() => new Float64Array(maxPoints));
+  // Per bucket, the heap's part of the footprint at the bucket's highest footprint: the page stacks the
+  // mmapped bytes on it, so that the two areas end exactly at the footprint line even when a bucket spans
+  // many events (where the heap's and the mmapped bytes' highs need not be at the same event).
+  const stackHeap = new Float64Array(maxPoints);
   // Plotted as doubles; the exact digits of values beyond 2^53 are kept aside for the page to print.
   const thresholds: number[] = [-1, Number(arena.policy.mmapThreshold), Number(arena.policy.trimThreshold)];
   const exactThresholds: Record<number, string> = {};
@@ -114,7 +119,12 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
       if (outcome.notes.thresholdMove) moves.push(seq);
       let bucket = Math.floor(seq / width);
       if (bucket >= maxPoints) {
-        // Full: merge pairs of buckets and double their width.
+        // Full: merge pairs of buckets and double their width (the stack's split first: it reads the
+        // footprint's highs before they merge).
+        for (let i = 0; i < maxPoints / 2; i++) {
+          const footprint = high[FOOTPRINT];
+          stackHeap[i] = footprint[2 * i] >= footprint[2 * i + 1] ? stackHeap[2 * i] : stackHeap[2 * i + 1];
+        }
         for (let s = 0; s < SERIES.length; s++) {
           for (let i = 0; i < maxPoints / 2; i++) {
             high[s][i] = Math.max(high[s][2 * i], high[s][2 * i + 1]);
@@ -128,6 +138,7 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
       const values = [arena.systemMem, arena.mmappedMem, replayer.liveBytes, arena.systemMem + arena.mmappedMem];
       const fresh = bucket >= points;
       if (fresh) points = bucket + 1;
+      if (fresh || values[FOOTPRINT] > high[FOOTPRINT][bucket]) stackHeap[bucket] = values[0];
       for (let s = 0; s < SERIES.length; s++) {
         const v = values[s];
         if (fresh || v > high[s][bucket]) high[s][bucket] = v;
@@ -155,6 +166,7 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
     sections.push([`high.${name}`, bytesOf(high[s].subarray(0, points))]);
     sections.push([`low.${name}`, bytesOf(low[s].subarray(0, points))]);
   });
+  sections.push(['stack.heap', bytesOf(stackHeap.subarray(0, points))]);
   // Checkpoint k holds the state after k * every events (k from 1; the state after 0 events is a fresh replayer).
   checkpoints.forEach((bytes, k) => sections.push([`checkpoint.${k + 1}`, bytes]));
   const payload = gzipSync(packSections(sections), { level: 9 });

@@ -36,6 +36,17 @@ function esc(text: string): string {
 }
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
+// One address style on the page: offsets from the start of the heap (the first break), which stay the
+// same from run to run and read short; the absolute address is in the hover title or the tooltip.
+let heapStart = 0;
+function offsetText(address: number): string {
+  const d = address - heapStart;
+  return d >= 0 ? `+${hex(d)}` : `−${hex(-d)}`;
+}
+function addressHtml(address: number): string {
+  return `<span class="addr" title="${hex(address)}">${offsetText(address)}</span>`;
+}
+
 // ---- colours ---------------------------------------------------------------------------------------------
 
 const KIND_COLOUR: Record<ChunkKind, string> = {
@@ -87,6 +98,8 @@ interface Data {
   events: EventColumns;
   high: Record<string, Float64Array>;
   low: Record<string, Float64Array>;
+  /** Per timeline point, the heap's part of its highest footprint (the mmapped area is stacked on it). */
+  stackHeap: Float64Array;
   /** Triples: seq from which (−1: the start), mmap threshold, trim threshold. */
   thresholds: Float64Array;
   moves: Float64Array;
@@ -123,7 +136,7 @@ async function loadData(): Promise<Data> {
   }
   const checkpoints: Uint8Array[] = [];
   for (let k = 1; k <= meta.checkpoints; k++) checkpoints.push(get(`checkpoint.${k}`));
-  return { meta, events, high, low, thresholds: float64Of(get('thresholds')), moves: float64Of(get('moves')), checkpoints };
+  return { meta, events, high, low, stackHeap: float64Of(get('stack.heap')), thresholds: float64Of(get('thresholds')), moves: float64Of(get('moves')), checkpoints };
 }
 
 // ---- the model, stepped ----------------------------------------------------------------------------------
@@ -259,6 +272,11 @@ class Timeline {
     return Math.min(n - 1, Math.max(0, Math.floor(f * n)));
   }
 
+  /** Where the page marks event `seq` (the selection line, the move markers): the middle of its span. */
+  private eventX(seq: number): number {
+    return this.xOf(seq + 0.5);
+  }
+
   /** Event `seq` spans [xOf(seq), xOf(seq + 1)). */
   private xOf(seq: number): number {
     const p = this.plot;
@@ -293,6 +311,8 @@ class Timeline {
     const step = niceStep(top / 4);
     const yMax = Math.ceil(top / step) * step;
     const yOf = (v: number) => p.mainBottom - (v / yMax) * (p.mainBottom - p.top);
+    // The axes' geometry, for tests that read the drawing's pixels.
+    Object.assign(canvas.dataset, { mainTop: String(p.top), mainBottom: String(p.mainBottom), stripTop: String(p.stripTop), stripBottom: String(p.stripBottom), yMax: String(yMax) });
     g.font = '11px system-ui, sans-serif';
     g.textBaseline = 'middle';
     g.strokeStyle = '#eef1f5';
@@ -352,8 +372,10 @@ class Timeline {
       g.fillStyle = fill;
       g.fill();
     };
-    area(high.heap, SERIES[0].fill, SERIES[0].colour);
-    area(high.mmapped, SERIES[1].fill, SERIES[1].colour);
+    // Stacked: the heap from 0, the mmapped bytes on top of it, so that they end at the footprint line.
+    const stackHeap = this.data.stackHeap;
+    area(stackHeap, SERIES[0].fill, SERIES[0].colour);
+    band(stackHeap, high.footprint, SERIES[1].fill);
     if (width > 1) band(low.live, high.live, SERIES[2].fill);
     line(high.live, SERIES[2].colour, 1.5);
     line(high.footprint, SERIES[3].colour, 1.5);
@@ -363,7 +385,7 @@ class Timeline {
       g.strokeStyle = 'rgba(220,38,38,0.18)';
       g.lineWidth = 1;
       for (const seq of moves) {
-        const x = Math.round(this.xOf(seq + 0.5)) + 0.5;
+        const x = Math.round(this.eventX(seq)) + 0.5;
         g.beginPath();
         g.moveTo(x, p.top);
         g.lineTo(x, p.mainBottom);
@@ -439,7 +461,8 @@ class Timeline {
       let y = yOf(t[offset]);
       g.moveTo(p.left, y);
       for (let i = 3; i < t.length; i += 3) {
-        const x = this.xOf(Math.min(n, t[i] + 1));
+        // The value after event t[i]: it steps at that event's x, where the selection line and the marker are.
+        const x = this.eventX(t[i]);
         g.lineTo(x, y);
         y = yOf(t[i + offset]);
         g.lineTo(x, y);
@@ -454,7 +477,7 @@ class Timeline {
     stepLine(1, MMAP_T, []);
     g.fillStyle = MMAP_T;
     for (const seq of this.data.moves) {
-      const x = this.xOf(seq + 0.5);
+      const x = this.eventX(seq);
       g.beginPath();
       g.moveTo(x - 4, p.stripTop - 7);
       g.lineTo(x + 4, p.stripTop - 7);
@@ -481,7 +504,7 @@ class Timeline {
       g.lineTo(Math.round(this.hoverX) + 0.5, p.stripBottom);
       g.stroke();
     }
-    const x = Math.round(this.xOf(this.selected + 0.5)) + 0.5;
+    const x = Math.round(this.eventX(this.selected)) + 0.5;
     g.strokeStyle = '#111827';
     g.lineWidth = 1.5;
     g.beginPath();
@@ -561,7 +584,9 @@ class HeapMap {
     const legend = $('heap-legend');
     legend.innerHTML = (Object.keys(KIND_COLOUR) as ChunkKind[])
       .map((k) => `<span class="key"><span class="sw" style="background:${k === 'top' ? `repeating-linear-gradient(135deg, ${KIND_COLOUR.top} 0 3px, #b6c2d2 3px 4.5px)` : KIND_COLOUR[k]}"></span>${KIND_LABEL[k]}</span>`)
-      .join('') + '<span class="key"><span class="sw" style="background:#fff;border:2px solid #111827"></span>this event\'s block</span>';
+      .join('') +
+      '<span class="key"><span class="sw" style="background:#fff;border:2px solid #111827"></span>this event\'s block</span>' +
+      `<span class="key" title="the heap starts at ${hex(this.data.meta.heapStart)}">addresses: +0x… from the heap start (hover one for its absolute address)</span>`;
     $<HTMLSelectElement>('zoom').addEventListener('change', (e) => {
       this.zoom = Number((e.target as HTMLSelectElement).value);
       this.draw();
@@ -587,7 +612,6 @@ class HeapMap {
     const canvas = this.canvas;
     const arena = step.replayer.arena;
     const regions = walkRegions(arena);
-    const heapStart = this.data.meta.heapStart;
     const cssWidth = $('heap-scroll').clientWidth - 2;
     if (cssWidth <= 0) return;
     this.mapWidth = cssWidth - this.gutter - 10;
@@ -605,7 +629,7 @@ class HeapMap {
       const start = region[0].address;
       const rows = Math.max(1, Math.ceil(extent(region) / this.bytesPerRow));
       if (regions.length > 1 || index > 0) {
-        headers.push({ y, text: index === 0 ? `brk heap at ${hex(start)}` : `region ${index + 1}: mmap'ed heap at ${hex(start)} (sbrk failed)` });
+        headers.push({ y, text: index === 0 ? `brk heap at ${offsetText(start)}` : `region ${index + 1}: mmap'ed heap at ${offsetText(start)} (sbrk failed)` });
         y += 18;
       }
       for (let r = 0; r < rows; r++) {
@@ -641,7 +665,7 @@ class HeapMap {
     g.fillStyle = '#667085';
     for (const [row, ry] of rowY) {
       const address = this.rowStarts[row];
-      g.fillText(address >= heapStart && address - heapStart < 2 ** 40 ? `+${hex(address - heapStart)}` : hex(address), this.gutter - 8, ry + this.rowH / 2);
+      g.fillText(offsetText(address), this.gutter - 8, ry + this.rowH / 2);
     }
     g.textAlign = 'left';
     g.font = '600 11px system-ui, sans-serif';
@@ -752,13 +776,12 @@ function madeByText(seq: number, data: Data): string {
 }
 
 function chunkTooltip(chunk: ChunkInfo, data: Data): string {
-  const heapStart = data.meta.heapStart;
-  const where = chunk.kind === 'mmapped' ? 'its own mapping' : `heap +${hex(chunk.address - heapStart)}`;
   const lead = chunk.lead ? `<div><span class="k">memalign gap before it</span> <span class="m">${int(chunk.lead)} bytes</span></div>` : '';
   return (
     `<div class="t"><span style="color:${KIND_COLOUR[chunk.kind]}">■</span> ${KIND_LABEL[chunk.kind]} <span class="k">· ${KIND_NOTE[chunk.kind]}</span></div>` +
-    `<div><span class="k">chunk</span> <span class="m">${hex(chunk.address)}</span> <span class="k">user ptr</span> <span class="m">${hex(chunk.address + 16)}</span></div>` +
-    `<div><span class="k">size</span> <span class="m">${hex(chunk.size)} (${bytes(chunk.size)})</span> <span class="k">at</span> <span class="m">${where}</span></div>` +
+    `<div><span class="k">chunk</span> <span class="m">${offsetText(chunk.address)}</span> <span class="k">user ptr</span> <span class="m">${offsetText(chunk.address + 16)}</span>${chunk.kind === 'mmapped' ? ' <span class="k">(its own mapping)</span>' : ''}</div>` +
+    `<div><span class="k">size</span> <span class="m">${hex(chunk.size)} (${bytes(chunk.size)})</span></div>` +
+    `<div><span class="k">absolute chunk address</span> <span class="m">${hex(chunk.address)}</span></div>` +
     lead +
     `<div>${madeByText(chunk.madeBy, data)}</div>`
   );
@@ -781,7 +804,7 @@ function drawMmapped(step: Step, data: Data, hover: (address: number) => void): 
       .map((b, i) => {
         const current = step.focus >= b.address && step.focus < b.address + b.size;
         const width = Math.max(2, (Math.log2(b.size) / Math.log2(largest)) ** 4 * 100);
-        return `<div class="mblock${current ? ' current' : ''}" data-i="${i}"><div><b>${bytes(b.size)}</b> <span class="muted">#${b.madeBy >= 0 ? int(b.madeBy) : '–'}</span></div><div class="bar" style="width:${width.toFixed(1)}%"></div><div class="addr">${hex(b.address)}</div></div>`;
+        return `<div class="mblock${current ? ' current' : ''}" data-i="${i}"><div><b>${bytes(b.size)}</b> <span class="muted">#${b.madeBy >= 0 ? int(b.madeBy) : '–'}</span></div><div class="bar" style="width:${width.toFixed(1)}%"></div><div>${addressHtml(b.address)}</div></div>`;
       })
       .join('') + (blocks.length > shown.length ? `<div class="empty">and ${blocks.length - shown.length} more</div>` : '');
   box.querySelectorAll<HTMLElement>('.mblock').forEach((el) => {
@@ -852,8 +875,8 @@ function drawBins(step: Step, data: Data, hover: (address: number) => void): voi
     group(
       'top',
       '',
-      `<div class="kv">${view.top.size ? `${hex(view.top.address)} · ${hex(view.top.size)} (${bytes(view.top.size)})` : 'no top yet'}</div>` +
-        (view.lastRemainder ? `<div class="kv muted">last_remainder ${hex(view.lastRemainder)}</div>` : ''),
+      `<div class="kv">${view.top.size ? `${addressHtml(view.top.address)} · ${hex(view.top.size)} (${bytes(view.top.size)})` : 'no top yet'}</div>` +
+        (view.lastRemainder ? `<div class="kv muted">last_remainder ${addressHtml(view.lastRemainder)}</div>` : ''),
       '',
     ),
   ].join('');
@@ -902,7 +925,7 @@ function drawEvent(step: Step, data: Data): void {
   const o = step.outcome;
   const chip = (k: string, v: string, title = '') => `<span class="chip"${title ? ` title="${esc(title)}"` : ''}>${k} <b>${v}</b></span>`;
   const facts = [
-    o.where === 'heap' ? chip('block', `heap +${hex(o.offset)} · chunk ${hex(o.chunk)}`) : o.where === 'mmap' ? chip('block', `mmap · ${bytes(o.chunk)}`) : '',
+    o.where === 'heap' ? chip('block', `heap +${hex(o.offset)} · chunk size ${hex(o.chunk)}`, `the pointer returned: ${hex(o.pointer)}`) : o.where === 'mmap' ? chip('block', `mmap · ${bytes(o.chunk)}`) : '',
     ...o.syscalls.map((s) => chip('syscall', syscallText(s))),
     chip('heap', bytes(a.systemMem), 'system_mem: bytes the heap holds from the kernel'),
     chip('mmapped', bytes(a.mmappedMem), 'bytes in mmapped chunks'),
@@ -937,6 +960,12 @@ function hideTooltip(): void {
 
 // ---- the page ------------------------------------------------------------------------------------------
 
+/** The event a URL's fragment names ("#1234"): past the end, the last; anything else, the first. */
+function seqOfHash(hash: string, events: number): number {
+  const match = /^#(\d+)$/.exec(hash);
+  return match ? Math.min(events - 1, Number(match[1])) : 0;
+}
+
 interface PageHandle {
   ready: boolean;
   loadMs: number;
@@ -957,6 +986,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   const data = await loadData();
   const { meta } = data;
+  heapStart = meta.heapStart;
   const n = meta.events;
   const summary = [
     ['events', int(n)],
@@ -999,9 +1029,22 @@ async function main(): Promise<void> {
     drawMmapped(step, data, hover);
     drawBins(step, data, hover);
     handle.seq = seq;
+    showInUrl(seq);
     const done = waiters;
     waiters = [];
     for (const w of done) w(seq);
+  };
+  // The URL follows the event shown (report.html#1234), so that a link or a reload opens it again. It is
+  // replaced, not pushed (dragging the slider would fill the history), and at most every 100 ms: browsers
+  // refuse a flood of history updates.
+  let urlTimer: ReturnType<typeof setTimeout> | undefined;
+  let urlSeq = -1;
+  const showInUrl = (seq: number) => {
+    urlSeq = seq;
+    urlTimer ??= setTimeout(() => {
+      urlTimer = undefined;
+      if (location.hash !== `#${urlSeq}`) history.replaceState(history.state, '', `#${urlSeq}`);
+    }, 100);
   };
   const select = (seq: number) => {
     seq = Math.max(0, Math.min(n - 1, Math.round(seq)));
@@ -1051,8 +1094,13 @@ async function main(): Promise<void> {
     select(next);
   });
 
+  window.addEventListener('hashchange', () => {
+    const seq = seqOfHash(location.hash, n);
+    if (seq !== current) select(seq);
+  });
+
   timeline.draw();
-  select(0);
+  select(seqOfHash(location.hash, n));
   await handle.drawn();
   handle.loadMs = performance.now() - started;
   handle.ready = true;

@@ -159,7 +159,8 @@ button:hover { background: #eef2f8; }
 .mblock { border: 1px solid #f3b27a; background: #fff7ed; border-radius: 6px; padding: 4px 7px; font-size: 12px; cursor: default; }
 .mblock .bar { height: 8px; background: #fb923c; border-radius: 3px; margin: 3px 0 2px; min-width: 3px; }
 .mblock.current { outline: 2px solid #111827; }
-.mblock .addr { font-family: var(--mono); font-size: 11.5px; }
+.addr { font-family: var(--mono); cursor: help; text-decoration: underline dotted #b6c2d2; text-underline-offset: 2px; }
+.mblock .addr { font-size: 11.5px; }
 .empty { color: var(--muted); font-size: 12.5px; font-style: italic; }
 .zoom { margin-left: auto; font-size: 12.5px; color: var(--muted); }
 .zoom select { font: inherit; }

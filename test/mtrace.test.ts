@@ -139,7 +139,7 @@ test('a realloc to 0 frees; sizes and pointers beyond 2^53 stay exact', () => {
 test('acceptTruncated: a log cut short ends with a comment instead of an error', () => {
   assert.is(
     convertMtrace('= Start\n+ 0x10 0x20\n+ 0x5', 'cut.log', { acceptTruncated: true }),
-    'malloc b1 32\n# the log ends in the middle of line 3: the program died before its log was flushed\n# end of mtrace log: 1 calls from 3 log lines; 1 blocks still live\n',
+    'malloc b1 32\n# the log ends in the middle of line 3: the program ended before its log was flushed\n# end of mtrace log: 1 calls from 3 log lines; 1 blocks still live\n',
   );
   assert.match(convertMtrace('= Start\n+ 0x10 0x20\n< 0x10\n', 'cut.log', { acceptTruncated: true }), /\n# the log ends after a realloc's '<' line \(line 3\)/);
 });

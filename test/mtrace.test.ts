@@ -282,7 +282,7 @@ recordTest('record leaves no temporary folder behind: on success, on failure, an
   // A trace far larger than a pipe's buffer, read by a `head` that goes away after 10 bytes: the next write
   // fails with EPIPE and the command ends at once.
   const main = join(root, 'src/cli/main.ts');
-  const piped = spawnSync('sh', ['-c', `"${process.execPath}" --import "${tsxLoader}" "${main}" record -- perl -e 'my @a = map { "x" x $_ } 1..20000' | head -c 10`], {
+  const piped = spawnSync('sh', ['-c', `"${process.execPath}" --import "${tsxLoader}" "${main}" record -- perl -e 'my @a = map { "x" x $_ } 1..5000' | head -c 10`], {
     cwd: scratch,
     encoding: 'utf8',
     env: { ...process.env, ...env },

@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unless } from './support/skip.ts';
@@ -133,6 +133,7 @@ test('-o - is standard output for every command that writes a file; report witho
   assert.is(page.status, 0, page.stderr);
   assert.match(page.stdout, /^<!doctype html>/i);
   assert.match(page.stdout, /<\/html>\s*$/);
+  assert.not.ok(existsSync(join(root, '-')), 'no file named -');
   const missing = run(['report', 'examples/trim.trace']);
   assert.is(missing.status, 2);
   assert.is(missing.stderr, 'mallocscope: report needs -o FILE, the HTML page to write (-o - for standard output) (run `mallocscope report --help` for usage) [USAGE]\n');

@@ -39,24 +39,24 @@ export function registerCompare(program: Command): void {
     .addOption(brkLimitOption());
   for (const option of colourOptions()) command.addOption(option);
   command.action(
-      action((trace: string, options: CompareCommandOptions) => {
-        const columns: ColumnSpec[] = given.map((g) => (g.kind === 'policy' ? parsePolicyColumn(g.text) : parseSetColumn(g.text)));
-        if (columns.length === 0) columns.push(...DEFAULT_COLUMNS.map(parsePolicyColumn));
-        else if (!given.some((g) => g.kind === 'policy')) columns.unshift(parsePolicyColumn('glibc'));
-        if (columns.length > 16) throw new UsageError('at most 16 columns');
-        const brkLimit = parseBrkLimit(options.brkLimit);
-        const progress = Progress.forTrace(trace, 'compare', { colour: colourFlag(options) });
-        let figures;
-        try {
-          figures = compareTrace(trace, columns, { system: { brkLimit }, onEvent: (event) => progress.tick(event) });
-        } finally {
-          progress.done();
-        }
-        if (options.json) {
-          process.stdout.write(`${JSON.stringify({ trace: traceDisplayName(trace), columns: figures }, null, 2)}\n`);
-          return;
-        }
-        process.stdout.write(`${traceDisplayName(trace)}: ${figures[0]?.events ?? 0} events\n${formatCompareTable(figures)}\n`);
-      }),
+    action((trace: string, options: CompareCommandOptions) => {
+      const columns: ColumnSpec[] = given.map((g) => (g.kind === 'policy' ? parsePolicyColumn(g.text) : parseSetColumn(g.text)));
+      if (columns.length === 0) columns.push(...DEFAULT_COLUMNS.map(parsePolicyColumn));
+      else if (!given.some((g) => g.kind === 'policy')) columns.unshift(parsePolicyColumn('glibc'));
+      if (columns.length > 16) throw new UsageError('at most 16 columns');
+      const brkLimit = parseBrkLimit(options.brkLimit);
+      const progress = Progress.forTrace(trace, 'compare', { colour: colourFlag(options) });
+      let figures;
+      try {
+        figures = compareTrace(trace, columns, { system: { brkLimit }, onEvent: (event) => progress.tick(event) });
+      } finally {
+        progress.done();
+      }
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify({ trace: traceDisplayName(trace), columns: figures }, null, 2)}\n`);
+        return;
+      }
+      process.stdout.write(`${traceDisplayName(trace)}: ${figures[0]?.events ?? 0} events\n${formatCompareTable(figures)}\n`);
+    }),
   );
 }

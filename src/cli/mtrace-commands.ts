@@ -8,7 +8,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { MallocscopeError, TraceError, UsageError, errnoReason } from '../errors.ts';
 import { builtFile } from '../native.ts';
 import { importMtrace, type MtraceImportOptions, type MtraceSummary } from '../trace/mtrace.ts';
-import { outputOption } from './options.ts';
+import { outputOption, preambleOption } from './options.ts';
 import { OutputFile } from './output.ts';
 import { action } from './run.ts';
 
@@ -28,7 +28,7 @@ export function registerMtrace(program: Command): void {
     .description("convert a glibc mtrace log (MALLOC_TRACE) to a trace (docs/mtrace.md)")
     .argument('<log>', 'the mtrace log; - for standard input')
     .addOption(outputOption('the trace', 'standard output'))
-    .option('--preamble', 'begin with the allocations glibc makes before the log starts, so that a replay reproduces the heap offsets')
+    .addOption(preambleOption())
     .action(
       action(async (log: string, options: OutputOptions) => {
         await importTo(log, OutputFile.open(options.output ?? '-'), options, {}, undefined);
@@ -42,7 +42,7 @@ export function registerMtrace(program: Command): void {
     .argument('[args...]', 'its arguments (put -- before PROGRAM when they hold options)')
     .addOption(outputOption('the trace', "standard output; the program's own standard output then goes to standard error"))
     .option('--log <log>', 'keep the raw mtrace log in this file (default: a temporary file, removed afterwards)')
-    .option('--preamble', 'begin with the allocations glibc makes before the log starts (see import-mtrace)')
+    .addOption(preambleOption())
     .action(
       action(async (command: string, args: string[], options: OutputOptions & { log?: string }) => {
         await record(command, args, options);

@@ -86,6 +86,11 @@ export function outputOption(what: string, fallback?: string): Option {
   return new Option('-o, --output <file>', `write ${what} to this file, or - for standard output${fallback ? ` (default: ${fallback})` : ''}`);
 }
 
+/** --preamble: import-mtrace and record. */
+export function preambleOption(): Option {
+  return new Option('--preamble', 'begin with the allocations glibc makes before the log starts, so that a replay reproduces the heap offsets');
+}
+
 /** --keep-env and --tunables: the environment of the real glibc's process. */
 export function keepEnvOption(): Option {
   return new Option('--keep-env', "keep MALLOC_*, GLIBC_TUNABLES and LD_PRELOAD in the real glibc's environment (removed by default)");

@@ -118,7 +118,7 @@ export class Progress {
     const rate = seconds > 0 ? events / seconds : 0;
     const left = fraction > 0 ? seconds * (1 / fraction - 1) : 0;
     const done = '█'.repeat(filled);
-    const bar = `${this.colour ? `\x1b[36m${done}\x1b[0m` : done}${'░'.repeat(width - filled)}`;
+    const bar = `${this.colour && filled ? `\x1b[36m${done}\x1b[0m` : done}${'░'.repeat(width - filled)}`;
     const text = `${this.label} ${bar} ${(fraction * 100).toFixed(0).padStart(3)}%  ${events.toLocaleString('en')} events  ${formatRate(rate)}/s  ~${left.toFixed(0)} s left`;
     stream.write(`\r\x1b[2K${text}`);
     this.drawn = true;

@@ -1,7 +1,7 @@
 // Output for the commands: buffered lines to stdout for commands that print many lines, and the file a
 // command writes with -o (`-` for standard output), opened before the work and removed if the work fails.
 import { closeSync, fstatSync, ftruncateSync, openSync, unlinkSync, writeSync } from 'node:fs';
-import { MallocscopeError, errnoReason } from '../errors.ts';
+import { MallocscopeError, UsageError, errnoReason } from '../errors.ts';
 
 /**
  * Buffered output to stdout: one write per 64 KiB, straight to fd 1, so a million-line replay is not a
@@ -28,6 +28,9 @@ export class LineOutput {
   }
 }
 
+/** Something to sleep on while a pipe is full. */
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
 /** Writes all of `bytes` to `fd`, waiting on a full non-blocking pipe; a closed pipe ends the command. */
 function writeAll(fd: number, bytes: Uint8Array): void {
   let done = 0;
@@ -36,7 +39,11 @@ function writeAll(fd: number, bytes: Uint8Array): void {
       done += writeSync(fd, bytes, done);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN') continue; // a non-blocking pipe that is full: wait for the reader
+      if (code === 'EAGAIN') {
+        // A non-blocking pipe that is full: wait for the reader without spinning (`… | less`).
+        Atomics.wait(pause, 0, 0, 2);
+        continue;
+      }
       if (code === 'EPIPE') process.exit(0);
       throw error;
     }
@@ -66,6 +73,7 @@ export class OutputFile {
   /** Opens `path` for writing (`-`: standard output); OUTPUT_OPEN naming the path when it cannot be. */
   static open(path: string): OutputFile {
     if (path === '-') return new OutputFile(path, 1, false);
+    if (path === '') throw new UsageError('-o needs a file name, or - for standard output');
     try {
       return new OutputFile(path, openSync(path, 'r+'), false);
     } catch (error) {

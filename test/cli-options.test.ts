@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unless } from './support/skip.ts';
@@ -189,5 +189,7 @@ ptyTest('colour on a terminal, none on TERM=dumb or with NO_COLOR (through a pse
   assert.not.match(onTerminal({ TERM: 'dumb' }), /\x1b\[/);
   assert.match(onTerminal({ TERM: 'dumb', FORCE_COLOR: '1' }), /\x1b\[1mx = malloc\(1\)/);
 });
+
+test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 test.run();

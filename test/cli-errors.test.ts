@@ -36,7 +36,40 @@ test('report of a bad trace: the trace error, and no report file left behind', (
 test('explain --from past the end says how many events there are, exit 2', () => {
   const r = run(['explain', 'examples/trim.trace', '--from', '99']);
   assert.is(r.status, 2);
-  assert.is(r.stderr, 'mallocscope: --from 99 is past the end: examples/trim.trace has 7 events (0 to 6) [USAGE]\n');
+  assert.is(r.stderr, 'mallocscope: --from 99 is past the end: examples/trim.trace has 7 events (0 to 6) (run `mallocscope explain --help` for usage) [USAGE]\n');
+});
+
+test('help: mallocscope alone and help NAME print it on stdout, exit 0; an unknown command says so', () => {
+  const bare = run([]);
+  assert.is(bare.status, 0);
+  assert.match(bare.stdout, /^Usage: mallocscope \[options\] \[command\]\n/);
+  assert.match(bare.stdout, /\n {2}replay \[options\] <trace>/);
+  assert.is(bare.stderr, '');
+  const help = run(['help', 'replay']);
+  assert.is(help.status, 0);
+  assert.match(help.stdout, /^Usage: mallocscope replay \[options\] <trace>\n/);
+  for (const r of [bare, help]) assert.not.match(r.stdout + r.stderr, /outputHelp/);
+  const unknownHelp = run(['help', 'frob']);
+  assert.is(unknownHelp.status, 2);
+  assert.is(unknownHelp.stdout, '');
+  assert.is(unknownHelp.stderr, "mallocscope: unknown command 'frob' (run `mallocscope --help` for usage) [USAGE]\n");
+  const typo = run(['explian', 'examples/trim.trace']);
+  assert.is(typo.status, 2);
+  assert.is(typo.stderr, "mallocscope: unknown command 'explian' (Did you mean explain?) (run `mallocscope --help` for usage) [USAGE]\n");
+});
+
+test("usage errors point to the command's own help; an unknown option after record suggests --", () => {
+  const option = run(['replay', 'examples/trim.trace', '--nope']);
+  assert.is(option.status, 2);
+  assert.is(option.stderr, "mallocscope: unknown option '--nope' (run `mallocscope replay --help` for usage) [USAGE]\n");
+  const argument = run(['compare']);
+  assert.is(argument.stderr, "mallocscope: missing required argument 'trace' (run `mallocscope compare --help` for usage) [USAGE]\n");
+  const record = run(['record', 'perl', '-e', '1']);
+  assert.is(record.status, 2);
+  assert.is(
+    record.stderr,
+    "mallocscope: unknown option '-e': if it is an option of the program, put -- before the program (mallocscope record [options] -- PROGRAM [ARGS...]) (run `mallocscope record --help` for usage) [USAGE]\n",
+  );
 });
 
 test('explain writes huge requests exactly, as the trace does (not as rounded doubles)', () => {

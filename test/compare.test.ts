@@ -156,7 +156,7 @@ test('progress: silent off a terminal and for short traces; draws and erases on 
   const big = join(dir, 'big.trace');
   writeFileSync(big, 'malloc a 1\nfree a\n'.repeat(60000));
   let now = 1000;
-  const progress = Progress.forTrace(big, 'replay', { stream, clock: () => now });
+  const progress = Progress.forTrace(big, 'replay', { stream, clock: () => now, env: { NO_COLOR: '1' } });
   assert.is(progress.active, true);
   progress.tick({ seq: 0, line: 1 }); // within the first 100 ms: nothing yet
   assert.is(written.length, 0);

@@ -47,6 +47,12 @@ test('replay --jsonl: mallopt of a negative int moves a threshold to that int as
   assert.is(compared.status, 0, compared.stderr);
   assert.match(compared.stdout, /"finalMmapThreshold": 18446744073709551600,/);
   assert.match(compared.stdout, /"finalTrimThreshold": 18446744073709551615,/);
+  const summary = run(['replay', path, '--json']);
+  assert.is(summary.status, 0, summary.stderr);
+  assert.match(summary.stdout, /"mmapThreshold": 18446744073709551600,/);
+  assert.match(summary.stdout, /"trimThreshold": 18446744073709551615,/);
+  const text = run(['replay', path]);
+  assert.match(text.stdout, /18446744073709551600/);
 });
 
 test('explain: malloc(PTRDIFF_MAX) reasons with chunk 2^63 + 16, exactly', () => {

@@ -16,24 +16,26 @@ const realFixtures = join(root, 'test/fixtures/real');
 const scratch = mkdtempSync(join(tmpdir(), 'mallocscope-mtrace-test-'));
 const starterBuilt = existsSync(join(root, 'build/Release/libmallocscope-mtrace.so'));
 const haveCc = spawnSync('cc', ['--version']).status === 0;
+const haveDash = spawnSync('dash', ['-c', 'exit 0']).status === 0;
 const oracleBuilt = existsSync(join(root, 'build/Release/mallocscope-oracle'));
 // The starter library and the oracle are built by npm install; cc comes with the build tools.
 const recordTest = unless(test, starterBuilt ? undefined : 'build/Release/libmallocscope-mtrace.so is not built');
 const compiledTest = unless(test, starterBuilt && haveCc ? undefined : 'needs the starter library and cc');
 const oracleRecordTest = unless(test, starterBuilt && oracleBuilt ? undefined : 'needs the starter library and the oracle');
 const oracleTest = unless(test, oracleBuilt ? undefined : 'the oracle is not built');
+const dashTest = unless(test, starterBuilt && haveDash ? undefined : 'needs the starter library and dash');
 
 /** tsx by its absolute URL, so that the CLI runs from any working folder. */
 const tsxLoader = import.meta.resolve('tsx');
 
 /** Runs the CLI from the sources (no build needed), in `cwd`. */
-function cli(args: string[], options: { cwd?: string; input?: string } = {}) {
+function cli(args: string[], options: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv } = {}) {
   const run = spawnSync(process.execPath, ['--import', tsxLoader, join(root, 'src/cli/main.ts'), ...args], {
     cwd: options.cwd ?? scratch,
     input: options.input,
     encoding: 'utf8',
     maxBuffer: 64 * 1024 * 1024,
-    env: { ...process.env, MALLOCSCOPE_DEBUG: '' },
+    env: { ...process.env, MALLOCSCOPE_DEBUG: '', ...options.env },
   });
   return { status: run.status, stdout: run.stdout, stderr: run.stderr };
 }
@@ -139,7 +141,7 @@ test('a realloc to 0 frees; sizes and pointers beyond 2^53 stay exact', () => {
 test('acceptTruncated: a log cut short ends with a comment instead of an error', () => {
   assert.is(
     convertMtrace('= Start\n+ 0x10 0x20\n+ 0x5', 'cut.log', { acceptTruncated: true }),
-    'malloc b1 32\n# the log ends in the middle of line 3: the program died before its log was flushed\n# end of mtrace log: 1 calls from 3 log lines; 1 blocks still live\n',
+    'malloc b1 32\n# the log ends in the middle of line 3: the program ended before its log was flushed\n# end of mtrace log: 1 calls from 3 log lines; 1 blocks still live\n',
   );
   assert.match(convertMtrace('= Start\n+ 0x10 0x20\n< 0x10\n', 'cut.log', { acceptTruncated: true }), /\n# the log ends after a realloc's '<' line \(line 3\)/);
 });
@@ -253,6 +255,67 @@ recordTest('record: a program that forks or execs children is refused, naming th
   const forked = cli(['record', '--', 'perl', '-e', 'if (fork) { wait } else { my @a = (1..100) }']);
   assert.is(forked.status, 1);
   assert.match(forked.stderr, /a forked child \d+.*\[RECORD_SEVERAL_PROCESSES\]\n$/);
+});
+
+recordTest('record checks -o and --log before it runs the program, and leaves an existing file alone when it fails', () => {
+  const missing = cli(['record', '-o', 'no-such-folder/p.trace', '--', 'perl', '-e', 'print "ran\\n"']);
+  assert.is(missing.status, 1);
+  assert.is(missing.stdout, '', 'the program did not run');
+  assert.is(missing.stderr, 'mallocscope: cannot write no-such-folder/p.trace: no such file or directory [OUTPUT_OPEN]\n');
+  writeFileSync(join(scratch, 'kept.trace'), 'malloc a 1\n');
+  const failed = cli(['record', '-o', 'kept.trace', '--', join(scratch, 'no-such-program')]);
+  assert.is(failed.status, 2);
+  assert.is(readFileSync(join(scratch, 'kept.trace'), 'utf8'), 'malloc a 1\n');
+});
+
+recordTest('record leaves no temporary folder behind: on success, on failure, and when its stdout is closed early', () => {
+  const tmp = mkdtempSync(join(scratch, 'tmp-'));
+  const env = { TMPDIR: tmp };
+  // record's folders only (tsx keeps a cache there too).
+  const left = () => readdirSync(tmp).filter((name) => name.startsWith('mallocscope-'));
+  const ok = cli(['record', '-o', 'ok.trace', '--', 'perl', '-e', '1'], { env });
+  assert.is(ok.status, 0, ok.stderr);
+  assert.equal(left(), [], 'after a success');
+  const failed = cli(['record', '--', 'perl', '-e', 'if (fork) { wait } else { my @a = (1..100) }'], { env });
+  assert.is(failed.status, 1);
+  assert.equal(left(), [], 'after a failure');
+  // A trace far larger than a pipe's buffer, read by a `head` that goes away after 10 bytes: the next write
+  // fails with EPIPE and the command ends at once.
+  const main = join(root, 'src/cli/main.ts');
+  const piped = spawnSync('sh', ['-c', `"${process.execPath}" --import "${tsxLoader}" "${main}" record -- perl -e 'my @a = map { "x" x $_ } 1..5000' | head -c 10`], {
+    cwd: scratch,
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+  });
+  assert.is(piped.stdout, '# recorded');
+  assert.equal(left(), [], 'after its stdout was closed');
+});
+
+recordTest('record accepts a program that exits normally without flushing its log: /bin/sh -c "exit 0"', () => {
+  const run = cli(['record', '--', '/bin/sh', '-c', 'exit 0']);
+  assert.is(run.status, 0, run.stderr);
+  assert.match(run.stdout, /\n# exit: status 0\n/);
+  assert.match(run.stdout, /\n# the log ends in the middle of line \d+: the program ended before its log was flushed\n/);
+  validateTrace(run.stdout, 'sh.trace');
+  assert.is(run.stderr, 'mallocscope: note: /bin/sh ended without flushing its mtrace log (it left through _exit() or a signal): the trace ends at the last call logged\n');
+});
+
+dashTest('record accepts dash -c "echo hi": its output on stderr, its calls up to the last flushed one', () => {
+  const run = cli(['record', '--', 'dash', '-c', 'echo hi']);
+  assert.is(run.status, 0, run.stderr);
+  assert.match(run.stderr, /^hi\nmallocscope: note: dash ended without flushing its mtrace log/);
+  assert.ok(validateTrace(run.stdout, 'dash.trace') > 0);
+});
+
+compiledTest('record of a program whose log stays empty (_exit before mtrace flushes anything): an empty trace', () => {
+  const dir = mkdtempSync(join(scratch, 'exit-'));
+  writeFileSync(join(dir, 'quiet.c'), '#include <unistd.h>\nint main(void) { _exit(0); }\n');
+  assert.is(spawnSync('cc', ['-o', join(dir, 'quiet'), join(dir, 'quiet.c')]).status, 0);
+  const run = cli(['record', '-o', 'quiet.trace', '--', './quiet'], { cwd: dir });
+  assert.is(run.status, 0, run.stderr);
+  const trace = readFileSync(join(dir, 'quiet.trace'), 'utf8');
+  assert.match(trace, /\n# exit: status 0\n# the mtrace log is empty: quiet ended before mtrace flushed its first record, so no call was logged\n$/);
+  assert.is(validateTrace(trace, 'quiet.trace'), 0);
 });
 
 /**

@@ -195,7 +195,7 @@ test('a bad --brk-limit is a usage error (exit 2, one line)', () => {
   assert.is(run.stdout, '');
   assert.is(
     run.stderr,
-    "mallocscope: --brk-limit takes a byte count (decimal or 0x-hexadecimal, at most 2^64-1), not '64k' [USAGE]\n",
+    "mallocscope: --brk-limit takes a byte count (decimal or 0x-hexadecimal, at most 2^44), not '64k' (run `mallocscope oracle --help` for usage) [USAGE]\n",
   );
 });
 

@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -11,7 +11,7 @@ const root = new URL('..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-replay-'));
 
 function run(args: string[]) {
-  return spawnSync(process.execPath, [join(root, 'bin/mallocscope.js'), ...args], { cwd: root, encoding: 'utf8' });
+  return spawnSync(process.execPath, [join(root, 'bin/mallocscope.js'), ...args], { cwd: root, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
 }
 
 test('replay --jsonl: §11 — 0x2a0/0x70, mmap 200704, then the heap at +0x310', () => {
@@ -60,6 +60,48 @@ test('replay usage errors exit 2 with one line', () => {
     assert.is(r.status, 2, args.join(' '));
     assert.match(r.stderr, /^mallocscope: [^\n]*\[USAGE\]\n$/);
   }
+});
+
+test('docs/trace-format.md documents every key, via and sys string that replay --jsonl prints, and the oracle keys', () => {
+  const doc = readFileSync(join(root, 'docs/trace-format.md'), 'utf8');
+  const contract = doc.slice(doc.indexOf('### The contract'), doc.indexOf("### The model's extra keys"));
+  const extra = doc.slice(doc.indexOf("### The model's extra keys"));
+  assert.ok(contract.length > 0 && extra.length > 0, 'both sections are there');
+  // A real program's trace (every path of the allocator) and one made to reach the rest: mremap, a moved
+  // threshold, a failed brk and its mmap fallback, malloc_trim's madvise.
+  const crafted = join(dir, 'every-key.trace');
+  writeFileSync(crafted, 'malloc m 200000\nrealloc m 400000\nfree m\nmalloc a 100\nmalloc b 100000\nmalloc c 100000\nmalloc d 5000\nmalloc e 5000\nfree d\nfree c\ntrim 0\n');
+  const runs = [
+    run(['replay', 'test/fixtures/real/cc1-points.trace', '--jsonl']),
+    run(['replay', crafted, '--jsonl', '--stats', '--brk-limit', '0x30000']),
+  ];
+  const keys = new Set<string>();
+  const vias = new Set<string>();
+  const sys = new Set<string>();
+  for (const r of runs) {
+    assert.is(r.status, 0, r.stderr);
+    for (const line of r.stdout.trimEnd().split('\n')) {
+      const event = JSON.parse(line);
+      for (const key of Object.keys(event)) keys.add(key);
+      if (event.via) vias.add(event.via);
+      for (const call of event.sys ?? []) sys.add(call);
+    }
+  }
+  const oracle = run(['oracle', crafted, '--stats', '--brk-limit', '0x30000']);
+  const oracleKeys = new Set(oracle.stdout.trimEnd().split('\n').flatMap((line) => Object.keys(JSON.parse(line))));
+  for (const key of oracleKeys) assert.ok(contract.includes(`\`${key}\``), `the oracle's key ${key} is in the contract section`);
+  for (const key of keys) {
+    const section = oracleKeys.has(key) ? contract : extra;
+    assert.ok(section.includes(`\`${key}\``), `key ${key} is documented`);
+  }
+  assert.ok(keys.has('trimmed') && keys.has('consolidations') && keys.has('threshold'), [...keys].join(' '));
+  for (const via of vias) assert.ok(extra.includes(`| \`${via}\` |`), `via ${via} is documented`);
+  assert.is(vias.size, 12, [...vias].join(' '));
+  // Each system call's form, its numbers written as the table writes them.
+  const forms = new Set([...sys].map((call) => call.replace(/ failed$/, '').replace(/^mremap \d+->\d+$/, 'mremap A->B').replace(/^(\w+) [+-]?\d+$/, (all, name: string) => (name === 'brk' ? `brk ${all.includes('-') ? '-' : '+'}N` : `${name} N`))));
+  assert.equal([...forms].sort(), ['brk +N', 'brk -N', 'madvise N', 'mmap N', 'mremap A->B', 'munmap N']);
+  for (const form of forms) assert.ok(extra.includes(`\`${form}\``), `sys ${form} is documented`);
+  assert.ok([...sys].some((call) => call.endsWith(' failed')) && extra.includes('` failed`'), 'failed calls are documented');
 });
 
 test.run();

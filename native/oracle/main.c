@@ -81,13 +81,15 @@ static void parse_args(int argc, char **argv, struct options *o)
     if (o->path == NULL) usage_error("no trace given", NULL);
 }
 
-/* Puts an inaccessible page at heap start + limit (rounded up to a page), so that the kernel refuses to
- * move the break past it and glibc falls back to mmap (GLIBC-2.36.md §5, "When sbrk fails"). */
+/* Lets the break grow at most `limit` bytes (rounded down to whole pages) above its start, as the model's
+ * --brk-limit does, so that sbrk fails past it and glibc falls back to mmap (GLIBC-2.36.md §5, "When sbrk
+ * fails"). The kernel moves the break only while a page stays free below the next mapping, so the
+ * inaccessible page goes one page above the last byte the break may reach. */
 static void place_brk_blocker(uintptr_t heap_start, uint64_t limit)
 {
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t at = heap_start + (uintptr_t)limit;
-    if (limit > UINTPTR_MAX - heap_start - page) usage_error("--brk-limit is too large", NULL);
+    if (limit > UINTPTR_MAX - heap_start - 2 * page) usage_error("--brk-limit is too large", NULL);
+    uintptr_t at = heap_start + ((uintptr_t)limit & ~(page - 1)) + page;
     at = (at + page - 1) & ~(page - 1);
     void *got = mmap((void *)at, page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
                      -1, 0);

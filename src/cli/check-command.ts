@@ -1,6 +1,7 @@
 // `mallocscope check TRACE`: replays the trace through the real glibc (the oracle) and the model side by
 // side, streaming, and stops at the first event where they differ, with the events before it and the
-// model's heap around the address; exit 1 then, 0 when every event agrees.
+// model's heap around the address; exit 3 then (CHECK_DIFFERS), 0 when every event agrees, and as every
+// command 1 for bad input, 2 for bad usage.
 import type { Command } from 'commander';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -13,15 +14,22 @@ import { sameEvent } from '../check/differential.ts';
 import { contractFields, extraFields, statsFields } from '../report/jsonl.ts';
 import type { TraceEvent } from '../trace/api.ts';
 import { readTrace, traceDisplayName } from '../trace/reader.ts';
-import { parseBytesOption, parseCountOption } from './options.ts';
+import { brkLimitOption, jsonOption, parseBrkLimit, parseCountOption, statsOption } from './options.ts';
 import { action } from './run.ts';
+
+/** check's exit status when the model and glibc differ: not 1 (bad input) nor 2 (usage), so scripts can tell. */
+export const CHECK_DIFFERS = 3;
 
 interface CheckOptions {
   stats?: boolean;
-  policy: string;
+  policy?: string;
   brkLimit?: string;
   context: string;
+  json?: boolean;
 }
+
+/** What the real glibc does instead of each of the model's other policies, for the refusal of --policy. */
+const POLICY_INSTEAD = 'fixed:N: mallopt M_MMAP_THRESHOLD N; heap: mallopt M_MMAP_MAX 0; mmap: mallopt M_MMAP_THRESHOLD 0';
 
 /** One event remembered for the context of a difference. */
 interface Remembered {
@@ -32,17 +40,25 @@ interface Remembered {
 export function registerCheck(program: Command): void {
   program
     .command('check')
-    .description('compare the model with the real glibc on a trace; exit 1 at the first difference')
+    .description(`compare the model with the real glibc on a trace; exit 0 when they agree, ${CHECK_DIFFERS} at the first difference`)
     .argument('<trace>', 'trace file (not -: both replays read it)')
-    .option('--stats', 'compare mallinfo2 after every call too')
-    .option('--policy <name>', 'model policy (glibc unless you compare a mallopt-equivalent trace)', 'glibc')
-    .option('--brk-limit <bytes>', 'the program break cannot grow more than this, in both')
+    .addOption(statsOption('after every call, compared too'))
+    .addOption(brkLimitOption())
     .option('--context <events>', 'events shown before a difference', '5')
+    .addOption(jsonOption('the result (agreement, or the difference with its context)'))
+    .option('--policy <name>', `only glibc: the real glibc has no other policy, so any other is refused; start the trace with the mallopt that sets it instead (${POLICY_INSTEAD})`)
+    .addHelpText(
+      'after',
+      `\nExit status: 0 when every event agrees, ${CHECK_DIFFERS} when the model and glibc differ, 1 for a bad trace or a failed oracle, 2 for bad usage.`,
+    )
     .action(action((trace: string, options: CheckOptions) => check(trace, options)));
 }
 
 async function check(trace: string, options: CheckOptions): Promise<void> {
-  const brkLimit = options.brkLimit === undefined ? undefined : parseBytesOption('--brk-limit', options.brkLimit);
+  if (options.policy !== undefined && options.policy !== 'glibc') {
+    throw new UsageError(`check compares with the real glibc, which has no policy '${options.policy}': start the trace with the mallopt that sets it instead (${POLICY_INSTEAD})`);
+  }
+  const brkLimit = parseBrkLimit(options.brkLimit);
   const contextSize = parseCountOption('--context', options.context);
   // Both replays read the trace, so it must be a file that can be read twice, not standard input.
   if (trace === '-') throw new UsageError('check needs a trace file, not standard input (save it to a file first)');
@@ -73,7 +89,7 @@ async function compare(
   brkLimit: number | undefined,
   contextSize: number,
 ): Promise<void> {
-  const replayer = new Replayer({ policy: options.policy, system: { brkLimit } });
+  const replayer = new Replayer({ system: { brkLimit } });
   const recent: Remembered[] = [];
   let agreed = 0;
   for (const event of reader) {
@@ -88,8 +104,9 @@ async function compare(
         const code = await exited;
         throw new MallocscopeError('ORACLE_FAILED', `the oracle stopped before event ${event.seq}${code ? ` (exit ${code})` : ''}: ${stderr().trim()}`);
       }
-      process.stdout.write(describeDifference(name, event.line, model, extraFields(outcome), oracle, recent, replayer, outcome.offset));
-      process.exitCode = 1;
+      const difference = { name, line: event.line, seq: event.seq, agreed, model, extras: extraFields(outcome), oracle, recent, replayer };
+      process.stdout.write(options.json ? differenceJson(difference) : describeDifference(difference));
+      process.exitCode = CHECK_DIFFERS;
       return;
     }
     recent.push({ line: event.line, model: model.slice(0, -1) + extraFields(outcome) + '}' });
@@ -100,33 +117,76 @@ async function compare(
   const code = await exited;
   if (code !== 0) throw new MallocscopeError('ORACLE_FAILED', `the oracle failed (exit ${code}): ${stderr().trim()}`);
   if (!rest.done) throw new MallocscopeError('ORACLE_FAILED', `the oracle printed more events than the trace has`);
-  process.stdout.write(`${name}: all ${agreed} events agree with glibc${options.stats ? ' (mallinfo2 included)' : ''}\n`);
+  if (options.json) process.stdout.write(`{"trace":${JSON.stringify(name)},"agree":true,"events":${agreed},"stats":${Boolean(options.stats)}}\n`);
+  else process.stdout.write(`${name}: all ${agreed} events agree with glibc${options.stats ? ' (mallinfo2 included)' : ''}\n`);
 }
 
-function describeDifference(name: string, line: number, model: string, extras: string, oracle: string, recent: Remembered[], replayer: Replayer, modelOffset: number): string {
+/** The first difference: the two lines (JSON texts, kept as printed so that every number stays exact). */
+interface Difference {
+  name: string;
+  line: number;
+  seq: number;
+  /** Events that agreed before it. */
+  agreed: number;
+  model: string;
+  extras: string;
+  oracle: string;
+  recent: Remembered[];
+  replayer: Replayer;
+}
+
+/**
+ * The chunks of the model's heap around the block in question: where glibc put it, or else where the model
+ * did; for a block that is not on the heap (mmapped, NULL), the end of the heap, where the top is.
+ */
+function heapAround(d: Difference): { around: number | null; chunks: { offset: number; size: number; kind: string; madeBy: number; marked: boolean }[] } {
+  const offset = /"offset":(-?\d+)/.exec(d.oracle) ?? /"offset":(-?\d+)/.exec(d.model);
+  const around = offset ? Number(offset[1]) : null;
+  const heapStart = d.replayer.arena.system.heapStart;
+  const chunks = walkHeap(d.replayer.arena);
+  if (chunks.length === 0) return { around, chunks: [] };
+  let index = around === null ? -1 : chunks.findIndex((c) => c.address + 16 - heapStart >= around);
+  if (index < 0) index = chunks.length - 1;
+  return {
+    around,
+    chunks: chunks.slice(Math.max(0, index - 4), index + 5).map((c) => ({
+      offset: c.address - heapStart,
+      size: c.size,
+      kind: c.kind,
+      madeBy: c.madeBy,
+      marked: c.address + 16 - heapStart === around,
+    })),
+  };
+}
+
+/** check --json's document for a difference; the glibc and model lines are embedded as they were printed. */
+function differenceJson(d: Difference): string {
+  const before = d.recent.map((r) => `{"line":${r.line},"model":${r.model}}`).join(',');
+  const heap = heapAround(d);
+  const chunks = heap.chunks.map(({ marked: _marked, ...chunk }) => JSON.stringify(chunk)).join(',');
+  return (
+    `{"trace":${JSON.stringify(d.name)},"agree":false,"line":${d.line},"seq":${d.seq},"agreedBefore":${d.agreed},` +
+    `"glibc":${d.oracle},"model":${d.model},"modelStep":{${d.extras.slice(1)}},"before":[${before}],` +
+    `"heapAround":${heap.around},"heap":[${chunks}]}\n`
+  );
+}
+
+function describeDifference(d: Difference): string {
   const out: string[] = [];
-  out.push(`${name}:${line}: the model differs from glibc`);
-  out.push(`  glibc: ${oracle}`);
-  out.push(`  model: ${model}`);
-  if (extras) out.push(`  the model's step: {${extras.slice(1)}}`);
-  if (recent.length) {
+  out.push(`${d.name}:${d.line}: the model differs from glibc`);
+  out.push(`  glibc: ${d.oracle}`);
+  out.push(`  model: ${d.model}`);
+  if (d.extras) out.push(`  the model's step: {${d.extras.slice(1)}}`);
+  if (d.recent.length) {
     out.push('events before it (model, all agreeing with glibc):');
-    for (const r of recent) out.push(`  line ${r.line}: ${r.model}`);
+    for (const r of d.recent) out.push(`  line ${r.line}: ${r.model}`);
   }
-  // The heap around the block in question: where glibc put it, or else where the model did.
-  const oracleOffset = /"offset":(-?\d+)/.exec(oracle);
-  const around = oracleOffset ? Number(oracleOffset[1]) : modelOffset;
-  const av = replayer.arena;
-  const heapStart = av.system.heapStart;
-  const chunks = walkHeap(av);
-  if (chunks.length) {
-    let index = chunks.findIndex((c) => c.address + 16 - heapStart >= around);
-    if (index < 0) index = chunks.length - 1;
-    out.push(`the model's heap around offset ${around} (0x${around.toString(16)}), after this event:`);
-    for (const c of chunks.slice(Math.max(0, index - 4), index + 5)) {
-      const offset = c.address + 16 - heapStart;
-      const mark = offset === around ? ' <-' : '';
-      out.push(`  chunk +0x${(c.address - heapStart).toString(16).padStart(6, '0')} size ${String(c.size).padStart(8)} ${c.kind.padEnd(9)} made by event ${c.madeBy}${mark}`);
+  const heap = heapAround(d);
+  if (heap.chunks.length) {
+    const where = heap.around === null ? 'at its end' : `around offset ${heap.around} (0x${heap.around.toString(16)})`;
+    out.push(`the model's heap ${where}, after this event:`);
+    for (const c of heap.chunks) {
+      out.push(`  chunk +0x${c.offset.toString(16).padStart(6, '0')} size ${String(c.size).padStart(8)} ${c.kind.padEnd(9)} made by event ${c.madeBy}${c.marked ? ' <-' : ''}`);
     }
   }
   return `${out.join('\n')}\n`;

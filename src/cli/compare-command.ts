@@ -10,19 +10,21 @@ import type { Command } from 'commander';
 import { UsageError } from '../errors.ts';
 import { DEFAULT_COLUMNS, compareTrace, formatCompareTable, parsePolicyColumn, parseSetColumn, type ColumnSpec } from '../report/compare.ts';
 import { traceDisplayName } from '../trace/reader.ts';
+import { colourFlag } from './colour.ts';
 import { Progress } from './progress.ts';
-import { parseBytesOption } from './options.ts';
+import { brkLimitOption, colourOptions, jsonOption, parseBrkLimit } from './options.ts';
 import { action } from './run.ts';
 
 interface CompareCommandOptions {
   json?: boolean;
   brkLimit?: string;
+  color?: boolean;
 }
 
 export function registerCompare(program: Command): void {
   // Both options feed one list, so the columns keep the command line's order.
   const given: { kind: 'policy' | 'set'; text: string }[] = [];
-  program
+  const command = program
     .command('compare')
     .description('footprint against live bytes, one column per policy or glibc setting')
     .argument('<trace>', 'trace file, or - for standard input')
@@ -34,27 +36,28 @@ export function registerCompare(program: Command): void {
       given.push({ kind: 'set', text });
       return text;
     })
-    .option('--json', 'the figures as JSON, for scripts')
-    .option('--brk-limit <bytes>', 'the program break cannot grow more than this above its start')
-    .action(
-      action((trace: string, options: CompareCommandOptions) => {
-        const columns: ColumnSpec[] = given.map((g) => (g.kind === 'policy' ? parsePolicyColumn(g.text) : parseSetColumn(g.text)));
-        if (columns.length === 0) columns.push(...DEFAULT_COLUMNS.map(parsePolicyColumn));
-        else if (!given.some((g) => g.kind === 'policy')) columns.unshift(parsePolicyColumn('glibc'));
-        if (columns.length > 16) throw new UsageError('at most 16 columns');
-        const brkLimit = options.brkLimit === undefined ? undefined : parseBytesOption('--brk-limit', options.brkLimit);
-        const progress = Progress.forTrace(trace, 'compare');
-        let figures;
-        try {
-          figures = compareTrace(trace, columns, { system: { brkLimit }, onEvent: (event) => progress.tick(event) });
-        } finally {
-          progress.done();
-        }
-        if (options.json) {
-          process.stdout.write(`${exactJson({ trace: traceDisplayName(trace), columns: figures }, 2)}\n`);
-          return;
-        }
-        process.stdout.write(`${traceDisplayName(trace)}: ${figures[0]?.events ?? 0} events\n${formatCompareTable(figures)}\n`);
-      }),
-    );
+    .addOption(jsonOption('the figures'))
+    .addOption(brkLimitOption());
+  for (const option of colourOptions()) command.addOption(option);
+  command.action(
+    action((trace: string, options: CompareCommandOptions) => {
+      const columns: ColumnSpec[] = given.map((g) => (g.kind === 'policy' ? parsePolicyColumn(g.text) : parseSetColumn(g.text)));
+      if (columns.length === 0) columns.push(...DEFAULT_COLUMNS.map(parsePolicyColumn));
+      else if (!given.some((g) => g.kind === 'policy')) columns.unshift(parsePolicyColumn('glibc'));
+      if (columns.length > 16) throw new UsageError('at most 16 columns');
+      const brkLimit = parseBrkLimit(options.brkLimit);
+      const progress = Progress.forTrace(trace, 'compare', { colour: colourFlag(options) });
+      let figures;
+      try {
+        figures = compareTrace(trace, columns, { system: { brkLimit }, onEvent: (event) => progress.tick(event) });
+      } finally {
+        progress.done();
+      }
+      if (options.json) {
+        process.stdout.write(`${exactJson({ trace: traceDisplayName(trace), columns: figures }, 2)}\n`);
+        return;
+      }
+      process.stdout.write(`${traceDisplayName(trace)}: ${figures[0]?.events ?? 0} events\n${formatCompareTable(figures)}\n`);
+    }),
+  );
 }

@@ -1,6 +1,7 @@
-// The mallocscope command line: wires the commands together and turns usage mistakes into exit status 2.
+// The mallocscope command line: wires the commands together and turns usage mistakes into exit status 2,
+// with one line that points to the command's own help.
 import { Command, CommanderError } from 'commander';
-import { exitWith, reportError } from './run.ts';
+import { exitWith, helpPointer, reportError } from './run.ts';
 import { registerVersion } from './version-command.ts';
 import { registerMtrace } from './mtrace-commands.ts';
 import { registerOracle } from './oracle-command.ts';
@@ -10,9 +11,21 @@ import { registerExplain } from './explain-command.ts';
 import { registerCompare } from './compare-command.ts';
 import { registerReport } from './report-command.ts';
 
+/** A commander error, with the subcommand whose parsing raised it. */
+class CommandLineError extends Error {
+  constructor(
+    readonly error: CommanderError,
+    readonly commandName: string | undefined,
+  ) {
+    super(error.message);
+  }
+}
+
 const program = new Command('mallocscope')
   .description('See how glibc malloc really decides: replay allocation traces through the real glibc and a model of it')
-  .exitOverride()
+  .exitOverride((error) => {
+    throw new CommandLineError(error, undefined);
+  })
   .configureOutput({ outputError: () => {} });
 
 registerVersion(program);
@@ -24,14 +37,43 @@ registerExplain(program);
 registerCompare(program);
 registerReport(program);
 
-try {
-  await program.parseAsync(process.argv);
-} catch (error) {
-  if (error instanceof CommanderError) {
-    if (error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version') {
-      process.exit(0);
-    }
-    exitWith(`${error.message.replace(/^error: /, '')} (run \`mallocscope --help\` for usage) [USAGE]`, 2);
+// Each command's own errors name it, so that the message can point to its help.
+for (const command of program.commands) {
+  command.exitOverride((error) => {
+    throw new CommandLineError(error, command.name());
+  });
+}
+
+/** The one line for a mistake on the command line (commander's words, without its "error: "). */
+function usageLine(error: CommanderError, commandName: string | undefined): string {
+  // Commander puts its "(Did you mean …?)" on a second line.
+  let text = error.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ');
+  if (commandName === 'record' && error.code === 'commander.unknownOption') {
+    text += ': if it is an option of the program, put -- before the program (mallocscope record [options] -- PROGRAM [ARGS...])';
   }
-  reportError(error);
+  return `${text} ${helpPointer(commandName)} [USAGE]`;
+}
+
+try {
+  // `mallocscope` alone is a request for the overview, as `mallocscope help` is.
+  if (process.argv.length <= 2) {
+    process.stdout.write(program.helpInformation());
+    process.exit(0);
+  }
+  // `mallocscope help NAME` of a command that does not exist is a mistake, not a request for the overview.
+  const [first, second] = process.argv.slice(2);
+  if (first === 'help' && second !== undefined && second !== 'help' && !program.commands.some((c) => c.name() === second || c.aliases().includes(second))) {
+    exitWith(`unknown command '${second}' ${helpPointer()} [USAGE]`, 2);
+  }
+  await program.parseAsync(process.argv);
+} catch (thrown) {
+  if (thrown instanceof CommandLineError) {
+    const { error, commandName } = thrown;
+    // Help and version were printed already; `help` exits 0, commander's own help-on-error is not used.
+    if (error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') {
+      process.exit(error.exitCode);
+    }
+    exitWith(usageLine(error, commandName), 2);
+  }
+  reportError(thrown);
 }

@@ -2,12 +2,14 @@
 // mtrace and import its log): how real programs' allocations become traces. See docs/mtrace.md.
 import type { Command } from 'commander';
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { MallocscopeError, TraceError, UsageError } from '../errors.ts';
+import { MallocscopeError, TraceError, UsageError, errnoReason } from '../errors.ts';
 import { builtFile } from '../native.ts';
 import { importMtrace, type MtraceImportOptions, type MtraceSummary } from '../trace/mtrace.ts';
+import { outputOption, preambleOption } from './options.ts';
+import { OutputFile } from './output.ts';
 import { action } from './run.ts';
 
 /** The preload library built from native/mtrace/start-mtrace.c. */
@@ -25,11 +27,11 @@ export function registerMtrace(program: Command): void {
     .command('import-mtrace')
     .description("convert a glibc mtrace log (MALLOC_TRACE) to a trace (docs/mtrace.md)")
     .argument('<log>', 'the mtrace log; - for standard input')
-    .option('-o, --output <trace>', 'write the trace to this file (default: standard output)')
-    .option('--preamble', 'begin with the allocations glibc makes before the log starts, so that a replay reproduces the heap offsets')
+    .addOption(outputOption('the trace', 'standard output'))
+    .addOption(preambleOption())
     .action(
       action(async (log: string, options: OutputOptions) => {
-        await importTo(log, options, {}, undefined);
+        await importTo(log, OutputFile.open(options.output ?? '-'), options, {}, undefined);
       }),
     );
 
@@ -38,9 +40,9 @@ export function registerMtrace(program: Command): void {
     .description('run a program under glibc mtrace and import its allocations as a trace: mallocscope record [options] -- PROGRAM [ARGS...]')
     .argument('<program>', 'the program to run (found on PATH like a shell would)')
     .argument('[args...]', 'its arguments (put -- before PROGRAM when they hold options)')
-    .option('-o, --output <trace>', "write the trace to this file (default: standard output; the program's own standard output then goes to standard error)")
+    .addOption(outputOption('the trace', "standard output; the program's own standard output then goes to standard error"))
     .option('--log <log>', 'keep the raw mtrace log in this file (default: a temporary file, removed afterwards)')
-    .option('--preamble', 'begin with the allocations glibc makes before the log starts (see import-mtrace)')
+    .addOption(preambleOption())
     .action(
       action(async (command: string, args: string[], options: OutputOptions & { log?: string }) => {
         await record(command, args, options);
@@ -48,37 +50,16 @@ export function registerMtrace(program: Command): void {
     );
 }
 
-/** Imports `log` to the output the options name; removes a half-written output file when the import fails. */
-async function importTo(log: string, options: OutputOptions, extra: MtraceImportOptions, name: string | undefined): Promise<MtraceSummary> {
-  const importOptions = { ...extra, preamble: options.preamble, name };
-  if (!options.output || options.output === '-') {
-    return importMtrace(log, writeStdout, importOptions);
-  }
-  const path = options.output;
-  let fd: number;
+/** Imports `log` to `output`; removes a half-written output file when the import fails. */
+async function importTo(log: string, output: OutputFile, options: OutputOptions, extra: MtraceImportOptions, name: string | undefined): Promise<MtraceSummary> {
   try {
-    fd = openSync(path, 'w');
+    const summary = await importMtrace(log, (text) => output.write(text), { ...extra, preamble: options.preamble, name });
+    output.close();
+    return summary;
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === 'ENOENT' ? 'no such file or directory' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : String(code ?? error);
-    throw new MallocscopeError('OUTPUT_OPEN', `${path}: cannot write: ${reason}`, 1);
-  }
-  try {
-    return await importMtrace(log, (text) => void writeSync(fd, text), importOptions);
-  } catch (error) {
-    closeSync(fd);
-    fd = -1;
-    rmSync(path, { force: true });
+    output.discard();
     throw error;
-  } finally {
-    if (fd >= 0) closeSync(fd);
   }
-}
-
-/** Writes to standard output and waits when its buffer is full, so a big import never piles up in memory. */
-function writeStdout(text: string): void | Promise<void> {
-  if (process.stdout.write(text)) return;
-  return new Promise((done) => process.stdout.once('drain', done));
 }
 
 /** Where glibc's debug allocator is: beside the libc this process runs on, else the usual folders. */
@@ -118,74 +99,119 @@ async function record(command: string, args: string[], options: OutputOptions & 
     );
   }
   const starter = builtFile(MTRACE_STARTER);
+  // Where the trace and the log go is checked before the program runs, not after it has done its work.
+  const output = OutputFile.open(options.output ?? '-');
+  const log = options.log ? resolve(options.log) : undefined;
+  if (log) checkLogPath(log, options.log!);
+
   const tempDir = mkdtempSync(join(tmpdir(), 'mallocscope-record-'));
-  const log = options.log ? resolve(options.log) : join(tempDir, 'mtrace.log');
-  // The starter library appends "PID\tPROGRAM" here for each process that starts tracing (and each fork).
-  const pidsFile = join(tempDir, 'processes');
-  let keepLog = false;
+  // The temporary folder goes in every case: success, an error, and an exit on a closed standard output
+  // (`record … | head`), which leaves through process.exit and skips the finally below.
+  const removeTemp = () => rmSync(tempDir, { recursive: true, force: true });
+  process.on('exit', removeTemp);
   try {
-    // A log left by an earlier run would pass for this program's: remove it so that "no log" is detected.
-    if (existsSync(log)) unlinkSync(log);
-    const preload = [debugLib, starter, process.env.LD_PRELOAD].filter(Boolean).join(' ');
-    const env = { ...process.env, LD_PRELOAD: preload, MALLOC_TRACE: log, MALLOCSCOPE_MTRACE_PIDS: pidsFile };
-    const toStdout = !options.output || options.output === '-';
-    const started = new Date();
-    const status = await run(command, args, env, toStdout);
-
-    const processes = readProcesses(pidsFile);
-    const pids = new Set(processes.map((p) => p.pid));
-    if (pids.size > 1) {
-      const names = processes.map((p) => `${basename(p.program)} ${p.pid}`);
-      const shown = names.length > 6 ? [...names.slice(0, 6), `${names.length - 6} more`] : names;
-      throw new MallocscopeError(
-        'RECORD_SEVERAL_PROCESSES',
-        `${pids.size} processes wrote the same mtrace log (${shown.join(', ')}), so it mixes their calls: mtrace follows one process; ` +
-          'record the program that does the work directly (for example cc1 rather than the gcc driver, the interpreter binary rather than a shim or wrapper script)',
-        1,
-      );
-    }
-    const size = existsSync(log) ? statSync(log).size : -1;
-    if (size <= 0) {
-      throw new MallocscopeError(
-        'RECORD_NO_LOG',
-        `${command} wrote no mtrace log (${size < 0 ? 'no file' : 'an empty file'}): ` +
-          (processes.length === 0
-            ? 'the starter library never ran; LD_PRELOAD and MALLOC_TRACE have no effect on a statically linked or setuid program'
-            : 'it ended with _exit() or a signal before mtrace flushed its log, or it closed the log') +
-          '; a program that forks or execs (a shell script, a shim, a compiler driver) may lose the log: mtrace follows one process, so record the child program directly',
-        1,
-      );
-    }
-    // An exec chain (a wrapper that execs the real program) keeps one pid; the log is the last program's.
-    const program = processes.length ? processes[processes.length - 1].program : command;
-    if (status.signal) process.stderr.write(`mallocscope: note: ${command} was killed by ${status.signal}; the end of its log may be missing (the trace says so)\n`);
-    else if (status.code !== 0) process.stderr.write(`mallocscope: note: ${command} exited with status ${status.code}; its trace is imported all the same\n`);
-
-    const header = [
-      `recorded by mallocscope record on ${started.toISOString()}`,
-      `program: ${commandText(program, [])}`,
-      `command: ${commandText(command, args)}`,
-      `glibc: ${glibcVersion()}`,
-      `exit: ${status.signal ? `killed by ${status.signal}` : `status ${status.code}`}`,
-    ];
-    try {
-      await importTo(log, options, { header, acceptTruncated: status.signal !== null }, log);
-    } catch (error) {
-      keepLog = true; // the error names a line of it: leave it there to be looked at
-      if (error instanceof TraceError && ['MTRACE_PTR_LIVE', 'MTRACE_NO_START', 'MTRACE_BAD_LINE', 'MTRACE_UNPAIRED'].includes(error.code)) {
-        throw new TraceError(
-          error.code,
-          error.file,
-          error.line,
-          `${error.reason} (if ${basename(command)} forks or runs threads that allocate, its log mixes several writers: record the child program directly)`,
-        );
-      }
-      throw error;
-    }
+    await recordInto(command, args, options, output, debugLib, starter, log ?? join(tempDir, 'mtrace.log'), join(tempDir, 'processes'));
+  } catch (error) {
+    output.discard();
+    throw error;
   } finally {
-    if (keepLog && !options.log) rmSync(pidsFile, { force: true });
-    else rmSync(tempDir, { recursive: true, force: true });
+    removeTemp();
+    process.off('exit', removeTemp);
   }
+}
+
+/** --log names a file the program's mtrace will create: its folder must exist and be writable. */
+function checkLogPath(log: string, given: string): void {
+  try {
+    closeSync(openSync(log, 'a'));
+  } catch (error) {
+    throw new MallocscopeError('OUTPUT_OPEN', `cannot write ${given}: ${errnoReason(error)}`);
+  }
+}
+
+async function recordInto(
+  command: string,
+  args: string[],
+  options: OutputOptions & { log?: string },
+  output: OutputFile,
+  debugLib: string,
+  starter: string,
+  log: string,
+  pidsFile: string,
+): Promise<void> {
+  // A log left by an earlier run would pass for this program's: remove it so that "no log" is detected.
+  if (existsSync(log)) unlinkSync(log);
+  // The starter library appends "PID\tPROGRAM" to pidsFile for each process that starts tracing (and each fork).
+  const preload = [debugLib, starter, process.env.LD_PRELOAD].filter(Boolean).join(' ');
+  const env = { ...process.env, LD_PRELOAD: preload, MALLOC_TRACE: log, MALLOCSCOPE_MTRACE_PIDS: pidsFile };
+  const started = new Date();
+  const status = await run(command, args, env, output.isStdout);
+
+  const processes = readProcesses(pidsFile);
+  const pids = new Set(processes.map((p) => p.pid));
+  if (pids.size > 1) {
+    const names = processes.map((p) => `${basename(p.program)} ${p.pid}`);
+    const shown = names.length > 6 ? [...names.slice(0, 6), `${names.length - 6} more`] : names;
+    throw new MallocscopeError(
+      'RECORD_SEVERAL_PROCESSES',
+      `${pids.size} processes wrote the same mtrace log (${shown.join(', ')}), so it mixes their calls: mtrace follows one process; ` +
+        'record the program that does the work directly (for example cc1 rather than the gcc driver, the interpreter binary rather than a shim or wrapper script)',
+      1,
+    );
+  }
+  const size = existsSync(log) ? statSync(log).size : -1;
+  // No file, or the starter never ran: mtrace was never switched on, so an empty trace would be a lie.
+  if (size < 0 || processes.length === 0) {
+    throw new MallocscopeError(
+      'RECORD_NO_LOG',
+      `${command} wrote no mtrace log (${size < 0 ? 'no file' : 'an empty file'}): ` +
+        (processes.length === 0
+          ? 'the starter library never ran; LD_PRELOAD and MALLOC_TRACE have no effect on a statically linked or setuid program'
+          : 'mtrace could not open it, or the program closed it') +
+        '; a program that forks or execs (a shell script, a shim, a compiler driver) may lose the log: mtrace follows one process, so record the child program directly',
+      1,
+    );
+  }
+  // An exec chain (a wrapper that execs the real program) keeps one pid; the log is the last program's.
+  const program = processes[processes.length - 1].program;
+  if (status.signal) process.stderr.write(`mallocscope: note: ${command} was killed by ${status.signal}; the end of its log may be missing (the trace says so)\n`);
+  else if (status.code !== 0) process.stderr.write(`mallocscope: note: ${command} exited with status ${status.code}; its trace is imported all the same\n`);
+
+  const header = [
+    `recorded by mallocscope record on ${started.toISOString()}`,
+    `program: ${commandText(program, [])}`,
+    `command: ${commandText(command, args)}`,
+    `glibc: ${glibcVersion()}`,
+    `exit: ${status.signal ? `killed by ${status.signal}` : `status ${status.code}`}`,
+  ];
+  // mtrace writes its log through a 512-byte buffer that only exit() flushes: a program that ends with
+  // _exit() (dash does, so does `sh -c 'exit 0'`) or a signal leaves the log empty or cut inside a line.
+  // The program's calls up to the last flushed record are still a trace.
+  if (size === 0) {
+    output.write(`${header.map((line) => `# ${line}\n`).join('')}# the mtrace log is empty: ${basename(program)} ended before mtrace flushed its first record, so no call was logged\n`);
+    output.close();
+    if (!status.signal) noteCutShort(command);
+    return;
+  }
+  let summary: MtraceSummary;
+  try {
+    summary = await importTo(log, output, options, { header, acceptTruncated: true }, options.log ?? `<mtrace log of ${basename(command)}>`);
+  } catch (error) {
+    if (error instanceof TraceError && error.code.startsWith('MTRACE_')) {
+      // The error names a line of the log, which is removed with the temporary folder unless --log kept it.
+      const keep = options.log ? '' : '; record again with --log FILE to keep the log';
+      const mixed = ['MTRACE_PTR_LIVE', 'MTRACE_NO_START', 'MTRACE_BAD_LINE', 'MTRACE_UNPAIRED'].includes(error.code)
+        ? ` (if ${basename(command)} forks or runs threads that allocate, its log mixes several writers: record the child program directly)`
+        : '';
+      throw new TraceError(error.code, error.file, error.line, `${error.reason}${mixed}${keep}`);
+    }
+    throw error;
+  }
+  if (summary.truncated && !status.signal) noteCutShort(command);
+}
+
+function noteCutShort(command: string): void {
+  process.stderr.write(`mallocscope: note: ${command} ended without flushing its mtrace log (it left through _exit() or a signal): the trace ends at the last call logged\n`);
 }
 
 /** The processes the starter library saw: "PID\tPROGRAM" lines, PROGRAM "fork" for a forked child. */

@@ -1,6 +1,15 @@
-// The numbers command-line options take, read one way everywhere: decimal or 0x/0X hexadecimal, whole,
-// and small enough to be exact; anything else is a usage error naming the option.
+// The options that several commands share, each defined once here so that it means the same everywhere, and
+// the numbers options take, read one way: decimal or 0x/0X hexadecimal, whole, and in range; anything else is
+// a usage error naming the option.
+import { Option } from 'commander';
 import { UsageError } from '../errors.ts';
+
+/**
+ * The largest --brk-limit: 16 TiB (2^44), the room the model's break has without a limit. The break lives
+ * between the heap start and the mappings, so a larger limit is no limit at all (and the real glibc's process
+ * cannot place its barrier past the mappings).
+ */
+export const MAX_BRK_LIMIT = 2 ** 44;
 
 /** A whole number written in decimal or 0x/0X hexadecimal, exact as a double; undefined otherwise. */
 export function parseCount(text: string): number | undefined {
@@ -9,16 +18,91 @@ export function parseCount(text: string): number | undefined {
   return Number.isSafeInteger(value) ? value : undefined;
 }
 
-/** A byte count option (--brk-limit): decimal or 0x-hexadecimal, up to 2^53 - 1. */
-export function parseBytesOption(name: string, text: string): number {
+/** A byte count option: decimal or 0x-hexadecimal, from 0 to `most`. */
+export function parseBytesOption(name: string, text: string, most = Number.MAX_SAFE_INTEGER): number {
   const value = parseCount(text);
-  if (value === undefined) throw new UsageError(`${name} takes a byte count (decimal or 0x-hexadecimal, below 2^53), not '${text}'`);
+  if (value === undefined || value > most) {
+    const limit = most === MAX_BRK_LIMIT ? '2^44' : 'below 2^53';
+    throw new UsageError(`${name} takes a byte count (decimal or 0x-hexadecimal, at most ${limit}), not '${text}'`);
+  }
   return value;
 }
 
-/** A count option (--context, --checkpoint-every); `least` is the smallest it may be. */
+/** --brk-limit's value: bytes, at most 2^44; undefined when the option is not given. */
+export function parseBrkLimit(text: string | undefined): number | undefined {
+  return text === undefined ? undefined : parseBytesOption('--brk-limit', text, MAX_BRK_LIMIT);
+}
+
+/** A count option (--context, --checkpoint-every, --from, --to); `least` is the smallest it may be. */
 export function parseCountOption(name: string, text: string, least = 0): number {
   const value = parseCount(text);
   if (value === undefined || value < least) throw new UsageError(`${name} takes a whole number of at least ${least}, not '${text}'`);
   return value;
+}
+
+// ---- the shared options ------------------------------------------------------------------------------------
+
+/** --brk-limit: the same limit for the model, the native backend and the real glibc (the oracle). */
+export function brkLimitOption(): Option {
+  return new Option(
+    '--brk-limit <bytes>',
+    'the program break cannot grow more than this above its start (whole pages, at most 2^44); past it sbrk fails and glibc falls back to mmap',
+  );
+}
+
+/** --stats: mallinfo2 after every call. */
+export function statsOption(where: string): Option {
+  return new Option('--stats', `mallinfo2 (arena, hblks, hblkhd, uordblks, fordblks, keepcost) ${where}`);
+}
+
+/** --policy for the commands that replay through the model alone. */
+export function policyOption(): Option {
+  return new Option('--policy <name>', "the model's policy: glibc (sliding threshold), fixed:BYTES, heap or mmap").default('glibc');
+}
+
+/** --from/--to: a range of events, 0-based as seq in JSON Lines, both ends included. */
+export function fromOption(): Option {
+  return new Option('--from <n>', 'first event (0-based, as seq in replay --jsonl); earlier events are replayed silently');
+}
+export function toOption(): Option {
+  return new Option('--to <m>', 'last event (included); the replay stops there');
+}
+
+/** The range --from/--to ask for; a usage error when it is empty. */
+export function parseRange(options: { from?: string; to?: string }): { from: number; to: number } {
+  const from = options.from === undefined ? 0 : parseCountOption('--from', options.from);
+  const to = options.to === undefined ? Infinity : parseCountOption('--to', options.to);
+  if (from > to) throw new UsageError(`--from ${from} is after --to ${to}`);
+  return { from, to };
+}
+
+/** --json: the command's figures as one JSON document. */
+export function jsonOption(what: string): Option {
+  return new Option('--json', `${what} as JSON, for scripts`);
+}
+
+/** -o for the commands that write a file; `-` is standard output. */
+export function outputOption(what: string, fallback?: string): Option {
+  return new Option('-o, --output <file>', `write ${what} to this file, or - for standard output${fallback ? ` (default: ${fallback})` : ''}`);
+}
+
+/** --preamble: import-mtrace and record. */
+export function preambleOption(): Option {
+  return new Option('--preamble', 'begin with the allocations glibc makes before the log starts, so that a replay reproduces the heap offsets');
+}
+
+/** --keep-env and --tunables: the environment of the real glibc's process. */
+export function keepEnvOption(): Option {
+  return new Option('--keep-env', "keep MALLOC_*, GLIBC_TUNABLES and LD_PRELOAD in the real glibc's environment (removed by default)");
+}
+export function tunablesOption(): Option {
+  return new Option('--tunables <string>', "GLIBC_TUNABLES for the real glibc's process, e.g. glibc.malloc.tcache_count=0");
+}
+
+/** --color/--no-color: see colour.ts for the rules when neither is given. */
+export function colourOptions(): Option[] {
+  return [
+    new Option('--color', 'colour even through a pipe (default: on a terminal unless NO_COLOR, FORCE_COLOR=0 or TERM=dumb; FORCE_COLOR=1 colours through a pipe too)'),
+    new Option('--no-color', 'no colour'),
+  ];
 }

@@ -1,7 +1,12 @@
-// Buffered output to stdout for commands that print many lines: one write per 64 KiB, straight to fd 1, so
-// a million-line replay is not a million stream writes. A closed pipe ends the command quietly.
-import { writeSync } from 'node:fs';
+// Output for the commands: buffered lines to stdout for commands that print many lines, and the file a
+// command writes with -o (`-` for standard output), opened before the work and removed if the work fails.
+import { closeSync, fstatSync, ftruncateSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { MallocscopeError, UsageError, errnoReason } from '../errors.ts';
 
+/**
+ * Buffered output to stdout: one write per 64 KiB, straight to fd 1, so a million-line replay is not a
+ * million stream writes. A closed pipe ends the command quietly.
+ */
 export class LineOutput {
   private parts: string[] = [];
   private length = 0;
@@ -19,16 +24,93 @@ export class LineOutput {
     const bytes = Buffer.from(`${this.parts.join('\n')}\n`, 'utf8');
     this.parts = [];
     this.length = 0;
-    let done = 0;
-    while (done < bytes.length) {
-      try {
-        done += writeSync(this.fd, bytes, done);
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code === 'EAGAIN') continue; // a non-blocking pipe that is full: wait for the reader
-        if (code === 'EPIPE') process.exit(0);
-        throw error;
+    writeAll(this.fd, bytes);
+  }
+}
+
+/** Something to sleep on while a pipe is full. */
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/** Writes all of `bytes` to `fd`, waiting on a full non-blocking pipe; a closed pipe ends the command. */
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let done = 0;
+  while (done < bytes.length) {
+    try {
+      done += writeSync(fd, bytes, done);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN') {
+        // A non-blocking pipe that is full: wait for the reader without spinning (`… | less`).
+        Atomics.wait(pause, 0, 0, 2);
+        continue;
       }
+      if (code === 'EPIPE') process.exit(0);
+      throw error;
     }
   }
+}
+
+/**
+ * The file named by -o, or standard output for `-`. Opening checks that the path can be written without
+ * touching an existing file; the file is emptied when the first bytes are written; `discard()` after a
+ * failure removes what this command created or began to write, and leaves an untouched file as it was.
+ */
+export class OutputFile {
+  private begun = false;
+
+  private constructor(
+    /** The path as given, or `-`. */
+    readonly path: string,
+    private fd: number,
+    private readonly created: boolean,
+  ) {
+    // Only a regular file is emptied or removed (never /dev/null or a pipe named by -o).
+    this.regular = fd > 2 && fstatSync(fd).isFile();
+  }
+
+  private readonly regular: boolean;
+
+  /** Opens `path` for writing (`-`: standard output); OUTPUT_OPEN naming the path when it cannot be. */
+  static open(path: string): OutputFile {
+    if (path === '-') return new OutputFile(path, 1, false);
+    if (path === '') throw new UsageError('-o needs a file name, or - for standard output');
+    try {
+      return new OutputFile(path, openSync(path, 'r+'), false);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw openError(path, error);
+    }
+    try {
+      return new OutputFile(path, openSync(path, 'wx'), true);
+    } catch (error) {
+      throw openError(path, error);
+    }
+  }
+
+  /** Whether this is standard output. */
+  get isStdout(): boolean {
+    return this.path === '-';
+  }
+
+  write(text: string | Uint8Array): void {
+    if (!this.begun && this.regular) ftruncateSync(this.fd, 0);
+    this.begun = true;
+    writeAll(this.fd, typeof text === 'string' ? Buffer.from(text, 'utf8') : text);
+  }
+
+  /** Closes the file: the work is done. */
+  close(): void {
+    if (this.fd > 2) closeSync(this.fd);
+    this.fd = -1;
+  }
+
+  /** Closes the file after a failure, and removes it if this command created it or began to write it. */
+  discard(): void {
+    if (this.fd < 0) return;
+    this.close();
+    if (this.regular && (this.created || this.begun)) unlinkSync(this.path);
+  }
+}
+
+function openError(path: string, error: unknown): MallocscopeError {
+  return new MallocscopeError('OUTPUT_OPEN', `cannot write ${path}: ${errnoReason(error)}`);
 }

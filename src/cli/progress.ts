@@ -1,10 +1,11 @@
-// A progress bar on stderr for long replays: only on a terminal, only for trace files of more than about
-// 100k events, redrawn at most ten times a second, and erased when the work ends (or fails), so that piped
+// A progress bar on stderr for long replays: only on a terminal (not TERM=dumb), only for trace files of
+// more than about 100k events, its done part coloured as colour.ts decides, redrawn at most ten times a second, and erased when the work ends (or fails), so that piped
 // output and error lines stay clean.
 //
 //   const progress = Progress.forTrace(path, 'replay');
 //   try { for (const event of reader) { progress.tick(event); … } } finally { progress.done(); }
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { useColour, type ColourFlag } from './colour.ts';
 
 /** Bytes sampled at the start of the file to estimate the bytes per line. */
 const SAMPLE = 64 * 1024;
@@ -27,6 +28,10 @@ export interface ProgressOptions {
   minEvents?: number;
   /** The clock, in milliseconds; default Date.now (tests pass their own). */
   clock?: () => number;
+  /** --color / --no-color as given; otherwise the rules of colour.ts decide for the stream. */
+  colour?: ColourFlag;
+  /** The environment the rules read (NO_COLOR, FORCE_COLOR, TERM); default process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -44,6 +49,7 @@ export class Progress {
     private readonly label: string,
     private readonly totalLines: number,
     private readonly clock: () => number = Date.now,
+    private readonly colour = false,
   ) {
     // No bar in the first REDRAW_MS: a replay that ends by then never flickers one.
     this.started = clock();
@@ -58,7 +64,9 @@ export class Progress {
   /** A bar for replaying the trace at `path`, or a silent one when it should not be drawn. */
   static forTrace(path: string, label: string, options: ProgressOptions = {}): Progress {
     const stream = options.stream ?? process.stderr;
-    if (path === '-' || (!options.force && !stream.isTTY)) return Progress.none();
+    const env = options.env ?? process.env;
+    // The bar redraws itself with escape sequences: only on a terminal that understands them.
+    if (path === '-' || (!options.force && (!stream.isTTY || env.TERM === 'dumb'))) return Progress.none();
     let size: number;
     let lines: number;
     try {
@@ -79,7 +87,7 @@ export class Progress {
       return Progress.none(); // the reader reports an unreadable file in its own words
     }
     if (lines < (options.minEvents ?? MIN_EVENTS)) return Progress.none();
-    return new Progress(stream, label, lines, options.clock);
+    return new Progress(stream, label, lines, options.clock, useColour(stream, options.colour, env));
   }
 
   /** Whether this bar draws anything. */
@@ -109,7 +117,8 @@ export class Progress {
     const seconds = (now - this.started) / 1000;
     const rate = seconds > 0 ? events / seconds : 0;
     const left = fraction > 0 ? seconds * (1 / fraction - 1) : 0;
-    const bar = `${'█'.repeat(filled)}${'░'.repeat(width - filled)}`;
+    const done = '█'.repeat(filled);
+    const bar = `${this.colour && filled ? `\x1b[36m${done}\x1b[0m` : done}${'░'.repeat(width - filled)}`;
     const text = `${this.label} ${bar} ${(fraction * 100).toFixed(0).padStart(3)}%  ${events.toLocaleString('en')} events  ${formatRate(rate)}/s  ~${left.toFixed(0)} s left`;
     stream.write(`\r\x1b[2K${text}`);
     this.drawn = true;

@@ -1,56 +1,69 @@
-// `mallocscope replay TRACE`: the model replays a trace; a summary by default, or the JSON Lines of the
-// contract (--jsonl, --stats) with the model's extra fields after them.
+// `mallocscope replay TRACE`: the model replays a trace; a summary by default (--json: the same figures as
+// JSON), or the JSON Lines of the contract (--jsonl, --stats) with the model's extra fields after them.
+import { exactJson } from '../report/json.ts';
 import type { Command } from 'commander';
 import { Replayer } from '../allocator/replay.ts';
 import { UsageError } from '../errors.ts';
 import { contractFields, extraFields, statsFields } from '../report/jsonl.ts';
 import { SummaryObserver } from '../report/summary.ts';
 import { NativeSystem } from '../system/native.ts';
-import { readTrace } from '../trace/reader.ts';
+import { readTrace, traceDisplayName } from '../trace/reader.ts';
+import { colourFlag } from './colour.ts';
 import { LineOutput } from './output.ts';
 import { Progress } from './progress.ts';
 import { action } from './run.ts';
-import { parseBytesOption } from './options.ts';
+import { brkLimitOption, colourOptions, jsonOption, parseBrkLimit, policyOption, statsOption } from './options.ts';
 
 interface ReplayCommandOptions {
   jsonl?: boolean;
+  json?: boolean;
   stats?: boolean;
   policy: string;
   backend: string;
   brkLimit?: string;
+  color?: boolean;
 }
 
+/** The native break's reservation is whole pages, at least one: the smallest --brk-limit it can honour. */
+const PAGE = 4096;
+
 export function registerReplay(program: Command): void {
-  program
+  const command = program
     .command('replay')
-    .description('replay a trace through the model of glibc 2.36 (summary, or --jsonl)')
+    .description('replay a trace through the model of glibc 2.36 (a summary, --json, or --jsonl)')
     .argument('<trace>', 'trace file, or - for standard input')
     .option('--jsonl', 'one JSON object per call (the contract of docs/trace-format.md)')
-    .option('--stats', 'mallinfo2 after each call (with --jsonl), or at the end (summary)')
-    .option('--policy <name>', 'glibc, fixed:BYTES, heap or mmap', 'glibc')
+    .addOption(jsonOption('the summary'))
+    .addOption(statsOption('after every call (with --jsonl), or at the end (summary)'))
+    .addOption(policyOption())
     .option('--backend <name>', 'simulated (the model of the kernel) or native (real memory through the addon)', 'simulated')
-    .option('--brk-limit <bytes>', 'the program break cannot grow more than this above its start')
-    .action(
-      action((trace: string, options: ReplayCommandOptions) => {
-        if (options.backend !== 'simulated' && options.backend !== 'native') {
-          throw new UsageError(`unknown backend '${options.backend}' (expected simulated or native)`);
-        }
-        const brkLimit = options.brkLimit === undefined ? undefined : parseBytesOption('--brk-limit', options.brkLimit);
-        // The native break lives in a reservation: --brk-limit is its size (whole pages, at least one).
-        const native = options.backend === 'native' ? new NativeSystem(brkLimit === undefined ? {} : { reserve: Math.max(4096, Math.floor(brkLimit / 4096) * 4096) }) : undefined;
-        try {
-          replay(trace, options, new Replayer({ policy: options.policy, system: native ?? { brkLimit } }), native);
-        } finally {
-          native?.release();
-        }
-      }),
-    );
+    .addOption(brkLimitOption());
+  for (const option of colourOptions()) command.addOption(option);
+  command.action(
+    action((trace: string, options: ReplayCommandOptions) => {
+      if (options.backend !== 'simulated' && options.backend !== 'native') {
+        throw new UsageError(`unknown backend '${options.backend}' (expected simulated or native)`);
+      }
+      if (options.json && options.jsonl) throw new UsageError('--json (the summary) and --jsonl (one line per call) exclude each other');
+      const brkLimit = parseBrkLimit(options.brkLimit);
+      // The native break lives in a reservation: --brk-limit is its size, in whole pages.
+      if (options.backend === 'native' && brkLimit !== undefined && brkLimit < PAGE) {
+        throw new UsageError(`--backend native needs --brk-limit of at least one page (${PAGE}): its break lives in a reservation of that size`);
+      }
+      const native = options.backend === 'native' ? new NativeSystem(brkLimit === undefined ? {} : { reserve: Math.floor(brkLimit / PAGE) * PAGE }) : undefined;
+      try {
+        replay(trace, options, new Replayer({ policy: options.policy, system: native ?? { brkLimit } }), native);
+      } finally {
+        native?.release();
+      }
+    }),
+  );
 }
 
 function replay(trace: string, options: ReplayCommandOptions, replayer: Replayer, native: NativeSystem | undefined): void {
   const reader = readTrace(trace);
   // A progress bar on a terminal's stderr; none while JSON Lines go to the same terminal.
-  const progress = options.jsonl && process.stdout.isTTY ? Progress.none() : Progress.forTrace(trace, 'replay');
+  const progress = options.jsonl && process.stdout.isTTY ? Progress.none() : Progress.forTrace(trace, 'replay', { colour: colourFlag(options) });
   if (options.jsonl) {
     const out = new LineOutput();
     try {
@@ -77,15 +90,22 @@ function replay(trace: string, options: ReplayCommandOptions, replayer: Replayer
   } finally {
     progress.done();
   }
+  const real = native?.resident();
+  if (options.json) {
+    const figures: Record<string, unknown> = { trace: traceDisplayName(trace), policy: replayer.arena.policy.name, backend: options.backend, ...summary.figures(replayer.arena) };
+    if (options.stats) figures.mallinfo2 = replayer.mallinfo2();
+    if (real) figures.resident = { heap: real.heap, heapCommitted: real.heapCommitted, mmapped: real.mmapped, mapped: real.mapped };
+    process.stdout.write(`${exactJson(figures, 2)}\n`);
+    return;
+  }
   let text = summary.format(replayer.arena);
   if (options.stats) {
     const m = replayer.mallinfo2();
     text += `\nmallinfo2 at end  arena ${m.arena}, hblks ${m.hblks}, hblkhd ${m.hblkhd}, uordblks ${m.uordblks}, fordblks ${m.fordblks}, keepcost ${m.keepcost}`;
   }
-  if (native) {
+  if (real) {
     // The model's figures at the end beside what the kernel reports for the same memory (mincore).
     const arena = replayer.arena;
-    const real = native.resident();
     const kib = (n: number) => `${n} (${(n / 1024).toFixed(1)} KiB)`;
     text += `\nheap now          ${kib(arena.systemMem)} in the model; resident ${kib(real.heap)} of ${kib(real.heapCommitted)} committed`;
     text += `\nmmapped now       ${kib(arena.mmappedMem)} in the model; resident ${kib(real.mmapped)} of ${kib(real.mapped)} mapped`;

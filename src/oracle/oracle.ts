@@ -44,8 +44,8 @@ export interface OracleOptions extends OracleEnvOptions {
   /** Print mallinfo2 after each call. */
   stats?: boolean;
   /**
-   * Put a barrier this many bytes above the initial program break, so that sbrk fails past it and glibc
-   * falls back to mmap (GLIBC-2.36.md §5). Rounded up to a page; the kernel keeps one more page free below it.
+   * The program break cannot grow more than this many bytes above its start (rounded down to whole pages),
+   * as in the model's simulated kernel: past it sbrk fails and glibc falls back to mmap.
    */
   brkLimit?: number | bigint;
   /** FILE in error messages; the trace path (`<stdin>` for `-`) by default. */
@@ -88,13 +88,6 @@ export function oracleArgs(trace: string, options: OracleOptions = {}): string[]
   // `--` so that a trace named like an option stays a path.
   args.push('--', trace);
   return args;
-}
-
-/** Byte counts as a trace writes them: decimal or 0x-hexadecimal, at most 2^64-1. Undefined if malformed. */
-export function parseByteCount(text: string): bigint | undefined {
-  if (!/^(?:[0-9]+|0[xX][0-9a-fA-F]+)$/.test(text)) return undefined;
-  const value = BigInt(text);
-  return value <= 0xffffffffffffffffn ? value : undefined;
 }
 
 

@@ -625,12 +625,7 @@ function mallopt(before: StateBefore, event: TraceEvent & { op: 'mallopt' }, out
   }
 }
 
-// ---- colour ----------------------------------------------------------------------------------------------
-
-/** Whether stdout should get colour: a terminal, and NO_COLOR unset or empty. */
-export function useColour(stream: { isTTY?: boolean } = process.stdout): boolean {
-  return Boolean(stream.isTTY) && !process.env.NO_COLOR;
-}
+// ---- colour (whether to colour is decided in src/cli/colour.ts) ----------------------------------------------------------------------------------------------
 
 /** ANSI colour for a terminal: the call in bold, each result after → in green (red for NULL). */
 export function colourSentence(sentence: string): string {

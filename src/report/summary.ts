@@ -1,7 +1,27 @@
 // The summary `mallocscope replay TRACE` prints: events, peaks of heap, mmapped and live bytes, the final
 // thresholds and the system calls, gathered as an observer of the outcomes.
+import type { SizeT } from '../allocator/size-t.ts';
 import type { ReplayOutcome } from '../allocator/replay.ts';
 import type { Arena } from '../allocator/arena.ts';
+
+/** What `replay --json` prints: the summary's figures, bytes as plain numbers. */
+export interface SummaryFigures {
+  events: number;
+  /** Peak of system_mem (brk growth and fallback mappings). */
+  peakHeap: number;
+  peakMmapped: number;
+  /** Peak of the bytes the program asked for and still held. */
+  peakLive: number;
+  /** The mmap threshold at the end, how often it moved, and whether it still slides. */
+  mmapThreshold: SizeT;
+  thresholdMoves: number;
+  sliding: boolean;
+  trimThreshold: SizeT;
+  /** System calls made, by name, and how many of them failed. */
+  syscalls: Record<string, number>;
+  consolidations: number;
+  trims: number;
+}
 
 export class SummaryObserver {
   events = 0;
@@ -37,6 +57,23 @@ export class SummaryObserver {
   noteLive(liveBytes: number): void {
     this.live = liveBytes;
     if (liveBytes > this.peakLive) this.peakLive = liveBytes;
+  }
+
+  /** The figures as plain data (`replay --json`), under the names the summary's lines use. */
+  figures(arena: Arena): SummaryFigures {
+    return {
+      events: this.events,
+      peakHeap: this.peakHeap,
+      peakMmapped: this.peakMmapped,
+      peakLive: this.peakLive,
+      mmapThreshold: arena.policy.mmapThreshold,
+      thresholdMoves: this.thresholdMoves,
+      sliding: !arena.policy.noDynThreshold,
+      trimThreshold: arena.policy.trimThreshold,
+      syscalls: { ...this.syscalls, failed: this.failedSyscalls },
+      consolidations: this.consolidations,
+      trims: this.trims,
+    };
   }
 
   format(arena: Arena): string {

@@ -13,8 +13,9 @@ export interface MtraceImportOptions {
   /** Comment lines (without the leading `# `) to put at the top of the trace. */
   header?: readonly string[];
   /**
-   * Accept a log cut short (a program killed by a signal): a half-written last line, or a realloc's `<`
-   * without its `>`, becomes a comment instead of the error MTRACE_TRUNCATED.
+   * Accept a log cut short (a program killed by a signal, or ended with _exit() before mtrace flushed its
+   * log): a half-written last line, or a realloc's `<` without its `>`, becomes a comment instead of the
+   * error MTRACE_TRUNCATED.
    */
   acceptTruncated?: boolean;
 }
@@ -31,6 +32,8 @@ export interface MtraceSummary {
   failed: number;
   /** Blocks still allocated at the end of the log. */
   liveAtEnd: number;
+  /** The log was cut short (accepted with `acceptTruncated`): its last calls are missing. */
+  truncated: boolean;
 }
 
 /** The trace lines that stand for what the debug library and mtrace() allocate before `= Start` (§9). */
@@ -90,7 +93,7 @@ export class MtraceConverter {
   private reallocOld: PointerKey | null = null;
   private sawStart = false;
   private readonly acceptTruncated: boolean;
-  private readonly summary: MtraceSummary = { logLines: 0, calls: 0, untracked: 0, failed: 0, liveAtEnd: 0 };
+  private readonly summary: MtraceSummary = { logLines: 0, calls: 0, untracked: 0, failed: 0, liveAtEnd: 0, truncated: false };
 
   constructor(file: string, options: MtraceImportOptions = {}) {
     this.file = file;
@@ -142,7 +145,8 @@ export class MtraceConverter {
       this.fail('MTRACE_EMPTY', 0, "the log is empty: the program never started mtrace (no '= Start' line)");
     }
     if (this.reallocOld !== null && this.acceptTruncated) {
-      this.out += `# the log ends after a realloc's '<' line (line ${this.reallocLine}) without its '>' line: the program died before its log was flushed\n`;
+      this.out += `# the log ends after a realloc's '<' line (line ${this.reallocLine}) without its '>' line: the program ended before its log was flushed\n`;
+      this.summary.truncated = true;
     } else if (this.reallocOld !== null) {
       this.fail('MTRACE_TRUNCATED', this.reallocLine, "the log ends after a realloc's '<' line without its '>' line: the program died before its log was flushed");
     }
@@ -177,7 +181,8 @@ export class MtraceConverter {
     if (!unterminated) {
       this.record(buf, start, end, lineNo);
     } else if (this.acceptTruncated) {
-      this.out += `# the log ends in the middle of line ${lineNo}: the program died before its log was flushed\n`;
+      this.out += `# the log ends in the middle of line ${lineNo}: the program ended before its log was flushed\n`;
+      this.summary.truncated = true;
     } else {
       this.fail('MTRACE_TRUNCATED', lineNo, `the log ends in the middle of a line (${quote(buf, start, end)}, no newline): the program died before its log was flushed`);
     }

@@ -1,12 +1,14 @@
 // Runs many seeded random traces through model and oracle and prints the agreement:
-//   node --import tsx scripts/differential.ts [--traces 1000] [--events 2000] [--shape NAME] [--seed N]
+//   node --import tsx scripts/differential.ts [--traces 1000] [--events 2000|MIN-MAX] [--shape NAME] [--seed N]
+// The shapes are SHAPES and "edges" (src/trace/edges.ts); --events 20-200 draws each trace's length.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { differential } from '../src/check/differential.ts';
-import { SHAPES, generateTrace } from '../src/trace/generate.ts';
-import { TraceWriter } from '../src/trace/writer.ts';
+import { EDGES, generateEdgeTrace } from '../src/trace/edges.ts';
+import { SHAPES, generateTrace, seededRandom } from '../src/trace/generate.ts';
+import { TraceWriter, formatCall } from '../src/trace/writer.ts';
 
 const { values } = parseArgs({
   options: {
@@ -16,11 +18,39 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '1' },
     keep: { type: 'boolean', default: false },
     invariants: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
   },
 });
-const shapes = values.shape ? SHAPES.filter((s) => s.name === values.shape) : SHAPES;
+if (values.help) {
+  console.log('usage: npm run differential -- [--traces N] [--events N|MIN-MAX] [--shape NAME] [--seed N] [--keep] [--invariants]');
+  console.log(`shapes: ${[...SHAPES.map((s) => s.name), EDGES].join(', ')}`);
+  process.exit(0);
+}
+
+/** A shape's lines for one seed. */
+type Lines = (seed: number, events: number) => Iterable<string>;
+const all: { name: string; lines: Lines }[] = [
+  ...SHAPES.map((shape) => ({
+    name: shape.name,
+    lines: function* (seed: number, events: number) {
+      for (const call of generateTrace(shape, seed, events)) yield formatCall(call);
+    },
+  })),
+  { name: EDGES, lines: generateEdgeTrace },
+];
+const shapes = values.shape ? all.filter((s) => s.name === values.shape) : all;
+if (shapes.length === 0) {
+  console.error(`unknown shape '${values.shape}' (see --help)`);
+  process.exit(2);
+}
+const eventRange = /^(\d+)(?:-(\d+))?$/.exec(values.events);
+if (!eventRange) {
+  console.error(`--events takes N or MIN-MAX, not '${values.events}'`);
+  process.exit(2);
+}
+const [minEvents, maxEvents] = [Number(eventRange[1]), Number(eventRange[2] ?? eventRange[1])];
+const lengths = seededRandom(Number(values.seed));
 const traces = Number(values.traces);
-const events = Number(values.events);
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-differential-'));
 let agreedEvents = 0;
 let totalEvents = 0;
@@ -30,9 +60,10 @@ const started = Date.now();
 for (let n = 0; n < traces; n++) {
   const shape = shapes[n % shapes.length];
   const seed = Number(values.seed) + Math.floor(n / shapes.length);
+  const events = minEvents + Math.floor(lengths() * (maxEvents - minEvents + 1));
   const path = join(dir, `${shape.name}-${seed}.trace`);
   const writer = new TraceWriter({ path });
-  for (const call of generateTrace(shape, seed, events)) writer.write(call);
+  for (const line of shape.lines(seed, events)) writer.line(line);
   writer.close();
   let result;
   try {
@@ -54,4 +85,5 @@ for (let n = 0; n < traces; n++) {
 for (const f of failures.slice(0, 10)) console.log(f);
 if (failures.length > 10) console.log(`… and ${failures.length - 10} more`);
 console.log(`${agreedTraces}/${traces} traces agree; ${agreedEvents}/${totalEvents} events agree before the first difference (${((100 * agreedEvents) / Math.max(1, totalEvents)).toFixed(3)}%); ${((Date.now() - started) / 1000).toFixed(1)} s`);
+if (failures.length === 0) rmSync(dir, { recursive: true, force: true });
 process.exit(failures.length ? 1 : 0);

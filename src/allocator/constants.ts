@@ -43,6 +43,11 @@ export const DEFAULT_MMAP_MAX = 65536;
 /** The unit of the mmap fallback when sbrk fails; 2.36 passes it as the rounding unit (transposed args). */
 export const MMAP_AS_MORECORE_SIZE = 1024 * 1024;
 
+/** PTRDIFF_MAX (2^63 - 1), exactly. */
+export const PTRDIFF_MAX = (1n << 63n) - 1n;
+/** The largest double below 2^63: where a value at or below PTRDIFF_MAX is kept, so it stays on its side. */
+export const BELOW_2_63 = 2 ** 63 - 1024;
+
 /** 2^64: size_t arithmetic wraps here. */
 export const TWO_POW_64 = 2 ** 64;
 

@@ -16,10 +16,11 @@ function request2size(req: bigint): bigint {
 
 /** How glibc treats a huge request. */
 export type HugeOutcome =
-  /** NULL before anything happens (not even malloc's or calloc's tcache set-up). */
+  /**
+   * NULL before any search: malloc, calloc and memalign do nothing at all; realloc of a live heap block has
+   * already set up the tcache (the replay does that).
+   */
   | 'refused'
-  /** NULL after the tcache set-up only (calloc: _int_malloc refuses the product at once). */
-  | 'refused-after-init'
   /** NULL after the whole search (consolidation, unsorted scan, failing sysmalloc): replay it with a stand-in. */
   | 'searched';
 
@@ -39,10 +40,10 @@ export function classifyHuge(event: TraceEvent): HugeOutcome | null {
     case 'calloc': {
       const nmemb = exact.nmemb ?? BigInt(event.nmemb);
       const size = exact.size ?? BigInt(event.size);
+      // calloc multiplies into a ptrdiff_t: a product past PTRDIFF_MAX overflows it, before any set-up.
       const bytes = nmemb * size;
-      if (bytes > SIZE_MAX) return 'refused';
-      if (bytes <= BigInt(Number.MAX_SAFE_INTEGER)) return null;
-      return bytes > PTRDIFF_MAX ? 'refused-after-init' : 'searched';
+      if (bytes > PTRDIFF_MAX) return 'refused';
+      return bytes <= BigInt(Number.MAX_SAFE_INTEGER) ? null : 'searched';
     }
     case 'realloc': {
       if (exact.size === undefined) return null;

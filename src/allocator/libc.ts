@@ -3,7 +3,7 @@
 import type { MalloptParam } from '../trace/api.ts';
 import type { Arena } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
-import { CHUNK_HDR_SZ, MAX_FAST_SIZE, SIZE_SZ, TCACHE_STRUCT_REQUEST, TWO_POW_64, checkedRequest2size, csize2tidx, maxFastFor } from './constants.ts';
+import { BELOW_2_63, CHUNK_HDR_SZ, MAX_FAST_SIZE, PTRDIFF_MAX, SIZE_SZ, TCACHE_STRUCT_REQUEST, TWO_POW_64, checkedRequest2size, csize2tidx, maxFastFor } from './constants.ts';
 import { intFree, mallocConsolidate } from './int-free.ts';
 import { intMalloc } from './int-malloc.ts';
 import { intMemalign, memalignAlignment } from './memalign.ts';
@@ -51,13 +51,17 @@ export function libcFree(av: Arena, p: number): void {
   intFree(av, p);
 }
 
-/** __libc_calloc: overflow of nmemb * size fails at once; then _int_malloc, never the tcache. */
+/**
+ * __libc_calloc: nmemb * size is computed into a ptrdiff_t, so a product above PTRDIFF_MAX (not only one
+ * past 2^64) fails at once, before the tcache set-up; then _int_malloc, never the tcache.
+ */
 export function libcCalloc(av: Arena, nmemb: number, size: number): number {
   let bytes = nmemb * size;
   if (bytes > Number.MAX_SAFE_INTEGER) {
     const exact = BigInt(nmemb) * BigInt(size);
-    if (exact >= BigInt(TWO_POW_64)) return NIL;
-    bytes = Number(exact);
+    if (exact > PTRDIFF_MAX) return NIL;
+    // keep "at most PTRDIFF_MAX" below 2^63 as a double, as the trace reader does
+    bytes = Math.min(Number(exact), BELOW_2_63);
   }
   maybeInitTcache(av);
   const p = intMalloc(av, bytes);
@@ -75,19 +79,21 @@ function zeroCalloc(av: Arena, p: number): void {
   av.system.zero!(c.address[p] + CHUNK_HDR_SZ, c.size[p] - SIZE_SZ);
 }
 
-/** __libc_realloc. realloc(p, 0) frees; realloc(NULL, n) mallocs; a failure leaves p as it was. */
+/**
+ * __libc_realloc. realloc(p, 0) frees; realloc(NULL, n) mallocs; a failure leaves p as it was. For a heap
+ * block the tcache is set up before the size is checked, so even a refused size sets it up.
+ */
 export function libcRealloc(av: Arena, p: number, bytes: number): number {
   if (bytes === 0 && p !== NIL) {
     libcFree(av, p);
     return NIL;
   }
   if (p === NIL) return libcMalloc(av, bytes);
+  const mmapped = av.chunks.state[p] === ChunkState.Mmapped;
+  if (!mmapped) maybeInitTcache(av);
   const nb = checkedRequest2size(bytes);
   if (nb === 0) return NIL;
-  if (av.chunks.state[p] === ChunkState.Mmapped) {
-    return stamp(av, reallocMmapped(av, p, bytes, nb, (n) => libcMalloc(av, n)));
-  }
-  maybeInitTcache(av);
+  if (mmapped) return stamp(av, reallocMmapped(av, p, bytes, nb, (n) => libcMalloc(av, n)));
   return stamp(av, intRealloc(av, p, nb));
 }
 

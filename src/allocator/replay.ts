@@ -253,13 +253,12 @@ export class Replayer {
    */
   private applyHuge(event: TraceEvent, huge: HugeOutcome): number {
     const av = this.arena;
-    if (huge === 'refused-after-init') maybeInitTcache(av);
     if (event.op === 'realloc') {
       const old = event.wasLive ? this.slots[event.slot] : NIL;
-      if (huge === 'searched') {
-        const heapBlock = old !== NIL && av.chunks.state[old] !== ChunkState.Mmapped;
-        if (!(heapBlock && reallocHugeRefused(event.exact!.size!))) libcRealloc(av, old, HUGE_STAND_IN);
-      }
+      const heapBlock = old !== NIL && av.chunks.state[old] !== ChunkState.Mmapped;
+      // realloc sets up the tcache for a heap block before it looks at the size
+      if (heapBlock) maybeInitTcache(av);
+      if (huge === 'searched' && !(heapBlock && reallocHugeRefused(event.exact!.size!))) libcRealloc(av, old, HUGE_STAND_IN);
       if (!event.wasLive) this.setSlot(event.slot, NIL, 0);
       return NIL;
     }

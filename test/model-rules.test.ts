@@ -4,7 +4,7 @@
 // allocator call the heap's invariants are checked (allocator.check()).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Allocator, type AllocatorOptions } from '../src/index.ts';
+import { Allocator, parseTrace, replayTrace, type AllocatorOptions } from '../src/index.ts';
 import { checkedAllocator } from './support/checked-allocator.ts';
 
 const KiB = 1024;
@@ -640,6 +640,43 @@ test('§8 malloc_stats: system and in-use bytes, totals with mmapped_mem, and th
   assert.is(after.totalSystemBytes, 135168);
   assert.is(after.maxMmapRegions, 1);
   assert.is(after.maxMmapBytes, 200704);
+});
+
+// ---- edge values: rules found by the "edges" shape, each expected value measured with the oracle ----------
+
+/** mallinfo2's arena, uordblks and fordblks after each call of a trace replayed through the model. */
+function statsAfter(text: string): [number, number, number][] {
+  return [...replayTrace(parseTrace(text), { stats: true })].map((s) => [s.stats!.arena, s.stats!.uordblks, s.stats!.fordblks]);
+}
+
+test('calloc refuses a product above PTRDIFF_MAX (not only past 2^64) before setting anything up', () => {
+  // Oracle, `calloc a 2 0x4000000000000000` then `malloc b 24`: the calloc returns NULL with arena 0 (no
+  // tcache struct, no heap); the malloc then sets up the heap: arena 135168, uordblks 688, fordblks 134480.
+  assert.equal(statsAfter('calloc a 2 0x4000000000000000\nmalloc b 24\n'), [
+    [0, 0, 0],
+    [135168, 688, 134480],
+  ]);
+  // The same through the API, where 2 * 2^62 is an exact double.
+  const a = fresh();
+  assert.is(a.calloc(2, 2 ** 62), 0);
+  assert.is(a.mallinfo2().arena, 0);
+  assert.is(off(a, a.malloc(24)), 672);
+});
+
+test('realloc of a heap block sets up the tcache before it refuses a size above PTRDIFF_MAX', () => {
+  // Oracle, `memalign a 64 100` (no tcache yet: chunk 112 at +64, uordblks 112), `realloc a 0x8000000000000000`
+  // (NULL, but now uordblks 768: the 0x290 tcache struct), `malloc b 24` at +896, uordblks 800.
+  assert.equal(statsAfter('memalign a 64 100\nrealloc a 0x8000000000000000\nmalloc b 24\n'), [
+    [135168, 112, 135056],
+    [135168, 768, 134400],
+    [135168, 800, 134368],
+  ]);
+  const a = fresh();
+  const p = a.memalign(64, 100);
+  assert.is(off(a, p), 64);
+  assert.is(a.realloc(p, 2 ** 63), 0);
+  assert.is(a.mallinfo2().uordblks, 768);
+  assert.is(off(a, a.malloc(24)), 896);
 });
 
 test.run();

@@ -679,4 +679,36 @@ test('realloc of a heap block sets up the tcache before it refuses a size above 
   assert.is(off(a, a.malloc(24)), 896);
 });
 
+test('tcache_init retries in a new 64 MiB arena when the main arena cannot hold the tcache struct', () => {
+  // Oracle, `mallopt M_TOP_PAD -2147483648` then `malloc a 24`: sbrk gets a negative increment and the mmap
+  // fallback a size near 2^64, so the main arena fails; tcache_init makes a second arena (a 64 MiB heap:
+  // arena 67108864, uordblks 2912 = its headers and the 0x290 chunk, keepcost 0 = the main arena's top) and
+  // malloc(24) itself still fails. With `mallopt M_TOP_PAD 0`, `malloc b 24` is the first chunk of the brk
+  // heap (offset 16: no tcache struct there): arena 67112960, uordblks 2944, fordblks 67110016, keepcost 4064.
+  const steps = [...replayTrace(parseTrace('mallopt M_TOP_PAD -2147483648\nmalloc a 24\nmallopt M_TOP_PAD 0\nmalloc b 24\n'), { stats: true })];
+  assert.is(steps[1].where, undefined);
+  assert.equal(
+    steps.map((s) => [s.stats!.arena, s.stats!.uordblks, s.stats!.fordblks, s.stats!.keepcost]),
+    [
+      [0, 0, 0, 0],
+      [67108864, 2912, 67105952, 0],
+      [67108864, 2912, 67105952, 0],
+      [67112960, 2944, 67110016, 4064],
+    ],
+  );
+  assert.is(steps[3].offset, 16);
+});
+
+test('an old top above 4 GiB left behind by the mmap fallback is freed whole (no 32-bit mask)', () => {
+  // Oracle: threshold 2^64-1, malloc(24), M_TOP_PAD -4096, malloc(4295000000) grows the heap too little and
+  // fails (top 4294999376); malloc(4294999360) then asks sbrk for 0 bytes, so the fallback maps 4 GiB + 1 MiB
+  // and the old top, fenceposted, goes to the unsorted bin: arena 8591015936, uordblks 4295000096,
+  // fordblks 4296015840, keepcost 1016496.
+  const text = 'mallopt M_MMAP_THRESHOLD -1\nmalloc a 24\nmallopt M_TOP_PAD -4096\nmalloc b 4295000000\nmalloc c 4294999360\n';
+  const steps = [...replayTrace(parseTrace(text), { stats: true, system: { commitLimit: 2 ** 40 } })];
+  const last = steps[4];
+  assert.is(last.chunk, 4294999376);
+  assert.equal([last.stats!.arena, last.stats!.uordblks, last.stats!.fordblks, last.stats!.keepcost], [8591015936, 4295000096, 4296015840, 1016496]);
+});
+
 test.run();

@@ -1,16 +1,38 @@
 // The entry points a program calls (__libc_malloc, __libc_free, __libc_calloc, __libc_realloc, memalign,
 // mallopt, malloc_trim, mallinfo2), on chunk ids: NIL is NULL. The replay drives these directly.
 import type { MalloptParam } from '../trace/api.ts';
-import type { Arena } from './arena.ts';
+import type { Arena, SideArena } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
-import { BELOW_2_63, CHUNK_HDR_SZ, MAX_FAST_SIZE, PTRDIFF_MAX, SIZE_SZ, TCACHE_STRUCT_REQUEST, TWO_POW_64, checkedRequest2size, csize2tidx, maxFastFor } from './constants.ts';
+import {
+  BELOW_2_63,
+  CHUNK_HDR_SZ,
+  HEAP_INFO_SIZE,
+  HEAP_MAX_SIZE,
+  HEAP_MIN_SIZE,
+  MALLOC_ALIGNMENT,
+  MALLOC_STATE_SIZE,
+  MAX_FAST_SIZE,
+  PTRDIFF_MAX,
+  SIZE_SZ,
+  TCACHE_STRUCT_REQUEST,
+  TWO_POW_64,
+  alignUp,
+  checkedRequest2size,
+  csize2tidx,
+  maxFastFor,
+  request2size,
+} from './constants.ts';
 import { intFree, mallocConsolidate } from './int-free.ts';
 import { intMalloc } from './int-malloc.ts';
 import { intMemalign, memalignAlignment } from './memalign.ts';
 import { intRealloc, reallocMmapped } from './realloc.ts';
 import { mtrim, munmapChunk } from './sysmalloc.ts';
 
-/** MAYBE_INIT_TCACHE: the first malloc, calloc or heap free allocates the tcache struct (chunk 0x290). */
+/**
+ * MAYBE_INIT_TCACHE: the first malloc, calloc or heap free allocates the tcache struct (chunk 0x290). When the
+ * main arena cannot hold it (sbrk and its mmap fallback both failed), tcache_init retries in a new arena
+ * (arena_get_retry), single thread or not: the tcache then lives there, and later calls use the main arena.
+ */
 export function maybeInitTcache(av: Arena): void {
   if (av.tcacheReady) return;
   const saved = av.notes.path;
@@ -19,7 +41,29 @@ export function maybeInitTcache(av: Arena): void {
   if (victim !== NIL) {
     av.tcacheReady = true;
     av.tcacheStruct = victim;
+    return;
   }
+  av.sideArena = newArenaFor(av, TCACHE_STRUCT_REQUEST);
+  av.tcacheReady = true;
+}
+
+/**
+ * _int_new_arena(bytes) followed by _int_malloc of `bytes` from its top: one heap (new_heap's size rule, with
+ * mp_.top_pad wrapped as a size_t), then the arena's headers, then the chunk. The model keeps its figures
+ * only: nothing but that chunk ever lives there, and its place is never reported.
+ */
+function newArenaFor(av: Arena, bytes: number): SideArena {
+  const headers = HEAP_INFO_SIZE + MALLOC_STATE_SIZE;
+  const wanted = bytes + headers + MALLOC_ALIGNMENT;
+  const withPad = (BigInt(wanted) + BigInt.asUintN(64, BigInt(av.topPad))) % (1n << 64n);
+  let size: number;
+  if (withPad < BigInt(HEAP_MIN_SIZE)) size = HEAP_MIN_SIZE;
+  else if (withPad <= BigInt(HEAP_MAX_SIZE)) size = Number(withPad);
+  else size = HEAP_MAX_SIZE;
+  size = alignUp(size, av.system.pageSize);
+  // The top starts after the headers, moved up so that its user pointer is 16-byte aligned (the heap is).
+  const top = alignUp(headers + CHUNK_HDR_SZ, MALLOC_ALIGNMENT) - CHUNK_HDR_SZ;
+  return { systemMem: size, used: top + request2size(bytes) };
 }
 
 /** __libc_malloc. */
@@ -179,7 +223,7 @@ export interface Mallinfo2 {
 export function libcMallinfo2(av: Arena): Mallinfo2 {
   const top = av.topSize;
   const fordblks = top + av.fastBytes + av.binnedBytes;
-  return {
+  const info = {
     arena: av.systemMem,
     ordblks: av.binnedCount + 1,
     smblks: av.fastCount,
@@ -191,6 +235,15 @@ export function libcMallinfo2(av: Arena): Mallinfo2 {
     fordblks,
     keepcost: top,
   };
+  // mallinfo2 sums every arena, except keepcost (the main arena's top); a side arena's free bytes are its top.
+  const side = av.sideArena;
+  if (side) {
+    info.arena += side.systemMem;
+    info.ordblks += 1;
+    info.uordblks += side.used;
+    info.fordblks += side.systemMem - side.used;
+  }
+  return info;
 }
 
 /** Marks a returned chunk as made by the current call. */
@@ -219,12 +272,14 @@ export interface MallocStats {
 
 /** malloc_stats()'s figures, without its unsigned-int wrapping above 4 GiB. */
 export function libcMallocStats(av: Arena): MallocStats {
-  const info = libcMallinfo2(av);
+  const inUse = av.systemMem - (av.topSize + av.fastBytes + av.binnedBytes);
+  // The totals sum every arena (a side arena made for the tcache struct too); "Arena 0" is the main one.
+  const side = av.sideArena;
   return {
     systemBytes: av.systemMem,
-    inUseBytes: info.uordblks,
-    totalSystemBytes: av.mmappedMem + av.systemMem,
-    totalInUseBytes: av.mmappedMem + info.uordblks,
+    inUseBytes: inUse,
+    totalSystemBytes: av.mmappedMem + av.systemMem + (side?.systemMem ?? 0),
+    totalInUseBytes: av.mmappedMem + inUse + (side?.used ?? 0),
     maxMmapRegions: av.maxNMmaps,
     maxMmapBytes: av.maxMmappedMem,
     maxSystemBytes: av.maxSystemMem,

@@ -123,7 +123,8 @@ export function sysmalloc(av: Arena, nb: number): number {
  */
 function fencepostOldTop(av: Arena, oldTop: number, oldSize: number): void {
   const c = av.chunks;
-  const keep = (oldSize - 2 * CHUNK_HDR_SZ) & ~(MALLOC_ALIGNMENT - 1);
+  // alignDown, not `& ~15`: JavaScript's bit operators cut to 32 bits, and an old top can pass 4 GiB
+  const keep = alignDown(oldSize - 2 * CHUNK_HDR_SZ, MALLOC_ALIGNMENT);
   c.state[oldTop] = ChunkState.InUse;
   let last = oldTop;
   if (keep === 0) {

@@ -646,7 +646,7 @@ test('§8 malloc_stats: system and in-use bytes, totals with mmapped_mem, and th
 
 /** mallinfo2's arena, uordblks and fordblks after each call of a trace replayed through the model. */
 function statsAfter(text: string): [number, number, number][] {
-  return [...replayTrace(parseTrace(text), { stats: true })].map((s) => [s.stats!.arena, s.stats!.uordblks, s.stats!.fordblks]);
+  return [...replayTrace(parseTrace(text), { stats: true, checkInvariants: true })].map((s) => [s.stats!.arena, s.stats!.uordblks, s.stats!.fordblks]);
 }
 
 test('calloc refuses a product above PTRDIFF_MAX (not only past 2^64) before setting anything up', () => {
@@ -685,7 +685,7 @@ test('tcache_init retries in a new 64 MiB arena when the main arena cannot hold 
   // arena 67108864, uordblks 2912 = its headers and the 0x290 chunk, keepcost 0 = the main arena's top) and
   // malloc(24) itself still fails. With `mallopt M_TOP_PAD 0`, `malloc b 24` is the first chunk of the brk
   // heap (offset 16: no tcache struct there): arena 67112960, uordblks 2944, fordblks 67110016, keepcost 4064.
-  const steps = [...replayTrace(parseTrace('mallopt M_TOP_PAD -2147483648\nmalloc a 24\nmallopt M_TOP_PAD 0\nmalloc b 24\n'), { stats: true })];
+  const steps = [...replayTrace(parseTrace('mallopt M_TOP_PAD -2147483648\nmalloc a 24\nmallopt M_TOP_PAD 0\nmalloc b 24\n'), { stats: true, checkInvariants: true })];
   assert.is(steps[1].where, undefined);
   assert.equal(
     steps.map((s) => [s.stats!.arena, s.stats!.uordblks, s.stats!.fordblks, s.stats!.keepcost]),
@@ -705,7 +705,7 @@ test('an old top above 4 GiB left behind by the mmap fallback is freed whole (no
   // and the old top, fenceposted, goes to the unsorted bin: arena 8591015936, uordblks 4295000096,
   // fordblks 4296015840, keepcost 1016496.
   const text = 'mallopt M_MMAP_THRESHOLD -1\nmalloc a 24\nmallopt M_TOP_PAD -4096\nmalloc b 4295000000\nmalloc c 4294999360\n';
-  const steps = [...replayTrace(parseTrace(text), { stats: true, system: { commitLimit: 2 ** 40 } })];
+  const steps = [...replayTrace(parseTrace(text), { stats: true, checkInvariants: true, system: { commitLimit: 2 ** 40 } })];
   const last = steps[4];
   assert.is(last.chunk, 4294999376);
   assert.equal([last.stats!.arena, last.stats!.uordblks, last.stats!.fordblks, last.stats!.keepcost], [8591015936, 4295000096, 4296015840, 1016496]);

@@ -1,5 +1,6 @@
 // Runs many seeded random traces through model and oracle and prints the agreement:
 //   node --import tsx scripts/differential.ts [--traces 1000] [--events 2000|MIN-MAX] [--shape NAME] [--seed N]
+//     [--brk-limit BYTES] [--keep] [--invariants]
 // The shapes are SHAPES and "edges" (src/trace/edges.ts); --events 20-200 draws each trace's length.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,11 +19,12 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '1' },
     keep: { type: 'boolean', default: false },
     invariants: { type: 'boolean', default: false },
+    'brk-limit': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
-  console.log('usage: npm run differential -- [--traces N] [--events N|MIN-MAX] [--shape NAME] [--seed N] [--keep] [--invariants]');
+  console.log('usage: npm run differential -- [--traces N] [--events N|MIN-MAX] [--shape NAME] [--seed N] [--brk-limit BYTES] [--keep] [--invariants]');
   console.log(`shapes: ${[...SHAPES.map((s) => s.name), EDGES].join(', ')}`);
   process.exit(0);
 }
@@ -48,6 +50,11 @@ if (!eventRange) {
   console.error(`--events takes N or MIN-MAX, not '${values.events}'`);
   process.exit(2);
 }
+const brkLimit = values['brk-limit'] === undefined ? undefined : Number(values['brk-limit']);
+if (brkLimit !== undefined && !(Number.isSafeInteger(brkLimit) && brkLimit >= 0)) {
+  console.error(`--brk-limit takes a number of bytes, not '${values['brk-limit']}'`);
+  process.exit(2);
+}
 const [minEvents, maxEvents] = [Number(eventRange[1]), Number(eventRange[2] ?? eventRange[1])];
 const lengths = seededRandom(Number(values.seed));
 const traces = Number(values.traces);
@@ -67,7 +74,7 @@ for (let n = 0; n < traces; n++) {
   writer.close();
   let result;
   try {
-    result = differential(path, { stats: true, checkInvariants: values.invariants });
+    result = differential(path, { stats: true, checkInvariants: values.invariants, brkLimit });
   } catch (error) {
     failures.push(`${shape.name} seed ${seed}: ${(error as Error).message}\n  trace:  ${path}`);
     continue;

@@ -22,7 +22,6 @@ import {
 import type { CallNotes } from './notes.ts';
 import { newNotes } from './notes.ts';
 
-/** Bin 1 is the unsorted bin; its header is record 1. */
 /** The figures of an arena besides the main one that mallinfo2 sums: its heap size and the bytes in use. */
 export interface SideArena {
   /** system_mem: the size of its one heap. */
@@ -31,6 +30,7 @@ export interface SideArena {
   used: number;
 }
 
+/** Bin 1 is the unsorted bin; its header is record 1. */
 export const UNSORTED = 1;
 
 export class Arena {

@@ -16,16 +16,15 @@ function request2size(req: bigint): bigint {
 
 /** How glibc treats a huge request. */
 export type HugeOutcome =
-  /**
-   * NULL before any search: malloc, calloc and memalign do nothing at all; realloc of a live heap block has
-   * already set up the tcache (the replay does that).
-   */
+  /** NULL before any search (realloc of a heap block has set up the tcache by then, as for any size). */
   | 'refused'
   /** NULL after the whole search (consolidation, unsorted scan, failing sysmalloc): replay it with a stand-in. */
   | 'searched';
 
 /** A stand-in size that takes the same path to failure as any huge request that gets searched. */
 export const HUGE_STAND_IN = 2 ** 62;
+/** A stand-in above PTRDIFF_MAX: each entry point refuses it where glibc refuses any such size. */
+export const HUGE_REFUSED_STAND_IN = 2 ** 64;
 
 /**
  * For a malloc, calloc, realloc or memalign event carrying exact values, what glibc does; null when the

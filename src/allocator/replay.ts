@@ -8,8 +8,8 @@ import { Arena, createArena, type ArenaOptions } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
 import { CHUNK_HDR_SZ } from './constants.ts';
 import { checkInvariants } from './invariants.ts';
-import { HUGE_STAND_IN, classifyHuge, reallocHugeRefused, type HugeOutcome } from './huge.ts';
-import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, maybeInitTcache, type Mallinfo2 } from './libc.ts';
+import { HUGE_REFUSED_STAND_IN, HUGE_STAND_IN, classifyHuge, reallocHugeRefused, type HugeOutcome } from './huge.ts';
+import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, type Mallinfo2 } from './libc.ts';
 import { resetNotes, type CallNotes } from './notes.ts';
 import { AllocatorAbort } from './sysmalloc.ts';
 
@@ -256,9 +256,9 @@ export class Replayer {
     if (event.op === 'realloc') {
       const old = event.wasLive ? this.slots[event.slot] : NIL;
       const heapBlock = old !== NIL && av.chunks.state[old] !== ChunkState.Mmapped;
-      // realloc sets up the tcache for a heap block before it looks at the size
-      if (heapBlock) maybeInitTcache(av);
-      if (huge === 'searched' && !(heapBlock && reallocHugeRefused(event.exact!.size!))) libcRealloc(av, old, HUGE_STAND_IN);
+      // A refused size still goes through libcRealloc, which does what glibc does before refusing it.
+      const refused = huge === 'refused' || (heapBlock && reallocHugeRefused(event.exact!.size!));
+      libcRealloc(av, old, refused ? HUGE_REFUSED_STAND_IN : HUGE_STAND_IN);
       if (!event.wasLive) this.setSlot(event.slot, NIL, 0);
       return NIL;
     }

@@ -4,7 +4,7 @@
 // allocator call the heap's invariants are checked (allocator.check()).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Allocator, parseTrace, replayTrace, type AllocatorOptions } from '../src/index.ts';
+import { Allocator, MallocscopeError, parseTrace, replayTrace, type AllocatorOptions } from '../src/index.ts';
 import { checkedAllocator } from './support/checked-allocator.ts';
 
 const KiB = 1024;
@@ -709,6 +709,27 @@ test('an old top above 4 GiB left behind by the mmap fallback is freed whole (no
   const last = steps[4];
   assert.is(last.chunk, 4294999376);
   assert.equal([last.stats!.arena, last.stats!.uordblks, last.stats!.fordblks, last.stats!.keepcost], [8591015936, 4295000096, 4296015840, 1016496]);
+});
+
+test('malloc_trim with a pad just under 2^64 and a 32-byte top moves the break below the top: glibc crashes', () => {
+  // Oracle: `mallopt M_MMAP_MAX 0`, `malloc a 134472` leaves a 32-byte top (keepcost 32); then
+  // `trim 0xffffffffffffefff` kills it with SIGSEGV (exit 139): top_area wraps to 2^64 - 1, extra to 4096,
+  // sbrk(-4096) succeeds, and the top's header is no longer mapped. The pad is only exact as a bigint (as a
+  // double it is 2^64 - 4096, which would ask for an impossible growth instead). The model stops there.
+  const run = () => [...replayTrace(parseTrace('mallopt M_MMAP_MAX 0\nmalloc a 134472\ntrim 0xffffffffffffefff\n'), { stats: true })];
+  try {
+    run();
+    assert.unreachable('the replay went past the trim');
+  } catch (error) {
+    assert.instance(error, MallocscopeError);
+    assert.is((error as MallocscopeError).code, 'MODEL_ABORT');
+    assert.match((error as Error).message, /^event 2 \(line 3, trim\): .*SIGSEGV/);
+  }
+  // With the pad 2^64 - 1 extra is 0: nothing happens, and the next malloc grows the heap (oracle: b at
+  // +135152, arena 270336).
+  const steps = [...replayTrace(parseTrace('mallopt M_MMAP_MAX 0\nmalloc a 134472\ntrim 0xffffffffffffffff\nmalloc b 24\n'), { stats: true, checkInvariants: true })];
+  assert.is(steps[3].offset, 135152);
+  assert.is(steps[3].stats!.arena, 270336);
 });
 
 test.run();

@@ -190,8 +190,8 @@ function setParam(av: Arena, param: MalloptParam, value: number): number {
   }
 }
 
-/** malloc_trim(pad): 1 when memory was released or advised away. */
-export function libcTrim(av: Arena, pad: number): number {
+/** malloc_trim(pad): 1 when memory was released or advised away. `pad` is a bigint when above 2^53. */
+export function libcTrim(av: Arena, pad: number | bigint): number {
   return mtrim(av, pad) ? 1 : 0;
 }
 

@@ -91,6 +91,14 @@ export class Replayer {
 
   /** Applies one event. An internal inconsistency or a glibc abort stops with the event's seq and line. */
   apply(event: TraceEvent): ReplayOutcome {
+    if (event.op === 'trim' && event.exact?.pad !== undefined) {
+      // malloc_trim's pad past 2^53: systrim's size_t arithmetic needs it exactly
+      const pad = event.exact.pad;
+      this.arena.seq = event.seq;
+      resetNotes(this.arena.notes);
+      this.guard(event.seq, event.line, event.op, () => libcTrim(this.arena, pad));
+      return this.finish(event, event.seq, event.line, OP_TRIM, NIL);
+    }
     const huge = event.exact ? classifyHuge(event) : null;
     if (huge) {
       this.arena.seq = event.seq;

@@ -1,12 +1,17 @@
 // Runs many seeded random traces through model and oracle and prints the agreement:
-//   node --import tsx scripts/differential.ts [--traces 1000] [--events 2000] [--shape NAME] [--seed N]
-import { mkdtempSync, rmSync } from 'node:fs';
+//   node --import tsx scripts/differential.ts [--traces 1000] [--events 2000|MIN-MAX] [--shape NAME] [--seed N]
+//     [--brk-limit BYTES] [--keep] [--invariants]
+// The shapes are SHAPES and "edges" (src/trace/edges.ts); --events 20-200 draws each trace's length.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { replayTrace } from '../src/allocator/replay.ts';
 import { differential } from '../src/check/differential.ts';
-import { SHAPES, generateTrace } from '../src/trace/generate.ts';
-import { TraceWriter } from '../src/trace/writer.ts';
+import { MallocscopeError } from '../src/errors.ts';
+import { EDGES, generateEdgeTrace } from '../src/trace/edges.ts';
+import { SHAPES, generateTrace, seededRandom } from '../src/trace/generate.ts';
+import { TraceWriter, formatCall } from '../src/trace/writer.ts';
 
 const { values } = parseArgs({
   options: {
@@ -16,28 +21,110 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '1' },
     keep: { type: 'boolean', default: false },
     invariants: { type: 'boolean', default: false },
+    'brk-limit': { type: 'string' },
+    help: { type: 'boolean', default: false },
   },
 });
-const shapes = values.shape ? SHAPES.filter((s) => s.name === values.shape) : SHAPES;
+if (values.help) {
+  console.log('usage: npm run differential -- [--traces N] [--events N|MIN-MAX] [--shape NAME] [--seed N] [--brk-limit BYTES] [--keep] [--invariants]');
+  console.log(`shapes: ${[...SHAPES.map((s) => s.name), EDGES].join(', ')}`);
+  process.exit(0);
+}
+
+/** A shape's lines for one seed. */
+type Lines = (seed: number, events: number) => Iterable<string>;
+const all: { name: string; lines: Lines }[] = [
+  ...SHAPES.map((shape) => ({
+    name: shape.name,
+    lines: function* (seed: number, events: number) {
+      for (const call of generateTrace(shape, seed, events)) yield formatCall(call);
+    },
+  })),
+  { name: EDGES, lines: generateEdgeTrace },
+];
+const shapes = values.shape ? all.filter((s) => s.name === values.shape) : all;
+if (shapes.length === 0) {
+  console.error(`unknown shape '${values.shape}' (see --help)`);
+  process.exit(2);
+}
+const eventRange = /^(\d+)(?:-(\d+))?$/.exec(values.events);
+if (!eventRange) {
+  console.error(`--events takes N or MIN-MAX, not '${values.events}'`);
+  process.exit(2);
+}
+const brkLimit = values['brk-limit'] === undefined ? undefined : Number(values['brk-limit']);
+if (brkLimit !== undefined && !(Number.isSafeInteger(brkLimit) && brkLimit >= 0)) {
+  console.error(`--brk-limit takes a number of bytes, not '${values['brk-limit']}'`);
+  process.exit(2);
+}
+const [minEvents, maxEvents] = [Number(eventRange[1]), Number(eventRange[2] ?? eventRange[1])];
+const lengths = seededRandom(Number(values.seed));
 const traces = Number(values.traces);
-const events = Number(values.events);
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-differential-'));
 let agreedEvents = 0;
 let totalEvents = 0;
 let agreedTraces = 0;
 const failures: string[] = [];
+let crashes = 0;
 const started = Date.now();
+
+/**
+ * When the oracle died of a signal: whether the model stopped (MODEL_ABORT, "glibc would ...") at event k,
+ * the oracle runs the first k calls cleanly and in agreement, and dies on the first k + 1. Null otherwise.
+ */
+function bothStop(path: string, error: unknown): { events: number } | null {
+  if (!(error instanceof MallocscopeError) || error.code !== 'ORACLE_FAILED' || !/signal SIG/.test(error.message)) return null;
+  let stop = -1;
+  try {
+    for (const step of replayTrace(path)) void step;
+  } catch (modelError) {
+    const match = modelError instanceof MallocscopeError && modelError.code === 'MODEL_ABORT' ? /^event (\d+) /.exec(modelError.message) : null;
+    if (match) stop = Number(match[1]);
+  }
+  if (stop < 0) return null;
+  const lines = readFileSync(path, 'utf8').split('\n');
+  const before = `${path}.before`;
+  const through = `${path}.through`;
+  writeFileSync(before, lines.slice(0, stop).map((l) => `${l}\n`).join(''));
+  writeFileSync(through, lines.slice(0, stop + 1).map((l) => `${l}\n`).join(''));
+  try {
+    const clean = differential(before, { stats: true, checkInvariants: values.invariants, brkLimit });
+    if (clean.difference || clean.events !== stop) return null;
+    try {
+      differential(through, { stats: true, brkLimit });
+      return null;
+    } catch (crash) {
+      return crash instanceof MallocscopeError && /signal SIG/.test(crash.message) ? { events: stop + 1 } : null;
+    }
+  } catch {
+    return null;
+  } finally {
+    rmSync(before, { force: true });
+    rmSync(through, { force: true });
+  }
+}
 for (let n = 0; n < traces; n++) {
   const shape = shapes[n % shapes.length];
   const seed = Number(values.seed) + Math.floor(n / shapes.length);
+  const events = minEvents + Math.floor(lengths() * (maxEvents - minEvents + 1));
   const path = join(dir, `${shape.name}-${seed}.trace`);
   const writer = new TraceWriter({ path });
-  for (const call of generateTrace(shape, seed, events)) writer.write(call);
+  for (const line of shape.lines(seed, events)) writer.line(line);
   writer.close();
   let result;
   try {
-    result = differential(path, { stats: true, checkInvariants: values.invariants });
+    result = differential(path, { stats: true, checkInvariants: values.invariants, brkLimit });
   } catch (error) {
+    const crash = bothStop(path, error);
+    if (crash) {
+      // Model and glibc agree up to the call where glibc crashes, and the model stops at that very call.
+      totalEvents += crash.events;
+      agreedEvents += crash.events;
+      agreedTraces++;
+      crashes++;
+      if (!values.keep) rmSync(path);
+      continue;
+    }
     failures.push(`${shape.name} seed ${seed}: ${(error as Error).message}\n  trace:  ${path}`);
     continue;
   }
@@ -53,5 +140,9 @@ for (let n = 0; n < traces; n++) {
 }
 for (const f of failures.slice(0, 10)) console.log(f);
 if (failures.length > 10) console.log(`… and ${failures.length - 10} more`);
-console.log(`${agreedTraces}/${traces} traces agree; ${agreedEvents}/${totalEvents} events agree before the first difference (${((100 * agreedEvents) / Math.max(1, totalEvents)).toFixed(3)}%); ${((Date.now() - started) / 1000).toFixed(1)} s`);
+console.log(
+  `${agreedTraces}/${traces} traces agree${crashes ? ` (${crashes} of them up to a call where glibc crashes and the model stops)` : ''}; ` +
+    `${agreedEvents}/${totalEvents} events agree before the first difference (${((100 * agreedEvents) / Math.max(1, totalEvents)).toFixed(3)}%); ${((Date.now() - started) / 1000).toFixed(1)} s`,
+);
+if (failures.length === 0) rmSync(dir, { recursive: true, force: true });
 process.exit(failures.length ? 1 : 0);

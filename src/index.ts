@@ -17,6 +17,7 @@ export type {
 export { readTrace, parseTrace, TraceReader, MAX_LINE_LENGTH, type ReadTraceOptions } from './trace/reader.ts';
 export { formatCall, formatTrace, TraceWriter, type TraceSink } from './trace/writer.ts';
 export { SHAPES, generateTrace, seededRandom, shapeByName, type TraceShape } from './trace/generate.ts';
+export { EDGES, generateEdgeTrace } from './trace/edges.ts';
 export { Allocator, type AllocatorOptions, type BlockInfo, type LastCall } from './allocator/allocator.ts';
 export { Replayer, replayTrace, type ReplayOptions, type ReplayOutcome, type ReplayStep } from './allocator/replay.ts';
 export type { Mallinfo2, MallocStats } from './allocator/libc.ts';

@@ -1,13 +1,14 @@
 // The model against the real glibc (the oracle), event for event: where, chunk, offset and mallinfo2 after
 // every call, on one seeded random trace of each of the 63 shapes (some also with a program break that cannot
-// grow), the examples, and the traces of real programs in test/fixtures/real; the heap's invariants are
-// checked after every event on the way.
+// grow), short traces of edge values (src/trace/edges.ts), the examples, and the traces of real programs in
+// test/fixtures/real; the heap's invariants are checked after every event on the way.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { differential } from '../src/check/differential.ts';
+import { generateEdgeTrace } from '../src/trace/edges.ts';
 import { SHAPES, generateTrace } from '../src/trace/generate.ts';
 import { TraceWriter } from '../src/trace/writer.ts';
 
@@ -48,6 +49,30 @@ for (const [index, name] of limited.entries()) {
       agrees(path, `${name} with brk limit ${brkLimit}`, brkLimit);
     });
   }
+}
+
+// Edge values (boundary sizes, requests past PTRDIFF_MAX and 2^64, odd and huge alignments, every mallopt
+// parameter at its limits), short traces as in `npm run differential -- --shape edges --events 20-200`. Each
+// seed below once found a rule the model missed: calloc's ptrdiff_t product (14), tcache_init's retry in a
+// new arena (1771), a negative M_TOP_PAD's mmap fallback heap (52), an old top past 4 GiB (629).
+const edgeSeeds = [14, 52, 629, 1771, 2557, 4001, 4002, 4003, 4004, 4005, 4006, 4007];
+for (const seed of edgeSeeds) {
+  test(`random trace, shape edges, seed ${seed}`, () => {
+    const path = join(dir, `edges-${seed}.trace`);
+    const writer = new TraceWriter({ path });
+    for (const line of generateEdgeTrace(seed, 200)) writer.line(line);
+    writer.close();
+    agrees(path, `edges seed ${seed}`);
+  });
+}
+for (const brkLimit of [0, 65536]) {
+  test(`random trace, shape edges, brk limit ${brkLimit}`, () => {
+    const path = join(dir, `edges-brk${brkLimit}.trace`);
+    const writer = new TraceWriter({ path });
+    for (const line of generateEdgeTrace(9300 + brkLimit, 400)) writer.line(line);
+    writer.close();
+    agrees(path, `edges with brk limit ${brkLimit}`, brkLimit);
+  });
 }
 
 for (const name of readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.trace'))) {

@@ -4,7 +4,7 @@
 // allocator call the heap's invariants are checked (allocator.check()).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Allocator, type AllocatorOptions } from '../src/index.ts';
+import { Allocator, MallocscopeError, parseTrace, replayTrace, type AllocatorOptions } from '../src/index.ts';
 import { checkedAllocator } from './support/checked-allocator.ts';
 
 const KiB = 1024;
@@ -640,6 +640,96 @@ test('§8 malloc_stats: system and in-use bytes, totals with mmapped_mem, and th
   assert.is(after.totalSystemBytes, 135168);
   assert.is(after.maxMmapRegions, 1);
   assert.is(after.maxMmapBytes, 200704);
+});
+
+// ---- edge values: rules found by the "edges" shape, each expected value measured with the oracle ----------
+
+/** mallinfo2's arena, uordblks and fordblks after each call of a trace replayed through the model. */
+function statsAfter(text: string): [number, number, number][] {
+  return [...replayTrace(parseTrace(text), { stats: true, checkInvariants: true })].map((s) => [s.stats!.arena, s.stats!.uordblks, s.stats!.fordblks]);
+}
+
+test('calloc refuses a product above PTRDIFF_MAX (not only past 2^64) before setting anything up', () => {
+  // Oracle, `calloc a 2 0x4000000000000000` then `malloc b 24`: the calloc returns NULL with arena 0 (no
+  // tcache struct, no heap); the malloc then sets up the heap: arena 135168, uordblks 688, fordblks 134480.
+  assert.equal(statsAfter('calloc a 2 0x4000000000000000\nmalloc b 24\n'), [
+    [0, 0, 0],
+    [135168, 688, 134480],
+  ]);
+  // The same through the API, where 2 * 2^62 is an exact double.
+  const a = fresh();
+  assert.is(a.calloc(2, 2 ** 62), 0);
+  assert.is(a.mallinfo2().arena, 0);
+  assert.is(off(a, a.malloc(24)), 672);
+});
+
+test('realloc of a heap block sets up the tcache before it refuses a size above PTRDIFF_MAX', () => {
+  // Oracle, `memalign a 64 100` (no tcache yet: chunk 112 at +64, uordblks 112), `realloc a 0x8000000000000000`
+  // (NULL, but now uordblks 768: the 0x290 tcache struct), `malloc b 24` at +896, uordblks 800.
+  assert.equal(statsAfter('memalign a 64 100\nrealloc a 0x8000000000000000\nmalloc b 24\n'), [
+    [135168, 112, 135056],
+    [135168, 768, 134400],
+    [135168, 800, 134368],
+  ]);
+  const a = fresh();
+  const p = a.memalign(64, 100);
+  assert.is(off(a, p), 64);
+  assert.is(a.realloc(p, 2 ** 63), 0);
+  assert.is(a.mallinfo2().uordblks, 768);
+  assert.is(off(a, a.malloc(24)), 896);
+});
+
+test('tcache_init retries in a new 64 MiB arena when the main arena cannot hold the tcache struct', () => {
+  // Oracle, `mallopt M_TOP_PAD -2147483648` then `malloc a 24`: sbrk gets a negative increment and the mmap
+  // fallback a size near 2^64, so the main arena fails; tcache_init makes a second arena (a 64 MiB heap:
+  // arena 67108864, uordblks 2912 = its headers and the 0x290 chunk, keepcost 0 = the main arena's top) and
+  // malloc(24) itself still fails. With `mallopt M_TOP_PAD 0`, `malloc b 24` is the first chunk of the brk
+  // heap (offset 16: no tcache struct there): arena 67112960, uordblks 2944, fordblks 67110016, keepcost 4064.
+  const steps = [...replayTrace(parseTrace('mallopt M_TOP_PAD -2147483648\nmalloc a 24\nmallopt M_TOP_PAD 0\nmalloc b 24\n'), { stats: true, checkInvariants: true })];
+  assert.is(steps[1].where, undefined);
+  assert.equal(
+    steps.map((s) => [s.stats!.arena, s.stats!.uordblks, s.stats!.fordblks, s.stats!.keepcost]),
+    [
+      [0, 0, 0, 0],
+      [67108864, 2912, 67105952, 0],
+      [67108864, 2912, 67105952, 0],
+      [67112960, 2944, 67110016, 4064],
+    ],
+  );
+  assert.is(steps[3].offset, 16);
+});
+
+test('an old top above 4 GiB left behind by the mmap fallback is freed whole (no 32-bit mask)', () => {
+  // Oracle: threshold 2^64-1, malloc(24), M_TOP_PAD -4096, malloc(4295000000) grows the heap too little and
+  // fails (top 4294999376); malloc(4294999360) then asks sbrk for 0 bytes, so the fallback maps 4 GiB + 1 MiB
+  // and the old top, fenceposted, goes to the unsorted bin: arena 8591015936, uordblks 4295000096,
+  // fordblks 4296015840, keepcost 1016496.
+  const text = 'mallopt M_MMAP_THRESHOLD -1\nmalloc a 24\nmallopt M_TOP_PAD -4096\nmalloc b 4295000000\nmalloc c 4294999360\n';
+  const steps = [...replayTrace(parseTrace(text), { stats: true, checkInvariants: true, system: { commitLimit: 2 ** 40 } })];
+  const last = steps[4];
+  assert.is(last.chunk, 4294999376);
+  assert.equal([last.stats!.arena, last.stats!.uordblks, last.stats!.fordblks, last.stats!.keepcost], [8591015936, 4295000096, 4296015840, 1016496]);
+});
+
+test('malloc_trim with a pad just under 2^64 and a 32-byte top moves the break below the top: glibc crashes', () => {
+  // Oracle: `mallopt M_MMAP_MAX 0`, `malloc a 134472` leaves a 32-byte top (keepcost 32); then
+  // `trim 0xffffffffffffefff` kills it with SIGSEGV (exit 139): top_area wraps to 2^64 - 1, extra to 4096,
+  // sbrk(-4096) succeeds, and the top's header is no longer mapped. The pad is only exact as a bigint (as a
+  // double it is 2^64 - 4096, which would ask for an impossible growth instead). The model stops there.
+  const run = () => [...replayTrace(parseTrace('mallopt M_MMAP_MAX 0\nmalloc a 134472\ntrim 0xffffffffffffefff\n'), { stats: true })];
+  try {
+    run();
+    assert.unreachable('the replay went past the trim');
+  } catch (error) {
+    assert.instance(error, MallocscopeError);
+    assert.is((error as MallocscopeError).code, 'MODEL_ABORT');
+    assert.match((error as Error).message, /^event 2 \(line 3, trim\): .*SIGSEGV/);
+  }
+  // With the pad 2^64 - 1 extra is 0: nothing happens, and the next malloc grows the heap (oracle: b at
+  // +135152, arena 270336).
+  const steps = [...replayTrace(parseTrace('mallopt M_MMAP_MAX 0\nmalloc a 134472\ntrim 0xffffffffffffffff\nmalloc b 24\n'), { stats: true, checkInvariants: true })];
+  assert.is(steps[3].offset, 135152);
+  assert.is(steps[3].stats!.arena, 270336);
 });
 
 test.run();

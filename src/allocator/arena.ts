@@ -22,6 +22,14 @@ import {
 import type { CallNotes } from './notes.ts';
 import { newNotes } from './notes.ts';
 
+/** The figures of an arena besides the main one that mallinfo2 sums: its heap size and the bytes in use. */
+export interface SideArena {
+  /** system_mem: the size of its one heap. */
+  systemMem: number;
+  /** Bytes not in its top: its heap_info and malloc_state headers and the tcache struct's chunk. */
+  used: number;
+}
+
 /** Bin 1 is the unsorted bin; its header is record 1. */
 export const UNSORTED = 1;
 
@@ -52,6 +60,11 @@ export class Arena {
   tcacheReady = false;
   /** The chunk holding tcache_perthread_struct (the first heap chunk, 0x290), once made. */
   tcacheStruct = NIL;
+  /**
+   * A second arena, made when the main arena could not hold the tcache struct (tcache_init retries in a new
+   * arena even in a single thread); it holds nothing else, but mallinfo2 counts it. Null until then.
+   */
+  sideArena: SideArena | null = null;
   readonly tcacheHead = new Int32Array(TCACHE_MAX_BINS).fill(NIL);
   readonly tcacheCount = new Int32Array(TCACHE_MAX_BINS);
   /** mp_.tcache_bins and mp_.tcache_count. */

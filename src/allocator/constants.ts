@@ -43,6 +43,18 @@ export const DEFAULT_MMAP_MAX = 65536;
 /** The unit of the mmap fallback when sbrk fails; 2.36 passes it as the rounding unit (transposed args). */
 export const MMAP_AS_MORECORE_SIZE = 1024 * 1024;
 
+/** PTRDIFF_MAX (2^63 - 1), exactly. */
+export const PTRDIFF_MAX = (1n << 63n) - 1n;
+/** The largest double below 2^63: where a value at or below PTRDIFF_MAX is kept, so it stays on its side. */
+export const BELOW_2_63 = 2 ** 63 - 1024;
+
+/** A non-main arena's heap: at least HEAP_MIN_SIZE, at most HEAP_MAX_SIZE (2 * DEFAULT_MMAP_THRESHOLD_MAX). */
+export const HEAP_MIN_SIZE = 32 * 1024;
+export const HEAP_MAX_SIZE = 64 * 1024 * 1024;
+/** sizeof(heap_info) (five words and padding to 16) and sizeof(struct malloc_state) on x86-64 in 2.36. */
+export const HEAP_INFO_SIZE = 48;
+export const MALLOC_STATE_SIZE = 2200;
+
 /** 2^64: size_t arithmetic wraps here. */
 export const TWO_POW_64 = 2 ** 64;
 

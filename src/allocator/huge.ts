@@ -17,15 +17,15 @@ export function request2size(req: bigint): bigint {
 
 /** How glibc treats a huge request. */
 export type HugeOutcome =
-  /** NULL before anything happens (not even malloc's or calloc's tcache set-up). */
+  /** NULL before any search (realloc of a heap block has set up the tcache by then, as for any size). */
   | 'refused'
-  /** NULL after the tcache set-up only (calloc: _int_malloc refuses the product at once). */
-  | 'refused-after-init'
   /** NULL after the whole search (consolidation, unsorted scan, failing sysmalloc): replay it with a stand-in. */
   | 'searched';
 
 /** A stand-in size that takes the same path to failure as any huge request that gets searched. */
 export const HUGE_STAND_IN = 2 ** 62;
+/** A stand-in above PTRDIFF_MAX: each entry point refuses it where glibc refuses any such size. */
+export const HUGE_REFUSED_STAND_IN = 2 ** 64;
 
 /**
  * For a malloc, calloc, realloc or memalign event carrying exact values, what glibc does; null when the
@@ -40,10 +40,10 @@ export function classifyHuge(event: TraceEvent): HugeOutcome | null {
     case 'calloc': {
       const nmemb = exact.nmemb ?? BigInt(event.nmemb);
       const size = exact.size ?? BigInt(event.size);
+      // calloc multiplies into a ptrdiff_t: a product past PTRDIFF_MAX overflows it, before any set-up.
       const bytes = nmemb * size;
-      if (bytes > SIZE_MAX) return 'refused';
-      if (bytes <= BigInt(Number.MAX_SAFE_INTEGER)) return null;
-      return bytes > PTRDIFF_MAX ? 'refused-after-init' : 'searched';
+      if (bytes > PTRDIFF_MAX) return 'refused';
+      return bytes <= BigInt(Number.MAX_SAFE_INTEGER) ? null : 'searched';
     }
     case 'realloc': {
       if (exact.size === undefined) return null;

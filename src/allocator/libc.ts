@@ -1,17 +1,39 @@
 // The entry points a program calls (__libc_malloc, __libc_free, __libc_calloc, __libc_realloc, memalign,
 // mallopt, malloc_trim, mallinfo2), on chunk ids: NIL is NULL. The replay drives these directly.
 import type { MalloptParam } from '../trace/api.ts';
-import type { Arena } from './arena.ts';
+import type { Arena, SideArena } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
 import { sizeTFromInt } from './size-t.ts';
-import { CHUNK_HDR_SZ, MAX_FAST_SIZE, SIZE_SZ, TCACHE_STRUCT_REQUEST, TWO_POW_64, checkedRequest2size, csize2tidx, maxFastFor } from './constants.ts';
+import {
+  BELOW_2_63,
+  CHUNK_HDR_SZ,
+  HEAP_INFO_SIZE,
+  HEAP_MAX_SIZE,
+  HEAP_MIN_SIZE,
+  MALLOC_ALIGNMENT,
+  MALLOC_STATE_SIZE,
+  MAX_FAST_SIZE,
+  PTRDIFF_MAX,
+  SIZE_SZ,
+  TCACHE_STRUCT_REQUEST,
+  TWO_POW_64,
+  alignUp,
+  checkedRequest2size,
+  csize2tidx,
+  maxFastFor,
+  request2size,
+} from './constants.ts';
 import { intFree, mallocConsolidate } from './int-free.ts';
 import { intMalloc } from './int-malloc.ts';
 import { intMemalign, memalignAlignment } from './memalign.ts';
 import { intRealloc, reallocMmapped } from './realloc.ts';
 import { mtrim, munmapChunk } from './sysmalloc.ts';
 
-/** MAYBE_INIT_TCACHE: the first malloc, calloc or heap free allocates the tcache struct (chunk 0x290). */
+/**
+ * MAYBE_INIT_TCACHE: the first malloc, calloc or heap free allocates the tcache struct (chunk 0x290). When the
+ * main arena cannot hold it (sbrk and its mmap fallback both failed), tcache_init retries in a new arena
+ * (arena_get_retry), single thread or not: the tcache then lives there, and later calls use the main arena.
+ */
 export function maybeInitTcache(av: Arena): void {
   if (av.tcacheReady) return;
   const saved = av.notes.path;
@@ -20,7 +42,29 @@ export function maybeInitTcache(av: Arena): void {
   if (victim !== NIL) {
     av.tcacheReady = true;
     av.tcacheStruct = victim;
+    return;
   }
+  av.sideArena = newArenaFor(av, TCACHE_STRUCT_REQUEST);
+  av.tcacheReady = true;
+}
+
+/**
+ * _int_new_arena(bytes) followed by _int_malloc of `bytes` from its top: one heap (new_heap's size rule, with
+ * mp_.top_pad wrapped as a size_t), then the arena's headers, then the chunk. The model keeps its figures
+ * only: nothing but that chunk ever lives there, and its place is never reported.
+ */
+function newArenaFor(av: Arena, bytes: number): SideArena {
+  const headers = HEAP_INFO_SIZE + MALLOC_STATE_SIZE;
+  const wanted = bytes + headers + MALLOC_ALIGNMENT;
+  const withPad = (BigInt(wanted) + BigInt.asUintN(64, BigInt(av.topPad))) % (1n << 64n);
+  let size: number;
+  if (withPad < BigInt(HEAP_MIN_SIZE)) size = HEAP_MIN_SIZE;
+  else if (withPad <= BigInt(HEAP_MAX_SIZE)) size = Number(withPad);
+  else size = HEAP_MAX_SIZE;
+  size = alignUp(size, av.system.pageSize);
+  // The top starts after the headers, moved up so that its user pointer is 16-byte aligned (the heap is).
+  const top = alignUp(headers + CHUNK_HDR_SZ, MALLOC_ALIGNMENT) - CHUNK_HDR_SZ;
+  return { systemMem: size, used: top + request2size(bytes) };
 }
 
 /** __libc_malloc. */
@@ -52,13 +96,17 @@ export function libcFree(av: Arena, p: number): void {
   intFree(av, p);
 }
 
-/** __libc_calloc: overflow of nmemb * size fails at once; then _int_malloc, never the tcache. */
+/**
+ * __libc_calloc: nmemb * size is computed into a ptrdiff_t, so a product above PTRDIFF_MAX (not only one
+ * past 2^64) fails at once, before the tcache set-up; then _int_malloc, never the tcache.
+ */
 export function libcCalloc(av: Arena, nmemb: number, size: number): number {
   let bytes = nmemb * size;
   if (bytes > Number.MAX_SAFE_INTEGER) {
     const exact = BigInt(nmemb) * BigInt(size);
-    if (exact >= BigInt(TWO_POW_64)) return NIL;
-    bytes = Number(exact);
+    if (exact > PTRDIFF_MAX) return NIL;
+    // keep "at most PTRDIFF_MAX" below 2^63 as a double, as the trace reader does
+    bytes = Math.min(Number(exact), BELOW_2_63);
   }
   maybeInitTcache(av);
   const p = intMalloc(av, bytes);
@@ -76,19 +124,21 @@ function zeroCalloc(av: Arena, p: number): void {
   av.system.zero!(c.address[p] + CHUNK_HDR_SZ, c.size[p] - SIZE_SZ);
 }
 
-/** __libc_realloc. realloc(p, 0) frees; realloc(NULL, n) mallocs; a failure leaves p as it was. */
+/**
+ * __libc_realloc. realloc(p, 0) frees; realloc(NULL, n) mallocs; a failure leaves p as it was. For a heap
+ * block the tcache is set up before the size is checked, so even a refused size sets it up.
+ */
 export function libcRealloc(av: Arena, p: number, bytes: number): number {
   if (bytes === 0 && p !== NIL) {
     libcFree(av, p);
     return NIL;
   }
   if (p === NIL) return libcMalloc(av, bytes);
+  const mmapped = av.chunks.state[p] === ChunkState.Mmapped;
+  if (!mmapped) maybeInitTcache(av);
   const nb = checkedRequest2size(bytes);
   if (nb === 0) return NIL;
-  if (av.chunks.state[p] === ChunkState.Mmapped) {
-    return stamp(av, reallocMmapped(av, p, bytes, nb, (n) => libcMalloc(av, n)));
-  }
-  maybeInitTcache(av);
+  if (mmapped) return stamp(av, reallocMmapped(av, p, bytes, nb, (n) => libcMalloc(av, n)));
   return stamp(av, intRealloc(av, p, nb));
 }
 
@@ -136,8 +186,8 @@ function setParam(av: Arena, param: MalloptParam, value: number): number {
   }
 }
 
-/** malloc_trim(pad): 1 when memory was released or advised away. */
-export function libcTrim(av: Arena, pad: number): number {
+/** malloc_trim(pad): 1 when memory was released or advised away. `pad` is a bigint when above 2^53. */
+export function libcTrim(av: Arena, pad: number | bigint): number {
   return mtrim(av, pad) ? 1 : 0;
 }
 
@@ -169,7 +219,7 @@ export interface Mallinfo2 {
 export function libcMallinfo2(av: Arena): Mallinfo2 {
   const top = av.topSize;
   const fordblks = top + av.fastBytes + av.binnedBytes;
-  return {
+  const info = {
     arena: av.systemMem,
     ordblks: av.binnedCount + 1,
     smblks: av.fastCount,
@@ -181,6 +231,15 @@ export function libcMallinfo2(av: Arena): Mallinfo2 {
     fordblks,
     keepcost: top,
   };
+  // mallinfo2 sums every arena, except keepcost (the main arena's top); a side arena's free bytes are its top.
+  const side = av.sideArena;
+  if (side) {
+    info.arena += side.systemMem;
+    info.ordblks += 1;
+    info.uordblks += side.used;
+    info.fordblks += side.systemMem - side.used;
+  }
+  return info;
 }
 
 /** Marks a returned chunk as made by the current call. */
@@ -209,12 +268,14 @@ export interface MallocStats {
 
 /** malloc_stats()'s figures, without its unsigned-int wrapping above 4 GiB. */
 export function libcMallocStats(av: Arena): MallocStats {
-  const info = libcMallinfo2(av);
+  const inUse = av.systemMem - (av.topSize + av.fastBytes + av.binnedBytes);
+  // The totals sum every arena (a side arena made for the tcache struct too); "Arena 0" is the main one.
+  const side = av.sideArena;
   return {
     systemBytes: av.systemMem,
-    inUseBytes: info.uordblks,
-    totalSystemBytes: av.mmappedMem + av.systemMem,
-    totalInUseBytes: av.mmappedMem + info.uordblks,
+    inUseBytes: inUse,
+    totalSystemBytes: av.mmappedMem + av.systemMem + (side?.systemMem ?? 0),
+    totalInUseBytes: av.mmappedMem + inUse + (side?.used ?? 0),
     maxMmapRegions: av.maxNMmaps,
     maxMmapBytes: av.maxMmappedMem,
     maxSystemBytes: av.maxSystemMem,

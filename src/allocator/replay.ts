@@ -9,8 +9,8 @@ import { Arena, createArena, type ArenaOptions } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
 import { CHUNK_HDR_SZ } from './constants.ts';
 import { checkInvariants } from './invariants.ts';
-import { HUGE_STAND_IN, classifyHuge, intMallocBytes, reallocHugeRefused, type HugeOutcome } from './huge.ts';
-import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, maybeInitTcache, type Mallinfo2 } from './libc.ts';
+import { HUGE_REFUSED_STAND_IN, HUGE_STAND_IN, classifyHuge, intMallocBytes, reallocHugeRefused, type HugeOutcome } from './huge.ts';
+import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, type Mallinfo2 } from './libc.ts';
 import { resetNotes, type CallNotes } from './notes.ts';
 import { AllocatorAbort } from './sysmalloc.ts';
 
@@ -92,6 +92,14 @@ export class Replayer {
 
   /** Applies one event. An internal inconsistency or a glibc abort stops with the event's seq and line. */
   apply(event: TraceEvent): ReplayOutcome {
+    if (event.op === 'trim' && event.exact?.pad !== undefined) {
+      // malloc_trim's pad past 2^53: systrim's size_t arithmetic needs it exactly
+      const pad = event.exact.pad;
+      this.arena.seq = event.seq;
+      resetNotes(this.arena.notes);
+      this.guard(event.seq, event.line, event.op, () => libcTrim(this.arena, pad));
+      return this.finish(event, event.seq, event.line, OP_TRIM, NIL);
+    }
     const huge = event.exact ? classifyHuge(event) : null;
     if (huge) {
       this.arena.seq = event.seq;
@@ -254,19 +262,16 @@ export class Replayer {
    */
   private applyHuge(event: TraceEvent, huge: HugeOutcome): number {
     const av = this.arena;
-    if (huge === 'refused-after-init') maybeInitTcache(av);
     if (event.op === 'realloc') {
       const old = event.wasLive ? this.slots[event.slot] : NIL;
-      if (huge === 'searched') {
-        const heapBlock = old !== NIL && av.chunks.state[old] !== ChunkState.Mmapped;
-        if (!(heapBlock && reallocHugeRefused(event.exact!.size!))) {
-          av.hugeRequest = intMallocBytes(event, heapBlock);
-          try {
-            libcRealloc(av, old, HUGE_STAND_IN);
-          } finally {
-            av.hugeRequest = null;
-          }
-        }
+      const heapBlock = old !== NIL && av.chunks.state[old] !== ChunkState.Mmapped;
+      // A refused size still goes through libcRealloc, which does what glibc does before refusing it.
+      const refused = huge === 'refused' || (heapBlock && reallocHugeRefused(event.exact!.size!));
+      if (!refused) av.hugeRequest = intMallocBytes(event, heapBlock);
+      try {
+        libcRealloc(av, old, refused ? HUGE_REFUSED_STAND_IN : HUGE_STAND_IN);
+      } finally {
+        av.hugeRequest = null;
       }
       if (!event.wasLive) this.setSlot(event.slot, NIL, 0);
       return NIL;

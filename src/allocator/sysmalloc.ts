@@ -156,7 +156,8 @@ function fallbackSize(av: Arena, grow: SizeT, oldSize: number): SizeT {
  */
 function fencepostOldTop(av: Arena, oldTop: number, oldSize: number): void {
   const c = av.chunks;
-  const keep = (oldSize - 2 * CHUNK_HDR_SZ) & ~(MALLOC_ALIGNMENT - 1);
+  // alignDown, not `& ~15`: JavaScript's bit operators cut to 32 bits, and an old top can pass 4 GiB
+  const keep = alignDown(oldSize - 2 * CHUNK_HDR_SZ, MALLOC_ALIGNMENT);
   c.state[oldTop] = ChunkState.InUse;
   let last = oldTop;
   if (keep === 0) {
@@ -210,25 +211,32 @@ export function munmapChunk(av: Arena, p: number): void {
  *
  * glibc computes in size_t: with a 32-byte top, top_size - MINSIZE - 1 wraps around, the "extra" to release
  * is nearly 2^64, and sbrk(-extra) grows the heap by a page or more instead (seen with M_TRIM_THRESHOLD 0).
- * `pad` may be negative here: a negative M_TOP_PAD, which glibc holds as a huge size_t.
+ * `pad` may be negative here: a negative M_TOP_PAD, which glibc holds as a huge size_t; or a bigint, a
+ * malloc_trim pad above 2^53 taken exactly.
  */
-export function systrim(av: Arena, pad: number): boolean {
+export function systrim(av: Arena, pad: number | bigint): boolean {
   const c = av.chunks;
   const page = av.system.pageSize;
   const top = av.top;
   const topSize = c.size[top];
-  const topArea = topSize - MINSIZE - 1; // negative: a wrapped, huge size_t
-  if (unsignedAtMost(topArea, pad)) return false;
-  // extra = ALIGN_DOWN(top_area - pad) in size_t; sbrk gets -extra as a ptrdiff_t.
-  const difference = topArea - pad;
-  const increment = difference >= 0 ? -alignDown(difference, page) : alignUp(-difference, page);
-  if (increment === 0) return false;
+  // top_area and pad compared, and extra computed, as size_t: exact integers, wrapped to 64 bits.
+  const topArea = BigInt.asUintN(64, BigInt(topSize - MINSIZE - 1));
+  const padT = BigInt.asUintN(64, BigInt(pad));
+  if (topArea <= padT) return false;
+  const extra = BigInt.asUintN(64, topArea - padT) & ~BigInt(page - 1);
+  if (extra === 0n) return false;
   const currentBrk = av.system.sbrk(0);
   if (currentBrk !== c.address[top] + topSize) return false;
-  av.system.sbrk(increment);
+  // MORECORE(-extra): the size_t -extra, which sbrk takes as a ptrdiff_t.
+  morecore(av, sizeT(wrap(-extra)));
   const newBrk = av.system.sbrk(0);
   const released = currentBrk - newBrk;
   if (released === 0) return false;
+  if (newBrk <= c.address[top] + SIZE_SZ) {
+    // A huge pad with a top under 33 bytes wraps extra to a small positive size: the break drops below the
+    // top chunk, and glibc's write of the top's new size faults.
+    throw new AllocatorAbort(`systrim moved the break ${released} bytes down, below the top chunk's header (the process gets SIGSEGV)`);
+  }
   av.systemMem -= released;
   c.size[top] = topSize - released;
   av.notes.trims++;
@@ -236,17 +244,11 @@ export function systrim(av: Arena, pad: number): boolean {
   return true;
 }
 
-/** a <= b as size_t, where a negative number stands for the wrapped value 2^64 + it. */
-function unsignedAtMost(a: number, b: number): boolean {
-  if (a < 0 === b < 0) return a <= b;
-  return b < 0;
-}
-
 /**
  * mtrim (malloc_trim's work on the main arena): consolidate, madvise the whole pages inside free chunks of
  * the unsorted bin and of bins for sizes of a page or more, then systrim(pad).
  */
-export function mtrim(av: Arena, pad: number): boolean {
+export function mtrim(av: Arena, pad: number | bigint): boolean {
   const c = av.chunks;
   const page = av.system.pageSize;
   mallocConsolidate(av);

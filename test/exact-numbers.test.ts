@@ -129,6 +129,8 @@ const HUGE_TRACES: Record<string, string> = {
     'realloc w 0x7fffffffffffffff',
   ].join('\n') + '\n',
   'a negative top pad wraps the growth in size_t': 'mallopt M_TOP_PAD -0x10000\nmalloc a 0x40000000000\nmalloc b 100\nmalloc c 0x7ff000000000000\n',
+  'a growth that wraps past 2^63 is never passed to sbrk, only to the mmap fallback':
+    'mallopt M_MMAP_MAX 0\nmalloc big 0x80000000\nmallopt M_TOP_PAD -2147483648\nmalloc x 200000\n',
   'no mmap allowed: the huge request goes to brk and the fallback': 'mallopt M_MMAP_MAX 0\nmalloc a 0x7000000000000000\nmalloc b 0x123456789abcd\n',
 };
 

@@ -679,6 +679,18 @@ test('realloc of a heap block sets up the tcache before it refuses a size above 
   assert.is(off(a, a.malloc(24)), 896);
 });
 
+test('sysmalloc never calls sbrk with a growth of 2^63 or more, even where sbrk could shrink the break', () => {
+  // Oracle, with a 2 GiB heap and M_TOP_PAD -2^31, malloc(200000) wraps glibc's growth to 2^64 minus about
+  // 2 GiB: glibc holds it in a signed long and skips MORECORE (no brk call, though the break could go down
+  // that far); only the mmap fallback is tried, and fails. arena stays 2147618816, fordblks 134496.
+  const trace = 'mallopt M_MMAP_MAX 0\nmalloc big 0x80000000\nmallopt M_TOP_PAD -2147483648\nmalloc x 200000\n';
+  assert.equal(statsAfter(trace).slice(1), [
+    [2147618816, 2147484320, 134496],
+    [2147618816, 2147484320, 134496],
+    [2147618816, 2147484320, 134496],
+  ]);
+});
+
 test('tcache_init retries in a new 64 MiB arena when the main arena cannot hold the tcache struct', () => {
   // Oracle, `mallopt M_TOP_PAD -2147483648` then `malloc a 24`: sbrk gets a negative increment and the mmap
   // fallback a size near 2^64, so the main arena fails; tcache_init makes a second arena (a 64 MiB heap:

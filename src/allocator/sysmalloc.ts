@@ -56,7 +56,8 @@ export function sysmalloc(av: Arena, standInNb: number): number {
 
   // size = nb + top_pad + MINSIZE, less the old top when contiguous, in whole pages (size_t arithmetic).
   const grow = growthSize(av, nb, oldSize);
-  let brk = grow === 0 ? -1 : morecore(av, grow);
+  // glibc holds this size in a signed long and calls MORECORE only when it is positive: from 2^63 up, never.
+  let brk = grow === 0 || grow >= TWO_63 ? -1 : morecore(av, grow);
   // What the break moved by, as a number: a size_t near 2^64 that shrank the break adds as its negative.
   let size = typeof grow === 'number' ? grow : Number(grow - TWO_64);
   let sndBrk = -1;

@@ -114,8 +114,8 @@ class Layer : public Napi::ObjectWrap<Layer> {
 // Module-level functions (not tied to one layer): protect.cc and baseline.cc.
 Napi::Value LockAll(const Napi::CallbackInfo& info);
 Napi::Value UnlockAll(const Napi::CallbackInfo& info);
-// munlockall if lockAll locked the process and nothing unlocked it since (the env's cleanup hook).
-void UndoLockAll();
+// munlockall if `env`'s lockAll locked the process and nothing unlocked it since (the env's cleanup hook).
+void UndoLockAll(napi_env env);
 Napi::Value GlibcMallocFree(const Napi::CallbackInfo& info);
 Napi::Value GlibcMallocFreeOnce(const Napi::CallbackInfo& info);
 

@@ -75,8 +75,8 @@ bool CanLockPastLimit() {
   return (caps >> 14) & 1;
 }
 
-// Set while an mlockall of ours is in force: the exit paths undo it.
-std::atomic<bool> locked_all{false};
+// The env whose lockAll is in force (null when none): its exit paths undo it, and no other env's do.
+std::atomic<napi_env> locked_by{nullptr};
 
 }  // namespace
 
@@ -181,17 +181,18 @@ Napi::Value LockAll(const Napi::CallbackInfo& info) {
     std::string which = current && future ? "MCL_CURRENT | MCL_FUTURE" : current ? "MCL_CURRENT" : "MCL_FUTURE";
     throw LockError(env, errno, "mlockall", "mlockall(" + which + ")");
   }
-  locked_all = true;
+  locked_by = static_cast<napi_env>(env);
   return env.Undefined();
 }
 
-void UndoLockAll() {
-  if (locked_all.exchange(false)) munlockall();
+void UndoLockAll(napi_env env) {
+  napi_env expected = env;
+  if (locked_by.compare_exchange_strong(expected, nullptr)) munlockall();
 }
 
 // unlockAll(): munlockall.
 Napi::Value UnlockAll(const Napi::CallbackInfo& info) {
-  locked_all = false;
+  locked_by = nullptr;
   if (munlockall() != 0) ThrowErrno(info.Env(), errno, "munlockall");
   return info.Env().Undefined();
 }

@@ -19,7 +19,12 @@ Napi::Value PageSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(sysconf(_SC_PAGESIZE)));
 }
 
+// At the env's teardown (the end of the main thread or of a worker), an mlockall still in force is undone:
+// with MCL_FUTURE, V8's own mprotect calls while it shuts down would otherwise fail and abort the process.
+void UndoLockAllAtTeardown(void* env) { mallocscope::UndoLockAll(static_cast<napi_env>(env)); }
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  napi_add_env_cleanup_hook(env, UndoLockAllAtTeardown, static_cast<napi_env>(env));
   exports.Set("glibcVersion", Napi::Function::New(env, GlibcVersion, "glibcVersion"));
   exports.Set("pageSize", Napi::Function::New(env, PageSize, "pageSize"));
   exports.Set("Layer", mallocscope::Layer::Define(env));

@@ -15,6 +15,7 @@ inline constexpr const char* kUnaligned = "ERR_UNALIGNED";        // not a multi
 inline constexpr const char* kNotMapped = "ERR_NOT_MAPPED";       // not memory this layer handed out
 inline constexpr const char* kProtected = "ERR_PROTECTED";        // the range is read-only or no-access now
 inline constexpr const char* kReleased = "ERR_RELEASED";          // the layer was released
+inline constexpr const char* kMemlockFuture = "ERR_MEMLOCK_FUTURE"; // MCL_FUTURE under a finite RLIMIT_MEMLOCK
 
 // Throws a TypeError carrying `code`.
 [[noreturn]] void ThrowType(Napi::Env env, const char* code, const std::string& message);

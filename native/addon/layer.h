@@ -63,6 +63,11 @@ class Layer : public Napi::ObjectWrap<Layer> {
   // Called by a view's finalizer while the layer still tracks it.
   void Forget(View* view);
 
+  // Releases the layers of this env whose JavaScript objects the GC has collected but whose finalizers have
+  // not run yet (Node runs them on a later turn of the event loop, so a loop that never yields would keep
+  // all their memory). Called whenever a layer is created.
+  static void ReleaseCollected(Napi::Env env);
+
  private:
   // Refuses every call after release().
   void CheckLive(Napi::Env env) const;
@@ -82,6 +87,9 @@ class Layer : public Napi::ObjectWrap<Layer> {
   bool Restricted(uintptr_t start, uintptr_t end, int needed) const;
   // Unmaps everything; with `env`, detaches the views first.
   void ReleaseAll(Napi::Env env);
+  // Tells V8 how much memory the layer holds now (the committed heap and the mappings), so that the GC
+  // weighs a dropped layer by its real size and collects it in time.
+  void ReportExternal(Napi::Env env);
   // The page size, as a size_t.
   size_t page() const { return page_; }
 
@@ -99,11 +107,15 @@ class Layer : public Napi::ObjectWrap<Layer> {
   std::multimap<uintptr_t, View*> views_;
   // The env, for detaching views from the destructor.
   napi_env env_ = nullptr;
+  // Bytes last reported with napi_adjust_external_memory.
+  int64_t reported_ = 0;
 };
 
 // Module-level functions (not tied to one layer): protect.cc and baseline.cc.
 Napi::Value LockAll(const Napi::CallbackInfo& info);
 Napi::Value UnlockAll(const Napi::CallbackInfo& info);
+// munlockall if `env`'s lockAll locked the process and nothing unlocked it since (the env's cleanup hook).
+void UndoLockAll(napi_env env);
 Napi::Value GlibcMallocFree(const Napi::CallbackInfo& info);
 Napi::Value GlibcMallocFreeOnce(const Napi::CallbackInfo& info);
 

@@ -51,6 +51,7 @@ Napi::Value Layer::Mmap(const Napi::CallbackInfo& info) {
     ThrowErrno(env, err, "mprotect", "making a guarded mapping read-write");
   }
   mappings_[address] = Mapping{length, guard, guard};
+  ReportExternal(env);
   return Napi::Number::New(env, static_cast<double>(address));
 }
 
@@ -68,6 +69,7 @@ Napi::Value Layer::Munmap(const Napi::CallbackInfo& info) {
     ThrowErrno(env, errno, "munmap", Hex(address) + "+" + std::to_string(length));
   }
   mappings_.erase(it);
+  ReportExternal(env);
   return env.Undefined();
 }
 
@@ -133,6 +135,7 @@ Napi::Value Layer::Mremap(const Napi::CallbackInfo& info) {
   }
   mapping.length = new_length;
   mappings_[result] = mapping;
+  ReportExternal(env);
   return Napi::Number::New(env, static_cast<double>(result));
 }
 

@@ -6,7 +6,9 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -59,6 +61,22 @@ Napi::Error LockError(Napi::Env env, int err, const char* syscall, const std::st
   error.Value().Set("reason", Napi::String::New(env, err == ENOMEM || err == EPERM || err == EAGAIN ? "RLIMIT_MEMLOCK" : "other"));
   return error;
 }
+
+// Whether the process may lock memory beyond RLIMIT_MEMLOCK: CAP_IPC_LOCK (bit 14) in CapEff.
+bool CanLockPastLimit() {
+  FILE* status = std::fopen("/proc/self/status", "re");
+  if (status == nullptr) return false;
+  char line[256];
+  unsigned long long caps = 0;
+  while (std::fgets(line, sizeof line, status) != nullptr) {
+    if (std::strncmp(line, "CapEff:", 7) == 0) caps = std::strtoull(line + 7, nullptr, 16);
+  }
+  std::fclose(status);
+  return (caps >> 14) & 1;
+}
+
+// The env whose lockAll is in force (null when none): its exit paths undo it, and no other env's do.
+std::atomic<napi_env> locked_by{nullptr};
 
 }  // namespace
 
@@ -144,15 +162,37 @@ Napi::Value LockAll(const Napi::CallbackInfo& info) {
   bool future = info.Length() < 2 || info[1].ToBoolean().Value();
   int flags = (current ? MCL_CURRENT : 0) | (future ? MCL_FUTURE : 0);
   if (flags == 0) ThrowRange(env, kOutOfRange, "lockAll needs current, future or both");
+  struct rlimit limit {};
+  getrlimit(RLIMIT_MEMLOCK, &limit);
+  if (future && limit.rlim_cur != RLIM_INFINITY && !CanLockPastLimit()) {
+    // MCL_FUTURE also locks every mapping Node makes later (V8's heap growth, thread stacks, buffers), and
+    // a locked mapping is charged to RLIMIT_MEMLOCK: once Node's growth reaches a finite limit, Node's own
+    // mmap and mprotect calls fail and V8 aborts. No finite figure is sure to cover that growth.
+    Napi::Error error = Napi::Error::New(
+        env, "lockAll: MCL_FUTURE would lock every mapping Node itself makes from now on, and RLIMIT_MEMLOCK is " + Limit(limit.rlim_cur) +
+                 ": once Node's own growth reaches it, Node's allocations fail and V8 aborts. MCL_FUTURE needs an unlimited RLIMIT_MEMLOCK "
+                 "(ulimit -l unlimited, prlimit --memlock=unlimited) or CAP_IPC_LOCK; lockAll({ future: false }) locks what is mapped now");
+    error.Value().Set("code", Napi::String::New(env, kMemlockFuture));
+    error.Value().Set("reason", Napi::String::New(env, "RLIMIT_MEMLOCK"));
+    error.Value().Set("limit", Napi::Number::New(env, static_cast<double>(limit.rlim_cur)));
+    throw error;
+  }
   if (mlockall(flags) != 0) {
     std::string which = current && future ? "MCL_CURRENT | MCL_FUTURE" : current ? "MCL_CURRENT" : "MCL_FUTURE";
     throw LockError(env, errno, "mlockall", "mlockall(" + which + ")");
   }
+  locked_by = static_cast<napi_env>(env);
   return env.Undefined();
+}
+
+void UndoLockAll(napi_env env) {
+  napi_env expected = env;
+  if (locked_by.compare_exchange_strong(expected, nullptr)) munlockall();
 }
 
 // unlockAll(): munlockall.
 Napi::Value UnlockAll(const Napi::CallbackInfo& info) {
+  locked_by = nullptr;
   if (munlockall() != 0) ThrowErrno(info.Env(), errno, "munlockall");
   return info.Env().Undefined();
 }

@@ -10,12 +10,23 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <mutex>
+#include <vector>
 
 #include "errors.h"
 #include "layer.h"
 
 namespace mallocscope {
+
+namespace {
+
+// Every layer alive in the process (worker threads included, hence the lock), for ReleaseCollected.
+std::mutex live_mutex;
+std::vector<Layer*> live_layers;
+
+}  // namespace
 
 Napi::Function Layer::Define(Napi::Env env) {
   return DefineClass(env, "Layer",
@@ -43,6 +54,7 @@ Napi::Function Layer::Define(Napi::Env env) {
 Layer::Layer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Layer>(info) {
   Napi::Env env = info.Env();
   env_ = env;
+  ReleaseCollected(env);
   page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   uint64_t reserve = ArgPageMultiple(info, 0, "reserve", page_, true);
   guard_pages_ = info.Length() > 1 && info[1].ToBoolean().Value();
@@ -54,11 +66,41 @@ Layer::Layer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Layer>(info) {
   base_ = reinterpret_cast<uintptr_t>(start);
   reserved_ = reserve;
   brk_ = committed_ = base_;
+  std::lock_guard<std::mutex> hold(live_mutex);
+  live_layers.push_back(this);
 }
 
 Layer::~Layer() {
+  {
+    std::lock_guard<std::mutex> hold(live_mutex);
+    live_layers.erase(std::remove(live_layers.begin(), live_layers.end(), this), live_layers.end());
+  }
   // Garbage collected without release(): the views still alive must not outlive their memory.
   ReleaseAll(Napi::Env(env_));
+}
+
+void Layer::ReleaseCollected(Napi::Env env) {
+  std::vector<Layer*> collected;
+  {
+    std::lock_guard<std::mutex> hold(live_mutex);
+    for (Layer* layer : live_layers) {
+      // The wrapper's reference is weak: it reads as empty once the GC collected the JavaScript object.
+      if (layer->env_ == static_cast<napi_env>(env) && !layer->released_ && layer->Value().IsEmpty()) collected.push_back(layer);
+    }
+  }
+  for (Layer* layer : collected) layer->ReleaseAll(env);
+}
+
+void Layer::ReportExternal(Napi::Env env) {
+  int64_t now = 0;
+  if (!released_) {
+    now = static_cast<int64_t>(committed_ - base_);
+    for (auto& [address, mapping] : mappings_) now += static_cast<int64_t>(mapping.length);
+  }
+  if (now == reported_) return;
+  int64_t total = 0;
+  napi_adjust_external_memory(env, now - reported_, &total);
+  reported_ = now;
 }
 
 void Layer::CheckLive(Napi::Env env) const {
@@ -115,7 +157,9 @@ Napi::Value Layer::Sbrk(const Napi::CallbackInfo& info) {
     if (mprotect(from, length, PROT_NONE) != 0) ThrowErrno(env, errno, "mprotect", "shrinking the emulated break");
   }
   brk_ = next;
+  bool moved = committed_ != next_committed;
   committed_ = next_committed;
+  if (moved) ReportExternal(env);
   return Napi::Number::New(env, static_cast<double>(old));
 }
 
@@ -136,6 +180,7 @@ void Layer::ReleaseAll(Napi::Env env) {
   protections_.clear();
   if (reserved_) munmap(reinterpret_cast<void*>(base_), reserved_);
   released_ = true;
+  ReportExternal(env);
 }
 
 bool Layer::HandedOut(uintptr_t address, size_t length) const {

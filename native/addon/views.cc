@@ -82,17 +82,20 @@ Napi::Value Layer::Bytes(const Napi::CallbackInfo& info) {
   uint64_t length = ArgUint(info, 1, "length");
   CheckLive(env);
   RequireHandedOut(env, address, length, "bytes");
-  View* view = new View{this, address, length, nullptr};
+  // Not attached to the layer until the buffer exists: when creating it fails, Node has already run (or will
+  // run) the finalizer, which then frees the record and nothing else.
+  View* view = new View{nullptr, address, length, nullptr};
   napi_value buffer;
   if (napi_create_external_arraybuffer(env, reinterpret_cast<void*>(address), length, FinalizeView, view, &buffer) != napi_ok) {
-    delete view;
-    throw Napi::Error::New(env, "bytes: could not create an external ArrayBuffer");
+    // The record is the finalizer's now. Node's own error (e.g. ERR_BUFFER_TOO_LARGE) is pending, if any.
+    bool pending = false;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) throw Napi::Error::New(env);
+    ThrowRange(env, kOutOfRange, "bytes: Node could not make an ArrayBuffer of " + std::to_string(length) + " bytes");
   }
   if (napi_create_reference(env, buffer, 0, &view->ref) != napi_ok) {
-    // The buffer's finalizer will free the record; it must not touch the layer.
-    view->layer = nullptr;
     throw Napi::Error::New(env, "bytes: could not reference the ArrayBuffer");
   }
+  view->layer = this;
   views_.emplace(address, view);
   return Napi::Uint8Array::New(env, length, Napi::ArrayBuffer(env, buffer), 0);
 }

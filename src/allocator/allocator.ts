@@ -39,10 +39,12 @@ export class Allocator {
   private lastSyscalls: Syscall[] = [];
   /** lastCall's object, made on first read after a call (a snapshot, so it outlives the next call). */
   private last: LastCall | null = null;
-  /** Views bytes() handed out, per live pointer (only for blocks someone asked to see). */
-  private readonly views = new Map<number, Uint8Array[]>();
+  /** The view bytes() handed out, per live pointer (one per block, for blocks someone asked to see). */
+  private readonly views = new Map<number, Uint8Array>();
   /** Blocks protect() made read-only or no-access: pointer -> protected length. */
   private readonly protectedBlocks = new Map<number, number>();
+  /** The mode of each block in protectedBlocks ('read' or 'none'), to put back after a failed realloc. */
+  private readonly protectionOf = new Map<number, Protection>();
   /** Blocks lock() locked: pointer -> [page-aligned start, length]. */
   private readonly lockedBlocks = new Map<number, [number, number]>();
 
@@ -70,21 +72,42 @@ export class Allocator {
 
   /** realloc(pointer, size): the new pointer, or 0 (the old block stays when a non-zero resize fails). */
   realloc(pointer: number, size: number): number {
+    this.live();
     const old = pointer === 0 ? NIL : this.chunkOf(pointer, 'realloc');
     checkSize(size, 'size');
-    if (pointer !== 0) {
-      // realloc ends the old block (as in C, even when the address stays): its views, protection and lock go.
-      this.endBlock(pointer);
-      this.blocks.delete(pointer);
+    if (pointer === 0) return this.end(libcRealloc(this.begin(), old, size));
+    // The copy and mremap need the block read-write and unlocked; a failed realloc puts both back, and its
+    // views stay attached: in C the block is untouched.
+    const protectedLength = this.protectedBlocks.get(pointer);
+    const lockedRange = this.lockedBlocks.get(pointer);
+    const system = this.arena.system;
+    if (protectedLength !== undefined) system.protect!(pointer, protectedLength, 'read-write');
+    if (lockedRange) system.unlock!(lockedRange[0], lockedRange[1]);
+    this.blocks.delete(pointer);
+    let result = 0;
+    try {
+      result = this.end(libcRealloc(this.begin(), old, size));
+    } finally {
+      if (result === 0 && size !== 0) {
+        this.blocks.set(pointer, old);
+        if (lockedRange) system.lock!(lockedRange[0], lockedRange[1]);
+        if (protectedLength !== undefined) system.protect!(pointer, protectedLength, this.protectionOf.get(pointer)!);
+      }
     }
-    const result = this.end(libcRealloc(this.begin(), old, size));
-    if (result === 0 && pointer !== 0 && size !== 0) this.blocks.set(pointer, old);
+    if (result !== 0 || size === 0) {
+      // realloc ends the old block (as in C, even when the address stays): its views, protection and lock go.
+      this.protectedBlocks.delete(pointer);
+      this.protectionOf.delete(pointer);
+      this.lockedBlocks.delete(pointer);
+      this.endBlock(pointer);
+    }
     return result;
   }
 
   /** free(pointer); free(0) does nothing. */
   free(pointer: number): void {
     if (pointer === 0) return;
+    this.live();
     // One probe finds and forgets the block.
     const chunk = this.blocks.take(pointer);
     if (chunk === NIL) this.chunkOf(pointer, 'free');
@@ -157,13 +180,17 @@ export class Allocator {
    * free and realloc detach it (any later access throws a TypeError); call bytes() again on realloc's result.
    */
   bytes(pointer: number): Uint8Array {
+    this.live();
     const system = this.arena.system;
     const chunk = this.chunkOf(pointer, 'bytes');
     if (!system.bytes) throw new MallocscopeError('NO_BYTES', 'this allocator runs on a simulated kernel, which holds no bytes; use the native backend (new NativeSystem())');
-    const view = system.bytes(pointer, this.usable(chunk));
-    const list = this.views.get(pointer);
-    if (list) list.push(view);
-    else this.views.set(pointer, [view]);
+    // One view per block, kept until the block ends: asking again costs nothing and holds nothing more. A
+    // view detached behind our back (transferred away) is replaced.
+    const kept = this.views.get(pointer);
+    const usable = this.usable(chunk);
+    if (kept !== undefined && kept.byteLength === usable) return kept;
+    const view = system.bytes(pointer, usable);
+    this.views.set(pointer, view);
     return view;
   }
 
@@ -174,6 +201,7 @@ export class Allocator {
    * free and realloc restore read-write first, so the allocator can reuse the memory.
    */
   protect(pointer: number, mode: Protection): void {
+    this.live();
     const system = this.arena.system;
     const chunk = this.chunkOf(pointer, 'protect');
     if (!system.protect) throw new MallocscopeError('NO_BYTES', 'protect needs the native backend (new NativeSystem())');
@@ -186,8 +214,13 @@ export class Allocator {
       );
     }
     system.protect(pointer, length, mode);
-    if (mode === 'read-write') this.protectedBlocks.delete(pointer);
-    else this.protectedBlocks.set(pointer, length);
+    if (mode === 'read-write') {
+      this.protectedBlocks.delete(pointer);
+      this.protectionOf.delete(pointer);
+    } else {
+      this.protectedBlocks.set(pointer, length);
+      this.protectionOf.set(pointer, mode);
+    }
   }
 
   /**
@@ -196,6 +229,7 @@ export class Allocator {
    * clear message (code ENOMEM or EPERM) when RLIMIT_MEMLOCK is too low.
    */
   lock(pointer: number): void {
+    this.live();
     const system = this.arena.system;
     const chunk = this.chunkOf(pointer, 'lock');
     if (!system.lock) throw new MallocscopeError('NO_BYTES', 'lock needs the native backend (new NativeSystem())');
@@ -208,6 +242,7 @@ export class Allocator {
 
   /** munlock of a block lock() locked. */
   unlock(pointer: number): void {
+    this.live();
     this.chunkOf(pointer, 'unlock');
     const range = this.lockedBlocks.get(pointer);
     if (!range) return;
@@ -260,6 +295,7 @@ export class Allocator {
   /** Starts a call: its notes reset in place, the next seq (as before the arguments are checked). */
   private begin(): Arena {
     const av = this.arena;
+    if (av.system.released === true) this.live();
     resetNotes(av.notes);
     this.last = null;
     av.seq++;
@@ -285,9 +321,9 @@ export class Allocator {
   /** The block is about to be freed or reallocated: detach its views, restore read-write, unlock it. */
   private endBlock(pointer: number): void {
     if (this.views.size !== 0) {
-      const list = this.views.get(pointer);
-      if (list) {
-        for (const view of list) this.arena.system.detach?.(view);
+      const view = this.views.get(pointer);
+      if (view !== undefined) {
+        this.arena.system.detach?.(view);
         this.views.delete(pointer);
       }
     }
@@ -296,6 +332,7 @@ export class Allocator {
       if (length !== undefined) {
         this.arena.system.protect!(pointer, length, 'read-write');
         this.protectedBlocks.delete(pointer);
+        this.protectionOf.delete(pointer);
       }
     }
     if (this.lockedBlocks.size !== 0) {
@@ -308,11 +345,21 @@ export class Allocator {
   }
 
   private chunkOf(pointer: number, call: string): number {
-    const chunk = this.blocks.get(pointer);
+    // 0 is NULL (and the pointer table's empty slot): never a block.
+    const chunk = typeof pointer === 'number' && pointer !== 0 ? this.blocks.get(pointer) : undefined;
     if (chunk === undefined) {
-      throw new MallocscopeError('BAD_POINTER', `${call}(0x${pointer.toString(16)}): not a pointer this allocator returned, or already freed`);
+      const shown = typeof pointer === 'number' && Number.isSafeInteger(pointer) && pointer >= 0 ? `0x${pointer.toString(16)}` : describe(pointer);
+      const why = pointer === 0 ? 'NULL is not a block' : typeof pointer !== 'number' ? 'a pointer is a number (an address malloc returned)' : 'not a pointer this allocator returned, or already freed';
+      throw new MallocscopeError('BAD_POINTER', `${call}(${shown}): ${why}`);
     }
     return chunk;
+  }
+
+  /** Refuses a call once the native system under the allocator was released: its memory is gone. */
+  private live(): void {
+    if (this.arena.system.released === true) {
+      throw new MallocscopeError('SYSTEM_RELEASED', 'this allocator\'s native system was released (its memory is gone); create a new NativeSystem and Allocator');
+    }
   }
 }
 
@@ -407,6 +454,11 @@ class PointerTable {
     this.count = 0;
     for (let i = 0; i < oldKeys.length; i++) if (oldKeys[i] !== 0) this.set(oldKeys[i], oldValues[i]);
   }
+}
+
+/** A value that is not an address, as a message shows it. */
+function describe(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : String(value);
 }
 
 function checkSize(value: number, name: string): number {

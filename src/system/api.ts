@@ -35,6 +35,8 @@ export interface SystemMemory {
   mremap(address: number, oldLength: number, newLength: number | bigint): number;
   /** madvise(MADV_DONTNEED): the pages' contents are dropped (resident memory only). */
   madvise(address: number, length: number): void;
+  /** Set once the kernel's memory was given back (NativeSystem.release()): no call may be made after it. */
+  readonly released?: boolean;
   /** The calls made since the last take, oldest first; taking empties the list. */
   takeSyscalls(): Syscall[];
   /**

@@ -2,6 +2,7 @@
 // The program break is emulated inside one reserved range (the real brk belongs to the glibc under Node);
 // large blocks get real anonymous mappings. The break is also tracked here, so that sbrk(0) and every call
 // that needs no system call stay in JavaScript. Only this file loads the addon for the allocator.
+import { constants } from 'node:buffer';
 import { MallocscopeError } from '../errors.ts';
 import { loadAddon, type NativeLayer } from '../native.ts';
 import type { Protection, Syscall, SystemMemory } from './api.ts';
@@ -43,6 +44,22 @@ const GiB = 1024 ** 3;
 /** Larger than x86-64 user space: the kernel refuses it, so no call is made. */
 const USER_SPACE = 2 ** 47;
 
+/** Whether an mlockall of lockAll() is in force; an 'exit' listener undoes it while it is. */
+let processLocked = false;
+let exitHooked = false;
+
+/**
+ * Undoes lockAll() as Node exits (also after process.exit() and an uncaught error): with MCL_FUTURE in force,
+ * V8's own mprotect calls while it shuts down fail and abort the process. The addon's env cleanup hook does
+ * the same at the env's teardown (workers, embedders).
+ */
+function unlockAtExit(): void {
+  if (processLocked) {
+    processLocked = false;
+    loadAddon().unlockAll();
+  }
+}
+
 export class NativeSystem implements SystemMemory {
   readonly pageSize: number;
   readonly heapStart: number;
@@ -52,7 +69,9 @@ export class NativeSystem implements SystemMemory {
   private brk: number;
   private readonly layer: NativeLayer;
   private readonly log = new SyscallLog();
-  private released = false;
+  private isReleased = false;
+  /** Whether this system's lockAll() is in force (release() then undoes it). */
+  private lockedAll = false;
 
   constructor(options: NativeSystemOptions = {}) {
     const addon = loadAddon();
@@ -78,9 +97,10 @@ export class NativeSystem implements SystemMemory {
       return -1;
     }
     if (increment === 0) return old;
-    // Outside the reservation sbrk fails without asking the kernel (as a mapping in the way would make it).
+    // Outside the reservation sbrk fails without asking the kernel (as a mapping in the way would make it),
+    // and so do increments of 2^53 and more, which glibc's requests past PTRDIFF_MAX reach.
     const next = old + increment;
-    if (Number.isSafeInteger(increment) && (next < this.heapStart || next > this.heapLimit)) {
+    if (Number.isInteger(increment) && (next < this.heapStart || next > this.heapLimit)) {
       this.log.push({ call: 'brk', bytes: increment, failed: true });
       return -1;
     }
@@ -135,6 +155,13 @@ export class NativeSystem implements SystemMemory {
    * detached when that memory is unmapped, moved by mremap, or given back by a shrinking break.
    */
   bytes(address: number, length: number): Uint8Array {
+    // Node makes no ArrayBuffer larger than this (2^32 bytes on Node 20): refused before the addon is asked.
+    if (length > constants.MAX_LENGTH) {
+      throw new MallocscopeError(
+        'VIEW_TOO_LARGE',
+        `bytes(0x${address.toString(16)}): ${length} bytes is more than Node's largest ArrayBuffer (buffer.constants.MAX_LENGTH, ${constants.MAX_LENGTH} bytes)`,
+      );
+    }
     return this.layer.bytes(address, length);
   }
 
@@ -161,14 +188,31 @@ export class NativeSystem implements SystemMemory {
   /**
    * mlockall for the whole process (Node included): MCL_CURRENT locks what is mapped now, MCL_FUTURE what is
    * mapped later (the break's growth and new mappings then become resident at once). Default: both.
+   * MCL_FUTURE also locks Node's own later mappings, so it is refused (ERR_MEMLOCK_FUTURE) unless
+   * RLIMIT_MEMLOCK is unlimited or the process has CAP_IPC_LOCK. release() of this system and Node's exit
+   * undo it (munlockall).
    */
   lockAll(options: { current?: boolean; future?: boolean } = {}): void {
+    if (this.released) throw new MallocscopeError('SYSTEM_RELEASED', 'lockAll: this native system was released; create a new one');
     loadAddon().lockAll(options.current ?? true, options.future ?? true);
+    this.lockedAll = true;
+    processLocked = true;
+    if (!exitHooked) {
+      exitHooked = true;
+      process.on('exit', unlockAtExit);
+    }
   }
 
-  /** munlockall for the whole process. */
+  /** munlockall for the whole process (which also unlocks blocks locked one by one). */
   unlockAll(): void {
     loadAddon().unlockAll();
+    this.lockedAll = false;
+    processLocked = false;
+  }
+
+  /** Set by release(): an Allocator over this system refuses every call after it (SYSTEM_RELEASED). */
+  get released(): boolean {
+    return this.isReleased;
   }
 
   /** Resident memory of the heap and of the mappings now (mincore). */
@@ -183,12 +227,14 @@ export class NativeSystem implements SystemMemory {
 
   /**
    * Unmaps the reservation and every mapping and detaches every view. The system is unusable afterwards;
-   * releasing twice does nothing. (A system that is garbage collected is released then; at exit the
-   * kernel takes everything back anyway.)
+   * releasing twice does nothing; an Allocator over it then refuses every call (SYSTEM_RELEASED). A system
+   * dropped without release() is released once the GC has collected it (V8 is told how much memory each
+   * system holds, so it collects them in time); at exit the kernel takes everything back anyway.
    */
   release(): void {
-    if (this.released) return;
-    this.released = true;
+    if (this.isReleased) return;
+    this.isReleased = true;
+    if (this.lockedAll && processLocked) this.unlockAll();
     this.layer.release();
   }
 }

@@ -114,6 +114,24 @@ throw new Error('on purpose');`);
   assert.match(thrown.stderr, /on purpose/);
 });
 
+test('lockAll() from a worker thread is refused with LOCK_ALL_IN_WORKER, and Node lives on (in a child)', () => {
+  // Before the refusal, the worker's lock took Node down (V8: "Check failed: 0 == ret") once the worker
+  // compiled a regular expression or ended.
+  const run = child('lockall-worker', `
+import { Worker } from 'node:worker_threads';
+const worker = new Worker(\`
+const { parentPort } = require('node:worker_threads');
+const { NativeSystem } = require(\${JSON.stringify('${root}dist/index.js')});
+let code = 'none';
+try { new NativeSystem().lockAll(); } catch (error) { code = error.code; }
+for (let i = 0; i < 200; i++) new RegExp('x' + i + '(y|z)+').test('xy');
+parentPort.postMessage(code);\`, { eval: true });
+worker.on('message', (code) => console.log('worker', code));
+worker.on('exit', (status) => console.log('exit', status, locked()));`);
+  assert.is(run.status, 0, `status ${run.status} signal ${run.signal}: ${run.stderr.slice(-2000)}`);
+  assert.match(run.stdout, /worker LOCK_ALL_IN_WORKER\nexit 0 0\n/);
+});
+
 lockTest('release() of the system that locked the process undoes mlockall (in a child)', () => {
   const run = child('lockall-release', `
 const system = new NativeSystem();

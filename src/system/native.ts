@@ -2,6 +2,7 @@
 // The program break is emulated inside one reserved range (the real brk belongs to the glibc under Node);
 // large blocks get real anonymous mappings. The break is also tracked here, so that sbrk(0) and every call
 // that needs no system call stay in JavaScript. Only this file loads the addon for the allocator.
+import { isMainThread } from 'node:worker_threads';
 import { constants } from 'node:buffer';
 import { MallocscopeError } from '../errors.ts';
 import { loadAddon, type NativeLayer } from '../native.ts';
@@ -194,6 +195,8 @@ export class NativeSystem implements SystemMemory {
    */
   lockAll(options: { current?: boolean; future?: boolean } = {}): void {
     if (this.released) throw new MallocscopeError('SYSTEM_RELEASED', 'lockAll: this native system was released; create a new one');
+    // A worker's V8 heap cannot live with locked pages: as it grows code space or ends, V8 aborts the process.
+    if (!isMainThread) throw new MallocscopeError('LOCK_ALL_IN_WORKER', 'lockAll: mlockall from a worker thread would take Node down when the worker compiles code or ends (V8 cannot change the permissions of locked pages); call it from the main thread, with no worker running');
     loadAddon().lockAll(options.current ?? true, options.future ?? true);
     this.lockedAll = true;
     processLocked = true;

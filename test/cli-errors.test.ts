@@ -48,6 +48,10 @@ test('help: mallocscope alone and help NAME print it on stdout, exit 0; an unkno
   const help = run(['help', 'replay']);
   assert.is(help.status, 0);
   assert.match(help.stdout, /^Usage: mallocscope replay \[options\] <trace>\n/);
+  const helpHelp = run(['help', 'help']);
+  assert.is(helpHelp.status, 0);
+  assert.is(helpHelp.stdout, bare.stdout);
+  assert.is(helpHelp.stderr, '');
   for (const r of [bare, help]) assert.not.match(r.stdout + r.stderr, /outputHelp/);
   const unknownHelp = run(['help', 'frob']);
   assert.is(unknownHelp.status, 2);

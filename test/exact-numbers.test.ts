@@ -72,6 +72,9 @@ test('explain: calloc products, memalign sizes and alignments, realloc sizes, al
   assert.match(r.stdout, /request 9223372039002259456 is above PTRDIFF_MAX/);
   assert.match(r.stdout, /_int_malloc\(4611686018427387920 \+ alignment 4096 \+ 32\)/);
   assert.match(r.stdout, /cannot grow to 3458764513820540944;/);
+  const trims = run(['explain', traceFile('trim-huge.trace', 'malloc a 100\ntrim 0xfffffffffffffff0\n')]);
+  assert.is(trims.status, 0, trims.stderr);
+  assert.match(trims.stdout, /malloc_trim\(18446744073709551600\): .*pad 18446744073709551600\)/);
 });
 
 /** The brk increments and mmap/mremap lengths of 2^40 bytes and more that a run made, in order, as strace shows them. */

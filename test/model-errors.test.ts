@@ -257,4 +257,17 @@ test('Allocator misuse: negative, fractional or non-numeric sizes are BAD_ARGUME
   assert.is(a.mallinfo2().arena, 0x21000); // nothing else happened: the first heap only (§5)
 });
 
+test('Allocator misuse: mallopt takes a known parameter and a C int, else BAD_ARGUMENT (the state unchanged)', () => {
+  const a = fresh();
+  for (const value of [Number.NaN, 1.5, 2 ** 31, -(2 ** 31) - 1, Infinity, '5' as unknown as number, undefined as unknown as number]) {
+    throwsCode(() => a.mallopt('M_TOP_PAD', value), 'BAD_ARGUMENT');
+  }
+  throwsCode(() => a.mallopt('M_BOGUS' as 'M_TOP_PAD', 1), 'BAD_ARGUMENT');
+  // Before, a NaN top pad was taken and the next growth threw an uncoded RangeError.
+  assert.is(a.mallopt('M_TOP_PAD', -(2 ** 31)), 1);
+  assert.is(a.mallopt('M_TOP_PAD', 2 ** 31 - 1), 1);
+  assert.is(a.mallopt('M_TOP_PAD', 0), 1);
+  assert.is(a.block(a.malloc(300000)).where, 'mmap');
+});
+
 test.run();

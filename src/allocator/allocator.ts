@@ -1,5 +1,6 @@
 // The model as a library: an allocator with glibc's calls on plain addresses (malloc returns a user pointer,
 // 0 for NULL), its thresholds, mallinfo2, a walk of the heap and bins, and what the last call did.
+import { MALLOPT_PARAMS } from '../trace/vocabulary.ts';
 import type { SizeT } from './size-t.ts';
 import { MallocscopeError } from '../errors.ts';
 import type { Protection, Syscall } from '../system/api.ts';
@@ -118,6 +119,9 @@ export class Allocator {
 
   /** mallopt(param, value): glibc's return value. */
   mallopt(param: MalloptParam, value: number): number {
+    if (!MALLOPT_PARAMS.includes(param)) throw new MallocscopeError('BAD_ARGUMENT', `mallopt: unknown parameter ${String(param)} (known: ${MALLOPT_PARAMS.join(', ')})`);
+    // glibc's mallopt takes a C int.
+    if (!Number.isInteger(value) || value < -(2 ** 31) || value >= 2 ** 31) throw new MallocscopeError('BAD_ARGUMENT', `mallopt: the value must be a C int (-2147483648 to 2147483647), not ${String(value)}`);
     const result = libcMallopt(this.begin(), param, value);
     this.end(NIL);
     return result;

@@ -56,13 +56,14 @@ function usageLine(error: CommanderError, commandName: string | undefined): stri
 
 try {
   // `mallocscope` alone is a request for the overview, as `mallocscope help` is.
-  if (process.argv.length <= 2) {
+  // So is `mallocscope help help` (commander would print it on stderr, as for a mistake).
+  if (process.argv.length <= 2 || (process.argv.length === 4 && process.argv[2] === 'help' && process.argv[3] === 'help')) {
     process.stdout.write(program.helpInformation());
     process.exit(0);
   }
   // `mallocscope help NAME` of a command that does not exist is a mistake, not a request for the overview.
   const [first, second] = process.argv.slice(2);
-  if (first === 'help' && second !== undefined && second !== 'help' && !program.commands.some((c) => c.name() === second || c.aliases().includes(second))) {
+  if (first === 'help' && second !== undefined && !program.commands.some((c) => c.name() === second || c.aliases().includes(second))) {
     exitWith(`unknown command '${second}' ${helpPointer()} [USAGE]`, 2);
   }
   await program.parseAsync(process.argv);

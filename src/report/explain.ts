@@ -166,7 +166,7 @@ export function callText(event: TraceEvent): string {
     case 'mallopt':
       return `mallopt(${event.param}, ${event.value})`;
     case 'trim':
-      return `malloc_trim(${event.pad})`;
+      return `malloc_trim(${event.exact?.pad ?? event.pad})`;
   }
 }
 
@@ -459,10 +459,10 @@ function explainBody(before: StateBefore, event: TraceEvent, outcome: ReplayOutc
       }
       const trimmed = outcome.notes.trimmedBytes;
       const topText = before.fastCount === 0 ? ` (${before.topSize})` : '';
-      if (trimmed > 0) parts.push(`the top${topText} gives back its whole pages above pad ${event.pad} → brk −${trimmed}`);
+      if (trimmed > 0) parts.push(`the top${topText} gives back its whole pages above pad ${event.exact?.pad ?? event.pad} → brk −${trimmed}`);
       else if (trimmed < 0) parts.push(`the top is under 33 bytes, so systrim's size_t arithmetic wraps → brk +${-trimmed}`);
-      if (!parts.length) return `nothing to give back (top ${before.topSize}, pad ${event.pad}) → returns 0`;
-      if (trimmed === 0) parts.push(`the top keeps its pages (top ${before.topSize}, pad ${event.pad})`);
+      if (!parts.length) return `nothing to give back (top ${before.topSize}, pad ${event.exact?.pad ?? event.pad}) → returns 0`;
+      if (trimmed === 0) parts.push(`the top keeps its pages (top ${before.topSize}, pad ${event.exact?.pad ?? event.pad})`);
       return parts.join('; ');
     }
   }

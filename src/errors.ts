@@ -68,3 +68,15 @@ export function errnoReason(error: unknown): string {
   if (code && ERRNO_REASONS[code]) return ERRNO_REASONS[code];
   return code ? code.toLowerCase() : String(error);
 }
+
+/** The model stops where the real process dies (glibc aborts it, or crashes): which event, and the signal. */
+export class ModelAbortError extends MallocscopeError {
+  constructor(
+    readonly seq: number,
+    readonly signal: 'SIGABRT' | 'SIGSEGV',
+    message: string,
+  ) {
+    super('MODEL_ABORT', message, 1);
+    this.name = 'ModelAbortError';
+  }
+}

@@ -128,6 +128,25 @@ test('check: exit 0 when glibc and the model agree, 3 when they differ, 1 for a 
   assert.match(help.stdout, /--policy <name> +only glibc/);
 });
 
+test('check where the real glibc dies: agreement when the model stops at that call with the same signal, else a difference', () => {
+  // The oracle, a real glibc 2.36: `trim 0xffffffffffffefff` with a 32-byte top kills the process with
+  // SIGSEGV (model-rules has the arithmetic); the lines of the calls before reach check all the same.
+  const crash = join(dir, 'crash.trace');
+  writeFileSync(crash, 'mallopt M_MMAP_MAX 0\nmalloc a 134472\ntrim 0xffffffffffffefff\nmalloc c 10\n');
+  const both = run(['check', crash, '--stats']);
+  assert.is(both.status, 0, both.stderr);
+  assert.match(both.stdout, /: all 2 events before agree with glibc \(mallinfo2 included\), and at event 2 \(line 3\) glibc dies of SIGSEGV where the model stops: /);
+  const json = JSON.parse(run(['check', crash, '--json']).stdout);
+  assert.equal(json.diesAt, { seq: 2, line: 3, signal: 'SIGSEGV' });
+  // An oracle that dies where the model goes on (a stand-in that kills itself after two lines): a difference.
+  const fake = mkdtempSync(join(dir, 'dies-'));
+  writeFileSync(join(fake, 'mallocscope-oracle'), `#!/bin/sh\n"${join(root, 'build/Release/mallocscope-oracle')}" "$@" | head -n 2\nkill -SEGV $$\n`);
+  chmodSync(join(fake, 'mallocscope-oracle'), 0o755);
+  const differ = run(['check', 'examples/threshold-slides.trace'], { MALLOCSCOPE_BUILD_DIR: fake });
+  assert.is(differ.status, 3, differ.stderr);
+  assert.match(differ.stdout, /^examples\/threshold-slides\.trace:\d+: glibc dies of SIGSEGV in this call, and the model goes on\n/);
+});
+
 test('-o - is standard output for every command that writes a file; report without -o says so', () => {
   const page = run(['report', 'examples/trim.trace', '-o', '-']);
   assert.is(page.status, 0, page.stderr);

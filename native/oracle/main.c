@@ -262,6 +262,38 @@ static void write_replay_time(const struct timespec *began, const struct timespe
     if (write_all(2, line, (size_t)(at - line)) != 0) die_output(errno);
 }
 
+/* Where glibc itself crashes (malloc_printerr's abort, or a fault in its own arithmetic), the lines of the
+ * calls before are written out first, so that a reader sees exactly which call the process died in; then the
+ * signal takes its default course. Only write(2) here: nothing else is safe in a signal handler. */
+static char fatal_stack[1 << 14];
+
+static void flush_then_die(int sig)
+{
+    size_t done = 0;
+    while (done < out.used) {
+        ssize_t n = write(out.fd, out.data + done, out.used - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        done += (size_t)n;
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void flush_on_fatal_signals(void)
+{
+    stack_t alt = { .ss_sp = fatal_stack, .ss_size = sizeof fatal_stack, .ss_flags = 0 };
+    sigaltstack(&alt, NULL);
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = flush_then_die;
+    action.sa_flags = SA_ONSTACK | SA_RESETHAND;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGSEGV, &action, NULL);
+    sigaction(SIGBUS, &action, NULL);
+    sigaction(SIGABRT, &action, NULL);
+}
+
 int main(int argc, char **argv)
 {
     /* The heap start is the break before glibc's first allocation; nothing here has called malloc yet. */
@@ -283,6 +315,7 @@ int main(int argc, char **argv)
         if (fd < 0) trace_open_error(display, errno, NULL);
     }
     out_init(&out, 1, 1 << 20);
+    flush_on_fatal_signals();
     struct trace_reader reader;
     trace_open_reader(&reader, fd, display, &out);
     /* --time measures the replay alone: from just before the first read of the trace to just after its

@@ -1,7 +1,7 @@
 // Drives the allocator core with trace events: each trace slot maps to the chunk its ID names, and each
 // event yields an outcome (where the block went, its chunk, offset, the system calls, what moved).
 import type { SizeT } from './size-t.ts';
-import { MallocscopeError } from '../errors.ts';
+import { MallocscopeError, ModelAbortError } from '../errors.ts';
 import type { Syscall } from '../system/api.ts';
 import type { TraceEvent, TraceOp } from '../trace/api.ts';
 import { MALLOPT_PARAMS, OP_CALLOC, OP_FREE, OP_MALLOC, OP_MALLOPT, OP_MEMALIGN, OP_REALLOC, OP_TRIM, TRACE_OPS, TraceReader, readTrace } from '../trace/reader.ts';
@@ -215,7 +215,7 @@ export class Replayer {
   }
 
   private stopped(error: unknown, seq: number, line: number, op: string): unknown {
-    if (error instanceof AllocatorAbort) return new MallocscopeError('MODEL_ABORT', `event ${seq} (line ${line}, ${op}): ${error.message}`);
+    if (error instanceof AllocatorAbort) return new ModelAbortError(seq, error.signal, `event ${seq} (line ${line}, ${op}): ${error.message}`);
     return error;
   }
 

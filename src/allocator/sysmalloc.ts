@@ -236,7 +236,7 @@ export function systrim(av: Arena, pad: number | bigint): boolean {
   if (newBrk <= c.address[top] + SIZE_SZ) {
     // A huge pad with a top under 33 bytes wraps extra to a small positive size: the break drops below the
     // top chunk, and glibc's write of the top's new size faults.
-    throw new AllocatorAbort(`systrim moved the break ${released} bytes down, below the top chunk's header (the process gets SIGSEGV)`);
+    throw new AllocatorAbort(`systrim moved the break ${released} bytes down, below the top chunk's header, and writes there`, 'SIGSEGV');
   }
   av.systemMem -= released;
   c.size[top] = topSize - released;
@@ -284,10 +284,16 @@ function growthSize(av: Arena, nb: SizeT, oldSize: number): SizeT {
   return sizeT(alignUpExact(size, page));
 }
 
-/** glibc would abort the process here (malloc_printerr). The model stops the replay instead. */
+/**
+ * The real process dies here: glibc aborts it (malloc_printerr, SIGABRT) or faults in its own arithmetic
+ * (SIGSEGV). The model stops the replay instead, saying which.
+ */
 export class AllocatorAbort extends Error {
-  constructor(reason: string) {
-    super(`glibc would abort: ${reason}`);
+  constructor(
+    reason: string,
+    readonly signal: 'SIGABRT' | 'SIGSEGV' = 'SIGABRT',
+  ) {
+    super(`${signal === 'SIGABRT' ? 'glibc aborts the process here (SIGABRT)' : 'glibc crashes here (SIGSEGV)'}: ${reason}`);
     this.name = 'AllocatorAbort';
   }
 }

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { Replayer } from '../allocator/replay.ts';
 import { walkHeap } from '../allocator/walk.ts';
-import { MallocscopeError, UsageError } from '../errors.ts';
+import { MallocscopeError, ModelAbortError, UsageError } from '../errors.ts';
 import { builtFile } from '../native.ts';
 import { oracleEnv } from '../oracle/oracle.ts';
 import { sameEvent } from '../check/differential.ts';
@@ -69,7 +69,7 @@ async function check(trace: string, options: CheckOptions): Promise<void> {
   const child = spawn(builtFile('mallocscope-oracle'), args, { env: oracleEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const exited = new Promise<OracleExit>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
   const oracleLines = createInterface({ input: child.stdout, crlfDelay: Infinity })[Symbol.asyncIterator]();
 
   try {
@@ -83,7 +83,7 @@ async function compare(
   name: string,
   reader: Iterable<TraceEvent>,
   oracleLines: AsyncIterator<string>,
-  exited: Promise<number | null>,
+  exited: Promise<OracleExit>,
   stderr: () => string,
   options: CheckOptions,
   brkLimit: number | undefined,
@@ -93,7 +93,23 @@ async function compare(
   const recent: Remembered[] = [];
   let agreed = 0;
   for (const event of reader) {
-    const outcome = replayer.apply(event);
+    let outcome;
+    try {
+      outcome = replayer.apply(event);
+    } catch (error) {
+      if (!(error instanceof ModelAbortError)) throw error;
+      // The model says the real process dies at this call: so must glibc, by the same signal.
+      const next = await oracleLines.next();
+      const end = await exited;
+      if (next.done && end.signal === error.signal) {
+        const text = `${name}: all ${agreed} events before agree with glibc${options.stats ? ' (mallinfo2 included)' : ''}, and at event ${event.seq} (line ${event.line}) glibc dies of ${end.signal} where the model stops: ${error.message}\n`;
+        if (options.json) process.stdout.write(`{"trace":${JSON.stringify(name)},"agree":true,"events":${agreed},"stats":${Boolean(options.stats)},"diesAt":{"seq":${event.seq},"line":${event.line},"signal":"${end.signal}"}}\n`);
+        else process.stdout.write(text);
+        return;
+      }
+      const glibc = next.done ? `glibc ${exitText(end)}` : `glibc went on: ${next.value}`;
+      throw new MallocscopeError('CHECK_MODEL_STOPPED', `${error.message}; but ${glibc}`);
+    }
     let model = contractFields(outcome);
     if (options.stats) model += statsFields(replayer.mallinfo2());
     model += '}';
@@ -101,8 +117,19 @@ async function compare(
     const oracle = next.done ? null : next.value;
     if (oracle === null || !sameEvent(model, oracle, brkLimit)) {
       if (oracle === null) {
-        const code = await exited;
-        throw new MallocscopeError('ORACLE_FAILED', `the oracle stopped before event ${event.seq}${code ? ` (exit ${code})` : ''}: ${stderr().trim()}`);
+        const end = await exited;
+        if (end.signal === 'SIGSEGV' || end.signal === 'SIGABRT' || end.signal === 'SIGBUS') {
+          // glibc itself died in this call, where the model went on: a difference, not a broken oracle.
+          const said = stderr().trim();
+          process.stdout.write(
+            options.json
+              ? `{"trace":${JSON.stringify(name)},"agree":false,"line":${event.line},"seq":${event.seq},"agreedBefore":${agreed},"glibcDied":"${end.signal}","model":${model}}\n`
+              : `${name}:${event.line}: glibc dies of ${end.signal} in this call${said ? ` (${said})` : ''}, and the model goes on\n  model: ${model}\n`,
+          );
+          process.exitCode = CHECK_DIFFERS;
+          return;
+        }
+        throw new MallocscopeError('ORACLE_FAILED', `the oracle stopped before event ${event.seq} (${exitText(end)}): ${stderr().trim()}`);
       }
       const difference = { name, line: event.line, seq: event.seq, agreed, model, extras: extraFields(outcome), oracle, recent, replayer };
       process.stdout.write(options.json ? differenceJson(difference) : describeDifference(difference));
@@ -114,11 +141,21 @@ async function compare(
     agreed++;
   }
   const rest = await oracleLines.next();
-  const code = await exited;
-  if (code !== 0) throw new MallocscopeError('ORACLE_FAILED', `the oracle failed (exit ${code}): ${stderr().trim()}`);
+  const end = await exited;
+  if (end.code !== 0) throw new MallocscopeError('ORACLE_FAILED', `the oracle failed (${exitText(end)}): ${stderr().trim()}`);
   if (!rest.done) throw new MallocscopeError('ORACLE_FAILED', `the oracle printed more events than the trace has`);
   if (options.json) process.stdout.write(`{"trace":${JSON.stringify(name)},"agree":true,"events":${agreed},"stats":${Boolean(options.stats)}}\n`);
   else process.stdout.write(`${name}: all ${agreed} events agree with glibc${options.stats ? ' (mallinfo2 included)' : ''}\n`);
+}
+
+/** How the oracle's process ended. */
+interface OracleExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+function exitText(end: OracleExit): string {
+  return end.signal ? `killed by ${end.signal}` : `exit ${end.code}`;
 }
 
 /** The first difference: the two lines (JSON texts, kept as printed so that every number stays exact). */

@@ -13,6 +13,7 @@ import { Allocator } from '../src/allocator/allocator.ts';
 import { builtFile } from '../src/native.ts';
 import { NativeSystem } from '../src/system/native.ts';
 import { unless } from './support/skip.ts';
+import { DROP_LOCK_CAPABILITY, cannotDropLock } from './support/memlock.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-native-hardening-'));
@@ -146,9 +147,7 @@ console.log(JSON.stringify({ before, during, after: locked() }));`);
   assert.is(after, 0, 'munlockall on release');
 });
 
-const DROP_LOCK_CAPABILITY = ['prlimit', '--memlock=65536:65536', 'setpriv', '--inh-caps=-ipc_lock', '--bounding-set=-ipc_lock'];
-const canDrop = spawnSync('setpriv', ['--help']).status === 0 && spawnSync('prlimit', ['--help']).status === 0;
-const limitTest = unless(test, asan ? 'AddressSanitizer makes mlockall a no-op' : canDrop ? undefined : 'needs prlimit and setpriv');
+const limitTest = unless(test, asan ? 'AddressSanitizer makes mlockall a no-op' : cannotDropLock);
 
 limitTest('MCL_FUTURE under a small RLIMIT_MEMLOCK is refused with the reason, and Node keeps growing (in a child)', () => {
   const run = child(

@@ -5,6 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { unless } from './support/skip.ts';
+import { DROP_LOCK_CAPABILITY, cannotDropLock } from './support/memlock.ts';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -153,10 +154,8 @@ system.release();`);
   assert.is(out.heap, out.committed, 'with MCL_FUTURE, every committed heap page is resident');
 });
 
-const DROP_LOCK_CAPABILITY = ['prlimit', '--memlock=65536:65536', 'setpriv', '--inh-caps=-ipc_lock', '--bounding-set=-ipc_lock'];
-const canDrop = spawnSync('setpriv', ['--help']).status === 0 && spawnSync('prlimit', ['--help']).status === 0;
 
-const limitTest = unless(test, lockingIgnored ? 'AddressSanitizer makes mlock a no-op' : canDrop ? undefined : 'needs prlimit and setpriv');
+const limitTest = unless(test, lockingIgnored ? 'AddressSanitizer makes mlock a no-op' : cannotDropLock);
 
 limitTest('with RLIMIT_MEMLOCK 64 KiB and no CAP_IPC_LOCK, mlock and mlockall fail clearly (in a child)', () => {
   const run = child(

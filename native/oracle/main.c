@@ -82,8 +82,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 }
 
 /* Lets the break grow at most `limit` bytes (rounded down to whole pages) above its start, as the model's
- * --brk-limit does, so that sbrk fails past it and glibc falls back to mmap (GLIBC-2.36.md §5, "When sbrk
- * fails"). The kernel moves the break only while a page stays free below the next mapping, so the
+ * --brk-limit does, so that sbrk fails past it and glibc falls back to mmap (README, "the main job": what
+ * --brk-limit means). The kernel moves the break only while a page stays free below the next mapping, so the
  * inaccessible page goes one page above the last byte the break may reach. */
 static void place_brk_blocker(uintptr_t heap_start, uint64_t limit)
 {

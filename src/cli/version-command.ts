@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { loadAddon, packageRoot } from '../native.ts';
 import { action } from './run.ts';
 
-/** The glibc release the model reproduces (../shared/GLIBC-2.36.md). */
+/** The glibc release the model reproduces. */
 export const MODELLED_GLIBC = '2.36';
 
 export function registerVersion(program: Command): void {

@@ -3,9 +3,9 @@
 // its own padding passes it), and takes the others through _int_malloc (tcache set-up, consolidation, the
 // unsorted scan) before failing. This decides which, exactly, from a trace event's exact values.
 import type { TraceEvent } from '../trace/api.ts';
+import { PTRDIFF_MAX } from './constants.ts';
 import type { SizeT } from './size-t.ts';
 
-const PTRDIFF_MAX = (1n << 63n) - 1n;
 const SIZE_MAX = (1n << 64n) - 1n;
 const MINSIZE = 32n;
 

@@ -3,7 +3,7 @@
 import type { MalloptParam } from '../trace/api.ts';
 import type { Arena, SideArena } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
-import { sizeTFromInt } from './size-t.ts';
+import { big, sizeTFromInt, wrap } from './size-t.ts';
 import {
   BELOW_2_63,
   CHUNK_HDR_SZ,
@@ -56,7 +56,7 @@ export function maybeInitTcache(av: Arena): void {
 function newArenaFor(av: Arena, bytes: number): SideArena {
   const headers = HEAP_INFO_SIZE + MALLOC_STATE_SIZE;
   const wanted = bytes + headers + MALLOC_ALIGNMENT;
-  const withPad = (BigInt(wanted) + BigInt.asUintN(64, BigInt(av.topPad))) % (1n << 64n);
+  const withPad = wrap(BigInt(wanted) + big(sizeTFromInt(av.topPad)));
   let size: number;
   if (withPad < BigInt(HEAP_MIN_SIZE)) size = HEAP_MIN_SIZE;
   else if (withPad <= BigInt(HEAP_MAX_SIZE)) size = Number(withPad);

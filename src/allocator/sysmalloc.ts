@@ -220,16 +220,12 @@ export function systrim(av: Arena, pad: number | bigint): boolean {
   const page = av.system.pageSize;
   const top = av.top;
   const topSize = c.size[top];
-  // top_area and pad compared, and extra computed, as size_t: exact integers, wrapped to 64 bits.
-  const topArea = BigInt.asUintN(64, BigInt(topSize - MINSIZE - 1));
-  const padT = BigInt.asUintN(64, BigInt(pad));
-  if (topArea <= padT) return false;
-  const extra = BigInt.asUintN(64, topArea - padT) & ~BigInt(page - 1);
-  if (extra === 0n) return false;
+  const extra = trimExtra(topSize, pad, page);
+  if (extra === 0) return false;
   const currentBrk = av.system.sbrk(0);
   if (currentBrk !== c.address[top] + topSize) return false;
   // MORECORE(-extra): the size_t -extra, which sbrk takes as a ptrdiff_t.
-  morecore(av, sizeT(wrap(-extra)));
+  morecore(av, sizeT(wrap(-big(extra))));
   const newBrk = av.system.sbrk(0);
   const released = currentBrk - newBrk;
   if (released === 0) return false;
@@ -243,6 +239,19 @@ export function systrim(av: Arena, pad: number | bigint): boolean {
   av.notes.trims++;
   av.notes.trimmedBytes += released;
   return true;
+}
+
+/** systrim's extra: top_area less pad in whole pages, as size_t; 0 when top_area is not above pad. */
+function trimExtra(topSize: number, pad: number | bigint, page: number): SizeT {
+  // The common case, a non-negative number pad and a top of more than 32 bytes, wraps nowhere: doubles do.
+  if (typeof pad === 'number' && pad >= 0 && topSize > MINSIZE) {
+    const topArea = topSize - MINSIZE - 1;
+    return topArea <= pad ? 0 : alignDown(topArea - pad, page);
+  }
+  // Otherwise top_area and pad are compared, and extra computed, as size_t: exact, wrapped to 64 bits.
+  const topArea = wrap(BigInt(topSize - MINSIZE - 1));
+  const padT = wrap(BigInt(pad));
+  return topArea <= padT ? 0 : sizeT(wrap(topArea - padT) & ~BigInt(page - 1));
 }
 
 /**

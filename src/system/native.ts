@@ -92,16 +92,11 @@ export class NativeSystem implements SystemMemory {
 
   sbrk(increment: number | bigint): number {
     const old = this.brk;
-    if (typeof increment === 'bigint') {
-      // 2^53 or more: past any reservation, refused as the kernel refuses it.
-      this.log.push({ call: 'brk', bytes: increment, failed: true });
-      return -1;
-    }
     if (increment === 0) return old;
     // Outside the reservation sbrk fails without asking the kernel (as a mapping in the way would make it),
-    // and so do increments of 2^53 and more, which glibc's requests past PTRDIFF_MAX reach.
-    const next = old + increment;
-    if (Number.isInteger(increment) && (next < this.heapStart || next > this.heapLimit)) {
+    // and so does a bigint increment (2^53 or more, which glibc's requests past PTRDIFF_MAX reach).
+    const next = typeof increment === 'bigint' ? Number.NaN : old + increment;
+    if (typeof increment === 'bigint' || (Number.isInteger(increment) && (next < this.heapStart || next > this.heapLimit))) {
       this.log.push({ call: 'brk', bytes: increment, failed: true });
       return -1;
     }

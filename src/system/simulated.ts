@@ -53,14 +53,11 @@ export class SimulatedSystem implements SystemMemory {
 
   sbrk(increment: number | bigint): number {
     const old = this.brk;
-    if (typeof increment === 'bigint') {
-      this.log.push({ call: 'brk', bytes: increment, failed: true });
-      return -1;
-    }
     if (increment === 0) return old;
-    const next = old + increment;
-    // No mapping can be in the way: every mapping lies above brkEnd.
-    if (next > this.brkEnd || next < this.heapStart || increment > this.commitLimit) {
+    // A bigint increment (2^53 or more) fails as any past the limit; no mapping can be in the way: every
+    // mapping lies above brkEnd.
+    const next = typeof increment === 'bigint' ? Number.NaN : old + increment;
+    if (typeof increment === 'bigint' || next > this.brkEnd || next < this.heapStart || increment > this.commitLimit) {
       this.log.push({ call: 'brk', bytes: increment, failed: true });
       return -1;
     }

@@ -102,9 +102,9 @@ async function compare(
       const next = await oracleLines.next();
       const end = await exited;
       if (next.done && end.signal === error.signal) {
-        const text = `${name}: all ${agreed} events before agree with glibc${options.stats ? ' (mallinfo2 included)' : ''}, and at event ${event.seq} (line ${event.line}) glibc dies of ${end.signal} where the model stops: ${error.message}\n`;
-        if (options.json) process.stdout.write(`{"trace":${JSON.stringify(name)},"agree":true,"events":${agreed},"stats":${Boolean(options.stats)},"diesAt":{"seq":${event.seq},"line":${event.line},"signal":"${end.signal}"}}\n`);
-        else process.stdout.write(text);
+        const diesAt = { seq: event.seq, line: event.line, signal: end.signal };
+        if (options.json) writeAgreement(name, agreed, options, diesAt);
+        else process.stdout.write(`${name}: all ${agreed} events before agree with glibc${options.stats ? ' (mallinfo2 included)' : ''}, and at event ${event.seq} (line ${event.line}) glibc dies of ${end.signal} where the model stops: ${error.message}\n`);
         return;
       }
       const glibc = next.done ? `glibc ${exitText(end)}` : `glibc went on: ${next.value}`;
@@ -144,8 +144,13 @@ async function compare(
   const end = await exited;
   if (end.code !== 0) throw new MallocscopeError('ORACLE_FAILED', `the oracle failed (${exitText(end)}): ${stderr().trim()}`);
   if (!rest.done) throw new MallocscopeError('ORACLE_FAILED', `the oracle printed more events than the trace has`);
-  if (options.json) process.stdout.write(`{"trace":${JSON.stringify(name)},"agree":true,"events":${agreed},"stats":${Boolean(options.stats)}}\n`);
+  if (options.json) writeAgreement(name, agreed, options);
   else process.stdout.write(`${name}: all ${agreed} events agree with glibc${options.stats ? ' (mallinfo2 included)' : ''}\n`);
+}
+
+/** check --json's document for an agreement (up to where glibc dies, when it does). */
+function writeAgreement(name: string, events: number, options: CheckOptions, diesAt?: { seq: number; line: number; signal: string }): void {
+  process.stdout.write(`${JSON.stringify({ trace: name, agree: true, events, stats: Boolean(options.stats), diesAt })}\n`);
 }
 
 /** How the oracle's process ended. */

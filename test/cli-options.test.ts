@@ -145,6 +145,17 @@ test('check where the real glibc dies: agreement when the model stops at that ca
   const differ = run(['check', 'examples/threshold-slides.trace'], { MALLOCSCOPE_BUILD_DIR: fake });
   assert.is(differ.status, 3, differ.stderr);
   assert.match(differ.stdout, /^examples\/threshold-slides\.trace:\d+: glibc dies of SIGSEGV in this call, and the model goes on\n/);
+  // And the other way round: a stand-in glibc that lives through the crashing trim (the pad 2^64 - 1 frees
+  // nothing) while the model stops there: a difference too, not bad input.
+  const lives = mkdtempSync(join(dir, 'lives-'));
+  writeFileSync(
+    join(lives, 'mallocscope-oracle'),
+    `#!/bin/sh\nfor last; do :; done\nsed 's/0xffffffffffffefff/0xffffffffffffffff/' "$last" > "${lives}/t.trace"\nexec "${join(root, 'build/Release/mallocscope-oracle')}" "${lives}/t.trace"\n`,
+  );
+  chmodSync(join(lives, 'mallocscope-oracle'), 0o755);
+  const stops = run(['check', crash], { MALLOCSCOPE_BUILD_DIR: lives });
+  assert.is(stops.status, 3, stops.stderr);
+  assert.match(stops.stdout, /:3: the model stops here \(.*SIGSEGV.*\), but glibc went on: \{"seq":2,"op":"trim","id":""\}\n$/);
 });
 
 test('-o - is standard output for every command that writes a file; report without -o says so', () => {

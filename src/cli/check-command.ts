@@ -107,8 +107,15 @@ async function compare(
         else process.stdout.write(`${name}: all ${agreed} events before agree with glibc${options.stats ? ' (mallinfo2 included)' : ''}, and at event ${event.seq} (line ${event.line}) glibc dies of ${end.signal} where the model stops: ${error.message}\n`);
         return;
       }
+      // The model stops where glibc went on, or glibc ended otherwise: a difference, as any other.
       const glibc = next.done ? `glibc ${exitText(end)}` : `glibc went on: ${next.value}`;
-      throw new MallocscopeError('CHECK_MODEL_STOPPED', `${error.message}; but ${glibc}`);
+      process.stdout.write(
+        options.json
+          ? `{"trace":${JSON.stringify(name)},"agree":false,"line":${event.line},"seq":${event.seq},"agreedBefore":${agreed},"modelStopped":${JSON.stringify(error.message)},"glibc":${next.done ? 'null' : next.value}}\n`
+          : `${name}:${event.line}: the model stops here (${error.message}), but ${glibc}\n`,
+      );
+      process.exitCode = CHECK_DIFFERS;
+      return;
     }
     let model = contractFields(outcome);
     if (options.stats) model += statsFields(replayer.mallinfo2());

@@ -1,5 +1,5 @@
-// The public API of mallocscope: the trace format, the model of glibc 2.36's allocator, its policies and
-// kernels, and the oracle (the real glibc of this machine).
+// The public API of mallocscope: the trace format, the model of glibc 2.36's allocator, its policy presets
+// and kernels, and the oracle (the real glibc of this machine).
 export type {
   TraceOp,
   MalloptParam,
@@ -18,12 +18,15 @@ export { readTrace, parseTrace, TraceReader, MAX_LINE_LENGTH, type ReadTraceOpti
 export { formatCall, formatTrace, TraceWriter, type TraceSink } from './trace/writer.ts';
 export { SHAPES, generateTrace, seededRandom, shapeByName, type TraceShape } from './trace/generate.ts';
 export { EDGES, generateEdgeTrace } from './trace/edges.ts';
-export { Allocator, type AllocatorOptions, type BlockInfo, type LastCall } from './allocator/allocator.ts';
-export { Replayer, replayTrace, type ReplayOptions, type ReplayOutcome, type ReplayStep } from './allocator/replay.ts';
+export { Allocator, type AllocatorOptions, type BlockInfo, type LastCall } from './replay/allocator.ts';
+export { Replayer, replayTrace, type ReplayOptions, type ReplayOutcome, type ReplayStep } from './replay/replayer.ts';
 export type { Mallinfo2, MallocStats } from './allocator/libc.ts';
 export type { ChunkInfo, ChunkKind, BinsView } from './allocator/walk.ts';
-export type { CallNotes, AllocPath } from './allocator/notes.ts';
-export { policyByName, GlibcPolicy, FixedPolicy, HeapPolicy, MmapAlwaysPolicy, type MmapPolicy, type ThresholdMove } from './policy/index.ts';
+export type { CallNotes, AllocPath, ThresholdMove } from './allocator/notes.ts';
+export { Malloc } from './allocator/malloc.ts';
+export { MallocPar } from './allocator/params.ts';
+export { policyByName, paramsFor, fixed, GLIBC, HEAP, MMAP, type Preset } from './policy/index.ts';
+export { createMalloc, type ModelOptions } from './replay/setup.ts';
 export { SimulatedSystem, type SimulatedSystemOptions } from './system/simulated.ts';
 export type { SystemMemory, Syscall } from './system/api.ts';
 export { runOracle, streamOracle, type OracleEvent, type OracleOptions } from './oracle/oracle.ts';

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Replayer, type ReplayOptions } from '../src/allocator/replay.ts';
+import { Replayer, type ReplayOptions } from '../src/replay/replayer.ts';
 import { Explainer, captureBefore, explainStep } from '../src/report/explain.ts';
 import { parseTrace } from '../src/trace/reader.ts';
 

@@ -191,7 +191,7 @@ test('an internal inconsistency found by the invariants stops the replay with MO
   replayer.apply(events[1]);
   // Bump a's chunk size by 16: the heap no longer tiles (a overlaps b).
   const chunk = replayer.chunkOfSlot(events[0].slot);
-  replayer.arena.chunks.size[chunk] += 16;
+  replayer.model.chunks.size[chunk] += 16;
   const error = throwsCode(() => replayer.apply(events[2]), 'MODEL_INVARIANT');
   assert.match(error.message, /^event 2 \(line 4, free\): /);
 });
@@ -201,7 +201,7 @@ test('without checkInvariants the same corruption is not reported by the invaria
   const replayer = new Replayer();
   replayer.apply(events[0]);
   replayer.apply(events[1]);
-  replayer.arena.chunks.size[replayer.chunkOfSlot(events[0].slot)] += 16;
+  replayer.model.chunks.size[replayer.chunkOfSlot(events[0].slot)] += 16;
   replayer.apply(events[2]); // no check: no MODEL_INVARIANT
 });
 

@@ -4,7 +4,7 @@
 // before any system call.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Allocator } from '../src/allocator/allocator.ts';
+import { Allocator } from '../src/replay/allocator.ts';
 import { NativeSystem } from '../src/system/native.ts';
 
 function fill(view: Uint8Array, seed: number): void {

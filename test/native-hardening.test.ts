@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Allocator } from '../src/allocator/allocator.ts';
+import { Allocator } from '../src/replay/allocator.ts';
 import { builtFile } from '../src/native.ts';
 import { NativeSystem } from '../src/system/native.ts';
 import { unless } from './support/skip.ts';
@@ -24,7 +24,7 @@ function child(name: string, body: string, options: { wrap?: string[]; node?: st
   const path = join(dir, `${name}.mts`);
   writeFileSync(
     path,
-    `import { readFileSync } from 'node:fs';\nimport { Allocator } from '${root}src/allocator/allocator.ts';\nimport { NativeSystem } from '${root}src/system/native.ts';\n` +
+    `import { readFileSync } from 'node:fs';\nimport { Allocator } from '${root}src/replay/allocator.ts';\nimport { NativeSystem } from '${root}src/system/native.ts';\n` +
       `const rss = () => Number(/VmRSS:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) * 1024;\n` +
       `const locked = () => Number(/VmLck:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) * 1024;\n${body}\n`,
   );
@@ -205,7 +205,7 @@ test('requests of 2^53 bytes and more: NULL from glibc, the simulated and the na
     const used = heap.mallinfo2().uordblks;
     const q = heap.realloc(p, 2 ** 60);
     answers.push(p === 0 ? 'NULL' : 'block', q === 0 ? 'NULL' : 'block');
-    assert.equal(answers, glibc, heap.arena.system === system ? 'native' : 'simulated');
+    assert.equal(answers, glibc, heap.model.system === system ? 'native' : 'simulated');
     assert.is(heap.block(p).chunk, 112, 'p is still live');
     assert.is(heap.mallinfo2().uordblks, used);
     heap.free(p);

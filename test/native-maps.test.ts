@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { oracleLines } from '../src/check/differential.ts';
-import { Replayer } from '../src/allocator/replay.ts';
+import { Replayer } from '../src/replay/replayer.ts';
 import { walkMmapped } from '../src/allocator/walk.ts';
 import { NativeSystem } from '../src/system/native.ts';
 import { parseTrace } from '../src/trace/reader.ts';
@@ -83,7 +83,7 @@ test('during a replay the reservation is in maps and mmapped blocks come and go 
     assert.ok(covered(lines, heapStart, committed, 'rw-p'), 'committed heap is rw-p');
     assert.ok(covered(lines, committed, system.heapLimit, '---p'), 'the rest of the reservation is ---p');
     const now = new Map<number, number>();
-    for (const chunk of walkMmapped(replayer.arena)) now.set(chunk.address - (chunk.lead ?? 0), chunk.size + (chunk.lead ?? 0));
+    for (const chunk of walkMmapped(replayer.model.main)) now.set(chunk.address - (chunk.lead ?? 0), chunk.size + (chunk.lead ?? 0));
     for (const [start, length] of now) assert.ok(covered(lines, start, start + length, 'rw-p'), `${event.op} ${'id' in event ? event.id : ''}: live mapping ${start.toString(16)} is in maps`);
     for (const [start, length] of before) {
       if (now.get(start) === length) continue;

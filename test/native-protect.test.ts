@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Allocator } from '../src/allocator/allocator.ts';
+import { Allocator } from '../src/replay/allocator.ts';
 import { NativeSystem } from '../src/system/native.ts';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -21,7 +21,7 @@ function child(name: string, body: string, wrap: string[] = []) {
   const path = join(dir, `${name}.mts`);
   writeFileSync(
     path,
-    `import { readFileSync } from 'node:fs';\nimport { Allocator } from '${root}src/allocator/allocator.ts';\nimport { NativeSystem } from '${root}src/system/native.ts';\n${body}\n`,
+    `import { readFileSync } from 'node:fs';\nimport { Allocator } from '${root}src/replay/allocator.ts';\nimport { NativeSystem } from '${root}src/system/native.ts';\n${body}\n`,
   );
   // No core file for the expected crashes.
   const command = [...wrap, process.execPath, '--import', 'tsx', path].map((word) => `'${word}'`).join(' ');

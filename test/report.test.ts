@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { unless } from './support/skip.ts';
-import { Replayer } from '../src/allocator/replay.ts';
+import { Replayer } from '../src/replay/replayer.ts';
 import { walkBins, walkHeap, walkMmapped } from '../src/allocator/walk.ts';
 import { restoreCheckpoint, takeCheckpoint } from '../src/report/checkpoint.ts';
 import { EventColumns, EventEncoder, float64Of, unpackSections } from '../src/report/html/codec.ts';
@@ -63,12 +63,12 @@ trim 0
 // ---- the model's state and the events, packed and back ----------------------------------------------------
 
 function sameState(a: Replayer, b: Replayer, where: string): void {
-  assert.equal(walkHeap(a.arena), walkHeap(b.arena), `${where}: heap`);
-  assert.equal(walkMmapped(a.arena), walkMmapped(b.arena), `${where}: mmapped`);
-  assert.equal(walkBins(a.arena), walkBins(b.arena), `${where}: bins`);
+  assert.equal(walkHeap(a.model.main), walkHeap(b.model.main), `${where}: heap`);
+  assert.equal(walkMmapped(a.model.main), walkMmapped(b.model.main), `${where}: mmapped`);
+  assert.equal(walkBins(a.model.main), walkBins(b.model.main), `${where}: bins`);
   assert.is(a.liveBytes, b.liveBytes, `${where}: live bytes`);
-  assert.is(a.arena.systemMem, b.arena.systemMem, `${where}: system_mem`);
-  assert.is(a.arena.policy.mmapThreshold, b.arena.policy.mmapThreshold, `${where}: threshold`);
+  assert.is(a.model.main.systemMem, b.model.main.systemMem, `${where}: system_mem`);
+  assert.is(a.model.mp.mmapThreshold, b.model.mp.mmapThreshold, `${where}: threshold`);
 }
 
 test('a restored checkpoint replays on exactly as the original (every shape family)', () => {
@@ -133,10 +133,10 @@ test('the stacked areas end at the footprint: per timeline point, the heap at it
   for (const event of parseTrace(text)) {
     replayer.apply(event);
     const i = Math.floor(event.seq / meta.bucketWidth);
-    const fp = replayer.arena.systemMem + replayer.arena.mmappedMem;
+    const fp = replayer.model.main.systemMem + replayer.model.mp.mmappedMem;
     if (fp > best[i]) {
       best[i] = fp;
-      heapThere[i] = replayer.arena.systemMem;
+      heapThere[i] = replayer.model.main.systemMem;
     }
   }
   for (let i = 0; i < meta.buckets; i++) {
@@ -308,8 +308,8 @@ function exampleFacts(): { heap: number[]; mmapped: number[]; live: number[]; mo
   const facts = { heap: [] as number[], mmapped: [] as number[], live: [] as number[], moves: [] as number[] };
   for (const event of parseTrace(readFileSync(EXAMPLE, 'utf8'))) {
     const outcome = replayer.apply(event);
-    facts.heap.push(replayer.arena.systemMem);
-    facts.mmapped.push(replayer.arena.mmappedMem);
+    facts.heap.push(replayer.model.main.systemMem);
+    facts.mmapped.push(replayer.model.mp.mmappedMem);
     facts.live.push(replayer.liveBytes);
     if (outcome.notes.thresholdMove) facts.moves.push(event.seq);
   }

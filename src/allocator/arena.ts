@@ -1,26 +1,11 @@
-// The main arena's state (glibc's malloc_state and malloc_par together, one thread) and the list
-// operations every algorithm shares: bins with their nextsize rings, tcache, fastbins, and mallinfo2's
-// counters kept as chunks move, so that mallinfo2 never walks the heap.
-import type { MmapPolicy } from '../policy/api.ts';
-import { policyByName } from '../policy/index.ts';
-import { SimulatedSystem, type SimulatedSystemOptions } from '../system/simulated.ts';
+// An arena's state (glibc's malloc_state): its bins with their nextsize rings, fastbins, the top, the last
+// remainder, and mallinfo2's counters kept as chunks move, so that mallinfo2 never walks the heap. The
+// parameters every arena shares are mp_ (params.ts); the tcache belongs to a thread (tcache.ts).
 import type { SystemMemory } from '../system/api.ts';
-import { ChunkState, ChunkTable, NIL } from './chunks.ts';
-import {
-  DEFAULT_MMAP_MAX,
-  DEFAULT_MXFAST,
-  DEFAULT_TOP_PAD,
-  NBINS,
-  NFASTBINS,
-  TCACHE_FILL_COUNT,
-  TCACHE_MAX_BINS,
-  inSmallbinRange,
-  largebinIndex,
-  maxFastFor,
-  smallbinIndex,
-} from './constants.ts';
-import type { CallNotes } from './notes.ts';
-import { newNotes } from './notes.ts';
+import { ChunkState, type ChunkTable, NIL } from './chunks.ts';
+import { NBINS, NFASTBINS, inSmallbinRange, largebinIndex, smallbinIndex } from './constants.ts';
+import type { Malloc } from './malloc.ts';
+import type { MallocPar } from './params.ts';
 
 /** The figures of an arena besides the main one that mallinfo2 sums: its heap size and the bytes in use. */
 export interface SideArena {
@@ -33,10 +18,12 @@ export interface SideArena {
 /** Bin 1 is the unsorted bin; its header is record 1. */
 export const UNSORTED = 1;
 
-export class Arena {
-  readonly chunks = new ChunkTable();
+export class MallocState {
+  /** The process this arena belongs to: mp_, the current thread's tcache, what the call records. */
+  readonly m: Malloc;
+  readonly mp: MallocPar;
+  readonly chunks: ChunkTable;
   readonly system: SystemMemory;
-  readonly policy: MmapPolicy;
 
   /** av->top: the top chunk (at first a dummy of size 0 outside any region). */
   top: number;
@@ -49,38 +36,11 @@ export class Arena {
   haveFastchunks = false;
   /** The arena's CONTIGUOUS flag; cleared for good when sysmalloc falls back to mmap. */
   contiguous = true;
-  /** global_max_fast. */
-  maxFast = maxFastFor(DEFAULT_MXFAST);
   /** Fastbin heads (chunk ids, NIL when empty). */
   readonly fastbins = new Int32Array(NFASTBINS).fill(NIL);
   /** Non-empty regular bins, one bit each (the role of glibc's binmap, kept exact). */
   private readonly binBits = new Uint32Array(4);
 
-  /** The tcache exists once tcache_init has run (the tcache_perthread_struct chunk is allocated). */
-  tcacheReady = false;
-  /** The chunk holding tcache_perthread_struct (the first heap chunk, 0x290), once made. */
-  tcacheStruct = NIL;
-  /**
-   * A second arena, made when the main arena could not hold the tcache struct (tcache_init retries in a new
-   * arena even in a single thread); it holds nothing else, but mallinfo2 counts it. Null until then.
-   */
-  sideArena: SideArena | null = null;
-  readonly tcacheHead = new Int32Array(TCACHE_MAX_BINS).fill(NIL);
-  readonly tcacheCount = new Int32Array(TCACHE_MAX_BINS);
-  /** mp_.tcache_bins and mp_.tcache_count. */
-  tcacheBins = TCACHE_MAX_BINS;
-  tcacheFill = TCACHE_FILL_COUNT;
-
-  /** mp_.top_pad. */
-  topPad = DEFAULT_TOP_PAD;
-  /** mp_.n_mmaps_max (a C int). */
-  nMmapsMax = DEFAULT_MMAP_MAX;
-  /** mp_.n_mmaps, mp_.max_n_mmaps. */
-  nMmaps = 0;
-  maxNMmaps = 0;
-  /** mp_.mmapped_mem, mp_.max_mmapped_mem. */
-  mmappedMem = 0;
-  maxMmappedMem = 0;
   /** av->system_mem and max_system_mem. */
   systemMem = 0;
   maxSystemMem = 0;
@@ -92,20 +52,11 @@ export class Arena {
   fastBytes = 0;
   fastCount = 0;
 
-  /**
-   * For a request above 2^53, which the replay runs with a stand-in size (huge.ts): the exact bytes the call
-   * passes to _int_malloc, so that sysmalloc asks the kernel for exactly what glibc asks. null otherwise.
-   */
-  hugeRequest: bigint | null = null;
-
-  /** What the current call did, for the event stream. */
-  notes: CallNotes = newNotes();
-  /** The seq of the current call (stamped on the chunks it makes). */
-  seq = -1;
-
-  constructor(system: SystemMemory, policy: MmapPolicy) {
-    this.system = system;
-    this.policy = policy;
+  constructor(m: Malloc) {
+    this.m = m;
+    this.mp = m.mp;
+    this.chunks = m.chunks;
+    this.system = m.system;
     const chunks = this.chunks;
     for (let b = 0; b < NBINS; b++) {
       const header = chunks.create(0, 0, ChunkState.BinHeader);
@@ -201,27 +152,7 @@ export class Arena {
     return 0;
   }
 
-  // ---- tcache and fastbins -----------------------------------------------------------------------------
-
-  /** tcache_put. */
-  tcachePut(p: number, tidx: number): void {
-    const c = this.chunks;
-    c.fd[p] = this.tcacheHead[tidx];
-    this.tcacheHead[tidx] = p;
-    this.tcacheCount[tidx]++;
-    c.state[p] = ChunkState.Tcache;
-  }
-
-  /** tcache_get: pops the most recent entry. */
-  tcacheGet(tidx: number): number {
-    const c = this.chunks;
-    const p = this.tcacheHead[tidx];
-    this.tcacheHead[tidx] = c.fd[p];
-    this.tcacheCount[tidx]--;
-    c.fd[p] = NIL;
-    c.state[p] = ChunkState.InUse;
-    return p;
-  }
+  // ---- fastbins -----------------------------------------------------------------------------
 
   /** Pushes `p` on its fastbin. */
   fastbinPush(p: number, index: number): void {
@@ -254,7 +185,7 @@ export class Arena {
     const victim = this.top;
     this.top = c.split(victim, nb, ChunkState.Top, c.madeBy[victim]);
     c.state[victim] = ChunkState.InUse;
-    c.madeBy[victim] = this.seq;
+    c.madeBy[victim] = this.m.seq;
     return victim;
   }
 
@@ -269,19 +200,4 @@ export class Arena {
   noteMaxSystemMem(): void {
     if (this.systemMem > this.maxSystemMem) this.maxSystemMem = this.systemMem;
   }
-}
-
-/** What an arena is built from: a policy (or its `--policy` name) and a kernel (or the simulated one's options). */
-export interface ArenaOptions {
-  /** glibc (default), fixed:BYTES, heap, mmap, or a policy object. */
-  policy?: MmapPolicy | string;
-  /** A system layer, or options for the simulated one (the default). */
-  system?: SystemMemory | SimulatedSystemOptions;
-}
-
-/** A fresh main arena as the options say (the one place Allocator and Replayer make theirs). */
-export function createArena(options: ArenaOptions = {}): Arena {
-  const policy = typeof options.policy === 'object' ? options.policy : policyByName(options.policy ?? 'glibc');
-  const system = options.system && 'sbrk' in options.system ? options.system : new SimulatedSystem(options.system);
-  return new Arena(system, policy);
 }

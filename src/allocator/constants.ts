@@ -122,3 +122,7 @@ export function largebinIndex(size: number): number {
 export function maxFastFor(value: number): number {
   return value <= SIZE_SZ - 1 ? MINSIZE / 2 : (value + SIZE_SZ) & ~MALLOC_ALIGN_MASK;
 }
+
+/** The mallopt parameters the model takes, glibc's names; a parameter's numeric code is its index. */
+export type MalloptParam = 'M_MMAP_THRESHOLD' | 'M_TRIM_THRESHOLD' | 'M_TOP_PAD' | 'M_MMAP_MAX' | 'M_MXFAST';
+export const MALLOPT_PARAMS: readonly MalloptParam[] = ['M_MMAP_THRESHOLD', 'M_TRIM_THRESHOLD', 'M_TOP_PAD', 'M_MMAP_MAX', 'M_MXFAST'];

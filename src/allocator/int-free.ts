@@ -1,22 +1,22 @@
 // _int_free and malloc_consolidate (GLIBC-2.36.md §7.3, §7.4): tcache first, then a fastbin, else coalesce
 // with free neighbours into the unsorted bin or the top, and past 64 KiB consolidate and maybe trim.
-import type { Arena } from './arena.ts';
+import type { MallocState } from './arena.ts';
 import { ChunkState, NIL, isBinned } from './chunks.ts';
 import { FASTBIN_CONSOLIDATION_THRESHOLD, NFASTBINS, csize2tidx, fastbinIndex } from './constants.ts';
 import { systrim } from './sysmalloc.ts';
 
 /** _int_free(av, p) for a heap chunk `p` that is in use. */
-export function intFree(av: Arena, p: number): void {
+export function intFree(av: MallocState, p: number): void {
   const c = av.chunks;
   const size = c.size[p];
 
   const tidx = csize2tidx(size);
-  if (av.tcacheReady && tidx < av.tcacheBins && av.tcacheCount[tidx] < av.tcacheFill) {
-    av.tcachePut(p, tidx);
+  if (av.m.tcache.ready && tidx < av.mp.tcacheBins && av.m.tcache.counts[tidx] < av.mp.tcacheCount) {
+    av.m.tcache.put(p, tidx);
     return;
   }
 
-  if (size <= av.maxFast) {
+  if (size <= av.mp.maxFast) {
     av.fastbinPush(p, fastbinIndex(size));
     return;
   }
@@ -24,7 +24,7 @@ export function intFree(av: Arena, p: number): void {
   const merged = coalesce(av, p);
   if (merged >= FASTBIN_CONSOLIDATION_THRESHOLD) {
     if (av.haveFastchunks) mallocConsolidate(av);
-    if (av.topSize >= av.policy.trimThreshold) systrim(av, av.topPad);
+    if (av.topSize >= av.mp.trimThreshold) systrim(av, av.mp.topPad);
   }
 }
 
@@ -32,7 +32,7 @@ export function intFree(av: Arena, p: number): void {
  * Merges free chunk `p` with free neighbours, then files it at the head of unsorted, or makes it part of the
  * top. Returns the merged size (the new top size when it joined the top).
  */
-function coalesce(av: Arena, p: number): number {
+function coalesce(av: MallocState, p: number): number {
   const c = av.chunks;
   const prev = c.prevPhys[p];
   if (prev !== NIL && isBinned(c.state[prev])) {
@@ -58,17 +58,17 @@ function coalesce(av: Arena, p: number): number {
   return c.size[p];
 }
 
-function noteMerge(av: Arena, size: number, intoTop: boolean): void {
-  const note = av.notes.mergeSlot;
+function noteMerge(av: MallocState, size: number, intoTop: boolean): void {
+  const note = av.m.notes.mergeSlot;
   note.size = size;
   note.intoTop = intoTop;
-  av.notes.merge = note;
+  av.m.notes.merge = note;
 }
 
 /** malloc_consolidate: empties every fastbin, coalescing each chunk into unsorted or the top. */
-export function mallocConsolidate(av: Arena): void {
+export function mallocConsolidate(av: MallocState): void {
   av.haveFastchunks = false;
-  av.notes.consolidations++;
+  av.m.notes.consolidations++;
   // Each list in order, newest first; coalescing never touches a fastbin, so popping one at a time is the
   // same as glibc detaching the whole list first.
   for (let index = 0; index < NFASTBINS; index++) {

@@ -1,7 +1,7 @@
 // _int_malloc: find a chunk of nb bytes in the order glibc 2.36 searches (GLIBC-2.36.md §7.2): fastbin,
 // small bin, the unsorted scan (last remainder, exact fits, binning), the request's own large bin, the next
 // non-empty bin, the top, and at last sysmalloc.
-import type { Arena } from './arena.ts';
+import type { MallocState } from './arena.ts';
 import { UNSORTED } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
 import {
@@ -18,25 +18,25 @@ import { mallocConsolidate } from './int-free.ts';
 import { sysmalloc } from './sysmalloc.ts';
 
 /** _int_malloc(av, bytes): a chunk id in use, or NIL when glibc would return NULL. */
-export function intMalloc(av: Arena, bytes: number): number {
+export function intMalloc(av: MallocState, bytes: number): number {
   const nb = checkedRequest2size(bytes);
   if (nb === 0) return NIL;
   const c = av.chunks;
   // The tcache bin of nb, when there is one: fastbin and small-bin hits stash into it, exact fits go to it.
   const tidx = csize2tidx(nb);
-  const tcacheable = av.tcacheReady && tidx < av.tcacheBins;
+  const tcacheable = av.m.tcache.ready && tidx < av.mp.tcacheBins;
 
   // a. fastbin: pop the newest; stash more of the same size into tcache.
-  if (nb <= av.maxFast) {
+  if (nb <= av.mp.maxFast) {
     const index = fastbinIndex(nb);
     if (av.fastbins[index] !== NIL) {
       const victim = av.fastbinPop(index);
       if (tcacheable) {
-        while (av.tcacheCount[tidx] < av.tcacheFill && av.fastbins[index] !== NIL) {
-          av.tcachePut(av.fastbinPop(index), tidx);
+        while (av.m.tcache.counts[tidx] < av.mp.tcacheCount && av.fastbins[index] !== NIL) {
+          av.m.tcache.put(av.fastbinPop(index), tidx);
         }
       }
-      av.notes.path = 'fastbin';
+      av.m.notes.path = 'fastbin';
       return victim;
     }
   }
@@ -48,13 +48,13 @@ export function intMalloc(av: Arena, bytes: number): number {
     if (victim !== idx) {
       av.unlinkChunk(victim);
       if (tcacheable) {
-        while (av.tcacheCount[tidx] < av.tcacheFill && c.bk[idx] !== idx) {
+        while (av.m.tcache.counts[tidx] < av.mp.tcacheCount && c.bk[idx] !== idx) {
           const more = c.bk[idx];
           av.unlinkChunk(more);
-          av.tcachePut(more, tidx);
+          av.m.tcache.put(more, tidx);
         }
       }
-      av.notes.path = 'smallbin';
+      av.m.notes.path = 'smallbin';
       return victim;
     }
   } else if (av.haveFastchunks) {
@@ -75,11 +75,11 @@ export function intMalloc(av: Arena, bytes: number): number {
       // i. a small request and the last remainder alone in unsorted: split it.
       if (inSmallbinRange(nb) && c.bk[victim] === UNSORTED && c.address[victim] === av.lastRemainder && size > nb + MINSIZE) {
         av.unlinkChunk(victim);
-        const remainder = c.split(victim, nb, ChunkState.InUse, av.seq);
+        const remainder = c.split(victim, nb, ChunkState.InUse, av.m.seq);
         av.lastRemainder = c.address[remainder];
         av.toUnsortedHead(remainder);
-        c.madeBy[victim] = av.seq;
-        av.notes.path = 'last-remainder';
+        c.madeBy[victim] = av.m.seq;
+        av.m.notes.path = 'last-remainder';
         return victim;
       }
 
@@ -88,12 +88,12 @@ export function intMalloc(av: Arena, bytes: number): number {
 
       // iii. an exact fit: to tcache if it has room (and keep scanning), else return it.
       if (size === nb) {
-        if (tcacheable && av.tcacheCount[tidx] < av.tcacheFill) {
-          av.tcachePut(victim, tidx);
+        if (tcacheable && av.m.tcache.counts[tidx] < av.mp.tcacheCount) {
+          av.m.tcache.put(victim, tidx);
           returnCached = true;
           continue;
         }
-        av.notes.path = 'unsorted';
+        av.m.notes.path = 'unsorted';
         return victim;
       }
 
@@ -111,8 +111,8 @@ export function intMalloc(av: Arena, bytes: number): number {
 
     // f. exact fits went to tcache: hand out the newest of them.
     if (returnCached) {
-      av.notes.path = 'unsorted';
-      return av.tcacheGet(tidx);
+      av.m.notes.path = 'unsorted';
+      return av.m.tcache.get(tidx);
     }
 
     // g. a large request: the smallest chunk in its own bin that fits.
@@ -123,7 +123,7 @@ export function intMalloc(av: Arena, bytes: number): number {
         while (c.size[victim] < nb) victim = c.bkNextsize[victim];
         // Take the group's second member, when there is one, so the nextsize ring need not change.
         if (victim !== c.bk[idx] && c.size[c.fd[victim]] === c.size[victim]) victim = c.fd[victim];
-        av.notes.path = 'largebin';
+        av.m.notes.path = 'largebin';
         return carve(av, victim, nb, false);
       }
     }
@@ -132,13 +132,13 @@ export function intMalloc(av: Arena, bytes: number): number {
     const bin = av.firstNonEmptyBinFrom(idx + 1);
     if (bin !== 0) {
       const victim = c.bk[bin];
-      av.notes.path = 'binmap';
+      av.m.notes.path = 'binmap';
       return carve(av, victim, nb, inSmallbinRange(nb));
     }
 
     // i. use_top.
     if (c.size[av.top] >= nb + MINSIZE) {
-      av.notes.path = 'top';
+      av.m.notes.path = 'top';
       return av.carveFromTop(nb);
     }
     if (av.haveFastchunks) {
@@ -154,12 +154,12 @@ export function intMalloc(av: Arena, bytes: number): number {
  * Unlinks `victim` from its bin and cuts nb bytes from its start; a remainder of at least MINSIZE goes to
  * the head of unsorted (and becomes last_remainder when `setLastRemainder`), a smaller one stays attached.
  */
-function carve(av: Arena, victim: number, nb: number, setLastRemainder: boolean): number {
+function carve(av: MallocState, victim: number, nb: number, setLastRemainder: boolean): number {
   const c = av.chunks;
   av.unlinkChunk(victim);
-  c.madeBy[victim] = av.seq;
+  c.madeBy[victim] = av.m.seq;
   if (c.size[victim] - nb >= MINSIZE) {
-    const remainder = c.split(victim, nb, ChunkState.InUse, av.seq);
+    const remainder = c.split(victim, nb, ChunkState.InUse, av.m.seq);
     av.toUnsortedHead(remainder);
     if (setLastRemainder) av.lastRemainder = c.address[remainder];
   }
@@ -167,7 +167,7 @@ function carve(av: Arena, victim: number, nb: number, setLastRemainder: boolean)
 }
 
 /** Files a chunk in its large bin, which is sorted by decreasing size with one nextsize ring of group heads. */
-function placeInLargeBin(av: Arena, victim: number, size: number): void {
+function placeInLargeBin(av: MallocState, victim: number, size: number): void {
   const c = av.chunks;
   const bin = largebinIndex(size);
   let bck = bin;

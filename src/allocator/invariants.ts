@@ -1,7 +1,7 @@
 // What must hold after every call, checked by a fresh walk: chunks tile each region with no gap or overlap,
 // neighbours agree (no two free chunks side by side, the top last), every free chunk sits in exactly one list
 // that suits its size, large bins are sorted with a sound nextsize ring, and mallinfo2 equals the walk.
-import type { Arena } from './arena.ts';
+import type { MallocState } from './arena.ts';
 import { UNSORTED } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
 import {
@@ -21,7 +21,7 @@ import { libcMallinfo2 } from './libc.ts';
 import { walkRegions } from './walk.ts';
 
 /** Throws an Error naming the first invariant that does not hold. */
-export function checkInvariants(av: Arena): void {
+export function checkInvariants(av: MallocState): void {
   const c = av.chunks;
   const fail = (what: string): never => {
     throw new Error(`invariant broken: ${what}`);
@@ -38,14 +38,14 @@ export function checkInvariants(av: Arena): void {
   // tcache and fastbins
   for (let i = 0; i < TCACHE_MAX_BINS; i++) {
     let count = 0;
-    for (let p = av.tcacheHead[i]; p !== NIL; p = c.fd[p]) {
+    for (let p = av.m.tcache.head[i]; p !== NIL; p = c.fd[p]) {
       enlist(p, `tcache ${i}`);
       if (c.state[p] !== ChunkState.Tcache) fail(`tcache ${i} holds a chunk in state ${c.state[p]}`);
       if (csize2tidx(c.size[p]) !== i) fail(`tcache ${i} holds a chunk of size ${c.size[p]}`);
       count++;
     }
-    if (count !== av.tcacheCount[i]) fail(`tcache ${i} counts ${av.tcacheCount[i]} but holds ${count}`);
-    if (count > av.tcacheFill) fail(`tcache ${i} holds ${count} > ${av.tcacheFill}`);
+    if (count !== av.m.tcache.counts[i]) fail(`tcache ${i} counts ${av.m.tcache.counts[i]} but holds ${count}`);
+    if (count > av.mp.tcacheCount) fail(`tcache ${i} holds ${count} > ${av.mp.tcacheCount}`);
   }
   let fastBytes = 0;
   let fastCount = 0;
@@ -128,11 +128,11 @@ export function checkInvariants(av: Arena): void {
   }
 
   // mallinfo2 against the walk
-  const info = libcMallinfo2(av);
+  const info = libcMallinfo2(av.m);
   if (fastBytes !== av.fastBytes || fastCount !== av.fastCount) fail(`fastbin counters ${av.fastCount}/${av.fastBytes} but the walk finds ${fastCount}/${fastBytes}`);
   if (binnedBytes !== av.binnedBytes || binnedCount !== av.binnedCount) fail(`bin counters ${av.binnedCount}/${av.binnedBytes} but the walk finds ${binnedCount}/${binnedBytes}`);
   // a side arena (made for the tcache struct) adds its top, the only free chunk it ever has
-  const sideFree = av.sideArena ? av.sideArena.systemMem - av.sideArena.used : 0;
+  const sideFree = av.m.sideArena ? av.m.sideArena.systemMem - av.m.sideArena.used : 0;
   if (info.fordblks !== c.size[av.top] + fastBytes + binnedBytes + sideFree) fail('fordblks does not equal top + fastbins + bins');
   let mmapped = 0;
   let mmappedCount = 0;

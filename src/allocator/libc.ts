@@ -1,11 +1,15 @@
 // The entry points a program calls (__libc_malloc, __libc_free, __libc_calloc, __libc_realloc, memalign,
 // mallopt, malloc_trim, mallinfo2), on chunk ids: NIL is NULL. The replay drives these directly.
-import type { MalloptParam } from '../trace/api.ts';
-import type { Arena, SideArena } from './arena.ts';
+import type { MallocState, SideArena } from './arena.ts';
+import type { Malloc } from './malloc.ts';
+import type { MalloptParam } from './constants.ts';
 import { ChunkState, NIL } from './chunks.ts';
+import type { MallocPar } from './params.ts';
+import type { ThresholdMove } from './notes.ts';
 import { big, sizeTFromInt, wrap } from './size-t.ts';
 import {
   BELOW_2_63,
+  DEFAULT_MMAP_THRESHOLD_MAX,
   CHUNK_HDR_SZ,
   HEAP_INFO_SIZE,
   HEAP_MAX_SIZE,
@@ -34,18 +38,18 @@ import { mtrim, munmapChunk } from './sysmalloc.ts';
  * main arena cannot hold it (sbrk and its mmap fallback both failed), tcache_init retries in a new arena
  * (arena_get_retry), single thread or not: the tcache then lives there, and later calls use the main arena.
  */
-export function maybeInitTcache(av: Arena): void {
-  if (av.tcacheReady) return;
-  const saved = av.notes.path;
+export function maybeInitTcache(av: MallocState): void {
+  if (av.m.tcache.ready) return;
+  const saved = av.m.notes.path;
   const victim = intMalloc(av, TCACHE_STRUCT_REQUEST);
-  av.notes.path = saved;
+  av.m.notes.path = saved;
   if (victim !== NIL) {
-    av.tcacheReady = true;
-    av.tcacheStruct = victim;
+    av.m.tcache.ready = true;
+    av.m.tcache.structChunk = victim;
     return;
   }
-  av.sideArena = newArenaFor(av, TCACHE_STRUCT_REQUEST);
-  av.tcacheReady = true;
+  av.m.sideArena = newArenaFor(av, TCACHE_STRUCT_REQUEST);
+  av.m.tcache.ready = true;
 }
 
 /**
@@ -53,10 +57,10 @@ export function maybeInitTcache(av: Arena): void {
  * mp_.top_pad wrapped as a size_t), then the arena's headers, then the chunk. The model keeps its figures
  * only: nothing but that chunk ever lives there, and its place is never reported.
  */
-function newArenaFor(av: Arena, bytes: number): SideArena {
+function newArenaFor(av: MallocState, bytes: number): SideArena {
   const headers = HEAP_INFO_SIZE + MALLOC_STATE_SIZE;
   const wanted = bytes + headers + MALLOC_ALIGNMENT;
-  const withPad = wrap(BigInt(wanted) + big(sizeTFromInt(av.topPad)));
+  const withPad = wrap(BigInt(wanted) + big(sizeTFromInt(av.mp.topPad)));
   let size: number;
   if (withPad < BigInt(HEAP_MIN_SIZE)) size = HEAP_MIN_SIZE;
   else if (withPad <= BigInt(HEAP_MAX_SIZE)) size = Number(withPad);
@@ -68,39 +72,60 @@ function newArenaFor(av: Arena, bytes: number): SideArena {
 }
 
 /** __libc_malloc. */
-export function libcMalloc(av: Arena, bytes: number): number {
+export function libcMalloc(m: Malloc, bytes: number): number {
+  const av = m.main;
   const nb = checkedRequest2size(bytes);
   if (nb === 0) return NIL;
-  if (!av.tcacheReady) maybeInitTcache(av);
+  if (!av.m.tcache.ready) maybeInitTcache(av);
   const tidx = csize2tidx(nb);
-  if (tidx < av.tcacheBins && av.tcacheCount[tidx] > 0 && av.tcacheReady) {
-    av.notes.path = 'tcache';
-    const p = av.tcacheGet(tidx);
-    av.chunks.madeBy[p] = av.seq;
+  if (tidx < av.mp.tcacheBins && av.m.tcache.counts[tidx] > 0 && av.m.tcache.ready) {
+    av.m.notes.path = 'tcache';
+    const p = av.m.tcache.get(tidx);
+    av.chunks.madeBy[p] = av.m.seq;
     return p;
   }
   return stamp(av, intMalloc(av, bytes));
 }
 
-/** __libc_free. An mmapped chunk first moves the sliding threshold (the policy decides), then is unmapped. */
-export function libcFree(av: Arena, p: number): void {
+/** __libc_free. An mmapped chunk first moves the sliding threshold, then is unmapped. */
+export function libcFree(m: Malloc, p: number): void {
   if (p === NIL) return;
+  const av = m.main;
   const c = av.chunks;
   if (c.state[p] === ChunkState.Mmapped) {
     const size = c.size[p];
-    av.notes.thresholdMove = av.policy.onMmappedFree(size + 2, size);
+    m.notes.thresholdMove = slideThreshold(m.mp, size + 2, size);
     munmapChunk(av, p);
     return;
   }
-  if (!av.tcacheReady) maybeInitTcache(av);
+  if (!m.tcache.ready) maybeInitTcache(av);
   intFree(av, p);
+}
+
+/**
+ * The sliding watermark (GLIBC-2.36.md §3): freeing an mmapped chunk whose size word (chunk size + 2, the
+ * IS_MMAPPED bit) is above mp_.mmap_threshold and at most 32 MiB raises the threshold to the chunk size
+ * and the trim threshold to twice that, unless mallopt switched the sliding off. The move, or null.
+ */
+function slideThreshold(mp: MallocPar, sizeWord: number, chunkSize: number): ThresholdMove | null {
+  if (mp.noDynThreshold || !(sizeWord > mp.mmapThreshold) || sizeWord > DEFAULT_MMAP_THRESHOLD_MAX) return null;
+  // A chunk exactly at the threshold passes the test (the size word carries +2) but rewrites the same values.
+  if (chunkSize === mp.mmapThreshold && 2 * chunkSize === mp.trimThreshold) return null;
+  const move: ThresholdMove = {
+    mmapThreshold: { from: mp.mmapThreshold, to: chunkSize },
+    trimThreshold: { from: mp.trimThreshold, to: 2 * chunkSize },
+  };
+  mp.mmapThreshold = chunkSize;
+  mp.trimThreshold = 2 * chunkSize;
+  return move;
 }
 
 /**
  * __libc_calloc: nmemb * size is computed into a ptrdiff_t, so a product above PTRDIFF_MAX (not only one
  * past 2^64) fails at once, before the tcache set-up; then _int_malloc, never the tcache.
  */
-export function libcCalloc(av: Arena, nmemb: number, size: number): number {
+export function libcCalloc(m: Malloc, nmemb: number, size: number): number {
+  const av = m.main;
   let bytes = nmemb * size;
   if (bytes > Number.MAX_SAFE_INTEGER) {
     const exact = BigInt(nmemb) * BigInt(size);
@@ -118,7 +143,7 @@ export function libcCalloc(av: Arena, nmemb: number, size: number): number {
  * calloc's clearing, where the kernel holds real data: an mmapped chunk is fresh (zero) memory; a heap chunk
  * is cleared whole (glibc skips the part freshly obtained from sbrk, which is zero anyway).
  */
-function zeroCalloc(av: Arena, p: number): void {
+function zeroCalloc(av: MallocState, p: number): void {
   const c = av.chunks;
   if (c.state[p] === ChunkState.Mmapped) return;
   av.system.zero!(c.address[p] + CHUNK_HDR_SZ, c.size[p] - SIZE_SZ);
@@ -128,66 +153,72 @@ function zeroCalloc(av: Arena, p: number): void {
  * __libc_realloc. realloc(p, 0) frees; realloc(NULL, n) mallocs; a failure leaves p as it was. For a heap
  * block the tcache is set up before the size is checked, so even a refused size sets it up.
  */
-export function libcRealloc(av: Arena, p: number, bytes: number): number {
+export function libcRealloc(m: Malloc, p: number, bytes: number): number {
+  const av = m.main;
   if (bytes === 0 && p !== NIL) {
-    libcFree(av, p);
+    libcFree(m, p);
     return NIL;
   }
-  if (p === NIL) return libcMalloc(av, bytes);
+  if (p === NIL) return libcMalloc(m, bytes);
   const mmapped = av.chunks.state[p] === ChunkState.Mmapped;
   if (!mmapped) maybeInitTcache(av);
   const nb = checkedRequest2size(bytes);
   if (nb === 0) return NIL;
-  if (mmapped) return stamp(av, reallocMmapped(av, p, bytes, nb, (n) => libcMalloc(av, n)));
+  if (mmapped) return stamp(av, reallocMmapped(av, p, bytes, nb, (n) => libcMalloc(m, n)));
   return stamp(av, intRealloc(av, p, nb));
 }
 
 /** memalign / aligned_alloc (_mid_memalign): small alignments are plain malloc; the rest never use tcache. */
-export function libcMemalign(av: Arena, alignment: number, bytes: number): number {
+export function libcMemalign(m: Malloc, alignment: number, bytes: number): number {
+  const av = m.main;
   const adjusted = memalignAlignment(alignment);
-  if (adjusted === 0) return libcMalloc(av, bytes);
+  if (adjusted === 0) return libcMalloc(m, bytes);
   if (adjusted < 0) return NIL;
   return stamp(av, intMemalign(av, adjusted, bytes));
 }
 
 /** mallopt: always consolidates first; returns glibc's result (1, or 0 for a refused M_MXFAST). */
-export function libcMallopt(av: Arena, param: MalloptParam, value: number): number {
-  mallocConsolidate(av);
-  const policy = av.policy;
-  const before = { mmap: policy.mmapThreshold, trim: policy.trimThreshold };
-  const result = setParam(av, param, value);
-  if (policy.mmapThreshold !== before.mmap || policy.trimThreshold !== before.trim) {
-    av.notes.thresholdMove = {
-      mmapThreshold: { from: before.mmap, to: policy.mmapThreshold },
-      trimThreshold: { from: before.trim, to: policy.trimThreshold },
+export function libcMallopt(m: Malloc, param: MalloptParam, value: number): number {
+  const mp = m.mp;
+  mallocConsolidate(m.main);
+  const before = { mmap: mp.mmapThreshold, trim: mp.trimThreshold };
+  const result = setParam(mp, param, value);
+  if (mp.mmapThreshold !== before.mmap || mp.trimThreshold !== before.trim) {
+    m.notes.thresholdMove = {
+      mmapThreshold: { from: before.mmap, to: mp.mmapThreshold },
+      trimThreshold: { from: before.trim, to: mp.trimThreshold },
     };
   }
   return result;
 }
 
-function setParam(av: Arena, param: MalloptParam, value: number): number {
+/** do_set_*: the parameter's new value; the thresholds, the pad and the mmap limit also stop the sliding. */
+function setParam(mp: MallocPar, param: MalloptParam, value: number): number {
   switch (param) {
     case 'M_MXFAST':
       if (value < 0 || value > MAX_FAST_SIZE) return 0;
-      av.maxFast = maxFastFor(value);
+      mp.maxFast = maxFastFor(value);
       return 1;
     case 'M_TOP_PAD':
-      av.topPad = value; // kept signed: sysmalloc wraps it as size_t
-      av.policy.onMallopt(param, sizeTFromInt(value));
-      return 1;
+      mp.topPad = value; // kept signed: sysmalloc wraps it as size_t
+      break;
     case 'M_MMAP_MAX':
-      av.nMmapsMax = value;
-      av.policy.onMallopt(param, value);
-      return 1;
+      mp.nMmapsMax = value;
+      break;
     case 'M_TRIM_THRESHOLD':
+      mp.trimThreshold = sizeTFromInt(value);
+      break;
     case 'M_MMAP_THRESHOLD':
-      av.policy.onMallopt(param, sizeTFromInt(value));
-      return 1;
+      mp.mmapThreshold = sizeTFromInt(value);
+      break;
   }
+  mp.noDynThreshold = true;
+  return 1;
 }
 
 /** malloc_trim(pad): 1 when memory was released or advised away. `pad` is a bigint when above 2^53. */
-export function libcTrim(av: Arena, pad: number | bigint): number {
+export function libcTrim(m: Malloc, pad: number | bigint): number {
+  const av = m.main;
   return mtrim(av, pad) ? 1 : 0;
 }
 
@@ -216,15 +247,16 @@ export interface Mallinfo2 {
 }
 
 /** mallinfo2, from counters kept as chunks move. */
-export function libcMallinfo2(av: Arena): Mallinfo2 {
+export function libcMallinfo2(m: Malloc): Mallinfo2 {
+  const av = m.main;
   const top = av.topSize;
   const fordblks = top + av.fastBytes + av.binnedBytes;
   const info = {
     arena: av.systemMem,
     ordblks: av.binnedCount + 1,
     smblks: av.fastCount,
-    hblks: av.nMmaps,
-    hblkhd: av.mmappedMem,
+    hblks: av.mp.nMmaps,
+    hblkhd: av.mp.mmappedMem,
     usmblks: 0,
     fsmblks: av.fastBytes,
     uordblks: av.systemMem - fordblks,
@@ -232,7 +264,7 @@ export function libcMallinfo2(av: Arena): Mallinfo2 {
     keepcost: top,
   };
   // mallinfo2 sums every arena, except keepcost (the main arena's top); a side arena's free bytes are its top.
-  const side = av.sideArena;
+  const side = av.m.sideArena;
   if (side) {
     info.arena += side.systemMem;
     info.ordblks += 1;
@@ -243,16 +275,16 @@ export function libcMallinfo2(av: Arena): Mallinfo2 {
 }
 
 /** Marks a returned chunk as made by the current call. */
-function stamp(av: Arena, p: number): number {
-  if (p !== NIL) av.chunks.madeBy[p] = av.seq;
+function stamp(av: MallocState, p: number): number {
+  if (p !== NIL) av.chunks.madeBy[p] = av.m.seq;
   return p;
 }
 
 /** What malloc_stats() prints (GLIBC-2.36.md §8), for the main arena of one thread. */
 export interface MallocStats {
-  /** Arena 0 "system bytes": system_mem. */
+  /** MallocState 0 "system bytes": system_mem. */
   systemBytes: number;
-  /** Arena 0 "in use bytes": mallinfo2's uordblks. */
+  /** MallocState 0 "in use bytes": mallinfo2's uordblks. */
   inUseBytes: number;
   /** Total "system bytes": mmapped_mem + system_mem. */
   totalSystemBytes: number;
@@ -267,17 +299,18 @@ export interface MallocStats {
 }
 
 /** malloc_stats()'s figures, without its unsigned-int wrapping above 4 GiB. */
-export function libcMallocStats(av: Arena): MallocStats {
+export function libcMallocStats(m: Malloc): MallocStats {
+  const av = m.main;
   const inUse = av.systemMem - (av.topSize + av.fastBytes + av.binnedBytes);
-  // The totals sum every arena (a side arena made for the tcache struct too); "Arena 0" is the main one.
-  const side = av.sideArena;
+  // The totals sum every arena (a side arena made for the tcache struct too); "MallocState 0" is the main one.
+  const side = av.m.sideArena;
   return {
     systemBytes: av.systemMem,
     inUseBytes: inUse,
-    totalSystemBytes: av.mmappedMem + av.systemMem + (side?.systemMem ?? 0),
-    totalInUseBytes: av.mmappedMem + inUse + (side?.used ?? 0),
-    maxMmapRegions: av.maxNMmaps,
-    maxMmapBytes: av.maxMmappedMem,
+    totalSystemBytes: av.mp.mmappedMem + av.systemMem + (side?.systemMem ?? 0),
+    totalInUseBytes: av.mp.mmappedMem + inUse + (side?.used ?? 0),
+    maxMmapRegions: av.mp.maxNMmaps,
+    maxMmapBytes: av.mp.maxMmappedMem,
     maxSystemBytes: av.maxSystemMem,
   };
 }

@@ -1,13 +1,13 @@
 // memalign and aligned_alloc (GLIBC-2.36.md §7.7): ask _int_malloc for room to spare, then give back the
 // misaligned lead and the spare tail through _int_free (or, for an mmapped chunk, keep the lead as a gap).
-import type { Arena } from './arena.ts';
+import type { MallocState } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
 import { CHUNK_HDR_SZ, MALLOC_ALIGNMENT, MINSIZE, TWO_POW_64, alignUp, checkedRequest2size } from './constants.ts';
 import { intFree } from './int-free.ts';
 import { intMalloc } from './int-malloc.ts';
 
 /** _int_memalign(av, alignment, bytes), alignment a power of two of at least MINSIZE. */
-export function intMemalign(av: Arena, alignment: number, bytes: number): number {
+export function intMemalign(av: MallocState, alignment: number, bytes: number): number {
   const c = av.chunks;
   const nb = checkedRequest2size(bytes);
   if (nb === 0) return NIL;
@@ -26,13 +26,13 @@ export function intMemalign(av: Arena, alignment: number, bytes: number): number
       c.size[p] -= lead;
       return p;
     }
-    const rest = c.split(p, lead, ChunkState.InUse, av.seq);
+    const rest = c.split(p, lead, ChunkState.InUse, av.m.seq);
     intFree(av, p);
     p = rest;
   }
 
   if (c.state[p] !== ChunkState.Mmapped && c.size[p] > nb + MINSIZE) {
-    const tail = c.split(p, nb, ChunkState.InUse, av.seq);
+    const tail = c.split(p, nb, ChunkState.InUse, av.m.seq);
     intFree(av, tail);
   }
   return p;

@@ -1,7 +1,14 @@
 // What one call did inside the allocator, beyond its result: the path that found the chunk, consolidations,
 // trims and threshold moves. The replay turns these (with the system calls) into the event's consequences.
-import type { ThresholdMove } from '../policy/api.ts';
 import type { SizeT } from './size-t.ts';
+
+/** A move of the thresholds, for the event stream ("threshold 131072 → 200704"). */
+export interface ThresholdMove {
+  /** mmap_threshold before and after. */
+  mmapThreshold: { from: SizeT; to: SizeT };
+  /** trim_threshold before and after. */
+  trimThreshold: { from: SizeT; to: SizeT };
+}
 
 /** Where a block came from, in glibc's terms. */
 export type AllocPath =
@@ -45,7 +52,7 @@ export interface SysmallocNote {
   topSize: number;
   /** mp_.mmap_threshold at the decision. */
   mmapThreshold: SizeT;
-  /** Whether the policy chose mmap (nb >= threshold and n_mmaps < n_mmaps_max). */
+  /** Whether mmap was tried (nb >= mp_.mmap_threshold and n_mmaps < n_mmaps_max). */
   triedMmap: boolean;
   /** Whether the chunk got its own mapping. */
   mmapped: boolean;

@@ -1,6 +1,6 @@
 // realloc (GLIBC-2.36.md §4 and §7.5): mremap for mmapped blocks whatever their size; for heap blocks, keep
 // the chunk and split, grow into the top or a free neighbour, or allocate elsewhere, copy and free.
-import type { Arena } from './arena.ts';
+import type { MallocState } from './arena.ts';
 import { ChunkState, NIL, isBinned } from './chunks.ts';
 import { CHUNK_HDR_SZ, MALLOC_ALIGN_MASK, MINSIZE, SIZE_SZ, alignUp } from './constants.ts';
 import { intFree } from './int-free.ts';
@@ -13,12 +13,12 @@ import { alignUpExact } from './size-t.ts';
  * mremap_chunk: resizes an mmapped chunk's mapping to hold nb bytes. Returns p (same id, possibly moved), or
  * NIL when mremap failed.
  */
-export function mremapChunk(av: Arena, p: number, nb: number): number {
+export function mremapChunk(av: MallocState, p: number, nb: number): number {
   const c = av.chunks;
   const offset = c.lead[p];
   const size = c.size[p];
   const total = offset + size;
-  const exact = exactNb(av.hugeRequest, nb);
+  const exact = exactNb(av.m.hugeRequest, nb);
   if (typeof exact === 'bigint') {
     // No kernel grants 2^53 bytes: the call fails, with glibc's exact length.
     av.system.mremap(c.address[p] - offset, total, alignUpExact(exact + BigInt(offset + SIZE_SZ), av.system.pageSize));
@@ -26,27 +26,27 @@ export function mremapChunk(av: Arena, p: number, nb: number): number {
   }
   const newTotal = alignUp(nb + offset + SIZE_SZ, av.system.pageSize);
   if (newTotal === total) {
-    av.notes.path = 'in-place';
+    av.m.notes.path = 'in-place';
     return p;
   }
   const moved = av.system.mremap(c.address[p] - offset, total, newTotal);
   if (moved === -1) return NIL;
   c.address[p] = moved + offset;
   c.size[p] = newTotal - offset;
-  av.mmappedMem += newTotal - total;
-  if (av.mmappedMem > av.maxMmappedMem) av.maxMmappedMem = av.mmappedMem;
-  av.notes.path = 'mremap';
+  av.mp.mmappedMem += newTotal - total;
+  if (av.mp.mmappedMem > av.mp.maxMmappedMem) av.mp.maxMmappedMem = av.mp.mmappedMem;
+  av.m.notes.path = 'mremap';
   return p;
 }
 
 /** The mmapped branch of __libc_realloc, for nb = request2size(bytes). `malloc` is __libc_malloc. */
-export function reallocMmapped(av: Arena, p: number, bytes: number, nb: number, malloc: (bytes: number) => number): number {
+export function reallocMmapped(av: MallocState, p: number, bytes: number, nb: number, malloc: (bytes: number) => number): number {
   const c = av.chunks;
   const remapped = mremapChunk(av, p, nb);
   if (remapped !== NIL) return remapped;
   const oldSize = c.size[p];
   if (oldSize - SIZE_SZ >= nb) {
-    av.notes.path = 'in-place';
+    av.m.notes.path = 'in-place';
     return p;
   }
   const fresh = malloc(bytes);
@@ -58,7 +58,7 @@ export function reallocMmapped(av: Arena, p: number, bytes: number, nb: number, 
 }
 
 /** _int_realloc(av, oldp, oldsize, nb) for a heap chunk. */
-export function intRealloc(av: Arena, oldp: number, nb: number): number {
+export function intRealloc(av: MallocState, oldp: number, nb: number): number {
   const c = av.chunks;
   const oldSize = c.size[oldp];
   const next = c.nextPhys[oldp];
@@ -69,22 +69,22 @@ export function intRealloc(av: Arena, oldp: number, nb: number): number {
     if (next === av.top && oldSize + nextSize >= nb + MINSIZE) {
       // Grow into the top.
       c.absorbNext(oldp);
-      av.top = c.split(oldp, nb, ChunkState.Top, av.seq);
-      av.notes.path = 'top';
+      av.top = c.split(oldp, nb, ChunkState.Top, av.m.seq);
+      av.m.notes.path = 'top';
       return oldp;
     }
     if (next !== av.top && next !== NIL && isBinned(c.state[next]) && oldSize + nextSize >= nb) {
       // Grow into the free chunk above, then split below.
       av.unlinkChunk(next);
       c.absorbNext(oldp);
-      av.notes.path = 'in-place';
+      av.m.notes.path = 'in-place';
     } else {
       const fresh = intMalloc(av, nb - MALLOC_ALIGN_MASK);
       if (fresh === NIL) return NIL;
       if (fresh === c.nextPhys[oldp] && c.state[fresh] === ChunkState.InUse && c.address[fresh] === c.address[oldp] + oldSize) {
         // The new chunk is the one right above (the heap grew from the old top): merge instead of copying.
         c.absorbNext(oldp);
-        av.notes.path = 'in-place';
+        av.m.notes.path = 'in-place';
       } else {
         // glibc copies oldsize - SIZE_SZ bytes: the user area, which runs into the next chunk's prev_size.
         av.system.copy?.(c.address[fresh] + CHUNK_HDR_SZ, c.address[oldp] + CHUNK_HDR_SZ, oldSize - SIZE_SZ);
@@ -93,12 +93,12 @@ export function intRealloc(av: Arena, oldp: number, nb: number): number {
       }
     }
   } else {
-    av.notes.path = 'in-place';
+    av.m.notes.path = 'in-place';
   }
 
   const newSize = c.size[newp];
   if (newSize - nb >= MINSIZE) {
-    const remainder = c.split(newp, nb, ChunkState.InUse, av.seq);
+    const remainder = c.split(newp, nb, ChunkState.InUse, av.m.seq);
     intFree(av, remainder);
   }
   return newp;

@@ -1,6 +1,6 @@
 // sysmalloc, systrim and malloc_trim's mtrim (GLIBC-2.36.md §2, §4, §5, §6): where the allocator asks the
 // kernel for memory, the one place the brk-or-mmap decision is made, and where it gives memory back.
-import type { Arena } from './arena.ts';
+import type { MallocState } from './arena.ts';
 import { UNSORTED } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
 import {
@@ -23,25 +23,28 @@ const TWO_63 = 1n << 63n;
 const TWO_64 = 1n << 64n;
 
 /** sysmalloc(nb, av): mmap the chunk, or grow the heap and carve it from the new top. NIL on failure. */
-export function sysmalloc(av: Arena, standInNb: number): number {
+export function sysmalloc(av: MallocState, standInNb: number): number {
   const c = av.chunks;
   const system = av.system;
   const page = system.pageSize;
   // A request above 2^53 runs with a stand-in size up to here; from here on its exact size decides the calls.
   // (A number above 2^53 from the API is an integer already; it too is taken exactly from here.)
   // (The stand-in's own chunk only: the tcache struct, allocated first on the way, is what it is.)
-  const nb = exactNb(av.hugeRequest, standInNb);
+  const nb = exactNb(av.m.hugeRequest, standInNb);
 
-  const triedMmap = av.policy.shouldMmap(nb, av.nMmaps, av.nMmapsMax);
+  // The brk-or-mmap decision (GLIBC-2.36.md §2): a chunk of at least mp_.mmap_threshold gets its own mapping
+  // while fewer than mp_.n_mmaps_max exist.
+  const mp = av.mp;
+  const triedMmap = nb >= mp.mmapThreshold && mp.nMmaps < mp.nMmapsMax;
   const note = {
     nb,
     topSize: c.size[av.top],
-    mmapThreshold: av.policy.mmapThreshold,
+    mmapThreshold: av.mp.mmapThreshold,
     triedMmap,
     mmapped: false,
-    mmapMaxReached: av.nMmaps >= av.nMmapsMax,
+    mmapMaxReached: av.mp.nMmaps >= av.mp.nMmapsMax,
   };
-  av.notes.sysmalloc = note;
+  av.m.notes.sysmalloc = note;
   if (triedMmap) {
     const mapped = sysmallocMmap(av, nb);
     if (mapped !== NIL) {
@@ -109,7 +112,7 @@ export function sysmalloc(av: Arena, standInNb: number): number {
         sndBrk = system.sbrk(0);
       }
       if (sndBrk !== -1) {
-        const newTop = c.create(alignedBrk, sndBrk - alignedBrk + correction, ChunkState.Top, av.seq);
+        const newTop = c.create(alignedBrk, sndBrk - alignedBrk + correction, ChunkState.Top, av.m.seq);
         av.top = newTop;
         av.addSystemMem(correction);
         if (oldSize !== 0) fencepostOldTop(av, oldTop, oldSize);
@@ -120,7 +123,7 @@ export function sysmalloc(av: Arena, standInNb: number): number {
   av.noteMaxSystemMem();
 
   if (typeof nb === 'number' && c.size[av.top] >= nb + MINSIZE) {
-    av.notes.path = 'sysmalloc';
+    av.m.notes.path = 'sysmalloc';
     return av.carveFromTop(nb);
   }
   return NIL;
@@ -131,7 +134,7 @@ export function sysmalloc(av: Arena, standInNb: number): number {
  * sbrk refuses without a system call when it would take the break below address 0; otherwise the kernel
  * decides. -1 when the break did not move.
  */
-function morecore(av: Arena, size: SizeT): number {
+function morecore(av: MallocState, size: SizeT): number {
   if (typeof size === 'number' || size < TWO_63) return av.system.sbrk(size);
   const increment = size - TWO_64;
   if (-increment > BigInt(av.system.sbrk(0))) return -1;
@@ -139,7 +142,7 @@ function morecore(av: Arena, size: SizeT): number {
 }
 
 /** The mmap fallback's length: the growth plus the old top (when contiguous) in MiB, at least a page. */
-function fallbackSize(av: Arena, grow: SizeT, oldSize: number): SizeT {
+function fallbackSize(av: MallocState, grow: SizeT, oldSize: number): SizeT {
   const page = av.system.pageSize;
   if (typeof grow === 'number' && grow + oldSize + MMAP_AS_MORECORE_SIZE <= Number.MAX_SAFE_INTEGER) {
     let fallback = grow;
@@ -155,7 +158,7 @@ function fallbackSize(av: Arena, grow: SizeT, oldSize: number): SizeT {
  * The old top cannot be merged with the new one: shrink it by two 16-byte fenceposts that close its region,
  * and free what is left (through tcache, fastbins or unsorted, as _int_free does in 2.36).
  */
-function fencepostOldTop(av: Arena, oldTop: number, oldSize: number): void {
+function fencepostOldTop(av: MallocState, oldTop: number, oldSize: number): void {
   const c = av.chunks;
   // alignDown, not `& ~15`: JavaScript's bit operators cut to 32 bits, and an old top can pass 4 GiB
   const keep = alignDown(oldSize - 2 * CHUNK_HDR_SZ, MALLOC_ALIGNMENT);
@@ -168,16 +171,16 @@ function fencepostOldTop(av: Arena, oldTop: number, oldSize: number): void {
   } else {
     c.size[oldTop] = keep;
     if (keep < MINSIZE) c.state[oldTop] = ChunkState.Fencepost;
-    last = c.create(c.address[oldTop] + keep, CHUNK_HDR_SZ, ChunkState.Fencepost, av.seq);
+    last = c.create(c.address[oldTop] + keep, CHUNK_HDR_SZ, ChunkState.Fencepost, av.m.seq);
     c.linkAfter(oldTop, last);
   }
-  const second = c.create(c.address[last] + CHUNK_HDR_SZ, CHUNK_HDR_SZ, ChunkState.Fencepost, av.seq);
+  const second = c.create(c.address[last] + CHUNK_HDR_SZ, CHUNK_HDR_SZ, ChunkState.Fencepost, av.m.seq);
   c.linkAfter(last, second);
   if (keep >= MINSIZE) intFree(av, oldTop);
 }
 
 /** sysmalloc's mmap path: the chunk gets a mapping of its own. NIL when the mmap fails. */
-function sysmallocMmap(av: Arena, nb: SizeT): number {
+function sysmallocMmap(av: MallocState, nb: SizeT): number {
   if (typeof nb === 'bigint') {
     // Exact size_t arithmetic; the test catches the wrap past 2^64. No kernel grants such a length.
     const length = alignUpExact(nb + BigInt(SIZE_SZ), av.system.pageSize);
@@ -187,21 +190,21 @@ function sysmallocMmap(av: Arena, nb: SizeT): number {
   const size = alignUp(nb + SIZE_SZ, av.system.pageSize);
   const mapped = av.system.mmap(size);
   if (mapped === -1) return NIL;
-  const p = av.chunks.create(mapped, size, ChunkState.Mmapped, av.seq);
-  av.nMmaps++;
-  if (av.nMmaps > av.maxNMmaps) av.maxNMmaps = av.nMmaps;
-  av.mmappedMem += size;
-  if (av.mmappedMem > av.maxMmappedMem) av.maxMmappedMem = av.mmappedMem;
-  av.notes.path = 'mmap';
+  const p = av.chunks.create(mapped, size, ChunkState.Mmapped, av.m.seq);
+  av.mp.nMmaps++;
+  if (av.mp.nMmaps > av.mp.maxNMmaps) av.mp.maxNMmaps = av.mp.nMmaps;
+  av.mp.mmappedMem += size;
+  if (av.mp.mmappedMem > av.mp.maxMmappedMem) av.mp.maxMmappedMem = av.mp.mmappedMem;
+  av.m.notes.path = 'mmap';
   return p;
 }
 
 /** munmap_chunk: unmaps an mmapped chunk (with its memalign front gap) and forgets it. */
-export function munmapChunk(av: Arena, p: number): void {
+export function munmapChunk(av: MallocState, p: number): void {
   const c = av.chunks;
   const total = c.lead[p] + c.size[p];
-  av.nMmaps--;
-  av.mmappedMem -= total;
+  av.mp.nMmaps--;
+  av.mp.mmappedMem -= total;
   av.system.munmap(c.address[p] - c.lead[p], total);
   c.release(p);
 }
@@ -215,7 +218,7 @@ export function munmapChunk(av: Arena, p: number): void {
  * `pad` may be negative here: a negative M_TOP_PAD, which glibc holds as a huge size_t; or a bigint, a
  * malloc_trim pad above 2^53 taken exactly.
  */
-export function systrim(av: Arena, pad: number | bigint): boolean {
+export function systrim(av: MallocState, pad: number | bigint): boolean {
   const c = av.chunks;
   const page = av.system.pageSize;
   const top = av.top;
@@ -236,8 +239,8 @@ export function systrim(av: Arena, pad: number | bigint): boolean {
   }
   av.systemMem -= released;
   c.size[top] = topSize - released;
-  av.notes.trims++;
-  av.notes.trimmedBytes += released;
+  av.m.notes.trims++;
+  av.m.notes.trimmedBytes += released;
   return true;
 }
 
@@ -258,7 +261,7 @@ function trimExtra(topSize: number, pad: number | bigint, page: number): SizeT {
  * mtrim (malloc_trim's work on the main arena): consolidate, madvise the whole pages inside free chunks of
  * the unsorted bin and of bins for sizes of a page or more, then systrim(pad).
  */
-export function mtrim(av: Arena, pad: number | bigint): boolean {
+export function mtrim(av: MallocState, pad: number | bigint): boolean {
   const c = av.chunks;
   const page = av.system.pageSize;
   mallocConsolidate(av);
@@ -285,10 +288,10 @@ export function mtrim(av: Arena, pad: number | bigint): boolean {
  * sysmalloc's growth request. top_pad is mallopt's C int and may be negative; glibc then computes in
  * wrapping size_t arithmetic, which only exact integers reproduce.
  */
-function growthSize(av: Arena, nb: SizeT, oldSize: number): SizeT {
+function growthSize(av: MallocState, nb: SizeT, oldSize: number): SizeT {
   const page = av.system.pageSize;
-  if (typeof nb === 'number' && av.topPad >= 0) return alignUp(nb + av.topPad + MINSIZE - (av.contiguous ? oldSize : 0), page);
-  let size = wrap(big(nb) + big(sizeTFromInt(av.topPad)) + BigInt(MINSIZE));
+  if (typeof nb === 'number' && av.mp.topPad >= 0) return alignUp(nb + av.mp.topPad + MINSIZE - (av.contiguous ? oldSize : 0), page);
+  let size = wrap(big(nb) + big(sizeTFromInt(av.mp.topPad)) + BigInt(MINSIZE));
   if (av.contiguous) size = wrap(size - BigInt(oldSize));
   return sizeT(alignUpExact(size, page));
 }

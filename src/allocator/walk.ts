@@ -1,6 +1,6 @@
 // Reading the allocator's state without changing it: every chunk of every heap region in address order,
 // the mmapped chunks, and the contents of each bin. For tests, reports and teaching.
-import type { Arena } from './arena.ts';
+import type { MallocState } from './arena.ts';
 import { UNSORTED } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
 import { NBINS, NFASTBINS, TCACHE_MAX_BINS } from './constants.ts';
@@ -35,7 +35,7 @@ export interface ChunkInfo {
 }
 
 /** The first chunk of every heap region (the brk heap and any fallback mappings), lowest address first. */
-function regionStarts(av: Arena): number[] {
+function regionStarts(av: MallocState): number[] {
   const c = av.chunks;
   const starts: number[] = [];
   for (let id = 0; id < c.highWater; id++) {
@@ -48,7 +48,7 @@ function regionStarts(av: Arena): number[] {
   return starts.sort((a, b) => c.address[a] - c.address[b]);
 }
 
-function info(av: Arena, id: number): ChunkInfo {
+function info(av: MallocState, id: number): ChunkInfo {
   const c = av.chunks;
   const chunk: ChunkInfo = { id, address: c.address[id], size: c.size[id], kind: KIND[c.state[id]], madeBy: c.madeBy[id] };
   if (c.state[id] === ChunkState.Mmapped) chunk.lead = c.lead[id];
@@ -56,7 +56,7 @@ function info(av: Arena, id: number): ChunkInfo {
 }
 
 /** Every heap chunk in address order, region after region. */
-export function walkHeap(av: Arena): ChunkInfo[] {
+export function walkHeap(av: MallocState): ChunkInfo[] {
   const c = av.chunks;
   const chunks: ChunkInfo[] = [];
   for (const start of regionStarts(av)) {
@@ -66,7 +66,7 @@ export function walkHeap(av: Arena): ChunkInfo[] {
 }
 
 /** The heap regions: each a list of chunks in address order. */
-export function walkRegions(av: Arena): ChunkInfo[][] {
+export function walkRegions(av: MallocState): ChunkInfo[][] {
   const c = av.chunks;
   return regionStarts(av).map((start) => {
     const region: ChunkInfo[] = [];
@@ -76,7 +76,7 @@ export function walkRegions(av: Arena): ChunkInfo[][] {
 }
 
 /** Every live mmapped chunk, lowest address first. */
-export function walkMmapped(av: Arena): ChunkInfo[] {
+export function walkMmapped(av: MallocState): ChunkInfo[] {
   const c = av.chunks;
   const chunks: ChunkInfo[] = [];
   for (let id = 0; id < c.highWater; id++) if (c.state[id] === ChunkState.Mmapped) chunks.push(info(av, id));
@@ -96,7 +96,7 @@ export interface BinsView {
   lastRemainder: number;
 }
 
-export function walkBins(av: Arena): BinsView {
+export function walkBins(av: MallocState): BinsView {
   const c = av.chunks;
   const list = (head: number): ChunkInfo[] => {
     const out: ChunkInfo[] = [];
@@ -109,7 +109,7 @@ export function walkBins(av: Arena): BinsView {
     return out;
   };
   const tcache = [];
-  for (let i = 0; i < TCACHE_MAX_BINS; i++) if (av.tcacheHead[i] !== NIL) tcache.push({ index: i, chunks: list(av.tcacheHead[i]) });
+  for (let i = 0; i < TCACHE_MAX_BINS; i++) if (av.m.tcache.head[i] !== NIL) tcache.push({ index: i, chunks: list(av.m.tcache.head[i]) });
   const fastbins = [];
   for (let i = 0; i < NFASTBINS; i++) if (av.fastbins[i] !== NIL) fastbins.push({ index: i, chunks: list(av.fastbins[i]) });
   const bins = [];

@@ -1,7 +1,7 @@
 // Model against oracle on one trace: replays it through the real glibc (the oracle, a child process) and
 // through the model, and compares the contract's fields of every event, mallinfo2 included with `stats`.
 import { spawnSync } from 'node:child_process';
-import { Replayer, type ReplayOptions } from '../allocator/replay.ts';
+import { Replayer, type ReplayOptions } from '../replay/replayer.ts';
 import { MallocscopeError } from '../errors.ts';
 import { builtFile } from '../native.ts';
 import { oracleEnv } from '../oracle/oracle.ts';

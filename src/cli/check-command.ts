@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { Replayer } from '../allocator/replay.ts';
+import { Replayer } from '../replay/replayer.ts';
 import { walkHeap } from '../allocator/walk.ts';
 import { MallocscopeError, ModelAbortError, UsageError } from '../errors.ts';
 import { builtFile } from '../native.ts';
@@ -191,8 +191,8 @@ interface Difference {
 function heapAround(d: Difference): { around: number | null; chunks: { offset: number; size: number; kind: string; madeBy: number; marked: boolean }[] } {
   const offset = /"offset":(-?\d+)/.exec(d.oracle) ?? /"offset":(-?\d+)/.exec(d.model);
   const around = offset ? Number(offset[1]) : null;
-  const heapStart = d.replayer.arena.system.heapStart;
-  const chunks = walkHeap(d.replayer.arena);
+  const heapStart = d.replayer.model.system.heapStart;
+  const chunks = walkHeap(d.replayer.model.main);
   if (chunks.length === 0) return { around, chunks: [] };
   let index = around === null ? -1 : chunks.findIndex((c) => c.address + 16 - heapStart >= around);
   if (index < 0) index = chunks.length - 1;

@@ -1,7 +1,7 @@
 // `mallocscope explain TRACE [--from N] [--to M]`: one sentence per event on what glibc did and why, with its
 // numbers (src/report/explain.ts). Coloured as colour.ts decides (a terminal, NO_COLOR, FORCE_COLOR, --color).
 import type { Command } from 'commander';
-import { Replayer } from '../allocator/replay.ts';
+import { Replayer } from '../replay/replayer.ts';
 import { UsageError } from '../errors.ts';
 import { Explainer, colourSentence } from '../report/explain.ts';
 import { readTrace, traceDisplayName as name } from '../trace/reader.ts';

@@ -2,7 +2,8 @@
 // JSON), or the JSON Lines of the contract (--jsonl, --stats) with the model's extra fields after them.
 import { exactJson } from '../report/json.ts';
 import type { Command } from 'commander';
-import { Replayer } from '../allocator/replay.ts';
+import { Replayer } from '../replay/replayer.ts';
+import { presetName } from '../replay/setup.ts';
 import { UsageError } from '../errors.ts';
 import { contractFields, extraFields, statsFields } from '../report/jsonl.ts';
 import { SummaryObserver } from '../report/summary.ts';
@@ -84,7 +85,7 @@ function replay(trace: string, options: ReplayCommandOptions, replayer: Replayer
   try {
     for (let outcome = replayer.applyNext(reader); outcome; outcome = replayer.applyNext(reader)) {
       progress.tick(outcome);
-      summary.observe(outcome, replayer.arena);
+      summary.observe(outcome, replayer.model);
       summary.noteLive(replayer.liveBytes);
     }
   } finally {
@@ -92,23 +93,23 @@ function replay(trace: string, options: ReplayCommandOptions, replayer: Replayer
   }
   const real = native?.resident();
   if (options.json) {
-    const figures: Record<string, unknown> = { trace: traceDisplayName(trace), policy: replayer.arena.policy.name, backend: options.backend, ...summary.figures(replayer.arena) };
+    const figures: Record<string, unknown> = { trace: traceDisplayName(trace), policy: presetName(options), backend: options.backend, ...summary.figures(replayer.model) };
     if (options.stats) figures.mallinfo2 = replayer.mallinfo2();
     if (real) figures.resident = { heap: real.heap, heapCommitted: real.heapCommitted, mmapped: real.mmapped, mapped: real.mapped };
     process.stdout.write(`${exactJson(figures, 2)}\n`);
     return;
   }
-  let text = summary.format(replayer.arena);
+  let text = summary.format(replayer.model);
   if (options.stats) {
     const m = replayer.mallinfo2();
     text += `\nmallinfo2 at end  arena ${m.arena}, hblks ${m.hblks}, hblkhd ${m.hblkhd}, uordblks ${m.uordblks}, fordblks ${m.fordblks}, keepcost ${m.keepcost}`;
   }
   if (real) {
     // The model's figures at the end beside what the kernel reports for the same memory (mincore).
-    const arena = replayer.arena;
+    const model = replayer.model;
     const kib = (n: number) => `${n} (${(n / 1024).toFixed(1)} KiB)`;
-    text += `\nheap now          ${kib(arena.systemMem)} in the model; resident ${kib(real.heap)} of ${kib(real.heapCommitted)} committed`;
-    text += `\nmmapped now       ${kib(arena.mmappedMem)} in the model; resident ${kib(real.mmapped)} of ${kib(real.mapped)} mapped`;
+    text += `\nheap now          ${kib(model.main.systemMem)} in the model; resident ${kib(real.heap)} of ${kib(real.heapCommitted)} committed`;
+    text += `\nmmapped now       ${kib(model.mp.mmappedMem)} in the model; resident ${kib(real.mmapped)} of ${kib(real.mapped)} mapped`;
   }
   process.stdout.write(`${text}\n`);
 }

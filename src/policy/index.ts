@@ -1,23 +1,64 @@
-// Chooses a policy by the name `--policy` takes: glibc (the default), fixed:BYTES, heap, mmap.
+// The brk/mmap policies `--policy` names, as presets of glibc's parameter block mp_: the threshold rule
+// itself is glibc's and lives in the core (sysmalloc's comparison, free's sliding watermark); a preset only
+// sets mp_ before the first call, exactly as the mallopt call it stands for would.
+import { MallocPar } from '../allocator/params.ts';
 import { UsageError } from '../errors.ts';
-import type { MmapPolicy } from './api.ts';
-import { FixedPolicy } from './fixed.ts';
-import { GlibcPolicy } from './glibc.ts';
-import { HeapPolicy } from './heap.ts';
-import { MmapAlwaysPolicy } from './mmap.ts';
 
-export type { MmapPolicy, ThresholdMove, PolicyParam } from './api.ts';
-export { GlibcPolicy, FixedPolicy, HeapPolicy, MmapAlwaysPolicy };
+export interface Preset {
+  /** The name as `--policy` writes it: glibc, fixed:BYTES, heap, mmap. */
+  readonly name: string;
+  /** Sets the preset's values in a fresh mp_. */
+  apply(mp: MallocPar): void;
+}
 
-/** The policy that `name` names; a UsageError for anything else. */
-export function policyByName(name: string): MmapPolicy {
-  if (name === 'glibc') return new GlibcPolicy();
-  if (name === 'heap') return new HeapPolicy();
-  if (name === 'mmap') return new MmapAlwaysPolicy();
+/** glibc's defaults: the threshold starts at 128 KiB and slides up as mmapped chunks are freed. */
+export const GLIBC: Preset = { name: 'glibc', apply() {} };
+
+/** Never mmap, as after mallopt(M_MMAP_MAX, 0): every chunk comes from the heap (or sbrk's mmap fallback). */
+export const HEAP: Preset = {
+  name: 'heap',
+  apply(mp) {
+    mp.nMmapsMax = 0;
+    mp.noDynThreshold = true;
+  },
+};
+
+/** Always mmap, as after mallopt(M_MMAP_THRESHOLD, 0): whatever the bins and the top cannot serve is mapped. */
+export const MMAP: Preset = {
+  name: 'mmap',
+  apply(mp) {
+    mp.mmapThreshold = 0;
+    mp.noDynThreshold = true;
+  },
+};
+
+/** A fixed threshold, as after mallopt(M_MMAP_THRESHOLD, BYTES): freeing never moves it. */
+export function fixed(bytes: number): Preset {
+  return {
+    name: `fixed:${bytes}`,
+    apply(mp) {
+      mp.mmapThreshold = bytes;
+      mp.noDynThreshold = true;
+    },
+  };
+}
+
+/** The preset that `name` names; a UsageError for anything else. */
+export function policyByName(name: string): Preset {
+  if (name === 'glibc') return GLIBC;
+  if (name === 'heap') return HEAP;
+  if (name === 'mmap') return MMAP;
   if (name.startsWith('fixed:')) {
     const bytes = /^(?:[0-9]+|0[xX][0-9a-fA-F]+)$/.test(name.slice(6)) ? Number(name.slice(6)) : NaN;
-    if (Number.isSafeInteger(bytes)) return new FixedPolicy(bytes);
+    if (Number.isSafeInteger(bytes)) return fixed(bytes);
     throw new UsageError(`policy ${name}: the threshold is a byte count (decimal or 0x-hexadecimal, below 2^53)`);
   }
   throw new UsageError(`unknown policy '${name}' (expected glibc, fixed:BYTES, heap or mmap)`);
+}
+
+/** A fresh mp_ with `preset` applied. */
+export function paramsFor(preset: Preset): MallocPar {
+  const mp = new MallocPar();
+  preset.apply(mp);
+  return mp;
 }

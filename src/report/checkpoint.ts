@@ -9,7 +9,7 @@
 // private (ChunkTable's free list, Arena's binmap, the Replayer's slot tables, the kernel's mappings): the
 // layout is theirs, and the round-trip test in test/report.test.ts catches a field this cannot copy.
 // Plain TypeScript with no Node API: the page bundles it.
-import { Replayer } from '../allocator/replay.ts';
+import { Replayer } from '../replay/replayer.ts';
 import type { SimulatedSystemOptions } from '../system/simulated.ts';
 import { ByteReader, ByteWriter } from './html/codec.ts';
 
@@ -35,7 +35,7 @@ const TYPED: Record<string, new (n: number | ArrayBuffer) => Typed> = {
 
 /** Object-valued fields that are structure or per-call scratch, not state between events. */
 // `log` is the kernel's SyscallLog, empty between events: a restored kernel starts with its own empty one.
-const SKIP = new Set(['arena', 'chunks', 'system', 'policy', 'notes', 'outcome', 'idSource', 'log']);
+const SKIP = new Set(['model', 'm', 'main', 'mp', 'tcache', 'chunks', 'system', 'notes', 'outcome', 'idSource', 'log']);
 
 interface ArrayEntry {
   part: string;
@@ -52,13 +52,15 @@ interface Header {
 }
 
 function parts(replayer: Replayer): Record<string, Bag> {
-  const arena = replayer.arena;
+  const model = replayer.model;
   return {
     replayer: replayer as unknown as Bag,
-    arena: arena as unknown as Bag,
-    chunks: arena.chunks as unknown as Bag,
-    policy: arena.policy as unknown as Bag,
-    system: arena.system as unknown as Bag,
+    model: model as unknown as Bag,
+    arena: model.main as unknown as Bag,
+    mp: model.mp as unknown as Bag,
+    tcache: model.tcache as unknown as Bag,
+    chunks: model.chunks as unknown as Bag,
+    system: model.system as unknown as Bag,
   };
 }
 
@@ -72,7 +74,7 @@ function isPlain(value: unknown): boolean {
 export function takeCheckpoint(replayer: Replayer): Uint8Array {
   const header: Header = { v: 1, scalars: {}, arrays: [] };
   const blobs: Uint8Array[] = [];
-  const limit = replayer.arena.chunks.highWater;
+  const limit = replayer.model.chunks.highWater;
   for (const [part, object] of Object.entries(parts(replayer))) {
     const scalars: Bag = {};
     for (const key of Object.keys(object)) {

@@ -2,9 +2,9 @@
 // (peaks of heap, mmapped and footprint, live bytes, fragmentation at the peaks, system calls, threshold
 // moves), and compareTrace, which replays one trace through several allocators in a single pass.
 import type { SizeT } from '../allocator/size-t.ts';
-import type { Arena } from '../allocator/arena.ts';
+import type { Malloc } from '../allocator/malloc.ts';
 import { libcMallopt } from '../allocator/libc.ts';
-import { Replayer, type ReplayOutcome } from '../allocator/replay.ts';
+import { Replayer, type ReplayOutcome } from '../replay/replayer.ts';
 import { UsageError } from '../errors.ts';
 import { policyByName } from '../policy/index.ts';
 import type { SimulatedSystemOptions } from '../system/simulated.ts';
@@ -85,7 +85,7 @@ export class FootprintObserver {
   ) {}
 
   /** After each event: its outcome, the arena, and the replayer's liveBytes. */
-  observe(outcome: ReplayOutcome, arena: Arena, liveBytes: number): void {
+  observe(outcome: ReplayOutcome, model: Malloc, liveBytes: number): void {
     this.events++;
     // A call made is counted whether it succeeded or not (as replay's summary counts); failures also apart.
     const syscalls = outcome.syscalls;
@@ -94,8 +94,8 @@ export class FootprintObserver {
       if (syscalls[i].failed) this.syscalls.failed++;
     }
     if (outcome.notes.thresholdMove) this.thresholdMoves++;
-    const heap = arena.systemMem;
-    const mmapped = arena.mmappedMem;
+    const heap = model.main.systemMem;
+    const mmapped = model.mp.mmappedMem;
     const footprint = heap + mmapped;
     this.heap = heap;
     this.mmapped = mmapped;
@@ -115,7 +115,7 @@ export class FootprintObserver {
   }
 
   /** The figures so far; `arena` gives the final thresholds. */
-  figures(arena: Arena): CompareFigures {
+  figures(model: Malloc): CompareFigures {
     return {
       label: this.label,
       policy: this.policy,
@@ -137,9 +137,9 @@ export class FootprintObserver {
       endLive: this.live,
       syscalls: { ...this.syscalls },
       thresholdMoves: this.thresholdMoves,
-      finalMmapThreshold: arena.policy.mmapThreshold,
-      finalTrimThreshold: arena.policy.trimThreshold,
-      slidingOff: arena.policy.noDynThreshold,
+      finalMmapThreshold: model.mp.mmapThreshold,
+      finalTrimThreshold: model.mp.trimThreshold,
+      slidingOff: model.mp.noDynThreshold,
     };
   }
 }
@@ -191,8 +191,8 @@ export function compareTrace(source: string | Iterable<TraceEvent>, columns: rea
   const runs = columns.map((column) => {
     const replayer = new Replayer({ policy: column.policy, system: { ...options.system } });
     // The settings are mallopt calls made before the first event, as a program's first lines would.
-    for (const setting of column.settings) libcMallopt(replayer.arena, setting.param, setting.value);
-    replayer.arena.system.takeSyscalls();
+    for (const setting of column.settings) libcMallopt(replayer.model, setting.param, setting.value);
+    replayer.model.system.takeSyscalls();
     return { replayer, observer: new FootprintObserver(column.label, column.policy, column.settings) };
   });
   const events = typeof source === 'string' ? readTrace(source) : source;
@@ -200,10 +200,10 @@ export function compareTrace(source: string | Iterable<TraceEvent>, columns: rea
     options.onEvent?.(event);
     for (const run of runs) {
       const outcome = run.replayer.apply(event);
-      run.observer.observe(outcome, run.replayer.arena, run.replayer.liveBytes);
+      run.observer.observe(outcome, run.replayer.model, run.replayer.liveBytes);
     }
   }
-  return runs.map((run) => run.observer.figures(run.replayer.arena));
+  return runs.map((run) => run.observer.figures(run.replayer.model));
 }
 
 // ---- the table -------------------------------------------------------------------------------------

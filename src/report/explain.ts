@@ -3,7 +3,6 @@
 // (captureBefore), the event and its outcome, and never changes the allocator.
 import { request2size as exactRequest2size } from '../allocator/huge.ts';
 import { sizeTFromInt, type SizeT } from '../allocator/size-t.ts';
-import type { Arena } from '../allocator/arena.ts';
 import { UNSORTED } from '../allocator/arena.ts';
 import { ChunkState, NIL } from '../allocator/chunks.ts';
 import {
@@ -23,7 +22,7 @@ import {
   smallbinIndex,
 } from '../allocator/constants.ts';
 import { memalignAlignment } from '../allocator/memalign.ts';
-import type { Replayer, ReplayOutcome } from '../allocator/replay.ts';
+import type { Replayer, ReplayOutcome } from '../replay/replayer.ts';
 import type { Syscall } from '../system/api.ts';
 import type { TraceEvent } from '../trace/api.ts';
 
@@ -65,7 +64,9 @@ export interface StateBefore {
 
 /** Takes what explainStep needs from `replayer` before it applies `event`. */
 export function captureBefore(replayer: Replayer, event: TraceEvent): StateBefore {
-  const av: Arena = replayer.arena;
+  const model = replayer.model;
+  const av = model.main;
+  const mp = model.mp;
   const c = av.chunks;
   let block: StateBefore['block'] = null;
   let blockIsNull = false;
@@ -86,21 +87,21 @@ export function captureBefore(replayer: Replayer, event: TraceEvent): StateBefor
     }
   }
   return {
-    policy: av.policy.name,
-    mmapThreshold: av.policy.mmapThreshold,
-    trimThreshold: av.policy.trimThreshold,
-    noDynThreshold: av.policy.noDynThreshold,
+    policy: replayer.policyName,
+    mmapThreshold: mp.mmapThreshold,
+    trimThreshold: mp.trimThreshold,
+    noDynThreshold: mp.noDynThreshold,
     topSize: av.topSize,
     topAddress: c.address[av.top],
-    topPad: av.topPad,
-    nMmaps: av.nMmaps,
-    nMmapsMax: av.nMmapsMax,
-    maxFast: av.maxFast,
+    topPad: mp.topPad,
+    nMmaps: mp.nMmaps,
+    nMmapsMax: mp.nMmapsMax,
+    maxFast: mp.maxFast,
     fastCount: av.fastCount,
-    tcacheReady: av.tcacheReady,
-    tcacheBins: av.tcacheBins,
-    tcacheFill: av.tcacheFill,
-    tcacheCounts: av.tcacheCount.slice(),
+    tcacheReady: model.tcache.ready,
+    tcacheBins: mp.tcacheBins,
+    tcacheFill: mp.tcacheCount,
+    tcacheCounts: model.tcache.counts.slice(),
     lastRemainderSize,
     block,
     blockIsNull,

@@ -1,7 +1,7 @@
 // The JSON Lines of `replay --jsonl` (docs/trace-format.md): the contract's fields in their fixed order,
 // mallinfo2 with --stats, then what the model alone knows: the path, the system calls, what moved.
 import type { Mallinfo2 } from '../allocator/libc.ts';
-import type { ReplayOutcome } from '../allocator/replay.ts';
+import type { ReplayOutcome } from '../replay/replayer.ts';
 import type { Syscall } from '../system/api.ts';
 
 /** The contract's part of a line: seq, op, id, and where/chunk/offset for a returned block. */

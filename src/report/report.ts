@@ -9,7 +9,7 @@ import { totalmem } from 'node:os';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { Replayer } from '../allocator/replay.ts';
+import { Replayer } from '../replay/replayer.ts';
 import type { TraceEvent } from '../trace/api.ts';
 import { TraceReader, readTrace, traceDisplayName } from '../trace/reader.ts';
 import { takeCheckpoint, type CheckpointSetup } from './checkpoint.ts';
@@ -63,7 +63,9 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
   const maxPoints = 2 * Math.max(1, Math.floor((options.samples ?? MAX_POINTS) / 2));
 
   const replayer = new Replayer({ policy: setup.policy, system: setup.system });
-  const arena = replayer.arena;
+  const model = replayer.model;
+  const arena = model.main;
+  const mp = model.mp;
   const encoder = new EventEncoder();
   let checkpoints: Uint8Array[] = [];
   // Per bucket of `width` events, the lowest and highest value of each series over its events.
@@ -76,16 +78,16 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
   // many events (where the heap's and the mmapped bytes' highs need not be at the same event).
   const stackHeap = new Float64Array(maxPoints);
   // Plotted as doubles; the exact digits of values beyond 2^53 are kept aside for the page to print.
-  const thresholds: number[] = [-1, Number(arena.policy.mmapThreshold), Number(arena.policy.trimThreshold)];
+  const thresholds: number[] = [-1, Number(mp.mmapThreshold), Number(mp.trimThreshold)];
   const exactThresholds: Record<number, string> = {};
   const keepExact = (value: SizeT) => {
     if (typeof value === 'bigint') exactThresholds[thresholds.length] = String(value);
     thresholds.push(Number(value));
   };
-  if (typeof arena.policy.mmapThreshold === 'bigint') exactThresholds[1] = String(arena.policy.mmapThreshold);
-  if (typeof arena.policy.trimThreshold === 'bigint') exactThresholds[2] = String(arena.policy.trimThreshold);
-  let lastMmap = arena.policy.mmapThreshold;
-  let lastTrim = arena.policy.trimThreshold;
+  if (typeof mp.mmapThreshold === 'bigint') exactThresholds[1] = String(mp.mmapThreshold);
+  if (typeof mp.trimThreshold === 'bigint') exactThresholds[2] = String(mp.trimThreshold);
+  let lastMmap = mp.mmapThreshold;
+  let lastTrim = mp.trimThreshold;
   const moves: number[] = [];
   const peaks = { heap: 0, mmapped: 0, live: 0, footprint: 0 };
   const syscalls: Record<string, number> = { brk: 0, mmap: 0, munmap: 0, mremap: 0, madvise: 0 };
@@ -135,7 +137,7 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
         points = Math.ceil(points / 2);
         bucket = Math.floor(seq / width);
       }
-      const values = [arena.systemMem, arena.mmappedMem, replayer.liveBytes, arena.systemMem + arena.mmappedMem];
+      const values = [arena.systemMem, mp.mmappedMem, replayer.liveBytes, arena.systemMem + mp.mmappedMem];
       const fresh = bucket >= points;
       if (fresh) points = bucket + 1;
       if (fresh || values[FOOTPRINT] > high[FOOTPRINT][bucket]) stackHeap[bucket] = values[0];
@@ -185,11 +187,11 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
     bucketWidth: width,
     peaks,
     final: {
-      mmapThreshold: exactOrNumber(arena.policy.mmapThreshold),
-      trimThreshold: exactOrNumber(arena.policy.trimThreshold),
-      noDynThreshold: arena.policy.noDynThreshold,
+      mmapThreshold: exactOrNumber(mp.mmapThreshold),
+      trimThreshold: exactOrNumber(mp.trimThreshold),
+      noDynThreshold: mp.noDynThreshold,
       heap: arena.systemMem,
-      mmapped: arena.mmappedMem,
+      mmapped: mp.mmappedMem,
       live: replayer.liveBytes,
     },
     exactThresholds,

@@ -1,8 +1,8 @@
 // The summary `mallocscope replay TRACE` prints: events, peaks of heap, mmapped and live bytes, the final
 // thresholds and the system calls, gathered as an observer of the outcomes.
 import type { SizeT } from '../allocator/size-t.ts';
-import type { ReplayOutcome } from '../allocator/replay.ts';
-import type { Arena } from '../allocator/arena.ts';
+import type { ReplayOutcome } from '../replay/replayer.ts';
+import type { Malloc } from '../allocator/malloc.ts';
 
 /** What `replay --json` prints: the summary's figures, bytes as plain numbers. */
 export interface SummaryFigures {
@@ -39,7 +39,7 @@ export class SummaryObserver {
   readonly syscalls: Record<string, number> = { brk: 0, mmap: 0, munmap: 0, mremap: 0, madvise: 0 };
   failedSyscalls = 0;
 
-  observe(outcome: ReplayOutcome, arena: Arena): void {
+  observe(outcome: ReplayOutcome, model: Malloc): void {
     this.events++;
     const syscalls = outcome.syscalls;
     for (let i = 0; i < syscalls.length; i++) {
@@ -49,8 +49,8 @@ export class SummaryObserver {
     if (outcome.notes.thresholdMove) this.thresholdMoves++;
     this.consolidations += outcome.notes.consolidations;
     this.trims += outcome.notes.trims;
-    if (arena.systemMem > this.peakHeap) this.peakHeap = arena.systemMem;
-    if (arena.mmappedMem > this.peakMmapped) this.peakMmapped = arena.mmappedMem;
+    if (model.main.systemMem > this.peakHeap) this.peakHeap = model.main.systemMem;
+    if (model.mp.mmappedMem > this.peakMmapped) this.peakMmapped = model.mp.mmappedMem;
   }
 
   /** The program's live bytes after an event. */
@@ -60,23 +60,23 @@ export class SummaryObserver {
   }
 
   /** The figures as plain data (`replay --json`), under the names the summary's lines use. */
-  figures(arena: Arena): SummaryFigures {
+  figures(model: Malloc): SummaryFigures {
     return {
       events: this.events,
       peakHeap: this.peakHeap,
       peakMmapped: this.peakMmapped,
       peakLive: this.peakLive,
-      mmapThreshold: arena.policy.mmapThreshold,
+      mmapThreshold: model.mp.mmapThreshold,
       thresholdMoves: this.thresholdMoves,
-      sliding: !arena.policy.noDynThreshold,
-      trimThreshold: arena.policy.trimThreshold,
+      sliding: !model.mp.noDynThreshold,
+      trimThreshold: model.mp.trimThreshold,
       syscalls: { ...this.syscalls, failed: this.failedSyscalls },
       consolidations: this.consolidations,
       trims: this.trims,
     };
   }
 
-  format(arena: Arena): string {
+  format(model: Malloc): string {
     const kib = (n: number) => `${n} (${(n / 1024).toFixed(1)} KiB)`;
     const s = this.syscalls;
     return [
@@ -84,8 +84,8 @@ export class SummaryObserver {
       `peak heap         ${kib(this.peakHeap)}`,
       `peak mmapped      ${kib(this.peakMmapped)}`,
       `peak live         ${kib(this.peakLive)}`,
-      `mmap threshold    ${arena.policy.mmapThreshold} (moved ${this.thresholdMoves} time${this.thresholdMoves === 1 ? "" : "s"}${arena.policy.noDynThreshold ? ', sliding off' : ''})`,
-      `trim threshold    ${arena.policy.trimThreshold}`,
+      `mmap threshold    ${model.mp.mmapThreshold} (moved ${this.thresholdMoves} time${this.thresholdMoves === 1 ? "" : "s"}${model.mp.noDynThreshold ? ', sliding off' : ''})`,
+      `trim threshold    ${model.mp.trimThreshold}`,
       `syscalls          brk ${s.brk}, mmap ${s.mmap}, munmap ${s.munmap}, mremap ${s.mremap}, madvise ${s.madvise}${this.failedSyscalls ? ` (${this.failedSyscalls} failed)` : ''}`,
       `consolidations    ${this.consolidations}`,
       `trims             ${this.trims}`,

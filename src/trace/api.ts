@@ -5,7 +5,8 @@
 export type TraceOp = 'malloc' | 'calloc' | 'realloc' | 'memalign' | 'free' | 'mallopt' | 'trim';
 
 /** The mallopt parameters a trace may set (glibc's names, from <malloc.h>). */
-export type MalloptParam = 'M_MMAP_THRESHOLD' | 'M_TRIM_THRESHOLD' | 'M_TOP_PAD' | 'M_MMAP_MAX' | 'M_MXFAST';
+import type { MalloptParam } from '../allocator/constants.ts';
+export type { MalloptParam };
 
 /** malloc(size). */
 export interface MallocCall {

@@ -1,9 +1,10 @@
 // The words of trace format v1 as values, in their fixed order (the numeric codes index these lists). No
 // Node API here: the report's page bundles it too.
-import type { MalloptParam, TraceOp } from './api.ts';
+import type { TraceOp } from './api.ts';
+import { MALLOPT_PARAMS } from '../allocator/constants.ts';
 
 /** The verbs; a verb's numeric code is its index. */
 export const TRACE_OPS: readonly TraceOp[] = ['malloc', 'calloc', 'realloc', 'memalign', 'free', 'mallopt', 'trim'];
 
-/** The mallopt parameters a trace may set; a parameter's numeric code is its index. */
-export const MALLOPT_PARAMS: readonly MalloptParam[] = ['M_MMAP_THRESHOLD', 'M_TRIM_THRESHOLD', 'M_TOP_PAD', 'M_MMAP_MAX', 'M_MXFAST'];
+/** The mallopt parameters a trace may set (glibc's, from the core); a parameter's numeric code is its index. */
+export { MALLOPT_PARAMS };

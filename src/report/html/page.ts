@@ -3,7 +3,7 @@
 // same model as the CLI, and draws the heap map, the mmapped blocks, the bins and the event's sentence
 // (computed here, on demand, by src/report/explain.ts).
 import { walkBins, walkMmapped, walkRegions, type BinsView, type ChunkInfo, type ChunkKind } from '../../allocator/walk.ts';
-import { Replayer, type ReplayOutcome } from '../../allocator/replay.ts';
+import { Replayer, type ReplayOutcome } from '../../replay/replayer.ts';
 import type { Syscall } from '../../system/api.ts';
 import type { SizeT } from '../../allocator/size-t.ts';
 import { restoreCheckpoint } from '../checkpoint.ts';
@@ -188,7 +188,7 @@ class Engine {
     let focus = -1;
     if (event.op === 'free' || (event.op === 'realloc' && event.wasLive)) {
       const p = r.chunkOfSlot(event.slot);
-      if (p >= 0) focus = r.arena.chunks.address[p];
+      if (p >= 0) focus = r.model.chunks.address[p];
     }
     const outcome = r.apply(event);
     this.applied++;
@@ -610,7 +610,7 @@ class HeapMap {
     const step = this.step;
     if (!step) return;
     const canvas = this.canvas;
-    const arena = step.replayer.arena;
+    const arena = step.replayer.model.main;
     const regions = walkRegions(arena);
     const cssWidth = $('heap-scroll').clientWidth - 2;
     if (cssWidth <= 0) return;
@@ -790,7 +790,7 @@ function chunkTooltip(chunk: ChunkInfo, data: Data): string {
 // ---- mmapped blocks and bins ----------------------------------------------------------------------------
 
 function drawMmapped(step: Step, data: Data, hover: (address: number) => void): void {
-  const blocks = walkMmapped(step.replayer.arena);
+  const blocks = walkMmapped(step.replayer.model.main);
   const box = $('mmapped');
   $('mmap-count').textContent = blocks.length ? `${blocks.length} · ${bytes(blocks.reduce((s, b) => s + b.size, 0))}` : '';
   if (blocks.length === 0) {
@@ -820,8 +820,8 @@ function drawMmapped(step: Step, data: Data, hover: (address: number) => void): 
 const CHIPS_SHOWN = 36;
 
 function drawBins(step: Step, data: Data, hover: (address: number) => void): void {
-  const view: BinsView = walkBins(step.replayer.arena);
-  const arena = step.replayer.arena;
+  const view: BinsView = walkBins(step.replayer.model.main);
+  const model = step.replayer.model;
   const chips: ChunkInfo[] = [];
   const chipRow = (list: ChunkInfo[], kind: ChunkKind) =>
     `<span class="chips">${list
@@ -849,13 +849,13 @@ function drawBins(step: Step, data: Data, hover: (address: number) => void): voi
   const html = [
     group(
       'tcache',
-      view.tcache.length ? `${chunksText(sum(view.tcache))} · ${bytes(total(view.tcache))} · up to ${arena.tcacheFill} per size` : `up to ${arena.tcacheFill} per size`,
+      view.tcache.length ? `${chunksText(sum(view.tcache))} · ${bytes(total(view.tcache))} · up to ${model.mp.tcacheCount} per size` : `up to ${model.mp.tcacheCount} per size`,
       view.tcache.map((b) => row(hex(32 + 16 * b.index), b.chunks, 'tcache', `tcache bin ${b.index}: chunks of ${32 + 16 * b.index} bytes, newest first`)).join(''),
-      arena.tcacheReady ? 'empty' : 'not set up yet (the first malloc makes it)',
+      model.tcache.ready ? 'empty' : 'not set up yet (the first malloc makes it)',
     ),
     group(
       'fastbins',
-      view.fastbins.length ? `${chunksText(sum(view.fastbins))} · ${bytes(total(view.fastbins))} · up to ${hex(arena.maxFast)}` : `chunks up to ${hex(arena.maxFast)}`,
+      view.fastbins.length ? `${chunksText(sum(view.fastbins))} · ${bytes(total(view.fastbins))} · up to ${hex(model.mp.maxFast)}` : `chunks up to ${hex(model.mp.maxFast)}`,
       view.fastbins.map((b) => row(hex((b.index + 2) * 16), b.chunks, 'fastbin', `fastbin ${b.index}: newest first`)).join(''),
       'empty',
     ),
@@ -918,7 +918,7 @@ function syscallText(s: Syscall): string {
 function drawEvent(step: Step, data: Data): void {
   const { events, meta } = data;
   const r = step.replayer;
-  const a = r.arena;
+  const a = r.model.main;
   $('event-title').textContent = `Event #${int(step.seq)} of ${int(meta.events)}`;
   $('event-line').textContent = `trace line ${int(events.line[step.seq])}`;
   $('explanation').innerHTML = sentenceHtml(step.sentence);
@@ -928,7 +928,7 @@ function drawEvent(step: Step, data: Data): void {
     o.where === 'heap' ? chip('block', `heap +${hex(o.offset)} · chunk size ${hex(o.chunk)}`, `the pointer returned: ${hex(o.pointer)}`) : o.where === 'mmap' ? chip('block', `mmap · ${bytes(o.chunk)}`) : '',
     ...o.syscalls.map((s) => chip('syscall', syscallText(s))),
     chip('heap', bytes(a.systemMem), 'system_mem: bytes the heap holds from the kernel'),
-    chip('mmapped', bytes(a.mmappedMem), 'bytes in mmapped chunks'),
+    chip('mmapped', bytes(r.model.mp.mmappedMem), 'bytes in mmapped chunks'),
     chip('live', bytes(r.liveBytes), 'bytes the program asked for, in its live blocks'),
     chip('top', bytes(a.topSize)),
     chip('mmap threshold', bytes(o.mmapThreshold)),

@@ -1,20 +1,19 @@
 // The model as a library: an allocator with glibc's calls on plain addresses (malloc returns a user pointer,
 // 0 for NULL), its thresholds, mallinfo2, a walk of the heap and bins, and what the last call did.
-import { MALLOPT_PARAMS } from '../trace/vocabulary.ts';
-import type { SizeT } from './size-t.ts';
+import type { SizeT } from '../allocator/size-t.ts';
 import { MallocscopeError } from '../errors.ts';
 import type { Protection, Syscall } from '../system/api.ts';
-import type { MalloptParam } from '../trace/api.ts';
-import { Arena, createArena, type ArenaOptions } from './arena.ts';
-import { ChunkState, NIL } from './chunks.ts';
-import { CHUNK_HDR_SZ, SIZE_SZ, alignDown, alignUp } from './constants.ts';
-import { checkInvariants } from './invariants.ts';
-import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, libcMallocStats, type Mallinfo2, type MallocStats } from './libc.ts';
-import { resetNotes, type CallNotes } from './notes.ts';
-import { walkBins, walkHeap, walkMmapped, type BinsView, type ChunkInfo } from './walk.ts';
+import type { Malloc } from '../allocator/malloc.ts';
+import { createMalloc, type ModelOptions } from './setup.ts';
+import { ChunkState, NIL } from '../allocator/chunks.ts';
+import { CHUNK_HDR_SZ, MALLOPT_PARAMS, SIZE_SZ, alignDown, alignUp, type MalloptParam } from '../allocator/constants.ts';
+import { checkInvariants } from '../allocator/invariants.ts';
+import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, libcMallocStats, type Mallinfo2, type MallocStats } from '../allocator/libc.ts';
+import { resetNotes, type CallNotes } from '../allocator/notes.ts';
+import { walkBins, walkHeap, walkMmapped, type BinsView, type ChunkInfo } from '../allocator/walk.ts';
 
 /** A policy (or its name) and a kernel (or the simulated one's options). */
-export type AllocatorOptions = ArenaOptions;
+export type AllocatorOptions = ModelOptions;
 
 /** What the last call did besides its result. */
 export interface LastCall extends CallNotes {
@@ -32,8 +31,8 @@ export interface BlockInfo {
 
 /** glibc 2.36's allocator (main arena, one thread) over a simulated or real kernel. */
 export class Allocator {
-  /** The model's state; read it, do not change it. */
-  readonly arena: Arena;
+  /** The model's state (mp_, the main arena, the tcache, the kernel); read it, do not change it. */
+  readonly model: Malloc;
   /** Live user pointer -> chunk id. */
   private readonly blocks = new PointerTable();
   /** The system calls of the last call (its notes stay in the arena until the next call resets them). */
@@ -50,7 +49,7 @@ export class Allocator {
   private readonly lockedBlocks = new Map<number, [number, number]>();
 
   constructor(options: AllocatorOptions = {}) {
-    this.arena = createArena(options);
+    this.model = createMalloc(options);
   }
 
   /** malloc(size): a user pointer, or 0. */
@@ -81,7 +80,7 @@ export class Allocator {
     // views stay attached: in C the block is untouched.
     const protectedLength = this.protectedBlocks.get(pointer);
     const lockedRange = this.lockedBlocks.get(pointer);
-    const system = this.arena.system;
+    const system = this.model.system;
     if (protectedLength !== undefined) system.protect!(pointer, protectedLength, 'read-write');
     if (lockedRange) system.unlock!(lockedRange[0], lockedRange[1]);
     this.blocks.delete(pointer);
@@ -137,42 +136,42 @@ export class Allocator {
 
   /** mallinfo2() now. */
   mallinfo2(): Mallinfo2 {
-    return libcMallinfo2(this.arena);
+    return libcMallinfo2(this.model);
   }
 
   /** malloc_stats()'s figures now: system and in-use bytes, and the peaks of mmapped regions and bytes. */
   mallocStats(): MallocStats {
-    return libcMallocStats(this.arena);
+    return libcMallocStats(this.model);
   }
 
   /** mp_.mmap_threshold: the sliding watermark. */
   get mmapThreshold(): SizeT {
-    return this.arena.policy.mmapThreshold;
+    return this.model.mp.mmapThreshold;
   }
 
   /** mp_.trim_threshold. */
   get trimThreshold(): SizeT {
-    return this.arena.policy.trimThreshold;
+    return this.model.mp.trimThreshold;
   }
 
   /** Whether mallopt (or the policy) has switched the sliding off. */
   get noDynThreshold(): boolean {
-    return this.arena.policy.noDynThreshold;
+    return this.model.mp.noDynThreshold;
   }
 
   /** The program break before the first allocation: heap offsets are measured from it. */
   get heapStart(): number {
-    return this.arena.system.heapStart;
+    return this.model.system.heapStart;
   }
 
   /** The program break now. */
   get brk(): number {
-    return this.arena.system.sbrk(0);
+    return this.model.system.sbrk(0);
   }
 
   /** Where a live block is and how big its chunk is. */
   block(pointer: number): BlockInfo {
-    const c = this.arena.chunks;
+    const c = this.model.chunks;
     const chunk = this.chunkOf(pointer, 'block');
     if (c.state[chunk] === ChunkState.Mmapped) return { where: 'mmap', chunk: c.size[chunk] };
     return { where: 'heap', chunk: c.size[chunk], offset: pointer - this.heapStart };
@@ -185,7 +184,7 @@ export class Allocator {
    */
   bytes(pointer: number): Uint8Array {
     this.live();
-    const system = this.arena.system;
+    const system = this.model.system;
     const chunk = this.chunkOf(pointer, 'bytes');
     if (!system.bytes) throw new MallocscopeError('NO_BYTES', 'this allocator runs on a simulated kernel, which holds no bytes; use the native backend (new NativeSystem())');
     // One view per block, kept until the block ends: asking again costs nothing and holds nothing more. A
@@ -206,7 +205,7 @@ export class Allocator {
    */
   protect(pointer: number, mode: Protection): void {
     this.live();
-    const system = this.arena.system;
+    const system = this.model.system;
     const chunk = this.chunkOf(pointer, 'protect');
     if (!system.protect) throw new MallocscopeError('NO_BYTES', 'protect needs the native backend (new NativeSystem())');
     const page = system.pageSize;
@@ -234,7 +233,7 @@ export class Allocator {
    */
   lock(pointer: number): void {
     this.live();
-    const system = this.arena.system;
+    const system = this.model.system;
     const chunk = this.chunkOf(pointer, 'lock');
     if (!system.lock) throw new MallocscopeError('NO_BYTES', 'lock needs the native backend (new NativeSystem())');
     const page = system.pageSize;
@@ -250,14 +249,14 @@ export class Allocator {
     this.chunkOf(pointer, 'unlock');
     const range = this.lockedBlocks.get(pointer);
     if (!range) return;
-    this.arena.system.unlock!(range[0], range[1]);
+    this.model.system.unlock!(range[0], range[1]);
     this.lockedBlocks.delete(pointer);
   }
 
   /** What the last call did: the path that found its chunk, system calls, consolidations, trims, threshold moves. */
   get lastCall(): LastCall {
     if (this.last === null) {
-      const n = this.arena.notes;
+      const n = this.model.notes;
       // An explicit literal, not { ...n, syscalls }: V8 (Node 20) takes a slow runtime path for a spread
       // followed by another property, about 0.7 us, which was most of a malloc+free pair.
       const merge = n.merge === null ? null : { size: n.merge.size, intoTop: n.merge.intoTop };
@@ -278,27 +277,27 @@ export class Allocator {
 
   /** Every heap chunk in address order. */
   heap(): ChunkInfo[] {
-    return walkHeap(this.arena);
+    return walkHeap(this.model.main);
   }
 
   /** Every mmapped chunk. */
   mmapped(): ChunkInfo[] {
-    return walkMmapped(this.arena);
+    return walkMmapped(this.model.main);
   }
 
   /** The tcache, fastbins, unsorted, small and large bins, the top and last_remainder. */
   bins(): BinsView {
-    return walkBins(this.arena);
+    return walkBins(this.model.main);
   }
 
   /** Checks every invariant of the heap; throws an Error naming the first that does not hold. */
   check(): void {
-    checkInvariants(this.arena);
+    checkInvariants(this.model.main);
   }
 
   /** Starts a call: its notes reset in place, the next seq (as before the arguments are checked). */
-  private begin(): Arena {
-    const av = this.arena;
+  private begin(): Malloc {
+    const av = this.model;
     if (av.system.released === true) this.live();
     resetNotes(av.notes);
     this.last = null;
@@ -308,7 +307,7 @@ export class Allocator {
 
   /** Ends a call that returned `chunk` (NIL for none): keeps its system calls; the user pointer, or 0. */
   private end(chunk: number): number {
-    const av = this.arena;
+    const av = this.model;
     this.lastSyscalls = av.system.takeSyscalls();
     if (chunk === NIL) return 0;
     const pointer = av.chunks.address[chunk] + CHUNK_HDR_SZ;
@@ -318,7 +317,7 @@ export class Allocator {
 
   /** malloc_usable_size of a live chunk. */
   private usable(chunk: number): number {
-    const c = this.arena.chunks;
+    const c = this.model.chunks;
     return c.state[chunk] === ChunkState.Mmapped ? c.size[chunk] - CHUNK_HDR_SZ : c.size[chunk] - SIZE_SZ;
   }
 
@@ -327,14 +326,14 @@ export class Allocator {
     if (this.views.size !== 0) {
       const view = this.views.get(pointer);
       if (view !== undefined) {
-        this.arena.system.detach?.(view);
+        this.model.system.detach?.(view);
         this.views.delete(pointer);
       }
     }
     if (this.protectedBlocks.size !== 0) {
       const length = this.protectedBlocks.get(pointer);
       if (length !== undefined) {
-        this.arena.system.protect!(pointer, length, 'read-write');
+        this.model.system.protect!(pointer, length, 'read-write');
         this.protectedBlocks.delete(pointer);
         this.protectionOf.delete(pointer);
       }
@@ -342,7 +341,7 @@ export class Allocator {
     if (this.lockedBlocks.size !== 0) {
       const range = this.lockedBlocks.get(pointer);
       if (range) {
-        this.arena.system.unlock!(range[0], range[1]);
+        this.model.system.unlock!(range[0], range[1]);
         this.lockedBlocks.delete(pointer);
       }
     }
@@ -361,7 +360,7 @@ export class Allocator {
 
   /** Refuses a call once the native system under the allocator was released: its memory is gone. */
   private live(): void {
-    if (this.arena.system.released === true) {
+    if (this.model.system.released === true) {
       throw new MallocscopeError('SYSTEM_RELEASED', 'this allocator\'s native system was released (its memory is gone); create a new NativeSystem and Allocator');
     }
   }

@@ -1,21 +1,22 @@
 // Drives the allocator core with trace events: each trace slot maps to the chunk its ID names, and each
 // event yields an outcome (where the block went, its chunk, offset, the system calls, what moved).
-import type { SizeT } from './size-t.ts';
+import type { SizeT } from '../allocator/size-t.ts';
 import { MallocscopeError, ModelAbortError } from '../errors.ts';
 import type { Syscall } from '../system/api.ts';
 import type { TraceEvent, TraceOp } from '../trace/api.ts';
 import { MALLOPT_PARAMS, OP_CALLOC, OP_FREE, OP_MALLOC, OP_MALLOPT, OP_MEMALIGN, OP_REALLOC, OP_TRIM, TRACE_OPS, TraceReader, readTrace } from '../trace/reader.ts';
-import { Arena, createArena, type ArenaOptions } from './arena.ts';
-import { ChunkState, NIL } from './chunks.ts';
-import { CHUNK_HDR_SZ } from './constants.ts';
-import { checkInvariants } from './invariants.ts';
-import { HUGE_REFUSED_STAND_IN, HUGE_STAND_IN, classifyHuge, intMallocBytes, reallocHugeRefused, type HugeOutcome } from './huge.ts';
-import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, type Mallinfo2 } from './libc.ts';
-import { resetNotes, type CallNotes } from './notes.ts';
-import { AllocatorAbort } from './sysmalloc.ts';
+import type { Malloc } from '../allocator/malloc.ts';
+import { createMalloc, presetName, type ModelOptions } from './setup.ts';
+import { ChunkState, NIL } from '../allocator/chunks.ts';
+import { CHUNK_HDR_SZ } from '../allocator/constants.ts';
+import { checkInvariants } from '../allocator/invariants.ts';
+import { HUGE_REFUSED_STAND_IN, HUGE_STAND_IN, classifyHuge, intMallocBytes, reallocHugeRefused, type HugeOutcome } from '../allocator/huge.ts';
+import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, type Mallinfo2 } from '../allocator/libc.ts';
+import { resetNotes, type CallNotes } from '../allocator/notes.ts';
+import { AllocatorAbort } from '../allocator/sysmalloc.ts';
 
 /** How to build the allocator a replay drives. */
-export interface ReplayOptions extends ArenaOptions {
+export interface ReplayOptions extends ModelOptions {
   /** Check every invariant after every event (slow; for tests): a broken one stops the replay. */
   checkInvariants?: boolean;
 }
@@ -52,7 +53,10 @@ const OP_CODE: Record<TraceOp, number> = { malloc: OP_MALLOC, calloc: OP_CALLOC,
 
 /** Replays events one at a time through one allocator. */
 export class Replayer {
-  readonly arena: Arena;
+  /** The model: mp_, the arena, the tcache, the kernel. */
+  readonly model: Malloc;
+  /** The policy preset's name (glibc, fixed:BYTES, heap, mmap), for reports. */
+  readonly policyName: string;
   /** trace slot -> chunk id (NIL for a NULL block). */
   private slots = new Int32Array(1024).fill(NIL);
   /** trace slot -> bytes the program asked for (0 for a NULL block). */
@@ -65,8 +69,9 @@ export class Replayer {
   private idSource: TraceEvent | TraceReader | null = null;
 
   constructor(options: ReplayOptions = {}) {
-    this.arena = createArena(options);
-    const policy = this.arena.policy;
+    this.model = createMalloc(options);
+    this.policyName = presetName(options);
+    const mp = this.model.mp;
     this.checking = options.checkInvariants ?? false;
     const replayer = this;
     this.outcome = {
@@ -84,9 +89,9 @@ export class Replayer {
       offset: 0,
       pointer: 0,
       syscalls: [],
-      notes: this.arena.notes,
-      mmapThreshold: policy.mmapThreshold,
-      trimThreshold: policy.trimThreshold,
+      notes: this.model.notes,
+      mmapThreshold: mp.mmapThreshold,
+      trimThreshold: mp.trimThreshold,
     };
   }
 
@@ -95,15 +100,15 @@ export class Replayer {
     if (event.op === 'trim' && event.exact?.pad !== undefined) {
       // malloc_trim's pad past 2^53: systrim's size_t arithmetic needs it exactly
       const pad = event.exact.pad;
-      this.arena.seq = event.seq;
-      resetNotes(this.arena.notes);
-      this.guard(event.seq, event.line, event.op, () => libcTrim(this.arena, pad));
+      this.model.seq = event.seq;
+      resetNotes(this.model.notes);
+      this.guard(event.seq, event.line, event.op, () => libcTrim(this.model, pad));
       return this.finish(event, event.seq, event.line, OP_TRIM, NIL);
     }
     const huge = event.exact ? classifyHuge(event) : null;
     if (huge) {
-      this.arena.seq = event.seq;
-      resetNotes(this.arena.notes);
+      this.model.seq = event.seq;
+      resetNotes(this.model.notes);
       const result = this.guard(event.seq, event.line, event.op, () => this.applyHuge(event, huge));
       return this.finish(event, event.seq, event.line, OP_CODE[event.op], result);
     }
@@ -161,43 +166,43 @@ export class Replayer {
 
   /** One call by numeric op code: the block's chunk id (NIL for NULL, or for calls that return nothing). */
   private step(op: number, seq: number, line: number, slot: number, wasLive: boolean, size: number, nmemb: number, alignment: number, param: number, value: number, pad: number): number {
-    const av = this.arena;
-    av.seq = seq;
-    resetNotes(av.notes);
+    const m = this.model;
+    m.seq = seq;
+    resetNotes(m.notes);
     try {
       switch (op) {
         case OP_MALLOC: {
-          const result = libcMalloc(av, size);
+          const result = libcMalloc(m, size);
           this.setSlot(slot, result, size);
           return result;
         }
         case OP_CALLOC: {
-          const result = libcCalloc(av, nmemb, size);
+          const result = libcCalloc(m, nmemb, size);
           this.setSlot(slot, result, nmemb * size);
           return result;
         }
         case OP_MEMALIGN: {
-          const result = libcMemalign(av, alignment, size);
+          const result = libcMemalign(m, alignment, size);
           this.setSlot(slot, result, size);
           return result;
         }
         case OP_REALLOC: {
           const old = wasLive ? this.slots[slot] : NIL;
-          const result = libcRealloc(av, old, size);
+          const result = libcRealloc(m, old, size);
           // realloc(p, 0) freed p; a failed realloc leaves p where it was.
           if (result !== NIL || (size === 0 && old !== NIL)) this.setSlot(slot, result, size);
           else if (!wasLive) this.setSlot(slot, NIL, 0);
           return result;
         }
         case OP_FREE:
-          libcFree(av, this.slots[slot]);
+          libcFree(m, this.slots[slot]);
           this.setSlot(slot, NIL, 0);
           return NIL;
         case OP_MALLOPT:
-          libcMallopt(av, MALLOPT_PARAMS[param], value);
+          libcMallopt(m, MALLOPT_PARAMS[param], value);
           return NIL;
         default:
-          libcTrim(av, pad);
+          libcTrim(m, pad);
           return NIL;
       }
     } catch (error) {
@@ -221,10 +226,10 @@ export class Replayer {
 
   /** Fills the outcome after a call (and checks the invariants when asked). */
   private finish(event: TraceEvent | null, seq: number, line: number, op: number, result: number): ReplayOutcome {
-    const av = this.arena;
+    const m = this.model;
     if (this.checking) {
       try {
-        checkInvariants(av);
+        checkInvariants(m.main);
       } catch (error) {
         throw new MallocscopeError('MODEL_INVARIANT', `event ${seq} (line ${line}, ${TRACE_OPS[op]}): ${(error as Error).message}`);
       }
@@ -235,17 +240,17 @@ export class Replayer {
     out.seq = seq;
     out.line = line;
     out.op = TRACE_OPS[op];
-    out.notes = av.notes;
-    out.syscalls = av.system.takeSyscalls();
-    out.mmapThreshold = av.policy.mmapThreshold;
-    out.trimThreshold = av.policy.trimThreshold;
+    out.notes = m.notes;
+    out.syscalls = m.system.takeSyscalls();
+    out.mmapThreshold = m.mp.mmapThreshold;
+    out.trimThreshold = m.mp.trimThreshold;
     // Only malloc, calloc, memalign and realloc return a block.
     if (result !== NIL && op <= OP_MEMALIGN) {
-      const c = av.chunks;
+      const c = m.chunks;
       out.where = c.state[result] === ChunkState.Mmapped ? 'mmap' : 'heap';
       out.chunk = c.size[result];
       out.pointer = c.address[result] + CHUNK_HDR_SZ;
-      out.offset = out.pointer - av.system.heapStart;
+      out.offset = out.pointer - m.system.heapStart;
     } else {
       out.where = null;
       out.chunk = 0;
@@ -261,28 +266,28 @@ export class Replayer {
    * block; a failed malloc, calloc or memalign leaves its ID live with a NULL block.
    */
   private applyHuge(event: TraceEvent, huge: HugeOutcome): number {
-    const av = this.arena;
+    const m = this.model;
     if (event.op === 'realloc') {
       const old = event.wasLive ? this.slots[event.slot] : NIL;
-      const heapBlock = old !== NIL && av.chunks.state[old] !== ChunkState.Mmapped;
+      const heapBlock = old !== NIL && m.chunks.state[old] !== ChunkState.Mmapped;
       // A refused size still goes through libcRealloc, which does what glibc does before refusing it.
       const refused = huge === 'refused' || (heapBlock && reallocHugeRefused(event.exact!.size!));
-      if (!refused) av.hugeRequest = intMallocBytes(event, heapBlock);
+      if (!refused) m.hugeRequest = intMallocBytes(event, heapBlock);
       try {
-        libcRealloc(av, old, refused ? HUGE_REFUSED_STAND_IN : HUGE_STAND_IN);
+        libcRealloc(m, old, refused ? HUGE_REFUSED_STAND_IN : HUGE_STAND_IN);
       } finally {
-        av.hugeRequest = null;
+        m.hugeRequest = null;
       }
       if (!event.wasLive) this.setSlot(event.slot, NIL, 0);
       return NIL;
     }
     if (huge === 'searched') {
-      av.hugeRequest = intMallocBytes(event, false);
+      m.hugeRequest = intMallocBytes(event, false);
       try {
-        if (event.op === 'memalign' && event.alignment > 16) libcMemalign(av, 64, HUGE_STAND_IN);
-        else libcMalloc(av, HUGE_STAND_IN);
+        if (event.op === 'memalign' && event.alignment > 16) libcMemalign(m, 64, HUGE_STAND_IN);
+        else libcMalloc(m, HUGE_STAND_IN);
       } finally {
-        av.hugeRequest = null;
+        m.hugeRequest = null;
       }
     }
     this.setSlot(event.slot, NIL, 0);
@@ -291,7 +296,7 @@ export class Replayer {
 
   /** mallinfo2 now. */
   mallinfo2(): Mallinfo2 {
-    return libcMallinfo2(this.arena);
+    return libcMallinfo2(this.model);
   }
 
   /** The chunk id a live trace slot names (NIL for a NULL block). */

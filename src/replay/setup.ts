@@ -1,0 +1,26 @@
+// Builds the model a replay or the Allocator drives: a policy preset (or its `--policy` name) over a
+// kernel (or the simulated one's options). Names are resolved here, outside the core, which takes objects.
+import { Malloc } from '../allocator/malloc.ts';
+import { paramsFor, policyByName, type Preset } from '../policy/index.ts';
+import type { SystemMemory } from '../system/api.ts';
+import { SimulatedSystem, type SimulatedSystemOptions } from '../system/simulated.ts';
+
+/** What a model is built from. */
+export interface ModelOptions {
+  /** glibc (default), fixed:BYTES, heap, mmap, or a preset object. */
+  policy?: Preset | string;
+  /** A system layer, or options for the simulated one (the default). */
+  system?: SystemMemory | SimulatedSystemOptions;
+}
+
+/** A fresh process's malloc as the options say (the one place the Replayer and the Allocator make theirs). */
+export function createMalloc(options: ModelOptions = {}): Malloc {
+  const preset = typeof options.policy === 'object' ? options.policy : policyByName(options.policy ?? 'glibc');
+  const system = options.system && 'sbrk' in options.system ? options.system : new SimulatedSystem(options.system);
+  return new Malloc(system, paramsFor(preset));
+}
+
+/** The preset's name, for reports: what `--policy` would write. */
+export function presetName(options: ModelOptions): string {
+  return typeof options.policy === 'object' ? options.policy.name : (options.policy ?? 'glibc');
+}

@@ -6,15 +6,16 @@ import type { MalloptParam } from './constants.ts';
 import { ChunkState, NIL } from './chunks.ts';
 import type { MallocPar } from './params.ts';
 import type { ThresholdMove } from './notes.ts';
-import { big, sizeTFromInt, wrap } from './size-t.ts';
+import { HUGE_STAND_IN, big, request2sizeExact, sizeT, sizeTFromInt, wrap, type SizeT } from './size-t.ts';
 import {
-  BELOW_2_63,
   DEFAULT_MMAP_THRESHOLD_MAX,
   CHUNK_HDR_SZ,
   HEAP_INFO_SIZE,
   HEAP_MAX_SIZE,
   HEAP_MIN_SIZE,
   MALLOC_ALIGNMENT,
+  MALLOC_ALIGN_MASK,
+  MINSIZE,
   MALLOC_STATE_SIZE,
   MAX_FAST_SIZE,
   PTRDIFF_MAX,
@@ -32,6 +33,8 @@ import { intMalloc } from './int-malloc.ts';
 import { intMemalign, memalignAlignment } from './memalign.ts';
 import { intRealloc, reallocMmapped } from './realloc.ts';
 import { mtrim, munmapChunk } from './sysmalloc.ts';
+
+const SIZE_MAX = (1n << 64n) - 1n;
 
 /**
  * MAYBE_INIT_TCACHE: the first malloc, calloc or heap free allocates the tcache struct (chunk 0x290). When the
@@ -71,20 +74,37 @@ function newArenaFor(av: MallocState, bytes: number): SideArena {
   return { systemMem: size, used: top + request2size(bytes) };
 }
 
-/** __libc_malloc. */
-export function libcMalloc(m: Malloc, bytes: number): number {
+/**
+ * __libc_malloc. A size above 2^53 (a bigint) is checked exactly here: above PTRDIFF_MAX glibc refuses it
+ * before anything else; below, it is searched for with the stand-in size and fails in sysmalloc.
+ */
+export function libcMalloc(m: Malloc, bytes: SizeT): number {
+  if (typeof bytes === 'bigint') {
+    if (bytes > PTRDIFF_MAX) return NIL;
+    return withExactRequest(m, bytes, () => libcMalloc(m, HUGE_STAND_IN));
+  }
   const av = m.main;
   const nb = checkedRequest2size(bytes);
   if (nb === 0) return NIL;
-  if (!av.m.tcache.ready) maybeInitTcache(av);
+  if (!m.tcache.ready) maybeInitTcache(av);
   const tidx = csize2tidx(nb);
-  if (tidx < av.mp.tcacheBins && av.m.tcache.counts[tidx] > 0 && av.m.tcache.ready) {
-    av.m.notes.path = 'tcache';
-    const p = av.m.tcache.get(tidx);
-    av.chunks.madeBy[p] = av.m.seq;
+  if (tidx < m.mp.tcacheBins && m.tcache.counts[tidx] > 0 && m.tcache.ready) {
+    m.notes.path = 'tcache';
+    const p = m.tcache.get(tidx);
+    av.chunks.madeBy[p] = m.seq;
     return p;
   }
   return stamp(av, intMalloc(av, bytes));
+}
+
+/** Runs `call` with the stand-in size for a request whose exact _int_malloc bytes are `exact` (above 2^53). */
+function withExactRequest(m: Malloc, exact: bigint, call: () => number): number {
+  m.hugeRequest = exact;
+  try {
+    return call();
+  } finally {
+    m.hugeRequest = null;
+  }
 }
 
 /** __libc_free. An mmapped chunk first moves the sliding threshold, then is unmapped. */
@@ -122,21 +142,31 @@ function slideThreshold(mp: MallocPar, sizeWord: number, chunkSize: number): Thr
 
 /**
  * __libc_calloc: nmemb * size is computed into a ptrdiff_t, so a product above PTRDIFF_MAX (not only one
- * past 2^64) fails at once, before the tcache set-up; then _int_malloc, never the tcache.
+ * past 2^64) fails at once, before the tcache set-up; then _int_malloc, never the tcache. A product above
+ * 2^53 is taken exactly (it is searched for with the stand-in size, and fails in sysmalloc).
  */
-export function libcCalloc(m: Malloc, nmemb: number, size: number): number {
-  const av = m.main;
-  let bytes = nmemb * size;
+export function libcCalloc(m: Malloc, nmemb: SizeT, size: SizeT): number {
+  let bytes = typeof nmemb === 'number' && typeof size === 'number' ? nmemb * size : Infinity;
+  let exact: bigint | null = null;
   if (bytes > Number.MAX_SAFE_INTEGER) {
-    const exact = BigInt(nmemb) * BigInt(size);
-    if (exact > PTRDIFF_MAX) return NIL;
-    // keep "at most PTRDIFF_MAX" below 2^63 as a double, as the trace reader does
-    bytes = Math.min(Number(exact), BELOW_2_63);
+    const product = big(nmemb) * big(size);
+    if (product > PTRDIFF_MAX) return NIL;
+    if (product <= BigInt(Number.MAX_SAFE_INTEGER)) bytes = Number(product);
+    else {
+      exact = product;
+      bytes = HUGE_STAND_IN;
+    }
   }
-  maybeInitTcache(av);
-  const p = intMalloc(av, bytes);
-  if (p !== NIL && av.system.zero) zeroCalloc(av, p);
-  return stamp(av, p);
+  const av = m.main;
+  if (exact !== null) m.hugeRequest = exact;
+  try {
+    maybeInitTcache(av);
+    const p = intMalloc(av, bytes);
+    if (p !== NIL && av.system.zero) zeroCalloc(av, p);
+    return stamp(av, p);
+  } finally {
+    m.hugeRequest = null;
+  }
 }
 
 /**
@@ -151,9 +181,10 @@ function zeroCalloc(av: MallocState, p: number): void {
 
 /**
  * __libc_realloc. realloc(p, 0) frees; realloc(NULL, n) mallocs; a failure leaves p as it was. For a heap
- * block the tcache is set up before the size is checked, so even a refused size sets it up.
+ * block the tcache is set up before the size is checked, so even a refused size sets it up. A size above
+ * 2^53 is checked exactly here, in glibc's order.
  */
-export function libcRealloc(m: Malloc, p: number, bytes: number): number {
+export function libcRealloc(m: Malloc, p: number, bytes: SizeT): number {
   const av = m.main;
   if (bytes === 0 && p !== NIL) {
     libcFree(m, p);
@@ -162,19 +193,52 @@ export function libcRealloc(m: Malloc, p: number, bytes: number): number {
   if (p === NIL) return libcMalloc(m, bytes);
   const mmapped = av.chunks.state[p] === ChunkState.Mmapped;
   if (!mmapped) maybeInitTcache(av);
+  if (typeof bytes === 'bigint') {
+    if (bytes > PTRDIFF_MAX) return NIL;
+    // A heap block that cannot grow in place asks _int_malloc for nb - MALLOC_ALIGN_MASK, refused at once
+    // above PTRDIFF_MAX; an mmapped block asks mremap for the exact size, then malloc for the bytes.
+    const exact = mmapped ? bytes : request2sizeExact(bytes) - BigInt(MALLOC_ALIGN_MASK);
+    if (exact > PTRDIFF_MAX) return NIL;
+    return withExactRequest(m, exact, () => libcRealloc(m, p, HUGE_STAND_IN));
+  }
   const nb = checkedRequest2size(bytes);
   if (nb === 0) return NIL;
   if (mmapped) return stamp(av, reallocMmapped(av, p, bytes, nb, (n) => libcMalloc(m, n)));
   return stamp(av, intRealloc(av, p, nb));
 }
 
-/** memalign / aligned_alloc (_mid_memalign): small alignments are plain malloc; the rest never use tcache. */
-export function libcMemalign(m: Malloc, alignment: number, bytes: number): number {
+/**
+ * memalign / aligned_alloc (_mid_memalign): small alignments are plain malloc; the rest never use tcache.
+ * Exact values above 2^53 are checked here, in glibc's order: the alignment (EINVAL above 2^63), the size
+ * against PTRDIFF_MAX, then the padded request _int_memalign makes.
+ */
+export function libcMemalign(m: Malloc, alignment: SizeT, bytes: SizeT): number {
+  if (typeof alignment === 'bigint' || typeof bytes === 'bigint') return memalignExact(m, big(alignment), big(bytes));
   const av = m.main;
   const adjusted = memalignAlignment(alignment);
   if (adjusted === 0) return libcMalloc(m, bytes);
   if (adjusted < 0) return NIL;
   return stamp(av, intMemalign(av, adjusted, bytes));
+}
+
+function memalignExact(m: Malloc, alignment: bigint, req: bigint): number {
+  if (alignment <= BigInt(MALLOC_ALIGNMENT)) return libcMalloc(m, sizeT(req));
+  if (alignment > 1n << 63n) return NIL; // EINVAL
+  let aligned = alignment < BigInt(MINSIZE) ? BigInt(MINSIZE) : alignment;
+  if ((aligned & (aligned - 1n)) !== 0n) {
+    let power = BigInt(MINSIZE);
+    while (power < aligned) power <<= 1n;
+    aligned = power;
+  }
+  if (req > PTRDIFF_MAX) return NIL;
+  const nb = request2sizeExact(req);
+  if (nb > SIZE_MAX - aligned - BigInt(MINSIZE)) return NIL;
+  const inner = nb + aligned + BigInt(MINSIZE);
+  if (inner > PTRDIFF_MAX) return NIL;
+  // Only the size was large: the alignment (a power of two) is exact as a double, and so is the rest.
+  if (req <= BigInt(Number.MAX_SAFE_INTEGER)) return libcMemalign(m, Number(alignment), Number(req));
+  // _int_memalign's inner request fails in sysmalloc whatever the alignment: 64 stands in for it.
+  return withExactRequest(m, inner, () => libcMemalign(m, 64, HUGE_STAND_IN));
 }
 
 /** mallopt: always consolidates first; returns glibc's result (1, or 0 for a refused M_MXFAST). */

@@ -6,8 +6,8 @@ import { CHUNK_HDR_SZ, MALLOC_ALIGN_MASK, MINSIZE, SIZE_SZ, alignUp } from './co
 import { intFree } from './int-free.ts';
 import { intMalloc } from './int-malloc.ts';
 import { munmapChunk } from './sysmalloc.ts';
-import { exactNb } from './huge.ts';
-import { alignUpExact } from './size-t.ts';
+
+import { alignUpExact, exactNb } from './size-t.ts';
 
 /**
  * mremap_chunk: resizes an mmapped chunk's mapping to hold nb bytes. Returns p (same id, possibly moved), or

@@ -33,3 +33,22 @@ export function alignUpExact(value: bigint, unit: number): bigint {
   const u = BigInt(unit);
   return wrap((value + u - 1n) & ~(u - 1n));
 }
+
+/** request2size in exact size_t arithmetic (wrapping as C does): the chunk size of a request of `req` bytes. */
+export function request2sizeExact(req: bigint): bigint {
+  const padded = wrap(req + 8n + 15n);
+  return padded < 32n ? 32n : padded & ~15n;
+}
+
+/**
+ * A request above 2^53 runs through the model with a stand-in size of 2^62 (every such request fails, as no
+ * kernel grants it, but only after the same search); its exact size is kept in Malloc.hugeRequest. Where the
+ * kernel is asked (sysmalloc, mremap_chunk) this gives the exact chunk size back: for the stand-in, the exact
+ * one; for any other nb, nb itself.
+ */
+export const HUGE_STAND_IN = 2 ** 62;
+
+export function exactNb(hugeRequest: bigint | null, nb: number): SizeT {
+  if (hugeRequest !== null && nb >= HUGE_STAND_IN) return request2sizeExact(hugeRequest);
+  return nb > Number.MAX_SAFE_INTEGER ? BigInt(nb) : nb;
+}

@@ -16,8 +16,8 @@ import {
   largebinIndex,
 } from './constants.ts';
 import { intFree, mallocConsolidate } from './int-free.ts';
-import { exactNb } from './huge.ts';
-import { alignUpExact, big, sizeT, sizeTFromInt, wrap, type SizeT } from './size-t.ts';
+
+import { alignUpExact, big, exactNb, sizeT, sizeTFromInt, wrap, type SizeT } from './size-t.ts';
 
 const TWO_63 = 1n << 63n;
 const TWO_64 = 1n << 64n;

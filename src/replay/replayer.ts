@@ -10,7 +10,7 @@ import { createMalloc, presetName, type ModelOptions } from './setup.ts';
 import { ChunkState, NIL } from '../allocator/chunks.ts';
 import { CHUNK_HDR_SZ } from '../allocator/constants.ts';
 import { checkInvariants } from '../allocator/invariants.ts';
-import { HUGE_REFUSED_STAND_IN, HUGE_STAND_IN, classifyHuge, intMallocBytes, reallocHugeRefused, type HugeOutcome } from '../allocator/huge.ts';
+import { sizeT } from '../allocator/size-t.ts';
 import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, type Mallinfo2 } from '../allocator/libc.ts';
 import { resetNotes, type CallNotes } from '../allocator/notes.ts';
 import { AllocatorAbort } from '../allocator/sysmalloc.ts';
@@ -97,19 +97,11 @@ export class Replayer {
 
   /** Applies one event. An internal inconsistency or a glibc abort stops with the event's seq and line. */
   apply(event: TraceEvent): ReplayOutcome {
-    if (event.op === 'trim' && event.exact?.pad !== undefined) {
-      // malloc_trim's pad past 2^53: systrim's size_t arithmetic needs it exactly
-      const pad = event.exact.pad;
+    if (event.exact) {
+      // Values past 2^53: the entry points take them exactly (as bigints) and check them in glibc's order.
       this.model.seq = event.seq;
       resetNotes(this.model.notes);
-      this.guard(event.seq, event.line, event.op, () => libcTrim(this.model, pad));
-      return this.finish(event, event.seq, event.line, OP_TRIM, NIL);
-    }
-    const huge = event.exact ? classifyHuge(event) : null;
-    if (huge) {
-      this.model.seq = event.seq;
-      resetNotes(this.model.notes);
-      const result = this.guard(event.seq, event.line, event.op, () => this.applyHuge(event, huge));
+      const result = this.guard(event.seq, event.line, event.op, () => this.applyExact(event));
       return this.finish(event, event.seq, event.line, OP_CODE[event.op], result);
     }
     let result: number;
@@ -260,38 +252,43 @@ export class Replayer {
     return out;
   }
 
-  /**
-   * A request above 2^53 bytes, which fails whatever happens: do the side effects glibc does before failing
-   * (classifyHuge decides which), with a stand-in size that fails the same way. A failed realloc keeps its
-   * block; a failed malloc, calloc or memalign leaves its ID live with a NULL block.
-   */
-  private applyHuge(event: TraceEvent, huge: HugeOutcome): number {
+  /** An event with values past 2^53, each passed to the entry point as the exact size_t it is. */
+  private applyExact(event: TraceEvent): number {
     const m = this.model;
-    if (event.op === 'realloc') {
-      const old = event.wasLive ? this.slots[event.slot] : NIL;
-      const heapBlock = old !== NIL && m.chunks.state[old] !== ChunkState.Mmapped;
-      // A refused size still goes through libcRealloc, which does what glibc does before refusing it.
-      const refused = huge === 'refused' || (heapBlock && reallocHugeRefused(event.exact!.size!));
-      if (!refused) m.hugeRequest = intMallocBytes(event, heapBlock);
-      try {
-        libcRealloc(m, old, refused ? HUGE_REFUSED_STAND_IN : HUGE_STAND_IN);
-      } finally {
-        m.hugeRequest = null;
+    const exact = event.exact!;
+    const size = exact.size !== undefined ? sizeT(exact.size) : 'size' in event ? event.size : 0;
+    // What the program asked for, as liveBytes counts it (a double is near enough for a statistic).
+    const asked = Number(size);
+    switch (event.op) {
+      case 'malloc': {
+        const result = libcMalloc(m, size);
+        this.setSlot(event.slot, result, asked);
+        return result;
       }
-      if (!event.wasLive) this.setSlot(event.slot, NIL, 0);
-      return NIL;
-    }
-    if (huge === 'searched') {
-      m.hugeRequest = intMallocBytes(event, false);
-      try {
-        if (event.op === 'memalign' && event.alignment > 16) libcMemalign(m, 64, HUGE_STAND_IN);
-        else libcMalloc(m, HUGE_STAND_IN);
-      } finally {
-        m.hugeRequest = null;
+      case 'calloc': {
+        const nmemb = exact.nmemb !== undefined ? sizeT(exact.nmemb) : event.nmemb;
+        const result = libcCalloc(m, nmemb, size);
+        this.setSlot(event.slot, result, Number(nmemb) * asked);
+        return result;
       }
+      case 'memalign': {
+        const result = libcMemalign(m, exact.alignment !== undefined ? sizeT(exact.alignment) : event.alignment, size);
+        this.setSlot(event.slot, result, asked);
+        return result;
+      }
+      case 'realloc': {
+        const old = event.wasLive ? this.slots[event.slot] : NIL;
+        const result = libcRealloc(m, old, size);
+        if (result !== NIL) this.setSlot(event.slot, result, asked);
+        else if (!event.wasLive) this.setSlot(event.slot, NIL, 0);
+        return result;
+      }
+      case 'trim':
+        libcTrim(m, exact.pad ?? event.pad);
+        return NIL;
+      default:
+        throw new MallocscopeError('MODEL_INVARIANT', `event ${event.seq}: ${event.op} carries no size to take exactly`);
     }
-    this.setSlot(event.slot, NIL, 0);
-    return NIL;
   }
 
   /** mallinfo2 now. */

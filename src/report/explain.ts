@@ -1,8 +1,7 @@
 // One plain sentence per event, in glibc's terms and with its numbers: what the call did and why
 // (GLIBC-2.36.md §2–§7). An observer of the replay: it reads a snapshot of the state taken before the event
 // (captureBefore), the event and its outcome, and never changes the allocator.
-import { request2size as exactRequest2size } from '../allocator/huge.ts';
-import { sizeTFromInt, type SizeT } from '../allocator/size-t.ts';
+import { request2sizeExact as exactRequest2size, sizeTFromInt, type SizeT } from '../allocator/size-t.ts';
 import { UNSORTED } from '../allocator/arena.ts';
 import { ChunkState, NIL } from '../allocator/chunks.ts';
 import {

@@ -4,6 +4,7 @@ import type { MallocState } from './arena.ts';
 import { ChunkState, NIL, isBinned } from './chunks.ts';
 import { FASTBIN_CONSOLIDATION_THRESHOLD, NFASTBINS, csize2tidx, fastbinIndex } from './constants.ts';
 import { systrim } from './sysmalloc.ts';
+import type { FreeNote, TrimNote } from './notes.ts';
 
 /** _int_free(av, p) for a heap chunk `p` that is in use. */
 export function intFree(av: MallocState, p: number): void {
@@ -11,21 +12,58 @@ export function intFree(av: MallocState, p: number): void {
   const size = c.size[p];
 
   const tidx = csize2tidx(size);
-  if (av.m.tcache.ready && tidx < av.mp.tcacheBins && av.m.tcache.counts[tidx] < av.mp.tcacheCount) {
+  const notes = av.m.notes;
+  const tcacheable = av.m.tcache.ready && tidx < av.mp.tcacheBins;
+  if (tcacheable && av.m.tcache.counts[tidx] < av.mp.tcacheCount) {
     av.m.tcache.put(p, tidx);
+    if (notes.detail) noteFree(av, size, 'tcache', av.m.tcache.counts[tidx], tcacheable, 0);
     return;
   }
 
   if (size <= av.mp.maxFast) {
     av.fastbinPush(p, fastbinIndex(size));
+    if (notes.detail) noteFree(av, size, 'fastbin', fastbinIndex(size), tcacheable, 0);
     return;
   }
 
   const merged = coalesce(av, p);
+  const intoTop = av.top === p;
+  if (notes.detail) noteFree(av, size, intoTop ? 'top' : 'unsorted', 0, tcacheable, merged);
+  const trim = notes.detail ? trimNote(av, merged, intoTop) : null;
   if (merged >= FASTBIN_CONSOLIDATION_THRESHOLD) {
-    if (av.haveFastchunks) mallocConsolidate(av);
-    if (av.topSize >= av.mp.trimThreshold) systrim(av, av.mp.topPad);
+    const consolidated = av.haveFastchunks;
+    if (consolidated) mallocConsolidate(av);
+    if (trim) {
+      trim.checked = true;
+      trim.consolidated = consolidated;
+      trim.top = av.topSize;
+    }
+    if (av.topSize >= av.mp.trimThreshold) systrim(av, av.mp.topPad, trim);
+    else if (trim) trim.verdict = 'below';
   }
+}
+
+function noteFree(av: MallocState, size: number, to: FreeNote['to'], count: number, tcacheable: boolean, merged: number): void {
+  av.m.notes.freed.push({ size, to, count, fill: av.mp.tcacheCount, tcacheable, maxFast: av.mp.maxFast, merged });
+}
+
+/** A fresh trim note for a free whose chunk merged into `merged` bytes (the top's when `intoTop`). */
+function trimNote(av: MallocState, merged: number, intoTop: boolean): TrimNote {
+  const note: TrimNote = {
+    merged,
+    intoTop,
+    consolidationThreshold: FASTBIN_CONSOLIDATION_THRESHOLD,
+    checked: false,
+    consolidated: false,
+    top: av.topSize,
+    trimThreshold: av.mp.trimThreshold,
+    topPad: av.mp.topPad,
+    verdict: 'unchecked',
+    excess: 0,
+    page: av.system.pageSize,
+  };
+  av.m.notes.trim = note;
+  return note;
 }
 
 /**
@@ -72,6 +110,9 @@ export function mallocConsolidate(av: MallocState): void {
   // Each list in order, newest first; coalescing never touches a fastbin, so popping one at a time is the
   // same as glibc detaching the whole list first.
   for (let index = 0; index < NFASTBINS; index++) {
-    while (av.fastbins[index] !== NIL) coalesce(av, av.fastbinPop(index));
+    while (av.fastbins[index] !== NIL) {
+      coalesce(av, av.fastbinPop(index));
+      av.m.notes.consolidatedChunks++;
+    }
   }
 }

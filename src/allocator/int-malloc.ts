@@ -15,6 +15,7 @@ import {
   smallbinIndex,
 } from './constants.ts';
 import { mallocConsolidate } from './int-free.ts';
+import type { SearchNote } from './notes.ts';
 import { sysmalloc } from './sysmalloc.ts';
 
 /** _int_malloc(av, bytes): a chunk id in use, or NIL when glibc would return NULL. */
@@ -22,6 +23,8 @@ export function intMalloc(av: MallocState, bytes: number): number {
   const nb = checkedRequest2size(bytes);
   if (nb === 0) return NIL;
   const c = av.chunks;
+  const note = av.m.notes.detail ? searchNote(av, nb) : null;
+  if (note) av.m.notes.search = note;
   // The tcache bin of nb, when there is one: fastbin and small-bin hits stash into it, exact fits go to it.
   const tidx = csize2tidx(nb);
   const tcacheable = av.m.tcache.ready && tidx < av.mp.tcacheBins;
@@ -37,6 +40,7 @@ export function intMalloc(av: MallocState, bytes: number): number {
         }
       }
       av.m.notes.path = 'fastbin';
+      if (note) note.bin = index;
       return victim;
     }
   }
@@ -55,6 +59,7 @@ export function intMalloc(av: MallocState, bytes: number): number {
         }
       }
       av.m.notes.path = 'smallbin';
+      if (note) note.bin = idx;
       return victim;
     }
   } else if (av.haveFastchunks) {
@@ -80,6 +85,7 @@ export function intMalloc(av: MallocState, bytes: number): number {
         av.toUnsortedHead(remainder);
         c.madeBy[victim] = av.m.seq;
         av.m.notes.path = 'last-remainder';
+        if (note) note.remainder = size;
         return victim;
       }
 
@@ -124,7 +130,8 @@ export function intMalloc(av: MallocState, bytes: number): number {
         // Take the group's second member, when there is one, so the nextsize ring need not change.
         if (victim !== c.bk[idx] && c.size[c.fd[victim]] === c.size[victim]) victim = c.fd[victim];
         av.m.notes.path = 'largebin';
-        return carve(av, victim, nb, false);
+        if (note) note.bin = idx;
+        return carve(av, victim, nb, false, note);
       }
     }
 
@@ -133,10 +140,12 @@ export function intMalloc(av: MallocState, bytes: number): number {
     if (bin !== 0) {
       const victim = c.bk[bin];
       av.m.notes.path = 'binmap';
-      return carve(av, victim, nb, inSmallbinRange(nb));
+      if (note) note.bin = bin;
+      return carve(av, victim, nb, inSmallbinRange(nb), note);
     }
 
     // i. use_top.
+    if (note) note.top = c.size[av.top];
     if (c.size[av.top] >= nb + MINSIZE) {
       av.m.notes.path = 'top';
       return av.carveFromTop(nb);
@@ -150,14 +159,33 @@ export function intMalloc(av: MallocState, bytes: number): number {
   }
 }
 
+/** A fresh note of a search for chunk size nb: what the tcache held for it, and the threshold comparison. */
+export function searchNote(av: MallocState, nb: number): SearchNote {
+  const tidx = csize2tidx(nb);
+  const tcache = av.m.tcache;
+  const mp = av.mp;
+  return {
+    nb,
+    tcacheHeld: tcache.ready && tidx < mp.tcacheBins ? tcache.counts[tidx] : 0,
+    bin: -1,
+    remainder: 0,
+    top: av.topSize,
+    aboveThreshold: nb >= mp.mmapThreshold,
+    mmapThreshold: mp.mmapThreshold,
+    whole: false,
+    minsize: MINSIZE,
+  };
+}
+
 /**
  * Unlinks `victim` from its bin and cuts nb bytes from its start; a remainder of at least MINSIZE goes to
  * the head of unsorted (and becomes last_remainder when `setLastRemainder`), a smaller one stays attached.
  */
-function carve(av: MallocState, victim: number, nb: number, setLastRemainder: boolean): number {
+function carve(av: MallocState, victim: number, nb: number, setLastRemainder: boolean, note: SearchNote | null): number {
   const c = av.chunks;
   av.unlinkChunk(victim);
   c.madeBy[victim] = av.m.seq;
+  if (note) note.whole = c.size[victim] - nb < MINSIZE;
   if (c.size[victim] - nb >= MINSIZE) {
     const remainder = c.split(victim, nb, ChunkState.InUse, av.m.seq);
     av.toUnsortedHead(remainder);

@@ -5,7 +5,8 @@ import type { Malloc } from './malloc.ts';
 import type { MalloptParam } from './constants.ts';
 import { ChunkState, NIL } from './chunks.ts';
 import type { MallocPar } from './params.ts';
-import type { ThresholdMove } from './notes.ts';
+import type { MmappedFreeNote, RefusalNote, ThresholdMove } from './notes.ts';
+import { searchNote } from './int-malloc.ts';
 import { HUGE_STAND_IN, big, request2sizeExact, sizeT, sizeTFromInt, wrap, type SizeT } from './size-t.ts';
 import {
   DEFAULT_MMAP_THRESHOLD_MAX,
@@ -42,17 +43,35 @@ const SIZE_MAX = (1n << 64n) - 1n;
  * (arena_get_retry), single thread or not: the tcache then lives there, and later calls use the main arena.
  */
 export function maybeInitTcache(av: MallocState): void {
-  if (av.m.tcache.ready) return;
-  const saved = av.m.notes.path;
+  const m = av.m;
+  if (m.tcache.ready) return;
+  const notes = m.notes;
+  const saved = notes.path;
+  const topBefore = av.topSize;
+  const syscallsBefore = av.system.syscallCount;
   const victim = intMalloc(av, TCACHE_STRUCT_REQUEST);
-  av.m.notes.path = saved;
+  if (notes.detail) {
+    notes.tcacheInit = {
+      chunk: request2size(TCACHE_STRUCT_REQUEST),
+      topBefore,
+      topAfter: av.topSize,
+      path: victim === NIL ? '' : notes.path,
+      syscalls: av.system.syscallCount - syscallsBefore,
+      mmapThreshold: m.mp.mmapThreshold,
+      topPad: sizeTFromInt(m.mp.topPad),
+    };
+    // The struct's own search is not the request's.
+    notes.search = null;
+    notes.sysmalloc = null;
+  }
+  notes.path = saved;
   if (victim !== NIL) {
-    av.m.tcache.ready = true;
-    av.m.tcache.structChunk = victim;
+    m.tcache.ready = true;
+    m.tcache.structChunk = victim;
     return;
   }
-  av.m.sideArena = newArenaFor(av, TCACHE_STRUCT_REQUEST);
-  av.m.tcache.ready = true;
+  m.sideArena = newArenaFor(av, TCACHE_STRUCT_REQUEST);
+  m.tcache.ready = true;
 }
 
 /**
@@ -80,21 +99,28 @@ function newArenaFor(av: MallocState, bytes: number): SideArena {
  */
 export function libcMalloc(m: Malloc, bytes: SizeT): number {
   if (typeof bytes === 'bigint') {
-    if (bytes > PTRDIFF_MAX) return NIL;
+    if (bytes > PTRDIFF_MAX) return refuse(m, 'ptrdiff', bytes);
     return withExactRequest(m, bytes, () => libcMalloc(m, HUGE_STAND_IN));
   }
   const av = m.main;
   const nb = checkedRequest2size(bytes);
-  if (nb === 0) return NIL;
+  if (nb === 0) return refuse(m, 'ptrdiff', bytes);
   if (!m.tcache.ready) maybeInitTcache(av);
   const tidx = csize2tidx(nb);
   if (tidx < m.mp.tcacheBins && m.tcache.counts[tidx] > 0 && m.tcache.ready) {
     m.notes.path = 'tcache';
+    if (m.notes.detail) m.notes.search = searchNote(av, nb);
     const p = m.tcache.get(tidx);
     av.chunks.madeBy[p] = m.seq;
     return p;
   }
   return stamp(av, intMalloc(av, bytes));
+}
+
+/** Notes a request refused at the entry point (before any search); returns NULL. */
+function refuse(m: Malloc, why: RefusalNote['why'], value: SizeT): number {
+  if (m.notes.detail) m.notes.refused = { why, value };
+  return NIL;
 }
 
 /** Runs `call` with the stand-in size for a request whose exact _int_malloc bytes are `exact` (above 2^53). */
@@ -114,7 +140,7 @@ export function libcFree(m: Malloc, p: number): void {
   const c = av.chunks;
   if (c.state[p] === ChunkState.Mmapped) {
     const size = c.size[p];
-    m.notes.thresholdMove = slideThreshold(m.mp, size + 2, size);
+    m.notes.thresholdMove = slideThreshold(m, size + 2, size);
     munmapChunk(av, p);
     return;
   }
@@ -127,10 +153,16 @@ export function libcFree(m: Malloc, p: number): void {
  * IS_MMAPPED bit) is above mp_.mmap_threshold and at most 32 MiB raises the threshold to the chunk size
  * and the trim threshold to twice that, unless mallopt switched the sliding off. The move, or null.
  */
-function slideThreshold(mp: MallocPar, sizeWord: number, chunkSize: number): ThresholdMove | null {
-  if (mp.noDynThreshold || !(sizeWord > mp.mmapThreshold) || sizeWord > DEFAULT_MMAP_THRESHOLD_MAX) return null;
+function slideThreshold(m: Malloc, sizeWord: number, chunkSize: number): ThresholdMove | null {
+  const mp = m.mp;
+  let verdict: MmappedFreeNote['verdict'] = 'rise';
+  if (mp.noDynThreshold) verdict = 'sliding-off';
+  else if (!(sizeWord > mp.mmapThreshold)) verdict = 'not-above';
+  else if (sizeWord > DEFAULT_MMAP_THRESHOLD_MAX) verdict = 'above-max';
   // A chunk exactly at the threshold passes the test (the size word carries +2) but rewrites the same values.
-  if (chunkSize === mp.mmapThreshold && 2 * chunkSize === mp.trimThreshold) return null;
+  else if (chunkSize === mp.mmapThreshold && 2 * chunkSize === mp.trimThreshold) verdict = 'same';
+  if (m.notes.detail) m.notes.mmappedFree = { size: chunkSize, sizeWord, threshold: mp.mmapThreshold, max: DEFAULT_MMAP_THRESHOLD_MAX, verdict };
+  if (verdict !== 'rise') return null;
   const move: ThresholdMove = {
     mmapThreshold: { from: mp.mmapThreshold, to: chunkSize },
     trimThreshold: { from: mp.trimThreshold, to: 2 * chunkSize },
@@ -150,7 +182,7 @@ export function libcCalloc(m: Malloc, nmemb: SizeT, size: SizeT): number {
   let exact: bigint | null = null;
   if (bytes > Number.MAX_SAFE_INTEGER) {
     const product = big(nmemb) * big(size);
-    if (product > PTRDIFF_MAX) return NIL;
+    if (product > PTRDIFF_MAX) return refuse(m, product > SIZE_MAX ? 'overflow' : 'ptrdiff', product);
     if (product <= BigInt(Number.MAX_SAFE_INTEGER)) bytes = Number(product);
     else {
       exact = product;
@@ -194,7 +226,7 @@ export function libcRealloc(m: Malloc, p: number, bytes: SizeT): number {
   const mmapped = av.chunks.state[p] === ChunkState.Mmapped;
   if (!mmapped) maybeInitTcache(av);
   if (typeof bytes === 'bigint') {
-    if (bytes > PTRDIFF_MAX) return NIL;
+    if (bytes > PTRDIFF_MAX) return refuse(m, 'ptrdiff', bytes);
     // A heap block that cannot grow in place asks _int_malloc for nb - MALLOC_ALIGN_MASK, refused at once
     // above PTRDIFF_MAX; an mmapped block asks mremap for the exact size, then malloc for the bytes.
     const exact = mmapped ? bytes : request2sizeExact(bytes) - BigInt(MALLOC_ALIGN_MASK);
@@ -202,7 +234,7 @@ export function libcRealloc(m: Malloc, p: number, bytes: SizeT): number {
     return withExactRequest(m, exact, () => libcRealloc(m, p, HUGE_STAND_IN));
   }
   const nb = checkedRequest2size(bytes);
-  if (nb === 0) return NIL;
+  if (nb === 0) return refuse(m, 'ptrdiff', bytes);
   if (mmapped) return stamp(av, reallocMmapped(av, p, bytes, nb, (n) => libcMalloc(m, n)));
   return stamp(av, intRealloc(av, p, nb));
 }
@@ -217,24 +249,24 @@ export function libcMemalign(m: Malloc, alignment: SizeT, bytes: SizeT): number 
   const av = m.main;
   const adjusted = memalignAlignment(alignment);
   if (adjusted === 0) return libcMalloc(m, bytes);
-  if (adjusted < 0) return NIL;
+  if (adjusted < 0) return refuse(m, 'einval', alignment);
   return stamp(av, intMemalign(av, adjusted, bytes));
 }
 
 function memalignExact(m: Malloc, alignment: bigint, req: bigint): number {
   if (alignment <= BigInt(MALLOC_ALIGNMENT)) return libcMalloc(m, sizeT(req));
-  if (alignment > 1n << 63n) return NIL; // EINVAL
+  if (alignment > 1n << 63n) return refuse(m, 'einval', alignment);
   let aligned = alignment < BigInt(MINSIZE) ? BigInt(MINSIZE) : alignment;
   if ((aligned & (aligned - 1n)) !== 0n) {
     let power = BigInt(MINSIZE);
     while (power < aligned) power <<= 1n;
     aligned = power;
   }
-  if (req > PTRDIFF_MAX) return NIL;
+  if (req > PTRDIFF_MAX) return refuse(m, 'ptrdiff', req);
   const nb = request2sizeExact(req);
-  if (nb > SIZE_MAX - aligned - BigInt(MINSIZE)) return NIL;
+  if (nb > SIZE_MAX - aligned - BigInt(MINSIZE)) return refuse(m, 'overflow', nb + aligned + BigInt(MINSIZE));
   const inner = nb + aligned + BigInt(MINSIZE);
-  if (inner > PTRDIFF_MAX) return NIL;
+  if (inner > PTRDIFF_MAX) return refuse(m, 'ptrdiff', inner);
   // Only the size was large: the alignment (a power of two) is exact as a double, and so is the rest.
   if (req <= BigInt(Number.MAX_SAFE_INTEGER)) return libcMemalign(m, Number(alignment), Number(req));
   // _int_memalign's inner request fails in sysmalloc whatever the alignment: 64 stands in for it.
@@ -247,6 +279,7 @@ export function libcMallopt(m: Malloc, param: MalloptParam, value: number): numb
   mallocConsolidate(m.main);
   const before = { mmap: mp.mmapThreshold, trim: mp.trimThreshold };
   const result = setParam(mp, param, value);
+  if (m.notes.detail) m.notes.mallopt = { accepted: result === 1, limit: MAX_FAST_SIZE, maxFast: mp.maxFast, topPad: sizeTFromInt(mp.topPad) };
   if (mp.mmapThreshold !== before.mmap || mp.trimThreshold !== before.trim) {
     m.notes.thresholdMove = {
       mmapThreshold: { from: before.mmap, to: mp.mmapThreshold },

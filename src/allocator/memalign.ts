@@ -5,13 +5,23 @@ import { ChunkState, NIL } from './chunks.ts';
 import { CHUNK_HDR_SZ, MALLOC_ALIGNMENT, MINSIZE, TWO_POW_64, alignUp, checkedRequest2size } from './constants.ts';
 import { intFree } from './int-free.ts';
 import { intMalloc } from './int-malloc.ts';
+import type { MemalignNote } from './notes.ts';
 
 /** _int_memalign(av, alignment, bytes), alignment a power of two of at least MINSIZE. */
 export function intMemalign(av: MallocState, alignment: number, bytes: number): number {
   const c = av.chunks;
+  const notes = av.m.notes;
   const nb = checkedRequest2size(bytes);
-  if (nb === 0) return NIL;
-  if (nb > TWO_POW_64 - 1 - alignment - MINSIZE) return NIL;
+  if (nb === 0) {
+    if (notes.detail) notes.refused = { why: 'ptrdiff', value: bytes };
+    return NIL;
+  }
+  if (nb > TWO_POW_64 - 1 - alignment - MINSIZE) {
+    if (notes.detail) notes.refused = { why: 'overflow', value: nb + alignment + MINSIZE };
+    return NIL;
+  }
+  const note: MemalignNote | null = notes.detail ? { alignment, nb, inner: nb + alignment + MINSIZE, minsize: MINSIZE, lead: 0, tail: 0, gap: 0 } : null;
+  if (note) notes.memalign = note;
   let p = intMalloc(av, nb + alignment + MINSIZE);
   if (p === NIL) return NIL;
   const mem = c.address[p] + CHUNK_HDR_SZ;
@@ -24,14 +34,17 @@ export function intMemalign(av: MallocState, alignment: number, bytes: number): 
       c.address[p] = aligned;
       c.lead[p] += lead;
       c.size[p] -= lead;
+      if (note) note.gap = lead;
       return p;
     }
+    if (note) note.lead = lead;
     const rest = c.split(p, lead, ChunkState.InUse, av.m.seq);
     intFree(av, p);
     p = rest;
   }
 
   if (c.state[p] !== ChunkState.Mmapped && c.size[p] > nb + MINSIZE) {
+    if (note) note.tail = c.size[p] - nb;
     const tail = c.split(p, nb, ChunkState.InUse, av.m.seq);
     intFree(av, tail);
   }

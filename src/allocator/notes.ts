@@ -1,5 +1,7 @@
-// What one call did inside the allocator, beyond its result: the path that found the chunk, consolidations,
-// trims and threshold moves. The replay turns these (with the system calls) into the event's consequences.
+// What one call did inside the allocator and why, beyond its result: the path that found the chunk, and each
+// decision with its numbers (tcache set-up, where each freed chunk went, the trim verdict, memalign's pieces,
+// refusals, threshold comparisons). The core records them where it decides; explain, the report and compare
+// only read them. The cheap counters are always kept; the decisions only when `detail` is set.
 import type { SizeT } from './size-t.ts';
 
 /** A move of the thresholds, for the event stream ("threshold 131072 → 200704"). */
@@ -42,6 +44,31 @@ export interface CallNotes {
   merge: MergeNote | null;
   /** The object `merge` points at when set, reused call after call so that a free allocates nothing. */
   readonly mergeSlot: MergeNote;
+
+  /** Record the decisions below (explain and the report set it; a plain replay does not pay for them). */
+  detail: boolean;
+  /** Chunks malloc_consolidate took out of the fastbins. */
+  consolidatedChunks: number;
+  /** The request refused at the entry point, before any search: why, and the value refused. */
+  refused: RefusalNote | null;
+  /** tcache_init, when this call ran it. */
+  tcacheInit: TcacheInitNote | null;
+  /** The last search for a chunk (the tcache or _int_malloc): the request's, since tcache_init runs first. */
+  search: SearchNote | null;
+  /** Each chunk _int_free handled, in order (a free, realloc's tail or old chunk, memalign's lead and tail). */
+  freed: FreeNote[];
+  /** The trim check of the last free that reached it (a merged chunk of 64 KiB or more). */
+  trim: TrimNote | null;
+  /** free of an mmapped chunk: the sliding threshold's comparison. */
+  mmappedFree: MmappedFreeNote | null;
+  /** _int_memalign's pieces. */
+  memalign: MemalignNote | null;
+  /** _int_realloc's or the mmapped branch's decision. */
+  realloc: ReallocNote | null;
+  /** mallopt's verdict. */
+  mallopt: MalloptNote | null;
+  /** malloc_trim's work before systrim. */
+  mtrim: MtrimNote | null;
 }
 
 /** sysmalloc's decision, for explanations. */
@@ -58,6 +85,9 @@ export interface SysmallocNote {
   mmapped: boolean;
   /** Whether n_mmaps had reached n_mmaps_max (then mmap is not tried, whatever the size). */
   mmapMaxReached: boolean;
+  /** mp_.n_mmaps_max and mp_.top_pad (as a size_t) at the decision. */
+  nMmapsMax: number;
+  topPad: SizeT;
 }
 
 /** A free that coalesced: the size after merging, and whether it joined the top. */
@@ -66,8 +96,161 @@ export interface MergeNote {
   intoTop: boolean;
 }
 
+export interface RefusalNote {
+  /** ptrdiff: above PTRDIFF_MAX; overflow: calloc's product past 2^64; einval: memalign's alignment above 2^63. */
+  why: 'ptrdiff' | 'overflow' | 'einval';
+  value: SizeT;
+}
+
+export interface TcacheInitNote {
+  /** The struct's chunk size (request 640). */
+  chunk: number;
+  /** The top's size before, and after the struct was made. */
+  topBefore: number;
+  topAfter: number;
+  /** How it was found (top, sysmalloc, mmap), or '' when the main arena could not hold it. */
+  path: AllocPath;
+  /** How many of the call's system calls it made (the first ones). */
+  syscalls: number;
+  /** mp_.mmap_threshold and top_pad (as a size_t) then. */
+  mmapThreshold: SizeT;
+  topPad: SizeT;
+}
+
+export interface SearchNote {
+  /** The chunk size searched for. */
+  nb: number;
+  /** What the tcache held for nb (0 when nb has no tcache bin, or no tcache). */
+  tcacheHeld: number;
+  /** The bin the chunk came from: fastbin, small bin or large bin index (-1 otherwise). */
+  bin: number;
+  /** The last remainder's size when it was split (0 otherwise). */
+  remainder: number;
+  /** The top's size when the search reached it. */
+  top: number;
+  /** nb >= mp_.mmap_threshold at the call, and the threshold. */
+  aboveThreshold: boolean;
+  mmapThreshold: SizeT;
+  /** The chunk was taken whole (its rest would be under MINSIZE). */
+  whole: boolean;
+  /** MINSIZE, the smallest rest worth splitting off. */
+  minsize: number;
+}
+
+/** Where _int_free put a chunk, and why. */
+export interface FreeNote {
+  size: number;
+  to: 'tcache' | 'fastbin' | 'unsorted' | 'top';
+  /** tcache: the bin's count after; fastbin: its index. */
+  count: number;
+  /** mp_.tcache_count, and whether the size has a tcache bin at all. */
+  fill: number;
+  tcacheable: boolean;
+  /** global_max_fast. */
+  maxFast: number;
+  /** unsorted or top: the merged size. */
+  merged: number;
+}
+
+/** free's check after merging: consolidation, then systrim when the top reached the trim threshold. */
+export interface TrimNote {
+  /** The merged chunk, and whether it is the top. */
+  merged: number;
+  intoTop: boolean;
+  /** FASTBIN_CONSOLIDATION_THRESHOLD. */
+  consolidationThreshold: number;
+  /** Whether the check ran (merged >= the consolidation threshold), and consolidated fastbins. */
+  checked: boolean;
+  consolidated: boolean;
+  /** The top then, mp_.trim_threshold and mp_.top_pad. */
+  top: number;
+  trimThreshold: SizeT;
+  topPad: number;
+  /** below: top < trim_threshold; no-excess: top - MINSIZE - 1 <= pad; under-page: the excess is under a page;
+   * not-at-break: the top does not end at the break; released; wrapped: size_t arithmetic grew the heap. */
+  verdict: 'unchecked' | 'below' | 'no-excess' | 'under-page' | 'not-at-break' | 'released' | 'wrapped';
+  /** top - MINSIZE - 1 - pad (what could go), and the page size. */
+  excess: number;
+  page: number;
+}
+
+export interface MmappedFreeNote {
+  size: number;
+  /** The raw size word compared (size + 2, the IS_MMAPPED bit), the threshold, and the ceiling. */
+  sizeWord: number;
+  threshold: SizeT;
+  max: number;
+  verdict: 'rise' | 'same' | 'sliding-off' | 'above-max' | 'not-above';
+}
+
+export interface MemalignNote {
+  /** The adjusted alignment, nb, and what _int_malloc was asked for (nb + alignment + MINSIZE). */
+  alignment: number;
+  nb: SizeT;
+  inner: SizeT;
+  minsize: number;
+  /** Heap chunks: the misaligned lead and the spare tail given back (0 when none). */
+  lead: number;
+  tail: number;
+  /** mmapped chunks: the front gap kept in the mapping. */
+  gap: number;
+}
+
+export interface ReallocNote {
+  /** The old chunk's size and the new nb. */
+  old: number;
+  nb: SizeT;
+  /** fits: nb <= old, the chunk kept; top: grown into the top; next: grown into the free chunk above;
+   * merged: the new chunk lay right above; moved: malloc, copy, free; failed. */
+  how: 'fits' | 'top' | 'next' | 'merged' | 'moved' | 'failed';
+  /** The spare tail split off and freed (0 when under MINSIZE), the top's size at the call, MINSIZE. */
+  tail: number;
+  top: number;
+  minsize: number;
+  /** Bytes copied (moved), glibc's oldsize - SIZE_SZ. */
+  copied: number;
+}
+
+export interface MalloptNote {
+  accepted: boolean;
+  /** M_MXFAST: the largest value taken, and global_max_fast after. */
+  limit: number;
+  maxFast: number;
+  /** M_TOP_PAD: the new pad as a size_t. */
+  topPad: SizeT;
+}
+
+export interface MtrimNote {
+  /** Fastbin chunks consolidated first; chunks and bytes of whole pages madvised; the top and pad then. */
+  consolidated: number;
+  advisedChunks: number;
+  advisedBytes: number;
+  top: number;
+}
+
 export function newNotes(): CallNotes {
-  return { path: '', consolidations: 0, trims: 0, trimmedBytes: 0, thresholdMove: null, sysmalloc: null, merge: null, mergeSlot: { size: 0, intoTop: false } };
+  return {
+    path: '',
+    consolidations: 0,
+    trims: 0,
+    trimmedBytes: 0,
+    thresholdMove: null,
+    sysmalloc: null,
+    merge: null,
+    mergeSlot: { size: 0, intoTop: false },
+    detail: false,
+    consolidatedChunks: 0,
+    refused: null,
+    tcacheInit: null,
+    search: null,
+    freed: [],
+    trim: null,
+    mmappedFree: null,
+    memalign: null,
+    realloc: null,
+    mallopt: null,
+    mtrim: null,
+  };
 }
 
 /** Clears notes for the next call, in place (the replay's hot path makes no new object per event). */
@@ -79,4 +262,17 @@ export function resetNotes(notes: CallNotes): void {
   notes.thresholdMove = null;
   notes.sysmalloc = null;
   notes.merge = null;
+  if (notes.detail) {
+    notes.consolidatedChunks = 0;
+    notes.refused = null;
+    notes.tcacheInit = null;
+    notes.search = null;
+    notes.freed = [];
+    notes.trim = null;
+    notes.mmappedFree = null;
+    notes.memalign = null;
+    notes.realloc = null;
+    notes.mallopt = null;
+    notes.mtrim = null;
+  }
 }

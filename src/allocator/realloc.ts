@@ -5,6 +5,7 @@ import { ChunkState, NIL, isBinned } from './chunks.ts';
 import { CHUNK_HDR_SZ, MALLOC_ALIGN_MASK, MINSIZE, SIZE_SZ, alignUp } from './constants.ts';
 import { intFree } from './int-free.ts';
 import { intMalloc } from './int-malloc.ts';
+import type { ReallocNote } from './notes.ts';
 import { munmapChunk } from './sysmalloc.ts';
 
 import { alignUpExact, exactNb } from './size-t.ts';
@@ -63,6 +64,8 @@ export function intRealloc(av: MallocState, oldp: number, nb: number): number {
   const oldSize = c.size[oldp];
   const next = c.nextPhys[oldp];
   let newp = oldp;
+  const note: ReallocNote | null = av.m.notes.detail ? { old: oldSize, nb, how: 'fits', tail: 0, top: av.topSize, minsize: MINSIZE, copied: 0 } : null;
+  if (note) av.m.notes.realloc = note;
 
   if (oldSize < nb) {
     const nextSize = next === NIL ? 0 : c.size[next];
@@ -71,6 +74,7 @@ export function intRealloc(av: MallocState, oldp: number, nb: number): number {
       c.absorbNext(oldp);
       av.top = c.split(oldp, nb, ChunkState.Top, av.m.seq);
       av.m.notes.path = 'top';
+      if (note) note.how = 'top';
       return oldp;
     }
     if (next !== av.top && next !== NIL && isBinned(c.state[next]) && oldSize + nextSize >= nb) {
@@ -78,16 +82,25 @@ export function intRealloc(av: MallocState, oldp: number, nb: number): number {
       av.unlinkChunk(next);
       c.absorbNext(oldp);
       av.m.notes.path = 'in-place';
+      if (note) note.how = 'next';
     } else {
       const fresh = intMalloc(av, nb - MALLOC_ALIGN_MASK);
-      if (fresh === NIL) return NIL;
+      if (fresh === NIL) {
+        if (note) note.how = 'failed';
+        return NIL;
+      }
       if (fresh === c.nextPhys[oldp] && c.state[fresh] === ChunkState.InUse && c.address[fresh] === c.address[oldp] + oldSize) {
         // The new chunk is the one right above (the heap grew from the old top): merge instead of copying.
         c.absorbNext(oldp);
         av.m.notes.path = 'in-place';
+        if (note) note.how = 'merged';
       } else {
         // glibc copies oldsize - SIZE_SZ bytes: the user area, which runs into the next chunk's prev_size.
         av.system.copy?.(c.address[fresh] + CHUNK_HDR_SZ, c.address[oldp] + CHUNK_HDR_SZ, oldSize - SIZE_SZ);
+        if (note) {
+          note.how = 'moved';
+          note.copied = oldSize - SIZE_SZ;
+        }
         intFree(av, oldp);
         return fresh;
       }
@@ -97,6 +110,7 @@ export function intRealloc(av: MallocState, oldp: number, nb: number): number {
   }
 
   const newSize = c.size[newp];
+  if (note && newSize - nb >= MINSIZE) note.tail = newSize - nb;
   if (newSize - nb >= MINSIZE) {
     const remainder = c.split(newp, nb, ChunkState.InUse, av.m.seq);
     intFree(av, remainder);

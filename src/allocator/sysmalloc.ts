@@ -16,6 +16,7 @@ import {
   largebinIndex,
 } from './constants.ts';
 import { intFree, mallocConsolidate } from './int-free.ts';
+import type { TrimNote } from './notes.ts';
 
 import { alignUpExact, big, exactNb, sizeT, sizeTFromInt, wrap, type SizeT } from './size-t.ts';
 
@@ -39,10 +40,12 @@ export function sysmalloc(av: MallocState, standInNb: number): number {
   const note = {
     nb,
     topSize: c.size[av.top],
-    mmapThreshold: av.mp.mmapThreshold,
+    mmapThreshold: mp.mmapThreshold,
     triedMmap,
     mmapped: false,
-    mmapMaxReached: av.mp.nMmaps >= av.mp.nMmapsMax,
+    mmapMaxReached: mp.nMmaps >= mp.nMmapsMax,
+    nMmapsMax: mp.nMmapsMax,
+    topPad: sizeTFromInt(mp.topPad),
   };
   av.m.notes.sysmalloc = note;
   if (triedMmap) {
@@ -218,14 +221,19 @@ export function munmapChunk(av: MallocState, p: number): void {
  * `pad` may be negative here: a negative M_TOP_PAD, which glibc holds as a huge size_t; or a bigint, a
  * malloc_trim pad above 2^53 taken exactly.
  */
-export function systrim(av: MallocState, pad: number | bigint): boolean {
+export function systrim(av: MallocState, pad: number | bigint, note: TrimNote | null = null): boolean {
   const c = av.chunks;
   const page = av.system.pageSize;
   const top = av.top;
   const topSize = c.size[top];
   const extra = trimExtra(topSize, pad, page);
+  if (note) {
+    note.excess = typeof pad === 'number' ? topSize - MINSIZE - 1 - pad : 0;
+    note.verdict = note.excess <= 0 ? 'no-excess' : 'under-page';
+  }
   if (extra === 0) return false;
   const currentBrk = av.system.sbrk(0);
+  if (note) note.verdict = 'not-at-break';
   if (currentBrk !== c.address[top] + topSize) return false;
   // MORECORE(-extra): the size_t -extra, which sbrk takes as a ptrdiff_t.
   morecore(av, sizeT(wrap(-big(extra))));
@@ -241,6 +249,7 @@ export function systrim(av: MallocState, pad: number | bigint): boolean {
   c.size[top] = topSize - released;
   av.m.notes.trims++;
   av.m.notes.trimmedBytes += released;
+  if (note) note.verdict = released > 0 ? 'released' : 'wrapped';
   return true;
 }
 
@@ -264,7 +273,11 @@ function trimExtra(topSize: number, pad: number | bigint, page: number): SizeT {
 export function mtrim(av: MallocState, pad: number | bigint): boolean {
   const c = av.chunks;
   const page = av.system.pageSize;
+  const notes = av.m.notes;
+  const fastCount = av.fastCount;
   mallocConsolidate(av);
+  const note = notes.detail ? { consolidated: fastCount, advisedChunks: 0, advisedBytes: 0, top: av.topSize } : null;
+  if (note) notes.mtrim = note;
   let result = false;
   const firstPageBin = largebinIndex(page);
   for (let bin = 1; bin < NBINS; bin++) {
@@ -276,6 +289,10 @@ export function mtrim(av: MallocState, pad: number | bigint): boolean {
         size -= alignedMem - c.address[p];
         if (size > page - 1) {
           av.system.madvise(alignedMem, alignDown(size, page));
+          if (note) {
+            note.advisedChunks++;
+            note.advisedBytes += alignDown(size, page);
+          }
           result = true;
         }
       }

@@ -16,7 +16,7 @@ import { walkBins, walkHeap, walkMmapped, type BinsView, type ChunkInfo } from '
 export type AllocatorOptions = ModelOptions;
 
 /** What the last call did besides its result. */
-export interface LastCall extends CallNotes {
+export interface LastCall extends Pick<CallNotes, 'path' | 'consolidations' | 'trims' | 'trimmedBytes' | 'thresholdMove' | 'sysmalloc' | 'merge' | 'mergeSlot'> {
   syscalls: Syscall[];
 }
 

@@ -37,6 +37,8 @@ export interface SystemMemory {
   madvise(address: number, length: number): void;
   /** Set once the kernel's memory was given back (NativeSystem.release()): no call may be made after it. */
   readonly released?: boolean;
+  /** How many calls were made since the last take (the allocator marks which part of a call made which). */
+  readonly syscallCount: number;
   /** The calls made since the last take, oldest first; taking empties the list. */
   takeSyscalls(): Syscall[];
   /**

@@ -132,6 +132,10 @@ export class NativeSystem implements SystemMemory {
     this.log.push({ call: 'madvise', bytes: length });
   }
 
+  get syscallCount(): number {
+    return this.log.count;
+  }
+
   takeSyscalls(): Syscall[] {
     return this.log.take();
   }

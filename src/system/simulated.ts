@@ -110,6 +110,10 @@ export class SimulatedSystem implements SystemMemory {
     this.log.push({ call: 'madvise', bytes: length });
   }
 
+  get syscallCount(): number {
+    return this.log.count;
+  }
+
   takeSyscalls(): Syscall[] {
     return this.log.take();
   }

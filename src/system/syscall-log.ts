@@ -8,6 +8,11 @@ Object.freeze(NONE);
 export class SyscallLog {
   private calls: Syscall[] = [];
 
+  /** How many calls are waiting to be taken (a mark: the calls a part of one allocator call made). */
+  get count(): number {
+    return this.calls.length;
+  }
+
   /** Records one call. */
   push(call: Syscall): void {
     this.calls.push(call);

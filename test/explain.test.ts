@@ -30,7 +30,7 @@ test('§11: the threshold slides (mmap, rise, then from the heap)', () => {
 });
 
 test('explainStep is a plain function of the state before, the event and the outcome', () => {
-  const replayer = new Replayer();
+  const replayer = new Replayer({ decisions: true });
   const [a, b] = parseTrace('malloc small 100\nmalloc big 200000\n');
   replayer.apply(a);
   const before = captureBefore(replayer, b);

@@ -2,7 +2,8 @@
 // with free neighbours into the unsorted bin or the top, and past 64 KiB consolidate and maybe trim.
 import type { MallocState } from './arena.ts';
 import { ChunkState, NIL, isBinned } from './chunks.ts';
-import { FASTBIN_CONSOLIDATION_THRESHOLD, NFASTBINS, csize2tidx, fastbinIndex } from './constants.ts';
+import { FASTBIN_CONSOLIDATION_THRESHOLD, MINSIZE, NFASTBINS, csize2tidx, fastbinIndex } from './constants.ts';
+import { sizeTFromInt } from './size-t.ts';
 import { systrim } from './sysmalloc.ts';
 import type { FreeNote, TrimNote } from './notes.ts';
 
@@ -27,7 +28,8 @@ export function intFree(av: MallocState, p: number): void {
   }
 
   const merged = coalesce(av, p);
-  const intoTop = av.top === p;
+  // coalesce noted where this chunk went (consolidation below notes its own merges after it)
+  const intoTop = notes.merge !== null && notes.merge.intoTop;
   if (notes.detail) noteFree(av, size, intoTop ? 'top' : 'unsorted', 0, tcacheable, merged);
   const trim = notes.detail ? trimNote(av, merged, intoTop) : null;
   if (merged >= FASTBIN_CONSOLIDATION_THRESHOLD) {
@@ -58,6 +60,8 @@ function trimNote(av: MallocState, merged: number, intoTop: boolean): TrimNote {
     top: av.topSize,
     trimThreshold: av.mp.trimThreshold,
     topPad: av.mp.topPad,
+    topPadT: sizeTFromInt(av.mp.topPad),
+    reserve: MINSIZE + 1,
     verdict: 'unchecked',
     excess: 0,
     page: av.system.pageSize,

@@ -16,6 +16,7 @@ import {
 } from './constants.ts';
 import { mallocConsolidate } from './int-free.ts';
 import type { SearchNote } from './notes.ts';
+import { exactNb } from './size-t.ts';
 import { sysmalloc } from './sysmalloc.ts';
 
 /** _int_malloc(av, bytes): a chunk id in use, or NIL when glibc would return NULL. */
@@ -161,16 +162,18 @@ export function intMalloc(av: MallocState, bytes: number): number {
 
 /** A fresh note of a search for chunk size nb: what the tcache held for it, and the threshold comparison. */
 export function searchNote(av: MallocState, nb: number): SearchNote {
+  // A request past 2^53 runs with a stand-in nb: the note keeps the exact one.
+  const exact = exactNb(av.m.hugeRequest, nb);
   const tidx = csize2tidx(nb);
   const tcache = av.m.tcache;
   const mp = av.mp;
   return {
-    nb,
+    nb: exact,
     tcacheHeld: tcache.ready && tidx < mp.tcacheBins ? tcache.counts[tidx] : 0,
     bin: -1,
     remainder: 0,
     top: av.topSize,
-    aboveThreshold: nb >= mp.mmapThreshold,
+    aboveThreshold: exact >= mp.mmapThreshold,
     mmapThreshold: mp.mmapThreshold,
     whole: false,
     minsize: MINSIZE,

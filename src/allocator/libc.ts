@@ -59,6 +59,7 @@ export function maybeInitTcache(av: MallocState): void {
       syscalls: av.system.syscallCount - syscallsBefore,
       mmapThreshold: m.mp.mmapThreshold,
       topPad: sizeTFromInt(m.mp.topPad),
+      minsize: MINSIZE,
     };
     // The struct's own search is not the request's.
     notes.search = null;
@@ -230,7 +231,11 @@ export function libcRealloc(m: Malloc, p: number, bytes: SizeT): number {
     // A heap block that cannot grow in place asks _int_malloc for nb - MALLOC_ALIGN_MASK, refused at once
     // above PTRDIFF_MAX; an mmapped block asks mremap for the exact size, then malloc for the bytes.
     const exact = mmapped ? bytes : request2sizeExact(bytes) - BigInt(MALLOC_ALIGN_MASK);
-    if (exact > PTRDIFF_MAX) return NIL;
+    if (exact > PTRDIFF_MAX) {
+      // _int_realloc found no room beside the chunk (none is that large); its _int_malloc refuses at once.
+      if (m.notes.detail) m.notes.realloc = { old: av.chunks.size[p], nb: request2sizeExact(bytes), how: 'failed', tail: 0, top: av.topSize, minsize: MINSIZE, copied: 0 };
+      return NIL;
+    }
     return withExactRequest(m, exact, () => libcRealloc(m, p, HUGE_STAND_IN));
   }
   const nb = checkedRequest2size(bytes);
@@ -248,13 +253,19 @@ export function libcMemalign(m: Malloc, alignment: SizeT, bytes: SizeT): number 
   if (typeof alignment === 'bigint' || typeof bytes === 'bigint') return memalignExact(m, big(alignment), big(bytes));
   const av = m.main;
   const adjusted = memalignAlignment(alignment);
-  if (adjusted === 0) return libcMalloc(m, bytes);
+  if (adjusted === 0) {
+    if (m.notes.detail) m.notes.memalign = { plain: true, alignment, nb: 0, inner: 0, minsize: MINSIZE, lead: 0, tail: 0, gap: 0 };
+    return libcMalloc(m, bytes);
+  }
   if (adjusted < 0) return refuse(m, 'einval', alignment);
   return stamp(av, intMemalign(av, adjusted, bytes));
 }
 
 function memalignExact(m: Malloc, alignment: bigint, req: bigint): number {
-  if (alignment <= BigInt(MALLOC_ALIGNMENT)) return libcMalloc(m, sizeT(req));
+  if (alignment <= BigInt(MALLOC_ALIGNMENT)) {
+    if (m.notes.detail) m.notes.memalign = { plain: true, alignment: Number(alignment), nb: 0, inner: 0, minsize: MINSIZE, lead: 0, tail: 0, gap: 0 };
+    return libcMalloc(m, sizeT(req));
+  }
   if (alignment > 1n << 63n) return refuse(m, 'einval', alignment);
   let aligned = alignment < BigInt(MINSIZE) ? BigInt(MINSIZE) : alignment;
   if ((aligned & (aligned - 1n)) !== 0n) {
@@ -270,7 +281,15 @@ function memalignExact(m: Malloc, alignment: bigint, req: bigint): number {
   // Only the size was large: the alignment (a power of two) is exact as a double, and so is the rest.
   if (req <= BigInt(Number.MAX_SAFE_INTEGER)) return libcMemalign(m, Number(alignment), Number(req));
   // _int_memalign's inner request fails in sysmalloc whatever the alignment: 64 stands in for it.
-  return withExactRequest(m, inner, () => libcMemalign(m, 64, HUGE_STAND_IN));
+  const result = withExactRequest(m, inner, () => libcMemalign(m, 64, HUGE_STAND_IN));
+  const note = m.notes.memalign;
+  if (note) {
+    // The stand-in's alignment and sizes were noted: the call's own are these.
+    note.alignment = Number(aligned);
+    note.nb = sizeT(nb);
+    note.inner = sizeT(inner);
+  }
+  return result;
 }
 
 /** mallopt: always consolidates first; returns glibc's result (1, or 0 for a refused M_MXFAST). */
@@ -279,7 +298,9 @@ export function libcMallopt(m: Malloc, param: MalloptParam, value: number): numb
   mallocConsolidate(m.main);
   const before = { mmap: mp.mmapThreshold, trim: mp.trimThreshold };
   const result = setParam(mp, param, value);
-  if (m.notes.detail) m.notes.mallopt = { accepted: result === 1, limit: MAX_FAST_SIZE, maxFast: mp.maxFast, topPad: sizeTFromInt(mp.topPad) };
+  if (m.notes.detail) {
+    m.notes.mallopt = { accepted: result === 1, limit: MAX_FAST_SIZE, maxFast: mp.maxFast, topPad: sizeTFromInt(mp.topPad), fastbinsTakeNone: mp.maxFast < MINSIZE, mmapsBlocked: mp.nMmaps >= mp.nMmapsMax };
+  }
   if (mp.mmapThreshold !== before.mmap || mp.trimThreshold !== before.trim) {
     m.notes.thresholdMove = {
       mmapThreshold: { from: before.mmap, to: mp.mmapThreshold },

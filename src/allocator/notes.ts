@@ -112,14 +112,15 @@ export interface TcacheInitNote {
   path: AllocPath;
   /** How many of the call's system calls it made (the first ones). */
   syscalls: number;
-  /** mp_.mmap_threshold and top_pad (as a size_t) then. */
+  /** mp_.mmap_threshold and top_pad (as a size_t) then, and MINSIZE (sysmalloc's growth adds it). */
   mmapThreshold: SizeT;
   topPad: SizeT;
+  minsize: number;
 }
 
 export interface SearchNote {
-  /** The chunk size searched for. */
-  nb: number;
+  /** The chunk size searched for (exact past 2^53). */
+  nb: SizeT;
   /** What the tcache held for nb (0 when nb has no tcache bin, or no tcache). */
   tcacheHeld: number;
   /** The bin the chunk came from: fastbin, small bin or large bin index (-1 otherwise). */
@@ -162,10 +163,13 @@ export interface TrimNote {
   /** Whether the check ran (merged >= the consolidation threshold), and consolidated fastbins. */
   checked: boolean;
   consolidated: boolean;
-  /** The top then, mp_.trim_threshold and mp_.top_pad. */
+  /** The top then, mp_.trim_threshold and mp_.top_pad (the C int, and as a size_t). */
   top: number;
   trimThreshold: SizeT;
   topPad: number;
+  topPadT: SizeT;
+  /** MINSIZE + 1: what systrim keeps below the pad. */
+  reserve: number;
   /** below: top < trim_threshold; no-excess: top - MINSIZE - 1 <= pad; under-page: the excess is under a page;
    * not-at-break: the top does not end at the break; released; wrapped: size_t arithmetic grew the heap. */
   verdict: 'unchecked' | 'below' | 'no-excess' | 'under-page' | 'not-at-break' | 'released' | 'wrapped';
@@ -184,6 +188,8 @@ export interface MmappedFreeNote {
 }
 
 export interface MemalignNote {
+  /** The alignment is at most MALLOC_ALIGNMENT: plain malloc (the rest of this note is unset). */
+  plain: boolean;
   /** The adjusted alignment, nb, and what _int_malloc was asked for (nb + alignment + MINSIZE). */
   alignment: number;
   nb: SizeT;
@@ -218,6 +224,10 @@ export interface MalloptNote {
   maxFast: number;
   /** M_TOP_PAD: the new pad as a size_t. */
   topPad: SizeT;
+  /** M_MXFAST: no chunk fits a fastbin any more (global_max_fast under MINSIZE). */
+  fastbinsTakeNone: boolean;
+  /** M_MMAP_MAX: n_mmaps has reached the new limit, so no new mmap is tried. */
+  mmapsBlocked: boolean;
 }
 
 export interface MtrimNote {
@@ -226,6 +236,8 @@ export interface MtrimNote {
   advisedChunks: number;
   advisedBytes: number;
   top: number;
+  /** MINSIZE + 1: what systrim keeps below the pad. */
+  reserve: number;
 }
 
 export function newNotes(): CallNotes {

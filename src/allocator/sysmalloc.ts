@@ -276,7 +276,7 @@ export function mtrim(av: MallocState, pad: number | bigint): boolean {
   const notes = av.m.notes;
   const fastCount = av.fastCount;
   mallocConsolidate(av);
-  const note = notes.detail ? { consolidated: fastCount, advisedChunks: 0, advisedBytes: 0, top: av.topSize } : null;
+  const note = notes.detail ? { consolidated: fastCount, advisedChunks: 0, advisedBytes: 0, top: av.topSize, reserve: MINSIZE + 1 } : null;
   if (note) notes.mtrim = note;
   let result = false;
   const firstPageBin = largebinIndex(page);

@@ -19,6 +19,8 @@ import { AllocatorAbort } from '../allocator/sysmalloc.ts';
 export interface ReplayOptions extends ModelOptions {
   /** Check every invariant after every event (slow; for tests): a broken one stops the replay. */
   checkInvariants?: boolean;
+  /** Have the core record each decision with its numbers (CallNotes' details), for explain and the report. */
+  decisions?: boolean;
 }
 
 /** What one event did. The replayer reuses one outcome object: copy what you keep. */
@@ -71,6 +73,7 @@ export class Replayer {
   constructor(options: ReplayOptions = {}) {
     this.model = createMalloc(options);
     this.policyName = presetName(options);
+    this.model.notes.detail = options.decisions ?? false;
     const mp = this.model.mp;
     this.checking = options.checkInvariants ?? false;
     const replayer = this;
@@ -294,6 +297,11 @@ export class Replayer {
   /** mallinfo2 now. */
   mallinfo2(): Mallinfo2 {
     return libcMallinfo2(this.model);
+  }
+
+  /** The user pointer of a chunk. */
+  pointerOf(chunk: number): number {
+    return this.model.chunks.address[chunk] + CHUNK_HDR_SZ;
   }
 
   /** The chunk id a live trace slot names (NIL for a NULL block). */

@@ -169,7 +169,7 @@ class Engine {
   }
 
   private fresh(): Replayer {
-    return new Replayer({ policy: this.data.meta.setup.policy, system: this.data.meta.setup.system });
+    return new Replayer({ policy: this.data.meta.setup.policy, system: this.data.meta.setup.system, decisions: true });
   }
 
   /** Brings the model to just after event `seq`. */

@@ -1,14 +1,12 @@
 // Runs many seeded random traces through model and oracle and prints the agreement:
 //   node --import tsx scripts/differential.ts [--traces 1000] [--events 2000|MIN-MAX] [--shape NAME] [--seed N]
-//     [--brk-limit BYTES] [--keep] [--invariants]
+//     [--brk-limit BYTES] [--keep] [--invariants | --invariants-every N]
 // The shapes are SHAPES and "edges" (src/trace/edges.ts); --events 20-200 draws each trace's length.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { replayTrace } from '../src/replay/replayer.ts';
 import { differential } from '../src/check/differential.ts';
-import { MallocscopeError } from '../src/errors.ts';
 import { EDGES, generateEdgeTrace } from '../src/trace/edges.ts';
 import { SHAPES, generateTrace, seededRandom } from '../src/trace/generate.ts';
 import { TraceWriter, formatCall } from '../src/trace/writer.ts';
@@ -21,12 +19,13 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '1' },
     keep: { type: 'boolean', default: false },
     invariants: { type: 'boolean', default: false },
+    'invariants-every': { type: 'string' },
     'brk-limit': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
-  console.log('usage: npm run differential -- [--traces N] [--events N|MIN-MAX] [--shape NAME] [--seed N] [--brk-limit BYTES] [--keep] [--invariants]');
+  console.log('usage: npm run differential -- [--traces N] [--events N|MIN-MAX] [--shape NAME] [--seed N] [--brk-limit BYTES] [--keep] [--invariants | --invariants-every N]');
   console.log(`shapes: ${[...SHAPES.map((s) => s.name), EDGES].join(', ')}`);
   process.exit(0);
 }
@@ -57,6 +56,13 @@ if (brkLimit !== undefined && !(Number.isSafeInteger(brkLimit) && brkLimit >= 0)
   console.error(`--brk-limit takes a number of bytes, not '${values['brk-limit']}'`);
   process.exit(2);
 }
+const every = values['invariants-every'] === undefined ? undefined : Number(values['invariants-every']);
+if (every !== undefined && !(Number.isSafeInteger(every) && every > 0)) {
+  console.error(`--invariants-every takes a number of events, not '${values['invariants-every']}'`);
+  process.exit(2);
+}
+// The heap's invariants after every event (--invariants), or after every Nth and the last one.
+const invariants = every ?? values.invariants;
 const [minEvents, maxEvents] = [Number(eventRange[1]), Number(eventRange[2] ?? eventRange[1])];
 const lengths = seededRandom(Number(values.seed));
 const traces = Number(values.traces);
@@ -68,41 +74,6 @@ const failures: string[] = [];
 let crashes = 0;
 const started = Date.now();
 
-/**
- * When the oracle died of a signal: whether the model stopped (MODEL_ABORT, "glibc would ...") at event k,
- * the oracle runs the first k calls cleanly and in agreement, and dies on the first k + 1. Null otherwise.
- */
-function bothStop(path: string, error: unknown): { events: number } | null {
-  if (!(error instanceof MallocscopeError) || error.code !== 'ORACLE_FAILED' || !/signal SIG/.test(error.message)) return null;
-  let stop = -1;
-  try {
-    for (const step of replayTrace(path)) void step;
-  } catch (modelError) {
-    const match = modelError instanceof MallocscopeError && modelError.code === 'MODEL_ABORT' ? /^event (\d+) /.exec(modelError.message) : null;
-    if (match) stop = Number(match[1]);
-  }
-  if (stop < 0) return null;
-  const lines = readFileSync(path, 'utf8').split('\n');
-  const before = `${path}.before`;
-  const through = `${path}.through`;
-  writeFileSync(before, lines.slice(0, stop).map((l) => `${l}\n`).join(''));
-  writeFileSync(through, lines.slice(0, stop + 1).map((l) => `${l}\n`).join(''));
-  try {
-    const clean = differential(before, { stats: true, checkInvariants: values.invariants, brkLimit });
-    if (clean.difference || clean.events !== stop) return null;
-    try {
-      differential(through, { stats: true, brkLimit });
-      return null;
-    } catch (crash) {
-      return crash instanceof MallocscopeError && /signal SIG/.test(crash.message) ? { events: stop + 1 } : null;
-    }
-  } catch {
-    return null;
-  } finally {
-    rmSync(before, { force: true });
-    rmSync(through, { force: true });
-  }
-}
 for (let n = 0; n < traces; n++) {
   const shape = shapes[n % shapes.length];
   const seed = Number(values.seed) + Math.floor(n / shapes.length);
@@ -113,26 +84,18 @@ for (let n = 0; n < traces; n++) {
   writer.close();
   let result;
   try {
-    result = differential(path, { stats: true, checkInvariants: values.invariants, brkLimit });
+    result = differential(path, { stats: true, checkInvariants: invariants, brkLimit });
   } catch (error) {
-    const crash = bothStop(path, error);
-    if (crash) {
-      // Model and glibc agree up to the call where glibc crashes, and the model stops at that very call.
-      totalEvents += crash.events;
-      agreedEvents += crash.events;
-      agreedTraces++;
-      crashes++;
-      if (!values.keep) rmSync(path);
-      continue;
-    }
     failures.push(`${shape.name} seed ${seed}: ${(error as Error).message}\n  trace:  ${path}`);
     continue;
   }
+  // Model and glibc may agree up to a call where glibc crashes and the model stops, by the same signal.
+  if (result.diesAt) crashes++;
   totalEvents += result.events;
   agreedEvents += result.agreed;
   if (result.difference) {
     const d = result.difference;
-    failures.push(`${shape.name} seed ${seed}: first difference at seq ${d.seq} (line ${d.line})\n  model:  ${d.model}\n  oracle: ${d.oracle}\n  trace:  ${path}`);
+    failures.push(`${shape.name} seed ${seed}: first difference (${d.kind}) at seq ${d.seq} (line ${d.line})\n  model:  ${d.model}\n  oracle: ${d.oracle}\n  trace:  ${path}`);
   } else {
     agreedTraces++;
     if (!values.keep) rmSync(path);

@@ -1,16 +1,22 @@
-// The oracle's bad-trace errors, through the command line, against docs/trace-format.md: every code, word for
-// word with file and line, exit status 1, one line and no stack trace; the order of the checks; what was
-// printed before the bad line; and the lexical corners (line length, CRLF, comments, number forms).
+// The oracle's bad-trace errors against docs/trace-format.md: every code, word for word with file and line,
+// exit status 1, one line and no stack trace; the order of the checks; what was printed before the bad line;
+// and the lexical corners (line length, CRLF, comments, number forms). These are the oracle program's own
+// behaviour, so the oracle binary is asked directly (a process start of a few milliseconds); what the command
+// line adds (its own TRACE_OPEN check, usage errors, passing the oracle's output and status on) is checked
+// end to end through `mallocscope oracle`.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { oracleEnv } from '../src/oracle/oracle.ts';
+import { TraceError } from '../src/errors.ts';
+import { ORACLE_BINARY, oracleEnv, runOracle } from '../src/oracle/oracle.ts';
+import { builtFile } from '../src/native.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-oracle-errors-'));
+const oracleBinary = builtFile(ORACLE_BINARY);
 let files = 0;
 
 interface Run {
@@ -19,25 +25,42 @@ interface Run {
   stderr: string;
 }
 
-/** Writes `text` (a string, or bytes for binary and invalid UTF-8) to a trace file and runs the oracle on it. */
-function runTrace(text: string | Uint8Array, args: string[] = []): Run & { path: string } {
+/** The oracle binary itself on `args`, in the environment the runner gives it. */
+function oracle(args: string[]): Run {
+  const run = spawnSync(oracleBinary, args, { encoding: 'utf8', env: oracleEnv(), maxBuffer: 64 * 1024 * 1024 });
+  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+/** `mallocscope oracle ARGS…` as a user runs it. */
+function cli(args: string[], env: NodeJS.ProcessEnv = oracleEnv()): Run {
+  const run = spawnSync(process.execPath, [join(root, 'bin/mallocscope.js'), 'oracle', ...args], { cwd: root, encoding: 'utf8', env });
+  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+/** Writes `text` (a string, or bytes for binary and invalid UTF-8) to a trace file. */
+function traceFile(text: string | Uint8Array): string {
   const path = join(dir, `t${files++}.trace`);
   writeFileSync(path, text);
-  const run = spawnSync(process.execPath, [join(root, 'bin/mallocscope.js'), 'oracle', ...args, path], {
-    cwd: root,
-    encoding: 'utf8',
-    env: oracleEnv(),
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  return { status: run.status, stdout: run.stdout, stderr: run.stderr, path };
+  return path;
+}
+
+/** Writes `text` to a trace file and runs the oracle binary on it. */
+function runTrace(text: string | Uint8Array, args: string[] = []): Run & { path: string } {
+  const path = traceFile(text);
+  return { ...oracle([...args, path]), path };
+}
+
+/** Asserts the documented error of `run` on the trace at `path`: exit 1 and exactly one line. */
+function assertError(run: Run, path: string, line: number, message: string, code: string): void {
+  assert.is(run.stderr, `mallocscope: ${path}:${line}: ${message} [${code}]\n`);
+  assert.is(run.status, 1);
+  assert.not.match(run.stderr, /\n\s+at /); // no stack trace
 }
 
 /** Asserts the documented error: exit 1 and exactly the one line `mallocscope: FILE:LINE: MESSAGE [CODE]`. */
 function expectError(text: string | Uint8Array, line: number, message: string, code: string): Run {
   const run = runTrace(text);
-  assert.is(run.stderr, `mallocscope: ${run.path}:${line}: ${message} [${code}]\n`);
-  assert.is(run.status, 1);
-  assert.not.match(run.stderr, /\n\s+at /); // no stack trace
+  assertError(run, run.path, line, message, code);
   return run;
 }
 
@@ -144,22 +167,31 @@ test('TRACE_ID_NOT_LIVE', () => {
   expectError('realloc a 5\nrealloc a 0\nfree a\n', 3, "free of ID 'a', which is not live", 'TRACE_ID_NOT_LIVE');
 });
 
-test('TRACE_OPEN: a missing file, a directory', () => {
-  const run = (path: string) =>
-    spawnSync(process.execPath, [join(root, 'bin/mallocscope.js'), 'oracle', path], { cwd: root, encoding: 'utf8', env: oracleEnv() });
-  const missing = run(join(dir, 'nope.trace'));
-  assert.is(missing.stderr, `mallocscope: ${join(dir, 'nope.trace')}: cannot read: no such file or directory [TRACE_OPEN]\n`);
-  assert.is(missing.status, 1);
-  const directory = run(dir);
+test('TRACE_OPEN: a missing file, a directory (the oracle, the runner, and the command line)', async () => {
+  const missing = join(dir, 'nope.trace');
+  for (const run of [oracle([missing]), cli([missing])]) {
+    assert.is(run.stderr, `mallocscope: ${missing}: cannot read: no such file or directory [TRACE_OPEN]\n`);
+    assert.is(run.status, 1);
+  }
+  const directory = oracle([dir]);
   assert.is(directory.stderr, `mallocscope: ${dir}: cannot read: is a directory [TRACE_OPEN]\n`);
   assert.is(directory.status, 1);
+  // The runner (and so the command line) checks the file itself before it starts the oracle: the same words.
+  try {
+    await runOracle(dir);
+    assert.unreachable('expected an error');
+  } catch (error) {
+    assert.instance(error, TraceError);
+    assert.is((error as TraceError).describe(), `${dir}: cannot read: is a directory [TRACE_OPEN]`);
+  }
 });
 
 test('usage mistakes exit 2 with one line', () => {
-  const run = spawnSync(process.execPath, [join(root, 'bin/mallocscope.js'), 'oracle', '--bogus', 'x'], { cwd: root, encoding: 'utf8' });
-  assert.is(run.status, 2);
-  assert.is(run.stderr.split('\n').length, 2);
-  assert.match(run.stderr, /^mallocscope: .*\[USAGE\]\n$/);
+  for (const run of [cli(['--bogus', 'x'], process.env), oracle(['--bogus', 'x'])]) {
+    assert.is(run.status, 2);
+    assert.is(run.stderr.split('\n').length, 2);
+    assert.match(run.stderr, /^mallocscope: .*\[USAGE\]\n$/);
+  }
 });
 
 // ---- the order of the checks -----------------------------------------------------------------------------
@@ -186,15 +218,22 @@ test('check order: binary first, then length, verb, count, fields left to right,
   expectError('malloc a 1\nmalloc a -1\n', 2, "SIZE is negative: '-1'", 'TRACE_NEGATIVE');
 });
 
-test('an error on line 3 after two good lines prints those two JSON lines first', () => {
-  const run = expectError('malloc a 100\nfree a\nfree a\n', 3, "free of ID 'a', which is not live", 'TRACE_ID_NOT_LIVE');
-  assert.equal(
-    run.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)),
-    [
-      { seq: 0, op: 'malloc', id: 'a', where: 'heap', chunk: 112, offset: 672 },
-      { seq: 1, op: 'free', id: 'a' },
-    ],
-  );
+test('an error on line 3 after two good lines prints those two JSON lines first (the oracle, the command line)', () => {
+  const text = 'malloc a 100\nfree a\nfree a\n';
+  const direct = expectError(text, 3, "free of ID 'a', which is not live", 'TRACE_ID_NOT_LIVE');
+  // Through the command line: the oracle's lines, its one error line and its status, passed on as they are.
+  const path = traceFile(text);
+  const viaCli = cli([path]);
+  assertError(viaCli, path, 3, "free of ID 'a', which is not live", 'TRACE_ID_NOT_LIVE');
+  for (const run of [direct, viaCli]) {
+    assert.equal(
+      run.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)),
+      [
+        { seq: 0, op: 'malloc', id: 'a', where: 'heap', chunk: 112, offset: 672 },
+        { seq: 1, op: 'free', id: 'a' },
+      ],
+    );
+  }
 });
 
 // ---- lexical corners -------------------------------------------------------------------------------------

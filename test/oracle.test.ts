@@ -1,19 +1,35 @@
 // The oracle (the real glibc of this machine) against GLIBC-2.36.md: every expected number below comes
-// from that spec or from docs/trace-format.md, never from the oracle's own output. User-visible behaviour
-// is checked through the command line (`node bin/mallocscope.js oracle …`).
+// from that spec or from docs/trace-format.md, never from the oracle's own output. What the oracle program
+// does is asked of its binary directly; what the runner (src/oracle) and the command line add (the clean
+// environment, --keep-env, --tunables, --libc, standard input, a closed pipe) is checked through them.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MallocscopeError, TraceError } from '../src/errors.ts';
-import { oracleArgs, oracleEnv, runOracle, signalError, streamOracle, type OracleEvent } from '../src/oracle/oracle.ts';
+import { MallocscopeError, TraceError, UsageError } from '../src/errors.ts';
+import { builtFile } from '../src/native.ts';
+import {
+  LIBC_ENV,
+  ORACLE_BINARY,
+  OracleSignalError,
+  exitError,
+  oracleArgs,
+  oracleCommand,
+  oracleEnv,
+  oracleLines,
+  runOracle,
+  signalError,
+  streamOracle,
+  type OracleEvent,
+} from '../src/oracle/oracle.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const fixtures = join(root, 'test/fixtures/oracle');
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-oracle-'));
 const MiB = 1024 * 1024;
+const oracleBinary = builtFile(ORACLE_BINARY);
 
 interface Run {
   status: number | null;
@@ -33,12 +49,36 @@ function cli(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv 
   return { status: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 
+/** The oracle binary itself, with an environment free of malloc settings by default. */
+function oracle(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Run {
+  const run = spawnSync(oracleBinary, args, { input: options.input, encoding: 'utf8', env: options.env ?? oracleEnv(), maxBuffer: 256 * MiB });
+  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+/** The same, without waiting: several runs can go side by side. */
+function oracleAsync(args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(oracleBinary, args, { encoding: 'utf8', env: oracleEnv(), maxBuffer: 256 * MiB }, (error, stdout, stderr) => {
+      resolve({ status: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr });
+    });
+  });
+}
+
 /** The events of a successful run. */
-function events(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): OracleEvent[] {
-  const run = cli(args, options);
+function parsed(run: Run): OracleEvent[] {
   assert.is(run.stderr, '', 'no error expected');
   assert.is(run.status, 0);
   return run.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as OracleEvent);
+}
+
+/** The events of a successful run of the oracle binary. */
+function events(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): OracleEvent[] {
+  return parsed(oracle(args, options));
+}
+
+/** The events of a successful `mallocscope oracle` run. */
+function cliEvents(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): OracleEvent[] {
+  return parsed(cli(args, options));
 }
 
 function fixture(name: string): string {
@@ -83,7 +123,7 @@ test('mallinfo2 of §11 with --stats', () => {
 });
 
 test('--stats: keys in the documented order, written as JSON.stringify writes them', () => {
-  const run = cli(['--stats', fixture('section11.trace')]);
+  const run = oracle(['--stats', fixture('section11.trace')]);
   assert.is(run.status, 0);
   const lines = run.stdout.trimEnd().split('\n');
   const stats = ['arena', 'hblks', 'hblkhd', 'uordblks', 'fordblks', 'keepcost'];
@@ -92,7 +132,7 @@ test('--stats: keys in the documented order, written as JSON.stringify writes th
   assert.equal(Object.keys(JSON.parse(lines[2])), ['seq', 'op', 'id', ...stats]);
   for (const line of lines) assert.is(JSON.stringify(JSON.parse(line)), line);
   // Without --stats there are none of them.
-  for (const line of cli([fixture('section11.trace')]).stdout.trimEnd().split('\n')) {
+  for (const line of oracle([fixture('section11.trace')]).stdout.trimEnd().split('\n')) {
     for (const key of stats) assert.not.ok(key in JSON.parse(line));
   }
 });
@@ -171,7 +211,7 @@ test('realloc liveness: a non-live ID is realloc(NULL, n) and becomes live; size
   // realloc(NULL, 0) is malloc(0): a 32-byte chunk, and the ID is live (free works).
   assert.equal([out[2].where, out[2].chunk], ['heap', 32]);
   assert.equal(out[3], { seq: 3, op: 'free', id: 'z' });
-  const again = cli([traceFile('realloc2.trace', 'realloc r 100\nrealloc r 0\nfree r\n')]);
+  const again = oracle([traceFile('realloc2.trace', 'realloc r 100\nrealloc r 0\nfree r\n')]);
   assert.is(again.status, 1);
   assert.match(again.stderr, /:3: free of ID 'r', which is not live \[TRACE_ID_NOT_LIVE\]/);
 });
@@ -245,33 +285,42 @@ function randomTrace(events: number, seed: number): string {
   return `${lines.join('\n')}\n`;
 }
 
-test('determinism: two runs of a 20000-event seeded random trace are byte-identical', () => {
+test('determinism: two runs of a 20000-event seeded random trace are byte-identical', async () => {
   const path = traceFile('random.trace', randomTrace(20000, 12345));
-  const first = cli(['--stats', path]);
-  const second = cli(['--stats', path]);
+  // Two processes at once: each replay costs about a second of glibc's own page work.
+  const [first, second] = await Promise.all([oracleAsync(['--stats', path]), oracleAsync(['--stats', path])]);
   assert.is(first.status, 0);
   assert.is(first.stdout.split('\n').length - 1, 20000);
   assert.ok(first.stdout === second.stdout, 'the two outputs differ');
   assert.ok(first.stdout.includes('"where":"mmap"') && first.stdout.includes('"where":"heap"'));
 });
 
-test('the environment: MALLOC_* and GLIBC_TUNABLES of the parent are removed unless --keep-env', () => {
+test('the environment: MALLOC_* and GLIBC_TUNABLES of the parent are removed unless --keep-env', async () => {
   const trace = traceFile('env.trace', 'malloc a 100\n');
   const clean = events(['--stats', trace]);
   assert.is(clean[0].arena, 135168);
   const env = { ...oracleEnv(), MALLOC_TOP_PAD_: '0' };
-  assert.equal(events(['--stats', trace], { env }), clean);
-  const kept = events(['--stats', '--keep-env', trace], { env });
-  assert.is.not(kept[0].arena, 135168); // top_pad 0: the first heap is no longer 0x21000
+  // The binary started in such an environment follows it; the runner takes it out unless asked to keep it.
+  assert.is.not(events(['--stats', trace], { env })[0].arena, 135168); // top_pad 0: the first heap is no longer 0x21000
+  assert.equal(await runOracle(trace, { stats: true, env }), clean);
+  const kept = await runOracle(trace, { stats: true, env, keepEnv: true });
+  assert.is.not(kept[0].arena, 135168);
   const tunables = { ...oracleEnv(), GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0' };
-  assert.equal(events([fixture('tcache.trace')], { env: tunables }), events([fixture('tcache.trace')]));
+  assert.equal(await runOracle(fixture('tcache.trace'), { env: tunables }), events([fixture('tcache.trace')]));
+  // The command line: both removed by default; --keep-env keeps the parent's, --tunables sets GLIBC_TUNABLES.
+  const dirty = { ...oracleEnv(), MALLOC_TOP_PAD_: '0', GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0' };
+  const tcacheClean = events(['--stats', fixture('tcache.trace')]);
+  assert.equal(cliEvents(['--stats', fixture('tcache.trace')], { env: dirty }), tcacheClean);
+  const both = cliEvents(['--stats', '--keep-env', '--tunables', 'glibc.malloc.tcache_count=0', fixture('tcache.trace')], { env });
+  assert.is.not(both[0].arena, tcacheClean[0].arena); // MALLOC_TOP_PAD_ kept
+  assert.equal([both[3].where, both[3].offset], ['heap', 0x2a0]); // tcache off: see the next test
 });
 
-test('--tunables glibc.malloc.tcache_count=0 changes where a freed chunk is reused (§7.2, §7.3)', () => {
+test('--tunables glibc.malloc.tcache_count=0 changes where a freed chunk is reused (§7.2, §7.3)', async () => {
   const withTcache = events([fixture('tcache.trace')]);
   // a (0xd0) sits in tcache; g (0x20) follows it; b (0x70) comes from the top after g.
   assert.equal([withTcache[3].where, withTcache[3].offset], ['heap', 0x2a0 + 0xd0 + 0x20]);
-  const without = events(['--tunables', 'glibc.malloc.tcache_count=0', fixture('tcache.trace')]);
+  const without = await runOracle(fixture('tcache.trace'), { tunables: 'glibc.malloc.tcache_count=0' });
   // a went to the unsorted bin; malloc(100) splits it and gets a's address.
   assert.equal([without[3].where, without[3].offset], ['heap', 0x2a0]);
 });
@@ -290,9 +339,14 @@ test('- reads the trace from standard input; errors name <stdin>', () => {
     { seq: 0, op: 'malloc', id: 'a', where: 'heap', chunk: 112, offset: 0x2a0 },
     { seq: 1, op: 'free', id: 'a' },
   ]);
-  const bad = cli(['-'], { input: 'free a\n' });
+  const bad = oracle(['-'], { input: 'free a\n' });
   assert.is(bad.status, 1);
   assert.is(bad.stderr, "mallocscope: <stdin>:1: free of ID 'a', which is not live [TRACE_ID_NOT_LIVE]\n");
+  // The command line hands its standard input to the oracle: the lines, then the error, as they were.
+  const viaCli = cli(['-'], { input: 'malloc a 100\nfree a\nfree a\n' });
+  assert.is(viaCli.status, 1);
+  assert.equal(viaCli.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line)), out);
+  assert.is(viaCli.stderr, "mallocscope: <stdin>:3: free of ID 'a', which is not live [TRACE_ID_NOT_LIVE]\n");
 });
 
 test('a closed pipe ends the oracle quietly', () => {
@@ -340,9 +394,97 @@ test('runOracle raises the TraceError the oracle reported', async () => {
 test('an oracle killed by a signal is a MallocscopeError naming it', () => {
   const e = signalError('SIGABRT', 'free(): invalid pointer\n');
   assert.instance(e, MallocscopeError);
+  assert.instance(e, OracleSignalError);
   assert.is(e.code, 'ORACLE_SIGNAL');
+  assert.is(e.signal, 'SIGABRT');
   assert.match(e.message, /signal SIGABRT \(6\)/);
   assert.match(e.message, /free\(\): invalid pointer/);
+});
+
+test('exitError: how the oracle ended, as the error it stands for', () => {
+  assert.is(exitError({ status: 0, signal: null, stderr: '' }, 't'), null);
+  const trace = exitError({ status: 1, signal: null, stderr: "mallocscope: t:4: free of ID 'x', which is not live [TRACE_ID_NOT_LIVE]\n" }, 't');
+  assert.instance(trace, TraceError);
+  assert.equal([trace!.code, (trace as TraceError).line, (trace as TraceError).reason, trace!.exitCode], ['TRACE_ID_NOT_LIVE', 4, "free of ID 'x', which is not live", 1]);
+  const usage = exitError({ status: 2, signal: null, stderr: "mallocscope: oracle: unknown option '--x' (usage: …) [USAGE]\n" }, 't');
+  assert.instance(usage, UsageError);
+  assert.equal([usage!.message, usage!.exitCode], ["unknown option '--x' (usage: …)", 2]);
+  const signal = exitError({ status: null, signal: 'SIGSEGV', stderr: '' }, 't');
+  assert.instance(signal, OracleSignalError);
+  assert.is((signal as OracleSignalError).signal, 'SIGSEGV');
+  const other = exitError({ status: 127, signal: null, stderr: 'sh: not found\n' }, 't');
+  assert.equal([other!.code, other!.message, other!.exitCode], ['ORACLE_FAILED', 'the oracle exited with status 127: sh: not found', 70]);
+  // oracleLines raises the same errors as the streaming runner.
+  const bad = traceFile('bad-sync.trace', 'malloc a 1\nfree b\n');
+  try {
+    oracleLines(bad);
+    assert.unreachable('expected an error');
+  } catch (error) {
+    assert.instance(error, TraceError);
+    assert.is((error as TraceError).describe(), `${bad}:2: free of ID 'b', which is not live [TRACE_ID_NOT_LIVE]`);
+  }
+});
+
+// ---- another glibc: --libc DIR and MALLOCSCOPE_LIBC ------------------------------------------------------
+
+/**
+ * A stand-in for a glibc build: its "loader" writes down the arguments it was given, then runs the program as
+ * the real loader would (after `--library-path DIR`), here under this machine's glibc.
+ */
+function standInLibc(): { dir: string; args: () => string[] | null } {
+  const libc = mkdtempSync(join(dir, 'libc-'));
+  const loader = join(libc, 'ld-linux-x86-64.so.2');
+  writeFileSync(loader, `#!/bin/sh\nprintf '%s\\n' "$@" > "${libc}/args"\nshift 2\nexec "$@"\n`);
+  chmodSync(loader, 0o755);
+  const file = join(libc, 'args');
+  return {
+    dir: libc,
+    args: () => {
+      if (!existsSync(file)) return null;
+      const args = readFileSync(file, 'utf8').trimEnd().split('\n');
+      rmSync(file);
+      return args;
+    },
+  };
+}
+
+test('--libc DIR / MALLOCSCOPE_LIBC: the oracle runs under the build\'s loader, with its library path', async () => {
+  const libc = standInLibc();
+  const trace = fixture('section11.trace');
+  const own = events(['--stats', trace]);
+  assert.equal(await runOracle(trace, { stats: true, libc: libc.dir }), own);
+  assert.equal(libc.args(), ['--library-path', libc.dir, oracleBinary, '--stats', '--', trace]);
+  assert.equal(oracleCommand(trace, { libc: libc.dir }).file, join(libc.dir, 'ld-linux-x86-64.so.2'));
+  // MALLOCSCOPE_LIBC is the default; an empty --libc is this machine's glibc.
+  const env = { ...oracleEnv(), [LIBC_ENV]: libc.dir };
+  assert.equal(await runOracle(trace, { env }), events([trace]));
+  assert.equal(libc.args(), ['--library-path', libc.dir, oracleBinary, '--', trace]);
+  assert.equal(oracleLines(trace, { env, libc: '' }), oracle([trace]).stdout.trimEnd().split('\n'));
+  assert.is(libc.args(), null);
+  // A folder without a loader, a missing folder: a usage error of its own code.
+  for (const [folder, words] of [
+    [fixtures, 'holds no glibc build: no dynamic loader ld-linux-*.so.* in it'],
+    [join(dir, 'no-such-libc'), 'cannot be read: no such file or directory'],
+  ]) {
+    try {
+      await runOracle(trace, { libc: folder });
+      assert.unreachable('expected an error');
+    } catch (error) {
+      assert.instance(error, MallocscopeError);
+      assert.equal([(error as MallocscopeError).code, (error as MallocscopeError).exitCode], ['LIBC_NOT_FOUND', 2]);
+      assert.ok((error as Error).message.includes(words), (error as Error).message);
+    }
+  }
+  // The command line: `oracle --libc`, `check --libc`, and MALLOCSCOPE_LIBC naming a folder with no glibc.
+  assert.equal(cliEvents(['--libc', libc.dir, trace]), events([trace]));
+  assert.equal(libc.args(), ['--library-path', libc.dir, oracleBinary, '--', trace]);
+  const checked = spawnSync(process.execPath, [join(root, 'bin/mallocscope.js'), 'check', '--libc', libc.dir, trace], { cwd: root, encoding: 'utf8', env: oracleEnv() });
+  assert.is(checked.status, 0, checked.stderr);
+  assert.is(checked.stdout, `${trace}: all 7 events agree with glibc\n`);
+  assert.equal(libc.args(), ['--library-path', libc.dir, oracleBinary, '--name', trace, '--', trace]);
+  const missing = cli([trace], { env: { ...oracleEnv(), [LIBC_ENV]: fixtures } });
+  assert.is(missing.status, 2);
+  assert.match(missing.stderr, /^mallocscope: .*oracle holds no glibc build: .* \[LIBC_NOT_FOUND\]\n$/);
 });
 
 test.run();

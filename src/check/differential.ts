@@ -1,27 +1,25 @@
-// Model against oracle on one trace: replays it through the real glibc (the oracle, a child process) and
-// through the model, and compares the contract's fields of every event, mallinfo2 included with `stats`.
-import { spawnSync } from 'node:child_process';
-import { Replayer, type ReplayOptions } from '../replay/replayer.ts';
-import { MallocscopeError } from '../errors.ts';
-import { builtFile } from '../native.ts';
-import { oracleEnv } from '../oracle/oracle.ts';
-import { contractFields, statsFields } from '../report/jsonl.ts';
-import { readTrace } from '../trace/reader.ts';
+// Model against oracle, event for event: the one comparison loop, used by `mallocscope check` (streaming the
+// oracle's lines as they come) and by differential() (the oracle's output in memory: tests, the differential
+// script). It compares the contract's fields of every event, mallinfo2 included with `stats`, and says where
+// the model and glibc part: a different line, glibc dying where the model goes on, or the model stopping
+// where glibc does not die; both dying at the same call by the same signal is an agreement.
+import { checkInvariants } from '../allocator/invariants.ts';
+import { Replayer, type ReplayOptions, type ReplayOutcome } from '../replay/replayer.ts';
+import { MallocscopeError, ModelAbortError } from '../errors.ts';
+import {
+  GLIBC_DEATH_SIGNALS,
+  exitError,
+  exitText,
+  runOracleSync,
+  startOracle,
+  type OracleEnvOptions,
+  type OracleExit,
+} from '../oracle/oracle.ts';
+import { contractFields, extraFields, statsFields } from '../report/jsonl.ts';
+import { readTrace, type TraceReader } from '../trace/reader.ts';
 
-/** The first event where model and oracle disagree. */
-export interface Difference {
-  seq: number;
-  line: number;
-  model: string;
-  oracle: string;
-}
-
-export interface DifferentialResult {
-  events: number;
-  /** Events that agreed before the first difference (all of them when there is none). */
-  agreed: number;
-  difference: Difference | null;
-}
+// The oracle's lines synchronously, for tests that compare by hand (model-policies, native-maps).
+export { oracleLines } from '../oracle/oracle.ts';
 
 /**
  * How far from the heap start a block of the brk heap can lie when no brk limit is set: the model lets the
@@ -43,33 +41,219 @@ export function sameEvent(model: string, oracle: string, brkLimit?: number): boo
   return outside(model) === outside(oracle);
 }
 
-/** Runs the oracle on `path` and returns its JSON lines (raising its trace error as ours). */
-export function oracleLines(path: string, options: { stats?: boolean; brkLimit?: number } = {}): string[] {
-  const args = [...(options.stats ? ['--stats'] : []), ...(options.brkLimit !== undefined ? ['--brk-limit', String(options.brkLimit)] : []), '--', path];
-  const run = spawnSync(builtFile('mallocscope-oracle'), args, { env: oracleEnv(), encoding: 'utf8', maxBuffer: 1 << 30 });
-  if (run.status !== 0) {
-    throw new MallocscopeError('ORACLE_FAILED', `the oracle failed on ${path}: ${run.stderr.trim() || `signal ${run.signal}`}`);
-  }
-  const lines = run.stdout.split('\n');
-  if (lines[lines.length - 1] === '') lines.pop();
-  return lines;
+/** One agreeing event kept for the context of a difference: the model's line with its extra fields. */
+export interface Remembered {
+  line: number;
+  model: string;
 }
 
-/** Compares model and oracle on the trace at `path`. */
-export function differential(path: string, options: ReplayOptions & { stats?: boolean; brkLimit?: number } = {}): DifferentialResult {
-  const oracle = oracleLines(path, options);
-  const replayer = new Replayer({ policy: options.policy, system: options.system ?? { brkLimit: options.brkLimit }, checkInvariants: options.checkInvariants });
-  let events = 0;
-  const reader = readTrace(path);
-  for (let outcome = replayer.applyNext(reader); outcome; outcome = replayer.applyNext(reader)) {
-    let line = contractFields(outcome);
-    if (options.stats) line += statsFields(replayer.mallinfo2());
-    line += '}';
-    const expected = oracle[events];
-    events++;
-    if (expected === undefined || !sameEvent(line, expected, options.brkLimit)) {
-      return { events: oracle.length, agreed: events - 1, difference: { seq: outcome.seq, line: outcome.line, model: line, oracle: expected ?? '(no line)' } };
+/** Model and glibc agree on every event (up to a call where both die, when they do). */
+export interface Agreement {
+  agree: true;
+  /** Events that agreed; when both die, the calls before the one they die in. */
+  events: number;
+  /** The call where glibc dies and the model stops, by the same signal; the model's words for it. */
+  diesAt?: { seq: number; line: number; signal: NodeJS.Signals; model: string };
+}
+
+/** Where model and glibc part. */
+export interface Disagreement {
+  agree: false;
+  /**
+   * differs: both made the call and printed different lines; glibc-dies: glibc died in the call and the
+   * model went on; model-stops: the model stopped at the call (glibc would die) and glibc did not, by that signal.
+   */
+  kind: 'differs' | 'glibc-dies' | 'model-stops';
+  seq: number;
+  line: number;
+  /** Events that agreed before it. */
+  agreedBefore: number;
+  /** The model's line (contract fields, mallinfo2 with stats); null when the model stopped. */
+  model: string | null;
+  /** The model's extra fields of this call (`,"via":…`), "" when none. */
+  modelStep: string;
+  /** The oracle's line for the call; null when it printed none. */
+  oracle: string | null;
+  /** How the oracle ended, when it printed no line for the call. */
+  glibcEnd: OracleExit | null;
+  /** Why the model stopped (model-stops). */
+  modelStopped: string | null;
+  /** Up to `context` agreeing events before it, oldest first. */
+  before: Remembered[];
+}
+
+export type Verdict = Agreement | Disagreement;
+
+export interface CompareOptions {
+  /** The trace's name in errors. */
+  name: string;
+  /** Compare mallinfo2 after every call too (the oracle must have been run with --stats). */
+  stats?: boolean;
+  brkLimit?: number;
+  /** How many agreeing events to keep for the context of a difference (0 by default). */
+  context?: number;
+  /**
+   * Walk the model's heap invariants after every Nth event and after the last one (0: never). The walk costs
+   * a pass over the whole heap, so long traces sample it; the Replayer's own option checks every event.
+   */
+  invariantsEvery?: number;
+}
+
+/** What the comparison asks of the oracle between steps: its next line, or how it ended. */
+const LINE = 0;
+const EXIT = 1;
+type Ask = typeof LINE | typeof EXIT;
+type Answer = string | null | OracleExit;
+
+/**
+ * The comparison as a coroutine, so that one loop serves a synchronous and a streaming oracle: it yields LINE
+ * for the oracle's next line (answered with it, or null after the last) and EXIT for how the oracle ended.
+ */
+function* compareSteps(reader: TraceReader, replayer: Replayer, options: CompareOptions): Generator<Ask, Verdict, Answer> {
+  const context = options.context ?? 0;
+  const every = options.invariantsEvery ?? 0;
+  const before: Remembered[] = [];
+  let agreed = 0;
+  let last: { seq: number; line: number; op: string } | null = null;
+  const part = (fields: Omit<Disagreement, 'agree' | 'agreedBefore' | 'before'>): Disagreement => ({ agree: false, agreedBefore: agreed, before, ...fields });
+
+  for (;;) {
+    let outcome: ReplayOutcome | null;
+    try {
+      outcome = replayer.applyNext(reader);
+    } catch (error) {
+      if (!(error instanceof ModelAbortError)) throw error;
+      // The model says the real process dies in this call: so must glibc, by the same signal.
+      const call = { seq: error.seq, line: reader.lineNumber, model: null, modelStep: '', modelStopped: error.message };
+      const oracle = (yield LINE) as string | null;
+      if (oracle !== null) return part({ kind: 'model-stops', ...call, oracle, glibcEnd: null });
+      const end = (yield EXIT) as OracleExit;
+      if (end.signal === error.signal) return { agree: true, events: agreed, diesAt: { seq: call.seq, line: call.line, signal: end.signal, model: error.message } };
+      return part({ kind: 'model-stops', ...call, oracle: null, glibcEnd: end });
     }
+    if (outcome === null) break;
+    last = { seq: outcome.seq, line: outcome.line, op: outcome.op };
+    if (every > 0 && (agreed + 1) % every === 0) invariants(replayer, last);
+    let model = contractFields(outcome);
+    if (options.stats) model += statsFields(replayer.mallinfo2());
+    model += '}';
+    const oracle = (yield LINE) as string | null;
+    if (oracle === null) {
+      const end = (yield EXIT) as OracleExit;
+      // glibc itself died in this call, where the model went on: a difference, not a broken oracle.
+      if (end.signal && GLIBC_DEATH_SIGNALS.has(end.signal)) {
+        return part({ kind: 'glibc-dies', seq: outcome.seq, line: outcome.line, model, modelStep: extraFields(outcome), oracle: null, glibcEnd: end, modelStopped: null });
+      }
+      throw exitError(end, options.name) ?? new MallocscopeError('ORACLE_FAILED', `the oracle stopped before event ${outcome.seq} (${exitText(end)})`);
+    }
+    if (!sameEvent(model, oracle, options.brkLimit)) {
+      return part({ kind: 'differs', seq: outcome.seq, line: outcome.line, model, modelStep: extraFields(outcome), oracle, glibcEnd: null, modelStopped: null });
+    }
+    if (context > 0) {
+      before.push({ line: outcome.line, model: `${model.slice(0, -1)}${extraFields(outcome)}}` });
+      if (before.length > context) before.shift();
+    }
+    agreed++;
   }
-  return { events, agreed: events, difference: null };
+  if (every > 0 && last !== null && agreed % every !== 0) invariants(replayer, last);
+  if ((yield LINE) !== null) throw new MallocscopeError('ORACLE_FAILED', 'the oracle printed more events than the trace has');
+  const error = exitError((yield EXIT) as OracleExit, options.name);
+  if (error) throw error;
+  return { agree: true, events: agreed };
+}
+
+/** The heap's invariants after an event, broken ones raised as the Replayer raises them. */
+function invariants(replayer: Replayer, event: { seq: number; line: number; op: string }): void {
+  try {
+    checkInvariants(replayer.arena);
+  } catch (error) {
+    throw new MallocscopeError('MODEL_INVARIANT', `event ${event.seq} (line ${event.line}, ${event.op}): ${(error as Error).message}`);
+  }
+}
+
+/** Compares the model (`replayer` reading `reader`) with an oracle run that has already ended. */
+export function compareWithLines(reader: TraceReader, replayer: Replayer, oracle: { lines: readonly string[]; exit: OracleExit }, options: CompareOptions): Verdict {
+  const steps = compareSteps(reader, replayer, options);
+  let next = 0;
+  let step = steps.next();
+  while (!step.done) step = steps.next(step.value === LINE ? (next < oracle.lines.length ? oracle.lines[next++] : null) : oracle.exit);
+  return step.value;
+}
+
+export interface CheckTraceOptions extends Omit<CompareOptions, 'name'>, Pick<OracleEnvOptions, 'libc'> {
+  /** The trace's name in messages; the path by default. */
+  name?: string;
+}
+
+/**
+ * Compares the model with the oracle on the trace file at `path`, streaming: the oracle's lines are read as it
+ * prints them and it is stopped at the first difference. The replayer is returned for a look at its heap.
+ */
+export async function checkTrace(path: string, options: CheckTraceOptions = {}): Promise<{ verdict: Verdict; replayer: Replayer }> {
+  const name = options.name ?? path;
+  // The model's reader opens the trace first: a trace that cannot be read is reported once, by the reader.
+  const reader = readTrace(path, { name });
+  const replayer = new Replayer({ system: { brkLimit: options.brkLimit } });
+  const run = startOracle(path, { stats: options.stats, brkLimit: options.brkLimit, name, libc: options.libc });
+  try {
+    const steps = compareSteps(reader, replayer, { ...options, name });
+    let step = steps.next();
+    while (!step.done) {
+      if (step.value === LINE) {
+        const line = await run.lines.next();
+        step = steps.next(line.done ? null : line.value);
+      } else {
+        step = steps.next(await run.exited);
+      }
+    }
+    return { verdict: step.value, replayer };
+  } finally {
+    run.stop();
+  }
+}
+
+// ---- the one-call form -----------------------------------------------------------------------------------
+
+/** The first event where model and oracle disagree. */
+export interface Difference {
+  kind: Disagreement['kind'];
+  seq: number;
+  line: number;
+  /** The model's line, or what it did instead ("stops: …"). */
+  model: string;
+  /** The oracle's line, or what it did instead ("(no line: glibc killed by SIGSEGV)"). */
+  oracle: string;
+}
+
+export interface DifferentialResult {
+  /** The calls compared: the whole trace, or the oracle's lines when they differ. */
+  events: number;
+  /** Events that agreed before the first difference (all of them when there is none, the dying call included). */
+  agreed: number;
+  difference: Difference | null;
+  /** When glibc dies in a call and the model stops there by the same signal: that call. */
+  diesAt?: Agreement['diesAt'];
+}
+
+export interface DifferentialOptions extends Omit<ReplayOptions, 'checkInvariants'>, Pick<OracleEnvOptions, 'libc'> {
+  stats?: boolean;
+  brkLimit?: number;
+  /** The heap's invariants: true after every event, N after every Nth event and the last one. */
+  checkInvariants?: boolean | number;
+}
+
+/** Compares model and oracle on the trace at `path`, the oracle's output held in memory. */
+export function differential(path: string, options: DifferentialOptions = {}): DifferentialResult {
+  const { stats, brkLimit, checkInvariants: invariantsOption, libc, ...replay } = options;
+  const oracle = runOracleSync(path, { stats, brkLimit, libc });
+  const replayer = new Replayer({ ...replay, system: replay.system ?? { brkLimit }, checkInvariants: invariantsOption === true });
+  const invariantsEvery = typeof invariantsOption === 'number' ? invariantsOption : 0;
+  const verdict = compareWithLines(readTrace(path), replayer, oracle, { name: path, stats, brkLimit, invariantsEvery });
+  if (verdict.agree) {
+    const events = verdict.events + (verdict.diesAt ? 1 : 0);
+    return { events, agreed: events, difference: null, ...(verdict.diesAt ? { diesAt: verdict.diesAt } : {}) };
+  }
+  const model = verdict.model ?? `(the model stops: ${verdict.modelStopped})`;
+  const glibc = verdict.oracle ?? `(no line: glibc ${verdict.glibcEnd ? exitText(verdict.glibcEnd) : 'ended'})`;
+  return { events: oracle.lines.length, agreed: verdict.agreedBefore, difference: { kind: verdict.kind, seq: verdict.seq, line: verdict.line, model, oracle: glibc } };
 }

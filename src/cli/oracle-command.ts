@@ -1,8 +1,9 @@
-// `mallocscope oracle TRACE`: replays a trace through this machine's real glibc (native/oracle) and prints
-// its JSON Lines (docs/trace-format.md) straight to standard output, so that large outputs stream.
-import type { Command } from 'commander';
-import { MallocscopeError, UsageError } from '../errors.ts';
-import { signalError, spawnOracle, type OracleOptions } from '../oracle/oracle.ts';
+// `mallocscope oracle TRACE`: replays a trace through this machine's real glibc (native/oracle), or a glibc
+// build named by --libc, and prints its JSON Lines (docs/trace-format.md) straight to standard output, so
+// that large outputs stream. Starting the oracle is src/oracle's job; this only maps the options.
+import { Option, type Command } from 'commander';
+import { UsageError } from '../errors.ts';
+import { LIBC_ENV, exitError, oracleDisplayName, oracleExited, spawnOracle, type OracleOptions } from '../oracle/oracle.ts';
 import { brkLimitOption, keepEnvOption, parseBrkLimit, statsOption, tunablesOption } from './options.ts';
 import { action } from './run.ts';
 
@@ -11,6 +12,12 @@ interface OracleCommandOptions {
   keepEnv?: boolean;
   tunables?: string;
   brkLimit?: string;
+  libc?: string;
+}
+
+/** --libc DIR: the glibc build the oracle runs under (for every command that runs the oracle). */
+export function libcOption(): Option {
+  return new Option('--libc <dir>', `run the real glibc of the build in DIR (its ld-linux-*.so.* and libc.so.6) instead of this machine's; default: $${LIBC_ENV}`);
 }
 
 export function registerOracle(program: Command): void {
@@ -22,6 +29,7 @@ export function registerOracle(program: Command): void {
     .addOption(brkLimitOption())
     .addOption(keepEnvOption())
     .addOption(tunablesOption())
+    .addOption(libcOption())
     .action(
       action(async (trace: string, options: OracleCommandOptions) => {
         process.exitCode = await runOracleCommand(trace, options);
@@ -31,15 +39,12 @@ export function registerOracle(program: Command): void {
 
 /** Runs the oracle with our standard streams; resolves to its exit status. */
 export async function runOracleCommand(trace: string, options: OracleCommandOptions): Promise<number> {
-  const oracleOptions: OracleOptions = { stats: options.stats, keepEnv: options.keepEnv, tunables: options.tunables, brkLimit: parseBrkLimit(options.brkLimit) };
+  const oracleOptions: OracleOptions = { stats: options.stats, keepEnv: options.keepEnv, tunables: options.tunables, brkLimit: parseBrkLimit(options.brkLimit), libc: options.libc };
   if (options.tunables?.includes('\0')) throw new UsageError('--tunables cannot hold a NUL character');
   const child = spawnOracle(trace, oracleOptions, 'inherit');
-  // The oracle prints its own errors (the documented one-line form) on our stderr; we pass on its status.
-  const { status, signal } = await new Promise<{ status: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, sig) => resolve({ status: code, signal: sig }));
-  });
-  if (signal) throw signalError(signal);
-  if (status === null) throw new MallocscopeError('ORACLE_FAILED', 'the oracle ended without an exit status', 70);
-  return status;
+  const end = await oracleExited(child);
+  // The oracle printed its own errors (the documented one-line form) on our stderr; we pass on its status.
+  // What it could not print (a signal, no status, no start) is raised as the runner words it.
+  if (end.signal || end.status === null || end.stderr) throw exitError(end, oracleDisplayName(trace))!;
+  return end.status;
 }

@@ -1,14 +1,19 @@
-// The oracle: this machine's real glibc replaying a trace in a fresh process (native/oracle), and the
-// JSON Lines it prints (docs/trace-format.md) read back as objects. The model is checked against it.
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { closeSync, fstatSync, openSync } from 'node:fs';
+// The oracle runner: the one place that starts native/oracle (this machine's real glibc, or a glibc build
+// named by --libc / MALLOCSCOPE_LIBC), with a clean environment, and turns its JSON Lines (docs/trace-format.md),
+// its exit status, signal and stderr into events and into the project's coded errors.
+import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { closeSync, fstatSync, openSync, readdirSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { MallocscopeError, TraceError, UsageError, errnoReason } from '../errors.ts';
 import { builtFile } from '../native.ts';
 
 /** The executable built from native/oracle by CMake, next to the addon. */
 export const ORACLE_BINARY = 'mallocscope-oracle';
+
+/** The environment variable that names a glibc build for every oracle run (as --libc does for one command). */
+export const LIBC_ENV = 'MALLOCSCOPE_LIBC';
 
 /** One line of the oracle's output: one call of the trace. Keys in the order the oracle prints them. */
 export interface OracleEvent {
@@ -38,6 +43,11 @@ export interface OracleEnvOptions {
   tunables?: string;
   /** The environment to start from; process.env by default. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * A folder holding a glibc build (its dynamic loader ld-linux-*.so.* and libc.so.6): the oracle runs under
+   * that glibc instead of this machine's. By default MALLOCSCOPE_LIBC of `env`; "" for the machine's own.
+   */
+  libc?: string;
 }
 
 export interface OracleOptions extends OracleEnvOptions {
@@ -70,6 +80,30 @@ export function oracleEnv(options: OracleEnvOptions = {}): NodeJS.ProcessEnv {
   return env;
 }
 
+/** The glibc build the oracle runs under: `libc`, else MALLOCSCOPE_LIBC; undefined for the machine's own. */
+export function oracleLibc(options: OracleEnvOptions = {}): string | undefined {
+  const dir = options.libc ?? (options.env ?? process.env)[LIBC_ENV];
+  return dir ? dir : undefined;
+}
+
+/**
+ * The dynamic loader of the glibc build in `dir`, which runs a program under that build
+ * (`LOADER --library-path DIR PROGRAM ARGS`); a coded error (exit 2) when `dir` holds none.
+ */
+export function libcLoader(dir: string): string {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (error) {
+    throw new MallocscopeError('LIBC_NOT_FOUND', `the glibc folder ${dir} cannot be read: ${errnoReason(error)}`, 2);
+  }
+  const loader = names.filter((name) => /^ld-linux[\w.-]*\.so\.\d+$/.test(name)).sort()[0];
+  if (loader === undefined) {
+    throw new MallocscopeError('LIBC_NOT_FOUND', `${dir} holds no glibc build: no dynamic loader ld-linux-*.so.* in it (the folder is named by --libc or ${LIBC_ENV})`, 2);
+  }
+  return join(resolve(dir), loader);
+}
+
 /** The name errors give a trace: `<stdin>` for `-`. */
 export function oracleDisplayName(trace: string, options: { name?: string } = {}): string {
   return options.name ?? (trace === '-' ? '<stdin>' : trace);
@@ -90,6 +124,22 @@ export function oracleArgs(trace: string, options: OracleOptions = {}): string[]
   return args;
 }
 
+/** What to execute: the oracle itself, or the glibc build's loader with the oracle as its program. */
+export interface OracleCommand {
+  file: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+}
+
+/** The command that replays `trace`: executable, arguments and environment, all decided here. */
+export function oracleCommand(trace: string, options: OracleOptions = {}): OracleCommand {
+  const args = oracleArgs(trace, options);
+  const binary = builtFile(ORACLE_BINARY);
+  const env = oracleEnv(options);
+  const libc = oracleLibc(options);
+  if (libc === undefined) return { file: binary, args, env };
+  return { file: libcLoader(libc), args: ['--library-path', resolve(libc), binary, ...args], env };
+}
 
 /**
  * Checks from here that the trace can be opened and is not a directory, so that the common mistakes give
@@ -110,20 +160,40 @@ export function checkTraceReadable(trace: string, name = oracleDisplayName(trace
 
 /** Starts the oracle on `trace`; the caller decides where its output goes. */
 export function spawnOracle(trace: string, options: OracleOptions, stdio: StdioOptions): ChildProcess {
-  const args = oracleArgs(trace, options);
+  const command = oracleCommand(trace, options);
   checkTraceReadable(trace, oracleDisplayName(trace, options));
-  return spawn(builtFile(ORACLE_BINARY), args, { env: oracleEnv(options), stdio });
+  return spawn(command.file, command.args, { env: command.env, stdio });
 }
 
-/** The error to raise for an oracle that died of a signal (glibc aborting, say), with glibc's own words. */
-export function signalError(signal: NodeJS.Signals, stderr = ''): MallocscopeError {
+// ---- how the oracle ended, as an error -------------------------------------------------------------------
+
+/** How an oracle process ended, with what it wrote on stderr (its first 64 KiB). */
+export interface OracleExit {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+}
+
+/** The signals by which glibc itself ends a process (malloc_printerr's abort, a fault in its arithmetic). */
+export const GLIBC_DEATH_SIGNALS: ReadonlySet<string> = new Set(['SIGABRT', 'SIGSEGV', 'SIGBUS']);
+
+/** An oracle killed by a signal (glibc aborting, say): ORACLE_SIGNAL, with the signal's name kept. */
+export class OracleSignalError extends MallocscopeError {
+  constructor(
+    readonly signal: NodeJS.Signals,
+    message: string,
+  ) {
+    super('ORACLE_SIGNAL', message, 1);
+    this.name = 'OracleSignalError';
+  }
+}
+
+/** The error to raise for an oracle that died of a signal, with glibc's own last words. */
+export function signalError(signal: NodeJS.Signals, stderr = ''): OracleSignalError {
   const number = osConstants.signals[signal];
   const said = stderr.trim().split('\n').filter(Boolean).pop();
   const glibc = said ? `; it said: ${said}` : '';
-  return new MallocscopeError(
-    'ORACLE_SIGNAL',
-    `the oracle (real glibc) was killed by signal ${signal}${number ? ` (${number})` : ''}${glibc}`,
-  );
+  return new OracleSignalError(signal, `the oracle (real glibc) was killed by signal ${signal}${number ? ` (${number})` : ''}${glibc}`);
 }
 
 /**
@@ -148,10 +218,98 @@ export function oracleFailure(status: number, stderr: string, name: string): Mal
   return new MallocscopeError('ORACLE_FAILED', `the oracle exited with status ${status}${line ? `: ${line}` : ''}`, 70);
 }
 
-function feedInput(child: ChildProcess, input: string | Uint8Array | undefined): void {
-  if (!child.stdin) return;
-  child.stdin.on('error', () => {}); // the oracle may stop reading early (a bad line): not our error
-  child.stdin.end(input ?? '');
+/** The error an ended oracle stands for, or null when it succeeded (status 0). */
+export function exitError(exit: OracleExit, name: string): MallocscopeError | null {
+  if (exit.signal) return signalError(exit.signal, exit.stderr);
+  if (exit.status === 0) return null;
+  if (exit.status === null) return new MallocscopeError('ORACLE_FAILED', 'the oracle ended without an exit status', 70);
+  return oracleFailure(exit.status, exit.stderr, name);
+}
+
+/** A few words on how the oracle ended, for messages: "exit 1", "killed by SIGSEGV". */
+export function exitText(exit: OracleExit): string {
+  return exit.signal ? `killed by ${exit.signal}` : `exit ${exit.status}`;
+}
+
+/** At most this much of the oracle's stderr is kept: its errors are one line, glibc's are a few. */
+const STDERR_KEPT = 1 << 16;
+
+// ---- running it ------------------------------------------------------------------------------------------
+
+/** A running oracle: its lines as they come, and how it ended. */
+export interface OracleRun {
+  /** The JSON Lines as printed (text, so that every number stays exact). Ends when the oracle closes stdout. */
+  lines: AsyncIterator<string>;
+  /** Resolves once the process has ended; never rejects (a failure to start is an exit with a message). */
+  exited: Promise<OracleExit>;
+  /** Stops the oracle (SIGTERM) if it still runs: for a caller that has read enough. */
+  stop(): void;
+}
+
+/**
+ * How an oracle from spawnOracle ends; `stderr` gives what was kept of its stderr. Never rejects: a failure to
+ * start is an exit with status 127 and an ORACLE_START line.
+ */
+export function oracleExited(child: ChildProcess, stderr: () => string = () => ''): Promise<OracleExit> {
+  return new Promise((resolve) => {
+    child.on('error', (error) => resolve({ status: 127, signal: null, stderr: `mallocscope: cannot start the oracle: ${errnoReason(error)} [ORACLE_START]` }));
+    child.on('close', (status, signal) => resolve({ status, signal, stderr: stderr() }));
+  });
+}
+
+/** Starts the oracle on `trace` with its stdout and stderr piped here; the trace is read only by the oracle. */
+export function startOracle(trace: string, options: OracleOptions = {}): OracleRun {
+  const fromInput = trace === '-' && options.input !== undefined;
+  const child = spawnOracle(trace, options, [trace === '-' ? (fromInput ? 'pipe' : 'inherit') : 'ignore', 'pipe', 'pipe']);
+  if (fromInput && child.stdin) {
+    child.stdin.on('error', () => {}); // the oracle may stop reading early (a bad line): not our error
+    child.stdin.end(options.input);
+  }
+  let stderr = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (text: string) => {
+    if (stderr.length < STDERR_KEPT) stderr += text;
+  });
+  const exited = oracleExited(child, () => stderr);
+  const lines = createInterface({ input: child.stdout!, crlfDelay: Infinity })[Symbol.asyncIterator]();
+  return {
+    lines,
+    exited,
+    stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    },
+  };
+}
+
+/**
+ * Runs the oracle to its end and returns its lines and how it ended, raising nothing for a failed run:
+ * the synchronous form, for traces whose output fits in memory (tests, the differential script).
+ */
+export function runOracleSync(trace: string, options: OracleOptions = {}): { lines: string[]; exit: OracleExit } {
+  const command = oracleCommand(trace, options);
+  checkTraceReadable(trace, oracleDisplayName(trace, options));
+  const run = spawnSync(command.file, command.args, {
+    env: command.env,
+    input: trace === '-' ? options.input : undefined,
+    stdio: [trace === '-' ? (options.input !== undefined ? 'pipe' : 'inherit') : 'ignore', 'pipe', 'pipe'],
+    encoding: 'utf8',
+    maxBuffer: 1 << 30,
+  });
+  if (run.error) {
+    const stderr = `mallocscope: cannot run the oracle: ${errnoReason(run.error)} [ORACLE_START]`;
+    return { lines: [], exit: { status: 127, signal: null, stderr } };
+  }
+  const lines = run.stdout.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  return { lines, exit: { status: run.status, signal: run.signal, stderr: run.stderr.slice(0, STDERR_KEPT) } };
+}
+
+/** The oracle's JSON Lines for `trace`, synchronously; a failed run raises its error (as runOracle does). */
+export function oracleLines(trace: string, options: OracleOptions = {}): string[] {
+  const { lines, exit } = runOracleSync(trace, options);
+  const error = exitError(exit, oracleDisplayName(trace, options));
+  if (error) throw error;
+  return lines;
 }
 
 /**
@@ -167,33 +325,19 @@ export async function runOracle(trace: string, options: OracleOptions = {}): Pro
 
 /**
  * The oracle's events one at a time, as it prints them: a trace of millions of calls never sits in memory.
- * Ending the loop early stops the oracle.
+ * Ending the loop early stops the oracle. How the oracle ended is raised after its last event.
  */
 export async function* streamOracle(trace: string, options: OracleOptions = {}): AsyncGenerator<OracleEvent> {
-  const fromInput = trace === '-' && options.input !== undefined;
-  const child = spawnOracle(trace, options, [trace === '-' ? (fromInput ? 'pipe' : 'inherit') : 'ignore', 'pipe', 'pipe']);
-  if (fromInput) feedInput(child, options.input);
-  let stderr = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (text: string) => {
-    if (stderr.length < 1 << 16) stderr += text;
-  });
-  const exited = new Promise<{ status: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (status, signal) => resolve({ status, signal }));
-  });
-  exited.catch(() => {}); // awaited below; this only keeps an early `break` from leaving it unhandled
+  const run = startOracle(trace, options);
   let finished = false;
   try {
-    const lines = createInterface({ input: child.stdout!, crlfDelay: Infinity });
-    for await (const line of lines) {
-      if (line) yield JSON.parse(line) as OracleEvent;
+    for (let next = await run.lines.next(); !next.done; next = await run.lines.next()) {
+      if (next.value) yield JSON.parse(next.value) as OracleEvent;
     }
     finished = true;
   } finally {
-    if (!finished && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    if (!finished) run.stop();
   }
-  const { status, signal } = await exited;
-  if (signal) throw signalError(signal, stderr);
-  if (status !== 0) throw oracleFailure(status ?? 70, stderr, oracleDisplayName(trace, options));
+  const error = exitError(await run.exited, oracleDisplayName(trace, options));
+  if (error) throw error;
 }

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { replayTrace } from '../src/allocator/replay.ts';
+import { replayTrace } from '../src/allocator/replay-trace.ts';
 import { differential } from '../src/check/differential.ts';
 import { MallocscopeError } from '../src/errors.ts';
 import { EDGES, generateEdgeTrace } from '../src/trace/edges.ts';

@@ -16,7 +16,7 @@ import { ByteReader, ByteWriter } from './html/codec.ts';
 /** How to build the Replayer a checkpoint is restored into (the same options as the replay that made it). */
 export interface CheckpointSetup {
   policy: string;
-  system: SimulatedSystemOptions & { commitLimit: number };
+  system: SimulatedSystemOptions;
 }
 
 type Bag = Record<string, unknown>;

@@ -84,8 +84,7 @@ function replay(trace: string, options: ReplayCommandOptions, replayer: Replayer
   try {
     for (let outcome = replayer.applyNext(reader); outcome; outcome = replayer.applyNext(reader)) {
       progress.tick(outcome);
-      summary.observe(outcome, replayer.arena);
-      summary.noteLive(replayer.liveBytes);
+      summary.observe(outcome, replayer.arena, replayer.liveBytes);
     }
   } finally {
     progress.done();

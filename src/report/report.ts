@@ -14,6 +14,7 @@ import { Replayer } from '../allocator/replay.ts';
 import type { TraceEvent } from '../trace/api.ts';
 import { TraceReader, readTrace, traceDisplayName } from '../trace/reader.ts';
 import { takeCheckpoint, type CheckpointSetup } from './checkpoint.ts';
+import { PeakTracker } from './peaks.ts';
 import { EventEncoder, bytesOf, packSections } from './html/codec.ts';
 import { renderHtml, type ReportMeta } from './html/template.ts';
 
@@ -88,10 +89,7 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
   let lastMmap = arena.policy.mmapThreshold;
   let lastTrim = arena.policy.trimThreshold;
   const moves: number[] = [];
-  const peaks = { heap: 0, mmapped: 0, live: 0, footprint: 0 };
-  const syscalls: Record<string, number> = { brk: 0, mmap: 0, munmap: 0, mremap: 0, madvise: 0 };
-  let consolidations = 0;
-  let trims = 0;
+  const tracker = new PeakTracker();
   let n = 0;
   const events = typeof source === 'string' ? readTrace(source) : source;
   try {
@@ -107,9 +105,6 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
       }
       const outcome = replayer.apply(event);
       encoder.add(event);
-      for (const call of outcome.syscalls) syscalls[call.call]++;
-      consolidations += outcome.notes.consolidations;
-      trims += outcome.notes.trims;
       if (outcome.mmapThreshold !== lastMmap || outcome.trimThreshold !== lastTrim) {
         thresholds.push(seq);
         keepExact(outcome.mmapThreshold);
@@ -137,6 +132,7 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
         bucket = Math.floor(seq / width);
       }
       const values = [arena.systemMem, arena.mmappedMem, replayer.liveBytes, arena.systemMem + arena.mmappedMem];
+      tracker.observe(outcome, values[0], values[1], values[2]);
       const fresh = bucket >= points;
       if (fresh) points = bucket + 1;
       if (fresh || values[FOOTPRINT] > high[FOOTPRINT][bucket]) stackHeap[bucket] = values[0];
@@ -144,8 +140,6 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
         const v = values[s];
         if (fresh || v > high[s][bucket]) high[s][bucket] = v;
         if (fresh || v < low[s][bucket]) low[s][bucket] = v;
-        const name = SERIES[s];
-        if (v > peaks[name]) peaks[name] = v;
       }
       n++;
       options.onProgress?.(event);
@@ -185,7 +179,7 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
     checkpoints: checkpoints.length,
     buckets: points,
     bucketWidth: width,
-    peaks,
+    peaks: { heap: tracker.peakHeap, mmapped: tracker.peakMmapped, live: tracker.peakLive, footprint: tracker.peakFootprint },
     final: {
       mmapThreshold: exactOrNumber(arena.policy.mmapThreshold),
       trimThreshold: exactOrNumber(arena.policy.trimThreshold),
@@ -195,10 +189,10 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
       live: replayer.liveBytes,
     },
     exactThresholds,
-    thresholdMoves: moves.length,
-    syscalls,
-    consolidations,
-    trims,
+    thresholdMoves: tracker.thresholdMoves,
+    syscalls: { ...tracker.syscalls },
+    consolidations: tracker.consolidations,
+    trims: tracker.trims,
     generated: new Date().toISOString(),
   };
   const script = pageScript();

@@ -25,11 +25,10 @@ function replayOnce() {
   const reader = readTrace(path);
   // The fast path, as `mallocscope replay` runs it: no event objects.
   for (let outcome = replayer.applyNext(reader); outcome; outcome = replayer.applyNext(reader)) {
-    summary.observe(outcome, replayer.arena);
-    summary.noteLive(replayer.liveBytes);
+    summary.observe(outcome, replayer.arena, replayer.liveBytes);
     if (mode === 'stats') check += replayer.mallinfo2().uordblks;
   }
-  check += summary.events;
+  check += summary.tracker.events;
 }
 
 // A replay takes a few hundred milliseconds: one call per sample (benchmark.js calibrates the count to its

@@ -34,13 +34,11 @@ let check = 0;
 const began = process.hrtime.bigint();
 if (mode === 'summary') {
   for (let outcome = replayer.applyNext(reader); outcome; outcome = replayer.applyNext(reader)) {
-    summary.observe(outcome, replayer.arena);
-    summary.noteLive(replayer.liveBytes);
+    summary.observe(outcome, replayer.arena, replayer.liveBytes);
   }
 } else if (mode === 'stats') {
   for (let outcome = replayer.applyNext(reader); outcome; outcome = replayer.applyNext(reader)) {
-    summary.observe(outcome, replayer.arena);
-    summary.noteLive(replayer.liveBytes);
+    summary.observe(outcome, replayer.arena, replayer.liveBytes);
     const info = replayer.mallinfo2();
     check += info.uordblks + info.hblks;
   }
@@ -48,7 +46,7 @@ if (mode === 'summary') {
   for (let outcome = replayer.applyNext(reader); outcome; outcome = replayer.applyNext(reader)) {
     const line = `${contractFields(outcome)}${statsFields(replayer.mallinfo2())}${extraFields(outcome)}}`;
     check += line.length;
-    summary.events++;
+    summary.tracker.events++;
   }
 }
 const ended = process.hrtime.bigint();
@@ -61,14 +59,14 @@ const heapAfterGc = process.memoryUsage().heapUsed;
 process.stdout.write(
   `${JSON.stringify({
     mode,
-    events: summary.events,
+    events: summary.tracker.events,
     replay_ns: Number(ended - began),
     maxrss_kib: usage.maxRSS,
     rss_before_kib: rssBefore,
     heap_after_gc_kib: Math.round(heapAfterGc / 1024),
     chunk_records: replayer.arena.chunks.highWater,
     id_slots: reader.slotLimit,
-    peak_live: summary.peakLive,
+    peak_live: summary.tracker.peakLive,
     check,
   })}\n`,
 );

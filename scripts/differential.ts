@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { replayTrace } from '../src/replay/replay-trace.ts';
 import { differential } from '../src/check/differential.ts';
 import { EDGES, generateEdgeTrace } from '../src/trace/edges.ts';
 import { SHAPES, generateTrace, seededRandom } from '../src/trace/generate.ts';

@@ -19,7 +19,8 @@ export { formatCall, formatTrace, TraceWriter, type TraceSink } from './trace/wr
 export { SHAPES, generateTrace, seededRandom, shapeByName, type TraceShape } from './trace/generate.ts';
 export { EDGES, generateEdgeTrace } from './trace/edges.ts';
 export { Allocator, type AllocatorOptions, type BlockInfo, type LastCall } from './replay/allocator.ts';
-export { Replayer, replayTrace, type ReplayOptions, type ReplayOutcome, type ReplayStep } from './replay/replayer.ts';
+export { Replayer, type ReplayOptions, type ReplayOutcome } from './replay/replayer.ts';
+export { replayTrace, type ReplayStep } from './replay/replay-trace.ts';
 export type { Mallinfo2, MallocStats } from './allocator/libc.ts';
 export type { ChunkInfo, ChunkKind, BinsView } from './allocator/walk.ts';
 export type { CallNotes, AllocPath, ThresholdMove } from './allocator/notes.ts';

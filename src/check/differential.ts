@@ -165,7 +165,7 @@ function* compareSteps(reader: TraceReader, replayer: Replayer, options: Compare
 /** The heap's invariants after an event, broken ones raised as the Replayer raises them. */
 function invariants(replayer: Replayer, event: { seq: number; line: number; op: string }): void {
   try {
-    checkInvariants(replayer.arena);
+    checkInvariants(replayer.model.main);
   } catch (error) {
     throw new MallocscopeError('MODEL_INVARIANT', `event ${event.seq} (line ${event.line}, ${event.op}): ${(error as Error).message}`);
   }

@@ -85,8 +85,7 @@ function replay(trace: string, options: ReplayCommandOptions, replayer: Replayer
   try {
     for (let outcome = replayer.applyNext(reader); outcome; outcome = replayer.applyNext(reader)) {
       progress.tick(outcome);
-      summary.observe(outcome, replayer.model);
-      summary.noteLive(replayer.liveBytes);
+      summary.observe(outcome, replayer.model, replayer.liveBytes);
     }
   } finally {
     progress.done();

@@ -1,4 +1,4 @@
-// Checkpoints of a replay: the whole model state (Replayer, Arena, ChunkTable, policy, simulated kernel) as
+// Checkpoints of a replay: the whole model state (Replayer, Malloc, mp_, MallocState, Tcache, ChunkTable, simulated kernel) as
 // bytes, and a Replayer rebuilt from them that goes on exactly as the original would. The report stores one
 // every K events, and the page restores the nearest one and replays forward to the event picked.
 //
@@ -6,7 +6,7 @@
 // booleans, strings, typed arrays, arrays of numbers and plain objects are copied, and the object-valued
 // fields named in SKIP (the links between the parts, the per-call notes) are rebuilt. A field the allocator
 // adds later is carried along without a change here. This reads and writes some fields that TypeScript marks
-// private (ChunkTable's free list, Arena's binmap, the Replayer's slot tables, the kernel's mappings): the
+// private (ChunkTable's free list, MallocState's binmap, the Replayer's slot tables, the kernel's mappings): the
 // layout is theirs, and the round-trip test in test/report.test.ts catches a field this cannot copy.
 // Plain TypeScript with no Node API: the page bundles it.
 import { Replayer } from '../replay/replayer.ts';
@@ -16,7 +16,7 @@ import { ByteReader, ByteWriter } from './html/codec.ts';
 /** How to build the Replayer a checkpoint is restored into (the same options as the replay that made it). */
 export interface CheckpointSetup {
   policy: string;
-  system: SimulatedSystemOptions & { commitLimit: number };
+  system: SimulatedSystemOptions;
 }
 
 type Bag = Record<string, unknown>;

@@ -1,6 +1,7 @@
 // Footprint against live bytes, per policy or glibc setting: an observer that gathers one replay's figures
 // (peaks of heap, mmapped and footprint, live bytes, fragmentation at the peaks, system calls, threshold
-// moves), and compareTrace, which replays one trace through several allocators in a single pass.
+// moves; the peaks and counts by peaks.ts's PeakTracker), and compareTrace, which replays one trace through
+// several allocators in a single pass.
 import type { SizeT } from '../allocator/size-t.ts';
 import type { Malloc } from '../allocator/malloc.ts';
 import { libcMallopt } from '../allocator/libc.ts';
@@ -10,6 +11,7 @@ import { policyByName } from '../policy/index.ts';
 import type { SimulatedSystemOptions } from '../system/simulated.ts';
 import type { MalloptParam, TraceEvent } from '../trace/api.ts';
 import { readTrace } from '../trace/reader.ts';
+import { PeakTracker, type SyscallCounts } from './peaks.ts';
 import { MALLOPT_PARAMS } from '../trace/vocabulary.ts';
 
 /** One mallopt applied before the first event. */
@@ -51,7 +53,7 @@ export interface CompareFigures {
   endFootprint: number;
   endLive: number;
   /** System calls made (failed ones are counted in `failed` only). */
-  syscalls: { brk: number; mmap: number; munmap: number; mremap: number; madvise: number; failed: number };
+  syscalls: SyscallCounts;
   /** Events that changed mmap_threshold or trim_threshold (free of an mmapped chunk, mallopt). */
   thresholdMoves: number;
   finalMmapThreshold: SizeT;
@@ -61,22 +63,9 @@ export interface CompareFigures {
 
 const fragmentation = (footprint: number, live: number): number | null => (live > 0 ? footprint / live - 1 : null);
 
-/** Gathers CompareFigures from a replay's outcomes: call observe after every event. */
+/** Gathers CompareFigures from a replay's outcomes (with the PeakTracker replay and the report use): call observe after every event. */
 export class FootprintObserver {
-  private events = 0;
-  private peakHeap = 0;
-  private peakMmapped = 0;
-  private peakFootprint = 0;
-  private peakFootprintSeq = -1;
-  private liveAtPeakFootprint = 0;
-  private peakLive = 0;
-  private peakLiveSeq = -1;
-  private footprintAtPeakLive = 0;
-  private heap = 0;
-  private mmapped = 0;
-  private live = 0;
-  private thresholdMoves = 0;
-  private readonly syscalls = { brk: 0, mmap: 0, munmap: 0, mremap: 0, madvise: 0, failed: 0 };
+  readonly tracker = new PeakTracker();
 
   constructor(
     readonly label: string,
@@ -86,57 +75,33 @@ export class FootprintObserver {
 
   /** After each event: its outcome, the arena, and the replayer's liveBytes. */
   observe(outcome: ReplayOutcome, model: Malloc, liveBytes: number): void {
-    this.events++;
-    // A call made is counted whether it succeeded or not (as replay's summary counts); failures also apart.
-    const syscalls = outcome.syscalls;
-    for (let i = 0; i < syscalls.length; i++) {
-      this.syscalls[syscalls[i].call]++;
-      if (syscalls[i].failed) this.syscalls.failed++;
-    }
-    if (outcome.notes.thresholdMove) this.thresholdMoves++;
-    const heap = model.main.systemMem;
-    const mmapped = model.mp.mmappedMem;
-    const footprint = heap + mmapped;
-    this.heap = heap;
-    this.mmapped = mmapped;
-    this.live = liveBytes;
-    if (heap > this.peakHeap) this.peakHeap = heap;
-    if (mmapped > this.peakMmapped) this.peakMmapped = mmapped;
-    if (footprint > this.peakFootprint) {
-      this.peakFootprint = footprint;
-      this.peakFootprintSeq = outcome.seq;
-      this.liveAtPeakFootprint = liveBytes;
-    }
-    if (liveBytes > this.peakLive) {
-      this.peakLive = liveBytes;
-      this.peakLiveSeq = outcome.seq;
-      this.footprintAtPeakLive = footprint;
-    }
+    this.tracker.observe(outcome, model.main.systemMem, model.mp.mmappedMem, liveBytes);
   }
 
   /** The figures so far; `arena` gives the final thresholds. */
   figures(model: Malloc): CompareFigures {
+    const t = this.tracker;
     return {
       label: this.label,
       policy: this.policy,
       settings: this.settings,
-      events: this.events,
-      peakHeap: this.peakHeap,
-      peakMmapped: this.peakMmapped,
-      peakFootprint: this.peakFootprint,
-      peakFootprintSeq: this.peakFootprintSeq,
-      liveAtPeakFootprint: this.liveAtPeakFootprint,
-      fragmentationAtPeakFootprint: fragmentation(this.peakFootprint, this.liveAtPeakFootprint),
-      peakLive: this.peakLive,
-      peakLiveSeq: this.peakLiveSeq,
-      footprintAtPeakLive: this.footprintAtPeakLive,
-      fragmentationAtPeakLive: fragmentation(this.footprintAtPeakLive, this.peakLive),
-      endHeap: this.heap,
-      endMmapped: this.mmapped,
-      endFootprint: this.heap + this.mmapped,
-      endLive: this.live,
-      syscalls: { ...this.syscalls },
-      thresholdMoves: this.thresholdMoves,
+      events: t.events,
+      peakHeap: t.peakHeap,
+      peakMmapped: t.peakMmapped,
+      peakFootprint: t.peakFootprint,
+      peakFootprintSeq: t.peakFootprintSeq,
+      liveAtPeakFootprint: t.liveAtPeakFootprint,
+      fragmentationAtPeakFootprint: fragmentation(t.peakFootprint, t.liveAtPeakFootprint),
+      peakLive: t.peakLive,
+      peakLiveSeq: t.peakLiveSeq,
+      footprintAtPeakLive: t.footprintAtPeakLive,
+      fragmentationAtPeakLive: fragmentation(t.footprintAtPeakLive, t.peakLive),
+      endHeap: t.heap,
+      endMmapped: t.mmapped,
+      endFootprint: t.heap + t.mmapped,
+      endLive: t.live,
+      syscalls: { ...t.syscalls },
+      thresholdMoves: t.thresholdMoves,
       finalMmapThreshold: model.mp.mmapThreshold,
       finalTrimThreshold: model.mp.trimThreshold,
       slidingOff: model.mp.noDynThreshold,

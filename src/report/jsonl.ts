@@ -2,7 +2,7 @@
 // mallinfo2 with --stats, then what the model alone knows: the path, the system calls, what moved.
 import type { Mallinfo2 } from '../allocator/libc.ts';
 import type { ReplayOutcome } from '../replay/replayer.ts';
-import type { Syscall } from '../system/api.ts';
+import { syscallText } from './syscall-text.ts';
 
 /** The contract's part of a line: seq, op, id, and where/chunk/offset for a returned block. */
 export function contractFields(outcome: ReplayOutcome): string {
@@ -15,18 +15,6 @@ export function contractFields(outcome: ReplayOutcome): string {
 /** mallinfo2's six contract fields, in order. */
 export function statsFields(info: Mallinfo2): string {
   return `,"arena":${info.arena},"hblks":${info.hblks},"hblkhd":${info.hblkhd},"uordblks":${info.uordblks},"fordblks":${info.fordblks},"keepcost":${info.keepcost}`;
-}
-
-function syscallText(call: Syscall): string {
-  const failed = call.failed ? ' failed' : '';
-  switch (call.call) {
-    case 'brk':
-      return `brk ${call.bytes >= 0 ? '+' : ''}${call.bytes}${failed}`;
-    case 'mremap':
-      return `mremap ${call.from}->${call.bytes}${failed}`;
-    default:
-      return `${call.call} ${call.bytes}${failed}`;
-  }
 }
 
 /** The model's extra fields: via (the path), sys, threshold/trimThreshold moves, consolidations, trims. */

@@ -2,17 +2,19 @@
 // gzip-compressed, base64 in a <script type=application/octet-stream>), a sampled timeline of heap, mmapped,
 // live bytes and footprint with the thresholds, checkpoints of the model every K events, and the model itself
 // bundled into the page's script, so that picking any event restores the nearest checkpoint and replays
-// forward to it in the browser. Explanations are computed in the page for the event picked.
+// forward to it in the browser. Explanations are computed in the page for the event picked. The page's
+// script is bundled when the package builds (scripts/build-page.mjs); this only reads it.
 import type { SizeT } from '../allocator/size-t.ts';
-import { existsSync } from 'node:fs';
-import { totalmem } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { MallocscopeError } from '../errors.ts';
 import { Replayer } from '../replay/replayer.ts';
 import type { TraceEvent } from '../trace/api.ts';
 import { TraceReader, readTrace, traceDisplayName } from '../trace/reader.ts';
 import { takeCheckpoint, type CheckpointSetup } from './checkpoint.ts';
+import { PeakTracker } from './peaks.ts';
 import { EventEncoder, bytesOf, packSections } from './html/codec.ts';
 import { renderHtml, type ReportMeta } from './html/template.ts';
 
@@ -54,15 +56,15 @@ const FIRST_SPACING = 5000;
  * event objects. The timeline's buckets and the checkpoints' spacing double whenever they fill up.
  */
 export async function buildReport(source: string | Iterable<TraceEvent>, options: ReportOptions = {}): Promise<ReportResult> {
-  const setup: CheckpointSetup = {
-    policy: options.policy ?? 'glibc',
-    system: { commitLimit: totalmem(), ...(options.brkLimit === undefined ? {} : { brkLimit: options.brkLimit }) },
-  };
+  const policy = options.policy ?? 'glibc';
+  const system = options.brkLimit === undefined ? {} : { brkLimit: options.brkLimit };
+  // The page builds its replayers from this (the simulated kernel's defaults are the same there: one build).
+  const setup: CheckpointSetup = { policy, system };
+  const replayer = new Replayer(setup);
   const fixedSpacing = options.checkpointEvery === undefined ? 0 : Math.max(1, Math.floor(options.checkpointEvery));
   let every = fixedSpacing || FIRST_SPACING;
   const maxPoints = 2 * Math.max(1, Math.floor((options.samples ?? MAX_POINTS) / 2));
 
-  const replayer = new Replayer({ policy: setup.policy, system: setup.system });
   const model = replayer.model;
   const arena = model.main;
   const mp = model.mp;
@@ -89,10 +91,7 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
   let lastMmap = mp.mmapThreshold;
   let lastTrim = mp.trimThreshold;
   const moves: number[] = [];
-  const peaks = { heap: 0, mmapped: 0, live: 0, footprint: 0 };
-  const syscalls: Record<string, number> = { brk: 0, mmap: 0, munmap: 0, mremap: 0, madvise: 0 };
-  let consolidations = 0;
-  let trims = 0;
+  const tracker = new PeakTracker();
   let n = 0;
   const events = typeof source === 'string' ? readTrace(source) : source;
   try {
@@ -108,9 +107,6 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
       }
       const outcome = replayer.apply(event);
       encoder.add(event);
-      for (const call of outcome.syscalls) syscalls[call.call]++;
-      consolidations += outcome.notes.consolidations;
-      trims += outcome.notes.trims;
       if (outcome.mmapThreshold !== lastMmap || outcome.trimThreshold !== lastTrim) {
         thresholds.push(seq);
         keepExact(outcome.mmapThreshold);
@@ -138,6 +134,7 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
         bucket = Math.floor(seq / width);
       }
       const values = [arena.systemMem, mp.mmappedMem, replayer.liveBytes, arena.systemMem + mp.mmappedMem];
+      tracker.observe(outcome, values[0], values[1], values[2]);
       const fresh = bucket >= points;
       if (fresh) points = bucket + 1;
       if (fresh || values[FOOTPRINT] > high[FOOTPRINT][bucket]) stackHeap[bucket] = values[0];
@@ -145,8 +142,6 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
         const v = values[s];
         if (fresh || v > high[s][bucket]) high[s][bucket] = v;
         if (fresh || v < low[s][bucket]) low[s][bucket] = v;
-        const name = SERIES[s];
-        if (v > peaks[name]) peaks[name] = v;
       }
       n++;
       options.onProgress?.(event);
@@ -171,7 +166,8 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
   sections.push(['stack.heap', bytesOf(stackHeap.subarray(0, points))]);
   // Checkpoint k holds the state after k * every events (k from 1; the state after 0 events is a fresh replayer).
   checkpoints.forEach((bytes, k) => sections.push([`checkpoint.${k + 1}`, bytes]));
-  const payload = gzipSync(packSections(sections), { level: 9 });
+  // zlib's default level: level 9 packs a million events 0.5% tighter and takes ten times as long.
+  const payload = gzipSync(packSections(sections), { level: 6 });
 
   const title = options.title ?? (typeof source === 'string' ? basename(traceDisplayName(source)) : 'trace');
   const meta: ReportMeta = {
@@ -185,7 +181,7 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
     checkpoints: checkpoints.length,
     buckets: points,
     bucketWidth: width,
-    peaks,
+    peaks: { heap: tracker.peakHeap, mmapped: tracker.peakMmapped, live: tracker.peakLive, footprint: tracker.peakFootprint },
     final: {
       mmapThreshold: exactOrNumber(mp.mmapThreshold),
       trimThreshold: exactOrNumber(mp.trimThreshold),
@@ -195,13 +191,13 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
       live: replayer.liveBytes,
     },
     exactThresholds,
-    thresholdMoves: moves.length,
-    syscalls,
-    consolidations,
-    trims,
+    thresholdMoves: tracker.thresholdMoves,
+    syscalls: { ...tracker.syscalls },
+    consolidations: tracker.consolidations,
+    trims: tracker.trims,
     generated: new Date().toISOString(),
   };
-  const script = await pageScript();
+  const script = pageScript();
   const payloadBase64 = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('base64');
   const html = renderHtml({ meta, payloadBase64, script });
   return {
@@ -214,61 +210,19 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
 
 let cachedScript: string | undefined;
 
-const NODE_STUBS: Record<string, string> = {
-  'node:os': 'export const totalmem = () => 2 ** 40;',
-  'node:fs': ['openSync', 'readSync', 'closeSync', 'statSync', 'fstatSync', 'readFileSync', 'writeSync']
-    .map((name) => `export function ${name}() { throw new Error('no files in the report page'); }`)
-    .join('\n'),
-};
-
-/** A stand-in for Node's Buffer in the page: from(string, 'latin1'), from(bytes), alloc and allocUnsafe. */
-const BUFFER_SHIM = `var Buffer = globalThis.Buffer || {
-  from(value, a, b) {
-    if (typeof value === 'string') { const out = new Uint8Array(value.length); for (let i = 0; i < value.length; i++) out[i] = value.charCodeAt(i) & 255; return out; }
-    if (value instanceof ArrayBuffer) return new Uint8Array(value, a || 0, b);
-    return new Uint8Array(value);
-  },
-  alloc(n) { return new Uint8Array(n); },
-  allocUnsafe(n) { return new Uint8Array(n); },
-  isBuffer() { return false; },
-};`;
-
 /**
- * The page's script: src/report/html/page.ts with the model it imports, bundled into one browser IIFE by
- * esbuild (from dist/ when running the built CLI, from src/ under tsx). Node-only modules the model's files
- * import (the trace reader, node:os) are replaced by stubs: the page gets its events already decoded.
+ * The page's script: src/report/html/page.ts with the model it imports, one browser IIFE bundled by
+ * scripts/build-page.mjs into dist/. Read from there whether this module runs from dist/ (the built CLI)
+ * or from src/ (tests under tsx): both are two levels below the package's root.
  */
-export async function pageScript(): Promise<string> {
+export function pageScript(): string {
   if (cachedScript) return cachedScript;
-  const here = fileURLToPath(import.meta.url);
-  const extension = here.endsWith('.ts') ? '.ts' : '.js';
-  const entry = fileURLToPath(new URL(`./html/page${extension}`, import.meta.url));
-  if (!existsSync(entry)) throw new Error(`the report page's source ${entry} is missing`);
-  const esbuild = await import('esbuild');
-  const result = await esbuild.build({
-    entryPoints: [entry],
-    bundle: true,
-    format: 'iife',
-    platform: 'browser',
-    target: 'es2022',
-    minify: true,
-    write: false,
-    legalComments: 'none',
-    logLevel: 'silent',
-    // The trace reader is bundled (the model's modules import its constants) but never reads in the page:
-    // node:fs and node:os are stubs, and Buffer is a shim good enough for the reader's module-level tables.
-    banner: { js: BUFFER_SHIM },
-    plugins: [
-      {
-        name: 'mallocscope-browser-stubs',
-        setup(build) {
-          build.onResolve({ filter: /^node:/ }, (args) => ({ path: args.path, namespace: 'stub' }));
-          build.onLoad({ filter: /.*/, namespace: 'stub' }, (args) => ({ contents: NODE_STUBS[args.path] ?? 'export {};', loader: 'js' }));
-        },
-      },
-    ],
-  });
-  cachedScript = result.outputFiles[0].text;
+  const path = fileURLToPath(new URL('../../dist/report/html/page.bundle.js', import.meta.url));
+  try {
+    cachedScript = readFileSync(path, 'utf8');
+  } catch {
+    throw new MallocscopeError('REPORT_PAGE_MISSING', `the report page's script ${path} is missing: build the package (npm run build)`);
+  }
   return cachedScript;
 }
 

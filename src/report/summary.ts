@@ -1,8 +1,9 @@
 // The summary `mallocscope replay TRACE` prints: events, peaks of heap, mmapped and live bytes, the final
-// thresholds and the system calls, gathered as an observer of the outcomes.
+// thresholds and the system calls, gathered by the PeakTracker (peaks.ts) that compare and the report use.
 import type { SizeT } from '../allocator/size-t.ts';
 import type { ReplayOutcome } from '../replay/replayer.ts';
 import type { Malloc } from '../allocator/malloc.ts';
+import { PeakTracker } from './peaks.ts';
 
 /** What `replay --json` prints: the summary's figures, bytes as plain numbers. */
 export interface SummaryFigures {
@@ -24,71 +25,46 @@ export interface SummaryFigures {
 }
 
 export class SummaryObserver {
-  events = 0;
-  /** Peak of the heap's extent (system_mem: brk growth and fallback mappings). */
-  peakHeap = 0;
-  /** Peak of bytes in mmapped chunks. */
-  peakMmapped = 0;
-  /** Peak of bytes the program held (the sizes it asked for, of its live blocks). */
-  peakLive = 0;
-  /** Bytes in live blocks now. */
-  live = 0;
-  thresholdMoves = 0;
-  consolidations = 0;
-  trims = 0;
-  readonly syscalls: Record<string, number> = { brk: 0, mmap: 0, munmap: 0, mremap: 0, madvise: 0 };
-  failedSyscalls = 0;
+  /** The peaks and counts, gathered as compare and the report gather them. */
+  readonly tracker = new PeakTracker();
 
-  observe(outcome: ReplayOutcome, model: Malloc): void {
-    this.events++;
-    const syscalls = outcome.syscalls;
-    for (let i = 0; i < syscalls.length; i++) {
-      this.syscalls[syscalls[i].call]++;
-      if (syscalls[i].failed) this.failedSyscalls++;
-    }
-    if (outcome.notes.thresholdMove) this.thresholdMoves++;
-    this.consolidations += outcome.notes.consolidations;
-    this.trims += outcome.notes.trims;
-    if (model.main.systemMem > this.peakHeap) this.peakHeap = model.main.systemMem;
-    if (model.mp.mmappedMem > this.peakMmapped) this.peakMmapped = model.mp.mmappedMem;
-  }
-
-  /** The program's live bytes after an event. */
-  noteLive(liveBytes: number): void {
-    this.live = liveBytes;
-    if (liveBytes > this.peakLive) this.peakLive = liveBytes;
+  /** After each event: its outcome, the arena, and the replayer's liveBytes. */
+  observe(outcome: ReplayOutcome, model: Malloc, liveBytes: number): void {
+    this.tracker.observe(outcome, model.main.systemMem, model.mp.mmappedMem, liveBytes);
   }
 
   /** The figures as plain data (`replay --json`), under the names the summary's lines use. */
   figures(model: Malloc): SummaryFigures {
+    const t = this.tracker;
     return {
-      events: this.events,
-      peakHeap: this.peakHeap,
-      peakMmapped: this.peakMmapped,
-      peakLive: this.peakLive,
+      events: t.events,
+      peakHeap: t.peakHeap,
+      peakMmapped: t.peakMmapped,
+      peakLive: t.peakLive,
       mmapThreshold: model.mp.mmapThreshold,
-      thresholdMoves: this.thresholdMoves,
+      thresholdMoves: t.thresholdMoves,
       sliding: !model.mp.noDynThreshold,
       trimThreshold: model.mp.trimThreshold,
-      syscalls: { ...this.syscalls, failed: this.failedSyscalls },
-      consolidations: this.consolidations,
-      trims: this.trims,
+      syscalls: { ...t.syscalls },
+      consolidations: t.consolidations,
+      trims: t.trims,
     };
   }
 
   format(model: Malloc): string {
     const kib = (n: number) => `${n} (${(n / 1024).toFixed(1)} KiB)`;
-    const s = this.syscalls;
+    const t = this.tracker;
+    const s = t.syscalls;
     return [
-      `events            ${this.events}`,
-      `peak heap         ${kib(this.peakHeap)}`,
-      `peak mmapped      ${kib(this.peakMmapped)}`,
-      `peak live         ${kib(this.peakLive)}`,
-      `mmap threshold    ${model.mp.mmapThreshold} (moved ${this.thresholdMoves} time${this.thresholdMoves === 1 ? "" : "s"}${model.mp.noDynThreshold ? ', sliding off' : ''})`,
+      `events            ${t.events}`,
+      `peak heap         ${kib(t.peakHeap)}`,
+      `peak mmapped      ${kib(t.peakMmapped)}`,
+      `peak live         ${kib(t.peakLive)}`,
+      `mmap threshold    ${model.mp.mmapThreshold} (moved ${t.thresholdMoves} time${t.thresholdMoves === 1 ? '' : 's'}${model.mp.noDynThreshold ? ', sliding off' : ''})`,
       `trim threshold    ${model.mp.trimThreshold}`,
-      `syscalls          brk ${s.brk}, mmap ${s.mmap}, munmap ${s.munmap}, mremap ${s.mremap}, madvise ${s.madvise}${this.failedSyscalls ? ` (${this.failedSyscalls} failed)` : ''}`,
-      `consolidations    ${this.consolidations}`,
-      `trims             ${this.trims}`,
+      `syscalls          brk ${s.brk}, mmap ${s.mmap}, munmap ${s.munmap}, mremap ${s.mremap}, madvise ${s.madvise}${s.failed ? ` (${s.failed} failed)` : ''}`,
+      `consolidations    ${t.consolidations}`,
+      `trims             ${t.trims}`,
     ].join('\n');
   }
 }

@@ -1,6 +1,5 @@
 // The simulated kernel: a program break with an optional limit, and anonymous mappings placed top-down the
 // way Linux places them. It logs the calls the allocator makes and never touches real memory.
-import { totalmem } from 'node:os';
 import { MallocscopeError } from '../errors.ts';
 import type { Syscall, SystemMemory } from './api.ts';
 import { SyscallLog } from './syscall-log.ts';
@@ -12,13 +11,15 @@ export interface SimulatedSystemOptions {
   /** The break cannot grow beyond heapStart + brkLimit bytes (sbrk then fails, as with a mapping in the way). */
   brkLimit?: number;
   /**
-   * Linux's heuristic overcommit refuses one mapping (or break growth) larger than RAM + swap. Default: this
-   * machine's RAM, so huge requests fail here as they do in the oracle.
+   * Linux's heuristic overcommit refuses one mapping (or break growth) larger than RAM + swap. Default:
+   * DEFAULT_COMMIT_LIMIT, the same on every host (a replay must not depend on the machine it runs on).
    */
   commitLimit?: number;
 }
 
 const PAGE = 4096;
+/** The commit limit of a kernel with 16 GiB of RAM and no swap. */
+export const DEFAULT_COMMIT_LIMIT = 2 ** 34;
 /** Highest address of the user address space on x86-64 with 4-level page tables. */
 const USER_SPACE_END = 2 ** 47;
 /** Where the top-down mmap area starts (below the stack), page-aligned. */
@@ -48,7 +49,7 @@ export class SimulatedSystem implements SystemMemory {
     this.brk = this.heapStart;
     // Without a limit the break may grow 16 TiB; mappings are placed above that.
     this.brkEnd = this.heapStart + (options.brkLimit === undefined ? 2 ** 44 : Math.floor(options.brkLimit / PAGE) * PAGE);
-    this.commitLimit = options.commitLimit ?? totalmem();
+    this.commitLimit = options.commitLimit ?? DEFAULT_COMMIT_LIMIT;
   }
 
   sbrk(increment: number | bigint): number {

@@ -8,3 +8,12 @@ export const TRACE_OPS: readonly TraceOp[] = ['malloc', 'calloc', 'realloc', 'me
 
 /** The mallopt parameters a trace may set (glibc's, from the core); a parameter's numeric code is its index. */
 export { MALLOPT_PARAMS };
+
+/** Numeric codes of the verbs, as TraceReader.readRaw() reports them in `op` (indexes of TRACE_OPS). */
+export const OP_MALLOC = 0;
+export const OP_CALLOC = 1;
+export const OP_REALLOC = 2;
+export const OP_MEMALIGN = 3;
+export const OP_FREE = 4;
+export const OP_MALLOPT = 5;
+export const OP_TRIM = 6;

@@ -8,7 +8,9 @@ import type { Syscall } from '../../system/api.ts';
 import type { SizeT } from '../../allocator/size-t.ts';
 import { restoreCheckpoint } from '../checkpoint.ts';
 import { captureBefore, callText, explainStep } from '../explain.ts';
+import { syscallProse } from '../syscall-text.ts';
 import { EventColumns, float64Of, unpackSections } from './codec.ts';
+import { escapeHtml } from './escape.ts';
 import type { ReportMeta } from './template.ts';
 
 // ---- formatting -------------------------------------------------------------------------------------------
@@ -30,9 +32,6 @@ function bytes(n: number | bigint | string): string {
   }
   const text = u === 0 ? String(v) : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
   return `${n < 0 ? '−' : ''}${text.replace(/\.0+$|(\.\d*?)0+$/, '$1')} ${units[u]}`;
-}
-function esc(text: string): string {
-  return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 }
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -772,7 +771,7 @@ function extent(region: ChunkInfo[]): number {
 function madeByText(seq: number, data: Data): string {
   if (seq < 0) return 'made by: no call (set up by the allocator)';
   const event = data.events.event(seq);
-  return `made by #${int(seq)} (line ${int(event.line)}): <span class="m">${esc(callText(event))}</span>`;
+  return `made by #${int(seq)} (line ${int(event.line)}): <span class="m">${escapeHtml(callText(event))}</span>`;
 }
 
 function chunkTooltip(chunk: ChunkInfo, data: Data): string {
@@ -833,7 +832,7 @@ function drawBins(step: Step, data: Data, hover: (address: number) => void): voi
       })
       .join('')}${list.length > CHIPS_SHOWN ? `<span class="more">+${int(list.length - CHIPS_SHOWN)}</span>` : ''}</span>`;
   const row = (name: string, list: ChunkInfo[], kind: ChunkKind, title = '') =>
-    `<div class="binrow"${title ? ` title="${esc(title)}"` : ''}><span class="name">${name}</span><span class="count">${list.length}</span>${chipRow(list, kind)}</div>`;
+    `<div class="binrow"${title ? ` title="${escapeHtml(title)}"` : ''}><span class="name">${name}</span><span class="count">${list.length}</span>${chipRow(list, kind)}</div>`;
   const sum = (lists: { chunks: ChunkInfo[] }[]) => lists.reduce((s, l) => s + l.chunks.length, 0);
   const total = (lists: { chunks: ChunkInfo[] }[]) => lists.reduce((s, l) => s + l.chunks.reduce((t, c) => t + c.size, 0), 0);
   const group = (title: string, note: string, body: string, empty: string) =>
@@ -903,16 +902,9 @@ function drawBins(step: Step, data: Data, hover: (address: number) => void): voi
 function sentenceHtml(sentence: string): string {
   const colon = sentence.indexOf(': ');
   const call = colon < 0 ? sentence : sentence.slice(0, colon);
-  let rest = colon < 0 ? '' : esc(sentence.slice(colon));
+  let rest = colon < 0 ? '' : escapeHtml(sentence.slice(colon));
   rest = rest.replace(/→ ([^;→]*)/g, (_m, result: string) => `<span class="result${/NULL/.test(result) ? ' null' : ''}">→ ${result}</span>`);
-  return `<span class="call">${esc(call)}</span>${rest}`;
-}
-
-function syscallText(s: Syscall): string {
-  const failed = s.failed ? ' (failed)' : '';
-  if (s.call === 'brk') return `brk ${s.bytes >= 0 ? '+' : '−'}${bytes(s.bytes < 0 ? -s.bytes : s.bytes)}${failed}`;
-  if (s.call === 'mremap') return `mremap ${bytes(s.from ?? 0)} → ${bytes(s.bytes)}${failed}`;
-  return `${s.call} ${bytes(s.bytes)}${failed}`;
+  return `<span class="call">${escapeHtml(call)}</span>${rest}`;
 }
 
 function drawEvent(step: Step, data: Data): void {
@@ -923,10 +915,10 @@ function drawEvent(step: Step, data: Data): void {
   $('event-line').textContent = `trace line ${int(events.line[step.seq])}`;
   $('explanation').innerHTML = sentenceHtml(step.sentence);
   const o = step.outcome;
-  const chip = (k: string, v: string, title = '') => `<span class="chip"${title ? ` title="${esc(title)}"` : ''}>${k} <b>${v}</b></span>`;
+  const chip = (k: string, v: string, title = '') => `<span class="chip"${title ? ` title="${escapeHtml(title)}"` : ''}>${k} <b>${v}</b></span>`;
   const facts = [
     o.where === 'heap' ? chip('block', `heap +${hex(o.offset)} · chunk size ${hex(o.chunk)}`, `the pointer returned: ${hex(o.pointer)}`) : o.where === 'mmap' ? chip('block', `mmap · ${bytes(o.chunk)}`) : '',
-    ...o.syscalls.map((s) => chip('syscall', syscallText(s))),
+    ...o.syscalls.map((s) => chip('syscall', syscallProse(s, bytes))),
     chip('heap', bytes(a.systemMem), 'system_mem: bytes the heap holds from the kernel'),
     chip('mmapped', bytes(r.model.mp.mmappedMem), 'bytes in mmapped chunks'),
     chip('live', bytes(r.liveBytes), 'bytes the program asked for, in its live blocks'),
@@ -998,7 +990,7 @@ async function main(): Promise<void> {
     ['mmap threshold', `${bytes(meta.final.mmapThreshold)} (moved ${meta.thresholdMoves}×${meta.final.noDynThreshold ? ', sliding off' : ''})`],
     ['syscalls', Object.entries(meta.syscalls).filter(([, c]) => c > 0).map(([k, c]) => `${k} ${int(c)}`).join(', ') || 'none'],
   ];
-  $('summary').innerHTML = summary.map(([k, v]) => `<span class="chip">${k} <b>${esc(v)}</b></span>`).join('');
+  $('summary').innerHTML = summary.map(([k, v]) => `<span class="chip">${k} <b>${escapeHtml(v)}</b></span>`).join('');
   const checkpoints = meta.checkpoints ? `${meta.checkpoints} checkpoints every ${int(meta.checkpointEvery)} events` : 'replayed from the start (short enough for no checkpoint)';
   $('footer').textContent = `${int(n)} events · ${checkpoints} · timeline of ${int(meta.buckets)} points · made by mallocscope on ${meta.generated}`;
   if (n === 0) {
@@ -1110,6 +1102,6 @@ async function main(): Promise<void> {
 main().catch((error: Error) => {
   console.error(error);
   const title = document.getElementById('event-title');
-  if (title) title.innerHTML = `<span class="error">The report could not be shown: ${esc(String(error?.message ?? error))}</span>`;
+  if (title) title.innerHTML = `<span class="error">The report could not be shown: ${escapeHtml(String(error?.message ?? error))}</span>`;
   window.mallocscope = { ready: false, loadMs: 0, seq: -1, error: String(error?.message ?? error), select() {}, drawn: async () => -1 };
 });

@@ -1,5 +1,6 @@
 // The report page's HTML and CSS. Everything is inline: no font, script, image or style is fetched.
 import type { CheckpointSetup } from '../checkpoint.ts';
+import { escapeHtml } from './escape.ts';
 
 /** What the page knows about the report besides the payload (a small JSON island). */
 export interface ReportMeta {
@@ -26,8 +27,6 @@ export interface ReportMeta {
   trims: number;
   generated: string;
 }
-
-const escapeHtml = (text: string) => text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
 /** The page: meta as JSON, the payload as base64, the bundled script last. */
 export function renderHtml(parts: { meta: ReportMeta; payloadBase64: string; script: string }): string {

@@ -8,7 +8,7 @@
 // Prints one JSON line: benchmark.js's mean, relative margin of error and sample count, and the median of
 // its samples, in nanoseconds.
 import Benchmark from 'benchmark';
-import { Replayer } from '../dist/allocator/replay.js';
+import { Replayer } from '../dist/replay/replayer.js';
 import { SummaryObserver } from '../dist/report/summary.js';
 import { readTrace } from '../dist/trace/reader.js';
 

@@ -12,7 +12,7 @@
 // own. It runs the compiled library (dist/, what bin/mallocscope.js runs), so no TypeScript loader sits in
 // the process and its peak RSS is that of a real `mallocscope replay`; bench/replay.ts rebuilds dist/ first
 // when src/ is newer.
-import { Replayer } from '../dist/allocator/replay.js';
+import { Replayer } from '../dist/replay/replayer.js';
 import { contractFields, extraFields, statsFields } from '../dist/report/jsonl.js';
 import { SummaryObserver } from '../dist/report/summary.js';
 import { readTrace } from '../dist/trace/reader.js';

@@ -14,7 +14,7 @@
 //             CLOCK_MONOTONIC around the loop only; glibc's malloc+free pair itself. Not benchmark.js (the
 //             figure times itself); SAMPLES calls, and their median.
 import Benchmark from 'benchmark';
-import { Allocator } from '../dist/allocator/allocator.js';
+import { Allocator } from '../dist/replay/allocator.js';
 import { loadAddon } from '../dist/native.js';
 import { NativeSystem } from '../dist/system/native.js';
 

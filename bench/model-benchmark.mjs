@@ -25,7 +25,7 @@ function replayOnce() {
   const reader = readTrace(path);
   // The fast path, as `mallocscope replay` runs it: no event objects.
   for (let outcome = replayer.applyNext(reader); outcome; outcome = replayer.applyNext(reader)) {
-    summary.observe(outcome, replayer.arena, replayer.liveBytes);
+    summary.observe(outcome, replayer.model, replayer.liveBytes);
     if (mode === 'stats') check += replayer.mallinfo2().uordblks;
   }
   check += summary.tracker.events;

@@ -34,11 +34,11 @@ let check = 0;
 const began = process.hrtime.bigint();
 if (mode === 'summary') {
   for (let outcome = replayer.applyNext(reader); outcome; outcome = replayer.applyNext(reader)) {
-    summary.observe(outcome, replayer.arena, replayer.liveBytes);
+    summary.observe(outcome, replayer.model, replayer.liveBytes);
   }
 } else if (mode === 'stats') {
   for (let outcome = replayer.applyNext(reader); outcome; outcome = replayer.applyNext(reader)) {
-    summary.observe(outcome, replayer.arena, replayer.liveBytes);
+    summary.observe(outcome, replayer.model, replayer.liveBytes);
     const info = replayer.mallinfo2();
     check += info.uordblks + info.hblks;
   }

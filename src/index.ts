@@ -29,7 +29,7 @@ export { MallocPar } from './allocator/params.ts';
 export { policyByName, paramsFor, fixed, GLIBC, HEAP, MMAP, type Preset } from './policy/index.ts';
 export { createMalloc, type ModelOptions } from './replay/setup.ts';
 export { SimulatedSystem, type SimulatedSystemOptions } from './system/simulated.ts';
-export type { SystemMemory, Syscall } from './system/api.ts';
+export type { SystemMemory, RealMemory, Syscall, Protection } from './system/api.ts';
 export { runOracle, streamOracle, type OracleEvent, type OracleOptions } from './oracle/oracle.ts';
 export { differential, type DifferentialResult, type Difference } from './check/differential.ts';
 export { MallocscopeError, TraceError, UsageError } from './errors.ts';

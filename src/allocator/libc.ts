@@ -195,7 +195,7 @@ export function libcCalloc(m: Malloc, nmemb: SizeT, size: SizeT): number {
   try {
     maybeInitTcache(av);
     const p = intMalloc(av, bytes);
-    if (p !== NIL && av.system.zero) zeroCalloc(av, p);
+    if (p !== NIL && av.system.memory !== null) zeroCalloc(av, p);
     return stamp(av, p);
   } finally {
     m.hugeRequest = null;
@@ -209,7 +209,7 @@ export function libcCalloc(m: Malloc, nmemb: SizeT, size: SizeT): number {
 function zeroCalloc(av: MallocState, p: number): void {
   const c = av.chunks;
   if (c.state[p] === ChunkState.Mmapped) return;
-  av.system.zero!(c.address[p] + CHUNK_HDR_SZ, c.size[p] - SIZE_SZ);
+  av.system.memory?.zero(c.address[p] + CHUNK_HDR_SZ, c.size[p] - SIZE_SZ);
 }
 
 /**

@@ -53,7 +53,7 @@ export function reallocMmapped(av: MallocState, p: number, bytes: number, nb: nu
   }
   const fresh = malloc(bytes);
   if (fresh === NIL) return NIL;
-  av.system.copy?.(c.address[fresh] + CHUNK_HDR_SZ, c.address[p] + CHUNK_HDR_SZ, oldSize - CHUNK_HDR_SZ);
+  av.system.memory?.copy(c.address[fresh] + CHUNK_HDR_SZ, c.address[p] + CHUNK_HDR_SZ, oldSize - CHUNK_HDR_SZ);
   // The copy's source is unmapped without a threshold update (munmap_chunk, not free).
   munmapChunk(av, p);
   return fresh;
@@ -97,7 +97,7 @@ export function intRealloc(av: MallocState, oldp: number, nb: number): number {
         if (note) note.how = 'merged';
       } else {
         // glibc copies oldsize - SIZE_SZ bytes: the user area, which runs into the next chunk's prev_size.
-        av.system.copy?.(c.address[fresh] + CHUNK_HDR_SZ, c.address[oldp] + CHUNK_HDR_SZ, oldSize - SIZE_SZ);
+        av.system.memory?.copy(c.address[fresh] + CHUNK_HDR_SZ, c.address[oldp] + CHUNK_HDR_SZ, oldSize - SIZE_SZ);
         if (note) {
           note.how = 'moved';
           note.copied = oldSize - SIZE_SZ;

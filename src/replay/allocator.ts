@@ -2,7 +2,7 @@
 // 0 for NULL), its thresholds, mallinfo2, a walk of the heap and bins, and what the last call did.
 import type { SizeT } from '../allocator/size-t.ts';
 import { MallocscopeError } from '../errors.ts';
-import type { Protection, Syscall } from '../system/api.ts';
+import type { Protection, RealMemory, Syscall } from '../system/api.ts';
 import type { Malloc } from '../allocator/malloc.ts';
 import { createMalloc, type ModelOptions } from './setup.ts';
 import { ChunkState, NIL } from '../allocator/chunks.ts';
@@ -80,9 +80,10 @@ export class Allocator {
     // views stay attached: in C the block is untouched.
     const protectedLength = this.protectedBlocks.get(pointer);
     const lockedRange = this.lockedBlocks.get(pointer);
-    const system = this.model.system;
-    if (protectedLength !== undefined) system.protect!(pointer, protectedLength, 'read-write');
-    if (lockedRange) system.unlock!(lockedRange[0], lockedRange[1]);
+    // Only real memory can have been protected or locked.
+    const memory = this.real();
+    if (protectedLength !== undefined) memory.protect(pointer, protectedLength, 'read-write');
+    if (lockedRange) memory.unlock(lockedRange[0], lockedRange[1]);
     this.blocks.delete(pointer);
     let result = 0;
     try {
@@ -90,8 +91,8 @@ export class Allocator {
     } finally {
       if (result === 0 && size !== 0) {
         this.blocks.set(pointer, old);
-        if (lockedRange) system.lock!(lockedRange[0], lockedRange[1]);
-        if (protectedLength !== undefined) system.protect!(pointer, protectedLength, this.protectionOf.get(pointer)!);
+        if (lockedRange) memory.lock(lockedRange[0], lockedRange[1]);
+        if (protectedLength !== undefined) memory.protect(pointer, protectedLength, this.protectionOf.get(pointer)!);
       }
     }
     if (result !== 0 || size === 0) {
@@ -186,13 +187,14 @@ export class Allocator {
     this.live();
     const system = this.model.system;
     const chunk = this.chunkOf(pointer, 'bytes');
-    if (!system.bytes) throw new MallocscopeError('NO_BYTES', 'this allocator runs on a simulated kernel, which holds no bytes; use the native backend (new NativeSystem())');
+    const memory = system.memory;
+    if (!memory) throw new MallocscopeError('NO_BYTES', 'this allocator runs on a simulated kernel, which holds no bytes; use the native backend (new NativeSystem())');
     // One view per block, kept until the block ends: asking again costs nothing and holds nothing more. A
     // view detached behind our back (transferred away) is replaced.
     const kept = this.views.get(pointer);
     const usable = this.usable(chunk);
     if (kept !== undefined && kept.byteLength === usable) return kept;
-    const view = system.bytes(pointer, usable);
+    const view = memory.bytes(pointer, usable);
     this.views.set(pointer, view);
     return view;
   }
@@ -207,7 +209,8 @@ export class Allocator {
     this.live();
     const system = this.model.system;
     const chunk = this.chunkOf(pointer, 'protect');
-    if (!system.protect) throw new MallocscopeError('NO_BYTES', 'protect needs the native backend (new NativeSystem())');
+    const memory = system.memory;
+    if (!memory) throw new MallocscopeError('NO_BYTES', 'protect needs the native backend (new NativeSystem())');
     const page = system.pageSize;
     const length = alignDown(this.usable(chunk), page);
     if (pointer % page !== 0 || length === 0) {
@@ -216,7 +219,7 @@ export class Allocator {
         `protect(0x${pointer.toString(16)}): mprotect works on whole pages; allocate the block with memalign(${page}, n * ${page}) so that it starts on a page and spans at least one`,
       );
     }
-    system.protect(pointer, length, mode);
+    memory.protect(pointer, length, mode);
     if (mode === 'read-write') {
       this.protectedBlocks.delete(pointer);
       this.protectionOf.delete(pointer);
@@ -235,11 +238,12 @@ export class Allocator {
     this.live();
     const system = this.model.system;
     const chunk = this.chunkOf(pointer, 'lock');
-    if (!system.lock) throw new MallocscopeError('NO_BYTES', 'lock needs the native backend (new NativeSystem())');
+    const memory = system.memory;
+    if (!memory) throw new MallocscopeError('NO_BYTES', 'lock needs the native backend (new NativeSystem())');
     const page = system.pageSize;
     const start = alignDown(pointer, page);
     const length = alignUp(pointer + this.usable(chunk), page) - start;
-    system.lock(start, length);
+    memory.lock(start, length);
     this.lockedBlocks.set(pointer, [start, length]);
   }
 
@@ -249,7 +253,7 @@ export class Allocator {
     this.chunkOf(pointer, 'unlock');
     const range = this.lockedBlocks.get(pointer);
     if (!range) return;
-    this.model.system.unlock!(range[0], range[1]);
+    this.real().unlock(range[0], range[1]);
     this.lockedBlocks.delete(pointer);
   }
 
@@ -298,7 +302,7 @@ export class Allocator {
   /** Starts a call: its notes reset in place, the next seq (as before the arguments are checked). */
   private begin(): Malloc {
     const av = this.model;
-    if (av.system.released === true) this.live();
+    if (av.system.released) this.live();
     resetNotes(av.notes);
     this.last = null;
     av.seq++;
@@ -326,14 +330,14 @@ export class Allocator {
     if (this.views.size !== 0) {
       const view = this.views.get(pointer);
       if (view !== undefined) {
-        this.model.system.detach?.(view);
+        this.model.system.memory?.detach(view);
         this.views.delete(pointer);
       }
     }
     if (this.protectedBlocks.size !== 0) {
       const length = this.protectedBlocks.get(pointer);
       if (length !== undefined) {
-        this.model.system.protect!(pointer, length, 'read-write');
+        this.real().protect(pointer, length, 'read-write');
         this.protectedBlocks.delete(pointer);
         this.protectionOf.delete(pointer);
       }
@@ -341,7 +345,7 @@ export class Allocator {
     if (this.lockedBlocks.size !== 0) {
       const range = this.lockedBlocks.get(pointer);
       if (range) {
-        this.model.system.unlock!(range[0], range[1]);
+        this.real().unlock(range[0], range[1]);
         this.lockedBlocks.delete(pointer);
       }
     }
@@ -358,9 +362,16 @@ export class Allocator {
     return chunk;
   }
 
+  /** The real memory under a block that was protected or locked (which only real memory can be). */
+  private real(): RealMemory {
+    const memory = this.model.system.memory;
+    if (!memory) throw new MallocscopeError('NO_BYTES', 'this allocator runs on a simulated kernel, which holds no bytes');
+    return memory;
+  }
+
   /** Refuses a call once the native system under the allocator was released: its memory is gone. */
   private live(): void {
-    if (this.model.system.released === true) {
+    if (this.model.system.released) {
       throw new MallocscopeError('SYSTEM_RELEASED', 'this allocator\'s native system was released (its memory is gone); create a new NativeSystem and Allocator');
     }
   }

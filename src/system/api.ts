@@ -1,5 +1,6 @@
-// What the allocator core may ask of "the kernel": a program break and anonymous mappings. Two backends
-// implement it: the simulated address space (simulated.ts) and real memory through the addon (native.ts).
+// What the allocator core may ask of "the kernel": a program break and anonymous mappings (SystemMemory,
+// which every backend offers), and, apart, what only real memory offers (RealMemory). Two backends implement
+// it: the simulated address space (simulated.ts, no memory) and real memory through the addon (native.ts).
 
 /** One system call the allocator made, as the event stream reports it. */
 export interface Syscall {
@@ -36,31 +37,34 @@ export interface SystemMemory {
   /** madvise(MADV_DONTNEED): the pages' contents are dropped (resident memory only). */
   madvise(address: number, length: number): void;
   /** Set once the kernel's memory was given back (NativeSystem.release()): no call may be made after it. */
-  readonly released?: boolean;
+  readonly released: boolean;
   /** How many calls were made since the last take (the allocator marks which part of a call made which). */
   readonly syscallCount: number;
   /** The calls made since the last take, oldest first; taking empties the list. */
   takeSyscalls(): Syscall[];
+  /** The real bytes behind the addresses, or null where there are none (the simulated kernel). */
+  readonly memory: RealMemory | null;
+}
+
+/** What only real memory offers: its bytes, and the kernel's protection and locking of its pages. */
+export interface RealMemory {
+  /** Copies `length` bytes of user data from `from` to `to` (realloc moving a block, as glibc's memcpy). */
+  copy(to: number, from: number, length: number): void;
+  /** Zeroes `length` bytes at `address` (calloc of recycled memory). */
+  zero(address: number, length: number): void;
   /**
-   * Copies `length` bytes of user data from `from` to `to` (realloc moving a block, as glibc's memcpy).
-   * The simulated kernel holds no data and leaves this out.
+   * A Uint8Array over the real bytes at [address, address + length) (no copy). The view is detached (reads as
+   * empty, any access throws TypeError) when that memory goes away.
    */
-  copy?(to: number, from: number, length: number): void;
-  /** Zeroes `length` bytes at `address` (calloc of recycled memory). Left out where there is no data. */
-  zero?(address: number, length: number): void;
-  /**
-   * A Uint8Array over the real bytes at [address, address + length) (no copy). Left out where there is no
-   * data. The view is detached (reads as empty, any access throws TypeError) when that memory goes away.
-   */
-  bytes?(address: number, length: number): Uint8Array;
+  bytes(address: number, length: number): Uint8Array;
   /** Detaches a view bytes() returned (its block was freed or reallocated). */
-  detach?(view: Uint8Array): void;
+  detach(view: Uint8Array): void;
   /** mprotect of whole pages: `address` page-aligned, `length` rounded up to pages. */
-  protect?(address: number, length: number, mode: Protection): void;
+  protect(address: number, length: number, mode: Protection): void;
   /** mlock of whole pages: `address` page-aligned, `length` rounded up to pages. */
-  lock?(address: number, length: number): void;
+  lock(address: number, length: number): void;
   /** munlock, as lock. */
-  unlock?(address: number, length: number): void;
+  unlock(address: number, length: number): void;
 }
 
 /** What protect() allows: no access, reading, or reading and writing (the default of all memory). */

@@ -6,7 +6,7 @@ import { isMainThread } from 'node:worker_threads';
 import { constants } from 'node:buffer';
 import { MallocscopeError } from '../errors.ts';
 import { loadAddon, type NativeLayer } from '../native.ts';
-import type { Protection, Syscall, SystemMemory } from './api.ts';
+import type { Protection, RealMemory, Syscall, SystemMemory } from './api.ts';
 import { SyscallLog } from './syscall-log.ts';
 
 /** Options of the native kernel. */
@@ -61,7 +61,12 @@ function unlockAtExit(): void {
   }
 }
 
-export class NativeSystem implements SystemMemory {
+export class NativeSystem implements SystemMemory, RealMemory {
+  /** The bytes behind the addresses are real: this system is its own RealMemory. */
+  get memory(): RealMemory {
+    return this;
+  }
+
   readonly pageSize: number;
   readonly heapStart: number;
   /** The end of the reservation: the break cannot pass it. */

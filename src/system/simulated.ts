@@ -32,6 +32,10 @@ interface Mapping {
 }
 
 export class SimulatedSystem implements SystemMemory {
+  /** No bytes live behind the simulated addresses. */
+  readonly memory = null;
+  /** A simulated kernel is never released. */
+  readonly released = false;
   readonly pageSize = PAGE;
   readonly heapStart: number;
   /** The current program break. */

@@ -96,6 +96,24 @@ export function fastbinIndex(size: number): number {
   return (size >>> 4) - 2;
 }
 
+/** The chunk size of tcache bin `tidx` (the inverse of csize2tidx). */
+export function tidx2usize(tidx: number): number {
+  return MINSIZE + tidx * MALLOC_ALIGNMENT;
+}
+
+/** The chunk size fastbin `index` holds (the inverse of fastbinIndex). */
+export function fastbinSize(index: number): number {
+  return (index + 2) << 4;
+}
+
+/** The chunk size small bin `index` holds (the inverse of smallbinIndex). */
+export function smallbinSize(index: number): number {
+  return index << 4;
+}
+
+/** Bins below this index are small bins (one size each); from it on, large bins (a range each). */
+export const NSMALLBINS = 64;
+
 /** in_smallbin_range. */
 export function inSmallbinRange(size: number): boolean {
   return size < MIN_LARGE_SIZE;

@@ -3,7 +3,7 @@
 import type { MallocState } from './arena.ts';
 import { UNSORTED } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
-import { NBINS, NFASTBINS, TCACHE_MAX_BINS } from './constants.ts';
+import { NBINS, NFASTBINS, NSMALLBINS, TCACHE_MAX_BINS, fastbinSize, smallbinSize, tidx2usize } from './constants.ts';
 
 /** A chunk's state as the walk names it. */
 export type ChunkKind = 'in-use' | 'tcache' | 'fastbin' | 'unsorted' | 'small' | 'large' | 'top' | 'mmapped' | 'fencepost';
@@ -86,14 +86,22 @@ export function walkMmapped(av: MallocState): ChunkInfo[] {
 /** Bin contents, each list in glibc's order (fd order: head first). */
 export interface BinsView {
   /** tcache bins: index -> chunks, most recent first. Only non-empty bins. */
-  tcache: { index: number; chunks: ChunkInfo[] }[];
-  fastbins: { index: number; chunks: ChunkInfo[] }[];
+  tcache: BinContents[];
+  fastbins: BinContents[];
   unsorted: ChunkInfo[];
   /** Small (2..63) and large (64..126) bins, non-empty only, in fd order. */
-  bins: { index: number; chunks: ChunkInfo[] }[];
+  bins: BinContents[];
   top: ChunkInfo;
   /** av->last_remainder: an address, possibly stale (0 when never set). */
   lastRemainder: number;
+}
+
+/** One non-empty bin: its index, the one chunk size it holds (null for a large bin, which holds a range), and its chunks. */
+export interface BinContents {
+  index: number;
+  kind: 'tcache' | 'fastbin' | 'small' | 'large';
+  size: number | null;
+  chunks: ChunkInfo[];
 }
 
 export function walkBins(av: MallocState): BinsView {
@@ -108,12 +116,16 @@ export function walkBins(av: MallocState): BinsView {
     for (let p = c.fd[bin]; p !== bin; p = c.fd[p]) out.push(info(av, p));
     return out;
   };
-  const tcache = [];
-  for (let i = 0; i < TCACHE_MAX_BINS; i++) if (av.m.tcache.head[i] !== NIL) tcache.push({ index: i, chunks: list(av.m.tcache.head[i]) });
-  const fastbins = [];
-  for (let i = 0; i < NFASTBINS; i++) if (av.fastbins[i] !== NIL) fastbins.push({ index: i, chunks: list(av.fastbins[i]) });
-  const bins = [];
-  for (let b = 2; b < NBINS; b++) if (c.fd[b] !== b) bins.push({ index: b, chunks: ring(b) });
+  const tcache: BinContents[] = [];
+  for (let i = 0; i < TCACHE_MAX_BINS; i++) if (av.m.tcache.head[i] !== NIL) tcache.push({ index: i, kind: 'tcache', size: tidx2usize(i), chunks: list(av.m.tcache.head[i]) });
+  const fastbins: BinContents[] = [];
+  for (let i = 0; i < NFASTBINS; i++) if (av.fastbins[i] !== NIL) fastbins.push({ index: i, kind: 'fastbin', size: fastbinSize(i), chunks: list(av.fastbins[i]) });
+  const bins: BinContents[] = [];
+  for (let b = 2; b < NBINS; b++) {
+    if (c.fd[b] === b) continue;
+    const small = b < NSMALLBINS;
+    bins.push({ index: b, kind: small ? 'small' : 'large', size: small ? smallbinSize(b) : null, chunks: ring(b) });
+  }
   return {
     tcache,
     fastbins,

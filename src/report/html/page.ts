@@ -431,7 +431,7 @@ class Timeline {
       }
     }
     if (!Number.isFinite(lo)) {
-      lo = 4096;
+      lo = 1 << 10; // an empty threshold axis: any decent range
       hi = 1 << 20;
     }
     const l2lo = Math.floor(Math.log2(lo)) - 1;
@@ -570,7 +570,7 @@ class HeapMap {
   private readonly canvas = $<HTMLCanvasElement>('heapmap');
   private placed: Placed[] = [];
   private rowStarts: number[] = [];
-  private bytesPerRow = 4096;
+  private bytesPerRow = 256; // layout() sets it from the heap's extent
   private gutter = 96;
   private mapWidth = 100;
   private readonly rowH = 16;
@@ -843,26 +843,26 @@ function drawBins(step: Step, data: Data, hover: (address: number) => void): voi
     const hi = Math.max(...sizes);
     return lo === hi ? hex(lo) : `${hex(lo)}–${hex(hi)}`;
   };
-  const small = view.bins.filter((b) => b.index < 64);
-  const large = view.bins.filter((b) => b.index >= 64);
+  const small = view.bins.filter((b) => b.kind === 'small');
+  const large = view.bins.filter((b) => b.kind === 'large');
   const html = [
     group(
       'tcache',
       view.tcache.length ? `${chunksText(sum(view.tcache))} · ${bytes(total(view.tcache))} · up to ${model.mp.tcacheCount} per size` : `up to ${model.mp.tcacheCount} per size`,
-      view.tcache.map((b) => row(hex(32 + 16 * b.index), b.chunks, 'tcache', `tcache bin ${b.index}: chunks of ${32 + 16 * b.index} bytes, newest first`)).join(''),
+      view.tcache.map((b) => row(hex(b.size ?? 0), b.chunks, 'tcache', `tcache bin ${b.index}: chunks of ${b.size} bytes, newest first`)).join(''),
       model.tcache.ready ? 'empty' : 'not set up yet (the first malloc makes it)',
     ),
     group(
       'fastbins',
       view.fastbins.length ? `${chunksText(sum(view.fastbins))} · ${bytes(total(view.fastbins))} · up to ${hex(model.mp.maxFast)}` : `chunks up to ${hex(model.mp.maxFast)}`,
-      view.fastbins.map((b) => row(hex((b.index + 2) * 16), b.chunks, 'fastbin', `fastbin ${b.index}: newest first`)).join(''),
+      view.fastbins.map((b) => row(hex(b.size ?? 0), b.chunks, 'fastbin', `fastbin ${b.index}: newest first`)).join(''),
       'empty',
     ),
     group('unsorted bin', view.unsorted.length ? `${chunksText(view.unsorted.length)} · ${bytes(view.unsorted.reduce((s, c) => s + c.size, 0))}` : '', view.unsorted.length ? row('unsorted', view.unsorted, 'unsorted', 'newest first; malloc scans from the oldest') : '', 'empty'),
     group(
       'small bins',
       small.length ? `${chunksText(sum(small))} · ${bytes(total(small))}` : '',
-      small.map((b) => row(hex(16 * b.index), b.chunks, 'small', `small bin ${b.index}: chunks of ${16 * b.index} bytes`)).join(''),
+      small.map((b) => row(hex(b.size ?? 0), b.chunks, 'small', `small bin ${b.index}: chunks of ${b.size} bytes`)).join(''),
       'empty',
     ),
     group(

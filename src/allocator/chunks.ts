@@ -36,6 +36,16 @@ export const enum ChunkState {
 /** The null chunk id. */
 export const NIL = -1;
 
+/** chunk2mem: the user pointer of a chunk at `address` (past its prev_size and size words). */
+export function chunk2mem(address: number): number {
+  return address + 16;
+}
+
+/** mem2chunk: the chunk of user pointer `pointer`. */
+export function mem2chunk(pointer: number): number {
+  return pointer - 16;
+}
+
 /** Free in a regular bin: what glibc's clear PREV_INUSE / inuse bit means (tcache and fastbin chunks look in use). */
 export function isBinned(state: number): boolean {
   return state === ChunkState.Unsorted || state === ChunkState.Small || state === ChunkState.Large;

@@ -392,6 +392,12 @@ export function libcMallinfo2(m: Malloc): Mallinfo2 {
   return info;
 }
 
+/** malloc_usable_size of a live chunk: its size less the header words it cannot use. */
+export function mallocUsableSize(m: Malloc, p: number): number {
+  const c = m.chunks;
+  return c.state[p] === ChunkState.Mmapped ? c.size[p] - CHUNK_HDR_SZ : c.size[p] - SIZE_SZ;
+}
+
 /** Marks a returned chunk as made by the current call. */
 function stamp(av: MallocState, p: number): number {
   if (p !== NIL) av.chunks.madeBy[p] = av.m.seq;

@@ -2,7 +2,7 @@
 // the mmapped chunks, and the contents of each bin. For tests, reports and teaching.
 import type { MallocState } from './arena.ts';
 import { UNSORTED } from './arena.ts';
-import { ChunkState, NIL } from './chunks.ts';
+import { ChunkState, NIL, chunk2mem } from './chunks.ts';
 import { NBINS, NFASTBINS, NSMALLBINS, TCACHE_MAX_BINS, fastbinSize, smallbinSize, tidx2usize } from './constants.ts';
 
 /** A chunk's state as the walk names it. */
@@ -23,8 +23,9 @@ const KIND: Record<number, ChunkKind> = {
 export interface ChunkInfo {
   /** The chunk id (stable while the chunk lives). */
   id: number;
-  /** Chunk address; the user pointer is address + 16. */
+  /** Chunk address, and the user pointer (chunk2mem). */
   address: number;
+  pointer: number;
   /** chunksize. */
   size: number;
   kind: ChunkKind;
@@ -50,7 +51,7 @@ function regionStarts(av: MallocState): number[] {
 
 function info(av: MallocState, id: number): ChunkInfo {
   const c = av.chunks;
-  const chunk: ChunkInfo = { id, address: c.address[id], size: c.size[id], kind: KIND[c.state[id]], madeBy: c.madeBy[id] };
+  const chunk: ChunkInfo = { id, address: c.address[id], pointer: chunk2mem(c.address[id]), size: c.size[id], kind: KIND[c.state[id]], madeBy: c.madeBy[id] };
   if (c.state[id] === ChunkState.Mmapped) chunk.lead = c.lead[id];
   return chunk;
 }

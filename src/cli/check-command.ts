@@ -126,7 +126,7 @@ function heapAround(d: Disagreement, replayer: Replayer): { around: number | nul
   const heapStart = replayer.model.system.heapStart;
   const chunks = walkHeap(replayer.model.main);
   if (chunks.length === 0) return { around, chunks: [] };
-  let index = around === null ? -1 : chunks.findIndex((c) => c.address + 16 - heapStart >= around);
+  let index = around === null ? -1 : chunks.findIndex((c) => c.pointer - heapStart >= around);
   if (index < 0) index = chunks.length - 1;
   return {
     around,
@@ -135,7 +135,7 @@ function heapAround(d: Disagreement, replayer: Replayer): { around: number | nul
       size: c.size,
       kind: c.kind,
       madeBy: c.madeBy,
-      marked: c.address + 16 - heapStart === around,
+      marked: c.pointer - heapStart === around,
     })),
   };
 }

@@ -5,10 +5,10 @@ import { MallocscopeError } from '../errors.ts';
 import type { Protection, RealMemory, Syscall } from '../system/api.ts';
 import type { Malloc } from '../allocator/malloc.ts';
 import { createMalloc, type ModelOptions } from './setup.ts';
-import { ChunkState, NIL } from '../allocator/chunks.ts';
-import { CHUNK_HDR_SZ, MALLOPT_PARAMS, SIZE_SZ, alignDown, alignUp, type MalloptParam } from '../allocator/constants.ts';
+import { ChunkState, NIL, chunk2mem } from '../allocator/chunks.ts';
+import { MALLOPT_PARAMS, alignDown, alignUp, type MalloptParam } from '../allocator/constants.ts';
 import { checkInvariants } from '../allocator/invariants.ts';
-import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, libcMallocStats, type Mallinfo2, type MallocStats } from '../allocator/libc.ts';
+import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, libcMallocStats, mallocUsableSize, type Mallinfo2, type MallocStats } from '../allocator/libc.ts';
 import { resetNotes, type CallNotes } from '../allocator/notes.ts';
 import { walkBins, walkHeap, walkMmapped, type BinsView, type ChunkInfo } from '../allocator/walk.ts';
 
@@ -314,15 +314,14 @@ export class Allocator {
     const av = this.model;
     this.lastSyscalls = av.system.takeSyscalls();
     if (chunk === NIL) return 0;
-    const pointer = av.chunks.address[chunk] + CHUNK_HDR_SZ;
+    const pointer = chunk2mem(av.chunks.address[chunk]);
     this.blocks.set(pointer, chunk);
     return pointer;
   }
 
   /** malloc_usable_size of a live chunk. */
   private usable(chunk: number): number {
-    const c = this.model.chunks;
-    return c.state[chunk] === ChunkState.Mmapped ? c.size[chunk] - CHUNK_HDR_SZ : c.size[chunk] - SIZE_SZ;
+    return mallocUsableSize(this.model, chunk);
   }
 
   /** The block is about to be freed or reallocated: detach its views, restore read-write, unlock it. */

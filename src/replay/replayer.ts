@@ -7,8 +7,7 @@ import type { TraceEvent, TraceOp } from '../trace/api.ts';
 import { MALLOPT_PARAMS, OP_CALLOC, OP_FREE, OP_MALLOC, OP_MALLOPT, OP_MEMALIGN, OP_REALLOC, OP_TRIM, TRACE_OPS, TraceReader } from '../trace/parser.ts';
 import type { Malloc } from '../allocator/malloc.ts';
 import { createMalloc, presetName, type ModelOptions } from './setup.ts';
-import { ChunkState, NIL } from '../allocator/chunks.ts';
-import { CHUNK_HDR_SZ } from '../allocator/constants.ts';
+import { ChunkState, NIL, chunk2mem } from '../allocator/chunks.ts';
 import { checkInvariants } from '../allocator/invariants.ts';
 import { sizeT } from '../allocator/size-t.ts';
 import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, type Mallinfo2 } from '../allocator/libc.ts';
@@ -244,7 +243,7 @@ export class Replayer {
       const c = m.chunks;
       out.where = c.state[result] === ChunkState.Mmapped ? 'mmap' : 'heap';
       out.chunk = c.size[result];
-      out.pointer = c.address[result] + CHUNK_HDR_SZ;
+      out.pointer = chunk2mem(c.address[result]);
       out.offset = out.pointer - m.system.heapStart;
     } else {
       out.where = null;
@@ -301,7 +300,7 @@ export class Replayer {
 
   /** The user pointer of a chunk. */
   pointerOf(chunk: number): number {
-    return this.model.chunks.address[chunk] + CHUNK_HDR_SZ;
+    return chunk2mem(this.model.chunks.address[chunk]);
   }
 
   /** The chunk id a live trace slot names (NIL for a NULL block). */

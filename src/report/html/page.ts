@@ -3,6 +3,7 @@
 // same model as the CLI, and draws the heap map, the mmapped blocks, the bins and the event's sentence
 // (computed here, on demand, by src/report/explain.ts).
 import { walkBins, walkMmapped, walkRegions, type BinsView, type ChunkInfo, type ChunkKind } from '../../allocator/walk.ts';
+import { mem2chunk } from '../../allocator/chunks.ts';
 import { Replayer, type ReplayOutcome } from '../../replay/replayer.ts';
 import type { Syscall } from '../../system/api.ts';
 import type { SizeT } from '../../allocator/size-t.ts';
@@ -191,7 +192,7 @@ class Engine {
     }
     const outcome = r.apply(event);
     this.applied++;
-    if (outcome.pointer) focus = outcome.pointer - 16;
+    if (outcome.pointer) focus = mem2chunk(outcome.pointer);
     let sentence: string;
     try {
       sentence = explainStep(before, event, outcome);

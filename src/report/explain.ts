@@ -6,6 +6,7 @@ import { sizeTFromInt, type SizeT } from '../allocator/size-t.ts';
 import { ChunkState, NIL } from '../allocator/chunks.ts';
 import type { Replayer, ReplayOutcome } from '../replay/replayer.ts';
 import type { Syscall } from '../system/api.ts';
+import { syscallProse } from './syscall-text.ts';
 import type { TraceEvent } from '../trace/api.ts';
 import { MallocscopeError } from '../errors.ts';
 
@@ -75,25 +76,12 @@ export class Explainer {
 const hex = (n: number) => `0x${n.toString(16)}`;
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
-/** A brk increment with its sign, exact whether a number or a bigint. */
-const signed = (bytes: number | bigint) => (bytes < 0 ? `−${-bytes}` : `+${bytes}`);
-
+/** The brk calls among `calls`, as a sentence writes them. */
 function brkText(calls: Syscall[]): string {
   return calls
     .filter((s) => s.call === 'brk')
-    .map((s) => `brk ${signed(s.bytes)}${s.failed ? ' (failed)' : ''}`)
+    .map((s) => syscallProse(s))
     .join(', ');
-}
-
-function syscallText(s: Syscall): string {
-  switch (s.call) {
-    case 'brk':
-      return `brk ${signed(s.bytes)}${s.failed ? ' failed' : ''}`;
-    case 'mremap':
-      return `mremap ${s.from} → ${s.bytes}${s.failed ? ' failed' : ''}`;
-    default:
-      return `${s.call} ${s.bytes}${s.failed ? ' failed' : ''}`;
-  }
 }
 
 /** The call as a program writes it, with the trace's IDs. */
@@ -245,7 +233,7 @@ function sysmallocReason(outcome: ReplayOutcome, ctx: AllocContext): Reason {
 /** Why the call returned NULL. */
 function failureReason(outcome: ReplayOutcome, ctx: AllocContext): Reason {
   const notes = outcome.notes;
-  const failed = ctx.syscalls.filter((c) => c.failed).map(syscallText);
+  const failed = ctx.syscalls.filter((c) => c.failed).map((c) => syscallProse(c));
   const s = notes.sysmalloc;
   const topText = s ? (s.topSize === 0 ? 'there is no heap yet' : `the top (${s.topSize}) is too small`) : 'nothing free fits';
   const tried = failed.length ? `; ${failed.join(', ')}` : '';

@@ -129,7 +129,7 @@ test('§5: brk fails, glibc falls back to mmap for the heap; everything fails �
   const f = explain('malloc a 100\nmalloc b 250000\n', { system: { commitLimit: 250000 } });
   assert.is(f[1], 'b = malloc(250000): chunk 250016 ≥ mmap threshold 131072 and the top (134400) is too small, but mmap failed → the heap grows instead: brk +249856, heap +0x310');
   const n = explain('malloc a 100\nmalloc huge 0x4000000000000\n', { system: { commitLimit: 1 << 30 } });
-  assert.match(n[1], /^huge = malloc\(1125899906842624\): chunk 1125899906842640: the top \(134400\) is too small; mmap \d+ failed, brk \+\d+ failed, mmap \d+ failed → NULL \(ENOMEM\)$/);
+  assert.match(n[1], /^huge = malloc\(1125899906842624\): chunk 1125899906842640: the top \(134400\) is too small; mmap \d+ \(failed\), brk \+\d+ \(failed\), mmap \d+ \(failed\) → NULL \(ENOMEM\)$/);
   const p = explain('malloc a 0x8000000000000000\nfree a\n');
   assert.match(p[0], /is above PTRDIFF_MAX → NULL \(ENOMEM\)$/);
   assert.is(p[1], 'free(a): a is NULL (its allocation failed) → nothing to do');

@@ -80,10 +80,8 @@ export class Allocator {
     // views stay attached: in C the block is untouched.
     const protectedLength = this.protectedBlocks.get(pointer);
     const lockedRange = this.lockedBlocks.get(pointer);
-    // Only real memory can have been protected or locked.
-    const memory = this.real();
-    if (protectedLength !== undefined) memory.protect(pointer, protectedLength, 'read-write');
-    if (lockedRange) memory.unlock(lockedRange[0], lockedRange[1]);
+    if (protectedLength !== undefined) this.real().protect(pointer, protectedLength, 'read-write');
+    if (lockedRange) this.real().unlock(lockedRange[0], lockedRange[1]);
     this.blocks.delete(pointer);
     let result = 0;
     try {
@@ -91,8 +89,9 @@ export class Allocator {
     } finally {
       if (result === 0 && size !== 0) {
         this.blocks.set(pointer, old);
-        if (lockedRange) memory.lock(lockedRange[0], lockedRange[1]);
-        if (protectedLength !== undefined) memory.protect(pointer, protectedLength, this.protectionOf.get(pointer)!);
+        if (lockedRange) this.real().lock(lockedRange[0], lockedRange[1]);
+        const mode = this.protectionOf.get(pointer);
+        if (protectedLength !== undefined && mode !== undefined) this.real().protect(pointer, protectedLength, mode);
       }
     }
     if (result !== 0 || size === 0) {

@@ -3,6 +3,7 @@
 // script). It compares the contract's fields of every event, mallinfo2 included with `stats`, and says where
 // the model and glibc part: a different line, glibc dying where the model goes on, or the model stopping
 // where glibc does not die; both dying at the same call by the same signal is an agreement.
+import { hostCommitLimit } from '../system/host.ts';
 import { checkInvariants } from '../allocator/invariants.ts';
 import { Replayer, type ReplayOptions, type ReplayOutcome } from '../replay/replayer.ts';
 import { MallocscopeError, ModelAbortError } from '../errors.ts';
@@ -193,7 +194,7 @@ export async function checkTrace(path: string, options: CheckTraceOptions = {}):
   const name = options.name ?? path;
   // The model's reader opens the trace first: a trace that cannot be read is reported once, by the reader.
   const reader = readTrace(path, { name });
-  const replayer = new Replayer({ system: { brkLimit: options.brkLimit } });
+  const replayer = new Replayer({ system: { brkLimit: options.brkLimit, commitLimit: hostCommitLimit() } });
   const run = startOracle(path, { stats: options.stats, brkLimit: options.brkLimit, name, libc: options.libc });
   try {
     const steps = compareSteps(reader, replayer, { ...options, name });
@@ -246,7 +247,7 @@ export interface DifferentialOptions extends Omit<ReplayOptions, 'checkInvariant
 export function differential(path: string, options: DifferentialOptions = {}): DifferentialResult {
   const { stats, brkLimit, checkInvariants: invariantsOption, libc, ...replay } = options;
   const oracle = runOracleSync(path, { stats, brkLimit, libc });
-  const replayer = new Replayer({ ...replay, system: replay.system ?? { brkLimit }, checkInvariants: invariantsOption === true });
+  const replayer = new Replayer({ ...replay, system: replay.system ?? { brkLimit, commitLimit: hostCommitLimit() }, checkInvariants: invariantsOption === true });
   const invariantsEvery = typeof invariantsOption === 'number' ? invariantsOption : 0;
   const verdict = compareWithLines(readTrace(path), replayer, oracle, { name: path, stats, brkLimit, invariantsEvery });
   if (verdict.agree) {

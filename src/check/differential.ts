@@ -97,6 +97,8 @@ export interface CompareOptions {
    * a pass over the whole heap, so long traces sample it; the Replayer's own option checks every event.
    */
   invariantsEvery?: number;
+  /** The walk itself, after the event given: the model's checkInvariants by default (a test may count the calls). */
+  checkHeap?: (replayer: Replayer, event: { seq: number; line: number; op: string }) => void;
 }
 
 /** What the comparison asks of the oracle between steps: its next line, or how it ended. */
@@ -133,7 +135,7 @@ function* compareSteps(reader: TraceReader, replayer: Replayer, options: Compare
     }
     if (outcome === null) break;
     last = { seq: outcome.seq, line: outcome.line, op: outcome.op };
-    if (every > 0 && (agreed + 1) % every === 0) invariants(replayer, last);
+    if (every > 0 && (agreed + 1) % every === 0) invariants(replayer, last, options.checkHeap);
     let model = contractFields(outcome);
     if (options.stats) model += statsFields(replayer.mallinfo2());
     model += '}';
@@ -155,7 +157,7 @@ function* compareSteps(reader: TraceReader, replayer: Replayer, options: Compare
     }
     agreed++;
   }
-  if (every > 0 && last !== null && agreed % every !== 0) invariants(replayer, last);
+  if (every > 0 && last !== null && agreed % every !== 0) invariants(replayer, last, options.checkHeap);
   if ((yield LINE) !== null) throw new MallocscopeError('ORACLE_FAILED', 'the oracle printed more events than the trace has');
   const error = exitError((yield EXIT) as OracleExit, options.name);
   if (error) throw error;
@@ -163,9 +165,10 @@ function* compareSteps(reader: TraceReader, replayer: Replayer, options: Compare
 }
 
 /** The heap's invariants after an event, broken ones raised as the Replayer raises them. */
-function invariants(replayer: Replayer, event: { seq: number; line: number; op: string }): void {
+function invariants(replayer: Replayer, event: { seq: number; line: number; op: string }, checkHeap: CompareOptions['checkHeap']): void {
   try {
-    checkInvariants(replayer.arena);
+    if (checkHeap) checkHeap(replayer, event);
+    else checkInvariants(replayer.arena);
   } catch (error) {
     throw new MallocscopeError('MODEL_INVARIANT', `event ${event.seq} (line ${event.line}, ${event.op}): ${(error as Error).message}`);
   }

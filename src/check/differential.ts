@@ -14,6 +14,7 @@ import {
   startOracle,
   type OracleEnvOptions,
   type OracleExit,
+  type OracleRun,
 } from '../oracle/oracle.ts';
 import { contractFields, extraFields, statsFields } from '../report/jsonl.ts';
 import { readTrace, type TraceReader } from '../trace/reader.ts';
@@ -196,9 +197,10 @@ export async function checkTrace(path: string, options: CheckTraceOptions = {}):
   const name = options.name ?? path;
   // The model's reader opens the trace first: a trace that cannot be read is reported once, by the reader.
   const reader = readTrace(path, { name });
-  const replayer = new Replayer({ system: { brkLimit: options.brkLimit } });
-  const run = startOracle(path, { stats: options.stats, brkLimit: options.brkLimit, name, libc: options.libc });
+  let run: OracleRun | undefined;
   try {
+    const replayer = new Replayer({ system: { brkLimit: options.brkLimit } });
+    run = startOracle(path, { stats: options.stats, brkLimit: options.brkLimit, name, libc: options.libc });
     const steps = compareSteps(reader, replayer, { ...options, name });
     let step = steps.next();
     while (!step.done) {
@@ -211,7 +213,8 @@ export async function checkTrace(path: string, options: CheckTraceOptions = {}):
     }
     return { verdict: step.value, replayer };
   } finally {
-    run.stop();
+    run?.stop();
+    reader.close();
   }
 }
 
@@ -251,7 +254,13 @@ export function differential(path: string, options: DifferentialOptions = {}): D
   const oracle = runOracleSync(path, { stats, brkLimit, libc });
   const replayer = new Replayer({ ...replay, system: replay.system ?? { brkLimit }, checkInvariants: invariantsOption === true });
   const invariantsEvery = typeof invariantsOption === 'number' ? invariantsOption : 0;
-  const verdict = compareWithLines(readTrace(path), replayer, oracle, { name: path, stats, brkLimit, invariantsEvery });
+  const reader = readTrace(path);
+  let verdict: Verdict;
+  try {
+    verdict = compareWithLines(reader, replayer, oracle, { name: path, stats, brkLimit, invariantsEvery });
+  } finally {
+    reader.close();
+  }
   if (verdict.agree) {
     const events = verdict.events + (verdict.diesAt ? 1 : 0);
     return { events, agreed: events, difference: null, ...(verdict.diesAt ? { diesAt: verdict.diesAt } : {}) };

@@ -1,13 +1,18 @@
 // The model against the real glibc (the oracle), event for event: where, chunk, offset and mallinfo2 after
 // every call, on one seeded random trace of each of the 63 shapes (some also with a program break that cannot
 // grow), short traces of edge values (src/trace/edges.ts), the examples, and the traces of real programs in
-// test/fixtures/real; the heap's invariants are checked after every event on the way.
+// test/fixtures/real. The heap's invariants are walked on the way: after every event of the short traces, and
+// on samples of the long ones (every Nth event and the last), since each walk visits the whole heap.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { differential } from '../src/check/differential.ts';
+import { Replayer } from '../src/allocator/replay.ts';
+import { checkTrace, compareWithLines, differential } from '../src/check/differential.ts';
+import { TraceError } from '../src/errors.ts';
+import { runOracleSync } from '../src/oracle/oracle.ts';
+import { readTrace } from '../src/trace/reader.ts';
 import { generateEdgeTrace } from '../src/trace/edges.ts';
 import { SHAPES, generateTrace } from '../src/trace/generate.ts';
 import { TraceWriter } from '../src/trace/writer.ts';
@@ -15,8 +20,14 @@ import { TraceWriter } from '../src/trace/writer.ts';
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-differential-'));
 const root = new URL('..', import.meta.url).pathname;
 
-function agrees(path: string, label: string, brkLimit?: number): void {
-  const result = differential(path, { stats: true, checkInvariants: true, brkLimit });
+/** Invariant walks of the 1500-event random traces: after every SAMPLEth event and the last. */
+const SAMPLE = 10;
+/** The same for the real programs' traces (about 12000 events over heaps of thousands of chunks). */
+const REAL_SAMPLE = 50;
+
+/** Asserts that model and glibc agree on every event; `invariants`: true after every event, N every Nth. */
+function agrees(path: string, label: string, invariants: true | number, brkLimit?: number): void {
+  const result = differential(path, { stats: true, checkInvariants: invariants, brkLimit });
   if (result.difference) {
     const d = result.difference;
     assert.unreachable(`${label}: event ${d.seq} (line ${d.line}) differs\n  oracle: ${d.oracle}\n  model:  ${d.model}\n  trace: ${path}`);
@@ -32,7 +43,7 @@ for (const [index, shape] of SHAPES.entries()) {
     const writer = new TraceWriter({ path });
     for (const call of generateTrace(shape, 7000 + index, 1500)) writer.write(call);
     writer.close();
-    agrees(path, shape.name);
+    agrees(path, shape.name, SAMPLE);
   });
 }
 
@@ -46,7 +57,7 @@ for (const [index, name] of limited.entries()) {
       const writer = new TraceWriter({ path });
       for (const call of generateTrace(shape, 9100 + index, 1500)) writer.write(call);
       writer.close();
-      agrees(path, `${name} with brk limit ${brkLimit}`, brkLimit);
+      agrees(path, `${name} with brk limit ${brkLimit}`, SAMPLE, brkLimit);
     });
   }
 }
@@ -62,7 +73,7 @@ for (const seed of edgeSeeds) {
     const writer = new TraceWriter({ path });
     for (const line of generateEdgeTrace(seed, 200)) writer.line(line);
     writer.close();
-    agrees(path, `edges seed ${seed}`);
+    agrees(path, `edges seed ${seed}`, true);
   });
 }
 for (const brkLimit of [0, 65536]) {
@@ -71,12 +82,12 @@ for (const brkLimit of [0, 65536]) {
     const writer = new TraceWriter({ path });
     for (const line of generateEdgeTrace(9300 + brkLimit, 400)) writer.line(line);
     writer.close();
-    agrees(path, `edges with brk limit ${brkLimit}`, brkLimit);
+    agrees(path, `edges with brk limit ${brkLimit}`, true, brkLimit);
   });
 }
 
 for (const name of readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.trace'))) {
-  test(`example ${name}`, () => agrees(join(root, 'examples', name), name));
+  test(`example ${name}`, () => agrees(join(root, 'examples', name), name, true));
 }
 
 const real = join(root, 'test/fixtures/real');
@@ -85,7 +96,75 @@ test('there are traces of at least three real programs', () => {
   assert.ok(realTraces.length >= 3, `found ${realTraces.length} in test/fixtures/real`);
 });
 for (const name of realTraces) {
-  test(`real program trace ${name}`, () => agrees(join(real, name), name));
+  test(`real program trace ${name}`, () => agrees(join(real, name), name, REAL_SAMPLE));
 }
+
+// ---- the comparison itself -------------------------------------------------------------------------------
+
+test('the sampled invariant walk runs after every Nth event and after the last one', () => {
+  const path = join(dir, 'seven.trace');
+  writeFileSync(path, 'malloc a 24\nmalloc b 100\nfree a\n# a comment\nmalloc c 24\nfree b\nfree c\nmalloc d 5000\n');
+  const walked: number[] = [];
+  const replayer = new Replayer();
+  const verdict = compareWithLines(readTrace(path), replayer, runOracleSync(path), { name: path, invariantsEvery: 3, checkHeap: (_replayer, event) => walked.push(event.seq) });
+  assert.equal(verdict, { agree: true, events: 7 });
+  assert.equal(walked, [2, 5, 6]);
+  // A broken invariant is raised with the event it was found after.
+  const broken = () =>
+    compareWithLines(readTrace(path), new Replayer(), runOracleSync(path), {
+      name: path,
+      invariantsEvery: 3,
+      checkHeap: (_replayer, event) => {
+        if (event.seq === 5) throw new Error('invariant broken: a test says so');
+      },
+    });
+  assert.throws(broken, (error: Error & { code?: string }) => error.code === 'MODEL_INVARIANT' && error.message === 'event 5 (line 7, free): invariant broken: a test says so');
+});
+
+test('glibc dying in a call where the model stops, by the same signal, is an agreement up to that call', () => {
+  // `trim` with a pad that wraps systrim's arithmetic, over a 32-byte top, faults in glibc (SIGSEGV); the
+  // model stops at that call with the same signal (test/model-rules.test.ts has the arithmetic).
+  const path = join(dir, 'dies.trace');
+  writeFileSync(path, 'mallopt M_MMAP_MAX 0\nmalloc a 134472\ntrim 0xffffffffffffefff\nmalloc c 10\n');
+  const result = differential(path, { stats: true, checkInvariants: true });
+  assert.is(result.difference, null);
+  assert.equal([result.events, result.agreed], [3, 3]);
+  assert.equal([result.diesAt?.seq, result.diesAt?.line, result.diesAt?.signal], [2, 3, 'SIGSEGV']);
+  // The same oracle run against a model that lives through that call (the pad 2^64 - 1 frees nothing):
+  // glibc's death is then a difference.
+  const shorter = join(dir, 'lives.trace');
+  writeFileSync(shorter, 'mallopt M_MMAP_MAX 0\nmalloc a 134472\ntrim 0xffffffffffffffff\nmalloc c 10\n');
+  const oracle = runOracleSync(path, { stats: true });
+  assert.is(oracle.exit.signal, 'SIGSEGV');
+  assert.is(oracle.lines.length, 2);
+  const verdict = compareWithLines(readTrace(shorter), new Replayer(), oracle, { name: shorter, stats: true });
+  assert.equal([verdict.agree, !verdict.agree && verdict.kind, !verdict.agree && verdict.seq], [false, 'glibc-dies', 2]);
+});
+
+test('checkTrace streams the oracle: agreement, the context of a difference, glibc dying, the oracle\'s own errors', async () => {
+  const slides = join(root, 'examples/threshold-slides.trace');
+  assert.equal((await checkTrace(slides, { stats: true })).verdict, { agree: true, events: 4 });
+  const dies = join(dir, 'dies-stream.trace');
+  writeFileSync(dies, 'mallopt M_MMAP_MAX 0\nmalloc a 134472\ntrim 0xffffffffffffefff\nmalloc c 10\n');
+  const { verdict } = await checkTrace(dies);
+  assert.equal(verdict.agree && verdict.diesAt && [verdict.events, verdict.diesAt.seq, verdict.diesAt.signal], [2, 2, 'SIGSEGV']);
+  // An oracle line changed in memory (as a glibc that differs would print it): the difference comes with the
+  // agreeing events before it, as many as asked for, each with the model's extra fields.
+  const oracle = runOracleSync(slides);
+  const changed = { lines: oracle.lines.map((line, i) => (i === 3 ? line.replace(/"chunk":\d+/, '"chunk":4096') : line)), exit: oracle.exit };
+  const differs = compareWithLines(readTrace(slides), new Replayer(), changed, { name: slides, context: 1 });
+  assert.ok(!differs.agree && differs.kind === 'differs' && differs.seq === 3 && differs.agreedBefore === 3, JSON.stringify(differs));
+  assert.ok(!differs.agree && differs.oracle === changed.lines[3] && differs.model === oracle.lines[3]);
+  assert.equal(!differs.agree && differs.before.map((r) => [r.line, JSON.parse(r.model).seq]), [[9, 2]]);
+  // An oracle that failed on a line: its error, naming file and line, not a difference.
+  const failed = { lines: [], exit: { status: 1, signal: null, stderr: "mallocscope: t.trace:1: free of ID 'x', which is not live [TRACE_ID_NOT_LIVE]\n" } };
+  assert.throws(
+    () => compareWithLines(readTrace(slides), new Replayer(), failed, { name: 't.trace' }),
+    (error: Error) => error instanceof TraceError && error.file === 't.trace' && error.line === 1 && error.code === 'TRACE_ID_NOT_LIVE',
+  );
+  // More lines from the oracle than the trace has calls: the oracle is broken.
+  const extra = { lines: [...oracle.lines, oracle.lines[0]], exit: oracle.exit };
+  assert.throws(() => compareWithLines(readTrace(slides), new Replayer(), extra, { name: slides }), /more events than the trace has/);
+});
 
 test.run();

@@ -413,7 +413,10 @@ test('exitError: how the oracle ended, as the error it stands for', () => {
   assert.instance(signal, OracleSignalError);
   assert.is((signal as OracleSignalError).signal, 'SIGSEGV');
   const other = exitError({ status: 127, signal: null, stderr: 'sh: not found\n' }, 't');
-  assert.equal([other!.code, other!.message, other!.exitCode], ['ORACLE_FAILED', 'the oracle exited with status 127: sh: not found', 70]);
+  assert.equal([other!.code, other!.message, other!.exitCode], ['ORACLE_FAILED', 'the oracle exited with status 127: sh: not found', 1]);
+  // A coded failure that is not a usage error keeps its code, with exit 2 when the oracle exited 2.
+  const blocker = exitError({ status: 2, signal: null, stderr: 'mallocscope: oracle: cannot place the --brk-limit blocker at heap start + 8192: file exists [BRK_LIMIT]\n' }, 't');
+  assert.equal([blocker!.code, blocker!.message, blocker!.exitCode], ['BRK_LIMIT', 'oracle: cannot place the --brk-limit blocker at heap start + 8192: file exists', 2]);
   // oracleLines raises the same errors as the streaming runner.
   const bad = traceFile('bad-sync.trace', 'malloc a 1\nfree b\n');
   try {

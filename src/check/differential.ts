@@ -15,6 +15,7 @@ import {
   startOracle,
   type OracleEnvOptions,
   type OracleExit,
+  type OracleRun,
 } from '../oracle/oracle.ts';
 import { contractFields, extraFields, statsFields } from '../report/jsonl.ts';
 import { readTrace, type TraceReader } from '../trace/reader.ts';
@@ -98,6 +99,8 @@ export interface CompareOptions {
    * a pass over the whole heap, so long traces sample it; the Replayer's own option checks every event.
    */
   invariantsEvery?: number;
+  /** The walk itself, after the event given: the model's checkInvariants by default (a test may count the calls). */
+  checkHeap?: (replayer: Replayer, event: { seq: number; line: number; op: string }) => void;
 }
 
 /** What the comparison asks of the oracle between steps: its next line, or how it ended. */
@@ -134,7 +137,7 @@ function* compareSteps(reader: TraceReader, replayer: Replayer, options: Compare
     }
     if (outcome === null) break;
     last = { seq: outcome.seq, line: outcome.line, op: outcome.op };
-    if (every > 0 && (agreed + 1) % every === 0) invariants(replayer, last);
+    if (every > 0 && (agreed + 1) % every === 0) invariants(replayer, last, options.checkHeap);
     let model = contractFields(outcome);
     if (options.stats) model += statsFields(replayer.mallinfo2());
     model += '}';
@@ -156,7 +159,7 @@ function* compareSteps(reader: TraceReader, replayer: Replayer, options: Compare
     }
     agreed++;
   }
-  if (every > 0 && last !== null && agreed % every !== 0) invariants(replayer, last);
+  if (every > 0 && last !== null && agreed % every !== 0) invariants(replayer, last, options.checkHeap);
   if ((yield LINE) !== null) throw new MallocscopeError('ORACLE_FAILED', 'the oracle printed more events than the trace has');
   const error = exitError((yield EXIT) as OracleExit, options.name);
   if (error) throw error;
@@ -164,9 +167,10 @@ function* compareSteps(reader: TraceReader, replayer: Replayer, options: Compare
 }
 
 /** The heap's invariants after an event, broken ones raised as the Replayer raises them. */
-function invariants(replayer: Replayer, event: { seq: number; line: number; op: string }): void {
+function invariants(replayer: Replayer, event: { seq: number; line: number; op: string }, checkHeap: CompareOptions['checkHeap']): void {
   try {
-    checkInvariants(replayer.model.main);
+    if (checkHeap) checkHeap(replayer, event);
+    else checkInvariants(replayer.model.main);
   } catch (error) {
     throw new MallocscopeError('MODEL_INVARIANT', `event ${event.seq} (line ${event.line}, ${event.op}): ${(error as Error).message}`);
   }
@@ -194,9 +198,10 @@ export async function checkTrace(path: string, options: CheckTraceOptions = {}):
   const name = options.name ?? path;
   // The model's reader opens the trace first: a trace that cannot be read is reported once, by the reader.
   const reader = readTrace(path, { name });
-  const replayer = new Replayer({ system: { brkLimit: options.brkLimit, commitLimit: hostCommitLimit() } });
-  const run = startOracle(path, { stats: options.stats, brkLimit: options.brkLimit, name, libc: options.libc });
+  let run: OracleRun | undefined;
   try {
+    const replayer = new Replayer({ system: { brkLimit: options.brkLimit, commitLimit: hostCommitLimit() } });
+    run = startOracle(path, { stats: options.stats, brkLimit: options.brkLimit, name, libc: options.libc });
     const steps = compareSteps(reader, replayer, { ...options, name });
     let step = steps.next();
     while (!step.done) {
@@ -209,7 +214,8 @@ export async function checkTrace(path: string, options: CheckTraceOptions = {}):
     }
     return { verdict: step.value, replayer };
   } finally {
-    run.stop();
+    run?.stop();
+    reader.close();
   }
 }
 
@@ -249,7 +255,13 @@ export function differential(path: string, options: DifferentialOptions = {}): D
   const oracle = runOracleSync(path, { stats, brkLimit, libc });
   const replayer = new Replayer({ ...replay, system: replay.system ?? { brkLimit, commitLimit: hostCommitLimit() }, checkInvariants: invariantsOption === true });
   const invariantsEvery = typeof invariantsOption === 'number' ? invariantsOption : 0;
-  const verdict = compareWithLines(readTrace(path), replayer, oracle, { name: path, stats, brkLimit, invariantsEvery });
+  const reader = readTrace(path);
+  let verdict: Verdict;
+  try {
+    verdict = compareWithLines(reader, replayer, oracle, { name: path, stats, brkLimit, invariantsEvery });
+  } finally {
+    reader.close();
+  }
   if (verdict.agree) {
     const events = verdict.events + (verdict.diesAt ? 1 : 0);
     return { events, agreed: events, difference: null, ...(verdict.diesAt ? { diesAt: verdict.diesAt } : {}) };

@@ -198,7 +198,9 @@ export function signalError(signal: NodeJS.Signals, stderr = ''): OracleSignalEr
 
 /**
  * Turns the oracle's stderr and exit status into the error it stands for: a TraceError for a bad trace
- * (same code, file, line and message), a UsageError for exit status 2, a MallocscopeError otherwise.
+ * (same code, file, line and message), a UsageError for its usage errors, else a MallocscopeError with the
+ * oracle's code (exit 2 when the oracle said the command line was at fault, 1 otherwise: a failed oracle is
+ * reported as bad input is, as `check` documents).
  */
 export function oracleFailure(status: number, stderr: string, name: string): MallocscopeError {
   const line = stderr.split('\n').find((l) => l.startsWith('mallocscope: ')) ?? stderr.trim();
@@ -212,17 +214,17 @@ export function oracleFailure(status: number, stderr: string, name: string): Mal
       if (numbered) return new TraceError(code, name, Number(numbered[1]), numbered[2]);
       if (rest.startsWith(' ')) return new TraceError(code, name, 0, rest.slice(1));
     }
-    if (status === 2) return new UsageError(body.replace(/^oracle: /, ''));
-    return new MallocscopeError(code, body, status === 1 ? 1 : 70);
+    if (code === 'USAGE') return new UsageError(body.replace(/^oracle: /, ''));
+    return new MallocscopeError(code, body, status === 2 ? 2 : 1);
   }
-  return new MallocscopeError('ORACLE_FAILED', `the oracle exited with status ${status}${line ? `: ${line}` : ''}`, 70);
+  return new MallocscopeError('ORACLE_FAILED', `the oracle exited with status ${status}${line ? `: ${line}` : ''}`, 1);
 }
 
 /** The error an ended oracle stands for, or null when it succeeded (status 0). */
 export function exitError(exit: OracleExit, name: string): MallocscopeError | null {
   if (exit.signal) return signalError(exit.signal, exit.stderr);
   if (exit.status === 0) return null;
-  if (exit.status === null) return new MallocscopeError('ORACLE_FAILED', 'the oracle ended without an exit status', 70);
+  if (exit.status === null) return new MallocscopeError('ORACLE_FAILED', 'the oracle ended without an exit status', 1);
   return oracleFailure(exit.status, exit.stderr, name);
 }
 

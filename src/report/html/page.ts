@@ -191,7 +191,11 @@ class Engine {
     }
     const outcome = r.apply(event);
     this.applied++;
-    if (outcome.pointer) focus = outcome.pointer - 16;
+    if (outcome.pointer) {
+      // The block the call returned: the chunk its slot names now.
+      const p = r.chunkOfSlot(event.slot);
+      if (p >= 0) focus = r.arena.chunks.address[p];
+    }
     let sentence: string;
     try {
       sentence = explainStep(before, event, outcome);
@@ -419,6 +423,8 @@ class Timeline {
   private drawThresholds(g: CanvasRenderingContext2D, p: Plot): void {
     const t = this.data.thresholds;
     const n = this.data.meta.events;
+    // A threshold past the user address space (2^47 on x86-64; mallopt can set SIZE_MAX) is out of reach of any
+    // request: its line runs along the top of the lane rather than stretching the log scale.
     const CAP = 2 ** 47;
     let lo = Infinity;
     let hi = 0;
@@ -430,10 +436,8 @@ class Timeline {
         }
       }
     }
-    if (!Number.isFinite(lo)) {
-      lo = 4096;
-      hi = 1 << 20;
-    }
+    // Every threshold beyond any address (a mallopt of -1): the lines run along the top.
+    if (!Number.isFinite(lo)) lo = hi = CAP;
     const l2lo = Math.floor(Math.log2(lo)) - 1;
     const l2hi = Math.max(l2lo + 3, Math.ceil(Math.log2(hi)) + 1);
     const yOf = (v: number) => {
@@ -570,7 +574,7 @@ class HeapMap {
   private readonly canvas = $<HTMLCanvasElement>('heapmap');
   private placed: Placed[] = [];
   private rowStarts: number[] = [];
-  private bytesPerRow = 4096;
+  private bytesPerRow = 256;
   private gutter = 96;
   private mapWidth = 100;
   private readonly rowH = 16;
@@ -843,26 +847,27 @@ function drawBins(step: Step, data: Data, hover: (address: number) => void): voi
     const hi = Math.max(...sizes);
     return lo === hi ? hex(lo) : `${hex(lo)}–${hex(hi)}`;
   };
-  const small = view.bins.filter((b) => b.index < 64);
-  const large = view.bins.filter((b) => b.index >= 64);
+  // Which bins are small and which large, and each bin's sizes, as the walk found the chunks in them.
+  const small = view.bins.filter((b) => b.chunks[0].kind === 'small');
+  const large = view.bins.filter((b) => b.chunks[0].kind === 'large');
   const html = [
     group(
       'tcache',
       view.tcache.length ? `${chunksText(sum(view.tcache))} · ${bytes(total(view.tcache))} · up to ${arena.tcacheFill} per size` : `up to ${arena.tcacheFill} per size`,
-      view.tcache.map((b) => row(hex(32 + 16 * b.index), b.chunks, 'tcache', `tcache bin ${b.index}: chunks of ${32 + 16 * b.index} bytes, newest first`)).join(''),
+      view.tcache.map((b) => row(sizeRange(b.chunks), b.chunks, 'tcache', `tcache bin ${b.index}: chunks of ${b.chunks[0].size} bytes, newest first`)).join(''),
       arena.tcacheReady ? 'empty' : 'not set up yet (the first malloc makes it)',
     ),
     group(
       'fastbins',
       view.fastbins.length ? `${chunksText(sum(view.fastbins))} · ${bytes(total(view.fastbins))} · up to ${hex(arena.maxFast)}` : `chunks up to ${hex(arena.maxFast)}`,
-      view.fastbins.map((b) => row(hex((b.index + 2) * 16), b.chunks, 'fastbin', `fastbin ${b.index}: newest first`)).join(''),
+      view.fastbins.map((b) => row(sizeRange(b.chunks), b.chunks, 'fastbin', `fastbin ${b.index}: newest first`)).join(''),
       'empty',
     ),
     group('unsorted bin', view.unsorted.length ? `${chunksText(view.unsorted.length)} · ${bytes(view.unsorted.reduce((s, c) => s + c.size, 0))}` : '', view.unsorted.length ? row('unsorted', view.unsorted, 'unsorted', 'newest first; malloc scans from the oldest') : '', 'empty'),
     group(
       'small bins',
       small.length ? `${chunksText(sum(small))} · ${bytes(total(small))}` : '',
-      small.map((b) => row(hex(16 * b.index), b.chunks, 'small', `small bin ${b.index}: chunks of ${16 * b.index} bytes`)).join(''),
+      small.map((b) => row(sizeRange(b.chunks), b.chunks, 'small', `small bin ${b.index}: chunks of ${b.chunks[0].size} bytes`)).join(''),
       'empty',
     ),
     group(

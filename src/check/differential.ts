@@ -1,6 +1,7 @@
 // Model against oracle on one trace: replays it through the real glibc (the oracle, a child process) and
 // through the model, and compares the contract's fields of every event, mallinfo2 included with `stats`.
 import { spawnSync } from 'node:child_process';
+import { totalmem } from 'node:os';
 import { Replayer, type ReplayOptions } from '../allocator/replay.ts';
 import { MallocscopeError } from '../errors.ts';
 import { builtFile } from '../native.ts';
@@ -58,7 +59,8 @@ export function oracleLines(path: string, options: { stats?: boolean; brkLimit?:
 /** Compares model and oracle on the trace at `path`. */
 export function differential(path: string, options: ReplayOptions & { stats?: boolean; brkLimit?: number } = {}): DifferentialResult {
   const oracle = oracleLines(path, options);
-  const replayer = new Replayer({ policy: options.policy, system: options.system ?? { brkLimit: options.brkLimit }, checkInvariants: options.checkInvariants });
+  // The real glibc runs on this machine: the model's kernel refuses what this one would (its RAM, not the default).
+  const replayer = new Replayer({ policy: options.policy, system: options.system ?? { brkLimit: options.brkLimit, commitLimit: totalmem() }, checkInvariants: options.checkInvariants });
   let events = 0;
   const reader = readTrace(path);
   for (let outcome = replayer.applyNext(reader); outcome; outcome = replayer.applyNext(reader)) {

@@ -4,6 +4,7 @@
 // command 1 for bad input, 2 for bad usage.
 import type { Command } from 'commander';
 import { spawn } from 'node:child_process';
+import { totalmem } from 'node:os';
 import { createInterface } from 'node:readline';
 import { Replayer } from '../allocator/replay.ts';
 import { walkHeap } from '../allocator/walk.ts';
@@ -89,7 +90,8 @@ async function compare(
   brkLimit: number | undefined,
   contextSize: number,
 ): Promise<void> {
-  const replayer = new Replayer({ system: { brkLimit } });
+  // The real glibc runs on this machine: the model's kernel refuses what this one would (its RAM, not the default).
+  const replayer = new Replayer({ system: { brkLimit, commitLimit: totalmem() } });
   const recent: Remembered[] = [];
   let agreed = 0;
   for (const event of reader) {

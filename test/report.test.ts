@@ -21,7 +21,8 @@ import { walkBins, walkHeap, walkMmapped } from '../src/allocator/walk.ts';
 import { restoreCheckpoint, takeCheckpoint } from '../src/report/checkpoint.ts';
 import { EventColumns, EventEncoder, float64Of, unpackSections } from '../src/report/html/codec.ts';
 import type { ReportMeta } from '../src/report/html/template.ts';
-import { buildReport } from '../src/report/report.ts';
+import { buildReport, pageScript } from '../src/report/report.ts';
+import { syscallProse, syscallText } from '../src/report/syscall-text.ts';
 import type { TraceEvent } from '../src/trace/api.ts';
 import { generateTrace, shapeByName } from '../src/trace/generate.ts';
 import { parseTrace } from '../src/trace/reader.ts';
@@ -59,6 +60,36 @@ malloc i 2000
 free g
 trim 0
 `;
+
+// ---- one spelling of system calls, one page script ----------------------------------------------------------
+
+test("system calls are spelled as docs/trace-format.md's table in the contract's form, and the same words in a sentence", () => {
+  const calls = [
+    { call: 'brk', bytes: 135168 },
+    { call: 'brk', bytes: -102400 },
+    { call: 'mmap', bytes: 200704 },
+    { call: 'munmap', bytes: 200704 },
+    { call: 'mremap', from: 1052672, bytes: 8192 },
+    { call: 'madvise', bytes: 4096 },
+    { call: 'brk', bytes: 2n ** 64n - 4096n, failed: true },
+  ] as const;
+  assert.equal(
+    calls.map((c) => syscallText(c)),
+    ['brk +135168', 'brk -102400', 'mmap 200704', 'munmap 200704', 'mremap 1052672->8192', 'madvise 4096', 'brk +18446744073709547520 failed'],
+  );
+  assert.equal(
+    calls.map((c) => syscallProse(c)),
+    ['brk +135168', 'brk −102400', 'mmap 200704', 'munmap 200704', 'mremap 1052672 → 8192', 'madvise 4096', 'brk +18446744073709547520 (failed)'],
+  );
+  assert.is(syscallProse(calls[4], (n) => `${Number(n) / 1024} KiB`), 'mremap 1028 KiB → 8 KiB');
+});
+
+test("the page's script is the build's browser bundle: no Node module or global in it", () => {
+  const script = pageScript();
+  assert.ok(script.length > 10_000, `the bundle (${script.length} bytes)`);
+  assert.not.match(script, /\b(require|Buffer|process|__dirname)\s*[.(]/, 'no Node global');
+  assert.not.match(script, /["']node:/, 'no Node module');
+});
 
 // ---- the model's state and the events, packed and back ----------------------------------------------------
 

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Replayer } from '../src/allocator/replay.ts';
+import { Replayer } from '../src/replay/replayer.ts';
 import { checkTrace, compareWithLines, differential } from '../src/check/differential.ts';
 import { TraceError } from '../src/errors.ts';
 import { runOracleSync } from '../src/oracle/oracle.ts';

@@ -21,7 +21,8 @@ import { walkBins, walkHeap, walkMmapped } from '../src/allocator/walk.ts';
 import { restoreCheckpoint, takeCheckpoint } from '../src/report/checkpoint.ts';
 import { EventColumns, EventEncoder, float64Of, unpackSections } from '../src/report/html/codec.ts';
 import type { ReportMeta } from '../src/report/html/template.ts';
-import { buildReport } from '../src/report/report.ts';
+import { buildReport, pageScript } from '../src/report/report.ts';
+import { syscallProse, syscallText } from '../src/report/syscall-text.ts';
 import type { TraceEvent } from '../src/trace/api.ts';
 import { generateTrace, shapeByName } from '../src/trace/generate.ts';
 import { parseTrace } from '../src/trace/reader.ts';
@@ -59,6 +60,36 @@ malloc i 2000
 free g
 trim 0
 `;
+
+// ---- one spelling of system calls, one page script ----------------------------------------------------------
+
+test("system calls are spelled as docs/trace-format.md's table in the contract's form, and the same words in a sentence", () => {
+  const calls = [
+    { call: 'brk', bytes: 135168 },
+    { call: 'brk', bytes: -102400 },
+    { call: 'mmap', bytes: 200704 },
+    { call: 'munmap', bytes: 200704 },
+    { call: 'mremap', from: 1052672, bytes: 8192 },
+    { call: 'madvise', bytes: 4096 },
+    { call: 'brk', bytes: 2n ** 64n - 4096n, failed: true },
+  ] as const;
+  assert.equal(
+    calls.map((c) => syscallText(c)),
+    ['brk +135168', 'brk -102400', 'mmap 200704', 'munmap 200704', 'mremap 1052672->8192', 'madvise 4096', 'brk +18446744073709547520 failed'],
+  );
+  assert.equal(
+    calls.map((c) => syscallProse(c)),
+    ['brk +135168', 'brk −102400', 'mmap 200704', 'munmap 200704', 'mremap 1052672 → 8192', 'madvise 4096', 'brk +18446744073709547520 (failed)'],
+  );
+  assert.is(syscallProse(calls[4], (n) => `${Number(n) / 1024} KiB`), 'mremap 1028 KiB → 8 KiB');
+});
+
+test("the page's script is the build's browser bundle: no Node module or global in it", () => {
+  const script = pageScript();
+  assert.ok(script.length > 10_000, `the bundle (${script.length} bytes)`);
+  assert.not.match(script, /\b(require|Buffer|process|__dirname)\s*[.(]/, 'no Node global');
+  assert.not.match(script, /["']node:/, 'no Node module');
+});
 
 // ---- the model's state and the events, packed and back ----------------------------------------------------
 
@@ -168,15 +199,21 @@ const browserTest = unless(
 type Browser = import('playwright-core').BrowserContext;
 type Page = import('playwright-core').Page;
 
-async function openBrowser(): Promise<Browser> {
-  const profile = mkdtempSync(join(work, 'profile-'));
-  return playwright!.chromium.launchPersistentContext(profile, {
+/**
+ * The one browser of this file, shared by every browser test (each opens its own pages) and closed after the
+ * last test. It is launched as soon as the file loads, so that Chromium starts while Node builds the reports.
+ */
+let browserStarted: Promise<Browser> | undefined;
+function sharedBrowser(): Promise<Browser> {
+  browserStarted ??= playwright!.chromium.launchPersistentContext(mkdtempSync(join(work, 'profile-')), {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1400, height: 1000 },
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
+  return browserStarted;
 }
+if (existsSync(CHROMIUM) && playwright) void sharedBrowser().catch(() => undefined);
 
 interface Shown {
   seq: number;
@@ -287,13 +324,8 @@ browserTest('the report page works in Chromium (a teaching trace with a few hund
   const file = join(work, 'teaching.html');
   writeFileSync(file, report.html);
   assert.ok(report.sizes.html < 1_000_000, `a small trace gives a small page (${report.sizes.html} bytes)`);
-  const browser = await openBrowser();
-  try {
-    await exercise(browser, file, report.events, [{ name: join(work, 'teaching.png'), at: 18 }]);
-    console.log(`  teaching report: ${report.events} events, ${(report.sizes.html / 1024).toFixed(0)} KiB, screenshot ${join(work, 'teaching.png')}`);
-  } finally {
-    await browser.close();
-  }
+  await exercise(await sharedBrowser(), file, report.events, [{ name: join(work, 'teaching.png'), at: 18 }]);
+  console.log(`  teaching report: ${report.events} events, ${(report.sizes.html / 1024).toFixed(0)} KiB, screenshot ${join(work, 'teaching.png')}`);
 });
 
 // ---- the README's example, read back from the page --------------------------------------------------------
@@ -316,16 +348,17 @@ function exampleFacts(): { heap: number[]; mmapped: number[]; live: number[]; mo
   return facts;
 }
 
-/** One browser for the example's tests (each opens its own page); closed after the last test. */
-let exampleBrowserStarted: Promise<Browser> | undefined;
-function exampleBrowser(): Promise<Browser> {
-  return (exampleBrowserStarted ??= openBrowser());
-}
-
 async function exampleReport(): Promise<{ file: string; events: number }> {
   const file = join(work, 'growing-buffers.html');
   if (!existsSync(file)) writeFileSync(file, (await buildReport(EXAMPLE)).html);
   return { file, events: parseTrace(readFileSync(EXAMPLE, 'utf8')).length };
+}
+
+/** The example's page opened once (no URL fragment) for the tests that only pick events on it; closed after the last test. */
+let exampleOpened: Promise<{ page: Page; problems: string[] }> | undefined;
+async function examplePage(file: string): Promise<{ page: Page; problems: string[] }> {
+  exampleOpened ??= sharedBrowser().then((browser) => openPage(browser, file));
+  return exampleOpened;
 }
 
 /** Opens a report (at `hash`, if given) and waits until it is drawn; console errors fail the test. */
@@ -369,14 +402,20 @@ async function timelineGeometry(page: Page): Promise<Geometry> {
 
 /** RGBA bytes of a rectangle of the timeline, in CSS pixels (the test's viewport has a device pixel ratio of 1). */
 async function timelinePixels(page: Page, x: number, y: number, w: number, h: number): Promise<{ at(cx: number, cy: number): [number, number, number] }> {
-  const data: number[] = await page.evaluate(
+  // The bytes cross as base64: a JSON array of a few hundred thousand numbers takes seconds.
+  const base64: string = await page.evaluate(
     ([x, y, w, h]) => {
       const canvas = document.getElementById('timeline') as HTMLCanvasElement;
       if (canvas.width !== canvas.clientWidth) throw new Error('expected a device pixel ratio of 1');
-      return Array.from(canvas.getContext('2d')!.getImageData(x, y, w, h).data);
+      const bytes = canvas.getContext('2d')!.getImageData(x, y, w, h).data;
+      let binary = '';
+      for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+      return btoa(binary);
     },
     [x, y, w, h],
   );
+  const data = Buffer.from(base64, 'base64');
+  assert.is(data.length, w * h * 4, 'the pixels of the rectangle');
   return {
     at(cx, cy) {
       // The canvas is transparent where nothing is drawn: blend onto the page's white, as the eye sees it.
@@ -392,8 +431,8 @@ browserTest("the threshold lane steps at the event that moved the threshold, whe
   const facts = exampleFacts();
   // `mallocscope check` agrees with glibc on the example; these are the frees that slid the threshold.
   assert.equal(facts.moves, [5, 12, 21]);
-  const browser = await exampleBrowser();
-  const { page, problems } = await openPage(browser, file);
+  // One load of the example serves this test and the next ones that need no URL fragment.
+  const { page, problems } = await examplePage(file);
   // The selection line is drawn over the lanes: put it on the last event, away from every move.
   await page.evaluate((seq) => window.mallocscope.select(seq), events - 1);
   await shown(page);
@@ -426,14 +465,14 @@ browserTest("the threshold lane steps at the event that moved the threshold, whe
   for (const m of [12, 21]) assert.ok(centres.some((c) => Math.abs(eventX(m) - c) <= 1.5), `the lane steps at event ${m}`);
   console.log(`  threshold lane: steps at x = ${centres.join(', ')}; events ${facts.moves.join(', ')} at x = ${facts.moves.map((m) => eventX(m).toFixed(1)).join(', ')}`);
   assert.equal(problems, []);
-  await page.close();
+
 });
 
 browserTest('heap and mmapped are stacked: the mmapped area sits on the heap, up to the footprint line', async () => {
   const { file, events } = await exampleReport();
   const facts = exampleFacts();
-  const browser = await exampleBrowser();
-  const { page, problems } = await openPage(browser, file);
+  // One load of the example serves this test and the next ones that need no URL fragment.
+  const { page, problems } = await examplePage(file);
   await page.evaluate((seq) => window.mallocscope.select(seq), events - 1);
   await shown(page);
   const g = await timelineGeometry(page);
@@ -473,12 +512,12 @@ browserTest('heap and mmapped are stacked: the mmapped area sits on the heap, up
     assert.ok(checked > 20, `event ${seq}: ${checked} pixels checked`);
   }
   assert.equal(problems, []);
-  await page.close();
+
 });
 
 browserTest('report.html#N opens at event N, the URL follows the slider and the keys, and a new #N moves the page', async () => {
   const { file, events } = await exampleReport();
-  const browser = await exampleBrowser();
+  const browser = await sharedBrowser();
   const { page, problems } = await openPage(browser, file, '#20');
   const opened = await shown(page);
   assert.is(opened.seq, 20, 'the page opens at the event of the URL');
@@ -508,8 +547,8 @@ browserTest('report.html#N opens at event N, the URL follows the slider and the 
 
 browserTest('one address style: the page prints offsets from the heap start, absolute addresses only on hover', async () => {
   const { file } = await exampleReport();
-  const browser = await exampleBrowser();
-  const { page, problems } = await openPage(browser, file);
+  // One load of the example serves this test and the next ones that need no URL fragment.
+  const { page, problems } = await examplePage(file);
   const heapStart = await page.evaluate(() => JSON.parse(document.getElementById('meta')!.textContent!).heapStart as number);
   // Event 10: two mapped blocks; event 33: a last remainder, tcache and unsorted chunks.
   for (const seq of [10, 20, 33]) {
@@ -542,12 +581,12 @@ browserTest('one address style: the page prints offsets from the heap start, abs
   assert.match(tip, /chunk \+0x[0-9a-f]+/, 'the tooltip gives the chunk as an offset');
   assert.ok((tip.match(/0x[0-9a-f]+/g) ?? []).some((h) => Number(h) >= heapStart), `the tooltip gives the absolute address: ${tip}`);
   assert.equal(problems, []);
-  await page.close();
+
 });
 
 browserTest("the README's example (examples/growing-buffers.trace) works end to end; MALLOCSCOPE_UPDATE_SCREENSHOT=1 refreshes docs/report.png", async () => {
   const { file, events } = await exampleReport();
-  const browser = await exampleBrowser();
+  const browser = await sharedBrowser();
   const shots = [{ name: join(work, 'growing-buffers.png'), at: SCREENSHOT_AT }];
   // The README's screenshot is refreshed only on request: a test run leaves the repository as it was.
   if (process.env.MALLOCSCOPE_UPDATE_SCREENSHOT) shots.push({ name: join(ROOT, 'docs', 'report.png'), at: SCREENSHOT_AT });
@@ -568,19 +607,14 @@ browserTest('the report page works on a million-event trace, and its file stays 
   writeFileSync(file, report.html);
   assert.ok(report.events >= 900_000, `a million-event trace (${report.events})`);
   assert.ok(report.sizes.html < 6 * 1024 * 1024, `the page is ${(report.sizes.html / 2 ** 20).toFixed(2)} MiB, more than a few MB`);
-  const browser = await openBrowser();
-  try {
-    const loadMs = await exercise(browser, file, report.events, [{ name: join(work, 'million.png') }]);
-    console.log(
-      `  ${traceFile}: ${report.events} events, page ${(report.sizes.html / 2 ** 20).toFixed(2)} MiB (${report.checkpoints} checkpoints), built in ${buildMs} ms, loaded in Chromium in ${loadMs} ms`,
-    );
-  } finally {
-    await browser.close();
-  }
+  const loadMs = await exercise(await sharedBrowser(), file, report.events, [{ name: join(work, 'million.png') }]);
+  console.log(
+    `  ${traceFile}: ${report.events} events, page ${(report.sizes.html / 2 ** 20).toFixed(2)} MiB (${report.checkpoints} checkpoints), built in ${buildMs} ms, loaded in Chromium in ${loadMs} ms`,
+  );
 });
 
 test.after(async () => {
-  if (exampleBrowserStarted) await (await exampleBrowserStarted).close();
+  if (browserStarted) await (await browserStarted.catch(() => undefined))?.close();
   if (!process.env.MALLOCSCOPE_KEEP_REPORTS) rmSync(work, { recursive: true, force: true });
   else console.log(`  reports kept in ${work}`);
 });

@@ -786,7 +786,7 @@ function chunkTooltip(chunk: ChunkInfo, data: Data): string {
   const lead = chunk.lead ? `<div><span class="k">memalign gap before it</span> <span class="m">${int(chunk.lead)} bytes</span></div>` : '';
   return (
     `<div class="t"><span style="color:${KIND_COLOUR[chunk.kind]}">■</span> ${KIND_LABEL[chunk.kind]} <span class="k">· ${KIND_NOTE[chunk.kind]}</span></div>` +
-    `<div><span class="k">chunk</span> <span class="m">${offsetText(chunk.address)}</span> <span class="k">user ptr</span> <span class="m">${offsetText(chunk.address + 16)}</span>${chunk.kind === 'mmapped' ? ' <span class="k">(its own mapping)</span>' : ''}</div>` +
+    `<div><span class="k">chunk</span> <span class="m">${offsetText(chunk.address)}</span> <span class="k">user ptr</span> <span class="m">${offsetText(chunk.pointer)}</span>${chunk.kind === 'mmapped' ? ' <span class="k">(its own mapping)</span>' : ''}</div>` +
     `<div><span class="k">size</span> <span class="m">${hex(chunk.size)} (${bytes(chunk.size)})</span></div>` +
     `<div><span class="k">absolute chunk address</span> <span class="m">${hex(chunk.address)}</span></div>` +
     lead +

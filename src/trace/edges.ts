@@ -4,6 +4,7 @@
 // 2^53, so it yields trace lines (exact in the reader), not TraceCalls (numbers).
 import { seededRandom } from './generate.ts';
 import type { MalloptParam } from './api.ts';
+import { formatNumber } from '../number.ts';
 
 const KiB = 1024n;
 const MiB = 1024n * KiB;
@@ -66,9 +67,7 @@ const MALLOPT_VALUES: readonly number[] = [
 const TRIM_PADS: readonly bigint[] = [0n, 1n, 16n, 4095n, 4096n, 128n * KiB, 32n * MiB, 1n << 32n, PTRDIFF_MAX, 1n << 63n, SIZE_MAX - 4096n, SIZE_MAX];
 
 /** A number as the trace format writes it: decimal up to 2^53, hexadecimal above (both exact). */
-function text(value: bigint): string {
-  return value <= BigInt(Number.MAX_SAFE_INTEGER) ? String(value) : `0x${value.toString(16)}`;
-}
+const text = formatNumber;
 
 /** The lines of an "edges" trace of `events` calls, drawn with `seed`. */
 export function* generateEdgeTrace(seed: number, events: number): Generator<string> {

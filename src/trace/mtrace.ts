@@ -2,6 +2,7 @@
 // read in 1 MiB chunks and parsed as bytes, so memory grows with the number of live blocks, not with the log.
 import { createReadStream } from 'node:fs';
 import { TraceError } from '../errors.ts';
+import { parseHexDigits } from '../number.ts';
 
 /** Options of {@link MtraceConverter} and {@link importMtrace}. */
 export interface MtraceImportOptions {
@@ -57,16 +58,8 @@ const CLOSE_BRACKET = 0x5d; // ']' ends the `@ caller[0x…] ` prefix
 const AT = 0x40;
 const EQUALS = 0x3d;
 
-/** The value of a hexadecimal digit byte, or 255. */
-const hexDigit = new Uint8Array(256).fill(255);
-for (let d = 0; d < 10; d++) hexDigit[0x30 + d] = d;
-for (let d = 0; d < 6; d++) {
-  hexDigit[0x41 + d] = 10 + d;
-  hexDigit[0x61 + d] = 10 + d;
-}
-
-/** A pointer as a Map key: a number below 2^53 (every x86-64 user address), else its hex text. */
-type PointerKey = number | string;
+/** A pointer as a Map key: a number below 2^53 (every x86-64 user address), else a bigint (both exact). */
+type PointerKey = number | bigint;
 
 /** A live block: the trace ID it has, and the log line that created it (for error messages). */
 interface LiveBlock {
@@ -341,39 +334,21 @@ export class MtraceConverter {
     this.fail('MTRACE_PTR_LIVE', lineNo, `${pointerText(ptr)} is returned again while still allocated (since line ${block.line}): was the log written by several threads or processes?`);
   }
 
-  /** A `%p` field: `(nil)` is null; else 0x and hex digits. */
+  /** A `%p` field: `(nil)` is null; else 0x and at most 16 hex digits (exact: a bigint from 2^53 on). */
   private pointer(buf: Buffer, start: number, end: number, lineNo: number): PointerKey | null {
     if (end - start === 5 && buf.toString('latin1', start, end) === '(nil)') return null;
-    const digits = end - start - 2;
-    if (digits < 1 || digits > 16 || buf[start] !== 0x30 || buf[start + 1] !== 0x78) {
-      this.fail('MTRACE_BAD_NUMBER', lineNo, `pointer is not 0x-hexadecimal or (nil): '${buf.toString('latin1', start, end)}'`);
-    }
-    let value = 0;
-    for (let i = start + 2; i < end; i++) {
-      const d = hexDigit[buf[i]];
-      if (d === 255) this.fail('MTRACE_BAD_NUMBER', lineNo, `pointer is not 0x-hexadecimal or (nil): '${buf.toString('latin1', start, end)}'`);
-      value = value * 16 + d;
-    }
-    // Below 2^53 (every x86-64 user address) the number is exact; wider pointers are keyed by their text.
-    return value < 2 ** 53 ? value : buf.toString('latin1', start, end).toLowerCase();
+    const value = end - start <= 18 && buf[start] === 0x30 && buf[start + 1] === 0x78 ? parseHexDigits(buf, start + 2, end) : undefined;
+    if (value === undefined) this.fail('MTRACE_BAD_NUMBER', lineNo, `pointer is not 0x-hexadecimal or (nil): '${buf.toString('latin1', start, end)}'`);
+    return value;
   }
 
   /** A `%#lx` size: `0`, or 0x and hex digits; returned as the trace's decimal text. */
   private size(buf: Buffer, start: number, end: number, lineNo: number): string {
     if (end - start === 1 && buf[start] === 0x30) return '0';
-    const digits = end - start - 2;
-    const bad = (): never => this.fail('MTRACE_BAD_NUMBER', lineNo, `size is not 0x-hexadecimal or 0: '${buf.toString('latin1', start, end)}'`);
-    if (digits < 1 || buf[start] !== 0x30 || buf[start + 1] !== 0x78) bad();
-    let value = 0;
-    for (let i = start + 2; i < end; i++) {
-      const d = hexDigit[buf[i]];
-      if (d === 255) bad();
-      value = value * 16 + d;
-    }
-    if (value < 2 ** 53) return String(value); // exact: every partial sum was below 2^53 too
-    const big = BigInt(buf.toString('latin1', start, end));
-    if (big >= 1n << 64n) this.fail('MTRACE_BAD_NUMBER', lineNo, `size is larger than 2^64-1: '${buf.toString('latin1', start, end)}'`);
-    return big.toString();
+    const value = end - start > 2 && buf[start] === 0x30 && buf[start + 1] === 0x78 ? parseHexDigits(buf, start + 2, end) : undefined;
+    if (value === undefined) this.fail('MTRACE_BAD_NUMBER', lineNo, `size is not 0x-hexadecimal or 0: '${buf.toString('latin1', start, end)}'`);
+    if (typeof value === 'bigint' && value >= 1n << 64n) this.fail('MTRACE_BAD_NUMBER', lineNo, `size is larger than 2^64-1: '${buf.toString('latin1', start, end)}'`);
+    return String(value);
   }
 
   private fail(code: string, line: number, reason: string): never {
@@ -387,7 +362,7 @@ function skipSpaces(buf: Buffer, p: number, end: number): number {
 }
 
 function pointerText(ptr: PointerKey): string {
-  return typeof ptr === 'number' ? `0x${ptr.toString(16)}` : ptr;
+  return `0x${ptr.toString(16)}`;
 }
 
 /** A log line for an error message: quoted, at most 100 characters, control bytes shown as `?`. */

@@ -96,7 +96,10 @@ export function tunablesOption(): Option {
 /** --color/--no-color: see colour.ts for the rules when neither is given. */
 export function colourOptions(): Option[] {
   return [
-    new Option('--color', 'colour even through a pipe (default: on a terminal unless NO_COLOR, FORCE_COLOR=0 or TERM=dumb; FORCE_COLOR=1 colours through a pipe too)'),
+    new Option(
+      '--color',
+      'colour even through a pipe (default: on a terminal unless NO_COLOR, FORCE_COLOR=0 or TERM=dumb; FORCE_COLOR=1 colours through a pipe too)',
+    ),
     new Option('--no-color', 'no colour'),
   ];
 }

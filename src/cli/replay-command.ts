@@ -92,7 +92,12 @@ function replay(trace: string, options: ReplayCommandOptions, replayer: Replayer
   }
   const real = native?.resident();
   if (options.json) {
-    const figures: Record<string, unknown> = { trace: traceDisplayName(trace), policy: replayer.arena.policy.name, backend: options.backend, ...summary.figures(replayer.arena) };
+    const figures: Record<string, unknown> = {
+      trace: traceDisplayName(trace),
+      policy: replayer.arena.policy.name,
+      backend: options.backend,
+      ...summary.figures(replayer.arena),
+    };
     if (options.stats) figures.mallinfo2 = replayer.mallinfo2();
     if (real) figures.resident = { heap: real.heap, heapCommitted: real.heapCommitted, mmapped: real.mmapped, mapped: real.mapped };
     process.stdout.write(`${exactJson(figures, 2)}\n`);

@@ -40,7 +40,7 @@ export interface MtraceSummary {
 /** The trace lines that stand for what the debug library and mtrace() allocate before `= Start` (§9). */
 export const MTRACE_PREAMBLE = [
   '# preamble (--preamble): what glibc allocates before the first logged call (GLIBC-2.36.md section 9)',
-  'malloc mtrace-hook-init 0     # the debug library\'s first call: __libc_free(__libc_malloc(0))',
+  "malloc mtrace-hook-init 0     # the debug library's first call: __libc_free(__libc_malloc(0))",
   'free mtrace-hook-init',
   'malloc mtrace-log-FILE 472    # mtrace() opens the log with fopen: a FILE that stays live',
   '# end of preamble',
@@ -141,7 +141,11 @@ export class MtraceConverter {
       this.out += `# the log ends after a realloc's '<' line (line ${this.reallocLine}) without its '>' line: the program ended before its log was flushed\n`;
       this.summary.truncated = true;
     } else if (this.reallocOld !== null) {
-      this.fail('MTRACE_TRUNCATED', this.reallocLine, "the log ends after a realloc's '<' line without its '>' line: the program died before its log was flushed");
+      this.fail(
+        'MTRACE_TRUNCATED',
+        this.reallocLine,
+        "the log ends after a realloc's '<' line without its '>' line: the program died before its log was flushed",
+      );
     }
     this.summary.liveAtEnd = this.live.size;
     const s = this.summary;
@@ -177,7 +181,11 @@ export class MtraceConverter {
       this.out += `# the log ends in the middle of line ${lineNo}: the program ended before its log was flushed\n`;
       this.summary.truncated = true;
     } else {
-      this.fail('MTRACE_TRUNCATED', lineNo, `the log ends in the middle of a line (${quote(buf, start, end)}, no newline): the program died before its log was flushed`);
+      this.fail(
+        'MTRACE_TRUNCATED',
+        lineNo,
+        `the log ends in the middle of a line (${quote(buf, start, end)}, no newline): the program died before its log was flushed`,
+      );
     }
   }
 
@@ -187,7 +195,11 @@ export class MtraceConverter {
       const text = buf.toString('latin1', start, end);
       if (text === '= Start') {
         if (this.sawStart) {
-          this.fail('MTRACE_RESTART', lineNo, "a second '= Start': several processes wrote this log (a program that forks or execs), or it restarted mtrace; mtrace follows one process: record that process directly");
+          this.fail(
+            'MTRACE_RESTART',
+            lineNo,
+            "a second '= Start': several processes wrote this log (a program that forks or execs), or it restarted mtrace; mtrace follows one process: record that process directly",
+          );
         }
         this.sawStart = true;
         return;
@@ -331,7 +343,11 @@ export class MtraceConverter {
   }
 
   private ptrLive(ptr: PointerKey, block: LiveBlock, lineNo: number): never {
-    this.fail('MTRACE_PTR_LIVE', lineNo, `${pointerText(ptr)} is returned again while still allocated (since line ${block.line}): was the log written by several threads or processes?`);
+    this.fail(
+      'MTRACE_PTR_LIVE',
+      lineNo,
+      `${pointerText(ptr)} is returned again while still allocated (since line ${block.line}): was the log written by several threads or processes?`,
+    );
   }
 
   /** A `%p` field: `(nil)` is null; else 0x and at most 16 hex digits (exact: a bigint from 2^53 on). */
@@ -347,7 +363,8 @@ export class MtraceConverter {
     if (end - start === 1 && buf[start] === 0x30) return '0';
     const value = end - start > 2 && buf[start] === 0x30 && buf[start + 1] === 0x78 ? parseHexDigits(buf, start + 2, end) : undefined;
     if (value === undefined) this.fail('MTRACE_BAD_NUMBER', lineNo, `size is not 0x-hexadecimal or 0: '${buf.toString('latin1', start, end)}'`);
-    if (typeof value === 'bigint' && value >= 1n << 64n) this.fail('MTRACE_BAD_NUMBER', lineNo, `size is larger than 2^64-1: '${buf.toString('latin1', start, end)}'`);
+    if (typeof value === 'bigint' && value >= 1n << 64n)
+      this.fail('MTRACE_BAD_NUMBER', lineNo, `size is larger than 2^64-1: '${buf.toString('latin1', start, end)}'`);
     return String(value);
   }
 
@@ -398,7 +415,14 @@ export async function importMtrace(
   } catch (error) {
     if (error instanceof TraceError) throw error;
     const errno = error as NodeJS.ErrnoException;
-    const reason = errno.code === 'ENOENT' ? 'no such file or directory' : errno.code === 'EISDIR' ? 'is a directory' : errno.code === 'EACCES' ? 'permission denied' : errno.message;
+    const reason =
+      errno.code === 'ENOENT'
+        ? 'no such file or directory'
+        : errno.code === 'EISDIR'
+          ? 'is a directory'
+          : errno.code === 'EACCES'
+            ? 'permission denied'
+            : errno.message;
     throw new TraceError('MTRACE_OPEN', name, 0, `cannot read: ${reason}`);
   } finally {
     if (input !== process.stdin) input.destroy();

@@ -4,7 +4,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { TraceError, errnoReason } from '../errors.ts';
 import { parseNumberBytes } from '../number.ts';
-import type { ExactSizes, MalloptParam, TraceEvent, TraceOp } from './api.ts';
+import type { ExactSizes, TraceEvent, TraceOp } from './api.ts';
 import { IdTable } from './id-table.ts';
 import { MALLOPT_PARAMS, TRACE_OPS } from './vocabulary.ts';
 
@@ -373,10 +373,7 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     const shape = VERBS[verb];
     if (tokens - 1 !== shape.fields.length) {
       const n = shape.fields.length;
-      this.throwLine(
-        'TRACE_FIELD_COUNT',
-        `${shape.op} takes ${n} field${n === 1 ? '' : 's'} (${shape.fields.join(' ')}), found ${tokens - 1}`,
-      );
+      this.throwLine('TRACE_FIELD_COUNT', `${shape.op} takes ${n} field${n === 1 ? '' : 's'} (${shape.fields.join(' ')}), found ${tokens - 1}`);
     }
     this.exact = null;
     this.op = verb;
@@ -447,10 +444,7 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     else if (length === 7) verb = first === 0x72 ? OP_REALLOC : first === 0x6d ? OP_MALLOPT : -1;
     else if (length === 8) verb = OP_MEMALIGN;
     if (verb >= 0 && this.tokenEquals(start, length, verbBytes[verb])) return verb;
-    this.throwLine(
-      'TRACE_UNKNOWN_VERB',
-      `unknown verb '${this.tokenText(0)}' (expected malloc, calloc, realloc, memalign, free, mallopt or trim)`,
-    );
+    this.throwLine('TRACE_UNKNOWN_VERB', `unknown verb '${this.tokenText(0)}' (expected malloc, calloc, realloc, memalign, free, mallopt or trim)`);
   }
 
   private tokenEquals(start: number, length: number, word: Buffer): boolean {
@@ -502,10 +496,7 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     const magnitude = this.unsigned(negative ? start + 1 : start, end, token, 'VALUE');
     const value = negative ? -magnitude : magnitude;
     if (value < -2147483648 || value > 2147483647) {
-      this.throwLine(
-        'TRACE_RANGE',
-        `VALUE is out of range: '${this.tokenText(token)}' (mallopt takes a C int, -2147483648 to 2147483647)`,
-      );
+      this.throwLine('TRACE_RANGE', `VALUE is out of range: '${this.tokenText(token)}' (mallopt takes a C int, -2147483648 to 2147483647)`);
     }
     return Number(value);
   }
@@ -554,8 +545,6 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     this.throwLine('TRACE_BINARY', `binary data (byte 0x${byte.toString(16).padStart(2, '0')} at column ${column}); a trace is text`);
   }
 }
-
-
 
 /** The name errors give a trace path: `<stdin>` for `-`. */
 export function traceDisplayName(path: string): string {

@@ -7,8 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MallocscopeError, TraceError } from '../src/errors.ts';
-import { oracleArgs, oracleEnv, runOracle, signalError, streamOracle, type OracleEvent } from '../src/oracle/oracle.ts';
+import { MallocscopeError, TraceError } from '../dist/errors.js';
+import { oracleArgs, oracleEnv, runOracle, signalError, streamOracle, type OracleEvent } from '../dist/oracle/oracle.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const fixtures = join(root, 'test/fixtures/oracle');

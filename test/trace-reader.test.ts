@@ -6,10 +6,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { TraceError } from '../src/errors.ts';
-import { parseTrace, readTrace } from '../src/trace/reader.ts';
-import { formatCall, formatTrace, TraceWriter } from '../src/trace/writer.ts';
-import type { TraceEvent } from '../src/trace/api.ts';
+import { TraceError } from '../dist/errors.js';
+import { parseTrace, readTrace } from '../dist/trace/reader.js';
+import { formatCall, formatTrace, TraceWriter } from '../dist/trace/writer.js';
+import type { TraceEvent } from '../dist/trace/api.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-reader-'));
 
@@ -67,15 +67,16 @@ test('CRLF lines read the same as LF lines', () => {
 
 test('numbers: decimal, 0x and 0X hexadecimal, leading zeros, the size_t limits', () => {
   const [a, b, c, d, e] = parseTrace('malloc a 0x10\nmalloc b 0XfF\nmalloc c 0007\nmalloc d 0x0\nmalloc e 9007199254740991');
-  assert.equal([a, b, c, d, e].map((x) => (x as { size: number }).size), [16, 255, 7, 0, 2 ** 53 - 1]);
+  assert.equal(
+    [a, b, c, d, e].map((x) => (x as { size: number }).size),
+    [16, 255, 7, 0, 2 ** 53 - 1],
+  );
   const [max] = parseTrace('malloc m 18446744073709551615');
   assert.equal((max as { size: number }).size, 2 ** 64);
 });
 
 test('sizes above 2^53 keep their side of PTRDIFF_MAX (2^63-1)', () => {
-  const sizes = parseTrace('malloc a 0x7fffffffffffffff\nmalloc b 0x8000000000000000\nmalloc c 0x7ffffffffffffe00').map(
-    (x) => (x as { size: number }).size,
-  );
+  const sizes = parseTrace('malloc a 0x7fffffffffffffff\nmalloc b 0x8000000000000000\nmalloc c 0x7ffffffffffffe00').map((x) => (x as { size: number }).size);
   assert.ok(sizes[0] < 2 ** 63, 'PTRDIFF_MAX itself stays below 2^63');
   assert.ok(sizes[1] >= 2 ** 63, '2^63 is above PTRDIFF_MAX');
   assert.ok(sizes[2] < 2 ** 63);
@@ -114,7 +115,10 @@ test('slots are dense and reused after an ID ends', () => {
 
 test('IDs are any token without white space or #, UTF-8 included', () => {
   const events = parseTrace('malloc 0x55aa:b/"q"\\ 1\nmalloc ünïcødé 2\nfree 0x55aa:b/"q"\\');
-  assert.equal(events.map((e) => ('id' in e ? e.id : '')), ['0x55aa:b/"q"\\', 'ünïcødé', '0x55aa:b/"q"\\']);
+  assert.equal(
+    events.map((e) => ('id' in e ? e.id : '')),
+    ['0x55aa:b/"q"\\', 'ünïcødé', '0x55aa:b/"q"\\'],
+  );
 });
 
 // Each error of docs/trace-format.md, with the message the document gives.
@@ -133,9 +137,21 @@ const errors: [string, string | Uint8Array, string][] = [
   ['TRACE_NEGATIVE (not even a number)', 'trim -abc', "bad.trace:1: PAD is negative: '-abc'"],
   ['TRACE_RANGE', 'malloc a 18446744073709551616', "bad.trace:1: SIZE is out of range: '18446744073709551616' (at most 2^64-1)"],
   ['TRACE_RANGE (hex)', 'malloc a 0x10000000000000000', "bad.trace:1: SIZE is out of range: '0x10000000000000000' (at most 2^64-1)"],
-  ['TRACE_RANGE (VALUE)', 'mallopt M_TOP_PAD 2147483648', "bad.trace:1: VALUE is out of range: '2147483648' (mallopt takes a C int, -2147483648 to 2147483647)"],
-  ['TRACE_RANGE (VALUE low)', 'mallopt M_TOP_PAD -2147483649', "bad.trace:1: VALUE is out of range: '-2147483649' (mallopt takes a C int, -2147483648 to 2147483647)"],
-  ['TRACE_UNKNOWN_PARAM', 'mallopt M_ARENA_MAX 1', "bad.trace:1: unknown mallopt parameter 'M_ARENA_MAX' (expected M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX or M_MXFAST)"],
+  [
+    'TRACE_RANGE (VALUE)',
+    'mallopt M_TOP_PAD 2147483648',
+    "bad.trace:1: VALUE is out of range: '2147483648' (mallopt takes a C int, -2147483648 to 2147483647)",
+  ],
+  [
+    'TRACE_RANGE (VALUE low)',
+    'mallopt M_TOP_PAD -2147483649',
+    "bad.trace:1: VALUE is out of range: '-2147483649' (mallopt takes a C int, -2147483648 to 2147483647)",
+  ],
+  [
+    'TRACE_UNKNOWN_PARAM',
+    'mallopt M_ARENA_MAX 1',
+    "bad.trace:1: unknown mallopt parameter 'M_ARENA_MAX' (expected M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX or M_MXFAST)",
+  ],
   ['TRACE_ENCODING', Buffer.from('malloc a\xff 1', 'latin1'), 'bad.trace:1: ID is not valid UTF-8'],
   ['TRACE_ID_LIVE', 'malloc a 1\n\nmalloc b 2\ncalloc a 1 1', "bad.trace:4: ID 'a' is already live (created at line 1)"],
   ['TRACE_ID_LIVE (memalign)', 'realloc a 5\nmemalign a 64 1', "bad.trace:2: ID 'a' is already live (created at line 1)"],
@@ -216,9 +232,9 @@ test('a file that cannot be read: TRACE_OPEN naming it, no line', () => {
 });
 
 test('reads standard input when the path is -', () => {
-  const script = `import { readTrace } from ${JSON.stringify(new URL('../src/trace/reader.ts', import.meta.url).pathname)};
+  const script = `import { readTrace } from ${JSON.stringify(new URL('../dist/trace/reader.js', import.meta.url).pathname)};
 let n = 0; for (const e of readTrace('-')) n++; process.stdout.write(String(n));`;
-  const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+  const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
     input: 'malloc a 1\nfree a\n# end\n',
     encoding: 'utf8',
   });

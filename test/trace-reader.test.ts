@@ -2,7 +2,7 @@
 // order of the checks, chunk boundaries, and memory that does not grow with the trace's length.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -10,6 +10,7 @@ import { TraceError } from '../dist/errors.js';
 import { parseTrace, readTrace } from '../dist/trace/reader.js';
 import { formatCall, formatTrace, TraceWriter } from '../dist/trace/writer.js';
 import type { TraceEvent } from '../dist/trace/api.js';
+import { formatNumber, parseNumber, parseSafeNumber } from '../dist/number.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-reader-'));
 
@@ -244,10 +245,16 @@ let n = 0; for (const e of readTrace('-')) n++; process.stdout.write(String(n));
 test('memory stays flat over a long trace: it grows with live IDs, not with lines', () => {
   // 2 million calls with at most 64 blocks live: about 30 MB of text.
   const path = join(dir, 'long.trace');
-  const parts: string[] = [];
-  for (let i = 0; i < 1_000_000; i++) parts.push(`malloc b${i & 63} ${i & 4095}\nfree b${i & 63}\n`);
-  writeFileSync(path, parts.join(''));
-  parts.length = 0;
+  // Call pair i is `malloc b(i & 63) (i & 4095)` and its free: the text repeats every 4096 pairs, so it is
+  // written a period at a time.
+  const pair = (i: number) => `malloc b${i & 63} ${i & 4095}\nfree b${i & 63}\n`;
+  const period = Buffer.from(Array.from({ length: 4096 }, (_, i) => pair(i)).join(''));
+  const fd = openSync(path, 'w');
+  for (let done = 0; done < 1_000_000; done += 4096) {
+    const pairs = Math.min(4096, 1_000_000 - done);
+    writeSync(fd, pairs === 4096 ? period : Buffer.from(Array.from({ length: pairs }, (_, i) => pair(i)).join('')));
+  }
+  closeSync(fd);
   global.gc?.();
   const before = process.memoryUsage();
   const reader = readTrace(path);
@@ -261,6 +268,29 @@ test('memory stays flat over a long trace: it grows with live IDs, not with line
   // The file is 30 MB; holding it (or its lines) would add far more than this.
   const grown = peakHeap - before.heapUsed;
   assert.ok(grown < 16 * 1024 * 1024, `heap grew by ${grown} bytes`);
+});
+
+test('the one number parser (src/number.ts): decimal or 0x, a number below 2^53 and a bigint from there, exact', () => {
+  assert.is(parseNumber('0'), 0);
+  assert.is(parseNumber('4096'), 4096);
+  assert.is(parseNumber('0x1000'), 4096);
+  assert.is(parseNumber('0X1f'), 31);
+  assert.is(parseNumber('00000000000000000000000012'), 12, 'leading zeros are not digits that count');
+  assert.is(parseNumber('9007199254740991'), 9007199254740991, '2^53 - 1: still a number');
+  assert.is(parseNumber('0x1fffffffffffff'), 9007199254740991);
+  assert.is(parseNumber('9007199254740992'), 9007199254740992n, '2^53: a bigint');
+  assert.is(parseNumber('9007199254740993'), 9007199254740993n, 'exact where a double would round');
+  assert.is(parseNumber('0xffffffffffffffff'), 18446744073709551615n);
+  assert.is(parseNumber('18446744073709551616'), 18446744073709551616n, 'no range here: callers check theirs');
+  for (const bad of ['', '0x', '-1', '+1', ' 1', '1 ', '1e3', '1.0', '0b101', '0o17', 'x10', '12a', '0xg', '١٢', '１']) {
+    assert.is(parseNumber(bad), undefined, JSON.stringify(bad));
+  }
+  assert.is(parseSafeNumber('0x20000000000000'), undefined, '2^53 is not a safe number');
+  assert.is(parseSafeNumber('135168'), 135168);
+  assert.is(formatNumber(9007199254740991), '9007199254740991');
+  assert.is(formatNumber(2 ** 63), '0x8000000000000000');
+  assert.is(formatNumber(18446744073709551615n), '0xffffffffffffffff');
+  assert.is(formatNumber(100n), '100');
 });
 
 test('the writer writes what the reader reads', () => {

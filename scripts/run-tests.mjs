@@ -121,18 +121,17 @@ function report(file, { out, status, seconds }) {
 }
 
 // As many files at once as there are cores (much of a file's time is child processes: the oracle, the CLI);
-// results are printed in file order, whatever order they run and finish in.
+// each file's line is printed as it ends.
 const started = Date.now();
 const workers = Math.max(1, Math.min(Number(process.env.MALLOCSCOPE_TEST_JOBS) || availableParallelism(), files.length));
 const results = new Array(files.length);
 let next = 0;
-let printed = 0;
 await Promise.all(
   Array.from({ length: workers }, async () => {
     while (next < order.length) {
       const index = order[next++];
       results[index] = await runFile(files[index]);
-      while (printed < files.length && results[printed]) report(files[printed], results[printed++]);
+      report(files[index], results[index]);
     }
   }),
 );

@@ -109,8 +109,9 @@ async function record(command: string, args: string[], options: OutputOptions & 
   if (log && options.log) checkLogPath(log, options.log);
 
   const tempDir = mkdtempSync(join(tmpdir(), 'mallocscope-record-'));
-  // The temporary folder goes in every case: success, an error, and an exit on a closed standard output
-  // (`record … | head`), which leaves through process.exit and skips the finally below.
+  // The temporary folder goes in every case: success, an error, a closed standard output (`record … | head`,
+  // an ExitRequest through the finally below), and a process.exit that skips it (run.ts, on an EPIPE of an
+  // asynchronous write).
   const removeTemp = () => rmSync(tempDir, { recursive: true, force: true });
   process.on('exit', removeTemp);
   try {

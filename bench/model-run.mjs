@@ -64,7 +64,7 @@ process.stdout.write(
     maxrss_kib: usage.maxRSS,
     rss_before_kib: rssBefore,
     heap_after_gc_kib: Math.round(heapAfterGc / 1024),
-    chunk_records: replayer.arena.chunks.highWater,
+    chunk_records: replayer.model.chunks.highWater,
     id_slots: reader.slotLimit,
     peak_live: summary.tracker.peakLive,
     check,

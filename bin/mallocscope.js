@@ -2,9 +2,11 @@
 // The mallocscope command. The TypeScript sources are compiled to dist/ by `npm install` (the prepare script).
 import { existsSync } from 'node:fs';
 
-const main = new URL('../dist/cli/main.js', import.meta.url);
-if (!existsSync(main)) {
+const entry = new URL('../dist/cli/main.js', import.meta.url);
+if (!existsSync(entry)) {
   process.stderr.write('mallocscope: not built yet; run `npm install` in the mallocscope folder [NOT_BUILT]\n');
   process.exit(2);
 }
-await import(main.href);
+const { main } = await import(entry.href);
+// At once, as a command line should: nothing the command started (a child, a timer) holds the process.
+process.exit(await main(process.argv.slice(2)));

@@ -1,34 +1,88 @@
-// Runs every test/**/*.test.ts file with uvu (through tsx), each file in its own process so that one
-// file's native state cannot leak into another, and ends with the line CI reads:
-// "N passed, N failed, N skipped". A skipped test is listed with its reason, never counted as passed.
-import { spawn } from 'node:child_process';
+// Runs every test/**/*.test.ts file with uvu, each file in its own process so that one file's native state
+// cannot leak into another, and ends with the line CI reads: "N passed, N failed, N skipped". A skipped test
+// is listed with its reason, never counted as passed.
+//
+// Every test runs against one build: the tests import dist/ (the package as built, which bin/mallocscope.js
+// runs too), so this runner first refuses a dist/ older than src/, then compiles the tests themselves to
+// dist-test/ (types stripped by tsc, no checking: `npm test` type-checks before) and runs them with plain node.
+// `node scripts/run-tests.mjs PATTERN` runs the files whose path matches PATTERN.
+import { spawn, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { readdirSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
 const only = process.argv[2] ? new RegExp(process.argv[2]) : null;
+/** Each file's seconds in the last run, so that the longest start first. */
+const timesFile = join(root, 'node_modules/.cache/mallocscope/test-seconds.json');
 
-function findTests(dir) {
+function findFiles(dir, suffix) {
   const found = [];
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
-    if (entry.isDirectory() && entry.name !== 'fixtures') found.push(...findTests(path));
-    else if (entry.isFile() && entry.name.endsWith('.test.ts')) found.push(path);
+    if (entry.isDirectory() && entry.name !== 'fixtures') found.push(...findFiles(path, suffix));
+    else if (entry.isFile() && entry.name.endsWith(suffix)) found.push(path);
   }
   return found.sort();
 }
 
-const files = findTests(join(root, 'test')).filter((f) => !only || only.test(relative(root, f)));
+/** Ends the run with one failure and the reason (the closing line CI reads included). */
+function refuse(reason) {
+  console.log(reason);
+  console.log('0 passed, 1 failed, 0 skipped');
+  process.exit(1);
+}
+
+/**
+ * Why dist/ is not the build of src/ (a source newer than its output, a source without output, an output
+ * whose source is gone), or undefined when it is. tsc's source maps name each output's source.
+ */
+function staleDist() {
+  const dist = join(root, 'dist');
+  if (!existsSync(dist)) return 'dist/ is missing';
+  const built = new Set();
+  for (const map of findFiles(dist, '.js.map')) {
+    const source = join(dirname(map), JSON.parse(readFileSync(map, 'utf8')).sources[0]);
+    const output = map.slice(0, -'.map'.length);
+    if (!existsSync(source)) return `${relative(root, output)} has no source (${relative(root, source)} is gone)`;
+    if (statSync(source).mtimeMs > statSync(output).mtimeMs) return `${relative(root, source)} is newer than ${relative(root, output)}`;
+    built.add(source);
+  }
+  const missing = findFiles(join(root, 'src'), '.ts').find((source) => !source.endsWith('.d.ts') && !built.has(source));
+  return missing ? `${relative(root, missing)} is not built` : undefined;
+}
+
+const stale = staleDist();
+if (stale) refuse(`dist/ is not the build of src/: ${stale}. Build it first: npm run build:ts (npm test does) [DIST_STALE]`);
+
+// The tests, compiled afresh: a test removed from test/ must not run from an old copy.
+rmSync(join(root, 'dist-test'), { recursive: true, force: true });
+const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.test.json')], {
+  cwd: root,
+  encoding: 'utf8',
+});
+if (tsc.status !== 0) refuse(`the tests do not compile:\n${tsc.stdout}${tsc.stderr}`);
+
+const files = findFiles(join(root, 'test'), '.test.ts').filter((f) => !only || only.test(relative(root, f)));
+let lastSeconds = {};
+try {
+  lastSeconds = JSON.parse(readFileSync(timesFile, 'utf8'));
+} catch {
+  // First run: no times yet, files start in name order.
+}
+// Longest first, so that no long file starts last while the other workers sit idle; new files count as long.
+const order = files.map((_, i) => i).sort((a, b) => (lastSeconds[relative(root, files[b])] ?? 1e9) - (lastSeconds[relative(root, files[a])] ?? 1e9));
+
 let passed = 0;
 let failed = 0;
 let skipped = 0;
 
-/** Runs one test file in its own process; resolves with its combined output, exit status and seconds. */
+/** Runs one compiled test file in its own process; resolves with its combined output, exit status and seconds. */
 function runFile(file) {
   const started = Date.now();
+  const compiled = join(root, 'dist-test', relative(join(root, 'test'), file)).replace(/\.ts$/, '.js');
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', file], {
+    const child = spawn(process.execPath, ['--enable-source-maps', compiled], {
       cwd: root,
       env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -36,52 +90,55 @@ function runFile(file) {
     const chunks = [];
     child.stdout.on('data', (c) => chunks.push(c));
     child.stderr.on('data', (c) => chunks.push(c));
-    child.on('close', (status, signal) => resolve({ out: Buffer.concat(chunks).toString('utf8'), status: status ?? signal, seconds: ((Date.now() - started) / 1000).toFixed(1) }));
+    child.on('close', (status, signal) =>
+      resolve({ out: Buffer.concat(chunks).toString('utf8'), status: status ?? signal, seconds: (Date.now() - started) / 1000 }),
+    );
   });
 }
 
 /** Counts one file's results and prints its line (and its output when something failed). */
 function report(file, { out, status, seconds }) {
   const rel = relative(root, file);
+  const time = `${seconds.toFixed(1)}s`;
   // uvu's summary: "  Total:     12", "  Passed:    11", "  Skipped:   0" (Total counts the tests that ran)
-  const total = Number(/Total:\s+(\d+)/.exec(out)?.[1] ?? NaN);
-  const ok = Number(/Passed:\s+(\d+)/.exec(out)?.[1] ?? NaN);
+  const total = Number(/Total:\s+(\d+)/.exec(out)?.[1] ?? Number.NaN);
+  const ok = Number(/Passed:\s+(\d+)/.exec(out)?.[1] ?? Number.NaN);
   const skip = Number(/Skipped:\s+(\d+)/.exec(out)?.[1] ?? 0);
   if (Number.isNaN(total) || Number.isNaN(ok)) {
     // The file crashed before uvu could summarise: count it as one failure and show why.
     failed += 1;
-    console.log(`FAIL ${rel} (no summary, exit ${status}, ${seconds}s)\n${out}`);
+    console.log(`FAIL ${rel} (no summary, exit ${status}, ${time})\n${out}`);
     return;
   }
   const bad = total - ok + (status !== 0 && total === ok ? 1 : 0);
   passed += ok;
   failed += bad;
   skipped += skip;
-  console.log(`${bad ? 'FAIL' : 'ok  '} ${rel}: ${ok} passed${bad ? `, ${bad} failed` : ''}${skip ? `, ${skip} skipped` : ''} (${seconds}s)`);
+  console.log(`${bad ? 'FAIL' : 'ok  '} ${rel}: ${ok} passed${bad ? `, ${bad} failed` : ''}${skip ? `, ${skip} skipped` : ''} (${time})`);
   // test/support/skip.ts prints one such line per skipped test, with its reason.
   for (const line of out.split('\n')) if (line.startsWith('SKIP ')) console.log(`     skipped: ${line.slice(5)}`);
   if (bad) console.log(out);
 }
 
-// As many files at once as there are cores (most of a file's time is child processes: the oracle, the CLI);
-// results are printed in file order, whatever order they finish in.
+// As many files at once as there are cores (much of a file's time is child processes: the oracle, the CLI);
+// each file's line is printed as it ends.
+const started = Date.now();
 const workers = Math.max(1, Math.min(Number(process.env.MALLOCSCOPE_TEST_JOBS) || availableParallelism(), files.length));
 const results = new Array(files.length);
 let next = 0;
-let printed = 0;
 await Promise.all(
   Array.from({ length: workers }, async () => {
-    while (next < files.length) {
-      const index = next++;
+    while (next < order.length) {
+      const index = order[next++];
       results[index] = await runFile(files[index]);
-      while (printed < files.length && results[printed]) report(files[printed], results[printed++]);
+      report(files[index], results[index]);
     }
   }),
 );
-if (passed + failed === 0) {
-  console.log('no test ran');
-  console.log("0 passed, 1 failed, 0 skipped");
-  process.exit(1);
-}
+for (let i = 0; i < files.length; i++) lastSeconds[relative(root, files[i])] = results[i].seconds;
+mkdirSync(dirname(timesFile), { recursive: true });
+writeFileSync(timesFile, `${JSON.stringify(lastSeconds, null, 2)}\n`);
+console.log(`${files.length} files in ${((Date.now() - started) / 1000).toFixed(1)}s with ${workers} at a time`);
+if (passed + failed === 0) refuse('no test ran');
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(failed ? 1 : 0);

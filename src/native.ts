@@ -8,12 +8,17 @@ import { MallocscopeError } from './errors.ts';
 /** The package root: one level above src/ (in the checkout) or dist/ (compiled). */
 export const packageRoot = fileURLToPath(new URL('..', import.meta.url));
 
-/** The folder cmake-js builds into; MALLOCSCOPE_BUILD_DIR points elsewhere (scripts/native-asan.sh's build). */
-export const buildDir = process.env.MALLOCSCOPE_BUILD_DIR || `${packageRoot}build/Release`;
+/**
+ * The folder cmake-js builds into; MALLOCSCOPE_BUILD_DIR points elsewhere (scripts/native-asan.sh's build, a
+ * test's stand-in oracle), read at each call so that a command run in-process sees its own environment.
+ */
+export function buildDir(): string {
+  return process.env.MALLOCSCOPE_BUILD_DIR || `${packageRoot}build/Release`;
+}
 
 /** The path of a file the native build produced, or a clear error when the build has not run. */
 export function builtFile(name: string): string {
-  const path = `${buildDir}/${name}`;
+  const path = `${buildDir()}/${name}`;
   if (!existsSync(path)) {
     throw new MallocscopeError('NOT_BUILT', `${path} is missing; run \`npm install\` in ${packageRoot} to build it`, 2);
   }
@@ -27,7 +32,10 @@ export interface Addon {
   /** sysconf(_SC_PAGESIZE). */
   pageSize(): number;
   /** The native system layer (native/addon/layer.h); src/system/native.ts wraps it. */
-  Layer: new (reserve: number, guardPages: boolean) => NativeLayer;
+  Layer: new (
+    reserve: number,
+    guardPages: boolean,
+  ) => NativeLayer;
   /** mlockall(MCL_CURRENT if current | MCL_FUTURE if future). */
   lockAll(current: boolean, future: boolean): void;
   /** munlockall(). */

@@ -2,73 +2,74 @@
 // code, exit 1 for bad input and 2 for bad usage, and no half-written output.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { mallocscope } from './support/cli.ts';
 
-const root = new URL('..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-cli-'));
 
-function run(args: string[], input?: string) {
-  return spawnSync(process.execPath, [join(root, 'bin/mallocscope.js'), ...args], { cwd: root, encoding: 'utf8', input });
-}
+/** The command, in-process (test/support/cli.ts). */
+const run = (args: string[]) => mallocscope(args);
 
-test('report -o to a path that cannot be written: OUTPUT_OPEN at once, exit 1', () => {
+test('report -o to a path that cannot be written: OUTPUT_OPEN at once, exit 1', async () => {
   const missing = join(dir, 'no-such-folder', 'r.html');
-  const r = run(['report', 'examples/trim.trace', '-o', missing]);
+  const r = await run(['report', 'examples/trim.trace', '-o', missing]);
   assert.is(r.status, 1);
   assert.is(r.stderr, `mallocscope: cannot write ${missing}: no such file or directory [OUTPUT_OPEN]\n`);
-  const onDir = run(['report', 'examples/trim.trace', '-o', dir]);
+  const onDir = await run(['report', 'examples/trim.trace', '-o', dir]);
   assert.is(onDir.stderr, `mallocscope: cannot write ${dir}: is a directory [OUTPUT_OPEN]\n`);
 });
 
-test('report of a bad trace: the trace error, and no report file left behind', () => {
+test('report of a bad trace: the trace error, and no report file left behind', async () => {
   const bad = join(dir, 'bad.trace');
   writeFileSync(bad, 'malloc a 1\nfree b\n');
   const out = join(dir, 'bad.html');
-  const r = run(['report', bad, '-o', out]);
+  const r = await run(['report', bad, '-o', out]);
   assert.is(r.status, 1);
   assert.is(r.stderr, `mallocscope: ${bad}:2: free of ID 'b', which is not live [TRACE_ID_NOT_LIVE]\n`);
   assert.not.ok(existsSync(out));
 });
 
-test('explain --from past the end says how many events there are, exit 2', () => {
-  const r = run(['explain', 'examples/trim.trace', '--from', '99']);
+test('explain --from past the end says how many events there are, exit 2', async () => {
+  const r = await run(['explain', 'examples/trim.trace', '--from', '99']);
   assert.is(r.status, 2);
-  assert.is(r.stderr, 'mallocscope: --from 99 is past the end: examples/trim.trace has 7 events (0 to 6) (run `mallocscope explain --help` for usage) [USAGE]\n');
+  assert.is(
+    r.stderr,
+    'mallocscope: --from 99 is past the end: examples/trim.trace has 7 events (0 to 6) (run `mallocscope explain --help` for usage) [USAGE]\n',
+  );
 });
 
-test('help: mallocscope alone and help NAME print it on stdout, exit 0; an unknown command says so', () => {
-  const bare = run([]);
+test('help: mallocscope alone and help NAME print it on stdout, exit 0; an unknown command says so', async () => {
+  const bare = await run([]);
   assert.is(bare.status, 0);
   assert.match(bare.stdout, /^Usage: mallocscope \[options\] \[command\]\n/);
   assert.match(bare.stdout, /\n {2}replay \[options\] <trace>/);
   assert.is(bare.stderr, '');
-  const help = run(['help', 'replay']);
+  const help = await run(['help', 'replay']);
   assert.is(help.status, 0);
   assert.match(help.stdout, /^Usage: mallocscope replay \[options\] <trace>\n/);
-  const helpHelp = run(['help', 'help']);
+  const helpHelp = await run(['help', 'help']);
   assert.is(helpHelp.status, 0);
   assert.is(helpHelp.stdout, bare.stdout);
   assert.is(helpHelp.stderr, '');
   for (const r of [bare, help]) assert.not.match(r.stdout + r.stderr, /outputHelp/);
-  const unknownHelp = run(['help', 'frob']);
+  const unknownHelp = await run(['help', 'frob']);
   assert.is(unknownHelp.status, 2);
   assert.is(unknownHelp.stdout, '');
   assert.is(unknownHelp.stderr, "mallocscope: unknown command 'frob' (run `mallocscope --help` for usage) [USAGE]\n");
-  const typo = run(['explian', 'examples/trim.trace']);
+  const typo = await run(['explian', 'examples/trim.trace']);
   assert.is(typo.status, 2);
   assert.is(typo.stderr, "mallocscope: unknown command 'explian' (Did you mean explain?) (run `mallocscope --help` for usage) [USAGE]\n");
 });
 
-test("usage errors point to the command's own help; an unknown option after record suggests --", () => {
-  const option = run(['replay', 'examples/trim.trace', '--nope']);
+test("usage errors point to the command's own help; an unknown option after record suggests --", async () => {
+  const option = await run(['replay', 'examples/trim.trace', '--nope']);
   assert.is(option.status, 2);
   assert.is(option.stderr, "mallocscope: unknown option '--nope' (run `mallocscope replay --help` for usage) [USAGE]\n");
-  const argument = run(['compare']);
+  const argument = await run(['compare']);
   assert.is(argument.stderr, "mallocscope: missing required argument 'trace' (run `mallocscope compare --help` for usage) [USAGE]\n");
-  const record = run(['record', 'perl', '-e', '1']);
+  const record = await run(['record', 'perl', '-e', '1']);
   assert.is(record.status, 2);
   assert.is(
     record.stderr,
@@ -76,10 +77,10 @@ test("usage errors point to the command's own help; an unknown option after reco
   );
 });
 
-test('explain writes huge requests exactly, as the trace does (not as rounded doubles)', () => {
+test('explain writes huge requests exactly, as the trace does (not as rounded doubles)', async () => {
   const huge = join(dir, 'huge.trace');
   writeFileSync(huge, 'malloc b 0xffffffffffffffff\ncalloc c 0x100000000 0x100000001\n');
-  const r = run(['explain', huge]);
+  const r = await run(['explain', huge]);
   assert.is(r.status, 0, r.stderr);
   assert.is(
     r.stdout,
@@ -88,22 +89,22 @@ test('explain writes huge requests exactly, as the trace does (not as rounded do
   );
 });
 
-test('check - is refused: both replays must read the trace', () => {
-  const r = run(['check', '-'], 'malloc a 1\n');
+test('check - is refused: both replays must read the trace', async () => {
+  const r = await run(['check', '-']);
   assert.is(r.status, 2);
   assert.match(r.stderr, /^mallocscope: check needs a trace file, not standard input .*\[USAGE\]\n$/);
 });
 
-test('a directory, an empty file and a comments-only file', () => {
-  const dirRun = run(['replay', dir]);
+test('a directory, an empty file and a comments-only file', async () => {
+  const dirRun = await run(['replay', dir]);
   assert.is(dirRun.status, 1);
   assert.is(dirRun.stderr, `mallocscope: ${dir}: cannot read: is a directory [TRACE_OPEN]\n`);
   const empty = join(dir, 'empty.trace');
   writeFileSync(empty, '');
-  assert.match(run(['replay', empty]).stdout, /^events\s+0$/m);
+  assert.match((await run(['replay', empty])).stdout, /^events\s+0$/m);
   const comments = join(dir, 'comments.trace');
   writeFileSync(comments, '# nothing\n\n   # at all\n');
-  const jsonl = run(['replay', comments, '--jsonl']);
+  const jsonl = await run(['replay', comments, '--jsonl']);
   assert.is(jsonl.status, 0);
   assert.is(jsonl.stdout, '');
 });

@@ -6,9 +6,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Progress } from '../src/cli/progress.ts';
-import { compareTrace, parsePolicyColumn, parseSetColumn, parseSetting } from '../src/report/compare.ts';
-import { parseTrace } from '../src/trace/reader.ts';
+import { Progress } from '../dist/cli/progress.js';
+import { compareTrace, parsePolicyColumn, parseSetColumn, parseSetting } from '../dist/report/compare.js';
+import { parseTrace } from '../dist/trace/reader.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-compare-'));

@@ -6,8 +6,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exactJson } from '../src/report/json.ts';
+import { exactJson } from '../dist/report/json.js';
 import { unless } from './support/skip.ts';
+import { mallocscope } from './support/cli.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-exact-'));
@@ -15,9 +16,8 @@ const oracle = join(root, 'build/Release/mallocscope-oracle');
 const haveStrace = spawnSync('strace', ['-V']).status === 0;
 const straceTest = unless(test, !haveStrace ? 'needs strace (Debian package strace)' : !existsSync(oracle) ? 'the oracle is not built' : undefined);
 
-function run(args: string[]) {
-  return spawnSync(process.execPath, [join(root, 'bin/mallocscope.js'), ...args], { cwd: root, encoding: 'utf8' });
-}
+/** The command, in-process (test/support/cli.ts). */
+const run = (args: string[]) => mallocscope(args);
 
 function traceFile(name: string, text: string): string {
   const path = join(dir, name);
@@ -32,47 +32,50 @@ test('exactJson writes bigints as exact integer literals, and everything else as
   assert.is(exactJson(plain, 2), JSON.stringify(plain, null, 2));
 });
 
-test('replay --jsonl: mallopt of a negative int moves a threshold to that int as a size_t, every digit', () => {
+test('replay --jsonl: mallopt of a negative int moves a threshold to that int as a size_t, every digit', async () => {
   const path = traceFile('mallopt.trace', 'mallopt M_MMAP_THRESHOLD -0x10\nmalloc a 100\nmallopt M_TRIM_THRESHOLD -1\n');
-  const r = run(['replay', path, '--jsonl']);
+  const r = await run(['replay', path, '--jsonl']);
   assert.is(r.status, 0, r.stderr);
   const lines = r.stdout.trim().split('\n');
   // 2^64 - 16 and 2^64 - 1, as C converts the ints -16 and -1 to size_t.
   assert.match(lines[0], /"threshold":\{"from":131072,"to":18446744073709551600\}/);
   assert.match(lines[2], /"trimThreshold":\{"from":131072,"to":18446744073709551615\}/);
-  const explained = run(['explain', path]);
+  const explained = await run(['explain', path]);
   assert.is(explained.status, 0, explained.stderr);
   assert.match(explained.stdout, /mmap threshold 131072 → 18446744073709551600/);
-  const compared = run(['compare', path, '--json']);
+  const compared = await run(['compare', path, '--json']);
   assert.is(compared.status, 0, compared.stderr);
   assert.match(compared.stdout, /"finalMmapThreshold": 18446744073709551600,/);
   assert.match(compared.stdout, /"finalTrimThreshold": 18446744073709551615,/);
-  const summary = run(['replay', path, '--json']);
+  const summary = await run(['replay', path, '--json']);
   assert.is(summary.status, 0, summary.stderr);
   assert.match(summary.stdout, /"mmapThreshold": 18446744073709551600,/);
   assert.match(summary.stdout, /"trimThreshold": 18446744073709551615,/);
-  const text = run(['replay', path]);
+  const text = await run(['replay', path]);
   assert.match(text.stdout, /18446744073709551600/);
 });
 
-test('explain: malloc(PTRDIFF_MAX) reasons with chunk 2^63 + 16, exactly', () => {
+test('explain: malloc(PTRDIFF_MAX) reasons with chunk 2^63 + 16, exactly', async () => {
   const path = traceFile('ptrdiff.trace', 'malloc a 0x7fffffffffffffff\n');
-  const r = run(['explain', path]);
+  const r = await run(['explain', path]);
   assert.is(r.status, 0, r.stderr);
   // request2size(2^63 - 1) = (2^63 - 1 + 8 + 15) & ~15.
   assert.match(r.stdout, /chunk 9223372036854775824:/);
   assert.not.match(r.stdout, /9223372036854775000|4611686018427388000/);
 });
 
-test('explain: calloc products, memalign sizes and alignments, realloc sizes, all exact', () => {
-  const path = traceFile('explain-huge.trace', 'malloc x 100\ncalloc q 0x80000000 0x100000001\nmemalign b 4096 0x4000000000000000\nrealloc x 0x3000000000000000\n');
-  const r = run(['explain', path]);
+test('explain: calloc products, memalign sizes and alignments, realloc sizes, all exact', async () => {
+  const path = traceFile(
+    'explain-huge.trace',
+    'malloc x 100\ncalloc q 0x80000000 0x100000001\nmemalign b 4096 0x4000000000000000\nrealloc x 0x3000000000000000\n',
+  );
+  const r = await run(['explain', path]);
   assert.is(r.status, 0, r.stderr);
   // 2^31 × (2^32 + 1), which passes PTRDIFF_MAX; request2size(2^62) = 2^62 + 16; request2size(3 × 2^60) = 3 × 2^60 + 16.
   assert.match(r.stdout, /request 9223372039002259456 is above PTRDIFF_MAX/);
   assert.match(r.stdout, /_int_malloc\(4611686018427387920 \+ alignment 4096 \+ 32\)/);
   assert.match(r.stdout, /cannot grow to 3458764513820540944;/);
-  const trims = run(['explain', traceFile('trim-huge.trace', 'malloc a 100\ntrim 0xfffffffffffffff0\n')]);
+  const trims = await run(['explain', traceFile('trim-huge.trace', 'malloc a 100\ntrim 0xfffffffffffffff0\n')]);
   assert.is(trims.status, 0, trims.stderr);
   assert.match(trims.stdout, /malloc_trim\(18446744073709551600\): .*pad 18446744073709551600\)/);
 });
@@ -90,7 +93,8 @@ function hugeCallsUnderStrace(trace: string): string[] {
       const result = BigInt(b[2]);
       if (b[1] !== 'NULL') {
         const increment = BigInt(b[1]) - brk;
-        if (increment >= 1n << 40n || -increment >= 1n << 40n) calls.push(`brk ${increment > 0n ? '+' : ''}${increment}${result !== BigInt(b[1]) ? ' failed' : ''}`);
+        if (increment >= 1n << 40n || -increment >= 1n << 40n)
+          calls.push(`brk ${increment > 0n ? '+' : ''}${increment}${result !== BigInt(b[1]) ? ' failed' : ''}`);
       }
       brk = result;
       continue;
@@ -104,8 +108,8 @@ function hugeCallsUnderStrace(trace: string): string[] {
 }
 
 /** The same, from the model's `sys` strings. */
-function hugeCallsOfModel(trace: string): string[] {
-  const r = run(['replay', trace, '--jsonl']);
+async function hugeCallsOfModel(trace: string): Promise<string[]> {
+  const r = await run(['replay', trace, '--jsonl']);
   assert.is(r.status, 0, r.stderr);
   const calls: string[] = [];
   for (const line of r.stdout.trim().split('\n')) {
@@ -119,7 +123,7 @@ function hugeCallsOfModel(trace: string): string[] {
 
 const HUGE_TRACES: Record<string, string> = {
   'malloc near PTRDIFF_MAX and below': 'malloc a 0x7fffffffffffffff\nmalloc b 0x1000000000000000\nmalloc c 0x20000000000001\nmalloc d 100\n',
-  'calloc, memalign and realloc of huge sizes': [
+  'calloc, memalign and realloc of huge sizes': `${[
     'malloc x 100',
     'calloc a 0x100000 0x100000000',
     'memalign b 4096 0x4000000000000000',
@@ -130,7 +134,7 @@ const HUGE_TRACES: Record<string, string> = {
     'realloc z 0x100000000000000',
     'malloc w 300000',
     'realloc w 0x7fffffffffffffff',
-  ].join('\n') + '\n',
+  ].join('\n')}\n`,
   'a negative top pad wraps the growth in size_t': 'mallopt M_TOP_PAD -0x10000\nmalloc a 0x40000000000\nmalloc b 100\nmalloc c 0x7ff000000000000\n',
   'a growth that wraps past 2^63 is never passed to sbrk, only to the mmap fallback':
     'mallopt M_MMAP_MAX 0\nmalloc big 0x80000000\nmallopt M_TOP_PAD -2147483648\nmalloc x 200000\n',
@@ -138,11 +142,11 @@ const HUGE_TRACES: Record<string, string> = {
 };
 
 for (const [name, text] of Object.entries(HUGE_TRACES)) {
-  straceTest(`huge requests (${name}): the model's brk and mmap sizes are the real glibc's, to the byte`, () => {
+  straceTest(`huge requests (${name}): the model's brk and mmap sizes are the real glibc's, to the byte`, async () => {
     const path = traceFile(`${name.replace(/\W+/g, '-')}.trace`, text);
     const real = hugeCallsUnderStrace(path);
     assert.ok(real.length > 0, 'the trace makes huge system calls');
-    assert.equal(hugeCallsOfModel(path), real);
+    assert.equal(await hugeCallsOfModel(path), real);
   });
 }
 

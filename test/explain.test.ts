@@ -2,15 +2,14 @@
 // §7, §11 probes), written by hand; and the `explain` command through the CLI (plain when piped, exit codes).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Replayer, type ReplayOptions } from '../src/replay/replayer.ts';
-import { Explainer, captureBefore, explainStep } from '../src/report/explain.ts';
-import { parseTrace } from '../src/trace/reader.ts';
+import { Replayer, type ReplayOptions } from '../dist/replay/replayer.js';
+import { Explainer, captureBefore, explainStep } from '../dist/report/explain.js';
+import { parseTrace } from '../dist/trace/reader.js';
+import { mallocscope } from './support/cli.ts';
 
-const root = new URL('..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-explain-'));
 
 /** The sentence of every event of `text`. */
@@ -36,7 +35,10 @@ test('explainStep is a plain function of the state before, the event and the out
   const before = captureBefore(replayer, b);
   assert.is(before.topSize, 134400);
   assert.is(before.mmapThreshold, 131072);
-  assert.is(explainStep(before, b, replayer.apply(b)), 'big = malloc(200000): chunk 200016 ≥ mmap threshold 131072 and the top (134400) is too small → mmap 200704 bytes');
+  assert.is(
+    explainStep(before, b, replayer.apply(b)),
+    'big = malloc(200000): chunk 200016 ≥ mmap threshold 131072 and the top (134400) is too small → mmap 200704 bytes',
+  );
 });
 
 test('§2 scenario A: above the threshold but the top can hold it', () => {
@@ -50,7 +52,10 @@ test('§3 probes E1/E2: the 32 MiB ceiling', () => {
   assert.is(s[1], 'free(a): mmapped chunk 33554432: size word 33554434 > 32 MiB (33554432) → no rise, threshold stays 131072; munmap 33554432');
   assert.is(s[3], 'free(c): mmapped chunk 33550336 > threshold 131072 → threshold 33550336, trim threshold 67100672; munmap 33550336');
   // growth: 33546256 + 131072 + 32 - 134512 = 33542848, page-rounded 33546240
-  assert.is(s[4], 'd = malloc(33546240): chunk 33546256 < mmap threshold 33550336 and the top (134512) is too small → the heap grows: brk +33546240, heap +0x2a0');
+  assert.is(
+    s[4],
+    'd = malloc(33546240): chunk 33546256 < mmap threshold 33550336 and the top (134512) is too small → the heap grows: brk +33546240, heap +0x2a0',
+  );
 });
 
 test('§3 probe F: mallopt switches the sliding off; an mmapped chunk at or below the threshold never raises it', () => {
@@ -68,7 +73,10 @@ test('§3 probe F: mallopt switches the sliding off; an mmapped chunk at or belo
 test('M_MMAP_MAX 0: a chunk above the threshold grows the heap', () => {
   const s = explain('mallopt M_MMAP_MAX 0\nmalloc a 200000\n');
   // 200016 + 131072 + 32 - 134512 = 196608, already whole pages
-  assert.is(s[1], `a = malloc(200000): ${FIRST_HEAP}chunk 200016 ≥ mmap threshold 131072, but n_mmaps has reached M_MMAP_MAX (0) and the top (134512) is too small → the heap grows: brk +196608, heap +0x2a0`);
+  assert.is(
+    s[1],
+    `a = malloc(200000): ${FIRST_HEAP}chunk 200016 ≥ mmap threshold 131072, but n_mmaps has reached M_MMAP_MAX (0) and the top (134512) is too small → the heap grows: brk +196608, heap +0x2a0`,
+  );
 });
 
 test('§6 probe H: trimming on free and malloc_trim', () => {
@@ -84,7 +92,10 @@ test('§6 probe H: trimming on free and malloc_trim', () => {
 test('M_TRIM_THRESHOLD 0 with a 32-byte top: systrim wraps and the heap grows (brk +N)', () => {
   const s = explain('mallopt M_TRIM_THRESHOLD 0\nmalloc a 70000\nmalloc g 10\nmalloc f 64424\nfree a\n');
   // top: 134512 - 70016 - 32 - 64432 = 32; systrim: 32 - 33 wraps; -(−1 − 131072) rounded up to a page = 135168
-  assert.is(s[4], 'free(a): chunk 70016 → unsorted bin (merged 70016 ≥ 65536, top 32 ≥ trim threshold 0) → brk +135168: the top is under 33 bytes, so systrim\'s size_t arithmetic wraps and the heap grows instead');
+  assert.is(
+    s[4],
+    "free(a): chunk 70016 → unsorted bin (merged 70016 ≥ 65536, top 32 ≥ trim threshold 0) → brk +135168: the top is under 33 bytes, so systrim's size_t arithmetic wraps and the heap grows instead",
+  );
 });
 
 test('§7: tcache, calloc skipping it, fastbin', () => {
@@ -103,19 +114,22 @@ test('§7: tcache, calloc skipping it, fastbin', () => {
 
 test('§7.2: small bin, unsorted exact fit, last remainder, large bin best fit, next larger bin', () => {
   const ids = [0, 1, 2, 3, 4, 5, 6, 7];
-  const eight = ids.map((i) => `malloc x${i} 200\n`).join('') + 'malloc guard 10\n' + ids.map((i) => `free x${i}\n`).join('');
+  const eight = `${ids.map((i) => `malloc x${i} 200\n`).join('')}malloc guard 10\n${ids.map((i) => `free x${i}\n`).join('')}`;
   const seven = [1, 2, 3, 4, 5, 6, 7].map((i) => `malloc t${i} 200\n`).join('');
   // x7 (chunk 208) went to unsorted: the tcache bin was full. x0..x7 sit at 0x2a0 + 208 i.
-  const exact = explain(eight + seven + 'malloc e 200\n');
+  const exact = explain(`${eight}${seven}malloc e 200\n`);
   assert.is(exact[17], 't1 = malloc(200): chunk 208 reused from the tcache → heap +0x780');
   assert.is(exact.at(-1), 'e = malloc(200): exact fit 208 found in the unsorted bin → heap +0x850');
   // A malloc(300) first sorts x7 into small bin 13 on its way to the top.
-  const small = explain(eight + 'malloc m 300\n' + seven + 'malloc e 200\n');
+  const small = explain(`${eight}malloc m 300\n${seven}malloc e 200\n`);
   assert.is(small.at(-1), 'e = malloc(200): chunk 208 taken from small bin 13 → heap +0x850');
 
   const rem = explain('malloc big 2000\nmalloc guard 10\nfree big\nmalloc a 100\nmalloc b 100\n');
   assert.is(rem[3], 'a = malloc(100): no free chunk of 112; the next larger non-empty bin gave one, split (the rest goes to unsorted) → heap +0x2a0');
-  assert.is(rem[4], 'b = malloc(100): chunk 112 split off the last remainder (1904, alone in unsorted); the rest (1792) stays as the new last remainder → heap +0x310');
+  assert.is(
+    rem[4],
+    'b = malloc(100): chunk 112 split off the last remainder (1904, alone in unsorted); the rest (1792) stays as the new last remainder → heap +0x310',
+  );
 
   const large = explain('malloc a 60000\nmalloc g1 10\nmalloc b 50000\nmalloc g2 10\nfree a\nfree b\nmalloc c 45000\n');
   assert.is(large[6], 'c = malloc(45000): the smallest chunk ≥ 45008 in large bin 120 fits (best fit), split (the rest goes to unsorted) → heap +0xed30');
@@ -124,12 +138,21 @@ test('§7.2: small bin, unsorted exact fit, last remainder, large bin best fit, 
 test('§5: brk fails, glibc falls back to mmap for the heap; everything fails → NULL', () => {
   // Probe 'sbrk fail': the old top is 34384; ALIGN_UP(200704 + 34384, 1 MiB) = 1 MiB.
   const s = explain('malloc a 100\nmalloc b 100000\nmalloc c 100000\n', { system: { brkLimit: 135168 } });
-  assert.match(s[2], /^c = malloc\(100000\): chunk 100016 < mmap threshold 131072 and the top \(34384\) is too small → the heap grows: brk \+200704 \(failed\), so glibc maps 1048576 bytes as heap instead \(the sbrk fallback; the heap is non-contiguous from now on\), heap \+0x[0-9a-f]+$/);
+  assert.match(
+    s[2],
+    /^c = malloc\(100000\): chunk 100016 < mmap threshold 131072 and the top \(34384\) is too small → the heap grows: brk \+200704 \(failed\), so glibc maps 1048576 bytes as heap instead \(the sbrk fallback; the heap is non-contiguous from now on\), heap \+0x[0-9a-f]+$/,
+  );
   // mmap(ALIGN_UP(250024, 4096) = 253952) is refused; brk +ALIGN_UP(250016 + 131072 + 32 - 134400 = 246720) = 249856 is not
   const f = explain('malloc a 100\nmalloc b 250000\n', { system: { commitLimit: 250000 } });
-  assert.is(f[1], 'b = malloc(250000): chunk 250016 ≥ mmap threshold 131072 and the top (134400) is too small, but mmap failed → the heap grows instead: brk +249856, heap +0x310');
+  assert.is(
+    f[1],
+    'b = malloc(250000): chunk 250016 ≥ mmap threshold 131072 and the top (134400) is too small, but mmap failed → the heap grows instead: brk +249856, heap +0x310',
+  );
   const n = explain('malloc a 100\nmalloc huge 0x4000000000000\n', { system: { commitLimit: 1 << 30 } });
-  assert.match(n[1], /^huge = malloc\(1125899906842624\): chunk 1125899906842640: the top \(134400\) is too small; mmap \d+ \(failed\), brk \+\d+ \(failed\), mmap \d+ \(failed\) → NULL \(ENOMEM\)$/);
+  assert.match(
+    n[1],
+    /^huge = malloc\(1125899906842624\): chunk 1125899906842640: the top \(134400\) is too small; mmap \d+ \(failed\), brk \+\d+ \(failed\), mmap \d+ \(failed\) → NULL \(ENOMEM\)$/,
+  );
   const p = explain('malloc a 0x8000000000000000\nfree a\n');
   assert.match(p[0], /is above PTRDIFF_MAX → NULL \(ENOMEM\)$/);
   assert.is(p[1], 'free(a): a is NULL (its allocation failed) → nothing to do');
@@ -140,14 +163,23 @@ test('§7.5 realloc: shrink in place, grow into the top, move and copy; realloc(
   assert.is(s[1], 'a = realloc(a, 100): chunk 5008 shrinks in place to 112; the tail 4896 is freed (→ the top) → stays at heap +0x2a0');
   assert.is(s[2], 'a = realloc(a, 5000): chunk 112 grows into the top (112 + 134400 ≥ 5008 + 32) → stays at heap +0x2a0');
   // g sits right after a (0x2a0 + 5008 = 0x1630); a moves to the top after g.
-  assert.is(s[4], 'a = realloc(a, 6000): chunk 5008 cannot grow in place, so _int_malloc (no tcache): chunk 6016 carved from the top (129472 ≥ 6016 + 32) → heap +0x1650; 5000 bytes copied, the old chunk freed (→ unsorted)');
+  assert.is(
+    s[4],
+    'a = realloc(a, 6000): chunk 5008 cannot grow in place, so _int_malloc (no tcache): chunk 6016 carved from the top (129472 ≥ 6016 + 32) → heap +0x1650; 5000 bytes copied, the old chunk freed (→ unsorted)',
+  );
   assert.is(s[5], 'realloc(g, 0): frees g: chunk 32 → tcache (1 of 7 in its bin) → NULL');
 });
 
 test('§7.7 memalign: lead and tail given back; mmapped front gap', () => {
   const s = explain('malloc x 24\nmemalign m 256 100\nmemalign big 4096 300000\nmemalign p 16 100\n');
-  assert.is(s[1], 'm = memalign(256, 100): _int_malloc(112 + alignment 256 + 32), no tcache: chunk 416 carved from the top (134480 ≥ 416 + 32); lead 64 (→ tcache) and tail 240 (→ tcache) given back → heap +0x300');
-  assert.is(s[2], 'big = memalign(4096, 300000): _int_malloc(300016 + alignment 4096 + 32), no tcache: chunk 304160 ≥ mmap threshold 131072 and the top (134064) is too small; the 4080-byte front gap stays in the mapping (prev_size) → mmap 307200 bytes, chunk 303120');
+  assert.is(
+    s[1],
+    'm = memalign(256, 100): _int_malloc(112 + alignment 256 + 32), no tcache: chunk 416 carved from the top (134480 ≥ 416 + 32); lead 64 (→ tcache) and tail 240 (→ tcache) given back → heap +0x300',
+  );
+  assert.is(
+    s[2],
+    'big = memalign(4096, 300000): _int_malloc(300016 + alignment 4096 + 32), no tcache: chunk 304160 ≥ mmap threshold 131072 and the top (134064) is too small; the 4080-byte front gap stays in the mapping (prev_size) → mmap 307200 bytes, chunk 303120',
+  );
   assert.is(s[3], 'p = memalign(16, 100): alignment ≤ 16 is plain malloc: chunk 112 carved from the top (134064 ≥ 112 + 32) → heap +0x460');
 });
 
@@ -160,12 +192,11 @@ test('mallopt M_MXFAST; malloc_trim with nothing to give', () => {
 
 // ---- through the command line ----------------------------------------------------------------------
 
-function run(args: string[], env: NodeJS.ProcessEnv = {}) {
-  return spawnSync(process.execPath, [join(root, 'bin/mallocscope.js'), ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, ...env } });
-}
+/** The command, in-process (test/support/cli.ts). */
+const run = (args: string[]) => mallocscope(args);
 
-test('mallocscope explain: plain sentences when piped, --from/--to, exit 0', () => {
-  const r = run(['explain', 'examples/threshold-slides.trace', '--from', '1', '--to', '2']);
+test('mallocscope explain: plain sentences when piped, --from/--to, exit 0', async () => {
+  const r = await run(['explain', 'examples/threshold-slides.trace', '--from', '1', '--to', '2']);
   assert.is(r.status, 0);
   assert.is(r.stderr, '');
   assert.is(
@@ -174,19 +205,25 @@ test('mallocscope explain: plain sentences when piped, --from/--to, exit 0', () 
       '#2 free(big): mmapped chunk 200704 > threshold 131072 → threshold 200704, trim threshold 401408; munmap 200704\n',
   );
   assert.not.match(r.stdout, /\x1b\[/);
-  const all = run(['explain', 'examples/trim.trace']);
+  const all = await run(['explain', 'examples/trim.trace']);
   assert.is(all.stdout.split('\n').filter(Boolean).length, 7); // one sentence per call
 });
 
-test('mallocscope explain: usage errors exit 2 with one line; a bad trace exits 1', () => {
-  for (const args of [['--from', 'x'], ['--to', '-1'], ['--from', '3', '--to', '1'], ['--policy', 'nope'], ['--brk-limit', 'lots']]) {
-    const r = run(['explain', 'examples/trim.trace', ...args]);
+test('mallocscope explain: usage errors exit 2 with one line; a bad trace exits 1', async () => {
+  for (const args of [
+    ['--from', 'x'],
+    ['--to', '-1'],
+    ['--from', '3', '--to', '1'],
+    ['--policy', 'nope'],
+    ['--brk-limit', 'lots'],
+  ]) {
+    const r = await run(['explain', 'examples/trim.trace', ...args]);
     assert.is(r.status, 2, args.join(' '));
     assert.match(r.stderr, /^mallocscope: .*\[USAGE\]\n$/);
   }
   const bad = join(dir, 'bad.trace');
   writeFileSync(bad, 'malloc a 1\nfree b\n');
-  const r = run(['explain', bad]);
+  const r = await run(['explain', bad]);
   assert.is(r.status, 1);
   assert.is(r.stderr, `mallocscope: ${bad}:2: free of ID 'b', which is not live [TRACE_ID_NOT_LIVE]\n`);
 });

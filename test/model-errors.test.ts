@@ -7,11 +7,11 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Allocator, MallocscopeError, Replayer, differential, parseTrace, replayTrace } from '../src/index.ts';
+import { MallocscopeError, Replayer, differential, parseTrace, replayTrace } from '../dist/index.js';
 import { checkedAllocator } from './support/checked-allocator.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-errors-'));
-const fixtures = new URL('fixtures/rules/', import.meta.url).pathname;
+const fixtures = new URL('../test/fixtures/rules/', import.meta.url).pathname;
 let files = 0;
 const fresh = checkedAllocator;
 
@@ -158,7 +158,7 @@ function pendingFastbinsThen(call: string): string {
   lines.push('free t0', 'free t1', 'free t2', call);
   for (let i = 1; i <= 7; i++) lines.push(`malloc r${i} 100`);
   lines.push('malloc x 100');
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 // [call, offset of x, why]: 0x680 where glibc runs _int_malloc and consolidates, 0x760 where it refuses at once.

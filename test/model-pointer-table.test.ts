@@ -4,7 +4,7 @@
 // lastCall reports stays a snapshot of its own call. No timing here: bench/native.ts measures.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Allocator, MallocscopeError } from '../src/index.ts';
+import { Allocator, MallocscopeError } from '../dist/index.js';
 
 /** A small deterministic generator (xorshift32). */
 function random(seed: number): () => number {
@@ -61,7 +61,12 @@ test('thousands of live pointers, freed and reallocated in random order, are eac
     }
   }
   for (const p of live.keys()) assert.ok(a.block(p).chunk > 0);
-  for (const p of freed) if (!live.has(p)) assert.ok(isBadPointer(() => a.free(p)), `0x${p.toString(16)} was freed`);
+  for (const p of freed)
+    if (!live.has(p))
+      assert.ok(
+        isBadPointer(() => a.free(p)),
+        `0x${p.toString(16)} was freed`,
+      );
   for (const p of live.keys()) a.free(p);
   for (const p of live.keys()) assert.ok(isBadPointer(() => a.block(p)));
   a.check();

@@ -10,10 +10,10 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Replayer, differential } from '../src/index.ts';
-import { oracleLines } from '../src/check/differential.ts';
-import { contractFields, statsFields } from '../src/report/jsonl.ts';
-import { readTrace } from '../src/trace/reader.ts';
+import { Replayer, differential } from '../dist/index.js';
+import { oracleLines } from '../dist/check/differential.js';
+import { contractFields, statsFields } from '../dist/report/jsonl.js';
+import { readTrace } from '../dist/trace/reader.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-policies-'));
 let files = 0;
@@ -30,7 +30,7 @@ function modelLines(path: string, policy: string): string[] {
   const lines: string[] = [];
   for (const event of readTrace(path)) {
     const outcome = replayer.apply(event);
-    const line = contractFields(outcome) + statsFields(replayer.mallinfo2()) + '}';
+    const line = `${contractFields(outcome)}${statsFields(replayer.mallinfo2())}}`;
     lines.push(line.replace(/^\{"seq":(\d+),/, (_, seq: string) => `{"seq":${Number(seq) + 1},`));
   }
   return lines;

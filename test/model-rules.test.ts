@@ -4,7 +4,7 @@
 // allocator call the heap's invariants are checked (allocator.check()).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Allocator, MallocscopeError, parseTrace, replayTrace, type AllocatorOptions } from '../src/index.ts';
+import { type Allocator, MallocscopeError, parseTrace, replayTrace } from '../dist/index.js';
 import { checkedAllocator } from './support/checked-allocator.ts';
 
 const KiB = 1024;
@@ -95,7 +95,7 @@ test('§3 a chunk above 32 MiB (40 MB, 0x2801000) leaves the threshold alone (§
   assert.is(a.block(a.malloc(40 * MiB)).where, 'mmap');
 });
 
-test('§3 freeing a memalign\'ed mmapped chunk sets a threshold that is not a page multiple (chunk 0x4a010)', () => {
+test("§3 freeing a memalign'ed mmapped chunk sets a threshold that is not a page multiple (chunk 0x4a010)", () => {
   // §7.7: memalign(4096,300000) is mmapped with prev_size 0xff0 and header 0x4a012 (chunksize 0x4a010).
   // §3: chunksize excludes the front offset, so the new threshold is 0x4a010 and the trim threshold twice it.
   const a = fresh();
@@ -321,7 +321,9 @@ test('§7.1 tcache is LIFO and holds 7 entries; the rest go to a fastbin (smblks
   // smblks = 2 and fsmblks = 64.
   const a = fresh();
   const p = Array.from({ length: 9 }, () => a.malloc(24));
-  p.forEach((q, i) => assert.is(off(a, q), 0x2a0 + 0x20 * i));
+  p.forEach((q, i) => {
+    assert.is(off(a, q), 0x2a0 + 0x20 * i);
+  });
   for (const q of p) a.free(q);
   const chunk = (q: number) => off(a, q) - 16;
   assert.equal(tcacheBin(a, 0), p.slice(0, 7).reverse().map(chunk));
@@ -361,9 +363,15 @@ test('§7.2b small bins are FIFO: the oldest chunk is taken, the rest stashed in
   for (const q of fill) a.free(q);
   for (const q of x) a.free(q);
   const chunk = (q: number) => off(a, q) - 16;
-  assert.equal(unsorted(a), [x[2], x[1], x[0]].map((q) => [chunk(q), 0x90]));
+  assert.equal(
+    unsorted(a),
+    [x[2], x[1], x[0]].map((q) => [chunk(q), 0x90]),
+  );
   a.malloc(2000); // large: scans unsorted, bins the three into small bin 9, then from the top
-  assert.equal(bin(a, 9), [x[2], x[1], x[0]].map((q) => [chunk(q), 0x90]));
+  assert.equal(
+    bin(a, 9),
+    [x[2], x[1], x[0]].map((q) => [chunk(q), 0x90]),
+  );
   for (let i = 6; i >= 0; i--) assert.is(a.malloc(128), fill[i]);
   assert.is(a.malloc(128), x[0]);
   assert.equal(tcacheBin(a, 7), [x[2], x[1]].map(chunk));
@@ -379,7 +387,10 @@ test('§7.2e the unsorted scan takes the oldest chunk first (an exact fit return
   a.malloc(24);
   a.free(x1);
   a.free(x2);
-  assert.equal(unsorted(a), [[off(a, x2) - 16, 1120], [off(a, x1) - 16, 1120]]);
+  assert.equal(unsorted(a), [
+    [off(a, x2) - 16, 1120],
+    [off(a, x1) - 16, 1120],
+  ]);
   assert.is(a.malloc(1100), x1);
   assert.equal(unsorted(a), [[off(a, x2) - 16, 1120]]);
 });
@@ -603,8 +614,6 @@ test('§4 realloc of an mmapped block uses mremap whatever the size and threshol
   assert.is(a.trimThreshold, 131072);
 });
 
-
-
 test('§3 freeing a chunk exactly at the threshold rewrites the same values: no move is reported', () => {
   // §3: the test is raw > threshold with raw = chunksize + 2, so a chunk equal to the threshold passes it,
   // "for equal sizes the update rewrites the same values, so it has no effect".
@@ -697,7 +706,9 @@ test('tcache_init retries in a new 64 MiB arena when the main arena cannot hold 
   // arena 67108864, uordblks 2912 = its headers and the 0x290 chunk, keepcost 0 = the main arena's top) and
   // malloc(24) itself still fails. With `mallopt M_TOP_PAD 0`, `malloc b 24` is the first chunk of the brk
   // heap (offset 16: no tcache struct there): arena 67112960, uordblks 2944, fordblks 67110016, keepcost 4064.
-  const steps = [...replayTrace(parseTrace('mallopt M_TOP_PAD -2147483648\nmalloc a 24\nmallopt M_TOP_PAD 0\nmalloc b 24\n'), { stats: true, checkInvariants: true })];
+  const steps = [
+    ...replayTrace(parseTrace('mallopt M_TOP_PAD -2147483648\nmalloc a 24\nmallopt M_TOP_PAD 0\nmalloc b 24\n'), { stats: true, checkInvariants: true }),
+  ];
   assert.is(steps[1].where, undefined);
   assert.equal(
     steps.map((s) => [s.stats!.arena, s.stats!.uordblks, s.stats!.fordblks, s.stats!.keepcost]),
@@ -739,7 +750,9 @@ test('malloc_trim with a pad just under 2^64 and a 32-byte top moves the break b
   }
   // With the pad 2^64 - 1 extra is 0: nothing happens, and the next malloc grows the heap (oracle: b at
   // +135152, arena 270336).
-  const steps = [...replayTrace(parseTrace('mallopt M_MMAP_MAX 0\nmalloc a 134472\ntrim 0xffffffffffffffff\nmalloc b 24\n'), { stats: true, checkInvariants: true })];
+  const steps = [
+    ...replayTrace(parseTrace('mallopt M_MMAP_MAX 0\nmalloc a 134472\ntrim 0xffffffffffffffff\nmalloc b 24\n'), { stats: true, checkInvariants: true }),
+  ];
   assert.is(steps[3].offset, 135152);
   assert.is(steps[3].stats!.arena, 270336);
 });

@@ -3,12 +3,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { unless } from './support/skip.ts';
+import { bin, mallocscope } from './support/cli.ts';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TraceError } from '../src/errors.ts';
-import { convertMtrace, MtraceConverter, MTRACE_PREAMBLE } from '../src/trace/mtrace.ts';
+import { TraceError } from '../dist/errors.js';
+import { convertMtrace, MtraceConverter, MTRACE_PREAMBLE } from '../dist/trace/mtrace.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const fixtures = join(root, 'test/fixtures/mtrace');
@@ -25,19 +26,9 @@ const oracleRecordTest = unless(test, starterBuilt && oracleBuilt ? undefined : 
 const oracleTest = unless(test, oracleBuilt ? undefined : 'the oracle is not built');
 const dashTest = unless(test, starterBuilt && haveDash ? undefined : 'needs the starter library and dash');
 
-/** tsx by its absolute URL, so that the CLI runs from any working folder. */
-const tsxLoader = import.meta.resolve('tsx');
-
-/** Runs the CLI from the sources (no build needed), in `cwd`. */
+/** Runs the CLI in `cwd` (default: the scratch folder), in-process when it can be (test/support/cli.ts). */
 function cli(args: string[], options: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv } = {}) {
-  const run = spawnSync(process.execPath, ['--import', tsxLoader, join(root, 'src/cli/main.ts'), ...args], {
-    cwd: options.cwd ?? scratch,
-    input: options.input,
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
-    env: { ...process.env, MALLOCSCOPE_DEBUG: '', ...options.env },
-  });
-  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+  return mallocscope(args, { cwd: options.cwd ?? scratch, input: options.input, env: { MALLOCSCOPE_DEBUG: '', ...options.env } });
 }
 
 function fixture(name: string): string {
@@ -56,7 +47,11 @@ function validateTrace(text: string, name: string): number {
     const where = `${name}:${index + 1}`;
     assert.ok(raw.length <= 4096, `${where}: line too long`);
     assert.not.ok(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(raw), `${where}: control byte`);
-    const fields = raw.replace(/#.*/, '').trim().split(/[ \t\r]+/).filter(Boolean);
+    const fields = raw
+      .replace(/#.*/, '')
+      .trim()
+      .split(/[ \t\r]+/)
+      .filter(Boolean);
     if (fields.length === 0) return;
     calls++;
     const [verb, id, size] = fields;
@@ -88,7 +83,7 @@ function validateTrace(text: string, name: string): number {
 /** The lead's trace reader, when it is there: a second, independent check of the grammar. */
 async function readerCheck(text: string, name: string): Promise<number | undefined> {
   try {
-    const { parseTrace } = await import('../src/trace/reader.ts');
+    const { parseTrace } = await import('../dist/trace/reader.js');
     return parseTrace(text, { name }).length;
   } catch (error) {
     if (error instanceof TraceError) throw error;
@@ -119,11 +114,11 @@ test('the same trace whatever the chunking of the log (byte by byte)', () => {
 
 test('--preamble and header lines come first; the summary counts the preamble', () => {
   const trace = convertMtrace('= Start\n@ ./p:[0x1] + 0x5600000004a0 0x10\n', 'x.log', { preamble: true, header: ['hello'] });
-  assert.fixture(
-    trace,
-    ['# hello', ...MTRACE_PREAMBLE, 'malloc b1 16', '# end of mtrace log: 4 calls from 2 log lines; 1 blocks still live', ''].join('\n'),
-  );
-  const calls = trace.split('\n').map((line) => line.replace(/#.*/, '').trim()).filter(Boolean);
+  assert.fixture(trace, ['# hello', ...MTRACE_PREAMBLE, 'malloc b1 16', '# end of mtrace log: 4 calls from 2 log lines; 1 blocks still live', ''].join('\n'));
+  const calls = trace
+    .split('\n')
+    .map((line) => line.replace(/#.*/, '').trim())
+    .filter(Boolean);
   assert.equal(calls, ['malloc mtrace-hook-init 0', 'free mtrace-hook-init', 'malloc mtrace-log-FILE 472', 'malloc b1 16']);
   validateTrace(trace, 'preamble');
 });
@@ -167,9 +162,9 @@ const badLogs: [string, string, string, RegExp][] = [
 ];
 
 for (const [file, log, code, message] of badLogs) {
-  test(`import-mtrace: ${code} (${file})`, () => {
+  test(`import-mtrace: ${code} (${file})`, async () => {
     writeFileSync(join(scratch, file), log);
-    const run = cli(['import-mtrace', file, '-o', `${file}.trace`]);
+    const run = await cli(['import-mtrace', file, '-o', `${file}.trace`]);
     assert.is(run.status, 1, run.stderr);
     assert.is(run.stderr.split('\n').length, 2, `one line only: ${run.stderr}`);
     const line = run.stderr.trimEnd();
@@ -180,14 +175,17 @@ for (const [file, log, code, message] of badLogs) {
   });
 }
 
-test('import-mtrace: an unreadable log is MTRACE_OPEN; standard input reads as <stdin>', () => {
-  const missing = cli(['import-mtrace', 'no-such.log']);
+test('import-mtrace: an unreadable log is MTRACE_OPEN; standard input reads as <stdin>', async () => {
+  const missing = await cli(['import-mtrace', 'no-such.log']);
   assert.is(missing.status, 1);
   assert.is(missing.stderr, 'mallocscope: no-such.log: cannot read: no such file or directory [MTRACE_OPEN]\n');
-  const stdin = cli(['import-mtrace', '-'], { input: '= Start\n+ 0x10 0x20\n- 0x10\n< 0x99\n' });
+  const stdin = await cli(['import-mtrace', '-'], { input: '= Start\n+ 0x10 0x20\n- 0x10\n< 0x99\n' });
   assert.is(stdin.status, 1);
-  assert.is(stdin.stderr, "mallocscope: <stdin>:4: the log ends after a realloc's '<' line without its '>' line: the program died before its log was flushed [MTRACE_TRUNCATED]\n");
-  const good = cli(['import-mtrace', '-'], { input: fixture('section9-probe.log') });
+  assert.is(
+    stdin.stderr,
+    "mallocscope: <stdin>:4: the log ends after a realloc's '<' line without its '>' line: the program died before its log was flushed [MTRACE_TRUNCATED]\n",
+  );
+  const good = await cli(['import-mtrace', '-'], { input: fixture('section9-probe.log') });
   assert.is(good.status, 0, good.stderr);
   assert.fixture(good.stdout, fixture('section9-probe.trace'));
 });
@@ -206,9 +204,9 @@ test('an over-long line is MTRACE_LINE_TOO_LONG, without holding it all', () => 
   }
 });
 
-test('usage mistakes exit 2 with one line', () => {
+test('usage mistakes exit 2 with one line', async () => {
   for (const args of [['import-mtrace'], ['record'], ['record', '--', join(scratch, 'no-such-program')]]) {
-    const run = cli(args);
+    const run = await cli(args);
     assert.is(run.status, 2, `${args.join(' ')}: ${run.stderr}`);
     assert.is(run.stderr.split('\n').length, 2, run.stderr);
     assert.ok(run.stderr.endsWith(' [USAGE]\n'), run.stderr);
@@ -218,7 +216,7 @@ test('usage mistakes exit 2 with one line', () => {
 // ---- record: real programs ----------------------------------------------------------------------------------
 
 recordTest('record: a Perl one-liner gives a valid trace with its header', async () => {
-  const run = cli(['record', '-o', 'perl.trace', '--', 'perl', '-e', 'my @a = map { "x" x $_ } 1..300; print scalar(@a), "\\n"']);
+  const run = await cli(['record', '-o', 'perl.trace', '--', 'perl', '-e', 'my @a = map { "x" x $_ } 1..300; print scalar(@a), "\\n"']);
   assert.is(run.status, 0, run.stderr);
   assert.is(run.stdout, '300\n', "with -o, the program's standard output is its own");
   const trace = readFileSync(join(scratch, 'perl.trace'), 'utf8');
@@ -231,16 +229,16 @@ recordTest('record: a Perl one-liner gives a valid trace with its header', async
   if (read !== undefined) assert.is(read, calls);
 });
 
-recordTest('record: trace on stdout, the program\'s stdout on stderr', () => {
-  const run = cli(['record', '--', 'perl', '-e', 'print "from perl\\n"']);
+recordTest("record: trace on stdout, the program's stdout on stderr", async () => {
+  const run = await cli(['record', '--', 'perl', '-e', 'print "from perl\\n"']);
   assert.is(run.status, 0, run.stderr);
   assert.ok(run.stderr.includes('from perl'), run.stderr);
   assert.match(run.stdout, /^# recorded by mallocscope record/);
   validateTrace(run.stdout, 'stdout');
 });
 
-recordTest('record: a program killed by a signal is imported up to where its log was flushed, with a note', () => {
-  const run = cli(['record', '-o', 'killed.trace', '--', 'perl', '-e', 'my @a = map { "y" x $_ } 1..2000; kill 9, $$']);
+recordTest('record: a program killed by a signal is imported up to where its log was flushed, with a note', async () => {
+  const run = await cli(['record', '-o', 'killed.trace', '--', 'perl', '-e', 'my @a = map { "y" x $_ } 1..2000; kill 9, $$']);
   assert.is(run.status, 0, run.stderr);
   assert.match(run.stderr, /^mallocscope: note: perl was killed by SIGKILL; the end of its log may be missing/);
   const trace = readFileSync(join(scratch, 'killed.trace'), 'utf8');
@@ -248,41 +246,43 @@ recordTest('record: a program killed by a signal is imported up to where its log
   assert.ok(validateTrace(trace, 'killed.trace') > 100);
 });
 
-recordTest('record: a program that forks or execs children is refused, naming the processes', () => {
-  const run = cli(['record', '-o', 'sh.trace', '--', 'sh', '-c', 'ls / > /dev/null; ls / > /dev/null']);
+recordTest('record: a program that forks or execs children is refused, naming the processes', async () => {
+  const run = await cli(['record', '-o', 'sh.trace', '--', 'sh', '-c', 'ls / > /dev/null; ls / > /dev/null']);
   assert.is(run.status, 1, run.stderr);
-  assert.match(run.stderr, /^mallocscope: 3 processes wrote the same mtrace log \(\w+ \d+, ls \d+, ls \d+\), so it mixes their calls: mtrace follows one process; .* \[RECORD_SEVERAL_PROCESSES\]\n$/);
-  const forked = cli(['record', '--', 'perl', '-e', 'if (fork) { wait } else { my @a = (1..100) }']);
+  assert.match(
+    run.stderr,
+    /^mallocscope: 3 processes wrote the same mtrace log \(\w+ \d+, ls \d+, ls \d+\), so it mixes their calls: mtrace follows one process; .* \[RECORD_SEVERAL_PROCESSES\]\n$/,
+  );
+  const forked = await cli(['record', '--', 'perl', '-e', 'if (fork) { wait } else { my @a = (1..100) }']);
   assert.is(forked.status, 1);
   assert.match(forked.stderr, /a forked child \d+.*\[RECORD_SEVERAL_PROCESSES\]\n$/);
 });
 
-recordTest('record checks -o and --log before it runs the program, and leaves an existing file alone when it fails', () => {
-  const missing = cli(['record', '-o', 'no-such-folder/p.trace', '--', 'perl', '-e', 'print "ran\\n"']);
+recordTest('record checks -o and --log before it runs the program, and leaves an existing file alone when it fails', async () => {
+  const missing = await cli(['record', '-o', 'no-such-folder/p.trace', '--', 'perl', '-e', 'print "ran\\n"']);
   assert.is(missing.status, 1);
   assert.is(missing.stdout, '', 'the program did not run');
   assert.is(missing.stderr, 'mallocscope: cannot write no-such-folder/p.trace: no such file or directory [OUTPUT_OPEN]\n');
   writeFileSync(join(scratch, 'kept.trace'), 'malloc a 1\n');
-  const failed = cli(['record', '-o', 'kept.trace', '--', join(scratch, 'no-such-program')]);
+  const failed = await cli(['record', '-o', 'kept.trace', '--', join(scratch, 'no-such-program')]);
   assert.is(failed.status, 2);
   assert.is(readFileSync(join(scratch, 'kept.trace'), 'utf8'), 'malloc a 1\n');
 });
 
-recordTest('record leaves no temporary folder behind: on success, on failure, and when its stdout is closed early', () => {
+recordTest('record leaves no temporary folder behind: on success, on failure, and when its stdout is closed early', async () => {
   const tmp = mkdtempSync(join(scratch, 'tmp-'));
   const env = { TMPDIR: tmp };
-  // record's folders only (tsx keeps a cache there too).
+  // record's own folders only.
   const left = () => readdirSync(tmp).filter((name) => name.startsWith('mallocscope-'));
-  const ok = cli(['record', '-o', 'ok.trace', '--', 'perl', '-e', '1'], { env });
+  const ok = await cli(['record', '-o', 'ok.trace', '--', 'perl', '-e', '1'], { env });
   assert.is(ok.status, 0, ok.stderr);
   assert.equal(left(), [], 'after a success');
-  const failed = cli(['record', '--', 'perl', '-e', 'if (fork) { wait } else { my @a = (1..100) }'], { env });
+  const failed = await cli(['record', '--', 'perl', '-e', 'if (fork) { wait } else { my @a = (1..100) }'], { env });
   assert.is(failed.status, 1);
   assert.equal(left(), [], 'after a failure');
   // A trace far larger than a pipe's buffer, read by a `head` that goes away after 10 bytes: the next write
   // fails with EPIPE and the command ends at once.
-  const main = join(root, 'src/cli/main.ts');
-  const piped = spawnSync('sh', ['-c', `"${process.execPath}" --import "${tsxLoader}" "${main}" record -- perl -e 'my @a = map { "x" x $_ } 1..5000' | head -c 10`], {
+  const piped = spawnSync('sh', ['-c', `"${process.execPath}" "${bin}" record -- perl -e 'my @a = map { "x" x $_ } 1..5000' | head -c 10`], {
     cwd: scratch,
     encoding: 'utf8',
     env: { ...process.env, ...env },
@@ -291,27 +291,30 @@ recordTest('record leaves no temporary folder behind: on success, on failure, an
   assert.equal(left(), [], 'after its stdout was closed');
 });
 
-recordTest('record accepts a program that exits normally without flushing its log: /bin/sh -c "exit 0"', () => {
-  const run = cli(['record', '--', '/bin/sh', '-c', 'exit 0']);
+recordTest('record accepts a program that exits normally without flushing its log: /bin/sh -c "exit 0"', async () => {
+  const run = await cli(['record', '--', '/bin/sh', '-c', 'exit 0']);
   assert.is(run.status, 0, run.stderr);
   assert.match(run.stdout, /\n# exit: status 0\n/);
   assert.match(run.stdout, /\n# the log ends in the middle of line \d+: the program ended before its log was flushed\n/);
   validateTrace(run.stdout, 'sh.trace');
-  assert.is(run.stderr, 'mallocscope: note: /bin/sh ended without flushing its mtrace log (it left through _exit() or a signal): the trace ends at the last call logged\n');
+  assert.is(
+    run.stderr,
+    'mallocscope: note: /bin/sh ended without flushing its mtrace log (it left through _exit() or a signal): the trace ends at the last call logged\n',
+  );
 });
 
-dashTest('record accepts dash -c "echo hi": its output on stderr, its calls up to the last flushed one', () => {
-  const run = cli(['record', '--', 'dash', '-c', 'echo hi']);
+dashTest('record accepts dash -c "echo hi": its output on stderr, its calls up to the last flushed one', async () => {
+  const run = await cli(['record', '--', 'dash', '-c', 'echo hi']);
   assert.is(run.status, 0, run.stderr);
   assert.match(run.stderr, /^hi\nmallocscope: note: dash ended without flushing its mtrace log/);
   assert.ok(validateTrace(run.stdout, 'dash.trace') > 0);
 });
 
-compiledTest('record of a program whose log stays empty (_exit before mtrace flushes anything): an empty trace', () => {
+compiledTest('record of a program whose log stays empty (_exit before mtrace flushes anything): an empty trace', async () => {
   const dir = mkdtempSync(join(scratch, 'exit-'));
   writeFileSync(join(dir, 'quiet.c'), '#include <unistd.h>\nint main(void) { _exit(0); }\n');
   assert.is(spawnSync('cc', ['-o', join(dir, 'quiet'), join(dir, 'quiet.c')]).status, 0);
-  const run = cli(['record', '-o', 'quiet.trace', '--', './quiet'], { cwd: dir });
+  const run = await cli(['record', '-o', 'quiet.trace', '--', './quiet'], { cwd: dir });
   assert.is(run.status, 0, run.stderr);
   const trace = readFileSync(join(dir, 'quiet.trace'), 'utf8');
   assert.match(trace, /\n# exit: status 0\n# the mtrace log is empty: quiet ended before mtrace flushed its first record, so no call was logged\n$/);
@@ -404,11 +407,11 @@ function recordedOffsets(log: string): string[] {
   return offsets;
 }
 
-compiledTest('record --preamble: replaying the trace through the real glibc puts every block at its recorded offset', () => {
+compiledTest('record --preamble: replaying the trace through the real glibc puts every block at its recorded offset', async () => {
   const dir = mkdtempSync(join(scratch, 'replay-'));
   writeFileSync(join(dir, 'recorded.c'), RECORDED_C);
   assert.is(spawnSync('cc', ['-O0', '-w', '-o', 'recorded', 'recorded.c'], { cwd: dir }).status, 0);
-  const run = cli(['record', '--preamble', '--log', 'recorded.log', '-o', 'recorded.trace', '--', './recorded'], { cwd: dir });
+  const run = await cli(['record', '--preamble', '--log', 'recorded.log', '-o', 'recorded.trace', '--', './recorded'], { cwd: dir });
   assert.is(run.status, 0, run.stderr);
   const trace = readFileSync(join(dir, 'recorded.trace'), 'utf8');
   validateTrace(trace, 'recorded.trace');
@@ -426,12 +429,12 @@ compiledTest('record --preamble: replaying the trace through the real glibc puts
   assert.is(recorded[0], String(0x4a0));
 });
 
-oracleRecordTest('record --preamble of a real program (perl): the oracle replays every block at its recorded offset', () => {
+oracleRecordTest('record --preamble of a real program (perl): the oracle replays every block at its recorded offset', async () => {
   const dir = mkdtempSync(join(scratch, 'oracle-'));
   const script = 'my %h; $h{$_} = "x" x ($_ % 70) for 1..1500; my @k = sort keys %h; print scalar(@k), "\\n"';
-  const run = cli(['record', '--preamble', '--log', 'perl.log', '-o', 'perl.trace', '--', 'perl', '-e', script], { cwd: dir });
+  const run = await cli(['record', '--preamble', '--log', 'perl.log', '-o', 'perl.trace', '--', 'perl', '-e', script], { cwd: dir });
   assert.is(run.status, 0, run.stderr);
-  const oracle = cli(['oracle', 'perl.trace'], { cwd: dir });
+  const oracle = await cli(['oracle', 'perl.trace'], { cwd: dir });
   assert.is(oracle.status, 0, oracle.stderr);
   const replayed: string[] = [];
   for (const line of oracle.stdout.trimEnd().split('\n')) {
@@ -461,9 +464,9 @@ test('test/fixtures/real: at least three recordings, each a valid trace with its
   }
 });
 
-oracleTest('test/fixtures/real: each recording replays through the oracle', () => {
+oracleTest('test/fixtures/real: each recording replays through the oracle', async () => {
   for (const file of readdirSync(realFixtures).filter((f) => f.endsWith('.trace'))) {
-    const run = cli(['oracle', join(realFixtures, file)]);
+    const run = await cli(['oracle', join(realFixtures, file)]);
     assert.is(run.status, 0, `${file}: ${run.stderr}`);
     const calls = Number(/\n# calls: (\d+)\n/.exec(readFileSync(join(realFixtures, file), 'utf8'))?.[1]);
     assert.is(run.stdout.trimEnd().split('\n').length, calls, file);

@@ -4,7 +4,7 @@
 // huge size_t). No speed is asserted here.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadAddon } from '../src/native.ts';
+import { loadAddon } from '../dist/native.js';
 
 const addon = loadAddon() as ReturnType<typeof loadAddon> & { glibcMallocFreeOnce(size: number): undefined };
 
@@ -18,7 +18,12 @@ function code(run: () => unknown): string | undefined {
 }
 
 test('glibcMallocFree returns the nanoseconds of its loop: whole, and within the time of the call', () => {
-  for (const [size, count] of [[64, 100000], [4096, 10000], [1 << 20, 1000], [64, 0]]) {
+  for (const [size, count] of [
+    [64, 100000],
+    [4096, 10000],
+    [1 << 20, 1000],
+    [64, 0],
+  ]) {
     const start = process.hrtime.bigint();
     const ns = addon.glibcMallocFree(size, count);
     const elapsed = Number(process.hrtime.bigint() - start);
@@ -36,11 +41,26 @@ test('glibcMallocFreeOnce runs and returns undefined', () => {
 
 test('bad sizes and counts are refused with a code', () => {
   for (const bad of [Number.NaN, -1, 1.5, 2 ** 53]) {
-    assert.is(code(() => addon.glibcMallocFreeOnce(bad)), 'ERR_OUT_OF_RANGE', `size ${bad}`);
-    assert.is(code(() => addon.glibcMallocFree(bad, 1)), 'ERR_OUT_OF_RANGE', `size ${bad}`);
-    assert.is(code(() => addon.glibcMallocFree(64, bad)), 'ERR_OUT_OF_RANGE', `count ${bad}`);
+    assert.is(
+      code(() => addon.glibcMallocFreeOnce(bad)),
+      'ERR_OUT_OF_RANGE',
+      `size ${bad}`,
+    );
+    assert.is(
+      code(() => addon.glibcMallocFree(bad, 1)),
+      'ERR_OUT_OF_RANGE',
+      `size ${bad}`,
+    );
+    assert.is(
+      code(() => addon.glibcMallocFree(64, bad)),
+      'ERR_OUT_OF_RANGE',
+      `count ${bad}`,
+    );
   }
-  assert.is(code(() => (addon.glibcMallocFreeOnce as (size: unknown) => unknown)('64')), 'ERR_INVALID_ARG_TYPE');
+  assert.is(
+    code(() => (addon.glibcMallocFreeOnce as (size: unknown) => unknown)('64')),
+    'ERR_INVALID_ARG_TYPE',
+  );
 });
 
 test.run();

@@ -4,8 +4,8 @@
 // before any system call.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Allocator } from '../src/replay/allocator.ts';
-import { NativeSystem } from '../src/system/native.ts';
+import { Allocator } from '../dist/replay/allocator.js';
+import { NativeSystem } from '../dist/system/native.js';
 
 function fill(view: Uint8Array, seed: number): void {
   for (let i = 0; i < view.length; i++) view[i] = (i * 31 + seed) & 0xff;
@@ -37,7 +37,10 @@ test('data survives realloc that copies (heap) and realloc that mremaps (mmapped
   fill(heap.bytes(a), 2);
   const b = heap.realloc(a, 5000);
   assert.is.not(b, a, 'the block moved');
-  assert.equal(heap.lastCall.syscalls.filter((s) => s.call === 'mremap'), []);
+  assert.equal(
+    heap.lastCall.syscalls.filter((s) => s.call === 'mremap'),
+    [],
+  );
   assert.ok(same(heap.bytes(b), 2, 1000), 'copied bytes');
   // mmapped: realloc grows the mapping with mremap (it may move it).
   const m = heap.malloc(1 << 20);
@@ -83,7 +86,10 @@ test('after free the view is detached: access is a TypeError or undefined, never
     assert.is(view[0], undefined, 'reads of a detached view find nothing');
     assert.throws(() => view.fill(1), TypeError);
     assert.throws(() => new Uint8Array(view.buffer), TypeError);
-    assert.throws(() => heap.bytes(p), (error: Error & { code: string }) => error.code === 'BAD_POINTER');
+    assert.throws(
+      () => heap.bytes(p),
+      (error: Error & { code: string }) => error.code === 'BAD_POINTER',
+    );
   }
   system.release();
 });
@@ -145,20 +151,32 @@ test('the Allocator refuses protect on blocks that do not start on a page, and b
   const system = new NativeSystem();
   const heap = new Allocator({ system });
   const p = heap.malloc(10000);
-  assert.throws(() => heap.protect(p, 'read'), (error: Error & { code: string }) => error.code === 'UNALIGNED_BLOCK');
+  assert.throws(
+    () => heap.protect(p, 'read'),
+    (error: Error & { code: string }) => error.code === 'UNALIGNED_BLOCK',
+  );
   const simulated = new Allocator();
   const q = simulated.malloc(10);
-  assert.throws(() => simulated.bytes(q), (error: Error & { code: string }) => error.code === 'NO_BYTES');
+  assert.throws(
+    () => simulated.bytes(q),
+    (error: Error & { code: string }) => error.code === 'NO_BYTES',
+  );
   system.release();
 });
 
-test('the sbrk failure past the reservation is glibc\'s MORECORE failure: the mmap fallback takes over', () => {
+test("the sbrk failure past the reservation is glibc's MORECORE failure: the mmap fallback takes over", () => {
   const system = new NativeSystem({ reserve: 1 << 20 });
   const heap = new Allocator({ system, policy: 'heap' });
   const p = heap.malloc(4 << 20);
   assert.ok(p !== 0);
-  assert.ok(heap.lastCall.syscalls.some((s) => s.call === 'brk' && s.failed), 'brk failed');
-  assert.ok(heap.lastCall.syscalls.some((s) => s.call === 'mmap' && !s.failed), 'mmap fallback');
+  assert.ok(
+    heap.lastCall.syscalls.some((s) => s.call === 'brk' && s.failed),
+    'brk failed',
+  );
+  assert.ok(
+    heap.lastCall.syscalls.some((s) => s.call === 'mmap' && !s.failed),
+    'mmap fallback',
+  );
   heap.bytes(p).fill(7);
   system.release();
 });

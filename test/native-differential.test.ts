@@ -7,10 +7,10 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { differential } from '../src/check/differential.ts';
-import { NativeSystem } from '../src/system/native.ts';
-import { SHAPES, generateTrace } from '../src/trace/generate.ts';
-import { TraceWriter } from '../src/trace/writer.ts';
+import { differential } from '../dist/check/differential.js';
+import { NativeSystem } from '../dist/system/native.js';
+import { SHAPES, generateTrace } from '../dist/trace/generate.js';
+import { TraceWriter } from '../dist/trace/writer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-native-differential-'));
 const root = new URL('..', import.meta.url).pathname;

@@ -9,31 +9,27 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Allocator } from '../src/replay/allocator.ts';
-import { builtFile } from '../src/native.ts';
-import { NativeSystem } from '../src/system/native.ts';
+import { Allocator } from '../dist/replay/allocator.js';
+import { builtFile } from '../dist/native.js';
+import { NativeSystem } from '../dist/system/native.js';
 import { unless } from './support/skip.ts';
 import { DROP_LOCK_CAPABILITY, cannotDropLock } from './support/memlock.ts';
+import { runChild } from './support/child.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-native-hardening-'));
 const asan = process.env.MALLOCSCOPE_ASAN === '1';
 
-/** Runs `body` (TypeScript, with Allocator and NativeSystem imported) in a child node; `wrap` prefixes the command. */
+/** The helpers every child of this file may use: its resident and locked bytes. */
+const PRELUDE = `const rss = () => Number(/VmRSS:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;
+const locked = () => Number(/VmLck:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;`;
+
+/** Runs `body` (JavaScript, with Allocator and NativeSystem imported) in a child node; `wrap` prefixes the command. */
 function child(name: string, body: string, options: { wrap?: string[]; node?: string[] } = {}) {
-  const path = join(dir, `${name}.mts`);
-  writeFileSync(
-    path,
-    `import { readFileSync } from 'node:fs';\nimport { Allocator } from '${root}src/replay/allocator.ts';\nimport { NativeSystem } from '${root}src/system/native.ts';\n` +
-      `const rss = () => Number(/VmRSS:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) * 1024;\n` +
-      `const locked = () => Number(/VmLck:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) * 1024;\n${body}\n`,
-  );
-  const command = [...(options.wrap ?? []), process.execPath, ...(options.node ?? []), '--import', 'tsx', path].map((word) => `'${word}'`).join(' ');
   // Under scripts/native-asan.sh, ASan's quarantine would hold up to 256 MiB of freed memory: the RSS
   // bounds below are about the addon, so it is kept small.
   const env = asan ? { ...process.env, ASAN_OPTIONS: `${process.env.ASAN_OPTIONS ?? ''}:quarantine_size_mb=4` } : process.env;
-  // No core file for a crash.
-  return spawnSync('/bin/sh', ['-c', `ulimit -c 0; exec ${command}`], { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 24 });
+  return runChild(dir, name, body, { ...options, env, prelude: PRELUDE });
 }
 
 function codeOf(run: () => unknown): string | undefined {
@@ -76,7 +72,7 @@ const heap = new Allocator({ system });
 const p = heap.malloc(constants.MAX_LENGTH);
 if (p === 0) throw new Error('malloc of MAX_LENGTH failed');
 for (const attempt of [() => heap.bytes(p), () => system.bytes(p, constants.MAX_LENGTH + 1)]) {
-  try { attempt(); console.log('made a view'); } catch (e: any) { console.log(JSON.stringify({ code: e.code, message: e.message })); }
+  try { attempt(); console.log('made a view'); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }
 }
 const fits = system.bytes(p, constants.MAX_LENGTH);
 fits[constants.MAX_LENGTH - 1] = 7;
@@ -84,7 +80,11 @@ heap.free(p);
 console.log('freed', fits.byteLength);`,
   );
   assert.is(run.status, 0, `status ${run.status} signal ${run.signal}: ${run.stderr}`);
-  const [viaHeap, viaSystem] = run.stdout.trim().split('\n').slice(0, 2).map((line) => JSON.parse(line));
+  const [viaHeap, viaSystem] = run.stdout
+    .trim()
+    .split('\n')
+    .slice(0, 2)
+    .map((line) => JSON.parse(line));
   assert.is(viaHeap.code, 'VIEW_TOO_LARGE');
   assert.match(viaHeap.message, /4294967296/);
   assert.is(viaSystem.code, 'VIEW_TOO_LARGE');
@@ -96,21 +96,30 @@ console.log('freed', fits.byteLength);`,
 const lockTest = unless(test, asan ? 'AddressSanitizer makes mlockall a no-op' : undefined);
 
 lockTest('lockAll() then an ordinary exit, process.exit() or an uncaught error: Node exits as it should (in a child)', () => {
-  const ordinary = child('lockall-exit', `
+  const ordinary = child(
+    'lockall-exit',
+    `
 const system = new NativeSystem();
 system.lockAll();
 const heap = new Allocator({ system });
 heap.bytes(heap.malloc(1 << 20)).fill(1);
-console.log('locked', locked() > 0);`);
+console.log('locked', locked() > 0);`,
+  );
   assert.is(ordinary.status, 0, `status ${ordinary.status} signal ${ordinary.signal}: ${ordinary.stderr.slice(-2000)}`);
   assert.match(ordinary.stdout, /locked true/);
-  const exit = child('lockall-process-exit', `
+  const exit = child(
+    'lockall-process-exit',
+    `
 new NativeSystem().lockAll();
-setTimeout(() => process.exit(3), 10);`);
+setTimeout(() => process.exit(3), 10);`,
+  );
   assert.is(exit.status, 3, `signal ${exit.signal}: ${exit.stderr.slice(-2000)}`);
-  const thrown = child('lockall-throw', `
+  const thrown = child(
+    'lockall-throw',
+    `
 new NativeSystem().lockAll();
-throw new Error('on purpose');`);
+throw new Error('on purpose');`,
+  );
   assert.is(thrown.status, 1, `signal ${thrown.signal}: ${thrown.stderr.slice(-2000)}`);
   assert.match(thrown.stderr, /on purpose/);
 });
@@ -118,7 +127,9 @@ throw new Error('on purpose');`);
 test('lockAll() from a worker thread is refused with LOCK_ALL_IN_WORKER, and Node lives on (in a child)', () => {
   // Before the refusal, the worker's lock took Node down (V8: "Check failed: 0 == ret") once the worker
   // compiled a regular expression or ended.
-  const run = child('lockall-worker', `
+  const run = child(
+    'lockall-worker',
+    `
 import { Worker } from 'node:worker_threads';
 const worker = new Worker(\`
 const { parentPort } = require('node:worker_threads');
@@ -128,19 +139,23 @@ try { new NativeSystem().lockAll(); } catch (error) { code = error.code; }
 for (let i = 0; i < 200; i++) new RegExp('x' + i + '(y|z)+').test('xy');
 parentPort.postMessage(code);\`, { eval: true });
 worker.on('message', (code) => console.log('worker', code));
-worker.on('exit', (status) => console.log('exit', status, locked()));`);
+worker.on('exit', (status) => console.log('exit', status, locked()));`,
+  );
   assert.is(run.status, 0, `status ${run.status} signal ${run.signal}: ${run.stderr.slice(-2000)}`);
   assert.match(run.stdout, /worker LOCK_ALL_IN_WORKER\nexit 0 0\n/);
 });
 
 lockTest('release() of the system that locked the process undoes mlockall (in a child)', () => {
-  const run = child('lockall-release', `
+  const run = child(
+    'lockall-release',
+    `
 const system = new NativeSystem();
 const before = locked();
 system.lockAll({ future: false });
 const during = locked();
 system.release();
-console.log(JSON.stringify({ before, during, after: locked() }));`);
+console.log(JSON.stringify({ before, during, after: locked() }));`,
+  );
   assert.is(run.status, 0, run.stderr);
   const { before, during, after } = JSON.parse(run.stdout);
   assert.ok(during > before, `VmLck ${before} -> ${during}`);
@@ -155,17 +170,21 @@ limitTest('MCL_FUTURE under a small RLIMIT_MEMLOCK is refused with the reason, a
     `
 const system = new NativeSystem();
 for (const options of [{ current: false }, {}]) {
-  try { system.lockAll(options); console.log('locked'); } catch (e: any) { console.log(JSON.stringify({ code: e.code, reason: e.reason, limit: e.limit, message: e.message })); }
+  try { system.lockAll(options); console.log('locked'); } catch (e) { console.log(JSON.stringify({ code: e.code, reason: e.reason, limit: e.limit, message: e.message })); }
 }
 // Node's own growth: 200 MiB of JavaScript arrays and a Buffer.
-const keep: number[][] = [];
+const keep = [];
 for (let i = 0; i < 200; i++) keep.push(new Array(1 << 17).fill(i));
 const buffer = Buffer.alloc(64 << 20, 1);
 console.log('grew', keep.length, buffer[5]);`,
     { wrap: DROP_LOCK_CAPABILITY },
   );
   assert.is(run.status, 0, `status ${run.status} signal ${run.signal}: ${run.stderr.slice(-2000)}`);
-  const [futureOnly, both] = run.stdout.trim().split('\n').slice(0, 2).map((line) => JSON.parse(line));
+  const [futureOnly, both] = run.stdout
+    .trim()
+    .split('\n')
+    .slice(0, 2)
+    .map((line) => JSON.parse(line));
   for (const refusal of [futureOnly, both]) {
     assert.is(refusal.code, 'ERR_MEMLOCK_FUTURE');
     assert.is(refusal.reason, 'RLIMIT_MEMLOCK');
@@ -189,12 +208,15 @@ const REFUSED: [string, (heap: Allocator) => number][] = [
 test('requests of 2^53 bytes and more: NULL from glibc, the simulated and the native backend; a failed realloc keeps p', () => {
   // The real glibc's answers (the oracle prints "where" only for a call that returned a block).
   const trace = join(dir, 'refused.trace');
-  writeFileSync(trace, `${REFUSED.map(([line]) => line + '\nfree x').join('\n')}\nmalloc p 100\nrealloc p 1152921504606846976\nfree p\n`);
+  writeFileSync(trace, `${REFUSED.map(([line]) => `${line}\nfree x`).join('\n')}\nmalloc p 100\nrealloc p 1152921504606846976\nfree p\n`);
   // The oracle runs on the real glibc: without the sanitizer runtime scripts/native-asan.sh preloads.
   const { LD_PRELOAD: _preload, ...env } = process.env;
   const oracle = spawnSync(builtFile('mallocscope-oracle'), [trace], { encoding: 'utf8', env });
   assert.is(oracle.status, 0, oracle.stderr);
-  const events = oracle.stdout.trim().split('\n').map((line) => JSON.parse(line));
+  const events = oracle.stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line));
   const glibc = events.filter((e) => e.op !== 'free').map((e) => (e.where === undefined ? 'NULL' : 'block'));
   assert.equal(glibc, ['NULL', 'NULL', 'NULL', 'NULL', 'block', 'NULL']);
 
@@ -259,7 +281,9 @@ lockTest('a failed realloc of a locked block leaves it locked', () => {
 });
 
 test('a failed write-protected realloc also leaves the write refused: a write still kills the (child) process', () => {
-  const run = child('realloc-keeps-protection', `
+  const run = child(
+    'realloc-keeps-protection',
+    `
 const system = new NativeSystem();
 const heap = new Allocator({ system });
 const p = heap.memalign(4096, 4 * 4096);
@@ -267,7 +291,8 @@ const view = heap.bytes(p);
 heap.protect(p, 'read');
 console.log('realloc', heap.realloc(p, 2 ** 40));
 view[1] = 1;
-console.log('survived');`);
+console.log('survived');`,
+  );
   assert.is(run.signal, 'SIGSEGV', `status ${run.status}: ${run.stderr.slice(-2000)}`);
   assert.match(run.stdout, /realloc 0/);
 });
@@ -275,7 +300,9 @@ console.log('survived');`);
 // ---- 5. bytes() many times ---------------------------------------------------------------------------------
 
 test('400,000 bytes() calls on one block grow RSS by less than 20 MiB (in a child)', () => {
-  const run = child('many-views', `
+  const run = child(
+    'many-views',
+    `
 const system = new NativeSystem();
 const heap = new Allocator({ system });
 const p = heap.malloc(64);
@@ -283,7 +310,8 @@ heap.bytes(p)[0] = 1;
 const before = rss();
 let sum = 0;
 for (let i = 0; i < 400000; i++) sum += heap.bytes(p)[0];
-console.log(JSON.stringify({ grew: rss() - before, sum }));`);
+console.log(JSON.stringify({ grew: rss() - before, sum }));`,
+  );
   assert.is(run.status, 0, run.stderr);
   const { grew, sum } = JSON.parse(run.stdout);
   assert.is(sum, 400000);
@@ -296,7 +324,7 @@ test('1000 systems dropped without release(), each with 1 MiB touched: RSS stays
   const run = child(
     'dropped-systems',
     `
-const gc = (globalThis as any).gc as () => void;
+const gc = globalThis.gc;
 gc();
 const before = rss();
 let peak = before;
@@ -327,21 +355,56 @@ test('block(0), calls after release() and free(undefined) give coded errors', ()
   const p = heap.malloc(32);
   heap.free(p);
   for (const pointer of [0, -16, 1.5, undefined, '0x10', null]) {
-    assert.is(codeOf(() => heap.block(pointer as number)), 'BAD_POINTER', `block(${String(pointer)})`);
+    assert.is(
+      codeOf(() => heap.block(pointer as number)),
+      'BAD_POINTER',
+      `block(${String(pointer)})`,
+    );
   }
-  assert.is(codeOf(() => heap.bytes(0)), 'BAD_POINTER');
-  assert.is(codeOf(() => heap.free(undefined as unknown as number)), 'BAD_POINTER');
-  assert.is(codeOf(() => heap.free('1' as unknown as number)), 'BAD_POINTER');
-  assert.is(codeOf(() => heap.realloc(undefined as unknown as number, 8)), 'BAD_POINTER');
-  assert.is(codeOf(() => new Allocator().free(undefined as unknown as number)), 'BAD_POINTER', 'simulated too');
+  assert.is(
+    codeOf(() => heap.bytes(0)),
+    'BAD_POINTER',
+  );
+  assert.is(
+    codeOf(() => heap.free(undefined as unknown as number)),
+    'BAD_POINTER',
+  );
+  assert.is(
+    codeOf(() => heap.free('1' as unknown as number)),
+    'BAD_POINTER',
+  );
+  assert.is(
+    codeOf(() => heap.realloc(undefined as unknown as number, 8)),
+    'BAD_POINTER',
+  );
+  assert.is(
+    codeOf(() => new Allocator().free(undefined as unknown as number)),
+    'BAD_POINTER',
+    'simulated too',
+  );
   const live = heap.malloc(5000);
   system.release();
   // The tcache holds p's chunk and the top has room: no system call would be needed.
-  assert.is(codeOf(() => heap.malloc(32)), 'SYSTEM_RELEASED');
-  assert.is(codeOf(() => heap.malloc(100)), 'SYSTEM_RELEASED');
-  assert.is(codeOf(() => heap.free(live)), 'SYSTEM_RELEASED');
-  assert.is(codeOf(() => heap.realloc(live, 10)), 'SYSTEM_RELEASED');
-  assert.is(codeOf(() => heap.bytes(live)), 'SYSTEM_RELEASED');
+  assert.is(
+    codeOf(() => heap.malloc(32)),
+    'SYSTEM_RELEASED',
+  );
+  assert.is(
+    codeOf(() => heap.malloc(100)),
+    'SYSTEM_RELEASED',
+  );
+  assert.is(
+    codeOf(() => heap.free(live)),
+    'SYSTEM_RELEASED',
+  );
+  assert.is(
+    codeOf(() => heap.realloc(live, 10)),
+    'SYSTEM_RELEASED',
+  );
+  assert.is(
+    codeOf(() => heap.bytes(live)),
+    'SYSTEM_RELEASED',
+  );
 });
 
 test.run();

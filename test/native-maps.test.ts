@@ -4,16 +4,16 @@
 // Also `mallocscope replay --backend native --jsonl --stats` line for line against the oracle.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { oracleLines } from '../src/check/differential.ts';
-import { Replayer } from '../src/replay/replayer.ts';
-import { walkMmapped } from '../src/allocator/walk.ts';
-import { NativeSystem } from '../src/system/native.ts';
-import { parseTrace } from '../src/trace/reader.ts';
-import { TraceWriter } from '../src/trace/writer.ts';
+import { oracleLines } from '../dist/check/differential.js';
+import { Replayer } from '../dist/replay/replayer.js';
+import { walkMmapped } from '../dist/allocator/walk.js';
+import { NativeSystem } from '../dist/system/native.js';
+import { parseTrace } from '../dist/trace/reader.js';
+import { TraceWriter } from '../dist/trace/writer.js';
+import { mallocscope } from './support/cli.ts';
 
 const asan = process.env.MALLOCSCOPE_ASAN === '1';
 const root = new URL('..', import.meta.url).pathname;
@@ -84,7 +84,8 @@ test('during a replay the reservation is in maps and mmapped blocks come and go 
     assert.ok(covered(lines, committed, system.heapLimit, '---p'), 'the rest of the reservation is ---p');
     const now = new Map<number, number>();
     for (const chunk of walkMmapped(replayer.model.main)) now.set(chunk.address - (chunk.lead ?? 0), chunk.size + (chunk.lead ?? 0));
-    for (const [start, length] of now) assert.ok(covered(lines, start, start + length, 'rw-p'), `${event.op} ${'id' in event ? event.id : ''}: live mapping ${start.toString(16)} is in maps`);
+    for (const [start, length] of now)
+      assert.ok(covered(lines, start, start + length, 'rw-p'), `${event.op} ${'id' in event ? event.id : ''}: live mapping ${start.toString(16)} is in maps`);
     for (const [start, length] of before) {
       if (now.get(start) === length) continue;
       const reused = [...now].some(([s, l]) => s < start + length && start < s + l);
@@ -162,13 +163,17 @@ test('a replay of a million events that frees everything leaves nothing behind a
   system.release();
   const lines = maps();
   assert.not.ok(touched(lines, base, limit), 'no part of the reservation is left');
-  for (const start of handedOut) assert.not.ok(lines.some((line) => line.start === start), `mapping ${start.toString(16)} left`);
+  for (const start of handedOut)
+    assert.not.ok(
+      lines.some((line) => line.start === start),
+      `mapping ${start.toString(16)} left`,
+    );
   assert.ok(system.regions().released);
 });
 
-test('replay --backend native --jsonl --stats prints the oracle\'s lines', () => {
+test("replay --backend native --jsonl --stats prints the oracle's lines", async () => {
   for (const trace of ['examples/threshold-slides.trace', 'examples/realloc-mmapped.trace', 'test/fixtures/real/python-json.trace']) {
-    const run = spawnSync(process.execPath, ['bin/mallocscope.js', 'replay', trace, '--backend', 'native', '--jsonl', '--stats'], { cwd: root, encoding: 'utf8', maxBuffer: 1 << 28 });
+    const run = await mallocscope(['replay', trace, '--backend', 'native', '--jsonl', '--stats']);
     assert.is(run.status, 0, run.stderr);
     const native = run.stdout.trim().split('\n');
     const oracle = oracleLines(join(root, trace), { stats: true });
@@ -182,13 +187,13 @@ test('replay --backend native --jsonl --stats prints the oracle\'s lines', () =>
   }
 });
 
-test('replay --backend native prints resident memory beside the model\'s figures', () => {
-  const run = spawnSync(process.execPath, ['bin/mallocscope.js', 'replay', 'examples/threshold-slides.trace', '--backend', 'native'], { cwd: root, encoding: 'utf8' });
+test("replay --backend native prints resident memory beside the model's figures", async () => {
+  const run = await mallocscope(['replay', 'examples/threshold-slides.trace', '--backend', 'native']);
   assert.is(run.status, 0, run.stderr);
   assert.match(run.stdout, /heap now +\d+ .* in the model; resident \d+ .* committed/);
   assert.match(run.stdout, /mmapped now +\d+ .* in the model; resident \d+ .* mapped/);
 });
 
-const awaitReader = await import('../src/trace/reader.ts');
+const awaitReader = await import('../dist/trace/reader.js');
 
 test.run();

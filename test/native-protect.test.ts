@@ -6,30 +6,24 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { unless } from './support/skip.ts';
 import { DROP_LOCK_CAPABILITY, cannotDropLock } from './support/memlock.ts';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { runChild } from './support/child.ts';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Allocator } from '../src/replay/allocator.ts';
-import { NativeSystem } from '../src/system/native.ts';
+import { Allocator } from '../dist/replay/allocator.js';
+import { NativeSystem } from '../dist/system/native.js';
 
-const root = new URL('..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-native-protect-'));
 
-/** Runs `body` (TypeScript, with Allocator and NativeSystem imported) in a child node; `wrap` prefixes the command. */
+/** Runs `body` (JavaScript, with Allocator and NativeSystem imported) in a child node; `wrap` prefixes the command. */
 function child(name: string, body: string, wrap: string[] = []) {
-  const path = join(dir, `${name}.mts`);
-  writeFileSync(
-    path,
-    `import { readFileSync } from 'node:fs';\nimport { Allocator } from '${root}src/replay/allocator.ts';\nimport { NativeSystem } from '${root}src/system/native.ts';\n${body}\n`,
-  );
-  // No core file for the expected crashes.
-  const command = [...wrap, process.execPath, '--import', 'tsx', path].map((word) => `'${word}'`).join(' ');
-  return spawnSync('/bin/sh', ['-c', `ulimit -c 0; exec ${command}`], { cwd: root, encoding: 'utf8' });
+  return runChild(dir, name, body, { wrap });
 }
 
 function vmLocked(): number {
-  const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('VmLck:'))!;
+  const line = readFileSync('/proc/self/status', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmLck:'))!;
   return Number(/(\d+)/.exec(line)![1]) * 1024;
 }
 
@@ -47,33 +41,42 @@ view[0] = 1;
 `;
 
 test('a write to a read-only block kills the (child) process with SIGSEGV', () => {
-  const run = child('write-read-only', `${PAGED_BLOCK}
+  const run = child(
+    'write-read-only',
+    `${PAGED_BLOCK}
 heap.protect(p, 'read');
 console.log('read', view[0]);
 view[10] = 2;
-console.log('survived');`);
+console.log('survived');`,
+  );
   assert.is(run.signal, 'SIGSEGV', `status ${run.status}, stderr ${run.stderr}`);
   assert.match(run.stdout, /read 1/);
   assert.not.match(run.stdout, /survived/);
 });
 
 test('a read of a no-access block kills the (child) process with SIGSEGV', () => {
-  const run = child('read-none', `${PAGED_BLOCK}
+  const run = child(
+    'read-none',
+    `${PAGED_BLOCK}
 heap.protect(p, 'none');
 console.log('protected');
-console.log(view[0]);`);
+console.log(view[0]);`,
+  );
   assert.is(run.signal, 'SIGSEGV', `status ${run.status}, stderr ${run.stderr}`);
   assert.match(run.stdout, /protected/);
 });
 
 test('a write to an mmapped read-only block kills the child too', () => {
-  const run = child('write-mmapped', `
+  const run = child(
+    'write-mmapped',
+    `
 const system = new NativeSystem();
 const heap = new Allocator({ system });
 const p = heap.memalign(4096, 1 << 20);
 console.log(heap.block(p).where);
 heap.protect(p, 'read');
-heap.bytes(p)[5] = 1;`);
+heap.bytes(p)[5] = 1;`,
+  );
   assert.is(run.signal, 'SIGSEGV');
   assert.match(run.stdout, /mmap/);
 });
@@ -81,18 +84,24 @@ heap.bytes(p)[5] = 1;`);
 test('guard pages are PROT_NONE in maps on both sides of a mapping', () => {
   const system = new NativeSystem({ guardPages: true });
   const m = system.mmap(8192);
-  const lines = readFileSync('/proc/self/maps', 'utf8').trim().split('\n').map((line) => {
-    const [range, perms] = line.split(' ');
-    const [from, to] = range.split('-').map((hex) => parseInt(hex, 16));
-    return { from, to, perms };
-  });
+  const lines = readFileSync('/proc/self/maps', 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const [range, perms] = line.split(' ');
+      const [from, to] = range.split('-').map((hex) => parseInt(hex, 16));
+      return { from, to, perms };
+    });
   const at = (address: number) => lines.find((line) => line.from <= address && address < line.to)?.perms;
   assert.is(at(m - 1), '---p');
   assert.is(at(m), 'rw-p');
   assert.is(at(m + 8191), 'rw-p');
   assert.is(at(m + 8192), '---p');
   // bytes() refuses the guard page: it is not memory the layer handed out.
-  assert.throws(() => system.bytes(m + 8192, 1), (error: Error & { code: string }) => error.code === 'ERR_NOT_MAPPED');
+  assert.throws(
+    () => system.bytes(m + 8192, 1),
+    (error: Error & { code: string }) => error.code === 'ERR_NOT_MAPPED',
+  );
   system.release();
 });
 
@@ -114,7 +123,10 @@ test('read-only and back to read-write: writes work again, and free restores rea
   heap.bytes(q)[0] = 3;
   // copy out of a no-access block is refused instead of faulting.
   heap.protect(q, 'none');
-  assert.throws(() => system.copy(system.heapStart, q, 16), (error: Error & { code: string }) => error.code === 'ERR_PROTECTED');
+  assert.throws(
+    () => system.copy(system.heapStart, q, 16),
+    (error: Error & { code: string }) => error.code === 'ERR_PROTECTED',
+  );
   const r = heap.realloc(q, 40000);
   assert.is(heap.bytes(r)[0], 3, 'realloc of a protected block restores it, then copies');
   system.release();
@@ -137,8 +149,10 @@ lockTest('mlock of a block and munlock', () => {
   system.release();
 });
 
-lockTest('mlockall(MCL_CURRENT | MCL_FUTURE): the break\'s growth is resident at once (in a child)', () => {
-  const run = child('lockall', `
+lockTest("mlockall(MCL_CURRENT | MCL_FUTURE): the break's growth is resident at once (in a child)", () => {
+  const run = child(
+    'lockall',
+    `
 const system = new NativeSystem();
 system.lockAll();
 const heap = new Allocator({ system });
@@ -147,13 +161,13 @@ const locked = Number(/VmLck:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 
 const r = system.resident();
 console.log(JSON.stringify({ locked, heap: r.heap, committed: r.heapCommitted }));
 system.unlockAll();
-system.release();`);
+system.release();`,
+  );
   assert.is(run.status, 0, run.stderr);
   const out = JSON.parse(run.stdout);
   assert.ok(out.locked > 0, 'VmLck > 0');
   assert.is(out.heap, out.committed, 'with MCL_FUTURE, every committed heap page is resident');
 });
-
 
 const limitTest = unless(test, lockingIgnored ? 'AddressSanitizer makes mlock a no-op' : cannotDropLock);
 
@@ -164,7 +178,7 @@ limitTest('with RLIMIT_MEMLOCK 64 KiB and no CAP_IPC_LOCK, mlock and mlockall fa
 const system = new NativeSystem();
 const heap = new Allocator({ system });
 const p = heap.malloc(1 << 20);
-const show = (e: any) => console.log(JSON.stringify({ code: e.code, errno: e.errno, syscall: e.syscall, reason: e.reason, limit: e.limit, message: e.message }));
+const show = (e) => console.log(JSON.stringify({ code: e.code, errno: e.errno, syscall: e.syscall, reason: e.reason, limit: e.limit, message: e.message }));
 try { heap.lock(p); console.log('locked?'); } catch (e) { show(e); }
 try { system.lockAll({ future: false }); console.log('locked all?'); } catch (e) { show(e); }
 const small = heap.memalign(4096, 4096);
@@ -173,7 +187,11 @@ console.log('small ok');`,
     DROP_LOCK_CAPABILITY,
   );
   assert.is(run.status, 0, run.stderr);
-  const [lock, lockAll] = run.stdout.trim().split('\n').slice(0, 2).map((line) => JSON.parse(line));
+  const [lock, lockAll] = run.stdout
+    .trim()
+    .split('\n')
+    .slice(0, 2)
+    .map((line) => JSON.parse(line));
   assert.is(lock.code, 'ENOMEM');
   assert.is(lock.errno, -12);
   assert.is(lock.syscall, 'mlock');

@@ -10,9 +10,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TraceError } from '../src/errors.ts';
-import { ORACLE_BINARY, oracleEnv, runOracle } from '../src/oracle/oracle.ts';
-import { builtFile } from '../src/native.ts';
+import { TraceError } from '../dist/errors.js';
+import { ORACLE_BINARY, oracleEnv, runOracle } from '../dist/oracle/oracle.js';
+import { builtFile } from '../dist/native.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-oracle-errors-'));

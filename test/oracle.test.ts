@@ -8,8 +8,8 @@ import { execFile, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MallocscopeError, TraceError, UsageError } from '../src/errors.ts';
-import { builtFile } from '../src/native.ts';
+import { MallocscopeError, TraceError, UsageError } from '../dist/errors.js';
+import { builtFile } from '../dist/native.js';
 import {
   LIBC_ENV,
   ORACLE_BINARY,
@@ -23,7 +23,7 @@ import {
   signalError,
   streamOracle,
   type OracleEvent,
-} from '../src/oracle/oracle.ts';
+} from '../dist/oracle/oracle.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const fixtures = join(root, 'test/fixtures/oracle');

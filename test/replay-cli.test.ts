@@ -2,22 +2,24 @@
 // kept, the summary, --stats, and usage errors; expected values from GLIBC-2.36.md (§6 probe H, §11).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { mallocscope } from './support/cli.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-replay-'));
 
-function run(args: string[]) {
-  return spawnSync(process.execPath, [join(root, 'bin/mallocscope.js'), ...args], { cwd: root, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
-}
+/** The command, in-process (test/support/cli.ts). */
+const run = (args: string[]) => mallocscope(args);
 
-test('replay --jsonl: §11 — 0x2a0/0x70, mmap 200704, then the heap at +0x310', () => {
-  const r = run(['replay', 'examples/threshold-slides.trace', '--jsonl']);
+test('replay --jsonl: §11 — 0x2a0/0x70, mmap 200704, then the heap at +0x310', async () => {
+  const r = await run(['replay', 'examples/threshold-slides.trace', '--jsonl']);
   assert.is(r.status, 0, r.stderr);
-  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const lines = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(
     lines.map(({ seq, op, id, where, chunk, offset }) => ({ seq, op, id, where, chunk, offset })),
     [
@@ -34,35 +36,40 @@ test('replay --jsonl: §11 — 0x2a0/0x70, mmap 200704, then the heap at +0x310'
   assert.match(r.stdout.split('\n')[0], /^\{"seq":0,"op":"malloc","id":"small","where":"heap","chunk":112,"offset":672[,}]/);
 });
 
-test('replay --jsonl prints the lines before a bad line, then one error line, exit 1', () => {
+test('replay --jsonl prints the lines before a bad line, then one error line, exit 1', async () => {
   const path = join(dir, 'bad.trace');
   writeFileSync(path, 'malloc a 10\nmalloc b 20\nfree zz\n');
-  const r = run(['replay', path, '--jsonl']);
+  const r = await run(['replay', path, '--jsonl']);
   assert.is(r.status, 1);
   assert.is(r.stdout.trim().split('\n').length, 2);
   assert.is(r.stderr, `mallocscope: ${path}:3: free of ID 'zz', which is not live [TRACE_ID_NOT_LIVE]\n`);
 });
 
-test('replay summary: §11 figures; --stats adds mallinfo2 at the end (§6 probe H)', () => {
-  const summary = run(['replay', 'examples/threshold-slides.trace']);
+test('replay summary: §11 figures; --stats adds mallinfo2 at the end (§6 probe H)', async () => {
+  const summary = await run(['replay', 'examples/threshold-slides.trace']);
   assert.is(summary.status, 0, summary.stderr);
   assert.match(summary.stdout, /^events\s+4$/m);
   assert.match(summary.stdout, /^peak heap\s+335872 /m);
   assert.match(summary.stdout, /^peak mmapped\s+200704 /m);
   assert.match(summary.stdout, /^mmap threshold\s+200704 \(moved 1 time\)$/m);
-  const stats = run(['replay', 'examples/trim.trace', '--stats']);
+  const stats = await run(['replay', 'examples/trim.trace', '--stats']);
   assert.match(stats.stdout, /^mallinfo2 at end\s+arena 102400, hblks 0, hblkhd 0, uordblks 100704, fordblks 1696, keepcost 1696$/m);
 });
 
-test('replay usage errors exit 2 with one line', () => {
-  for (const args of [['--policy', 'nope'], ['--policy', 'fixed:0x'], ['--backend', 'gpu'], ['--brk-limit', 'lots']]) {
-    const r = run(['replay', 'examples/trim.trace', ...args]);
+test('replay usage errors exit 2 with one line', async () => {
+  for (const args of [
+    ['--policy', 'nope'],
+    ['--policy', 'fixed:0x'],
+    ['--backend', 'gpu'],
+    ['--brk-limit', 'lots'],
+  ]) {
+    const r = await run(['replay', 'examples/trim.trace', ...args]);
     assert.is(r.status, 2, args.join(' '));
     assert.match(r.stderr, /^mallocscope: [^\n]*\[USAGE\]\n$/);
   }
 });
 
-test('docs/trace-format.md documents every key, via and sys string that replay --jsonl prints, and the oracle keys', () => {
+test('docs/trace-format.md documents every key, via and sys string that replay --jsonl prints, and the oracle keys', async () => {
   const doc = readFileSync(join(root, 'docs/trace-format.md'), 'utf8');
   const contract = doc.slice(doc.indexOf('### The contract'), doc.indexOf("### The model's extra keys"));
   const extra = doc.slice(doc.indexOf("### The model's extra keys"));
@@ -70,10 +77,13 @@ test('docs/trace-format.md documents every key, via and sys string that replay -
   // A real program's trace (every path of the allocator) and one made to reach the rest: mremap, a moved
   // threshold, a failed brk and its mmap fallback, malloc_trim's madvise.
   const crafted = join(dir, 'every-key.trace');
-  writeFileSync(crafted, 'malloc m 200000\nrealloc m 400000\nfree m\nmalloc a 100\nmalloc b 100000\nmalloc c 100000\nmalloc d 5000\nmalloc e 5000\nfree d\nfree c\ntrim 0\n');
+  writeFileSync(
+    crafted,
+    'malloc m 200000\nrealloc m 400000\nfree m\nmalloc a 100\nmalloc b 100000\nmalloc c 100000\nmalloc d 5000\nmalloc e 5000\nfree d\nfree c\ntrim 0\n',
+  );
   const runs = [
-    run(['replay', 'test/fixtures/real/cc1-points.trace', '--jsonl']),
-    run(['replay', crafted, '--jsonl', '--stats', '--brk-limit', '0x30000']),
+    await run(['replay', 'test/fixtures/real/cc1-points.trace', '--jsonl']),
+    await run(['replay', crafted, '--jsonl', '--stats', '--brk-limit', '0x30000']),
   ];
   const keys = new Set<string>();
   const vias = new Set<string>();
@@ -87,8 +97,13 @@ test('docs/trace-format.md documents every key, via and sys string that replay -
       for (const call of event.sys ?? []) sys.add(call);
     }
   }
-  const oracle = run(['oracle', crafted, '--stats', '--brk-limit', '0x30000']);
-  const oracleKeys = new Set(oracle.stdout.trimEnd().split('\n').flatMap((line) => Object.keys(JSON.parse(line))));
+  const oracle = await run(['oracle', crafted, '--stats', '--brk-limit', '0x30000']);
+  const oracleKeys = new Set(
+    oracle.stdout
+      .trimEnd()
+      .split('\n')
+      .flatMap((line) => Object.keys(JSON.parse(line))),
+  );
   for (const key of oracleKeys) assert.ok(contract.includes(`\`${key}\``), `the oracle's key ${key} is in the contract section`);
   for (const key of keys) {
     const section = oracleKeys.has(key) ? contract : extra;
@@ -98,7 +113,14 @@ test('docs/trace-format.md documents every key, via and sys string that replay -
   for (const via of vias) assert.ok(extra.includes(`| \`${via}\` |`), `via ${via} is documented`);
   assert.is(vias.size, 12, [...vias].join(' '));
   // Each system call's form, its numbers written as the table writes them.
-  const forms = new Set([...sys].map((call) => call.replace(/ failed$/, '').replace(/^mremap \d+->\d+$/, 'mremap A->B').replace(/^(\w+) [+-]?\d+$/, (all, name: string) => (name === 'brk' ? `brk ${all.includes('-') ? '-' : '+'}N` : `${name} N`))));
+  const forms = new Set(
+    [...sys].map((call) =>
+      call
+        .replace(/ failed$/, '')
+        .replace(/^mremap \d+->\d+$/, 'mremap A->B')
+        .replace(/^(\w+) [+-]?\d+$/, (all, name: string) => (name === 'brk' ? `brk ${all.includes('-') ? '-' : '+'}N` : `${name} N`)),
+    ),
+  );
   assert.equal([...forms].sort(), ['brk +N', 'brk -N', 'madvise N', 'mmap N', 'mremap A->B', 'munmap N']);
   for (const form of forms) assert.ok(extra.includes(`\`${form}\``), `sys ${form} is documented`);
   assert.ok([...sys].some((call) => call.endsWith(' failed')) && extra.includes('` failed`'), 'failed calls are documented');

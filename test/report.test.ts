@@ -16,17 +16,17 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { unless } from './support/skip.ts';
-import { Replayer } from '../src/replay/replayer.ts';
-import { walkBins, walkHeap, walkMmapped } from '../src/allocator/walk.ts';
-import { restoreCheckpoint, takeCheckpoint } from '../src/report/checkpoint.ts';
-import { EventColumns, EventEncoder, float64Of, unpackSections } from '../src/report/html/codec.ts';
-import type { ReportMeta } from '../src/report/html/template.ts';
-import { buildReport, pageScript } from '../src/report/report.ts';
-import { syscallProse, syscallText } from '../src/report/syscall-text.ts';
-import type { TraceEvent } from '../src/trace/api.ts';
-import { generateTrace, shapeByName } from '../src/trace/generate.ts';
-import { parseTrace } from '../src/trace/reader.ts';
-import { formatTrace } from '../src/trace/writer.ts';
+import { Replayer } from '../dist/replay/replayer.js';
+import { walkBins, walkHeap, walkMmapped } from '../dist/allocator/walk.js';
+import { restoreCheckpoint, takeCheckpoint } from '../dist/report/checkpoint.js';
+import { EventColumns, EventEncoder, float64Of, unpackSections } from '../dist/report/html/codec.js';
+import type { ReportMeta } from '../dist/report/html/template.js';
+import { buildReport, pageScript } from '../dist/report/report.js';
+import { syscallProse, syscallText } from '../dist/report/syscall-text.js';
+import type { TraceEvent } from '../dist/trace/api.js';
+import { generateTrace, shapeByName } from '../dist/trace/generate.js';
+import { parseTrace } from '../dist/trace/reader.js';
+import { formatTrace } from '../dist/trace/writer.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 // The benchmark's recorded cc1 trace when it has been recorded (npm run bench); else a generated one.

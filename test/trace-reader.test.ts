@@ -2,14 +2,15 @@
 // order of the checks, chunk boundaries, and memory that does not grow with the trace's length.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { TraceError } from '../src/errors.ts';
-import { parseTrace, readTrace } from '../src/trace/reader.ts';
-import { formatCall, formatTrace, TraceWriter } from '../src/trace/writer.ts';
-import type { TraceEvent } from '../src/trace/api.ts';
+import { TraceError } from '../dist/errors.js';
+import { parseTrace, readTrace } from '../dist/trace/reader.js';
+import { formatCall, formatTrace, TraceWriter } from '../dist/trace/writer.js';
+import type { TraceEvent } from '../dist/trace/api.js';
+import { formatNumber, parseNumber, parseSafeNumber } from '../dist/number.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-reader-'));
 
@@ -67,15 +68,16 @@ test('CRLF lines read the same as LF lines', () => {
 
 test('numbers: decimal, 0x and 0X hexadecimal, leading zeros, the size_t limits', () => {
   const [a, b, c, d, e] = parseTrace('malloc a 0x10\nmalloc b 0XfF\nmalloc c 0007\nmalloc d 0x0\nmalloc e 9007199254740991');
-  assert.equal([a, b, c, d, e].map((x) => (x as { size: number }).size), [16, 255, 7, 0, 2 ** 53 - 1]);
+  assert.equal(
+    [a, b, c, d, e].map((x) => (x as { size: number }).size),
+    [16, 255, 7, 0, 2 ** 53 - 1],
+  );
   const [max] = parseTrace('malloc m 18446744073709551615');
   assert.equal((max as { size: number }).size, 2 ** 64);
 });
 
 test('sizes above 2^53 keep their side of PTRDIFF_MAX (2^63-1)', () => {
-  const sizes = parseTrace('malloc a 0x7fffffffffffffff\nmalloc b 0x8000000000000000\nmalloc c 0x7ffffffffffffe00').map(
-    (x) => (x as { size: number }).size,
-  );
+  const sizes = parseTrace('malloc a 0x7fffffffffffffff\nmalloc b 0x8000000000000000\nmalloc c 0x7ffffffffffffe00').map((x) => (x as { size: number }).size);
   assert.ok(sizes[0] < 2 ** 63, 'PTRDIFF_MAX itself stays below 2^63');
   assert.ok(sizes[1] >= 2 ** 63, '2^63 is above PTRDIFF_MAX');
   assert.ok(sizes[2] < 2 ** 63);
@@ -114,7 +116,10 @@ test('slots are dense and reused after an ID ends', () => {
 
 test('IDs are any token without white space or #, UTF-8 included', () => {
   const events = parseTrace('malloc 0x55aa:b/"q"\\ 1\nmalloc ünïcødé 2\nfree 0x55aa:b/"q"\\');
-  assert.equal(events.map((e) => ('id' in e ? e.id : '')), ['0x55aa:b/"q"\\', 'ünïcødé', '0x55aa:b/"q"\\']);
+  assert.equal(
+    events.map((e) => ('id' in e ? e.id : '')),
+    ['0x55aa:b/"q"\\', 'ünïcødé', '0x55aa:b/"q"\\'],
+  );
 });
 
 // Each error of docs/trace-format.md, with the message the document gives.
@@ -133,9 +138,21 @@ const errors: [string, string | Uint8Array, string][] = [
   ['TRACE_NEGATIVE (not even a number)', 'trim -abc', "bad.trace:1: PAD is negative: '-abc'"],
   ['TRACE_RANGE', 'malloc a 18446744073709551616', "bad.trace:1: SIZE is out of range: '18446744073709551616' (at most 2^64-1)"],
   ['TRACE_RANGE (hex)', 'malloc a 0x10000000000000000', "bad.trace:1: SIZE is out of range: '0x10000000000000000' (at most 2^64-1)"],
-  ['TRACE_RANGE (VALUE)', 'mallopt M_TOP_PAD 2147483648', "bad.trace:1: VALUE is out of range: '2147483648' (mallopt takes a C int, -2147483648 to 2147483647)"],
-  ['TRACE_RANGE (VALUE low)', 'mallopt M_TOP_PAD -2147483649', "bad.trace:1: VALUE is out of range: '-2147483649' (mallopt takes a C int, -2147483648 to 2147483647)"],
-  ['TRACE_UNKNOWN_PARAM', 'mallopt M_ARENA_MAX 1', "bad.trace:1: unknown mallopt parameter 'M_ARENA_MAX' (expected M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX or M_MXFAST)"],
+  [
+    'TRACE_RANGE (VALUE)',
+    'mallopt M_TOP_PAD 2147483648',
+    "bad.trace:1: VALUE is out of range: '2147483648' (mallopt takes a C int, -2147483648 to 2147483647)",
+  ],
+  [
+    'TRACE_RANGE (VALUE low)',
+    'mallopt M_TOP_PAD -2147483649',
+    "bad.trace:1: VALUE is out of range: '-2147483649' (mallopt takes a C int, -2147483648 to 2147483647)",
+  ],
+  [
+    'TRACE_UNKNOWN_PARAM',
+    'mallopt M_ARENA_MAX 1',
+    "bad.trace:1: unknown mallopt parameter 'M_ARENA_MAX' (expected M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX or M_MXFAST)",
+  ],
   ['TRACE_ENCODING', Buffer.from('malloc a\xff 1', 'latin1'), 'bad.trace:1: ID is not valid UTF-8'],
   ['TRACE_ID_LIVE', 'malloc a 1\n\nmalloc b 2\ncalloc a 1 1', "bad.trace:4: ID 'a' is already live (created at line 1)"],
   ['TRACE_ID_LIVE (memalign)', 'realloc a 5\nmemalign a 64 1', "bad.trace:2: ID 'a' is already live (created at line 1)"],
@@ -216,9 +233,9 @@ test('a file that cannot be read: TRACE_OPEN naming it, no line', () => {
 });
 
 test('reads standard input when the path is -', () => {
-  const script = `import { readTrace } from ${JSON.stringify(new URL('../src/trace/reader.ts', import.meta.url).pathname)};
+  const script = `import { readTrace } from ${JSON.stringify(new URL('../dist/trace/reader.js', import.meta.url).pathname)};
 let n = 0; for (const e of readTrace('-')) n++; process.stdout.write(String(n));`;
-  const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+  const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
     input: 'malloc a 1\nfree a\n# end\n',
     encoding: 'utf8',
   });
@@ -228,10 +245,16 @@ let n = 0; for (const e of readTrace('-')) n++; process.stdout.write(String(n));
 test('memory stays flat over a long trace: it grows with live IDs, not with lines', () => {
   // 2 million calls with at most 64 blocks live: about 30 MB of text.
   const path = join(dir, 'long.trace');
-  const parts: string[] = [];
-  for (let i = 0; i < 1_000_000; i++) parts.push(`malloc b${i & 63} ${i & 4095}\nfree b${i & 63}\n`);
-  writeFileSync(path, parts.join(''));
-  parts.length = 0;
+  // Call pair i is `malloc b(i & 63) (i & 4095)` and its free: the text repeats every 4096 pairs, so it is
+  // written a period at a time.
+  const pair = (i: number) => `malloc b${i & 63} ${i & 4095}\nfree b${i & 63}\n`;
+  const period = Buffer.from(Array.from({ length: 4096 }, (_, i) => pair(i)).join(''));
+  const fd = openSync(path, 'w');
+  for (let done = 0; done < 1_000_000; done += 4096) {
+    const pairs = Math.min(4096, 1_000_000 - done);
+    writeSync(fd, pairs === 4096 ? period : Buffer.from(Array.from({ length: pairs }, (_, i) => pair(i)).join('')));
+  }
+  closeSync(fd);
   global.gc?.();
   const before = process.memoryUsage();
   const reader = readTrace(path);
@@ -245,6 +268,29 @@ test('memory stays flat over a long trace: it grows with live IDs, not with line
   // The file is 30 MB; holding it (or its lines) would add far more than this.
   const grown = peakHeap - before.heapUsed;
   assert.ok(grown < 16 * 1024 * 1024, `heap grew by ${grown} bytes`);
+});
+
+test('the one number parser (src/number.ts): decimal or 0x, a number below 2^53 and a bigint from there, exact', () => {
+  assert.is(parseNumber('0'), 0);
+  assert.is(parseNumber('4096'), 4096);
+  assert.is(parseNumber('0x1000'), 4096);
+  assert.is(parseNumber('0X1f'), 31);
+  assert.is(parseNumber('00000000000000000000000012'), 12, 'leading zeros are not digits that count');
+  assert.is(parseNumber('9007199254740991'), 9007199254740991, '2^53 - 1: still a number');
+  assert.is(parseNumber('0x1fffffffffffff'), 9007199254740991);
+  assert.is(parseNumber('9007199254740992'), 9007199254740992n, '2^53: a bigint');
+  assert.is(parseNumber('9007199254740993'), 9007199254740993n, 'exact where a double would round');
+  assert.is(parseNumber('0xffffffffffffffff'), 18446744073709551615n);
+  assert.is(parseNumber('18446744073709551616'), 18446744073709551616n, 'no range here: callers check theirs');
+  for (const bad of ['', '0x', '-1', '+1', ' 1', '1 ', '1e3', '1.0', '0b101', '0o17', 'x10', '12a', '0xg', '١٢', '１']) {
+    assert.is(parseNumber(bad), undefined, JSON.stringify(bad));
+  }
+  assert.is(parseSafeNumber('0x20000000000000'), undefined, '2^53 is not a safe number');
+  assert.is(parseSafeNumber('135168'), 135168);
+  assert.is(formatNumber(9007199254740991), '9007199254740991');
+  assert.is(formatNumber(2 ** 63), '0x8000000000000000');
+  assert.is(formatNumber(18446744073709551615n), '0xffffffffffffffff');
+  assert.is(formatNumber(100n), '100');
 });
 
 test('the writer writes what the reader reads', () => {

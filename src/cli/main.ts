@@ -1,7 +1,7 @@
-// The mallocscope command line: wires the commands together and turns usage mistakes into exit status 2,
-// with one line that points to the command's own help.
-import { Command, CommanderError } from 'commander';
-import { exitWith, helpPointer, reportError } from './run.ts';
+// The mallocscope command line: wires the commands together, turns usage mistakes into exit status 2 with one
+// line that points to the command's own help, and hands every command's exit status back to its caller.
+import { Command, type CommanderError } from 'commander';
+import { ExitRequest, exitWith, helpPointer, reportError } from './run.ts';
 import { registerVersion } from './version-command.ts';
 import { registerMtrace } from './mtrace-commands.ts';
 import { registerOracle } from './oracle-command.ts';
@@ -21,27 +21,31 @@ class CommandLineError extends Error {
   }
 }
 
-const program = new Command('mallocscope')
-  .description('See how glibc malloc really decides: replay allocation traces through the real glibc and a model of it')
-  .exitOverride((error) => {
-    throw new CommandLineError(error, undefined);
-  })
-  .configureOutput({ outputError: () => {} });
+/** The command line with every command; made afresh for each run (commander keeps parsed values on it). */
+function buildProgram(): Command {
+  const program = new Command('mallocscope')
+    .description('See how glibc malloc really decides: replay allocation traces through the real glibc and a model of it')
+    .exitOverride((error) => {
+      throw new CommandLineError(error, undefined);
+    })
+    .configureOutput({ outputError: () => {} });
 
-registerVersion(program);
-registerMtrace(program);
-registerOracle(program);
-registerReplay(program);
-registerCheck(program);
-registerExplain(program);
-registerCompare(program);
-registerReport(program);
+  registerVersion(program);
+  registerMtrace(program);
+  registerOracle(program);
+  registerReplay(program);
+  registerCheck(program);
+  registerExplain(program);
+  registerCompare(program);
+  registerReport(program);
 
-// Each command's own errors name it, so that the message can point to its help.
-for (const command of program.commands) {
-  command.exitOverride((error) => {
-    throw new CommandLineError(error, command.name());
-  });
+  // Each command's own errors name it, so that the message can point to its help.
+  for (const command of program.commands) {
+    command.exitOverride((error) => {
+      throw new CommandLineError(error, command.name());
+    });
+  }
+  return program;
 }
 
 /** The one line for a mistake on the command line (commander's words, without its "error: "). */
@@ -54,27 +58,51 @@ function usageLine(error: CommanderError, commandName: string | undefined): stri
   return `${text} ${helpPointer(commandName)} [USAGE]`;
 }
 
-try {
-  // `mallocscope` alone is a request for the overview, as `mallocscope help` is.
-  // So is `mallocscope help help` (commander would print it on stderr, as for a mistake).
-  if (process.argv.length <= 2 || (process.argv.length === 4 && process.argv[2] === 'help' && process.argv[3] === 'help')) {
-    process.stdout.write(program.helpInformation());
-    process.exit(0);
+/**
+ * Runs the command line `args` (without node and the script) and resolves to its exit status; what the
+ * command prints goes to process.stdout, process.stderr and standardOutput. bin/mallocscope.js exits with
+ * the status; the tests run it in-process (test/support/cli.ts).
+ */
+export async function main(args: readonly string[]): Promise<number> {
+  // A command that ends without an error but with a status of its own (check's 3, the oracle's) sets
+  // process.exitCode: it is handed back, and the process's own is left as it was.
+  const exitCodeBefore = process.exitCode;
+  process.exitCode = undefined;
+  try {
+    await run(args);
+    return Number(process.exitCode ?? 0);
+  } catch (thrown) {
+    if (thrown instanceof ExitRequest) return thrown.status;
+    throw thrown;
+  } finally {
+    process.exitCode = exitCodeBefore;
   }
-  // `mallocscope help NAME` of a command that does not exist is a mistake, not a request for the overview.
-  const [first, second] = process.argv.slice(2);
-  if (first === 'help' && second !== undefined && !program.commands.some((c) => c.name() === second || c.aliases().includes(second))) {
-    exitWith(`unknown command '${second}' ${helpPointer()} [USAGE]`, 2);
-  }
-  await program.parseAsync(process.argv);
-} catch (thrown) {
-  if (thrown instanceof CommandLineError) {
-    const { error, commandName } = thrown;
-    // Help and version were printed already; `help` exits 0, commander's own help-on-error is not used.
-    if (error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') {
-      process.exit(error.exitCode);
+}
+
+async function run(args: readonly string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    // `mallocscope` alone is a request for the overview, as `mallocscope help` is.
+    // So is `mallocscope help help` (commander would print it on stderr, as for a mistake).
+    if (args.length === 0 || (args.length === 2 && args[0] === 'help' && args[1] === 'help')) {
+      process.stdout.write(program.helpInformation());
+      return;
     }
-    exitWith(usageLine(error, commandName), 2);
+    // `mallocscope help NAME` of a command that does not exist is a mistake, not a request for the overview.
+    const [first, second] = args;
+    if (first === 'help' && second !== undefined && !program.commands.some((c) => c.name() === second || c.aliases().includes(second))) {
+      exitWith(`unknown command '${second}' ${helpPointer()} [USAGE]`, 2);
+    }
+    await program.parseAsync([...args], { from: 'user' });
+  } catch (thrown) {
+    if (thrown instanceof CommandLineError) {
+      const { error, commandName } = thrown;
+      // Help and version were printed already; `help` exits 0, commander's own help-on-error is not used.
+      if (error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') {
+        throw new ExitRequest(error.exitCode);
+      }
+      exitWith(usageLine(error, commandName), 2);
+    }
+    reportError(thrown);
   }
-  reportError(thrown);
 }

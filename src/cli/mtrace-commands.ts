@@ -25,7 +25,7 @@ interface OutputOptions {
 export function registerMtrace(program: Command): void {
   program
     .command('import-mtrace')
-    .description("convert a glibc mtrace log (MALLOC_TRACE) to a trace (docs/mtrace.md)")
+    .description('convert a glibc mtrace log (MALLOC_TRACE) to a trace (docs/mtrace.md)')
     .argument('<log>', 'the mtrace log; - for standard input')
     .addOption(outputOption('the trace', 'standard output'))
     .addOption(preambleOption())
@@ -84,7 +84,11 @@ function glibcVersion(): string {
 /** A command line for a comment: shell-like quoting, no control characters, not too long. */
 function commandText(command: string, args: string[]): string {
   const quoted = [command, ...args].map((word) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`));
-  const text = quoted.join(' ').replace(/\n/g, '\\n').replace(/\t/g, '\\t').replace(/[\u0000-\u001f\u007f]/g, '?');
+  const text = quoted
+    .join(' ')
+    .replace(/\n/g, '\\n')
+    .replace(/\t/g, '\\t')
+    .replace(/[\u0000-\u001f\u007f]/g, '?');
   return text.length > 1000 ? `${text.slice(0, 1000)}…` : text;
 }
 
@@ -102,11 +106,12 @@ async function record(command: string, args: string[], options: OutputOptions & 
   // Where the trace and the log go is checked before the program runs, not after it has done its work.
   const output = OutputFile.open(options.output ?? '-');
   const log = options.log ? resolve(options.log) : undefined;
-  if (log) checkLogPath(log, options.log!);
+  if (log && options.log) checkLogPath(log, options.log);
 
   const tempDir = mkdtempSync(join(tmpdir(), 'mallocscope-record-'));
-  // The temporary folder goes in every case: success, an error, and an exit on a closed standard output
-  // (`record … | head`), which leaves through process.exit and skips the finally below.
+  // The temporary folder goes in every case: success, an error, a closed standard output (`record … | head`,
+  // an ExitRequest through the finally below), and a process.exit that skips it (run.ts, on an EPIPE of an
+  // asynchronous write).
   const removeTemp = () => rmSync(tempDir, { recursive: true, force: true });
   process.on('exit', removeTemp);
   try {
@@ -174,7 +179,8 @@ async function recordInto(
   }
   // An exec chain (a wrapper that execs the real program) keeps one pid; the log is the last program's.
   const program = processes[processes.length - 1].program;
-  if (status.signal) process.stderr.write(`mallocscope: note: ${command} was killed by ${status.signal}; the end of its log may be missing (the trace says so)\n`);
+  if (status.signal)
+    process.stderr.write(`mallocscope: note: ${command} was killed by ${status.signal}; the end of its log may be missing (the trace says so)\n`);
   else if (status.code !== 0) process.stderr.write(`mallocscope: note: ${command} exited with status ${status.code}; its trace is imported all the same\n`);
 
   const header = [
@@ -188,7 +194,9 @@ async function recordInto(
   // _exit() (dash does, so does `sh -c 'exit 0'`) or a signal leaves the log empty or cut inside a line.
   // The program's calls up to the last flushed record are still a trace.
   if (size === 0) {
-    output.write(`${header.map((line) => `# ${line}\n`).join('')}# the mtrace log is empty: ${basename(program)} ended before mtrace flushed its first record, so no call was logged\n`);
+    output.write(
+      `${header.map((line) => `# ${line}\n`).join('')}# the mtrace log is empty: ${basename(program)} ended before mtrace flushed its first record, so no call was logged\n`,
+    );
     output.close();
     if (!status.signal) noteCutShort(command);
     return;
@@ -211,7 +219,9 @@ async function recordInto(
 }
 
 function noteCutShort(command: string): void {
-  process.stderr.write(`mallocscope: note: ${command} ended without flushing its mtrace log (it left through _exit() or a signal): the trace ends at the last call logged\n`);
+  process.stderr.write(
+    `mallocscope: note: ${command} ended without flushing its mtrace log (it left through _exit() or a signal): the trace ends at the last call logged\n`,
+  );
 }
 
 /** The processes the starter library saw: "PID\tPROGRAM" lines, PROGRAM "fork" for a forked child. */
@@ -227,7 +237,12 @@ function readProcesses(path: string): { pid: string; program: string }[] {
 }
 
 /** Runs the program with the given environment and resolves with how it ended. */
-function run(command: string, args: string[], env: NodeJS.ProcessEnv, stdoutToStderr: boolean): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+function run(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  stdoutToStderr: boolean,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   // Like system(3): a Ctrl-C stops the program, not the recording, so what it logged is still imported.
   const ignore = () => {};
   process.on('SIGINT', ignore);

@@ -3,6 +3,7 @@
 // a usage error naming the option.
 import { Option } from 'commander';
 import { UsageError } from '../errors.ts';
+import { parseSafeNumber } from '../number.ts';
 
 /**
  * The largest --brk-limit: 16 TiB (2^44), the room the model's break has without a limit. The break lives
@@ -11,16 +12,9 @@ import { UsageError } from '../errors.ts';
  */
 export const MAX_BRK_LIMIT = 2 ** 44;
 
-/** A whole number written in decimal or 0x/0X hexadecimal, exact as a double; undefined otherwise. */
-export function parseCount(text: string): number | undefined {
-  if (!/^(?:[0-9]+|0[xX][0-9a-fA-F]+)$/.test(text)) return undefined;
-  const value = Number(text);
-  return Number.isSafeInteger(value) ? value : undefined;
-}
-
 /** A byte count option: decimal or 0x-hexadecimal, from 0 to `most`. */
 export function parseBytesOption(name: string, text: string, most = Number.MAX_SAFE_INTEGER): number {
-  const value = parseCount(text);
+  const value = parseSafeNumber(text);
   if (value === undefined || value > most) {
     const limit = most === MAX_BRK_LIMIT ? '2^44' : 'below 2^53';
     throw new UsageError(`${name} takes a byte count (decimal or 0x-hexadecimal, at most ${limit}), not '${text}'`);
@@ -35,7 +29,7 @@ export function parseBrkLimit(text: string | undefined): number | undefined {
 
 /** A count option (--context, --checkpoint-every, --from, --to); `least` is the smallest it may be. */
 export function parseCountOption(name: string, text: string, least = 0): number {
-  const value = parseCount(text);
+  const value = parseSafeNumber(text);
   if (value === undefined || value < least) throw new UsageError(`${name} takes a whole number of at least ${least}, not '${text}'`);
   return value;
 }
@@ -102,7 +96,10 @@ export function tunablesOption(): Option {
 /** --color/--no-color: see colour.ts for the rules when neither is given. */
 export function colourOptions(): Option[] {
   return [
-    new Option('--color', 'colour even through a pipe (default: on a terminal unless NO_COLOR, FORCE_COLOR=0 or TERM=dumb; FORCE_COLOR=1 colours through a pipe too)'),
+    new Option(
+      '--color',
+      'colour even through a pipe (default: on a terminal unless NO_COLOR, FORCE_COLOR=0 or TERM=dumb; FORCE_COLOR=1 colours through a pipe too)',
+    ),
     new Option('--no-color', 'no colour'),
   ];
 }

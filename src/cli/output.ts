@@ -2,6 +2,17 @@
 // command writes with -o (`-` for standard output), opened before the work and removed if the work fails.
 import { closeSync, fstatSync, ftruncateSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { MallocscopeError, UsageError, errnoReason } from '../errors.ts';
+import { ExitRequest } from './run.ts';
+
+/**
+ * Where the bytes for standard output go: fd 1, written whole. The CLI run in-process (test/support/cli.ts)
+ * puts a collector here for the time of a command.
+ */
+export const standardOutput = {
+  write(bytes: Uint8Array): void {
+    writeAll(1, bytes);
+  },
+};
 
 /**
  * Buffered output to stdout: one write per 64 KiB, straight to fd 1, so a million-line replay is not a
@@ -11,6 +22,7 @@ export class LineOutput {
   private parts: string[] = [];
   private length = 0;
 
+  /** `fd` 1 (the default) is standard output, as standardOutput sends it. */
   constructor(private readonly fd = 1) {}
 
   line(text: string): void {
@@ -24,14 +36,15 @@ export class LineOutput {
     const bytes = Buffer.from(`${this.parts.join('\n')}\n`, 'utf8');
     this.parts = [];
     this.length = 0;
-    writeAll(this.fd, bytes);
+    if (this.fd === 1) standardOutput.write(bytes);
+    else writeAll(this.fd, bytes);
   }
 }
 
 /** Something to sleep on while a pipe is full. */
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
-/** Writes all of `bytes` to `fd`, waiting on a full non-blocking pipe; a closed pipe ends the command. */
+/** Writes all of `bytes` to `fd`, waiting on a full non-blocking pipe; a closed pipe ends the command (status 0). */
 function writeAll(fd: number, bytes: Uint8Array): void {
   let done = 0;
   while (done < bytes.length) {
@@ -44,7 +57,7 @@ function writeAll(fd: number, bytes: Uint8Array): void {
         Atomics.wait(pause, 0, 0, 2);
         continue;
       }
-      if (code === 'EPIPE') process.exit(0);
+      if (code === 'EPIPE') throw new ExitRequest(0);
       throw error;
     }
   }
@@ -94,7 +107,9 @@ export class OutputFile {
   write(text: string | Uint8Array): void {
     if (!this.begun && this.regular) ftruncateSync(this.fd, 0);
     this.begun = true;
-    writeAll(this.fd, typeof text === 'string' ? Buffer.from(text, 'utf8') : text);
+    const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
+    if (this.fd === 1) standardOutput.write(bytes);
+    else writeAll(this.fd, bytes);
   }
 
   /** Closes the file: the work is done. */

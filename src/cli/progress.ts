@@ -101,7 +101,7 @@ export class Progress {
     const now = this.clock();
     if (now - this.lastDraw < REDRAW_MS) return;
     this.lastDraw = now;
-    this.draw(Math.min(0.99, event.line / this.totalLines), event.seq, now);
+    this.draw(this.stream, Math.min(0.99, event.line / this.totalLines), event.seq, now);
   }
 
   /** Erases the bar (call it in a finally block, before anything else is printed). */
@@ -110,8 +110,7 @@ export class Progress {
     this.drawn = false;
   }
 
-  private draw(fraction: number, events: number, now: number): void {
-    const stream = this.stream!;
+  private draw(stream: ProgressStream, fraction: number, events: number, now: number): void {
     const width = Math.max(10, Math.min(40, (stream.columns ?? 80) - 50));
     const filled = Math.round(fraction * width);
     const seconds = (now - this.started) / 1000;

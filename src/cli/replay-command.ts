@@ -7,6 +7,7 @@ import { presetName } from '../replay/setup.ts';
 import { UsageError } from '../errors.ts';
 import { contractFields, extraFields, statsFields } from '../report/jsonl.ts';
 import { SummaryObserver } from '../report/summary.ts';
+import { loadAddon } from '../native.ts';
 import { NativeSystem } from '../system/native.ts';
 import { readTrace, traceDisplayName } from '../trace/reader.ts';
 import { colourFlag } from './colour.ts';
@@ -24,9 +25,6 @@ interface ReplayCommandOptions {
   brkLimit?: string;
   color?: boolean;
 }
-
-/** The native break's reservation is whole pages, at least one: the smallest --brk-limit it can honour. */
-const PAGE = 4096;
 
 export function registerReplay(program: Command): void {
   const command = program
@@ -47,11 +45,13 @@ export function registerReplay(program: Command): void {
       }
       if (options.json && options.jsonl) throw new UsageError('--json (the summary) and --jsonl (one line per call) exclude each other');
       const brkLimit = parseBrkLimit(options.brkLimit);
-      // The native break lives in a reservation: --brk-limit is its size, in whole pages.
-      if (options.backend === 'native' && brkLimit !== undefined && brkLimit < PAGE) {
-        throw new UsageError(`--backend native needs --brk-limit of at least one page (${PAGE}): its break lives in a reservation of that size`);
+      // The native break lives in a reservation of whole pages, at least one (of the machine's size): --brk-limit
+      // is its size.
+      const page = options.backend === 'native' ? loadAddon().pageSize() : 0;
+      if (options.backend === 'native' && brkLimit !== undefined && brkLimit < page) {
+        throw new UsageError(`--backend native needs --brk-limit of at least one page (${page}): its break lives in a reservation of that size`);
       }
-      const native = options.backend === 'native' ? new NativeSystem(brkLimit === undefined ? {} : { reserve: Math.floor(brkLimit / PAGE) * PAGE }) : undefined;
+      const native = options.backend === 'native' ? new NativeSystem(brkLimit === undefined ? {} : { reserve: Math.floor(brkLimit / page) * page }) : undefined;
       try {
         replay(trace, options, new Replayer({ policy: options.policy, system: native ?? { brkLimit } }), native);
       } finally {
@@ -92,7 +92,12 @@ function replay(trace: string, options: ReplayCommandOptions, replayer: Replayer
   }
   const real = native?.resident();
   if (options.json) {
-    const figures: Record<string, unknown> = { trace: traceDisplayName(trace), policy: presetName(options), backend: options.backend, ...summary.figures(replayer.model) };
+    const figures: Record<string, unknown> = {
+      trace: traceDisplayName(trace),
+      policy: presetName(options),
+      backend: options.backend,
+      ...summary.figures(replayer.model),
+    };
     if (options.stats) figures.mallinfo2 = replayer.mallinfo2();
     if (real) figures.resident = { heap: real.heap, heapCommitted: real.heapCommitted, mmapped: real.mmapped, mapped: real.mapped };
     process.stdout.write(`${exactJson(figures, 2)}\n`);

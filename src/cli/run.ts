@@ -4,10 +4,20 @@
 import type { Command } from 'commander';
 import { MallocscopeError } from '../errors.ts';
 
-/** Prints `mallocscope: MESSAGE` on stderr and exits with `status`. */
+/**
+ * A command's end with an exit status, thrown up to main() (which returns the status), so that the command
+ * line can run in-process (test/support/cli.ts) and the commands' finally blocks still run.
+ */
+export class ExitRequest extends Error {
+  constructor(readonly status: number) {
+    super(`exit ${status}`);
+  }
+}
+
+/** Prints `mallocscope: MESSAGE` on stderr and ends the command with `status`. */
 export function exitWith(message: string, status: number): never {
   process.stderr.write(`mallocscope: ${message}\n`);
-  process.exit(status);
+  throw new ExitRequest(status);
 }
 
 /** Where to read about a command's usage: `mallocscope replay --help`, or the overview without a command. */
@@ -17,9 +27,10 @@ export function helpPointer(commandName?: string): string {
 
 /**
  * Reports any error as one line: ours with their code and status (a usage error with a pointer to the
- * command's help), anything else as an internal error.
+ * command's help), anything else as an internal error. An ExitRequest passes through.
  */
 export function reportError(error: unknown, commandName?: string): never {
+  if (error instanceof ExitRequest) throw error;
   if (error instanceof MallocscopeError) {
     if (error.code === 'USAGE') exitWith(`${error.message} ${helpPointer(commandName)} [USAGE]`, error.exitCode);
     exitWith(error.describe(), error.exitCode);
@@ -44,7 +55,12 @@ export function action<A extends unknown[]>(run: (...args: A) => unknown): (...a
   };
 }
 
+// An error of an asynchronous write to stdout comes outside any command: it ends the process here.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   if (error.code === 'EPIPE') process.exit(0);
-  reportError(error);
+  try {
+    reportError(error);
+  } catch (end) {
+    process.exit(end instanceof ExitRequest ? end.status : 70);
+  }
 });

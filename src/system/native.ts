@@ -200,7 +200,11 @@ export class NativeSystem implements SystemMemory, RealMemory {
   lockAll(options: { current?: boolean; future?: boolean } = {}): void {
     if (this.released) throw new MallocscopeError('SYSTEM_RELEASED', 'lockAll: this native system was released; create a new one');
     // A worker's V8 heap cannot live with locked pages: as it grows code space or ends, V8 aborts the process.
-    if (!isMainThread) throw new MallocscopeError('LOCK_ALL_IN_WORKER', 'lockAll: mlockall from a worker thread would take Node down when the worker compiles code or ends (V8 cannot change the permissions of locked pages); call it from the main thread, with no worker running');
+    if (!isMainThread)
+      throw new MallocscopeError(
+        'LOCK_ALL_IN_WORKER',
+        'lockAll: mlockall from a worker thread would take Node down when the worker compiles code or ends (V8 cannot change the permissions of locked pages); call it from the main thread, with no worker running',
+      );
     loadAddon().lockAll(options.current ?? true, options.future ?? true);
     this.lockedAll = true;
     processLocked = true;
@@ -245,4 +249,3 @@ export class NativeSystem implements SystemMemory, RealMemory {
     this.layer.release();
   }
 }
-

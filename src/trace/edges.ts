@@ -4,6 +4,7 @@
 // 2^53, so it yields trace lines (exact in the reader), not TraceCalls (numbers).
 import { seededRandom } from './generate.ts';
 import type { MalloptParam } from './api.ts';
+import { formatNumber } from '../number.ts';
 
 const KiB = 1024n;
 const MiB = 1024n * KiB;
@@ -11,6 +12,7 @@ const PTRDIFF_MAX = (1n << 63n) - 1n;
 const SIZE_MAX = (1n << 64n) - 1n;
 
 /** Requests around every limit glibc's malloc tests a size against. */
+// biome-ignore format: a table, one row per limit
 const EDGE_SIZES: readonly bigint[] = [
   0n, 1n, 8n, 23n, 24n, 25n, 40n, 41n,
   // fastbins: the default 128-byte chunk limit (request 120) and M_MXFAST's largest (160, request 152)
@@ -34,6 +36,7 @@ const EDGE_SIZES: readonly bigint[] = [
 ];
 
 /** calloc pairs whose product sits at, just below or just past PTRDIFF_MAX, 2^64, or small limits. */
+// biome-ignore format: a table, one row per limit
 const CALLOC_PAIRS: readonly (readonly [bigint, bigint])[] = [
   [0n, 0n], [0n, SIZE_MAX], [SIZE_MAX, 0n], [1n, 0n], [1n, 1n], [3n, 8n], [1n, 1032n], [2n, 516n], [1n, 1033n],
   [1n, 128n * KiB], [2n, 64n * KiB], [1n, 32n * MiB], [1n << 16n, 1n << 16n], [1n << 16n, (1n << 16n) + 1n],
@@ -47,6 +50,7 @@ const CALLOC_PAIRS: readonly (readonly [bigint, bigint])[] = [
 ];
 
 /** Every power of two up to 4096, odd ones up to 4095, and huge ones (which fail with any size). */
+// biome-ignore format: a table, one row per limit
 const ALIGNMENTS: readonly bigint[] = [
   0n, 1n, 2n, 4n, 8n, 16n, 32n, 64n, 128n, 256n, 512n, 1024n, 2048n, 4096n,
   3n, 15n, 17n, 24n, 31n, 33n, 48n, 100n, 1000n, 2049n, 4095n,
@@ -57,6 +61,7 @@ const ALIGNMENTS: readonly bigint[] = [
 
 const PARAMS: readonly MalloptParam[] = ['M_MMAP_THRESHOLD', 'M_TRIM_THRESHOLD', 'M_TOP_PAD', 'M_MMAP_MAX', 'M_MXFAST'];
 /** mallopt takes a C int: its edges, and values at the allocator's own limits. */
+// biome-ignore format: a table, one row per limit
 const MALLOPT_VALUES: readonly number[] = [
   0, 1, -1, 2, 7, 8, 15, 16, 17, 24, 63, 64, 80, 120, 128, 159, 160, 161, 176, 4096, 65535, 65536,
   128 * 1024 - 1, 128 * 1024, 128 * 1024 + 1, 1024 * 1024, 32 * 1024 * 1024, 32 * 1024 * 1024 + 1,
@@ -66,9 +71,7 @@ const MALLOPT_VALUES: readonly number[] = [
 const TRIM_PADS: readonly bigint[] = [0n, 1n, 16n, 4095n, 4096n, 128n * KiB, 32n * MiB, 1n << 32n, PTRDIFF_MAX, 1n << 63n, SIZE_MAX - 4096n, SIZE_MAX];
 
 /** A number as the trace format writes it: decimal up to 2^53, hexadecimal above (both exact). */
-function text(value: bigint): string {
-  return value <= BigInt(Number.MAX_SAFE_INTEGER) ? String(value) : `0x${value.toString(16)}`;
-}
+const text = formatNumber;
 
 /** The lines of an "edges" trace of `events` calls, drawn with `seed`. */
 export function* generateEdgeTrace(seed: number, events: number): Generator<string> {
@@ -110,6 +113,7 @@ export function* generateEdgeTrace(seed: number, events: number): Generator<stri
         const id = `b${nextId++}`;
         live.push(id);
         yield `realloc ${id} ${text(size())}`;
+        // biome-ignore lint/suspicious/noDuplicateElseIf: random() draws a new number at each call
       } else if (random() < 0.15) {
         yield `realloc ${take()} 0`;
       } else {

@@ -62,6 +62,7 @@ const MALLOPTS_THRESHOLDS = MALLOPTS_ALL.filter(([p]) => p !== 'M_MXFAST');
 const ALIGNMENTS = [16, 24, 32, 48, 64, 128, 256, 512, 1024, 2048, 4096] as const;
 
 /** The base families; `shapes` below multiplies them by variations. */
+// biome-ignore format: a table, one family a line
 const FAMILIES: TraceShape[] = [
   { name: 'small-churn', sizes: [[1, 256]], weights: { malloc: 5, free: 4 }, maxLive: 200, freeOrder: 'random' },
   { name: 'tiny-lifo', sizes: [[0, 64]], weights: { malloc: 1, free: 1 }, maxLive: 50, freeOrder: 'lifo' },

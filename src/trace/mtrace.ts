@@ -2,6 +2,7 @@
 // read in 1 MiB chunks and parsed as bytes, so memory grows with the number of live blocks, not with the log.
 import { createReadStream } from 'node:fs';
 import { TraceError } from '../errors.ts';
+import { parseHexDigits } from '../number.ts';
 
 /** Options of {@link MtraceConverter} and {@link importMtrace}. */
 export interface MtraceImportOptions {
@@ -39,7 +40,7 @@ export interface MtraceSummary {
 /** The trace lines that stand for what the debug library and mtrace() allocate before `= Start` (§9). */
 export const MTRACE_PREAMBLE = [
   '# preamble (--preamble): what glibc allocates before the first logged call (GLIBC-2.36.md section 9)',
-  'malloc mtrace-hook-init 0     # the debug library\'s first call: __libc_free(__libc_malloc(0))',
+  "malloc mtrace-hook-init 0     # the debug library's first call: __libc_free(__libc_malloc(0))",
   'free mtrace-hook-init',
   'malloc mtrace-log-FILE 472    # mtrace() opens the log with fopen: a FILE that stays live',
   '# end of preamble',
@@ -57,16 +58,8 @@ const CLOSE_BRACKET = 0x5d; // ']' ends the `@ caller[0x…] ` prefix
 const AT = 0x40;
 const EQUALS = 0x3d;
 
-/** The value of a hexadecimal digit byte, or 255. */
-const hexDigit = new Uint8Array(256).fill(255);
-for (let d = 0; d < 10; d++) hexDigit[0x30 + d] = d;
-for (let d = 0; d < 6; d++) {
-  hexDigit[0x41 + d] = 10 + d;
-  hexDigit[0x61 + d] = 10 + d;
-}
-
-/** A pointer as a Map key: a number below 2^53 (every x86-64 user address), else its hex text. */
-type PointerKey = number | string;
+/** A pointer as a Map key: a number below 2^53 (every x86-64 user address), else a bigint (both exact). */
+type PointerKey = number | bigint;
 
 /** A live block: the trace ID it has, and the log line that created it (for error messages). */
 interface LiveBlock {
@@ -148,7 +141,11 @@ export class MtraceConverter {
       this.out += `# the log ends after a realloc's '<' line (line ${this.reallocLine}) without its '>' line: the program ended before its log was flushed\n`;
       this.summary.truncated = true;
     } else if (this.reallocOld !== null) {
-      this.fail('MTRACE_TRUNCATED', this.reallocLine, "the log ends after a realloc's '<' line without its '>' line: the program died before its log was flushed");
+      this.fail(
+        'MTRACE_TRUNCATED',
+        this.reallocLine,
+        "the log ends after a realloc's '<' line without its '>' line: the program died before its log was flushed",
+      );
     }
     this.summary.liveAtEnd = this.live.size;
     const s = this.summary;
@@ -184,7 +181,11 @@ export class MtraceConverter {
       this.out += `# the log ends in the middle of line ${lineNo}: the program ended before its log was flushed\n`;
       this.summary.truncated = true;
     } else {
-      this.fail('MTRACE_TRUNCATED', lineNo, `the log ends in the middle of a line (${quote(buf, start, end)}, no newline): the program died before its log was flushed`);
+      this.fail(
+        'MTRACE_TRUNCATED',
+        lineNo,
+        `the log ends in the middle of a line (${quote(buf, start, end)}, no newline): the program died before its log was flushed`,
+      );
     }
   }
 
@@ -194,7 +195,11 @@ export class MtraceConverter {
       const text = buf.toString('latin1', start, end);
       if (text === '= Start') {
         if (this.sawStart) {
-          this.fail('MTRACE_RESTART', lineNo, "a second '= Start': several processes wrote this log (a program that forks or execs), or it restarted mtrace; mtrace follows one process: record that process directly");
+          this.fail(
+            'MTRACE_RESTART',
+            lineNo,
+            "a second '= Start': several processes wrote this log (a program that forks or execs), or it restarted mtrace; mtrace follows one process: record that process directly",
+          );
         }
         this.sawStart = true;
         return;
@@ -338,42 +343,29 @@ export class MtraceConverter {
   }
 
   private ptrLive(ptr: PointerKey, block: LiveBlock, lineNo: number): never {
-    this.fail('MTRACE_PTR_LIVE', lineNo, `${pointerText(ptr)} is returned again while still allocated (since line ${block.line}): was the log written by several threads or processes?`);
+    this.fail(
+      'MTRACE_PTR_LIVE',
+      lineNo,
+      `${pointerText(ptr)} is returned again while still allocated (since line ${block.line}): was the log written by several threads or processes?`,
+    );
   }
 
-  /** A `%p` field: `(nil)` is null; else 0x and hex digits. */
+  /** A `%p` field: `(nil)` is null; else 0x and at most 16 hex digits (exact: a bigint from 2^53 on). */
   private pointer(buf: Buffer, start: number, end: number, lineNo: number): PointerKey | null {
     if (end - start === 5 && buf.toString('latin1', start, end) === '(nil)') return null;
-    const digits = end - start - 2;
-    if (digits < 1 || digits > 16 || buf[start] !== 0x30 || buf[start + 1] !== 0x78) {
-      this.fail('MTRACE_BAD_NUMBER', lineNo, `pointer is not 0x-hexadecimal or (nil): '${buf.toString('latin1', start, end)}'`);
-    }
-    let value = 0;
-    for (let i = start + 2; i < end; i++) {
-      const d = hexDigit[buf[i]];
-      if (d === 255) this.fail('MTRACE_BAD_NUMBER', lineNo, `pointer is not 0x-hexadecimal or (nil): '${buf.toString('latin1', start, end)}'`);
-      value = value * 16 + d;
-    }
-    // Below 2^53 (every x86-64 user address) the number is exact; wider pointers are keyed by their text.
-    return value < 2 ** 53 ? value : buf.toString('latin1', start, end).toLowerCase();
+    const value = end - start <= 18 && buf[start] === 0x30 && buf[start + 1] === 0x78 ? parseHexDigits(buf, start + 2, end) : undefined;
+    if (value === undefined) this.fail('MTRACE_BAD_NUMBER', lineNo, `pointer is not 0x-hexadecimal or (nil): '${buf.toString('latin1', start, end)}'`);
+    return value;
   }
 
   /** A `%#lx` size: `0`, or 0x and hex digits; returned as the trace's decimal text. */
   private size(buf: Buffer, start: number, end: number, lineNo: number): string {
     if (end - start === 1 && buf[start] === 0x30) return '0';
-    const digits = end - start - 2;
-    const bad = (): never => this.fail('MTRACE_BAD_NUMBER', lineNo, `size is not 0x-hexadecimal or 0: '${buf.toString('latin1', start, end)}'`);
-    if (digits < 1 || buf[start] !== 0x30 || buf[start + 1] !== 0x78) bad();
-    let value = 0;
-    for (let i = start + 2; i < end; i++) {
-      const d = hexDigit[buf[i]];
-      if (d === 255) bad();
-      value = value * 16 + d;
-    }
-    if (value < 2 ** 53) return String(value); // exact: every partial sum was below 2^53 too
-    const big = BigInt(buf.toString('latin1', start, end));
-    if (big >= 1n << 64n) this.fail('MTRACE_BAD_NUMBER', lineNo, `size is larger than 2^64-1: '${buf.toString('latin1', start, end)}'`);
-    return big.toString();
+    const value = end - start > 2 && buf[start] === 0x30 && buf[start + 1] === 0x78 ? parseHexDigits(buf, start + 2, end) : undefined;
+    if (value === undefined) this.fail('MTRACE_BAD_NUMBER', lineNo, `size is not 0x-hexadecimal or 0: '${buf.toString('latin1', start, end)}'`);
+    if (typeof value === 'bigint' && value >= 1n << 64n)
+      this.fail('MTRACE_BAD_NUMBER', lineNo, `size is larger than 2^64-1: '${buf.toString('latin1', start, end)}'`);
+    return String(value);
   }
 
   private fail(code: string, line: number, reason: string): never {
@@ -387,7 +379,7 @@ function skipSpaces(buf: Buffer, p: number, end: number): number {
 }
 
 function pointerText(ptr: PointerKey): string {
-  return typeof ptr === 'number' ? `0x${ptr.toString(16)}` : ptr;
+  return `0x${ptr.toString(16)}`;
 }
 
 /** A log line for an error message: quoted, at most 100 characters, control bytes shown as `?`. */
@@ -423,7 +415,14 @@ export async function importMtrace(
   } catch (error) {
     if (error instanceof TraceError) throw error;
     const errno = error as NodeJS.ErrnoException;
-    const reason = errno.code === 'ENOENT' ? 'no such file or directory' : errno.code === 'EISDIR' ? 'is a directory' : errno.code === 'EACCES' ? 'permission denied' : errno.message;
+    const reason =
+      errno.code === 'ENOENT'
+        ? 'no such file or directory'
+        : errno.code === 'EISDIR'
+          ? 'is a directory'
+          : errno.code === 'EACCES'
+            ? 'permission denied'
+            : errno.message;
     throw new TraceError('MTRACE_OPEN', name, 0, `cannot read: ${reason}`);
   } finally {
     if (input !== process.stdin) input.destroy();

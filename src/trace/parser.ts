@@ -2,6 +2,7 @@
 // rule of the format, and hands out each call as an event object or, on the fast path (readRaw), in its own
 // fields with no object and no string. Memory grows with live IDs only. No Node API here (files are opened by
 // reader.ts), so that the report's page can bundle the model that imports it.
+import { parseNumberBytes } from '../number.ts';
 import { TraceError } from '../errors.ts';
 import type { ExactSizes, MalloptParam, TraceEvent, TraceOp } from './api.ts';
 import { IdTable } from './id-table.ts';
@@ -20,8 +21,6 @@ export interface ReadTraceOptions {
 
 const DEFAULT_CHUNK = 1 << 20;
 
-/** Above this a number field is carried exactly too (event.exact). */
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 /** The event field each number field's exact value goes to. */
 const EXACT_FIELD: Record<string, keyof ExactSizes> = { SIZE: 'size', NMEMB: 'nmemb', ALIGN: 'alignment', PAD: 'pad' };
 /** Largest size_t: 2^64 - 1. */
@@ -44,14 +43,6 @@ byteClass[0x0d] = SPACE;
 byteClass[0x20] = SPACE;
 byteClass[0x23] = HASH;
 // 0x0a never reaches a line's bytes: it ends the line.
-
-/** The value of a hexadecimal digit byte, or 255. */
-const hexDigit = new Uint8Array(256).fill(255);
-for (let d = 0; d < 10; d++) hexDigit[0x30 + d] = d;
-for (let d = 0; d < 6; d++) {
-  hexDigit[0x41 + d] = 10 + d;
-  hexDigit[0x61 + d] = 10 + d;
-}
 
 /** Each verb: its op, how many fields follow it, and their names as the errors write them. */
 interface VerbShape {
@@ -488,10 +479,9 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     const value = this.unsigned(start, end, token, field);
     if (typeof value === 'number') return value;
     if (value > SIZE_MAX) this.throwLine('TRACE_RANGE', `${field} is out of range: '${this.tokenText(token)}' (at most 2^64-1)`);
-    if (value > MAX_SAFE) {
-      this.exact ??= {};
-      this.exact[EXACT_FIELD[field]] = value;
-    }
+    // A bigint is 2^53 or more: the event carries it exactly too (event.exact).
+    this.exact ??= {};
+    this.exact[EXACT_FIELD[field]] = value;
     // Beyond 2^53 a double is approximate; keep "at most PTRDIFF_MAX" on its side of 2^63 (see the format doc).
     return value <= PTRDIFF_MAX ? Math.min(Number(value), BELOW_2_63) : Number(value);
   }
@@ -512,32 +502,13 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     return Number(value);
   }
 
-  /**
-   * The digits at buf[start, end) in decimal or 0x-hexadecimal: a number when it has few enough digits to be
-   * exact, a bigint otherwise. Malformed digits are an error.
-   */
+  /** The digits of token `token` (decimal or 0x-hexadecimal, read by src/number.ts); malformed ones are an error. */
   private unsigned(start: number, end: number, token: number, field: string): number | bigint {
-    const buf = this.buf;
-    if (end - start >= 2 && buf[start] === 0x30 && (buf[start + 1] | 0x20) === 0x78) {
-      const first = start + 2;
-      if (first === end) this.malformed(token, field);
-      let value = 0;
-      for (let i = first; i < end; i++) {
-        const digit = hexDigit[buf[i]];
-        if (digit === 255) this.malformed(token, field);
-        value = value * 16 + digit;
-      }
-      return end - first <= 13 ? value : BigInt(`0x${digitText(buf, first, end)}`);
-    }
-    if (start === end) this.malformed(token, field);
-    let value = 0;
-    for (let i = start; i < end; i++) {
-      const digit = buf[i] - 0x30;
-      if (digit < 0 || digit > 9) this.malformed(token, field);
-      value = value * 10 + digit;
-    }
-    return end - start <= 15 ? value : BigInt(digitText(buf, start, end));
+    const value = parseNumberBytes(this.buf, start, end);
+    if (value === undefined) this.malformed(token, field);
+    return value;
   }
+
 
   private malformed(token: number, field: string): never {
     this.throwLine('TRACE_BAD_NUMBER', `${field} is not a number: '${this.tokenText(token)}' (decimal or 0x-hexadecimal)`);

@@ -2,6 +2,7 @@
 // mtrace import, by generated test traces, and by anyone who records calls through the API.
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { MallocscopeError } from '../errors.ts';
+import { formatNumber } from '../number.ts';
 import type { TraceCall } from './api.ts';
 
 /** An ID the format can hold: no white space, no '#', no control bytes. */
@@ -22,9 +23,7 @@ function checkSize(value: number, field: string): number {
 }
 
 /** Writes a size_t value; exact below 2^53, in hexadecimal above (the nearest double, see the format doc). */
-function sizeText(value: number): string {
-  return value <= Number.MAX_SAFE_INTEGER ? String(value) : `0x${BigInt(value).toString(16)}`;
-}
+const sizeText = formatNumber;
 
 /** The line (without `\n`) that records one call. Throws for a call the format cannot hold. */
 export function formatCall(call: TraceCall): string {

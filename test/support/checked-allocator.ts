@@ -1,6 +1,6 @@
 // For tests: an allocator whose every call (even one that throws) is followed by check(), the heap's
 // invariants, so that a test of one rule also proves the heap whole after each step.
-import { Allocator, type AllocatorOptions } from '../../src/replay/allocator.ts';
+import { Allocator, type AllocatorOptions } from '../../dist/replay/allocator.js';
 
 /** The calls that change the allocator. */
 const CALLS = new Set(['malloc', 'calloc', 'realloc', 'memalign', 'free', 'mallopt', 'trim']);

@@ -51,7 +51,6 @@ for (let i = 0; i < argv.length; i++) {
   }
 }
 
-
 // ---- prerequisites --------------------------------------------------------------------------------------
 
 /** The addon must be built, and new enough to have glibcMallocFreeOnce. */
@@ -86,8 +85,7 @@ function median(values: number[]): number {
 const pad = (text: string, width: number) => text.padEnd(width);
 const lpad = (text: string, width: number) => text.padStart(width);
 const ns = (value: number) => (value >= 100 ? value.toFixed(0) : value.toFixed(1));
-const sizeName = (size: number) =>
-  size % (1024 * 1024) === 0 ? `${size / (1024 * 1024)} MiB` : size % 1024 === 0 ? `${size / 1024} KiB` : `${size} B`;
+const sizeName = (size: number) => (size % (1024 * 1024) === 0 ? `${size / (1024 * 1024)} MiB` : size % 1024 === 0 ? `${size / 1024} KiB` : `${size} B`);
 
 // ---- main -----------------------------------------------------------------------------------------------
 
@@ -110,8 +108,12 @@ for (let round = 0; round < runs; round++) {
 const loadAfter = loadavg();
 
 const lines: string[] = [];
-lines.push(`native backend benchmark: malloc+free pairs, ns per pair (median of ${runs} fresh processes per suite); ${cpus().length} CPUs, Node ${process.version}`);
-lines.push(`load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before, ${loadAfter.map((l) => l.toFixed(2)).join(' ')} after (a shared machine: compare ratios, not times)`);
+lines.push(
+  `native backend benchmark: malloc+free pairs, ns per pair (median of ${runs} fresh processes per suite); ${cpus().length} CPUs, Node ${process.version}`,
+);
+lines.push(
+  `load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before, ${loadAfter.map((l) => l.toFixed(2)).join(' ')} after (a shared machine: compare ratios, not times)`,
+);
 lines.push('');
 lines.push(
   `${pad('size', 9)}${lpad('backend', 10)}${lpad('glibc once', 12)}${lpad('glibc loop', 12)}${lpad('vs once', 10)}${lpad('vs loop', 10)}   backend steady state (rme of its runs)`,

@@ -48,7 +48,6 @@ for (let i = 0; i < argv.length; i++) {
   }
 }
 
-
 // ---- prerequisites --------------------------------------------------------------------------------------
 
 function ensureOracle(): void {
@@ -77,7 +76,7 @@ function ensureTrace(): void {
  * exceeds that of one copy while the trace grows COPIES-fold.
  */
 function ensureRepeatedTrace(): string {
-  const repeated = tracePath.replace(/\.trace$/, '') + `-x${COPIES}.trace`;
+  const repeated = `${tracePath.replace(/\.trace$/, '')}-x${COPIES}.trace`;
   if (existsSync(repeated) && statSync(repeated).mtimeMs >= statSync(tracePath).mtimeMs) return repeated;
   say(`writing ${relative(root, repeated)}: the trace ${COPIES} times, each copy freeing what it left live`);
   const live = new Set<string>();
@@ -203,32 +202,48 @@ const events = summaryRuns[0].events;
 const oracle = median(oracleNs);
 const summary = median(summaryRuns.map((r) => r.replay_ns));
 const stats = median(statsRuns.map((r) => r.replay_ns));
-const jsonl = median(jsonlRuns.map((r) => r.replay_ns));
 const spread = (values: number[]) => `${ms(Math.min(...values))} .. ${ms(Math.max(...values))}`;
 const ratio = summary / oracle;
 const statsOverhead = (stats / summary - 1) * 100;
 
 const lines: string[] = [];
 lines.push(`replay benchmark: ${relative(root, tracePath)}, ${events.toLocaleString('en-US')} events; ${cpus().length} CPUs, Node ${process.version}`);
-lines.push(`load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before, ${loadAfter.map((l) => l.toFixed(2)).join(' ')} after (a shared machine: compare ratios, not times)`);
+lines.push(
+  `load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before, ${loadAfter.map((l) => l.toFixed(2)).join(' ')} after (a shared machine: compare ratios, not times)`,
+);
 lines.push('');
 lines.push(`${pad('replay (start-up excluded), fresh processes', 46)}${lpad('median', 11)}   ${pad('min .. max', 22)}${lpad('vs oracle', 10)}`);
 const row = (name: string, values: number[], extra = '') =>
   lines.push(`${pad(name, 46)}${lpad(ms(median(values)), 11)}   ${pad(spread(values), 22)}${lpad(`${(median(values) / oracle).toFixed(2)}x`, 10)}${extra}`);
 row(`oracle: real glibc, --time (${runs} runs)`, oracleNs);
-row(`model: summary (${runs} runs)`, summaryRuns.map((r) => r.replay_ns));
-row(`model: summary + mallinfo2 per event (--stats)`, statsRuns.map((r) => r.replay_ns), `   ${statsOverhead >= 0 ? '+' : ''}${statsOverhead.toFixed(1)}% over summary`);
-row(`model: JSON Lines + stats built, not written`, jsonlRuns.map((r) => r.replay_ns), '   (for information)');
+row(
+  `model: summary (${runs} runs)`,
+  summaryRuns.map((r) => r.replay_ns),
+);
+row(
+  `model: summary + mallinfo2 per event (--stats)`,
+  statsRuns.map((r) => r.replay_ns),
+  `   ${statsOverhead >= 0 ? '+' : ''}${statsOverhead.toFixed(1)}% over summary`,
+);
+row(
+  `model: JSON Lines + stats built, not written`,
+  jsonlRuns.map((r) => r.replay_ns),
+  '   (for information)',
+);
 if (warm.length) {
   lines.push('');
-  lines.push('benchmark.js, warm (one process per suite, a whole replay per sample): the issue\'s measure');
+  lines.push("benchmark.js, warm (one process per suite, a whole replay per sample): the issue's measure");
   for (const w of warm) {
-    lines.push(`  model ${pad(w.mode, 10)} median ${ms(w.median_ns)}, mean ${ms(w.mean_ns)} ±${w.rme_percent.toFixed(1)}% (${w.samples} samples)   ${(w.median_ns / oracle).toFixed(2)}x the oracle`);
+    lines.push(
+      `  model ${pad(w.mode, 10)} median ${ms(w.median_ns)}, mean ${ms(w.mean_ns)} ±${w.rme_percent.toFixed(1)}% (${w.samples} samples)   ${(w.median_ns / oracle).toFixed(2)}x the oracle`,
+    );
   }
 }
 lines.push('');
 lines.push('memory of the model replay process (summary mode; medians)');
-lines.push(`  ${pad('trace', 26)}${lpad('events', 11)}${lpad('peak RSS', 12)}${lpad('RSS before', 12)}${lpad('heap after GC', 15)}${lpad('chunk recs', 12)}${lpad('ID slots', 10)}${lpad('model', 11)}${lpad('oracle', 11)}`);
+lines.push(
+  `  ${pad('trace', 26)}${lpad('events', 11)}${lpad('peak RSS', 12)}${lpad('RSS before', 12)}${lpad('heap after GC', 15)}${lpad('chunk recs', 12)}${lpad('ID slots', 10)}${lpad('model', 11)}${lpad('oracle', 11)}`,
+);
 const memRow = (name: string, list: ModelRun[], oracleList: number[]) =>
   lines.push(
     `  ${pad(name, 26)}${lpad(list[0].events.toLocaleString('en-US'), 11)}${lpad(mib(median(list.map((r) => r.maxrss_kib))), 12)}` +
@@ -237,15 +252,23 @@ const memRow = (name: string, list: ModelRun[], oracleList: number[]) =>
   );
 memRow('the trace', summaryRuns, oracleNs);
 memRow(`${COPIES} copies, live bounded`, repeatedRuns, repeatedOracleNs);
-lines.push('  (peak RSS counts Node itself and the collector\'s slack; heap after GC is what the replay still holds)');
+lines.push("  (peak RSS counts Node itself and the collector's slack; heap after GC is what the replay still holds)");
 lines.push('');
 // The issue measures with benchmark.js: its warm medians decide the targets when they were taken; the cold,
 // fresh-process ratio (which includes the JIT's warm-up, as one `mallocscope replay` does) is shown beside.
-const judged = warm.length === 2 ? { ratio: warm[0].median_ns / oracle, stats: (warm[1].median_ns / warm[0].median_ns - 1) * 100, how: 'benchmark.js' } : { ratio, stats: statsOverhead, how: 'fresh processes' };
+const judged =
+  warm.length === 2
+    ? { ratio: warm[0].median_ns / oracle, stats: (warm[1].median_ns / warm[0].median_ns - 1) * 100, how: 'benchmark.js' }
+    : { ratio, stats: statsOverhead, how: 'fresh processes' };
 const verdict = (value: number, limit: number, met: string, missed: string) => (value <= limit ? met : missed);
-lines.push(`targets (${judged.how}): model/oracle ${judged.ratio.toFixed(2)}x (at most 3x: ${verdict(judged.ratio, 3, 'met', 'NOT met')}; aim 2x: ${verdict(judged.ratio, 2, 'met', 'not yet')}); ` +
-  `--stats ${judged.stats >= 0 ? '+' : ''}${judged.stats.toFixed(1)}% (at most +20%: ${verdict(judged.stats, 20, 'met', 'NOT met')})`);
-if (warm.length === 2) lines.push(`cold, one fresh process per replay (JIT warm-up included): ${ratio.toFixed(2)}x the oracle, --stats ${statsOverhead >= 0 ? '+' : ''}${statsOverhead.toFixed(1)}%`);
+lines.push(
+  `targets (${judged.how}): model/oracle ${judged.ratio.toFixed(2)}x (at most 3x: ${verdict(judged.ratio, 3, 'met', 'NOT met')}; aim 2x: ${verdict(judged.ratio, 2, 'met', 'not yet')}); ` +
+    `--stats ${judged.stats >= 0 ? '+' : ''}${judged.stats.toFixed(1)}% (at most +20%: ${verdict(judged.stats, 20, 'met', 'NOT met')})`,
+);
+if (warm.length === 2)
+  lines.push(
+    `cold, one fresh process per replay (JIT warm-up included): ${ratio.toFixed(2)}x the oracle, --stats ${statsOverhead >= 0 ? '+' : ''}${statsOverhead.toFixed(1)}%`,
+  );
 process.stdout.write(`${lines.join('\n')}\n`);
 
 mkdirSync(cacheDir, { recursive: true });

@@ -6,7 +6,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { replayTrace } from '../src/replay/replay-trace.ts';
 import { differential } from '../src/check/differential.ts';
 import { EDGES, generateEdgeTrace } from '../src/trace/edges.ts';
 import { SHAPES, generateTrace, seededRandom } from '../src/trace/generate.ts';
@@ -26,7 +25,9 @@ const { values } = parseArgs({
   },
 });
 if (values.help) {
-  console.log('usage: npm run differential -- [--traces N] [--events N|MIN-MAX] [--shape NAME] [--seed N] [--brk-limit BYTES] [--keep] [--invariants | --invariants-every N]');
+  console.log(
+    'usage: npm run differential -- [--traces N] [--events N|MIN-MAX] [--shape NAME] [--seed N] [--brk-limit BYTES] [--keep] [--invariants | --invariants-every N]',
+  );
   console.log(`shapes: ${[...SHAPES.map((s) => s.name), EDGES].join(', ')}`);
   process.exit(0);
 }
@@ -83,7 +84,7 @@ for (let n = 0; n < traces; n++) {
   const writer = new TraceWriter({ path });
   for (const line of shape.lines(seed, events)) writer.line(line);
   writer.close();
-  let result;
+  let result: ReturnType<typeof differential>;
   try {
     result = differential(path, { stats: true, checkInvariants: invariants, brkLimit });
   } catch (error) {
@@ -96,7 +97,9 @@ for (let n = 0; n < traces; n++) {
   agreedEvents += result.agreed;
   if (result.difference) {
     const d = result.difference;
-    failures.push(`${shape.name} seed ${seed}: first difference (${d.kind}) at seq ${d.seq} (line ${d.line})\n  model:  ${d.model}\n  oracle: ${d.oracle}\n  trace:  ${path}`);
+    failures.push(
+      `${shape.name} seed ${seed}: first difference (${d.kind}) at seq ${d.seq} (line ${d.line})\n  model:  ${d.model}\n  oracle: ${d.oracle}\n  trace:  ${path}`,
+    );
   } else {
     agreedTraces++;
     if (!values.keep) rmSync(path);

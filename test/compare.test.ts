@@ -115,7 +115,7 @@ test('mallocscope compare: the table, columns in command-line order, glibc basel
   assert.match(lines[1], /^\s+glibc\s+fixed:131072\s+heap$/);
   assert.match(r.stdout, /\npeak heap \(brk\)\s+335872\s+135168\s+335872\n/);
   assert.match(r.stdout, /\npeak mmapped\s+200704\s+200704\s+0\n/);
-  assert.match(r.stdout, /\n  fragmentation\s+67\.9%\s+67\.9%\s+67\.9%\n/);
+  assert.match(r.stdout, /\n {2}fragmentation\s+67\.9%\s+67\.9%\s+67\.9%\n/);
   assert.match(r.stdout, /\nfinal threshold\s+200704\s+131072 \(fixed\)\s+131072 \(fixed\)\n/);
   const s = run(['compare', 'examples/trim.trace', '--set', 'M_TRIM_THRESHOLD=0', '--set', 'M_TOP_PAD=0,M_TRIM_THRESHOLD=0']);
   assert.match(s.stdout.split('\n')[1], /^\s+glibc\s+M_TRIM_THRESHOLD=0\s+M_TOP_PAD=0,M_TRIM_THRESHOLD=0$/);
@@ -126,7 +126,10 @@ test('mallocscope compare --json', () => {
   assert.is(r.status, 0);
   const json = JSON.parse(r.stdout);
   assert.is(json.trace, 'examples/threshold-slides.trace');
-  assert.equal(json.columns.map((c: { label: string }) => c.label), ['M_MMAP_THRESHOLD=262144', 'mmap']);
+  assert.equal(
+    json.columns.map((c: { label: string }) => c.label),
+    ['M_MMAP_THRESHOLD=262144', 'mmap'],
+  );
   // A threshold of 262144: big (200016) comes from the heap, which grows to 335872; nothing is mmapped.
   assert.is(json.columns[0].peakHeap, 335872);
   assert.is(json.columns[0].peakMmapped, 0);
@@ -164,7 +167,7 @@ test('progress: silent off a terminal and for short traces; draws and erases on 
   progress.tick({ seq: 0, line: 1 });
   progress.tick({ seq: 1, line: 2 }); // not a multiple of 4096: no clock read, no drawing
   assert.is(written.length, 1);
-  assert.match(written[0], /^\r\x1b\[2Kreplay [█░]+ +0%  0 events/);
+  assert.match(written[0], /^\r\x1b\[2Kreplay [█░]+ +0% {2}0 events/);
   progress.done();
   assert.is(written[1], '\r\x1b[2K');
   // Piped (the tests' stderr): the command prints nothing but its errors.

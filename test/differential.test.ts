@@ -106,7 +106,11 @@ test('the sampled invariant walk runs after every Nth event and after the last o
   writeFileSync(path, 'malloc a 24\nmalloc b 100\nfree a\n# a comment\nmalloc c 24\nfree b\nfree c\nmalloc d 5000\n');
   const walked: number[] = [];
   const replayer = new Replayer();
-  const verdict = compareWithLines(readTrace(path), replayer, runOracleSync(path), { name: path, invariantsEvery: 3, checkHeap: (_replayer, event) => walked.push(event.seq) });
+  const verdict = compareWithLines(readTrace(path), replayer, runOracleSync(path), {
+    name: path,
+    invariantsEvery: 3,
+    checkHeap: (_replayer, event) => walked.push(event.seq),
+  });
   assert.equal(verdict, { agree: true, events: 7 });
   assert.equal(walked, [2, 5, 6]);
   // A broken invariant is raised with the event it was found after.
@@ -118,7 +122,10 @@ test('the sampled invariant walk runs after every Nth event and after the last o
         if (event.seq === 5) throw new Error('invariant broken: a test says so');
       },
     });
-  assert.throws(broken, (error: Error & { code?: string }) => error.code === 'MODEL_INVARIANT' && error.message === 'event 5 (line 7, free): invariant broken: a test says so');
+  assert.throws(
+    broken,
+    (error: Error & { code?: string }) => error.code === 'MODEL_INVARIANT' && error.message === 'event 5 (line 7, free): invariant broken: a test says so',
+  );
 });
 
 test('glibc dying in a call where the model stops, by the same signal, is an agreement up to that call', () => {
@@ -141,7 +148,7 @@ test('glibc dying in a call where the model stops, by the same signal, is an agr
   assert.equal([verdict.agree, !verdict.agree && verdict.kind, !verdict.agree && verdict.seq], [false, 'glibc-dies', 2]);
 });
 
-test('checkTrace streams the oracle: agreement, the context of a difference, glibc dying, the oracle\'s own errors', async () => {
+test("checkTrace streams the oracle: agreement, the context of a difference, glibc dying, the oracle's own errors", async () => {
   const slides = join(root, 'examples/threshold-slides.trace');
   assert.equal((await checkTrace(slides, { stats: true })).verdict, { agree: true, events: 4 });
   const dies = join(dir, 'dies-stream.trace');

@@ -15,13 +15,13 @@ function titlePatterns(file: string): RegExp[] {
   const patterns: RegExp[] = [];
   for (const m of source.matchAll(/\b(?:test|[a-zA-Z]+Test)\(\s*(['"`])((?:\\.|(?!\1)[^\\])*)\1/g)) {
     const title = m[2].replace(/\\(['"`\\])/g, '$1');
-    const parts = title.split(/\$\{[^}]*\}/).map(escape);
+    const parts = title.split(/\$\{[^}]*\}/).map(escapeRegExp);
     patterns.push(new RegExp(`^${parts.join('.*')}$`, 's'));
   }
   return patterns;
 }
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 

@@ -69,11 +69,13 @@ function good(text: string | Uint8Array): Record<string, unknown>[] {
   const run = runTrace(text);
   assert.is(run.stderr, '');
   assert.is(run.status, 0);
-  return run.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return run.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 }
 
-const bytes = (...parts: (string | number[])[]) =>
-  Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : Buffer.from(p))));
+const bytes = (...parts: (string | number[])[]) => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : Buffer.from(p))));
 
 // ---- every code ------------------------------------------------------------------------------------------
 
@@ -93,7 +95,12 @@ test('TRACE_LINE_TOO_LONG', () => {
 test('TRACE_UNKNOWN_VERB', () => {
   const expected = "unknown verb 'MALLOC' (expected malloc, calloc, realloc, memalign, free, mallopt or trim)";
   expectError('MALLOC a 1\n', 1, expected, 'TRACE_UNKNOWN_VERB');
-  expectError('  posix_memalign a 16 1 # x\n', 1, "unknown verb 'posix_memalign' (expected malloc, calloc, realloc, memalign, free, mallopt or trim)", 'TRACE_UNKNOWN_VERB');
+  expectError(
+    '  posix_memalign a 16 1 # x\n',
+    1,
+    "unknown verb 'posix_memalign' (expected malloc, calloc, realloc, memalign, free, mallopt or trim)",
+    'TRACE_UNKNOWN_VERB',
+  );
 });
 
 test('TRACE_FIELD_COUNT, for every verb', () => {
@@ -139,8 +146,7 @@ test('TRACE_RANGE', () => {
 });
 
 test('TRACE_UNKNOWN_PARAM', () => {
-  const expected = (x: string) =>
-    `unknown mallopt parameter '${x}' (expected M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX or M_MXFAST)`;
+  const expected = (x: string) => `unknown mallopt parameter '${x}' (expected M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX or M_MXFAST)`;
   expectError('mallopt M_ARENA_MAX 1\n', 1, expected('M_ARENA_MAX'), 'TRACE_UNKNOWN_PARAM');
   expectError('mallopt m_top_pad 1\n', 1, expected('m_top_pad'), 'TRACE_UNKNOWN_PARAM');
   expectError('mallopt -3 1\n', 1, expected('-3'), 'TRACE_UNKNOWN_PARAM');
@@ -152,7 +158,10 @@ test('TRACE_ENCODING', () => {
   expectError(bytes('free ', [0xed, 0xa0, 0x80], '\n'), 1, 'ID is not valid UTF-8', 'TRACE_ENCODING'); // surrogate
   expectError(bytes('malloc ', [0xe2, 0x82], ' 1\n'), 1, 'ID is not valid UTF-8', 'TRACE_ENCODING'); // truncated
   // Valid UTF-8 is fine and comes back as written.
-  assert.equal(good('malloc été→😀 1\nfree été→😀\n').map((e) => e.id), ['été→😀', 'été→😀']);
+  assert.equal(
+    good('malloc été→😀 1\nfree été→😀\n').map((e) => e.id),
+    ['été→😀', 'été→😀'],
+  );
 });
 
 test('TRACE_ID_LIVE', () => {
@@ -210,7 +219,12 @@ test('check order: binary first, then length, verb, count, fields left to right,
   expectError(bytes('calloc ', [0xff], ' -1 x\n'), 1, 'ID is not valid UTF-8', 'TRACE_ENCODING');
   expectError('calloc a x -1\n', 1, "NMEMB is not a number: 'x' (decimal or 0x-hexadecimal)", 'TRACE_BAD_NUMBER');
   expectError('memalign a -1 x\n', 1, "ALIGN is negative: '-1'", 'TRACE_NEGATIVE');
-  expectError('mallopt M_BAD x\n', 1, "unknown mallopt parameter 'M_BAD' (expected M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX or M_MXFAST)", 'TRACE_UNKNOWN_PARAM');
+  expectError(
+    'mallopt M_BAD x\n',
+    1,
+    "unknown mallopt parameter 'M_BAD' (expected M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX or M_MXFAST)",
+    'TRACE_UNKNOWN_PARAM',
+  );
   // within a number: negative, then malformed, then range
   expectError('malloc a -99999999999999999999999x\n', 1, "SIZE is negative: '-99999999999999999999999x'", 'TRACE_NEGATIVE');
   expectError('malloc a 99999999999999999999999x\n', 1, "SIZE is not a number: '99999999999999999999999x' (decimal or 0x-hexadecimal)", 'TRACE_BAD_NUMBER');
@@ -227,7 +241,10 @@ test('an error on line 3 after two good lines prints those two JSON lines first 
   assertError(viaCli, path, 3, "free of ID 'a', which is not live", 'TRACE_ID_NOT_LIVE');
   for (const run of [direct, viaCli]) {
     assert.equal(
-      run.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)),
+      run.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l)),
       [
         { seq: 0, op: 'malloc', id: 'a', where: 'heap', chunk: 112, offset: 672 },
         { seq: 1, op: 'free', id: 'a' },
@@ -260,7 +277,13 @@ test('CRLF files read like LF files; the last line needs no newline; an empty fi
 
 test('comments and blank lines do not count in seq, but do in line numbers', () => {
   const out = good('# header\n\nmalloc a 1 # first\n   \n# more\nfree a\n');
-  assert.equal(out.map((e) => [e.seq, e.op]), [[0, 'malloc'], [1, 'free']]);
+  assert.equal(
+    out.map((e) => [e.seq, e.op]),
+    [
+      [0, 'malloc'],
+      [1, 'free'],
+    ],
+  );
   expectError('# header\n\nmalloc a 1\n\nfree b\n', 5, "free of ID 'b', which is not live", 'TRACE_ID_NOT_LIVE');
 });
 
@@ -287,7 +310,10 @@ test('mallopt VALUE: -2147483648 and -0x80000000 are fine, 2147483648 is out of 
 
 test('IDs with " and \\ are escaped in the JSON', () => {
   const out = good('malloc a"b\\c 1\nfree a"b\\c\n');
-  assert.equal(out.map((e) => e.id), ['a"b\\c', 'a"b\\c']);
+  assert.equal(
+    out.map((e) => e.id),
+    ['a"b\\c', 'a"b\\c'],
+  );
 });
 
 test.run();

@@ -68,7 +68,10 @@ function oracleAsync(args: string[]): Promise<Run> {
 function parsed(run: Run): OracleEvent[] {
   assert.is(run.stderr, '', 'no error expected');
   assert.is(run.status, 0);
-  return run.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as OracleEvent);
+  return run.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as OracleEvent);
 }
 
 /** The events of a successful run of the oracle binary. */
@@ -132,7 +135,9 @@ test('--stats: keys in the documented order, written as JSON.stringify writes th
   assert.equal(Object.keys(JSON.parse(lines[2])), ['seq', 'op', 'id', ...stats]);
   for (const line of lines) assert.is(JSON.stringify(JSON.parse(line)), line);
   // Without --stats there are none of them.
-  for (const line of oracle([fixture('section11.trace')]).stdout.trimEnd().split('\n')) {
+  for (const line of oracle([fixture('section11.trace')])
+    .stdout.trimEnd()
+    .split('\n')) {
     for (const key of stats) assert.not.ok(key in JSON.parse(line));
   }
 });
@@ -270,7 +275,6 @@ function randomTrace(events: number, seed: number): string {
       const k = Math.floor(next() * live.length);
       lines.push(`realloc ${live[k]} ${size}`);
       if (size === 0) live.splice(k, 1); // realloc ID 0 ends the ID
-
     } else if (r < 0.53) {
       lines.push(`trim ${Math.floor(next() * 200000)}`);
     } else {
@@ -345,7 +349,13 @@ test('- reads the trace from standard input; errors name <stdin>', () => {
   // The command line hands its standard input to the oracle: the lines, then the error, as they were.
   const viaCli = cli(['-'], { input: 'malloc a 100\nfree a\nfree a\n' });
   assert.is(viaCli.status, 1);
-  assert.equal(viaCli.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line)), out);
+  assert.equal(
+    viaCli.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line)),
+    out,
+  );
   assert.is(viaCli.stderr, "mallocscope: <stdin>:3: free of ID 'a', which is not live [TRACE_ID_NOT_LIVE]\n");
 });
 
@@ -405,7 +415,10 @@ test('exitError: how the oracle ended, as the error it stands for', () => {
   assert.is(exitError({ status: 0, signal: null, stderr: '' }, 't'), null);
   const trace = exitError({ status: 1, signal: null, stderr: "mallocscope: t:4: free of ID 'x', which is not live [TRACE_ID_NOT_LIVE]\n" }, 't');
   assert.instance(trace, TraceError);
-  assert.equal([trace!.code, (trace as TraceError).line, (trace as TraceError).reason, trace!.exitCode], ['TRACE_ID_NOT_LIVE', 4, "free of ID 'x', which is not live", 1]);
+  assert.equal(
+    [trace!.code, (trace as TraceError).line, (trace as TraceError).reason, trace!.exitCode],
+    ['TRACE_ID_NOT_LIVE', 4, "free of ID 'x', which is not live", 1],
+  );
   const usage = exitError({ status: 2, signal: null, stderr: "mallocscope: oracle: unknown option '--x' (usage: …) [USAGE]\n" }, 't');
   assert.instance(usage, UsageError);
   assert.equal([usage!.message, usage!.exitCode], ["unknown option '--x' (usage: …)", 2]);
@@ -415,8 +428,14 @@ test('exitError: how the oracle ended, as the error it stands for', () => {
   const other = exitError({ status: 127, signal: null, stderr: 'sh: not found\n' }, 't');
   assert.equal([other!.code, other!.message, other!.exitCode], ['ORACLE_FAILED', 'the oracle exited with status 127: sh: not found', 1]);
   // A coded failure that is not a usage error keeps its code, with exit 2 when the oracle exited 2.
-  const blocker = exitError({ status: 2, signal: null, stderr: 'mallocscope: oracle: cannot place the --brk-limit blocker at heap start + 8192: file exists [BRK_LIMIT]\n' }, 't');
-  assert.equal([blocker!.code, blocker!.message, blocker!.exitCode], ['BRK_LIMIT', 'oracle: cannot place the --brk-limit blocker at heap start + 8192: file exists', 2]);
+  const blocker = exitError(
+    { status: 2, signal: null, stderr: 'mallocscope: oracle: cannot place the --brk-limit blocker at heap start + 8192: file exists [BRK_LIMIT]\n' },
+    't',
+  );
+  assert.equal(
+    [blocker!.code, blocker!.message, blocker!.exitCode],
+    ['BRK_LIMIT', 'oracle: cannot place the --brk-limit blocker at heap start + 8192: file exists', 2],
+  );
   // oracleLines raises the same errors as the streaming runner.
   const bad = traceFile('bad-sync.trace', 'malloc a 1\nfree b\n');
   try {
@@ -451,7 +470,7 @@ function standInLibc(): { dir: string; args: () => string[] | null } {
   };
 }
 
-test('--libc DIR / MALLOCSCOPE_LIBC: the oracle runs under the build\'s loader, with its library path', async () => {
+test("--libc DIR / MALLOCSCOPE_LIBC: the oracle runs under the build's loader, with its library path", async () => {
   const libc = standInLibc();
   const trace = fixture('section11.trace');
   const own = events(['--stats', trace]);
@@ -481,7 +500,11 @@ test('--libc DIR / MALLOCSCOPE_LIBC: the oracle runs under the build\'s loader, 
   // The command line: `oracle --libc`, `check --libc`, and MALLOCSCOPE_LIBC naming a folder with no glibc.
   assert.equal(cliEvents(['--libc', libc.dir, trace]), events([trace]));
   assert.equal(libc.args(), ['--library-path', libc.dir, oracleBinary, '--', trace]);
-  const checked = spawnSync(process.execPath, [join(root, 'bin/mallocscope.js'), 'check', '--libc', libc.dir, trace], { cwd: root, encoding: 'utf8', env: oracleEnv() });
+  const checked = spawnSync(process.execPath, [join(root, 'bin/mallocscope.js'), 'check', '--libc', libc.dir, trace], {
+    cwd: root,
+    encoding: 'utf8',
+    env: oracleEnv(),
+  });
   assert.is(checked.status, 0, checked.stderr);
   assert.is(checked.stdout, `${trace}: all 7 events agree with glibc\n`);
   assert.equal(libc.args(), ['--library-path', libc.dir, oracleBinary, '--name', trace, '--', trace]);

@@ -81,7 +81,10 @@ test("system calls are spelled as docs/trace-format.md's table in the contract's
     calls.map((c) => syscallProse(c)),
     ['brk +135168', 'brk −102400', 'mmap 200704', 'munmap 200704', 'mremap 1052672 → 8192', 'madvise 4096', 'brk +18446744073709547520 (failed)'],
   );
-  assert.is(syscallProse(calls[4], (n) => `${Number(n) / 1024} KiB`), 'mremap 1028 KiB → 8 KiB');
+  assert.is(
+    syscallProse(calls[4], (n) => `${Number(n) / 1024} KiB`),
+    'mremap 1028 KiB → 8 KiB',
+  );
 });
 
 test("the page's script is the build's browser bundle: no Node module or global in it", () => {
@@ -118,7 +121,11 @@ test('a restored checkpoint replays on exactly as the original (every shape fami
       const expected = { where: a.where, chunk: a.chunk, offset: a.offset, syscalls: a.syscalls.slice(), t: a.mmapThreshold };
       if (restored) {
         const b = restored.apply(event);
-        assert.equal({ where: b.where, chunk: b.chunk, offset: b.offset, syscalls: b.syscalls.slice(), t: b.mmapThreshold }, expected, `${shape} event ${event.seq}`);
+        assert.equal(
+          { where: b.where, chunk: b.chunk, offset: b.offset, syscalls: b.syscalls.slice(), t: b.mmapThreshold },
+          expected,
+          `${shape} event ${event.seq}`,
+        );
       }
     }
     if (restored) sameState(restored, straight, `${shape} at the end`);
@@ -209,7 +216,16 @@ function sharedBrowser(): Promise<Browser> {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1400, height: 1000 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   return browserStarted;
 }
@@ -295,7 +311,7 @@ async function exercise(browser: Browser, file: string, events: number, shots: {
   await page.mouse.move(mapBox.x + 110, mapBox.y + 14);
   const tip = await page.evaluate(() => {
     const t = document.getElementById('tooltip')!;
-    return t.hidden ? '' : t.textContent ?? '';
+    return t.hidden ? '' : (t.textContent ?? '');
   });
   assert.match(tip, /size 0x[0-9a-f]+/, 'the tooltip gives the size');
   assert.match(tip, /made by|set up by the allocator/, 'the tooltip names the call that made the chunk');
@@ -460,12 +476,20 @@ browserTest("the threshold lane steps at the event that moved the threshold, whe
   assert.ok(centres.length >= 2, `the lane shows its steps (found at x = ${centres.join(', ')})`);
   for (const c of centres) {
     const nearest = facts.moves.reduce((best, m) => (Math.abs(eventX(m) - c) < Math.abs(eventX(best) - c) ? m : best));
-    assert.ok(Math.abs(eventX(nearest) - c) <= 1.5, `a step at x = ${c}, but event ${nearest} (which moved the threshold) is at x = ${eventX(nearest).toFixed(1)}`);
+    assert.ok(
+      Math.abs(eventX(nearest) - c) <= 1.5,
+      `a step at x = ${c}, but event ${nearest} (which moved the threshold) is at x = ${eventX(nearest).toFixed(1)}`,
+    );
   }
-  for (const m of [12, 21]) assert.ok(centres.some((c) => Math.abs(eventX(m) - c) <= 1.5), `the lane steps at event ${m}`);
-  console.log(`  threshold lane: steps at x = ${centres.join(', ')}; events ${facts.moves.join(', ')} at x = ${facts.moves.map((m) => eventX(m).toFixed(1)).join(', ')}`);
+  for (const m of [12, 21])
+    assert.ok(
+      centres.some((c) => Math.abs(eventX(m) - c) <= 1.5),
+      `the lane steps at event ${m}`,
+    );
+  console.log(
+    `  threshold lane: steps at x = ${centres.join(', ')}; events ${facts.moves.join(', ')} at x = ${facts.moves.map((m) => eventX(m).toFixed(1)).join(', ')}`,
+  );
   assert.equal(problems, []);
-
 });
 
 browserTest('heap and mmapped are stacked: the mmapped area sits on the heap, up to the footprint line', async () => {
@@ -497,7 +521,10 @@ browserTest('heap and mmapped are stacked: the mmapped area sits on the heap, up
     let checked = 0;
     for (let y = Math.ceil(yFoot) + 3; y <= Math.floor(yHeap) - 3; y++) {
       if (nearLive(y)) continue;
-      assert.ok(tint(y) > 15, `event ${seq}: just under the footprint line (y ${y}, between ${yFoot.toFixed(0)} and ${yHeap.toFixed(0)}) is the mmapped area, not ${column.at(x, y)}`);
+      assert.ok(
+        tint(y) > 15,
+        `event ${seq}: just under the footprint line (y ${y}, between ${yFoot.toFixed(0)} and ${yHeap.toFixed(0)}) is the mmapped area, not ${column.at(x, y)}`,
+      );
       checked++;
     }
     for (let y = Math.ceil(yHeap) + 3; y <= Math.floor(g.mainBottom) - 3; y++) {
@@ -512,7 +539,6 @@ browserTest('heap and mmapped are stacked: the mmapped area sits on the heap, up
     assert.ok(checked > 20, `event ${seq}: ${checked} pixels checked`);
   }
   assert.equal(problems, []);
-
 });
 
 browserTest('report.html#N opens at event N, the URL follows the slider and the keys, and a new #N moves the page', async () => {
@@ -536,7 +562,10 @@ browserTest('report.html#N opens at event N, the URL follows the slider and the 
   assert.is((await shown(page)).seq, 30);
   await page.close();
   // Past the end: the last event; not a number: the first.
-  for (const [hash, seq] of [[`#${events + 100}`, events - 1], ['#nonsense', 0]] as const) {
+  for (const [hash, seq] of [
+    [`#${events + 100}`, events - 1],
+    ['#nonsense', 0],
+  ] as const) {
     const { page: other, problems: more } = await openPage(browser, file, hash);
     assert.is((await shown(other)).seq, seq, `${hash} opens event ${seq}`);
     problems.push(...more);
@@ -554,6 +583,8 @@ browserTest('one address style: the page prints offsets from the heap start, abs
   for (const seq of [10, 20, 33]) {
     await page.evaluate((s) => window.mallocscope.select(s), seq);
     await shown(page);
+    // innerText, not textContent: the text as shown (no script source, no hidden elements).
+    // biome-ignore lint/performance/useDomNodeTextContent: the visible text is what is checked
     const text = await page.evaluate(() => document.body.innerText);
     const numbers = text.match(/0x[0-9a-f]+/gi) ?? [];
     assert.ok(numbers.length > 5, `event ${seq}: the page prints hex numbers (${numbers.length})`);
@@ -579,9 +610,11 @@ browserTest('one address style: the page prints offsets from the heap start, abs
   await page.mouse.move(mapBox.x + 110, mapBox.y + 14);
   const tip = await page.evaluate(() => document.getElementById('tooltip')!.textContent ?? '');
   assert.match(tip, /chunk \+0x[0-9a-f]+/, 'the tooltip gives the chunk as an offset');
-  assert.ok((tip.match(/0x[0-9a-f]+/g) ?? []).some((h) => Number(h) >= heapStart), `the tooltip gives the absolute address: ${tip}`);
+  assert.ok(
+    (tip.match(/0x[0-9a-f]+/g) ?? []).some((h) => Number(h) >= heapStart),
+    `the tooltip gives the absolute address: ${tip}`,
+  );
   assert.equal(problems, []);
-
 });
 
 browserTest("the README's example (examples/growing-buffers.trace) works end to end; MALLOCSCOPE_UPDATE_SCREENSHOT=1 refreshes docs/report.png", async () => {

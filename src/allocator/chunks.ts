@@ -99,7 +99,8 @@ export class ChunkTable {
   /** A fresh record with the given address, size and state; all links NIL. */
   create(address: number, size: number, state: ChunkState, madeBy = -1): number {
     let id: number;
-    if (this.released.length > 0) id = this.released.pop()!;
+    const reused = this.released.pop();
+    if (reused !== undefined) id = reused;
     else {
       id = this.limit++;
       if (id === this.address.length) this.grow();

@@ -29,7 +29,7 @@ export function intFree(av: MallocState, p: number): void {
 
   const merged = coalesce(av, p);
   // coalesce noted where this chunk went (consolidation below notes its own merges after it)
-  const intoTop = notes.merge !== null && notes.merge.intoTop;
+  const intoTop = notes.merge?.intoTop === true;
   if (notes.detail) noteFree(av, size, intoTop ? 'top' : 'unsorted', 0, tcacheable, merged);
   const trim = notes.detail ? trimNote(av, merged, intoTop) : null;
   if (merged >= FASTBIN_CONSOLIDATION_THRESHOLD) {

@@ -4,16 +4,7 @@
 import type { MallocState } from './arena.ts';
 import { UNSORTED } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
-import {
-  MAX_ITERS,
-  MINSIZE,
-  checkedRequest2size,
-  csize2tidx,
-  fastbinIndex,
-  inSmallbinRange,
-  largebinIndex,
-  smallbinIndex,
-} from './constants.ts';
+import { MAX_ITERS, MINSIZE, checkedRequest2size, csize2tidx, fastbinIndex, inSmallbinRange, largebinIndex, smallbinIndex } from './constants.ts';
 import { mallocConsolidate } from './int-free.ts';
 import type { SearchNote } from './notes.ts';
 import { exactNb } from './size-t.ts';

@@ -129,8 +129,10 @@ export function checkInvariants(av: MallocState): void {
 
   // mallinfo2 against the walk
   const info = libcMallinfo2(av.m);
-  if (fastBytes !== av.fastBytes || fastCount !== av.fastCount) fail(`fastbin counters ${av.fastCount}/${av.fastBytes} but the walk finds ${fastCount}/${fastBytes}`);
-  if (binnedBytes !== av.binnedBytes || binnedCount !== av.binnedCount) fail(`bin counters ${av.binnedCount}/${av.binnedBytes} but the walk finds ${binnedCount}/${binnedBytes}`);
+  if (fastBytes !== av.fastBytes || fastCount !== av.fastCount)
+    fail(`fastbin counters ${av.fastCount}/${av.fastBytes} but the walk finds ${fastCount}/${fastBytes}`);
+  if (binnedBytes !== av.binnedBytes || binnedCount !== av.binnedCount)
+    fail(`bin counters ${av.binnedCount}/${av.binnedBytes} but the walk finds ${binnedCount}/${binnedBytes}`);
   // a side arena (made for the tcache struct) adds its top, the only free chunk it ever has
   const sideFree = av.m.sideArena ? av.m.sideArena.systemMem - av.m.sideArena.used : 0;
   if (info.fordblks !== c.size[av.top] + fastBytes + binnedBytes + sideFree) fail('fordblks does not equal top + fastbins + bins');

@@ -22,7 +22,6 @@ import {
   PTRDIFF_MAX,
   SIZE_SZ,
   TCACHE_STRUCT_REQUEST,
-  TWO_POW_64,
   alignUp,
   checkedRequest2size,
   csize2tidx,
@@ -233,14 +232,19 @@ export function libcRealloc(m: Malloc, p: number, bytes: SizeT): number {
     const exact = mmapped ? bytes : request2sizeExact(bytes) - BigInt(MALLOC_ALIGN_MASK);
     if (exact > PTRDIFF_MAX) {
       // _int_realloc found no room beside the chunk (none is that large); its _int_malloc refuses at once.
-      if (m.notes.detail) m.notes.realloc = { old: av.chunks.size[p], nb: request2sizeExact(bytes), how: 'failed', tail: 0, top: av.topSize, minsize: MINSIZE, copied: 0 };
+      if (m.notes.detail)
+        m.notes.realloc = { old: av.chunks.size[p], nb: request2sizeExact(bytes), how: 'failed', tail: 0, top: av.topSize, minsize: MINSIZE, copied: 0 };
       return NIL;
     }
     return withExactRequest(m, exact, () => libcRealloc(m, p, HUGE_STAND_IN));
   }
   const nb = checkedRequest2size(bytes);
   if (nb === 0) return refuse(m, 'ptrdiff', bytes);
-  if (mmapped) return stamp(av, reallocMmapped(av, p, bytes, nb, (n) => libcMalloc(m, n)));
+  if (mmapped)
+    return stamp(
+      av,
+      reallocMmapped(av, p, bytes, nb, (n) => libcMalloc(m, n)),
+    );
   return stamp(av, intRealloc(av, p, nb));
 }
 
@@ -299,7 +303,14 @@ export function libcMallopt(m: Malloc, param: MalloptParam, value: number): numb
   const before = { mmap: mp.mmapThreshold, trim: mp.trimThreshold };
   const result = setParam(mp, param, value);
   if (m.notes.detail) {
-    m.notes.mallopt = { accepted: result === 1, limit: MAX_FAST_SIZE, maxFast: mp.maxFast, topPad: sizeTFromInt(mp.topPad), fastbinsTakeNone: mp.maxFast < MINSIZE, mmapsBlocked: mp.nMmaps >= mp.nMmapsMax };
+    m.notes.mallopt = {
+      accepted: result === 1,
+      limit: MAX_FAST_SIZE,
+      maxFast: mp.maxFast,
+      topPad: sizeTFromInt(mp.topPad),
+      fastbinsTakeNone: mp.maxFast < MINSIZE,
+      mmapsBlocked: mp.nMmaps >= mp.nMmapsMax,
+    };
   }
   if (mp.mmapThreshold !== before.mmap || mp.trimThreshold !== before.trim) {
     m.notes.thresholdMove = {

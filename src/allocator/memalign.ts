@@ -20,7 +20,9 @@ export function intMemalign(av: MallocState, alignment: number, bytes: number): 
     if (notes.detail) notes.refused = { why: 'overflow', value: nb + alignment + MINSIZE };
     return NIL;
   }
-  const note: MemalignNote | null = notes.detail ? { plain: false, alignment, nb, inner: nb + alignment + MINSIZE, minsize: MINSIZE, lead: 0, tail: 0, gap: 0 } : null;
+  const note: MemalignNote | null = notes.detail
+    ? { plain: false, alignment, nb, inner: nb + alignment + MINSIZE, minsize: MINSIZE, lead: 0, tail: 0, gap: 0 }
+    : null;
   if (note) notes.memalign = note;
   let p = intMalloc(av, nb + alignment + MINSIZE);
   if (p === NIL) return NIL;

@@ -43,7 +43,16 @@ export function mremapChunk(av: MallocState, p: number, nb: number): number {
 /** The mmapped branch of __libc_realloc, for nb = request2size(bytes). `malloc` is __libc_malloc. */
 export function reallocMmapped(av: MallocState, p: number, bytes: number, nb: number, malloc: (bytes: number) => number): number {
   const c = av.chunks;
-  if (av.m.notes.detail) av.m.notes.realloc = { old: c.size[p], nb: exactNb(av.m.hugeRequest, nb), how: 'fits', tail: 0, top: av.topSize, minsize: MINSIZE, copied: c.size[p] - CHUNK_HDR_SZ };
+  if (av.m.notes.detail)
+    av.m.notes.realloc = {
+      old: c.size[p],
+      nb: exactNb(av.m.hugeRequest, nb),
+      how: 'fits',
+      tail: 0,
+      top: av.topSize,
+      minsize: MINSIZE,
+      copied: c.size[p] - CHUNK_HDR_SZ,
+    };
   const remapped = mremapChunk(av, p, nb);
   if (remapped !== NIL) return remapped;
   const oldSize = c.size[p];
@@ -64,8 +73,10 @@ export function intRealloc(av: MallocState, oldp: number, nb: number): number {
   const c = av.chunks;
   const oldSize = c.size[oldp];
   const next = c.nextPhys[oldp];
-  let newp = oldp;
-  const note: ReallocNote | null = av.m.notes.detail ? { old: oldSize, nb: exactNb(av.m.hugeRequest, nb), how: 'fits', tail: 0, top: av.topSize, minsize: MINSIZE, copied: 0 } : null;
+  const newp = oldp;
+  const note: ReallocNote | null = av.m.notes.detail
+    ? { old: oldSize, nb: exactNb(av.m.hugeRequest, nb), how: 'fits', tail: 0, top: av.topSize, minsize: MINSIZE, copied: 0 }
+    : null;
   if (note) av.m.notes.realloc = note;
 
   if (oldSize < nb) {

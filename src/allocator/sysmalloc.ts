@@ -150,7 +150,7 @@ function fallbackSize(av: MallocState, grow: SizeT, oldSize: number): SizeT {
   if (typeof grow === 'number' && grow + oldSize + MMAP_AS_MORECORE_SIZE <= Number.MAX_SAFE_INTEGER) {
     let fallback = grow;
     if (av.contiguous) fallback = alignUp(fallback + oldSize, MMAP_AS_MORECORE_SIZE);
-    return fallback < page ? page : fallback;
+    return Math.max(fallback, page);
   }
   let fallback = big(grow);
   if (av.contiguous) fallback = alignUpExact(fallback + BigInt(oldSize), MMAP_AS_MORECORE_SIZE);

@@ -118,9 +118,11 @@ export function walkBins(av: MallocState): BinsView {
     return out;
   };
   const tcache: BinContents[] = [];
-  for (let i = 0; i < TCACHE_MAX_BINS; i++) if (av.m.tcache.head[i] !== NIL) tcache.push({ index: i, kind: 'tcache', size: tidx2usize(i), chunks: list(av.m.tcache.head[i]) });
+  for (let i = 0; i < TCACHE_MAX_BINS; i++)
+    if (av.m.tcache.head[i] !== NIL) tcache.push({ index: i, kind: 'tcache', size: tidx2usize(i), chunks: list(av.m.tcache.head[i]) });
   const fastbins: BinContents[] = [];
-  for (let i = 0; i < NFASTBINS; i++) if (av.fastbins[i] !== NIL) fastbins.push({ index: i, kind: 'fastbin', size: fastbinSize(i), chunks: list(av.fastbins[i]) });
+  for (let i = 0; i < NFASTBINS; i++)
+    if (av.fastbins[i] !== NIL) fastbins.push({ index: i, kind: 'fastbin', size: fastbinSize(i), chunks: list(av.fastbins[i]) });
   const bins: BinContents[] = [];
   for (let b = 2; b < NBINS; b++) {
     if (c.fd[b] === b) continue;

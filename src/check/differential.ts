@@ -132,7 +132,8 @@ function* compareSteps(reader: TraceReader, replayer: Replayer, options: Compare
       const oracle = (yield LINE) as string | null;
       if (oracle !== null) return part({ kind: 'model-stops', ...call, oracle, glibcEnd: null });
       const end = (yield EXIT) as OracleExit;
-      if (end.signal === error.signal) return { agree: true, events: agreed, diesAt: { seq: call.seq, line: call.line, signal: end.signal, model: error.message } };
+      if (end.signal === error.signal)
+        return { agree: true, events: agreed, diesAt: { seq: call.seq, line: call.line, signal: end.signal, model: error.message } };
       return part({ kind: 'model-stops', ...call, oracle: null, glibcEnd: end });
     }
     if (outcome === null) break;
@@ -146,12 +147,30 @@ function* compareSteps(reader: TraceReader, replayer: Replayer, options: Compare
       const end = (yield EXIT) as OracleExit;
       // glibc itself died in this call, where the model went on: a difference, not a broken oracle.
       if (end.signal && GLIBC_DEATH_SIGNALS.has(end.signal)) {
-        return part({ kind: 'glibc-dies', seq: outcome.seq, line: outcome.line, model, modelStep: extraFields(outcome), oracle: null, glibcEnd: end, modelStopped: null });
+        return part({
+          kind: 'glibc-dies',
+          seq: outcome.seq,
+          line: outcome.line,
+          model,
+          modelStep: extraFields(outcome),
+          oracle: null,
+          glibcEnd: end,
+          modelStopped: null,
+        });
       }
       throw exitError(end, options.name) ?? new MallocscopeError('ORACLE_FAILED', `the oracle stopped before event ${outcome.seq} (${exitText(end)})`);
     }
     if (!sameEvent(model, oracle, options.brkLimit)) {
-      return part({ kind: 'differs', seq: outcome.seq, line: outcome.line, model, modelStep: extraFields(outcome), oracle, glibcEnd: null, modelStopped: null });
+      return part({
+        kind: 'differs',
+        seq: outcome.seq,
+        line: outcome.line,
+        model,
+        modelStep: extraFields(outcome),
+        oracle,
+        glibcEnd: null,
+        modelStopped: null,
+      });
     }
     if (context > 0) {
       before.push({ line: outcome.line, model: `${model.slice(0, -1)}${extraFields(outcome)}}` });
@@ -177,7 +196,12 @@ function invariants(replayer: Replayer, event: { seq: number; line: number; op: 
 }
 
 /** Compares the model (`replayer` reading `reader`) with an oracle run that has already ended. */
-export function compareWithLines(reader: TraceReader, replayer: Replayer, oracle: { lines: readonly string[]; exit: OracleExit }, options: CompareOptions): Verdict {
+export function compareWithLines(
+  reader: TraceReader,
+  replayer: Replayer,
+  oracle: { lines: readonly string[]; exit: OracleExit },
+  options: CompareOptions,
+): Verdict {
   const steps = compareSteps(reader, replayer, options);
   let next = 0;
   let step = steps.next();
@@ -253,7 +277,11 @@ export interface DifferentialOptions extends Omit<ReplayOptions, 'checkInvariant
 export function differential(path: string, options: DifferentialOptions = {}): DifferentialResult {
   const { stats, brkLimit, checkInvariants: invariantsOption, libc, ...replay } = options;
   const oracle = runOracleSync(path, { stats, brkLimit, libc });
-  const replayer = new Replayer({ ...replay, system: replay.system ?? { brkLimit, commitLimit: hostCommitLimit() }, checkInvariants: invariantsOption === true });
+  const replayer = new Replayer({
+    ...replay,
+    system: replay.system ?? { brkLimit, commitLimit: hostCommitLimit() },
+    checkInvariants: invariantsOption === true,
+  });
   const invariantsEvery = typeof invariantsOption === 'number' ? invariantsOption : 0;
   const reader = readTrace(path);
   let verdict: Verdict;
@@ -268,5 +296,9 @@ export function differential(path: string, options: DifferentialOptions = {}): D
   }
   const model = verdict.model ?? `(the model stops: ${verdict.modelStopped})`;
   const glibc = verdict.oracle ?? `(no line: glibc ${verdict.glibcEnd ? exitText(verdict.glibcEnd) : 'ended'})`;
-  return { events: oracle.lines.length, agreed: verdict.agreedBefore, difference: { kind: verdict.kind, seq: verdict.seq, line: verdict.line, model, oracle: glibc } };
+  return {
+    events: oracle.lines.length,
+    agreed: verdict.agreedBefore,
+    difference: { kind: verdict.kind, seq: verdict.seq, line: verdict.line, model, oracle: glibc },
+  };
 }

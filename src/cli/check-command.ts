@@ -38,7 +38,10 @@ export function registerCheck(program: Command): void {
     .addOption(libcOption())
     .option('--context <events>', 'events shown before a difference', '5')
     .addOption(jsonOption('the result (agreement, or the difference with its context)'))
-    .option('--policy <name>', `only glibc: the real glibc has no other policy, so any other is refused; start the trace with the mallopt that sets it instead (${POLICY_INSTEAD})`)
+    .option(
+      '--policy <name>',
+      `only glibc: the real glibc has no other policy, so any other is refused; start the trace with the mallopt that sets it instead (${POLICY_INSTEAD})`,
+    )
     .addHelpText(
       'after',
       `\nExit status: 0 when every event agrees, ${CHECK_DIFFERS} when the model and glibc differ, 1 for a bad trace or a failed oracle, 2 for bad usage.`,
@@ -48,7 +51,9 @@ export function registerCheck(program: Command): void {
 
 async function check(trace: string, options: CheckOptions): Promise<void> {
   if (options.policy !== undefined && options.policy !== 'glibc') {
-    throw new UsageError(`check compares with the real glibc, which has no policy '${options.policy}': start the trace with the mallopt that sets it instead (${POLICY_INSTEAD})`);
+    throw new UsageError(
+      `check compares with the real glibc, which has no policy '${options.policy}': start the trace with the mallopt that sets it instead (${POLICY_INSTEAD})`,
+    );
   }
   const brkLimit = parseBrkLimit(options.brkLimit);
   const context = parseCountOption('--context', options.context);
@@ -63,7 +68,9 @@ async function check(trace: string, options: CheckOptions): Promise<void> {
       process.stdout.write(`${JSON.stringify({ trace: name, agree: true, events: verdict.events, stats: Boolean(options.stats), diesAt })}\n`);
     } else if (verdict.diesAt) {
       const d = verdict.diesAt;
-      process.stdout.write(`${name}: all ${verdict.events} events before agree with glibc${stats}, and at event ${d.seq} (line ${d.line}) glibc dies of ${d.signal} where the model stops: ${d.model}\n`);
+      process.stdout.write(
+        `${name}: all ${verdict.events} events before agree with glibc${stats}, and at event ${d.seq} (line ${d.line}) glibc dies of ${d.signal} where the model stops: ${d.model}\n`,
+      );
     } else {
       process.stdout.write(`${name}: all ${verdict.events} events agree with glibc${stats}\n`);
     }
@@ -110,7 +117,9 @@ function describeDisagreement(name: string, d: Disagreement, replayer: Replayer)
     const where = heap.around === null ? 'at its end' : `around offset ${heap.around} (0x${heap.around.toString(16)})`;
     out.push(`the model's heap ${where}, after this event:`);
     for (const c of heap.chunks) {
-      out.push(`  chunk +0x${c.offset.toString(16).padStart(6, '0')} size ${String(c.size).padStart(8)} ${c.kind.padEnd(9)} made by event ${c.madeBy}${c.marked ? ' <-' : ''}`);
+      out.push(
+        `  chunk +0x${c.offset.toString(16).padStart(6, '0')} size ${String(c.size).padStart(8)} ${c.kind.padEnd(9)} made by event ${c.madeBy}${c.marked ? ' <-' : ''}`,
+      );
     }
   }
   return `${out.join('\n')}\n`;
@@ -120,7 +129,10 @@ function describeDisagreement(name: string, d: Disagreement, replayer: Replayer)
  * The chunks of the model's heap around the block in question: where glibc put it, or else where the model
  * did; for a block that is not on the heap (mmapped, NULL), the end of the heap, where the top is.
  */
-function heapAround(d: Disagreement, replayer: Replayer): { around: number | null; chunks: { offset: number; size: number; kind: string; madeBy: number; marked: boolean }[] } {
+function heapAround(
+  d: Disagreement,
+  replayer: Replayer,
+): { around: number | null; chunks: { offset: number; size: number; kind: string; madeBy: number; marked: boolean }[] } {
   const offset = /"offset":(-?\d+)/.exec(d.oracle ?? '') ?? /"offset":(-?\d+)/.exec(d.model ?? '');
   const around = offset ? Number(offset[1]) : null;
   const heapStart = replayer.model.system.heapStart;

@@ -32,10 +32,14 @@ export function registerCompare(program: Command): void {
       given.push({ kind: 'policy', text });
       return text;
     })
-    .option('--set <PARAM=VALUE>', 'a column: glibc with mallopt(PARAM, VALUE) before the first event; join settings with commas (repeatable)', (text: string) => {
-      given.push({ kind: 'set', text });
-      return text;
-    })
+    .option(
+      '--set <PARAM=VALUE>',
+      'a column: glibc with mallopt(PARAM, VALUE) before the first event; join settings with commas (repeatable)',
+      (text: string) => {
+        given.push({ kind: 'set', text });
+        return text;
+      },
+    )
     .addOption(jsonOption('the figures'))
     .addOption(brkLimitOption());
   for (const option of colourOptions()) command.addOption(option);
@@ -47,7 +51,7 @@ export function registerCompare(program: Command): void {
       if (columns.length > 16) throw new UsageError('at most 16 columns');
       const brkLimit = parseBrkLimit(options.brkLimit);
       const progress = Progress.forTrace(trace, 'compare', { colour: colourFlag(options) });
-      let figures;
+      let figures: ReturnType<typeof compareTrace>;
       try {
         figures = compareTrace(trace, columns, { system: { brkLimit }, onEvent: (event) => progress.tick(event) });
       } finally {

@@ -17,7 +17,10 @@ interface OracleCommandOptions {
 
 /** --libc DIR: the glibc build the oracle runs under (for every command that runs the oracle). */
 export function libcOption(): Option {
-  return new Option('--libc <dir>', `run the real glibc of the build in DIR (its ld-linux-*.so.* and libc.so.6) instead of this machine's; default: $${LIBC_ENV}`);
+  return new Option(
+    '--libc <dir>',
+    `run the real glibc of the build in DIR (its ld-linux-*.so.* and libc.so.6) instead of this machine's; default: $${LIBC_ENV}`,
+  );
 }
 
 export function registerOracle(program: Command): void {
@@ -39,12 +42,21 @@ export function registerOracle(program: Command): void {
 
 /** Runs the oracle with our standard streams; resolves to its exit status. */
 export async function runOracleCommand(trace: string, options: OracleCommandOptions): Promise<number> {
-  const oracleOptions: OracleOptions = { stats: options.stats, keepEnv: options.keepEnv, tunables: options.tunables, brkLimit: parseBrkLimit(options.brkLimit), libc: options.libc };
+  const oracleOptions: OracleOptions = {
+    stats: options.stats,
+    keepEnv: options.keepEnv,
+    tunables: options.tunables,
+    brkLimit: parseBrkLimit(options.brkLimit),
+    libc: options.libc,
+  };
   if (options.tunables?.includes('\0')) throw new UsageError('--tunables cannot hold a NUL character');
   const child = spawnOracle(trace, oracleOptions, 'inherit');
   const end = await oracleExited(child);
   // The oracle printed its own errors (the documented one-line form) on our stderr; we pass on its status.
   // What it could not print (a signal, no status, no start) is raised as the runner words it.
-  if (end.signal || end.status === null || end.stderr) throw exitError(end, oracleDisplayName(trace))!;
-  return end.status;
+  if (end.signal || end.status === null || end.stderr) {
+    const error = exitError(end, oracleDisplayName(trace));
+    if (error) throw error;
+  }
+  return end.status ?? 1;
 }

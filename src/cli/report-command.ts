@@ -37,9 +37,15 @@ export function registerReport(program: Command): void {
       // Open the output first: a path that cannot be written is said at once, not after the whole build.
       const output = OutputFile.open(options.output);
       const progress = Progress.forTrace(trace, 'report', { colour: colourFlag(options) });
-      let result;
+      let result: Awaited<ReturnType<typeof buildReport>>;
       try {
-        result = await buildReport(trace, { policy: options.policy, brkLimit, checkpointEvery, title: options.title, onProgress: (event) => progress.tick(event) });
+        result = await buildReport(trace, {
+          policy: options.policy,
+          brkLimit,
+          checkpointEvery,
+          title: options.title,
+          onProgress: (event) => progress.tick(event),
+        });
       } catch (error) {
         output.discard();
         throw error;

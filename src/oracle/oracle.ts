@@ -99,7 +99,11 @@ export function libcLoader(dir: string): string {
   }
   const loader = names.filter((name) => /^ld-linux[\w.-]*\.so\.\d+$/.test(name)).sort()[0];
   if (loader === undefined) {
-    throw new MallocscopeError('LIBC_NOT_FOUND', `${dir} holds no glibc build: no dynamic loader ld-linux-*.so.* in it (the folder is named by --libc or ${LIBC_ENV})`, 2);
+    throw new MallocscopeError(
+      'LIBC_NOT_FOUND',
+      `${dir} holds no glibc build: no dynamic loader ld-linux-*.so.* in it (the folder is named by --libc or ${LIBC_ENV})`,
+      2,
+    );
   }
   return join(resolve(dir), loader);
 }
@@ -268,12 +272,15 @@ export function startOracle(trace: string, options: OracleOptions = {}): OracleR
     child.stdin.end(options.input);
   }
   let stderr = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (text: string) => {
+  const { stdout, stderr: errors } = child;
+  // Both are pipes by the stdio asked for above; Node's types cannot know that.
+  if (!stdout || !errors) throw new MallocscopeError('ORACLE_START', 'the oracle started without its output pipes');
+  errors.setEncoding('utf8');
+  errors.on('data', (text: string) => {
     if (stderr.length < STDERR_KEPT) stderr += text;
   });
   const exited = oracleExited(child, () => stderr);
-  const lines = createInterface({ input: child.stdout!, crlfDelay: Infinity })[Symbol.asyncIterator]();
+  const lines = createInterface({ input: stdout, crlfDelay: Infinity })[Symbol.asyncIterator]();
   return {
     lines,
     exited,

@@ -8,7 +8,20 @@ import { createMalloc, type ModelOptions } from './setup.ts';
 import { ChunkState, NIL, chunk2mem } from '../allocator/chunks.ts';
 import { MALLOPT_PARAMS, alignDown, alignUp, type MalloptParam } from '../allocator/constants.ts';
 import { checkInvariants } from '../allocator/invariants.ts';
-import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, libcMallocStats, mallocUsableSize, type Mallinfo2, type MallocStats } from '../allocator/libc.ts';
+import {
+  libcCalloc,
+  libcFree,
+  libcMallinfo2,
+  libcMalloc,
+  libcMallopt,
+  libcMemalign,
+  libcRealloc,
+  libcTrim,
+  libcMallocStats,
+  mallocUsableSize,
+  type Mallinfo2,
+  type MallocStats,
+} from '../allocator/libc.ts';
 import { resetNotes, type CallNotes } from '../allocator/notes.ts';
 import { walkBins, walkHeap, walkMmapped, type BinsView, type ChunkInfo } from '../allocator/walk.ts';
 
@@ -16,7 +29,8 @@ import { walkBins, walkHeap, walkMmapped, type BinsView, type ChunkInfo } from '
 export type AllocatorOptions = ModelOptions;
 
 /** What the last call did besides its result. */
-export interface LastCall extends Pick<CallNotes, 'path' | 'consolidations' | 'trims' | 'trimmedBytes' | 'thresholdMove' | 'sysmalloc' | 'merge' | 'mergeSlot'> {
+export interface LastCall
+  extends Pick<CallNotes, 'path' | 'consolidations' | 'trims' | 'trimmedBytes' | 'thresholdMove' | 'sysmalloc' | 'merge' | 'mergeSlot'> {
   syscalls: Syscall[];
 }
 
@@ -118,9 +132,11 @@ export class Allocator {
 
   /** mallopt(param, value): glibc's return value. */
   mallopt(param: MalloptParam, value: number): number {
-    if (!MALLOPT_PARAMS.includes(param)) throw new MallocscopeError('BAD_ARGUMENT', `mallopt: unknown parameter ${String(param)} (known: ${MALLOPT_PARAMS.join(', ')})`);
+    if (!MALLOPT_PARAMS.includes(param))
+      throw new MallocscopeError('BAD_ARGUMENT', `mallopt: unknown parameter ${String(param)} (known: ${MALLOPT_PARAMS.join(', ')})`);
     // glibc's mallopt takes a C int.
-    if (!Number.isInteger(value) || value < -(2 ** 31) || value >= 2 ** 31) throw new MallocscopeError('BAD_ARGUMENT', `mallopt: the value must be a C int (-2147483648 to 2147483647), not ${String(value)}`);
+    if (!Number.isInteger(value) || value < -(2 ** 31) || value >= 2 ** 31)
+      throw new MallocscopeError('BAD_ARGUMENT', `mallopt: the value must be a C int (-2147483648 to 2147483647), not ${String(value)}`);
     const result = libcMallopt(this.begin(), param, value);
     this.end(NIL);
     return result;
@@ -187,7 +203,8 @@ export class Allocator {
     const system = this.model.system;
     const chunk = this.chunkOf(pointer, 'bytes');
     const memory = system.memory;
-    if (!memory) throw new MallocscopeError('NO_BYTES', 'this allocator runs on a simulated kernel, which holds no bytes; use the native backend (new NativeSystem())');
+    if (!memory)
+      throw new MallocscopeError('NO_BYTES', 'this allocator runs on a simulated kernel, which holds no bytes; use the native backend (new NativeSystem())');
     // One view per block, kept until the block ends: asking again costs nothing and holds nothing more. A
     // view detached behind our back (transferred away) is replaced.
     const kept = this.views.get(pointer);
@@ -354,7 +371,12 @@ export class Allocator {
     const chunk = typeof pointer === 'number' && pointer !== 0 ? this.blocks.get(pointer) : undefined;
     if (chunk === undefined) {
       const shown = typeof pointer === 'number' && Number.isSafeInteger(pointer) && pointer >= 0 ? `0x${pointer.toString(16)}` : describe(pointer);
-      const why = pointer === 0 ? 'NULL is not a block' : typeof pointer !== 'number' ? 'a pointer is a number (an address malloc returned)' : 'not a pointer this allocator returned, or already freed';
+      const why =
+        pointer === 0
+          ? 'NULL is not a block'
+          : typeof pointer !== 'number'
+            ? 'a pointer is a number (an address malloc returned)'
+            : 'not a pointer this allocator returned, or already freed';
       throw new MallocscopeError('BAD_POINTER', `${call}(${shown}): ${why}`);
     }
     return chunk;
@@ -370,7 +392,10 @@ export class Allocator {
   /** Refuses a call once the native system under the allocator was released: its memory is gone. */
   private live(): void {
     if (this.model.system.released) {
-      throw new MallocscopeError('SYSTEM_RELEASED', 'this allocator\'s native system was released (its memory is gone); create a new NativeSystem and Allocator');
+      throw new MallocscopeError(
+        'SYSTEM_RELEASED',
+        "this allocator's native system was released (its memory is gone); create a new NativeSystem and Allocator",
+      );
     }
   }
 }

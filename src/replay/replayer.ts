@@ -3,7 +3,7 @@
 import type { SizeT } from '../allocator/size-t.ts';
 import { MallocscopeError, ModelAbortError } from '../errors.ts';
 import type { Syscall } from '../system/api.ts';
-import type { TraceEvent, TraceOp } from '../trace/api.ts';
+import type { ExactSizes, TraceEvent, TraceOp } from '../trace/api.ts';
 import { MALLOPT_PARAMS, OP_CALLOC, OP_FREE, OP_MALLOC, OP_MALLOPT, OP_MEMALIGN, OP_REALLOC, OP_TRIM, TRACE_OPS, TraceReader } from '../trace/parser.ts';
 import type { Malloc } from '../allocator/malloc.ts';
 import { createMalloc, presetName, type ModelOptions } from './setup.ts';
@@ -50,7 +50,15 @@ export interface ReplayOutcome {
 }
 
 /** The numeric op code of each verb (the order of TRACE_OPS). */
-const OP_CODE: Record<TraceOp, number> = { malloc: OP_MALLOC, calloc: OP_CALLOC, realloc: OP_REALLOC, memalign: OP_MEMALIGN, free: OP_FREE, mallopt: OP_MALLOPT, trim: OP_TRIM };
+const OP_CODE: Record<TraceOp, number> = {
+  malloc: OP_MALLOC,
+  calloc: OP_CALLOC,
+  realloc: OP_REALLOC,
+  memalign: OP_MEMALIGN,
+  free: OP_FREE,
+  mallopt: OP_MALLOPT,
+  trim: OP_TRIM,
+};
 
 /** Replays events one at a time through one allocator. */
 export class Replayer {
@@ -99,11 +107,12 @@ export class Replayer {
 
   /** Applies one event. An internal inconsistency or a glibc abort stops with the event's seq and line. */
   apply(event: TraceEvent): ReplayOutcome {
-    if (event.exact) {
+    const exact = event.exact;
+    if (exact) {
       // Values past 2^53: the entry points take them exactly (as bigints) and check them in glibc's order.
       this.model.seq = event.seq;
       resetNotes(this.model.notes);
-      const result = this.guard(event.seq, event.line, event.op, () => this.applyExact(event));
+      const result = this.guard(event.seq, event.line, event.op, () => this.applyExact(event, exact));
       return this.finish(event, event.seq, event.line, OP_CODE[event.op], result);
     }
     let result: number;
@@ -159,7 +168,19 @@ export class Replayer {
   }
 
   /** One call by numeric op code: the block's chunk id (NIL for NULL, or for calls that return nothing). */
-  private step(op: number, seq: number, line: number, slot: number, wasLive: boolean, size: number, nmemb: number, alignment: number, param: number, value: number, pad: number): number {
+  private step(
+    op: number,
+    seq: number,
+    line: number,
+    slot: number,
+    wasLive: boolean,
+    size: number,
+    nmemb: number,
+    alignment: number,
+    param: number,
+    value: number,
+    pad: number,
+  ): number {
     const m = this.model;
     m.seq = seq;
     resetNotes(m.notes);
@@ -255,9 +276,8 @@ export class Replayer {
   }
 
   /** An event with values past 2^53, each passed to the entry point as the exact size_t it is. */
-  private applyExact(event: TraceEvent): number {
+  private applyExact(event: TraceEvent, exact: ExactSizes): number {
     const m = this.model;
-    const exact = event.exact!;
     const size = exact.size !== undefined ? sizeT(exact.size) : 'size' in event ? event.size : 0;
     // What the program asked for, as liveBytes counts it (a double is near enough for a statistic).
     const asked = Number(size);

@@ -96,7 +96,6 @@ export function takeCheckpoint(replayer: Replayer): Uint8Array {
       } else if (value === null) {
         scalars[key] = null;
       } else if (value === undefined || typeof value === 'function') {
-        continue;
       } else {
         throw new Error(`checkpoint: ${part}.${key} holds a ${Object.prototype.toString.call(value)} it cannot copy`);
       }

@@ -200,6 +200,10 @@ export function formatCompareTable(figures: readonly CompareFigures[]): string {
   const cells = rows.map(([name, get]) => [name, ...figures.map(get)]);
   const header = ['', ...figures.map((f) => f.label)];
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i].length)));
-  const line = (row: string[]) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ').trimEnd();
+  const line = (row: string[]) =>
+    row
+      .map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...cells.map(line)].join('\n');
 }

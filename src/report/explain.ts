@@ -109,6 +109,12 @@ export function callText(event: TraceEvent): string {
   }
 }
 
+/** A decision the core records for every call of this kind: missing means the replayer was not recording. */
+function recorded<T>(note: T | null, what: string): T {
+  if (note === null) throw new MallocscopeError('NO_DECISIONS', `the core recorded no ${what} for this event (make the Replayer with { decisions: true })`);
+  return note;
+}
+
 /** Where the block went: "heap +0x2a0", or "mmap 200704 bytes". */
 function placeText(outcome: ReplayOutcome, mapping?: number): string {
   if (outcome.where === 'mmap') return `mmap ${mapping ?? outcome.chunk} bytes`;
@@ -178,7 +184,10 @@ function allocReason(outcome: ReplayOutcome, ctx: AllocContext): Reason {
     case 'last-remainder': {
       const size = search.remainder;
       const rest = typeof nb === 'number' ? size - nb : 0;
-      return [`${skipped}chunk ${nb} split off the last remainder (${size}, alone in unsorted); the rest (${rest}) stays as the new last remainder`, ` → ${place}`];
+      return [
+        `${skipped}chunk ${nb} split off the last remainder (${size}, alone in unsorted); the rest (${rest}) stays as the new last remainder`,
+        ` → ${place}`,
+      ];
     }
     case 'largebin':
       return [`${above}${consolidated}the smallest chunk ≥ ${nb} in large bin ${search.bin} fits (best fit)${whole()}`, ` → ${place}`];
@@ -202,7 +211,7 @@ function allocReason(outcome: ReplayOutcome, ctx: AllocContext): Reason {
 
 /** Why sysmalloc mmapped the chunk or grew the heap. */
 function sysmallocReason(outcome: ReplayOutcome, ctx: AllocContext): Reason {
-  const s = outcome.notes.sysmalloc!;
+  const s = recorded(outcome.notes.sysmalloc, 'sysmalloc decision');
   const { nb, topSize: top, mmapThreshold: thr } = s;
   const topText = top === 0 ? 'there is no heap yet' : `the top (${top}) is too small`;
   if (outcome.notes.path === 'mmap') {
@@ -260,7 +269,7 @@ function mergeText(outcome: ReplayOutcome, size: number, before: StateBefore): s
   let text: string;
   if (intoTop) text = 'merged into the top';
   else text = f.merged > size ? `merged with its free neighbours into ${f.merged} → unsorted bin` : `chunk ${size} → unsorted bin`;
-  if (!t || !t.checked) return intoTop ? `${text} (now ${f.merged})` : text;
+  if (!t?.checked) return intoTop ? `${text} (now ${f.merged})` : text;
   const tt = t.trimThreshold;
   const consolidated = t.consolidated ? '; the fastbins are consolidated' : '';
   const top = intoTop ? t.top : before.topSize;
@@ -293,8 +302,10 @@ function freeBody(before: StateBefore, event: TraceEvent, outcome: ReplayOutcome
     const thr = f.threshold;
     const move = notes.thresholdMove;
     switch (f.verdict) {
-      case 'rise':
-        return `mmapped chunk ${size} > threshold ${move!.mmapThreshold.from} → threshold ${move!.mmapThreshold.to}, trim threshold ${move!.trimThreshold.to}${unmap}`;
+      case 'rise': {
+        const { mmapThreshold, trimThreshold } = recorded(move, 'threshold move');
+        return `mmapped chunk ${size} > threshold ${mmapThreshold.from} → threshold ${mmapThreshold.to}, trim threshold ${trimThreshold.to}${unmap}`;
+      }
       case 'sliding-off': {
         const why = before.policy === 'glibc' ? 'mallopt switched the sliding off' : `the ${before.policy} policy does not slide`;
         return `mmapped chunk ${size}, but ${why} → no rise, threshold stays ${thr}${unmap}`;
@@ -331,7 +342,11 @@ function trimmed(outcome: ReplayOutcome): string {
  * (the replayer's model must record them: an Explainer sets that up).
  */
 export function explainStep(before: StateBefore, event: TraceEvent, outcome: ReplayOutcome): string {
-  if (!outcome.notes.detail) throw new MallocscopeError('NO_DECISIONS', 'explainStep narrates the decisions the core records: make the Replayer with { decisions: true } (an Explainer does)');
+  if (!outcome.notes.detail)
+    throw new MallocscopeError(
+      'NO_DECISIONS',
+      'explainStep narrates the decisions the core records: make the Replayer with { decisions: true } (an Explainer does)',
+    );
   return `${callText(event)}: ${explainBody(before, event, outcome)}`;
 }
 
@@ -341,7 +356,8 @@ function explainBody(before: StateBefore, event: TraceEvent, outcome: ReplayOutc
     case 'malloc':
       return allocation(before, event, outcome, null);
     case 'calloc':
-      if (notes.refused?.why === 'overflow') return `${event.exact?.nmemb ?? event.nmemb} × ${event.exact?.size ?? event.size} overflows size_t → NULL (ENOMEM)`;
+      if (notes.refused?.why === 'overflow')
+        return `${event.exact?.nmemb ?? event.nmemb} × ${event.exact?.size ?? event.size} overflows size_t → NULL (ENOMEM)`;
       return allocation(before, event, outcome, 'calloc');
     case 'memalign':
       return memalign(before, event, outcome);
@@ -357,7 +373,7 @@ function explainBody(before: StateBefore, event: TraceEvent, outcome: ReplayOutc
 }
 
 function trim(event: TraceEvent & { op: 'trim' }, outcome: ReplayOutcome): string {
-  const t = outcome.notes.mtrim!;
+  const t = recorded(outcome.notes.mtrim, 'malloc_trim work');
   const pad = event.exact?.pad ?? event.pad;
   const parts: string[] = [];
   if (t.consolidated > 0) parts.push(`consolidates ${plural(t.consolidated, 'fastbin chunk')}`);
@@ -427,7 +443,7 @@ function realloc(before: StateBefore, event: TraceEvent & { op: 'realloc' }, out
   if (before.blockIsNull || !before.block) return `${id} is NULL, so this is malloc: ${allocation(before, event, outcome, null)}`;
   const refused = refusal(event, notes);
   if (refused) return `${refused}; ${id} keeps its block`;
-  const r = notes.realloc!;
+  const r = recorded(notes.realloc, 'realloc decision');
   const { old, nb } = r;
   const path = notes.path;
   const syscalls = outcome.syscalls;
@@ -476,7 +492,7 @@ function realloc(before: StateBefore, event: TraceEvent & { op: 'realloc' }, out
 
 function mallopt(before: StateBefore, event: TraceEvent & { op: 'mallopt' }, outcome: ReplayOutcome): string {
   const notes = outcome.notes;
-  const o = notes.mallopt!;
+  const o = recorded(notes.mallopt, 'mallopt verdict');
   const n = notes.consolidatedChunks;
   const consolidate = n > 0 ? `consolidates ${plural(n, 'fastbin chunk')} first; ` : '';
   const off = before.noDynThreshold ? ' (the sliding was already off)' : ' and the sliding is switched off for good (no_dyn_threshold = 1)';

@@ -165,7 +165,9 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
   });
   sections.push(['stack.heap', bytesOf(stackHeap.subarray(0, points))]);
   // Checkpoint k holds the state after k * every events (k from 1; the state after 0 events is a fresh replayer).
-  checkpoints.forEach((bytes, k) => sections.push([`checkpoint.${k + 1}`, bytes]));
+  checkpoints.forEach((bytes, k) => {
+    sections.push([`checkpoint.${k + 1}`, bytes]);
+  });
   // zlib's default level: level 9 packs a million events 0.5% tighter and takes ten times as long.
   const payload = gzipSync(packSections(sections), { level: 6 });
 

@@ -4,7 +4,7 @@
 // reader.ts), so that the report's page can bundle the model that imports it.
 import { parseNumberBytes } from '../number.ts';
 import { TraceError } from '../errors.ts';
-import type { ExactSizes, MalloptParam, TraceEvent, TraceOp } from './api.ts';
+import type { ExactSizes, TraceEvent, TraceOp } from './api.ts';
 import { IdTable } from './id-table.ts';
 import { MALLOPT_PARAMS, OP_CALLOC, OP_FREE, OP_MALLOC, OP_MALLOPT, OP_MEMALIGN, OP_REALLOC, OP_TRIM, TRACE_OPS } from './vocabulary.ts';
 
@@ -365,10 +365,7 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     const shape = VERBS[verb];
     if (tokens - 1 !== shape.fields.length) {
       const n = shape.fields.length;
-      this.throwLine(
-        'TRACE_FIELD_COUNT',
-        `${shape.op} takes ${n} field${n === 1 ? '' : 's'} (${shape.fields.join(' ')}), found ${tokens - 1}`,
-      );
+      this.throwLine('TRACE_FIELD_COUNT', `${shape.op} takes ${n} field${n === 1 ? '' : 's'} (${shape.fields.join(' ')}), found ${tokens - 1}`);
     }
     this.exact = null;
     this.op = verb;
@@ -439,10 +436,7 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     else if (length === 7) verb = first === 0x72 ? OP_REALLOC : first === 0x6d ? OP_MALLOPT : -1;
     else if (length === 8) verb = OP_MEMALIGN;
     if (verb >= 0 && this.tokenEquals(start, length, verbBytes[verb])) return verb;
-    this.throwLine(
-      'TRACE_UNKNOWN_VERB',
-      `unknown verb '${this.tokenText(0)}' (expected malloc, calloc, realloc, memalign, free, mallopt or trim)`,
-    );
+    this.throwLine('TRACE_UNKNOWN_VERB', `unknown verb '${this.tokenText(0)}' (expected malloc, calloc, realloc, memalign, free, mallopt or trim)`);
   }
 
   private tokenEquals(start: number, length: number, word: Uint8Array): boolean {
@@ -494,10 +488,7 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     const magnitude = this.unsigned(negative ? start + 1 : start, end, token, 'VALUE');
     const value = negative ? -magnitude : magnitude;
     if (value < -2147483648 || value > 2147483647) {
-      this.throwLine(
-        'TRACE_RANGE',
-        `VALUE is out of range: '${this.tokenText(token)}' (mallopt takes a C int, -2147483648 to 2147483647)`,
-      );
+      this.throwLine('TRACE_RANGE', `VALUE is out of range: '${this.tokenText(token)}' (mallopt takes a C int, -2147483648 to 2147483647)`);
     }
     return Number(value);
   }
@@ -508,7 +499,6 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     if (value === undefined) this.malformed(token, field);
     return value;
   }
-
 
   private malformed(token: number, field: string): never {
     this.throwLine('TRACE_BAD_NUMBER', `${field} is not a number: '${this.tokenText(token)}' (decimal or 0x-hexadecimal)`);
@@ -548,7 +538,6 @@ export class TraceReader implements IterableIterator<TraceEvent> {
   }
 }
 
-
 /** The name errors give a trace path: `<stdin>` for `-`. */
 export function traceDisplayName(path: string): string {
   return path === '-' ? '<stdin>' : path;
@@ -558,11 +547,4 @@ export function traceDisplayName(path: string): string {
 export function parseTrace(text: string | Uint8Array, options: ReadTraceOptions = {}): TraceEvent[] {
   const bytes = typeof text === 'string' ? new TextEncoder().encode(text) : text;
   return [...new TraceReader({ bytes }, options.name ?? '<string>')];
-}
-
-/** The bytes buf[start, end) as text: the digits of a number, which the parser has checked to be ASCII. */
-function digitText(buf: Uint8Array, start: number, end: number): string {
-  let text = '';
-  for (let i = start; i < end; i++) text += String.fromCharCode(buf[i]);
-  return text;
 }

@@ -2,7 +2,7 @@
 // (one byte of op and flags per event, LEB128 varints for slots, numbers and line gaps, the IDs of the calls
 // that create a block as one string table), plus named sections of typed arrays (timeline, checkpoints).
 // Plain TypeScript with no Node API, so the page bundles it as it is.
-import type { MalloptParam, TraceEvent, TraceOp } from '../../trace/api.ts';
+import type { TraceEvent, TraceOp } from '../../trace/api.ts';
 
 export { TRACE_OPS as OPS, MALLOPT_PARAMS as PARAMS } from '../../trace/vocabulary.ts';
 import { TRACE_OPS as OPS, MALLOPT_PARAMS as PARAMS } from '../../trace/vocabulary.ts';
@@ -203,8 +203,9 @@ export class EventEncoder {
     if (event.exact) {
       op |= HAS_EXACT;
       let mask = 0;
+      const exact = event.exact;
       EXACT_FIELDS.forEach((field, bit) => {
-        if (event.exact![field] !== undefined) mask |= 1 << bit;
+        if (exact[field] !== undefined) mask |= 1 << bit;
       });
       this.nums.varint(mask);
       for (const field of EXACT_FIELDS) {

@@ -36,6 +36,18 @@ function bytes(n: number | bigint | string): string {
 }
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
+/** The text of element `id`, which the page template always fills. */
+function textOf(id: string): string {
+  return $(id).textContent ?? '';
+}
+
+/** A canvas's 2D context (null only when the browser cannot draw at all, which stops the page). */
+function context2d(canvas: HTMLCanvasElement): CanvasRenderingContext2D {
+  const g = canvas.getContext('2d');
+  if (!g) throw new Error('this browser gives no 2D canvas');
+  return g;
+}
+
 // One address style on the page: offsets from the start of the heap (the first break), which stay the
 // same from run to run and read short; the absolute address is in the hover title or the tooltip.
 let heapStart = 0;
@@ -119,8 +131,8 @@ async function gunzip(data: Uint8Array): Promise<Uint8Array> {
 }
 
 async function loadData(): Promise<Data> {
-  const meta = JSON.parse($('meta').textContent!) as ReportMeta;
-  const raw = await gunzip(base64Bytes($('payload').textContent!));
+  const meta = JSON.parse(textOf('meta')) as ReportMeta;
+  const raw = await gunzip(base64Bytes(textOf('payload')));
   const sections = unpackSections(raw);
   const get = (name: string) => {
     const section = sections.get(name);
@@ -136,7 +148,16 @@ async function loadData(): Promise<Data> {
   }
   const checkpoints: Uint8Array[] = [];
   for (let k = 1; k <= meta.checkpoints; k++) checkpoints.push(get(`checkpoint.${k}`));
-  return { meta, events, high, low, stackHeap: float64Of(get('stack.heap')), thresholds: float64Of(get('thresholds')), moves: float64Of(get('moves')), checkpoints };
+  return {
+    meta,
+    events,
+    high,
+    low,
+    stackHeap: float64Of(get('stack.heap')),
+    thresholds: float64Of(get('thresholds')),
+    moves: float64Of(get('moves')),
+    checkpoints,
+  };
 }
 
 // ---- the model, stepped ----------------------------------------------------------------------------------
@@ -249,7 +270,11 @@ class Timeline {
   ) {
     const legend = $('timeline-legend');
     legend.innerHTML =
-      SERIES.map((s) => (s.fill ? `<span class="key"><span class="sw" style="background:${s.fill};border-color:${s.colour}"></span>${s.label}</span>` : `<span class="key"><span class="ln" style="border-color:${s.colour}"></span>${s.label}</span>`)).join('') +
+      SERIES.map((s) =>
+        s.fill
+          ? `<span class="key"><span class="sw" style="background:${s.fill};border-color:${s.colour}"></span>${s.label}</span>`
+          : `<span class="key"><span class="ln" style="border-color:${s.colour}"></span>${s.label}</span>`,
+      ).join('') +
       `<span class="key"><span class="ln" style="border-color:${MMAP_T}"></span>mmap threshold</span>` +
       `<span class="key"><span class="ln dash" style="border-color:${TRIM_T}"></span>trim threshold</span>` +
       `<span class="key"><span style="color:${MMAP_T}">▼</span>threshold moved</span>`;
@@ -297,16 +322,18 @@ class Timeline {
 
   draw(): void {
     const canvas = this.canvas;
-    const dpr = (this.dpr = window.devicePixelRatio || 1);
+    const dpr = window.devicePixelRatio || 1;
+    this.dpr = dpr;
     const w = canvas.clientWidth;
     const h = canvas.clientHeight;
     if (w === 0) return;
     canvas.width = Math.round(w * dpr);
     canvas.height = Math.round(h * dpr);
-    const g = canvas.getContext('2d')!;
+    const g = context2d(canvas);
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, w, h);
-    const p: Plot = (this.plot = { left: 70, right: w - 14, top: 12, mainBottom: h - 104, stripTop: h - 84, stripBottom: h - 22 });
+    const p: Plot = { left: 70, right: w - 14, top: 12, mainBottom: h - 104, stripTop: h - 84, stripBottom: h - 22 };
+    this.plot = p;
     canvas.dataset.plotLeft = String(p.left);
     canvas.dataset.plotRight = String(p.right);
     const { meta, high, low } = this.data;
@@ -319,7 +346,13 @@ class Timeline {
     const yMax = Math.ceil(top / step) * step;
     const yOf = (v: number) => p.mainBottom - (v / yMax) * (p.mainBottom - p.top);
     // The axes' geometry, for tests that read the drawing's pixels.
-    Object.assign(canvas.dataset, { mainTop: String(p.top), mainBottom: String(p.mainBottom), stripTop: String(p.stripTop), stripBottom: String(p.stripBottom), yMax: String(yMax) });
+    Object.assign(canvas.dataset, {
+      mainTop: String(p.top),
+      mainBottom: String(p.mainBottom),
+      stripTop: String(p.stripTop),
+      stripBottom: String(p.stripBottom),
+      yMax: String(yMax),
+    });
     g.font = '11px system-ui, sans-serif';
     g.textBaseline = 'middle';
     g.strokeStyle = '#eef1f5';
@@ -417,16 +450,16 @@ class Timeline {
     g.strokeRect(p.left + 0.5, p.top + 0.5, p.right - p.left, p.mainBottom - p.top);
     g.strokeRect(p.left + 0.5, p.stripTop + 0.5, p.right - p.left, p.stripBottom - p.stripTop);
     // Keep the drawing; the overlay (hover and selection lines) is redrawn over a copy of it.
-    const base = (this.base ??= document.createElement('canvas'));
+    this.base ??= document.createElement('canvas');
+    const base = this.base;
     base.width = canvas.width;
     base.height = canvas.height;
-    base.getContext('2d')!.drawImage(canvas, 0, 0);
+    context2d(base).drawImage(canvas, 0, 0);
     this.drawOverlay();
   }
 
   private drawThresholds(g: CanvasRenderingContext2D, p: Plot): void {
     const t = this.data.thresholds;
-    const n = this.data.meta.events;
     // A threshold past the user address space (2^47 on x86-64; mallopt can set SIZE_MAX) is out of reach of any
     // request: its line runs along the top of the lane rather than stretching the log scale.
     const CAP = 2 ** 47;
@@ -497,7 +530,7 @@ class Timeline {
   private drawOverlay(): void {
     const canvas = this.canvas;
     if (!this.base || !this.plot) return;
-    const g = canvas.getContext('2d')!;
+    const g = context2d(canvas);
     g.setTransform(1, 0, 0, 1, 0, 0);
     g.clearRect(0, 0, canvas.width, canvas.height);
     g.drawImage(this.base, 0, 0);
@@ -534,7 +567,10 @@ class Timeline {
 
   private tooltip(e: MouseEvent): void {
     const seq = this.seqAt(e.offsetX);
-    if (seq < 0) return hideTooltip();
+    if (seq < 0) {
+      hideTooltip();
+      return;
+    }
     const { meta, high, low, thresholds } = this.data;
     const i = Math.min(meta.buckets - 1, Math.floor(seq / meta.bucketWidth));
     const from = i * meta.bucketWidth;
@@ -542,7 +578,8 @@ class Timeline {
     let j = 0;
     while (j + 3 < thresholds.length && thresholds[j + 3] <= seq) j += 3;
     const range = from === to ? `event ${int(from)}` : `events ${int(from)}–${int(to)}`;
-    const val = (key: string) => (high[key][i] === low[key][i] || meta.bucketWidth === 1 ? bytes(high[key][i]) : `${bytes(low[key][i])} – ${bytes(high[key][i])}`);
+    const val = (key: string) =>
+      high[key][i] === low[key][i] || meta.bucketWidth === 1 ? bytes(high[key][i]) : `${bytes(low[key][i])} – ${bytes(high[key][i])}`;
     showTooltip(
       e,
       `<div class="t">${range}</div>` +
@@ -589,9 +626,13 @@ class HeapMap {
 
   constructor(private readonly data: Data) {
     const legend = $('heap-legend');
-    legend.innerHTML = (Object.keys(KIND_COLOUR) as ChunkKind[])
-      .map((k) => `<span class="key"><span class="sw" style="background:${k === 'top' ? `repeating-linear-gradient(135deg, ${KIND_COLOUR.top} 0 3px, #b6c2d2 3px 4.5px)` : KIND_COLOUR[k]}"></span>${KIND_LABEL[k]}</span>`)
-      .join('') +
+    legend.innerHTML =
+      (Object.keys(KIND_COLOUR) as ChunkKind[])
+        .map(
+          (k) =>
+            `<span class="key"><span class="sw" style="background:${k === 'top' ? `repeating-linear-gradient(135deg, ${KIND_COLOUR.top} 0 3px, #b6c2d2 3px 4.5px)` : KIND_COLOUR[k]}"></span>${KIND_LABEL[k]}</span>`,
+        )
+        .join('') +
       '<span class="key"><span class="sw" style="background:#fff;border:2px solid #111827"></span>this event\'s block</span>' +
       `<span class="key" title="the heap starts at ${hex(this.data.meta.heapStart)}">addresses: +0x… from the heap start (hover one for its absolute address)</span>`;
     $<HTMLSelectElement>('zoom').addEventListener('change', (e) => {
@@ -652,7 +693,7 @@ class HeapMap {
     canvas.style.height = `${height}px`;
     canvas.width = Math.round(cssWidth * dpr);
     canvas.height = Math.round(height * dpr);
-    const g = canvas.getContext('2d')!;
+    const g = context2d(canvas);
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, cssWidth, height);
     this.rowYs = rowY;
@@ -701,7 +742,7 @@ class HeapMap {
       g.strokeStyle = colour;
       g.lineWidth = 2;
       g.setLineDash(dash);
-      this.segments(found.at, found.chunk.size, (x, w, ry) => g.strokeRect(x + 1, ry + 1, Math.max(w, 2) - 2 < 1 ? 1 : Math.max(w, 2) - 2, this.rowH - 2));
+      this.segments(found.at, found.chunk.size, (x, w, ry) => g.strokeRect(x + 1, ry + 1, Math.max(Math.max(w, 2) - 2, 1), this.rowH - 2));
       g.setLineDash([]);
     };
     if (step.focus >= 0) outline(step.focus, '#111827', []);
@@ -729,10 +770,16 @@ class HeapMap {
 
   private hover(e: MouseEvent): void {
     const x = e.offsetX - this.gutter;
-    if (x < 0 || x > this.mapWidth) return hideTooltip();
+    if (x < 0 || x > this.mapWidth) {
+      hideTooltip();
+      return;
+    }
     let row = -1;
     for (const [r, ry] of this.rowYs) if (e.offsetY >= ry && e.offsetY < ry + this.rowH + this.rowGap) row = r;
-    if (row < 0) return hideTooltip();
+    if (row < 0) {
+      hideTooltip();
+      return;
+    }
     const at = row * this.bytesPerRow + (x / this.mapWidth) * this.bytesPerRow;
     // Binary search the placed chunks; widen to a pixel so that the thinnest chunks can be hovered.
     const slack = this.bytesPerRow / this.mapWidth;
@@ -744,7 +791,10 @@ class HeapMap {
       else hi = mid - 1;
     }
     let found = this.placed[lo];
-    if (!found || at > found.at + found.chunk.size + slack) return hideTooltip();
+    if (!found || at > found.at + found.chunk.size + slack) {
+      hideTooltip();
+      return;
+    }
     if (found.chunk.size < slack && lo + 1 < this.placed.length && this.placed[lo + 1].at - at < slack / 2) found = this.placed[lo + 1];
     showTooltip(e, chunkTooltip(found.chunk, this.data));
   }
@@ -755,7 +805,7 @@ function topPattern(g: CanvasRenderingContext2D): CanvasPattern | string {
   const tile = document.createElement('canvas');
   tile.width = 8;
   tile.height = 8;
-  const t = tile.getContext('2d')!;
+  const t = context2d(tile);
   t.fillStyle = KIND_COLOUR.top;
   t.fillRect(0, 0, 8, 8);
   t.strokeStyle = '#b6c2d2';
@@ -856,17 +906,26 @@ function drawBins(step: Step, data: Data, hover: (address: number) => void): voi
   const html = [
     group(
       'tcache',
-      view.tcache.length ? `${chunksText(sum(view.tcache))} · ${bytes(total(view.tcache))} · up to ${model.mp.tcacheCount} per size` : `up to ${model.mp.tcacheCount} per size`,
+      view.tcache.length
+        ? `${chunksText(sum(view.tcache))} · ${bytes(total(view.tcache))} · up to ${model.mp.tcacheCount} per size`
+        : `up to ${model.mp.tcacheCount} per size`,
       view.tcache.map((b) => row(hex(b.size ?? 0), b.chunks, 'tcache', `tcache bin ${b.index}: chunks of ${b.size} bytes, newest first`)).join(''),
       model.tcache.ready ? 'empty' : 'not set up yet (the first malloc makes it)',
     ),
     group(
       'fastbins',
-      view.fastbins.length ? `${chunksText(sum(view.fastbins))} · ${bytes(total(view.fastbins))} · up to ${hex(model.mp.maxFast)}` : `chunks up to ${hex(model.mp.maxFast)}`,
+      view.fastbins.length
+        ? `${chunksText(sum(view.fastbins))} · ${bytes(total(view.fastbins))} · up to ${hex(model.mp.maxFast)}`
+        : `chunks up to ${hex(model.mp.maxFast)}`,
       view.fastbins.map((b) => row(hex(b.size ?? 0), b.chunks, 'fastbin', `fastbin ${b.index}: newest first`)).join(''),
       'empty',
     ),
-    group('unsorted bin', view.unsorted.length ? `${chunksText(view.unsorted.length)} · ${bytes(view.unsorted.reduce((s, c) => s + c.size, 0))}` : '', view.unsorted.length ? row('unsorted', view.unsorted, 'unsorted', 'newest first; malloc scans from the oldest') : '', 'empty'),
+    group(
+      'unsorted bin',
+      view.unsorted.length ? `${chunksText(view.unsorted.length)} · ${bytes(view.unsorted.reduce((s, c) => s + c.size, 0))}` : '',
+      view.unsorted.length ? row('unsorted', view.unsorted, 'unsorted', 'newest first; malloc scans from the oldest') : '',
+      'empty',
+    ),
     group(
       'small bins',
       small.length ? `${chunksText(sum(small))} · ${bytes(total(small))}` : '',
@@ -925,7 +984,11 @@ function drawEvent(step: Step, data: Data): void {
   const o = step.outcome;
   const chip = (k: string, v: string, title = '') => `<span class="chip"${title ? ` title="${escapeHtml(title)}"` : ''}>${k} <b>${v}</b></span>`;
   const facts = [
-    o.where === 'heap' ? chip('block', `heap +${hex(o.offset)} · chunk size ${hex(o.chunk)}`, `the pointer returned: ${hex(o.pointer)}`) : o.where === 'mmap' ? chip('block', `mmap · ${bytes(o.chunk)}`) : '',
+    o.where === 'heap'
+      ? chip('block', `heap +${hex(o.offset)} · chunk size ${hex(o.chunk)}`, `the pointer returned: ${hex(o.pointer)}`)
+      : o.where === 'mmap'
+        ? chip('block', `mmap · ${bytes(o.chunk)}`)
+        : '',
     ...o.syscalls.map((s) => chip('syscall', syscallProse(s, bytes))),
     chip('heap', bytes(a.systemMem), 'system_mem: bytes the heap holds from the kernel'),
     chip('mmapped', bytes(r.model.mp.mmappedMem), 'bytes in mmapped chunks'),
@@ -996,10 +1059,18 @@ async function main(): Promise<void> {
     ['peak live', bytes(meta.peaks.live)],
     ['peak footprint', bytes(meta.peaks.footprint)],
     ['mmap threshold', `${bytes(meta.final.mmapThreshold)} (moved ${meta.thresholdMoves}×${meta.final.noDynThreshold ? ', sliding off' : ''})`],
-    ['syscalls', Object.entries(meta.syscalls).filter(([, c]) => c > 0).map(([k, c]) => `${k} ${int(c)}`).join(', ') || 'none'],
+    [
+      'syscalls',
+      Object.entries(meta.syscalls)
+        .filter(([, c]) => c > 0)
+        .map(([k, c]) => `${k} ${int(c)}`)
+        .join(', ') || 'none',
+    ],
   ];
   $('summary').innerHTML = summary.map(([k, v]) => `<span class="chip">${k} <b>${escapeHtml(v)}</b></span>`).join('');
-  const checkpoints = meta.checkpoints ? `${meta.checkpoints} checkpoints every ${int(meta.checkpointEvery)} events` : 'replayed from the start (short enough for no checkpoint)';
+  const checkpoints = meta.checkpoints
+    ? `${meta.checkpoints} checkpoints every ${int(meta.checkpointEvery)} events`
+    : 'replayed from the start (short enough for no checkpoint)';
   $('footer').textContent = `${int(n)} events · ${checkpoints} · timeline of ${int(meta.buckets)} points · made by mallocscope on ${meta.generated}`;
   if (n === 0) {
     $('event-title').textContent = 'This trace has no events.';
@@ -1041,7 +1112,8 @@ async function main(): Promise<void> {
   let urlSeq = -1;
   const showInUrl = (seq: number) => {
     urlSeq = seq;
-    urlTimer ??= setTimeout(() => {
+    if (urlTimer !== undefined) return;
+    urlTimer = setTimeout(() => {
       urlTimer = undefined;
       if (location.hash !== `#${urlSeq}`) history.replaceState(history.state, '', `#${urlSeq}`);
     }, 100);
@@ -1055,13 +1127,14 @@ async function main(): Promise<void> {
     pending = seq;
   };
   const timeline = new Timeline(data, select);
-  const handle: PageHandle = (window.mallocscope = {
+  const handle: PageHandle = {
     ready: false,
     loadMs: 0,
     seq: -1,
     select,
     drawn: () => new Promise((resolve) => (pending < 0 && step ? resolve(handle.seq) : waiters.push(resolve))),
-  });
+  };
+  window.mallocscope = handle;
 
   slider.addEventListener('input', () => select(Number(slider.value)));
   seqInput.addEventListener('change', () => select(Number(seqInput.value)));

@@ -1,4 +1,4 @@
-// compare's figures against hand-checked traces (GLIBC-2.36.md §3, §6, §11), through the module and through
+// compare's figures against hand-checked traces (docs/glibc.md §3, §6, §11), through the module and through
 // the command line (table, --json, column order, exit codes), and the progress bar's drawing rules.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

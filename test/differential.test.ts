@@ -47,7 +47,7 @@ for (const [index, shape] of SHAPES.entries()) {
   });
 }
 
-// A program break that cannot grow (far enough): glibc falls back to mmap'ed heap memory (GLIBC-2.36.md §5).
+// A program break that cannot grow (far enough): glibc falls back to mmap'ed heap memory (docs/glibc.md §5).
 const limited = ['everything', 'threshold-and-small-many', 'realloc-mixed', 'trim-mix-few', 'medium-many'];
 for (const [index, name] of limited.entries()) {
   for (const brkLimit of [0, 65536, 1 << 20]) {

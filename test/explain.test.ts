@@ -1,5 +1,5 @@
-// explain's sentences, rule by rule, on small traces whose numbers come from GLIBC-2.36.md (§2, §3, §5, §6,
-// §7, §11 probes), written by hand; and the `explain` command through the CLI (plain when piped, exit codes).
+// explain's sentences, rule by rule, on small traces whose numbers come from the probes of docs/glibc.md §2, §3, §5, §6,
+// §7 and §11, written by hand; and the `explain` command through the CLI (plain when piped, exit codes).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, writeFileSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// Bad input to the model: requests glibc refuses (NULL, checked against GLIBC-2.36.md and the oracle), an
+// Bad input to the model: requests glibc refuses (NULL, checked against docs/glibc.md and the oracle), an
 // internal inconsistency caught by the invariants during a replay, and misuse of the Allocator API. None of
 // these may crash: a refused request gives 0 / no `where`, misuse gives a MallocscopeError with a code.
 // After every allocator call the heap's invariants are checked (allocator.check()).

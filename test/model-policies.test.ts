@@ -1,6 +1,6 @@
 // The model's policies against the real glibc (the oracle): a policy must place every block exactly where
 // glibc does after the mallopt call it stands for (src/policy/: fixed:N ≡ mallopt M_MMAP_THRESHOLD N,
-// heap ≡ mallopt M_MMAP_MAX 0, mmap ≡ mallopt M_MMAP_THRESHOLD 0; GLIBC-2.36.md §2, §3).
+// heap ≡ mallopt M_MMAP_MAX 0, mmap ≡ mallopt M_MMAP_THRESHOLD 0; docs/glibc.md §2, §3).
 // The oracle runs the trace with the mallopt as its first line; the model runs it without that line, under the
 // policy, with the invariants checked after every event. The JSON lines (with --stats) after the oracle's first
 // must equal the model's, seq shifted by one. The differential() check of the same mallopt trace under the glibc

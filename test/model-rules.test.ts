@@ -1,5 +1,5 @@
 // The model against the rules of glibc 2.36, one rule a test, each title naming its section of the
-// project's verified glibc 2.36 notes (§N). Every expected number is quoted from that spec (a probe or a worked example) or computed by hand
+// project's manual of glibc 2.36's rules, docs/glibc.md §N. Every expected number is quoted from that spec (a probe or a worked example) or computed by hand
 // from its formulas (the computation is written next to it); none comes from running the model. After every
 // allocator call the heap's invariants are checked (allocator.check()).
 import { test } from 'uvu';

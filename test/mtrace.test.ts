@@ -91,7 +91,7 @@ async function readerCheck(text: string, name: string): Promise<number | undefin
   }
 }
 
-// ---- hand-written logs, expected traces written by hand from GLIBC-2.36.md §9 ----------------------------
+// ---- hand-written logs, expected traces written by hand from docs/glibc.md §9 ----------------------------
 
 for (const name of ['section9-probe', 'section9-probe2', 'every-record']) {
   test(`imports ${name}.log as the hand-written ${name}.trace`, async () => {

@@ -1,4 +1,4 @@
-// The oracle (the real glibc of this machine) against GLIBC-2.36.md: every expected number below comes
+// The oracle (the real glibc of this machine) against docs/glibc.md: every expected number below comes
 // from that spec or from docs/trace-format.md, never from the oracle's own output. What the oracle program
 // does is asked of its binary directly; what the runner (src/oracle) and the command line add (the clean
 // environment, --keep-env, --tunables, --libc, standard input, a closed pipe) is checked through them.

@@ -1,5 +1,5 @@
 // `mallocscope replay` as a user runs it: JSON Lines with the spec's numbers, the lines before a bad line
-// kept, the summary, --stats, and usage errors; expected values from GLIBC-2.36.md (§6 probe H, §11).
+// kept, the summary, --stats, and usage errors; expected values from docs/glibc.md §6 (probe H) and §11.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';

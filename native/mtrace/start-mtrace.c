@@ -47,7 +47,7 @@ static void note_forked_child(void) {
 /* The dynamic linker runs preloaded libraries' constructors before the program's own constructors and main,
  * so every allocation the program makes from there on is logged. `mtrace` resolves to the debug allocator's
  * definition because that library comes first in LD_PRELOAD. Whatever ran before this constructor (the
- * debug allocator's own set-up, mtrace's fopen) is not logged: see GLIBC-2.36.md §9 and docs/mtrace.md. */
+ * debug allocator's own set-up, mtrace's fopen) is not logged: see docs/glibc.md §9 and docs/mtrace.md. */
 __attribute__((constructor)) static void start_mtrace(void) {
   pids_file = getenv("MALLOCSCOPE_MTRACE_PIDS");
   if (pids_file && *pids_file) {

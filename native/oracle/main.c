@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The size word's flag bits (GLIBC-2.36.md §1). */
+/* The size word's flag bits (docs/glibc.md §1). */
 #define IS_MMAPPED 0x2
 #define SIZE_BITS 0x7
 

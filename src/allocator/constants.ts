@@ -1,5 +1,5 @@
 // glibc 2.36's sizes and tunable defaults on x86-64, with the size-to-bin arithmetic built on them
-// (GLIBC-2.36.md §1, §2, §7.1). Names are glibc's, so a reader of malloc.c finds each one at once.
+// (docs/glibc.md §1, §2, §7.1). Names are glibc's, so a reader of malloc.c finds each one at once.
 
 /** sizeof(size_t): the size and prev_size words. */
 export const SIZE_SZ = 8;
@@ -124,7 +124,7 @@ export function smallbinIndex(size: number): number {
   return size >>> 4;
 }
 
-/** largebin_index_64: the large bin of a chunk size (GLIBC-2.36.md §7.1's table). */
+/** largebin_index_64: the large bin of a chunk size (docs/glibc.md §7.1's table). */
 export function largebinIndex(size: number): number {
   // From 2^31 up every tier's quotient is far past its limit (and >> would not be exact): the last bin.
   if (size >= 0x7fff0000) return 126;

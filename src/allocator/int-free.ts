@@ -1,4 +1,4 @@
-// _int_free and malloc_consolidate (GLIBC-2.36.md §7.3, §7.4): tcache first, then a fastbin, else coalesce
+// _int_free and malloc_consolidate (docs/glibc.md §7.3, §7.4): tcache first, then a fastbin, else coalesce
 // with free neighbours into the unsorted bin or the top, and past 64 KiB consolidate and maybe trim.
 import type { MallocState } from './arena.ts';
 import { ChunkState, NIL, isBinned } from './chunks.ts';

@@ -1,4 +1,4 @@
-// _int_malloc: find a chunk of nb bytes in the order glibc 2.36 searches (GLIBC-2.36.md §7.2): fastbin,
+// _int_malloc: find a chunk of nb bytes in the order glibc 2.36 searches (docs/glibc.md §7.2): fastbin,
 // small bin, the unsorted scan (last remainder, exact fits, binning), the request's own large bin, the next
 // non-empty bin, the top, and at last sysmalloc.
 import type { MallocState } from './arena.ts';

@@ -149,7 +149,7 @@ export function libcFree(m: Malloc, p: number): void {
 }
 
 /**
- * The sliding watermark (GLIBC-2.36.md §3): freeing an mmapped chunk whose size word (chunk size + 2, the
+ * The sliding watermark (docs/glibc.md §3): freeing an mmapped chunk whose size word (chunk size + 2, the
  * IS_MMAPPED bit) is above mp_.mmap_threshold and at most 32 MiB raises the threshold to the chunk size
  * and the trim threshold to twice that, unless mallopt switched the sliding off. The move, or null.
  */
@@ -351,7 +351,7 @@ export function libcTrim(m: Malloc, pad: number | bigint): number {
   return mtrim(av, pad) ? 1 : 0;
 }
 
-/** mallinfo2's fields, with glibc's meanings (GLIBC-2.36.md §8). */
+/** mallinfo2's fields, with glibc's meanings (docs/glibc.md §8). */
 export interface Mallinfo2 {
   /** system_mem: bytes obtained through sbrk (and the mmap fallback, foreign gaps, corrections). */
   arena: number;
@@ -415,7 +415,7 @@ function stamp(av: MallocState, p: number): number {
   return p;
 }
 
-/** What malloc_stats() prints (GLIBC-2.36.md §8), for the main arena of one thread. */
+/** What malloc_stats() prints (docs/glibc.md §8), for the main arena of one thread. */
 export interface MallocStats {
   /** MallocState 0 "system bytes": system_mem. */
   systemBytes: number;

@@ -1,4 +1,4 @@
-// memalign and aligned_alloc (GLIBC-2.36.md §7.7): ask _int_malloc for room to spare, then give back the
+// memalign and aligned_alloc (docs/glibc.md §7.7): ask _int_malloc for room to spare, then give back the
 // misaligned lead and the spare tail through _int_free (or, for an mmapped chunk, keep the lead as a gap).
 import type { MallocState } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';

@@ -1,4 +1,4 @@
-// realloc (GLIBC-2.36.md §4 and §7.5): mremap for mmapped blocks whatever their size; for heap blocks, keep
+// realloc (docs/glibc.md §4 and §7.5): mremap for mmapped blocks whatever their size; for heap blocks, keep
 // the chunk and split, grow into the top or a free neighbour, or allocate elsewhere, copy and free.
 import type { MallocState } from './arena.ts';
 import { ChunkState, NIL, isBinned } from './chunks.ts';

@@ -1,4 +1,4 @@
-// sysmalloc, systrim and malloc_trim's mtrim (GLIBC-2.36.md §2, §4, §5, §6): where the allocator asks the
+// sysmalloc, systrim and malloc_trim's mtrim (docs/glibc.md §2, §4, §5, §6): where the allocator asks the
 // kernel for memory, the one place the brk-or-mmap decision is made, and where it gives memory back.
 import type { MallocState } from './arena.ts';
 import { UNSORTED } from './arena.ts';
@@ -33,7 +33,7 @@ export function sysmalloc(av: MallocState, standInNb: number): number {
   // (The stand-in's own chunk only: the tcache struct, allocated first on the way, is what it is.)
   const nb = exactNb(av.m.hugeRequest, standInNb);
 
-  // The brk-or-mmap decision (GLIBC-2.36.md §2): a chunk of at least mp_.mmap_threshold gets its own mapping
+  // The brk-or-mmap decision (docs/glibc.md §2): a chunk of at least mp_.mmap_threshold gets its own mapping
   // while fewer than mp_.n_mmaps_max exist.
   const mp = av.mp;
   const triedMmap = nb >= mp.mmapThreshold && mp.nMmaps < mp.nMmapsMax;

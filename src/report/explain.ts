@@ -1,5 +1,5 @@
 // One plain sentence per event, in glibc's terms and with its numbers: what the call did and why
-// (GLIBC-2.36.md §2–§7). An observer of the replay: it narrates the decisions the core recorded for the
+// (docs/glibc.md §2–§7). An observer of the replay: it narrates the decisions the core recorded for the
 // event (CallNotes), with a little state from just before it (captureBefore); it knows no glibc rule itself.
 import type { CallNotes, FreeNote } from '../allocator/notes.ts';
 import { sizeTFromInt, type SizeT } from '../allocator/size-t.ts';

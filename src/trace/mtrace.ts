@@ -1,4 +1,4 @@
-// Imports a glibc mtrace log (GLIBC-2.36.md §9) as a trace v1 (docs/trace-format.md), streaming: the log is
+// Imports a glibc mtrace log (docs/glibc.md §9) as a trace v1 (docs/trace-format.md), streaming: the log is
 // read in 1 MiB chunks and parsed as bytes, so memory grows with the number of live blocks, not with the log.
 import { createReadStream } from 'node:fs';
 import { TraceError } from '../errors.ts';
@@ -8,7 +8,7 @@ import { parseHexDigits } from '../number.ts';
 export interface MtraceImportOptions {
   /**
    * Start the trace with the allocations that glibc's debug library and mtrace() make before the log starts
-   * (GLIBC-2.36.md §9), so that a replay puts every block at the recorded program's heap offsets.
+   * (docs/glibc.md §9), so that a replay puts every block at the recorded program's heap offsets.
    */
   preamble?: boolean;
   /** Comment lines (without the leading `# `) to put at the top of the trace. */
@@ -39,7 +39,7 @@ export interface MtraceSummary {
 
 /** The trace lines that stand for what the debug library and mtrace() allocate before `= Start` (§9). */
 export const MTRACE_PREAMBLE = [
-  '# preamble (--preamble): what glibc allocates before the first logged call (GLIBC-2.36.md section 9)',
+  '# preamble (--preamble): what glibc allocates before the first logged call (docs/glibc.md §9)',
   "malloc mtrace-hook-init 0     # the debug library's first call: __libc_free(__libc_malloc(0))",
   'free mtrace-hook-init',
   'malloc mtrace-log-FILE 472    # mtrace() opens the log with fopen: a FILE that stays live',

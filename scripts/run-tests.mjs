@@ -35,18 +35,21 @@ function refuse(reason) {
 
 /**
  * Why dist/ is not the build of src/ (a source newer than its output, a source without output, an output
- * whose source is gone), or undefined when it is. tsc's source maps name each output's source.
+ * whose source is gone), or undefined when it is. The source maps name each output's sources (one for tsc's
+ * outputs, several for a bundle).
  */
 function staleDist() {
   const dist = join(root, 'dist');
   if (!existsSync(dist)) return 'dist/ is missing';
   const built = new Set();
   for (const map of findFiles(dist, '.js.map')) {
-    const source = join(dirname(map), JSON.parse(readFileSync(map, 'utf8')).sources[0]);
     const output = map.slice(0, -'.map'.length);
-    if (!existsSync(source)) return `${relative(root, output)} has no source (${relative(root, source)} is gone)`;
-    if (statSync(source).mtimeMs > statSync(output).mtimeMs) return `${relative(root, source)} is newer than ${relative(root, output)}`;
-    built.add(source);
+    for (const name of JSON.parse(readFileSync(map, 'utf8')).sources) {
+      const source = join(dirname(map), name);
+      if (!existsSync(source)) return `${relative(root, output)} has no source (${relative(root, source)} is gone)`;
+      if (statSync(source).mtimeMs > statSync(output).mtimeMs) return `${relative(root, source)} is newer than ${relative(root, output)}`;
+      built.add(source);
+    }
   }
   const missing = findFiles(join(root, 'src'), '.ts').find((source) => !source.endsWith('.d.ts') && !built.has(source));
   return missing ? `${relative(root, missing)} is not built` : undefined;

@@ -1,12 +1,13 @@
 // What both benchmarks need before they measure: dist/ as fresh as src/ (the suites run the compiled
 // library, as bin/mallocscope.js does), and the oracle's clean environment for every process alike.
+import { fileURLToPath } from 'node:url';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { oracleEnv } from '../src/oracle/oracle.ts';
 
 /** The repository root: commands run there. */
-export const root = new URL('..', import.meta.url).pathname;
+export const root = fileURLToPath(new URL('..', import.meta.url));
 
 function newestMtime(dir: string, suffix: string): number {
   let newest = 0;

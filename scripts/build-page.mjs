@@ -2,11 +2,12 @@
 // dist/report/html/page.bundle.js, which `mallocscope report` inlines into every report. Run by the build
 // (npm run build, npm install's prepare, npm test). The page runs in a browser: a Node module or global in
 // its graph fails the build here, not in the reader's browser.
+import { fileURLToPath } from 'node:url';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, relative } from 'node:path';
 import { build } from 'esbuild';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 const entry = `${root}src/report/html/page.ts`;
 const out = `${root}dist/report/html/page.bundle.js`;
 

@@ -1,10 +1,11 @@
 // The checks npm test runs before the tests, side by side (each takes about two seconds, one mostly on one
 // core): the type check of src, test, bench and scripts (tsc, against the built dist/), and Biome's lint and
 // format check. Prints what fails and exits non-zero when either does.
+import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 const bin = (name) => join(root, 'node_modules/.bin', name);
 
 /** Runs a command, its output collected; resolves with its name, status and output. */

@@ -6,12 +6,13 @@
 // runs too), so this runner first refuses a dist/ older than src/, then compiles the tests themselves to
 // dist-test/ (types stripped by tsc, no checking: `npm test` type-checks before) and runs them with plain node.
 // `node scripts/run-tests.mjs PATTERN` runs the files whose path matches PATTERN.
+import { fileURLToPath } from 'node:url';
 import { spawn, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 const only = process.argv[2] ? new RegExp(process.argv[2]) : null;
 /** Each file's seconds in the last run, so that the longest start first. */
 const timesFile = join(root, 'node_modules/.cache/mallocscope/test-seconds.json');

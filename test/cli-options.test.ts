@@ -1,5 +1,6 @@
 // The options several commands share, through the CLI: --brk-limit means the same for the model and the real
 // glibc, every command reads it the same way, --json summaries, check's exit status, -o -, and colour.
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -11,7 +12,7 @@ import { bin, mallocscope } from './support/cli.ts';
 import { useColour } from '../dist/cli/colour.js';
 import { Progress } from '../dist/cli/progress.js';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-options-'));
 const haveScript = spawnSync('script', ['--version']).status === 0;
 const ptyTest = unless(test, haveScript ? undefined : "needs util-linux's script for a terminal");

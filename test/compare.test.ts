@@ -1,5 +1,6 @@
 // compare's figures against hand-checked traces (docs/glibc.md §3, §6, §11), through the module and through
 // the command line (table, --json, column order, exit codes), and the progress bar's drawing rules.
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -10,7 +11,7 @@ import { Progress } from '../dist/cli/progress.js';
 import { compareTrace, parsePolicyColumn, parseSetColumn, parseSetting } from '../dist/report/compare.js';
 import { parseTrace } from '../dist/trace/reader.js';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-compare-'));
 
 test('threshold-slides.trace under glibc, fixed:131072 and heap, by hand', () => {

@@ -3,6 +3,7 @@
 // grow), short traces of edge values (src/trace/edges.ts), the examples, and the traces of real programs in
 // test/fixtures/real. The heap's invariants are walked on the way: after every event of the short traces, and
 // on samples of the long ones (every Nth event and the last), since each walk visits the whole heap.
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
@@ -18,7 +19,7 @@ import { SHAPES, generateTrace } from '../dist/trace/generate.js';
 import { TraceWriter } from '../dist/trace/writer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-differential-'));
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 
 /** Invariant walks of the 1500-event random traces: after every SAMPLEth event and the last. */
 const SAMPLE = 10;

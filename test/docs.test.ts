@@ -1,12 +1,13 @@
 // The manual against the repository: every test that docs/glibc.md names as a rule's proof still exists under
 // that title, every repository path the manuals name exists, and every "docs/glibc.md §N" cited in a comment
 // has its section. A renamed test or a moved file fails here instead of leaving the manual quietly wrong.
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 const glibcDoc = readFileSync(join(root, 'docs/glibc.md'), 'utf8');
 
 /** The titles a test file registers, as patterns: `${...}` in a template title matches any text. */

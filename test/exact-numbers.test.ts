@@ -1,5 +1,6 @@
 // Numbers beyond 2^53 printed exactly: thresholds that mallopt sets from negative ints, the chunk sizes
 // `explain` reasons with, and the system calls of huge requests, whose sizes strace sees the real glibc pass.
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -10,7 +11,7 @@ import { exactJson } from '../dist/report/json.js';
 import { unless } from './support/skip.ts';
 import { mallocscope } from './support/cli.ts';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-exact-'));
 const oracle = join(root, 'build/Release/mallocscope-oracle');
 const haveStrace = spawnSync('strace', ['-V']).status === 0;

@@ -1,12 +1,13 @@
 // The layers' rules, read off the sources (docs/design.md, "Layers"): the allocator core is pure, glibc's
 // constants are read only by the core and the presets, and no file names a path outside the repository.
 // A change that breaks one fails here, naming the file and the line.
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 
 /** Every file under `dir` (relative to the repository) whose name ends with one of `endings`. */
 function files(dir: string, endings: string[]): string[] {

@@ -38,7 +38,7 @@ function throwsCode(run: () => unknown, code: string): MallocscopeError {
 
 // Near 2^63 a double cannot tell PTRDIFF_MAX, 2^63 and 2^63 + 1 apart; these tests caught the model doing so.
 // The model now refuses at >= 2^63 for plain numbers, and decides exactly from a trace's exact values
-// (src/allocator/huge.ts) for calloc, memalign and realloc near the boundary.
+// (the entry points in src/allocator/libc.ts take them as bigints) for calloc, memalign and realloc near the boundary.
 test('§1 malloc of 2^63 (> PTRDIFF_MAX) gives NULL before doing anything', () => {
   // §1: checked_request2size returns 0 (ENOMEM) when req > PTRDIFF_MAX; trace-format.md: glibc fails before doing
   // anything, so not even the tcache struct is made (arena stays 0).

@@ -1,5 +1,6 @@
 // Tests of the mtrace import (src/trace/mtrace.ts) and of `mallocscope import-mtrace` / `record`: hand-written
 // logs of every record type, every error through the CLI, real recordings, and the committed fixtures.
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { unless } from './support/skip.ts';
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import { TraceError } from '../dist/errors.js';
 import { convertMtrace, MtraceConverter, MTRACE_PREAMBLE } from '../dist/trace/mtrace.js';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 const fixtures = join(root, 'test/fixtures/mtrace');
 const realFixtures = join(root, 'test/fixtures/real');
 const scratch = mkdtempSync(join(tmpdir(), 'mallocscope-mtrace-test-'));

@@ -2,6 +2,7 @@
 // core on real memory gives the same where, chunk, heap offset (from the emulated break) and mallinfo2 as
 // glibc, on one seeded trace of each shape, the examples and the real programs' traces. Each trace gets a
 // fresh NativeSystem, released afterwards.
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
@@ -13,7 +14,7 @@ import { SHAPES, generateTrace } from '../dist/trace/generate.js';
 import { TraceWriter } from '../dist/trace/writer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-native-differential-'));
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 
 function agrees(path: string, label: string): void {
   const system = new NativeSystem();

@@ -3,6 +3,7 @@
 // requests glibc refuses, failed reallocs of protected or locked blocks, many bytes() calls, systems dropped
 // without release(), and calls on NULL, on a released system or with no pointer at all. Cases that used to
 // crash run in a child process, so that this file survives them.
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -16,7 +17,7 @@ import { unless } from './support/skip.ts';
 import { DROP_LOCK_CAPABILITY, cannotDropLock } from './support/memlock.ts';
 import { runChild } from './support/child.ts';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-native-hardening-'));
 const asan = process.env.MALLOCSCOPE_ASAN === '1';
 

@@ -2,6 +2,7 @@
 // is there during a replay, the mmapped blocks appear and disappear exactly as the trace says, and after a
 // replay of a million events that frees everything, release() leaves no reservation and no mapping behind.
 // Also `mallocscope replay --backend native --jsonl --stats` line for line against the oracle.
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -16,7 +17,7 @@ import { TraceWriter } from '../dist/trace/writer.js';
 import { mallocscope } from './support/cli.ts';
 
 const asan = process.env.MALLOCSCOPE_ASAN === '1';
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-native-maps-'));
 
 interface MapsLine {

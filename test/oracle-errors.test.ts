@@ -4,6 +4,7 @@
 // behaviour, so the oracle binary is asked directly (a process start of a few milliseconds); what the command
 // line adds (its own TRACE_OPEN check, usage errors, passing the oracle's output and status on) is checked
 // end to end through `mallocscope oracle`.
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -14,7 +15,7 @@ import { TraceError } from '../dist/errors.js';
 import { ORACLE_BINARY, oracleEnv, runOracle } from '../dist/oracle/oracle.js';
 import { builtFile } from '../dist/native.js';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-oracle-errors-'));
 const oracleBinary = builtFile(ORACLE_BINARY);
 let files = 0;

@@ -2,6 +2,7 @@
 // from that spec or from docs/trace-format.md, never from the oracle's own output. What the oracle program
 // does is asked of its binary directly; what the runner (src/oracle) and the command line add (the clean
 // environment, --keep-env, --tunables, --libc, standard input, a closed pipe) is checked through them.
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile, spawnSync } from 'node:child_process';
@@ -25,7 +26,7 @@ import {
   type OracleEvent,
 } from '../dist/oracle/oracle.js';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 const fixtures = join(root, 'test/fixtures/oracle');
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-oracle-'));
 const MiB = 1024 * 1024;

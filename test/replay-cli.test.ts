@@ -1,5 +1,6 @@
 // `mallocscope replay` as a user runs it: JSON Lines with the spec's numbers, the lines before a bad line
 // kept, the summary, --stats, and usage errors; expected values from docs/glibc.md §6 (probe H) and §11.
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -7,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mallocscope } from './support/cli.ts';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-replay-'));
 
 /** The command, in-process (test/support/cli.ts). */

@@ -9,6 +9,7 @@
 // Chromium: Debian's package at /usr/bin/chromium (or the browser MALLOCSCOPE_CHROMIUM names). This test
 // never installs anything: without a browser, or without playwright-core, its browser tests are skipped with
 // the reason (.ci/run installs Chromium for CI).
+import { fileURLToPath } from 'node:url';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir, totalmem } from 'node:os';
 import { gunzipSync } from 'node:zlib';
@@ -28,7 +29,7 @@ import { generateTrace, shapeByName } from '../dist/trace/generate.js';
 import { parseTrace } from '../dist/trace/reader.js';
 import { formatTrace } from '../dist/trace/writer.js';
 
-const ROOT = new URL('..', import.meta.url).pathname;
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 // The benchmark's recorded cc1 trace when it has been recorded (npm run bench); else a generated one.
 const BIG_RECORDED = join(ROOT, 'bench/.cache/cc1-large.trace');
 const work = mkdtempSync(join(tmpdir(), 'mallocscope-report-'));

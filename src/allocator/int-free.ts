@@ -31,8 +31,9 @@ export function intFree(av: MallocState, p: number): void {
   // coalesce noted where this chunk went (consolidation below notes its own merges after it)
   const intoTop = notes.merge?.intoTop === true;
   if (notes.detail) noteFree(av, size, intoTop ? 'top' : 'unsorted', 0, tcacheable, merged);
-  const trim = notes.detail ? trimNote(av, merged, intoTop) : null;
   if (merged >= FASTBIN_CONSOLIDATION_THRESHOLD) {
+    // Only a free that reaches the check replaces the call's trim note.
+    const trim = notes.detail ? trimNote(av, merged, intoTop) : null;
     const consolidated = av.haveFastchunks;
     if (consolidated) mallocConsolidate(av);
     if (trim) {

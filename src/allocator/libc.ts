@@ -60,9 +60,12 @@ export function maybeInitTcache(av: MallocState): void {
       topPad: sizeTFromInt(m.mp.topPad),
       minsize: MINSIZE,
     };
-    // The struct's own search is not the request's.
+    // The struct's own search, and what it freed on the way (an old top's fenceposted rest), are not the
+    // request's.
     notes.search = null;
     notes.sysmalloc = null;
+    notes.freed = [];
+    notes.trim = null;
   }
   notes.path = saved;
   if (victim !== NIL) {
@@ -282,9 +285,8 @@ function memalignExact(m: Malloc, alignment: bigint, req: bigint): number {
   if (nb > SIZE_MAX - aligned - BigInt(MINSIZE)) return refuse(m, 'overflow', nb + aligned + BigInt(MINSIZE));
   const inner = nb + aligned + BigInt(MINSIZE);
   if (inner > PTRDIFF_MAX) return refuse(m, 'ptrdiff', inner);
-  // Only the size was large: the alignment (a power of two) is exact as a double, and so is the rest.
-  if (req <= BigInt(Number.MAX_SAFE_INTEGER)) return libcMemalign(m, Number(alignment), Number(req));
-  // _int_memalign's inner request fails in sysmalloc whatever the alignment: 64 stands in for it.
+  // The alignment or the size is past 2^53, so the inner request is too: it is searched for and fails in
+  // sysmalloc, which asks the kernel for its exact size. 64 and the stand-in size take that same path.
   const result = withExactRequest(m, inner, () => libcMemalign(m, 64, HUGE_STAND_IN));
   const note = m.notes.memalign;
   if (note) {
@@ -417,9 +419,9 @@ function stamp(av: MallocState, p: number): number {
 
 /** What malloc_stats() prints (docs/glibc.md §8), for the main arena of one thread. */
 export interface MallocStats {
-  /** MallocState 0 "system bytes": system_mem. */
+  /** Arena 0 "system bytes": system_mem. */
   systemBytes: number;
-  /** MallocState 0 "in use bytes": mallinfo2's uordblks. */
+  /** Arena 0 "in use bytes": mallinfo2's uordblks. */
   inUseBytes: number;
   /** Total "system bytes": mmapped_mem + system_mem. */
   totalSystemBytes: number;
@@ -437,7 +439,7 @@ export interface MallocStats {
 export function libcMallocStats(m: Malloc): MallocStats {
   const av = m.main;
   const inUse = av.systemMem - (av.topSize + av.fastBytes + av.binnedBytes);
-  // The totals sum every arena (a side arena made for the tcache struct too); "MallocState 0" is the main one.
+  // The totals sum every arena (a side arena made for the tcache struct too); "Arena 0" is the main one.
   const side = av.m.sideArena;
   return {
     systemBytes: av.systemMem,

@@ -1,7 +1,7 @@
 // One process's malloc: the parameter block mp_, the main arena, the running thread's tcache, the chunks
 // they share, the kernel, and what the current call records. Every entry point (libc.ts) takes it.
 import type { SystemMemory } from '../system/api.ts';
-import { type MallocState, type SideArena, MallocState as Arena } from './arena.ts';
+import { MallocState, type SideArena } from './arena.ts';
 import { ChunkTable } from './chunks.ts';
 import { newNotes, type CallNotes } from './notes.ts';
 import { MallocPar } from './params.ts';
@@ -37,7 +37,7 @@ export class Malloc {
   constructor(system: SystemMemory, mp: MallocPar = new MallocPar()) {
     this.system = system;
     this.mp = mp;
-    this.main = new Arena(this);
+    this.main = new MallocState(this);
     this.tcache = new Tcache(this.chunks);
   }
 }

@@ -57,7 +57,7 @@ export interface CallNotes {
   search: SearchNote | null;
   /** Each chunk _int_free handled, in order (a free, realloc's tail or old chunk, memalign's lead and tail). */
   freed: FreeNote[];
-  /** The trim check of the last free that reached it (a merged chunk of 64 KiB or more). */
+  /** The trim check of the last free in the call that reached it (a merged chunk of 64 KiB or more). */
   trim: TrimNote | null;
   /** free of an mmapped chunk: the sliding threshold's comparison. */
   mmappedFree: MmappedFreeNote | null;
@@ -79,6 +79,8 @@ export interface SysmallocNote {
   topSize: number;
   /** mp_.mmap_threshold at the decision. */
   mmapThreshold: SizeT;
+  /** nb >= mp_.mmap_threshold, the first half of the mmap test. */
+  aboveThreshold: boolean;
   /** Whether mmap was tried (nb >= mp_.mmap_threshold and n_mmaps < n_mmaps_max). */
   triedMmap: boolean;
   /** Whether the chunk got its own mapping. */

@@ -43,6 +43,7 @@ export function sysmalloc(av: MallocState, standInNb: number): number {
     mmapThreshold: mp.mmapThreshold,
     triedMmap,
     mmapped: false,
+    aboveThreshold: nb >= mp.mmapThreshold,
     mmapMaxReached: mp.nMmaps >= mp.nMmapsMax,
     nMmapsMax: mp.nMmapsMax,
     topPad: sizeTFromInt(mp.topPad),

@@ -273,13 +273,22 @@ export interface DifferentialOptions extends Omit<ReplayOptions, 'checkInvariant
   checkInvariants?: boolean | number;
 }
 
+/**
+ * The model's kernel for a comparison with this machine's glibc: a kernel object as given; simulated-kernel
+ * options (or none) with this machine's commit limit unless they set one.
+ */
+function hostKernel(system: DifferentialOptions['system'], brkLimit: number | undefined): NonNullable<DifferentialOptions['system']> {
+  if (system && 'sbrk' in system) return system;
+  return { brkLimit, commitLimit: hostCommitLimit(), ...system };
+}
+
 /** Compares model and oracle on the trace at `path`, the oracle's output held in memory. */
 export function differential(path: string, options: DifferentialOptions = {}): DifferentialResult {
   const { stats, brkLimit, checkInvariants: invariantsOption, libc, ...replay } = options;
   const oracle = runOracleSync(path, { stats, brkLimit, libc });
   const replayer = new Replayer({
     ...replay,
-    system: replay.system ?? { brkLimit, commitLimit: hostCommitLimit() },
+    system: hostKernel(replay.system, brkLimit),
     checkInvariants: invariantsOption === true,
   });
   const invariantsEvery = typeof invariantsOption === 'number' ? invariantsOption : 0;

@@ -165,7 +165,8 @@ function allocReason(outcome: ReplayOutcome, ctx: AllocContext): Reason {
   const nb = search.nb;
   const thr = search.mmapThreshold;
   const place = placeText(outcome);
-  const above = search.aboveThreshold && ctx.policy !== 'mmap' ? `chunk ${nb} ≥ mmap threshold ${thr}, but the bins come first: ` : '';
+  // (With a threshold of 0, as the mmap preset sets, every chunk is above it: saying so would be noise.)
+  const above = search.aboveThreshold && thr !== 0 ? `chunk ${nb} ≥ mmap threshold ${thr}, but the bins come first: ` : '';
   const cached = search.tcacheHeld;
   const skipped = ctx.noTcache === 'calloc' && cached > 0 ? `calloc skips the tcache (it holds ${plural(cached, 'chunk')} of ${nb}); ` : '';
   const consolidated = notes.consolidations > 0 ? 'after consolidating the fastbins, ' : '';
@@ -221,15 +222,14 @@ function sysmallocReason(outcome: ReplayOutcome, ctx: AllocContext): Reason {
   // The heap grew: by brk, or by glibc's mmap fallback when brk failed.
   const brkFailed = ctx.syscalls.some((c) => c.call === 'brk' && c.failed);
   const fallback = ctx.syscalls.filter((c) => c.call === 'mmap' && !c.failed).pop();
-  const above = nb >= thr;
   let head: string;
   let grows = ' → the heap grows';
   if (s.triedMmap) {
     head = `chunk ${nb} ≥ mmap threshold ${thr} and ${topText}, but mmap failed`;
     grows = ' → the heap grows instead';
-  } else if (above && ctx.policy === 'heap') head = `chunk ${nb} ≥ mmap threshold ${thr}, but the heap policy never mmaps and ${topText}`;
-  else if (above && s.mmapMaxReached) head = `chunk ${nb} ≥ mmap threshold ${thr}, but n_mmaps has reached M_MMAP_MAX (${s.nMmapsMax}) and ${topText}`;
-  else head = `chunk ${nb} < mmap threshold ${thr} and ${topText}`;
+  } else if (s.aboveThreshold && s.mmapMaxReached) {
+    head = `chunk ${nb} ≥ mmap threshold ${thr}, but n_mmaps has reached M_MMAP_MAX (${s.nMmapsMax}) and ${topText}`;
+  } else head = `chunk ${nb} < mmap threshold ${thr} and ${topText}`;
   let growth: string;
   if (brkFailed && fallback) {
     growth = `${brkText(ctx.syscalls)}, so glibc maps ${fallback.bytes} bytes as heap instead (the sbrk fallback; the heap is non-contiguous from now on)`;
@@ -260,7 +260,7 @@ function pieceFate(notes: CallNotes, size: number, told: Set<FreeNote>): string 
 }
 
 /** What happened after the freed chunk was merged (into unsorted or the top): consolidation and the trim check. */
-function mergeText(outcome: ReplayOutcome, size: number, before: StateBefore): string {
+function mergeText(outcome: ReplayOutcome, size: number): string {
   const notes = outcome.notes;
   const f = notes.freed[0];
   if (!f) return `chunk ${size} → unsorted bin`;
@@ -272,7 +272,7 @@ function mergeText(outcome: ReplayOutcome, size: number, before: StateBefore): s
   if (!t?.checked) return intoTop ? `${text} (now ${f.merged})` : text;
   const tt = t.trimThreshold;
   const consolidated = t.consolidated ? '; the fastbins are consolidated' : '';
-  const top = intoTop ? t.top : before.topSize;
+  const top = t.top;
   const topLabel = intoTop ? `${top}` : `merged ${f.merged} ≥ ${t.consolidationThreshold}, top ${top}`;
   if (t.verdict === 'released') return `${text} (${topLabel} ≥ trim threshold ${tt})${consolidated} → brk −${notes.trimmedBytes}`;
   if (t.verdict === 'wrapped') {
@@ -322,7 +322,7 @@ function freeBody(before: StateBefore, event: TraceEvent, outcome: ReplayOutcome
     const full = freed.tcacheable ? ', its tcache bin is full' : '';
     return `chunk ${size} → fastbin ${freed.count} (≤ ${freed.maxFast}${full}); it stays unmerged`;
   }
-  return mergeText(outcome, size, before);
+  return mergeText(outcome, size);
 }
 
 /** ", and the top is trimmed: brk −N" when a freed piece made systrim give memory back (or wrap and grow). */

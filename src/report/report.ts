@@ -215,7 +215,7 @@ let cachedScript: string | undefined;
 /**
  * The page's script: src/report/html/page.ts with the model it imports, one browser IIFE bundled by
  * scripts/build-page.mjs into dist/. Read from there whether this module runs from dist/ (the built CLI)
- * or from src/ (tests under tsx): both are two levels below the package's root.
+ * or from src/ (a script run through tsx): both are two levels below the package's root.
  */
 export function pageScript(): string {
   if (cachedScript) return cachedScript;

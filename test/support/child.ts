@@ -1,10 +1,11 @@
 // For tests whose subject may kill the process (a write to a protected page, mlockall at exit): a script run by
 // a child node, importing the same build as the tests (dist/), as plain JavaScript, so no loader starts with it.
+import { fileURLToPath } from 'node:url';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const root = new URL('../..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('../..', import.meta.url));
 
 /** The imports every child script starts with: Allocator and NativeSystem from dist/, readFileSync. */
 const PREAMBLE = `import { readFileSync } from 'node:fs';

@@ -3,12 +3,13 @@
 // with the standard streams collected, the working folder and environment set for the call) when it can be,
 // which is about a hundred times cheaper than a process; in a process of its own (bin/mallocscope.js) when the
 // command reads standard input or lets a child write to our streams (oracle, record).
+import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { main } from '../../dist/cli/main.js';
 import { standardOutput } from '../../dist/cli/output.js';
 
-const root = new URL('../..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('../..', import.meta.url));
 /** The installed command: it runs dist/ too. */
 export const bin = join(root, 'bin/mallocscope.js');
 

@@ -261,7 +261,8 @@ export function libcMemalign(m: Malloc, alignment: SizeT, bytes: SizeT): number 
   const av = m.main;
   const adjusted = memalignAlignment(alignment);
   if (adjusted === 0) {
-    if (m.notes.detail) m.notes.memalign = { plain: true, alignment, nb: 0, inner: 0, minsize: MINSIZE, lead: 0, tail: 0, gap: 0 };
+    if (m.notes.detail)
+      m.notes.memalign = { plain: true, mallocAlignment: MALLOC_ALIGNMENT, alignment, nb: 0, inner: 0, minsize: MINSIZE, lead: 0, tail: 0, gap: 0 };
     return libcMalloc(m, bytes);
   }
   if (adjusted < 0) return refuse(m, 'einval', alignment);
@@ -270,7 +271,18 @@ export function libcMemalign(m: Malloc, alignment: SizeT, bytes: SizeT): number 
 
 function memalignExact(m: Malloc, alignment: bigint, req: bigint): number {
   if (alignment <= BigInt(MALLOC_ALIGNMENT)) {
-    if (m.notes.detail) m.notes.memalign = { plain: true, alignment: Number(alignment), nb: 0, inner: 0, minsize: MINSIZE, lead: 0, tail: 0, gap: 0 };
+    if (m.notes.detail)
+      m.notes.memalign = {
+        plain: true,
+        mallocAlignment: MALLOC_ALIGNMENT,
+        alignment: Number(alignment),
+        nb: 0,
+        inner: 0,
+        minsize: MINSIZE,
+        lead: 0,
+        tail: 0,
+        gap: 0,
+      };
     return libcMalloc(m, sizeT(req));
   }
   if (alignment > 1n << 63n) return refuse(m, 'einval', alignment);

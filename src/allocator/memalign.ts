@@ -21,7 +21,7 @@ export function intMemalign(av: MallocState, alignment: number, bytes: number): 
     return NIL;
   }
   const note: MemalignNote | null = notes.detail
-    ? { plain: false, alignment, nb, inner: nb + alignment + MINSIZE, minsize: MINSIZE, lead: 0, tail: 0, gap: 0 }
+    ? { plain: false, mallocAlignment: MALLOC_ALIGNMENT, alignment, nb, inner: nb + alignment + MINSIZE, minsize: MINSIZE, lead: 0, tail: 0, gap: 0 }
     : null;
   if (note) notes.memalign = note;
   let p = intMalloc(av, nb + alignment + MINSIZE);

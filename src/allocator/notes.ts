@@ -190,8 +190,9 @@ export interface MmappedFreeNote {
 }
 
 export interface MemalignNote {
-  /** The alignment is at most MALLOC_ALIGNMENT: plain malloc (the rest of this note is unset). */
+  /** The alignment is at most MALLOC_ALIGNMENT (given): plain malloc (the rest of this note is unset). */
   plain: boolean;
+  mallocAlignment: number;
   /** The adjusted alignment, nb, and what _int_malloc was asked for (nb + alignment + MINSIZE). */
   alignment: number;
   nb: SizeT;

@@ -311,7 +311,7 @@ function freeBody(before: StateBefore, event: TraceEvent, outcome: ReplayOutcome
         return `mmapped chunk ${size}, but ${why} → no rise, threshold stays ${thr}${unmap}`;
       }
       case 'above-max':
-        return `mmapped chunk ${size}: size word ${f.sizeWord} > 32 MiB (${f.max}) → no rise, threshold stays ${thr}${unmap}`;
+        return `mmapped chunk ${size}: size word ${f.sizeWord} > ${f.max / 2 ** 20} MiB (${f.max}) → no rise, threshold stays ${thr}${unmap}`;
       default:
         return `mmapped chunk ${size} ≤ threshold ${thr} → no rise${unmap}`;
     }
@@ -414,7 +414,7 @@ function allocation(before: StateBefore, event: TraceEvent, outcome: ReplayOutco
 function memalign(before: StateBefore, event: TraceEvent & { op: 'memalign' }, outcome: ReplayOutcome): string {
   const notes = outcome.notes;
   const ma = notes.memalign;
-  if (ma?.plain) return `alignment ≤ 16 is plain malloc: ${allocation(before, event, outcome, null)}`;
+  if (ma?.plain) return `alignment ≤ ${ma.mallocAlignment} is plain malloc: ${allocation(before, event, outcome, null)}`;
   if (notes.refused?.why === 'einval') return `alignment ${event.exact?.alignment ?? event.alignment} is too large → NULL (EINVAL)`;
   const refused = refusal(event, notes);
   if (refused || !ma) return refused ?? `_int_malloc's request ${notes.refused?.value} overflows size_t → NULL (ENOMEM)`;

@@ -3,6 +3,7 @@
 // sets mp_ before the first call, exactly as the mallopt call it stands for would.
 import { MallocPar } from '../allocator/params.ts';
 import { UsageError } from '../errors.ts';
+import { parseSafeNumber } from '../number.ts';
 
 export interface Preset {
   /** The name as `--policy` writes it: glibc, fixed:BYTES, heap, mmap. */
@@ -49,8 +50,8 @@ export function policyByName(name: string): Preset {
   if (name === 'heap') return HEAP;
   if (name === 'mmap') return MMAP;
   if (name.startsWith('fixed:')) {
-    const bytes = /^(?:[0-9]+|0[xX][0-9a-fA-F]+)$/.test(name.slice(6)) ? Number(name.slice(6)) : NaN;
-    if (Number.isSafeInteger(bytes)) return fixed(bytes);
+    const bytes = parseSafeNumber(name.slice(6));
+    if (bytes !== undefined) return fixed(bytes);
     throw new UsageError(`policy ${name}: the threshold is a byte count (decimal or 0x-hexadecimal, below 2^53)`);
   }
   throw new UsageError(`unknown policy '${name}' (expected glibc, fixed:BYTES, heap or mmap)`);

@@ -7,6 +7,7 @@ import type { Malloc } from '../allocator/malloc.ts';
 import { libcMallopt } from '../allocator/libc.ts';
 import { Replayer, type ReplayOutcome } from '../replay/replayer.ts';
 import { UsageError } from '../errors.ts';
+import { parseNumber, parseSafeNumber } from '../number.ts';
 import { policyByName } from '../policy/index.ts';
 import type { SimulatedSystemOptions } from '../system/simulated.ts';
 import type { MalloptParam, TraceEvent } from '../trace/api.ts';
@@ -113,15 +114,16 @@ export class FootprintObserver {
 
 /** `PARAM=VALUE`: one of mallopt's five parameters and a C int (decimal or 0x-hexadecimal, may be negative). */
 export function parseSetting(text: string): Setting {
-  const match = /^([A-Z_]+)=(-?(?:[0-9]+|0[xX][0-9a-fA-F]+))$/.exec(text);
-  if (!match) throw new UsageError(`a setting is PARAM=VALUE (e.g. M_TRIM_THRESHOLD=262144), not '${text}'`);
+  const match = /^([A-Z_]+)=(-?)(.+)$/.exec(text);
+  const magnitude = match ? parseSafeNumber(match[3]) : undefined;
+  if (!match || (magnitude === undefined && parseNumber(match[3]) === undefined)) {
+    throw new UsageError(`a setting is PARAM=VALUE (e.g. M_TRIM_THRESHOLD=262144), not '${text}'`);
+  }
   const param = match[1] as MalloptParam;
   if (!MALLOPT_PARAMS.includes(param)) throw new UsageError(`unknown mallopt parameter '${match[1]}' (expected ${MALLOPT_PARAMS.join(', ')})`);
-  const negative = match[2].startsWith('-');
-  const magnitude = Number(negative ? match[2].slice(1) : match[2]);
-  const value = negative ? -magnitude : magnitude;
+  const value = magnitude === undefined ? Number.NaN : match[2] ? -magnitude : magnitude;
   if (!Number.isSafeInteger(value) || value < -(2 ** 31) || value > 2 ** 31 - 1) {
-    throw new UsageError(`${param}=${match[2]}: mallopt takes a C int (-2147483648 to 2147483647)`);
+    throw new UsageError(`${param}=${match[2]}${match[3]}: mallopt takes a C int (-2147483648 to 2147483647)`);
   }
   return { param, value };
 }

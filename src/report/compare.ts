@@ -76,7 +76,7 @@ export class FootprintObserver {
 
   /** After each event: its outcome, the arena, and the replayer's liveBytes. */
   observe(outcome: ReplayOutcome, model: Malloc, liveBytes: number): void {
-    this.tracker.observe(outcome, model.main.systemMem, model.mp.mmappedMem, liveBytes);
+    this.tracker.observe(outcome, model, liveBytes);
   }
 
   /** The figures so far; `arena` gives the final thresholds. */

@@ -2,6 +2,7 @@
 // of the heap (system_mem), the mmapped bytes, the footprint (their sum) and the live bytes, where each peak
 // was first reached and what the other side was then, the values after the last event, and the counts of
 // system calls, threshold moves, consolidations and trims.
+import type { Malloc } from '../allocator/malloc.ts';
 import type { ReplayOutcome } from '../replay/replayer.ts';
 
 /** System calls made, by name (a failed call counts under its name and in `failed`). */
@@ -39,8 +40,13 @@ export class PeakTracker {
   consolidations = 0;
   trims = 0;
 
-  /** After an event: its outcome, the heap's and the mmapped bytes, and the program's live bytes. */
-  observe(outcome: ReplayOutcome, heap: number, mmapped: number, live: number): void {
+  /**
+   * After an event: its outcome, the model after it and the program's live bytes. The heap is the arena's
+   * system_mem and the mmapped bytes mp_.mmapped_mem, read here only, so every observer counts the same.
+   */
+  observe(outcome: ReplayOutcome, model: Malloc, live: number): void {
+    const heap = model.main.systemMem;
+    const mmapped = model.mp.mmappedMem;
     this.events++;
     const syscalls = outcome.syscalls;
     for (let i = 0; i < syscalls.length; i++) {

@@ -66,7 +66,6 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
   const maxPoints = 2 * Math.max(1, Math.floor((options.samples ?? MAX_POINTS) / 2));
 
   const model = replayer.model;
-  const arena = model.main;
   const mp = model.mp;
   const encoder = new EventEncoder();
   let checkpoints: Uint8Array[] = [];
@@ -133,8 +132,8 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
         points = Math.ceil(points / 2);
         bucket = Math.floor(seq / width);
       }
-      const values = [arena.systemMem, mp.mmappedMem, replayer.liveBytes, arena.systemMem + mp.mmappedMem];
-      tracker.observe(outcome, values[0], values[1], values[2]);
+      tracker.observe(outcome, model, replayer.liveBytes);
+      const values = [tracker.heap, tracker.mmapped, tracker.live, tracker.heap + tracker.mmapped];
       const fresh = bucket >= points;
       if (fresh) points = bucket + 1;
       if (fresh || values[FOOTPRINT] > high[FOOTPRINT][bucket]) stackHeap[bucket] = values[0];
@@ -178,7 +177,7 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
     events: n,
     policy: setup.policy,
     setup,
-    heapStart: arena.system.heapStart,
+    heapStart: model.system.heapStart,
     checkpointEvery: every,
     checkpoints: checkpoints.length,
     buckets: points,
@@ -188,9 +187,9 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
       mmapThreshold: exactOrNumber(mp.mmapThreshold),
       trimThreshold: exactOrNumber(mp.trimThreshold),
       noDynThreshold: mp.noDynThreshold,
-      heap: arena.systemMem,
-      mmapped: mp.mmappedMem,
-      live: replayer.liveBytes,
+      heap: tracker.heap,
+      mmapped: tracker.mmapped,
+      live: tracker.live,
     },
     exactThresholds,
     thresholdMoves: tracker.thresholdMoves,

@@ -30,7 +30,7 @@ export class SummaryObserver {
 
   /** After each event: its outcome, the arena, and the replayer's liveBytes. */
   observe(outcome: ReplayOutcome, model: Malloc, liveBytes: number): void {
-    this.tracker.observe(outcome, model.main.systemMem, model.mp.mmappedMem, liveBytes);
+    this.tracker.observe(outcome, model, liveBytes);
   }
 
   /** The figures as plain data (`replay --json`), under the names the summary's lines use. */

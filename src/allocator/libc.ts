@@ -257,20 +257,8 @@ export function libcRealloc(m: Malloc, p: number, bytes: SizeT): number {
  * against PTRDIFF_MAX, then the padded request _int_memalign makes.
  */
 export function libcMemalign(m: Malloc, alignment: SizeT, bytes: SizeT): number {
-  if (typeof alignment === 'bigint' || typeof bytes === 'bigint') return memalignExact(m, big(alignment), big(bytes));
-  const av = m.main;
-  const adjusted = memalignAlignment(alignment);
-  if (adjusted === 0) {
-    if (m.notes.detail)
-      m.notes.memalign = { plain: true, mallocAlignment: MALLOC_ALIGNMENT, alignment, nb: 0, inner: 0, minsize: MINSIZE, lead: 0, tail: 0, gap: 0 };
-    return libcMalloc(m, bytes);
-  }
-  if (adjusted < 0) return refuse(m, 'einval', alignment);
-  return stamp(av, intMemalign(av, adjusted, bytes));
-}
-
-function memalignExact(m: Malloc, alignment: bigint, req: bigint): number {
-  if (alignment <= BigInt(MALLOC_ALIGNMENT)) {
+  const adjusted = memalignAlignment(big(alignment));
+  if (adjusted === 0n) {
     if (m.notes.detail)
       m.notes.memalign = {
         plain: true,
@@ -283,15 +271,16 @@ function memalignExact(m: Malloc, alignment: bigint, req: bigint): number {
         tail: 0,
         gap: 0,
       };
-    return libcMalloc(m, sizeT(req));
+    return libcMalloc(m, bytes);
   }
-  if (alignment > 1n << 63n) return refuse(m, 'einval', alignment);
-  let aligned = alignment < BigInt(MINSIZE) ? BigInt(MINSIZE) : alignment;
-  if ((aligned & (aligned - 1n)) !== 0n) {
-    let power = BigInt(MINSIZE);
-    while (power < aligned) power <<= 1n;
-    aligned = power;
-  }
+  if (adjusted < 0n) return refuse(m, 'einval', alignment);
+  if (typeof alignment === 'bigint' || typeof bytes === 'bigint') return memalignExact(m, adjusted, big(bytes));
+  const av = m.main;
+  return stamp(av, intMemalign(av, Number(adjusted), bytes));
+}
+
+/** _mid_memalign past 2^53 (the alignment, already adjusted, or the size): exact checks, then a stand-in. */
+function memalignExact(m: Malloc, aligned: bigint, req: bigint): number {
   if (req > PTRDIFF_MAX) return refuse(m, 'ptrdiff', req);
   const nb = request2sizeExact(req);
   if (nb > SIZE_MAX - aligned - BigInt(MINSIZE)) return refuse(m, 'overflow', nb + aligned + BigInt(MINSIZE));

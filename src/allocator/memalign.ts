@@ -54,17 +54,13 @@ export function intMemalign(av: MallocState, alignment: number, bytes: number): 
 }
 
 /**
- * _mid_memalign's adjustment of the alignment: at least MINSIZE, rounded up to a power of two; -1 when it
- * is too large (EINVAL); 0 when it is small enough for plain malloc.
+ * _mid_memalign's adjustment of the alignment, in exact size_t arithmetic: at least MINSIZE, rounded up to a
+ * power of two; -1 when it is too large (EINVAL); 0 when it is small enough for plain malloc.
  */
-export function memalignAlignment(alignment: number): number {
-  if (alignment <= MALLOC_ALIGNMENT) return 0;
-  if (alignment > 2 ** 63) return -1;
-  if (alignment < MINSIZE) alignment = MINSIZE;
-  if (!Number.isInteger(Math.log2(alignment))) {
-    let a = MALLOC_ALIGNMENT * 2;
-    while (a < alignment) a *= 2;
-    alignment = a;
-  }
-  return alignment;
+export function memalignAlignment(alignment: bigint): bigint {
+  if (alignment <= BigInt(MALLOC_ALIGNMENT)) return 0n;
+  if (alignment > 1n << 63n) return -1n;
+  let power = BigInt(MINSIZE);
+  while (power < alignment) power <<= 1n;
+  return power;
 }

@@ -182,26 +182,22 @@ function slideThreshold(m: Malloc, sizeWord: number, chunkSize: number): Thresho
  */
 export function libcCalloc(m: Malloc, nmemb: SizeT, size: SizeT): number {
   let bytes = typeof nmemb === 'number' && typeof size === 'number' ? nmemb * size : Infinity;
-  let exact: bigint | null = null;
   if (bytes > Number.MAX_SAFE_INTEGER) {
     const product = big(nmemb) * big(size);
     if (product > PTRDIFF_MAX) return refuse(m, product > SIZE_MAX ? 'overflow' : 'ptrdiff', product);
-    if (product <= BigInt(Number.MAX_SAFE_INTEGER)) bytes = Number(product);
-    else {
-      exact = product;
-      bytes = HUGE_STAND_IN;
-    }
+    if (product > BigInt(Number.MAX_SAFE_INTEGER)) return withExactRequest(m, product, () => callocChunk(m, HUGE_STAND_IN));
+    bytes = Number(product);
   }
+  return callocChunk(m, bytes);
+}
+
+/** calloc after its size check: the tcache set-up, then _int_malloc (never the tcache), then the clearing. */
+function callocChunk(m: Malloc, bytes: number): number {
   const av = m.main;
-  if (exact !== null) m.hugeRequest = exact;
-  try {
-    maybeInitTcache(av);
-    const p = intMalloc(av, bytes);
-    if (p !== NIL && av.system.memory !== null) zeroCalloc(av, p);
-    return stamp(av, p);
-  } finally {
-    m.hugeRequest = null;
-  }
+  maybeInitTcache(av);
+  const p = intMalloc(av, bytes);
+  if (p !== NIL && av.system.memory !== null) zeroCalloc(av, p);
+  return stamp(av, p);
 }
 
 /**

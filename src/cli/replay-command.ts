@@ -3,7 +3,6 @@
 import { exactJson } from '../report/json.ts';
 import type { Command } from 'commander';
 import { Replayer } from '../replay/replayer.ts';
-import { presetName } from '../replay/setup.ts';
 import { UsageError } from '../errors.ts';
 import { contractFields, extraFields, statsFields } from '../report/jsonl.ts';
 import { SummaryObserver } from '../report/summary.ts';
@@ -94,7 +93,7 @@ function replay(trace: string, options: ReplayCommandOptions, replayer: Replayer
   if (options.json) {
     const figures: Record<string, unknown> = {
       trace: traceDisplayName(trace),
-      policy: presetName(options),
+      policy: replayer.policyName,
       backend: options.backend,
       ...summary.figures(replayer.model),
     };

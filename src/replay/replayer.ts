@@ -318,11 +318,6 @@ export class Replayer {
     return libcMallinfo2(this.model);
   }
 
-  /** The user pointer of a chunk. */
-  pointerOf(chunk: number): number {
-    return chunk2mem(this.model.chunks.address[chunk]);
-  }
-
   /** The chunk id a live trace slot names (NIL for a NULL block). */
   chunkOfSlot(slot: number): number {
     return slot < this.slots.length ? this.slots[slot] : NIL;

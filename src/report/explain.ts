@@ -23,7 +23,7 @@ export interface StateBefore {
   topPad: number;
   nMmapsMax: number;
   /** The block the event's ID names when it is live (free, realloc): its chunk size and whether it is mmapped. */
-  block: { size: number; mmapped: boolean; lead: number; pointer: number } | null;
+  block: { size: number; mmapped: boolean; lead: number } | null;
   /** The ID named a block whose allocation returned NULL. */
   blockIsNull: boolean;
   /** Requested bytes of the program's live blocks. */
@@ -41,7 +41,7 @@ export function captureBefore(replayer: Replayer, event: TraceEvent): StateBefor
   if (named) {
     const p = replayer.chunkOfSlot(event.slot);
     if (p === NIL) blockIsNull = true;
-    else block = { size: c.size[p], mmapped: c.state[p] === ChunkState.Mmapped, lead: c.lead[p], pointer: replayer.pointerOf(p) };
+    else block = { size: c.size[p], mmapped: c.state[p] === ChunkState.Mmapped, lead: c.lead[p] };
   }
   return {
     policy: replayer.policyName,
@@ -126,35 +126,30 @@ type Reason = [head: string, tail: string];
 const joined = ([head, tail]: Reason) => head + tail;
 
 /** What the tcache set-up said, and the system calls left for the request itself. */
-function initClause(notes: CallNotes, syscalls: Syscall[]): { text: string; rest: Syscall[]; topAfter: number } {
+function initClause(notes: CallNotes, syscalls: Syscall[]): { text: string; rest: Syscall[] } {
   const t = notes.tcacheInit;
-  if (!t) return { text: '', rest: syscalls, topAfter: -1 };
+  if (!t) return { text: '', rest: syscalls };
   const rest = syscalls.slice(t.syscalls);
-  if (t.path === 'top') return { text: `the tcache struct (chunk ${t.chunk}) is carved from the top first; `, rest, topAfter: t.topAfter };
+  if (t.path === 'top') return { text: `the tcache struct (chunk ${t.chunk}) is carved from the top first; `, rest };
   const first = syscalls[0];
   if (t.path === 'sysmalloc' && first?.call === 'brk' && !first.failed) {
     const heap = t.topBefore === 0 ? 'no heap yet' : `the top (${t.topBefore}) is too small`;
     return {
       text: `${heap} → brk +${first.bytes} for the tcache struct (chunk ${t.chunk}) + top pad ${t.topPad} + ${t.minsize}, page-rounded; `,
       rest,
-      topAfter: t.topAfter,
     };
   }
   if (t.path === 'mmap' && first?.call === 'mmap') {
-    return { text: `the tcache struct (chunk ${t.chunk} ≥ mmap threshold ${t.mmapThreshold}) gets its own mmap ${first.bytes}; `, rest, topAfter: t.topAfter };
+    return { text: `the tcache struct (chunk ${t.chunk} ≥ mmap threshold ${t.mmapThreshold}) gets its own mmap ${first.bytes}; `, rest };
   }
-  return { text: '', rest: syscalls, topAfter: t.topAfter };
+  return { text: '', rest: syscalls };
 }
 
 interface AllocContext {
   /** calloc (which skips the tcache) or an internal _int_malloc (realloc, memalign): no tcache. */
   noTcache: 'calloc' | 'internal' | null;
-  /** The top's size when the search began (after the tcache struct was made). */
-  top: number;
   /** The syscalls this search made. */
   syscalls: Syscall[];
-  /** The preset's name. */
-  policy: string;
 }
 
 /** Why the search found what it found. */
@@ -354,11 +349,11 @@ function explainBody(before: StateBefore, event: TraceEvent, outcome: ReplayOutc
   const notes = outcome.notes;
   switch (event.op) {
     case 'malloc':
-      return allocation(before, event, outcome, null);
+      return allocation(event, outcome, null);
     case 'calloc':
       if (notes.refused?.why === 'overflow')
         return `${event.exact?.nmemb ?? event.nmemb} × ${event.exact?.size ?? event.size} overflows size_t → NULL (ENOMEM)`;
-      return allocation(before, event, outcome, 'calloc');
+      return allocation(event, outcome, 'calloc');
     case 'memalign':
       return memalign(before, event, outcome);
     case 'realloc':
@@ -403,23 +398,22 @@ function refusal(event: TraceEvent, notes: CallNotes): string | null {
 }
 
 /** malloc, calloc, realloc(NULL, n) and small-alignment memalign. */
-function allocation(before: StateBefore, event: TraceEvent, outcome: ReplayOutcome, noTcache: AllocContext['noTcache']): string {
+function allocation(event: TraceEvent, outcome: ReplayOutcome, noTcache: AllocContext['noTcache']): string {
   const refused = refusal(event, outcome.notes);
   if (refused) return refused;
   const init = initClause(outcome.notes, outcome.syscalls);
-  const top = init.topAfter >= 0 ? init.topAfter : before.topSize;
-  return init.text + joined(allocReason(outcome, { noTcache, top, syscalls: init.rest, policy: before.policy }));
+  return init.text + joined(allocReason(outcome, { noTcache, syscalls: init.rest }));
 }
 
 function memalign(before: StateBefore, event: TraceEvent & { op: 'memalign' }, outcome: ReplayOutcome): string {
   const notes = outcome.notes;
   const ma = notes.memalign;
-  if (ma?.plain) return `alignment ≤ ${ma.mallocAlignment} is plain malloc: ${allocation(before, event, outcome, null)}`;
+  if (ma?.plain) return `alignment ≤ ${ma.mallocAlignment} is plain malloc: ${allocation(event, outcome, null)}`;
   if (notes.refused?.why === 'einval') return `alignment ${event.exact?.alignment ?? event.alignment} is too large → NULL (EINVAL)`;
   const refused = refusal(event, notes);
   if (refused || !ma) return refused ?? `_int_malloc's request ${notes.refused?.value} overflows size_t → NULL (ENOMEM)`;
   const asked = `_int_malloc(${ma.nb} + alignment ${ma.alignment} + ${ma.minsize}), no tcache: `;
-  const ctx: AllocContext = { noTcache: 'internal', top: before.topSize, syscalls: outcome.syscalls, policy: before.policy };
+  const ctx: AllocContext = { noTcache: 'internal', syscalls: outcome.syscalls };
   if (!outcome.where) return asked + joined(failureReason(outcome, ctx));
   const [head, tail] = allocReason(outcome, ctx);
   if (outcome.where === 'mmap') {
@@ -438,9 +432,9 @@ function memalign(before: StateBefore, event: TraceEvent & { op: 'memalign' }, o
 function realloc(before: StateBefore, event: TraceEvent & { op: 'realloc' }, outcome: ReplayOutcome): string {
   const id = event.id;
   const notes = outcome.notes;
-  if (!event.wasLive) return allocation(before, event, outcome, null);
+  if (!event.wasLive) return allocation(event, outcome, null);
   if (event.size === 0) return `frees ${id}: ${freeBody(before, event, outcome)} → NULL`;
-  if (before.blockIsNull || !before.block) return `${id} is NULL, so this is malloc: ${allocation(before, event, outcome, null)}`;
+  if (before.blockIsNull || !before.block) return `${id} is NULL, so this is malloc: ${allocation(event, outcome, null)}`;
   const refused = refusal(event, notes);
   if (refused) return `${refused}; ${id} keeps its block`;
   const r = recorded(notes.realloc, 'realloc decision');
@@ -457,7 +451,7 @@ function realloc(before: StateBefore, event: TraceEvent & { op: 'realloc' }, out
     if (path === 'in-place') return `mremap failed, but chunk ${old} still holds ${nb} → unchanged`;
     if (!outcome.where) return `mremap failed and so did malloc → NULL; ${id} keeps its block`;
     const rest = syscalls.slice(syscalls.findIndex((s) => s.call === 'mremap') + 1);
-    const inner = joined(allocReason(outcome, { noTcache: null, top: before.topSize, syscalls: rest, policy: before.policy }));
+    const inner = joined(allocReason(outcome, { noTcache: null, syscalls: rest }));
     return `mremap failed → malloc, copy ${r.copied} bytes, munmap ${total} (no threshold update): ${inner}`;
   }
   const init = initClause(notes, syscalls);
@@ -465,7 +459,7 @@ function realloc(before: StateBefore, event: TraceEvent & { op: 'realloc' }, out
   const calls = init.rest;
   const top = r.top;
   const place = placeText(outcome);
-  const ctx: AllocContext = { noTcache: 'internal', top, syscalls: calls, policy: before.policy };
+  const ctx: AllocContext = { noTcache: 'internal', syscalls: calls };
   const told = new Set<FreeNote>();
   const tailText = () => (r.tail > 0 ? `; the tail ${r.tail} is freed (→ ${pieceFate(notes, r.tail, told)})${trimmed(outcome)}` : '');
   switch (r.how) {

@@ -355,7 +355,7 @@ function explainBody(before: StateBefore, event: TraceEvent, outcome: ReplayOutc
         return `${event.exact?.nmemb ?? event.nmemb} × ${event.exact?.size ?? event.size} overflows size_t → NULL (ENOMEM)`;
       return allocation(event, outcome, 'calloc');
     case 'memalign':
-      return memalign(before, event, outcome);
+      return memalign(event, outcome);
     case 'realloc':
       return realloc(before, event, outcome);
     case 'free':
@@ -405,7 +405,7 @@ function allocation(event: TraceEvent, outcome: ReplayOutcome, noTcache: AllocCo
   return init.text + joined(allocReason(outcome, { noTcache, syscalls: init.rest }));
 }
 
-function memalign(before: StateBefore, event: TraceEvent & { op: 'memalign' }, outcome: ReplayOutcome): string {
+function memalign(event: TraceEvent & { op: 'memalign' }, outcome: ReplayOutcome): string {
   const notes = outcome.notes;
   const ma = notes.memalign;
   if (ma?.plain) return `alignment ≤ ${ma.mallocAlignment} is plain malloc: ${allocation(event, outcome, null)}`;

@@ -1,17 +1,15 @@
 // compare's figures against hand-checked traces (docs/glibc.md §3, §6, §11), through the module and through
 // the command line (table, --json, column order, exit codes), and the progress bar's drawing rules.
-import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { mallocscope } from './support/cli.ts';
 import { Progress } from '../dist/cli/progress.js';
 import { compareTrace, parsePolicyColumn, parseSetColumn, parseSetting } from '../dist/report/compare.js';
 import { parseTrace } from '../dist/trace/reader.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-compare-'));
 
 test('threshold-slides.trace under glibc, fixed:131072 and heap, by hand', () => {
@@ -103,12 +101,10 @@ test('settings and columns parse, and refuse what mallopt cannot take', () => {
 
 // ---- through the command line ----------------------------------------------------------------------
 
-function run(args: string[]) {
-  return spawnSync(process.execPath, [join(root, 'bin/mallocscope.js'), ...args], { cwd: root, encoding: 'utf8' });
-}
+const run = (args: string[]) => mallocscope(args);
 
-test('mallocscope compare: the table, columns in command-line order, glibc baseline before --set alone', () => {
-  const r = run(['compare', 'examples/threshold-slides.trace', '--policy', 'glibc', '--policy', 'fixed:131072', '--policy', 'heap']);
+test('mallocscope compare: the table, columns in command-line order, glibc baseline before --set alone', async () => {
+  const r = await run(['compare', 'examples/threshold-slides.trace', '--policy', 'glibc', '--policy', 'fixed:131072', '--policy', 'heap']);
   assert.is(r.status, 0);
   assert.is(r.stderr, '');
   const lines = r.stdout.split('\n');
@@ -118,12 +114,12 @@ test('mallocscope compare: the table, columns in command-line order, glibc basel
   assert.match(r.stdout, /\npeak mmapped\s+200704\s+200704\s+0\n/);
   assert.match(r.stdout, /\n {2}fragmentation\s+67\.9%\s+67\.9%\s+67\.9%\n/);
   assert.match(r.stdout, /\nfinal threshold\s+200704\s+131072 \(fixed\)\s+131072 \(fixed\)\n/);
-  const s = run(['compare', 'examples/trim.trace', '--set', 'M_TRIM_THRESHOLD=0', '--set', 'M_TOP_PAD=0,M_TRIM_THRESHOLD=0']);
+  const s = await run(['compare', 'examples/trim.trace', '--set', 'M_TRIM_THRESHOLD=0', '--set', 'M_TOP_PAD=0,M_TRIM_THRESHOLD=0']);
   assert.match(s.stdout.split('\n')[1], /^\s+glibc\s+M_TRIM_THRESHOLD=0\s+M_TOP_PAD=0,M_TRIM_THRESHOLD=0$/);
 });
 
-test('mallocscope compare --json', () => {
-  const r = run(['compare', 'examples/threshold-slides.trace', '--set', 'M_MMAP_THRESHOLD=262144', '--policy', 'mmap', '--json']);
+test('mallocscope compare --json', async () => {
+  const r = await run(['compare', 'examples/threshold-slides.trace', '--set', 'M_MMAP_THRESHOLD=262144', '--policy', 'mmap', '--json']);
   assert.is(r.status, 0);
   const json = JSON.parse(r.stdout);
   assert.is(json.trace, 'examples/threshold-slides.trace');
@@ -136,22 +132,22 @@ test('mallocscope compare --json', () => {
   assert.is(json.columns[0].peakMmapped, 0);
 });
 
-test('mallocscope compare: usage errors exit 2 with one line; a bad trace exits 1', () => {
+test('mallocscope compare: usage errors exit 2 with one line; a bad trace exits 1', async () => {
   for (const args of [['--policy', 'nope'], ['--set', 'M_FOO=1'], ['--set', 'M_TOP_PAD'], ['--brk-limit', 'x'], ['--set']]) {
-    const r = run(['compare', 'examples/trim.trace', ...args]);
+    const r = await run(['compare', 'examples/trim.trace', ...args]);
     assert.is(r.status, 2, args.join(' '));
     assert.match(r.stderr, /^mallocscope: [^\n]*\[USAGE\]\n$/);
   }
   const bad = join(dir, 'bad.trace');
   writeFileSync(bad, 'malloc a 1\nmalloc a 2\n');
-  const r = run(['compare', bad]);
+  const r = await run(['compare', bad]);
   assert.is(r.status, 1);
   assert.match(r.stderr, new RegExp(`^mallocscope: ${bad}:2: .*\\[TRACE_[A-Z_]+\\]\\n$`));
 });
 
 // ---- the progress bar ------------------------------------------------------------------------------
 
-test('progress: silent off a terminal and for short traces; draws and erases on one', () => {
+test('progress: silent off a terminal and for short traces; draws and erases on one', async () => {
   const written: string[] = [];
   const stream = { isTTY: true, columns: 100, write: (text: string) => written.push(text) > 0 };
   assert.is(Progress.forTrace('examples/trim.trace', 'replay', { stream }).active, false); // 7 events
@@ -172,7 +168,7 @@ test('progress: silent off a terminal and for short traces; draws and erases on 
   progress.done();
   assert.is(written[1], '\r\x1b[2K');
   // Piped (the tests' stderr): the command prints nothing but its errors.
-  const r = run(['replay', big]);
+  const r = await run(['replay', big]);
   assert.is(r.status, 0);
   assert.is(r.stderr, '');
 });

@@ -4,7 +4,6 @@
 // behaviour, so the oracle binary is asked directly (a process start of a few milliseconds); what the command
 // line adds (its own TRACE_OPEN check, usage errors, passing the oracle's output and status on) is checked
 // end to end through `mallocscope oracle`.
-import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -14,8 +13,8 @@ import { join } from 'node:path';
 import { TraceError } from '../dist/errors.js';
 import { ORACLE_BINARY, oracleEnv, runOracle } from '../dist/oracle/oracle.js';
 import { builtFile } from '../dist/native.js';
+import { mallocscope } from './support/cli.ts';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-oracle-errors-'));
 const oracleBinary = builtFile(ORACLE_BINARY);
 let files = 0;
@@ -33,9 +32,8 @@ function oracle(args: string[]): Run {
 }
 
 /** `mallocscope oracle ARGS…` as a user runs it. */
-function cli(args: string[], env: NodeJS.ProcessEnv = oracleEnv()): Run {
-  const run = spawnSync(process.execPath, [join(root, 'bin/mallocscope.js'), 'oracle', ...args], { cwd: root, encoding: 'utf8', env });
-  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+function cli(args: string[], env: NodeJS.ProcessEnv = oracleEnv()): Promise<Run> {
+  return mallocscope(['oracle', ...args], { environment: env });
 }
 
 /** Writes `text` (a string, or bytes for binary and invalid UTF-8) to a trace file. */
@@ -179,7 +177,7 @@ test('TRACE_ID_NOT_LIVE', () => {
 
 test('TRACE_OPEN: a missing file, a directory (the oracle, the runner, and the command line)', async () => {
   const missing = join(dir, 'nope.trace');
-  for (const run of [oracle([missing]), cli([missing])]) {
+  for (const run of [oracle([missing]), await cli([missing])]) {
     assert.is(run.stderr, `mallocscope: ${missing}: cannot read: no such file or directory [TRACE_OPEN]\n`);
     assert.is(run.status, 1);
   }
@@ -196,8 +194,8 @@ test('TRACE_OPEN: a missing file, a directory (the oracle, the runner, and the c
   }
 });
 
-test('usage mistakes exit 2 with one line', () => {
-  for (const run of [cli(['--bogus', 'x'], process.env), oracle(['--bogus', 'x'])]) {
+test('usage mistakes exit 2 with one line', async () => {
+  for (const run of [await cli(['--bogus', 'x'], process.env), oracle(['--bogus', 'x'])]) {
     assert.is(run.status, 2);
     assert.is(run.stderr.split('\n').length, 2);
     assert.match(run.stderr, /^mallocscope: .*\[USAGE\]\n$/);
@@ -233,12 +231,12 @@ test('check order: binary first, then length, verb, count, fields left to right,
   expectError('malloc a 1\nmalloc a -1\n', 2, "SIZE is negative: '-1'", 'TRACE_NEGATIVE');
 });
 
-test('an error on line 3 after two good lines prints those two JSON lines first (the oracle, the command line)', () => {
+test('an error on line 3 after two good lines prints those two JSON lines first (the oracle, the command line)', async () => {
   const text = 'malloc a 100\nfree a\nfree a\n';
   const direct = expectError(text, 3, "free of ID 'a', which is not live", 'TRACE_ID_NOT_LIVE');
   // Through the command line: the oracle's lines, its one error line and its status, passed on as they are.
   const path = traceFile(text);
-  const viaCli = cli([path]);
+  const viaCli = await cli([path]);
   assertError(viaCli, path, 3, "free of ID 'a', which is not live", 'TRACE_ID_NOT_LIVE');
   for (const run of [direct, viaCli]) {
     assert.equal(

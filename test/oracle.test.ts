@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MallocscopeError, TraceError, UsageError } from '../dist/errors.js';
 import { builtFile } from '../dist/native.js';
+import { mallocscope } from './support/cli.ts';
 import {
   LIBC_ENV,
   ORACLE_BINARY,
@@ -39,15 +40,8 @@ interface Run {
 }
 
 /** `mallocscope oracle ARGS…` as a user runs it, with an environment free of malloc settings by default. */
-function cli(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Run {
-  const run = spawnSync(process.execPath, [join(root, 'bin/mallocscope.js'), 'oracle', ...args], {
-    cwd: root,
-    input: options.input,
-    encoding: 'utf8',
-    env: options.env ?? oracleEnv(),
-    maxBuffer: 256 * MiB,
-  });
-  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+async function cli(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
+  return mallocscope(['oracle', ...args], { input: options.input, environment: options.env ?? oracleEnv() });
 }
 
 /** The oracle binary itself, with an environment free of malloc settings by default. */
@@ -81,8 +75,8 @@ function events(args: string[], options: { input?: string; env?: NodeJS.ProcessE
 }
 
 /** The events of a successful `mallocscope oracle` run. */
-function cliEvents(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): OracleEvent[] {
-  return parsed(cli(args, options));
+async function cliEvents(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<OracleEvent[]> {
+  return parsed(await cli(args, options));
 }
 
 function fixture(name: string): string {
@@ -235,8 +229,8 @@ test('--brk-limit: a growth past the limit takes the 1 MiB mmap fallback (§5, p
   assert.equal([free[2].arena, free[2].offset], [135168 + 0x31000, 784 + 100016]);
 });
 
-test('a bad --brk-limit is a usage error (exit 2, one line)', () => {
-  const run = cli(['--brk-limit', '64k', fixture('section11.trace')]);
+test('a bad --brk-limit is a usage error (exit 2, one line)', async () => {
+  const run = await cli(['--brk-limit', '64k', fixture('section11.trace')]);
   assert.is(run.status, 2);
   assert.is(run.stdout, '');
   assert.is(
@@ -315,8 +309,8 @@ test('the environment: MALLOC_* and GLIBC_TUNABLES of the parent are removed unl
   // The command line: both removed by default; --keep-env keeps the parent's, --tunables sets GLIBC_TUNABLES.
   const dirty = { ...oracleEnv(), MALLOC_TOP_PAD_: '0', GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0' };
   const tcacheClean = events(['--stats', fixture('tcache.trace')]);
-  assert.equal(cliEvents(['--stats', fixture('tcache.trace')], { env: dirty }), tcacheClean);
-  const both = cliEvents(['--stats', '--keep-env', '--tunables', 'glibc.malloc.tcache_count=0', fixture('tcache.trace')], { env });
+  assert.equal(await cliEvents(['--stats', fixture('tcache.trace')], { env: dirty }), tcacheClean);
+  const both = await cliEvents(['--stats', '--keep-env', '--tunables', 'glibc.malloc.tcache_count=0', fixture('tcache.trace')], { env });
   assert.is.not(both[0].arena, tcacheClean[0].arena); // MALLOC_TOP_PAD_ kept
   assert.equal([both[3].where, both[3].offset], ['heap', 0x2a0]); // tcache off: see the next test
 });
@@ -338,7 +332,7 @@ test('oracleEnv removes MALLOC_*, GLIBC_TUNABLES and LD_PRELOAD; keeps them on r
   assert.equal(oracleArgs('-x', { stats: true, brkLimit: 4096 }), ['--stats', '--brk-limit', '4096', '--', '-x']);
 });
 
-test('- reads the trace from standard input; errors name <stdin>', () => {
+test('- reads the trace from standard input; errors name <stdin>', async () => {
   const out = events(['-'], { input: 'malloc a 100\nfree a\n' });
   assert.equal(out, [
     { seq: 0, op: 'malloc', id: 'a', where: 'heap', chunk: 112, offset: 0x2a0 },
@@ -348,7 +342,7 @@ test('- reads the trace from standard input; errors name <stdin>', () => {
   assert.is(bad.status, 1);
   assert.is(bad.stderr, "mallocscope: <stdin>:1: free of ID 'a', which is not live [TRACE_ID_NOT_LIVE]\n");
   // The command line hands its standard input to the oracle: the lines, then the error, as they were.
-  const viaCli = cli(['-'], { input: 'malloc a 100\nfree a\nfree a\n' });
+  const viaCli = await cli(['-'], { input: 'malloc a 100\nfree a\nfree a\n' });
   assert.is(viaCli.status, 1);
   assert.equal(
     viaCli.stdout
@@ -499,7 +493,7 @@ test("--libc DIR / MALLOCSCOPE_LIBC: the oracle runs under the build's loader, w
     }
   }
   // The command line: `oracle --libc`, `check --libc`, and MALLOCSCOPE_LIBC naming a folder with no glibc.
-  assert.equal(cliEvents(['--libc', libc.dir, trace]), events([trace]));
+  assert.equal(await cliEvents(['--libc', libc.dir, trace]), events([trace]));
   assert.equal(libc.args(), ['--library-path', libc.dir, oracleBinary, '--', trace]);
   const checked = spawnSync(process.execPath, [join(root, 'bin/mallocscope.js'), 'check', '--libc', libc.dir, trace], {
     cwd: root,
@@ -509,7 +503,7 @@ test("--libc DIR / MALLOCSCOPE_LIBC: the oracle runs under the build's loader, w
   assert.is(checked.status, 0, checked.stderr);
   assert.is(checked.stdout, `${trace}: all 7 events agree with glibc\n`);
   assert.equal(libc.args(), ['--library-path', libc.dir, oracleBinary, '--name', trace, '--', trace]);
-  const missing = cli([trace], { env: { ...oracleEnv(), [LIBC_ENV]: fixtures } });
+  const missing = await cli([trace], { env: { ...oracleEnv(), [LIBC_ENV]: fixtures } });
   assert.is(missing.status, 2);
   assert.match(missing.stderr, /^mallocscope: .*oracle holds no glibc build: .* \[LIBC_NOT_FOUND\]\n$/);
 });

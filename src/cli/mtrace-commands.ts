@@ -9,7 +9,7 @@ import { MallocscopeError, TraceError, UsageError, errnoReason } from '../errors
 import { builtFile } from '../native.ts';
 import { importMtrace, type MtraceImportOptions, type MtraceSummary } from '../trace/mtrace.ts';
 import { outputOption, preambleOption } from './options.ts';
-import { OutputFile } from './output.ts';
+import { OutputFile, forwardShared, sharedStdio } from './output.ts';
 import { action } from './run.ts';
 
 /** The preload library built from native/mtrace/start-mtrace.c. */
@@ -247,11 +247,14 @@ function run(
   const ignore = () => {};
   process.on('SIGINT', ignore);
   return new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done, fail) => {
-    const child = spawn(command, args, { env, stdio: ['inherit', stdoutToStderr ? process.stderr : 'inherit', 'inherit'] });
+    const stdoutTo = stdoutToStderr ? 2 : 1;
+    const child = spawn(command, args, { env, stdio: sharedStdio(stdoutTo) });
+    forwardShared(child, stdoutTo);
     child.on('error', (error: NodeJS.ErrnoException) => {
       const reason = error.code === 'ENOENT' ? 'no such program' : error.code === 'EACCES' ? 'permission denied' : error.message;
       fail(new UsageError(`cannot run ${command}: ${reason}`));
     });
-    child.on('exit', (code, signal) => done({ code, signal }));
+    // 'close', not 'exit': piped output (see sharedStdio) is all passed on by then.
+    child.on('close', (code, signal) => done({ code, signal }));
   }).finally(() => process.off('SIGINT', ignore));
 }

@@ -5,6 +5,7 @@ import { Option, type Command } from 'commander';
 import { UsageError } from '../errors.ts';
 import { LIBC_ENV, exitError, oracleDisplayName, oracleExited, spawnOracle, type OracleOptions } from '../oracle/oracle.ts';
 import { brkLimitOption, keepEnvOption, parseBrkLimit, statsOption, tunablesOption } from './options.ts';
+import { forwardShared, sharedStdio } from './output.ts';
 import { action } from './run.ts';
 
 interface OracleCommandOptions {
@@ -50,7 +51,8 @@ export async function runOracleCommand(trace: string, options: OracleCommandOpti
     libc: options.libc,
   };
   if (options.tunables?.includes('\0')) throw new UsageError('--tunables cannot hold a NUL character');
-  const child = spawnOracle(trace, oracleOptions, 'inherit');
+  const child = spawnOracle(trace, oracleOptions, sharedStdio());
+  forwardShared(child);
   const end = await oracleExited(child);
   // The oracle printed its own errors (the documented one-line form) on our stderr; we pass on its status.
   // What it could not print (a signal, no status, no start) is raised as the runner words it.

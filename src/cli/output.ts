@@ -1,5 +1,6 @@
 // Output for the commands: buffered lines to stdout for commands that print many lines, and the file a
 // command writes with -o (`-` for standard output), opened before the work and removed if the work fails.
+import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { closeSync, fstatSync, ftruncateSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { MallocscopeError, UsageError, errnoReason } from '../errors.ts';
 import { ExitRequest } from './run.ts';
@@ -13,6 +14,26 @@ export const standardOutput = {
     writeAll(1, bytes);
   },
 };
+
+/**
+ * What a child that writes to our standard streams (the program `record` runs, the oracle of `oracle`) is
+ * given: our own fds, inherited, so that its bytes never pass through Node; or, while the in-process CLI
+ * (test/support/cli.ts) sets `collect`, pipes whose bytes are handed to it as if written to our fd 1 or 2.
+ */
+export const childStreams: { collect: ((fd: 1 | 2, bytes: Buffer) => void) | null } = { collect: null };
+
+/** The stdio for such a child: our stdin; its stdout to our fd `stdoutTo` (1, or 2 to keep 1 for a trace); its stderr to ours. */
+export function sharedStdio(stdoutTo: 1 | 2 = 1): StdioOptions {
+  return childStreams.collect ? ['inherit', 'pipe', 'pipe'] : ['inherit', stdoutTo, 'inherit'];
+}
+
+/** Passes the output of a child started with sharedStdio to the collector, when one is set. */
+export function forwardShared(child: ChildProcess, stdoutTo: 1 | 2 = 1): void {
+  const collect = childStreams.collect;
+  if (!collect) return;
+  child.stdout?.on('data', (bytes: Buffer) => collect(stdoutTo, bytes));
+  child.stderr?.on('data', (bytes: Buffer) => collect(2, bytes));
+}
 
 /**
  * Buffered output to stdout: one write per 64 KiB, straight to fd 1, so a million-line replay is not a

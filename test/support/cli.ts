@@ -1,13 +1,14 @@
 // For tests: the mallocscope command line, run as a person runs it and seen as they see it (exit status,
 // standard output, standard error), from the built dist/ as every test imports it. In this process (main()
 // with the standard streams collected, the working folder and environment set for the call) when it can be,
-// which is about a hundred times cheaper than a process; in a process of its own (bin/mallocscope.js) when the
-// command reads standard input or lets a child write to our streams (oracle, record).
+// which is about a hundred times cheaper than a process, the output of the children that share our streams
+// (record's program, oracle's oracle) collected too; in a process of its own (bin/mallocscope.js) when the
+// command reads standard input, or when asked.
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { main } from '../../dist/cli/main.js';
-import { standardOutput } from '../../dist/cli/output.js';
+import { childStreams, standardOutput } from '../../dist/cli/output.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 /** The installed command: it runs dist/ too. */
@@ -24,6 +25,8 @@ export interface CliRun {
 export interface CliOptions {
   /** The working folder; default the repository's. */
   cwd?: string;
+  /** The run's whole environment instead of this process's; `env` applies over it. */
+  environment?: NodeJS.ProcessEnv;
   /** Variables set (a value) or removed (undefined) for the run, over this process's environment. */
   env?: Record<string, string | undefined>;
   /** Standard input; a run with input is a process of its own. */
@@ -32,14 +35,11 @@ export interface CliOptions {
   process?: boolean;
 }
 
-/** The commands whose child (the oracle, the recorded program) inherits our standard streams. */
-const INHERITING = new Set(['oracle', 'record']);
-
 let running = false;
 
 /** Runs `mallocscope ARGS...` (in-process when it can be; see the file's comment) and returns what it showed. */
 export async function mallocscope(args: string[], options: CliOptions = {}): Promise<CliRun> {
-  if (options.process || options.input !== undefined || INHERITING.has(args[0])) return mallocscopeProcess(args, options);
+  if (options.process || options.input !== undefined) return mallocscopeProcess(args, options);
   if (running) throw new Error('mallocscope() runs one command at a time: await the one before');
   running = true;
   const out: Buffer[] = [];
@@ -70,7 +70,12 @@ export async function mallocscope(args: string[], options: CliOptions = {}): Pro
   standardOutput.write = (bytes: Uint8Array) => {
     out.push(Buffer.from(bytes));
   };
+  childStreams.collect = (fd, bytes) => (fd === 1 ? out : err).push(bytes);
   try {
+    if (options.environment) {
+      for (const name of Object.keys(process.env)) delete process.env[name];
+      Object.assign(process.env, options.environment);
+    }
     for (const [name, value] of Object.entries(options.env ?? {})) {
       if (value === undefined) delete process.env[name];
       else process.env[name] = value;
@@ -84,6 +89,7 @@ export async function mallocscope(args: string[], options: CliOptions = {}): Pro
     stdout.isTTY = saved.outTTY;
     stderr.isTTY = saved.errTTY;
     standardOutput.write = saved.standard;
+    childStreams.collect = null;
     process.chdir(saved.cwd);
     for (const name of Object.keys(process.env)) if (!(name in saved.env)) delete process.env[name];
     Object.assign(process.env, saved.env);
@@ -93,7 +99,7 @@ export async function mallocscope(args: string[], options: CliOptions = {}): Pro
 
 /** Runs `mallocscope ARGS...` in a process of its own, as bin/mallocscope.js. */
 export function mallocscopeProcess(args: string[], options: CliOptions = {}): CliRun {
-  const env: NodeJS.ProcessEnv = { ...process.env };
+  const env: NodeJS.ProcessEnv = { ...(options.environment ?? process.env) };
   for (const [name, value] of Object.entries(options.env ?? {})) {
     if (value === undefined) delete env[name];
     else env[name] = value;

@@ -18,7 +18,14 @@ import {
   smallbinIndex,
 } from './constants.ts';
 import { libcMallinfo2 } from './libc.ts';
-import { walkRegions } from './walk.ts';
+import { kindName, regionStarts } from './walk.ts';
+
+/** The codes of the lists a chunk can be on (see `listed`): tcache bins from 0, then fastbins, then bins. */
+const FASTBIN_LIST = 100;
+const BIN_LIST = 200;
+
+/** A free chunk in a bin: unsorted, small or large. */
+const isBinned = (state: number) => state === ChunkState.Unsorted || state === ChunkState.Small || state === ChunkState.Large;
 
 /** Throws an Error naming the first invariant that does not hold. */
 export function checkInvariants(av: MallocState): void {
@@ -28,18 +35,20 @@ export function checkInvariants(av: MallocState): void {
   };
   const hex = (n: number) => `0x${n.toString(16)}`;
 
-  // How many lists each chunk is on; compared with its state at the end.
-  const listed = new Map<number, string>();
-  const enlist = (p: number, list: string) => {
-    if (listed.has(p)) fail(`chunk ${hex(c.address[p])} is on ${listed.get(p)} and on ${list}`);
-    listed.set(p, list);
+  // The list each chunk is on (a code: tcache i, fastbin FASTBIN_LIST + i, bin BIN_LIST + b), or -1; a typed
+  // array rather than a Map, since the differential tests walk thousands of heaps.
+  const listed = new Int32Array(c.highWater).fill(-1);
+  const listName = (code: number) => (code >= BIN_LIST ? `bin ${code - BIN_LIST}` : code >= FASTBIN_LIST ? `fastbin ${code - FASTBIN_LIST}` : `tcache ${code}`);
+  const enlist = (p: number, list: number) => {
+    if (listed[p] !== -1) fail(`chunk ${hex(c.address[p])} is on ${listName(listed[p])} and on ${listName(list)}`);
+    listed[p] = list;
   };
 
   // tcache and fastbins
   for (let i = 0; i < TCACHE_MAX_BINS; i++) {
     let count = 0;
     for (let p = av.m.tcache.head[i]; p !== NIL; p = c.fd[p]) {
-      enlist(p, `tcache ${i}`);
+      enlist(p, i);
       if (c.state[p] !== ChunkState.Tcache) fail(`tcache ${i} holds a chunk in state ${c.state[p]}`);
       if (csize2tidx(c.size[p]) !== i) fail(`tcache ${i} holds a chunk of size ${c.size[p]}`);
       count++;
@@ -51,7 +60,7 @@ export function checkInvariants(av: MallocState): void {
   let fastCount = 0;
   for (let i = 0; i < NFASTBINS; i++) {
     for (let p = av.fastbins[i]; p !== NIL; p = c.fd[p]) {
-      enlist(p, `fastbin ${i}`);
+      enlist(p, FASTBIN_LIST + i);
       if (c.state[p] !== ChunkState.Fastbin) fail(`fastbin ${i} holds a chunk in state ${c.state[p]}`);
       if (fastbinIndex(c.size[p]) !== i) fail(`fastbin ${i} holds a chunk of size ${c.size[p]}`);
       fastBytes += c.size[p];
@@ -68,7 +77,7 @@ export function checkInvariants(av: MallocState): void {
     let lastSize = Infinity;
     const heads: number[] = [];
     for (let p = c.fd[b]; p !== b; p = c.fd[p]) {
-      enlist(p, `bin ${b}`);
+      enlist(p, BIN_LIST + b);
       if (c.bk[p] !== previous) fail(`bin ${b}: bk of ${hex(c.address[p])} does not point back`);
       const size = c.size[p];
       const expected = b === UNSORTED ? ChunkState.Unsorted : b < 64 ? ChunkState.Small : ChunkState.Large;
@@ -95,36 +104,39 @@ export function checkInvariants(av: MallocState): void {
     }
   }
 
-  // regions: tiling, neighbours, the top last
+  // regions: tiling, neighbours, the top last (over chunk ids, as walkRegions would give them, without the
+  // objects it makes)
   let topSeen = false;
-  for (const region of walkRegions(av)) {
-    for (let i = 0; i < region.length; i++) {
-      const chunk = region[i];
-      const p = chunk.id;
-      if (chunk.address % MALLOC_ALIGNMENT !== 0) fail(`chunk at ${hex(chunk.address)} is misaligned`);
-      const isPost = chunk.kind === 'fencepost';
-      if (chunk.size % MALLOC_ALIGNMENT !== 0 || (!isPost && chunk.size < MINSIZE) || (isPost && chunk.size < CHUNK_HDR_SZ)) {
-        fail(`chunk at ${hex(chunk.address)} has size ${chunk.size}`);
+  for (const start of regionStarts(av)) {
+    for (let p = start; p !== NIL; p = c.nextPhys[p]) {
+      const address = c.address[p];
+      const size = c.size[p];
+      const state = c.state[p];
+      if (address % MALLOC_ALIGNMENT !== 0) fail(`chunk at ${hex(address)} is misaligned`);
+      const isPost = state === ChunkState.Fencepost;
+      if (size % MALLOC_ALIGNMENT !== 0 || (!isPost && size < MINSIZE) || (isPost && size < CHUNK_HDR_SZ)) {
+        fail(`chunk at ${hex(address)} has size ${size}`);
       }
-      const next = region[i + 1];
-      if (next && next.address !== chunk.address + chunk.size) fail(`chunks at ${hex(chunk.address)} (+${chunk.size}) and ${hex(next.address)} do not tile`);
-      const free = chunk.kind === 'unsorted' || chunk.kind === 'small' || chunk.kind === 'large';
-      if (free && next && (next.kind === 'unsorted' || next.kind === 'small' || next.kind === 'large' || next.kind === 'top')) {
-        fail(`free chunk at ${hex(chunk.address)} borders a free chunk or the top: they should have merged`);
+      const next = c.nextPhys[p];
+      if (next !== NIL && c.address[next] !== address + size) fail(`chunks at ${hex(address)} (+${size}) and ${hex(c.address[next])} do not tile`);
+      const free = isBinned(state);
+      if (free && next !== NIL && (isBinned(c.state[next]) || c.state[next] === ChunkState.Top)) {
+        fail(`free chunk at ${hex(address)} borders a free chunk or the top: they should have merged`);
       }
-      if (free && !listed.has(p)) fail(`free chunk at ${hex(chunk.address)} is on no list`);
-      if ((chunk.kind === 'tcache' || chunk.kind === 'fastbin') && !listed.has(p)) fail(`${chunk.kind} chunk at ${hex(chunk.address)} is on no list`);
-      if (chunk.kind === 'in-use' && listed.has(p)) fail(`chunk at ${hex(chunk.address)} is in use and on ${listed.get(p)}`);
-      if (chunk.kind === 'top') {
-        if (p !== av.top) fail(`a chunk at ${hex(chunk.address)} is marked top but is not av->top`);
-        if (next) fail('the top is not the last chunk of its region');
+      const onList = listed[p] !== -1;
+      if (free && !onList) fail(`free chunk at ${hex(address)} is on no list`);
+      if ((state === ChunkState.Tcache || state === ChunkState.Fastbin) && !onList) fail(`${kindName(state)} chunk at ${hex(address)} is on no list`);
+      if (state === ChunkState.InUse && onList) fail(`chunk at ${hex(address)} is in use and on ${listName(listed[p])}`);
+      if (state === ChunkState.Top) {
+        if (p !== av.top) fail(`a chunk at ${hex(address)} is marked top but is not av->top`);
+        if (next !== NIL) fail('the top is not the last chunk of its region');
         topSeen = true;
       }
     }
   }
   if (!topSeen && c.size[av.top] !== 0) fail('av->top is in no region');
-  for (const p of listed.keys()) {
-    if (c.state[p] === ChunkState.Unused) fail(`a released record is still on ${listed.get(p)}`);
+  for (let p = 0; p < listed.length; p++) {
+    if (listed[p] !== -1 && c.state[p] === ChunkState.Unused) fail(`a released record is still on ${listName(listed[p])}`);
   }
 
   // mallinfo2 against the walk

@@ -20,6 +20,11 @@ const KIND: Record<number, ChunkKind> = {
   [ChunkState.Fencepost]: 'fencepost',
 };
 
+/** The walk's name for a chunk state. */
+export function kindName(state: number): ChunkKind {
+  return KIND[state];
+}
+
 export interface ChunkInfo {
   /** The chunk id (stable while the chunk lives). */
   id: number;
@@ -36,7 +41,7 @@ export interface ChunkInfo {
 }
 
 /** The first chunk of every heap region (the brk heap and any fallback mappings), lowest address first. */
-function regionStarts(av: MallocState): number[] {
+export function regionStarts(av: MallocState): number[] {
   const c = av.chunks;
   const starts: number[] = [];
   for (let id = 0; id < c.highWater; id++) {

@@ -63,7 +63,7 @@ test('--brk-limit is read the same way by every command that has it', async () =
 });
 
 test('replay --json: the summary as JSON (§11 figures), with mallinfo2 under --stats', async () => {
-  const r = await run(['replay', 'examples/threshold-slides.trace', '--json', '--stats']);
+  const r = await run(['replay', 'examples/threshold-slides.trace', '--json', '--stats', '--glibc', '2.36']);
   assert.is(r.status, 0, r.stderr);
   const figures = JSON.parse(r.stdout);
   assert.equal(
@@ -71,6 +71,7 @@ test('replay --json: the summary as JSON (§11 figures), with mallinfo2 under --
     {
       trace: 'examples/threshold-slides.trace',
       policy: 'glibc',
+      glibc: '2.36',
       backend: 'simulated',
       events: 4,
       peakHeap: 335872,

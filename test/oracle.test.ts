@@ -451,7 +451,11 @@ test('exitError: how the oracle ended, as the error it stands for', () => {
 function standInLibc(): { dir: string; args: () => string[] | null } {
   const libc = mkdtempSync(join(dir, 'libc-'));
   const loader = join(libc, 'ld-linux-x86-64.so.2');
-  writeFileSync(loader, `#!/bin/sh\nprintf '%s\\n' "$@" > "${libc}/args"\nshift 2\nexec "$@"\n`);
+  // It tells its version as a loader does (check asks, to pick the model of the same glibc).
+  writeFileSync(
+    loader,
+    `#!/bin/sh\n[ "$1" = --version ] && { echo 'ld.so (GNU libc) stable release version 2.36.'; exit 0; }\nprintf '%s\\n' "$@" > "${libc}/args"\nshift 2\nexec "$@"\n`,
+  );
   chmodSync(loader, 0o755);
   const file = join(libc, 'args');
   return {

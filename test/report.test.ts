@@ -111,12 +111,13 @@ test('a restored checkpoint replays on exactly as the original (every shape fami
   for (const shape of ['everything', 'mallopt-mix', 'realloc-mixed', 'memalign-large', 'huge', 'trim-mix', 'mxfast']) {
     const events = parseTrace(generated(shape, 3, 6000));
     const straight = new Replayer();
+    const glibc = straight.model.glibc.version;
     const every = 700;
     let restored: Replayer | null = null;
     for (const event of events) {
       if (event.seq % every === 0 && event.seq > 0) {
         const bytes = takeCheckpoint(straight);
-        restored = restoreCheckpoint(bytes, { policy: 'glibc', system: { commitLimit: totalmem() } });
+        restored = restoreCheckpoint(bytes, { policy: 'glibc', glibc, system: { commitLimit: totalmem() } });
         sameState(restored, straight, `${shape} at ${event.seq}`);
       }
       const a = straight.apply(event);

@@ -51,8 +51,7 @@ export const BELOW_2_63 = 2 ** 63 - 1024;
 /** A non-main arena's heap: at least HEAP_MIN_SIZE, at most HEAP_MAX_SIZE (2 * DEFAULT_MMAP_THRESHOLD_MAX). */
 export const HEAP_MIN_SIZE = 32 * 1024;
 export const HEAP_MAX_SIZE = 64 * 1024 * 1024;
-/** sizeof(heap_info) (five words and padding to 16) and sizeof(struct malloc_state) on x86-64 in 2.36. */
-export const HEAP_INFO_SIZE = 48;
+/** sizeof(struct malloc_state) on x86-64 (sizeof(heap_info) changed with the version: versions.ts). */
 export const MALLOC_STATE_SIZE = 2200;
 
 /** 2^64: size_t arithmetic wraps here. */

@@ -2,7 +2,7 @@
 // with free neighbours into the unsorted bin or the top, and past 64 KiB consolidate and maybe trim.
 import type { MallocState } from './arena.ts';
 import { ChunkState, NIL, isBinned } from './chunks.ts';
-import { FASTBIN_CONSOLIDATION_THRESHOLD, MINSIZE, NFASTBINS, csize2tidx, fastbinIndex } from './constants.ts';
+import { FASTBIN_CONSOLIDATION_THRESHOLD, MINSIZE, NFASTBINS, csize2tidx, fastbinIndex, inSmallbinRange, smallbinIndex } from './constants.ts';
 import { sizeTFromInt } from './size-t.ts';
 import { systrim } from './sysmalloc.ts';
 import type { FreeNote, TrimNote } from './notes.ts';
@@ -27,10 +27,23 @@ export function intFree(av: MallocState, p: number): void {
     return;
   }
 
-  const merged = coalesce(av, p);
+  mergeChunk(av, p, tcacheable);
+}
+
+/**
+ * The part of _int_free after the tcache and the fastbins: merge with free neighbours into unsorted or the
+ * top, then, from 64 KiB, consolidate and maybe trim. Since 2.39 memalign gives its lead and tail back
+ * through this alone (_int_free_merge_chunk and _int_free_maybe_consolidate).
+ */
+export function mergeChunk(av: MallocState, p: number, tcacheable = false): void {
+  const notes = av.m.notes;
+  const size = av.chunks.size[p];
+  // Since 2.41 a chunk freed here goes to its small bin when small (malloc_consolidate's still go to unsorted).
+  const toSmallBin = av.m.glibc.freeSmallToSmallbin;
+  const merged = coalesce(av, p, toSmallBin);
   // coalesce noted where this chunk went (consolidation below notes its own merges after it)
   const intoTop = notes.merge?.intoTop === true;
-  if (notes.detail) noteFree(av, size, intoTop ? 'top' : 'unsorted', 0, tcacheable, merged);
+  if (notes.detail) noteFree(av, size, intoTop ? 'top' : toSmallBin && inSmallbinRange(merged) ? 'small' : 'unsorted', 0, tcacheable, merged);
   if (merged >= FASTBIN_CONSOLIDATION_THRESHOLD) {
     // Only a free that reaches the check replaces the call's trim note.
     const trim = notes.detail ? trimNote(av, merged, intoTop) : null;
@@ -72,10 +85,11 @@ function trimNote(av: MallocState, merged: number, intoTop: boolean): TrimNote {
 }
 
 /**
- * Merges free chunk `p` with free neighbours, then files it at the head of unsorted, or makes it part of the
- * top. Returns the merged size (the new top size when it joined the top).
+ * Merges free chunk `p` with free neighbours, then files it at the head of unsorted (of its small bin when
+ * `toSmallBin` and it is small), or makes it part of the top. Returns the merged size (the new top size when
+ * it joined the top).
  */
-function coalesce(av: MallocState, p: number): number {
+function coalesce(av: MallocState, p: number, toSmallBin: boolean): number {
   const c = av.chunks;
   const prev = c.prevPhys[p];
   if (prev !== NIL && isBinned(c.state[prev])) {
@@ -96,9 +110,15 @@ function coalesce(av: MallocState, p: number): number {
     av.unlinkChunk(next);
     c.absorbNext(p);
   }
-  av.toUnsortedHead(p);
-  noteMerge(av, c.size[p], false);
-  return c.size[p];
+  const size = c.size[p];
+  if (toSmallBin && inSmallbinRange(size)) {
+    // Since 2.41 (e2436d6f5a): at the head of its own small bin, marked in the binmap.
+    const bin = smallbinIndex(size);
+    av.linkBetween(p, bin, c.fd[bin], ChunkState.Small);
+    av.markBin(bin);
+  } else av.toUnsortedHead(p);
+  noteMerge(av, size, false);
+  return size;
 }
 
 function noteMerge(av: MallocState, size: number, intoTop: boolean): void {
@@ -116,7 +136,7 @@ export function mallocConsolidate(av: MallocState): void {
   // same as glibc detaching the whole list first.
   for (let index = 0; index < NFASTBINS; index++) {
     while (av.fastbins[index] !== NIL) {
-      coalesce(av, av.fastbinPop(index));
+      coalesce(av, av.fastbinPop(index), false);
       av.m.notes.consolidatedChunks++;
     }
   }

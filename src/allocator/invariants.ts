@@ -3,7 +3,7 @@
 // that suits its size, large bins are sorted with a sound nextsize ring, and mallinfo2 equals the walk.
 import type { MallocState } from './arena.ts';
 import { UNSORTED } from './arena.ts';
-import { ChunkState, NIL } from './chunks.ts';
+import { ChunkState, NIL, isBinned } from './chunks.ts';
 import {
   CHUNK_HDR_SZ,
   MALLOC_ALIGNMENT,
@@ -23,9 +23,6 @@ import { kindName, regionStarts } from './walk.ts';
 /** The codes of the lists a chunk can be on (see `listed`): tcache bins from 0, then fastbins, then bins. */
 const FASTBIN_LIST = 100;
 const BIN_LIST = 200;
-
-/** A free chunk in a bin: unsorted, small or large. */
-const isBinned = (state: number) => state === ChunkState.Unsorted || state === ChunkState.Small || state === ChunkState.Large;
 
 /** Throws an Error naming the first invariant that does not hold. */
 export function checkInvariants(av: MallocState): void {

@@ -11,7 +11,6 @@ import { HUGE_STAND_IN, big, request2sizeExact, sizeT, sizeTFromInt, wrap, type 
 import {
   DEFAULT_MMAP_THRESHOLD_MAX,
   CHUNK_HDR_SZ,
-  HEAP_INFO_SIZE,
   HEAP_MAX_SIZE,
   HEAP_MIN_SIZE,
   MALLOC_ALIGNMENT,
@@ -30,8 +29,9 @@ import {
 } from './constants.ts';
 import { intFree, mallocConsolidate } from './int-free.ts';
 import { intMalloc } from './int-malloc.ts';
-import { intMemalign, memalignAlignment } from './memalign.ts';
+import { intMemalign, memalignAlignment, memalignFromTcache, memalignNote } from './memalign.ts';
 import { intRealloc, reallocMmapped } from './realloc.ts';
+import type { GlibcRules } from './versions.ts';
 import { mtrim, munmapChunk } from './sysmalloc.ts';
 
 const SIZE_MAX = (1n << 64n) - 1n;
@@ -83,7 +83,7 @@ export function maybeInitTcache(av: MallocState): void {
  * only: nothing but that chunk ever lives there, and its place is never reported.
  */
 function newArenaFor(av: MallocState, bytes: number): SideArena {
-  const headers = HEAP_INFO_SIZE + MALLOC_STATE_SIZE;
+  const headers = av.m.glibc.heapInfoSize + MALLOC_STATE_SIZE;
   const wanted = bytes + headers + MALLOC_ALIGNMENT;
   const withPad = wrap(BigInt(wanted) + big(sizeTFromInt(av.mp.topPad)));
   let size: number;
@@ -109,15 +109,20 @@ export function libcMalloc(m: Malloc, bytes: SizeT): number {
   const nb = checkedRequest2size(bytes);
   if (nb === 0) return refuse(m, 'ptrdiff', bytes);
   if (!m.tcache.ready) maybeInitTcache(av);
-  const tidx = csize2tidx(nb);
-  if (tidx < m.mp.tcacheBins && m.tcache.counts[tidx] > 0 && m.tcache.ready) {
-    m.notes.path = 'tcache';
-    if (m.notes.detail) m.notes.search = searchNote(av, nb);
-    const p = m.tcache.get(tidx);
-    av.chunks.madeBy[p] = m.seq;
-    return p;
-  }
+  const p = fromTcache(m, nb);
+  if (p !== NIL) return p;
   return stamp(av, intMalloc(av, bytes));
+}
+
+/** The newest tcache entry for chunk size `nb`, taken (tcache_get), or NIL when its bin has none. */
+function fromTcache(m: Malloc, nb: number): number {
+  const tidx = csize2tidx(nb);
+  if (tidx >= m.mp.tcacheBins || m.tcache.counts[tidx] === 0 || !m.tcache.ready) return NIL;
+  m.notes.path = 'tcache';
+  if (m.notes.detail) m.notes.search = searchNote(m.main, nb);
+  const p = m.tcache.get(tidx);
+  m.chunks.madeBy[p] = m.seq;
+  return p;
 }
 
 /** Notes a request refused at the entry point (before any search); returns NULL. */
@@ -177,7 +182,7 @@ function slideThreshold(m: Malloc, sizeWord: number, chunkSize: number): Thresho
 
 /**
  * __libc_calloc: nmemb * size is computed into a ptrdiff_t, so a product above PTRDIFF_MAX (not only one
- * past 2^64) fails at once, before the tcache set-up; then _int_malloc, never the tcache. A product above
+ * past 2^64) fails at once, before the tcache set-up; then _int_malloc (until 2.41 never the tcache). A product above
  * 2^53 is taken exactly (it is searched for with the stand-in size, and fails in sysmalloc).
  */
 export function libcCalloc(m: Malloc, nmemb: SizeT, size: SizeT): number {
@@ -191,11 +196,15 @@ export function libcCalloc(m: Malloc, nmemb: SizeT, size: SizeT): number {
   return callocChunk(m, bytes);
 }
 
-/** calloc after its size check: the tcache set-up, then _int_malloc (never the tcache), then the clearing. */
+/**
+ * calloc after its size check: the tcache set-up, then _int_malloc (the tcache first since 2.41), then the
+ * clearing.
+ */
 function callocChunk(m: Malloc, bytes: number): number {
   const av = m.main;
   maybeInitTcache(av);
-  const p = intMalloc(av, bytes);
+  const cached = m.glibc.callocUsesTcache ? fromTcache(m, checkedRequest2size(bytes)) : NIL;
+  const p = cached !== NIL ? cached : intMalloc(av, bytes);
   if (p !== NIL && av.system.memory !== null) zeroCalloc(av, p);
   return stamp(av, p);
 }
@@ -223,6 +232,16 @@ export function libcRealloc(m: Malloc, p: number, bytes: SizeT): number {
   }
   if (p === NIL) return libcMalloc(m, bytes);
   const mmapped = av.chunks.state[p] === ChunkState.Mmapped;
+  if (m.glibc.reallocKeepsWhatFits && typeof bytes === 'number') {
+    // Since 2.37: a request the block already holds, with less than MINSIZE to spare (a page, mmapped),
+    // returns it before anything else is done; a bigint is never within a usable size.
+    const usable = mallocUsableSize(m, p);
+    const spare = usable - bytes;
+    if (spare >= 0 && (spare < MINSIZE || (mmapped && spare <= av.system.pageSize))) {
+      if (m.notes.detail) m.notes.realloc = { old: av.chunks.size[p], nb: bytes, how: 'usable', tail: spare, top: av.topSize, minsize: MINSIZE, copied: 0 };
+      return stamp(av, p);
+    }
+  }
   if (!mmapped) maybeInitTcache(av);
   if (typeof bytes === 'bigint') {
     if (bytes > PTRDIFF_MAX) return refuse(m, 'ptrdiff', bytes);
@@ -266,12 +285,18 @@ export function libcMemalign(m: Malloc, alignment: SizeT, bytes: SizeT): number 
         lead: 0,
         tail: 0,
         gap: 0,
+        fromTcache: false,
       };
     return libcMalloc(m, bytes);
   }
   if (adjusted < 0n) return refuse(m, 'einval', alignment);
   if (typeof alignment === 'bigint' || typeof bytes === 'bigint') return memalignExact(m, adjusted, big(bytes));
   const av = m.main;
+  const fromTcache = memalignFromTcache(av, Number(adjusted), bytes);
+  if (fromTcache !== NIL) {
+    if (m.notes.detail) m.notes.memalign = { ...memalignNote(Number(adjusted), av.chunks.size[fromTcache]), fromTcache: true };
+    return stamp(av, fromTcache);
+  }
   return stamp(av, intMemalign(av, Number(adjusted), bytes));
 }
 
@@ -300,11 +325,12 @@ export function libcMallopt(m: Malloc, param: MalloptParam, value: number): numb
   const mp = m.mp;
   mallocConsolidate(m.main);
   const before = { mmap: mp.mmapThreshold, trim: mp.trimThreshold };
-  const result = setParam(mp, param, value);
+  const result = setParam(mp, param, value, m.glibc);
   if (m.notes.detail) {
     m.notes.mallopt = {
       accepted: result === 1,
       limit: MAX_FAST_SIZE,
+      thresholdLimit: m.glibc.mmapThresholdCapped ? HEAP_MAX_SIZE / 2 : null,
       maxFast: mp.maxFast,
       topPad: sizeTFromInt(mp.topPad),
       fastbinsTakeNone: mp.maxFast < MINSIZE,
@@ -320,8 +346,12 @@ export function libcMallopt(m: Malloc, param: MalloptParam, value: number): numb
   return result;
 }
 
-/** do_set_*: the parameter's new value; the thresholds, the pad and the mmap limit also stop the sliding. */
-function setParam(mp: MallocPar, param: MalloptParam, value: number): number {
+/**
+ * do_set_*: the parameter's new value; the thresholds, the pad and the mmap limit also stop the sliding.
+ * 2.34 refuses an mmap threshold above HEAP_MAX_SIZE / 2 as a size_t (every negative value too), and a
+ * refusal changes nothing, the sliding included.
+ */
+function setParam(mp: MallocPar, param: MalloptParam, value: number, glibc: GlibcRules): number {
   switch (param) {
     case 'M_MXFAST':
       if (value < 0 || value > MAX_FAST_SIZE) return 0;
@@ -336,9 +366,12 @@ function setParam(mp: MallocPar, param: MalloptParam, value: number): number {
     case 'M_TRIM_THRESHOLD':
       mp.trimThreshold = sizeTFromInt(value);
       break;
-    case 'M_MMAP_THRESHOLD':
-      mp.mmapThreshold = sizeTFromInt(value);
+    case 'M_MMAP_THRESHOLD': {
+      const threshold = sizeTFromInt(value);
+      if (glibc.mmapThresholdCapped && threshold > HEAP_MAX_SIZE / 2) return 0;
+      mp.mmapThreshold = threshold;
       break;
+    }
   }
   mp.noDynThreshold = true;
   return 1;

@@ -6,6 +6,7 @@ import { ChunkTable } from './chunks.ts';
 import { newNotes, type CallNotes } from './notes.ts';
 import { MallocPar } from './params.ts';
 import { Tcache } from './tcache.ts';
+import { GLIBC_2_36, type GlibcRules } from './versions.ts';
 
 export class Malloc {
   /** mp_: thresholds, padding, limits, tcache tunables; the one block every arena and thread reads. */
@@ -14,6 +15,8 @@ export class Malloc {
   readonly chunks = new ChunkTable();
   /** The kernel: simulated or real. */
   readonly system: SystemMemory;
+  /** The glibc version modelled: its rule switches, read where each rule lives (versions.ts). */
+  readonly glibc: GlibcRules;
   /** main_arena. */
   readonly main: MallocState;
   /** The running thread's tcache (one thread today). */
@@ -33,10 +36,11 @@ export class Malloc {
   /** The seq of the current call (stamped on the chunks it makes). */
   seq = -1;
 
-  /** A fresh process over `system`, with parameter block `mp` (a preset's, or the defaults). */
-  constructor(system: SystemMemory, mp: MallocPar = new MallocPar()) {
+  /** A fresh process over `system`, with parameter block `mp` (a preset's, or the defaults), as glibc `glibc` runs it. */
+  constructor(system: SystemMemory, mp: MallocPar = new MallocPar(), glibc: GlibcRules = GLIBC_2_36) {
     this.system = system;
     this.mp = mp;
+    this.glibc = glibc;
     this.main = new MallocState(this);
     this.tcache = new Tcache(this.chunks);
   }

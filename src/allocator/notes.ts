@@ -143,7 +143,8 @@ export interface SearchNote {
 /** Where _int_free put a chunk, and why. */
 export interface FreeNote {
   size: number;
-  to: 'tcache' | 'fastbin' | 'unsorted' | 'top';
+  /** small: since 2.41, a chunk small after merging goes to its small bin. */
+  to: 'tcache' | 'fastbin' | 'unsorted' | 'small' | 'top';
   /** tcache: the bin's count after; fastbin: its index. */
   count: number;
   /** mp_.tcache_count, and whether the size has a tcache bin at all. */
@@ -203,6 +204,8 @@ export interface MemalignNote {
   tail: number;
   /** mmapped chunks: the front gap kept in the mapping. */
   gap: number;
+  /** Since 2.38: an aligned entry of the exact size was taken from the tcache (nothing else was done). */
+  fromTcache: boolean;
 }
 
 export interface ReallocNote {
@@ -210,9 +213,11 @@ export interface ReallocNote {
   old: number;
   nb: SizeT;
   /** fits: nb <= old, the chunk kept; top: grown into the top; next: grown into the free chunk above;
-   * merged: the new chunk lay right above; moved: malloc, copy, free; failed. */
-  how: 'fits' | 'top' | 'next' | 'merged' | 'moved' | 'failed';
-  /** The spare tail split off and freed (0 when under MINSIZE), the top's size at the call, MINSIZE. */
+   * merged: the new chunk lay right above; moved: malloc, copy, free; failed; usable (since 2.37): the
+   * request (`nb` holds the bytes) is within the usable size, the block returned as it is. */
+  how: 'fits' | 'top' | 'next' | 'merged' | 'moved' | 'failed' | 'usable';
+  /** The spare tail split off and freed (0 when under MINSIZE; for usable, the usable bytes left over), the
+   * top's size at the call, MINSIZE. */
   tail: number;
   top: number;
   minsize: number;
@@ -229,6 +234,8 @@ export interface MalloptNote {
   topPad: SizeT;
   /** M_MXFAST: no chunk fits a fastbin any more (global_max_fast under MINSIZE). */
   fastbinsTakeNone: boolean;
+  /** M_MMAP_THRESHOLD: the largest threshold taken (2.34: HEAP_MAX_SIZE / 2), or null for no limit. */
+  thresholdLimit: number | null;
   /** M_MMAP_MAX: n_mmaps has reached the new limit, so no new mmap is tried. */
   mmapsBlocked: boolean;
 }

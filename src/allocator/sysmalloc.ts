@@ -145,17 +145,23 @@ function morecore(av: MallocState, size: SizeT): number {
   return av.system.sbrk(Number(increment));
 }
 
-/** The mmap fallback's length: the growth plus the old top (when contiguous) in MiB, at least a page. */
+/**
+ * The mmap fallback's length: the growth plus the old top (when contiguous), rounded to `unit`, at least
+ * `least`. 2.35–2.37 round to whole MiB with a page as the least; 2.34 and 2.38 on, to pages with 1 MiB.
+ */
 function fallbackSize(av: MallocState, grow: SizeT, oldSize: number): SizeT {
   const page = av.system.pageSize;
+  const inPages = av.m.glibc.mmapFallbackInPages;
+  const unit = inPages ? page : MMAP_AS_MORECORE_SIZE;
+  const least = inPages ? MMAP_AS_MORECORE_SIZE : page;
   if (typeof grow === 'number' && grow + oldSize + MMAP_AS_MORECORE_SIZE <= Number.MAX_SAFE_INTEGER) {
     let fallback = grow;
-    if (av.contiguous) fallback = alignUp(fallback + oldSize, MMAP_AS_MORECORE_SIZE);
-    return Math.max(fallback, page);
+    if (av.contiguous) fallback = alignUp(fallback + oldSize, unit);
+    return Math.max(fallback, least);
   }
   let fallback = big(grow);
-  if (av.contiguous) fallback = alignUpExact(fallback + BigInt(oldSize), MMAP_AS_MORECORE_SIZE);
-  return fallback < BigInt(page) ? page : sizeT(fallback);
+  if (av.contiguous) fallback = alignUpExact(fallback + BigInt(oldSize), unit);
+  return fallback < BigInt(least) ? least : sizeT(fallback);
 }
 
 /**

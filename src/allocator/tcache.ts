@@ -23,6 +23,17 @@ export class Tcache {
     c.state[p] = ChunkState.Tcache;
   }
 
+  /** Since 2.38 (tcache_get_n): takes entry `p`, which follows `before` in bin `tidx` (NIL: it is the newest). */
+  take(tidx: number, p: number, before: number): number {
+    const c = this.chunks;
+    if (before === NIL) this.head[tidx] = c.fd[p];
+    else c.fd[before] = c.fd[p];
+    this.counts[tidx]--;
+    c.fd[p] = NIL;
+    c.state[p] = ChunkState.InUse;
+    return p;
+  }
+
   /** tcache_get: pops the most recent entry. */
   get(tidx: number): number {
     const c = this.chunks;

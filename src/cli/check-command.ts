@@ -10,7 +10,7 @@ import { UsageError } from '../errors.ts';
 import { exitText } from '../oracle/oracle.ts';
 import { traceDisplayName } from '../trace/reader.ts';
 import { libcOption } from './oracle-command.ts';
-import { brkLimitOption, jsonOption, parseBrkLimit, parseCountOption, statsOption } from './options.ts';
+import { brkLimitOption, glibcFor, glibcOption, jsonOption, parseBrkLimit, parseCountOption, statsOption } from './options.ts';
 import { action } from './run.ts';
 
 /** check's exit status when the model and glibc differ: not 1 (bad input) nor 2 (usage), so scripts can tell. */
@@ -23,6 +23,7 @@ interface CheckOptions {
   context: string;
   json?: boolean;
   libc?: string;
+  glibc?: string;
 }
 
 /** What the real glibc does instead of each of the model's other policies, for the refusal of --policy. */
@@ -36,6 +37,7 @@ export function registerCheck(program: Command): void {
     .addOption(statsOption('after every call, compared too'))
     .addOption(brkLimitOption())
     .addOption(libcOption())
+    .addOption(glibcOption())
     .option('--context <events>', 'events shown before a difference', '5')
     .addOption(jsonOption('the result (agreement, or the difference with its context)'))
     .option(
@@ -60,7 +62,7 @@ async function check(trace: string, options: CheckOptions): Promise<void> {
   // Both replays read the trace, so it must be a file that can be read twice, not standard input.
   if (trace === '-') throw new UsageError('check needs a trace file, not standard input (save it to a file first)');
   const name = traceDisplayName(trace);
-  const { verdict, replayer } = await checkTrace(trace, { name, stats: options.stats, brkLimit, context, libc: options.libc });
+  const { verdict, replayer } = await checkTrace(trace, { name, stats: options.stats, brkLimit, context, libc: options.libc, glibc: glibcFor(options) });
   const stats = options.stats ? ' (mallinfo2 included)' : '';
   if (verdict.agree) {
     if (options.json) {

@@ -12,10 +12,12 @@ import { DEFAULT_COLUMNS, compareTrace, formatCompareTable, parsePolicyColumn, p
 import { traceDisplayName } from '../trace/reader.ts';
 import { colourFlag } from './colour.ts';
 import { Progress } from './progress.ts';
-import { brkLimitOption, colourOptions, jsonOption, parseBrkLimit } from './options.ts';
+import { brkLimitOption, colourOptions, glibcFor, jsonOption, parseBrkLimit } from './options.ts';
+import { knownVersions, rulesFor } from '../replay/glibc.ts';
 import { action } from './run.ts';
 
 interface CompareCommandOptions {
+  glibc?: string[];
   json?: boolean;
   brkLimit?: string;
   color?: boolean;
@@ -23,7 +25,7 @@ interface CompareCommandOptions {
 
 export function registerCompare(program: Command): void {
   // Both options feed one list, so the columns keep the command line's order.
-  const given: { kind: 'policy' | 'set'; text: string }[] = [];
+  const given: { kind: 'policy' | 'set' | 'glibc'; text: string }[] = [];
   const command = program
     .command('compare')
     .description('footprint against live bytes, one column per policy or glibc setting')
@@ -40,14 +42,32 @@ export function registerCompare(program: Command): void {
         return text;
       },
     )
+    .option(
+      '--glibc <version>',
+      `the glibc version the model follows (${knownVersions()}); given twice or more, a column per version (repeatable)`,
+      (text: string, all: string[] = []) => {
+        given.push({ kind: 'glibc', text });
+        return [...all, text];
+      },
+    )
     .addOption(jsonOption('the figures'))
     .addOption(brkLimitOption());
   for (const option of colourOptions()) command.addOption(option);
   command.action(
     action((trace: string, options: CompareCommandOptions) => {
-      const columns: ColumnSpec[] = given.map((g) => (g.kind === 'policy' ? parsePolicyColumn(g.text) : parseSetColumn(g.text)));
-      if (columns.length === 0) columns.push(...DEFAULT_COLUMNS.map(parsePolicyColumn));
-      else if (!given.some((g) => g.kind === 'policy')) columns.unshift(parsePolicyColumn('glibc'));
+      // One --glibc sets the version of every column; several make a column each ("glibc 2.39").
+      const versions = given.filter((g) => g.kind === 'glibc').map((g) => rulesFor(g.text));
+      const columns: ColumnSpec[] = [];
+      for (const g of given) {
+        if (g.kind === 'policy') columns.push(parsePolicyColumn(g.text));
+        else if (g.kind === 'set') columns.push(parseSetColumn(g.text));
+        else if (versions.length > 1) columns.push({ label: `glibc ${g.text}`, policy: 'glibc', settings: [], glibc: rulesFor(g.text) });
+      }
+      if (!given.some((g) => g.kind !== 'glibc')) {
+        if (versions.length < 2) columns.push(...DEFAULT_COLUMNS.map(parsePolicyColumn));
+      } else if (!given.some((g) => g.kind === 'policy') && versions.length < 2) columns.unshift(parsePolicyColumn('glibc'));
+      const version = versions.length === 1 ? versions[0] : glibcFor({});
+      for (const column of columns) column.glibc ??= version;
       if (columns.length > 16) throw new UsageError('at most 16 columns');
       const brkLimit = parseBrkLimit(options.brkLimit);
       const progress = Progress.forTrace(trace, 'compare', { colour: colourFlag(options) });

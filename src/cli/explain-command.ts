@@ -7,13 +7,14 @@ import { Explainer, colourSentence } from '../report/explain.ts';
 import { readTrace, traceDisplayName as name } from '../trace/reader.ts';
 import { colourFlag, useColour } from './colour.ts';
 import { LineOutput } from './output.ts';
-import { brkLimitOption, colourOptions, fromOption, parseBrkLimit, parseRange, policyOption, toOption } from './options.ts';
+import { brkLimitOption, colourOptions, fromOption, glibcFor, glibcOption, parseBrkLimit, parseRange, policyOption, toOption } from './options.ts';
 import { action } from './run.ts';
 
 interface ExplainOptions {
   from?: string;
   to?: string;
   policy: string;
+  glibc?: string;
   brkLimit?: string;
   color?: boolean;
 }
@@ -26,13 +27,14 @@ export function registerExplain(program: Command): void {
     .addOption(fromOption())
     .addOption(toOption())
     .addOption(policyOption())
+    .addOption(glibcOption())
     .addOption(brkLimitOption());
   for (const option of colourOptions()) command.addOption(option);
   command.action(
     action((trace: string, options: ExplainOptions) => {
       const { from, to } = parseRange(options);
       const brkLimit = parseBrkLimit(options.brkLimit);
-      const explainer = new Explainer(new Replayer({ policy: options.policy, system: { brkLimit } }));
+      const explainer = new Explainer(new Replayer({ policy: options.policy, glibc: glibcFor(options), system: { brkLimit } }));
       const colour = useColour(process.stdout, colourFlag(options));
       const out = new LineOutput();
       const reader = readTrace(trace);

@@ -4,6 +4,9 @@
 import { Option } from 'commander';
 import { UsageError } from '../errors.ts';
 import { parseSafeNumber } from '../number.ts';
+import type { GlibcRules } from '../allocator/versions.ts';
+import { LIBC_ENV, pairedGlibc } from '../oracle/oracle.ts';
+import { GLIBC_ENV, defaultGlibc, knownVersions, rulesFor, rulesForMachine } from '../replay/glibc.ts';
 
 /**
  * The largest --brk-limit: 16 TiB (2^44), the room the model's break has without a limit. The break lives
@@ -52,6 +55,28 @@ export function statsOption(where: string): Option {
 /** --policy for the commands that replay through the model alone. */
 export function policyOption(): Option {
   return new Option('--policy <name>', "the model's policy: glibc (sliding threshold), fixed:BYTES, heap or mmap").default('glibc');
+}
+
+/** --glibc: the version the model follows. */
+export function glibcOption(): Option {
+  return new Option(
+    '--glibc <version>',
+    `the glibc version the model follows (${knownVersions()}); default: $${GLIBC_ENV}, else the version of the build $${LIBC_ENV} names, else this machine's`,
+  );
+}
+
+/**
+ * The rules a command's model follows: --glibc; else the version of the glibc build the oracle runs under
+ * (--libc, or MALLOCSCOPE_LIBC unless MALLOCSCOPE_GLIBC is set), so that model and oracle are the same glibc;
+ * else MALLOCSCOPE_GLIBC or this machine's. A build or machine version the model does not know gives the
+ * newest known one below it, with a one-line warning on stderr.
+ */
+export function glibcFor(options: { glibc?: string; libc?: string }): GlibcRules {
+  if (options.glibc !== undefined) return rulesFor(options.glibc);
+  const version = pairedGlibc(options);
+  const chosen = version === undefined ? defaultGlibc() : rulesForMachine(version, `the glibc build in ${options.libc ?? process.env[LIBC_ENV]}`);
+  if (chosen.warning) process.stderr.write(`mallocscope: warning: ${chosen.warning}\n`);
+  return chosen.rules;
 }
 
 /** --from/--to: a range of events, 0-based as seq in JSON Lines, both ends included. */

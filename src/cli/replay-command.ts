@@ -13,13 +13,14 @@ import { colourFlag } from './colour.ts';
 import { LineOutput } from './output.ts';
 import { Progress } from './progress.ts';
 import { action } from './run.ts';
-import { brkLimitOption, colourOptions, jsonOption, parseBrkLimit, policyOption, statsOption } from './options.ts';
+import { brkLimitOption, colourOptions, glibcFor, glibcOption, jsonOption, parseBrkLimit, policyOption, statsOption } from './options.ts';
 
 interface ReplayCommandOptions {
   jsonl?: boolean;
   json?: boolean;
   stats?: boolean;
   policy: string;
+  glibc?: string;
   backend: string;
   brkLimit?: string;
   color?: boolean;
@@ -28,12 +29,13 @@ interface ReplayCommandOptions {
 export function registerReplay(program: Command): void {
   const command = program
     .command('replay')
-    .description('replay a trace through the model of glibc 2.36 (a summary, --json, or --jsonl)')
+    .description('replay a trace through the model of glibc (a summary, --json, or --jsonl)')
     .argument('<trace>', 'trace file, or - for standard input')
     .option('--jsonl', 'one JSON object per call (the contract of docs/trace-format.md)')
     .addOption(jsonOption('the summary'))
     .addOption(statsOption('after every call (with --jsonl), or at the end (summary)'))
     .addOption(policyOption())
+    .addOption(glibcOption())
     .option('--backend <name>', 'simulated (the model of the kernel) or native (real memory through the addon)', 'simulated')
     .addOption(brkLimitOption());
   for (const option of colourOptions()) command.addOption(option);
@@ -52,7 +54,7 @@ export function registerReplay(program: Command): void {
       }
       const native = options.backend === 'native' ? new NativeSystem(brkLimit === undefined ? {} : { reserve: Math.floor(brkLimit / page) * page }) : undefined;
       try {
-        replay(trace, options, new Replayer({ policy: options.policy, system: native ?? { brkLimit } }), native);
+        replay(trace, options, new Replayer({ policy: options.policy, glibc: glibcFor(options), system: native ?? { brkLimit } }), native);
       } finally {
         native?.release();
       }
@@ -94,6 +96,7 @@ function replay(trace: string, options: ReplayCommandOptions, replayer: Replayer
     const figures: Record<string, unknown> = {
       trace: traceDisplayName(trace),
       policy: replayer.policyName,
+      glibc: replayer.model.glibc.version,
       backend: options.backend,
       ...summary.figures(replayer.model),
     };

@@ -6,12 +6,13 @@ import { buildReport } from '../report/report.ts';
 import { colourFlag } from './colour.ts';
 import { OutputFile } from './output.ts';
 import { Progress } from './progress.ts';
-import { brkLimitOption, colourOptions, outputOption, parseBrkLimit, parseCountOption, policyOption } from './options.ts';
+import { brkLimitOption, colourOptions, glibcFor, glibcOption, outputOption, parseBrkLimit, parseCountOption, policyOption } from './options.ts';
 import { action } from './run.ts';
 
 interface ReportCommandOptions {
   output?: string;
   policy: string;
+  glibc?: string;
   brkLimit?: string;
   checkpointEvery?: string;
   title?: string;
@@ -25,6 +26,7 @@ export function registerReport(program: Command): void {
     .argument('<trace>', 'trace file, or - for standard input')
     .addOption(outputOption('the HTML page (required)'))
     .addOption(policyOption())
+    .addOption(glibcOption())
     .addOption(brkLimitOption())
     .option('--checkpoint-every <n>', 'events between model checkpoints in the page (default: 12 to 24 checkpoints)')
     .option('--title <text>', "the page's title (default: the trace's file name)");
@@ -41,6 +43,7 @@ export function registerReport(program: Command): void {
       try {
         result = await buildReport(trace, {
           policy: options.policy,
+          glibc: glibcFor(options),
           brkLimit,
           checkpointEvery,
           title: options.title,

@@ -1,23 +1,41 @@
-// `mallocscope version`: this tool's version, and the glibc it models against the one on this machine.
+// `mallocscope version`: this tool's version, the glibc versions it models and the one on this machine;
+// `mallocscope versions`: the glibc versions the model knows, with the distributions that ship them.
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
+import { GLIBC_VERSIONS } from '../allocator/versions.ts';
 import { loadAddon, packageRoot } from '../native.ts';
+import { knownVersions } from '../replay/glibc.ts';
+import { glibcFor, jsonOption } from './options.ts';
 import { action } from './run.ts';
-
-/** The glibc release the model reproduces. */
-export const MODELLED_GLIBC = '2.36';
 
 export function registerVersion(program: Command): void {
   const pkg = JSON.parse(readFileSync(`${packageRoot}package.json`, 'utf8')) as { version: string };
   program.version(pkg.version, '-V, --version');
   program
     .command('version')
-    .description('print the mallocscope version, the glibc it models and the glibc of this machine')
+    .description('print the mallocscope version, the glibc versions it models and the glibc of this machine')
     .action(
       action(() => {
         const machine = loadAddon().glibcVersion();
-        const note = machine === MODELLED_GLIBC ? '' : ' (differs: oracle output may not match the model)';
-        process.stdout.write(`mallocscope ${pkg.version}\nmodels glibc ${MODELLED_GLIBC}\nthis machine: glibc ${machine}${note}\n`);
+        const model = glibcFor({}).version;
+        const note = machine === model ? '' : ` (the model follows ${model} by default)`;
+        process.stdout.write(`mallocscope ${pkg.version}\nmodels glibc ${knownVersions()}\nthis machine: glibc ${machine}${note}\n`);
+      }),
+    );
+  program
+    .command('versions')
+    .description('list the glibc versions the model knows, with the distributions that ship them')
+    .addOption(jsonOption('the list'))
+    .action(
+      action((options: { json?: boolean }) => {
+        const chosen = glibcFor({}).version;
+        const rows = GLIBC_VERSIONS.map((v) => ({ version: v.rules.version, shippedBy: v.shippedBy, default: v.rules.version === chosen }));
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+          return;
+        }
+        const lines = rows.map((r) => `${r.default ? '*' : ' '} ${r.version.padEnd(5)}  ${r.shippedBy}`);
+        process.stdout.write(`${lines.join('\n')}\n* the default here (--glibc VERSION picks another)\n`);
       }),
     );
 }

@@ -14,6 +14,7 @@ export const ORACLE_BINARY = 'mallocscope-oracle';
 
 /** The environment variable that names a glibc build for every oracle run (as --libc does for one command). */
 export const LIBC_ENV = 'MALLOCSCOPE_LIBC';
+const GLIBC_ENV = 'MALLOCSCOPE_GLIBC';
 
 /** One line of the oracle's output: one call of the trace. Keys in the order the oracle prints them. */
 export interface OracleEvent {
@@ -106,6 +107,38 @@ export function libcLoader(dir: string): string {
     );
   }
   return join(resolve(dir), loader);
+}
+
+const buildVersions = new Map<string, string>();
+
+/**
+ * The version of the glibc build in `dir`, as its loader prints it (`ld.so --version`: "… release version
+ * 2.39."); asked once per folder. A coded error (exit 2) when it cannot be told.
+ */
+export function libcVersion(dir: string): string {
+  const loader = libcLoader(dir);
+  let version = buildVersions.get(loader);
+  if (version === undefined) {
+    const run = spawnSync(loader, ['--version'], { encoding: 'utf8', env: {} });
+    const found = /version (\d+\.\d+)/.exec(run.stdout ?? '');
+    if (!found) throw new MallocscopeError('LIBC_NOT_FOUND', `the glibc build in ${dir} did not tell its version (${loader} --version)`, 2);
+    version = found[1];
+    buildVersions.set(loader, version);
+  }
+  return version;
+}
+
+/**
+ * The version a model compared with this oracle follows, so that both are the same glibc: `glibc` when
+ * given; else the version of the build --libc names; else MALLOCSCOPE_GLIBC's (undefined: the model's own
+ * default); else the version of the build MALLOCSCOPE_LIBC names; else undefined (this machine's).
+ */
+export function pairedGlibc<T>(options: { glibc?: T; libc?: string }): T | string | undefined {
+  if (options.glibc !== undefined) return options.glibc;
+  if (options.libc) return libcVersion(options.libc);
+  if (process.env[GLIBC_ENV]) return undefined;
+  const dir = process.env[LIBC_ENV];
+  return dir ? libcVersion(dir) : undefined;
 }
 
 /** The name errors give a trace: `<stdin>` for `-`. */

@@ -1,12 +1,16 @@
 // Builds the model a replay or the Allocator drives: a policy preset (or its `--policy` name) over a
 // kernel (or the simulated one's options). Names are resolved here, outside the core, which takes objects.
 import { Malloc } from '../allocator/malloc.ts';
+import type { GlibcRules } from '../allocator/versions.ts';
+import { chooseGlibc } from './glibc.ts';
 import { paramsFor, policyByName, type Preset } from '../policy/index.ts';
 import type { SystemMemory } from '../system/api.ts';
 import { SimulatedSystem, type SimulatedSystemOptions } from '../system/simulated.ts';
 
 /** What a model is built from. */
 export interface ModelOptions {
+  /** The glibc version to follow ("2.39", or its rules); default MALLOCSCOPE_GLIBC, else this machine's. */
+  glibc?: string | GlibcRules;
   /** glibc (default), fixed:BYTES, heap, mmap, or a preset object. */
   policy?: Preset | string;
   /** A system layer, or options for the simulated one (the default). */
@@ -17,7 +21,7 @@ export interface ModelOptions {
 export function createMalloc(options: ModelOptions = {}): Malloc {
   const preset = typeof options.policy === 'object' ? options.policy : policyByName(options.policy ?? 'glibc');
   const system = options.system && 'sbrk' in options.system ? options.system : new SimulatedSystem(options.system);
-  return new Malloc(system, paramsFor(preset));
+  return new Malloc(system, paramsFor(preset), chooseGlibc(options.glibc).rules);
 }
 
 /** The preset's name, for reports: what `--policy` would write. */

@@ -16,6 +16,8 @@ import { ByteReader, ByteWriter } from './html/codec.ts';
 /** How to build the Replayer a checkpoint is restored into (the same options as the replay that made it). */
 export interface CheckpointSetup {
   policy: string;
+  /** The glibc version the model follows ("2.39"). */
+  glibc: string;
   system: SimulatedSystemOptions;
 }
 
@@ -112,7 +114,7 @@ export function takeCheckpoint(replayer: Replayer): Uint8Array {
 
 /** A fresh Replayer in the state a checkpoint holds. */
 export function restoreCheckpoint(bytes: Uint8Array, setup: CheckpointSetup): Replayer {
-  const replayer = new Replayer({ policy: setup.policy, system: setup.system });
+  const replayer = new Replayer({ policy: setup.policy, glibc: setup.glibc, system: setup.system });
   const reader = new ByteReader(bytes);
   const jsonLength = reader.varint();
   const header = JSON.parse(new TextDecoder().decode(bytes.subarray(reader.offset, reader.offset + jsonLength))) as Header;

@@ -4,6 +4,7 @@
 // several allocators in a single pass.
 import type { SizeT } from '../allocator/size-t.ts';
 import type { Malloc } from '../allocator/malloc.ts';
+import type { GlibcRules } from '../allocator/versions.ts';
 import { libcMallopt } from '../allocator/libc.ts';
 import { Replayer, type ReplayOutcome } from '../replay/replayer.ts';
 import { UsageError } from '../errors.ts';
@@ -26,6 +27,8 @@ export interface ColumnSpec {
   label: string;
   policy: string;
   settings: Setting[];
+  /** The glibc version of the column's model; default as for any model. */
+  glibc?: string | GlibcRules;
 }
 
 /** The figures of one replay. Bytes throughout; fragmentation is footprint ÷ live − 1 (null when live is 0). */
@@ -33,6 +36,8 @@ export interface CompareFigures {
   label: string;
   policy: string;
   settings: Setting[];
+  /** The glibc version the column's model followed. */
+  glibc: string;
   events: number;
   /** Peak of the heap's extent: the arena's system_mem (brk growth, and glibc's mmap fallback heap). */
   peakHeap: number;
@@ -86,6 +91,7 @@ export class FootprintObserver {
       label: this.label,
       policy: this.policy,
       settings: this.settings,
+      glibc: model.glibc.version,
       events: t.events,
       peakHeap: t.peakHeap,
       peakMmapped: t.peakMmapped,
@@ -156,7 +162,7 @@ export interface CompareOptions {
 /** Replays a trace (a path, `-`, or events) once through one allocator per column; figures per column. */
 export function compareTrace(source: string | Iterable<TraceEvent>, columns: readonly ColumnSpec[], options: CompareOptions = {}): CompareFigures[] {
   const runs = columns.map((column) => {
-    const replayer = new Replayer({ policy: column.policy, system: { ...options.system } });
+    const replayer = new Replayer({ policy: column.policy, glibc: column.glibc, system: { ...options.system } });
     // The settings are mallopt calls made before the first event, as a program's first lines would.
     for (const setting of column.settings) libcMallopt(replayer.model, setting.param, setting.value);
     replayer.model.system.takeSyscalls();

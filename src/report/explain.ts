@@ -251,7 +251,7 @@ function pieceFate(notes: CallNotes, size: number, told: Set<FreeNote>): string 
   const f = notes.freed.find((n) => n.size === size && !told.has(n));
   if (!f) return 'unsorted';
   told.add(f);
-  return f.to === 'top' ? 'the top' : f.to;
+  return f.to === 'top' ? 'the top' : f.to === 'small' ? 'its small bin' : f.to;
 }
 
 /** What happened after the freed chunk was merged (into unsorted or the top): consolidation and the trim check. */
@@ -262,8 +262,10 @@ function mergeText(outcome: ReplayOutcome, size: number): string {
   const intoTop = f.to === 'top';
   const t = notes.trim;
   let text: string;
+  // Since 2.41 a chunk small after merging goes to its own small bin.
+  const bin = f.to === 'small' ? 'its small bin (since 2.41 a freed small chunk skips the unsorted bin)' : 'unsorted bin';
   if (intoTop) text = 'merged into the top';
-  else text = f.merged > size ? `merged with its free neighbours into ${f.merged} → unsorted bin` : `chunk ${size} → unsorted bin`;
+  else text = f.merged > size ? `merged with its free neighbours into ${f.merged} → ${bin}` : `chunk ${size} → ${bin}`;
   if (!t?.checked) return intoTop ? `${text} (now ${f.merged})` : text;
   const tt = t.trimThreshold;
   const consolidated = t.consolidated ? '; the fastbins are consolidated' : '';
@@ -412,6 +414,8 @@ function memalign(event: TraceEvent & { op: 'memalign' }, outcome: ReplayOutcome
   if (notes.refused?.why === 'einval') return `alignment ${event.exact?.alignment ?? event.alignment} is too large → NULL (EINVAL)`;
   const refused = refusal(event, notes);
   if (refused || !ma) return refused ?? `_int_malloc's request ${notes.refused?.value} overflows size_t → NULL (ENOMEM)`;
+  if (ma.fromTcache)
+    return `the tcache bin of chunk ${ma.nb} holds an entry that is already ${ma.alignment}-aligned (since 2.38 memalign looks there first) → taken from the tcache, ${placeText(outcome)}`;
   const asked = `_int_malloc(${ma.nb} + alignment ${ma.alignment} + ${ma.minsize}), no tcache: `;
   const ctx: AllocContext = { noTcache: 'internal', syscalls: outcome.syscalls };
   if (!outcome.where) return asked + joined(failureReason(outcome, ctx));
@@ -439,6 +443,10 @@ function realloc(before: StateBefore, event: TraceEvent & { op: 'realloc' }, out
   if (refused) return `${refused}; ${id} keeps its block`;
   const r = recorded(notes.realloc, 'realloc decision');
   const { old, nb } = r;
+  if (r.how === 'usable') {
+    const usable = Number(nb) + r.tail;
+    return `${nb} bytes fit the ${usable} usable bytes of ${id}'s block with ${r.tail} to spare (since 2.37 realloc returns such a block at once, before anything else) → stays at ${placeText(outcome)}`;
+  }
   const path = notes.path;
   const syscalls = outcome.syscalls;
   if (before.block.mmapped) {
@@ -493,6 +501,8 @@ function mallopt(before: StateBefore, event: TraceEvent & { op: 'mallopt' }, out
   const v = event.value;
   switch (event.param) {
     case 'M_MMAP_THRESHOLD':
+      if (!o.accepted)
+        return `${consolidate}refused: this glibc takes a threshold of at most ${o.thresholdLimit} (a negative int is a huge size_t) → returns 0; nothing changes, the sliding included`;
       return `${consolidate}mmap threshold ${before.mmapThreshold} → ${outcome.mmapThreshold}${off}`;
     case 'M_TRIM_THRESHOLD':
       return `${consolidate}trim threshold ${before.trimThreshold} → ${outcome.trimThreshold}${off}`;

@@ -12,6 +12,8 @@ import { gzipSync } from 'node:zlib';
 import { MallocscopeError } from '../errors.ts';
 import { Replayer } from '../replay/replayer.ts';
 import type { TraceEvent } from '../trace/api.ts';
+import type { GlibcRules } from '../allocator/versions.ts';
+import { chooseGlibc } from '../replay/glibc.ts';
 import { TraceReader, readTrace, traceDisplayName } from '../trace/reader.ts';
 import { takeCheckpoint, type CheckpointSetup } from './checkpoint.ts';
 import { PeakTracker } from './peaks.ts';
@@ -21,6 +23,8 @@ import { renderHtml, type ReportMeta } from './html/template.ts';
 export interface ReportOptions {
   /** The --policy name; default glibc. */
   policy?: string;
+  /** The glibc version the model follows; default as for any model (MALLOCSCOPE_GLIBC, else this machine's). */
+  glibc?: string | GlibcRules;
   /** --brk-limit. */
   brkLimit?: number;
   /** Events between checkpoints; default: a spacing of 5000 × 2^k that keeps 12 to 24 checkpoints. */
@@ -59,7 +63,7 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
   const policy = options.policy ?? 'glibc';
   const system = options.brkLimit === undefined ? {} : { brkLimit: options.brkLimit };
   // The page builds its replayers from this (the simulated kernel's defaults are the same there: one build).
-  const setup: CheckpointSetup = { policy, system };
+  const setup: CheckpointSetup = { policy, glibc: chooseGlibc(options.glibc).rules.version, system };
   const replayer = new Replayer(setup);
   const fixedSpacing = options.checkpointEvery === undefined ? 0 : Math.max(1, Math.floor(options.checkpointEvery));
   let every = fixedSpacing || FIRST_SPACING;

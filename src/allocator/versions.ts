@@ -1,0 +1,74 @@
+// The glibc versions the model knows: each is a frozen set of rule switches, chosen once when a process's
+// malloc is made and read only where its rule lives (docs/glibc.md §10 lists each rule with its commit and
+// the probe that shows it on a real build). 2.36 is the model as it has always been.
+
+/** What differs between the versions the model knows; each switch names the version that brought it. */
+export interface GlibcRules {
+  /** The version, as gnu_get_libc_version() prints it ("2.39"). */
+  readonly version: string;
+  /**
+   * sysmalloc's mmap stand-in heap when sbrk fails: rounded to pages with a 1 MiB minimum (2.34, and again
+   * from 2.38, commit 6a734e62f1), or, in 2.35–2.37, to whole MiB with a one-page minimum (the two sizes were
+   * passed the wrong way round).
+   */
+  readonly mmapFallbackInPages: boolean;
+  /** mallopt(M_MMAP_THRESHOLD) refuses a value above HEAP_MAX_SIZE / 2 (32 MiB): 2.34 only. */
+  readonly mmapThresholdCapped: boolean;
+  /** sizeof(heap_info), which places a new arena's first chunk: 32 in 2.34, 48 from 2.35 (its pagesize field). */
+  readonly heapInfoSize: number;
+  /**
+   * realloc returns the block as it is when the request fits its usable size with less than MINSIZE spare
+   * (or at most a page, for an mmapped block), before anything else, the tcache set-up included: from 2.37
+   * (f4f2ca1509, narrowed in 2.38 by 2fb12bbd09, bug 30579).
+   */
+  readonly reallocKeepsWhatFits: boolean;
+  /** memalign first takes an aligned entry of the exact size from the tcache, anywhere in its list: from 2.38 (24cdd6c71d). */
+  readonly memalignSearchesTcache: boolean;
+  /**
+   * memalign gives its lead and tail back by merging them (never to the tcache or a fastbin), and splits
+   * off a tail of MINSIZE, or smaller beside the top or a free chunk: from 2.38.x/2.39 (542b110585, bug 30723).
+   */
+  readonly memalignMergesRemainders: boolean;
+  /**
+   * A chunk freed past the tcache and fastbins that is small after merging goes to the head of its small bin
+   * rather than the unsorted bin (malloc_consolidate's chunks still go to unsorted): from 2.41 (e2436d6f5a).
+   */
+  readonly freeSmallToSmallbin: boolean;
+  /** calloc takes a tcache entry first, as malloc does: from 2.41 (226e3b0a41). */
+  readonly callocUsesTcache: boolean;
+}
+
+const V2_36: GlibcRules = {
+  version: '2.36',
+  mmapFallbackInPages: false,
+  mmapThresholdCapped: false,
+  heapInfoSize: 48,
+  reallocKeepsWhatFits: false,
+  memalignSearchesTcache: false,
+  memalignMergesRemainders: false,
+  freeSmallToSmallbin: false,
+  callocUsesTcache: false,
+};
+
+/** 2.38's and 2.39's rules, which every later version keeps. */
+const SINCE_2_39 = { mmapFallbackInPages: true, reallocKeepsWhatFits: true, memalignSearchesTcache: true, memalignMergesRemainders: true };
+
+/** The versions the model knows, oldest first, and the distributions that ship them. */
+export const GLIBC_VERSIONS: readonly { rules: GlibcRules; shippedBy: string }[] = [
+  {
+    rules: { ...V2_36, version: '2.34', mmapFallbackInPages: true, mmapThresholdCapped: true, heapInfoSize: 32 },
+    shippedBy: 'RHEL 9, Rocky and Alma Linux 9, Amazon Linux 2023',
+  },
+  { rules: { ...V2_36, version: '2.35' }, shippedBy: 'Ubuntu 22.04' },
+  { rules: V2_36, shippedBy: 'Debian 12' },
+  { rules: { ...V2_36, ...SINCE_2_39, version: '2.39' }, shippedBy: 'Ubuntu 24.04' },
+  { rules: { ...V2_36, ...SINCE_2_39, version: '2.41', freeSmallToSmallbin: true, callocUsesTcache: true }, shippedBy: 'Debian 13' },
+];
+
+/** The rules of 2.36, the version the model was first made for (and the default of a Malloc made without one). */
+export const GLIBC_2_36: GlibcRules = V2_36;
+
+/** The rules of `version` ("2.39"), or undefined when the model does not know it. */
+export function glibcRules(version: string): GlibcRules | undefined {
+  return GLIBC_VERSIONS.find((v) => v.rules.version === version)?.rules;
+}

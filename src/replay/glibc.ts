@@ -1,0 +1,79 @@
+// Which glibc version a model follows: the one asked for; else MALLOCSCOPE_GLIBC; else this machine's, as
+// Node reports it. A machine version the model does not know falls back, with a warning, to the newest known
+// version below it. No node: import, so that the report page (a browser) can build models too.
+import { GLIBC_VERSIONS, glibcRules, type GlibcRules } from '../allocator/versions.ts';
+import { UsageError } from '../errors.ts';
+
+/** The environment variable that names the version for every model made without one (`--glibc` wins). */
+export const GLIBC_ENV = 'MALLOCSCOPE_GLIBC';
+
+/** A version's rules, and a warning when they are not what was asked for or found. */
+export interface ChosenGlibc {
+  rules: GlibcRules;
+  warning: string | null;
+}
+
+/** The versions the model knows, as "2.34, 2.35, …". */
+export function knownVersions(): string {
+  return GLIBC_VERSIONS.map((v) => v.rules.version).join(', ');
+}
+
+/** The rules of `version`, or a usage error (exit 2) that lists the known versions. */
+export function rulesFor(version: string): GlibcRules {
+  const rules = glibcRules(version.trim());
+  if (!rules) throw new UsageError(`the model does not know glibc ${JSON.stringify(version)}; it knows ${knownVersions()} (mallocscope versions)`);
+  return rules;
+}
+
+/** Orders "2.9" before "2.10". */
+function compareVersions(a: string, b: string): number {
+  const x = a.split('.').map(Number);
+  const y = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    const d = (x[i] ?? 0) - (y[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/**
+ * The rules for a glibc `found` on a machine: its own when known, else the newest known version below it
+ * (the oldest known when there is none below), with a warning naming both.
+ */
+export function rulesForMachine(found: string, where: string): ChosenGlibc {
+  const exact = glibcRules(found);
+  if (exact) return { rules: exact, warning: null };
+  const below = GLIBC_VERSIONS.filter((v) => compareVersions(v.rules.version, found) < 0);
+  const rules = (below.length ? below[below.length - 1] : GLIBC_VERSIONS[0]).rules;
+  return {
+    rules,
+    warning: `${where} (${found}) is not a version the model knows; modelling glibc ${rules.version} (pick one with --glibc: ${knownVersions()})`,
+  };
+}
+
+/** What Node says of the C library it runs on: its glibc version, or undefined (another libc, a browser). */
+function machineGlibc(): string | undefined {
+  const report = (globalThis as { process?: { report?: { getReport?: () => unknown } } }).process?.report?.getReport?.() as
+    | { header?: { glibcVersionRuntime?: string } }
+    | undefined;
+  return report?.header?.glibcVersionRuntime;
+}
+
+let machine: ChosenGlibc | undefined;
+
+/** The version of a model made without one: MALLOCSCOPE_GLIBC, else this machine's (asked once). */
+export function defaultGlibc(): ChosenGlibc {
+  const named = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[GLIBC_ENV];
+  if (named) return { rules: rulesFor(named), warning: null };
+  if (!machine) {
+    const found = machineGlibc();
+    machine = found ? rulesForMachine(found, "this machine's glibc") : { rules: GLIBC_VERSIONS[GLIBC_VERSIONS.length - 1].rules, warning: null };
+  }
+  return machine;
+}
+
+/** The version for `asked` (a version, rules, or nothing for the default). */
+export function chooseGlibc(asked?: string | GlibcRules): ChosenGlibc {
+  if (asked === undefined) return defaultGlibc();
+  return { rules: typeof asked === 'string' ? rulesFor(asked) : asked, warning: null };
+}

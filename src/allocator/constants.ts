@@ -27,8 +27,6 @@ export const NBINS = 128;
 /** tcache: bins for chunk sizes 32..1040, each holding up to tcache_count chunks. */
 export const TCACHE_MAX_BINS = 64;
 export const TCACHE_FILL_COUNT = 7;
-/** The tcache_perthread_struct request: 64 two-byte counts + 64 pointers. Chunk 0x290. */
-export const TCACHE_STRUCT_REQUEST = 640;
 /** The unsorted scan gives up after this many chunks in one pass. */
 export const MAX_ITERS = 10000;
 

@@ -7,14 +7,17 @@ import { sizeTFromInt } from './size-t.ts';
 import { systrim } from './sysmalloc.ts';
 import type { FreeNote, TrimNote } from './notes.ts';
 
-/** _int_free(av, p) for a heap chunk `p` that is in use. */
-export function intFree(av: MallocState, p: number): void {
+/**
+ * _int_free(av, p) for a heap chunk `p` that is in use; `internal` for the chunks glibc frees itself
+ * (realloc's tail and moved-from chunk, sysmalloc's old top), which skip the tcache since 2.42.
+ */
+export function intFree(av: MallocState, p: number, internal = false): void {
   const c = av.chunks;
   const size = c.size[p];
 
   const tidx = csize2tidx(size);
   const notes = av.m.notes;
-  const tcacheable = av.m.tcache.ready && tidx < av.mp.tcacheBins;
+  const tcacheable = av.m.tcache.ready && tidx < av.mp.tcacheBins && !(internal && av.m.glibc.internalFreesSkipTcache);
   if (tcacheable && av.m.tcache.counts[tidx] < av.mp.tcacheCount) {
     av.m.tcache.put(p, tidx);
     if (notes.detail) noteFree(av, size, 'tcache', av.m.tcache.counts[tidx], tcacheable, 0);

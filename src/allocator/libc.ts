@@ -20,7 +20,6 @@ import {
   MAX_FAST_SIZE,
   PTRDIFF_MAX,
   SIZE_SZ,
-  TCACHE_STRUCT_REQUEST,
   alignUp,
   checkedRequest2size,
   csize2tidx,
@@ -37,9 +36,11 @@ import { mtrim, munmapChunk } from './sysmalloc.ts';
 const SIZE_MAX = (1n << 64n) - 1n;
 
 /**
- * MAYBE_INIT_TCACHE: the first malloc, calloc or heap free allocates the tcache struct (chunk 0x290). When the
- * main arena cannot hold it (sbrk and its mmap fallback both failed), tcache_init retries in a new arena
- * (arena_get_retry), single thread or not: the tcache then lives there, and later calls use the main arena.
+ * MAYBE_INIT_TCACHE: the first malloc, calloc or heap free allocates the tcache struct (chunk 0x290; 0x300
+ * from 2.42, and from 2.42 only small requests set it up: see wantsTcache). When the main arena cannot hold
+ * it (sbrk and its mmap fallback both failed), tcache_init retries in a new arena (arena_get_retry), single
+ * thread or not: the tcache then lives there, and later calls use the main arena. Since 2.42 it does not
+ * retry: the tcache stays absent until a later call succeeds.
  */
 export function maybeInitTcache(av: MallocState): void {
   const m = av.m;
@@ -48,10 +49,11 @@ export function maybeInitTcache(av: MallocState): void {
   const saved = notes.path;
   const topBefore = av.topSize;
   const syscallsBefore = av.system.syscallCount;
-  const victim = intMalloc(av, TCACHE_STRUCT_REQUEST);
+  const request = m.glibc.tcacheStructRequest;
+  const victim = intMalloc(av, request);
   if (notes.detail) {
     notes.tcacheInit = {
-      chunk: request2size(TCACHE_STRUCT_REQUEST),
+      chunk: request2size(request),
       topBefore,
       topAfter: av.topSize,
       path: victim === NIL ? '' : notes.path,
@@ -73,8 +75,17 @@ export function maybeInitTcache(av: MallocState): void {
     m.tcache.structChunk = victim;
     return;
   }
-  m.sideArena = newArenaFor(av, TCACHE_STRUCT_REQUEST);
+  if (!m.glibc.tcacheInitRetriesInNewArena) return;
+  m.sideArena = newArenaFor(av, request);
   m.tcache.ready = true;
+}
+
+/**
+ * Whether a call for chunk size `nb` sets the tcache up: any malloc or calloc until 2.41; from 2.42 only one
+ * whose chunk the tcache could hold.
+ */
+function wantsTcache(m: Malloc, nb: number): boolean {
+  return !m.tcache.ready && (!m.glibc.tcacheSetUpBySmallRequests || csize2tidx(nb) < m.mp.tcacheBins);
 }
 
 /**
@@ -108,7 +119,7 @@ export function libcMalloc(m: Malloc, bytes: SizeT): number {
   const av = m.main;
   const nb = checkedRequest2size(bytes);
   if (nb === 0) return refuse(m, 'ptrdiff', bytes);
-  if (!m.tcache.ready) maybeInitTcache(av);
+  if (wantsTcache(m, nb)) maybeInitTcache(av);
   const p = fromTcache(m, nb);
   if (p !== NIL) return p;
   return stamp(av, intMalloc(av, bytes));
@@ -152,7 +163,8 @@ export function libcFree(m: Malloc, p: number): void {
     munmapChunk(av, p);
     return;
   }
-  if (!m.tcache.ready) maybeInitTcache(av);
+  // Since 2.42 free never sets the tcache up.
+  if (!m.tcache.ready && !m.glibc.tcacheSetUpBySmallRequests) maybeInitTcache(av);
   intFree(av, p);
 }
 
@@ -202,8 +214,9 @@ export function libcCalloc(m: Malloc, nmemb: SizeT, size: SizeT): number {
  */
 function callocChunk(m: Malloc, bytes: number): number {
   const av = m.main;
-  maybeInitTcache(av);
-  const cached = m.glibc.callocUsesTcache ? fromTcache(m, checkedRequest2size(bytes)) : NIL;
+  const nb = checkedRequest2size(bytes);
+  if (wantsTcache(m, nb)) maybeInitTcache(av);
+  const cached = m.glibc.callocUsesTcache ? fromTcache(m, nb) : NIL;
   const p = cached !== NIL ? cached : intMalloc(av, bytes);
   if (p !== NIL && av.system.memory !== null) zeroCalloc(av, p);
   return stamp(av, p);
@@ -242,7 +255,8 @@ export function libcRealloc(m: Malloc, p: number, bytes: SizeT): number {
       return stamp(av, p);
     }
   }
-  if (!mmapped) maybeInitTcache(av);
+  // Since 2.42 realloc never sets the tcache up.
+  if (!mmapped && !m.glibc.tcacheSetUpBySmallRequests) maybeInitTcache(av);
   if (typeof bytes === 'bigint') {
     if (bytes > PTRDIFF_MAX) return refuse(m, 'ptrdiff', bytes);
     // A heap block that cannot grow in place asks _int_malloc for nb - MALLOC_ALIGN_MASK, refused at once
@@ -292,6 +306,11 @@ export function libcMemalign(m: Malloc, alignment: SizeT, bytes: SizeT): number 
   if (adjusted < 0n) return refuse(m, 'einval', alignment);
   if (typeof alignment === 'bigint' || typeof bytes === 'bigint') return memalignExact(m, adjusted, big(bytes));
   const av = m.main;
+  // Since 2.42 memalign sets the tcache up too, for a chunk it could hold (the search below then finds nothing).
+  if (m.glibc.tcacheSetUpBySmallRequests) {
+    const nb = checkedRequest2size(bytes);
+    if (nb !== 0 && wantsTcache(m, nb)) maybeInitTcache(av);
+  }
   const fromTcache = memalignFromTcache(av, Number(adjusted), bytes);
   if (fromTcache !== NIL) {
     if (m.notes.detail) m.notes.memalign = { ...memalignNote(Number(adjusted), av.chunks.size[fromTcache]), fromTcache: true };

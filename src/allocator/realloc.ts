@@ -113,7 +113,7 @@ export function intRealloc(av: MallocState, oldp: number, nb: number): number {
           note.how = 'moved';
           note.copied = oldSize - SIZE_SZ;
         }
-        intFree(av, oldp);
+        intFree(av, oldp, true);
         return fresh;
       }
     }
@@ -125,7 +125,7 @@ export function intRealloc(av: MallocState, oldp: number, nb: number): number {
   if (note && newSize - nb >= MINSIZE) note.tail = newSize - nb;
   if (newSize - nb >= MINSIZE) {
     const remainder = c.split(newp, nb, ChunkState.InUse, av.m.seq);
-    intFree(av, remainder);
+    intFree(av, remainder, true);
   }
   return newp;
 }

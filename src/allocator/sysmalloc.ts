@@ -186,7 +186,7 @@ function fencepostOldTop(av: MallocState, oldTop: number, oldSize: number): void
   }
   const second = c.create(c.address[last] + CHUNK_HDR_SZ, CHUNK_HDR_SZ, ChunkState.Fencepost, av.m.seq);
   c.linkAfter(last, second);
-  if (keep >= MINSIZE) intFree(av, oldTop);
+  if (keep >= MINSIZE) intFree(av, oldTop, true);
 }
 
 /** sysmalloc's mmap path: the chunk gets a mapping of its own. NIL when the mmap fails. */

@@ -36,6 +36,27 @@ export interface GlibcRules {
   readonly freeSmallToSmallbin: boolean;
   /** calloc takes a tcache entry first, as malloc does: from 2.41 (226e3b0a41). */
   readonly callocUsesTcache: boolean;
+  /**
+   * The tcache struct's request: 640 bytes (64 bins; chunk 0x290), 760 from 2.42 (76 bins, the last twelve for
+   * large chunks; chunk 0x300), which moves every later heap block by 112 bytes (cbfd798810).
+   */
+  readonly tcacheStructRequest: number;
+  /**
+   * Who sets the tcache up. Until 2.41: the first malloc or calloc, a realloc or free of a heap block. From
+   * 2.42: only a malloc, calloc or memalign (alignment above 16) of a chunk the tcache can hold (1c9ac027a5,
+   * 855561a1fb); free and realloc never do.
+   */
+  readonly tcacheSetUpBySmallRequests: boolean;
+  /**
+   * When the main arena cannot hold the tcache struct: until 2.41 tcache_init retries in a new arena, even in
+   * one thread; from 2.42 the tcache stays absent and the next small request tries again (1061b75412).
+   */
+  readonly tcacheInitRetriesInNewArena: boolean;
+  /**
+   * The chunks glibc frees itself (realloc's cut-off tail and its moved-from chunk, sysmalloc's old top) skip
+   * the tcache: from 2.42 (cd33535002). The program's own free still goes to the tcache first.
+   */
+  readonly internalFreesSkipTcache: boolean;
 }
 
 const V2_36: GlibcRules = {
@@ -48,10 +69,16 @@ const V2_36: GlibcRules = {
   memalignMergesRemainders: false,
   freeSmallToSmallbin: false,
   callocUsesTcache: false,
+  tcacheStructRequest: 640,
+  tcacheSetUpBySmallRequests: false,
+  tcacheInitRetriesInNewArena: true,
+  internalFreesSkipTcache: false,
 };
 
 /** 2.38's and 2.39's rules, which every later version keeps. */
 const SINCE_2_39 = { mmapFallbackInPages: true, reallocKeepsWhatFits: true, memalignSearchesTcache: true, memalignMergesRemainders: true };
+/** 2.41's, kept since. */
+const SINCE_2_41 = { freeSmallToSmallbin: true, callocUsesTcache: true };
 
 /** The versions the model knows, oldest first, and the distributions that ship them. */
 export const GLIBC_VERSIONS: readonly { rules: GlibcRules; shippedBy: string }[] = [
@@ -62,7 +89,20 @@ export const GLIBC_VERSIONS: readonly { rules: GlibcRules; shippedBy: string }[]
   { rules: { ...V2_36, version: '2.35' }, shippedBy: 'Ubuntu 22.04' },
   { rules: V2_36, shippedBy: 'Debian 12' },
   { rules: { ...V2_36, ...SINCE_2_39, version: '2.39' }, shippedBy: 'Ubuntu 24.04' },
-  { rules: { ...V2_36, ...SINCE_2_39, version: '2.41', freeSmallToSmallbin: true, callocUsesTcache: true }, shippedBy: 'Debian 13' },
+  { rules: { ...V2_36, ...SINCE_2_39, ...SINCE_2_41, version: '2.41' }, shippedBy: 'Debian 13' },
+  {
+    rules: {
+      ...V2_36,
+      ...SINCE_2_39,
+      ...SINCE_2_41,
+      version: '2.42',
+      tcacheStructRequest: 760,
+      tcacheSetUpBySmallRequests: true,
+      tcacheInitRetriesInNewArena: false,
+      internalFreesSkipTcache: true,
+    },
+    shippedBy: 'Fedora 43',
+  },
 ];
 
 /** The rules of 2.36, the version the model was first made for (and the default of a Malloc made without one). */

@@ -75,6 +75,19 @@ const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin
 });
 if (tsc.status !== 0) refuse(`the tests do not compile:\n${tsc.stdout}${tsc.stderr}`);
 
+// MALLOCSCOPE_LIBC=DIR runs the suite as if this machine had the glibc build in DIR: the oracle runs under
+// it, and every model made without a version follows that build's (MALLOCSCOPE_GLIBC, set here once).
+const testEnv = { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' };
+if (process.env.MALLOCSCOPE_LIBC && !process.env.MALLOCSCOPE_GLIBC) {
+  const { libcVersion } = await import(join(root, 'dist/oracle/oracle.js'));
+  try {
+    testEnv.MALLOCSCOPE_GLIBC = libcVersion(process.env.MALLOCSCOPE_LIBC);
+  } catch (error) {
+    refuse(`MALLOCSCOPE_LIBC=${process.env.MALLOCSCOPE_LIBC}: ${error.message}`);
+  }
+  console.log(`glibc ${testEnv.MALLOCSCOPE_GLIBC} from ${process.env.MALLOCSCOPE_LIBC} (MALLOCSCOPE_LIBC): the oracle and the model's default`);
+}
+
 const files = findFiles(join(root, 'test'), '.test.ts').filter((f) => !only || only.test(relative(root, f)));
 function readTimes(path) {
   try {
@@ -98,7 +111,7 @@ function runFile(file) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--enable-source-maps', compiled], {
       cwd: root,
-      env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
+      env: testEnv,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const chunks = [];

@@ -18,6 +18,12 @@ const haveScript = spawnSync('script', ['--version']).status === 0;
 const ptyTest = unless(test, haveScript ? undefined : "needs util-linux's script for a terminal");
 
 /** The CLI (test/support/cli.ts) with a clean colour environment (the test runner sets NO_COLOR and FORCE_COLOR), plus `env`. */
+/**
+ * For a stand-in oracle (a script that runs this machine's oracle binary directly): no other glibc build, and
+ * a model of this machine's glibc, whatever MALLOCSCOPE_LIBC says for the rest of the suite.
+ */
+const OWN_GLIBC = { MALLOCSCOPE_LIBC: undefined, MALLOCSCOPE_GLIBC: undefined };
+
 function run(args: string[], env: NodeJS.ProcessEnv = {}, input?: string) {
   return mallocscope(args, { env: { NO_COLOR: undefined, FORCE_COLOR: undefined, ...env }, input });
 }
@@ -107,13 +113,13 @@ test('check: exit 0 when glibc and the model agree, 3 when they differ, 1 for a 
     `#!/bin/sh\n"${join(root, 'build/Release/mallocscope-oracle')}" "$@" | sed '2s/"chunk":[0-9]*/"chunk":4096/'\n`,
   );
   chmodSync(join(fake, 'mallocscope-oracle'), 0o755);
-  const differ = await run(['check', 'examples/threshold-slides.trace'], { MALLOCSCOPE_BUILD_DIR: fake });
+  const differ = await run(['check', 'examples/threshold-slides.trace'], { ...OWN_GLIBC, MALLOCSCOPE_BUILD_DIR: fake });
   assert.is(differ.status, 3, differ.stderr);
   assert.match(
     differ.stdout,
     /^examples\/threshold-slides\.trace:8: the model differs from glibc\n {2}glibc: \{"seq":1,"op":"malloc","id":"big","where":"mmap","chunk":4096\}\n/,
   );
-  const json = await run(['check', 'examples/threshold-slides.trace', '--json'], { MALLOCSCOPE_BUILD_DIR: fake });
+  const json = await run(['check', 'examples/threshold-slides.trace', '--json'], { ...OWN_GLIBC, MALLOCSCOPE_BUILD_DIR: fake });
   assert.is(json.status, 3);
   const d = JSON.parse(json.stdout);
   assert.equal([d.agree, d.line, d.seq, d.agreedBefore, d.glibc.chunk, d.model.chunk, d.before.length], [false, 8, 1, 1, 4096, 200704, 1]);
@@ -150,7 +156,7 @@ test('check where the real glibc dies: agreement when the model stops at that ca
   const fake = mkdtempSync(join(dir, 'dies-'));
   writeFileSync(join(fake, 'mallocscope-oracle'), `#!/bin/sh\n"${join(root, 'build/Release/mallocscope-oracle')}" "$@" | head -n 2\nkill -SEGV $$\n`);
   chmodSync(join(fake, 'mallocscope-oracle'), 0o755);
-  const differ = await run(['check', 'examples/threshold-slides.trace'], { MALLOCSCOPE_BUILD_DIR: fake });
+  const differ = await run(['check', 'examples/threshold-slides.trace'], { ...OWN_GLIBC, MALLOCSCOPE_BUILD_DIR: fake });
   assert.is(differ.status, 3, differ.stderr);
   assert.match(differ.stdout, /^examples\/threshold-slides\.trace:\d+: glibc dies of SIGSEGV in this call, and the model goes on\n/);
   // And the other way round: a stand-in glibc that lives through the crashing trim (the pad 2^64 - 1 frees
@@ -161,7 +167,7 @@ test('check where the real glibc dies: agreement when the model stops at that ca
     `#!/bin/sh\nfor last; do :; done\nsed 's/0xffffffffffffefff/0xffffffffffffffff/' "$last" > "${lives}/t.trace"\nexec "${join(root, 'build/Release/mallocscope-oracle')}" "${lives}/t.trace"\n`,
   );
   chmodSync(join(lives, 'mallocscope-oracle'), 0o755);
-  const stops = await run(['check', crash], { MALLOCSCOPE_BUILD_DIR: lives });
+  const stops = await run(['check', crash], { ...OWN_GLIBC, MALLOCSCOPE_BUILD_DIR: lives });
   assert.is(stops.status, 3, stops.stderr);
   assert.match(stops.stdout, /:3: the model stops here \(.*SIGSEGV.*\), but glibc went on: \{"seq":2,"op":"trim","id":""\}\n$/);
 });

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { oracleCommand } from '../dist/oracle/oracle.js';
 import { exactJson } from '../dist/report/json.js';
 import { unless } from './support/skip.ts';
 import { mallocscope } from './support/cli.ts';
@@ -83,7 +84,12 @@ test('explain: calloc products, memalign sizes and alignments, realloc sizes, al
 
 /** The brk increments and mmap/mremap lengths of 2^40 bytes and more that a run made, in order, as strace shows them. */
 function hugeCallsUnderStrace(trace: string): string[] {
-  const r = spawnSync('strace', ['-e', 'trace=brk,mmap,mremap', '-e', 'signal=none', oracle, trace], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+  // The oracle as every command runs it: under the glibc build MALLOCSCOPE_LIBC names, if any.
+  const command = oracleCommand(trace);
+  const r = spawnSync('strace', ['-e', 'trace=brk,mmap,mremap', '-e', 'signal=none', command.file, ...command.args], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH },
+  });
   assert.is(r.status, 0, r.stderr);
   const calls: string[] = [];
   let brk = 0n;

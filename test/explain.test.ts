@@ -12,9 +12,9 @@ import { mallocscope } from './support/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-explain-'));
 
-/** The sentence of every event of `text`. */
+/** The sentence of every event of `text`, under glibc 2.36 (the version these sentences were worked out for) unless said. */
 function explain(text: string, options: ReplayOptions = {}): string[] {
-  const explainer = new Explainer(new Replayer(options));
+  const explainer = new Explainer(new Replayer({ glibc: '2.36', ...options }));
   return parseTrace(text).map((event) => explainer.apply(event).sentence);
 }
 
@@ -29,7 +29,7 @@ test('§11: the threshold slides (mmap, rise, then from the heap)', () => {
 });
 
 test('explainStep is a plain function of the state before, the event and the outcome', () => {
-  const replayer = new Replayer({ decisions: true });
+  const replayer = new Replayer({ decisions: true, glibc: '2.36' });
   const [a, b] = parseTrace('malloc small 100\nmalloc big 200000\n');
   replayer.apply(a);
   const before = captureBefore(replayer, b);

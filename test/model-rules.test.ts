@@ -9,7 +9,9 @@ import { checkedAllocator } from './support/checked-allocator.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-const fresh = checkedAllocator;
+/** Every model here is glibc 2.36's, whatever glibc this machine has: the rules and numbers are 2.36's. */
+const fresh = (options: Parameters<typeof checkedAllocator>[0] = {}) => checkedAllocator({ glibc: '2.36', ...options });
+const replay236: typeof replayTrace = (source, options = {}) => replayTrace(source, { glibc: '2.36', ...options });
 
 /** User pointer -> offset from the heap start (the break before the first call). */
 const off = (a: Allocator, p: number) => p - a.heapStart;
@@ -655,7 +657,7 @@ test('§8 malloc_stats: system and in-use bytes, totals with mmapped_mem, and th
 
 /** mallinfo2's arena, uordblks and fordblks after each call of a trace replayed through the model. */
 function statsAfter(text: string): [number, number, number][] {
-  return [...replayTrace(parseTrace(text), { stats: true, checkInvariants: true })].map((s) => [s.stats!.arena, s.stats!.uordblks, s.stats!.fordblks]);
+  return [...replay236(parseTrace(text), { stats: true, checkInvariants: true })].map((s) => [s.stats!.arena, s.stats!.uordblks, s.stats!.fordblks]);
 }
 
 test('calloc refuses a product above PTRDIFF_MAX (not only past 2^64) before setting anything up', () => {
@@ -707,7 +709,7 @@ test('tcache_init retries in a new 64 MiB arena when the main arena cannot hold 
   // malloc(24) itself still fails. With `mallopt M_TOP_PAD 0`, `malloc b 24` is the first chunk of the brk
   // heap (offset 16: no tcache struct there): arena 67112960, uordblks 2944, fordblks 67110016, keepcost 4064.
   const steps = [
-    ...replayTrace(parseTrace('mallopt M_TOP_PAD -2147483648\nmalloc a 24\nmallopt M_TOP_PAD 0\nmalloc b 24\n'), { stats: true, checkInvariants: true }),
+    ...replay236(parseTrace('mallopt M_TOP_PAD -2147483648\nmalloc a 24\nmallopt M_TOP_PAD 0\nmalloc b 24\n'), { stats: true, checkInvariants: true }),
   ];
   assert.is(steps[1].where, undefined);
   assert.equal(
@@ -728,7 +730,7 @@ test('an old top above 4 GiB left behind by the mmap fallback is freed whole (no
   // and the old top, fenceposted, goes to the unsorted bin: arena 8591015936, uordblks 4295000096,
   // fordblks 4296015840, keepcost 1016496.
   const text = 'mallopt M_MMAP_THRESHOLD -1\nmalloc a 24\nmallopt M_TOP_PAD -4096\nmalloc b 4295000000\nmalloc c 4294999360\n';
-  const steps = [...replayTrace(parseTrace(text), { stats: true, checkInvariants: true, system: { commitLimit: 2 ** 40 } })];
+  const steps = [...replay236(parseTrace(text), { stats: true, checkInvariants: true, system: { commitLimit: 2 ** 40 } })];
   const last = steps[4];
   assert.is(last.chunk, 4294999376);
   assert.equal([last.stats!.arena, last.stats!.uordblks, last.stats!.fordblks, last.stats!.keepcost], [8591015936, 4295000096, 4296015840, 1016496]);
@@ -739,7 +741,7 @@ test('malloc_trim with a pad just under 2^64 and a 32-byte top moves the break b
   // `trim 0xffffffffffffefff` kills it with SIGSEGV (exit 139): top_area wraps to 2^64 - 1, extra to 4096,
   // sbrk(-4096) succeeds, and the top's header is no longer mapped. The pad is only exact as a bigint (as a
   // double it is 2^64 - 4096, which would ask for an impossible growth instead). The model stops there.
-  const run = () => [...replayTrace(parseTrace('mallopt M_MMAP_MAX 0\nmalloc a 134472\ntrim 0xffffffffffffefff\n'), { stats: true })];
+  const run = () => [...replay236(parseTrace('mallopt M_MMAP_MAX 0\nmalloc a 134472\ntrim 0xffffffffffffefff\n'), { stats: true })];
   try {
     run();
     assert.unreachable('the replay went past the trim');
@@ -751,7 +753,7 @@ test('malloc_trim with a pad just under 2^64 and a 32-byte top moves the break b
   // With the pad 2^64 - 1 extra is 0: nothing happens, and the next malloc grows the heap (oracle: b at
   // +135152, arena 270336).
   const steps = [
-    ...replayTrace(parseTrace('mallopt M_MMAP_MAX 0\nmalloc a 134472\ntrim 0xffffffffffffffff\nmalloc b 24\n'), { stats: true, checkInvariants: true }),
+    ...replay236(parseTrace('mallopt M_MMAP_MAX 0\nmalloc a 134472\ntrim 0xffffffffffffffff\nmalloc b 24\n'), { stats: true, checkInvariants: true }),
   ];
   assert.is(steps[3].offset, 135152);
   assert.is(steps[3].stats!.arena, 270336);

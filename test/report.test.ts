@@ -632,6 +632,29 @@ browserTest("the README's example (examples/growing-buffers.trace) works end to 
   console.log(`  README example: ${events} events, screenshot ${shots[shots.length - 1].name}`);
 });
 
+browserTest('the page follows the glibc version the report was built for: its summary names it, its replays place blocks as that glibc does', async () => {
+  // The real builds place the first malloc(100) after the tcache struct: at +0x2a0 under 2.36 (chunk 0x290),
+  // at +0x310 under 2.42 (chunk 0x300; test/fixtures/versions/oracle.json, 2.42-tcache-edge-1040.trace).
+  const trace = join(work, 'versions.trace');
+  writeFileSync(trace, 'malloc a 100\nmalloc b 100\n');
+  for (const [glibc, offset] of [
+    ['2.36', '+0x2a0'],
+    ['2.42', '+0x310'],
+  ]) {
+    const file = join(work, `versions-${glibc}.html`);
+    writeFileSync(file, (await buildReport(trace, { glibc })).html);
+    const { page, problems } = await openPage(await sharedBrowser(), file);
+    await page.evaluate(() => window.mallocscope.select(0));
+    const { sentence } = await shown(page);
+    // biome-ignore lint/performance/useDomNodeTextContent: the visible text is what is checked
+    const text = await page.evaluate(() => document.body.innerText);
+    assert.match(text, new RegExp(`glibc\\s+${glibc.replace('.', '\\.')}`), `the summary names glibc ${glibc}`);
+    assert.ok(sentence.includes(offset), `glibc ${glibc}: ${sentence}`);
+    assert.equal(problems, []);
+    await page.close();
+  }
+});
+
 browserTest('the report page works on a million-event trace, and its file stays within a few MB', async () => {
   let traceFile = BIG_RECORDED;
   if (!existsSync(traceFile)) {

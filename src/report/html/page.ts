@@ -190,7 +190,8 @@ class Engine {
   }
 
   private fresh(): Replayer {
-    return new Replayer({ policy: this.data.meta.setup.policy, system: this.data.meta.setup.system, decisions: true });
+    const { policy, glibc, system } = this.data.meta.setup;
+    return new Replayer({ policy, glibc, system, decisions: true });
   }
 
   /** Brings the model to just after event `seq`. */
@@ -1053,6 +1054,7 @@ async function main(): Promise<void> {
   const n = meta.events;
   const summary = [
     ['events', int(n)],
+    ['glibc', meta.setup.glibc],
     ['policy', meta.policy],
     ['peak heap', bytes(meta.peaks.heap)],
     ['peak mmapped', bytes(meta.peaks.mmapped)],

@@ -246,11 +246,11 @@ export function libcRealloc(m: Malloc, p: number, bytes: SizeT): number {
   if (p === NIL) return libcMalloc(m, bytes);
   const mmapped = av.chunks.state[p] === ChunkState.Mmapped;
   if (m.glibc.reallocKeepsWhatFits && typeof bytes === 'number') {
-    // Since 2.37: a request the block already holds, with less than MINSIZE to spare (a page, mmapped),
-    // returns it before anything else is done; a bigint is never within a usable size.
+    // Since 2.37: a request the block already holds, with less than two words to spare (at most a page,
+    // mmapped), returns it before anything else is done; a bigint is never within a usable size.
     const usable = mallocUsableSize(m, p);
     const spare = usable - bytes;
-    if (spare >= 0 && (spare < MINSIZE || (mmapped && spare <= av.system.pageSize))) {
+    if (spare >= 0 && (spare < 2 * SIZE_SZ || (mmapped && spare <= av.system.pageSize))) {
       if (m.notes.detail) m.notes.realloc = { old: av.chunks.size[p], nb: bytes, how: 'usable', tail: spare, top: av.topSize, minsize: MINSIZE, copied: 0 };
       return stamp(av, p);
     }

@@ -17,7 +17,7 @@ export interface GlibcRules {
   /** sizeof(heap_info), which places a new arena's first chunk: 32 in 2.34, 48 from 2.35 (its pagesize field). */
   readonly heapInfoSize: number;
   /**
-   * realloc returns the block as it is when the request fits its usable size with less than MINSIZE spare
+   * realloc returns the block as it is when the request fits its usable size with less than 16 bytes spare
    * (or at most a page, for an mmapped block), before anything else, the tcache set-up included: from 2.37
    * (f4f2ca1509, narrowed in 2.38 by 2fb12bbd09, bug 30579).
    */

@@ -304,13 +304,14 @@ export function libcMemalign(m: Malloc, alignment: SizeT, bytes: SizeT): number 
     return libcMalloc(m, bytes);
   }
   if (adjusted < 0n) return refuse(m, 'einval', alignment);
-  if (typeof alignment === 'bigint' || typeof bytes === 'bigint') return memalignExact(m, adjusted, big(bytes));
   const av = m.main;
-  // Since 2.42 memalign sets the tcache up too, for a chunk it could hold (the search below then finds nothing).
-  if (m.glibc.tcacheSetUpBySmallRequests) {
+  // Since 2.42 memalign sets the tcache up too, for a chunk it could hold (the search below then finds
+  // nothing), whatever the alignment: before _int_memalign's own checks.
+  if (m.glibc.tcacheSetUpBySmallRequests && typeof bytes === 'number') {
     const nb = checkedRequest2size(bytes);
     if (nb !== 0 && wantsTcache(m, nb)) maybeInitTcache(av);
   }
+  if (typeof alignment === 'bigint' || typeof bytes === 'bigint') return memalignExact(m, adjusted, big(bytes));
   const fromTcache = memalignFromTcache(av, Number(adjusted), bytes);
   if (fromTcache !== NIL) {
     if (m.notes.detail) m.notes.memalign = { ...memalignNote(Number(adjusted), av.chunks.size[fromTcache]), fromTcache: true };

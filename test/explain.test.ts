@@ -1,8 +1,9 @@
 // explain's sentences, rule by rule, on small traces whose numbers come from the probes of docs/glibc.md §2, §3, §5, §6,
 // §7 and §11, written by hand; and the `explain` command through the CLI (plain when piped, exit codes).
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Replayer, type ReplayOptions } from '../dist/replay/replayer.js';
@@ -10,6 +11,7 @@ import { Explainer, captureBefore, explainStep } from '../dist/report/explain.js
 import { parseTrace } from '../dist/trace/reader.js';
 import { mallocscope } from './support/cli.ts';
 
+const root = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-explain-'));
 
 /** The sentence of every event of `text`, under glibc 2.36 (the version these sentences were worked out for) unless said. */
@@ -226,6 +228,21 @@ test('mallocscope explain: usage errors exit 2 with one line; a bad trace exits 
   const r = await run(['explain', bad]);
   assert.is(r.status, 1);
   assert.is(r.stderr, `mallocscope: ${bad}:2: free of ID 'b', which is not live [TRACE_ID_NOT_LIVE]\n`);
+});
+
+test('a rule of another glibc version is said where it decides, with the version that brought it', () => {
+  const probe = (name: string) => readFileSync(join(root, 'test/fixtures/versions', name), 'utf8');
+  // The offsets are the real builds' (test/fixtures/versions/oracle.json).
+  const realloc = explain(probe('2.39-realloc-fits-no-tcache-init.trace'), { glibc: '2.39' });
+  assert.match(realloc[1], /^a = realloc\(a, 104\): 104 bytes fit the 104 usable bytes of a's block with 0 to spare \(since 2\.37 realloc returns such a block at once/);
+  const scan = explain(probe('2.39-memalign-tcache-scan.trace'), { glibc: '2.39' });
+  assert.match(scan[6], /already 64-aligned \(since 2\.38 memalign looks there first\) → taken from the tcache, heap \+0x380$/);
+  const small = explain(probe('2.41-free-small-to-smallbin.trace'), { glibc: '2.41' });
+  assert.ok(small.some((s) => /→ its small bin \(since 2\.41 a freed small chunk skips the unsorted bin\)/.test(s)), small.join('\n'));
+  const cap = explain(probe('2.34-mmap-threshold-cap.trace'), { glibc: '2.34' });
+  assert.match(cap[0], /refused: this glibc takes a threshold of at most 33554432 .* nothing changes, the sliding included$/);
+  const memalign = explain(probe('2.42-memalign-inits-tcache.trace'), { glibc: '2.42' });
+  assert.match(memalign[0], /^a = memalign\(64, 100\): no heap yet → brk \+135168 for the tcache struct \(chunk 768\)/);
 });
 
 test.run();

@@ -412,12 +412,14 @@ function memalign(event: TraceEvent & { op: 'memalign' }, outcome: ReplayOutcome
   const ma = notes.memalign;
   if (ma?.plain) return `alignment ≤ ${ma.mallocAlignment} is plain malloc: ${allocation(event, outcome, null)}`;
   if (notes.refused?.why === 'einval') return `alignment ${event.exact?.alignment ?? event.alignment} is too large → NULL (EINVAL)`;
+  // Since 2.42 memalign may set the tcache up first, even for a request it then refuses.
+  const init = initClause(notes, outcome.syscalls);
   const refused = refusal(event, notes);
-  if (refused || !ma) return refused ?? `_int_malloc's request ${notes.refused?.value} overflows size_t → NULL (ENOMEM)`;
+  if (refused || !ma) return init.text + (refused ?? `_int_malloc's request ${notes.refused?.value} overflows size_t → NULL (ENOMEM)`);
   if (ma.fromTcache)
     return `the tcache bin of chunk ${ma.nb} holds an entry that is already ${ma.alignment}-aligned (since 2.38 memalign looks there first) → taken from the tcache, ${placeText(outcome)}`;
-  const asked = `_int_malloc(${ma.nb} + alignment ${ma.alignment} + ${ma.minsize}), no tcache: `;
-  const ctx: AllocContext = { noTcache: 'internal', syscalls: outcome.syscalls };
+  const asked = `${init.text}_int_malloc(${ma.nb} + alignment ${ma.alignment} + ${ma.minsize}), no tcache: `;
+  const ctx: AllocContext = { noTcache: 'internal', syscalls: init.rest };
   if (!outcome.where) return asked + joined(failureReason(outcome, ctx));
   const [head, tail] = allocReason(outcome, ctx);
   if (outcome.where === 'mmap') {

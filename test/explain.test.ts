@@ -234,11 +234,17 @@ test('a rule of another glibc version is said where it decides, with the version
   const probe = (name: string) => readFileSync(join(root, 'test/fixtures/versions', name), 'utf8');
   // The offsets are the real builds' (test/fixtures/versions/oracle.json).
   const realloc = explain(probe('2.39-realloc-fits-no-tcache-init.trace'), { glibc: '2.39' });
-  assert.match(realloc[1], /^a = realloc\(a, 104\): 104 bytes fit the 104 usable bytes of a's block with 0 to spare \(since 2\.37 realloc returns such a block at once/);
+  assert.match(
+    realloc[1],
+    /^a = realloc\(a, 104\): 104 bytes fit the 104 usable bytes of a's block with 0 to spare \(since 2\.37 realloc returns such a block at once/,
+  );
   const scan = explain(probe('2.39-memalign-tcache-scan.trace'), { glibc: '2.39' });
   assert.match(scan[6], /already 64-aligned \(since 2\.38 memalign looks there first\) → taken from the tcache, heap \+0x380$/);
   const small = explain(probe('2.41-free-small-to-smallbin.trace'), { glibc: '2.41' });
-  assert.ok(small.some((s) => /→ its small bin \(since 2\.41 a freed small chunk skips the unsorted bin\)/.test(s)), small.join('\n'));
+  assert.ok(
+    small.some((s) => /→ its small bin \(since 2\.41 a freed small chunk skips the unsorted bin\)/.test(s)),
+    small.join('\n'),
+  );
   const cap = explain(probe('2.34-mmap-threshold-cap.trace'), { glibc: '2.34' });
   assert.match(cap[0], /refused: this glibc takes a threshold of at most 33554432 .* nothing changes, the sliding included$/);
   const memalign = explain(probe('2.42-memalign-inits-tcache.trace'), { glibc: '2.42' });

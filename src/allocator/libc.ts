@@ -251,6 +251,7 @@ export function libcRealloc(m: Malloc, p: number, bytes: SizeT): number {
     const usable = mallocUsableSize(m, p);
     const spare = usable - bytes;
     if (spare >= 0 && (spare < 2 * SIZE_SZ || (mmapped && spare <= av.system.pageSize))) {
+      m.notes.path = 'in-place';
       if (m.notes.detail) m.notes.realloc = { old: av.chunks.size[p], nb: bytes, how: 'usable', tail: spare, top: av.topSize, minsize: MINSIZE, copied: 0 };
       return stamp(av, p);
     }

@@ -9,6 +9,7 @@ import { registerReplay } from './replay-command.ts';
 import { registerCheck } from './check-command.ts';
 import { registerExplain } from './explain-command.ts';
 import { registerCompare } from './compare-command.ts';
+import { registerDiff } from './diff-command.ts';
 import { registerReport } from './report-command.ts';
 
 /** A commander error, with the subcommand whose parsing raised it. */
@@ -37,6 +38,7 @@ function buildProgram(): Command {
   registerCheck(program);
   registerExplain(program);
   registerCompare(program);
+  registerDiff(program);
   registerReport(program);
 
   // Each command's own errors name it, so that the message can point to its help.

@@ -159,15 +159,23 @@ export interface CompareOptions {
   onEvent?: (event: TraceEvent) => void;
 }
 
+/**
+ * A column's replayer: its policy and glibc version, and its settings applied with mallopt before the first
+ * event, as a program's first lines would (their system calls, none today, are not the trace's). diff uses it too.
+ */
+export function columnReplayer(column: ColumnSpec, options: { system?: SimulatedSystemOptions; decisions?: boolean } = {}): Replayer {
+  const replayer = new Replayer({ policy: column.policy, glibc: column.glibc, system: { ...options.system }, decisions: options.decisions });
+  for (const setting of column.settings) libcMallopt(replayer.model, setting.param, setting.value);
+  replayer.model.system.takeSyscalls();
+  return replayer;
+}
+
 /** Replays a trace (a path, `-`, or events) once through one allocator per column; figures per column. */
 export function compareTrace(source: string | Iterable<TraceEvent>, columns: readonly ColumnSpec[], options: CompareOptions = {}): CompareFigures[] {
-  const runs = columns.map((column) => {
-    const replayer = new Replayer({ policy: column.policy, glibc: column.glibc, system: { ...options.system } });
-    // The settings are mallopt calls made before the first event, as a program's first lines would.
-    for (const setting of column.settings) libcMallopt(replayer.model, setting.param, setting.value);
-    replayer.model.system.takeSyscalls();
-    return { replayer, observer: new FootprintObserver(column.label, column.policy, column.settings) };
-  });
+  const runs = columns.map((column) => ({
+    replayer: columnReplayer(column, { system: options.system }),
+    observer: new FootprintObserver(column.label, column.policy, column.settings),
+  }));
   const events = typeof source === 'string' ? readTrace(source) : source;
   for (const event of events) {
     options.onEvent?.(event);

@@ -79,9 +79,11 @@ if (tsc.status !== 0) refuse(`the tests do not compile:\n${tsc.stdout}${tsc.stde
 // it, and every model made without a version follows that build's (MALLOCSCOPE_GLIBC, set here once).
 const testEnv = { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' };
 if (process.env.MALLOCSCOPE_LIBC && !process.env.MALLOCSCOPE_GLIBC) {
-  const { libcVersion } = await import(join(root, 'dist/oracle/oracle.js'));
+  const { pairedGlibc } = await import(join(root, 'dist/oracle/oracle.js'));
   try {
-    testEnv.MALLOCSCOPE_GLIBC = libcVersion(process.env.MALLOCSCOPE_LIBC);
+    const chosen = pairedGlibc({});
+    testEnv.MALLOCSCOPE_GLIBC = chosen.rules.version;
+    if (chosen.warning) console.log(`warning: ${chosen.warning}`);
   } catch (error) {
     refuse(`MALLOCSCOPE_LIBC=${process.env.MALLOCSCOPE_LIBC}: ${error.message}`);
   }

@@ -1,4 +1,4 @@
-// The public API of mallocscope: the trace format, the model of glibc 2.36's allocator, its policy presets
+// The public API of mallocscope: the trace format, the model of glibc's allocator (2.34 to 2.42), its policy presets
 // and kernels, and the oracle (the real glibc of this machine).
 export type {
   TraceOp,

@@ -62,7 +62,9 @@ for (const version of knownVersions) {
   const build = builds.get(version);
   const run = unless(
     test,
-    build ? undefined : `no glibc ${version} build here: build one with scripts/build-glibc.sh SRC_DIR .glibc/${version}, or name a folder of builds in ${BUILDS_ENV}`,
+    build
+      ? undefined
+      : `no glibc ${version} build here: build one with scripts/build-glibc.sh SRC_DIR .glibc/${version}, or name a folder of builds in ${BUILDS_ENV}`,
   );
   if (!build) {
     run(`glibc ${version}: examples, real programs, random and edge traces`, () => {});

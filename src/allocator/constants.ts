@@ -1,4 +1,4 @@
-// glibc 2.36's sizes and tunable defaults on x86-64, with the size-to-bin arithmetic built on them
+// glibc's sizes and tunable defaults on x86-64 (2.36's; what a version changes is in versions.ts), with the size-to-bin arithmetic built on them
 // (docs/glibc.md §1, §2, §7.1). Names are glibc's, so a reader of malloc.c finds each one at once.
 
 /** sizeof(size_t): the size and prev_size words. */
@@ -38,7 +38,7 @@ export const DEFAULT_TRIM_THRESHOLD = 128 * 1024;
 /** glibc's real top_pad default on Linux (malloc-machine.h), whatever malloc.c's comment says. */
 export const DEFAULT_TOP_PAD = 128 * 1024;
 export const DEFAULT_MMAP_MAX = 65536;
-/** The unit of the mmap fallback when sbrk fails; 2.36 passes it as the rounding unit (transposed args). */
+/** MMAP_AS_MORECORE_SIZE: the mmap fallback's rounding unit (2.35–2.37) or its least size (2.34, 2.38 on). */
 export const MMAP_AS_MORECORE_SIZE = 1024 * 1024;
 
 /** PTRDIFF_MAX (2^63 - 1), exactly. */

@@ -289,19 +289,7 @@ export function libcRealloc(m: Malloc, p: number, bytes: SizeT): number {
 export function libcMemalign(m: Malloc, alignment: SizeT, bytes: SizeT): number {
   const adjusted = memalignAlignment(big(alignment));
   if (adjusted === 0n) {
-    if (m.notes.detail)
-      m.notes.memalign = {
-        plain: true,
-        mallocAlignment: MALLOC_ALIGNMENT,
-        alignment: Number(alignment),
-        nb: 0,
-        inner: 0,
-        minsize: MINSIZE,
-        lead: 0,
-        tail: 0,
-        gap: 0,
-        fromTcache: false,
-      };
+    if (m.notes.detail) m.notes.memalign = { ...memalignNote(Number(alignment), 0), inner: 0, plain: true };
     return libcMalloc(m, bytes);
   }
   if (adjusted < 0n) return refuse(m, 'einval', alignment);

@@ -70,7 +70,7 @@ export function sysmalloc(av: MallocState, standInNb: number): number {
   let sndBrk = -1;
 
   if (brk === -1) {
-    // sbrk failed: glibc 2.36's mmap fallback, with its size arguments transposed (1 MiB units, 4 KiB minimum).
+    // sbrk failed: the mmap fallback (fallbackSize: its size depends on the version).
     const fallback = fallbackSize(av, grow, oldSize);
     if (fallback > nb) {
       const mapped = system.mmap(fallback);
@@ -166,7 +166,7 @@ function fallbackSize(av: MallocState, grow: SizeT, oldSize: number): SizeT {
 
 /**
  * The old top cannot be merged with the new one: shrink it by two 16-byte fenceposts that close its region,
- * and free what is left (through tcache, fastbins or unsorted, as _int_free does in 2.36).
+ * and free what is left (as _int_free does: since 2.42 past the tcache).
  */
 function fencepostOldTop(av: MallocState, oldTop: number, oldSize: number): void {
   const c = av.chunks;

@@ -213,7 +213,7 @@ export function compareWithLines(
 export interface CheckTraceOptions extends Omit<CompareOptions, 'name'>, Pick<OracleEnvOptions, 'libc'> {
   /** The trace's name in messages; the path by default. */
   name?: string;
-  /** The glibc version the model follows; by default the oracle's (see pairedGlibc). */
+  /** The glibc version the model follows; by default the oracle's (pairedGlibc). */
   glibc?: ReplayOptions['glibc'];
 }
 
@@ -227,7 +227,10 @@ export async function checkTrace(path: string, options: CheckTraceOptions = {}):
   const reader = readTrace(path, { name });
   let run: OracleRun | undefined;
   try {
-    const replayer = new Replayer({ glibc: pairedGlibc(options), system: { brkLimit: options.brkLimit, commitLimit: hostCommitLimit() } });
+    const replayer = new Replayer({
+      glibc: options.glibc ?? pairedGlibc(options)?.rules,
+      system: { brkLimit: options.brkLimit, commitLimit: hostCommitLimit() },
+    });
     run = startOracle(path, { stats: options.stats, brkLimit: options.brkLimit, name, libc: options.libc });
     const steps = compareSteps(reader, replayer, { ...options, name });
     let step = steps.next();
@@ -291,7 +294,7 @@ export function differential(path: string, options: DifferentialOptions = {}): D
   const oracle = runOracleSync(path, { stats, brkLimit, libc });
   const replayer = new Replayer({
     ...replay,
-    glibc: pairedGlibc({ glibc: replay.glibc, libc }),
+    glibc: replay.glibc ?? pairedGlibc({ libc })?.rules,
     system: hostKernel(replay.system, brkLimit),
     checkInvariants: invariantsOption === true,
   });

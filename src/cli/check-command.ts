@@ -7,7 +7,7 @@ import type { Replayer } from '../replay/replayer.ts';
 import { walkHeap } from '../allocator/walk.ts';
 import { checkTrace, type Disagreement } from '../check/differential.ts';
 import { UsageError } from '../errors.ts';
-import { exitText } from '../oracle/oracle.ts';
+import { exitText, oracleGlibcVersion } from '../oracle/oracle.ts';
 import { traceDisplayName } from '../trace/reader.ts';
 import { libcOption } from './oracle-command.ts';
 import { brkLimitOption, glibcFor, glibcOption, jsonOption, parseBrkLimit, parseCountOption, statsOption } from './options.ts';
@@ -62,7 +62,15 @@ async function check(trace: string, options: CheckOptions): Promise<void> {
   // Both replays read the trace, so it must be a file that can be read twice, not standard input.
   if (trace === '-') throw new UsageError('check needs a trace file, not standard input (save it to a file first)');
   const name = traceDisplayName(trace);
-  const { verdict, replayer } = await checkTrace(trace, { name, stats: options.stats, brkLimit, context, libc: options.libc, glibc: glibcFor(options) });
+  const glibc = glibcFor(options);
+  // A model of another version than the oracle's glibc differs by that version's rules, not by a fault.
+  const real = oracleGlibcVersion({ libc: options.libc });
+  if (real !== undefined && real !== glibc.version) {
+    process.stderr.write(
+      `mallocscope: warning: the model follows glibc ${glibc.version} and the oracle runs glibc ${real}: where they differ, it may be the versions, not the model\n`,
+    );
+  }
+  const { verdict, replayer } = await checkTrace(trace, { name, stats: options.stats, brkLimit, context, libc: options.libc, glibc });
   const stats = options.stats ? ' (mallinfo2 included)' : '';
   if (verdict.agree) {
     if (options.json) {

@@ -12,8 +12,8 @@ import { DEFAULT_COLUMNS, compareTrace, formatCompareTable, parsePolicyColumn, p
 import { traceDisplayName } from '../trace/reader.ts';
 import { colourFlag } from './colour.ts';
 import { Progress } from './progress.ts';
-import { brkLimitOption, colourOptions, glibcFor, jsonOption, parseBrkLimit } from './options.ts';
-import { knownVersions, rulesFor } from '../replay/glibc.ts';
+import { GLIBC_HELP, brkLimitOption, colourOptions, glibcFor, jsonOption, parseBrkLimit } from './options.ts';
+import { rulesFor } from '../replay/glibc.ts';
 import { action } from './run.ts';
 
 interface CompareCommandOptions {
@@ -44,7 +44,7 @@ export function registerCompare(program: Command): void {
     )
     .option(
       '--glibc <version>',
-      `the glibc version the model follows (${knownVersions()}); given twice or more, a column per version (repeatable)`,
+      `${GLIBC_HELP}; given twice or more, a column per version, the other columns under the default (repeatable)`,
       (text: string, all: string[] = []) => {
         given.push({ kind: 'glibc', text });
         return [...all, text];
@@ -67,7 +67,11 @@ export function registerCompare(program: Command): void {
         if (versions.length < 2) columns.push(...DEFAULT_COLUMNS.map(parsePolicyColumn));
       } else if (!given.some((g) => g.kind === 'policy') && versions.length < 2) columns.unshift(parsePolicyColumn('glibc'));
       const version = versions.length === 1 ? versions[0] : glibcFor({});
-      for (const column of columns) column.glibc ??= version;
+      for (const column of columns) {
+        // Beside columns of other versions, a column under the default says which it is.
+        if (versions.length > 1 && column.glibc === undefined) column.label = `${column.label} (glibc ${version.version})`;
+        column.glibc ??= version;
+      }
       if (columns.length > 16) throw new UsageError('at most 16 columns');
       const brkLimit = parseBrkLimit(options.brkLimit);
       const progress = Progress.forTrace(trace, 'compare', { colour: colourFlag(options) });
@@ -81,7 +85,8 @@ export function registerCompare(program: Command): void {
         process.stdout.write(`${exactJson({ trace: traceDisplayName(trace), columns: figures }, 2)}\n`);
         return;
       }
-      process.stdout.write(`${traceDisplayName(trace)}: ${figures[0]?.events ?? 0} events\n${formatCompareTable(figures)}\n`);
+      const one = versions.length > 1 ? '' : `, glibc ${version.version}`;
+      process.stdout.write(`${traceDisplayName(trace)}: ${figures[0]?.events ?? 0} events${one}\n${formatCompareTable(figures)}\n`);
     }),
   );
 }

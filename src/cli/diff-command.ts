@@ -8,12 +8,12 @@ import { UsageError } from '../errors.ts';
 import { parsePolicyColumn, parseSetColumn, type ColumnSpec } from '../report/compare.ts';
 import { diffTrace, formatDiff } from '../report/diff.ts';
 import { exactJson } from '../report/json.ts';
-import { knownVersions, rulesFor } from '../replay/glibc.ts';
+import { rulesFor } from '../replay/glibc.ts';
 import type { GlibcRules } from '../allocator/versions.ts';
 import { readTrace, traceDisplayName } from '../trace/reader.ts';
 import { colourFlag } from './colour.ts';
 import { CHECK_DIFFERS } from './check-command.ts';
-import { brkLimitOption, colourOptions, glibcFor, jsonOption, parseBrkLimit } from './options.ts';
+import { GLIBC_HELP, brkLimitOption, colourOptions, glibcFor, jsonOption, parseBrkLimit } from './options.ts';
 import { Progress } from './progress.ts';
 import { action } from './run.ts';
 
@@ -51,7 +51,7 @@ export function registerDiff(program: Command): void {
     .command('diff')
     .description('one trace through two configurations (versions, policies, settings): the first event they place differently, explained on both sides')
     .argument('<trace>', 'trace file, or - for standard input')
-    .option('--glibc <version>', `the glibc version (${knownVersions()}): once for both sides, twice for A then B; default as for replay`, (text: string) => {
+    .option('--glibc <version>', `${GLIBC_HELP}: once for both sides, twice for A then B`, (text: string) => {
       versions.push(text);
       return text;
     })

@@ -6,7 +6,7 @@ import { UsageError } from '../errors.ts';
 import { parseSafeNumber } from '../number.ts';
 import type { GlibcRules } from '../allocator/versions.ts';
 import { LIBC_ENV, pairedGlibc } from '../oracle/oracle.ts';
-import { GLIBC_ENV, defaultGlibc, knownVersions, rulesFor, rulesForMachine } from '../replay/glibc.ts';
+import { GLIBC_ENV, defaultGlibc, knownVersions, rulesFor } from '../replay/glibc.ts';
 
 /**
  * The largest --brk-limit: 16 TiB (2^44), the room the model's break has without a limit. The break lives
@@ -57,12 +57,12 @@ export function policyOption(): Option {
   return new Option('--policy <name>', "the model's policy: glibc (sliding threshold), fixed:BYTES, heap or mmap").default('glibc');
 }
 
+/** What --glibc takes and what it defaults to, for every command that has it. */
+export const GLIBC_HELP = `the glibc version the model follows (${knownVersions()}); default: the version of the build --libc names, else $${GLIBC_ENV}, else that of the build $${LIBC_ENV} names, else this machine's`;
+
 /** --glibc: the version the model follows. */
 export function glibcOption(): Option {
-  return new Option(
-    '--glibc <version>',
-    `the glibc version the model follows (${knownVersions()}); default: $${GLIBC_ENV}, else the version of the build $${LIBC_ENV} names, else this machine's`,
-  );
+  return new Option('--glibc <version>', GLIBC_HELP);
 }
 
 /**
@@ -73,8 +73,7 @@ export function glibcOption(): Option {
  */
 export function glibcFor(options: { glibc?: string; libc?: string }): GlibcRules {
   if (options.glibc !== undefined) return rulesFor(options.glibc);
-  const version = pairedGlibc(options);
-  const chosen = version === undefined ? defaultGlibc() : rulesForMachine(version, `the glibc build in ${options.libc ?? process.env[LIBC_ENV]}`);
+  const chosen = pairedGlibc(options) ?? defaultGlibc();
   if (chosen.warning) process.stderr.write(`mallocscope: warning: ${chosen.warning}\n`);
   return chosen.rules;
 }

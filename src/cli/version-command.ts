@@ -8,6 +8,19 @@ import { knownVersions } from '../replay/glibc.ts';
 import { glibcFor, jsonOption } from './options.ts';
 import { action } from './run.ts';
 
+/**
+ * The version a model follows here by default, or undefined when the environment names none the model
+ * knows (that is said on stderr: these commands are where one looks when it does).
+ */
+function defaultHere(): string | undefined {
+  try {
+    return glibcFor({}).version;
+  } catch (error) {
+    process.stderr.write(`mallocscope: warning: ${(error as Error).message}\n`);
+    return undefined;
+  }
+}
+
 export function registerVersion(program: Command): void {
   const pkg = JSON.parse(readFileSync(`${packageRoot}package.json`, 'utf8')) as { version: string };
   program.version(pkg.version, '-V, --version');
@@ -17,8 +30,8 @@ export function registerVersion(program: Command): void {
     .action(
       action(() => {
         const machine = loadAddon().glibcVersion();
-        const model = glibcFor({}).version;
-        const note = machine === model ? '' : ` (the model follows ${model} by default)`;
+        const model = defaultHere();
+        const note = model === undefined || machine === model ? '' : ` (the model follows ${model} by default)`;
         process.stdout.write(`mallocscope ${pkg.version}\nmodels glibc ${knownVersions()}\nthis machine: glibc ${machine}${note}\n`);
       }),
     );
@@ -28,14 +41,15 @@ export function registerVersion(program: Command): void {
     .addOption(jsonOption('the list'))
     .action(
       action((options: { json?: boolean }) => {
-        const chosen = glibcFor({}).version;
+        const chosen = defaultHere();
         const rows = GLIBC_VERSIONS.map((v) => ({ version: v.rules.version, shippedBy: v.shippedBy, default: v.rules.version === chosen }));
         if (options.json) {
           process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
           return;
         }
         const lines = rows.map((r) => `${r.default ? '*' : ' '} ${r.version.padEnd(5)}  ${r.shippedBy}`);
-        process.stdout.write(`${lines.join('\n')}\n* the default here (--glibc VERSION picks another)\n`);
+        const legend = chosen === undefined ? '' : '* the default here (--glibc VERSION picks another)\n';
+        process.stdout.write(`${lines.join('\n')}\n${legend}`);
       }),
     );
 }

@@ -8,13 +8,13 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { MallocscopeError, TraceError, UsageError, errnoReason } from '../errors.ts';
 import { builtFile } from '../native.ts';
+import { GLIBC_ENV, machineGlibc, machineGlibcVersion, rulesForMachine, type ChosenGlibc } from '../replay/glibc.ts';
 
 /** The executable built from native/oracle by CMake, next to the addon. */
 export const ORACLE_BINARY = 'mallocscope-oracle';
 
 /** The environment variable that names a glibc build for every oracle run (as --libc does for one command). */
 export const LIBC_ENV = 'MALLOCSCOPE_LIBC';
-const GLIBC_ENV = 'MALLOCSCOPE_GLIBC';
 
 /** One line of the oracle's output: one call of the trace. Keys in the order the oracle prints them. */
 export interface OracleEvent {
@@ -119,8 +119,9 @@ export function libcVersion(dir: string): string {
   const loader = libcLoader(dir);
   let version = buildVersions.get(loader);
   if (version === undefined) {
-    const run = spawnSync(loader, ['--version'], { encoding: 'utf8', env: {} });
-    const found = /version (\d+\.\d+)/.exec(run.stdout ?? '');
+    const run = spawnSync(loader, ['--version'], { encoding: 'utf8', env: {}, timeout: 10_000 });
+    // The whole version: a development build's 2.42.9000 is not 2.42.
+    const found = /version (\d+\.\d+(?:\.\d+)?)/.exec(run.stdout ?? '');
     if (!found) throw new MallocscopeError('LIBC_NOT_FOUND', `the glibc build in ${dir} did not tell its version (${loader} --version)`, 2);
     version = found[1];
     buildVersions.set(loader, version);
@@ -129,16 +130,21 @@ export function libcVersion(dir: string): string {
 }
 
 /**
- * The version a model compared with this oracle follows, so that both are the same glibc: `glibc` when
- * given; else the version of the build --libc names; else MALLOCSCOPE_GLIBC's (undefined: the model's own
- * default); else the version of the build MALLOCSCOPE_LIBC names; else undefined (this machine's).
+ * The version a model compared with this oracle follows, so that both are the same glibc: that of the build
+ * `libc` names (this machine's for ""); else none (the model's own default) when MALLOCSCOPE_GLIBC names one;
+ * else that of the build MALLOCSCOPE_LIBC names; else none (this machine's). A build the model does not know
+ * gives the newest known version below it, with the warning that says so.
  */
-export function pairedGlibc<T>(options: { glibc?: T; libc?: string }): T | string | undefined {
-  if (options.glibc !== undefined) return options.glibc;
-  if (options.libc) return libcVersion(options.libc);
-  if (process.env[GLIBC_ENV]) return undefined;
-  const dir = process.env[LIBC_ENV];
-  return dir ? libcVersion(dir) : undefined;
+export function pairedGlibc(options: { libc?: string }): ChosenGlibc | null {
+  if (options.libc === '') return machineGlibc();
+  const dir = options.libc ?? (process.env[GLIBC_ENV] ? undefined : process.env[LIBC_ENV]);
+  return dir ? rulesForMachine(libcVersion(dir), `the glibc build in ${dir}`) : null;
+}
+
+/** The version of the glibc the oracle runs under with these options, as that glibc reports it. */
+export function oracleGlibcVersion(options: { libc?: string }): string | undefined {
+  const dir = oracleLibc(options);
+  return dir ? libcVersion(dir) : machineGlibcVersion();
 }
 
 /** The name errors give a trace: `<stdin>` for `-`. */

@@ -1,7 +1,9 @@
 // The brk/mmap policies `--policy` names, as presets of glibc's parameter block mp_: the threshold rule
 // itself is glibc's and lives in the core (sysmalloc's comparison, free's sliding watermark); a preset only
 // sets mp_ before the first call, exactly as the mallopt call it stands for would.
+import { HEAP_MAX_SIZE } from '../allocator/constants.ts';
 import { MallocPar } from '../allocator/params.ts';
+import { GLIBC_2_36, type GlibcRules } from '../allocator/versions.ts';
 import { UsageError } from '../errors.ts';
 import { parseSafeNumber } from '../number.ts';
 
@@ -57,9 +59,17 @@ export function policyByName(name: string): Preset {
   throw new UsageError(`unknown policy '${name}' (expected glibc, fixed:BYTES, heap or mmap)`);
 }
 
-/** A fresh mp_ with `preset` applied. */
-export function paramsFor(preset: Preset): MallocPar {
+/**
+ * A fresh mp_ with `preset` applied, for glibc `rules`. A fixed threshold that version's mallopt would refuse
+ * (2.34: above HEAP_MAX_SIZE / 2) is a usage error: the preset stands for that mallopt.
+ */
+export function paramsFor(preset: Preset, rules: GlibcRules = GLIBC_2_36): MallocPar {
   const mp = new MallocPar();
   preset.apply(mp);
+  if (rules.mmapThresholdCapped && mp.mmapThreshold > HEAP_MAX_SIZE / 2) {
+    throw new UsageError(
+      `policy ${preset.name}: glibc ${rules.version} refuses an mmap threshold above ${HEAP_MAX_SIZE / 2} (its mallopt returns 0 and changes nothing)`,
+    );
+  }
   return mp;
 }

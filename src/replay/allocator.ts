@@ -43,7 +43,7 @@ export interface BlockInfo {
   offset?: number;
 }
 
-/** glibc 2.36's allocator (main arena, one thread) over a simulated or real kernel. */
+/** glibc's allocator (main arena, one thread), of the version the options name, over a simulated or real kernel. */
 export class Allocator {
   /** The model's state (mp_, the main arena, the tcache, the kernel); read it, do not change it. */
   readonly model: Malloc;
@@ -78,7 +78,7 @@ export class Allocator {
     return this.end(libcCalloc(av, checkSize(nmemb, 'nmemb'), checkSize(size, 'size')));
   }
 
-  /** memalign(alignment, size), also aligned_alloc in glibc 2.36. */
+  /** memalign(alignment, size), also aligned_alloc until glibc 2.38 (which refuses an alignment that is not a power of two). */
   memalign(alignment: number, size: number): number {
     const av = this.begin();
     return this.end(libcMemalign(av, checkSize(alignment, 'alignment'), checkSize(size, 'size')));

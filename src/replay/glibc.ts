@@ -1,7 +1,7 @@
 // Which glibc version a model follows: the one asked for; else MALLOCSCOPE_GLIBC; else this machine's, as
 // Node reports it. A machine version the model does not know falls back, with a warning, to the newest known
 // version below it. No node: import, so that the report page (a browser) can build models too.
-import { GLIBC_VERSIONS, glibcRules, type GlibcRules } from '../allocator/versions.ts';
+import { GLIBC_2_36, GLIBC_VERSIONS, glibcRules, type GlibcRules } from '../allocator/versions.ts';
 import { UsageError } from '../errors.ts';
 
 /** The environment variable that names the version for every model made without one (`--glibc` wins). */
@@ -52,7 +52,7 @@ export function rulesForMachine(found: string, where: string): ChosenGlibc {
 }
 
 /** What Node says of the C library it runs on: its glibc version, or undefined (another libc, a browser). */
-function machineGlibc(): string | undefined {
+export function machineGlibcVersion(): string | undefined {
   const report = (globalThis as { process?: { report?: { getReport?: () => unknown } } }).process?.report?.getReport?.() as
     | { header?: { glibcVersionRuntime?: string } }
     | undefined;
@@ -61,15 +61,29 @@ function machineGlibc(): string | undefined {
 
 let machine: ChosenGlibc | undefined;
 
-/** The version of a model made without one: MALLOCSCOPE_GLIBC, else this machine's (asked once). */
-export function defaultGlibc(): ChosenGlibc {
-  const named = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[GLIBC_ENV];
-  if (named) return { rules: rulesFor(named), warning: null };
+/**
+ * This machine's glibc, as the model follows it (asked once): its version when known, else the newest known
+ * below it; 2.36, the model's first version, on a machine without glibc (a browser, musl), with a warning.
+ */
+export function machineGlibc(): ChosenGlibc {
   if (!machine) {
-    const found = machineGlibc();
-    machine = found ? rulesForMachine(found, "this machine's glibc") : { rules: GLIBC_VERSIONS[GLIBC_VERSIONS.length - 1].rules, warning: null };
+    const found = machineGlibcVersion();
+    machine = found
+      ? rulesForMachine(found, "this machine's glibc")
+      : { rules: GLIBC_2_36, warning: 'this machine runs no glibc that Node can name; modelling glibc 2.36 (pick one with --glibc)' };
   }
   return machine;
+}
+
+/** The version of a model made without one: MALLOCSCOPE_GLIBC, else this machine's. */
+export function defaultGlibc(): ChosenGlibc {
+  const named = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[GLIBC_ENV];
+  if (named) {
+    const rules = glibcRules(named.trim());
+    if (!rules) throw new UsageError(`${GLIBC_ENV}=${JSON.stringify(named)} is not a glibc version the model knows (${knownVersions()})`);
+    return { rules, warning: null };
+  }
+  return machineGlibc();
 }
 
 /** The version for `asked` (a version, rules, or nothing for the default). */

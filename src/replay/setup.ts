@@ -21,7 +21,8 @@ export interface ModelOptions {
 export function createMalloc(options: ModelOptions = {}): Malloc {
   const preset = typeof options.policy === 'object' ? options.policy : policyByName(options.policy ?? 'glibc');
   const system = options.system && 'sbrk' in options.system ? options.system : new SimulatedSystem(options.system);
-  return new Malloc(system, paramsFor(preset), chooseGlibc(options.glibc).rules);
+  const rules = chooseGlibc(options.glibc).rules;
+  return new Malloc(system, paramsFor(preset, rules), rules);
 }
 
 /** The preset's name, for reports: what `--policy` would write. */

@@ -146,7 +146,7 @@ function initClause(notes: CallNotes, syscalls: Syscall[]): { text: string; rest
 }
 
 interface AllocContext {
-  /** calloc (which skips the tcache) or an internal _int_malloc (realloc, memalign): no tcache. */
+  /** calloc (which skipped the tcache until 2.41) or an internal _int_malloc (realloc, memalign): no tcache. */
   noTcache: 'calloc' | 'internal' | null;
   /** The syscalls this search made. */
   syscalls: Syscall[];

@@ -5,7 +5,8 @@
 // Every test runs against one build: the tests import dist/ (the package as built, which bin/mallocscope.js
 // runs too), so this runner first refuses a dist/ older than src/, then compiles the tests themselves to
 // dist-test/ (types stripped by tsc, no checking: `npm test` type-checks before) and runs them with plain node.
-// `node scripts/run-tests.mjs PATTERN` runs the files whose path matches PATTERN.
+// `node scripts/run-tests.mjs PATTERN` runs the files whose path matches PATTERN; `--checks` runs the type check
+// and the lint beside them (npm test does), each counted as a test.
 import { fileURLToPath } from 'node:url';
 import { spawn, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
@@ -14,7 +15,9 @@ import { dirname, join, relative } from 'node:path';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const saveSeconds = process.argv.includes('--save-seconds');
-const pattern = process.argv.slice(2).find((arg) => arg !== '--save-seconds');
+// --checks: the type check and the lint (scripts/check.mjs) run beside the tests, each failure counted as one.
+const withChecks = process.argv.includes('--checks');
+const pattern = process.argv.slice(2).find((arg) => !arg.startsWith('--'));
 const only = pattern ? new RegExp(pattern) : null;
 /** Each file's seconds in the last run, so that the longest start first. */
 const timesFile = join(root, 'node_modules/.cache/mallocscope/test-seconds.json');
@@ -153,6 +156,16 @@ function report(file, { out, status, seconds }) {
 // oracle, Chromium, perl, cc), and a third file keeps both cores of this machine busy (57 s -> 46 s here).
 // Each file's line is printed as it ends.
 const started = Date.now();
+// Started with the tests, not before them: the checks and the tests then share both cores from the first second.
+const checks = withChecks
+  ? new Promise((resolve) => {
+      const child = spawn(process.execPath, [join(root, 'scripts/check.mjs')], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+      const chunks = [];
+      child.stdout.on('data', (c) => chunks.push(c));
+      child.stderr.on('data', (c) => chunks.push(c));
+      child.on('close', (status) => resolve({ status, out: Buffer.concat(chunks).toString('utf8') }));
+    })
+  : null;
 const workers = Math.max(1, Math.min(Number(process.env.MALLOCSCOPE_TEST_JOBS) || availableParallelism() + 1, files.length));
 const results = new Array(files.length);
 let next = 0;
@@ -173,6 +186,15 @@ if (saveSeconds) {
   writeFileSync(committedTimesFile, `${JSON.stringify(rounded, null, 2)}\n`);
 }
 console.log(`${files.length} files in ${((Date.now() - started) / 1000).toFixed(1)}s with ${workers} at a time`);
-if (passed + failed === 0) refuse('no test ran');
+const testsRan = passed + failed;
+if (checks) {
+  const { status, out } = await checks;
+  process.stdout.write(out);
+  // check.mjs prints one "ok" or "FAIL" line per check.
+  const failures = (out.match(/^FAIL /gm) ?? []).length;
+  failed += status === 0 ? 0 : Math.max(1, failures);
+  passed += (out.match(/^ok {3}/gm) ?? []).length;
+}
+if (testsRan === 0) refuse('no test ran');
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(failed ? 1 : 0);

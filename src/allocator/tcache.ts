@@ -36,12 +36,6 @@ export class Tcache {
 
   /** tcache_get: pops the most recent entry. */
   get(tidx: number): number {
-    const c = this.chunks;
-    const p = this.head[tidx];
-    this.head[tidx] = c.fd[p];
-    this.counts[tidx]--;
-    c.fd[p] = NIL;
-    c.state[p] = ChunkState.InUse;
-    return p;
+    return this.take(tidx, this.head[tidx], NIL);
   }
 }

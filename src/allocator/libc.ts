@@ -294,14 +294,13 @@ export function libcMemalign(m: Malloc, alignment: SizeT, bytes: SizeT): number 
   }
   if (adjusted < 0n) return refuse(m, 'einval', alignment);
   const av = m.main;
+  // The chunk size of the request (0: above PTRDIFF_MAX, or past 2^53), for the tcache's two steps.
+  const nb = typeof bytes === 'number' ? checkedRequest2size(bytes) : 0;
   // Since 2.42 memalign sets the tcache up too, for a chunk it could hold (the search below then finds
   // nothing), whatever the alignment: before _int_memalign's own checks.
-  if (m.glibc.tcacheSetUpBySmallRequests && typeof bytes === 'number') {
-    const nb = checkedRequest2size(bytes);
-    if (nb !== 0 && wantsTcache(m, nb)) maybeInitTcache(av);
-  }
+  if (nb !== 0 && m.glibc.tcacheSetUpBySmallRequests && wantsTcache(m, nb)) maybeInitTcache(av);
   if (typeof alignment === 'bigint' || typeof bytes === 'bigint') return memalignExact(m, adjusted, big(bytes));
-  const fromTcache = memalignFromTcache(av, Number(adjusted), bytes);
+  const fromTcache = memalignFromTcache(av, Number(adjusted), nb);
   if (fromTcache !== NIL) {
     if (m.notes.detail) m.notes.memalign = { ...memalignNote(Number(adjusted), av.chunks.size[fromTcache]), fromTcache: true };
     return stamp(av, fromTcache);

@@ -90,13 +90,11 @@ function giveBack(av: MallocState, p: number): void {
 /**
  * Since 2.38, _mid_memalign's first try: the exact size's tcache bin (when the tcache exists), searched from
  * its newest entry for one whose user pointer is `alignment`-aligned, taken from wherever it sits. NIL when
- * none is (or the rule is not this version's).
+ * none is (or the rule is not this version's); `nb` is the request's chunk size, 0 for one refused.
  */
-export function memalignFromTcache(av: MallocState, alignment: number, bytes: number): number {
+export function memalignFromTcache(av: MallocState, alignment: number, nb: number): number {
   const tcache = av.m.tcache;
-  if (!av.m.glibc.memalignSearchesTcache || !tcache.ready) return NIL;
-  const nb = checkedRequest2size(bytes);
-  if (nb === 0) return NIL;
+  if (!av.m.glibc.memalignSearchesTcache || !tcache.ready || nb === 0) return NIL;
   const tidx = csize2tidx(nb);
   if (tidx >= av.mp.tcacheBins || tcache.counts[tidx] === 0) return NIL;
   const c = av.chunks;

@@ -109,7 +109,7 @@ function sides(columns: ColumnSpec[], versions: string[]): [ColumnSpec, ColumnSp
     }
     columns.unshift(parsePolicyColumn('glibc'));
   }
-  const rules: GlibcRules[] = versions.length ? versions.map(rulesFor) : [glibcFor({})];
+  const rules: GlibcRules[] = versions.length ? versions.map((v) => rulesFor(v)) : [glibcFor({})];
   const pick = <T>(list: T[], i: number): T | undefined => list[Math.min(i, list.length - 1)];
   return [0, 1].map((i) => {
     const column = pick(columns, i) ?? parsePolicyColumn('glibc');

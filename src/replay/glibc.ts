@@ -18,11 +18,15 @@ export function knownVersions(): string {
   return GLIBC_VERSIONS.map((v) => v.rules.version).join(', ');
 }
 
-/** The rules of `version`, or a usage error (exit 2) that lists the known versions. */
-export function rulesFor(version: string): GlibcRules {
+/**
+ * The rules of `version`, or a usage error (exit 2) that lists the known versions; `from` names where a
+ * version that was not given on the command line came from (an environment variable).
+ */
+export function rulesFor(version: string, from?: string): GlibcRules {
   const rules = glibcRules(version.trim());
-  if (!rules) throw new UsageError(`the model does not know glibc ${JSON.stringify(version)}; it knows ${knownVersions()} (mallocscope versions)`);
-  return rules;
+  if (rules) return rules;
+  if (from) throw new UsageError(`${from}=${JSON.stringify(version)} is not a glibc version the model knows (${knownVersions()})`);
+  throw new UsageError(`the model does not know glibc ${JSON.stringify(version)}; it knows ${knownVersions()} (mallocscope versions)`);
 }
 
 /** Orders "2.9" before "2.10". */
@@ -78,11 +82,7 @@ export function machineGlibc(): ChosenGlibc {
 /** The version of a model made without one: MALLOCSCOPE_GLIBC, else this machine's. */
 export function defaultGlibc(): ChosenGlibc {
   const named = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[GLIBC_ENV];
-  if (named) {
-    const rules = glibcRules(named.trim());
-    if (!rules) throw new UsageError(`${GLIBC_ENV}=${JSON.stringify(named)} is not a glibc version the model knows (${knownVersions()})`);
-    return { rules, warning: null };
-  }
+  if (named) return { rules: rulesFor(named, GLIBC_ENV), warning: null };
   return machineGlibc();
 }
 

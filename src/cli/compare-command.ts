@@ -58,10 +58,14 @@ export function registerCompare(program: Command): void {
       // One --glibc sets the version of every column; several make a column each ("glibc 2.39").
       const versions = given.filter((g) => g.kind === 'glibc').map((g) => rulesFor(g.text));
       const columns: ColumnSpec[] = [];
+      let nextVersion = 0;
       for (const g of given) {
         if (g.kind === 'policy') columns.push(parsePolicyColumn(g.text));
         else if (g.kind === 'set') columns.push(parseSetColumn(g.text));
-        else if (versions.length > 1) columns.push({ label: `glibc ${g.text}`, policy: 'glibc', settings: [], glibc: rulesFor(g.text) });
+        else {
+          const glibc = versions[nextVersion++];
+          if (versions.length > 1) columns.push({ label: `glibc ${glibc.version}`, policy: 'glibc', settings: [], glibc });
+        }
       }
       if (!given.some((g) => g.kind !== 'glibc')) {
         if (versions.length < 2) columns.push(...DEFAULT_COLUMNS.map(parsePolicyColumn));

@@ -10,13 +10,14 @@ import { join } from 'node:path';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { runOracleSync, libcVersion } = await import(join(root, 'dist/oracle/oracle.js'));
+const { machineGlibcVersion } = await import(join(root, 'dist/replay/glibc.js'));
 const buildsDir = process.argv[2];
 if (!buildsDir) {
   console.error('usage: node scripts/record-version-probes.mjs BUILDS_DIR');
   process.exit(2);
 }
 const probes = join(root, 'test/fixtures/versions');
-const builds = [{ version: process.report.getReport().header.glibcVersionRuntime, dir: undefined }];
+const builds = [{ version: machineGlibcVersion(), dir: undefined }];
 for (const name of readdirSync(buildsDir).sort()) {
   const dir = join(buildsDir, name);
   try {

@@ -11,14 +11,14 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { compareWithLines } from '../dist/check/differential.js';
 import { Replayer } from '../dist/replay/replayer.js';
-import { knownVersions } from '../dist/replay/glibc.js';
+import { knownVersions } from './support/glibc-builds.ts';
 import { hostCommitLimit } from '../dist/system/host.js';
 import { readTrace } from '../dist/trace/reader.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const probes = join(root, 'test/fixtures/versions');
 const recorded = JSON.parse(readFileSync(join(probes, 'oracle.json'), 'utf8')) as Record<string, Record<string, string[]>>;
-const versions = knownVersions().split(', ');
+const versions = knownVersions;
 
 /** The model of `version` against the lines a build of it printed for `file`; the first difference, or null. */
 function difference(file: string, version: string, lines: string[]): string | null {

@@ -12,7 +12,8 @@ import { differential } from '../dist/check/differential.js';
 import { generateEdgeTrace } from '../dist/trace/edges.js';
 import { SHAPES, generateTrace } from '../dist/trace/generate.js';
 import { TraceWriter, formatCall } from '../dist/trace/writer.js';
-import { BUILDS_ENV, type GlibcBuild, glibcBuilds, knownVersions, machineGlibc } from './support/glibc-builds.ts';
+import { machineGlibcVersion } from '../dist/replay/glibc.js';
+import { BUILDS_ENV, type GlibcBuild, glibcBuilds, knownVersions } from './support/glibc-builds.ts';
 import { unless } from './support/skip.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -100,7 +101,7 @@ test('builds are found by the version their loader reports, in the folder $MALLO
     chmodSync(path, 0o755);
   };
   // This machine's own version is always its own glibc; any other is taken from the folder first.
-  const known = knownVersions.find((v) => v !== machineGlibc()) ?? knownVersions[0];
+  const known = knownVersions.find((v) => v !== machineGlibcVersion()) ?? knownVersions[0];
   loader('any-name', known);
   loader('unknown', '2.99');
   mkdirSync(join(parent, 'empty'));

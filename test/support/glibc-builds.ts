@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GLIBC_VERSIONS } from '../../dist/allocator/versions.js';
 import { libcLoader, libcVersion } from '../../dist/oracle/oracle.js';
+import { machineGlibcVersion } from '../../dist/replay/glibc.js';
 
 /** The environment variable naming a folder of glibc builds, one folder each (like .glibc/). */
 export const BUILDS_ENV = 'MALLOCSCOPE_GLIBC_BUILDS';
@@ -21,12 +22,6 @@ export interface GlibcBuild {
 
 /** The versions the model knows, oldest first. */
 export const knownVersions: readonly string[] = GLIBC_VERSIONS.map((v) => v.rules.version);
-
-/** The glibc this machine runs, as Node reports it; undefined for another C library. */
-export function machineGlibc(): string | undefined {
-  const report = process.report.getReport() as { header?: { glibcVersionRuntime?: string } };
-  return report.header?.glibcVersionRuntime;
-}
 
 /** The build folders under `parent`, by name; none when it does not exist. */
 function foldersIn(parent: string): string[] {
@@ -53,7 +48,7 @@ export function glibcBuilds(root = fileURLToPath(new URL('../..', import.meta.ur
   const add = (version: string | undefined, libc: string, where: string) => {
     if (version !== undefined && knownVersions.includes(version) && !builds.has(version)) builds.set(version, { version, libc, where });
   };
-  add(machineGlibc(), '', "this machine's glibc");
+  add(machineGlibcVersion(), '', "this machine's glibc");
   const own = env[BUILDS_ENV];
   for (const dir of own ? foldersIn(own) : []) add(folderVersion(dir), dir, `${dir} (${BUILDS_ENV})`);
   for (const dir of foldersIn(join(root, '.glibc'))) add(folderVersion(dir), dir, dir);

@@ -65,7 +65,7 @@ for (const version of knownVersions) {
     test,
     build
       ? undefined
-      : `no glibc ${version} build here: build one with scripts/build-glibc.sh SRC_DIR .glibc/${version}, or name a folder of builds in ${BUILDS_ENV}`,
+      : `no glibc ${version} build here: build one with scripts/build-glibc.sh SRC_DIR .glibc/${version}${version === '2.41' ? " (or fetch Debian 13's with scripts/debian-glibc.sh trixie .glibc/2.41)" : ''}, or name a folder of builds in ${BUILDS_ENV}`,
   );
   if (!build) {
     run(`glibc ${version}: examples, real programs, random and edge traces`, () => {});

@@ -31,6 +31,27 @@ test('report of a bad trace: the trace error, and no report file left behind', a
   assert.not.ok(existsSync(out));
 });
 
+test('a threaded trace: every command that runs the model stops at the first thread line with MODEL_THREADS, exit 1', async () => {
+  const threads = join(dir, 'threads.trace');
+  writeFileSync(threads, 'malloc a 100\nspawn 2\n@2 malloc b 100\n@2 exit\n');
+  const message =
+    'mallocscope: event 1 (line 2, spawn): the model replays one thread (the main arena) and cannot replay this threaded trace yet; `mallocscope oracle` replays it through the real glibc [MODEL_THREADS]\n';
+  for (const command of [
+    ['replay'],
+    ['replay', '--json'],
+    ['check'],
+    ['explain'],
+    ['compare'],
+    ['diff', '--glibc', '2.36', '--glibc', '2.39'],
+    ['report', '-o', join(dir, 't.html')],
+  ]) {
+    const r = await run([command[0], threads, ...command.slice(1)]);
+    assert.is(r.status, 1, command.join(' '));
+    assert.is(r.stderr, message, command.join(' '));
+  }
+  assert.not.ok(existsSync(join(dir, 't.html')));
+});
+
 test('explain --from past the end says how many events there are, exit 2', async () => {
   const r = await run(['explain', 'examples/trim.trace', '--from', '99']);
   assert.is(r.status, 2);

@@ -322,6 +322,39 @@ compiledTest('record of a program whose log stays empty (_exit before mtrace flu
   assert.is(validateTrace(trace, 'quiet.trace'), 0);
 });
 
+compiledTest('record of a threaded program: RECORD_THREADS and no trace; --ignore-threads writes it with the note', async () => {
+  const dir = mkdtempSync(join(scratch, 'threads-'));
+  writeFileSync(
+    join(dir, 'threads.c'),
+    `#include <pthread.h>
+#include <stdlib.h>
+static void *work(void *arg) { free(malloc(100)); return arg; }
+int main(void) {
+  pthread_t t[3];
+  for (int i = 0; i < 3; i++) pthread_create(&t[i], NULL, work, NULL);
+  for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+  return 0;
+}
+`,
+  );
+  assert.is(spawnSync('cc', ['-pthread', '-o', join(dir, 'threads'), join(dir, 'threads.c')]).status, 0);
+  const note =
+    'threads created 3 threads: mtrace does not record which thread made each call, so this trace replays as if one thread made them all (one arena), which is not what its glibc did';
+  const refused = await cli(['record', '-o', 'threads.trace', '--', './threads'], { cwd: dir });
+  assert.is(refused.status, 1);
+  assert.is(
+    refused.stderr,
+    `mallocscope: ${note}; no trace written (--ignore-threads writes it anyway, with this note in it; threads are issue 11) [RECORD_THREADS]\n`,
+  );
+  assert.not.ok(existsSync(join(dir, 'threads.trace')));
+  const kept = await cli(['record', '--ignore-threads', '-o', 'threads.trace', '--', './threads'], { cwd: dir });
+  assert.is(kept.status, 0, kept.stderr);
+  assert.is(kept.stderr, `mallocscope: warning: ${note} [RECORD_THREADS]\n`);
+  const trace = readFileSync(join(dir, 'threads.trace'), 'utf8');
+  assert.ok(trace.includes(`\n# threads: ${note}\n`));
+  assert.ok(validateTrace(trace, 'threads.trace') >= 6);
+});
+
 /**
  * A C program whose heap offsets are compared: it allocates through malloc, calloc, realloc (growing, in
  * place, to 0, from NULL), strdup, frees, failing calls and an mmapped block (no memalign: the log cannot

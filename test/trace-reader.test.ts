@@ -124,8 +124,16 @@ test('IDs are any token without white space or #, UTF-8 included', () => {
 
 // Each error of docs/trace-format.md, with the message the document gives.
 const errors: [string, string | Uint8Array, string][] = [
-  ['TRACE_UNKNOWN_VERB', 'malloc a 1\nmallok b 1', "bad.trace:2: unknown verb 'mallok' (expected malloc, calloc, realloc, memalign, free, mallopt or trim)"],
-  ['TRACE_UNKNOWN_VERB (case)', 'MALLOC a 1', "bad.trace:1: unknown verb 'MALLOC' (expected malloc, calloc, realloc, memalign, free, mallopt or trim)"],
+  [
+    'TRACE_UNKNOWN_VERB',
+    'malloc a 1\nmallok b 1',
+    "bad.trace:2: unknown verb 'mallok' (expected malloc, calloc, realloc, memalign, free, mallopt, trim, spawn or exit)",
+  ],
+  [
+    'TRACE_UNKNOWN_VERB (case)',
+    'MALLOC a 1',
+    "bad.trace:1: unknown verb 'MALLOC' (expected malloc, calloc, realloc, memalign, free, mallopt, trim, spawn or exit)",
+  ],
   ['TRACE_FIELD_COUNT (missing)', 'malloc a', 'bad.trace:1: malloc takes 2 fields (ID SIZE), found 1'],
   ['TRACE_FIELD_COUNT (extra)', 'free a b', 'bad.trace:1: free takes 1 field (ID), found 2'],
   ['TRACE_FIELD_COUNT (calloc)', 'calloc a 1', 'bad.trace:1: calloc takes 3 fields (ID NMEMB SIZE), found 2'],
@@ -150,8 +158,8 @@ const errors: [string, string | Uint8Array, string][] = [
   ],
   [
     'TRACE_UNKNOWN_PARAM',
-    'mallopt M_ARENA_MAX 1',
-    "bad.trace:1: unknown mallopt parameter 'M_ARENA_MAX' (expected M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX or M_MXFAST)",
+    'mallopt M_CHECK_ACTION 1',
+    "bad.trace:1: unknown mallopt parameter 'M_CHECK_ACTION' (expected M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX, M_MXFAST, M_ARENA_MAX or M_ARENA_TEST)",
   ],
   ['TRACE_ENCODING', Buffer.from('malloc a\xff 1', 'latin1'), 'bad.trace:1: ID is not valid UTF-8'],
   ['TRACE_ID_LIVE', 'malloc a 1\n\nmalloc b 2\ncalloc a 1 1', "bad.trace:4: ID 'a' is already live (created at line 1)"],
@@ -163,6 +171,28 @@ const errors: [string, string | Uint8Array, string][] = [
   ['TRACE_BINARY (in a comment)', '# \u001b[31m colour', 'bad.trace:1: binary data (byte 0x1b at column 3); a trace is text'],
   ['TRACE_BINARY (DEL)', 'malloc a\u007f 1', 'bad.trace:1: binary data (byte 0x7f at column 9); a trace is text'],
   ['TRACE_LINE_TOO_LONG', `malloc a 1 #${'x'.repeat(4085)}`, 'bad.trace:1: line is longer than 4096 characters'],
+  // Threads (docs/trace-format.md, threads).
+  ['TRACE_THREAD_UNKNOWN', 'malloc a 1\n@2 malloc b 1', 'bad.trace:2: thread 2 was never spawned'],
+  ['TRACE_THREAD_EXITED', 'spawn 2\n@2 exit\n@2 free a', 'bad.trace:3: thread 2 has exited (line 2)'],
+  ['TRACE_THREAD_EXITED (spawn)', 'spawn 2\n@2 exit\n@2 spawn 3', 'bad.trace:3: thread 2 has exited (line 2)'],
+  ['TRACE_THREAD_REUSED', 'spawn 2\n@2 exit\nspawn 2', 'bad.trace:3: thread 2 already exists (spawned at line 1): a spawned thread is new'],
+  ['TRACE_THREAD_REUSED (main)', 'spawn 1', 'bad.trace:1: thread 1 already exists (the main thread): a spawned thread is new'],
+  ['TRACE_MAIN_EXIT', 'malloc a 1\nexit', 'bad.trace:2: exit in thread 1: the main thread never exits'],
+  ['TRACE_MAIN_EXIT (tagged)', '@1 exit', 'bad.trace:1: exit in thread 1: the main thread never exits'],
+  ['TRACE_THREAD_TAG', 'spawn 2\n@2   # a tag alone', "bad.trace:2: thread tag '@2' is not followed by a call"],
+  ['TRACE_BAD_THREAD (tag 0)', '@0 malloc a 1', "bad.trace:1: thread tag '@0' is not a thread number (decimal, 1 to 2147483647, no leading zero)"],
+  ['TRACE_BAD_THREAD (empty tag)', '@ malloc a 1', "bad.trace:1: thread tag '@' is not a thread number (decimal, 1 to 2147483647, no leading zero)"],
+  ['TRACE_BAD_THREAD (hex tag)', '@0x2 malloc a 1', "bad.trace:1: thread tag '@0x2' is not a thread number (decimal, 1 to 2147483647, no leading zero)"],
+  [
+    'TRACE_BAD_THREAD (leading zero)',
+    'spawn 2\n@02 malloc a 1',
+    "bad.trace:2: thread tag '@02' is not a thread number (decimal, 1 to 2147483647, no leading zero)",
+  ],
+  ['TRACE_BAD_THREAD (too big)', 'spawn 2147483648', "bad.trace:1: THREAD '2147483648' is not a thread number (decimal, 1 to 2147483647, no leading zero)"],
+  ['TRACE_BAD_THREAD (negative)', 'spawn -2', "bad.trace:1: THREAD '-2' is not a thread number (decimal, 1 to 2147483647, no leading zero)"],
+  ['TRACE_FIELD_COUNT (spawn)', 'spawn', 'bad.trace:1: spawn takes 1 field (THREAD), found 0'],
+  ['TRACE_FIELD_COUNT (exit)', 'spawn 2\n@2 exit now', 'bad.trace:2: exit takes no fields, found 1'],
+  ['TRACE_FIELD_COUNT (tagged calloc)', 'spawn 2\n@2 calloc a 1 2 3', 'bad.trace:2: calloc takes 3 fields (ID NMEMB SIZE), found 4'],
 ];
 for (const [name, text, message] of errors) {
   test(`error ${name}`, () => {
@@ -170,6 +200,50 @@ for (const [name, text, message] of errors) {
     assert.is(errorOf(text), `${code} ${message}`);
   });
 }
+
+test('thread lines: tags, spawn and exit; IDs shared by all threads; events carry thread from the first thread line', () => {
+  const events = parseTrace(
+    [
+      'malloc a 100',
+      'spawn 2',
+      '@2 malloc b 200',
+      '@2\tcalloc c 4 25',
+      '@2 spawn 7',
+      "@7 free a      # another thread frees the main thread's block",
+      '@7 memalign d 64 10',
+      '@7 exit',
+      'realloc b 300',
+      'mallopt M_ARENA_MAX 2',
+      '@2 mallopt M_ARENA_TEST 1',
+      '@2 exit',
+    ].join('\n'),
+  );
+  assert.equal(
+    events.map(({ slot, ...call }) => call),
+    [
+      { op: 'malloc', id: 'a', size: 100, seq: 0, line: 1, wasLive: false },
+      { op: 'spawn', spawned: 2, seq: 1, line: 2, wasLive: false, thread: 1 },
+      { op: 'malloc', id: 'b', size: 200, seq: 2, line: 3, wasLive: false, thread: 2 },
+      { op: 'calloc', id: 'c', nmemb: 4, size: 25, seq: 3, line: 4, wasLive: false, thread: 2 },
+      { op: 'spawn', spawned: 7, seq: 4, line: 5, wasLive: false, thread: 2 },
+      { op: 'free', id: 'a', seq: 5, line: 6, wasLive: true, thread: 7 },
+      { op: 'memalign', id: 'd', alignment: 64, size: 10, seq: 6, line: 7, wasLive: false, thread: 7 },
+      { op: 'exit', seq: 7, line: 8, wasLive: false, thread: 7 },
+      { op: 'realloc', id: 'b', size: 300, seq: 8, line: 9, wasLive: true, thread: 1 },
+      { op: 'mallopt', param: 'M_ARENA_MAX', value: 2, seq: 9, line: 10, wasLive: false, thread: 1 },
+      { op: 'mallopt', param: 'M_ARENA_TEST', value: 1, seq: 10, line: 11, wasLive: false, thread: 2 },
+      { op: 'exit', seq: 11, line: 12, wasLive: false, thread: 2 },
+    ],
+  );
+  // The slot of a tagged line's ID is found as an untagged line's is: b, made by thread 2, reallocated by 1.
+  assert.is(events[8].slot, events[2].slot);
+});
+
+test('thread lines are written back as they are read', () => {
+  const text = 'malloc a 100\nspawn 2\n@2 malloc b 200\n@2 free a\n@2 exit\n';
+  const lines = parseTrace(text).map((event) => formatCall(event, event.thread ?? 1));
+  assert.is(`${lines.join('\n')}\n`, text);
+});
 
 test('a line of exactly 4096 characters is fine, also with CRLF; 4097 is not', () => {
   const line4096 = `malloc a 1 #${'x'.repeat(4084)}`;

@@ -2,6 +2,9 @@
  * Use it after glibc's debug allocator (since glibc 2.34, mtrace() in libc itself does nothing):
  *   LD_PRELOAD="/lib/x86_64-linux-gnu/libc_malloc_debug.so.0 /path/libmallocscope-mtrace.so" MALLOC_TRACE=log prog
  * `mallocscope record` does exactly that. Nothing here calls malloc: that would move the traced heap. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <mcheck.h>
 #include <pthread.h>
@@ -44,11 +47,27 @@ static void note_forked_child(void) {
   append_pid_line("fork");
 }
 
+/* mtrace's log does not say which thread made a call, and a threaded program's calls go to several arenas:
+ * its trace would replay as if one thread made them all. So each pthread_create the program makes appends
+ * "PID\tthread" to the same file, and `mallocscope record` refuses (or, if told to, marks) the trace. The
+ * real pthread_create is looked up in the constructor, before tracing starts, so that whatever dlsym
+ * might allocate is not in the log. Threads that glibc starts inside itself (timer and AIO helpers) call its
+ * internal entry point and are not seen. */
+typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+static pthread_create_fn real_pthread_create;
+
+int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*start)(void *), void *arg) {
+  if (real_pthread_create == NULL) return EAGAIN; /* not resolved: cannot happen in a dynamically linked program */
+  if (pids_file && *pids_file) append_pid_line("thread");
+  return real_pthread_create(thread, attr, start, arg);
+}
+
 /* The dynamic linker runs preloaded libraries' constructors before the program's own constructors and main,
  * so every allocation the program makes from there on is logged. `mtrace` resolves to the debug allocator's
  * definition because that library comes first in LD_PRELOAD. Whatever ran before this constructor (the
  * debug allocator's own set-up, mtrace's fopen) is not logged: see docs/glibc.md §9 and docs/mtrace.md. */
 __attribute__((constructor)) static void start_mtrace(void) {
+  real_pthread_create = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
   pids_file = getenv("MALLOCSCOPE_MTRACE_PIDS");
   if (pids_file && *pids_file) {
     append_pid_line(NULL);

@@ -139,5 +139,13 @@ export function maxFastFor(value: number): number {
 }
 
 /** The mallopt parameters the model takes, glibc's names; a parameter's numeric code is its index. */
-export type MalloptParam = 'M_MMAP_THRESHOLD' | 'M_TRIM_THRESHOLD' | 'M_TOP_PAD' | 'M_MMAP_MAX' | 'M_MXFAST';
-export const MALLOPT_PARAMS: readonly MalloptParam[] = ['M_MMAP_THRESHOLD', 'M_TRIM_THRESHOLD', 'M_TOP_PAD', 'M_MMAP_MAX', 'M_MXFAST'];
+export type MalloptParam = 'M_MMAP_THRESHOLD' | 'M_TRIM_THRESHOLD' | 'M_TOP_PAD' | 'M_MMAP_MAX' | 'M_MXFAST' | 'M_ARENA_MAX' | 'M_ARENA_TEST';
+export const MALLOPT_PARAMS: readonly MalloptParam[] = [
+  'M_MMAP_THRESHOLD',
+  'M_TRIM_THRESHOLD',
+  'M_TOP_PAD',
+  'M_MMAP_MAX',
+  'M_MXFAST',
+  'M_ARENA_MAX',
+  'M_ARENA_TEST',
+];

@@ -380,6 +380,13 @@ function setParam(mp: MallocPar, param: MalloptParam, value: number, glibc: Glib
       mp.mmapThreshold = threshold;
       break;
     }
+    // The arena limits leave the sliding alone; a value that is not positive is ignored, yet mallopt returns 1.
+    case 'M_ARENA_MAX':
+      if (value > 0) mp.arenaMax = value;
+      return 1;
+    case 'M_ARENA_TEST':
+      if (value > 0) mp.arenaTest = value;
+      return 1;
   }
   mp.noDynThreshold = true;
   return 1;

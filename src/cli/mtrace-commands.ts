@@ -42,9 +42,13 @@ export function registerMtrace(program: Command): void {
     .argument('[args...]', 'its arguments (put -- before PROGRAM when they hold options)')
     .addOption(outputOption('the trace', "standard output; the program's own standard output then goes to standard error"))
     .option('--log <log>', 'keep the raw mtrace log in this file (default: a temporary file, removed afterwards)')
+    .option(
+      '--ignore-threads',
+      'write the trace even when the program created threads (mtrace drops them, so it replays as one thread: the trace says so in a comment)',
+    )
     .addOption(preambleOption())
     .action(
-      action(async (command: string, args: string[], options: OutputOptions & { log?: string }) => {
+      action(async (command: string, args: string[], options: RecordOptions) => {
         await record(command, args, options);
       }),
     );
@@ -93,7 +97,12 @@ function commandText(command: string, args: string[]): string {
 }
 
 /** Runs the program under mtrace, waits for it, and imports its log. */
-async function record(command: string, args: string[], options: OutputOptions & { log?: string }): Promise<void> {
+interface RecordOptions extends OutputOptions {
+  log?: string;
+  ignoreThreads?: boolean;
+}
+
+async function record(command: string, args: string[], options: RecordOptions): Promise<void> {
   const debugLib = findMallocDebugLib();
   if (!debugLib) {
     throw new MallocscopeError(
@@ -137,7 +146,7 @@ function checkLogPath(log: string, given: string): void {
 async function recordInto(
   command: string,
   args: string[],
-  options: OutputOptions & { log?: string },
+  options: RecordOptions,
   output: OutputFile,
   debugLib: string,
   starter: string,
@@ -152,7 +161,7 @@ async function recordInto(
   const started = new Date();
   const status = await run(command, args, env, output.isStdout);
 
-  const processes = readProcesses(pidsFile);
+  const { processes, threads } = readProcesses(pidsFile);
   const pids = new Set(processes.map((p) => p.pid));
   if (pids.size > 1) {
     const names = processes.map((p) => `${basename(p.program)} ${p.pid}`);
@@ -179,6 +188,16 @@ async function recordInto(
   }
   // An exec chain (a wrapper that execs the real program) keeps one pid; the log is the last program's.
   const program = processes[processes.length - 1].program;
+  // mtrace does not say which thread made a call: replayed as one thread, the trace would be silently wrong
+  // about a threaded program (its threads' arenas, tcaches and heaps are gone).
+  const threadNote = `${basename(program)} created ${threads === 1 ? 'a thread' : `${threads} threads`}: mtrace does not record which thread made each call, so this trace replays as if one thread made them all (one arena), which is not what its glibc did`;
+  if (threads > 0 && !options.ignoreThreads) {
+    throw new MallocscopeError(
+      'RECORD_THREADS',
+      `${threadNote}; no trace written (--ignore-threads writes it anyway, with this note in it; threads are issue 11)`,
+      1,
+    );
+  }
   if (status.signal)
     process.stderr.write(`mallocscope: note: ${command} was killed by ${status.signal}; the end of its log may be missing (the trace says so)\n`);
   else if (status.code !== 0) process.stderr.write(`mallocscope: note: ${command} exited with status ${status.code}; its trace is imported all the same\n`);
@@ -190,6 +209,10 @@ async function recordInto(
     `glibc: ${glibcVersion()}`,
     `exit: ${status.signal ? `killed by ${status.signal}` : `status ${status.code}`}`,
   ];
+  if (threads > 0) {
+    header.push(`threads: ${threadNote}`);
+    process.stderr.write(`mallocscope: warning: ${threadNote} [RECORD_THREADS]\n`);
+  }
   // mtrace writes its log through a 512-byte buffer that only exit() flushes: a program that ends with
   // _exit() (dash does, so does `sh -c 'exit 0'`) or a signal leaves the log empty or cut inside a line.
   // The program's calls up to the last flushed record are still a trace.
@@ -224,16 +247,21 @@ function noteCutShort(command: string): void {
   );
 }
 
-/** The processes the starter library saw: "PID\tPROGRAM" lines, PROGRAM "fork" for a forked child. */
-function readProcesses(path: string): { pid: string; program: string }[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((line) => line.includes('\t'))
-    .map((line) => {
-      const [pid, program] = line.split('\t', 2);
-      return { pid, program: program === 'fork' ? 'a forked child' : program };
-    });
+/**
+ * The processes the starter library saw ("PID\tPROGRAM" lines, PROGRAM "fork" for a forked child) and how many
+ * threads they created ("PID\tthread" lines).
+ */
+function readProcesses(path: string): { processes: { pid: string; program: string }[]; threads: number } {
+  if (!existsSync(path)) return { processes: [], threads: 0 };
+  const processes: { pid: string; program: string }[] = [];
+  let threads = 0;
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (!line.includes('\t')) continue;
+    const [pid, program] = line.split('\t', 2);
+    if (program === 'thread') threads++;
+    else processes.push({ pid, program: program === 'fork' ? 'a forked child' : program });
+  }
+  return { processes, threads };
 }
 
 /** Runs the program with the given environment and resolves with how it ended. */

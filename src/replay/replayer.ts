@@ -4,7 +4,20 @@ import type { SizeT } from '../allocator/size-t.ts';
 import { MallocscopeError, ModelAbortError } from '../errors.ts';
 import type { Syscall } from '../system/api.ts';
 import type { ExactSizes, TraceEvent, TraceOp } from '../trace/api.ts';
-import { MALLOPT_PARAMS, OP_CALLOC, OP_FREE, OP_MALLOC, OP_MALLOPT, OP_MEMALIGN, OP_REALLOC, OP_TRIM, TRACE_OPS, TraceReader } from '../trace/parser.ts';
+import {
+  MALLOPT_PARAMS,
+  OP_CALLOC,
+  OP_EXIT,
+  OP_FREE,
+  OP_MALLOC,
+  OP_MALLOPT,
+  OP_MEMALIGN,
+  OP_REALLOC,
+  OP_SPAWN,
+  OP_TRIM,
+  TRACE_OPS,
+  TraceReader,
+} from '../trace/parser.ts';
 import type { Malloc } from '../allocator/malloc.ts';
 import { createMalloc, presetName, type ModelOptions } from './setup.ts';
 import { ChunkState, NIL, chunk2mem } from '../allocator/chunks.ts';
@@ -58,7 +71,22 @@ const OP_CODE: Record<TraceOp, number> = {
   free: OP_FREE,
   mallopt: OP_MALLOPT,
   trim: OP_TRIM,
+  spawn: OP_SPAWN,
+  exit: OP_EXIT,
 };
+
+/**
+ * A thread line (spawn, exit, or a call by a thread other than 1) stops the replay: the model has one arena
+ * and one thread today, and replaying a threaded program as if one thread made every call would be silently
+ * wrong (docs/trace-format.md, threads). The real glibc replays such traces (`mallocscope oracle`).
+ */
+function threadsRefused(seq: number, line: number, op: number, thread: number): MallocscopeError {
+  const who = op === OP_SPAWN || op === OP_EXIT ? TRACE_OPS[op] : `${TRACE_OPS[op]} by thread ${thread}`;
+  return new MallocscopeError(
+    'MODEL_THREADS',
+    `event ${seq} (line ${line}, ${who}): the model replays one thread (the main arena) and cannot replay this threaded trace yet; \`mallocscope oracle\` replays it through the real glibc`,
+  );
+}
 
 /** Replays events one at a time through one allocator. */
 export class Replayer {
@@ -107,6 +135,9 @@ export class Replayer {
 
   /** Applies one event. An internal inconsistency or a glibc abort stops with the event's seq and line. */
   apply(event: TraceEvent): ReplayOutcome {
+    if (event.op === 'spawn' || event.op === 'exit' || (event.thread ?? 1) !== 1) {
+      throw threadsRefused(event.seq, event.line, OP_CODE[event.op], event.thread ?? 1);
+    }
     const exact = event.exact;
     if (exact) {
       // Values past 2^53: the entry points take them exactly (as bigints) and check them in glibc's order.
@@ -148,7 +179,7 @@ export class Replayer {
    */
   applyNext(reader: TraceReader): ReplayOutcome | null {
     if (!reader.readRaw()) return null;
-    if (reader.exact) return this.apply(reader.currentEvent());
+    if (reader.exact || reader.threaded) return this.apply(reader.currentEvent());
     const seq = reader.seq - 1;
     const result = this.step(
       reader.op,

@@ -106,6 +106,10 @@ export function callText(event: TraceEvent): string {
       return `mallopt(${event.param}, ${event.value})`;
     case 'trim':
       return `malloc_trim(${event.exact?.pad ?? event.pad})`;
+    case 'spawn':
+      return `pthread_create(thread ${event.spawned})`;
+    case 'exit':
+      return `thread ${event.thread ?? 1} returns`;
   }
 }
 
@@ -366,6 +370,10 @@ function explainBody(before: StateBefore, event: TraceEvent, outcome: ReplayOutc
       return mallopt(before, event, outcome);
     case 'trim':
       return trim(event, outcome);
+    case 'spawn':
+    case 'exit':
+      // The replay refuses thread lines (MODEL_THREADS) before they reach an explanation.
+      throw new MallocscopeError('MODEL_THREADS', `event ${event.seq} (line ${event.line}, ${event.op}): explain does not narrate threads yet`);
   }
 }
 
@@ -516,6 +524,12 @@ function mallopt(before: StateBefore, event: TraceEvent & { op: 'mallopt' }, out
       if (!o.accepted) return `${consolidate}refused (M_MXFAST takes 0…${o.limit}) → returns 0`;
       const fast = o.fastbinsTakeNone ? 'fastbins take no chunk now' : `fastbins now take chunks up to ${o.maxFast}`;
       return `${consolidate}${fast}; the sliding threshold is not affected`;
+    }
+    case 'M_ARENA_MAX':
+    case 'M_ARENA_TEST': {
+      const field = event.param === 'M_ARENA_MAX' ? 'arena_max' : 'arena_test';
+      if (v <= 0) return `${consolidate}a value that is not positive is ignored (mallopt still returns 1); the sliding threshold is not affected`;
+      return `${consolidate}${field} = ${v}, the limit on arenas for threads; the sliding threshold is not affected`;
     }
   }
 }

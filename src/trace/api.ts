@@ -1,8 +1,8 @@
 // The shapes of trace format v1 (docs/trace-format.md): the calls a trace holds, and the events the reader
 // hands out (a call plus where it stood in the file and the dense slot of its block). Interfaces only.
 
-/** The seven verbs of trace format v1. */
-export type TraceOp = 'malloc' | 'calloc' | 'realloc' | 'memalign' | 'free' | 'mallopt' | 'trim';
+/** The seven verbs of trace format v1, then the two of threads. */
+export type TraceOp = 'malloc' | 'calloc' | 'realloc' | 'memalign' | 'free' | 'mallopt' | 'trim' | 'spawn' | 'exit';
 
 /** The mallopt parameters a trace may set (glibc's names, from <malloc.h>). */
 import type { MalloptParam } from '../allocator/constants.ts';
@@ -65,8 +65,20 @@ export interface TrimCall {
   pad: number;
 }
 
+/** spawn U: the line's thread creates thread U (pthread_create). */
+export interface SpawnCall {
+  op: 'spawn';
+  /** The new thread's number (never used before in the trace). */
+  spawned: number;
+}
+
+/** exit: the line's thread returns from its start routine (never thread 1). */
+export interface ExitCall {
+  op: 'exit';
+}
+
 /** One call of a trace, as a program would make it. */
-export type TraceCall = MallocCall | CallocCall | ReallocCall | MemalignCall | FreeCall | MalloptCall | TrimCall;
+export type TraceCall = MallocCall | CallocCall | ReallocCall | MemalignCall | FreeCall | MalloptCall | TrimCall | SpawnCall | ExitCall;
 
 /** Where a call stood in its trace, and which block it names. */
 export interface EventPlace {
@@ -81,6 +93,11 @@ export interface EventPlace {
   slot: number;
   /** For realloc: whether the ID was live before this call (false means realloc(NULL, size)). */
   wasLive: boolean;
+  /**
+   * The thread that makes the call (`@T` on its line; 1, the main thread, without a tag). Present on every
+   * event from the trace's first thread line (a tag, spawn or exit) on; absent means thread 1.
+   */
+  thread?: number;
   /**
    * The exact values of the number fields above 2^53, which the number fields only approximate. Present only
    * then: glibc's early refusals of huge requests (near 2^63) depend on exact size_t arithmetic.

@@ -6,7 +6,7 @@ import { parseNumberBytes } from '../number.ts';
 import { TraceError } from '../errors.ts';
 import type { ExactSizes, TraceEvent, TraceOp } from './api.ts';
 import { IdTable } from './id-table.ts';
-import { MALLOPT_PARAMS, OP_CALLOC, OP_FREE, OP_MALLOC, OP_MALLOPT, OP_MEMALIGN, OP_REALLOC, OP_TRIM, TRACE_OPS } from './vocabulary.ts';
+import { MALLOPT_PARAMS, OP_CALLOC, OP_EXIT, OP_FREE, OP_MALLOC, OP_MALLOPT, OP_MEMALIGN, OP_REALLOC, OP_SPAWN, OP_TRIM, TRACE_OPS } from './vocabulary.ts';
 
 /** The longest line the format allows, in bytes, not counting `\n` and a `\r` before it. */
 export const MAX_LINE_LENGTH = 4096;
@@ -57,6 +57,8 @@ const VERBS: readonly VerbShape[] = [
   { op: 'free', fields: ['ID'] },
   { op: 'mallopt', fields: ['PARAM', 'VALUE'] },
   { op: 'trim', fields: ['PAD'] },
+  { op: 'spawn', fields: ['THREAD'] },
+  { op: 'exit', fields: [] },
 ];
 const ascii = new TextEncoder();
 const verbBytes = VERBS.map((v) => ascii.encode(v.op));
@@ -67,7 +69,10 @@ const paramBytes = PARAMS.map((p) => ascii.encode(p));
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 const lenientUtf8 = new TextDecoder('utf-8');
 
-export { TRACE_OPS, MALLOPT_PARAMS, OP_MALLOC, OP_CALLOC, OP_REALLOC, OP_MEMALIGN, OP_FREE, OP_MALLOPT, OP_TRIM };
+export { TRACE_OPS, MALLOPT_PARAMS, OP_MALLOC, OP_CALLOC, OP_REALLOC, OP_MEMALIGN, OP_FREE, OP_MALLOPT, OP_TRIM, OP_SPAWN, OP_EXIT };
+
+/** The largest thread number a trace may use (a C int, as the oracle keeps it). */
+export const MAX_THREAD = 2147483647;
 
 /**
  * Where a reader gets its bytes from: read() fills into[offset, offset + length) and returns how many bytes it
@@ -78,8 +83,11 @@ export interface ByteSource {
   close(): void;
 }
 
-/** At most this many tokens are located on a line; more are only counted (for the field-count error). */
-const MAX_TOKENS = 4;
+/**
+ * At most this many tokens are located on a line (a thread tag and a verb with three fields); more are only
+ * counted (for the field-count error).
+ */
+const MAX_TOKENS = 5;
 
 /**
  * Reads a trace one call at a time. Iterate it (`for (const event of reader)`) for fresh event objects, or,
@@ -114,6 +122,12 @@ export class TraceReader implements IterableIterator<TraceEvent> {
   pad = 0;
   /** Exact values of fields above 2^53, or null. */
   exact: ExactSizes | null = null;
+  /** The thread making the call (its line's `@T`; 1 without a tag). */
+  thread = 1;
+  /** spawn's THREAD: the thread it creates. */
+  spawned = 0;
+  /** Whether a thread line (a tag, spawn or exit) has been read: from then on events carry `thread`. */
+  threaded = false;
 
   private source: ByteSource | null;
   private buf: Uint8Array;
@@ -137,6 +151,10 @@ export class TraceReader implements IterableIterator<TraceEvent> {
   private idHigh = 0;
   /** A slot whose ID ended on the last line: removed at the next read, so that its ID can still be asked for. */
   private ending = -1;
+  /** Every thread the trace has named by spawn (and thread 1): 0 while it runs, else the line of its exit. */
+  private readonly threads = new Map<number, number>([[1, 0]]);
+  /** The line that spawned each thread, for the errors. */
+  private readonly spawnedAt = new Map<number, number>();
 
   /** Reads from a byte source or a whole buffer; use readTrace (reader.ts) or {@link parseTrace}. */
   constructor(source: ByteSource | { bytes: Uint8Array }, name: string, chunkSize = DEFAULT_CHUNK) {
@@ -201,11 +219,18 @@ export class TraceReader implements IterableIterator<TraceEvent> {
       case OP_MALLOPT:
         event = { op: 'mallopt', param: PARAMS[this.param], value: this.value, seq, line, slot: -1, wasLive: false };
         break;
-      default:
+      case OP_TRIM:
         event = { op: 'trim', pad: this.pad, seq, line, slot: -1, wasLive: false };
+        break;
+      case OP_SPAWN:
+        event = { op: 'spawn', spawned: this.spawned, seq, line, slot: -1, wasLive: false };
+        break;
+      default:
+        event = { op: 'exit', seq, line, slot: -1, wasLive: false };
         break;
     }
     if (this.exact) event.exact = this.exact;
+    if (this.threaded) event.thread = this.thread;
     return event;
   }
 
@@ -360,12 +385,72 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     const length = lineEnd - this.lineStart - (lineEnd > this.lineStart && buf[lineEnd - 1] === 0x0d ? 1 : 0);
     if (length > MAX_LINE_LENGTH) this.throwLine('TRACE_LINE_TOO_LONG', `line is longer than ${MAX_LINE_LENGTH} characters`);
     if (tokens === 0) return false;
+    this.thread = 1;
+    if (buf[this.tokenStart[0]] === 0x40) return this.parseTagged();
+    return this.parseCall(tokens);
+  }
 
+  /**
+   * A line that starts with a thread tag `@T`: checks T (a running thread), then reads the call after it as
+   * an untagged line, its ID hashed again (nextLine hashed the token after the tag).
+   */
+  private parseTagged(): boolean {
+    const thread = this.threadNumber(0, 1, 'thread tag');
+    if (this.tokenCount === 1) this.throwLine('TRACE_THREAD_TAG', `thread tag '${this.tokenText(0)}' is not followed by a call`);
+    this.threaded = true;
+    this.checkRunning(thread);
+    const tokenStart = this.tokenStart;
+    const tokenEnd = this.tokenEnd;
+    tokenStart.copyWithin(0, 1);
+    tokenEnd.copyWithin(0, 1);
+    this.tokenCount--;
+    if (this.tokenCount > 1) {
+      let hash = 0x811c9dc5;
+      let high = 0;
+      for (let i = tokenStart[1]; i < tokenEnd[1]; i++) {
+        hash = Math.imul(hash ^ this.buf[i], 0x01000193);
+        high |= this.buf[i];
+      }
+      this.idHash = hash | 0;
+      this.idHigh = high;
+    }
+    this.thread = thread;
+    return this.parseCall(this.tokenCount);
+  }
+
+  /** The thread number in token `token` after `skip` bytes (the `@` of a tag): decimal, 1 to MAX_THREAD. */
+  private threadNumber(token: number, skip: number, what: string): number {
+    const start = this.tokenStart[token] + skip;
+    const end = this.tokenEnd[token];
+    let value = 0;
+    let ok = end > start && !(this.buf[start] === 0x30 && end - start > 1);
+    for (let i = start; ok && i < end; i++) {
+      const digit = this.buf[i] - 0x30;
+      if (digit < 0 || digit > 9) ok = false;
+      else value = value * 10 + digit;
+      if (value > MAX_THREAD) ok = false;
+    }
+    if (!ok || value === 0) {
+      this.throwLine('TRACE_BAD_THREAD', `${what} '${this.tokenText(token)}' is not a thread number (decimal, 1 to ${MAX_THREAD}, no leading zero)`);
+    }
+    return value;
+  }
+
+  /** A thread that makes a call must have been spawned and not have exited. */
+  private checkRunning(thread: number): void {
+    const exitedAt = this.threads.get(thread);
+    if (exitedAt === undefined) this.throwLine('TRACE_THREAD_UNKNOWN', `thread ${thread} was never spawned`);
+    if (exitedAt > 0) this.throwLine('TRACE_THREAD_EXITED', `thread ${thread} has exited (line ${exitedAt})`);
+  }
+
+  /** Parses the call on the current line (its tag, if any, taken off): false never (a call is always read). */
+  private parseCall(tokens: number): boolean {
     const verb = this.verbIndex();
     const shape = VERBS[verb];
     if (tokens - 1 !== shape.fields.length) {
       const n = shape.fields.length;
-      this.throwLine('TRACE_FIELD_COUNT', `${shape.op} takes ${n} field${n === 1 ? '' : 's'} (${shape.fields.join(' ')}), found ${tokens - 1}`);
+      const takes = n === 0 ? 'no fields' : `${n} field${n === 1 ? '' : 's'} (${shape.fields.join(' ')})`;
+      this.throwLine('TRACE_FIELD_COUNT', `${shape.op} takes ${takes}, found ${tokens - 1}`);
     }
     this.exact = null;
     this.op = verb;
@@ -415,8 +500,30 @@ export class TraceReader implements IterableIterator<TraceEvent> {
         this.value = this.intValue(2);
         this.slot = -1;
         break;
-      default:
+      case OP_TRIM:
         this.pad = this.sizeField(1, 'PAD');
+        this.slot = -1;
+        break;
+      case OP_SPAWN: {
+        const spawned = this.threadNumber(1, 0, 'THREAD');
+        if (this.threads.has(spawned)) {
+          const at = this.spawnedAt.get(spawned);
+          this.throwLine(
+            'TRACE_THREAD_REUSED',
+            `thread ${spawned} already exists${at === undefined ? ' (the main thread)' : ` (spawned at line ${at})`}: a spawned thread is new`,
+          );
+        }
+        this.threads.set(spawned, 0);
+        this.spawnedAt.set(spawned, this.lineNumber);
+        this.spawned = spawned;
+        this.threaded = true;
+        this.slot = -1;
+        break;
+      }
+      default:
+        if (this.thread === 1) this.throwLine('TRACE_MAIN_EXIT', 'exit in thread 1: the main thread never exits');
+        this.threads.set(this.thread, this.lineNumber);
+        this.threaded = true;
         this.slot = -1;
         break;
     }
@@ -432,11 +539,15 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     const first = this.buf[start];
     let verb = -1;
     if (length === 6) verb = first === 0x6d ? OP_MALLOC : first === 0x63 ? OP_CALLOC : -1;
-    else if (length === 4) verb = first === 0x66 ? OP_FREE : first === 0x74 ? OP_TRIM : -1;
+    else if (length === 4) verb = first === 0x66 ? OP_FREE : first === 0x74 ? OP_TRIM : first === 0x65 ? OP_EXIT : -1;
+    else if (length === 5) verb = first === 0x73 ? OP_SPAWN : -1;
     else if (length === 7) verb = first === 0x72 ? OP_REALLOC : first === 0x6d ? OP_MALLOPT : -1;
     else if (length === 8) verb = OP_MEMALIGN;
     if (verb >= 0 && this.tokenEquals(start, length, verbBytes[verb])) return verb;
-    this.throwLine('TRACE_UNKNOWN_VERB', `unknown verb '${this.tokenText(0)}' (expected malloc, calloc, realloc, memalign, free, mallopt or trim)`);
+    this.throwLine(
+      'TRACE_UNKNOWN_VERB',
+      `unknown verb '${this.tokenText(0)}' (expected malloc, calloc, realloc, memalign, free, mallopt, trim, spawn or exit)`,
+    );
   }
 
   private tokenEquals(start: number, length: number, word: Uint8Array): boolean {
@@ -512,7 +623,7 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     }
     this.throwLine(
       'TRACE_UNKNOWN_PARAM',
-      `unknown mallopt parameter '${this.tokenText(token)}' (expected M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX or M_MXFAST)`,
+      `unknown mallopt parameter '${this.tokenText(token)}' (expected ${PARAMS.slice(0, -1).join(', ')} or ${PARAMS[PARAMS.length - 1]})`,
     );
   }
 

@@ -4,7 +4,7 @@ import type { TraceOp } from './api.ts';
 import { MALLOPT_PARAMS } from '../allocator/constants.ts';
 
 /** The verbs; a verb's numeric code is its index. */
-export const TRACE_OPS: readonly TraceOp[] = ['malloc', 'calloc', 'realloc', 'memalign', 'free', 'mallopt', 'trim'];
+export const TRACE_OPS: readonly TraceOp[] = ['malloc', 'calloc', 'realloc', 'memalign', 'free', 'mallopt', 'trim', 'spawn', 'exit'];
 
 /** The mallopt parameters a trace may set (glibc's, from the core); a parameter's numeric code is its index. */
 export { MALLOPT_PARAMS };
@@ -17,3 +17,6 @@ export const OP_MEMALIGN = 3;
 export const OP_FREE = 4;
 export const OP_MALLOPT = 5;
 export const OP_TRIM = 6;
+/** The thread verbs (docs/trace-format.md, threads): spawn U, exit. */
+export const OP_SPAWN = 7;
+export const OP_EXIT = 8;

@@ -25,8 +25,17 @@ function checkSize(value: number, field: string): number {
 /** Writes a size_t value; exact below 2^53, in hexadecimal above (the nearest double, see the format doc). */
 const sizeText = formatNumber;
 
-/** The line (without `\n`) that records one call. Throws for a call the format cannot hold. */
-export function formatCall(call: TraceCall): string {
+/**
+ * The line (without `\n`) that records one call, tagged `@T` when `thread` is given and not 1. Throws for a
+ * call the format cannot hold.
+ */
+export function formatCall(call: TraceCall, thread = 1): string {
+  if (thread !== 1) {
+    if (!Number.isInteger(thread) || thread < 1 || thread > 2147483647) {
+      throw new MallocscopeError('TRACE_WRITE_NUMBER', `cannot write thread ${thread}: a thread is a whole number from 1 to 2147483647`);
+    }
+    return `@${thread} ${formatCall(call)}`;
+  }
   switch (call.op) {
     case 'malloc':
       return `malloc ${checkId(call.id)} ${sizeText(checkSize(call.size, 'SIZE'))}`;
@@ -45,6 +54,13 @@ export function formatCall(call: TraceCall): string {
       return `mallopt ${call.param} ${call.value}`;
     case 'trim':
       return `trim ${sizeText(checkSize(call.pad, 'PAD'))}`;
+    case 'spawn':
+      if (!Number.isInteger(call.spawned) || call.spawned < 2 || call.spawned > 2147483647) {
+        throw new MallocscopeError('TRACE_WRITE_NUMBER', `cannot write spawn ${call.spawned}: a new thread is a whole number from 2 to 2147483647`);
+      }
+      return `spawn ${call.spawned}`;
+    case 'exit':
+      return 'exit';
   }
 }
 
@@ -74,8 +90,8 @@ export class TraceWriter {
   }
 
   /** Appends one call. */
-  write(call: TraceCall): void {
-    this.line(formatCall(call));
+  write(call: TraceCall, thread = 1): void {
+    this.line(formatCall(call, thread));
   }
 
   /** Appends a comment line (each line of `text` becomes `# …`). */

@@ -3,11 +3,13 @@
 // that create a block as one string table), plus named sections of typed arrays (timeline, checkpoints).
 // Plain TypeScript with no Node API, so the page bundles it as it is.
 import type { TraceEvent, TraceOp } from '../../trace/api.ts';
+import { MallocscopeError } from '../../errors.ts';
 
 export { TRACE_OPS as OPS, MALLOPT_PARAMS as PARAMS } from '../../trace/vocabulary.ts';
 import { TRACE_OPS as OPS, MALLOPT_PARAMS as PARAMS } from '../../trace/vocabulary.ts';
 
-const OP_CODE: Record<TraceOp, number> = { malloc: 0, calloc: 1, realloc: 2, memalign: 3, free: 4, mallopt: 5, trim: 6 };
+/** Op codes below 8 (the flag bits start at 0x08): the thread verbs have none until the page shows threads. */
+const OP_CODE: Record<TraceOp, number> = { malloc: 0, calloc: 1, realloc: 2, memalign: 3, free: 4, mallopt: 5, trim: 6, spawn: -1, exit: -1 };
 /** Flag bits of the op byte. */
 const WAS_LIVE = 0x08;
 const NEXT_LINE = 0x10; // the event is on the line after the previous event's
@@ -164,6 +166,10 @@ export class EventEncoder {
   count = 0;
 
   add(event: TraceEvent): void {
+    if (event.op === 'spawn' || event.op === 'exit' || (event.thread ?? 1) !== 1) {
+      // The model refuses threads before this (MODEL_THREADS); the page's event stream has no room for them yet.
+      throw new MallocscopeError('MODEL_THREADS', `event ${event.seq} (line ${event.line}, ${event.op}): the report does not show threads yet`);
+    }
     let op = OP_CODE[event.op];
     if (event.wasLive) op |= WAS_LIVE;
     if (event.line === this.lastLine + 1) op |= NEXT_LINE;
@@ -355,6 +361,8 @@ export class EventColumns {
         return { op, param: PARAMS[this.a[seq]], value: this.b[seq], ...place };
       case 'trim':
         return { op, pad: this.a[seq], ...place };
+      default:
+        throw new MallocscopeError('MODEL_THREADS', `event ${seq}: the report does not show threads yet`);
     }
   }
 
@@ -376,6 +384,8 @@ export class EventColumns {
         return `mallopt ${PARAMS[a]} ${b}`;
       case 'trim':
         return `trim ${a}`;
+      default:
+        return op;
     }
   }
 }

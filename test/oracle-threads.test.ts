@@ -453,6 +453,15 @@ test('threads are decided from the whole trace: a tag on its last line gives eve
       last,
     );
   }
+  // The look ahead stops at a binary byte (the trace ends there in an error anyway): a tag after it does not
+  // count, one before it does.
+  const binary = oracle([traceFile('malloc a 1\n\u0001\n@2 malloc b 1\n')]);
+  assert.equal(events(binary.stdout), [{ seq: 0, op: 'malloc', id: 'a', where: 'heap', chunk: 32, offset: without[0].offset }]);
+  assert.match(binary.stderr, /:2: binary data \(byte 0x01 at column 1\); a trace is text \[TRACE_BINARY\]\n$/);
+  assert.equal(
+    events(oracle([traceFile('malloc a 1\nspawn 2\n\u0001\n')]).stdout).map((e) => e.thread),
+    [1, 1],
+  );
   // Words that only look like it do not count: a comment, an ID, a later field.
   for (const text of ['# spawn 2\nmalloc a 1\n', 'malloc spawn 1\nfree spawn\n', 'malloc @2 1\n', 'malloc exit 1\n']) {
     assert.ok(

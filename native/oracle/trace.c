@@ -435,7 +435,8 @@ int trace_next(struct trace_reader *r, struct trace_call *call)
 
 /* ---- does the trace have threads? ----------------------------------------------------------------------- */
 
-/* Looks at the first field of each line, across reads: 1 as soon as one is a tag, `spawn` or `exit`. */
+/* Looks at the first field of each line, across reads: 1 as soon as one is a tag, `spawn` or `exit`; -1 at a
+ * binary byte, where the trace ends in an error whatever follows (and /dev/zero would never end); else 0. */
 struct first_fields {
     enum { AT_LINE_START, IN_FIRST_FIELD, TO_LINE_END } state;
     char field[6];      /* the first field's first bytes: enough to tell "spawn" and "exit" */
@@ -452,6 +453,7 @@ static int scan_first_fields(struct first_fields *s, const char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char c = p[i];
+        if (is_binary_byte((unsigned char)c)) return -1;
         switch (s->state) {
         case AT_LINE_START:
             if (c == '\n' || is_separator(c)) break;
@@ -485,28 +487,29 @@ int trace_has_threads(struct trace_reader *r)
     off_t at = lseek(r->fd, 0, SEEK_CUR);
     int found = 0;
     if (at >= 0) {
-        /* A file: read it through (stopping at the first sign of a thread), then rewind. */
-        while (!found && !r->eof) {
+        /* A file: read it through (up to the first sign of a thread, or a binary byte), then rewind. */
+        while (found == 0 && !r->eof) {
             r->start = r->end = 0;
             fill(r);
             found = scan_first_fields(&s, r->buf, r->end);
         }
-        if (!found && s.state == IN_FIRST_FIELD) found = first_field_is_thread(&s);
+        if (found == 0 && s.state == IN_FIRST_FIELD) found = first_field_is_thread(&s);
         if (lseek(r->fd, at, SEEK_SET) < 0) trace_open_error(r->display_name, errno, r->flush_first);
         r->start = r->end = 0;
         r->eof = 0;
-        return found;
+        return found > 0;
     }
-    /* A pipe: keep all of it, and let the reader take its lines from memory. */
-    for (;;) {
+    /* A pipe: keep what it takes to know (all of it when there are no threads) in the reader's buffer, so
+     * that the reader takes its first lines from there, then reads on from the pipe. */
+    while (found == 0 && !r->eof) {
         if (r->cap - r->end < READ_CHUNK) {
             r->buf = region_remap(r->buf, r->cap, r->cap * 2);
             r->cap *= 2;
         }
+        size_t from = r->end;
         fill(r);
-        if (r->eof) break;
+        found = scan_first_fields(&s, r->buf + from, r->end - from);
     }
-    found = scan_first_fields(&s, r->buf, r->end);
-    if (!found && s.state == IN_FIRST_FIELD) found = first_field_is_thread(&s);
-    return found;
+    if (found == 0 && s.state == IN_FIRST_FIELD) found = first_field_is_thread(&s);
+    return found > 0;
 }

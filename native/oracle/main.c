@@ -1,5 +1,6 @@
 /* mallocscope-oracle: replays a trace (docs/trace-format.md) through this process's real glibc malloc and
- * prints one JSON line per call, so that the model can be checked against the real thing. */
+ * prints one JSON line per call, so that the model can be checked against the real thing. A trace with threads
+ * runs each trace thread in a real thread of its own, one at a time in the trace's order (lockstep.h). */
 #define _GNU_SOURCE
 #include "arenas.h"
 #include "idtable.h"

@@ -91,6 +91,10 @@ for (const name of readdirSync(join(root, 'examples')).filter((f) => f.endsWith(
   test(`example ${name}`, () => agrees(join(root, 'examples', name), name, true));
 }
 
+test('mallopt M_ARENA_MAX and M_ARENA_TEST in one thread: consolidation first, non-positive values ignored', () => {
+  agrees(join(root, 'test/fixtures/oracle/arena-mallopt.trace'), 'arena-mallopt', true);
+});
+
 const real = join(root, 'test/fixtures/real');
 const realTraces = existsSync(real) ? readdirSync(real).filter((f) => f.endsWith('.trace')) : [];
 test('there are traces of at least three real programs', () => {

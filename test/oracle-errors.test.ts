@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TraceError } from '../dist/errors.js';
 import { ORACLE_BINARY, oracleEnv, runOracle } from '../dist/oracle/oracle.js';
+import { parseTrace } from '../dist/trace/reader.js';
 import { builtFile } from '../dist/native.js';
 import { mallocscope } from './support/cli.ts';
 
@@ -60,6 +61,14 @@ function assertError(run: Run, path: string, line: number, message: string, code
 function expectError(text: string | Uint8Array, line: number, message: string, code: string): Run {
   const run = runTrace(text);
   assertError(run, run.path, line, message, code);
+  // The TypeScript reader gives the same error, word for word (docs/trace-format.md).
+  try {
+    parseTrace(text, { name: run.path });
+    assert.unreachable(`the reader accepted what the oracle refused: ${message}`);
+  } catch (error) {
+    assert.instance(error, TraceError);
+    assert.is((error as TraceError).describe(), `${run.path}:${line}: ${message} [${code}]`);
+  }
   return run;
 }
 
@@ -92,12 +101,12 @@ test('TRACE_LINE_TOO_LONG', () => {
 });
 
 test('TRACE_UNKNOWN_VERB', () => {
-  const expected = "unknown verb 'MALLOC' (expected malloc, calloc, realloc, memalign, free, mallopt or trim)";
+  const expected = "unknown verb 'MALLOC' (expected malloc, calloc, realloc, memalign, free, mallopt, trim, spawn or exit)";
   expectError('MALLOC a 1\n', 1, expected, 'TRACE_UNKNOWN_VERB');
   expectError(
     '  posix_memalign a 16 1 # x\n',
     1,
-    "unknown verb 'posix_memalign' (expected malloc, calloc, realloc, memalign, free, mallopt or trim)",
+    "unknown verb 'posix_memalign' (expected malloc, calloc, realloc, memalign, free, mallopt, trim, spawn or exit)",
     'TRACE_UNKNOWN_VERB',
   );
 });
@@ -145,8 +154,9 @@ test('TRACE_RANGE', () => {
 });
 
 test('TRACE_UNKNOWN_PARAM', () => {
-  const expected = (x: string) => `unknown mallopt parameter '${x}' (expected M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX or M_MXFAST)`;
-  expectError('mallopt M_ARENA_MAX 1\n', 1, expected('M_ARENA_MAX'), 'TRACE_UNKNOWN_PARAM');
+  const expected = (x: string) =>
+    `unknown mallopt parameter '${x}' (expected M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX, M_MXFAST, M_ARENA_MAX or M_ARENA_TEST)`;
+  expectError('mallopt M_ARENA_MAXIMUM 1\n', 1, expected('M_ARENA_MAXIMUM'), 'TRACE_UNKNOWN_PARAM');
   expectError('mallopt m_top_pad 1\n', 1, expected('m_top_pad'), 'TRACE_UNKNOWN_PARAM');
   expectError('mallopt -3 1\n', 1, expected('-3'), 'TRACE_UNKNOWN_PARAM');
 });
@@ -173,6 +183,72 @@ test('TRACE_ID_NOT_LIVE', () => {
   expectError('free a\n', 1, "free of ID 'a', which is not live", 'TRACE_ID_NOT_LIVE');
   expectError('malloc a 1\nfree a\nfree a\n', 3, "free of ID 'a', which is not live", 'TRACE_ID_NOT_LIVE');
   expectError('realloc a 5\nrealloc a 0\nfree a\n', 3, "free of ID 'a', which is not live", 'TRACE_ID_NOT_LIVE');
+});
+
+// ---- threads: @T tags, spawn, exit ----------------------------------------------------------------------
+
+test('M_ARENA_MAX and M_ARENA_TEST are mallopt parameters', () => {
+  assert.equal(
+    good('mallopt M_ARENA_MAX 1\nmallopt M_ARENA_TEST 2\n').map((e) => e.op),
+    ['mallopt', 'mallopt'],
+  );
+});
+
+test('TRACE_THREAD_TAG: a tag that is not @ and a thread number, or has no call after it', () => {
+  const tag = (x: string) => `thread tag is not a thread number: '${x}' (expected @ and a decimal number from 1 to 2147483647)`;
+  for (const x of ['@x', '@0', '@', '@0x2', '@-1', '@+1', '@2147483648', '@2malloc']) expectError(`${x} malloc a 1\n`, 1, tag(x), 'TRACE_THREAD_TAG');
+  expectError('malloc a 1\n@2\n', 2, "thread tag '@2' has no call after it", 'TRACE_THREAD_TAG');
+  expectError('@3 # a comment\n', 1, "thread tag '@3' has no call after it", 'TRACE_THREAD_TAG');
+});
+
+test('TRACE_THREAD_NUMBER: spawn of something that is not a thread number', () => {
+  const number = (x: string) => `THREAD is not a thread number: '${x}' (expected a decimal number from 1 to 2147483647)`;
+  for (const x of ['x', '0', '-2', '0x2', '2147483648']) expectError(`spawn ${x}\n`, 1, number(x), 'TRACE_THREAD_NUMBER');
+});
+
+test('TRACE_FIELD_COUNT for spawn and exit; TRACE_UNKNOWN_VERB after a tag', () => {
+  expectError('spawn\n', 1, 'spawn takes 1 field (THREAD), found 0', 'TRACE_FIELD_COUNT');
+  expectError('@1 spawn 2 3\n', 1, 'spawn takes 1 field (THREAD), found 2', 'TRACE_FIELD_COUNT');
+  expectError('spawn 2\n@2 exit now\n', 2, 'exit takes no fields, found 1', 'TRACE_FIELD_COUNT');
+  expectError(
+    '@1 mallok a 1\n',
+    1,
+    "unknown verb 'mallok' (expected malloc, calloc, realloc, memalign, free, mallopt, trim, spawn or exit)",
+    'TRACE_UNKNOWN_VERB',
+  );
+});
+
+test('TRACE_THREAD_UNKNOWN, TRACE_THREAD_EXITED: a line of a thread that was never spawned, or has exited', () => {
+  expectError('malloc a 1\n@2 free a\n', 2, 'thread 2 was never spawned', 'TRACE_THREAD_UNKNOWN');
+  expectError('spawn 2\n@3 spawn 4\n', 2, 'thread 3 was never spawned', 'TRACE_THREAD_UNKNOWN');
+  expectError('spawn 2\n\n@2 exit\n@2 malloc a 1\n', 4, 'thread 2 has exited (at line 3)', 'TRACE_THREAD_EXITED');
+  expectError('spawn 2\n@2 exit\n@2 exit\n', 3, 'thread 2 has exited (at line 2)', 'TRACE_THREAD_EXITED');
+});
+
+test('TRACE_THREAD_NOT_NEW: spawn of a thread that exists or existed; TRACE_EXIT_MAIN: thread 1 cannot exit', () => {
+  expectError('spawn 2\n@2 spawn 2\n', 2, 'spawn of thread 2, which is not new (spawned at line 1)', 'TRACE_THREAD_NOT_NEW');
+  expectError('spawn 2\n@2 spawn 3\n@2 exit\nspawn 2\n', 4, 'spawn of thread 2, which is not new (spawned at line 1)', 'TRACE_THREAD_NOT_NEW');
+  expectError('spawn 1\n', 1, 'spawn of thread 1, which is not new (the main thread)', 'TRACE_THREAD_NOT_NEW');
+  expectError('exit\n', 1, 'thread 1, the main thread, cannot exit', 'TRACE_EXIT_MAIN');
+  expectError('@1 exit\n', 1, 'thread 1, the main thread, cannot exit', 'TRACE_EXIT_MAIN');
+});
+
+test('thread checks come after the fields and before liveness; the lines before a bad one come out first', () => {
+  // fields first: a bad SIZE on a line of an unknown thread
+  expectError('@2 malloc a x\n', 1, "SIZE is not a number: 'x' (decimal or 0x-hexadecimal)", 'TRACE_BAD_NUMBER');
+  // the line's thread before the ID's liveness
+  expectError('@2 free a\n', 1, 'thread 2 was never spawned', 'TRACE_THREAD_UNKNOWN');
+  // the tag before the verb
+  expectError('@x bogus\n', 1, "thread tag is not a thread number: '@x' (expected @ and a decimal number from 1 to 2147483647)", 'TRACE_THREAD_TAG');
+  // an error met by a spawned thread: the lines before it, then the error, exit 1
+  const run = expectError('spawn 2\n@2 malloc a 100\n@2 free b\n', 3, "free of ID 'b', which is not live", 'TRACE_ID_NOT_LIVE');
+  assert.equal(
+    run.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l).op),
+    ['spawn', 'malloc'],
+  );
 });
 
 test('TRACE_OPEN: a missing file, a directory (the oracle, the runner, and the command line)', async () => {
@@ -212,7 +288,7 @@ test('check order: binary first, then length, verb, count, fields left to right,
   // length beats verb
   expectError(`bogus ${'x'.repeat(5000)}\n`, 1, 'line is longer than 4096 characters', 'TRACE_LINE_TOO_LONG');
   // verb beats field count; field count beats the fields
-  expectError('mallocx\n', 1, "unknown verb 'mallocx' (expected malloc, calloc, realloc, memalign, free, mallopt or trim)", 'TRACE_UNKNOWN_VERB');
+  expectError('mallocx\n', 1, "unknown verb 'mallocx' (expected malloc, calloc, realloc, memalign, free, mallopt, trim, spawn or exit)", 'TRACE_UNKNOWN_VERB');
   expectError('malloc -1\n', 1, 'malloc takes 2 fields (ID SIZE), found 1', 'TRACE_FIELD_COUNT');
   // fields left to right
   expectError(bytes('calloc ', [0xff], ' -1 x\n'), 1, 'ID is not valid UTF-8', 'TRACE_ENCODING');
@@ -221,7 +297,7 @@ test('check order: binary first, then length, verb, count, fields left to right,
   expectError(
     'mallopt M_BAD x\n',
     1,
-    "unknown mallopt parameter 'M_BAD' (expected M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX or M_MXFAST)",
+    "unknown mallopt parameter 'M_BAD' (expected M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX, M_MXFAST, M_ARENA_MAX or M_ARENA_TEST)",
     'TRACE_UNKNOWN_PARAM',
   );
   // within a number: negative, then malformed, then range

@@ -171,25 +171,28 @@ const errors: [string, string | Uint8Array, string][] = [
   ['TRACE_BINARY (in a comment)', '# \u001b[31m colour', 'bad.trace:1: binary data (byte 0x1b at column 3); a trace is text'],
   ['TRACE_BINARY (DEL)', 'malloc a\u007f 1', 'bad.trace:1: binary data (byte 0x7f at column 9); a trace is text'],
   ['TRACE_LINE_TOO_LONG', `malloc a 1 #${'x'.repeat(4085)}`, 'bad.trace:1: line is longer than 4096 characters'],
-  // Threads (docs/trace-format.md, threads).
+  // Threads (docs/trace-format.md, threads); test/oracle-errors.test.ts holds the oracle to the same words.
   ['TRACE_THREAD_UNKNOWN', 'malloc a 1\n@2 malloc b 1', 'bad.trace:2: thread 2 was never spawned'],
-  ['TRACE_THREAD_EXITED', 'spawn 2\n@2 exit\n@2 free a', 'bad.trace:3: thread 2 has exited (line 2)'],
-  ['TRACE_THREAD_EXITED (spawn)', 'spawn 2\n@2 exit\n@2 spawn 3', 'bad.trace:3: thread 2 has exited (line 2)'],
-  ['TRACE_THREAD_REUSED', 'spawn 2\n@2 exit\nspawn 2', 'bad.trace:3: thread 2 already exists (spawned at line 1): a spawned thread is new'],
-  ['TRACE_THREAD_REUSED (main)', 'spawn 1', 'bad.trace:1: thread 1 already exists (the main thread): a spawned thread is new'],
-  ['TRACE_MAIN_EXIT', 'malloc a 1\nexit', 'bad.trace:2: exit in thread 1: the main thread never exits'],
-  ['TRACE_MAIN_EXIT (tagged)', '@1 exit', 'bad.trace:1: exit in thread 1: the main thread never exits'],
-  ['TRACE_THREAD_TAG', 'spawn 2\n@2   # a tag alone', "bad.trace:2: thread tag '@2' is not followed by a call"],
-  ['TRACE_BAD_THREAD (tag 0)', '@0 malloc a 1', "bad.trace:1: thread tag '@0' is not a thread number (decimal, 1 to 2147483647, no leading zero)"],
-  ['TRACE_BAD_THREAD (empty tag)', '@ malloc a 1', "bad.trace:1: thread tag '@' is not a thread number (decimal, 1 to 2147483647, no leading zero)"],
-  ['TRACE_BAD_THREAD (hex tag)', '@0x2 malloc a 1', "bad.trace:1: thread tag '@0x2' is not a thread number (decimal, 1 to 2147483647, no leading zero)"],
+  ['TRACE_THREAD_EXITED', 'spawn 2\n@2 exit\n@2 free a', 'bad.trace:3: thread 2 has exited (at line 2)'],
+  ['TRACE_THREAD_EXITED (spawn)', 'spawn 2\n@2 exit\n@2 spawn 3', 'bad.trace:3: thread 2 has exited (at line 2)'],
+  ['TRACE_THREAD_NOT_NEW', 'spawn 2\n@2 exit\nspawn 2', 'bad.trace:3: spawn of thread 2, which is not new (spawned at line 1)'],
+  ['TRACE_THREAD_NOT_NEW (main)', 'spawn 1', 'bad.trace:1: spawn of thread 1, which is not new (the main thread)'],
+  ['TRACE_EXIT_MAIN', 'malloc a 1\nexit', 'bad.trace:2: thread 1, the main thread, cannot exit'],
+  ['TRACE_EXIT_MAIN (tagged)', '@1 exit', 'bad.trace:1: thread 1, the main thread, cannot exit'],
+  ['TRACE_THREAD_TAG', 'spawn 2\n@2   # a tag alone', "bad.trace:2: thread tag '@2' has no call after it"],
+  ['TRACE_THREAD_TAG (0)', '@0 malloc a 1', "bad.trace:1: thread tag is not a thread number: '@0' (expected @ and a decimal number from 1 to 2147483647)"],
+  ['TRACE_THREAD_TAG (empty)', '@ malloc a 1', "bad.trace:1: thread tag is not a thread number: '@' (expected @ and a decimal number from 1 to 2147483647)"],
   [
-    'TRACE_BAD_THREAD (leading zero)',
-    'spawn 2\n@02 malloc a 1',
-    "bad.trace:2: thread tag '@02' is not a thread number (decimal, 1 to 2147483647, no leading zero)",
+    'TRACE_THREAD_TAG (hex)',
+    '@0x2 malloc a 1',
+    "bad.trace:1: thread tag is not a thread number: '@0x2' (expected @ and a decimal number from 1 to 2147483647)",
   ],
-  ['TRACE_BAD_THREAD (too big)', 'spawn 2147483648', "bad.trace:1: THREAD '2147483648' is not a thread number (decimal, 1 to 2147483647, no leading zero)"],
-  ['TRACE_BAD_THREAD (negative)', 'spawn -2', "bad.trace:1: THREAD '-2' is not a thread number (decimal, 1 to 2147483647, no leading zero)"],
+  [
+    'TRACE_THREAD_NUMBER (too big)',
+    'spawn 2147483648',
+    "bad.trace:1: THREAD is not a thread number: '2147483648' (expected a decimal number from 1 to 2147483647)",
+  ],
+  ['TRACE_THREAD_NUMBER (negative)', 'spawn -2', "bad.trace:1: THREAD is not a thread number: '-2' (expected a decimal number from 1 to 2147483647)"],
   ['TRACE_FIELD_COUNT (spawn)', 'spawn', 'bad.trace:1: spawn takes 1 field (THREAD), found 0'],
   ['TRACE_FIELD_COUNT (exit)', 'spawn 2\n@2 exit now', 'bad.trace:2: exit takes no fields, found 1'],
   ['TRACE_FIELD_COUNT (tagged calloc)', 'spawn 2\n@2 calloc a 1 2 3', 'bad.trace:2: calloc takes 3 fields (ID NMEMB SIZE), found 4'],
@@ -200,6 +203,10 @@ for (const [name, text, message] of errors) {
     assert.is(errorOf(text), `${code} ${message}`);
   });
 }
+
+test('a thread number may have leading zeros: @02 is thread 2', () => {
+  assert.is(parseTrace('spawn 02\n@002 malloc a 1')[1].thread, 2);
+});
 
 test('thread lines: tags, spawn and exit; IDs shared by all threads; events carry thread from the first thread line', () => {
   const events = parseTrace(

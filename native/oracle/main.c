@@ -1,13 +1,17 @@
 /* mallocscope-oracle: replays a trace (docs/trace-format.md) through this process's real glibc malloc and
- * prints one JSON line per call, so that the model can be checked against the real thing. */
+ * prints one JSON line per call, so that the model can be checked against the real thing. A trace with threads
+ * runs each trace thread in a real thread of its own, one at a time in the trace's order (lockstep.h). */
 #define _GNU_SOURCE
+#include "arenas.h"
 #include "idtable.h"
+#include "lockstep.h"
 #include "sysio.h"
 #include "trace.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -113,6 +117,8 @@ static void place_brk_blocker(uintptr_t heap_start, uint64_t limit)
 static struct outbuf out;
 static char *heap_start;
 static int with_stats;
+/* A trace with threads (any tag, spawn or exit in it): every line says its thread, every heap block its arena. */
+static int threaded;
 
 /* The ID with `"` and `\` escaped; IDs hold no control characters (the reader rejects them). */
 static char *put_id(char *at, const char *id, size_t len)
@@ -131,8 +137,10 @@ static size_t size_word_of(const void *block)
     return *(const volatile size_t *)((uintptr_t)block - sizeof(size_t));
 }
 
-/* One JSON line: seq, op, id; where/chunk/offset when a block came back; mallinfo2 with --stats. */
-static void emit(uint64_t seq, enum verb verb, const char *id, size_t id_len, void *block)
+/* One JSON line: seq, op, id; where/chunk/offset when a block came back; mallinfo2 with --stats. In a trace
+ * with threads, the line's thread after id, and a heap block's arenaIndex (and heapIndex, in a thread arena)
+ * before its offset, which is then measured from that heap's start. */
+static void emit(uint64_t seq, enum verb verb, const char *id, size_t id_len, uint64_t thread, void *block)
 {
     out_reserve(&out, 2 * id_len + 512);
     char *at = out.data + out.used;
@@ -143,6 +151,10 @@ static void emit(uint64_t seq, enum verb verb, const char *id, size_t id_len, vo
     at = PUT_LITERAL(at, "\",\"id\":\"");
     at = put_id(at, id, id_len);
     *at++ = '"';
+    if (threaded) {
+        at = PUT_LITERAL(at, ",\"thread\":");
+        at = put_u64(at, thread);
+    }
     if (block != NULL) {
         size_t size_word = size_word_of(block);
         size_t chunk = size_word & ~(size_t)SIZE_BITS;
@@ -152,8 +164,20 @@ static void emit(uint64_t seq, enum verb verb, const char *id, size_t id_len, vo
         } else {
             at = PUT_LITERAL(at, ",\"where\":\"heap\",\"chunk\":");
             at = put_u64(at, chunk);
-            at = PUT_LITERAL(at, ",\"offset\":");
-            at = put_i64(at, (int64_t)((intptr_t)block - (intptr_t)heap_start));
+            if (threaded && (size_word & NON_MAIN_ARENA)) {
+                struct block_place place;
+                arenas_place(block, &place);
+                at = PUT_LITERAL(at, ",\"arenaIndex\":");
+                at = put_u64(at, place.arena_index);
+                at = PUT_LITERAL(at, ",\"heapIndex\":");
+                at = put_u64(at, place.heap_index);
+                at = PUT_LITERAL(at, ",\"offset\":");
+                at = put_u64(at, place.offset);
+            } else {
+                if (threaded) at = PUT_LITERAL(at, ",\"arenaIndex\":0");
+                at = PUT_LITERAL(at, ",\"offset\":");
+                at = put_i64(at, (int64_t)((intptr_t)block - (intptr_t)heap_start));
+            }
         }
     }
     if (with_stats) {
@@ -197,57 +221,176 @@ static _Noreturn void fail_not_live(struct trace_reader *r, const struct trace_c
     trace_error_end(err, "TRACE_ID_NOT_LIVE");
 }
 
+/* ---- threads ------------------------------------------------------------------------------------- */
+
+static _Noreturn void fail_thread(struct trace_reader *r, const struct trace_call *c, const char *code, const char *before,
+                                  uint64_t number, const char *after, uint64_t line, const char *end)
+{
+    struct outbuf *err = trace_error_begin(r, c->line);
+    out_str(err, before);
+    out_u64(err, number);
+    out_str(err, after);
+    if (line != 0) {
+        out_u64(err, line);
+        out_str(err, end);
+    }
+    trace_error_end(err, code);
+}
+
+/* The thread of a line, after the checks that the line's thread and verb allow: the thread must have been
+ * spawned and not have exited; `spawn` needs a new number; thread 1 cannot exit. */
+static struct trace_thread *thread_of(struct trace_reader *r, const struct trace_call *c)
+{
+    struct trace_thread *t = thread_find(c->thread);
+    if (t == NULL) fail_thread(r, c, "TRACE_THREAD_UNKNOWN", "thread ", c->thread, " was never spawned", 0, "");
+    if (t->exited_line != 0)
+        fail_thread(r, c, "TRACE_THREAD_EXITED", "thread ", c->thread, " has exited (at line ", t->exited_line, ")");
+    if (c->verb == VERB_SPAWN) {
+        struct trace_thread *u = thread_find(c->spawn);
+        if (u == thread_main())
+            fail_thread(r, c, "TRACE_THREAD_NOT_NEW", "spawn of thread ", 1, ", which is not new (the main thread)", 0, "");
+        if (u != NULL)
+            fail_thread(r, c, "TRACE_THREAD_NOT_NEW", "spawn of thread ", c->spawn, ", which is not new (spawned at line ",
+                        u->spawned_line, ")");
+    }
+    if (c->verb == VERB_EXIT && t == thread_main())
+        fail_thread(r, c, "TRACE_EXIT_MAIN", "thread ", 1, ", the main thread, cannot exit", 0, "");
+    return t;
+}
+
+/* ---- replay --------------------------------------------------------------------------------------- */
+
+/* The replay's state, shared by the threads of a threaded trace: only the thread that holds the turn touches
+ * it, and the hand-over of the turn (an atomic store, a futex wake, an atomic load) orders those accesses. */
+static struct trace_reader *source;
+static struct idtable ids;
+static struct trace_call call;          /* the line read last */
+static int have_call;                   /* 1 while `call` waits to be run by its thread */
+static uint64_t seq;
+static struct trace_thread *exiting;    /* a thread that has returned, for the main thread to join */
+static int trace_ended;
+
+static void *thread_start(void *arg);
+
+/* Runs `call` in the calling thread (its own line) and writes its JSON line; for `exit`, the line is written
+ * by the main thread once the thread has been joined. Returns 1 for exit. */
+static int run_call(struct trace_thread *self)
+{
+    struct trace_call *c = &call;
+    void *block = NULL;
+    struct id_slot *slot;
+    switch (c->verb) {
+    case VERB_MALLOC:
+    case VERB_CALLOC:
+    case VERB_MEMALIGN:
+        slot = idtable_find(&ids, c->id, c->id_len);
+        if (slot != NULL) fail_already_live(source, c, slot->line);
+        if (c->verb == VERB_MALLOC) block = malloc(c->num[0]);
+        else if (c->verb == VERB_CALLOC) block = calloc(c->num[0], c->num[1]);
+        else block = memalign(c->num[0], c->num[1]);
+        /* The ID is live even when the call failed: a later free of it is free(NULL). */
+        idtable_insert(&ids, c->id, c->id_len, block, c->line);
+        break;
+    case VERB_REALLOC:
+        slot = idtable_find(&ids, c->id, c->id_len);
+        if (slot == NULL) {
+            block = realloc(NULL, c->num[0]);
+            idtable_insert(&ids, c->id, c->id_len, block, c->line);
+        } else if (c->num[0] == 0) {
+            /* glibc 2.36 frees and returns NULL. An ID live from a failed call holds NULL, and
+               realloc(NULL, 0) is malloc(0), as in the program the trace came from: its block leaks. */
+            block = realloc(slot->ptr, 0);
+            idtable_remove(&ids, slot);
+        } else {
+            block = realloc(slot->ptr, c->num[0]);
+            if (block != NULL) slot->ptr = block;   /* a failed realloc leaves the old block live */
+        }
+        break;
+    case VERB_FREE:
+        slot = idtable_find(&ids, c->id, c->id_len);
+        if (slot == NULL) fail_not_live(source, c);
+        free(slot->ptr);
+        idtable_remove(&ids, slot);
+        break;
+    case VERB_MALLOPT:
+        mallopt(c->param, c->value);
+        break;
+    case VERB_TRIM:
+        malloc_trim(c->num[0]);
+        break;
+    case VERB_SPAWN: {
+        /* pthread_create made by the spawning thread, so that glibc allocates the new thread's DTV in this
+           thread's arena; the line is written once the new thread waits for its turn, so that nothing it does
+           runs beside a later line. */
+        struct trace_thread *u = thread_add(c->spawn, c->line);
+        int err = pthread_create(&u->handle, NULL, thread_start, u);
+        if (err != 0) die_internal("pthread_create", err);
+        started_wait(u);
+        break;
+    }
+    case VERB_EXIT:
+        self->exited_line = c->line;
+        return 1;
+    }
+    emit(seq++, c->verb, c->id, c->id_len, self->number, block);
+    return 0;
+}
+
+/* Replays lines while `self` holds the turn: runs `call` if it waits for this thread, reads the next line,
+ * and gives the turn to the line's thread when that is another, waiting until it comes back. In the main
+ * thread it returns at the end of the trace; in a spawned thread, when the thread exits (the turn then goes
+ * to the main thread, which joins it: so thread-exit's frees in glibc, tcache_thread_shutdown and the
+ * arena's release, are over before the exit's line is written and the next line runs). */
+static void take_turns(struct trace_thread *self)
+{
+    struct trace_thread *main_thread = thread_main();
+    for (;;) {
+        if (exiting != NULL) {
+            /* Only the main thread is given the turn for this. */
+            int err = pthread_join(exiting->handle, NULL);
+            if (err != 0) die_internal("pthread_join", err);
+            emit(seq++, VERB_EXIT, "", 0, exiting->number, NULL);
+            exiting = NULL;
+        } else if (trace_ended) {
+            return;
+        } else if (have_call) {
+            have_call = 0;
+            if (run_call(self)) {
+                exiting = self;
+                turn_give(main_thread);
+                return;
+            }
+        }
+        if (!trace_next(source, &call)) {
+            trace_ended = 1;
+            if (self == main_thread) return;
+            turn_give(main_thread);
+            for (;;) turn_wait(self);   /* never given again: the main thread ends the process */
+        }
+        struct trace_thread *owner = threaded ? thread_of(source, &call) : self;
+        have_call = 1;
+        if (owner != self) {
+            turn_give(owner);
+            turn_wait(self);
+        }
+    }
+}
+
+static void *thread_start(void *arg)
+{
+    struct trace_thread *self = arg;
+    started_signal(self);
+    turn_wait(self);
+    take_turns(self);
+    return NULL;
+}
+
 static void replay(struct trace_reader *r)
 {
-    struct idtable ids;
+    source = r;
     idtable_init(&ids);
-    struct trace_call c;
-    uint64_t seq = 0;
-    while (trace_next(r, &c)) {
-        void *block = NULL;
-        struct id_slot *slot;
-        switch (c.verb) {
-        case VERB_MALLOC:
-        case VERB_CALLOC:
-        case VERB_MEMALIGN:
-            slot = idtable_find(&ids, c.id, c.id_len);
-            if (slot != NULL) fail_already_live(r, &c, slot->line);
-            if (c.verb == VERB_MALLOC) block = malloc(c.num[0]);
-            else if (c.verb == VERB_CALLOC) block = calloc(c.num[0], c.num[1]);
-            else block = memalign(c.num[0], c.num[1]);
-            /* The ID is live even when the call failed: a later free of it is free(NULL). */
-            idtable_insert(&ids, c.id, c.id_len, block, c.line);
-            break;
-        case VERB_REALLOC:
-            slot = idtable_find(&ids, c.id, c.id_len);
-            if (slot == NULL) {
-                block = realloc(NULL, c.num[0]);
-                idtable_insert(&ids, c.id, c.id_len, block, c.line);
-            } else if (c.num[0] == 0) {
-                /* glibc 2.36 frees and returns NULL. An ID live from a failed call holds NULL, and
-                   realloc(NULL, 0) is malloc(0), as in the program the trace came from: its block leaks. */
-                block = realloc(slot->ptr, 0);
-                idtable_remove(&ids, slot);
-            } else {
-                block = realloc(slot->ptr, c.num[0]);
-                if (block != NULL) slot->ptr = block;   /* a failed realloc leaves the old block live */
-            }
-            break;
-        case VERB_FREE:
-            slot = idtable_find(&ids, c.id, c.id_len);
-            if (slot == NULL) fail_not_live(r, &c);
-            free(slot->ptr);
-            idtable_remove(&ids, slot);
-            break;
-        case VERB_MALLOPT:
-            mallopt(c.param, c.value);
-            break;
-        case VERB_TRIM:
-            malloc_trim(c.num[0]);
-            break;
-        }
-        emit(seq++, c.verb, c.id, c.id_len, block);
-    }
+    if (threaded) arenas_init();
+    take_turns(thread_main());
 }
 
 /* `{"replay_ns":N}` on stderr: one write from a buffer on the stack, no stdio. */
@@ -318,6 +461,7 @@ int main(int argc, char **argv)
     flush_on_fatal_signals();
     struct trace_reader reader;
     trace_open_reader(&reader, fd, display, &out);
+    threaded = trace_has_threads(&reader);
     /* --time measures the replay alone: from just before the first read of the trace to just after its
      * last call, so process start-up and the final flush are left out. */
     struct timespec began = { 0 }, ended = { 0 };

@@ -137,6 +137,7 @@ static const char *errno_reason(int err)
     case EEXIST: return "file exists";
     case EPIPE: return "broken pipe";
     case ENOSPC: return "no space left on device";
+    case EAGAIN: return "resource temporarily unavailable";
     default: return NULL;
     }
 }

@@ -14,10 +14,10 @@ enum {
     MAX_FIELDS = 3,
 };
 
-const char *const verb_names[] = { "malloc", "calloc", "realloc", "memalign", "free", "mallopt", "trim" };
-const unsigned char verb_name_lengths[] = { 6, 6, 7, 8, 4, 7, 4 };
+const char *const verb_names[] = { "malloc", "calloc", "realloc", "memalign", "free", "mallopt", "trim", "spawn", "exit" };
+const unsigned char verb_name_lengths[] = { 6, 6, 7, 8, 4, 7, 4, 5, 4 };
 
-enum field_kind { FIELD_ID, FIELD_SIZE, FIELD_PARAM, FIELD_VALUE };
+enum field_kind { FIELD_ID, FIELD_SIZE, FIELD_PARAM, FIELD_VALUE, FIELD_THREAD };
 
 static const struct {
     int nfields;
@@ -32,6 +32,8 @@ static const struct {
     [VERB_FREE] = { 1, "ID", { FIELD_ID }, { "ID" } },
     [VERB_MALLOPT] = { 2, "PARAM VALUE", { FIELD_PARAM, FIELD_VALUE }, { "PARAM", "VALUE" } },
     [VERB_TRIM] = { 1, "PAD", { FIELD_SIZE }, { "PAD" } },
+    [VERB_SPAWN] = { 1, "THREAD", { FIELD_THREAD }, { "THREAD" } },
+    [VERB_EXIT] = { 0, "", { FIELD_ID }, { NULL } },
 };
 
 static const struct {
@@ -43,6 +45,8 @@ static const struct {
     { "M_TOP_PAD", M_TOP_PAD },
     { "M_MMAP_MAX", M_MMAP_MAX },
     { "M_MXFAST", M_MXFAST },
+    { "M_ARENA_MAX", M_ARENA_MAX },
+    { "M_ARENA_TEST", M_ARENA_TEST },
 };
 
 /* ---- errors ------------------------------------------------------------------------------------- */
@@ -295,12 +299,24 @@ static int check_param_field(struct trace_reader *r, const char *tok, size_t len
     for (size_t i = 0; i < sizeof mallopt_params / sizeof mallopt_params[0]; i++)
         if (bytes_equal(tok, len, mallopt_params[i].name)) return mallopt_params[i].param;
     fail_token(r, "TRACE_UNKNOWN_PARAM", NULL, "unknown mallopt parameter ", tok, len,
-               " (expected M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX or M_MXFAST)");
+               " (expected M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX, M_MXFAST, M_ARENA_MAX or M_ARENA_TEST)");
+}
+
+/* The largest thread number (a C int, as the TypeScript reader keeps it too). */
+#define MAX_THREAD 2147483647u
+
+/* A thread number: decimal digits only, 1 to MAX_THREAD; 0 when the token is not one. */
+static uint64_t thread_number(const char *tok, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (tok[i] < '0' || tok[i] > '9') return 0;
+    uint64_t v;
+    return parse_u64(tok, len, &v) == NUMBER_OK && v <= MAX_THREAD ? v : 0;
 }
 
 static int find_verb(const char *tok, size_t len)
 {
-    for (int v = VERB_MALLOC; v <= VERB_TRIM; v++)
+    for (int v = VERB_MALLOC; v <= VERB_EXIT; v++)
         if (len == verb_name_lengths[v] && memcmp(tok, verb_names[v], len) == 0) return v;
     return -1;
 }
@@ -325,15 +341,15 @@ int trace_next(struct trace_reader *r, struct trace_call *call)
         size_t chars = len > 0 && line[len - 1] == '\r' ? len - 1 : len;
         if (chars > MAX_LINE) fail_too_long(r);
 
-        /* Split into fields up to a "#"; count them all, keep the verb and the first MAX_FIELDS. */
-        const char *tok[1 + MAX_FIELDS];
-        size_t tok_len[1 + MAX_FIELDS];
+        /* Split into fields up to a "#"; count them all, keep a tag, the verb and the first MAX_FIELDS. */
+        const char *tok[2 + MAX_FIELDS];
+        size_t tok_len[2 + MAX_FIELDS];
         size_t ntok = 0;
         for (size_t i = 0; i < len && line[i] != '#';) {
             if (is_separator(line[i])) { i++; continue; }
             size_t j = i;
             while (j < len && !is_separator(line[j]) && line[j] != '#') j++;
-            if (ntok < 1 + MAX_FIELDS) {
+            if (ntok < 2 + MAX_FIELDS) {
                 tok[ntok] = line + i;
                 tok_len[ntok] = j - i;
             }
@@ -342,35 +358,52 @@ int trace_next(struct trace_reader *r, struct trace_call *call)
         }
         if (ntok == 0) continue;    /* blank or comment only: not a call */
 
-        /* 3. Verb. */
-        int v = find_verb(tok[0], tok_len[0]);
-        if (v < 0)
-            fail_token(r, "TRACE_UNKNOWN_VERB", NULL, "unknown verb ", tok[0], tok_len[0],
-                       " (expected malloc, calloc, realloc, memalign, free, mallopt or trim)");
+        /* 3. A thread tag, `@T`, before the verb. */
+        call->thread = 1;
+        size_t first = 0;
+        if (tok[0][0] == '@') {
+            call->thread = thread_number(tok[0] + 1, tok_len[0] - 1);
+            if (call->thread == 0)
+                fail_token(r, "TRACE_THREAD_TAG", NULL, "thread tag is not a thread number: ", tok[0], tok_len[0],
+                           " (expected @ and a decimal number from 1 to 2147483647)");
+            if (ntok == 1) fail_token(r, "TRACE_THREAD_TAG", NULL, "thread tag ", tok[0], tok_len[0], " has no call after it");
+            first = 1;
+        }
 
-        /* 4. Field count. */
+        /* 4. Verb. */
+        int v = find_verb(tok[first], tok_len[first]);
+        if (v < 0)
+            fail_token(r, "TRACE_UNKNOWN_VERB", NULL, "unknown verb ", tok[first], tok_len[first],
+                       " (expected malloc, calloc, realloc, memalign, free, mallopt, trim, spawn or exit)");
+
+        /* 5. Field count. */
         size_t want = (size_t)verb_shapes[v].nfields;
-        if (ntok - 1 != want) {
+        size_t found = ntok - 1 - first;
+        if (found != want) {
             struct outbuf *err = trace_error_begin(r, r->line);
             out_str(err, verb_names[v]);
-            out_str(err, " takes ");
-            out_u64(err, want);
-            out_str(err, want == 1 ? " field (" : " fields (");
-            out_str(err, verb_shapes[v].usage);
-            out_str(err, "), found ");
-            out_u64(err, ntok - 1);
+            if (want == 0) {
+                out_str(err, " takes no fields, found ");
+            } else {
+                out_str(err, " takes ");
+                out_u64(err, want);
+                out_str(err, want == 1 ? " field (" : " fields (");
+                out_str(err, verb_shapes[v].usage);
+                out_str(err, "), found ");
+            }
+            out_u64(err, found);
             trace_error_end(err, "TRACE_FIELD_COUNT");
         }
 
-        /* 5. The fields, left to right. */
+        /* 6. The fields, left to right. */
         call->verb = (enum verb)v;
         call->id = "";
         call->id_len = 0;
         call->line = r->line;
         int nums = 0;
         for (size_t f = 0; f < want; f++) {
-            const char *t = tok[1 + f];
-            size_t n = tok_len[1 + f];
+            const char *t = tok[first + 1 + f];
+            size_t n = tok_len[first + 1 + f];
             switch (verb_shapes[v].kind[f]) {
             case FIELD_ID:
                 if (!valid_utf8((const unsigned char *)t, n)) {
@@ -390,9 +423,96 @@ int trace_next(struct trace_reader *r, struct trace_call *call)
             case FIELD_VALUE:
                 call->value = check_value_field(r, t, n);
                 break;
+            case FIELD_THREAD:
+                call->spawn = thread_number(t, n);
+                if (call->spawn == 0)
+                    fail_token(r, "TRACE_THREAD_NUMBER", verb_shapes[v].name[f], " is not a thread number: ", t, n,
+                               " (expected a decimal number from 1 to 2147483647)");
+                break;
             }
         }
         return 1;
     }
     return 0;
+}
+
+/* ---- does the trace have threads? ----------------------------------------------------------------------- */
+
+/* Looks at the first field of each line, across reads: 1 as soon as one is a tag, `spawn` or `exit`; -1 at a
+ * binary byte, where the trace ends in an error whatever follows (and /dev/zero would never end); else 0. */
+struct first_fields {
+    enum { AT_LINE_START, IN_FIRST_FIELD, TO_LINE_END } state;
+    char field[6];      /* the first field's first bytes: enough to tell "spawn" and "exit" */
+    size_t field_len;
+};
+
+static int first_field_is_thread(const struct first_fields *s)
+{
+    return (s->field_len >= 1 && s->field[0] == '@') || bytes_equal(s->field, s->field_len, "spawn") ||
+           bytes_equal(s->field, s->field_len, "exit");
+}
+
+static int scan_first_fields(struct first_fields *s, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (is_binary_byte((unsigned char)c)) return -1;
+        switch (s->state) {
+        case AT_LINE_START:
+            if (c == '\n' || is_separator(c)) break;
+            if (c == '#') { s->state = TO_LINE_END; break; }
+            s->state = IN_FIRST_FIELD;
+            s->field[0] = c;
+            s->field_len = 1;
+            break;
+        case IN_FIRST_FIELD:
+            if (c == '\n' || c == '#' || is_separator(c)) {
+                if (first_field_is_thread(s)) return 1;
+                s->state = c == '\n' ? AT_LINE_START : TO_LINE_END;
+            } else if (s->field_len < sizeof s->field) {
+                s->field[s->field_len++] = c;
+            } else {
+                s->field_len = sizeof s->field + 1;    /* longer than any verb of a thread: a tag shows at once */
+                if (s->field[0] != '@') s->state = TO_LINE_END;
+            }
+            break;
+        case TO_LINE_END:
+            if (c == '\n') s->state = AT_LINE_START;
+            break;
+        }
+    }
+    return 0;
+}
+
+int trace_has_threads(struct trace_reader *r)
+{
+    struct first_fields s = { AT_LINE_START, { 0 }, 0 };
+    off_t at = lseek(r->fd, 0, SEEK_CUR);
+    int found = 0;
+    if (at >= 0) {
+        /* A file: read it through (up to the first sign of a thread, or a binary byte), then rewind. */
+        while (found == 0 && !r->eof) {
+            r->start = r->end = 0;
+            fill(r);
+            found = scan_first_fields(&s, r->buf, r->end);
+        }
+        if (found == 0 && s.state == IN_FIRST_FIELD) found = first_field_is_thread(&s);
+        if (lseek(r->fd, at, SEEK_SET) < 0) trace_open_error(r->display_name, errno, r->flush_first);
+        r->start = r->end = 0;
+        r->eof = 0;
+        return found > 0;
+    }
+    /* A pipe: keep what it takes to know (all of it when there are no threads) in the reader's buffer, so
+     * that the reader takes its first lines from there, then reads on from the pipe. */
+    while (found == 0 && !r->eof) {
+        if (r->cap - r->end < READ_CHUNK) {
+            r->buf = region_remap(r->buf, r->cap, r->cap * 2);
+            r->cap *= 2;
+        }
+        size_t from = r->end;
+        fill(r);
+        found = scan_first_fields(&s, r->buf + from, r->end - from);
+    }
+    if (found == 0 && s.state == IN_FIRST_FIELD) found = first_field_is_thread(&s);
+    return found > 0;
 }

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include "sysio.h"
 
-enum verb { VERB_MALLOC, VERB_CALLOC, VERB_REALLOC, VERB_MEMALIGN, VERB_FREE, VERB_MALLOPT, VERB_TRIM };
+enum verb { VERB_MALLOC, VERB_CALLOC, VERB_REALLOC, VERB_MEMALIGN, VERB_FREE, VERB_MALLOPT, VERB_TRIM, VERB_SPAWN, VERB_EXIT };
 
 extern const char *const verb_names[];
 extern const unsigned char verb_name_lengths[];
@@ -20,6 +20,8 @@ struct trace_call {
     uint64_t num[2];    /* malloc/realloc: SIZE; calloc: NMEMB, SIZE; memalign: ALIGN, SIZE; trim: PAD */
     int param;          /* mallopt: M_MMAP_THRESHOLD etc. from <malloc.h> */
     int value;          /* mallopt: VALUE */
+    uint64_t thread;    /* the line's thread: its `@T` tag, 1 without one */
+    uint64_t spawn;     /* spawn: the new thread's number */
     uint64_t line;
 };
 
@@ -36,6 +38,10 @@ struct trace_reader {
 void trace_open_reader(struct trace_reader *r, int fd, const char *display_name, struct outbuf *flush_first);
 /* The next call of the trace: 1, or 0 at the end. A bad line ends the process with the documented error. */
 int trace_next(struct trace_reader *r, struct trace_call *call);
+/* Whether the trace has threads: a line whose first field is an `@T` tag, `spawn` or `exit` (comments aside;
+ * nothing else of a line is checked here). Reads the whole input first and leaves the reader at its start: a
+ * file is read and rewound, anything else (a pipe) is kept in memory and replayed from there. */
+int trace_has_threads(struct trace_reader *r);
 
 enum number_status { NUMBER_OK, NUMBER_MALFORMED, NUMBER_RANGE };
 /* `[0-9]+` or `0[xX][0-9a-fA-F]+` as an exact uint64 (a trace's numbers, and --brk-limit). */

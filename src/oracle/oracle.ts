@@ -19,14 +19,23 @@ export const LIBC_ENV = 'MALLOCSCOPE_LIBC';
 /** One line of the oracle's output: one call of the trace. Keys in the order the oracle prints them. */
 export interface OracleEvent {
   seq: number;
-  op: 'malloc' | 'calloc' | 'realloc' | 'memalign' | 'free' | 'mallopt' | 'trim';
-  /** The trace ID; "" for mallopt and trim. */
+  op: 'malloc' | 'calloc' | 'realloc' | 'memalign' | 'free' | 'mallopt' | 'trim' | 'spawn' | 'exit';
+  /** The trace ID; "" for mallopt, trim, spawn and exit. */
   id: string;
+  /** In a trace with threads (and only there): the thread that made the call, 1 the main thread. */
+  thread?: number;
   /** Only when the call returned a block. */
   where?: 'heap' | 'mmap';
   /** glibc's chunksize of the returned block (header included). */
   chunk?: number;
-  /** Heap blocks only: user pointer minus the program break before the first call. */
+  /** Heap blocks of a trace with threads: the block's arena, 0 the main arena, then in glibc's creation order. */
+  arenaIndex?: number;
+  /** Heap blocks in a thread arena: the heap of that arena, 0 its first, in creation order. */
+  heapIndex?: number;
+  /**
+   * Heap blocks only: user pointer minus the program break before the first call; in a thread arena, minus
+   * the start of the block's heap (its heap_info).
+   */
   offset?: number;
   /** With `stats`: mallinfo2 after the call. */
   arena?: number;

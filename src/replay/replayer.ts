@@ -80,7 +80,7 @@ const OP_CODE: Record<TraceOp, number> = {
  * and one thread today, and replaying a threaded program as if one thread made every call would be silently
  * wrong (docs/trace-format.md, threads). The real glibc replays such traces (`mallocscope oracle`).
  */
-function threadsRefused(seq: number, line: number, op: number, thread: number): MallocscopeError {
+export function threadsRefused(seq: number, line: number, op: number, thread: number): MallocscopeError {
   const who = op === OP_SPAWN || op === OP_EXIT ? TRACE_OPS[op] : `${TRACE_OPS[op]} by thread ${thread}`;
   return new MallocscopeError(
     'MODEL_THREADS',

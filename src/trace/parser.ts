@@ -391,14 +391,17 @@ export class TraceReader implements IterableIterator<TraceEvent> {
   }
 
   /**
-   * A line that starts with a thread tag `@T`: checks T (a running thread), then reads the call after it as
-   * an untagged line, its ID hashed again (nextLine hashed the token after the tag).
+   * A line that starts with a thread tag `@T`: checks the tag's form, then reads the call after it as an
+   * untagged line (its ID hashed again: nextLine hashed the token after the tag). Whether T runs is checked
+   * after the call's fields, as the format orders the checks.
    */
   private parseTagged(): boolean {
-    const thread = this.threadNumber(0, 1, 'thread tag');
-    if (this.tokenCount === 1) this.throwLine('TRACE_THREAD_TAG', `thread tag '${this.tokenText(0)}' is not followed by a call`);
+    const thread = this.threadNumber(0, 1);
+    if (thread === 0) {
+      this.throwLine('TRACE_THREAD_TAG', `thread tag is not a thread number: '${this.tokenText(0)}' (expected @ and a decimal number from 1 to ${MAX_THREAD})`);
+    }
+    if (this.tokenCount === 1) this.throwLine('TRACE_THREAD_TAG', `thread tag '${this.tokenText(0)}' has no call after it`);
     this.threaded = true;
-    this.checkRunning(thread);
     const tokenStart = this.tokenStart;
     const tokenEnd = this.tokenEnd;
     tokenStart.copyWithin(0, 1);
@@ -418,29 +421,31 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     return this.parseCall(this.tokenCount);
   }
 
-  /** The thread number in token `token` after `skip` bytes (the `@` of a tag): decimal, 1 to MAX_THREAD. */
-  private threadNumber(token: number, skip: number, what: string): number {
+  /**
+   * The thread number in token `token` after `skip` bytes (the `@` of a tag): decimal digits (leading zeros
+   * are fine), 1 to MAX_THREAD; 0 when the token is not one.
+   */
+  private threadNumber(token: number, skip: number): number {
     const start = this.tokenStart[token] + skip;
     const end = this.tokenEnd[token];
+    if (end === start) return 0;
     let value = 0;
-    let ok = end > start && !(this.buf[start] === 0x30 && end - start > 1);
-    for (let i = start; ok && i < end; i++) {
+    for (let i = start; i < end; i++) {
       const digit = this.buf[i] - 0x30;
-      if (digit < 0 || digit > 9) ok = false;
-      else value = value * 10 + digit;
-      if (value > MAX_THREAD) ok = false;
-    }
-    if (!ok || value === 0) {
-      this.throwLine('TRACE_BAD_THREAD', `${what} '${this.tokenText(token)}' is not a thread number (decimal, 1 to ${MAX_THREAD}, no leading zero)`);
+      if (digit < 0 || digit > 9) return 0;
+      value = value * 10 + digit;
+      if (value > MAX_THREAD) return 0;
     }
     return value;
   }
 
-  /** A thread that makes a call must have been spawned and not have exited. */
-  private checkRunning(thread: number): void {
+  /** The line's thread must have been spawned and not have exited (checked after the fields, before liveness). */
+  private checkRunning(): void {
+    const thread = this.thread;
+    if (thread === 1) return;
     const exitedAt = this.threads.get(thread);
     if (exitedAt === undefined) this.throwLine('TRACE_THREAD_UNKNOWN', `thread ${thread} was never spawned`);
-    if (exitedAt > 0) this.throwLine('TRACE_THREAD_EXITED', `thread ${thread} has exited (line ${exitedAt})`);
+    if (exitedAt > 0) this.throwLine('TRACE_THREAD_EXITED', `thread ${thread} has exited (at line ${exitedAt})`);
   }
 
   /** Parses the call on the current line (its tag, if any, taken off): false never (a call is always read). */
@@ -458,23 +463,27 @@ export class TraceReader implements IterableIterator<TraceEvent> {
       case OP_MALLOC:
         this.idToken(1);
         this.size = this.sizeField(2, 'SIZE');
+        this.checkRunning();
         this.slot = this.create(1);
         break;
       case OP_CALLOC:
         this.idToken(1);
         this.nmemb = this.sizeField(2, 'NMEMB');
         this.size = this.sizeField(3, 'SIZE');
+        this.checkRunning();
         this.slot = this.create(1);
         break;
       case OP_MEMALIGN:
         this.idToken(1);
         this.alignment = this.sizeField(2, 'ALIGN');
         this.size = this.sizeField(3, 'SIZE');
+        this.checkRunning();
         this.slot = this.create(1);
         break;
       case OP_REALLOC: {
         this.idToken(1);
         this.size = this.sizeField(2, 'SIZE');
+        this.checkRunning();
         const existing = this.lookup(1);
         this.wasLive = existing >= 0;
         if (existing < 0) {
@@ -488,6 +497,7 @@ export class TraceReader implements IterableIterator<TraceEvent> {
       }
       case OP_FREE: {
         this.idToken(1);
+        this.checkRunning();
         const slot = this.lookup(1);
         if (slot < 0) this.throwLine('TRACE_ID_NOT_LIVE', `free of ID '${this.tokenText(1)}', which is not live`);
         this.slot = slot;
@@ -498,19 +508,25 @@ export class TraceReader implements IterableIterator<TraceEvent> {
       case OP_MALLOPT:
         this.param = this.paramIndex(1);
         this.value = this.intValue(2);
+        this.checkRunning();
         this.slot = -1;
         break;
       case OP_TRIM:
         this.pad = this.sizeField(1, 'PAD');
+        this.checkRunning();
         this.slot = -1;
         break;
       case OP_SPAWN: {
-        const spawned = this.threadNumber(1, 0, 'THREAD');
+        const spawned = this.threadNumber(1, 0);
+        if (spawned === 0) {
+          this.throwLine('TRACE_THREAD_NUMBER', `THREAD is not a thread number: '${this.tokenText(1)}' (expected a decimal number from 1 to ${MAX_THREAD})`);
+        }
+        this.checkRunning();
         if (this.threads.has(spawned)) {
           const at = this.spawnedAt.get(spawned);
           this.throwLine(
-            'TRACE_THREAD_REUSED',
-            `thread ${spawned} already exists${at === undefined ? ' (the main thread)' : ` (spawned at line ${at})`}: a spawned thread is new`,
+            'TRACE_THREAD_NOT_NEW',
+            `spawn of thread ${spawned}, which is not new (${at === undefined ? 'the main thread' : `spawned at line ${at}`})`,
           );
         }
         this.threads.set(spawned, 0);
@@ -521,7 +537,8 @@ export class TraceReader implements IterableIterator<TraceEvent> {
         break;
       }
       default:
-        if (this.thread === 1) this.throwLine('TRACE_MAIN_EXIT', 'exit in thread 1: the main thread never exits');
+        this.checkRunning();
+        if (this.thread === 1) this.throwLine('TRACE_EXIT_MAIN', 'thread 1, the main thread, cannot exit');
         this.threads.set(this.thread, this.lineNumber);
         this.threaded = true;
         this.slot = -1;

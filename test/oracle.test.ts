@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MallocscopeError, TraceError, UsageError } from '../dist/errors.js';
 import { builtFile } from '../dist/native.js';
+import { seededRandom } from '../dist/trace/generate.js';
 import { mallocscope } from './support/cli.ts';
 import {
   LIBC_ENV,
@@ -241,20 +242,9 @@ test('a bad --brk-limit is a usage error (exit 2, one line)', async () => {
 
 // ---- determinism, environment, stdin ---------------------------------------------------------------------
 
-/** mulberry32: a small seeded generator, so the trace is the same on every run. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomTrace(events: number, seed: number): string {
-  const next = random(seed);
+  const next = seededRandom(seed);
   const sizes = [0, 1, 24, 100, 500, 1032, 1040, 5000, 70000, 131072, 200000, 1 * MiB, 3 * MiB];
   const live: string[] = [];
   const lines: string[] = [];

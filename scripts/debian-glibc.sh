@@ -28,10 +28,15 @@ apt_opts=(
 )
 echo "debian-glibc: apt-get update for Debian $suite (a private list)"
 apt-get "${apt_opts[@]}" -qq update
-version=$(apt-cache "${apt_opts[@]}" show libc6 | awk '/^Version:/ { print $2; exit }')
+# The candidate of the private list (the installed libc6 is also known to apt, so `show` alone could name it).
+version=$(apt-cache "${apt_opts[@]}" policy libc6 | awk '/Candidate:/ { print $2; exit }')
 echo "debian-glibc: libc6 $version from Debian $suite"
 (cd "$work/pkg" && apt-get "${apt_opts[@]}" -qq download "libc6=$version")
 dpkg-deb -x "$work"/pkg/libc6_*.deb "$work/root"
+# Merged /usr (trixie on) keeps the libraries in usr/lib; older suites in lib.
+libdir=$work/root/usr/lib/x86_64-linux-gnu
+[ -x "$libdir/ld-linux-x86-64.so.2" ] || libdir=$work/root/lib/x86_64-linux-gnu
+[ -x "$libdir/ld-linux-x86-64.so.2" ] || { echo "debian-glibc: no ld-linux-x86-64.so.2 in libc6 $version" >&2; exit 1; }
 mkdir -p "$dest"
-cp -a "$work/root/usr/lib/x86_64-linux-gnu/." "$dest/"
+cp -a "$libdir/." "$dest/"
 echo "debian-glibc: $dest holds glibc $("$dest/ld-linux-x86-64.so.2" --version | head -1 | sed -e "s/.*version //" -e "s/\.$//")"

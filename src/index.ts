@@ -4,6 +4,8 @@ export type {
   TraceOp,
   MalloptParam,
   TraceCall,
+  SpawnCall,
+  ExitCall,
   TraceEvent,
   EventPlace,
   MallocCall,

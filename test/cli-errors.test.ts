@@ -50,6 +50,18 @@ test('a threaded trace: every command that runs the model stops at the first thr
     assert.is(r.stderr, message, command.join(' '));
   }
   assert.not.ok(existsSync(join(dir, 't.html')));
+  // A tag is a thread line even when it names thread 1, as for the oracle (which then prints `thread`).
+  const tagged = join(dir, 'tagged.trace');
+  writeFileSync(tagged, '@1 malloc a 100\nfree a\n');
+  for (const command of ['replay', 'check', 'compare']) {
+    const r = await run([command, tagged]);
+    assert.is(r.status, 1, command);
+    assert.is(
+      r.stderr,
+      'mallocscope: event 0 (line 1, malloc by thread 1): the model replays one thread (the main arena) and cannot replay this threaded trace yet; `mallocscope oracle` replays it through the real glibc [MODEL_THREADS]\n',
+      command,
+    );
+  }
 });
 
 test('explain --from past the end says how many events there are, exit 2', async () => {

@@ -353,6 +353,15 @@ int main(void) {
   const trace = readFileSync(join(dir, 'threads.trace'), 'utf8');
   assert.ok(trace.includes(`\n# threads: ${note}\n`));
   assert.ok(validateTrace(trace, 'threads.trace') >= 6);
+  // C11 threads: glibc's thrd_create does not go through the pthread_create a preload can replace.
+  writeFileSync(
+    join(dir, 'c11.c'),
+    '#include <threads.h>\n#include <stdlib.h>\nstatic int work(void *arg) { free(malloc(100)); return arg != 0; }\nint main(void) { thrd_t t; thrd_create(&t, work, NULL); return thrd_join(t, NULL); }\n',
+  );
+  assert.is(spawnSync('cc', ['-o', join(dir, 'c11'), join(dir, 'c11.c')]).status, 0);
+  const c11 = await cli(['record', '-o', 'c11.trace', '--', './c11'], { cwd: dir });
+  assert.is(c11.status, 1);
+  assert.match(c11.stderr, /^mallocscope: c11 created a thread: .*\[RECORD_THREADS\]\n$/);
 });
 
 /**

@@ -242,7 +242,6 @@ test('a bad --brk-limit is a usage error (exit 2, one line)', async () => {
 
 // ---- determinism, environment, stdin ---------------------------------------------------------------------
 
-
 function randomTrace(events: number, seed: number): string {
   const next = seededRandom(seed);
   const sizes = [0, 1, 24, 100, 500, 1032, 1040, 5000, 70000, 131072, 200000, 1 * MiB, 3 * MiB];

@@ -246,10 +246,18 @@ test('thread lines: tags, spawn and exit; IDs shared by all threads; events carr
   assert.is(events[8].slot, events[2].slot);
 });
 
-test('thread lines are written back as they are read', () => {
+test('thread lines are written back as they are read; exit needs its thread', () => {
   const text = 'malloc a 100\nspawn 2\n@2 malloc b 200\n@2 free a\n@2 exit\n';
-  const lines = parseTrace(text).map((event) => formatCall(event, event.thread ?? 1));
-  assert.is(`${lines.join('\n')}\n`, text);
+  assert.is(
+    `${parseTrace(text)
+      .map((event) => formatCall(event, event.thread ?? 1))
+      .join('\n')}\n`,
+    text,
+  );
+  // The events' own thread is the default, for formatTrace too.
+  assert.is(formatTrace(parseTrace(text)), text);
+  assert.throws(() => formatCall({ op: 'exit' }), /TRACE_WRITE_NUMBER|main thread never exits/);
+  assert.is(formatCall({ op: 'exit' }, 3), '@3 exit');
 });
 
 test('a line of exactly 4096 characters is fine, also with CRLF; 4097 is not', () => {

@@ -9,6 +9,7 @@
 #include <mcheck.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <threads.h>
 #include <unistd.h>
 
 /* mtrace follows one process, but every process that inherits MALLOC_TRACE writes the same file: an exec'd
@@ -49,17 +50,29 @@ static void note_forked_child(void) {
 
 /* mtrace's log does not say which thread made a call, and a threaded program's calls go to several arenas:
  * its trace would replay as if one thread made them all. So each pthread_create the program makes appends
- * "PID\tthread" to the same file, and `mallocscope record` refuses (or, if told to, marks) the trace. The
+ * (or thrd_create) appends "PID\tthread" to the same file, and `mallocscope record` refuses (or, if told to, marks) the trace. The
  * real pthread_create is looked up in the constructor, before tracing starts, so that whatever dlsym
  * might allocate is not in the log. Threads that glibc starts inside itself (timer and AIO helpers) call its
  * internal entry point and are not seen. */
 typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+typedef int (*thrd_create_fn)(thrd_t *, thrd_start_t, void *);
 static pthread_create_fn real_pthread_create;
+static thrd_create_fn real_thrd_create;
 
+/* Another library's constructor may start a thread before ours has run: look the real one up then. */
 int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*start)(void *), void *arg) {
-  if (real_pthread_create == NULL) return EAGAIN; /* not resolved: cannot happen in a dynamically linked program */
+  if (real_pthread_create == NULL) real_pthread_create = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
+  if (real_pthread_create == NULL) return EAGAIN;
   if (pids_file && *pids_file) append_pid_line("thread");
   return real_pthread_create(thread, attr, start, arg);
+}
+
+/* C11 threads: glibc's thrd_create reaches pthread_create through an internal name, not through ours. */
+int thrd_create(thrd_t *thread, thrd_start_t start, void *arg) {
+  if (real_thrd_create == NULL) real_thrd_create = (thrd_create_fn)dlsym(RTLD_NEXT, "thrd_create");
+  if (real_thrd_create == NULL) return thrd_error;
+  if (pids_file && *pids_file) append_pid_line("thread");
+  return real_thrd_create(thread, start, arg);
 }
 
 /* The dynamic linker runs preloaded libraries' constructors before the program's own constructors and main,
@@ -67,7 +80,8 @@ int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*start)
  * definition because that library comes first in LD_PRELOAD. Whatever ran before this constructor (the
  * debug allocator's own set-up, mtrace's fopen) is not logged: see docs/glibc.md §9 and docs/mtrace.md. */
 __attribute__((constructor)) static void start_mtrace(void) {
-  real_pthread_create = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
+  if (real_pthread_create == NULL) real_pthread_create = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
+  if (real_thrd_create == NULL) real_thrd_create = (thrd_create_fn)dlsym(RTLD_NEXT, "thrd_create");
   pids_file = getenv("MALLOCSCOPE_MTRACE_PIDS");
   if (pids_file && *pids_file) {
     append_pid_line(NULL);

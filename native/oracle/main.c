@@ -324,7 +324,10 @@ static int run_call(struct trace_thread *self)
            runs beside a later line. */
         struct trace_thread *u = thread_add(c->spawn, c->line);
         int err = pthread_create(&u->handle, NULL, thread_start, u);
-        if (err != 0) die_internal("pthread_create", err);
+        if (err != 0) {
+            out_flush(&out); /* the lines of the calls before this one, as a trace error keeps them */
+            die_internal("pthread_create", err);
+        }
         started_wait(u);
         break;
     }

@@ -4,7 +4,9 @@
 #include "trace.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -502,8 +504,31 @@ int trace_has_threads(struct trace_reader *r)
         r->eof = 0;
         return found > 0;
     }
-    /* A pipe: keep what it takes to know (all of it when there are no threads) in the reader's buffer, so
-     * that the reader takes its first lines from there, then reads on from the pipe. */
+    /* A pipe: copy it to an unnamed temporary file while looking (up to a binary byte, where the trace ends
+     * in an error anyway), then read that file as above, so that memory does not grow with the trace. */
+    const char *dir = getenv("TMPDIR");
+    int spool = open(dir != NULL && *dir != '\0' ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (spool >= 0) {
+        int binary = 0;
+        while (!binary && !r->eof) {
+            r->start = r->end = 0;
+            fill(r);
+            if (scan_first_fields(&s, r->buf, r->end) < 0) binary = 1;
+            for (size_t done = 0; done < r->end;) {
+                ssize_t n = write(spool, r->buf + done, r->end - done);
+                if (n < 0 && errno == EINTR) continue;
+                if (n < 0) trace_open_error(r->display_name, errno, r->flush_first);
+                done += (size_t)n;
+            }
+        }
+        if (lseek(spool, 0, SEEK_SET) < 0) trace_open_error(r->display_name, errno, r->flush_first);
+        r->fd = spool;
+        r->start = r->end = 0;
+        r->eof = 0;
+        return trace_has_threads(r);
+    }
+    /* No temporary file: keep what it takes to know (all of it when there are no threads) in the reader's
+     * buffer, so that the reader takes its first lines from there, then reads on from the pipe. */
     while (found == 0 && !r->eof) {
         if (r->cap - r->end < READ_CHUNK) {
             r->buf = region_remap(r->buf, r->cap, r->cap * 2);

@@ -135,9 +135,8 @@ export class Replayer {
 
   /** Applies one event. An internal inconsistency or a glibc abort stops with the event's seq and line. */
   apply(event: TraceEvent): ReplayOutcome {
-    if (event.op === 'spawn' || event.op === 'exit' || (event.thread ?? 1) !== 1) {
-      throw threadsRefused(event.seq, event.line, OP_CODE[event.op], event.thread ?? 1);
-    }
+    // A thread line: spawn, exit, or any tagged line (`@1` too), after which every event carries `thread`.
+    if (event.thread !== undefined) throw threadsRefused(event.seq, event.line, OP_CODE[event.op], event.thread);
     const exact = event.exact;
     if (exact) {
       // Values past 2^53: the entry points take them exactly (as bigints) and check them in glibc's order.
@@ -169,6 +168,9 @@ export class Replayer {
       case 'trim':
         result = this.step(OP_TRIM, event.seq, event.line, -1, false, 0, 0, 0, 0, 0, event.pad);
         break;
+      default:
+        // spawn and exit always carry `thread`, and were refused above.
+        throw threadsRefused(event.seq, event.line, OP_CODE[event.op], 1);
     }
     return this.finish(event, event.seq, event.line, OP_CODE[event.op], result);
   }

@@ -29,13 +29,16 @@ const sizeText = formatNumber;
  * The line (without `\n`) that records one call, tagged `@T` when `thread` is given and not 1. Throws for a
  * call the format cannot hold.
  */
-export function formatCall(call: TraceCall, thread = 1): string {
-  if (thread !== 1) {
-    if (!Number.isInteger(thread) || thread < 1 || thread > 2147483647) {
-      throw new MallocscopeError('TRACE_WRITE_NUMBER', `cannot write thread ${thread}: a thread is a whole number from 1 to 2147483647`);
-    }
-    return `@${thread} ${formatCall(call)}`;
+export function formatCall(call: TraceCall & { thread?: number }, thread = call.thread ?? 1): string {
+  if (thread === 1) return callText(call, 1);
+  if (!Number.isInteger(thread) || thread < 1 || thread > 2147483647) {
+    throw new MallocscopeError('TRACE_WRITE_NUMBER', `cannot write thread ${thread}: a thread is a whole number from 1 to 2147483647`);
   }
+  return `@${thread} ${callText(call, thread)}`;
+}
+
+/** The call's verb and fields, made by `thread`. */
+function callText(call: TraceCall, thread: number): string {
   switch (call.op) {
     case 'malloc':
       return `malloc ${checkId(call.id)} ${sizeText(checkSize(call.size, 'SIZE'))}`;
@@ -60,6 +63,8 @@ export function formatCall(call: TraceCall, thread = 1): string {
       }
       return `spawn ${call.spawned}`;
     case 'exit':
+      if (thread === 1)
+        throw new MallocscopeError('TRACE_WRITE_NUMBER', 'cannot write exit in thread 1: the main thread never exits (give the thread that exits)');
       return 'exit';
   }
 }
@@ -90,7 +95,7 @@ export class TraceWriter {
   }
 
   /** Appends one call. */
-  write(call: TraceCall, thread = 1): void {
+  write(call: TraceCall & { thread?: number }, thread = call.thread ?? 1): void {
     this.line(formatCall(call, thread));
   }
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { TraceError } from '../dist/errors.js';
-import { parseTrace, readTrace } from '../dist/trace/reader.js';
+import { parseTrace, readTrace, traceHasThreads } from '../dist/trace/reader.js';
 import { formatCall, formatTrace, TraceWriter } from '../dist/trace/writer.js';
 import type { TraceEvent } from '../dist/trace/api.js';
 import { formatNumber, parseNumber, parseSafeNumber } from '../dist/number.js';
@@ -203,6 +203,22 @@ for (const [name, text, message] of errors) {
     assert.is(errorOf(text), `${code} ${message}`);
   });
 }
+
+test('traceHasThreads looks at first fields only, as the oracle decides whether a trace has threads', () => {
+  const has = (text: string | Uint8Array) => {
+    const path = join(dir, 'has-threads.trace');
+    writeFileSync(path, text);
+    return traceHasThreads(path);
+  };
+  assert.is(has('malloc a 1\nfree a\n'), false);
+  assert.is(has('malloc spawn 1\nmalloc exit 2\n# spawn 2\nmalloc b 1 # @2\n'), false, 'IDs and comments do not count');
+  assert.is(has('malloc a 1\n  spawn 2\n'), true);
+  assert.is(has('malloc a 1\r\nexit\r\n'), true);
+  assert.is(has('malloc a 1\n@2 malloc b 1'), true, 'the last line needs no newline');
+  assert.is(has('spawner 2\nexits\n@'), true, 'a tag is a tag before its number is checked');
+  assert.is(has(Buffer.from('malloc a\u0001 1\nspawn 2\n')), false, 'the look ends at a binary byte');
+  assert.is(traceHasThreads(join(dir, 'no-such.trace')), false);
+});
 
 test('a thread number may have leading zeros: @02 is thread 2', () => {
   assert.is(parseTrace('spawn 02\n@002 malloc a 1')[1].thread, 2);

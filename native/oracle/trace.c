@@ -504,8 +504,9 @@ int trace_has_threads(struct trace_reader *r)
         r->eof = 0;
         return found > 0;
     }
-    /* A pipe: copy it to an unnamed temporary file while looking (up to a binary byte, where the trace ends
-     * in an error anyway), then read that file as above, so that memory does not grow with the trace. */
+    /* A pipe: copy it to an unnamed temporary file, looking on the way, then read from that file, so that
+     * memory does not grow with the trace. The copy stops at a binary byte, where the trace ends in an error
+     * anyway (and /dev/zero would never end). */
     const char *dir = getenv("TMPDIR");
     int spool = open(dir != NULL && *dir != '\0' ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (spool >= 0) {
@@ -513,7 +514,12 @@ int trace_has_threads(struct trace_reader *r)
         while (!binary && !r->eof) {
             r->start = r->end = 0;
             fill(r);
-            if (scan_first_fields(&s, r->buf, r->end) < 0) binary = 1;
+            if (found == 0) {
+                found = scan_first_fields(&s, r->buf, r->end);
+                binary = found < 0;
+            } else {
+                for (size_t i = 0; i < r->end && !binary; i++) binary = is_binary_byte((unsigned char)r->buf[i]);
+            }
             for (size_t done = 0; done < r->end;) {
                 ssize_t n = write(spool, r->buf + done, r->end - done);
                 if (n < 0 && errno == EINTR) continue;
@@ -521,11 +527,12 @@ int trace_has_threads(struct trace_reader *r)
                 done += (size_t)n;
             }
         }
+        if (found == 0 && s.state == IN_FIRST_FIELD) found = first_field_is_thread(&s);
         if (lseek(spool, 0, SEEK_SET) < 0) trace_open_error(r->display_name, errno, r->flush_first);
         r->fd = spool;
         r->start = r->end = 0;
         r->eof = 0;
-        return trace_has_threads(r);
+        return found > 0;
     }
     /* No temporary file: keep what it takes to know (all of it when there are no threads) in the reader's
      * buffer, so that the reader takes its first lines from there, then reads on from the pipe. */

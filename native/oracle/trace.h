@@ -40,7 +40,8 @@ void trace_open_reader(struct trace_reader *r, int fd, const char *display_name,
 int trace_next(struct trace_reader *r, struct trace_call *call);
 /* Whether the trace has threads: a line whose first field is an `@T` tag, `spawn` or `exit` (comments aside;
  * nothing else of a line is checked here). Reads the whole input first and leaves the reader at its start: a
- * file is read and rewound, anything else (a pipe) is kept in memory and replayed from there. */
+ * file is read and rewound; a pipe is copied to an unnamed temporary file read from then on (kept in memory
+ * only when no such file can be made). */
 int trace_has_threads(struct trace_reader *r);
 
 enum number_status { NUMBER_OK, NUMBER_MALFORMED, NUMBER_RANGE };

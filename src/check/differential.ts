@@ -3,7 +3,6 @@
 // script). It compares the contract's fields of every event, mallinfo2 included with `stats`, and says where
 // the model and glibc part: a different line, glibc dying where the model goes on, or the model stopping
 // where glibc does not die; both dying at the same call by the same signal is an agreement.
-import { closeSync, openSync, readSync } from 'node:fs';
 import { hostCommitLimit } from '../system/host.ts';
 import { checkInvariants } from '../allocator/invariants.ts';
 import { Replayer, threadsRefused, type ReplayOptions, type ReplayOutcome } from '../replay/replayer.ts';
@@ -20,7 +19,7 @@ import {
   type OracleRun,
 } from '../oracle/oracle.ts';
 import { contractFields, extraFields, statsFields } from '../report/jsonl.ts';
-import { readTrace, type TraceReader } from '../trace/reader.ts';
+import { readTrace, traceHasThreads, type TraceReader } from '../trace/reader.ts';
 
 // The oracle's lines synchronously, for tests that compare by hand (model-policies, native-maps).
 export { oracleLines } from '../oracle/oracle.ts';
@@ -219,61 +218,14 @@ export interface CheckTraceOptions extends Omit<CompareOptions, 'name'>, Pick<Or
 }
 
 /**
- * Whether any line of the file at `path` starts with a thread tag, `spawn` or `exit` (comments and blank
- * lines aside), as the oracle decides it: a look at first fields only, which checks nothing else and stops
- * at a byte that makes the file binary (the trace ends in that error anyway).
- */
-function hasThreadLine(path: string): boolean {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    return false; // the reader reports a file that cannot be read
-  }
-  const buf = Buffer.alloc(1 << 20);
-  let atStart = true;
-  let field = '';
-  let skipping = false;
-  const isThread = (word: string) => word.startsWith('@') || word === 'spawn' || word === 'exit';
-  try {
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) return !skipping && isThread(field);
-      for (let i = 0; i < n; i++) {
-        const c = buf[i];
-        if ((c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) || c === 0x7f) return false;
-        if (c === 0x0a) {
-          if (!skipping && isThread(field)) return true;
-          atStart = true;
-          skipping = false;
-          field = '';
-        } else if (skipping) {
-          // the rest of a line whose first field is known
-        } else if (c === 0x20 || c === 0x09 || c === 0x0d || c === 0x23) {
-          if (!atStart) {
-            if (isThread(field)) return true;
-            skipping = true;
-          } else if (c === 0x23) skipping = true;
-        } else {
-          atStart = false;
-          if (field.length < 6) field += String.fromCharCode(c);
-        }
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
  * For the commands that compare the model with the oracle: stops with MODEL_THREADS at the trace's first
  * thread line, where the replay itself would stop, when the trace has one; the oracle would otherwise print
  * `thread` on every line and the first line would pass for a difference. A trace without threads is only
- * glanced at (hasThreadLine); one with threads is read up to that line, so that a bad line before it is
+ * glanced at (traceHasThreads); one with threads is read up to that line, so that a bad line before it is
  * reported as the replay would report it.
  */
 export function refuseThreads(path: string, name = path): void {
-  if (!hasThreadLine(path)) return;
+  if (!traceHasThreads(path)) return;
   const reader = readTrace(path, { name });
   try {
     while (reader.readRaw()) {

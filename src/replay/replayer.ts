@@ -76,7 +76,7 @@ const OP_CODE: Record<TraceOp, number> = {
 };
 
 /**
- * A thread line (spawn, exit, or a call by a thread other than 1) stops the replay: the model has one arena
+ * A thread line (spawn, exit, or any line with a tag, `@1` included) stops the replay: the model has one arena
  * and one thread today, and replaying a threaded program as if one thread made every call would be silently
  * wrong (docs/trace-format.md, threads). The real glibc replays such traces (`mallocscope oracle`).
  */

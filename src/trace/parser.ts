@@ -6,7 +6,20 @@ import { parseNumberBytes } from '../number.ts';
 import { TraceError } from '../errors.ts';
 import type { ExactSizes, TraceEvent, TraceOp } from './api.ts';
 import { IdTable } from './id-table.ts';
-import { MALLOPT_PARAMS, OP_CALLOC, OP_EXIT, OP_FREE, OP_MALLOC, OP_MALLOPT, OP_MEMALIGN, OP_REALLOC, OP_SPAWN, OP_TRIM, TRACE_OPS } from './vocabulary.ts';
+import {
+  MALLOPT_PARAMS,
+  MAX_THREAD,
+  OP_CALLOC,
+  OP_EXIT,
+  OP_FREE,
+  OP_MALLOC,
+  OP_MALLOPT,
+  OP_MEMALIGN,
+  OP_REALLOC,
+  OP_SPAWN,
+  OP_TRIM,
+  TRACE_OPS,
+} from './vocabulary.ts';
 
 /** The longest line the format allows, in bytes, not counting `\n` and a `\r` before it. */
 export const MAX_LINE_LENGTH = 4096;
@@ -69,10 +82,7 @@ const paramBytes = PARAMS.map((p) => ascii.encode(p));
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 const lenientUtf8 = new TextDecoder('utf-8');
 
-export { TRACE_OPS, MALLOPT_PARAMS, OP_MALLOC, OP_CALLOC, OP_REALLOC, OP_MEMALIGN, OP_FREE, OP_MALLOPT, OP_TRIM, OP_SPAWN, OP_EXIT };
-
-/** The largest thread number a trace may use (a C int, as the oracle keeps it). */
-export const MAX_THREAD = 2147483647;
+export { TRACE_OPS, MALLOPT_PARAMS, MAX_THREAD, OP_MALLOC, OP_CALLOC, OP_REALLOC, OP_MEMALIGN, OP_FREE, OP_MALLOPT, OP_TRIM, OP_SPAWN, OP_EXIT };
 
 /**
  * Where a reader gets its bytes from: read() fills into[offset, offset + length) and returns how many bytes it
@@ -663,6 +673,54 @@ export class TraceReader implements IterableIterator<TraceEvent> {
 
   private throwBinary(byte: number, column: number): never {
     this.throwLine('TRACE_BINARY', `binary data (byte 0x${byte.toString(16).padStart(2, '0')} at column ${column}); a trace is text`);
+  }
+}
+
+/**
+ * Whether a trace has threads, as the oracle decides it before its first line: a line whose first field is a
+ * tag, `spawn` or `exit` (comments and blank lines aside). Fed the file's bytes in pieces, it checks nothing
+ * else, and stops at a byte that makes the file binary (the trace ends in that error anyway).
+ */
+export class ThreadLineScanner {
+  /** The first field of the current line, up to six bytes: enough to tell `spawn`, `exit` and a tag. */
+  private field = '';
+  private atLineStart = true;
+  /** The current line's first field is known (or the line is a comment): skip to its end. */
+  private skipping = false;
+
+  /** true: a thread line; false: a binary byte, so the look ends without one; null: none so far. */
+  feed(buf: Uint8Array, length: number): boolean | null {
+    for (let i = 0; i < length; i++) {
+      const byte = buf[i];
+      if (byte === 10) {
+        if (this.fieldIsThread()) return true;
+        this.atLineStart = true;
+        this.skipping = false;
+        this.field = '';
+        continue;
+      }
+      const kind = byteClass[byte];
+      if (kind === BINARY) return false;
+      if (this.skipping) continue;
+      if (kind === ORDINARY) {
+        this.atLineStart = false;
+        if (this.field.length < 6) this.field += String.fromCharCode(byte);
+      } else if (!this.atLineStart) {
+        if (this.fieldIsThread()) return true;
+        this.skipping = true;
+      } else if (kind === HASH) this.skipping = true;
+    }
+    return null;
+  }
+
+  /** At the end of the input: whether its last line, without a newline, is a thread line. */
+  end(): boolean {
+    return this.fieldIsThread();
+  }
+
+  private fieldIsThread(): boolean {
+    const field = this.field;
+    return !this.skipping && (field.startsWith('@') || field === 'spawn' || field === 'exit');
   }
 }
 

@@ -2,7 +2,7 @@
 // (parser.ts, which has no Node API and is re-exported here, so that Node code imports one module).
 import { closeSync, openSync, readSync } from 'node:fs';
 import { TraceError, errnoReason } from '../errors.ts';
-import { TraceReader, traceDisplayName, type ByteSource, type ReadTraceOptions } from './parser.ts';
+import { ThreadLineScanner, TraceReader, traceDisplayName, type ByteSource, type ReadTraceOptions } from './parser.ts';
 
 export * from './parser.ts';
 
@@ -43,4 +43,29 @@ export function readTrace(path: string, options: ReadTraceOptions = {}): TraceRe
     throw new TraceError('TRACE_OPEN', name, 0, `cannot read: ${errnoReason(error)}`);
   }
   return new TraceReader(fileSource(fd, true, name), name, options.chunkSize);
+}
+
+/**
+ * Whether the trace file at `path` has threads, as the oracle decides it (ThreadLineScanner): a look at first
+ * fields only. False for a file that cannot be read: reading it reports that.
+ */
+export function traceHasThreads(path: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return false;
+  }
+  const scanner = new ThreadLineScanner();
+  const buf = new Uint8Array(1 << 20);
+  try {
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) return scanner.end();
+      const found = scanner.feed(buf, n);
+      if (found !== null) return found;
+    }
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -17,6 +17,9 @@ export const OP_MEMALIGN = 3;
 export const OP_FREE = 4;
 export const OP_MALLOPT = 5;
 export const OP_TRIM = 6;
+/** The largest thread number a trace may use (a C int, as the oracle keeps it). */
+export const MAX_THREAD = 2147483647;
+
 /** The thread verbs (docs/trace-format.md, threads): spawn U, exit. */
 export const OP_SPAWN = 7;
 export const OP_EXIT = 8;

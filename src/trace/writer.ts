@@ -4,6 +4,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { MallocscopeError } from '../errors.ts';
 import { formatNumber } from '../number.ts';
 import type { TraceCall } from './api.ts';
+import { MAX_THREAD } from './vocabulary.ts';
 
 /** An ID the format can hold: no white space, no '#', no control bytes. */
 const VALID_ID = /^[^\s#\u0000-\u001f\u007f]+$/u;
@@ -31,8 +32,8 @@ const sizeText = formatNumber;
  */
 export function formatCall(call: TraceCall & { thread?: number }, thread = call.thread ?? 1): string {
   if (thread === 1) return callText(call, 1);
-  if (!Number.isInteger(thread) || thread < 1 || thread > 2147483647) {
-    throw new MallocscopeError('TRACE_WRITE_NUMBER', `cannot write thread ${thread}: a thread is a whole number from 1 to 2147483647`);
+  if (!Number.isInteger(thread) || thread < 1 || thread > MAX_THREAD) {
+    throw new MallocscopeError('TRACE_WRITE_NUMBER', `cannot write thread ${thread}: a thread is a whole number from 1 to ${MAX_THREAD}`);
   }
   return `@${thread} ${callText(call, thread)}`;
 }
@@ -58,8 +59,8 @@ function callText(call: TraceCall, thread: number): string {
     case 'trim':
       return `trim ${sizeText(checkSize(call.pad, 'PAD'))}`;
     case 'spawn':
-      if (!Number.isInteger(call.spawned) || call.spawned < 2 || call.spawned > 2147483647) {
-        throw new MallocscopeError('TRACE_WRITE_NUMBER', `cannot write spawn ${call.spawned}: a new thread is a whole number from 2 to 2147483647`);
+      if (!Number.isInteger(call.spawned) || call.spawned < 2 || call.spawned > MAX_THREAD) {
+        throw new MallocscopeError('TRACE_WRITE_NUMBER', `cannot write spawn ${call.spawned}: a new thread is a whole number from 2 to ${MAX_THREAD}`);
       }
       return `spawn ${call.spawned}`;
     case 'exit':

@@ -166,7 +166,7 @@ export class EventEncoder {
   count = 0;
 
   add(event: TraceEvent): void {
-    if (event.op === 'spawn' || event.op === 'exit' || (event.thread ?? 1) !== 1) {
+    if (event.op === 'spawn' || event.op === 'exit' || event.thread !== undefined) {
       // The model refuses threads before this (MODEL_THREADS); the page's event stream has no room for them yet.
       throw new MallocscopeError('MODEL_THREADS', `event ${event.seq} (line ${event.line}, ${event.op}): the report does not show threads yet`);
     }

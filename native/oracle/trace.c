@@ -304,8 +304,9 @@ static int check_param_field(struct trace_reader *r, const char *tok, size_t len
                " (expected M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX, M_MXFAST, M_ARENA_MAX or M_ARENA_TEST)");
 }
 
-/* The largest thread number (a C int, as the TypeScript reader keeps it too). */
+/* The largest thread number (a C int, as the TypeScript reader keeps it too), and as the errors write it. */
 #define MAX_THREAD 2147483647u
+#define MAX_THREAD_TEXT "2147483647"
 
 /* A thread number: decimal digits only, 1 to MAX_THREAD; 0 when the token is not one. */
 static uint64_t thread_number(const char *tok, size_t len)
@@ -367,7 +368,7 @@ int trace_next(struct trace_reader *r, struct trace_call *call)
             call->thread = thread_number(tok[0] + 1, tok_len[0] - 1);
             if (call->thread == 0)
                 fail_token(r, "TRACE_THREAD_TAG", NULL, "thread tag is not a thread number: ", tok[0], tok_len[0],
-                           " (expected @ and a decimal number from 1 to 2147483647)");
+                           " (expected @ and a decimal number from 1 to " MAX_THREAD_TEXT ")");
             if (ntok == 1) fail_token(r, "TRACE_THREAD_TAG", NULL, "thread tag ", tok[0], tok_len[0], " has no call after it");
             first = 1;
         }
@@ -429,7 +430,7 @@ int trace_next(struct trace_reader *r, struct trace_call *call)
                 call->spawn = thread_number(t, n);
                 if (call->spawn == 0)
                     fail_token(r, "TRACE_THREAD_NUMBER", verb_shapes[v].name[f], " is not a thread number: ", t, n,
-                               " (expected a decimal number from 1 to 2147483647)");
+                               " (expected a decimal number from 1 to " MAX_THREAD_TEXT ")");
                 break;
             }
         }

@@ -3,6 +3,9 @@
 // grow), short traces of edge values (src/trace/edges.ts), the examples, and the traces of real programs in
 // test/fixtures/real. The heap's invariants are walked on the way: after every event of the short traces, and
 // on samples of the long ones (every Nth event and the last), since each walk visits the whole heap.
+// The native backend (the same core on real memory, heap offsets from its emulated break) is held against the
+// same run of glibc on the random shapes, the examples and the real programs: one oracle run serves both, each
+// native trace on a fresh NativeSystem, released afterwards.
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -13,6 +16,7 @@ import { Replayer } from '../dist/replay/replayer.js';
 import { checkTrace, compareWithLines, differential } from '../dist/check/differential.js';
 import { TraceError } from '../dist/errors.js';
 import { runOracleSync } from '../dist/oracle/oracle.js';
+import { NativeSystem } from '../dist/system/native.js';
 import { readTrace } from '../dist/trace/reader.js';
 import { generateEdgeTrace } from '../dist/trace/edges.js';
 import { SHAPES, generateTrace } from '../dist/trace/generate.js';
@@ -26,15 +30,30 @@ const SAMPLE = 10;
 /** The same for the real programs' traces (about 12000 events over heaps of thousands of chunks). */
 const REAL_SAMPLE = 50;
 
-/** Asserts that model and glibc agree on every event; `invariants`: true after every event, N every Nth. */
-function agrees(path: string, label: string, invariants: true | number, brkLimit?: number): void {
-  const result = differential(path, { stats: true, checkInvariants: invariants, brkLimit });
+/** Asserts that one backend and glibc agree on every event of the result. */
+function agreed(result: ReturnType<typeof differential>, backend: string, label: string, path: string): void {
   if (result.difference) {
     const d = result.difference;
-    assert.unreachable(`${label}: event ${d.seq} (line ${d.line}) differs\n  oracle: ${d.oracle}\n  model:  ${d.model}\n  trace: ${path}`);
+    assert.unreachable(`${label}: event ${d.seq} (line ${d.line}) differs\n  oracle: ${d.oracle}\n  ${backend} ${d.model}\n  trace: ${path}`);
   }
   assert.ok(result.events > 0, `${label}: no events`);
   assert.is(result.agreed, result.events);
+}
+
+/**
+ * Asserts that model and glibc agree on every event; `invariants`: true after every event, N every Nth.
+ * `native`: the native backend too, against the same oracle run.
+ */
+function agrees(path: string, label: string, invariants: true | number, brkLimit?: number, native = false): void {
+  const oracle = runOracleSync(path, { stats: true, brkLimit });
+  agreed(differential(path, { stats: true, checkInvariants: invariants, brkLimit, oracle }), 'model: ', label, path);
+  if (!native) return;
+  const system = new NativeSystem();
+  try {
+    agreed(differential(path, { stats: true, system, oracle }), 'native:', `native: ${label}`, path);
+  } finally {
+    system.release();
+  }
 }
 
 assert.ok(SHAPES.length >= 60, `only ${SHAPES.length} shapes`);
@@ -44,7 +63,7 @@ for (const [index, shape] of SHAPES.entries()) {
     const writer = new TraceWriter({ path });
     for (const call of generateTrace(shape, 7000 + index, 1500)) writer.write(call);
     writer.close();
-    agrees(path, shape.name, SAMPLE);
+    agrees(path, shape.name, SAMPLE, undefined, true);
   });
 }
 
@@ -88,7 +107,7 @@ for (const brkLimit of [0, 65536]) {
 }
 
 for (const name of readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.trace'))) {
-  test(`example ${name}`, () => agrees(join(root, 'examples', name), name, true));
+  test(`example ${name}`, () => agrees(join(root, 'examples', name), name, true, undefined, true));
 }
 
 test('mallopt M_ARENA_MAX and M_ARENA_TEST in one thread: consolidation first, non-positive values ignored', () => {
@@ -101,7 +120,7 @@ test('there are traces of at least three real programs', () => {
   assert.ok(realTraces.length >= 3, `found ${realTraces.length} in test/fixtures/real`);
 });
 for (const name of realTraces) {
-  test(`real program trace ${name}`, () => agrees(join(real, name), name, REAL_SAMPLE));
+  test(`real program trace ${name}`, () => agrees(join(real, name), name, REAL_SAMPLE, undefined, true));
 }
 
 // ---- the comparison itself -------------------------------------------------------------------------------

@@ -297,6 +297,11 @@ export interface DifferentialOptions extends Omit<ReplayOptions, 'checkInvariant
   brkLimit?: number;
   /** The heap's invariants: true after every event, N after every Nth event and the last one. */
   checkInvariants?: boolean | number;
+  /**
+   * A run of this very trace by the oracle (runOracleSync with the same stats, brkLimit and libc), to hold a
+   * second backend against the same run without running glibc again.
+   */
+  oracle?: ReturnType<typeof runOracleSync>;
 }
 
 /**
@@ -310,9 +315,9 @@ function hostKernel(system: DifferentialOptions['system'], brkLimit: number | un
 
 /** Compares model and oracle on the trace at `path`, the oracle's output held in memory. */
 export function differential(path: string, options: DifferentialOptions = {}): DifferentialResult {
-  const { stats, brkLimit, checkInvariants: invariantsOption, libc, ...replay } = options;
+  const { stats, brkLimit, checkInvariants: invariantsOption, libc, oracle: given, ...replay } = options;
   refuseThreads(path);
-  const oracle = runOracleSync(path, { stats, brkLimit, libc });
+  const oracle = given ?? runOracleSync(path, { stats, brkLimit, libc });
   const replayer = new Replayer({
     ...replay,
     glibc: replay.glibc ?? pairedGlibc({ libc })?.rules,

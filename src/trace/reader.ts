@@ -45,6 +45,9 @@ export function readTrace(path: string, options: ReadTraceOptions = {}): TraceRe
   return new TraceReader(fileSource(fd, true, name), name, options.chunkSize);
 }
 
+/** traceHasThreads' read buffer, one for all calls (they are synchronous): a fresh MiB per call costs more than the look. */
+const scanBuffer = new Uint8Array(1 << 16);
+
 /**
  * Whether the trace file at `path` has threads, as the oracle decides it (ThreadLineScanner): a look at first
  * fields only. False for a file that cannot be read: reading it reports that.
@@ -57,7 +60,7 @@ export function traceHasThreads(path: string): boolean {
     return false;
   }
   const scanner = new ThreadLineScanner();
-  const buf = new Uint8Array(1 << 20);
+  const buf = scanBuffer;
   try {
     for (;;) {
       const n = readSync(fd, buf, 0, buf.length, null);

@@ -93,7 +93,7 @@ test('replay --json: the summary as JSON (§11 figures), with mallinfo2 under --
       mallinfo2: undefined,
     },
   );
-  assert.equal(figures.syscalls, { brk: 2, mmap: 1, munmap: 1, mremap: 0, madvise: 0, failed: 0 });
+  assert.equal(figures.syscalls, { brk: 2, mmap: 1, munmap: 1, mremap: 0, madvise: 0, mprotect: 0, failed: 0 });
   // The real glibc's mallinfo2 after the last call of the same trace.
   const oracle = (await run(['oracle', 'examples/threshold-slides.trace', '--stats'])).stdout.trim().split('\n').pop()!;
   const last = JSON.parse(oracle);

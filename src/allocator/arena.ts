@@ -7,15 +7,31 @@ import { NBINS, NFASTBINS, inSmallbinRange, largebinIndex, smallbinIndex } from 
 import type { Malloc } from './malloc.ts';
 import type { MallocPar } from './params.ts';
 
-/** The figures of an arena besides the main one that mallinfo2 sums: its heap size and the bytes in use. */
-export interface SideArena {
-  /** system_mem: the size of its one heap. */
-  systemMem: number;
-  /** Bytes not in its top: its heap_info and malloc_state headers and the tcache struct's chunk. */
-  used: number;
+/**
+ * One heap of a thread arena (glibc's heap_info): a HEAP_MAX_SIZE-aligned reservation of which the first
+ * `size` bytes are in use, the first `mprotectSize` writable. Its header (heap_info, and in an arena's first
+ * heap the malloc_state after it) is the start of the heap; chunks follow.
+ */
+export class Heap {
+  constructor(
+    /** The reservation's start: a multiple of HEAP_MAX_SIZE. */
+    readonly base: number,
+    /** h->size and h->mprotect_size. */
+    public size: number,
+    public mprotectSize: number,
+    /** The arena's previous heap (h->prev), or null for its first. */
+    public prev: Heap | null,
+    /** h->ar_ptr (set as soon as the arena exists: _int_new_arena makes the heap first). */
+    public arena: MallocState | null,
+  ) {}
+
+  /** The heap's place in its arena's chain, from 0 (the oracle's heapIndex). */
+  get index(): number {
+    return this.prev === null ? 0 : this.prev.index + 1;
+  }
 }
 
-/** Bin 1 is the unsorted bin; its header is record 1. */
+/** Bin 1 is the unsorted bin; its header is record binBase + 1 (record 1 in main_arena). */
 export const UNSORTED = 1;
 
 export class MallocState {
@@ -34,8 +50,10 @@ export class MallocState {
   lastRemainder = 0;
   /** av->have_fastchunks. */
   haveFastchunks = false;
-  /** The arena's CONTIGUOUS flag; cleared for good when sysmalloc falls back to mmap. */
+  /** The arena's CONTIGUOUS flag; cleared for good when sysmalloc falls back to mmap; never set in a thread arena. */
   contiguous = true;
+  /** The record of bin 0's header: bin i's header is record binBase + i (main_arena's are records 0..127). */
+  readonly binBase: number;
   /** Fastbin heads (chunk ids, NIL when empty). */
   readonly fastbins = new Int32Array(NFASTBINS).fill(NIL);
   /** Non-empty regular bins, one bit each (the role of glibc's binmap, kept exact). */
@@ -45,6 +63,17 @@ export class MallocState {
   systemMem = 0;
   maxSystemMem = 0;
 
+  /** The arena's number in creation order: 0 for main_arena (the oracle's arenaIndex). */
+  readonly index: number;
+  /** For a thread arena: the heap its top is in (heap_for_ptr(top)); null for main_arena. */
+  heap: Heap | null = null;
+  /** av->next: the ring of arenas, main -> newest -> ... -> oldest -> main. */
+  next: MallocState = this;
+  /** av->next_free: the next arena on the free list. */
+  nextFree: MallocState | null = null;
+  /** av->attached_threads: the threads whose thread_arena this is. */
+  attachedThreads = 1;
+
   /** Bytes and chunks in unsorted, small and large bins. */
   binnedBytes = 0;
   binnedCount = 0;
@@ -52,20 +81,27 @@ export class MallocState {
   fastBytes = 0;
   fastCount = 0;
 
-  constructor(m: Malloc) {
+  constructor(m: Malloc, index = 0) {
     this.m = m;
+    this.index = index;
     this.mp = m.mp;
     this.chunks = m.chunks;
     this.system = m.system;
     const chunks = this.chunks;
+    this.binBase = chunks.createBlock(NBINS, ChunkState.BinHeader);
     for (let b = 0; b < NBINS; b++) {
-      const header = chunks.create(0, 0, ChunkState.BinHeader);
+      const header = this.binBase + b;
       chunks.fd[header] = header;
       chunks.bk[header] = header;
       // A header's fd_nextsize is never NULL in glibc (it overlaps the next bin's fd): unlink relies on it.
       chunks.fdNextsize[header] = header;
     }
     this.top = chunks.create(0, 0, ChunkState.Top);
+  }
+
+  /** Whether this is main_arena (the brk heap) rather than a thread arena (heaps of its own). */
+  get isMain(): boolean {
+    return this.index === 0;
   }
 
   /** chunksize(av->top). */
@@ -92,7 +128,8 @@ export class MallocState {
     const c = this.chunks;
     c.fdNextsize[p] = NIL;
     c.bkNextsize[p] = NIL;
-    this.linkBetween(p, UNSORTED, c.fd[UNSORTED], ChunkState.Unsorted);
+    const head = this.binBase + UNSORTED;
+    this.linkBetween(p, head, c.fd[head], ChunkState.Unsorted);
   }
 
   /** unlink_chunk: takes `p` out of its bin (unsorted, small or large), keeping the nextsize ring right. */
@@ -122,7 +159,8 @@ export class MallocState {
     const state = c.state[p];
     if (state !== ChunkState.Unsorted) {
       const bin = state === ChunkState.Small ? smallbinIndex(c.size[p]) : largebinIndex(c.size[p]);
-      if (c.fd[bin] === bin) this.clearBinBit(bin);
+      const head = this.binBase + bin;
+      if (c.fd[head] === head) this.clearBinBit(bin);
     }
     c.state[p] = ChunkState.InUse;
     c.fd[p] = NIL;

@@ -119,6 +119,27 @@ export class ChunkTable {
     return id;
   }
 
+  /** `count` fresh records with consecutive ids (an arena's bin headers), in state `state`; the first id. */
+  createBlock(count: number, state: ChunkState): number {
+    const first = this.limit;
+    for (let i = 0; i < count; i++) {
+      const id = this.limit++;
+      if (id === this.address.length) this.grow();
+      this.address[id] = 0;
+      this.size[id] = 0;
+      this.state[id] = state;
+      this.prevPhys[id] = NIL;
+      this.nextPhys[id] = NIL;
+      this.fd[id] = NIL;
+      this.bk[id] = NIL;
+      this.fdNextsize[id] = NIL;
+      this.bkNextsize[id] = NIL;
+      this.lead[id] = 0;
+      this.madeBy[id] = -1;
+    }
+    return first;
+  }
+
   /** Gives a record back; its id will be reused. */
   release(id: number): void {
     this.state[id] = ChunkState.Unused;

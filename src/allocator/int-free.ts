@@ -5,6 +5,7 @@ import { ChunkState, NIL, isBinned } from './chunks.ts';
 import { FASTBIN_CONSOLIDATION_THRESHOLD, MINSIZE, NFASTBINS, csize2tidx, fastbinIndex, inSmallbinRange, smallbinIndex } from './constants.ts';
 import { sizeTFromInt } from './size-t.ts';
 import { systrim } from './sysmalloc.ts';
+import { heapTrim } from './heap.ts';
 import type { FreeNote, TrimNote } from './notes.ts';
 
 /**
@@ -57,7 +58,11 @@ export function mergeChunk(av: MallocState, p: number, tcacheable = false): void
       trim.consolidated = consolidated;
       trim.top = av.topSize;
     }
-    if (av.topSize >= av.mp.trimThreshold) systrim(av, av.mp.topPad, trim);
+    if (!av.isMain) {
+      // A thread arena: heap_trim (it checks the trim threshold itself, after unmapping whole heaps).
+      if (heapTrim(av) && trim) trim.verdict = 'released';
+      else if (trim) trim.verdict = av.topSize >= av.mp.trimThreshold ? 'under-page' : 'below';
+    } else if (av.topSize >= av.mp.trimThreshold) systrim(av, av.mp.topPad, trim);
     else if (trim) trim.verdict = 'below';
   }
 }
@@ -117,7 +122,8 @@ function coalesce(av: MallocState, p: number, toSmallBin: boolean): number {
   if (toSmallBin && inSmallbinRange(size)) {
     // Since 2.41 (e2436d6f5a): at the head of its own small bin, marked in the binmap.
     const bin = smallbinIndex(size);
-    av.linkBetween(p, bin, c.fd[bin], ChunkState.Small);
+    const head = av.binBase + bin;
+    av.linkBetween(p, head, c.fd[head], ChunkState.Small);
     av.markBin(bin);
   } else av.toUnsortedHead(p);
   noteMerge(av, size, false);

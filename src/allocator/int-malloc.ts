@@ -38,14 +38,17 @@ export function intMalloc(av: MallocState, bytes: number): number {
   }
 
   const idx = inSmallbinRange(nb) ? smallbinIndex(nb) : largebinIndex(nb);
+  // Bin headers are records: bin i's is av.binBase + i.
+  const idxHead = av.binBase + idx;
+  const unsorted = av.binBase + UNSORTED;
   if (inSmallbinRange(nb)) {
     // b. small bin: take the oldest; stash more into tcache.
-    const victim = c.bk[idx];
-    if (victim !== idx) {
+    const victim = c.bk[idxHead];
+    if (victim !== idxHead) {
       av.unlinkChunk(victim);
       if (tcacheable) {
-        while (av.m.tcache.counts[tidx] < av.mp.tcacheCount && c.bk[idx] !== idx) {
-          const more = c.bk[idx];
+        while (av.m.tcache.counts[tidx] < av.mp.tcacheCount && c.bk[idxHead] !== idxHead) {
+          const more = c.bk[idxHead];
           av.unlinkChunk(more);
           av.m.tcache.put(more, tidx);
         }
@@ -65,12 +68,12 @@ export function intMalloc(av: MallocState, bytes: number): number {
   for (;;) {
     // e. the unsorted scan, oldest first.
     let iterations = 0;
-    while (c.bk[UNSORTED] !== UNSORTED) {
-      const victim = c.bk[UNSORTED];
+    while (c.bk[unsorted] !== unsorted) {
+      const victim = c.bk[unsorted];
       const size = c.size[victim];
 
       // i. a small request and the last remainder alone in unsorted: split it.
-      if (inSmallbinRange(nb) && c.bk[victim] === UNSORTED && c.address[victim] === av.lastRemainder && size > nb + MINSIZE) {
+      if (inSmallbinRange(nb) && c.bk[victim] === unsorted && c.address[victim] === av.lastRemainder && size > nb + MINSIZE) {
         av.unlinkChunk(victim);
         const remainder = c.split(victim, nb, ChunkState.InUse, av.m.seq);
         av.lastRemainder = c.address[remainder];
@@ -98,7 +101,8 @@ export function intMalloc(av: MallocState, bytes: number): number {
       // iv. file it in its bin.
       if (inSmallbinRange(size)) {
         const bin = smallbinIndex(size);
-        av.linkBetween(victim, bin, c.fd[bin], ChunkState.Small);
+        const head = av.binBase + bin;
+        av.linkBetween(victim, head, c.fd[head], ChunkState.Small);
         av.markBin(bin);
       } else {
         placeInLargeBin(av, victim, size);
@@ -115,12 +119,12 @@ export function intMalloc(av: MallocState, bytes: number): number {
 
     // g. a large request: the smallest chunk in its own bin that fits.
     if (!inSmallbinRange(nb)) {
-      const first = c.fd[idx];
-      if (first !== idx && c.size[first] >= nb) {
+      const first = c.fd[idxHead];
+      if (first !== idxHead && c.size[first] >= nb) {
         let victim = c.bkNextsize[first];
         while (c.size[victim] < nb) victim = c.bkNextsize[victim];
         // Take the group's second member, when there is one, so the nextsize ring need not change.
-        if (victim !== c.bk[idx] && c.size[c.fd[victim]] === c.size[victim]) victim = c.fd[victim];
+        if (victim !== c.bk[idxHead] && c.size[c.fd[victim]] === c.size[victim]) victim = c.fd[victim];
         av.m.notes.path = 'largebin';
         if (note) note.bin = idx;
         return carve(av, victim, nb, false, note);
@@ -130,7 +134,7 @@ export function intMalloc(av: MallocState, bytes: number): number {
     // h. the next larger non-empty bin, taking its last (oldest or smallest) chunk.
     const bin = av.firstNonEmptyBinFrom(idx + 1);
     if (bin !== 0) {
-      const victim = c.bk[bin];
+      const victim = c.bk[av.binBase + bin];
       av.m.notes.path = 'binmap';
       if (note) note.bin = bin;
       return carve(av, victim, nb, inSmallbinRange(nb), note);
@@ -192,8 +196,8 @@ function carve(av: MallocState, victim: number, nb: number, setLastRemainder: bo
 function placeInLargeBin(av: MallocState, victim: number, size: number): void {
   const c = av.chunks;
   const bin = largebinIndex(size);
-  let bck = bin;
-  let fwd = c.fd[bin];
+  let bck = av.binBase + bin;
+  let fwd = c.fd[bck];
   if (fwd !== bck) {
     if (size < c.size[c.bk[bck]]) {
       // Smaller than everything: append at the tail, a new group between the smallest and the largest heads.

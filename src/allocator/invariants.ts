@@ -23,10 +23,13 @@ import { kindName, regionStarts } from './walk.ts';
 /** The codes of the lists a chunk can be on (see `listed`): tcache bins from 0, then fastbins, then bins. */
 const FASTBIN_LIST = 100;
 const BIN_LIST = 200;
+/** Added per arena index to a fastbin or bin code, so that each arena's lists are told apart. */
+const ARENA_LISTS = 1000;
 
 /** Throws an Error naming the first invariant that does not hold. */
-export function checkInvariants(av: MallocState): void {
-  const c = av.chunks;
+export function checkInvariants(main: MallocState): void {
+  const m = main.m;
+  const c = main.chunks;
   const fail = (what: string): never => {
     throw new Error(`invariant broken: ${what}`);
   };
@@ -35,76 +38,95 @@ export function checkInvariants(av: MallocState): void {
   // The list each chunk is on (a code: tcache i, fastbin FASTBIN_LIST + i, bin BIN_LIST + b), or -1; a typed
   // array rather than a Map, since the differential tests walk thousands of heaps.
   const listed = new Int32Array(c.highWater).fill(-1);
-  const listName = (code: number) => (code >= BIN_LIST ? `bin ${code - BIN_LIST}` : code >= FASTBIN_LIST ? `fastbin ${code - FASTBIN_LIST}` : `tcache ${code}`);
+  const listName = (raw: number) => {
+    const code = raw % ARENA_LISTS;
+    const where = raw >= ARENA_LISTS ? ` of arena ${Math.floor(raw / ARENA_LISTS)}` : '';
+    return code >= BIN_LIST ? `bin ${code - BIN_LIST}${where}` : code >= FASTBIN_LIST ? `fastbin ${code - FASTBIN_LIST}${where}` : `tcache ${code}`;
+  };
   const enlist = (p: number, list: number) => {
     if (listed[p] !== -1) fail(`chunk ${hex(c.address[p])} is on ${listName(listed[p])} and on ${listName(list)}`);
     listed[p] = list;
   };
 
-  // tcache and fastbins
-  for (let i = 0; i < TCACHE_MAX_BINS; i++) {
-    let count = 0;
-    for (let p = av.m.tcache.head[i]; p !== NIL; p = c.fd[p]) {
-      enlist(p, i);
-      if (c.state[p] !== ChunkState.Tcache) fail(`tcache ${i} holds a chunk in state ${c.state[p]}`);
-      if (csize2tidx(c.size[p]) !== i) fail(`tcache ${i} holds a chunk of size ${c.size[p]}`);
-      count++;
-    }
-    if (count !== av.m.tcache.counts[i]) fail(`tcache ${i} counts ${av.m.tcache.counts[i]} but holds ${count}`);
-    if (count > av.mp.tcacheCount) fail(`tcache ${i} holds ${count} > ${av.mp.tcacheCount}`);
-  }
-  let fastBytes = 0;
-  let fastCount = 0;
-  for (let i = 0; i < NFASTBINS; i++) {
-    for (let p = av.fastbins[i]; p !== NIL; p = c.fd[p]) {
-      enlist(p, FASTBIN_LIST + i);
-      if (c.state[p] !== ChunkState.Fastbin) fail(`fastbin ${i} holds a chunk in state ${c.state[p]}`);
-      if (fastbinIndex(c.size[p]) !== i) fail(`fastbin ${i} holds a chunk of size ${c.size[p]}`);
-      fastBytes += c.size[p];
-      fastCount++;
+  // every thread's tcache
+  for (const thread of m.threads.values()) {
+    const tcache = thread.tcache;
+    for (let i = 0; i < TCACHE_MAX_BINS; i++) {
+      let count = 0;
+      for (let p = tcache.head[i]; p !== NIL; p = c.fd[p]) {
+        enlist(p, i);
+        if (c.state[p] !== ChunkState.Tcache) fail(`tcache ${i} holds a chunk in state ${c.state[p]}`);
+        if (csize2tidx(c.size[p]) !== i) fail(`tcache ${i} holds a chunk of size ${c.size[p]}`);
+        count++;
+      }
+      if (count !== tcache.counts[i]) fail(`thread ${thread.id}: tcache ${i} counts ${tcache.counts[i]} but holds ${count}`);
+      if (count > m.mp.tcacheCount) fail(`thread ${thread.id}: tcache ${i} holds ${count} > ${m.mp.tcacheCount}`);
     }
   }
-  if (fastCount > 0 && !av.haveFastchunks) fail('fastbins hold chunks but have_fastchunks is clear');
 
-  // regular bins: doubly linked rings, sizes that suit the bin, large bins sorted with a sound nextsize ring
-  let binnedBytes = 0;
-  let binnedCount = 0;
-  for (let b = 1; b < NBINS; b++) {
-    let previous = b;
-    let lastSize = Infinity;
-    const heads: number[] = [];
-    for (let p = c.fd[b]; p !== b; p = c.fd[p]) {
-      enlist(p, BIN_LIST + b);
-      if (c.bk[p] !== previous) fail(`bin ${b}: bk of ${hex(c.address[p])} does not point back`);
-      const size = c.size[p];
-      const expected = b === UNSORTED ? ChunkState.Unsorted : b < 64 ? ChunkState.Small : ChunkState.Large;
-      if (c.state[p] !== expected) fail(`bin ${b} holds a chunk in state ${c.state[p]}`);
-      if (b !== UNSORTED) {
-        const index = inSmallbinRange(size) ? smallbinIndex(size) : largebinIndex(size);
-        if (index !== b) fail(`bin ${b} holds a chunk of size ${size} (bin ${index})`);
+  // each arena's fastbins and bins
+  let freeBytes = 0;
+  for (const av of m.arenas) {
+    let fastBytes = 0;
+    let fastCount = 0;
+    for (let i = 0; i < NFASTBINS; i++) {
+      for (let p = av.fastbins[i]; p !== NIL; p = c.fd[p]) {
+        enlist(p, FASTBIN_LIST + i + ARENA_LISTS * av.index);
+        if (c.state[p] !== ChunkState.Fastbin) fail(`fastbin ${i} holds a chunk in state ${c.state[p]}`);
+        if (fastbinIndex(c.size[p]) !== i) fail(`fastbin ${i} holds a chunk of size ${c.size[p]}`);
+        fastBytes += c.size[p];
+        fastCount++;
       }
-      if (b >= 64) {
-        if (size > lastSize) fail(`large bin ${b} is not sorted: ${size} after ${lastSize}`);
-        const isHead = size !== lastSize;
-        if (isHead !== (c.fdNextsize[p] !== NIL)) fail(`large bin ${b}: nextsize links of ${hex(c.address[p])} do not match its place`);
-        if (isHead) heads.push(p);
-        lastSize = size;
+    }
+    if (fastCount > 0 && !av.haveFastchunks) fail('fastbins hold chunks but have_fastchunks is clear');
+
+    // regular bins: doubly linked rings, sizes that suit the bin, large bins sorted with a sound nextsize ring
+    let binnedBytes = 0;
+    let binnedCount = 0;
+    for (let b = 1; b < NBINS; b++) {
+      const header = av.binBase + b;
+      let previous = header;
+      let lastSize = Infinity;
+      const heads: number[] = [];
+      for (let p = c.fd[header]; p !== header; p = c.fd[p]) {
+        enlist(p, BIN_LIST + b + ARENA_LISTS * av.index);
+        if (c.bk[p] !== previous) fail(`bin ${b}: bk of ${hex(c.address[p])} does not point back`);
+        const size = c.size[p];
+        const expected = b === UNSORTED ? ChunkState.Unsorted : b < 64 ? ChunkState.Small : ChunkState.Large;
+        if (c.state[p] !== expected) fail(`bin ${b} holds a chunk in state ${c.state[p]}`);
+        if (b !== UNSORTED) {
+          const index = inSmallbinRange(size) ? smallbinIndex(size) : largebinIndex(size);
+          if (index !== b) fail(`bin ${b} holds a chunk of size ${size} (bin ${index})`);
+        }
+        if (b >= 64) {
+          if (size > lastSize) fail(`large bin ${b} is not sorted: ${size} after ${lastSize}`);
+          const isHead = size !== lastSize;
+          if (isHead !== (c.fdNextsize[p] !== NIL)) fail(`large bin ${b}: nextsize links of ${hex(c.address[p])} do not match its place`);
+          if (isHead) heads.push(p);
+          lastSize = size;
+        }
+        binnedBytes += size;
+        binnedCount++;
+        previous = p;
       }
-      binnedBytes += size;
-      binnedCount++;
-      previous = p;
+      if (c.bk[header] !== previous) fail(`bin ${b}: header's bk is not the last chunk`);
+      for (let i = 0; i < heads.length; i++) {
+        const next = heads[(i + 1) % heads.length];
+        if (c.fdNextsize[heads[i]] !== next || c.bkNextsize[next] !== heads[i]) fail(`large bin ${b}: nextsize ring broken`);
+      }
     }
-    if (c.bk[b] !== previous) fail(`bin ${b}: header's bk is not the last chunk`);
-    for (let i = 0; i < heads.length; i++) {
-      const next = heads[(i + 1) % heads.length];
-      if (c.fdNextsize[heads[i]] !== next || c.bkNextsize[next] !== heads[i]) fail(`large bin ${b}: nextsize ring broken`);
-    }
+
+    if (fastBytes !== av.fastBytes || fastCount !== av.fastCount)
+      fail(`arena ${av.index}: fastbin counters ${av.fastCount}/${av.fastBytes} but the walk finds ${fastCount}/${fastBytes}`);
+    if (binnedBytes !== av.binnedBytes || binnedCount !== av.binnedCount)
+      fail(`arena ${av.index}: bin counters ${av.binnedCount}/${av.binnedBytes} but the walk finds ${binnedCount}/${binnedBytes}`);
+    freeBytes += c.size[av.top] + fastBytes + binnedBytes;
   }
 
   // regions: tiling, neighbours, the top last (over chunk ids, as walkRegions would give them, without the
   // objects it makes)
-  let topSeen = false;
-  for (const start of regionStarts(av)) {
+  let topsSeen = 0;
+  for (const start of regionStarts(main)) {
     for (let p = start; p !== NIL; p = c.nextPhys[p]) {
       const address = c.address[p];
       const size = c.size[p];
@@ -125,26 +147,20 @@ export function checkInvariants(av: MallocState): void {
       if ((state === ChunkState.Tcache || state === ChunkState.Fastbin) && !onList) fail(`${kindName(state)} chunk at ${hex(address)} is on no list`);
       if (state === ChunkState.InUse && onList) fail(`chunk at ${hex(address)} is in use and on ${listName(listed[p])}`);
       if (state === ChunkState.Top) {
-        if (p !== av.top) fail(`a chunk at ${hex(address)} is marked top but is not av->top`);
+        if (!m.arenas.some((a) => a.top === p)) fail(`a chunk at ${hex(address)} is marked top but is no arena's top`);
         if (next !== NIL) fail('the top is not the last chunk of its region');
-        topSeen = true;
+        topsSeen++;
       }
     }
   }
-  if (!topSeen && c.size[av.top] !== 0) fail('av->top is in no region');
+  if (topsSeen !== m.arenas.filter((a) => c.size[a.top] !== 0).length) fail('an arena top is in no region');
   for (let p = 0; p < listed.length; p++) {
     if (listed[p] !== -1 && c.state[p] === ChunkState.Unused) fail(`a released record is still on ${listName(listed[p])}`);
   }
 
   // mallinfo2 against the walk
-  const info = libcMallinfo2(av.m);
-  if (fastBytes !== av.fastBytes || fastCount !== av.fastCount)
-    fail(`fastbin counters ${av.fastCount}/${av.fastBytes} but the walk finds ${fastCount}/${fastBytes}`);
-  if (binnedBytes !== av.binnedBytes || binnedCount !== av.binnedCount)
-    fail(`bin counters ${av.binnedCount}/${av.binnedBytes} but the walk finds ${binnedCount}/${binnedBytes}`);
-  // a side arena (made for the tcache struct) adds its top, the only free chunk it ever has
-  const sideFree = av.m.sideArena ? av.m.sideArena.systemMem - av.m.sideArena.used : 0;
-  if (info.fordblks !== c.size[av.top] + fastBytes + binnedBytes + sideFree) fail('fordblks does not equal top + fastbins + bins');
+  const info = libcMallinfo2(m);
+  if (info.fordblks !== freeBytes) fail('fordblks does not equal the tops + fastbins + bins of the arenas');
   let mmapped = 0;
   let mmappedCount = 0;
   for (let id = 0; id < c.highWater; id++) {

@@ -1,26 +1,24 @@
 // The entry points a program calls (__libc_malloc, __libc_free, __libc_calloc, __libc_realloc, memalign,
 // mallopt, malloc_trim, mallinfo2), on chunk ids: NIL is NULL. The replay drives these directly.
-import type { MallocState, SideArena } from './arena.ts';
+import type { MallocState } from './arena.ts';
+import { arenaForChunk, arenaGet, arenaGetRetry } from './arenas.ts';
+import { MallocscopeError } from '../errors.ts';
 import type { Malloc } from './malloc.ts';
 import type { MalloptParam } from './constants.ts';
 import { ChunkState, NIL } from './chunks.ts';
 import type { MallocPar } from './params.ts';
 import type { MmappedFreeNote, RefusalNote, ThresholdMove } from './notes.ts';
 import { searchNote } from './int-malloc.ts';
-import { HUGE_STAND_IN, big, request2sizeExact, sizeT, sizeTFromInt, wrap, type SizeT } from './size-t.ts';
+import { HUGE_STAND_IN, big, request2sizeExact, sizeT, sizeTFromInt, type SizeT } from './size-t.ts';
 import {
   DEFAULT_MMAP_THRESHOLD_MAX,
   CHUNK_HDR_SZ,
   HEAP_MAX_SIZE,
-  HEAP_MIN_SIZE,
-  MALLOC_ALIGNMENT,
   MALLOC_ALIGN_MASK,
   MINSIZE,
-  MALLOC_STATE_SIZE,
   MAX_FAST_SIZE,
   PTRDIFF_MAX,
   SIZE_SZ,
-  alignUp,
   checkedRequest2size,
   csize2tidx,
   maxFastFor,
@@ -36,28 +34,37 @@ import { mtrim, munmapChunk } from './sysmalloc.ts';
 const SIZE_MAX = (1n << 64n) - 1n;
 
 /**
- * MAYBE_INIT_TCACHE: the first malloc, calloc or heap free allocates the tcache struct (chunk 0x290; 0x300
- * from 2.42, and from 2.42 only small requests set it up: see wantsTcache). When the main arena cannot hold
- * it (sbrk and its mmap fallback both failed), tcache_init retries in a new arena (arena_get_retry), single
- * thread or not: the tcache then lives there, and later calls use the main arena. Since 2.42 it does not
- * retry: the tcache stays absent until a later call succeeds.
+ * MAYBE_INIT_TCACHE: the first malloc, calloc or heap free of a thread allocates its tcache struct (chunk 0x290;
+ * 0x300 from 2.42, and from 2.42 only small requests set it up: see wantsTcache) in the thread's arena
+ * (arena_get: chosen now for a new thread). When that arena cannot hold it (sbrk and its mmap fallback both
+ * failed), tcache_init retries (arena_get_retry: main_arena for a thread arena, a new arena for main_arena),
+ * single thread or not: from a new arena the thread's later calls use that arena once the process has
+ * threads. Since 2.42 it does not retry: the tcache stays absent until a later call succeeds. A thread that
+ * is ending never makes one again.
  */
-export function maybeInitTcache(av: MallocState): void {
-  const m = av.m;
-  if (m.tcache.ready) return;
+export function maybeInitTcache(m: Malloc): void {
+  if (m.tcache.ready || m.tcache.shuttingDown) return;
   const notes = m.notes;
   const saved = notes.path;
-  const topBefore = av.topSize;
-  const syscallsBefore = av.system.syscallCount;
   const request = m.glibc.tcacheStructRequest;
-  const victim = intMalloc(av, request);
+  let av = arenaGet(m, request);
+  if (av === null) throw noArena(m, request);
+  const topBefore = av.topSize;
+  const syscallsBefore = m.system.syscallCount;
+  let victim = intMalloc(av, request);
+  const firstTry = victim;
+  if (victim === NIL && m.glibc.tcacheInitRetriesInNewArena) {
+    av = arenaGetRetry(m, av, request);
+    if (av === null) throw noArena(m, request);
+    victim = intMalloc(av, request);
+  }
   if (notes.detail) {
     notes.tcacheInit = {
       chunk: request2size(request),
       topBefore,
       topAfter: av.topSize,
-      path: victim === NIL ? '' : notes.path,
-      syscalls: av.system.syscallCount - syscallsBefore,
+      path: firstTry === NIL ? '' : notes.path,
+      syscalls: m.system.syscallCount - syscallsBefore,
       mmapThreshold: m.mp.mmapThreshold,
       topPad: sizeTFromInt(m.mp.topPad),
       minsize: MINSIZE,
@@ -73,11 +80,29 @@ export function maybeInitTcache(av: MallocState): void {
   if (victim !== NIL) {
     m.tcache.ready = true;
     m.tcache.structChunk = victim;
-    return;
   }
-  if (!m.glibc.tcacheInitRetriesInNewArena) return;
-  m.sideArena = newArenaFor(av, request);
-  m.tcache.ready = true;
+}
+
+/** When no arena can be had at all (glibc would then try a bare mmap): not followed by the model. */
+function noArena(m: Malloc, bytes: number): MallocscopeError {
+  return new MallocscopeError(
+    'MODEL_UNSUPPORTED',
+    `thread ${m.thread.id} needs an arena for ${bytes} bytes and no heap can be mapped for one; the model does not follow glibc's arena-less mmap`,
+  );
+}
+
+/**
+ * The allocation of a call in a process with threads: in the running thread's arena (arena_get with
+ * `choiceBytes`), and once more after a failure in the arena arena_get_retry gives for `retryBytes`.
+ */
+function inThreadArena(m: Malloc, choiceBytes: number, retryBytes: number, allocate: (av: MallocState) => number): number {
+  const av = arenaGet(m, choiceBytes);
+  if (av === null) throw noArena(m, choiceBytes);
+  const p = allocate(av);
+  if (p !== NIL) return p;
+  const retry = arenaGetRetry(m, av, retryBytes);
+  if (retry === null) throw noArena(m, retryBytes);
+  return allocate(retry);
 }
 
 /**
@@ -89,25 +114,6 @@ function wantsTcache(m: Malloc, nb: number): boolean {
 }
 
 /**
- * _int_new_arena(bytes) followed by _int_malloc of `bytes` from its top: one heap (new_heap's size rule, with
- * mp_.top_pad wrapped as a size_t), then the arena's headers, then the chunk. The model keeps its figures
- * only: nothing but that chunk ever lives there, and its place is never reported.
- */
-function newArenaFor(av: MallocState, bytes: number): SideArena {
-  const headers = av.m.glibc.heapInfoSize + MALLOC_STATE_SIZE;
-  const wanted = bytes + headers + MALLOC_ALIGNMENT;
-  const withPad = wrap(BigInt(wanted) + big(sizeTFromInt(av.mp.topPad)));
-  let size: number;
-  if (withPad < BigInt(HEAP_MIN_SIZE)) size = HEAP_MIN_SIZE;
-  else if (withPad <= BigInt(HEAP_MAX_SIZE)) size = Number(withPad);
-  else size = HEAP_MAX_SIZE;
-  size = alignUp(size, av.system.pageSize);
-  // The top starts after the headers, moved up so that its user pointer is 16-byte aligned (the heap is).
-  const top = alignUp(headers + CHUNK_HDR_SZ, MALLOC_ALIGNMENT) - CHUNK_HDR_SZ;
-  return { systemMem: size, used: top + request2size(bytes) };
-}
-
-/**
  * __libc_malloc. A size above 2^53 (a bigint) is checked exactly here: above PTRDIFF_MAX glibc refuses it
  * before anything else; below, it is searched for with the stand-in size and fails in sysmalloc.
  */
@@ -116,13 +122,17 @@ export function libcMalloc(m: Malloc, bytes: SizeT): number {
     if (bytes > PTRDIFF_MAX) return refuse(m, 'ptrdiff', bytes);
     return withExactRequest(m, bytes, () => libcMalloc(m, HUGE_STAND_IN));
   }
-  const av = m.main;
   const nb = checkedRequest2size(bytes);
   if (nb === 0) return refuse(m, 'ptrdiff', bytes);
-  if (wantsTcache(m, nb)) maybeInitTcache(av);
+  if (wantsTcache(m, nb)) maybeInitTcache(m);
   const p = fromTcache(m, nb);
   if (p !== NIL) return p;
-  return stamp(av, intMalloc(av, bytes));
+  // SINGLE_THREAD_P: until the first pthread_create every call uses main_arena, with no retry.
+  if (!m.multiThreaded) return stamp(m.main, intMalloc(m.main, bytes));
+  return stamp(
+    m.main,
+    inThreadArena(m, bytes, bytes, (av) => intMalloc(av, bytes)),
+  );
 }
 
 /** The newest tcache entry for chunk size `nb`, taken (tcache_get), or NIL when its bin has none. */
@@ -130,7 +140,7 @@ function fromTcache(m: Malloc, nb: number): number {
   const tidx = csize2tidx(nb);
   if (tidx >= m.mp.tcacheBins || m.tcache.counts[tidx] === 0 || !m.tcache.ready) return NIL;
   m.notes.path = 'tcache';
-  if (m.notes.detail) m.notes.search = searchNote(m.main, nb);
+  if (m.notes.detail) m.notes.search = searchNote(m.thread.arena ?? m.main, nb);
   const p = m.tcache.get(tidx);
   m.chunks.madeBy[p] = m.seq;
   return p;
@@ -155,17 +165,16 @@ function withExactRequest(m: Malloc, exact: bigint, call: () => number): number 
 /** __libc_free. An mmapped chunk first moves the sliding threshold, then is unmapped. */
 export function libcFree(m: Malloc, p: number): void {
   if (p === NIL) return;
-  const av = m.main;
-  const c = av.chunks;
+  const c = m.chunks;
   if (c.state[p] === ChunkState.Mmapped) {
     const size = c.size[p];
     m.notes.thresholdMove = slideThreshold(m, size + 2, size);
-    munmapChunk(av, p);
+    munmapChunk(m.main, p);
     return;
   }
   // Since 2.42 free never sets the tcache up.
-  if (!m.tcache.ready && !m.glibc.tcacheSetUpBySmallRequests) maybeInitTcache(av);
-  intFree(av, p);
+  if (!m.tcache.ready && !m.glibc.tcacheSetUpBySmallRequests) maybeInitTcache(m);
+  intFree(arenaForChunk(m, p), p);
 }
 
 /**
@@ -213,13 +222,13 @@ export function libcCalloc(m: Malloc, nmemb: SizeT, size: SizeT): number {
  * clearing.
  */
 function callocChunk(m: Malloc, bytes: number): number {
-  const av = m.main;
   const nb = checkedRequest2size(bytes);
-  if (wantsTcache(m, nb)) maybeInitTcache(av);
+  if (wantsTcache(m, nb)) maybeInitTcache(m);
   const cached = m.glibc.callocUsesTcache ? fromTcache(m, nb) : NIL;
-  const p = cached !== NIL ? cached : intMalloc(av, bytes);
-  if (p !== NIL && av.system.memory !== null) zeroCalloc(av, p);
-  return stamp(av, p);
+  let p = cached;
+  if (p === NIL) p = !m.multiThreaded ? intMalloc(m.main, bytes) : inThreadArena(m, bytes, bytes, (av) => intMalloc(av, bytes));
+  if (p !== NIL && m.system.memory !== null) zeroCalloc(m.main, p);
+  return stamp(m.main, p);
 }
 
 /**
@@ -238,13 +247,14 @@ function zeroCalloc(av: MallocState, p: number): void {
  * 2^53 is checked exactly here, in glibc's order.
  */
 export function libcRealloc(m: Malloc, p: number, bytes: SizeT): number {
-  const av = m.main;
   if (bytes === 0 && p !== NIL) {
     libcFree(m, p);
     return NIL;
   }
   if (p === NIL) return libcMalloc(m, bytes);
-  const mmapped = av.chunks.state[p] === ChunkState.Mmapped;
+  const mmapped = m.chunks.state[p] === ChunkState.Mmapped;
+  // The block's own arena: a heap block grows, shrinks or moves there, whichever thread asks.
+  const av = mmapped ? m.main : arenaForChunk(m, p);
   if (m.glibc.reallocKeepsWhatFits && typeof bytes === 'number') {
     // Since 2.37: a request the block already holds, with less than two words to spare (at most a page,
     // mmapped), returns it before anything else is done; a bigint is never within a usable size.
@@ -257,7 +267,7 @@ export function libcRealloc(m: Malloc, p: number, bytes: SizeT): number {
     }
   }
   // Since 2.42 realloc never sets the tcache up.
-  if (!mmapped && !m.glibc.tcacheSetUpBySmallRequests) maybeInitTcache(av);
+  if (!mmapped && !m.glibc.tcacheSetUpBySmallRequests) maybeInitTcache(m);
   if (typeof bytes === 'bigint') {
     if (bytes > PTRDIFF_MAX) return refuse(m, 'ptrdiff', bytes);
     // A heap block that cannot grow in place asks _int_malloc for nb - MALLOC_ALIGN_MASK, refused at once
@@ -278,7 +288,16 @@ export function libcRealloc(m: Malloc, p: number, bytes: SizeT): number {
       av,
       reallocMmapped(av, p, bytes, nb, (n) => libcMalloc(m, n)),
     );
-  return stamp(av, intRealloc(av, p, nb));
+  const moved = intRealloc(av, p, nb);
+  if (moved !== NIL || !m.multiThreaded) return stamp(av, moved);
+  // With threads, a block that could not be resized in its arena is copied into a malloc'd one (the thread's
+  // arena, and its retry), and freed from its own arena.
+  const fresh = libcMalloc(m, bytes);
+  if (fresh !== NIL) {
+    m.system.memory?.copy(m.chunks.address[fresh] + CHUNK_HDR_SZ, m.chunks.address[p] + CHUNK_HDR_SZ, m.chunks.size[p] - SIZE_SZ);
+    intFree(av, p);
+  }
+  return stamp(av, fresh);
 }
 
 /**
@@ -293,19 +312,24 @@ export function libcMemalign(m: Malloc, alignment: SizeT, bytes: SizeT): number 
     return libcMalloc(m, bytes);
   }
   if (adjusted < 0n) return refuse(m, 'einval', alignment);
-  const av = m.main;
   // The chunk size of the request (0: above PTRDIFF_MAX, or past 2^53), for the tcache's two steps.
   const nb = typeof bytes === 'number' ? checkedRequest2size(bytes) : 0;
   // Since 2.42 memalign sets the tcache up too, for a chunk it could hold (the search below then finds
   // nothing), whatever the alignment: before _int_memalign's own checks.
-  if (nb !== 0 && m.glibc.tcacheSetUpBySmallRequests && wantsTcache(m, nb)) maybeInitTcache(av);
+  if (nb !== 0 && m.glibc.tcacheSetUpBySmallRequests && wantsTcache(m, nb)) maybeInitTcache(m);
+  const av = m.multiThreaded ? (m.thread.arena ?? m.main) : m.main;
   if (typeof alignment === 'bigint' || typeof bytes === 'bigint') return memalignExact(m, adjusted, big(bytes));
   const fromTcache = memalignFromTcache(av, Number(adjusted), nb);
   if (fromTcache !== NIL) {
     if (m.notes.detail) m.notes.memalign = { ...memalignNote(Number(adjusted), av.chunks.size[fromTcache]), fromTcache: true };
     return stamp(av, fromTcache);
   }
-  return stamp(av, intMemalign(av, Number(adjusted), bytes));
+  const alignment_ = Number(adjusted);
+  if (!m.multiThreaded) return stamp(av, intMemalign(m.main, alignment_, bytes));
+  return stamp(
+    av,
+    inThreadArena(m, bytes + alignment_ + MINSIZE, bytes, (arena) => intMemalign(arena, alignment_, bytes)),
+  );
 }
 
 /** _mid_memalign past 2^53 (the alignment, already adjusted, or the size): exact checks, then a stand-in. */
@@ -394,8 +418,14 @@ function setParam(mp: MallocPar, param: MalloptParam, value: number, glibc: Glib
 
 /** malloc_trim(pad): 1 when memory was released or advised away. `pad` is a bigint when above 2^53. */
 export function libcTrim(m: Malloc, pad: number | bigint): number {
-  const av = m.main;
-  return mtrim(av, pad) ? 1 : 0;
+  // Every arena in the ring's order, main_arena first; only main_arena's top goes back (systrim).
+  let result = false;
+  let av = m.main;
+  do {
+    result = mtrim(av, pad) || result;
+    av = av.next;
+  } while (av !== m.main);
+  return result ? 1 : 0;
 }
 
 /** mallinfo2's fields, with glibc's meanings (docs/glibc.md §8). */
@@ -422,30 +452,28 @@ export interface Mallinfo2 {
   keepcost: number;
 }
 
-/** mallinfo2, from counters kept as chunks move. */
+/** mallinfo2, from counters kept as chunks move: summed over every arena; keepcost is main_arena's top. */
 export function libcMallinfo2(m: Malloc): Mallinfo2 {
-  const av = m.main;
-  const top = av.topSize;
-  const fordblks = top + av.fastBytes + av.binnedBytes;
   const info = {
-    arena: av.systemMem,
-    ordblks: av.binnedCount + 1,
-    smblks: av.fastCount,
-    hblks: av.mp.nMmaps,
-    hblkhd: av.mp.mmappedMem,
+    arena: 0,
+    ordblks: 0,
+    smblks: 0,
+    hblks: m.mp.nMmaps,
+    hblkhd: m.mp.mmappedMem,
     usmblks: 0,
-    fsmblks: av.fastBytes,
-    uordblks: av.systemMem - fordblks,
-    fordblks,
-    keepcost: top,
+    fsmblks: 0,
+    uordblks: 0,
+    fordblks: 0,
+    keepcost: m.main.topSize,
   };
-  // mallinfo2 sums every arena, except keepcost (the main arena's top); a side arena's free bytes are its top.
-  const side = av.m.sideArena;
-  if (side) {
-    info.arena += side.systemMem;
-    info.ordblks += 1;
-    info.uordblks += side.used;
-    info.fordblks += side.systemMem - side.used;
+  for (const av of m.arenas) {
+    const free = av.topSize + av.fastBytes + av.binnedBytes;
+    info.arena += av.systemMem;
+    info.ordblks += av.binnedCount + 1;
+    info.smblks += av.fastCount;
+    info.fsmblks += av.fastBytes;
+    info.uordblks += av.systemMem - free;
+    info.fordblks += free;
   }
   return info;
 }
@@ -484,15 +512,15 @@ export interface MallocStats {
 export function libcMallocStats(m: Malloc): MallocStats {
   const av = m.main;
   const inUse = av.systemMem - (av.topSize + av.fastBytes + av.binnedBytes);
-  // The totals sum every arena (a side arena made for the tcache struct too); "Arena 0" is the main one.
-  const side = av.m.sideArena;
+  // The totals sum every arena; "Arena 0" is the main one.
+  const all = libcMallinfo2(m);
   return {
     systemBytes: av.systemMem,
     inUseBytes: inUse,
-    totalSystemBytes: av.mp.mmappedMem + av.systemMem + (side?.systemMem ?? 0),
-    totalInUseBytes: av.mp.mmappedMem + inUse + (side?.used ?? 0),
-    maxMmapRegions: av.mp.maxNMmaps,
-    maxMmapBytes: av.mp.maxMmappedMem,
+    totalSystemBytes: m.mp.mmappedMem + all.arena,
+    totalInUseBytes: m.mp.mmappedMem + all.uordblks,
+    maxMmapRegions: m.mp.maxNMmaps,
+    maxMmapBytes: m.mp.maxMmappedMem,
     maxSystemBytes: av.maxSystemMem,
   };
 }

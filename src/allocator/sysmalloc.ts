@@ -5,6 +5,7 @@ import { UNSORTED } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
 import {
   CHUNK_HDR_SZ,
+  HEAP_MAX_SIZE,
   MALLOC_ALIGNMENT,
   MALLOC_CHUNK_STRUCT_SIZE,
   MINSIZE,
@@ -16,6 +17,8 @@ import {
   largebinIndex,
 } from './constants.ts';
 import { intFree, mallocConsolidate } from './int-free.ts';
+import type { Heap } from './arena.ts';
+import { closeHeap, growHeap, newHeap } from './heap.ts';
 import type { TrimNote } from './notes.ts';
 
 import { alignUpExact, big, exactNb, sizeT, sizeTFromInt, wrap, type SizeT } from './size-t.ts';
@@ -56,6 +59,8 @@ export function sysmalloc(av: MallocState, standInNb: number): number {
       return mapped;
     }
   }
+
+  if (!av.isMain) return sysmallocThreadArena(av, nb, triedMmap);
 
   const oldTop = av.top;
   const oldSize = c.size[oldTop];
@@ -128,6 +133,47 @@ export function sysmalloc(av: MallocState, standInNb: number): number {
 
   if (typeof nb === 'number' && c.size[av.top] >= nb + MINSIZE) {
     av.m.notes.path = 'sysmalloc';
+    return av.carveFromTop(nb);
+  }
+  return NIL;
+}
+
+/**
+ * sysmalloc for a thread arena: grow the top's heap by what the request lacks (no pad), else a new heap after
+ * it for the request (with the pad), the old heap closed by fenceposts and its top freed; else an mmap, when
+ * none was tried yet. Then the chunk comes from the top, as in main_arena.
+ */
+function sysmallocThreadArena(av: MallocState, nb: SizeT, triedMmap: boolean): number {
+  const c = av.chunks;
+  const m = av.m;
+  const oldTop = av.top;
+  const oldSize = c.size[oldTop];
+  const oldHeap = av.heap as Heap;
+  const oldHeapSize = oldHeap.size;
+  const lacking = typeof nb === 'number' ? MINSIZE + nb - oldSize : Number.POSITIVE_INFINITY;
+  if (lacking > 0 && lacking <= HEAP_MAX_SIZE && growHeap(m, oldHeap, lacking)) {
+    av.addSystemMem(oldHeap.size - oldHeapSize);
+    c.size[oldTop] = oldHeap.base + oldHeap.size - c.address[oldTop];
+  } else {
+    const heap = typeof nb === 'number' ? newHeap(m, nb + MINSIZE + m.glibc.heapInfoSize) : null;
+    if (heap !== null) {
+      heap.arena = av;
+      heap.prev = oldHeap;
+      av.heap = heap;
+      av.addSystemMem(heap.size);
+      av.top = c.create(heap.base + m.glibc.heapInfoSize, heap.size - m.glibc.heapInfoSize, ChunkState.Top, m.seq);
+      closeHeap(av, oldTop, (p) => intFree(av, p, true));
+    } else if (!triedMmap) {
+      const mapped = sysmallocMmap(av, nb);
+      if (mapped !== NIL) {
+        if (m.notes.sysmalloc) m.notes.sysmalloc.mmapped = true;
+        return mapped;
+      }
+    }
+  }
+  av.noteMaxSystemMem();
+  if (typeof nb === 'number' && c.size[av.top] >= nb + MINSIZE) {
+    m.notes.path = 'sysmalloc';
     return av.carveFromTop(nb);
   }
   return NIL;
@@ -289,7 +335,8 @@ export function mtrim(av: MallocState, pad: number | bigint): boolean {
   const firstPageBin = largebinIndex(page);
   for (let bin = 1; bin < NBINS; bin++) {
     if (bin !== UNSORTED && bin < firstPageBin) continue;
-    for (let p = c.bk[bin]; p !== bin; p = c.bk[p]) {
+    const head = av.binBase + bin;
+    for (let p = c.bk[head]; p !== head; p = c.bk[p]) {
       let size = c.size[p];
       if (size > page - 1 + MALLOC_CHUNK_STRUCT_SIZE) {
         const alignedMem = alignUp(c.address[p] + MALLOC_CHUNK_STRUCT_SIZE, page);
@@ -305,7 +352,8 @@ export function mtrim(av: MallocState, pad: number | bigint): boolean {
       }
     }
   }
-  return systrim(av, pad) || result;
+  // Only main_arena's top goes back here; a thread arena's heaps shrink in heap_trim, after frees.
+  return (av.isMain && systrim(av, pad)) || result;
 }
 
 /**

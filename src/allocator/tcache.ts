@@ -6,6 +6,8 @@ import { TCACHE_MAX_BINS } from './constants.ts';
 export class Tcache {
   /** Set once tcache_init has run (MAYBE_INIT_TCACHE on the thread's first malloc, calloc or heap free). */
   ready = false;
+  /** tcache_shutting_down: the thread is exiting; its tcache is gone and is never made again. */
+  shuttingDown = false;
   /** The chunk holding the struct itself (the heap's first chunk, 0x290), once made; NIL while not made. */
   structChunk = NIL;
   /** entries[i]: the newest chunk of bin i (NIL when empty); counts[i]: how many it holds. */

@@ -119,7 +119,8 @@ export function walkBins(av: MallocState): BinsView {
   };
   const ring = (bin: number): ChunkInfo[] => {
     const out: ChunkInfo[] = [];
-    for (let p = c.fd[bin]; p !== bin; p = c.fd[p]) out.push(info(av, p));
+    const head = av.binBase + bin;
+    for (let p = c.fd[head]; p !== head; p = c.fd[p]) out.push(info(av, p));
     return out;
   };
   const tcache: BinContents[] = [];
@@ -130,7 +131,7 @@ export function walkBins(av: MallocState): BinsView {
     if (av.fastbins[i] !== NIL) fastbins.push({ index: i, kind: 'fastbin', size: fastbinSize(i), chunks: list(av.fastbins[i]) });
   const bins: BinContents[] = [];
   for (let b = 2; b < NBINS; b++) {
-    if (c.fd[b] === b) continue;
+    if (c.fd[av.binBase + b] === av.binBase + b) continue;
     const small = b < NSMALLBINS;
     bins.push({ index: b, kind: small ? 'small' : 'large', size: small ? smallbinSize(b) : null, chunks: ring(b) });
   }

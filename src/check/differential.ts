@@ -218,13 +218,13 @@ export interface CheckTraceOptions extends Omit<CompareOptions, 'name'>, Pick<Or
 }
 
 /**
- * For the commands that compare the model with the oracle: stops with MODEL_THREADS at the trace's first
- * thread line, where the replay itself would stop, when the trace has one; the oracle would otherwise print
- * `thread` on every line and the first line would pass for a difference. A trace without threads is only
- * glanced at (traceHasThreads); one with threads is read up to that line, so that a bad line before it is
- * reported as the replay would report it.
+ * For the commands that compare the model on real memory (the native backend, which has no thread arenas
+ * yet) with the oracle: stops with MODEL_THREADS at the trace's first thread line, where the replay itself
+ * would stop, before the oracle runs. A trace without threads is only glanced at (traceHasThreads); one with
+ * threads is read up to that line, so that a bad line before it is reported as the replay would report it.
  */
-export function refuseThreads(path: string, name = path): void {
+export function refuseThreads(path: string, name = path, system?: ReplayOptions['system']): void {
+  if (!system || !('sbrk' in system) || system.memory === null) return;
   if (!traceHasThreads(path)) return;
   const reader = readTrace(path, { name });
   try {
@@ -250,6 +250,7 @@ export async function checkTrace(path: string, options: CheckTraceOptions = {}):
     const replayer = new Replayer({
       glibc: options.glibc ?? pairedGlibc(options)?.rules,
       system: { brkLimit: options.brkLimit, commitLimit: hostCommitLimit() },
+      threads: traceHasThreads(path),
     });
     run = startOracle(path, { stats: options.stats, brkLimit: options.brkLimit, name, libc: options.libc });
     const steps = compareSteps(reader, replayer, { ...options, name });
@@ -316,9 +317,10 @@ function hostKernel(system: DifferentialOptions['system'], brkLimit: number | un
 /** Compares model and oracle on the trace at `path`, the oracle's output held in memory. */
 export function differential(path: string, options: DifferentialOptions = {}): DifferentialResult {
   const { stats, brkLimit, checkInvariants: invariantsOption, libc, oracle: given, ...replay } = options;
-  refuseThreads(path);
+  refuseThreads(path, path, replay.system);
   const oracle = given ?? runOracleSync(path, { stats, brkLimit, libc });
   const replayer = new Replayer({
+    threads: traceHasThreads(path),
     ...replay,
     glibc: replay.glibc ?? pairedGlibc({ libc })?.rules,
     system: hostKernel(replay.system, brkLimit),

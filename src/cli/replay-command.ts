@@ -8,7 +8,7 @@ import { contractFields, extraFields, statsFields } from '../report/jsonl.ts';
 import { SummaryObserver } from '../report/summary.ts';
 import { loadAddon } from '../native.ts';
 import { NativeSystem } from '../system/native.ts';
-import { readTrace, traceDisplayName } from '../trace/reader.ts';
+import { readTrace, traceDisplayName, traceHasThreads } from '../trace/reader.ts';
 import { colourFlag } from './colour.ts';
 import { LineOutput } from './output.ts';
 import { Progress } from './progress.ts';
@@ -54,7 +54,12 @@ export function registerReplay(program: Command): void {
       }
       const native = options.backend === 'native' ? new NativeSystem(brkLimit === undefined ? {} : { reserve: Math.floor(brkLimit / page) * page }) : undefined;
       try {
-        replay(trace, options, new Replayer({ policy: options.policy, glibc: glibcFor(options), system: native ?? { brkLimit } }), native);
+        replay(
+          trace,
+          options,
+          new Replayer({ policy: options.policy, glibc: glibcFor(options), system: native ?? { brkLimit }, threads: trace !== '-' && traceHasThreads(trace) }),
+          native,
+        );
       } finally {
         native?.release();
       }

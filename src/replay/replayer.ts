@@ -26,6 +26,7 @@ import { sizeT } from '../allocator/size-t.ts';
 import { libcCalloc, libcFree, libcMallinfo2, libcMalloc, libcMallopt, libcMemalign, libcRealloc, libcTrim, type Mallinfo2 } from '../allocator/libc.ts';
 import { resetNotes, type CallNotes } from '../allocator/notes.ts';
 import { AllocatorAbort } from '../allocator/sysmalloc.ts';
+import { exitThread, spawnThread } from '../allocator/threads.ts';
 
 /** How to build the allocator a replay drives. */
 export interface ReplayOptions extends ModelOptions {
@@ -33,6 +34,11 @@ export interface ReplayOptions extends ModelOptions {
   checkInvariants?: boolean;
   /** Have the core record each decision with its numbers (CallNotes' details), for explain and the report. */
   decisions?: boolean;
+  /**
+   * The trace has threads (traceHasThreads): every outcome carries its thread, 1 before the first thread
+   * line, as the oracle writes such a trace.
+   */
+  threads?: boolean;
 }
 
 /** What one event did. The replayer reuses one outcome object: copy what you keep. */
@@ -49,8 +55,16 @@ export interface ReplayOutcome {
   where: 'heap' | 'mmap' | null;
   /** chunksize of the returned block (for mmap: the mapping length less a memalign front gap). */
   chunk: number;
-  /** For heap blocks: user pointer minus the heap start. */
+  /**
+   * For heap blocks: user pointer minus the start of its heap (main_arena's: the first program break; a thread
+   * arena's: the heap's own start, its heap_info).
+   */
   offset: number;
+  /** In a trace with threads: the thread that made the call (undefined otherwise). */
+  thread: number | undefined;
+  /** For heap blocks: the arena's number in creation order (0: main_arena), and a thread arena's heap (else -1). */
+  arenaIndex: number;
+  heapIndex: number;
   /** The user pointer (0 for NULL). */
   pointer: number;
   /** The system calls the event made. */
@@ -76,15 +90,14 @@ const OP_CODE: Record<TraceOp, number> = {
 };
 
 /**
- * A thread line (spawn, exit, or any line with a tag, `@1` included) stops the replay: the model has one arena
- * and one thread today, and replaying a threaded program as if one thread made every call would be silently
- * wrong (docs/trace-format.md, threads). The real glibc replays such traces (`mallocscope oracle`).
+ * A thread line on a kernel that cannot hold thread arenas (the native backend, for now) stops the replay:
+ * replaying a threaded program as if one thread made every call would be silently wrong.
  */
 export function threadsRefused(seq: number, line: number, op: number, thread: number): MallocscopeError {
   const who = op === OP_SPAWN || op === OP_EXIT ? TRACE_OPS[op] : `${TRACE_OPS[op]} by thread ${thread}`;
   return new MallocscopeError(
     'MODEL_THREADS',
-    `event ${seq} (line ${line}, ${who}): the model replays one thread (the main arena) and cannot replay this threaded trace yet; \`mallocscope oracle\` replays it through the real glibc`,
+    `event ${seq} (line ${line}, ${who}): the native backend has no thread arenas yet and cannot replay this threaded trace; the simulated kernel (the default) replays it`,
   );
 }
 
@@ -102,6 +115,7 @@ export class Replayer {
   liveBytes = 0;
   private readonly outcome: ReplayOutcome;
   private readonly checking: boolean;
+  private readonly threads: boolean;
   /** Where the current outcome's ID comes from: its event object, or the reader (applyNext). */
   private idSource: TraceEvent | TraceReader | null = null;
 
@@ -111,6 +125,7 @@ export class Replayer {
     this.model.notes.detail = options.decisions ?? false;
     const mp = this.model.mp;
     this.checking = options.checkInvariants ?? false;
+    this.threads = options.threads ?? false;
     const replayer = this;
     this.outcome = {
       event: null,
@@ -125,6 +140,9 @@ export class Replayer {
       where: null,
       chunk: 0,
       offset: 0,
+      thread: undefined,
+      arenaIndex: 0,
+      heapIndex: -1,
       pointer: 0,
       syscalls: [],
       notes: this.model.notes,
@@ -136,7 +154,24 @@ export class Replayer {
   /** Applies one event. An internal inconsistency or a glibc abort stops with the event's seq and line. */
   apply(event: TraceEvent): ReplayOutcome {
     // A thread line: spawn, exit, or any tagged line (`@1` too), after which every event carries `thread`.
-    if (event.thread !== undefined) throw threadsRefused(event.seq, event.line, OP_CODE[event.op], event.thread);
+    const threaded = event.thread !== undefined;
+    if (threaded) {
+      if (this.model.system.memory !== null) throw threadsRefused(event.seq, event.line, OP_CODE[event.op], event.thread as number);
+      const thread = this.model.threads.get(event.thread as number);
+      // The reader refuses a line of a thread that was never spawned or has exited.
+      if (!thread) throw new MallocscopeError('MODEL_INCONSISTENT', `event ${event.seq} (line ${event.line}): thread ${event.thread} is not running`);
+      this.model.runAs(thread);
+      if (event.op === 'spawn' || event.op === 'exit') {
+        this.model.seq = event.seq;
+        resetNotes(this.model.notes);
+        this.guard(event.seq, event.line, event.op, () => {
+          if (event.op === 'spawn') spawnThread(this.model, thread, event.spawned);
+          else exitThread(this.model, thread);
+          return NIL;
+        });
+        return this.finish(event, event.seq, event.line, OP_CODE[event.op], NIL);
+      }
+    }
     const exact = event.exact;
     if (exact) {
       // Values past 2^53: the entry points take them exactly (as bigints) and check them in glibc's order.
@@ -169,8 +204,8 @@ export class Replayer {
         result = this.step(OP_TRIM, event.seq, event.line, -1, false, 0, 0, 0, 0, 0, event.pad);
         break;
       default:
-        // spawn and exit always carry `thread`, and were refused above.
-        throw threadsRefused(event.seq, event.line, OP_CODE[event.op], 1);
+        // spawn and exit always carry `thread`, and were replayed above.
+        throw new MallocscopeError('MODEL_INCONSISTENT', `event ${event.seq} (line ${event.line}): ${event.op} without a thread`);
     }
     return this.finish(event, event.seq, event.line, OP_CODE[event.op], result);
   }
@@ -292,13 +327,17 @@ export class Replayer {
     out.syscalls = m.system.takeSyscalls();
     out.mmapThreshold = m.mp.mmapThreshold;
     out.trimThreshold = m.mp.trimThreshold;
+    out.thread = event?.thread ?? (this.threads ? 1 : undefined);
     // Only malloc, calloc, memalign and realloc return a block.
     if (result !== NIL && op <= OP_MEMALIGN) {
       const c = m.chunks;
       out.where = c.state[result] === ChunkState.Mmapped ? 'mmap' : 'heap';
       out.chunk = c.size[result];
       out.pointer = chunk2mem(c.address[result]);
-      out.offset = out.pointer - m.system.heapStart;
+      const heap = m.heapAt(c.address[result]);
+      out.arenaIndex = heap?.arena?.index ?? 0;
+      out.heapIndex = heap ? heap.index : -1;
+      out.offset = out.pointer - (heap ? heap.base : m.system.heapStart);
     } else {
       out.where = null;
       out.chunk = 0;

@@ -6,6 +6,7 @@ import { chooseGlibc } from './glibc.ts';
 import { paramsFor, policyByName, type Preset } from '../policy/index.ts';
 import type { SystemMemory } from '../system/api.ts';
 import { SimulatedSystem, type SimulatedSystemOptions } from '../system/simulated.ts';
+import { hostCores } from '../system/cores.ts';
 
 /** What a model is built from. */
 export interface ModelOptions {
@@ -15,6 +16,8 @@ export interface ModelOptions {
   policy?: Preset | string;
   /** A system layer, or options for the simulated one (the default). */
   system?: SystemMemory | SimulatedSystemOptions;
+  /** The CPU count glibc sees (8 arenas per CPU once more than arena_test exist); default this machine's. */
+  cores?: number;
 }
 
 /** A fresh process's malloc as the options say (the one place the Replayer and the Allocator make theirs). */
@@ -22,7 +25,7 @@ export function createMalloc(options: ModelOptions = {}): Malloc {
   const preset = typeof options.policy === 'object' ? options.policy : policyByName(options.policy ?? 'glibc');
   const system = options.system && 'sbrk' in options.system ? options.system : new SimulatedSystem(options.system);
   const rules = chooseGlibc(options.glibc).rules;
-  return new Malloc(system, paramsFor(preset, rules), rules);
+  return new Malloc(system, paramsFor(preset, rules), rules, options.cores ?? hostCores());
 }
 
 /** The preset's name, for reports: what `--policy` would write. */

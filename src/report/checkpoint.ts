@@ -9,6 +9,7 @@
 // private (ChunkTable's free list, MallocState's binmap, the Replayer's slot tables, the kernel's mappings): the
 // layout is theirs, and the round-trip test in test/report.test.ts catches a field this cannot copy.
 // Plain TypeScript with no Node API: the page bundles it.
+import { MallocscopeError } from '../errors.ts';
 import { Replayer } from '../replay/replayer.ts';
 import type { SimulatedSystemOptions } from '../system/simulated.ts';
 import { ByteReader, ByteWriter } from './html/codec.ts';
@@ -37,7 +38,30 @@ const TYPED: Record<string, new (n: number | ArrayBuffer) => Typed> = {
 
 /** Object-valued fields that are structure or per-call scratch, not state between events. */
 // `log` is the kernel's SyscallLog, empty between events: a restored kernel starts with its own empty one.
-const SKIP = new Set(['model', 'm', 'main', 'mp', 'tcache', 'chunks', 'system', 'notes', 'outcome', 'idSource', 'log']);
+// The objects a part points at (other parts, or the arena ring and the threads, which a checkpoint of one
+// thread and one arena does not hold: takeCheckpoint refuses a model with more).
+const SKIP = new Set([
+  'model',
+  'm',
+  'main',
+  'mp',
+  'tcache',
+  'chunks',
+  'system',
+  'notes',
+  'outcome',
+  'idSource',
+  'log',
+  'arenas',
+  'heaps',
+  'threads',
+  'thread',
+  'next',
+  'nextFree',
+  'heap',
+  'nextToUse',
+  'freeList',
+]);
 
 interface ArrayEntry {
   part: string;
@@ -74,6 +98,9 @@ function isPlain(value: unknown): boolean {
 
 /** The replayer's state as bytes. Take it between events (the kernel's syscall log must be empty). */
 export function takeCheckpoint(replayer: Replayer): Uint8Array {
+  if (replayer.model.arenas.length > 1 || replayer.model.threads.size > 1) {
+    throw new MallocscopeError('MODEL_THREADS', 'the report keeps one arena and one thread; this replay made a second arena, which it cannot show yet');
+  }
   const header: Header = { v: 1, scalars: {}, arrays: [] };
   const blobs: Uint8Array[] = [];
   const limit = replayer.model.chunks.highWater;

@@ -7,8 +7,14 @@ import { syscallText } from './syscall-text.ts';
 /** The contract's part of a line: seq, op, id, and where/chunk/offset for a returned block. */
 export function contractFields(outcome: ReplayOutcome): string {
   let line = `{"seq":${outcome.seq},"op":"${outcome.op}","id":${JSON.stringify(outcome.id())}`;
-  if (outcome.where === 'heap') line += `,"where":"heap","chunk":${outcome.chunk},"offset":${outcome.offset}`;
-  else if (outcome.where === 'mmap') line += `,"where":"mmap","chunk":${outcome.chunk}`;
+  const threaded = outcome.thread !== undefined;
+  if (threaded) line += `,"thread":${outcome.thread}`;
+  if (outcome.where === 'heap') {
+    line += `,"where":"heap","chunk":${outcome.chunk}`;
+    // In a trace with threads: the arena, a thread arena's heap, and the offset from that heap's start.
+    if (threaded) line += `,"arenaIndex":${outcome.arenaIndex}${outcome.heapIndex >= 0 ? `,"heapIndex":${outcome.heapIndex}` : ''}`;
+    line += `,"offset":${outcome.offset}`;
+  } else if (outcome.where === 'mmap') line += `,"where":"mmap","chunk":${outcome.chunk}`;
   return line;
 }
 

@@ -12,6 +12,8 @@ export interface SyscallCounts {
   munmap: number;
   mremap: number;
   madvise: number;
+  /** A thread arena's heap made writable (grow_heap). */
+  mprotect: number;
   failed: number;
 }
 
@@ -34,18 +36,21 @@ export class PeakTracker {
   heap = 0;
   mmapped = 0;
   live = 0;
-  readonly syscalls: SyscallCounts = { brk: 0, mmap: 0, munmap: 0, mremap: 0, madvise: 0, failed: 0 };
+  readonly syscalls: SyscallCounts = { brk: 0, mmap: 0, munmap: 0, mremap: 0, madvise: 0, mprotect: 0, failed: 0 };
   /** Events that moved mmap_threshold or trim_threshold (the free of an mmapped chunk, mallopt). */
   thresholdMoves = 0;
   consolidations = 0;
   trims = 0;
 
   /**
-   * After an event: its outcome, the model after it and the program's live bytes. The heap is the arena's
-   * system_mem and the mmapped bytes mp_.mmapped_mem, read here only, so every observer counts the same.
+   * After an event: its outcome, the model after it and the program's live bytes. The heap is the arenas'
+   * system_mem (mallinfo2's arena: the brk heap and every thread arena's heaps) and the mmapped bytes
+   * mp_.mmapped_mem, read here only, so every observer counts the same.
    */
   observe(outcome: ReplayOutcome, model: Malloc, live: number): void {
-    const heap = model.main.systemMem;
+    const arenas = model.arenas;
+    let heap = arenas[0].systemMem;
+    for (let i = 1; i < arenas.length; i++) heap += arenas[i].systemMem;
     const mmapped = model.mp.mmappedMem;
     this.events++;
     const syscalls = outcome.syscalls;

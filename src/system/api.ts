@@ -4,8 +4,11 @@
 
 /** One system call the allocator made, as the event stream reports it. */
 export interface Syscall {
-  /** brk: the program break moved by `bytes` (negative to shrink); mmap/munmap/mremap/madvise as named. */
-  call: 'brk' | 'mmap' | 'munmap' | 'mremap' | 'madvise';
+  /**
+   * brk: the program break moved by `bytes` (negative to shrink); mmap/munmap/mremap/madvise as named;
+   * mprotect: pages of a thread arena's heap made writable (grow_heap).
+   */
+  call: 'brk' | 'mmap' | 'munmap' | 'mremap' | 'madvise' | 'mprotect';
   /** brk: the increment; mmap/munmap/madvise: the length; mremap: the new length. A bigint from 2^53 up. */
   bytes: number | bigint;
   /** mremap: the old length. */
@@ -30,8 +33,15 @@ export interface SystemMemory {
    * increment or length is 2^53 or more, which no x86-64 kernel grants: the call fails, logged exactly.
    */
   mmap(length: number | bigint): number;
-  /** Unmaps [address, address + length). */
+  /** Unmaps [address, address + length): a whole mapping, or a page-aligned part of one. */
   munmap(address: number, length: number): void;
+  /**
+   * A reservation without access (mmap PROT_NONE, MAP_NORESERVE: new_heap's, for a thread arena's heap) of
+   * `length` bytes, at `hint` when that range is free, else where the kernel puts it; -1 on failure.
+   */
+  reserve(length: number, hint?: number): number;
+  /** mprotect(PROT_READ | PROT_WRITE) of whole pages of a reservation; false when the kernel refuses. */
+  mprotect(address: number, length: number): boolean;
   /** mremap with MREMAP_MAYMOVE: the (possibly new) address, or -1 on failure. */
   mremap(address: number, oldLength: number, newLength: number | bigint): number;
   /** madvise(MADV_DONTNEED): the pages' contents are dropped (resident memory only). */

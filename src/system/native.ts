@@ -61,6 +61,11 @@ function unlockAtExit(): void {
   }
 }
 
+/** The error for what only a thread arena needs of the kernel. */
+function nativeThreads(what: string): MallocscopeError {
+  return new MallocscopeError('NATIVE_THREADS', `the native backend has no thread arenas yet (${what}); replay threaded traces on the simulated kernel`);
+}
+
 export class NativeSystem implements SystemMemory, RealMemory {
   /** The bytes behind the addresses are real: this system is its own RealMemory. */
   get memory(): RealMemory {
@@ -124,6 +129,16 @@ export class NativeSystem implements SystemMemory, RealMemory {
   munmap(address: number, length: number): void {
     this.layer.munmap(address, length);
     this.log.push({ call: 'munmap', bytes: length });
+  }
+
+  // Thread arenas' heaps (64 MiB-aligned reservations, made writable page by page) are not built on real
+  // memory yet: a threaded trace replays on the simulated kernel (the replay refuses it here first).
+  reserve(length: number): number {
+    throw nativeThreads(`a thread arena's heap (a reservation of ${length} bytes)`);
+  }
+
+  mprotect(address: number, length: number): boolean {
+    throw nativeThreads(`mprotect of ${length} bytes at 0x${address.toString(16)}`);
   }
 
   mremap(address: number, oldLength: number, newLength: number | bigint): number {

@@ -83,8 +83,35 @@ export class SimulatedSystem implements SystemMemory {
   }
 
   munmap(address: number, length: number): void {
-    this.mappings.splice(this.indexOf(address, length, 'munmap'), 1);
+    const index = this.indexContaining(address, length);
+    if (index < 0) this.indexOf(address, length, 'munmap'); // throws: nothing mapped there
+    const mapping = this.mappings[index];
+    const rest: Mapping[] = [];
+    if (mapping.start < address) rest.push({ start: mapping.start, length: address - mapping.start });
+    const end = mapping.start + mapping.length;
+    if (address + length < end) rest.push({ start: address + length, length: end - address - length });
+    this.mappings.splice(index, 1, ...rest);
     this.log.push({ call: 'munmap', bytes: length });
+  }
+
+  reserve(length: number, hint?: number): number {
+    let start = -1;
+    if (length > 0 && length % PAGE === 0) {
+      start = hint !== undefined && this.isFree(hint, length) ? hint : this.findGap(length);
+    }
+    if (start < 0) {
+      this.log.push({ call: 'mmap', bytes: length, failed: true });
+      return -1;
+    }
+    this.mappings.splice(this.indexFor(start), 0, { start, length });
+    this.log.push({ call: 'mmap', bytes: length });
+    return start;
+  }
+
+  mprotect(address: number, length: number): boolean {
+    if (this.indexContaining(address, length) < 0) this.indexOf(address, length, 'mprotect'); // throws
+    this.log.push({ call: 'mprotect', bytes: length });
+    return true;
   }
 
   mremap(address: number, oldLength: number, newLength: number | bigint): number {
@@ -145,6 +172,23 @@ export class SimulatedSystem implements SystemMemory {
       else high = mid;
     }
     return low;
+  }
+
+  /** Whether [start, start + length) is inside the address space and touches no mapping. */
+  private isFree(start: number, length: number): boolean {
+    if (start % PAGE !== 0 || start < this.brkEnd || start + length > MMAP_BASE) return false;
+    const index = this.indexFor(start);
+    const before = this.mappings[index - 1];
+    const after = this.mappings[index];
+    return (!before || before.start + before.length <= start) && (!after || after.start >= start + length);
+  }
+
+  /** The index of the live mapping that holds all of [address, address + length), or -1. */
+  private indexContaining(address: number, length: number): number {
+    let index = this.indexFor(address);
+    if (!this.mappings[index] || this.mappings[index].start !== address) index--;
+    const mapping = this.mappings[index];
+    return mapping && mapping.start <= address && address + length <= mapping.start + mapping.length ? index : -1;
   }
 
   /** The index of the live mapping [address, address + length); a coded error if there is none. */

@@ -63,7 +63,12 @@ export function traceHasThreads(path: string): boolean {
   const buf = scanBuffer;
   try {
     for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
+      let n: number;
+      try {
+        n = readSync(fd, buf, 0, buf.length, null);
+      } catch {
+        return false; // a directory, say: reading it reports that
+      }
       if (n === 0) return scanner.end();
       const found = scanner.feed(buf, n);
       if (found !== null) return found;

@@ -79,6 +79,7 @@ static atomic_uint_fast64_t committed; /* records the file is long enough to hol
 static atomic_flag grow_lock = ATOMIC_FLAG_INIT;
 static atomic_uint next_thread = 2;
 static atomic_int stopped; /* the log could not grow: nothing more is recorded (the header says so) */
+static uint64_t heap_start;
 
 static void spin_lock(atomic_flag *lock) {
   while (atomic_flag_test_and_set_explicit(lock, memory_order_acquire)) sched_yield();
@@ -205,7 +206,7 @@ static void open_log(uint32_t forked_from) {
   h->ppid = (uint32_t)getppid();
   h->forked_from = forked_from;
   h->page_size = (uint32_t)sysconf(_SC_PAGESIZE);
-  h->heap_start = (uint64_t)(uintptr_t)sbrk(0);
+  h->heap_start = heap_start; /* a forked child's heap is its parent's */
   ssize_t len = readlink("/proc/self/exe", h->program, sizeof h->program - 1);
   h->program[len > 0 ? len : 0] = 0;
   log_fd = fd;
@@ -223,6 +224,7 @@ static void start(void) {
     return;
   }
   self.starting = 1;
+  heap_start = (uint64_t)(uintptr_t)sbrk(0); /* before anything can touch the heap */
   real_malloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "malloc");
   real_calloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "calloc");
   real_realloc = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
@@ -251,11 +253,11 @@ static inline void ensure_started(void) {
   if (!started() && !self.starting) start();
 }
 
-/* Before the recorder has started, in the thread that starts it (dlsym calling back into the allocator):
- * the real function once it is known, else the bootstrap arena; never recorded. Any other thread waits. */
-#define EARLY(real, call, fallback)              \
+/* Before the recorder has started, in the thread that starts it (dlsym calling back into the allocator): the
+ * bootstrap arena, never the real heap, whose first blocks must be the program's. Any other thread waits. */
+#define EARLY(fallback)                          \
   if (!started()) {                              \
-    if (self.starting) return real ? call : fallback; \
+    if (self.starting) return fallback;          \
     start();                                     \
   }
 
@@ -294,7 +296,7 @@ __attribute__((constructor)) static void recorder_init(void) {
  * call returns it later, is recorded later. */
 
 EXPORT void *malloc(size_t size) {
-  EARLY(real_malloc, real_malloc(size), bootstrap_alloc(size));
+  EARLY(bootstrap_alloc(size));
   void *p = real_malloc(size);
   if (recording()) {
     struct msrec_record *r = reserve();
@@ -309,7 +311,7 @@ static void *bootstrap_calloc(size_t nmemb, size_t size) {
 }
 
 EXPORT void *calloc(size_t nmemb, size_t size) {
-  EARLY(real_calloc, real_calloc(nmemb, size), bootstrap_calloc(nmemb, size));
+  EARLY(bootstrap_calloc(nmemb, size));
   void *p = real_calloc(nmemb, size);
   if (recording()) {
     struct msrec_record *r = reserve();
@@ -336,7 +338,7 @@ EXPORT void free(void *p) {
 
 /* A block from the arena moves to the real heap when it can (unrecorded: its first life was not either). */
 static void *bootstrap_realloc(void *old, size_t size) {
-  void *p = real_malloc ? real_malloc(size) : bootstrap_alloc(size);
+  void *p = started() ? real_malloc(size) : bootstrap_alloc(size);
   if (p && old) {
     size_t had = *(size_t *)((unsigned char *)old - 16);
     memcpy(p, old, had < size ? had : size);
@@ -346,7 +348,7 @@ static void *bootstrap_realloc(void *old, size_t size) {
 
 EXPORT void *realloc(void *old, size_t size) {
   if (in_bootstrap(old)) return bootstrap_realloc(old, size);
-  EARLY(real_realloc, real_realloc(old, size), bootstrap_realloc(old, size));
+  EARLY(bootstrap_realloc(old, size));
   if (!recording()) return real_realloc(old, size);
   struct msrec_record *r = reserve();
   if (r) commit(r, MSREC_REALLOC_BEGIN, 0, (uint64_t)(uintptr_t)old, size, 0);
@@ -364,21 +366,21 @@ static inline void aligned_record(uint8_t how, void *p, size_t align, size_t siz
 }
 
 EXPORT void *memalign(size_t align, size_t size) {
-  EARLY(real_memalign, real_memalign(align, size), NULL);
+  EARLY(NULL);
   void *p = real_memalign(align, size);
   aligned_record(MSREC_HOW_MEMALIGN, p, align, size);
   return p;
 }
 
 EXPORT void *aligned_alloc(size_t align, size_t size) {
-  EARLY(real_aligned_alloc, real_aligned_alloc(align, size), NULL);
+  EARLY(NULL);
   void *p = real_aligned_alloc(align, size);
   aligned_record(MSREC_HOW_ALIGNED_ALLOC, p, align, size);
   return p;
 }
 
 EXPORT int posix_memalign(void **out, size_t align, size_t size) {
-  EARLY(real_posix_memalign, real_posix_memalign(out, align, size), ENOMEM);
+  EARLY(ENOMEM);
   void *p = NULL;
   int result = real_posix_memalign(&p, align, size);
   if (result == 0) *out = p;
@@ -387,21 +389,21 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size) {
 }
 
 EXPORT void *valloc(size_t size) {
-  EARLY(real_valloc, real_valloc(size), NULL);
+  EARLY(NULL);
   void *p = real_valloc(size);
   aligned_record(MSREC_HOW_VALLOC, p, 0, size);
   return p;
 }
 
 EXPORT void *pvalloc(size_t size) {
-  EARLY(real_pvalloc, real_pvalloc(size), NULL);
+  EARLY(NULL);
   void *p = real_pvalloc(size);
   aligned_record(MSREC_HOW_PVALLOC, p, 0, size);
   return p;
 }
 
 EXPORT int malloc_trim(size_t pad) {
-  EARLY(real_malloc_trim, real_malloc_trim(pad), 0);
+  EARLY(0);
   if (recording()) {
     struct msrec_record *r = reserve();
     if (r) commit(r, MSREC_TRIM, 0, pad, 0, 0);
@@ -410,7 +412,7 @@ EXPORT int malloc_trim(size_t pad) {
 }
 
 EXPORT int mallopt(int param, int value) {
-  EARLY(real_mallopt, real_mallopt(param, value), 0);
+  EARLY(0);
   if (recording()) {
     struct msrec_record *r = reserve();
     if (r) commit(r, MSREC_MALLOPT, 0, (uint64_t)(int64_t)param, (uint64_t)(int64_t)value, 0);

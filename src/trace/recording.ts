@@ -348,9 +348,9 @@ class RecordingConverter {
         this.allocate(tag, 'memalign', ptr, `${align} ${size}`);
         return;
       case HOW_ALIGNED_ALLOC:
-        // glibc's aligned_alloc refuses an alignment that is not a power of two before malloc does anything;
-        // memalign would round it up instead, so the call cannot be written as one.
-        if (a === 0n || (a & (a - 1n)) !== 0n) {
+        // Since glibc 2.38 aligned_alloc refuses an alignment that is not a power of two before malloc does
+        // anything (memalign would round it up); before, it was memalign. The result tells which it did.
+        if (ptr === 0 && (a === 0n || (a & (a - 1n)) !== 0n)) {
           this.out += `# aligned_alloc(${align}, ${size}) refused its alignment (EINVAL) without allocating: skipped\n`;
           return;
         }

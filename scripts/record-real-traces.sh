@@ -6,7 +6,8 @@
 #   scripts/record-real-traces.sh --large OUTDIR [N]       cc1 -O2 on a generated C file of N functions (default 220,
 #                                                          about 1 million calls, ~15 MB): not for committing
 #
-# The traces start with the --preamble calls, so a replay reproduces the recorded heap offsets.
+# The traces start with the --preamble calls, so a replay reproduces the recorded heap offsets. They are
+# recorded through mtrace (--via mtrace), as the committed fixtures were, so that a new recording compares.
 # Needs a built checkout (npm install), gcc, python3 and perl. Each trace starts with a comment header:
 # program, command, date, glibc version and the number of calls.
 set -euo pipefail
@@ -35,7 +36,7 @@ perl=$(readlink -f "$perl")
 record() {
   local name=$1
   shift
-  "${mallocscope[@]}" record --preamble -o "$out/$name.trace" -- "$@" >"$work/$name.stdout"
+  "${mallocscope[@]}" record --via mtrace --preamble -o "$out/$name.trace" -- "$@" >"$work/$name.stdout"
   local calls
   calls=$(grep -cv '^#' "$out/$name.trace" || true)
   sed -i "s|^# exit: .*|&\n# calls: $calls|" "$out/$name.trace"

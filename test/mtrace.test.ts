@@ -206,7 +206,12 @@ test('an over-long line is MTRACE_LINE_TOO_LONG, without holding it all', () => 
 });
 
 test('usage mistakes exit 2 with one line', async () => {
-  for (const args of [['import-mtrace'], ['record'], ['record', '--', join(scratch, 'no-such-program')]]) {
+  for (const args of [
+    ['import-mtrace'],
+    ['record'],
+    ['record', '--via', 'mtrace', '--', join(scratch, 'no-such-program')],
+    ['record', '--via', 'ltrace', '--', 'perl'],
+  ]) {
     const run = await cli(args);
     assert.is(run.status, 2, `${args.join(' ')}: ${run.stderr}`);
     assert.is(run.stderr.split('\n').length, 2, run.stderr);
@@ -217,7 +222,7 @@ test('usage mistakes exit 2 with one line', async () => {
 // ---- record: real programs ----------------------------------------------------------------------------------
 
 recordTest('record: a Perl one-liner gives a valid trace with its header', async () => {
-  const run = await cli(['record', '-o', 'perl.trace', '--', 'perl', '-e', 'my @a = map { "x" x $_ } 1..300; print scalar(@a), "\\n"']);
+  const run = await cli(['record', '--via', 'mtrace', '-o', 'perl.trace', '--', 'perl', '-e', 'my @a = map { "x" x $_ } 1..300; print scalar(@a), "\\n"']);
   assert.is(run.status, 0, run.stderr);
   assert.is(run.stdout, '300\n', "with -o, the program's standard output is its own");
   const trace = readFileSync(join(scratch, 'perl.trace'), 'utf8');
@@ -231,7 +236,7 @@ recordTest('record: a Perl one-liner gives a valid trace with its header', async
 });
 
 recordTest("record: trace on stdout, the program's stdout on stderr", async () => {
-  const run = await cli(['record', '--', 'perl', '-e', 'print "from perl\\n"']);
+  const run = await cli(['record', '--via', 'mtrace', '--', 'perl', '-e', 'print "from perl\\n"']);
   assert.is(run.status, 0, run.stderr);
   assert.ok(run.stderr.includes('from perl'), run.stderr);
   assert.match(run.stdout, /^# recorded by mallocscope record/);
@@ -239,7 +244,7 @@ recordTest("record: trace on stdout, the program's stdout on stderr", async () =
 });
 
 recordTest('record: a program killed by a signal is imported up to where its log was flushed, with a note', async () => {
-  const run = await cli(['record', '-o', 'killed.trace', '--', 'perl', '-e', 'my @a = map { "y" x $_ } 1..2000; kill 9, $$']);
+  const run = await cli(['record', '--via', 'mtrace', '-o', 'killed.trace', '--', 'perl', '-e', 'my @a = map { "y" x $_ } 1..2000; kill 9, $$']);
   assert.is(run.status, 0, run.stderr);
   assert.match(run.stderr, /^mallocscope: note: perl was killed by SIGKILL; the end of its log may be missing/);
   const trace = readFileSync(join(scratch, 'killed.trace'), 'utf8');
@@ -248,24 +253,24 @@ recordTest('record: a program killed by a signal is imported up to where its log
 });
 
 recordTest('record: a program that forks or execs children is refused, naming the processes', async () => {
-  const run = await cli(['record', '-o', 'sh.trace', '--', 'sh', '-c', 'ls / > /dev/null; ls / > /dev/null']);
+  const run = await cli(['record', '--via', 'mtrace', '-o', 'sh.trace', '--', 'sh', '-c', 'ls / > /dev/null; ls / > /dev/null']);
   assert.is(run.status, 1, run.stderr);
   assert.match(
     run.stderr,
     /^mallocscope: 3 processes wrote the same mtrace log \(\w+ \d+, ls \d+, ls \d+\), so it mixes their calls: mtrace follows one process; .* \[RECORD_SEVERAL_PROCESSES\]\n$/,
   );
-  const forked = await cli(['record', '--', 'perl', '-e', 'if (fork) { wait } else { my @a = (1..100) }']);
+  const forked = await cli(['record', '--via', 'mtrace', '--', 'perl', '-e', 'if (fork) { wait } else { my @a = (1..100) }']);
   assert.is(forked.status, 1);
   assert.match(forked.stderr, /a forked child \d+.*\[RECORD_SEVERAL_PROCESSES\]\n$/);
 });
 
 recordTest('record checks -o and --log before it runs the program, and leaves an existing file alone when it fails', async () => {
-  const missing = await cli(['record', '-o', 'no-such-folder/p.trace', '--', 'perl', '-e', 'print "ran\\n"']);
+  const missing = await cli(['record', '--via', 'mtrace', '-o', 'no-such-folder/p.trace', '--', 'perl', '-e', 'print "ran\\n"']);
   assert.is(missing.status, 1);
   assert.is(missing.stdout, '', 'the program did not run');
   assert.is(missing.stderr, 'mallocscope: cannot write no-such-folder/p.trace: no such file or directory [OUTPUT_OPEN]\n');
   writeFileSync(join(scratch, 'kept.trace'), 'malloc a 1\n');
-  const failed = await cli(['record', '-o', 'kept.trace', '--', join(scratch, 'no-such-program')]);
+  const failed = await cli(['record', '--via', 'mtrace', '-o', 'kept.trace', '--', join(scratch, 'no-such-program')]);
   assert.is(failed.status, 2);
   assert.is(readFileSync(join(scratch, 'kept.trace'), 'utf8'), 'malloc a 1\n');
 });
@@ -275,15 +280,15 @@ recordTest('record leaves no temporary folder behind: on success, on failure, an
   const env = { TMPDIR: tmp };
   // record's own folders only.
   const left = () => readdirSync(tmp).filter((name) => name.startsWith('mallocscope-'));
-  const ok = await cli(['record', '-o', 'ok.trace', '--', 'perl', '-e', '1'], { env });
+  const ok = await cli(['record', '--via', 'mtrace', '-o', 'ok.trace', '--', 'perl', '-e', '1'], { env });
   assert.is(ok.status, 0, ok.stderr);
   assert.equal(left(), [], 'after a success');
-  const failed = await cli(['record', '--', 'perl', '-e', 'if (fork) { wait } else { my @a = (1..100) }'], { env });
+  const failed = await cli(['record', '--via', 'mtrace', '--', 'perl', '-e', 'if (fork) { wait } else { my @a = (1..100) }'], { env });
   assert.is(failed.status, 1);
   assert.equal(left(), [], 'after a failure');
   // A trace far larger than a pipe's buffer, read by a `head` that goes away after 10 bytes: the next write
   // fails with EPIPE and the command ends at once.
-  const piped = spawnSync('sh', ['-c', `"${process.execPath}" "${bin}" record -- perl -e 'my @a = map { "x" x $_ } 1..5000' | head -c 10`], {
+  const piped = spawnSync('sh', ['-c', `"${process.execPath}" "${bin}" record --via mtrace -- perl -e 'my @a = map { "x" x $_ } 1..5000' | head -c 10`], {
     cwd: scratch,
     encoding: 'utf8',
     env: { ...process.env, ...env },
@@ -293,7 +298,7 @@ recordTest('record leaves no temporary folder behind: on success, on failure, an
 });
 
 recordTest('record accepts a program that exits normally without flushing its log: /bin/sh -c "exit 0"', async () => {
-  const run = await cli(['record', '--', '/bin/sh', '-c', 'exit 0']);
+  const run = await cli(['record', '--via', 'mtrace', '--', '/bin/sh', '-c', 'exit 0']);
   assert.is(run.status, 0, run.stderr);
   assert.match(run.stdout, /\n# exit: status 0\n/);
   assert.match(run.stdout, /\n# the log ends in the middle of line \d+: the program ended before its log was flushed\n/);
@@ -305,7 +310,7 @@ recordTest('record accepts a program that exits normally without flushing its lo
 });
 
 dashTest('record accepts dash -c "echo hi": its output on stderr, its calls up to the last flushed one', async () => {
-  const run = await cli(['record', '--', 'dash', '-c', 'echo hi']);
+  const run = await cli(['record', '--via', 'mtrace', '--', 'dash', '-c', 'echo hi']);
   assert.is(run.status, 0, run.stderr);
   assert.match(run.stderr, /^hi\nmallocscope: note: dash ended without flushing its mtrace log/);
   assert.ok(validateTrace(run.stdout, 'dash.trace') > 0);
@@ -315,7 +320,7 @@ compiledTest('record of a program whose log stays empty (_exit before mtrace flu
   const dir = mkdtempSync(join(scratch, 'exit-'));
   writeFileSync(join(dir, 'quiet.c'), '#include <unistd.h>\nint main(void) { _exit(0); }\n');
   assert.is(spawnSync('cc', ['-o', join(dir, 'quiet'), join(dir, 'quiet.c')]).status, 0);
-  const run = await cli(['record', '-o', 'quiet.trace', '--', './quiet'], { cwd: dir });
+  const run = await cli(['record', '--via', 'mtrace', '-o', 'quiet.trace', '--', './quiet'], { cwd: dir });
   assert.is(run.status, 0, run.stderr);
   const trace = readFileSync(join(dir, 'quiet.trace'), 'utf8');
   assert.match(trace, /\n# exit: status 0\n# the mtrace log is empty: quiet ended before mtrace flushed its first record, so no call was logged\n$/);
@@ -340,14 +345,14 @@ int main(void) {
   assert.is(spawnSync('cc', ['-pthread', '-o', join(dir, 'threads'), join(dir, 'threads.c')]).status, 0);
   const note =
     'threads created 3 threads: mtrace does not record which thread made each call, so this trace replays as if one thread made them all (one arena), which is not what its glibc did';
-  const refused = await cli(['record', '-o', 'threads.trace', '--', './threads'], { cwd: dir });
+  const refused = await cli(['record', '--via', 'mtrace', '-o', 'threads.trace', '--', './threads'], { cwd: dir });
   assert.is(refused.status, 1);
   assert.is(
     refused.stderr,
     `mallocscope: ${note}; no trace written (--ignore-threads writes it anyway, with this note in it; threads are issue 11) [RECORD_THREADS]\n`,
   );
   assert.not.ok(existsSync(join(dir, 'threads.trace')));
-  const kept = await cli(['record', '--ignore-threads', '-o', 'threads.trace', '--', './threads'], { cwd: dir });
+  const kept = await cli(['record', '--via', 'mtrace', '--ignore-threads', '-o', 'threads.trace', '--', './threads'], { cwd: dir });
   assert.is(kept.status, 0, kept.stderr);
   assert.is(kept.stderr, `mallocscope: warning: ${note} [RECORD_THREADS]\n`);
   const trace = readFileSync(join(dir, 'threads.trace'), 'utf8');
@@ -359,7 +364,7 @@ int main(void) {
     '#include <threads.h>\n#include <stdlib.h>\nstatic int work(void *arg) { free(malloc(100)); return arg != 0; }\nint main(void) { thrd_t t; thrd_create(&t, work, NULL); return thrd_join(t, NULL); }\n',
   );
   assert.is(spawnSync('cc', ['-o', join(dir, 'c11'), join(dir, 'c11.c')]).status, 0);
-  const c11 = await cli(['record', '-o', 'c11.trace', '--', './c11'], { cwd: dir });
+  const c11 = await cli(['record', '--via', 'mtrace', '-o', 'c11.trace', '--', './c11'], { cwd: dir });
   assert.is(c11.status, 1);
   assert.match(c11.stderr, /^mallocscope: c11 created a thread: .*\[RECORD_THREADS\]\n$/);
 });
@@ -454,7 +459,7 @@ compiledTest('record --preamble: replaying the trace through the real glibc puts
   const dir = mkdtempSync(join(scratch, 'replay-'));
   writeFileSync(join(dir, 'recorded.c'), RECORDED_C);
   assert.is(spawnSync('cc', ['-O0', '-w', '-o', 'recorded', 'recorded.c'], { cwd: dir }).status, 0);
-  const run = await cli(['record', '--preamble', '--log', 'recorded.log', '-o', 'recorded.trace', '--', './recorded'], { cwd: dir });
+  const run = await cli(['record', '--via', 'mtrace', '--preamble', '--log', 'recorded.log', '-o', 'recorded.trace', '--', './recorded'], { cwd: dir });
   assert.is(run.status, 0, run.stderr);
   const trace = readFileSync(join(dir, 'recorded.trace'), 'utf8');
   validateTrace(trace, 'recorded.trace');
@@ -475,7 +480,7 @@ compiledTest('record --preamble: replaying the trace through the real glibc puts
 oracleRecordTest('record --preamble of a real program (perl): the oracle replays every block at its recorded offset', async () => {
   const dir = mkdtempSync(join(scratch, 'oracle-'));
   const script = 'my %h; $h{$_} = "x" x ($_ % 70) for 1..1500; my @k = sort keys %h; print scalar(@k), "\\n"';
-  const run = await cli(['record', '--preamble', '--log', 'perl.log', '-o', 'perl.trace', '--', 'perl', '-e', script], { cwd: dir });
+  const run = await cli(['record', '--via', 'mtrace', '--preamble', '--log', 'perl.log', '-o', 'perl.trace', '--', 'perl', '-e', script], { cwd: dir });
   assert.is(run.status, 0, run.stderr);
   const oracle = await cli(['oracle', 'perl.trace'], { cwd: dir });
   assert.is(oracle.status, 0, oracle.stderr);

@@ -4,6 +4,7 @@ import { Command, type CommanderError } from 'commander';
 import { ExitRequest, exitWith, helpPointer, reportError } from './run.ts';
 import { registerVersion } from './version-command.ts';
 import { registerMtrace } from './mtrace-commands.ts';
+import { registerRecord } from './record-command.ts';
 import { registerOracle } from './oracle-command.ts';
 import { registerReplay } from './replay-command.ts';
 import { registerCheck } from './check-command.ts';
@@ -33,6 +34,7 @@ function buildProgram(): Command {
 
   registerVersion(program);
   registerMtrace(program);
+  registerRecord(program);
   registerOracle(program);
   registerReplay(program);
   registerCheck(program);

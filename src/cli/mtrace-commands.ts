@@ -1,5 +1,5 @@
-// `mallocscope import-mtrace` (glibc mtrace log → trace v1) and `mallocscope record` (run a program under
-// mtrace and import its log): how real programs' allocations become traces. See docs/mtrace.md.
+// `mallocscope import-mtrace` (glibc mtrace log → trace v1) and `mallocscope record --via mtrace` (run a program
+// under mtrace and import its log; record-command.ts registers `record`). See docs/mtrace.md.
 import type { Command } from 'commander';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
@@ -34,24 +34,6 @@ export function registerMtrace(program: Command): void {
         await importTo(log, OutputFile.open(options.output ?? '-'), options, {}, undefined);
       }),
     );
-
-  program
-    .command('record')
-    .description('run a program under glibc mtrace and import its allocations as a trace: mallocscope record [options] -- PROGRAM [ARGS...]')
-    .argument('<program>', 'the program to run (found on PATH like a shell would)')
-    .argument('[args...]', 'its arguments (put -- before PROGRAM when they hold options)')
-    .addOption(outputOption('the trace', "standard output; the program's own standard output then goes to standard error"))
-    .option('--log <log>', 'keep the raw mtrace log in this file (default: a temporary file, removed afterwards)')
-    .option(
-      '--ignore-threads',
-      'write the trace even when the program created threads (mtrace drops them, so it replays as one thread: the trace says so in a comment)',
-    )
-    .addOption(preambleOption())
-    .action(
-      action(async (command: string, args: string[], options: RecordOptions) => {
-        await record(command, args, options);
-      }),
-    );
 }
 
 /** Imports `log` to `output`; removes a half-written output file when the import fails. */
@@ -80,13 +62,13 @@ export function findMallocDebugLib(): string | undefined {
 }
 
 /** The glibc this machine runs, e.g. "2.36". */
-function glibcVersion(): string {
+export function glibcVersion(): string {
   const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
   return header?.glibcVersionRuntime ?? 'unknown';
 }
 
 /** A command line for a comment: shell-like quoting, no control characters, not too long. */
-function commandText(command: string, args: string[]): string {
+export function commandText(command: string, args: string[]): string {
   const quoted = [command, ...args].map((word) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`));
   const text = quoted
     .join(' ')
@@ -96,13 +78,14 @@ function commandText(command: string, args: string[]): string {
   return text.length > 1000 ? `${text.slice(0, 1000)}…` : text;
 }
 
-/** Runs the program under mtrace, waits for it, and imports its log. */
-interface RecordOptions extends OutputOptions {
+/** `record`'s options that the mtrace way reads. */
+export interface RecordOptions extends OutputOptions {
   log?: string;
   ignoreThreads?: boolean;
 }
 
-async function record(command: string, args: string[], options: RecordOptions): Promise<void> {
+/** Runs the program under mtrace, waits for it, and imports its log. */
+export async function recordWithMtrace(command: string, args: string[], options: RecordOptions): Promise<void> {
   const debugLib = findMallocDebugLib();
   if (!debugLib) {
     throw new MallocscopeError(
@@ -135,7 +118,7 @@ async function record(command: string, args: string[], options: RecordOptions): 
 }
 
 /** --log names a file the program's mtrace will create: its folder must exist and be writable. */
-function checkLogPath(log: string, given: string): void {
+export function checkLogPath(log: string, given: string): void {
   try {
     closeSync(openSync(log, 'a'));
   } catch (error) {
@@ -264,17 +247,19 @@ function readProcesses(path: string): { processes: { pid: string; program: strin
   return { processes, threads };
 }
 
-/** Runs the program with the given environment and resolves with how it ended. */
-function run(
-  command: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  stdoutToStderr: boolean,
-): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+/** How a program that `record` ran ended, and its process id. */
+export interface ProgramEnd {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  pid: number;
+}
+
+/** Runs the program with the given environment and resolves with how it ended (and its process id). */
+export function run(command: string, args: string[], env: NodeJS.ProcessEnv, stdoutToStderr: boolean): Promise<ProgramEnd> {
   // Like system(3): a Ctrl-C stops the program, not the recording, so what it logged is still imported.
   const ignore = () => {};
   process.on('SIGINT', ignore);
-  return new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done, fail) => {
+  return new Promise<ProgramEnd>((done, fail) => {
     const stdoutTo = stdoutToStderr ? 2 : 1;
     const child = spawn(command, args, { env, stdio: sharedStdio(stdoutTo) });
     forwardShared(child, stdoutTo);
@@ -283,6 +268,6 @@ function run(
       fail(new UsageError(`cannot run ${command}: ${reason}`));
     });
     // 'close', not 'exit': piped output (see sharedStdio) is all passed on by then.
-    child.on('close', (code, signal) => done({ code, signal }));
+    child.on('close', (code, signal) => done({ code, signal, pid: child.pid ?? 0 }));
   }).finally(() => process.off('SIGINT', ignore));
 }

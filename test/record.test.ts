@@ -1,0 +1,399 @@
+// Tests of mallocscope's own recorder (native/recorder) and its converter (src/trace/recording.ts) through
+// `mallocscope record` and `import-recording`: a threaded C program, a single-threaded one whose offsets the
+// oracle reproduces, fork, C11 threads, hand-made logs (every record kind, every error), and --via mtrace.
+import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { unless } from './support/skip.ts';
+import { mallocscope } from './support/cli.ts';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseTrace } from '../dist/trace/reader.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const scratch = mkdtempSync(join(tmpdir(), 'mallocscope-record-test-'));
+const recorderBuilt = existsSync(join(root, 'build/Release/libmallocscope-recorder.so'));
+const oracleBuilt = existsSync(join(root, 'build/Release/mallocscope-oracle'));
+const haveCc = spawnSync('cc', ['--version']).status === 0;
+
+/**
+ * One C program for every recorded test, compiled once: `threads` (four threads that allocate, free blocks of
+ * each other, realloc, one leaves through pthread_exit), `single` (every call of the family, no thread),
+ * `fork` (a child that allocates and exits), `c11` (thrd_create).
+ */
+const PROGRAM = `#include <malloc.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <threads.h>
+#include <unistd.h>
+#include <sys/wait.h>
+static void *given[4];
+static pthread_barrier_t all;
+static void *work(void *arg) {
+  long i = (long)arg;
+  void *keep = NULL;
+  for (int k = 0; k < 40; k++) { void *p = malloc(16 + k * (i + 1)); if (k == 7) keep = p; else free(p); }
+  given[i] = realloc(keep, 500 + i);
+  pthread_barrier_wait(&all);
+  free(given[(i + 1) % 4]); /* a block another thread made */
+  if (i == 3) pthread_exit(NULL);
+  return NULL;
+}
+static int c11(void *arg) { free(malloc(64)); return arg != 0; }
+int main(int argc, char **argv) {
+  const char *mode = argc > 1 ? argv[1] : "";
+  void *a = malloc(100);
+  if (!strcmp(mode, "threads")) {
+    pthread_t t[4];
+    pthread_barrier_init(&all, NULL, 4);
+    for (long i = 0; i < 4; i++) pthread_create(&t[i], NULL, work, (void *)i);
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+  } else if (!strcmp(mode, "c11")) {
+    thrd_t t;
+    thrd_create(&t, c11, NULL);
+    thrd_join(t, NULL);
+  } else if (!strcmp(mode, "fork")) {
+    pid_t child = fork();
+    if (child == 0) { void *c = malloc(300); free(a); free(c); _exit(0); }
+    waitpid(child, NULL, 0);
+  } else {
+    char *b = calloc(4, 25), *d = realloc(NULL, 64);
+    a = realloc(a, 5000);
+    void *m = malloc(1 << 20), *big = malloc(200000), *n = malloc((size_t)-1 >> 1);
+    void *al = memalign(64, 200), *aa = aligned_alloc(256, 512), *pm = NULL, *v = valloc(10), *pv = pvalloc(10);
+    if (posix_memalign(&pm, 128, 300)) pm = NULL;
+    void *bad = aligned_alloc(3, 10);
+    d = realloc(d, 0);
+    free(b);
+    for (int k = 0; k < 50; k++) { void *x = malloc(k * 37); if (k % 3) free(x); }
+    free(m); free(big); free(al); free(aa); free(pm); free(v); free(pv); (void)n; (void)bad;
+    mallopt(M_MMAP_THRESHOLD, 300000);
+    malloc_trim(0);
+  }
+  free(a);
+  return 0;
+}
+`;
+
+let program = '';
+if (recorderBuilt && haveCc) {
+  writeFileSync(join(scratch, 'program.c'), PROGRAM);
+  const build = spawnSync('cc', ['-O0', '-w', '-pthread', '-fno-builtin', '-o', 'program', 'program.c'], { cwd: scratch, encoding: 'utf8' });
+  if (build.status === 0) program = join(scratch, 'program');
+  else console.log(build.stderr);
+}
+const recordTest = unless(
+  test,
+  !recorderBuilt ? 'the recorder is not built' : !haveCc ? 'needs cc' : program ? undefined : 'the test program does not compile',
+);
+const oracleRecordTest = unless(test, !oracleBuilt ? 'the oracle is not built' : !recorderBuilt || !program ? 'needs the recorder and cc' : undefined);
+
+function cli(args: string[], cwd = scratch) {
+  return mallocscope(args, { cwd, env: { MALLOCSCOPE_DEBUG: '' } });
+}
+
+/** The calls of a trace (comments and blank lines dropped). */
+function calls(trace: string): string[] {
+  return trace
+    .split('\n')
+    .map((line) => line.replace(/#.*/, '').trim())
+    .filter(Boolean);
+}
+
+// ---- real programs -------------------------------------------------------------------------------------
+
+let threadedTrace = '';
+
+recordTest('record of a 4-thread program: its spawns, @T tags and exits, a valid trace', async () => {
+  const run = await cli(['record', '-o', 'threads.trace', '--', program, 'threads']);
+  assert.is(run.status, 0, run.stderr);
+  assert.is(run.stderr, '');
+  threadedTrace = readFileSync(join(scratch, 'threads.trace'), 'utf8');
+  assert.match(
+    threadedTrace,
+    /^# recorded by mallocscope record on .*\n# program: .*program\n# command: .*program threads\n# glibc: .*\n# exit: status 0\n# recorder: /,
+  );
+  const lines = calls(threadedTrace);
+  assert.equal(
+    lines.filter((line) => /^spawn /.test(line)),
+    ['spawn 2', 'spawn 3', 'spawn 4', 'spawn 5'],
+  );
+  for (const t of [2, 3, 4, 5]) {
+    const mine = lines.filter((line) => line.startsWith(`@${t} `));
+    assert.ok(mine.length >= 81, `thread ${t}: ${mine.length} lines`); // 40 pairs, a realloc, a free, its exit
+    assert.is(mine[mine.length - 1], `@${t} exit`, `thread ${t} ends with its exit`);
+  }
+  assert.ok(lines[0].startsWith('malloc '), 'the main thread is untagged');
+  // The trace reader accepts it: every tag after its spawn, nothing after an exit, every free of a live ID.
+  const events = parseTrace(threadedTrace, { name: 'threads.trace' });
+  assert.is(events.length, lines.length);
+});
+
+oracleRecordTest('the oracle replays the recorded threaded trace, each line in its thread', async () => {
+  assert.ok(threadedTrace, 'the test before recorded it');
+  const run = await cli(['oracle', 'threads.trace']);
+  assert.is(run.status, 0, run.stderr);
+  const events = run.stdout
+    .trimEnd()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { op: string; thread: number; arenaIndex?: number });
+  assert.is(events.length, calls(threadedTrace).length);
+  assert.equal([...new Set(events.map((e) => e.thread))].sort(), [1, 2, 3, 4, 5]);
+  // A thread's first allocation comes from an arena of its own, as in the recorded run.
+  assert.ok(events.some((e) => e.thread > 1 && (e.arenaIndex ?? 0) > 0));
+});
+
+/** The offset of every block the log's calls returned, from the recorded heap start: 'N' for NULL, 'M' outside the heap. */
+function recordedOffsets(log: Buffer): string[] {
+  const heap = log.readBigUInt64LE(48);
+  const count = Number(log.readBigUInt64LE(16));
+  const offsets: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const at = 4096 + i * 32;
+    const kind = log[at];
+    const how = log[at + 1];
+    if (![1, 2, 4, 6].includes(kind)) continue;
+    const ptr = log.readBigUInt64LE(at + 8);
+    const align = log.readBigUInt64LE(at + 16);
+    if (kind === 6 && (how === 3 || (how === 1 && ptr === 0n && (align & (align - 1n)) !== 0n))) continue; // refused: no call
+    const offset = ptr - heap;
+    offsets.push(ptr === 0n ? 'N' : offset < 0n || offset > 1n << 32n ? 'M' : String(offset));
+  }
+  return offsets;
+}
+
+oracleRecordTest('record of a single-threaded program: no tags; the oracle puts every block at its recorded offset, from the first', async () => {
+  const run = await cli(['record', '--log', 'single.msrec', '-o', 'single.trace', '--', program, 'single']);
+  assert.is(run.status, 0, run.stderr);
+  const trace = readFileSync(join(scratch, 'single.trace'), 'utf8');
+  const lines = calls(trace);
+  assert.not.ok(
+    lines.some((line) => /^(@|spawn|exit)/.test(line)),
+    'exactly a trace without threads',
+  );
+  // aligned_alloc(3, 10) is memalign before glibc 2.38, and refused (EINVAL) from 2.38 on.
+  assert.match(trace, /\n(# aligned_alloc\(3, 10\) refused its alignment \(EINVAL\) without allocating: skipped|memalign b\d+ 3 10)\n/);
+  assert.ok(lines.includes('mallopt M_MMAP_THRESHOLD 300000') && lines.includes('trim 0'));
+  assert.ok(
+    lines.some((line) => /^memalign b\d+ 4096 4096$/.test(line)),
+    'pvalloc(10): a page',
+  );
+  const oracle = await cli(['oracle', 'single.trace']);
+  assert.is(oracle.status, 0, oracle.stderr);
+  const replayed: string[] = [];
+  for (const line of oracle.stdout.trimEnd().split('\n')) {
+    const event = JSON.parse(line) as { op: string; where?: string; offset?: number };
+    if (['free', 'mallopt', 'trim'].includes(event.op)) continue;
+    replayed.push(event.where === undefined ? 'N' : event.where === 'mmap' ? 'M' : String(event.offset));
+  }
+  const recorded = recordedOffsets(readFileSync(join(scratch, 'single.msrec')));
+  assert.ok(recorded.length > 60, `${recorded.length} blocks`);
+  // Every block, from the process's first: nothing allocated before the recording started.
+  assert.equal(replayed, recorded);
+  assert.is(recorded[0], '672', 'the first block of a fresh heap, after the tcache');
+  // The kept log converts to the same trace.
+  const again = await cli(['import-recording', 'single.msrec']);
+  assert.is(again.status, 0, again.stderr);
+  assert.equal(calls(again.stdout), lines);
+});
+
+recordTest('record of C11 threads (thrd_create) keeps the thread', async () => {
+  const run = await cli(['record', '--', program, 'c11']);
+  assert.is(run.status, 0, run.stderr);
+  const lines = calls(run.stdout);
+  assert.ok(lines.includes('spawn 2'), run.stdout);
+  assert.ok(lines.includes('@2 exit'));
+  assert.ok(lines.some((line) => /^@2 malloc b\d+ 64$/.test(line)));
+});
+
+recordTest('fork: the child is recorded to a trace of its own (--children DIR), never into the parent’s', async () => {
+  const noted = await cli(['record', '-o', 'fork.trace', '--', program, 'fork']);
+  assert.is(noted.status, 0, noted.stderr);
+  assert.match(
+    noted.stderr,
+    /^mallocscope: note: program started 1 other process \(program \d+\): recorded, but not in this trace; --children DIR writes a trace for each\n$/,
+  );
+  const parent = readFileSync(join(scratch, 'fork.trace'), 'utf8');
+  assert.match(parent, /\n# children: 1 other process recorded \(program \d+\), not written/);
+  assert.not.ok(
+    calls(parent).some((line) => /^malloc b\d+ 300$/.test(line)),
+    "the child's malloc(300) is not the parent's",
+  );
+  const kept = await cli(['record', '--children', 'kids', '-o', 'fork.trace', '--', program, 'fork']);
+  assert.is(kept.status, 0, kept.stderr);
+  assert.is(kept.stderr, '');
+  const traces = readdirSync(join(scratch, 'kids'));
+  assert.is(traces.length, 1);
+  const child = readFileSync(join(scratch, 'kids', traces[0]), 'utf8');
+  assert.match(child, /\n# pid: \d+, parent \d+ \(forked from the recorded process \d+: blocks it inherited are not in this trace\)\n/);
+  // Its own block, and the parent's block it freed (a comment: this log never saw it allocated).
+  assert.equal(calls(child), ['malloc b1 300', 'free b1']);
+  assert.match(child, /\nmalloc b1 300\n# free of 0x[0-9a-f]+, a block this log never saw allocated: skipped\nfree b1\n/);
+});
+
+recordTest('--via mtrace keeps the old way: a threaded program is refused (RECORD_THREADS)', async () => {
+  const run = await cli(['record', '--via', 'mtrace', '-o', 'mt.trace', '--', program, 'threads']);
+  assert.is(run.status, 1);
+  assert.match(run.stderr, /^mallocscope: program created 4 threads: mtrace does not record .*\[RECORD_THREADS\]\n$/);
+  const children = await cli(['record', '--via', 'mtrace', '--children', 'kids', '--', program]);
+  assert.is(children.status, 2);
+  assert.match(children.stderr, /--children is for the recorder: mtrace follows one process/);
+});
+
+recordTest('--preamble and --ignore-threads are accepted by the recorder, which needs neither', async () => {
+  const run = await cli(['record', '--preamble', '--ignore-threads', '--', program, 'c11']);
+  assert.is(run.status, 0, run.stderr);
+  assert.match(run.stdout, /\n# preamble: none is needed: the recorder starts at the process's first allocation/);
+  assert.ok(calls(run.stdout).includes('spawn 2'));
+});
+
+// ---- hand-made logs ---------------------------------------------------------------------------------------
+
+/** A log as the recorder writes it: the header, then one record per [kind, how, thread, a, b, c]. */
+function makeLog(records: [number, number, number, bigint | number, bigint | number, bigint | number][], patch: (log: Buffer) => void = () => {}): Buffer {
+  const log = Buffer.alloc(4096 + records.length * 32);
+  log.write('MSCOPREC', 0, 'latin1');
+  log.writeUInt32LE(1, 8);
+  log.writeUInt32LE(32, 12);
+  log.writeBigUInt64LE(BigInt(records.length), 16);
+  log.writeUInt32LE(4242, 28);
+  log.writeUInt32LE(1, 32);
+  log.writeUInt32LE(4096, 40);
+  log.writeBigUInt64LE(0x555555559000n, 48);
+  log.write('/usr/bin/made-up', 56, 'latin1');
+  records.forEach(([kind, how, thread, a, b, c], i) => {
+    const at = 4096 + i * 32;
+    log[at] = kind;
+    log[at + 1] = how;
+    log.writeUInt32LE(thread, at + 4);
+    log.writeBigUInt64LE(BigInt(a), at + 8);
+    log.writeBigUInt64LE(BigInt(b), at + 16);
+    log.writeBigUInt64LE(BigInt(c), at + 24);
+  });
+  patch(log);
+  return log;
+}
+
+const P = 0x555555559000n;
+const T = 0x7ffff0000b70n;
+
+test('a hand-made log of every record kind converts to the trace written by hand', async () => {
+  const log = makeLog([
+    [1, 0, 1, P + 0x2a0n, 100, 0], // 0 malloc
+    [9, 0, 1, 7, 0, 0], // 1 spawn of recorder thread 7 → trace thread 2
+    [10, 0, 1, 8, 0, 0], // 2 a failed pthread_create
+    [9, 0, 7, 9, 0, 0], // 3 thread 7 spawns 9 → trace thread 3
+    [1, 0, 9, T, 24, 0], // 4
+    [11, 0, 7, 0, 0, 0], // 5 thread 7's start routine returns...
+    [3, 0, 1, P + 0x2a0n, 200, 0], // 6 realloc begins
+    [5, 0, 7, T, 0, 0], // 7 ...and its destructors free a block: the exit line follows this
+    [4, 0, 1, P + 0x2a0n, 200, P + 0x2a0n], // 8 realloc ends in place
+    [2, 0, 9, 0, 1n << 62n, 4], // 9 a failed calloc
+    [5, 0, 9, 0x1234n, 0, 0], // 10 a free of a block never seen
+    [6, 1, 9, 0, 3, 10], // 11 aligned_alloc(3, 10): EINVAL
+    [6, 4, 9, P + 0x1000n, 0, 10], // 12 valloc(10)
+    [6, 5, 1, P + 0x2000n, 0, 5000], // 13 pvalloc(5000)
+    [0, 0, 0, 0, 0, 0], // 14 never finished
+    [1, 0, 1, P + 0x1000n, 40, 0], // 15 the valloc block's address again: its free went unseen
+    [8, 0, 1, -3n & 0xffffffffffffffffn, 65536, 0], // 16 mallopt(M_MMAP_THRESHOLD, 65536)
+    [8, 0, 1, -6n & 0xffffffffffffffffn, 1, 0], // 17 mallopt(M_PERTURB, 1)
+    [7, 0, 9, 128, 0, 0], // 18 malloc_trim(128)
+    [3, 0, 1, P + 0x2a0n, 0, 0], // 19 realloc(p, 0)
+    [4, 0, 1, 0, 0, P + 0x2a0n], // 20 frees p
+    [9, 1, 1, 12, 0, 0], // 21 a thread no pthread_create of ours started
+    [1, 0, 12, T + 0x100n, 8, 0], // 22
+  ]);
+  writeFileSync(join(scratch, 'every.msrec'), log);
+  const run = await cli(['import-recording', 'every.msrec']);
+  assert.is(run.status, 0, run.stderr);
+  assert.fixture(
+    run.stdout,
+    [
+      'malloc b1 100',
+      'spawn 2',
+      '# pthread_create failed: no thread',
+      '@2 spawn 3',
+      '@3 malloc b2 24',
+      '@2 free b2',
+      '@2 exit',
+      'realloc b1 200',
+      '@3 calloc b3 4611686018427387904 4    # failed (NULL) in the recorded run',
+      '# free of 0x1234, a block this log never saw allocated: skipped',
+      '# aligned_alloc(3, 10) refused its alignment (EINVAL) without allocating: skipped',
+      '@3 memalign b4 4096 10',
+      'memalign b5 4096 8192',
+      '# record 14: a call the process never finished (it ended, or was killed, during the call)',
+      'free b4    # 0x55555555a000 comes back while live: its free was not recorded (glibc freed it inside pthread_create), so it is freed here',
+      'malloc b6 40',
+      'mallopt M_MMAP_THRESHOLD 65536',
+      '# mallopt(-6, 1): a parameter the trace format does not name (M_CHECK_ACTION, M_PERTURB): skipped',
+      '@3 trim 128',
+      'realloc b1 0',
+      "spawn 4    # a thread that no pthread_create of the program started (one of glibc's own): spawned at its first call",
+      '@4 malloc b7 8',
+      '# end of recording: 17 calls from 23 records; 3 threads besides the main one; 3 blocks still live; 1 calls failed in the recorded run; 1 frees/reallocs of blocks the log never saw allocated skipped; 1 frees not recorded, written where the address came back; 1 calls unfinished when the process ended',
+      '',
+    ].join('\n'),
+  );
+  parseTrace(run.stdout, { name: 'every.trace' });
+});
+
+const badLogs: [string, Buffer, string, RegExp][] = [
+  ['text.msrec', Buffer.from('malloc a 1\n'), 'RECLOG_NOT_A_LOG', /^text\.msrec: not a mallocscope recording \(it does not start with 'MSCOPREC'\)$/],
+  ['short.msrec', makeLog([]).subarray(0, 100), 'RECLOG_TRUNCATED', /^short\.msrec: the header is cut short: 100 of its 4096 bytes$/],
+  [
+    'cut.msrec',
+    makeLog([[1, 0, 1, P, 8, 0]], (log) => log.writeBigUInt64LE(5n, 16)),
+    'RECLOG_TRUNCATED',
+    /^cut\.msrec: the header counts 5 records, but the file holds 1: it was cut short$/,
+  ],
+  [
+    'v2.msrec',
+    makeLog([], (log) => log.writeUInt32LE(2, 8)),
+    'RECLOG_VERSION',
+    /^v2\.msrec: a recording of format 2 with 32-byte records; this mallocscope reads format 1/,
+  ],
+  ['kind.msrec', makeLog([[77, 0, 1, 0, 0, 0]]), 'RECLOG_BAD_RECORD', /^kind\.msrec: record 0 \(byte 4096\): unknown record kind 77$/],
+  [
+    'thread.msrec',
+    makeLog([
+      [1, 0, 1, P, 8, 0],
+      [1, 0, 5, P + 32n, 8, 0],
+    ]),
+    'RECLOG_THREAD',
+    /^thread\.msrec: record 1 \(byte 4128\): a record of thread 5, which was never spawned$/,
+  ],
+  [
+    'unpaired.msrec',
+    makeLog([[4, 0, 1, P, 8, P]]),
+    'RECLOG_UNPAIRED',
+    /^unpaired\.msrec: record 0 \(byte 4096\): the end of a realloc in thread 1 without its beginning$/,
+  ],
+  ['main-exit.msrec', makeLog([[11, 0, 1, 0, 0, 0]]), 'RECLOG_THREAD', /^main-exit\.msrec: record 0 \(byte 4096\): thread 1, the main thread, cannot exit$/],
+];
+
+for (const [file, log, code, message] of badLogs) {
+  test(`import-recording: ${code} (${file})`, async () => {
+    writeFileSync(join(scratch, file), log);
+    const run = await cli(['import-recording', file, '-o', `${file}.trace`]);
+    assert.is(run.status, 1, run.stderr);
+    assert.is(run.stderr.split('\n').length, 2, `one line only: ${run.stderr}`);
+    const line = run.stderr.trimEnd();
+    assert.ok(message.test(line.slice('mallocscope: '.length, -` [${code}]`.length)), line);
+    assert.ok(line.endsWith(` [${code}]`), line);
+    assert.not.ok(existsSync(join(scratch, `${file}.trace`)), 'a half-written trace is removed');
+  });
+}
+
+test('import-recording: a missing log is RECLOG_OPEN', async () => {
+  const run = await cli(['import-recording', 'no-such.msrec']);
+  assert.is(run.status, 1);
+  assert.is(run.stderr, 'mallocscope: no-such.msrec: cannot read: no such file or directory [RECLOG_OPEN]\n');
+});
+
+test.after(() => rmSync(scratch, { recursive: true, force: true }));
+
+test.run();

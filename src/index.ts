@@ -18,7 +18,7 @@ export type {
 } from './trace/api.ts';
 export { readTrace, parseTrace, TraceReader, MAX_LINE_LENGTH, type ReadTraceOptions } from './trace/reader.ts';
 export { formatCall, formatTrace, TraceWriter, type TraceSink } from './trace/writer.ts';
-export { SHAPES, generateTrace, seededRandom, shapeByName, type TraceShape } from './trace/generate.ts';
+export { SHAPES, THREAD_SHAPES, generateTrace, seededRandom, shapeByName, type GeneratedCall, type ThreadPlan, type TraceShape } from './trace/generate.ts';
 export { EDGES, generateEdgeTrace } from './trace/edges.ts';
 export { Allocator, type AllocatorOptions, type BlockInfo, type LastCall } from './replay/allocator.ts';
 export { Replayer, type ReplayOptions, type ReplayOutcome } from './replay/replayer.ts';

@@ -19,7 +19,7 @@ import { runOracleSync } from '../dist/oracle/oracle.js';
 import { NativeSystem } from '../dist/system/native.js';
 import { readTrace } from '../dist/trace/reader.js';
 import { generateEdgeTrace } from '../dist/trace/edges.js';
-import { SHAPES, generateTrace } from '../dist/trace/generate.js';
+import { SHAPES, THREAD_SHAPES, generateTrace } from '../dist/trace/generate.js';
 import { TraceWriter } from '../dist/trace/writer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-differential-'));
@@ -108,6 +108,22 @@ for (const brkLimit of [0, 65536]) {
 
 for (const name of readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.trace'))) {
   test(`example ${name}`, () => agrees(join(root, 'examples', name), name, true, undefined, true));
+}
+
+// Threads (docs/glibc.md, threads and arenas): one seeded trace of each threaded shape, arenas, heaps, tcaches
+// per thread, spawns and exits, the invariants of every arena walked on samples; and the thread probes.
+assert.ok(THREAD_SHAPES.length >= 10, `only ${THREAD_SHAPES.length} threaded shapes`);
+for (const [index, shape] of THREAD_SHAPES.entries()) {
+  test(`threaded random trace, shape ${shape.name}`, () => {
+    const path = join(dir, `${shape.name}.trace`);
+    const writer = new TraceWriter({ path });
+    for (const call of generateTrace(shape, 11000 + index, 1000)) writer.write(call);
+    writer.close();
+    agrees(path, shape.name, SAMPLE);
+  });
+}
+for (const name of readdirSync(join(root, 'test/fixtures/oracle')).filter((f) => f.startsWith('threads-') && f.endsWith('.trace'))) {
+  test(`thread probe ${name}`, () => agrees(join(root, 'test/fixtures/oracle', name), name, true));
 }
 
 test('mallopt M_ARENA_MAX and M_ARENA_TEST in one thread: consolidation first, non-positive values ignored', () => {

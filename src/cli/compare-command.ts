@@ -12,7 +12,7 @@ import { DEFAULT_COLUMNS, compareTrace, formatCompareTable, parsePolicyColumn, p
 import { traceDisplayName } from '../trace/reader.ts';
 import { colourFlag } from './colour.ts';
 import { Progress } from './progress.ts';
-import { GLIBC_HELP, brkLimitOption, colourOptions, glibcFor, jsonOption, parseBrkLimit } from './options.ts';
+import { GLIBC_HELP, brkLimitOption, colourOptions, coresOption, glibcFor, jsonOption, parseBrkLimit, parseCores } from './options.ts';
 import { rulesFor } from '../replay/glibc.ts';
 import { action } from './run.ts';
 
@@ -20,6 +20,7 @@ interface CompareCommandOptions {
   glibc?: string[];
   json?: boolean;
   brkLimit?: string;
+  cores?: string;
   color?: boolean;
 }
 
@@ -51,7 +52,8 @@ export function registerCompare(program: Command): void {
       },
     )
     .addOption(jsonOption('the figures'))
-    .addOption(brkLimitOption());
+    .addOption(brkLimitOption())
+    .addOption(coresOption());
   for (const option of colourOptions()) command.addOption(option);
   command.action(
     action((trace: string, options: CompareCommandOptions) => {
@@ -81,7 +83,7 @@ export function registerCompare(program: Command): void {
       const progress = Progress.forTrace(trace, 'compare', { colour: colourFlag(options) });
       let figures: ReturnType<typeof compareTrace>;
       try {
-        figures = compareTrace(trace, columns, { system: { brkLimit }, onEvent: (event) => progress.tick(event) });
+        figures = compareTrace(trace, columns, { system: { brkLimit }, cores: parseCores(options.cores), onEvent: (event) => progress.tick(event) });
       } finally {
         progress.done();
       }

@@ -37,7 +37,20 @@ export function parseCountOption(name: string, text: string, least = 0): number 
   return value;
 }
 
+/** --cores's value: the CPU count glibc sees, 1 to 4096; undefined (this machine's) when not given. */
+export function parseCores(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const value = parseSafeNumber(text);
+  if (value === undefined || value < 1 || value > 4096) throw new UsageError(`--cores takes a CPU count from 1 to 4096, not '${text}'`);
+  return value;
+}
+
 // ---- the shared options ------------------------------------------------------------------------------------
+
+/** --cores: the CPU count glibc sees (its arena limit is 8 per CPU once more than arena_test arenas exist). */
+export function coresOption(): Option {
+  return new Option('--cores <n>', "the CPU count glibc sees: 8 arenas per CPU once more than M_ARENA_TEST exist (default: this machine's)");
+}
 
 /** --brk-limit: the same limit for the model, the native backend and the real glibc (the oracle). */
 export function brkLimitOption(): Option {

@@ -13,9 +13,21 @@ import { colourFlag } from './colour.ts';
 import { LineOutput } from './output.ts';
 import { Progress } from './progress.ts';
 import { action } from './run.ts';
-import { brkLimitOption, colourOptions, glibcFor, glibcOption, jsonOption, parseBrkLimit, policyOption, statsOption } from './options.ts';
+import {
+  brkLimitOption,
+  colourOptions,
+  coresOption,
+  glibcFor,
+  glibcOption,
+  jsonOption,
+  parseBrkLimit,
+  parseCores,
+  policyOption,
+  statsOption,
+} from './options.ts';
 
 interface ReplayCommandOptions {
+  cores?: string;
   jsonl?: boolean;
   json?: boolean;
   stats?: boolean;
@@ -37,7 +49,8 @@ export function registerReplay(program: Command): void {
     .addOption(policyOption())
     .addOption(glibcOption())
     .option('--backend <name>', 'simulated (the model of the kernel) or native (real memory through the addon)', 'simulated')
-    .addOption(brkLimitOption());
+    .addOption(brkLimitOption())
+    .addOption(coresOption());
   for (const option of colourOptions()) command.addOption(option);
   command.action(
     action((trace: string, options: ReplayCommandOptions) => {
@@ -57,7 +70,13 @@ export function registerReplay(program: Command): void {
         replay(
           trace,
           options,
-          new Replayer({ policy: options.policy, glibc: glibcFor(options), system: native ?? { brkLimit }, threads: trace !== '-' && traceHasThreads(trace) }),
+          new Replayer({
+            policy: options.policy,
+            glibc: glibcFor(options),
+            system: native ?? { brkLimit },
+            cores: parseCores(options.cores),
+            threads: trace !== '-' && traceHasThreads(trace),
+          }),
           native,
         );
       } finally {

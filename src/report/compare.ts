@@ -155,6 +155,8 @@ export const DEFAULT_COLUMNS: readonly string[] = ['glibc', 'fixed:131072', 'hea
 export interface CompareOptions {
   /** Options of the simulated kernel (brkLimit). */
   system?: SimulatedSystemOptions;
+  /** The CPU count glibc sees (the arena limit); this machine's by default. */
+  cores?: number;
   /** Called with each event before it is replayed (a progress bar). */
   onEvent?: (event: TraceEvent) => void;
 }
@@ -163,8 +165,14 @@ export interface CompareOptions {
  * A column's replayer: its policy and glibc version, and its settings applied with mallopt before the first
  * event, as a program's first lines would (their system calls, none today, are not the trace's). diff uses it too.
  */
-export function columnReplayer(column: ColumnSpec, options: { system?: SimulatedSystemOptions; decisions?: boolean } = {}): Replayer {
-  const replayer = new Replayer({ policy: column.policy, glibc: column.glibc, system: { ...options.system }, decisions: options.decisions });
+export function columnReplayer(column: ColumnSpec, options: { system?: SimulatedSystemOptions; decisions?: boolean; cores?: number } = {}): Replayer {
+  const replayer = new Replayer({
+    policy: column.policy,
+    glibc: column.glibc,
+    system: { ...options.system },
+    decisions: options.decisions,
+    cores: options.cores,
+  });
   for (const setting of column.settings) libcMallopt(replayer.model, setting.param, setting.value);
   replayer.model.system.takeSyscalls();
   return replayer;
@@ -173,7 +181,7 @@ export function columnReplayer(column: ColumnSpec, options: { system?: Simulated
 /** Replays a trace (a path, `-`, or events) once through one allocator per column; figures per column. */
 export function compareTrace(source: string | Iterable<TraceEvent>, columns: readonly ColumnSpec[], options: CompareOptions = {}): CompareFigures[] {
   const runs = columns.map((column) => ({
-    replayer: columnReplayer(column, { system: options.system }),
+    replayer: columnReplayer(column, { system: options.system, cores: options.cores }),
     observer: new FootprintObserver(column.label, column.policy, column.settings),
   }));
   const events = typeof source === 'string' ? readTrace(source) : source;

@@ -236,8 +236,8 @@ test('the probe tables cover every version the model knows', () => {
 
 for (const version of knownVersions) {
   const build = builds.get(version);
-  const withBuild = unless(test, build ? undefined : `no glibc ${version} build here (see test/support/glibc-builds.ts)`);
-  withBuild(`glibc ${version}: the threads probe, line by line (spawn +288, an arena per thread, exit -tcache, reuse)`, async () => {
+  const buildTest = unless(test, build ? undefined : `no glibc ${version} build here (see test/support/glibc-builds.ts)`);
+  buildTest(`glibc ${version}: the threads probe, line by line (spawn +288, an arena per thread, exit -tcache, reuse)`, async () => {
     const out = await runOracle(join(fixtures, 'threads-probe.trace'), { stats: true, libc: build?.libc });
     assert.equal(out.map(figures), probe[version]);
     assert.equal(
@@ -259,11 +259,11 @@ for (const version of knownVersions) {
       ].concat(['exit@2', 'exit@3', 'exit@4', 'exit@5', 'exit@6', 'exit@7', 'spawn@1', 'malloc@8', 'spawn@1', 'malloc@9']),
     );
   });
-  withBuild(`glibc ${version}: a thread arena's second heap (heapIndex 1), given back on free`, async () => {
+  buildTest(`glibc ${version}: a thread arena's second heap (heapIndex 1), given back on free`, async () => {
     const out = await runOracle(join(fixtures, 'threads-heaps.trace'), { stats: true, libc: build?.libc });
     assert.equal(out.map(figures), heaps[version]);
   });
-  withBuild(`glibc ${version}: M_ARENA_MAX 1 keeps every thread in the main arena`, async () => {
+  buildTest(`glibc ${version}: M_ARENA_MAX 1 keeps every thread in the main arena`, async () => {
     const out = await runOracle(join(fixtures, 'threads-arena-max.trace'), { stats: true, libc: build?.libc });
     assert.equal(out.map(figures), arenaMax[version]);
     assert.equal(
@@ -716,31 +716,31 @@ const twoCpus = cpus().length === 2 ? undefined : `the arena probes are written 
 
 for (const version of knownVersions) {
   const build = builds.get(version);
-  const withBuild = unless(test, build ? undefined : `no glibc ${version} build here (see test/support/glibc-builds.ts)`);
-  const withBuildOn2Cpus = unless(test, build ? twoCpus : `no glibc ${version} build here (see test/support/glibc-builds.ts)`);
-  withBuild(`glibc ${version}: spawn calloc's a 288-byte DTV in the spawner's arena; 4 cached stacks, the oldest's DTV freed by the joiner`, () => {
+  const buildTest = unless(test, build ? undefined : `no glibc ${version} build here (see test/support/glibc-builds.ts)`);
+  const twoCpuBuildTest = unless(test, build ? twoCpus : `no glibc ${version} build here (see test/support/glibc-builds.ts)`);
+  buildTest(`glibc ${version}: spawn calloc's a 288-byte DTV in the spawner's arena; 4 cached stacks, the oldest's DTV freed by the joiner`, () => {
     const out = oracleWith8MiBStacks('threads-spawn.trace', build?.libc);
     assert.equal(out.map(figures), spawn[version]);
   });
-  withBuild(`glibc ${version}: exit frees the tcache entries into their own arenas, then the tcache struct`, () => {
+  buildTest(`glibc ${version}: exit frees the tcache entries into their own arenas, then the tcache struct`, () => {
     const out = oracleWith8MiBStacks('threads-exit.trace', build?.libc);
     assert.equal(out.map(figures), exitProbe[version]);
     assert.is(deltas(out)[12], -(tcacheStruct(version) + 32 + 32 + 208 + 208));
   });
-  withBuild(`glibc ${version}: an exit with a full tcache bin, and the next thread in the freed arena`, () => {
+  buildTest(`glibc ${version}: an exit with a full tcache bin, and the next thread in the freed arena`, () => {
     const out = oracleWith8MiBStacks('threads-exit-tcache.trace', build?.libc);
     assert.equal(out.map(figures), exitTcache[version]);
     assert.is(deltas(out)[26], -(tcacheStruct(version) + 7 * 32 + 3 * 208));
   });
-  withBuild(`glibc ${version}: thread heaps shrink at free above the trim threshold; malloc_trim shrinks only the main arena`, () => {
+  buildTest(`glibc ${version}: thread heaps shrink at free above the trim threshold; malloc_trim shrinks only the main arena`, () => {
     assert.equal(oracleWith8MiBStacks('threads-trim.trace', build?.libc).map(figures), trim[version]);
   });
-  withBuild(`glibc ${version}: M_ARENA_MAX set late applies from the next thread's first call, and only once`, () => {
+  buildTest(`glibc ${version}: M_ARENA_MAX set late applies from the next thread's first call, and only once`, () => {
     const out = oracleWith8MiBStacks('threads-arena-max-late.trace', build?.libc);
     assert.equal(out.map(figures), arenaMaxLate[version]);
     assert.equal(arenasOf(out), ['2:1', '3:2', '4:3', '5:4', '6:0', '7:4', '8:3']);
   });
-  withBuildOn2Cpus(`glibc ${version}: 16 arenas (8 x 2 online CPUs) past arena_test, then round robin from the main arena; a freed arena first`, () => {
+  twoCpuBuildTest(`glibc ${version}: 16 arenas (8 x 2 online CPUs) past arena_test, then round robin from the main arena; a freed arena first`, () => {
     const out = oracleWith8MiBStacks('threads-arena-limit.trace', build?.libc);
     const made = Array.from({ length: 15 }, (_, k) => `${k + 2}:${k + 1}`);
     const expected = ['1:0', ...made, '17:0', '18:15', '19:14', '20:13', '21:15', '22:12', '23:11'];
@@ -763,7 +763,7 @@ for (const version of knownVersions) {
     if (spawnSync('taskset', ['-c', '0', 'true']).status === 0)
       assert.equal(arenasOf(oracleWith8MiBStacks('threads-arena-limit.trace', build?.libc, ['taskset', '-c', '0'])), expected);
   });
-  withBuildOn2Cpus(`glibc ${version}: M_ARENA_TEST 20 lets 21 arenas be made before the limit of 16 applies`, () => {
+  twoCpuBuildTest(`glibc ${version}: M_ARENA_TEST 20 lets 21 arenas be made before the limit of 16 applies`, () => {
     const out = oracleWith8MiBStacks('threads-arena-test.trace', build?.libc);
     assert.equal(arenasOf(out), [...Array.from({ length: 20 }, (_, k) => `${k + 2}:${k + 1}`), '22:0', '23:20']);
   });

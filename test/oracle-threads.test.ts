@@ -8,10 +8,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { builtFile } from '../dist/native.js';
-import { ORACLE_BINARY, oracleEnv, runOracle, type OracleEvent } from '../dist/oracle/oracle.js';
+import { ORACLE_BINARY, oracleCommand, oracleEnv, runOracle, type OracleEvent } from '../dist/oracle/oracle.js';
 import { seededRandom } from '../dist/trace/generate.js';
 import { glibcBuilds, knownVersions } from './support/glibc-builds.ts';
 import { unless } from './support/skip.ts';
@@ -236,8 +236,8 @@ test('the probe tables cover every version the model knows', () => {
 
 for (const version of knownVersions) {
   const build = builds.get(version);
-  const withBuild = unless(test, build ? undefined : `no glibc ${version} build here (see test/support/glibc-builds.ts)`);
-  withBuild(`glibc ${version}: the threads probe, line by line (spawn +288, an arena per thread, exit -tcache, reuse)`, async () => {
+  const buildTest = unless(test, build ? undefined : `no glibc ${version} build here (see test/support/glibc-builds.ts)`);
+  buildTest(`glibc ${version}: the threads probe, line by line (spawn +288, an arena per thread, exit -tcache, reuse)`, async () => {
     const out = await runOracle(join(fixtures, 'threads-probe.trace'), { stats: true, libc: build?.libc });
     assert.equal(out.map(figures), probe[version]);
     assert.equal(
@@ -259,17 +259,513 @@ for (const version of knownVersions) {
       ].concat(['exit@2', 'exit@3', 'exit@4', 'exit@5', 'exit@6', 'exit@7', 'spawn@1', 'malloc@8', 'spawn@1', 'malloc@9']),
     );
   });
-  withBuild(`glibc ${version}: a thread arena's second heap (heapIndex 1), given back on free`, async () => {
+  buildTest(`glibc ${version}: a thread arena's second heap (heapIndex 1), given back on free`, async () => {
     const out = await runOracle(join(fixtures, 'threads-heaps.trace'), { stats: true, libc: build?.libc });
     assert.equal(out.map(figures), heaps[version]);
   });
-  withBuild(`glibc ${version}: M_ARENA_MAX 1 keeps every thread in the main arena`, async () => {
+  buildTest(`glibc ${version}: M_ARENA_MAX 1 keeps every thread in the main arena`, async () => {
     const out = await runOracle(join(fixtures, 'threads-arena-max.trace'), { stats: true, libc: build?.libc });
     assert.equal(out.map(figures), arenaMax[version]);
     assert.equal(
       out.map((e) => `${e.op}@${e.thread}`),
       ['mallopt@1', 'spawn@1', 'malloc@2', 'spawn@1', 'malloc@3', 'exit@3', 'free@2'],
     );
+  });
+}
+
+// ---- what pthread_create and a thread's end do through malloc (docs/glibc.md, "Threads and arenas") ----
+
+/**
+ * The oracle's events for a fixture under a build, with 8 MiB thread stacks (`ulimit -s 8192`) whatever this
+ * shell's limit: glibc takes its default stack size from it, and so how many stacks its 40 MiB cache keeps.
+ */
+function oracleWith8MiBStacks(fixture: string, libc: string | undefined, wrap: string[] = []): OracleEvent[] {
+  const command = oracleCommand(join(fixtures, fixture), { stats: true, libc });
+  const run = spawnSync('/bin/sh', ['-c', 'ulimit -s 8192 && exec "$@"', 'sh', ...wrap, command.file, ...command.args], {
+    env: command.env,
+    encoding: 'utf8',
+  });
+  assert.is(run.stderr, '');
+  assert.is(run.status, 0);
+  return events(run.stdout);
+}
+
+/** The change of uordblks each line made. */
+function deltas(out: OracleEvent[]): number[] {
+  return out.map((e, i) => (e.uordblks ?? 0) - (i === 0 ? 0 : (out[i - 1].uordblks ?? 0)));
+}
+
+/**
+ * threads-spawn.trace: a spawn calloc's the new thread's DTV (chunk 288) in the spawner's arena, through the
+ * spawner's tcache from 2.41 (p's freed chunk at 784 becomes thread 2's DTV, so q comes from the top) and
+ * around it before (q takes p's chunk back). Idle threads' exits free nothing; the joiner caches each stack
+ * (8 MiB + a guard page), at most 40 MiB of them: the fifth exit drops the oldest (thread 2's) and the sixth
+ * thread 3's, each DTV freed by the joiner, the main thread, into its tcache (r and s take them back, newest
+ * first). Spawns 8 to 11 reuse the four cached stacks with their DTVs (+0); spawn 12 calloc's a new one.
+ */
+/** 2.34, 2.35, 2.36 and 2.39 printed the same lines. */
+const spawnFrom2_34 = [
+  '768 135168 0+672',
+  '1056 135168 0+784',
+  '1056 135168',
+  '1344 135168',
+  '1344 135168 0+784',
+  '1632 135168',
+  '1920 135168',
+  '2208 135168',
+  '2496 135168',
+  '2784 135168',
+  '2784 135168',
+  '2784 135168',
+  '2784 135168',
+  '2784 135168',
+  '2784 135168',
+  '2784 135168',
+  '2784 135168 0+1360',
+  '2784 135168 0+1072',
+  '3072 135168 0+2800',
+  '3072 135168',
+  '3072 135168',
+  '3072 135168',
+  '3072 135168',
+  '3360 135168',
+  '3648 135168 0+3376',
+];
+const spawn: Record<string, string[]> = {
+  '2.34': spawnFrom2_34,
+  '2.35': spawnFrom2_34,
+  '2.36': spawnFrom2_34,
+  '2.39': spawnFrom2_34,
+  '2.41': [
+    '768 135168 0+672',
+    '1056 135168 0+784',
+    '1056 135168',
+    '1056 135168',
+    '1344 135168 0+1072',
+    '1632 135168',
+    '1920 135168',
+    '2208 135168',
+    '2496 135168',
+    '2784 135168',
+    '2784 135168',
+    '2784 135168',
+    '2784 135168',
+    '2784 135168',
+    '2784 135168',
+    '2784 135168',
+    '2784 135168 0+1360',
+    '2784 135168 0+784',
+    '3072 135168 0+2800',
+    '3072 135168',
+    '3072 135168',
+    '3072 135168',
+    '3072 135168',
+    '3360 135168',
+    '3648 135168 0+3376',
+  ],
+  '2.42': [
+    '880 135168 0+784',
+    '1168 135168 0+896',
+    '1168 135168',
+    '1168 135168',
+    '1456 135168 0+1184',
+    '1744 135168',
+    '2032 135168',
+    '2320 135168',
+    '2608 135168',
+    '2896 135168',
+    '2896 135168',
+    '2896 135168',
+    '2896 135168',
+    '2896 135168',
+    '2896 135168',
+    '2896 135168',
+    '2896 135168 0+1472',
+    '2896 135168 0+896',
+    '3184 135168 0+2912',
+    '3184 135168',
+    '3184 135168',
+    '3184 135168',
+    '3184 135168',
+    '3472 135168',
+    '3760 135168 0+3488',
+  ],
+};
+/**
+ * threads-exit.trace: thread 2's exit frees its tcache entries into each chunk's own arena (m1 and m2 back to
+ * the main arena, where x and y find them; a and c to arena 1), then the tcache struct (656 bytes, 768 in
+ * 2.42): 1136 bytes in all. Thread 3, spawned by thread 2, had its DTV put in arena 1 (the spawner's); its first
+ * call takes the freed arena 1 and finds the freed struct, a and c there.
+ */
+/** 2.35, 2.36, 2.39 and 2.41 printed the same lines. */
+const exitProbeFrom2_35 = [
+  '688 135168 0+672',
+  '896 135168 0+704',
+  '1184 135168',
+  '4128 270336 1.0+2928',
+  '4160 270336 1.0+2960',
+  '4368 270336 1.0+2992',
+  '4576 270336 1.0+3200',
+  '4864 270336',
+  '4864 270336',
+  '4864 270336',
+  '4864 270336',
+  '4864 270336',
+  '3728 270336',
+  '3760 270336 0+672',
+  '3968 270336 0+704',
+  '4656 270336 1.0+2928',
+  '4864 270336 1.0+2992',
+  '4896 270336 1.0+3696',
+];
+const exitProbe: Record<string, string[]> = {
+  '2.34': [
+    '688 135168 0+672',
+    '896 135168 0+704',
+    '1184 135168',
+    '4112 270336 1.0+2912',
+    '4144 270336 1.0+2944',
+    '4352 270336 1.0+2976',
+    '4560 270336 1.0+3184',
+    '4848 270336',
+    '4848 270336',
+    '4848 270336',
+    '4848 270336',
+    '4848 270336',
+    '3712 270336',
+    '3744 270336 0+672',
+    '3952 270336 0+704',
+    '4640 270336 1.0+2912',
+    '4848 270336 1.0+2976',
+    '4880 270336 1.0+3680',
+  ],
+  '2.35': exitProbeFrom2_35,
+  '2.36': exitProbeFrom2_35,
+  '2.39': exitProbeFrom2_35,
+  '2.41': exitProbeFrom2_35,
+  '2.42': [
+    '800 135168 0+784',
+    '1008 135168 0+816',
+    '1296 135168',
+    '4352 270336 1.0+3040',
+    '4384 270336 1.0+3072',
+    '4592 270336 1.0+3104',
+    '4800 270336 1.0+3312',
+    '5088 270336',
+    '5088 270336',
+    '5088 270336',
+    '5088 270336',
+    '5088 270336',
+    '3840 270336',
+    '3872 270336 0+784',
+    '4080 270336 0+816',
+    '4880 270336 1.0+3040',
+    '5088 270336 1.0+3104',
+    '5120 270336 1.0+3808',
+  ],
+};
+/**
+ * threads-exit-tcache.trace: thread 2 exits with 7 chunks of 32 bytes in its tcache (x8 went to the fastbin)
+ * and 3 of 208: they are freed bin by bin, each bin head first (x7 … x1 pushed onto x8 in the fastbin), then the
+ * struct. Thread 3 takes arena 1: z1 is x1, the fastbin's head, and the rest of the fastbin moves to its tcache
+ * (x8 last, so z2 is x8); t1 is s3 from the small bin, whose other chunks move to the tcache (t2 is s1).
+ */
+/** 2.35, 2.36, 2.39 and 2.41 printed the same lines. */
+const exitTcacheFrom2_35 = [
+  '944 135168',
+  '3888 270336 1.0+2928',
+  '3920 270336 1.0+2960',
+  '3952 270336 1.0+2992',
+  '3984 270336 1.0+3024',
+  '4016 270336 1.0+3056',
+  '4048 270336 1.0+3088',
+  '4080 270336 1.0+3120',
+  '4112 270336 1.0+3152',
+  '4320 270336 1.0+3184',
+  '4352 270336 1.0+3392',
+  '4560 270336 1.0+3424',
+  '4592 270336 1.0+3632',
+  '4800 270336 1.0+3664',
+  '4832 270336 1.0+3872',
+  '4832 270336',
+  '4832 270336',
+  '4832 270336',
+  '4832 270336',
+  '4832 270336',
+  '4832 270336',
+  '4832 270336',
+  '4800 270336',
+  '4800 270336',
+  '4800 270336',
+  '4800 270336',
+  '3296 270336',
+  '3296 270336',
+  '4208 270336 1.0+2928',
+  '4208 270336 1.0+3152',
+  '4832 270336 1.0+3664',
+  '4832 270336 1.0+3184',
+];
+const exitTcache: Record<string, string[]> = {
+  '2.34': [
+    '944 135168',
+    '3872 270336 1.0+2912',
+    '3904 270336 1.0+2944',
+    '3936 270336 1.0+2976',
+    '3968 270336 1.0+3008',
+    '4000 270336 1.0+3040',
+    '4032 270336 1.0+3072',
+    '4064 270336 1.0+3104',
+    '4096 270336 1.0+3136',
+    '4304 270336 1.0+3168',
+    '4336 270336 1.0+3376',
+    '4544 270336 1.0+3408',
+    '4576 270336 1.0+3616',
+    '4784 270336 1.0+3648',
+    '4816 270336 1.0+3856',
+    '4816 270336',
+    '4816 270336',
+    '4816 270336',
+    '4816 270336',
+    '4816 270336',
+    '4816 270336',
+    '4816 270336',
+    '4784 270336',
+    '4784 270336',
+    '4784 270336',
+    '4784 270336',
+    '3280 270336',
+    '3280 270336',
+    '4192 270336 1.0+2912',
+    '4192 270336 1.0+3136',
+    '4816 270336 1.0+3648',
+    '4816 270336 1.0+3168',
+  ],
+  '2.35': exitTcacheFrom2_35,
+  '2.36': exitTcacheFrom2_35,
+  '2.39': exitTcacheFrom2_35,
+  '2.41': exitTcacheFrom2_35,
+  '2.42': [
+    '1056 135168',
+    '4112 270336 1.0+3040',
+    '4144 270336 1.0+3072',
+    '4176 270336 1.0+3104',
+    '4208 270336 1.0+3136',
+    '4240 270336 1.0+3168',
+    '4272 270336 1.0+3200',
+    '4304 270336 1.0+3232',
+    '4336 270336 1.0+3264',
+    '4544 270336 1.0+3296',
+    '4576 270336 1.0+3504',
+    '4784 270336 1.0+3536',
+    '4816 270336 1.0+3744',
+    '5024 270336 1.0+3776',
+    '5056 270336 1.0+3984',
+    '5056 270336',
+    '5056 270336',
+    '5056 270336',
+    '5056 270336',
+    '5056 270336',
+    '5056 270336',
+    '5056 270336',
+    '5024 270336',
+    '5024 270336',
+    '5024 270336',
+    '5024 270336',
+    '3408 270336',
+    '3408 270336',
+    '4432 270336 1.0+3040',
+    '4432 270336 1.0+3264',
+    '5056 270336 1.0+3776',
+    '5056 270336 1.0+3296',
+  ],
+};
+/**
+ * threads-trim.trace: with M_MMAP_THRESHOLD 1 MiB, a thread arena grows by just what a request needs (no
+ * top_pad); the free of a block merged into its top runs heap_trim, which shrinks the heap only when the top
+ * reaches the trim threshold, and then keeps top_pad (free b: arena 1 from 303104 to 135168 bytes). malloc_trim
+ * (trim 0, from thread 2) shrinks the main arena only (135168 to 4096); thread heaps are never shrunk by it.
+ */
+/** 2.35, 2.36, 2.39 and 2.41 printed the same lines. */
+const trimFrom2_35 = [
+  '0 0',
+  '0 0',
+  '944 135168',
+  '303872 438272 1.0+2928',
+  '3856 438272',
+  '3856 307200',
+  '3856 307200',
+  '303872 307200 1.0+2928',
+  '3856 139264',
+  '303872 307200 1.0+2928',
+  '603888 610304 1.0+302944',
+  '303872 610304',
+  '3856 139264',
+];
+const trim: Record<string, string[]> = {
+  '2.34': [
+    '0 0',
+    '0 0',
+    '944 135168',
+    '303856 438272 1.0+2912',
+    '3840 438272',
+    '3840 307200',
+    '3840 307200',
+    '303856 307200 1.0+2912',
+    '3840 139264',
+    '303856 307200 1.0+2912',
+    '603872 610304 1.0+302928',
+    '303856 610304',
+    '3840 139264',
+  ],
+  '2.35': trimFrom2_35,
+  '2.36': trimFrom2_35,
+  '2.39': trimFrom2_35,
+  '2.41': trimFrom2_35,
+  '2.42': [
+    '0 0',
+    '0 0',
+    '1056 135168',
+    '303328 569344 1.0+2272',
+    '3312 569344',
+    '3312 438272',
+    '3312 438272',
+    '303328 438272 1.0+2272',
+    '3312 139264',
+    '303328 307200 1.0+2272',
+    '603344 610304 1.0+302288',
+    '303328 610304',
+    '3312 139264',
+  ],
+};
+/**
+ * threads-arena-max-late.trace: four threads make arenas 1-4 (no limit yet: at most arena_test arenas); M_ARENA_MAX
+ * 2, set then, is read at thread 6's first call, which reuses the main arena (round robin from it), thread 7 the
+ * newest arena (4), and thread 8 the next (3): the later M_ARENA_MAX 10 changes nothing, the limit is kept.
+ */
+/** 2.35, 2.36, 2.39 and 2.41 printed the same lines. */
+const arenaMaxLateFrom2_35 = [
+  '944 135168',
+  '3968 270336 1.0+2928',
+  '4256 270336',
+  '7280 405504 2.0+2928',
+  '7568 405504',
+  '10592 540672 3.0+2928',
+  '10880 540672',
+  '13904 675840 4.0+2928',
+  '13904 675840',
+  '14192 675840',
+  '14960 675840 0+2768',
+  '15248 675840',
+  '16016 675840 4.0+3696',
+  '16016 675840',
+  '16304 675840',
+  '17072 675840 3.0+3696',
+];
+const arenaMaxLate: Record<string, string[]> = {
+  '2.34': [
+    '944 135168',
+    '3952 270336 1.0+2912',
+    '4240 270336',
+    '7248 405504 2.0+2912',
+    '7536 405504',
+    '10544 540672 3.0+2912',
+    '10832 540672',
+    '13840 675840 4.0+2912',
+    '13840 675840',
+    '14128 675840',
+    '14896 675840 0+2768',
+    '15184 675840',
+    '15952 675840 4.0+3680',
+    '15952 675840',
+    '16240 675840',
+    '17008 675840 3.0+3680',
+  ],
+  '2.35': arenaMaxLateFrom2_35,
+  '2.36': arenaMaxLateFrom2_35,
+  '2.39': arenaMaxLateFrom2_35,
+  '2.41': arenaMaxLateFrom2_35,
+  '2.42': [
+    '1056 135168',
+    '4192 270336 1.0+3040',
+    '4480 270336',
+    '7616 405504 2.0+3040',
+    '7904 405504',
+    '11040 540672 3.0+3040',
+    '11328 540672',
+    '14464 675840 4.0+3040',
+    '14464 675840',
+    '14752 675840',
+    '15632 675840 0+2992',
+    '15920 675840',
+    '16800 675840 4.0+3920',
+    '16800 675840',
+    '17088 675840',
+    '17968 675840 3.0+3920',
+  ],
+};
+/** The tcache_perthread_struct's chunk: 656 bytes, 768 in 2.42 (76 bins). */
+const tcacheStruct = (version: string) => (version === '2.42' ? 768 : 656);
+
+test('the tables of the spawn and exit probes cover every version the model knows', () => {
+  for (const table of [spawn, exitProbe, exitTcache, trim, arenaMaxLate]) assert.equal(Object.keys(table), [...knownVersions]);
+});
+
+/** Each malloc line's thread and arena, as "thread:arena". */
+const arenasOf = (out: OracleEvent[]) => out.filter((e) => e.op === 'malloc').map((e) => `${e.thread}:${e.arenaIndex}`);
+const twoCpus = cpus().length === 2 ? undefined : `the arena probes are written for 2 CPUs (8 x 2 = 16 arenas); this machine has ${cpus().length}`;
+
+for (const version of knownVersions) {
+  const build = builds.get(version);
+  const buildTest = unless(test, build ? undefined : `no glibc ${version} build here (see test/support/glibc-builds.ts)`);
+  const twoCpuBuildTest = unless(test, build ? twoCpus : `no glibc ${version} build here (see test/support/glibc-builds.ts)`);
+  buildTest(`glibc ${version}: spawn calloc's a 288-byte DTV in the spawner's arena; 4 cached stacks, the oldest's DTV freed by the joiner`, () => {
+    const out = oracleWith8MiBStacks('threads-spawn.trace', build?.libc);
+    assert.equal(out.map(figures), spawn[version]);
+  });
+  buildTest(`glibc ${version}: exit frees the tcache entries into their own arenas, then the tcache struct`, () => {
+    const out = oracleWith8MiBStacks('threads-exit.trace', build?.libc);
+    assert.equal(out.map(figures), exitProbe[version]);
+    assert.is(deltas(out)[12], -(tcacheStruct(version) + 32 + 32 + 208 + 208));
+  });
+  buildTest(`glibc ${version}: an exit with a full tcache bin, and the next thread in the freed arena`, () => {
+    const out = oracleWith8MiBStacks('threads-exit-tcache.trace', build?.libc);
+    assert.equal(out.map(figures), exitTcache[version]);
+    assert.is(deltas(out)[26], -(tcacheStruct(version) + 7 * 32 + 3 * 208));
+  });
+  buildTest(`glibc ${version}: thread heaps shrink at free above the trim threshold; malloc_trim shrinks only the main arena`, () => {
+    assert.equal(oracleWith8MiBStacks('threads-trim.trace', build?.libc).map(figures), trim[version]);
+  });
+  buildTest(`glibc ${version}: M_ARENA_MAX set late applies from the next thread's first call, and only once`, () => {
+    const out = oracleWith8MiBStacks('threads-arena-max-late.trace', build?.libc);
+    assert.equal(out.map(figures), arenaMaxLate[version]);
+    assert.equal(arenasOf(out), ['2:1', '3:2', '4:3', '5:4', '6:0', '7:4', '8:3']);
+  });
+  twoCpuBuildTest(`glibc ${version}: 16 arenas (8 x 2 online CPUs) past arena_test, then round robin from the main arena; a freed arena first`, () => {
+    const out = oracleWith8MiBStacks('threads-arena-limit.trace', build?.libc);
+    const made = Array.from({ length: 15 }, (_, k) => `${k + 2}:${k + 1}`);
+    const expected = ['1:0', ...made, '17:0', '18:15', '19:14', '20:13', '21:15', '22:12', '23:11'];
+    assert.equal(arenasOf(out), expected);
+    const d = deltas(out);
+    const struct = tcacheStruct(version);
+    // Each spawn calloc'd a DTV, but for 21 to 23, which reused the three stacks cached at the exits; each exit gave a tcache struct back.
+    assert.equal(out.map((e, i) => (e.op === 'spawn' || e.op === 'exit' ? `${e.op}@${e.thread} ${d[i]}` : '')).filter(Boolean), [
+      ...Array.from({ length: 19 }, () => 'spawn@1 288'),
+      `exit@17 ${-struct}`,
+      `exit@18 ${-struct}`,
+      `exit@16 ${-struct}`,
+      'spawn@1 0',
+      'spawn@1 0',
+      'spawn@1 0',
+    ]);
+    // A thread's first call in a reused arena puts its tcache struct there too: 17's in the main arena.
+    assert.is(d[32], struct + 112);
+    // glibc counts the online CPUs, not those the process may run on: one CPU allowed changes nothing.
+    if (spawnSync('taskset', ['-c', '0', 'true']).status === 0)
+      assert.equal(arenasOf(oracleWith8MiBStacks('threads-arena-limit.trace', build?.libc, ['taskset', '-c', '0'])), expected);
+  });
+  twoCpuBuildTest(`glibc ${version}: M_ARENA_TEST 20 lets 21 arenas be made before the limit of 16 applies`, () => {
+    const out = oracleWith8MiBStacks('threads-arena-test.trace', build?.libc);
+    assert.equal(arenasOf(out), [...Array.from({ length: 20 }, (_, k) => `${k + 2}:${k + 1}`), '22:0', '23:20']);
   });
 }
 

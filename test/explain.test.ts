@@ -251,4 +251,25 @@ test('a rule of another glibc version is said where it decides, with the version
   assert.match(memalign[0], /^a = memalign\(64, 100\): no heap yet → brk \+135168 for the tcache struct \(chunk 768\)/);
 });
 
+// The threads probe (test/fixtures/oracle/threads-probe.trace, its lines in oracle-threads.test.ts): the oracle
+// put b2 in arena 1 at heap offset 2928 (0xb70) after a 288-byte spawn, and b8 in arena 6, b9 in arena 5 at
+// 3040 (0xbe0) after spawns that allocated nothing; each exit gave back 656 bytes.
+test('threads: the arena a thread gets and why, the DTV of a spawn, what an exit gives back', () => {
+  const s = explain(readFileSync(join(root, 'test/fixtures/oracle/threads-probe.trace'), 'utf8'), { cores: 2 });
+  assert.is(s[1], "pthread_create(thread 2): thread 2 starts: its DTV (chunk 288) is calloc'd by the creating thread, in its arena");
+  assert.match(
+    s[2],
+    /^@2 b2 = malloc\(100\): thread 2 gets a new arena 1 \(2 arenas now; no limit yet: at most 8 arenas \(M_ARENA_TEST\) before one is worked out\); /,
+  );
+  assert.match(s[2], / → arena 1 heap 0 \+0xb70; arena 1 heap 0 mapped \(64 MiB reserved, 135168 bytes usable\)$/);
+  assert.is(
+    s[13],
+    'thread 2 returns: thread 2 ends: its tcache struct (chunk 656) is freed; arena 1 joins the free list (no thread left on it); its stack is cached with its DTV (1 of 4)',
+  );
+  assert.match(s[17], /the cache keeps 4, so the oldest goes and the main thread frees its DTV$/);
+  assert.is(s[19], 'pthread_create(thread 8): thread 8 starts on a cached stack with its DTV: nothing allocated (3 of 4 stacks left in the cache)');
+  assert.match(s[20], /^@8 b8 = malloc\(100\): thread 8 takes arena 6 back from the free list \(its threads have ended\); .* → arena 6 heap 0 \+0xbe0$/);
+  assert.match(s[22], /thread 9 takes arena 5 back from the free list .* → arena 5 heap 0 \+0xbe0$/);
+});
+
 test.run();

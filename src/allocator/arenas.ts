@@ -6,6 +6,7 @@ import { ChunkState } from './chunks.ts';
 import { CHUNK_HDR_SZ, MALLOC_ALIGNMENT, MALLOC_STATE_SIZE, alignUp } from './constants.ts';
 import { newHeap } from './heap.ts';
 import type { Malloc } from './malloc.ts';
+import type { ArenaNote } from './notes.ts';
 
 /** arenas per CPU once more than arena_test exist (NARENAS_FROM_NCORES). */
 const ARENAS_PER_CORE = 8;
@@ -22,7 +23,7 @@ export function arenaGet(m: Malloc, bytes: number): MallocState | null {
  */
 export function arenaGet2(m: Malloc, bytes: number, avoid: MallocState | null): MallocState | null {
   const free = getFreeList(m);
-  if (free) return free;
+  if (free) return noteArena(m, free, 'free-list');
   const mp = m.mp;
   if (m.narenasLimit === 0) {
     if (mp.arenaMax !== 0) m.narenasLimit = mp.arenaMax;
@@ -33,14 +34,21 @@ export function arenaGet2(m: Malloc, bytes: number, avoid: MallocState | null): 
     m.narenas++;
     const made = intNewArena(m, bytes);
     if (made === null) m.narenas--;
-    return made;
+    return made && noteArena(m, made, 'new');
   }
-  return reusedArena(m, avoid);
+  return noteArena(m, reusedArena(m, avoid), 'reused');
+}
+
+/** Records the running thread's new arena and why (the call's decisions). */
+function noteArena(m: Malloc, av: MallocState, how: ArenaNote['how']): MallocState {
+  const mp = m.mp;
+  m.notes.arena = { thread: m.thread.id, how, arena: av.index, narenas: m.narenas, limit: m.narenasLimit, arenaMax: mp.arenaMax, cores: m.cores, arenaTest: mp.arenaTest };
+  return av;
 }
 
 /** arena_get_retry: after a failed allocation, a thread arena's caller tries main_arena; main_arena's, another arena. */
 export function arenaGetRetry(m: Malloc, av: MallocState, bytes: number): MallocState | null {
-  if (!av.isMain) return m.main;
+  if (!av.isMain) return noteArena(m, m.main, 'main');
   return arenaGet2(m, bytes, av);
 }
 
@@ -110,6 +118,7 @@ function intNewArena(m: Malloc, bytes: number): MallocState | null {
   av.attachedThreads = 1;
   av.systemMem = heap.size;
   av.maxSystemMem = heap.size;
+  if (m.notes.detail) m.notes.heaps.push({ arena: av.index, heap: 0, how: 'new', bytes: heap.size });
   // The top starts after the headers, moved up so that its user pointer is 16-byte aligned.
   const topOffset = alignUp(headers + CHUNK_HDR_SZ, MALLOC_ALIGNMENT) - CHUNK_HDR_SZ;
   m.chunks.release(av.top);

@@ -112,6 +112,7 @@ export function closeHeap(av: MallocState, oldTop: number, freeChunk: (p: number
  */
 export function heapTrim(av: MallocState): boolean {
   const m = av.m;
+  let released = false;
   const c = av.chunks;
   const page = m.system.pageSize;
   const pad = big(sizeTFromInt(m.mp.topPad));
@@ -128,6 +129,10 @@ export function heapTrim(av: MallocState): boolean {
     // Kept when the free end and the unreserved rest of the previous heap are below pad + MINSIZE + a page.
     if (wrap(BigInt(size + (HEAP_MAX_SIZE - prev.size))) < wrap(pad + BigInt(MINSIZE + page))) break;
     av.systemMem -= heap.size;
+    m.notes.trims++;
+    m.notes.trimmedBytes += heap.size;
+    released = true;
+    if (m.notes.detail) m.notes.heaps.push({ arena: av.index, heap: heap.index, how: 'unmapped', bytes: heap.size });
     if (heap.base + HEAP_MAX_SIZE === m.alignedHeapArea) m.alignedHeapArea = 0;
     m.system.munmap(heap.base, HEAP_MAX_SIZE);
     m.heaps.delete(heap.base / HEAP_MAX_SIZE);
@@ -146,13 +151,14 @@ export function heapTrim(av: MallocState): boolean {
     av.top = top;
   }
   const topSize = c.size[av.top];
-  if (topSize < m.mp.trimThreshold) return false;
+  if (topSize < m.mp.trimThreshold) return released;
   const topArea = topSize - MINSIZE - 1;
-  if (topArea < 0 || BigInt(topArea) <= pad) return false;
+  if (topArea < 0 || BigInt(topArea) <= pad) return released;
   const extra = alignDown(topArea - Number(pad), page);
-  if (extra === 0 || !shrinkHeap(m, heap, extra)) return false;
+  if (extra === 0 || !shrinkHeap(m, heap, extra)) return released;
   av.systemMem -= extra;
   c.size[av.top] = topSize - extra;
+  if (m.notes.detail) m.notes.heaps.push({ arena: av.index, heap: heap.index, how: 'shrunk', bytes: extra });
   m.notes.trims++;
   m.notes.trimmedBytes += extra;
   return true;

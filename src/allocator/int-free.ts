@@ -61,7 +61,7 @@ export function mergeChunk(av: MallocState, p: number, tcacheable = false): void
     if (!av.isMain) {
       // A thread arena: heap_trim (it checks the trim threshold itself, after unmapping whole heaps).
       if (heapTrim(av) && trim) trim.verdict = 'released';
-      else if (trim) trim.verdict = av.topSize >= av.mp.trimThreshold ? 'under-page' : 'below';
+      else if (trim) trim.verdict = av.topSize >= av.mp.trimThreshold ? 'no-excess' : 'below';
     } else if (av.topSize >= av.mp.trimThreshold) systrim(av, av.mp.topPad, trim);
     else if (trim) trim.verdict = 'below';
   }

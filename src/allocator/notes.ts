@@ -69,6 +69,60 @@ export interface CallNotes {
   mallopt: MalloptNote | null;
   /** malloc_trim's work before systrim. */
   mtrim: MtrimNote | null;
+
+  /** The arena the running thread was given in this call (arena_get2, arena_get_retry), if one was. */
+  arena: ArenaNote | null;
+  /** A thread arena's heap that sysmalloc grew or made, or heap_trim unmapped or shrank, in order. */
+  heaps: HeapNote[];
+  /** What a spawn or an exit did through malloc. */
+  thread: ThreadNote | null;
+}
+
+/** How a thread got its arena (arena_get2, or arena_get_retry after a failed allocation). */
+export interface ArenaNote {
+  /** The thread (1 is the main thread). */
+  thread: number;
+  /** free-list: an exited thread's arena; new: _int_new_arena; reused: reused_arena's next in line; main: the retry of a thread arena's failure. */
+  how: 'free-list' | 'new' | 'reused' | 'main';
+  /** The arena's number (0: main_arena). */
+  arena: number;
+  /** Arenas in the process after the choice, and narenas_limit (0 while not worked out). */
+  narenas: number;
+  limit: number;
+  /** Where the limit came from: M_ARENA_MAX, or 8 × the CPUs glibc sees; what arena_test is. */
+  arenaMax: number;
+  cores: number;
+  arenaTest: number;
+}
+
+/** A thread arena's heap changing. */
+export interface HeapNote {
+  arena: number;
+  /** The heap's place in its arena (heapIndex). */
+  heap: number;
+  /** new (new_heap), grow (grow_heap), unmapped (heap_trim: a whole heap), shrunk (heap_trim: its top's pages). */
+  how: 'new' | 'grow' | 'unmapped' | 'shrunk';
+  /** The bytes added or given back. */
+  bytes: number;
+}
+
+/** What pthread_create or a thread's end did through malloc. */
+export interface ThreadNote {
+  /** spawn: the new thread; exit: the thread that ended. */
+  thread: number;
+  /** spawn: the DTV came with a cached stack (nothing allocated), or was calloc'd (its chunk). */
+  dtv: 'cached' | 'calloc' | null;
+  dtvChunk: number;
+  /** exit: tcache chunks given back to their arenas; the tcache struct's chunk (0 if it had none). */
+  flushed: number;
+  structChunk: number;
+  /** exit: the arena that went on the free list (no thread left on it), or -1. */
+  freedArena: number;
+  /** exit: the DTV of the oldest cached stack, freed by the joining main thread when the cache was full. */
+  dtvFreed: boolean;
+  /** Stacks cached after the call, and how many the cache keeps. */
+  cached: number;
+  cacheLimit: number;
 }
 
 /** sysmalloc's decision, for explanations. */
@@ -272,6 +326,9 @@ export function newNotes(): CallNotes {
     realloc: null,
     mallopt: null,
     mtrim: null,
+    arena: null,
+    heaps: [],
+    thread: null,
   };
 }
 
@@ -284,7 +341,10 @@ export function resetNotes(notes: CallNotes): void {
   notes.thresholdMove = null;
   notes.sysmalloc = null;
   notes.merge = null;
+  notes.arena = null;
+  notes.thread = null;
   if (notes.detail) {
+    notes.heaps = [];
     notes.consolidatedChunks = 0;
     notes.refused = null;
     notes.tcacheInit = null;

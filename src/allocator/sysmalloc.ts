@@ -154,6 +154,7 @@ function sysmallocThreadArena(av: MallocState, nb: SizeT, triedMmap: boolean): n
   if (lacking > 0 && lacking <= HEAP_MAX_SIZE && growHeap(m, oldHeap, lacking)) {
     av.addSystemMem(oldHeap.size - oldHeapSize);
     c.size[oldTop] = oldHeap.base + oldHeap.size - c.address[oldTop];
+    if (m.notes.detail) m.notes.heaps.push({ arena: av.index, heap: oldHeap.index, how: 'grow', bytes: oldHeap.size - oldHeapSize });
   } else {
     const heap = typeof nb === 'number' ? newHeap(m, nb + MINSIZE + m.glibc.heapInfoSize) : null;
     if (heap !== null) {
@@ -161,6 +162,7 @@ function sysmallocThreadArena(av: MallocState, nb: SizeT, triedMmap: boolean): n
       heap.prev = oldHeap;
       av.heap = heap;
       av.addSystemMem(heap.size);
+      if (m.notes.detail) m.notes.heaps.push({ arena: av.index, heap: heap.index, how: 'new', bytes: heap.size });
       av.top = c.create(heap.base + m.glibc.heapInfoSize, heap.size - m.glibc.heapInfoSize, ChunkState.Top, m.seq);
       closeHeap(av, oldTop, (p) => intFree(av, p, true));
     } else if (!triedMmap) {

@@ -6,6 +6,7 @@
 import { NIL } from './chunks.ts';
 import { libcCalloc, libcFree } from './libc.ts';
 import { type Malloc, Thread } from './malloc.ts';
+import type { ThreadNote } from './notes.ts';
 
 /** The DTV pthread_create allocates: calloc(17, 16), a 288-byte chunk (the oracle's process, 8 MiB stacks). */
 const DTV_ENTRIES = 17;
@@ -24,6 +25,17 @@ export function spawnThread(m: Malloc, spawner: Thread, id: number): Thread {
   const cached = m.cachedStacks.shift();
   thread.dtv = cached !== undefined ? cached : libcCalloc(m, DTV_ENTRIES, DTV_ENTRY_SIZE);
   m.threads.set(id, thread);
+  m.notes.thread = {
+    thread: id,
+    dtv: cached !== undefined ? 'cached' : 'calloc',
+    dtvChunk: thread.dtv === NIL ? 0 : m.chunks.size[thread.dtv],
+    flushed: 0,
+    structChunk: 0,
+    freedArena: -1,
+    dtvFreed: false,
+    cached: m.cachedStacks.length,
+    cacheLimit: STACKS_CACHED,
+  };
   return thread;
 }
 
@@ -35,12 +47,24 @@ export function exitThread(m: Malloc, thread: Thread): void {
   m.runAs(thread);
   const tcache = thread.tcache;
   tcache.shuttingDown = true;
+  const note: ThreadNote = {
+    thread: thread.id,
+    dtv: null,
+    dtvChunk: 0,
+    flushed: 0,
+    structChunk: tcache.ready ? m.chunks.size[tcache.structChunk] : 0,
+    freedArena: -1,
+    dtvFreed: false,
+    cached: 0,
+    cacheLimit: STACKS_CACHED,
+  };
   if (tcache.ready) {
     tcache.ready = false;
     // Each bin from its newest entry, bin by bin, then the struct itself: frees with no tcache to take them.
     for (let i = 0; i < tcache.head.length; i++) {
       while (tcache.head[i] !== NIL) {
         libcFree(m, tcache.take(i, tcache.head[i], NIL));
+        note.flushed++;
       }
     }
     libcFree(m, tcache.structChunk);
@@ -51,6 +75,7 @@ export function exitThread(m: Malloc, thread: Thread): void {
   if (arena !== null && --arena.attachedThreads === 0) {
     arena.nextFree = m.freeList;
     m.freeList = arena;
+    note.freedArena = arena.index;
   }
   m.threads.delete(thread.id);
   const main = m.threads.get(1) as Thread;
@@ -59,5 +84,9 @@ export function exitThread(m: Malloc, thread: Thread): void {
   while (m.cachedStacks.length > STACKS_CACHED) {
     const dtv = m.cachedStacks.pop() as number;
     if (dtv !== NIL) libcFree(m, dtv);
+    note.dtvFreed = dtv !== NIL;
   }
+  note.cached = m.cachedStacks.length;
+  // The frees above reset nothing: the call's note is the exit's.
+  m.notes.thread = note;
 }

@@ -86,6 +86,13 @@ function brkText(calls: Syscall[]): string {
 
 /** The call as a program writes it, with the trace's IDs. */
 export function callText(event: TraceEvent): string {
+  // A call by a thread other than the main one carries its tag, as the trace writes it.
+  const thread = event.thread ?? 1;
+  const call = plainCallText(event);
+  return thread !== 1 && event.op !== 'exit' ? `@${thread} ${call}` : call;
+}
+
+function plainCallText(event: TraceEvent): string {
   // Sizes above 2^53 are written from their exact values, not from the doubles that approximate them.
   const exact = event.exact;
   const size = exact?.size ?? ('size' in event ? event.size : 0);
@@ -119,10 +126,71 @@ function recorded<T>(note: T | null, what: string): T {
   return note;
 }
 
-/** Where the block went: "heap +0x2a0", or "mmap 200704 bytes". */
+/** Where the block went: "heap +0x2a0", "arena 2 heap 0 +0xb70" (a thread arena's), or "mmap 200704 bytes". */
 function placeText(outcome: ReplayOutcome, mapping?: number): string {
   if (outcome.where === 'mmap') return `mmap ${mapping ?? outcome.chunk} bytes`;
+  if (outcome.heapIndex >= 0) return `arena ${outcome.arenaIndex} heap ${outcome.heapIndex} +${hex(outcome.offset)}`;
   return `heap +${hex(outcome.offset)}`;
+}
+
+/** How the thread got its arena in this call, as a clause ending in "; " ('' when it kept its arena). */
+function arenaClause(notes: CallNotes): string {
+  const a = notes.arena;
+  if (!a) return '';
+  const who = a.thread === 1 ? 'the main thread' : `thread ${a.thread}`;
+  const limit =
+    a.limit === 0
+      ? `no limit yet: at most ${a.arenaTest} arenas (M_ARENA_TEST) before one is worked out`
+      : a.arenaMax !== 0 && a.limit === a.arenaMax
+        ? `limit ${a.limit}, M_ARENA_MAX`
+        : `limit ${a.limit} = 8 × ${plural(a.cores, 'CPU')}`;
+  switch (a.how) {
+    case 'new':
+      return `${who} gets a new arena ${a.arena} (${a.narenas} arenas now; ${limit}); `;
+    case 'free-list':
+      return `${who} takes arena ${a.arena} back from the free list (its threads have ended); `;
+    case 'reused':
+      return `${who} shares arena ${a.arena}, the next in line (${a.narenas} arenas, the ${limit} reached); `;
+    case 'main':
+      return `${who}'s arena could not serve it: retried in main_arena; `;
+  }
+}
+
+/** A thread arena's heaps that changed in this call, as a clause ('' when none did). */
+function heapClause(notes: CallNotes): string {
+  const parts = notes.heaps.map((h) => {
+    const heap = `arena ${h.arena} heap ${h.heap}`;
+    if (h.how === 'new') return `${heap} mapped (64 MiB reserved, ${h.bytes} bytes usable)`;
+    if (h.how === 'grow') return `${heap} grows by ${h.bytes} bytes (mprotect)`;
+    if (h.how === 'unmapped') return `${heap} (${h.bytes} bytes) unmapped whole`;
+    return `${heap} shrinks by ${h.bytes} bytes (madvise)`;
+  });
+  return parts.join('; ');
+}
+
+/** spawn and exit: what pthread_create and the thread's end did through malloc. */
+function threadBody(event: TraceEvent, outcome: ReplayOutcome): string {
+  const t = recorded(outcome.notes.thread, 'thread start or end');
+  if (event.op === 'spawn') {
+    if (t.dtv === 'cached') return `thread ${t.thread} starts on a cached stack with its DTV: nothing allocated (${t.cached} of ${t.cacheLimit} stacks left in the cache)`;
+    const place = outcome.notes.arena ? arenaClause(outcome.notes) : '';
+    return `thread ${t.thread} starts: ${place}its DTV (chunk ${t.dtvChunk}) is calloc'd by the creating thread, in its arena`;
+  }
+  const parts: string[] = [];
+  if (t.structChunk === 0) parts.push(`thread ${t.thread} ends without a tcache`);
+  else {
+    const flushed = t.flushed > 0 ? `its tcache's ${plural(t.flushed, 'chunk')} go back to their arenas, then ` : '';
+    parts.push(`thread ${t.thread} ends: ${flushed}its tcache struct (chunk ${t.structChunk}) is freed`);
+  }
+  if (t.freedArena >= 0) parts.push(`arena ${t.freedArena} joins the free list (no thread left on it)`);
+  const heaps = heapClause(outcome.notes);
+  if (heaps) parts.push(heaps);
+  parts.push(
+    t.dtvFreed
+      ? `its stack is cached; the cache keeps ${t.cacheLimit}, so the oldest goes and the main thread frees its DTV`
+      : `its stack is cached with its DTV (${t.cached} of ${t.cacheLimit})`,
+  );
+  return parts.join('; ');
 }
 
 /** A sentence in two parts: the reason, and the result from its last arrow on (" → heap +0x2a0"). */
@@ -233,7 +301,7 @@ function sysmallocReason(outcome: ReplayOutcome, ctx: AllocContext): Reason {
   if (brkFailed && fallback) {
     growth = `${brkText(ctx.syscalls)}, so glibc maps ${fallback.bytes} bytes as heap instead (the sbrk fallback; the heap is non-contiguous from now on)`;
   } else {
-    growth = brkText(ctx.syscalls) || 'without a system call';
+    growth = brkText(ctx.syscalls) || heapClause(outcome.notes) || 'without a system call';
   }
   return [head, `${grows}: ${growth}, ${placeText(outcome)}`];
 }
@@ -275,6 +343,8 @@ function mergeText(outcome: ReplayOutcome, size: number): string {
   const consolidated = t.consolidated ? '; the fastbins are consolidated' : '';
   const top = t.top;
   const topLabel = intoTop ? `${top}` : `merged ${f.merged} ≥ ${t.consolidationThreshold}, top ${top}`;
+  // A thread arena gives memory back through heap_trim, whose heaps the sentence names after it.
+  if (t.verdict === 'released' && notes.heaps.length) return `${text}${consolidated} → heap_trim gives ${notes.trimmedBytes} bytes back`;
   if (t.verdict === 'released') return `${text} (${topLabel} ≥ trim threshold ${tt})${consolidated} → brk −${notes.trimmedBytes}`;
   if (t.verdict === 'wrapped') {
     return `${text} (${topLabel} ≥ trim threshold ${tt})${consolidated} → brk +${-notes.trimmedBytes}: the top is under ${t.reserve} bytes, so systrim's size_t arithmetic wraps and the heap grows instead`;
@@ -329,6 +399,7 @@ function freeBody(before: StateBefore, event: TraceEvent, outcome: ReplayOutcome
 /** ", and the top is trimmed: brk −N" when a freed piece made systrim give memory back (or wrap and grow). */
 function trimmed(outcome: ReplayOutcome): string {
   const bytes = outcome.notes.trimmedBytes;
+  if (bytes > 0 && outcome.notes.heaps.length) return `, and heap_trim gives ${bytes} bytes back`;
   if (bytes > 0) return `, and the top is trimmed: brk −${bytes}`;
   if (bytes < 0) return `, and systrim's size_t arithmetic wraps: brk +${-bytes}`;
   return '';
@@ -348,7 +419,12 @@ export function explainStep(before: StateBefore, event: TraceEvent, outcome: Rep
       'NO_DECISIONS',
       'explainStep narrates the decisions the core records: make the Replayer with { decisions: true } (an Explainer does)',
     );
-  return `${callText(event)}: ${explainBody(before, event, outcome)}`;
+  const body = explainBody(before, event, outcome);
+  if (event.op === 'spawn' || event.op === 'exit') return `${callText(event)}: ${body}`;
+  // A thread's arena, chosen in this call, comes first; a thread arena's heaps that changed, last.
+  // (sysmalloc's growth names its heap itself.)
+  const heaps = outcome.notes.path === 'sysmalloc' ? '' : heapClause(outcome.notes);
+  return `${callText(event)}: ${arenaClause(outcome.notes)}${body}${heaps ? `; ${heaps}` : ''}`;
 }
 
 function explainBody(before: StateBefore, event: TraceEvent, outcome: ReplayOutcome): string {
@@ -372,8 +448,7 @@ function explainBody(before: StateBefore, event: TraceEvent, outcome: ReplayOutc
       return trim(event, outcome);
     case 'spawn':
     case 'exit':
-      // The replay refuses thread lines (MODEL_THREADS) before they reach an explanation.
-      throw new MallocscopeError('MODEL_THREADS', `event ${event.seq} (line ${event.line}, ${event.op}): explain does not narrate threads yet`);
+      return threadBody(event, outcome);
   }
 }
 

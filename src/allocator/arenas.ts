@@ -42,7 +42,16 @@ export function arenaGet2(m: Malloc, bytes: number, avoid: MallocState | null): 
 /** Records the running thread's new arena and why (the call's decisions). */
 function noteArena(m: Malloc, av: MallocState, how: ArenaNote['how']): MallocState {
   const mp = m.mp;
-  m.notes.arena = { thread: m.thread.id, how, arena: av.index, narenas: m.narenas, limit: m.narenasLimit, arenaMax: mp.arenaMax, cores: m.cores, arenaTest: mp.arenaTest };
+  m.notes.arena = {
+    thread: m.thread.id,
+    how,
+    arena: av.index,
+    narenas: m.narenas,
+    limit: m.narenasLimit,
+    arenaMax: mp.arenaMax,
+    cores: m.cores,
+    arenaTest: mp.arenaTest,
+  };
   return av;
 }
 

@@ -172,7 +172,8 @@ function heapClause(notes: CallNotes): string {
 function threadBody(event: TraceEvent, outcome: ReplayOutcome): string {
   const t = recorded(outcome.notes.thread, 'thread start or end');
   if (event.op === 'spawn') {
-    if (t.dtv === 'cached') return `thread ${t.thread} starts on a cached stack with its DTV: nothing allocated (${t.cached} of ${t.cacheLimit} stacks left in the cache)`;
+    if (t.dtv === 'cached')
+      return `thread ${t.thread} starts on a cached stack with its DTV: nothing allocated (${t.cached} of ${t.cacheLimit} stacks left in the cache)`;
     const place = outcome.notes.arena ? arenaClause(outcome.notes) : '';
     return `thread ${t.thread} starts: ${place}its DTV (chunk ${t.dtvChunk}) is calloc'd by the creating thread, in its arena`;
   }

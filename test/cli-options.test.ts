@@ -89,6 +89,8 @@ test('replay --json: the summary as JSON (§11 figures), with mallinfo2 under --
       trimThreshold: 401408,
       consolidations: 0,
       trims: 0,
+      arenas: 1,
+      threads: 1,
       syscalls: undefined,
       mallinfo2: undefined,
     },

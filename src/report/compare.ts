@@ -53,6 +53,9 @@ export interface CompareFigures {
   peakLiveSeq: number;
   footprintAtPeakLive: number;
   fragmentationAtPeakLive: number | null;
+  /** The most arenas (main_arena included) and threads alive at once. */
+  arenas: number;
+  threads: number;
   /** After the last event. */
   endHeap: number;
   endMmapped: number;
@@ -103,6 +106,8 @@ export class FootprintObserver {
       peakLiveSeq: t.peakLiveSeq,
       footprintAtPeakLive: t.footprintAtPeakLive,
       fragmentationAtPeakLive: fragmentation(t.footprintAtPeakLive, t.peakLive),
+      arenas: t.arenas,
+      threads: t.threads,
       endHeap: t.heap,
       endMmapped: t.mmapped,
       endFootprint: t.heap + t.mmapped,
@@ -202,7 +207,7 @@ const percent = (ratio: number | null) => (ratio === null ? '—' : `${(ratio * 
 /** A plain text table: one row per figure, one column per policy or setting. */
 export function formatCompareTable(figures: readonly CompareFigures[]): string {
   const rows: [string, (f: CompareFigures) => string][] = [
-    ['peak heap (brk)', (f) => `${f.peakHeap}`],
+    ['peak heap', (f) => `${f.peakHeap}`],
     ['peak mmapped', (f) => `${f.peakMmapped}`],
     ['peak footprint', (f) => `${f.peakFootprint}`],
     ['  live then', (f) => `${f.liveAtPeakFootprint}`],
@@ -219,6 +224,10 @@ export function formatCompareTable(figures: readonly CompareFigures[]): string {
   if (figures.some((f) => f.syscalls.mremap)) rows.push(['mremap calls', (f) => `${f.syscalls.mremap}`]);
   if (figures.some((f) => f.syscalls.madvise)) rows.push(['madvise calls', (f) => `${f.syscalls.madvise}`]);
   if (figures.some((f) => f.syscalls.failed)) rows.push(['failed calls', (f) => `${f.syscalls.failed}`]);
+  if (figures.some((f) => f.threads > 1 || f.arenas > 1)) {
+    rows.push(['arenas at most', (f) => `${f.arenas}`]);
+    rows.push(['mprotect calls', (f) => `${f.syscalls.mprotect}`]);
+  }
   rows.push(['threshold moves', (f) => `${f.thresholdMoves}`]);
   rows.push(['final threshold', (f) => `${f.finalMmapThreshold}${f.slidingOff ? ' (fixed)' : ''}`]);
   const cells = rows.map(([name, get]) => [name, ...figures.map(get)]);

@@ -273,7 +273,7 @@ function figuresTable(result: DiffResult): string {
   const { a, b, difference: d } = result;
   const rows: [string, number, number, number][] = [
     ['peak footprint', a.peakFootprint, b.peakFootprint, d.peakFootprint],
-    ['peak heap (brk)', a.peakHeap, b.peakHeap, d.peakHeap],
+    ['peak heap', a.peakHeap, b.peakHeap, d.peakHeap],
     ['peak mmapped', a.peakMmapped, b.peakMmapped, d.peakMmapped],
     ['end footprint', a.endFootprint, b.endFootprint, d.endFootprint],
   ];

@@ -32,6 +32,9 @@ export class PeakTracker {
   peakLive = 0;
   peakLiveSeq = -1;
   footprintAtPeakLive = 0;
+  /** The most arenas (main_arena included) and the most threads alive (the main one included) at once. */
+  arenas = 1;
+  threads = 1;
   /** After the last event observed. */
   heap = 0;
   mmapped = 0;
@@ -51,6 +54,8 @@ export class PeakTracker {
     const arenas = model.arenas;
     let heap = arenas[0].systemMem;
     for (let i = 1; i < arenas.length; i++) heap += arenas[i].systemMem;
+    if (arenas.length > this.arenas) this.arenas = arenas.length;
+    if (model.threads.size > this.threads) this.threads = model.threads.size;
     const mmapped = model.mp.mmappedMem;
     this.events++;
     const syscalls = outcome.syscalls;

@@ -22,6 +22,9 @@ export interface SummaryFigures {
   syscalls: Record<string, number>;
   consolidations: number;
   trims: number;
+  /** The most arenas (main_arena included) and threads (the main one included) at once. */
+  arenas: number;
+  threads: number;
 }
 
 export class SummaryObserver {
@@ -48,6 +51,8 @@ export class SummaryObserver {
       syscalls: { ...t.syscalls },
       consolidations: t.consolidations,
       trims: t.trims,
+      arenas: t.arenas,
+      threads: t.threads,
     };
   }
 
@@ -65,6 +70,8 @@ export class SummaryObserver {
       `syscalls          brk ${s.brk}, mmap ${s.mmap}, munmap ${s.munmap}, mremap ${s.mremap}, madvise ${s.madvise}${s.failed ? ` (${s.failed} failed)` : ''}`,
       `consolidations    ${t.consolidations}`,
       `trims             ${t.trims}`,
+      // Threads only: a one-thread trace's summary stays as it was.
+      ...(t.threads > 1 || t.arenas > 1 ? [`arenas            ${t.arenas} at most (threads ${t.threads} at most at once)`] : []),
     ].join('\n');
   }
 }

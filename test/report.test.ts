@@ -26,7 +26,7 @@ import type { ReportMeta } from '../dist/report/html/template.js';
 import { buildReport, pageScript } from '../dist/report/report.js';
 import { syscallProse, syscallText } from '../dist/report/syscall-text.js';
 import type { TraceEvent } from '../dist/trace/api.js';
-import { generateTrace, shapeByName } from '../dist/trace/generate.js';
+import { THREAD_SHAPES, generateTrace, shapeByName } from '../dist/trace/generate.js';
 import { parseTrace } from '../dist/trace/reader.js';
 import { formatTrace } from '../dist/trace/writer.js';
 
@@ -101,54 +101,150 @@ test("the page's script is the build's browser bundle: no Node module or global 
 function sameState(a: Replayer, b: Replayer, where: string): void {
   assert.equal(walkHeap(a.model.main), walkHeap(b.model.main), `${where}: heap`);
   assert.equal(walkMmapped(a.model.main), walkMmapped(b.model.main), `${where}: mmapped`);
-  assert.equal(walkBins(a.model.main), walkBins(b.model.main), `${where}: bins`);
   assert.is(a.liveBytes, b.liveBytes, `${where}: live bytes`);
-  assert.is(a.model.main.systemMem, b.model.main.systemMem, `${where}: system_mem`);
   assert.is(a.model.mp.mmapThreshold, b.model.mp.mmapThreshold, `${where}: threshold`);
+  // Every arena's bins, top and counters, its place in the ring and on the free list, its heaps.
+  const arenaOf = (arena: { index: number } | null) => (arena === null ? -1 : arena.index);
+  const arenas = (r: Replayer) =>
+    r.model.arenas.map((av) => ({
+      index: av.index,
+      bins: walkBins(av),
+      systemMem: av.systemMem,
+      maxSystemMem: av.maxSystemMem,
+      attached: av.attachedThreads,
+      next: av.next.index,
+      nextFree: arenaOf(av.nextFree),
+      heap: av.heap?.base ?? -1,
+    }));
+  assert.equal(arenas(a), arenas(b), `${where}: arenas`);
+  const heaps = (r: Replayer) =>
+    [...r.model.heaps].map(([key, h]) => ({
+      key,
+      base: h.base,
+      size: h.size,
+      mprotect: h.mprotectSize,
+      prev: h.prev?.base ?? -1,
+      arena: arenaOf(h.arena),
+      index: h.index,
+    }));
+  assert.equal(heaps(a), heaps(b), `${where}: heaps`);
+  // Every thread's tcache and arena, the running one, the stack cache, arena_get2's state.
+  const threads = (r: Replayer) =>
+    [...r.model.threads.values()].map((t) => ({
+      id: t.id,
+      arena: arenaOf(t.arena),
+      dtv: t.dtv,
+      ready: t.tcache.ready,
+      struct: t.tcache.structChunk,
+      head: [...t.tcache.head],
+      counts: [...t.tcache.counts],
+    }));
+  assert.equal(threads(a), threads(b), `${where}: threads`);
+  const process = (r: Replayer) => ({
+    thread: r.model.thread.id,
+    tcacheIsThreads: r.model.tcache === r.model.thread.tcache,
+    freeList: arenaOf(r.model.freeList),
+    nextToUse: arenaOf(r.model.nextToUse),
+    narenas: r.model.narenas,
+    limit: r.model.narenasLimit,
+    stacks: [...r.model.cachedStacks],
+    multi: r.model.multiThreaded,
+    aligned: r.model.alignedHeapArea,
+  });
+  assert.equal(process(a), process(b), `${where}: the process`);
 }
 
-test('a restored checkpoint replays on exactly as the original (every shape family)', () => {
-  for (const shape of ['everything', 'mallopt-mix', 'realloc-mixed', 'memalign-large', 'huge', 'trim-mix', 'mxfast']) {
-    const events = parseTrace(generated(shape, 3, 6000));
-    const straight = new Replayer();
+test('a restored checkpoint replays on exactly as the original (every shape family, the threaded ones too)', () => {
+  const single = ['everything', 'mallopt-mix', 'realloc-mixed', 'memalign-large', 'huge', 'trim-mix', 'mxfast'];
+  // The threaded shapes on 2 CPUs (16 arenas at most), shorter: their checkpoints hold every arena and thread.
+  const threaded = THREAD_SHAPES.map((shape) => shape.name);
+  for (const shape of [...single, ...threaded]) {
+    const isThreaded = threaded.includes(shape);
+    const events = parseTrace(generated(shape, 3, isThreaded ? 1200 : 6000));
+    const cores = 2;
+    const straight = new Replayer({ cores });
     const glibc = straight.model.glibc.version;
-    const every = 700;
+    const every = isThreaded ? 150 : 700;
     let restored: Replayer | null = null;
     for (const event of events) {
       if (event.seq % every === 0 && event.seq > 0) {
         const bytes = takeCheckpoint(straight);
-        restored = restoreCheckpoint(bytes, { policy: 'glibc', glibc, system: { commitLimit: totalmem() } });
+        // Restored on a model told another CPU count: the checkpoint's own count must win.
+        restored = restoreCheckpoint(bytes, { policy: 'glibc', glibc, system: { commitLimit: totalmem() }, cores: 64 });
         sameState(restored, straight, `${shape} at ${event.seq}`);
       }
       const a = straight.apply(event);
-      const expected = { where: a.where, chunk: a.chunk, offset: a.offset, syscalls: a.syscalls.slice(), t: a.mmapThreshold };
+      const expected = {
+        where: a.where,
+        chunk: a.chunk,
+        offset: a.offset,
+        arena: a.where === 'heap' ? a.arenaIndex : null,
+        heap: a.where === 'heap' ? a.heapIndex : null,
+        syscalls: a.syscalls.slice(),
+        t: a.mmapThreshold,
+      };
       if (restored) {
         const b = restored.apply(event);
         assert.equal(
-          { where: b.where, chunk: b.chunk, offset: b.offset, syscalls: b.syscalls.slice(), t: b.mmapThreshold },
+          {
+            where: b.where,
+            chunk: b.chunk,
+            offset: b.offset,
+            arena: b.where === 'heap' ? b.arenaIndex : null,
+            heap: b.where === 'heap' ? b.heapIndex : null,
+            syscalls: b.syscalls.slice(),
+            t: b.mmapThreshold,
+          },
           expected,
           `${shape} event ${event.seq}`,
         );
       }
     }
     if (restored) sameState(restored, straight, `${shape} at the end`);
+    if (isThreaded)
+      assert.ok(
+        straight.model.arenas.length > 1 || shape.startsWith('threads-arena-max-1'),
+        `${shape}: thread arenas were made (${straight.model.arenas.length})`,
+      );
   }
 });
 
-test('events pack and unpack to what the reader made (ids, slots, lines, numbers)', () => {
+test('events pack and unpack to what the reader made (ids, slots, lines, numbers, threads, spawns and exits)', () => {
   const text = `${TEACHING}\n# a gap\n\nmallopt M_TRIM_THRESHOLD -1\nmallopt M_MMAP_THRESHOLD 65536\ncalloc x 3 77\nmemalign y 4096 100\nrealloc x 9000\nrealloc x 0\nrealloc z 10\nfree y\nmalloc y 18446744073709551615\n${generated('everything', 9, 3000)}`;
-  const events = parseTrace(text);
-  const encoder = new EventEncoder();
-  for (const event of events) encoder.add(event);
-  const columns = new EventColumns(events.length, {
-    ops: encoder.ops.take(),
-    slots: encoder.slots.take(),
-    nums: encoder.nums.take(),
-    lines: encoder.lines.take(),
-    ids: encoder.idTable(),
-  });
-  const plain = (e: TraceEvent) => JSON.parse(JSON.stringify(e, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v)));
-  for (const event of events) assert.equal(plain(columns.event(event.seq)), plain(event), `event ${event.seq}`);
+  // Events before the first thread line carry no thread; after it every one does (thread 1 untagged).
+  const threaded = `malloc m 10\nmallopt M_ARENA_MAX 3\nspawn 2\n@2 malloc a 100\n@2 spawn 300\nfree a\n@300 realloc m 5000\n@300 exit\n@2 trim 0\n@2 exit\n`;
+  for (const trace of [text, threaded, generated('threads-cross', 5, 2000), generated('threads-short-lived', 6, 2000)]) {
+    const events = parseTrace(trace);
+    const encoder = new EventEncoder();
+    for (const event of events) encoder.add(event);
+    const columns = new EventColumns(events.length, {
+      ops: encoder.ops.take(),
+      slots: encoder.slots.take(),
+      nums: encoder.nums.take(),
+      lines: encoder.lines.take(),
+      ids: encoder.idTable(),
+      threads: encoder.threads.take(),
+    });
+    const plain = (e: TraceEvent) => JSON.parse(JSON.stringify(e, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v)));
+    for (const event of events) assert.equal(plain(columns.event(event.seq)), plain(event), `event ${event.seq}`);
+    if (trace === threaded) {
+      assert.equal(
+        events.map((e) => columns.callText(e.seq)),
+        [
+          'malloc m 10',
+          'mallopt M_ARENA_MAX 3',
+          'spawn 2',
+          '@2 malloc a 100',
+          '@2 spawn 300',
+          'free a',
+          '@300 realloc m 5000',
+          '@300 exit',
+          '@2 trim 0',
+          '@2 exit',
+        ],
+      );
+    }
+  }
 });
 
 /** The meta and the sections of a report page, read back from its HTML as the page reads them. */

@@ -10,6 +10,10 @@ export interface ReportMeta {
   policy: string;
   setup: CheckpointSetup;
   heapStart: number;
+  /** The arenas the replay made (1: main_arena alone); the payload holds stack.arena.I for I from 1. */
+  arenas: number;
+  /** The threads the trace names, in order of first appearance; empty for a trace without threads. */
+  threads: number[];
   /** Checkpoint k (1-based) is the state after k * checkpointEvery events. */
   checkpointEvery: number;
   checkpoints: number;

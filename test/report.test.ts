@@ -21,6 +21,7 @@ import { unless } from './support/skip.ts';
 import { Replayer } from '../dist/replay/replayer.js';
 import { walkBins, walkHeap, walkMmapped } from '../dist/allocator/walk.js';
 import { restoreCheckpoint, takeCheckpoint } from '../dist/report/checkpoint.js';
+import { Explainer } from '../dist/report/explain.js';
 import { EventColumns, EventEncoder, float64Of, unpackSections } from '../dist/report/html/codec.js';
 import type { ReportMeta } from '../dist/report/html/template.js';
 import { buildReport, pageScript } from '../dist/report/report.js';
@@ -385,6 +386,8 @@ async function exercise(browser: Browser, file: string, events: number, shots: {
   assert.is(moved.seq, third, 'the slider picks the event');
   assert.is.not(moved.signature, first.signature, 'the heap map changed');
   assert.is.not(moved.sentence, first.sentence, 'the sentence changed');
+  // Past a checkpoint too, the sentence narrates the core's decisions (a restored model records them).
+  assert.not.match(moved.sentence, /no explanation/, `event ${third}: ${moved.sentence}`);
   await page.locator('#slider').focus();
   await page.keyboard.press('ArrowRight');
   await page.keyboard.press('ArrowRight');
@@ -749,6 +752,81 @@ browserTest('the page follows the glibc version the report was built for: its su
     assert.equal(problems, []);
     await page.close();
   }
+});
+
+browserTest("a threaded trace: one heap map per arena with its chunks, a thread lane, and the selected call's sentence as explain says it", async () => {
+  // Six long-lived workers on 2 CPUs: an arena each, frees and reallocs across threads. Checkpoints every 100
+  // events, so that the page restores multi-arena, multi-thread state before it replays on.
+  const trace = join(work, 'threads.trace');
+  writeFileSync(trace, generated('threads-workers', 4, 400));
+  const report = await buildReport(trace, { cores: 2, checkpointEvery: 100 });
+  const file = join(work, 'threads.html');
+  writeFileSync(file, report.html);
+  const { meta } = pageData(report.html);
+  const events = parseTrace(readFileSync(trace, 'utf8'));
+  assert.ok(report.checkpoints >= 3, `checkpoints (${report.checkpoints})`);
+  assert.ok(meta.arenas >= 4, `thread arenas were made (${meta.arenas})`);
+
+  // What explain says of each event, straight from the model in Node, with the report's setup.
+  const explainer = new Explainer(new Replayer({ cores: 2, glibc: meta.setup.glibc }));
+  const sentences = events.map((event) => explainer.apply(event).sentence);
+  // Calls by other threads than the main one whose blocks went to a thread arena: one before the first
+  // checkpoint, the rest after one (restored in the page).
+  const inArenas = events.filter((e) => (e.thread ?? 1) !== 1 && / → arena \d+ heap \d+ \+0x/.test(sentences[e.seq]));
+  const picked = [inArenas.find((e) => e.seq < 100), inArenas.find((e) => e.seq > 150), inArenas[inArenas.length - 1]].filter((e) => e !== undefined);
+  assert.is(picked.length, 3, 'thread calls to pick');
+
+  const { page, problems } = await openPage(await sharedBrowser(), file, `#${events.length - 1}`);
+  await shown(page);
+  const maps = () =>
+    page.evaluate(() =>
+      Array.from(document.querySelectorAll<HTMLCanvasElement>('#heapmap, .arena-map canvas')).map((c) => ({
+        arena: c.closest<HTMLElement>('.arena-map')?.dataset.arena ?? '0',
+        chunks: Number(c.dataset.chunks),
+      })),
+    );
+  const atEnd = await maps();
+  assert.equal(
+    atEnd.map((m) => m.arena),
+    Array.from({ length: meta.arenas }, (_, i) => String(i)),
+    'one map per arena, main_arena first',
+  );
+  for (const map of atEnd) assert.ok(map.chunks > 0, `arena ${map.arena}'s map draws chunks (${map.chunks})`);
+
+  // The lane: a row per thread, the main thread first; each picked call's tick in its thread's row.
+  const lane = await page.evaluate(() => ({ ...document.getElementById('timeline')!.dataset }));
+  const rows = lane.laneRows!.split(',').map(Number);
+  assert.equal(rows, [...new Set([1, ...meta.threads])], 'the lane has a row per thread');
+  const g = await timelineGeometry(page);
+  const rowHeight = Number(lane.laneRowHeight);
+  for (const event of picked) {
+    const x = Math.floor(g.left + ((event.seq + 0.5) / events.length) * (g.right - g.left));
+    const r = rows.indexOf(event.thread!);
+    const y = Math.floor(Number(lane.laneTop) + r * rowHeight + rowHeight / 2);
+    const [red, green, blue] = (await timelinePixels(page, x, y, 1, 1)).at(x, y);
+    assert.ok(
+      Math.max(red, green, blue) - Math.min(red, green, blue) > 40,
+      `event ${event.seq}: a tick in thread ${event.thread}'s row, not ${[red, green, blue]}`,
+    );
+  }
+
+  // Each picked call: the page's sentence is explain's, and its arena's map outlines the block.
+  for (const event of picked) {
+    await page.evaluate((seq) => window.mallocscope.select(seq), event.seq);
+    const now = await shown(page);
+    assert.is(now.seq, event.seq);
+    assert.is(now.sentence, sentences[event.seq], `event ${event.seq}`);
+    assert.match(now.sentence, new RegExp(`^@${event.thread} `), 'the call carries its thread');
+    // biome-ignore lint/performance/useDomNodeTextContent: the visible text is what is checked
+    const facts = await page.evaluate(() => document.getElementById('event-facts')!.innerText);
+    assert.match(facts, `thread ${event.thread}`);
+  }
+  assert.ok((await maps()).filter((m) => m.chunks > 0).length >= 2, 'thread arenas drawn after a restored checkpoint');
+  assert.equal(problems, []);
+  await page.close();
+  console.log(
+    `  threaded report: ${events.length} events, ${meta.arenas} arenas, threads ${rows.join(', ')}, sentences checked at ${picked.map((e) => e.seq).join(', ')}`,
+  );
 });
 
 browserTest('the report page works on a million-event trace, and its file stays within a few MB', async () => {

@@ -224,9 +224,12 @@ function rebuild(replayer: Replayer, links: Links): void {
   m.runAs(running);
 }
 
-/** A fresh Replayer in the state a checkpoint holds. */
-export function restoreCheckpoint(bytes: Uint8Array, setup: CheckpointSetup): Replayer {
-  const replayer = new Replayer({ policy: setup.policy, glibc: setup.glibc, system: setup.system, cores: setup.cores });
+/**
+ * A fresh Replayer in the state a checkpoint holds; `decisions` has its core record each decision (what the
+ * page's sentences narrate), as the Replayer's option of that name.
+ */
+export function restoreCheckpoint(bytes: Uint8Array, setup: CheckpointSetup, decisions = false): Replayer {
+  const replayer = new Replayer({ policy: setup.policy, glibc: setup.glibc, system: setup.system, cores: setup.cores, decisions });
   const reader = new ByteReader(bytes);
   const jsonLength = reader.varint();
   const header = JSON.parse(new TextDecoder().decode(bytes.subarray(reader.offset, reader.offset + jsonLength))) as Header;

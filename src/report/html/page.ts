@@ -1375,7 +1375,11 @@ async function main(): Promise<void> {
   // One map per arena: main_arena's in the card's own canvas (as in a report without threads), then each
   // thread arena's, with fewer rows each.
   const maps = [new HeapMap(data, $<HTMLCanvasElement>('heapmap'), $('heap-scroll'), $('heap-caption'), 0, 22)];
-  if (meta.arenas > 1) arenaMapElements(meta.arenas).forEach((el, i) => maps.push(new HeapMap(data, el.canvas, el.scroll, el.caption, i + 1, 8)));
+  if (meta.arenas > 1) {
+    arenaMapElements(meta.arenas).forEach((el, i) => {
+      maps.push(new HeapMap(data, el.canvas, el.scroll, el.caption, i + 1, 8));
+    });
+  }
   setUpHeapMaps(data, maps);
   const hover = (address: number) => {
     for (const map of maps) map.setHighlight(address);

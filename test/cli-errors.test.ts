@@ -2,7 +2,7 @@
 // code, exit 1 for bad input and 2 for bad usage, and no half-written output.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mallocscope } from './support/cli.ts';
@@ -31,7 +31,7 @@ test('report of a bad trace: the trace error, and no report file left behind', a
   assert.not.ok(existsSync(out));
 });
 
-test('a threaded trace: replay and check follow the threads; the report, which does not show them yet, stops at the first thread line with MODEL_THREADS, exit 1', async () => {
+test('a threaded trace: replay, check and report follow the threads', async () => {
   const threads = join(dir, 'threads.trace');
   writeFileSync(threads, 'malloc a 100\nspawn 2\n@2 malloc b 100\n@2 exit\n');
   // Every line carries its thread once the trace has threads, as the oracle writes it (line 0 included).
@@ -50,10 +50,11 @@ test('a threaded trace: replay and check follow the threads; the report, which d
   const check = await run(['check', threads, '--stats']);
   assert.is(check.status, 0, check.stderr);
   assert.match(check.stdout, /all 4 events agree with glibc/);
-  const report = await run(['report', threads, '-o', join(dir, 't.html')]);
-  assert.is(report.status, 1);
-  assert.is(report.stderr, 'mallocscope: event 1 (line 2, spawn): the report does not show threads yet [MODEL_THREADS]\n');
-  assert.not.ok(existsSync(join(dir, 't.html')));
+  const report = await run(['report', threads, '-o', join(dir, 't.html'), '--cores', '2']);
+  assert.is(report.status, 0, report.stderr);
+  const page = readFileSync(join(dir, 't.html'), 'utf8');
+  const meta = JSON.parse(/<script type="application\/json" id="meta">(.*?)<\/script>/s.exec(page)![1]);
+  assert.equal([meta.arenas, meta.threads, meta.setup.cores], [2, [1, 2], 2]);
   // A tag is a thread line even when it names thread 1, as for the oracle (which then prints `thread`).
   const tagged = join(dir, 'tagged.trace');
   writeFileSync(tagged, '@1 malloc a 100\nfree a\n');

@@ -21,12 +21,13 @@ import { unless } from './support/skip.ts';
 import { Replayer } from '../dist/replay/replayer.js';
 import { walkBins, walkHeap, walkMmapped } from '../dist/allocator/walk.js';
 import { restoreCheckpoint, takeCheckpoint } from '../dist/report/checkpoint.js';
+import { Explainer } from '../dist/report/explain.js';
 import { EventColumns, EventEncoder, float64Of, unpackSections } from '../dist/report/html/codec.js';
 import type { ReportMeta } from '../dist/report/html/template.js';
 import { buildReport, pageScript } from '../dist/report/report.js';
 import { syscallProse, syscallText } from '../dist/report/syscall-text.js';
 import type { TraceEvent } from '../dist/trace/api.js';
-import { generateTrace, shapeByName } from '../dist/trace/generate.js';
+import { THREAD_SHAPES, generateTrace, shapeByName } from '../dist/trace/generate.js';
 import { parseTrace } from '../dist/trace/reader.js';
 import { formatTrace } from '../dist/trace/writer.js';
 
@@ -101,54 +102,150 @@ test("the page's script is the build's browser bundle: no Node module or global 
 function sameState(a: Replayer, b: Replayer, where: string): void {
   assert.equal(walkHeap(a.model.main), walkHeap(b.model.main), `${where}: heap`);
   assert.equal(walkMmapped(a.model.main), walkMmapped(b.model.main), `${where}: mmapped`);
-  assert.equal(walkBins(a.model.main), walkBins(b.model.main), `${where}: bins`);
   assert.is(a.liveBytes, b.liveBytes, `${where}: live bytes`);
-  assert.is(a.model.main.systemMem, b.model.main.systemMem, `${where}: system_mem`);
   assert.is(a.model.mp.mmapThreshold, b.model.mp.mmapThreshold, `${where}: threshold`);
+  // Every arena's bins, top and counters, its place in the ring and on the free list, its heaps.
+  const arenaOf = (arena: { index: number } | null) => (arena === null ? -1 : arena.index);
+  const arenas = (r: Replayer) =>
+    r.model.arenas.map((av) => ({
+      index: av.index,
+      bins: walkBins(av),
+      systemMem: av.systemMem,
+      maxSystemMem: av.maxSystemMem,
+      attached: av.attachedThreads,
+      next: av.next.index,
+      nextFree: arenaOf(av.nextFree),
+      heap: av.heap?.base ?? -1,
+    }));
+  assert.equal(arenas(a), arenas(b), `${where}: arenas`);
+  const heaps = (r: Replayer) =>
+    [...r.model.heaps].map(([key, h]) => ({
+      key,
+      base: h.base,
+      size: h.size,
+      mprotect: h.mprotectSize,
+      prev: h.prev?.base ?? -1,
+      arena: arenaOf(h.arena),
+      index: h.index,
+    }));
+  assert.equal(heaps(a), heaps(b), `${where}: heaps`);
+  // Every thread's tcache and arena, the running one, the stack cache, arena_get2's state.
+  const threads = (r: Replayer) =>
+    [...r.model.threads.values()].map((t) => ({
+      id: t.id,
+      arena: arenaOf(t.arena),
+      dtv: t.dtv,
+      ready: t.tcache.ready,
+      struct: t.tcache.structChunk,
+      head: [...t.tcache.head],
+      counts: [...t.tcache.counts],
+    }));
+  assert.equal(threads(a), threads(b), `${where}: threads`);
+  const process = (r: Replayer) => ({
+    thread: r.model.thread.id,
+    tcacheIsThreads: r.model.tcache === r.model.thread.tcache,
+    freeList: arenaOf(r.model.freeList),
+    nextToUse: arenaOf(r.model.nextToUse),
+    narenas: r.model.narenas,
+    limit: r.model.narenasLimit,
+    stacks: [...r.model.cachedStacks],
+    multi: r.model.multiThreaded,
+    aligned: r.model.alignedHeapArea,
+  });
+  assert.equal(process(a), process(b), `${where}: the process`);
 }
 
-test('a restored checkpoint replays on exactly as the original (every shape family)', () => {
-  for (const shape of ['everything', 'mallopt-mix', 'realloc-mixed', 'memalign-large', 'huge', 'trim-mix', 'mxfast']) {
-    const events = parseTrace(generated(shape, 3, 6000));
-    const straight = new Replayer();
+test('a restored checkpoint replays on exactly as the original (every shape family, the threaded ones too)', () => {
+  const single = ['everything', 'mallopt-mix', 'realloc-mixed', 'memalign-large', 'huge', 'trim-mix', 'mxfast'];
+  // The threaded shapes on 2 CPUs (16 arenas at most), shorter: their checkpoints hold every arena and thread.
+  const threaded = THREAD_SHAPES.map((shape) => shape.name);
+  for (const shape of [...single, ...threaded]) {
+    const isThreaded = threaded.includes(shape);
+    const events = parseTrace(generated(shape, 3, isThreaded ? 1200 : 6000));
+    const cores = 2;
+    const straight = new Replayer({ cores });
     const glibc = straight.model.glibc.version;
-    const every = 700;
+    const every = isThreaded ? 150 : 700;
     let restored: Replayer | null = null;
     for (const event of events) {
       if (event.seq % every === 0 && event.seq > 0) {
         const bytes = takeCheckpoint(straight);
-        restored = restoreCheckpoint(bytes, { policy: 'glibc', glibc, system: { commitLimit: totalmem() } });
+        // Restored on a model told another CPU count: the checkpoint's own count must win.
+        restored = restoreCheckpoint(bytes, { policy: 'glibc', glibc, system: { commitLimit: totalmem() }, cores: 64 });
         sameState(restored, straight, `${shape} at ${event.seq}`);
       }
       const a = straight.apply(event);
-      const expected = { where: a.where, chunk: a.chunk, offset: a.offset, syscalls: a.syscalls.slice(), t: a.mmapThreshold };
+      const expected = {
+        where: a.where,
+        chunk: a.chunk,
+        offset: a.offset,
+        arena: a.where === 'heap' ? a.arenaIndex : null,
+        heap: a.where === 'heap' ? a.heapIndex : null,
+        syscalls: a.syscalls.slice(),
+        t: a.mmapThreshold,
+      };
       if (restored) {
         const b = restored.apply(event);
         assert.equal(
-          { where: b.where, chunk: b.chunk, offset: b.offset, syscalls: b.syscalls.slice(), t: b.mmapThreshold },
+          {
+            where: b.where,
+            chunk: b.chunk,
+            offset: b.offset,
+            arena: b.where === 'heap' ? b.arenaIndex : null,
+            heap: b.where === 'heap' ? b.heapIndex : null,
+            syscalls: b.syscalls.slice(),
+            t: b.mmapThreshold,
+          },
           expected,
           `${shape} event ${event.seq}`,
         );
       }
     }
     if (restored) sameState(restored, straight, `${shape} at the end`);
+    if (isThreaded)
+      assert.ok(
+        straight.model.arenas.length > 1 || shape.startsWith('threads-arena-max-1'),
+        `${shape}: thread arenas were made (${straight.model.arenas.length})`,
+      );
   }
 });
 
-test('events pack and unpack to what the reader made (ids, slots, lines, numbers)', () => {
+test('events pack and unpack to what the reader made (ids, slots, lines, numbers, threads, spawns and exits)', () => {
   const text = `${TEACHING}\n# a gap\n\nmallopt M_TRIM_THRESHOLD -1\nmallopt M_MMAP_THRESHOLD 65536\ncalloc x 3 77\nmemalign y 4096 100\nrealloc x 9000\nrealloc x 0\nrealloc z 10\nfree y\nmalloc y 18446744073709551615\n${generated('everything', 9, 3000)}`;
-  const events = parseTrace(text);
-  const encoder = new EventEncoder();
-  for (const event of events) encoder.add(event);
-  const columns = new EventColumns(events.length, {
-    ops: encoder.ops.take(),
-    slots: encoder.slots.take(),
-    nums: encoder.nums.take(),
-    lines: encoder.lines.take(),
-    ids: encoder.idTable(),
-  });
-  const plain = (e: TraceEvent) => JSON.parse(JSON.stringify(e, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v)));
-  for (const event of events) assert.equal(plain(columns.event(event.seq)), plain(event), `event ${event.seq}`);
+  // Events before the first thread line carry no thread; after it every one does (thread 1 untagged).
+  const threaded = `malloc m 10\nmallopt M_ARENA_MAX 3\nspawn 2\n@2 malloc a 100\n@2 spawn 300\nfree a\n@300 realloc m 5000\n@300 exit\n@2 trim 0\n@2 exit\n`;
+  for (const trace of [text, threaded, generated('threads-cross', 5, 2000), generated('threads-short-lived', 6, 2000)]) {
+    const events = parseTrace(trace);
+    const encoder = new EventEncoder();
+    for (const event of events) encoder.add(event);
+    const columns = new EventColumns(events.length, {
+      ops: encoder.ops.take(),
+      slots: encoder.slots.take(),
+      nums: encoder.nums.take(),
+      lines: encoder.lines.take(),
+      ids: encoder.idTable(),
+      threads: encoder.threads.take(),
+    });
+    const plain = (e: TraceEvent) => JSON.parse(JSON.stringify(e, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v)));
+    for (const event of events) assert.equal(plain(columns.event(event.seq)), plain(event), `event ${event.seq}`);
+    if (trace === threaded) {
+      assert.equal(
+        events.map((e) => columns.callText(e.seq)),
+        [
+          'malloc m 10',
+          'mallopt M_ARENA_MAX 3',
+          'spawn 2',
+          '@2 malloc a 100',
+          '@2 spawn 300',
+          'free a',
+          '@300 realloc m 5000',
+          '@300 exit',
+          '@2 trim 0',
+          '@2 exit',
+        ],
+      );
+    }
+  }
 });
 
 /** The meta and the sections of a report page, read back from its HTML as the page reads them. */
@@ -289,6 +386,8 @@ async function exercise(browser: Browser, file: string, events: number, shots: {
   assert.is(moved.seq, third, 'the slider picks the event');
   assert.is.not(moved.signature, first.signature, 'the heap map changed');
   assert.is.not(moved.sentence, first.sentence, 'the sentence changed');
+  // Past a checkpoint too, the sentence narrates the core's decisions (a restored model records them).
+  assert.not.match(moved.sentence, /no explanation/, `event ${third}: ${moved.sentence}`);
   await page.locator('#slider').focus();
   await page.keyboard.press('ArrowRight');
   await page.keyboard.press('ArrowRight');
@@ -653,6 +752,81 @@ browserTest('the page follows the glibc version the report was built for: its su
     assert.equal(problems, []);
     await page.close();
   }
+});
+
+browserTest("a threaded trace: one heap map per arena with its chunks, a thread lane, and the selected call's sentence as explain says it", async () => {
+  // Six long-lived workers on 2 CPUs: an arena each, frees and reallocs across threads. Checkpoints every 100
+  // events, so that the page restores multi-arena, multi-thread state before it replays on.
+  const trace = join(work, 'threads.trace');
+  writeFileSync(trace, generated('threads-workers', 4, 400));
+  const report = await buildReport(trace, { cores: 2, checkpointEvery: 100 });
+  const file = join(work, 'threads.html');
+  writeFileSync(file, report.html);
+  const { meta } = pageData(report.html);
+  const events = parseTrace(readFileSync(trace, 'utf8'));
+  assert.ok(report.checkpoints >= 3, `checkpoints (${report.checkpoints})`);
+  assert.ok(meta.arenas >= 4, `thread arenas were made (${meta.arenas})`);
+
+  // What explain says of each event, straight from the model in Node, with the report's setup.
+  const explainer = new Explainer(new Replayer({ cores: 2, glibc: meta.setup.glibc }));
+  const sentences = events.map((event) => explainer.apply(event).sentence);
+  // Calls by other threads than the main one whose blocks went to a thread arena: one before the first
+  // checkpoint, the rest after one (restored in the page).
+  const inArenas = events.filter((e) => (e.thread ?? 1) !== 1 && / → arena \d+ heap \d+ \+0x/.test(sentences[e.seq]));
+  const picked = [inArenas.find((e) => e.seq < 100), inArenas.find((e) => e.seq > 150), inArenas[inArenas.length - 1]].filter((e) => e !== undefined);
+  assert.is(picked.length, 3, 'thread calls to pick');
+
+  const { page, problems } = await openPage(await sharedBrowser(), file, `#${events.length - 1}`);
+  await shown(page);
+  const maps = () =>
+    page.evaluate(() =>
+      Array.from(document.querySelectorAll<HTMLCanvasElement>('#heapmap, .arena-map canvas')).map((c) => ({
+        arena: c.closest<HTMLElement>('.arena-map')?.dataset.arena ?? '0',
+        chunks: Number(c.dataset.chunks),
+      })),
+    );
+  const atEnd = await maps();
+  assert.equal(
+    atEnd.map((m) => m.arena),
+    Array.from({ length: meta.arenas }, (_, i) => String(i)),
+    'one map per arena, main_arena first',
+  );
+  for (const map of atEnd) assert.ok(map.chunks > 0, `arena ${map.arena}'s map draws chunks (${map.chunks})`);
+
+  // The lane: a row per thread, the main thread first; each picked call's tick in its thread's row.
+  const lane = await page.evaluate(() => ({ ...document.getElementById('timeline')!.dataset }));
+  const rows = lane.laneRows!.split(',').map(Number);
+  assert.equal(rows, [...new Set([1, ...meta.threads])], 'the lane has a row per thread');
+  const g = await timelineGeometry(page);
+  const rowHeight = Number(lane.laneRowHeight);
+  for (const event of picked) {
+    const x = Math.floor(g.left + ((event.seq + 0.5) / events.length) * (g.right - g.left));
+    const r = rows.indexOf(event.thread!);
+    const y = Math.floor(Number(lane.laneTop) + r * rowHeight + rowHeight / 2);
+    const [red, green, blue] = (await timelinePixels(page, x, y, 1, 1)).at(x, y);
+    assert.ok(
+      Math.max(red, green, blue) - Math.min(red, green, blue) > 40,
+      `event ${event.seq}: a tick in thread ${event.thread}'s row, not ${[red, green, blue]}`,
+    );
+  }
+
+  // Each picked call: the page's sentence is explain's, and its arena's map outlines the block.
+  for (const event of picked) {
+    await page.evaluate((seq) => window.mallocscope.select(seq), event.seq);
+    const now = await shown(page);
+    assert.is(now.seq, event.seq);
+    assert.is(now.sentence, sentences[event.seq], `event ${event.seq}`);
+    assert.match(now.sentence, new RegExp(`^@${event.thread} `), 'the call carries its thread');
+    // biome-ignore lint/performance/useDomNodeTextContent: the visible text is what is checked
+    const facts = await page.evaluate(() => document.getElementById('event-facts')!.innerText);
+    assert.match(facts, `thread ${event.thread}`);
+  }
+  assert.ok((await maps()).filter((m) => m.chunks > 0).length >= 2, 'thread arenas drawn after a restored checkpoint');
+  assert.equal(problems, []);
+  await page.close();
+  console.log(
+    `  threaded report: ${events.length} events, ${meta.arenas} arenas, threads ${rows.join(', ')}, sentences checked at ${picked.map((e) => e.seq).join(', ')}`,
+  );
 });
 
 browserTest('the report page works on a million-event trace, and its file stays within a few MB', async () => {

@@ -6,7 +6,18 @@ import { buildReport } from '../report/report.ts';
 import { colourFlag } from './colour.ts';
 import { OutputFile } from './output.ts';
 import { Progress } from './progress.ts';
-import { brkLimitOption, colourOptions, glibcFor, glibcOption, outputOption, parseBrkLimit, parseCountOption, policyOption } from './options.ts';
+import {
+  brkLimitOption,
+  colourOptions,
+  coresOption,
+  glibcFor,
+  glibcOption,
+  outputOption,
+  parseBrkLimit,
+  parseCores,
+  parseCountOption,
+  policyOption,
+} from './options.ts';
 import { action } from './run.ts';
 
 interface ReportCommandOptions {
@@ -14,6 +25,7 @@ interface ReportCommandOptions {
   policy: string;
   glibc?: string;
   brkLimit?: string;
+  cores?: string;
   checkpointEvery?: string;
   title?: string;
   color?: boolean;
@@ -28,6 +40,7 @@ export function registerReport(program: Command): void {
     .addOption(policyOption())
     .addOption(glibcOption())
     .addOption(brkLimitOption())
+    .addOption(coresOption())
     .option('--checkpoint-every <n>', 'events between model checkpoints in the page (default: 12 to 24 checkpoints)')
     .option('--title <text>', "the page's title (default: the trace's file name)");
   for (const option of colourOptions()) command.addOption(option);
@@ -45,6 +58,7 @@ export function registerReport(program: Command): void {
           policy: options.policy,
           glibc: glibcFor(options),
           brkLimit,
+          cores: parseCores(options.cores),
           checkpointEvery,
           title: options.title,
           onProgress: (event) => progress.tick(event),

@@ -1,15 +1,18 @@
-// Checkpoints of a replay: the whole model state (Replayer, Malloc, mp_, MallocState, Tcache, ChunkTable, simulated kernel) as
-// bytes, and a Replayer rebuilt from them that goes on exactly as the original would. The report stores one
-// every K events, and the page restores the nearest one and replays forward to the event picked.
+// Checkpoints of a replay: the whole model state (Replayer, Malloc, mp_, every arena with its heaps, every
+// thread with its tcache, ChunkTable, simulated kernel) as bytes, and a Replayer rebuilt from them that goes on
+// exactly as the original would. The report stores one every K events, and the page restores the nearest one
+// and replays forward to the event picked.
 //
 // The state is read field by field from the objects' own properties, not from a list kept here: numbers,
-// booleans, strings, typed arrays, arrays of numbers and plain objects are copied, and the object-valued
-// fields named in SKIP (the links between the parts, the per-call notes) are rebuilt. A field the allocator
-// adds later is carried along without a change here. This reads and writes some fields that TypeScript marks
-// private (ChunkTable's free list, MallocState's binmap, the Replayer's slot tables, the kernel's mappings): the
-// layout is theirs, and the round-trip test in test/report.test.ts catches a field this cannot copy.
-// Plain TypeScript with no Node API: the page bundles it.
-import { MallocscopeError } from '../errors.ts';
+// booleans, strings, typed arrays, arrays of numbers and plain objects are copied. The object-valued fields
+// named in SKIP are links between the parts (the arena ring, the free list, a heap's arena and previous heap,
+// a thread's arena, the running thread) or per-call scratch: the links are written as arena indexes, heap keys
+// and thread numbers, and remade. A field the allocator adds later is carried along without a change here.
+// This reads and writes some fields that TypeScript marks private (ChunkTable's free list, MallocState's
+// binmap, the Replayer's slot tables, the kernel's mappings): the layout is theirs, and the round-trip test in
+// test/report.test.ts catches a field this cannot copy. Plain TypeScript with no Node API: the page bundles it.
+import { Heap, MallocState } from '../allocator/arena.ts';
+import { Thread } from '../allocator/malloc.ts';
 import { Replayer } from '../replay/replayer.ts';
 import type { SimulatedSystemOptions } from '../system/simulated.ts';
 import { ByteReader, ByteWriter } from './html/codec.ts';
@@ -20,6 +23,8 @@ export interface CheckpointSetup {
   /** The glibc version the model follows ("2.39"). */
   glibc: string;
   system: SimulatedSystemOptions;
+  /** The CPU count glibc sees (its arena limit); absent: this machine's (the page's: 1). */
+  cores?: number;
 }
 
 type Bag = Record<string, unknown>;
@@ -36,10 +41,11 @@ const TYPED: Record<string, new (n: number | ArrayBuffer) => Typed> = {
   Float32Array,
 };
 
-/** Object-valued fields that are structure or per-call scratch, not state between events. */
-// `log` is the kernel's SyscallLog, empty between events: a restored kernel starts with its own empty one.
-// The objects a part points at (other parts, or the arena ring and the threads, which a checkpoint of one
-// thread and one arena does not hold: takeCheckpoint refuses a model with more).
+/**
+ * Object-valued fields that are structure or per-call scratch, not state copied as it is. `log` is the
+ * kernel's SyscallLog, empty between events: a restored kernel starts with its own empty one. The links
+ * (arenas, heaps, threads and what points at them) are written apart, in the header's `links`.
+ */
 const SKIP = new Set([
   'model',
   'm',
@@ -61,6 +67,8 @@ const SKIP = new Set([
   'heap',
   'nextToUse',
   'freeList',
+  'prev',
+  'arena',
 ]);
 
 interface ArrayEntry {
@@ -70,23 +78,67 @@ interface ArrayEntry {
   length: number;
 }
 
+/** The links between the parts: arenas by index (-1: none), heaps by their key in Malloc.heaps, threads by number. */
+interface Links {
+  /** Per arena: av->next, av->next_free, the heap its top is in. */
+  arenas: { next: number; nextFree: number; heap: number | null }[];
+  /** Malloc.heaps in its order: the key, and the heap's base, previous heap and arena. */
+  heaps: { key: number; base: number; prev: number | null; arena: number }[];
+  /** Malloc.threads in its order: the thread's number and arena. */
+  threads: { id: number; arena: number }[];
+  /** The running thread. */
+  thread: number;
+  nextToUse: number;
+  freeList: number;
+}
+
 interface Header {
-  v: 1;
+  v: 2;
   /** part -> scalar fields (numbers, booleans, strings, arrays of numbers, plain objects). */
   scalars: Record<string, Bag>;
   arrays: ArrayEntry[];
+  links: Links;
 }
 
+/** The parts of the state, by name: arena.I, heap.KEY, thread.N and tcache.N besides the process's own. */
 function parts(replayer: Replayer): Record<string, Bag> {
   const model = replayer.model;
-  return {
+  const named: Record<string, Bag> = {
     replayer: replayer as unknown as Bag,
     model: model as unknown as Bag,
-    arena: model.main as unknown as Bag,
     mp: model.mp as unknown as Bag,
-    tcache: model.tcache as unknown as Bag,
     chunks: model.chunks as unknown as Bag,
     system: model.system as unknown as Bag,
+  };
+  model.arenas.forEach((arena, i) => {
+    named[`arena.${i}`] = arena as unknown as Bag;
+  });
+  for (const [key, heap] of model.heaps) named[`heap.${key}`] = heap as unknown as Bag;
+  for (const [id, thread] of model.threads) {
+    named[`thread.${id}`] = thread as unknown as Bag;
+    named[`tcache.${id}`] = thread.tcache as unknown as Bag;
+  }
+  return named;
+}
+
+function links(replayer: Replayer): Links {
+  const m = replayer.model;
+  const keyOf = new Map<Heap, number>();
+  for (const [key, heap] of m.heaps) keyOf.set(heap, key);
+  const heapKey = (heap: Heap | null) => {
+    if (heap === null) return null;
+    const key = keyOf.get(heap);
+    if (key === undefined) throw new Error(`checkpoint: a heap at ${heap.base} is not in Malloc.heaps`);
+    return key;
+  };
+  const arenaIndex = (arena: MallocState | null) => (arena === null ? -1 : arena.index);
+  return {
+    arenas: m.arenas.map((a) => ({ next: a.next.index, nextFree: arenaIndex(a.nextFree), heap: heapKey(a.heap) })),
+    heaps: [...m.heaps].map(([key, h]) => ({ key, base: h.base, prev: heapKey(h.prev), arena: arenaIndex(h.arena) })),
+    threads: [...m.threads.values()].map((t) => ({ id: t.id, arena: arenaIndex(t.arena) })),
+    thread: m.thread.id,
+    nextToUse: arenaIndex(m.nextToUse),
+    freeList: arenaIndex(m.freeList),
   };
 }
 
@@ -98,17 +150,15 @@ function isPlain(value: unknown): boolean {
 
 /** The replayer's state as bytes. Take it between events (the kernel's syscall log must be empty). */
 export function takeCheckpoint(replayer: Replayer): Uint8Array {
-  if (replayer.model.arenas.length > 1 || replayer.model.threads.size > 1) {
-    throw new MallocscopeError('MODEL_THREADS', 'the report keeps one arena and one thread; this replay made a second arena, which it cannot show yet');
-  }
-  const header: Header = { v: 1, scalars: {}, arrays: [] };
+  const header: Header = { v: 2, scalars: {}, arrays: [], links: links(replayer) };
   const blobs: Uint8Array[] = [];
   const limit = replayer.model.chunks.highWater;
   for (const [part, object] of Object.entries(parts(replayer))) {
     const scalars: Bag = {};
     for (const key of Object.keys(object)) {
-      if (SKIP.has(key)) continue;
       const value = object[key];
+      // A link or scratch object is skipped; a number or flag of the same name (Replayer.threads) is state.
+      if (SKIP.has(key) && (value === null || typeof value === 'object')) continue;
       if (ArrayBuffer.isView(value)) {
         let array = value as Typed;
         // The chunk table's arrays hold records below highWater only; the rest is spare capacity.
@@ -139,16 +189,56 @@ export function takeCheckpoint(replayer: Replayer): Uint8Array {
   return out.take().slice();
 }
 
-/** A fresh Replayer in the state a checkpoint holds. */
-export function restoreCheckpoint(bytes: Uint8Array, setup: CheckpointSetup): Replayer {
-  const replayer = new Replayer({ policy: setup.policy, glibc: setup.glibc, system: setup.system });
+/**
+ * Makes the arenas, heaps and threads a checkpoint names in a fresh replayer's model, linked as they were, so
+ * that the parts' fields can then be copied into them. A new arena takes records of the chunk table, which
+ * is overwritten after this.
+ */
+function rebuild(replayer: Replayer, links: Links): void {
+  const m = replayer.model;
+  while (m.arenas.length < links.arenas.length) m.arenas.push(new MallocState(m, m.arenas.length));
+  const arena = (index: number) => (index < 0 ? null : m.arenas[index]);
+  const byKey = new Map<number, Heap>();
+  for (const h of links.heaps) {
+    const heap = new Heap(h.base, 0, 0, null, arena(h.arena));
+    byKey.set(h.key, heap);
+    m.heaps.set(h.key, heap);
+  }
+  const heap = (key: number | null) => (key === null ? null : (byKey.get(key) ?? null));
+  for (const h of links.heaps) (byKey.get(h.key) as Heap).prev = heap(h.prev);
+  links.arenas.forEach((a, i) => {
+    const av = m.arenas[i];
+    av.next = m.arenas[a.next];
+    av.nextFree = arena(a.nextFree);
+    av.heap = heap(a.heap);
+  });
+  m.nextToUse = arena(links.nextToUse);
+  m.freeList = arena(links.freeList);
+  for (const t of links.threads) {
+    const thread = m.threads.get(t.id) ?? new Thread(t.id, m.chunks, null);
+    thread.arena = arena(t.arena);
+    m.threads.set(t.id, thread);
+  }
+  const running = m.threads.get(links.thread);
+  if (!running) throw new Error(`checkpoint: the running thread ${links.thread} is not among the threads`);
+  m.runAs(running);
+}
+
+/**
+ * A fresh Replayer in the state a checkpoint holds; `decisions` has its core record each decision (what the
+ * page's sentences narrate), as the Replayer's option of that name.
+ */
+export function restoreCheckpoint(bytes: Uint8Array, setup: CheckpointSetup, decisions = false): Replayer {
+  const replayer = new Replayer({ policy: setup.policy, glibc: setup.glibc, system: setup.system, cores: setup.cores, decisions });
   const reader = new ByteReader(bytes);
   const jsonLength = reader.varint();
   const header = JSON.parse(new TextDecoder().decode(bytes.subarray(reader.offset, reader.offset + jsonLength))) as Header;
   let offset = reader.offset + jsonLength;
+  rebuild(replayer, header.links);
   const target = parts(replayer);
   for (const [part, scalars] of Object.entries(header.scalars)) {
     const object = target[part];
+    if (!object) throw new Error(`checkpoint: no part ${part} to restore into`);
     for (const [key, value] of Object.entries(scalars)) {
       if (value !== null && typeof value === 'object' && 'inf' in (value as Bag) && !Array.isArray(value)) {
         object[key] = (value as { inf: number }).inf * Infinity;

@@ -14,6 +14,7 @@ import { Replayer } from '../replay/replayer.ts';
 import type { TraceEvent } from '../trace/api.ts';
 import type { GlibcRules } from '../allocator/versions.ts';
 import { chooseGlibc } from '../replay/glibc.ts';
+import { hostCores } from '../system/cores.ts';
 import { TraceReader, readTrace, traceDisplayName } from '../trace/reader.ts';
 import { takeCheckpoint, type CheckpointSetup } from './checkpoint.ts';
 import { PeakTracker } from './peaks.ts';
@@ -27,6 +28,8 @@ export interface ReportOptions {
   glibc?: string | GlibcRules;
   /** --brk-limit. */
   brkLimit?: number;
+  /** The CPU count glibc sees (its arena limit); default this machine's. The page replays with the same. */
+  cores?: number;
   /** Events between checkpoints; default: a spacing of 5000 × 2^k that keeps 12 to 24 checkpoints. */
   checkpointEvery?: number;
   /** Most points of the timeline (it keeps between half this and this); default 3200. */
@@ -63,7 +66,7 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
   const policy = options.policy ?? 'glibc';
   const system = options.brkLimit === undefined ? {} : { brkLimit: options.brkLimit };
   // The page builds its replayers from this (the simulated kernel's defaults are the same there: one build).
-  const setup: CheckpointSetup = { policy, glibc: chooseGlibc(options.glibc).rules.version, system };
+  const setup: CheckpointSetup = { policy, glibc: chooseGlibc(options.glibc).rules.version, system, cores: options.cores ?? hostCores() };
   const replayer = new Replayer(setup);
   const fixedSpacing = options.checkpointEvery === undefined ? 0 : Math.max(1, Math.floor(options.checkpointEvery));
   let every = fixedSpacing || FIRST_SPACING;
@@ -82,6 +85,11 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
   // mmapped bytes on it, so that the two areas end exactly at the footprint line even when a bucket spans
   // many events (where the heap's and the mmapped bytes' highs need not be at the same event).
   const stackHeap = new Float64Array(maxPoints);
+  // The same for each thread arena (index 1 on, made when the arena is): its system_mem at the bucket's highest
+  // footprint, stacked on main_arena's part of the heap by the page.
+  const stackArenas: Float64Array[] = [];
+  // The threads the trace names, in the order they first appear (the page gives each a row of its thread lane).
+  const threadsSeen = new Set<number>();
   // Plotted as doubles; the exact digits of values beyond 2^53 are kept aside for the page to print.
   const thresholds: number[] = [-1, Number(mp.mmapThreshold), Number(mp.trimThreshold)];
   const exactThresholds: Record<number, string> = {};
@@ -124,7 +132,9 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
         // footprint's highs before they merge).
         for (let i = 0; i < maxPoints / 2; i++) {
           const footprint = high[FOOTPRINT];
-          stackHeap[i] = footprint[2 * i] >= footprint[2 * i + 1] ? stackHeap[2 * i] : stackHeap[2 * i + 1];
+          const from = footprint[2 * i] >= footprint[2 * i + 1] ? 2 * i : 2 * i + 1;
+          stackHeap[i] = stackHeap[from];
+          for (const arena of stackArenas) arena[i] = arena[from];
         }
         for (let s = 0; s < SERIES.length; s++) {
           for (let i = 0; i < maxPoints / 2; i++) {
@@ -140,7 +150,13 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
       const values = [tracker.heap, tracker.mmapped, tracker.live, tracker.heap + tracker.mmapped];
       const fresh = bucket >= points;
       if (fresh) points = bucket + 1;
-      if (fresh || values[FOOTPRINT] > high[FOOTPRINT][bucket]) stackHeap[bucket] = values[0];
+      if (event.thread !== undefined) threadsSeen.add(event.thread);
+      const arenas = model.arenas;
+      while (stackArenas.length < arenas.length - 1) stackArenas.push(new Float64Array(maxPoints));
+      if (fresh || values[FOOTPRINT] > high[FOOTPRINT][bucket]) {
+        stackHeap[bucket] = values[0];
+        for (let a = 1; a < arenas.length; a++) stackArenas[a - 1][bucket] = arenas[a].systemMem;
+      }
       for (let s = 0; s < SERIES.length; s++) {
         const v = values[s];
         if (fresh || v > high[s][bucket]) high[s][bucket] = v;
@@ -159,6 +175,7 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
     ['nums', encoder.nums.take()],
     ['lines', encoder.lines.take()],
     ['ids', encoder.idTable()],
+    ['threads', encoder.threads.take()],
     ['thresholds', bytesOf(new Float64Array(thresholds))],
     ['moves', bytesOf(new Float64Array(moves))],
   ];
@@ -167,6 +184,9 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
     sections.push([`low.${name}`, bytesOf(low[s].subarray(0, points))]);
   });
   sections.push(['stack.heap', bytesOf(stackHeap.subarray(0, points))]);
+  stackArenas.forEach((arena, i) => {
+    sections.push([`stack.arena.${i + 1}`, bytesOf(arena.subarray(0, points))]);
+  });
   // Checkpoint k holds the state after k * every events (k from 1; the state after 0 events is a fresh replayer).
   checkpoints.forEach((bytes, k) => {
     sections.push([`checkpoint.${k + 1}`, bytes]);
@@ -182,6 +202,8 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
     policy: setup.policy,
     setup,
     heapStart: model.system.heapStart,
+    arenas: model.arenas.length,
+    threads: [...threadsSeen],
     checkpointEvery: every,
     checkpoints: checkpoints.length,
     buckets: points,

@@ -1,20 +1,28 @@
 // The report's binary payload, written in Node and read in the page: a trace's events packed as byte streams
-// (one byte of op and flags per event, LEB128 varints for slots, numbers and line gaps, the IDs of the calls
-// that create a block as one string table), plus named sections of typed arrays (timeline, checkpoints).
+// (one byte of op and flags per event, LEB128 varints for slots, numbers, line gaps and thread changes, the IDs
+// of the calls that create a block as one string table), plus named sections of typed arrays (timeline,
+// checkpoints).
 // Plain TypeScript with no Node API, so the page bundles it as it is.
-import type { TraceEvent, TraceOp } from '../../trace/api.ts';
-import { MallocscopeError } from '../../errors.ts';
+import type { EventPlace, TraceEvent, TraceOp } from '../../trace/api.ts';
 
 export { TRACE_OPS as OPS, MALLOPT_PARAMS as PARAMS } from '../../trace/vocabulary.ts';
 import { TRACE_OPS as OPS, MALLOPT_PARAMS as PARAMS } from '../../trace/vocabulary.ts';
 
-/** Op codes below 8 (the flag bits start at 0x08): the thread verbs have none until the page shows threads. */
-const OP_CODE: Record<TraceOp, number> = { malloc: 0, calloc: 1, realloc: 2, memalign: 3, free: 4, mallopt: 5, trim: 6, spawn: -1, exit: -1 };
+/**
+ * Op codes in the op byte's low three bits (the flag bits start at 0x08). spawn and exit share code 7: the
+ * nums stream then holds the spawned thread's number, or 0 for exit (thread numbers start at 1).
+ */
+const OP_CODE: Record<TraceOp, number> = { malloc: 0, calloc: 1, realloc: 2, memalign: 3, free: 4, mallopt: 5, trim: 6, spawn: 7, exit: 7 };
+const THREAD_VERB = 7;
+/** The verbs' indexes in OPS (what EventColumns.op holds). */
+const SPAWN = 7;
+const EXIT = 8;
 /** Flag bits of the op byte. */
 const WAS_LIVE = 0x08;
 const NEXT_LINE = 0x10; // the event is on the line after the previous event's
 const SLOT_PREDICTED = 0x20; // a call that makes its ID live got the slot SlotPredictor foresaw
 const HAS_EXACT = 0x40; // exact values of number fields above 2^53 follow in the nums stream
+const THREAD_CHANGED = 0x80; // the event's thread is not the previous event's: the threads stream gives it (0: none)
 const EXACT_FIELDS = ['size', 'nmemb', 'alignment', 'pad'] as const;
 
 /**
@@ -159,23 +167,28 @@ export class EventEncoder {
   readonly slots = new ByteWriter();
   readonly nums = new ByteWriter();
   readonly lines = new ByteWriter();
+  /** The event's thread where it differs from the previous event's (0: the event carries none). */
+  readonly threads = new ByteWriter();
   private readonly ids: string[] = [];
   private readonly slotGuess = new SlotPredictor();
   private readonly idGuess = new IdPredictor();
   private lastLine = 0;
+  private lastThread = 0;
   count = 0;
 
   add(event: TraceEvent): void {
-    if (event.op === 'spawn' || event.op === 'exit' || event.thread !== undefined) {
-      // The model refuses threads before this (MODEL_THREADS); the page's event stream has no room for them yet.
-      throw new MallocscopeError('MODEL_THREADS', `event ${event.seq} (line ${event.line}, ${event.op}): the report does not show threads yet`);
-    }
     let op = OP_CODE[event.op];
+    const thread = event.thread ?? 0;
+    if (thread !== this.lastThread) {
+      op |= THREAD_CHANGED;
+      this.threads.varint(thread);
+      this.lastThread = thread;
+    }
     if (event.wasLive) op |= WAS_LIVE;
     if (event.line === this.lastLine + 1) op |= NEXT_LINE;
     else this.lines.varint(event.line - this.lastLine);
     this.lastLine = event.line;
-    const creates = event.op !== 'free' && event.op !== 'mallopt' && event.op !== 'trim' && !event.wasLive;
+    const creates = event.slot >= 0 && event.op !== 'free' && !event.wasLive;
     if (creates) {
       if (event.slot === this.slotGuess.predict()) op |= SLOT_PREDICTED;
       else this.slots.varint(event.slot);
@@ -203,6 +216,12 @@ export class EventEncoder {
       case 'trim':
         this.nums.number(event.pad);
         break;
+      case 'spawn':
+        this.nums.varint(event.spawned);
+        break;
+      case 'exit':
+        this.nums.varint(0);
+        break;
       case 'free':
         break;
     }
@@ -224,7 +243,7 @@ export class EventEncoder {
     }
     this.ops.bytes[this.ops.length - 1] = op;
     // A call that makes its ID live names it; later calls on the ID find it through the slot.
-    if (creates) {
+    if (creates && 'id' in event) {
       this.ids.push(event.id === this.idGuess.predict() ? '' : event.id);
       this.idGuess.saw(event.id);
     }
@@ -240,20 +259,23 @@ export class EventEncoder {
 /** Every event of a report, decoded into columns (random access by seq). */
 export class EventColumns {
   readonly count: number;
+  /** The verb's index in OPS. */
   readonly op: Uint8Array;
   readonly wasLive: Uint8Array;
   readonly slot: Int32Array;
-  /** First and second numeric argument: malloc/realloc size; calloc nmemb, size; memalign alignment, size; mallopt param index, value; trim pad. */
+  /** First and second numeric argument: malloc/realloc size; calloc nmemb, size; memalign alignment, size; mallopt param index, value; trim pad; spawn the new thread. */
   readonly a: Float64Array;
   readonly b: Float64Array;
   readonly line: Float64Array;
   /** Index into `ids` of the event's trace ID (-1 for mallopt and trim). */
   readonly idIndex: Int32Array;
+  /** The thread the event names (0: the event carries none, as every event before a trace's first thread line). */
+  readonly thread: Int32Array;
   readonly ids: string[];
   /** Exact values of number fields above 2^53, by seq (rare). */
   readonly exact = new Map<number, NonNullable<TraceEvent['exact']>>();
 
-  constructor(count: number, streams: { ops: Uint8Array; slots: Uint8Array; nums: Uint8Array; lines: Uint8Array; ids: Uint8Array }) {
+  constructor(count: number, streams: { ops: Uint8Array; slots: Uint8Array; nums: Uint8Array; lines: Uint8Array; ids: Uint8Array; threads?: Uint8Array }) {
     this.count = count;
     this.op = new Uint8Array(count);
     this.wasLive = new Uint8Array(count);
@@ -262,6 +284,7 @@ export class EventColumns {
     this.b = new Float64Array(count);
     this.line = new Float64Array(count);
     this.idIndex = new Int32Array(count);
+    this.thread = new Int32Array(count);
     const idText = new TextDecoder().decode(streams.ids);
     this.ids = idText.length === 0 && count === 0 ? [] : idText.split('\n');
     const idGuess = new IdPredictor();
@@ -273,18 +296,28 @@ export class EventColumns {
     const slots = new ByteReader(streams.slots);
     const nums = new ByteReader(streams.nums);
     const lines = new ByteReader(streams.lines);
+    const threads = new ByteReader(streams.threads ?? new Uint8Array(0));
+    let thread = 0;
     let slotId = new Int32Array(1024);
     let nextId = 0;
     let line = 0;
     for (let i = 0; i < count; i++) {
       const byte = streams.ops[i];
-      const op = byte & 7;
+      let op = byte & 7;
+      if (byte & THREAD_CHANGED) thread = threads.varint();
+      this.thread[i] = thread;
+      if (op === THREAD_VERB) {
+        // spawn U, or exit (0): neither names a block.
+        const spawned = nums.varint();
+        op = spawned === 0 ? EXIT : SPAWN;
+        this.a[i] = spawned;
+      }
       this.op[i] = op;
       const live = byte & WAS_LIVE ? 1 : 0;
       this.wasLive[i] = live;
       line += byte & NEXT_LINE ? 1 : lines.varint();
       this.line[i] = line;
-      if (op === 5 || op === 6) {
+      if (op === 5 || op === 6 || op === SPAWN || op === EXIT) {
         this.slot[i] = -1;
         this.idIndex[i] = -1;
       } else {
@@ -345,7 +378,14 @@ export class EventColumns {
     };
     const exact = this.exact.get(seq);
     if (exact) place.exact = exact;
+    const thread = this.thread[seq];
     const id = this.id(seq);
+    const made = this.made(seq, op, id, place);
+    if (thread !== 0) made.thread = thread;
+    return made;
+  }
+
+  private made(seq: number, op: TraceOp, id: string, place: EventPlace): TraceEvent {
     switch (op) {
       case 'malloc':
         return { op, id, size: this.a[seq], ...place };
@@ -361,13 +401,21 @@ export class EventColumns {
         return { op, param: PARAMS[this.a[seq]], value: this.b[seq], ...place };
       case 'trim':
         return { op, pad: this.a[seq], ...place };
-      default:
-        throw new MallocscopeError('MODEL_THREADS', `event ${seq}: the report does not show threads yet`);
+      case 'spawn':
+        return { op, spawned: this.a[seq], ...place };
+      case 'exit':
+        return { op, ...place };
     }
   }
 
-  /** The call as the trace wrote it: "malloc b17 100". */
+  /** The call as the trace wrote it: "malloc b17 100", "@2 free b17". */
   callText(seq: number): string {
+    const thread = this.thread[seq];
+    const call = this.plainCallText(seq);
+    return thread > 1 ? `@${thread} ${call}` : call;
+  }
+
+  private plainCallText(seq: number): string {
     const op = OPS[this.op[seq]];
     const a = this.a[seq];
     const b = this.b[seq];
@@ -384,8 +432,10 @@ export class EventColumns {
         return `mallopt ${PARAMS[a]} ${b}`;
       case 'trim':
         return `trim ${a}`;
-      default:
-        return op;
+      case 'spawn':
+        return `spawn ${a}`;
+      case 'exit':
+        return 'exit';
     }
   }
 }

@@ -5,6 +5,7 @@
 import { walkBins, walkMmapped, walkRegions, type BinsView, type ChunkInfo, type ChunkKind } from '../../allocator/walk.ts';
 import { mem2chunk } from '../../allocator/chunks.ts';
 import { Replayer, type ReplayOutcome } from '../../replay/replayer.ts';
+import type { Heap, MallocState } from '../../allocator/arena.ts';
 import type { Syscall } from '../../system/api.ts';
 import type { SizeT } from '../../allocator/size-t.ts';
 import { restoreCheckpoint } from '../checkpoint.ts';
@@ -56,7 +57,7 @@ function offsetText(address: number): string {
   return d >= 0 ? `+${hex(d)}` : `−${hex(-d)}`;
 }
 function addressHtml(address: number): string {
-  return `<span class="addr" title="${hex(address)}">${offsetText(address)}</span>`;
+  return `<span class="addr" title="${hex(address)}">${placeText(address)}</span>`;
 }
 
 // ---- colours ---------------------------------------------------------------------------------------------
@@ -100,6 +101,12 @@ const SERIES = [
   { key: 'live', label: 'live bytes', colour: '#16a34a', fill: 'rgba(22,163,74,0.12)' },
   { key: 'footprint', label: 'footprint (heap + mmapped)', colour: '#111827', fill: '' },
 ] as const;
+/** Thread arenas' shares of the heap, stacked on main_arena's (blue), by arena index from 1, round robin. */
+const ARENA_COLOURS = ['#0891b2', '#7c3aed', '#db2777', '#65a30d', '#ca8a04', '#4f46e5', '#0d9488', '#be123c'];
+const arenaColour = (index: number) => ARENA_COLOURS[(index - 1) % ARENA_COLOURS.length];
+const arenaFill = (index: number) => `${arenaColour(index)}33`;
+/** Threads in the lane, by row, round robin. */
+const THREAD_COLOURS = ['#1d4ed8', '#c2410c', '#15803d', '#7e22ce', '#b91c1c', '#0e7490', '#a16207', '#be185d', '#4338ca', '#047857'];
 const MMAP_T = '#dc2626';
 const TRIM_T = '#7c3aed';
 
@@ -112,6 +119,8 @@ interface Data {
   low: Record<string, Float64Array>;
   /** Per timeline point, the heap's part of its highest footprint (the mmapped area is stacked on it). */
   stackHeap: Float64Array;
+  /** Per thread arena (index 1 on), its part of stackHeap at the same event (main_arena's is the rest). */
+  stackArenas: Float64Array[];
   /** Triples: seq from which (−1: the start), mmap threshold, trim threshold. */
   thresholds: Float64Array;
   moves: Float64Array;
@@ -139,7 +148,16 @@ async function loadData(): Promise<Data> {
     if (!section) throw new Error(`the report's data has no section ${name}`);
     return section;
   };
-  const events = new EventColumns(meta.events, { ops: get('ops'), slots: get('slots'), nums: get('nums'), lines: get('lines'), ids: get('ids') });
+  const events = new EventColumns(meta.events, {
+    ops: get('ops'),
+    slots: get('slots'),
+    nums: get('nums'),
+    lines: get('lines'),
+    ids: get('ids'),
+    threads: get('threads'),
+  });
+  const stackArenas: Float64Array[] = [];
+  for (let a = 1; a < meta.arenas; a++) stackArenas.push(float64Of(get(`stack.arena.${a}`)));
   const high: Record<string, Float64Array> = {};
   const low: Record<string, Float64Array> = {};
   for (const s of SERIES) {
@@ -154,6 +172,7 @@ async function loadData(): Promise<Data> {
     high,
     low,
     stackHeap: float64Of(get('stack.heap')),
+    stackArenas,
     thresholds: float64Of(get('thresholds')),
     moves: float64Of(get('moves')),
     checkpoints,
@@ -173,6 +192,8 @@ interface Step {
     syscalls: Syscall[];
     mmapThreshold: SizeT;
     trimThreshold: SizeT;
+    arenaIndex: number;
+    heapIndex: number;
   };
   sentence: string;
   /** The chunk address the event is about: the block it returned, or the block it freed. */
@@ -190,8 +211,8 @@ class Engine {
   }
 
   private fresh(): Replayer {
-    const { policy, glibc, system } = this.data.meta.setup;
-    return new Replayer({ policy, glibc, system, decisions: true });
+    const { policy, glibc, system, cores } = this.data.meta.setup;
+    return new Replayer({ policy, glibc, system, cores, decisions: true });
   }
 
   /** Brings the model to just after event `seq`. */
@@ -200,7 +221,7 @@ class Engine {
     const every = meta.checkpointEvery;
     const k = Math.min(Math.floor(seq / every), this.data.checkpoints.length);
     if (this.applied > seq || this.applied < k * every) {
-      this.replayer = k === 0 ? this.fresh() : restoreCheckpoint(this.data.checkpoints[k - 1], meta.setup);
+      this.replayer = k === 0 ? this.fresh() : restoreCheckpoint(this.data.checkpoints[k - 1], meta.setup, true);
       this.applied = k * every;
     }
     const r = this.replayer;
@@ -231,6 +252,8 @@ class Engine {
         syscalls: outcome.syscalls.slice(),
         mmapThreshold: outcome.mmapThreshold,
         trimThreshold: outcome.trimThreshold,
+        arenaIndex: outcome.arenaIndex,
+        heapIndex: outcome.heapIndex,
       },
       sentence,
       focus,
@@ -255,6 +278,14 @@ interface Plot {
   mainBottom: number;
   stripTop: number;
   stripBottom: number;
+  /** The thread lane, under the threshold strip (both stripBottom in a trace without threads: no lane). */
+  laneTop: number;
+  laneBottom: number;
+}
+
+/** The thread lane's rows: the threads in order of first appearance, the main thread first. */
+function laneRows(meta: ReportMeta): number[] {
+  return meta.threads.length === 0 ? [] : [...new Set([1, ...meta.threads])];
 }
 
 class Timeline {
@@ -264,21 +295,43 @@ class Timeline {
   private selected = 0;
   private base: HTMLCanvasElement | null = null;
   private dpr = 1;
+  /** The thread lane's rows (thread numbers) and each row's height; no rows in a trace without threads. */
+  private readonly rows: number[];
+  private readonly rowH: number;
+  /** The lane's height with its gap above (0: no lane). */
+  private readonly lane: number;
 
   constructor(
     private readonly data: Data,
     private readonly pick: (seq: number) => void,
   ) {
+    this.rows = laneRows(data.meta);
+    const count = this.rows.length;
+    this.rowH = count === 0 ? 0 : count <= 8 ? 11 : Math.max(2, Math.floor(88 / count));
+    this.lane = count === 0 ? 0 : count * this.rowH + 10;
+    // The lane adds to the canvas's height, so that the charts above it keep theirs.
+    if (this.lane > 0) this.canvas.style.height = `${300 + this.lane}px`;
     const legend = $('timeline-legend');
+    const arenas = data.stackArenas.length;
+    const shownArenas = Math.min(arenas, 6);
     legend.innerHTML =
-      SERIES.map((s) =>
-        s.fill
-          ? `<span class="key"><span class="sw" style="background:${s.fill};border-color:${s.colour}"></span>${s.label}</span>`
-          : `<span class="key"><span class="ln" style="border-color:${s.colour}"></span>${s.label}</span>`,
+      SERIES.map((s) => {
+        const label = arenas > 0 && s.key === 'heap' ? 'main_arena (system_mem)' : s.label;
+        return s.fill
+          ? `<span class="key"><span class="sw" style="background:${s.fill};border-color:${s.colour}"></span>${label}</span>`
+          : `<span class="key"><span class="ln" style="border-color:${s.colour}"></span>${label}</span>`;
+      }).join('') +
+      Array.from(
+        { length: shownArenas },
+        (_, i) => `<span class="key"><span class="sw" style="background:${arenaFill(i + 1)};border-color:${arenaColour(i + 1)}"></span>arena ${i + 1}</span>`,
       ).join('') +
+      (arenas > shownArenas ? `<span class="key">… arenas ${shownArenas + 1}–${arenas}</span>` : '') +
       `<span class="key"><span class="ln" style="border-color:${MMAP_T}"></span>mmap threshold</span>` +
       `<span class="key"><span class="ln dash" style="border-color:${TRIM_T}"></span>trim threshold</span>` +
-      `<span class="key"><span style="color:${MMAP_T}">▼</span>threshold moved</span>`;
+      `<span class="key"><span style="color:${MMAP_T}">▼</span>threshold moved</span>` +
+      (count > 0
+        ? '<span class="key"><span class="sw" style="background:#1d4ed8"></span>thread lane: calls by each thread (faint: while it lives)</span>'
+        : '');
     this.canvas.addEventListener('click', (e) => {
       const seq = this.seqAt(e.offsetX);
       if (seq >= 0) this.pick(seq);
@@ -333,7 +386,17 @@ class Timeline {
     const g = context2d(canvas);
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, w, h);
-    const p: Plot = { left: 70, right: w - 14, top: 12, mainBottom: h - 104, stripTop: h - 84, stripBottom: h - 22 };
+    const lane = this.lane;
+    const p: Plot = {
+      left: 70,
+      right: w - 14,
+      top: 12,
+      mainBottom: h - 104 - lane,
+      stripTop: h - 84 - lane,
+      stripBottom: h - 22 - lane,
+      laneTop: h - 22 - lane + (lane > 0 ? 10 : 0),
+      laneBottom: h - 22,
+    };
     this.plot = p;
     canvas.dataset.plotLeft = String(p.left);
     canvas.dataset.plotRight = String(p.right);
@@ -413,9 +476,21 @@ class Timeline {
       g.fillStyle = fill;
       g.fill();
     };
-    // Stacked: the heap from 0, the mmapped bytes on top of it, so that they end at the footprint line.
+    // Stacked: the heap from 0, the mmapped bytes on top of it, so that they end at the footprint line. With
+    // thread arenas, main_arena's part of the heap from 0 and each thread arena's part on it, in order.
     const stackHeap = this.data.stackHeap;
-    area(stackHeap, SERIES[0].fill, SERIES[0].colour);
+    const stackArenas = this.data.stackArenas;
+    if (stackArenas.length === 0) area(stackHeap, SERIES[0].fill, SERIES[0].colour);
+    else {
+      let below = stackHeap.map((total, i) => stackArenas.reduce((rest, arena) => rest - arena[i], total));
+      area(below, SERIES[0].fill, SERIES[0].colour);
+      stackArenas.forEach((arena, a) => {
+        const above = below.map((v, i) => v + arena[i]);
+        band(below, above, arenaFill(a + 1));
+        line(above, arenaColour(a + 1), 1);
+        below = above;
+      });
+    }
     band(stackHeap, high.footprint, SERIES[1].fill);
     if (width > 1) band(low.live, high.live, SERIES[2].fill);
     line(high.live, SERIES[2].colour, 1.5);
@@ -435,6 +510,7 @@ class Timeline {
     }
     // The threshold strip: a log scale of its own.
     this.drawThresholds(g, p);
+    if (this.rows.length > 0) this.drawLane(g, p);
     // x axis.
     g.fillStyle = '#667085';
     g.textAlign = 'center';
@@ -442,14 +518,15 @@ class Timeline {
     const xStep = decimalStep(n / 7 || 1);
     for (let s = 0; s < n; s += xStep) {
       const x = this.xOf(s + 0.5);
-      g.fillText(int(s), x, p.stripBottom + 6);
-      g.fillRect(Math.round(x), p.stripBottom, 1, 4);
+      g.fillText(int(s), x, p.laneBottom + 6);
+      g.fillRect(Math.round(x), p.laneBottom, 1, 4);
     }
     g.textAlign = 'left';
-    g.fillText('event', p.left - 62, p.stripBottom + 6);
+    g.fillText('event', p.left - 62, p.laneBottom + 6);
     g.strokeStyle = '#d0d5dd';
     g.strokeRect(p.left + 0.5, p.top + 0.5, p.right - p.left, p.mainBottom - p.top);
     g.strokeRect(p.left + 0.5, p.stripTop + 0.5, p.right - p.left, p.stripBottom - p.stripTop);
+    if (this.rows.length > 0) g.strokeRect(p.left + 0.5, p.laneTop + 0.5, p.right - p.left, p.laneBottom - p.laneTop);
     // Keep the drawing; the overlay (hover and selection lines) is redrawn over a copy of it.
     this.base ??= document.createElement('canvas');
     const base = this.base;
@@ -528,6 +605,76 @@ class Timeline {
     }
   }
 
+  /**
+   * The thread lane: a row per thread, a faint bar while the thread lives (from its spawn to its exit) and a
+   * tick in each pixel column where it made a call. An event without a thread (before the trace's first
+   * thread line) is the main thread's.
+   */
+  private drawLane(g: CanvasRenderingContext2D, p: Plot): void {
+    const { events, meta } = this.data;
+    const n = meta.events;
+    const rows = this.rows;
+    const rowOf = new Map(rows.map((t, r) => [t, r]));
+    const columns = Math.max(1, Math.ceil(p.right - p.left));
+    const marks = new Uint8Array(columns * rows.length);
+    const born = new Float64Array(rows.length).fill(-1);
+    const ended = new Float64Array(rows.length).fill(n);
+    born[0] = 0;
+    for (let seq = 0; seq < n; seq++) {
+      const r = rowOf.get(events.thread[seq] || 1) ?? 0;
+      const column = Math.min(columns - 1, Math.max(0, Math.floor(this.xOf(seq + 0.5) - p.left)));
+      marks[r * columns + column] = 1;
+      const op = events.opName(seq);
+      if (op === 'spawn') {
+        const spawned = rowOf.get(events.a[seq]);
+        if (spawned !== undefined) born[spawned] = seq;
+      } else if (op === 'exit') ended[r] = seq + 1;
+    }
+    g.fillStyle = '#fafbfc';
+    g.fillRect(p.left, p.laneTop, p.right - p.left, p.laneBottom - p.laneTop);
+    const h = this.rowH;
+    const tick = Math.max(1, h - 1);
+    rows.forEach((thread, r) => {
+      const y = p.laneTop + r * h;
+      const colour = THREAD_COLOURS[r % THREAD_COLOURS.length];
+      if (born[r] >= 0) {
+        g.fillStyle = `${colour}30`;
+        g.fillRect(this.xOf(born[r]), y, this.xOf(ended[r]) - this.xOf(born[r]), tick);
+      }
+      g.fillStyle = colour;
+      for (let c = 0; c < columns; c++) {
+        if (!marks[r * columns + c]) continue;
+        let end = c;
+        while (end + 1 < columns && marks[r * columns + end + 1]) end++;
+        g.fillRect(p.left + c, y, end - c + 1, tick);
+        c = end;
+      }
+      if (h >= 9) {
+        g.font = '10.5px system-ui, sans-serif';
+        g.textAlign = 'right';
+        g.textBaseline = 'middle';
+        g.fillStyle = '#667085';
+        g.fillText(`T${thread}`, p.left - 6, y + h / 2);
+      }
+    });
+    if (p.laneBottom - p.laneTop >= 40) {
+      g.save();
+      g.fillStyle = '#667085';
+      g.font = '10.5px system-ui, sans-serif';
+      g.translate(12, (p.laneTop + p.laneBottom) / 2);
+      g.rotate(-Math.PI / 2);
+      g.textAlign = 'center';
+      g.fillText('threads', 0, 0);
+      g.restore();
+    }
+    Object.assign(this.canvas.dataset, {
+      laneTop: String(p.laneTop),
+      laneBottom: String(p.laneBottom),
+      laneRows: rows.join(','),
+      laneRowHeight: String(h),
+    });
+  }
+
   private drawOverlay(): void {
     const canvas = this.canvas;
     if (!this.base || !this.plot) return;
@@ -542,7 +689,7 @@ class Timeline {
       g.lineWidth = 1;
       g.beginPath();
       g.moveTo(Math.round(this.hoverX) + 0.5, p.top);
-      g.lineTo(Math.round(this.hoverX) + 0.5, p.stripBottom);
+      g.lineTo(Math.round(this.hoverX) + 0.5, p.laneBottom);
       g.stroke();
     }
     const x = Math.round(this.eventX(this.selected)) + 0.5;
@@ -550,7 +697,7 @@ class Timeline {
     g.lineWidth = 1.5;
     g.beginPath();
     g.moveTo(x, p.top);
-    g.lineTo(x, p.stripBottom);
+    g.lineTo(x, p.laneBottom);
     g.stroke();
     const label = `#${int(this.selected)}`;
     g.font = '600 11px system-ui, sans-serif';
@@ -586,6 +733,9 @@ class Timeline {
       `<div class="t">${range}</div>` +
         SERIES.map((s) => `<div><span class="k">${s.label}</span> <span class="m">${val(s.key)}</span></div>`).join('') +
         `<div><span class="k">mmap threshold</span> <span class="m">${bytes(meta.exactThresholds[j + 1] ?? thresholds[j + 1])}</span> <span class="k">trim</span> <span class="m">${bytes(meta.exactThresholds[j + 2] ?? thresholds[j + 2])}</span></div>` +
+        (this.rows.length > 0
+          ? `<div><span class="k">event ${int(seq)} by</span> <span class="m">thread ${this.data.events.thread[seq] || 1}</span> <span class="k">${escapeHtml(this.data.events.callText(seq))}</span></div>`
+          : '') +
         `<div class="k">click to show event ${int(seq)}</div>`,
     );
   }
@@ -612,10 +762,78 @@ interface Placed {
   at: number;
 }
 
+/** A heap region and, in a thread arena, the heap it is (its chunks start after the heap's headers). */
+interface Region {
+  chunks: ChunkInfo[];
+  heap: Heap | undefined;
+}
+
+/** Each arena's regions after a step (main_arena's brk heap and fallback mappings; a thread arena's heaps), walked once. */
+const regionsByStep = new WeakMap<Step, Region[][]>();
+function regionsOf(step: Step): Region[][] {
+  let byArena = regionsByStep.get(step);
+  if (byArena) return byArena;
+  const model = step.replayer.model;
+  byArena = model.arenas.map(() => []);
+  for (const chunks of walkRegions(model.main)) {
+    const heap = model.heapAt(chunks[0].address);
+    byArena[heap?.arena?.index ?? 0].push({ chunks, heap });
+  }
+  regionsByStep.set(step, byArena);
+  return byArena;
+}
+
+/** The legend of the heap maps and their zoom (one for all). */
+function setUpHeapMaps(data: Data, maps: HeapMap[]): void {
+  $('heap-legend').innerHTML =
+    (Object.keys(KIND_COLOUR) as ChunkKind[])
+      .map(
+        (k) =>
+          `<span class="key"><span class="sw" style="background:${k === 'top' ? `repeating-linear-gradient(135deg, ${KIND_COLOUR.top} 0 3px, #b6c2d2 3px 4.5px)` : KIND_COLOUR[k]}"></span>${KIND_LABEL[k]}</span>`,
+      )
+      .join('') +
+    '<span class="key"><span class="sw" style="background:#fff;border:2px solid #111827"></span>this event\'s block</span>' +
+    `<span class="key" title="the heap starts at ${hex(data.meta.heapStart)}">addresses: +0x… from the heap start (hover one for its absolute address)</span>` +
+    (maps.length > 1 ? '<span class="key">in a thread arena: +0x… from the start of its heap</span>' : '');
+  $<HTMLSelectElement>('zoom').addEventListener('change', (e) => {
+    const zoom = Number((e.target as HTMLSelectElement).value);
+    for (const map of maps) map.setZoom(zoom);
+  });
+}
+
+/**
+ * The thread arenas' maps, below main_arena's: a title and a canvas for each arena the replay made (the
+ * page shows an arena's map before it is made too, saying so, so that the layout does not jump).
+ */
+function arenaMapElements(arenas: number): { canvas: HTMLCanvasElement; scroll: HTMLElement; caption: HTMLElement }[] {
+  const box = document.createElement('div');
+  box.id = 'arena-maps';
+  $('heap-card').appendChild(box);
+  const title = document.createElement('h3');
+  title.id = 'main-arena-title';
+  title.textContent = 'main_arena';
+  $('heap-card').querySelector('.maps')?.before(title);
+  const out = [];
+  for (let a = 1; a < arenas; a++) {
+    box.insertAdjacentHTML(
+      'beforeend',
+      `<div class="arena-map" data-arena="${a}"><h3><span class="arena-key" style="background:${arenaFill(a)};border-color:${arenaColour(a)}"></span>arena ${a} <span class="muted arena-caption"></span></h3><div class="arena-scroll"><canvas class="heapmap"></canvas></div></div>`,
+    );
+    const el = box.lastElementChild as HTMLElement;
+    out.push({
+      canvas: el.querySelector('canvas') as HTMLCanvasElement,
+      scroll: el.querySelector('.arena-scroll') as HTMLElement,
+      caption: el.querySelector('.arena-caption') as HTMLElement,
+    });
+  }
+  return out;
+}
+
 class HeapMap {
-  private readonly canvas = $<HTMLCanvasElement>('heapmap');
   private placed: Placed[] = [];
   private rowStarts: number[] = [];
+  /** Per row, the address its label counts from: the heap start for main_arena, a thread heap's own start. */
+  private rowOrigins: number[] = [];
   private bytesPerRow = 256; // layout() sets it from the heap's extent
   private gutter = 96;
   private mapWidth = 100;
@@ -625,24 +843,24 @@ class HeapMap {
   private step: Step | null = null;
   private highlight = -1;
 
-  constructor(private readonly data: Data) {
-    const legend = $('heap-legend');
-    legend.innerHTML =
-      (Object.keys(KIND_COLOUR) as ChunkKind[])
-        .map(
-          (k) =>
-            `<span class="key"><span class="sw" style="background:${k === 'top' ? `repeating-linear-gradient(135deg, ${KIND_COLOUR.top} 0 3px, #b6c2d2 3px 4.5px)` : KIND_COLOUR[k]}"></span>${KIND_LABEL[k]}</span>`,
-        )
-        .join('') +
-      '<span class="key"><span class="sw" style="background:#fff;border:2px solid #111827"></span>this event\'s block</span>' +
-      `<span class="key" title="the heap starts at ${hex(this.data.meta.heapStart)}">addresses: +0x… from the heap start (hover one for its absolute address)</span>`;
-    $<HTMLSelectElement>('zoom').addEventListener('change', (e) => {
-      this.zoom = Number((e.target as HTMLSelectElement).value);
-      this.draw();
-    });
+  constructor(
+    private readonly data: Data,
+    private readonly canvas: HTMLCanvasElement,
+    private readonly scroll: HTMLElement,
+    private readonly caption: HTMLElement,
+    /** The arena shown (0: main_arena). */
+    private readonly arena: number,
+    /** Rows the map fits its regions into at zoom 1. */
+    private readonly baseRows: number,
+  ) {
     this.canvas.addEventListener('mousemove', (e) => this.hover(e));
     this.canvas.addEventListener('mouseleave', () => hideTooltip());
-    new ResizeObserver(() => this.draw()).observe($('heap-scroll'));
+    new ResizeObserver(() => this.draw()).observe(this.scroll);
+  }
+
+  setZoom(zoom: number): void {
+    this.zoom = zoom;
+    this.draw();
   }
 
   show(step: Step): void {
@@ -659,17 +877,20 @@ class HeapMap {
     const step = this.step;
     if (!step) return;
     const canvas = this.canvas;
-    const arena = step.replayer.model.main;
-    const regions = walkRegions(arena);
-    const cssWidth = $('heap-scroll').clientWidth - 2;
+    const model = step.replayer.model;
+    const made = this.arena < model.arenas.length;
+    const found = made ? regionsOf(step)[this.arena] : [];
+    const regions = found.map((r) => r.chunks);
+    const cssWidth = this.scroll.clientWidth - 2;
     if (cssWidth <= 0) return;
     this.mapWidth = cssWidth - this.gutter - 10;
     const total = regions.reduce((sum, r) => sum + extent(r), 0);
-    const targetRows = 22 * this.zoom;
+    const targetRows = this.baseRows * this.zoom;
     this.bytesPerRow = Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(1, total / targetRows))));
     // Lay the regions out, each from a fresh row, with a header line between them.
     this.placed = [];
     this.rowStarts = [];
+    this.rowOrigins = [];
     const headers: { y: number; text: string }[] = [];
     let y = 6;
     let at = 0;
@@ -677,13 +898,18 @@ class HeapMap {
     regions.forEach((region, index) => {
       const start = region[0].address;
       const rows = Math.max(1, Math.ceil(extent(region) / this.bytesPerRow));
-      if (regions.length > 1 || index > 0) {
+      const heap = found[index].heap;
+      if (heap) {
+        headers.push({ y, text: `heap ${heap.index}: ${bytes(heap.size)} in use, its chunks from +${hex(start - heap.base)}` });
+        y += 18;
+      } else if (regions.length > 1 || index > 0) {
         headers.push({ y, text: index === 0 ? `brk heap at ${offsetText(start)}` : `region ${index + 1}: mmap'ed heap at ${offsetText(start)} (sbrk failed)` });
         y += 18;
       }
       for (let r = 0; r < rows; r++) {
         rowY.set(at / this.bytesPerRow + r, y);
         this.rowStarts.push(start + r * this.bytesPerRow);
+        this.rowOrigins.push(heap ? heap.base : -1);
         y += this.rowH + this.rowGap;
       }
       for (const chunk of region) this.placed.push({ chunk, at: at + (chunk.address - start) });
@@ -703,9 +929,13 @@ class HeapMap {
     if (regions.length === 0) {
       g.fillStyle = '#667085';
       g.font = 'italic 13px system-ui, sans-serif';
-      g.fillText('No heap yet: nothing has been carved from the program break.', 12, 30);
+      const empty =
+        this.arena === 0
+          ? 'No heap yet: nothing has been carved from the program break.'
+          : `Arena ${this.arena} is not made yet: a thread's first call makes it.`;
+      g.fillText(empty, 12, 30);
       canvas.dataset.signature = 'empty';
-      $('heap-caption').textContent = '';
+      this.caption.textContent = made && this.arena > 0 ? arenaCaption(model.arenas[this.arena], step) : '';
       return;
     }
     g.font = '11px ui-monospace, Menlo, Consolas, monospace';
@@ -714,7 +944,8 @@ class HeapMap {
     g.fillStyle = '#667085';
     for (const [row, ry] of rowY) {
       const address = this.rowStarts[row];
-      g.fillText(offsetText(address), this.gutter - 8, ry + this.rowH / 2);
+      const origin = this.rowOrigins[row];
+      g.fillText(origin >= 0 ? `+${hex(address - origin)}` : offsetText(address), this.gutter - 8, ry + this.rowH / 2);
     }
     g.textAlign = 'left';
     g.font = '600 11px system-ui, sans-serif';
@@ -749,7 +980,8 @@ class HeapMap {
     if (step.focus >= 0) outline(step.focus, '#111827', []);
     if (this.highlight >= 0) outline(this.highlight, '#e11d48', [3, 2]);
     canvas.dataset.signature = `${this.placed.length}:${signature >>> 0}`;
-    $('heap-caption').textContent = `${chunksText(this.placed.length)} · ${bytes(total)} · ${bytes(this.bytesPerRow)} per row`;
+    const sizes = `${chunksText(this.placed.length)} · ${bytes(total)} · ${bytes(this.bytesPerRow)} per row`;
+    this.caption.textContent = this.arena === 0 ? sizes : `${arenaCaption(model.arenas[this.arena], step)} · ${sizes}`;
   }
 
   private rowYs = new Map<number, number>();
@@ -801,6 +1033,26 @@ class HeapMap {
   }
 }
 
+/** Who uses a thread arena now: its threads (thread_arena), or that it waits on the free list. */
+function arenaCaption(arena: MallocState, step: Step): string {
+  const model = step.replayer.model;
+  const users = [...model.threads.values()].filter((t) => t.arena === arena).map((t) => t.id);
+  let onFreeList = false;
+  for (let a = model.freeList; a !== null; a = a.nextFree) if (a === arena) onFreeList = true;
+  const who = users.length ? `thread${users.length > 1 ? 's' : ''} ${users.join(', ')}` : onFreeList ? 'on the free list' : 'no thread';
+  return `${who} · system_mem ${bytes(arena.systemMem)}`;
+}
+
+/** The thread heap an address is in, for the page's texts (set for each event shown). */
+let heapOf: (address: number) => Heap | undefined = () => undefined;
+
+/** An address as the page prints it: in a thread heap, from that heap's start; else from the heap start. */
+function placeText(address: number): string {
+  const heap = heapOf(address);
+  if (!heap) return offsetText(address);
+  return `arena ${heap.arena?.index ?? '?'} heap ${heap.index} +${hex(address - heap.base)}`;
+}
+
 /** The top chunk's fill: pale diagonal stripes, free space that is not in any bin. */
 function topPattern(g: CanvasRenderingContext2D): CanvasPattern | string {
   const tile = document.createElement('canvas');
@@ -837,7 +1089,7 @@ function chunkTooltip(chunk: ChunkInfo, data: Data): string {
   const lead = chunk.lead ? `<div><span class="k">memalign gap before it</span> <span class="m">${int(chunk.lead)} bytes</span></div>` : '';
   return (
     `<div class="t"><span style="color:${KIND_COLOUR[chunk.kind]}">■</span> ${KIND_LABEL[chunk.kind]} <span class="k">· ${KIND_NOTE[chunk.kind]}</span></div>` +
-    `<div><span class="k">chunk</span> <span class="m">${offsetText(chunk.address)}</span> <span class="k">user ptr</span> <span class="m">${offsetText(chunk.pointer)}</span>${chunk.kind === 'mmapped' ? ' <span class="k">(its own mapping)</span>' : ''}</div>` +
+    `<div><span class="k">chunk</span> <span class="m">${placeText(chunk.address)}</span> <span class="k">user ptr</span> <span class="m">${placeText(chunk.pointer)}</span>${chunk.kind === 'mmapped' ? ' <span class="k">(its own mapping)</span>' : ''}</div>` +
     `<div><span class="k">size</span> <span class="m">${hex(chunk.size)} (${bytes(chunk.size)})</span></div>` +
     `<div><span class="k">absolute chunk address</span> <span class="m">${hex(chunk.address)}</span></div>` +
     lead +
@@ -877,8 +1129,21 @@ function drawMmapped(step: Step, data: Data, hover: (address: number) => void): 
 
 const CHIPS_SHOWN = 36;
 
+/**
+ * The arena an event is about: the one its block is in (returned, or freed), else the calling thread's
+ * (main_arena in a trace without threads).
+ */
+function eventArena(step: Step): MallocState {
+  const model = step.replayer.model;
+  const o = step.outcome;
+  if (o.where === 'heap') return model.arenas[o.arenaIndex] ?? model.main;
+  const heap = step.focus >= 0 ? model.heapAt(step.focus) : undefined;
+  return heap?.arena ?? model.thread.arena ?? model.main;
+}
+
 function drawBins(step: Step, data: Data, hover: (address: number) => void): void {
-  const view: BinsView = walkBins(step.replayer.model.main);
+  const arena = eventArena(step);
+  const view: BinsView = walkBins(arena);
   const model = step.replayer.model;
   const chips: ChunkInfo[] = [];
   const chipRow = (list: ChunkInfo[], kind: ChunkKind) =>
@@ -948,7 +1213,10 @@ function drawBins(step: Step, data: Data, hover: (address: number) => void): voi
     ),
   ].join('');
   $('bins').innerHTML = html;
-  $('bins-caption').textContent = `after event #${int(step.seq)}`;
+  $('bins-caption').textContent =
+    data.meta.threads.length > 0
+      ? `${arena.isMain ? 'main_arena' : `arena ${arena.index}`} · tcache of thread ${model.thread.id} · after event #${int(step.seq)}`
+      : `after event #${int(step.seq)}`;
   $('bins')
     .querySelectorAll<HTMLElement>('[data-chip]')
     .forEach((el) => {
@@ -978,23 +1246,38 @@ function sentenceHtml(sentence: string): string {
 function drawEvent(step: Step, data: Data): void {
   const { events, meta } = data;
   const r = step.replayer;
-  const a = r.model.main;
+  const threaded = meta.threads.length > 0;
+  const a = threaded ? eventArena(step) : r.model.main;
   $('event-title').textContent = `Event #${int(step.seq)} of ${int(meta.events)}`;
   $('event-line').textContent = `trace line ${int(events.line[step.seq])}`;
   $('explanation').innerHTML = sentenceHtml(step.sentence);
   const o = step.outcome;
   const chip = (k: string, v: string, title = '') => `<span class="chip"${title ? ` title="${escapeHtml(title)}"` : ''}>${k} <b>${v}</b></span>`;
+  const heapPlace = o.heapIndex >= 0 ? `arena ${o.arenaIndex} heap ${o.heapIndex} +${hex(o.offset)}` : `heap +${hex(o.offset)}`;
+  const arenaName = a.isMain ? 'main_arena' : `arena ${a.index}`;
   const facts = [
+    ...(threaded
+      ? [
+          chip('thread', String(events.thread[step.seq] || 1), 'the thread that made the call'),
+          chip('arena', arenaName, "the arena the event's block is in, else the calling thread's"),
+        ]
+      : []),
     o.where === 'heap'
-      ? chip('block', `heap +${hex(o.offset)} · chunk size ${hex(o.chunk)}`, `the pointer returned: ${hex(o.pointer)}`)
+      ? chip('block', `${heapPlace} · chunk size ${hex(o.chunk)}`, `the pointer returned: ${hex(o.pointer)}`)
       : o.where === 'mmap'
         ? chip('block', `mmap · ${bytes(o.chunk)}`)
         : '',
     ...o.syscalls.map((s) => chip('syscall', syscallProse(s, bytes))),
-    chip('heap', bytes(a.systemMem), 'system_mem: bytes the heap holds from the kernel'),
+    threaded
+      ? chip(
+          'heap',
+          `${bytes(r.model.arenas.reduce((sum, arena) => sum + arena.systemMem, 0))} in ${r.model.arenas.length} arena${r.model.arenas.length === 1 ? '' : 's'}`,
+          "every arena's system_mem: bytes the heaps hold from the kernel",
+        )
+      : chip('heap', bytes(a.systemMem), 'system_mem: bytes the heap holds from the kernel'),
     chip('mmapped', bytes(r.model.mp.mmappedMem), 'bytes in mmapped chunks'),
     chip('live', bytes(r.liveBytes), 'bytes the program asked for, in its live blocks'),
-    chip('top', bytes(a.topSize)),
+    chip(threaded ? `${arenaName}'s top` : 'top', bytes(a.topSize)),
     chip('mmap threshold', bytes(o.mmapThreshold)),
     chip('trim threshold', bytes(o.trimThreshold)),
   ];
@@ -1089,16 +1372,28 @@ async function main(): Promise<void> {
   let pending = -1;
   let waiters: ((seq: number) => void)[] = [];
   let step: Step | null = null;
-  const heap = new HeapMap(data);
-  const hover = (address: number) => heap.setHighlight(address);
+  // One map per arena: main_arena's in the card's own canvas (as in a report without threads), then each
+  // thread arena's, with fewer rows each.
+  const maps = [new HeapMap(data, $<HTMLCanvasElement>('heapmap'), $('heap-scroll'), $('heap-caption'), 0, 22)];
+  if (meta.arenas > 1) {
+    arenaMapElements(meta.arenas).forEach((el, i) => {
+      maps.push(new HeapMap(data, el.canvas, el.scroll, el.caption, i + 1, 8));
+    });
+  }
+  setUpHeapMaps(data, maps);
+  const hover = (address: number) => {
+    for (const map of maps) map.setHighlight(address);
+  };
   const render = () => {
     const seq = pending;
     pending = -1;
     if (seq < 0) return;
     step = engine.step(seq);
+    const model = step.replayer.model;
+    heapOf = (address) => model.heapAt(address);
     timeline.setSelected(seq);
     drawEvent(step, data);
-    heap.show(step);
+    for (const map of maps) map.show(step);
     drawMmapped(step, data, hover);
     drawBins(step, data, hover);
     handle.seq = seq;

@@ -10,6 +10,10 @@ export interface ReportMeta {
   policy: string;
   setup: CheckpointSetup;
   heapStart: number;
+  /** The arenas the replay made (1: main_arena alone); the payload holds stack.arena.I for I from 1. */
+  arenas: number;
+  /** The threads the trace names, in order of first appearance; empty for a trace without threads. */
+  threads: number[];
   /** Checkpoint k (1-based) is the state after k * checkpointEvery events. */
   checkpointEvery: number;
   checkpoints: number;
@@ -154,6 +158,12 @@ button:hover { background: #eef2f8; }
 #heap-scroll { flex: 1; min-width: 0; max-height: 560px; overflow-y: auto; border: 1px solid var(--line); border-radius: 6px; background: #fbfcfe; }
 #heapmap { width: 100%; cursor: default; }
 #mmap-col { width: 210px; flex: none; }
+#main-arena-title { margin: 6px 0 0; }
+.arena-map { margin-top: 12px; }
+.arena-map h3 { display: flex; align-items: center; gap: 6px; }
+.arena-key { width: 12px; height: 12px; border-radius: 3px; display: inline-block; border: 1px solid; }
+.arena-scroll { max-height: 320px; overflow-y: auto; border: 1px solid var(--line); border-radius: 6px; background: #fbfcfe; }
+.arena-scroll canvas { width: 100%; }
 #mmapped { display: flex; flex-direction: column; gap: 5px; max-height: 520px; overflow-y: auto; }
 .mblock { border: 1px solid #f3b27a; background: #fff7ed; border-radius: 6px; padding: 4px 7px; font-size: 12px; cursor: default; }
 .mblock .bar { height: 8px; background: #fb923c; border-radius: 3px; margin: 3px 0 2px; min-width: 3px; }

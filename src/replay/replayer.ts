@@ -343,6 +343,8 @@ export class Replayer {
       out.chunk = 0;
       out.pointer = 0;
       out.offset = 0;
+      out.arenaIndex = 0;
+      out.heapIndex = -1;
     }
     return out;
   }

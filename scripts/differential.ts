@@ -1,16 +1,16 @@
 // Runs many seeded random traces through model and oracle and prints the agreement:
 //   node --import tsx scripts/differential.ts [--traces 1000] [--events 2000|MIN-MAX] [--shape NAME|threads] [--seed N]
-//     [--brk-limit BYTES] [--keep] [--invariants | --invariants-every N]
+//     [--brk-limit BYTES] [--keep] [--invariants | --invariants-every N] [--native]
 // The shapes are SHAPES, THREAD_SHAPES and "edges" (src/trace/edges.ts); --events 20-200 draws each trace's
-// length. A trace the model refuses (MODEL_THREADS: it does not replay threads yet) is counted apart from the
-// disagreements, after the oracle has shown that glibc replays it.
+// length. --native also holds the native backend (real memory, a fresh NativeSystem per trace) against the
+// same run of the oracle, and counts its agreement apart.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { differential } from '../src/check/differential.ts';
-import { MallocscopeError } from '../src/errors.ts';
-import { exitError, runOracleSync } from '../src/oracle/oracle.ts';
+import { runOracleSync } from '../src/oracle/oracle.ts';
+import { NativeSystem } from '../src/system/native.ts';
 import { EDGES, generateEdgeTrace } from '../src/trace/edges.ts';
 import { SHAPES, THREAD_SHAPES, generateTrace, seededRandom } from '../src/trace/generate.ts';
 import { TraceWriter, formatCall } from '../src/trace/writer.ts';
@@ -25,12 +25,13 @@ const { values } = parseArgs({
     invariants: { type: 'boolean', default: false },
     'invariants-every': { type: 'string' },
     'brk-limit': { type: 'string' },
+    native: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
   console.log(
-    'usage: npm run differential -- [--traces N] [--events N|MIN-MAX] [--shape NAME|threads] [--seed N] [--brk-limit BYTES] [--keep] [--invariants | --invariants-every N]',
+    'usage: npm run differential -- [--traces N] [--events N|MIN-MAX] [--shape NAME|threads] [--seed N] [--brk-limit BYTES] [--keep] [--invariants | --invariants-every N] [--native]',
   );
   console.log(`shapes: ${[...SHAPES.map((s) => s.name), EDGES].join(', ')}`);
   console.log(`threaded shapes (not in the default run): ${THREAD_SHAPES.map((s) => s.name).join(', ')}, or "threads" for all of them`);
@@ -63,6 +64,10 @@ if (brkLimit !== undefined && !(Number.isSafeInteger(brkLimit) && brkLimit >= 0)
   console.error(`--brk-limit takes a number of bytes, not '${values['brk-limit']}'`);
   process.exit(2);
 }
+if (values.native && brkLimit !== undefined && brkLimit < 4096) {
+  console.error('--native needs --brk-limit of at least one page (4096): its break lives in a reservation of that size');
+  process.exit(2);
+}
 const every = values['invariants-every'] === undefined ? undefined : Number(values['invariants-every']);
 if (every !== undefined && !(Number.isSafeInteger(every) && every > 0)) {
   console.error(`--invariants-every takes a number of events, not '${values['invariants-every']}'`);
@@ -79,10 +84,35 @@ let totalEvents = 0;
 let agreedTraces = 0;
 const failures: string[] = [];
 let crashes = 0;
-/** Traces the model refused (MODEL_THREADS), each replayed by the oracle instead, and their events. */
-let refusedTraces = 0;
-let refusedEvents = 0;
+/** The native backend's figures (--native). */
+const native = { traces: 0, events: 0, agreedEvents: 0, agreedTraces: 0 };
 const started = Date.now();
+
+/** The native backend against the same oracle run; a difference or an error is a failure. */
+function compareNative(path: string, oracle: ReturnType<typeof runOracleSync>, label: string): boolean {
+  // The native break lives in a reservation of whole pages: --brk-limit is its size (as replay --backend native).
+  const system = new NativeSystem(brkLimit === undefined ? {} : { reserve: Math.floor(brkLimit / 4096) * 4096 });
+  try {
+    const result = differential(path, { stats: true, brkLimit, oracle, system });
+    native.traces++;
+    native.events += result.events;
+    native.agreedEvents += result.agreed;
+    if (!result.difference) {
+      native.agreedTraces++;
+      return true;
+    }
+    const d = result.difference;
+    failures.push(
+      `${label}, native backend: first difference (${d.kind}) at seq ${d.seq} (line ${d.line})\n  native: ${d.model}\n  oracle: ${d.oracle}\n  trace:  ${path}`,
+    );
+  } catch (error) {
+    native.traces++;
+    failures.push(`${label}, native backend: ${(error as Error).message}\n  trace:  ${path}`);
+  } finally {
+    system.release();
+  }
+  return false;
+}
 
 for (let n = 0; n < traces; n++) {
   const shape = shapes[n % shapes.length];
@@ -93,21 +123,12 @@ for (let n = 0; n < traces; n++) {
   for (const line of shape.lines(seed, events)) writer.line(line);
   writer.close();
   let result: ReturnType<typeof differential>;
+  let nativeAgrees = true;
   try {
-    result = differential(path, { stats: true, checkInvariants: invariants, brkLimit });
+    const oracle = runOracleSync(path, { stats: true, brkLimit });
+    result = differential(path, { stats: true, checkInvariants: invariants, brkLimit, oracle });
+    if (values.native) nativeAgrees = compareNative(path, oracle, `${shape.name} seed ${seed}`);
   } catch (error) {
-    if (error instanceof MallocscopeError && error.code === 'MODEL_THREADS') {
-      // Not a disagreement: the model cannot answer yet. glibc must still replay the trace without an error.
-      const oracle = runOracleSync(path, { stats: true, brkLimit });
-      const failed = exitError(oracle.exit, path);
-      if (failed) failures.push(`${shape.name} seed ${seed}: the oracle failed on a trace the model refuses: ${failed.message}\n  trace:  ${path}`);
-      else {
-        refusedTraces++;
-        refusedEvents += oracle.lines.length;
-        if (!values.keep) rmSync(path);
-      }
-      continue;
-    }
     failures.push(`${shape.name} seed ${seed}: ${(error as Error).message}\n  trace:  ${path}`);
     continue;
   }
@@ -122,20 +143,18 @@ for (let n = 0; n < traces; n++) {
     );
   } else {
     agreedTraces++;
-    if (!values.keep) rmSync(path);
+    if (!values.keep && nativeAgrees) rmSync(path);
   }
 }
 for (const f of failures.slice(0, 10)) console.log(f);
 if (failures.length > 10) console.log(`… and ${failures.length - 10} more`);
-const compared = traces - refusedTraces;
-if (compared > 0 || refusedTraces === 0)
+console.log(
+  `${agreedTraces}/${traces} traces agree${crashes ? ` (${crashes} of them up to a call where glibc crashes and the model stops)` : ''}; ` +
+    `${agreedEvents}/${totalEvents} events agree before the first difference (${((100 * agreedEvents) / Math.max(1, totalEvents)).toFixed(3)}%); ${((Date.now() - started) / 1000).toFixed(1)} s`,
+);
+if (values.native)
   console.log(
-    `${agreedTraces}/${compared} traces agree${crashes ? ` (${crashes} of them up to a call where glibc crashes and the model stops)` : ''}; ` +
-      `${agreedEvents}/${totalEvents} events agree before the first difference (${((100 * agreedEvents) / Math.max(1, totalEvents)).toFixed(3)}%); ${((Date.now() - started) / 1000).toFixed(1)} s`,
-  );
-if (refusedTraces > 0)
-  console.log(
-    `${refusedTraces}/${traces} traces refused by the model (MODEL_THREADS: it does not replay threads yet); the oracle replayed all ${refusedEvents} of their events; ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    `native backend: ${native.agreedTraces}/${native.traces} traces agree; ${native.agreedEvents}/${native.events} events agree before the first difference (${((100 * native.agreedEvents) / Math.max(1, native.events)).toFixed(3)}%)`,
   );
 if (failures.length === 0) rmSync(dir, { recursive: true, force: true });
 process.exit(failures.length ? 1 : 0);

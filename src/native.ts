@@ -55,7 +55,15 @@ export interface NativeLayer {
   munmap(address: number, length: number): void;
   mremap(address: number, oldLength: number, newLength: number): number;
   madvise(address: number, length: number): void;
-  regions(): { heap: [number, number]; brk: number; mappings: [number, number, number, number][]; released: boolean };
+  reserve(length: number, hint: number): number;
+  mprotect(address: number, length: number): boolean;
+  regions(): {
+    heap: [number, number];
+    brk: number;
+    mappings: [number, number, number, number][];
+    reservations: [number, number, number][];
+    released: boolean;
+  };
   bytes(address: number, length: number): Uint8Array;
   detach(view: Uint8Array): boolean;
   copy(to: number, from: number, length: number): void;
@@ -63,7 +71,7 @@ export interface NativeLayer {
   protect(address: number, length: number, mode: 'none' | 'read' | 'read-write'): void;
   lock(address: number, length: number): void;
   unlock(address: number, length: number): void;
-  resident(): { heap: number; mmapped: number; heapCommitted: number; mapped: number };
+  resident(): { heap: number; mmapped: number; heapCommitted: number; mapped: number; threadHeaps: number; threadHeapsCommitted: number };
 }
 
 let addon: Addon | undefined;

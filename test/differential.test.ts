@@ -4,9 +4,10 @@
 // test/fixtures/real and, with their threads, test/fixtures/real-threads. The heap's invariants are walked on
 // the way: after every event of the short traces, and on samples of the long ones (every Nth event and the
 // last), since each walk visits the whole heap.
-// The native backend (the same core on real memory, heap offsets from its emulated break) is held against the
-// same run of glibc on the random shapes, the examples and the real programs: one oracle run serves both, each
-// native trace on a fresh NativeSystem, released afterwards.
+// The native backend (the same core on real memory, heap offsets from its emulated break, thread arenas' heaps
+// in real aligned reservations) is held against the same run of glibc on the random shapes, threaded ones
+// included, the thread probes, the examples and the real programs: one oracle run serves both, each native
+// trace on a fresh NativeSystem, released afterwards.
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -112,7 +113,8 @@ for (const name of readdirSync(join(root, 'examples')).filter((f) => f.endsWith(
 }
 
 // Threads (docs/glibc.md, threads and arenas): one seeded trace of each threaded shape, arenas, heaps, tcaches
-// per thread, spawns and exits, the invariants of every arena walked on samples; and the thread probes.
+// per thread, spawns and exits, the invariants of every arena walked on samples; and the thread probes. The
+// native backend replays each too, its heaps in real memory.
 assert.ok(THREAD_SHAPES.length >= 10, `only ${THREAD_SHAPES.length} threaded shapes`);
 for (const [index, shape] of THREAD_SHAPES.entries()) {
   test(`threaded random trace, shape ${shape.name}`, () => {
@@ -120,11 +122,11 @@ for (const [index, shape] of THREAD_SHAPES.entries()) {
     const writer = new TraceWriter({ path });
     for (const call of generateTrace(shape, 11000 + index, 1000)) writer.write(call);
     writer.close();
-    agrees(path, shape.name, SAMPLE);
+    agrees(path, shape.name, SAMPLE, undefined, true);
   });
 }
 for (const name of readdirSync(join(root, 'test/fixtures/oracle')).filter((f) => f.startsWith('threads-') && f.endsWith('.trace'))) {
-  test(`thread probe ${name}`, () => agrees(join(root, 'test/fixtures/oracle', name), name, true));
+  test(`thread probe ${name}`, () => agrees(join(root, 'test/fixtures/oracle', name), name, true, undefined, true));
 }
 
 test('mallopt M_ARENA_MAX and M_ARENA_TEST in one thread: consolidation first, non-positive values ignored', () => {

@@ -1,7 +1,8 @@
 // The native backend seen from the kernel's side, in /proc/self/maps: the reservation of the emulated break
 // is there during a replay, the mmapped blocks appear and disappear exactly as the trace says, and after a
 // replay of a million events that frees everything, release() leaves no reservation and no mapping behind.
-// Also `mallocscope replay --backend native --jsonl --stats` line for line against the oracle.
+// Also `mallocscope replay --backend native --jsonl --stats` line for line against the oracle, a threaded
+// trace included.
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -173,7 +174,12 @@ test('a replay of a million events that frees everything leaves nothing behind a
 });
 
 test("replay --backend native --jsonl --stats prints the oracle's lines", async () => {
-  for (const trace of ['examples/threshold-slides.trace', 'examples/realloc-mmapped.trace', 'test/fixtures/real/python-json.trace']) {
+  for (const trace of [
+    'examples/threshold-slides.trace',
+    'examples/realloc-mmapped.trace',
+    'test/fixtures/real/python-json.trace',
+    'test/fixtures/oracle/threads-heaps.trace',
+  ]) {
     const run = await mallocscope(['replay', trace, '--backend', 'native', '--jsonl', '--stats']);
     assert.is(run.status, 0, run.stderr);
     const native = run.stdout.trim().split('\n');
@@ -193,6 +199,15 @@ test("replay --backend native prints resident memory beside the model's figures"
   assert.is(run.status, 0, run.stderr);
   assert.match(run.stdout, /heap now +\d+ .* in the model; resident \d+ .* committed/);
   assert.match(run.stdout, /mmapped now +\d+ .* in the model; resident \d+ .* mapped/);
+  assert.not.match(run.stdout, /thread heaps now/, 'no thread arena, no line');
+  // threads-heaps ends with one thread arena of one heap (the second went at free x10). Each block grew it to
+  // the page above its end plus MINSIZE: after the headers (2256) and tcache_init's 656-byte chunk, nine
+  // chunks of 7000016 bytes: round_up(2912 + 9 * 7000016 + 32, 4096) = 63004672 bytes read-write.
+  const threaded = await mallocscope(['replay', 'test/fixtures/oracle/threads-heaps.trace', '--backend', 'native', '--json']);
+  assert.is(threaded.status, 0, threaded.stderr);
+  const { resident } = JSON.parse(threaded.stdout);
+  assert.is(resident.threadHeapsCommitted, 63004672);
+  assert.ok(resident.threadHeaps <= resident.threadHeapsCommitted);
 });
 
 const awaitReader = await import('../dist/trace/reader.js');

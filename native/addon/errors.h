@@ -15,6 +15,8 @@ inline constexpr const char* kUnaligned = "ERR_UNALIGNED";        // not a multi
 inline constexpr const char* kNotMapped = "ERR_NOT_MAPPED";       // not memory this layer handed out
 inline constexpr const char* kProtected = "ERR_PROTECTED";        // the range is read-only or no-access now
 inline constexpr const char* kReleased = "ERR_RELEASED";          // the layer was released
+inline constexpr const char* kGuardedPart = "ERR_GUARDED_PART";   // munmap of a part of a guarded mapping
+inline constexpr const char* kNotReserved = "ERR_NOT_RESERVED";   // mprotect outside a reservation
 inline constexpr const char* kMemlockFuture = "ERR_MEMLOCK_FUTURE"; // MCL_FUTURE under a finite RLIMIT_MEMLOCK
 
 // Throws a TypeError carrying `code`.

@@ -1,8 +1,8 @@
 // The native system layer: one object per NativeSystem, holding the reservation that carries the emulated
 // program break, the registry of the mappings it handed out, the ranges it protected, and the views
 // (external ArrayBuffers) JavaScript holds over that memory. Its methods live in one file per idea:
-// reservation.cc (the break), mappings.cc (mmap/munmap/mremap/madvise), views.cc (bytes, copy, zero),
-// protect.cc (mprotect, mlock), resident.cc (mincore).
+// reservation.cc (the break), mappings.cc (mmap/munmap/mremap/madvise), heaps.cc (thread arenas' heaps:
+// reserve, mprotect), views.cc (bytes, copy, zero), protect.cc (mprotect, mlock), resident.cc (mincore).
 #pragma once
 #include <napi.h>
 
@@ -25,12 +25,24 @@ struct View {
 };
 
 // A mapping the layer handed out. `address` (the map key) is what mmap returned to the caller; with guard
-// pages, PROT_NONE pages lie before and after it and belong to the same record.
+// pages, PROT_NONE pages lie before and after it and belong to the same record. A reservation (reserve():
+// a thread arena's heap) starts PROT_NONE and has no guards; its pages not yet made read-write are listed in
+// the layer's `uncommitted_`.
 struct Mapping {
   size_t length;
   size_t front_guard;
   size_t back_guard;
+  bool reservation = false;
 };
+
+// Non-overlapping ranges: start -> (end, prot).
+using RangeMap = std::map<uintptr_t, std::pair<uintptr_t, int>>;
+// Drops [start, end) from `ranges`, splitting entries that straddle its edges.
+void EraseRange(RangeMap& ranges, uintptr_t start, uintptr_t end);
+// Whether any entry of `ranges` overlaps [start, end).
+bool Overlaps(const RangeMap& ranges, uintptr_t start, uintptr_t end);
+// Bytes of `ranges` inside [start, end).
+uint64_t BytesIn(const RangeMap& ranges, uintptr_t start, uintptr_t end);
 
 class Layer : public Napi::ObjectWrap<Layer> {
  public:
@@ -48,6 +60,9 @@ class Layer : public Napi::ObjectWrap<Layer> {
   Napi::Value Mremap(const Napi::CallbackInfo& info);
   Napi::Value Madvise(const Napi::CallbackInfo& info);
   Napi::Value Regions(const Napi::CallbackInfo& info);
+  // heaps.cc
+  Napi::Value Reserve(const Napi::CallbackInfo& info);
+  Napi::Value Mprotect(const Napi::CallbackInfo& info);
   // views.cc
   Napi::Value Bytes(const Napi::CallbackInfo& info);
   Napi::Value Detach(const Napi::CallbackInfo& info);
@@ -71,10 +86,13 @@ class Layer : public Napi::ObjectWrap<Layer> {
  private:
   // Refuses every call after release().
   void CheckLive(Napi::Env env) const;
-  // Whether [address, address + length) lies inside the committed break area or inside one mapping.
+  // Whether [address, address + length) lies inside the committed break area or inside one mapping (and, in
+  // a reservation, only in pages made read-write).
   bool HandedOut(uintptr_t address, size_t length) const;
   // The same, or a RangeError (ERR_NOT_MAPPED) naming `what`.
   void RequireHandedOut(Napi::Env env, uintptr_t address, size_t length, const char* what) const;
+  // The mapping that holds all of [address, address + length), or mappings_.end().
+  std::map<uintptr_t, Mapping>::iterator Containing(uintptr_t address, size_t length);
   // The mapping that starts exactly at `address` with exactly `length` bytes, or a RangeError.
   std::map<uintptr_t, Mapping>::iterator RequireMapping(Napi::Env env, uintptr_t address, size_t length, const char* what);
   // Detaches every view that overlaps [start, end): that memory is going away or moving.
@@ -102,7 +120,9 @@ class Layer : public Napi::ObjectWrap<Layer> {
   bool released_ = false;
   std::map<uintptr_t, Mapping> mappings_;
   // Ranges protected with less than read-write: start -> (end, prot). Non-overlapping.
-  std::map<uintptr_t, std::pair<uintptr_t, int>> protections_;
+  RangeMap protections_;
+  // Pages of reservations not made read-write yet (prot PROT_NONE): no view, copy or protect may reach them.
+  RangeMap uncommitted_;
   // Live views by address.
   std::multimap<uintptr_t, View*> views_;
   // The env, for detaching views from the destructor.

@@ -1,5 +1,6 @@
-// Large blocks' own mappings: anonymous private mmap, munmap on free, mremap (MREMAP_MAYMOVE) on realloc,
-// and madvise(MADV_DONTNEED) for malloc_trim. Every mapping handed out is kept in a registry, so that munmap,
+// Large blocks' own mappings: anonymous private mmap, munmap on free (also of a part of a mapping: new_heap
+// cuts its reservation to an aligned heap), mremap (MREMAP_MAYMOVE) on realloc, and madvise(MADV_DONTNEED)
+// for malloc_trim and heap_trim. Every mapping handed out is kept in a registry, so that munmap,
 // mremap and madvise of anything else are refused before the system call. With guard pages, each mapping
 // gets a PROT_NONE page before and after it: an overrun of the block then faults instead of corrupting.
 #include <sys/mman.h>
@@ -29,6 +30,14 @@ std::map<uintptr_t, Mapping>::iterator Layer::RequireMapping(Napi::Env env, uint
   return it;
 }
 
+std::map<uintptr_t, Mapping>::iterator Layer::Containing(uintptr_t address, size_t length) {
+  if (address + length < address) return mappings_.end();
+  auto it = mappings_.upper_bound(address);
+  if (it == mappings_.begin()) return mappings_.end();
+  --it;
+  return address + length <= it->first + it->second.length ? it : mappings_.end();
+}
+
 // mmap(length): the address of a fresh read-write mapping, or -1 (ENOMEM).
 Napi::Value Layer::Mmap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -55,20 +64,37 @@ Napi::Value Layer::Mmap(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(address));
 }
 
-// munmap(address, length): exactly a mapping mmap or mremap returned.
+// munmap(address, length): a whole mapping mmap, mremap or reserve returned, or page-aligned part of one
+// (new_heap keeps the aligned 64 MiB of a larger reservation). What is left of the mapping stays in the
+// registry as one or two records; views over the unmapped part are detached first. A guarded mapping goes
+// only whole: a part of it would leave a block without its guard.
 Napi::Value Layer::Munmap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint64_t address = ArgPageMultiple(info, 0, "address", page_, false);
   uint64_t length = ArgPageMultiple(info, 1, "length", page_, true);
   CheckLive(env);
-  auto it = RequireMapping(env, address, length, "munmap");
-  Mapping mapping = it->second;
-  InvalidateViews(env, address, address + length);
-  ForgetProtections(address, address + length);
-  if (munmap(Ptr(address - mapping.front_guard), mapping.front_guard + length + mapping.back_guard) != 0) {
-    ThrowErrno(env, errno, "munmap", Hex(address) + "+" + std::to_string(length));
+  auto it = Containing(address, length);
+  if (it == mappings_.end()) {
+    ThrowRange(env, kNotMapped, "munmap: " + Hex(address) + "+" + std::to_string(length) +
+                                    " is not a mapping, or a part of one, that this native system handed out");
   }
+  uintptr_t start = it->first;
+  Mapping mapping = it->second;
+  bool whole = start == address && mapping.length == length;
+  if (!whole && (mapping.front_guard != 0 || mapping.back_guard != 0)) {
+    ThrowRange(env, kGuardedPart, "munmap: " + Hex(address) + "+" + std::to_string(length) + " is a part of the guarded mapping " + Hex(start) +
+                                      "+" + std::to_string(mapping.length) + "; a guarded mapping is unmapped whole");
+  }
+  InvalidateViews(env, address, address + length);
+  uintptr_t from = whole ? address - mapping.front_guard : address;
+  size_t span = whole ? mapping.front_guard + length + mapping.back_guard : length;
+  if (munmap(Ptr(from), span) != 0) ThrowErrno(env, errno, "munmap", Hex(address) + "+" + std::to_string(length));
+  ForgetProtections(address, address + length);
+  EraseRange(uncommitted_, address, address + length);
+  uintptr_t end = start + mapping.length;
   mappings_.erase(it);
+  if (start < address) mappings_[start] = Mapping{address - start, 0, 0, mapping.reservation};
+  if (address + length < end) mappings_[address + length] = Mapping{end - address - length, 0, 0, mapping.reservation};
   ReportExternal(env);
   return env.Undefined();
 }
@@ -83,6 +109,8 @@ Napi::Value Layer::Mremap(const Napi::CallbackInfo& info) {
   uint64_t new_length = ArgPageMultiple(info, 2, "newLength", page_, true);
   CheckLive(env);
   auto it = RequireMapping(env, address, old_length, "mremap");
+  // glibc never moves a thread arena's heap; its PROT_NONE pages would have to move with it.
+  if (it->second.reservation) ThrowRange(env, kNotMapped, "mremap: " + Hex(address) + " is a reservation (reserve), not a mapping mmap returned");
   if (Restricted(address, address + old_length, PROT_READ | PROT_WRITE)) {
     ThrowCoded(env, kProtected, "mremap: " + Hex(address) + " has protected pages; make them read-write first");
   }
@@ -154,8 +182,8 @@ Napi::Value Layer::Madvise(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// regions(): what the layer holds now, for tests and reports: { heap: [start, end], mappings: [[address,
-// length, frontGuard, backGuard], ...] }.
+// regions(): what the layer holds now, for tests and reports: { heap: [start, end], brk, mappings: [[address,
+// length, frontGuard, backGuard], ...], reservations: [[address, length, committed], ...], released }.
 Napi::Value Layer::Regions(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
@@ -164,9 +192,19 @@ Napi::Value Layer::Regions(const Napi::CallbackInfo& info) {
   heap.Set(1u, Napi::Number::New(env, static_cast<double>(committed_)));
   out.Set("heap", heap);
   out.Set("brk", Napi::Number::New(env, static_cast<double>(brk_)));
-  Napi::Array list = Napi::Array::New(env, mappings_.size());
+  Napi::Array list = Napi::Array::New(env);
+  Napi::Array reservations = Napi::Array::New(env);
   uint32_t i = 0;
+  uint32_t r = 0;
   for (auto& [address, mapping] : mappings_) {
+    if (mapping.reservation) {
+      Napi::Array row = Napi::Array::New(env, 3);
+      row.Set(0u, Napi::Number::New(env, static_cast<double>(address)));
+      row.Set(1u, Napi::Number::New(env, static_cast<double>(mapping.length)));
+      row.Set(2u, Napi::Number::New(env, static_cast<double>(mapping.length - BytesIn(uncommitted_, address, address + mapping.length))));
+      reservations.Set(r++, row);
+      continue;
+    }
     Napi::Array row = Napi::Array::New(env, 4);
     row.Set(0u, Napi::Number::New(env, static_cast<double>(address)));
     row.Set(1u, Napi::Number::New(env, static_cast<double>(mapping.length)));
@@ -175,6 +213,7 @@ Napi::Value Layer::Regions(const Napi::CallbackInfo& info) {
     list.Set(i++, row);
   }
   out.Set("mappings", list);
+  out.Set("reservations", reservations);
   out.Set("released", Napi::Boolean::New(env, released_));
   return out;
 }

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
@@ -89,23 +90,46 @@ bool Layer::Restricted(uintptr_t start, uintptr_t end, int needed) const {
   return false;
 }
 
-void Layer::ForgetProtections(uintptr_t start, uintptr_t end) {
+void Layer::ForgetProtections(uintptr_t start, uintptr_t end) { EraseRange(protections_, start, end); }
+
+void EraseRange(RangeMap& ranges, uintptr_t start, uintptr_t end) {
   // Split an entry that straddles either edge, then drop what lies inside.
-  auto it = protections_.upper_bound(start);
-  if (it != protections_.begin()) {
+  auto it = ranges.upper_bound(start);
+  if (it != ranges.begin()) {
     auto before = std::prev(it);
     if (before->second.first > start) {
       auto [old_end, prot] = before->second;
       before->second.first = start;
-      if (old_end > end) protections_[end] = {old_end, prot};
+      if (old_end > end) ranges[end] = {old_end, prot};
     }
   }
-  it = protections_.lower_bound(start);
-  while (it != protections_.end() && it->first < end) {
+  it = ranges.lower_bound(start);
+  while (it != ranges.end() && it->first < end) {
     auto [old_end, prot] = it->second;
-    it = protections_.erase(it);
-    if (old_end > end) protections_[end] = {old_end, prot};
+    it = ranges.erase(it);
+    if (old_end > end) ranges[end] = {old_end, prot};
   }
+}
+
+bool Overlaps(const RangeMap& ranges, uintptr_t start, uintptr_t end) {
+  auto it = ranges.upper_bound(start);
+  if (it != ranges.begin()) --it;
+  for (; it != ranges.end() && it->first < end; ++it) {
+    if (it->second.first > start) return true;
+  }
+  return false;
+}
+
+uint64_t BytesIn(const RangeMap& ranges, uintptr_t start, uintptr_t end) {
+  uint64_t total = 0;
+  auto it = ranges.upper_bound(start);
+  if (it != ranges.begin()) --it;
+  for (; it != ranges.end() && it->first < end; ++it) {
+    uintptr_t from = std::max(it->first, start);
+    uintptr_t to = std::min(it->second.first, end);
+    if (to > from) total += to - from;
+  }
+  return total;
 }
 
 // protect(address, length, mode): mprotect to 'none', 'read' or 'read-write'.

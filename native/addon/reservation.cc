@@ -39,6 +39,8 @@ Napi::Function Layer::Define(Napi::Env env) {
                          InstanceMethod<&Layer::Mremap>("mremap"),
                          InstanceMethod<&Layer::Madvise>("madvise"),
                          InstanceMethod<&Layer::Regions>("regions"),
+                         InstanceMethod<&Layer::Reserve>("reserve"),
+                         InstanceMethod<&Layer::Mprotect>("mprotect"),
                          InstanceMethod<&Layer::Bytes>("bytes"),
                          InstanceMethod<&Layer::Detach>("detach"),
                          InstanceMethod<&Layer::Copy>("copy"),
@@ -96,6 +98,8 @@ void Layer::ReportExternal(Napi::Env env) {
   if (!released_) {
     now = static_cast<int64_t>(committed_ - base_);
     for (auto& [address, mapping] : mappings_) now += static_cast<int64_t>(mapping.length);
+    // A reservation's PROT_NONE pages hold nothing: only what mprotect made read-write counts.
+    for (auto& [start, range] : uncommitted_) now -= static_cast<int64_t>(range.first - start);
   }
   if (now == reported_) return;
   int64_t total = 0;
@@ -178,6 +182,7 @@ void Layer::ReleaseAll(Napi::Env env) {
   }
   mappings_.clear();
   protections_.clear();
+  uncommitted_.clear();
   if (reserved_) munmap(reinterpret_cast<void*>(base_), reserved_);
   released_ = true;
   ReportExternal(env);
@@ -189,13 +194,15 @@ bool Layer::HandedOut(uintptr_t address, size_t length) const {
   auto it = mappings_.upper_bound(address);
   if (it == mappings_.begin()) return false;
   --it;
-  return address + length <= it->first + it->second.length;
+  if (address + length > it->first + it->second.length) return false;
+  return !it->second.reservation || !Overlaps(uncommitted_, address, address + length);
 }
 
 void Layer::RequireHandedOut(Napi::Env env, uintptr_t address, size_t length, const char* what) const {
   if (!HandedOut(address, length)) {
     ThrowRange(env, kNotMapped, std::string(what) + ": " + Hex(address) + "+" + std::to_string(length) +
-                                    " is not inside the emulated heap or a mapping this native system handed out");
+                                    " is not inside the emulated heap or a mapping this native system handed out (nor in the read-write part of a"
+                                    " reservation)");
   }
 }
 

@@ -5,7 +5,7 @@
 // where glibc does not die; both dying at the same call by the same signal is an agreement.
 import { hostCommitLimit } from '../system/host.ts';
 import { checkInvariants } from '../allocator/invariants.ts';
-import { Replayer, threadsRefused, type ReplayOptions, type ReplayOutcome } from '../replay/replayer.ts';
+import { Replayer, type ReplayOptions, type ReplayOutcome } from '../replay/replayer.ts';
 import { MallocscopeError, ModelAbortError } from '../errors.ts';
 import {
   GLIBC_DEATH_SIGNALS,
@@ -218,31 +218,11 @@ export interface CheckTraceOptions extends Omit<CompareOptions, 'name'>, Pick<Or
 }
 
 /**
- * For the commands that compare the model on real memory (the native backend, which has no thread arenas
- * yet) with the oracle: stops with MODEL_THREADS at the trace's first thread line, where the replay itself
- * would stop, before the oracle runs. A trace without threads is only glanced at (traceHasThreads); one with
- * threads is read up to that line, so that a bad line before it is reported as the replay would report it.
- */
-export function refuseThreads(path: string, name = path, system?: ReplayOptions['system']): void {
-  if (!system || !('sbrk' in system) || system.memory === null) return;
-  if (!traceHasThreads(path)) return;
-  const reader = readTrace(path, { name });
-  try {
-    while (reader.readRaw()) {
-      if (reader.threaded) throw threadsRefused(reader.seq - 1, reader.lineNumber, reader.op, reader.thread);
-    }
-  } finally {
-    reader.close();
-  }
-}
-
-/**
  * Compares the model with the oracle on the trace file at `path`, streaming: the oracle's lines are read as it
  * prints them and it is stopped at the first difference. The replayer is returned for a look at its heap.
  */
 export async function checkTrace(path: string, options: CheckTraceOptions = {}): Promise<{ verdict: Verdict; replayer: Replayer }> {
   const name = options.name ?? path;
-  refuseThreads(path, name);
   // The model's reader opens the trace first: a trace that cannot be read is reported once, by the reader.
   const reader = readTrace(path, { name });
   let run: OracleRun | undefined;
@@ -317,7 +297,6 @@ function hostKernel(system: DifferentialOptions['system'], brkLimit: number | un
 /** Compares model and oracle on the trace at `path`, the oracle's output held in memory. */
 export function differential(path: string, options: DifferentialOptions = {}): DifferentialResult {
   const { stats, brkLimit, checkInvariants: invariantsOption, libc, oracle: given, ...replay } = options;
-  refuseThreads(path, path, replay.system);
   const oracle = given ?? runOracleSync(path, { stats, brkLimit, libc });
   const replayer = new Replayer({
     threads: traceHasThreads(path),

@@ -125,7 +125,15 @@ function replay(trace: string, options: ReplayCommandOptions, replayer: Replayer
       ...summary.figures(replayer.model),
     };
     if (options.stats) figures.mallinfo2 = replayer.mallinfo2();
-    if (real) figures.resident = { heap: real.heap, heapCommitted: real.heapCommitted, mmapped: real.mmapped, mapped: real.mapped };
+    if (real)
+      figures.resident = {
+        heap: real.heap,
+        heapCommitted: real.heapCommitted,
+        mmapped: real.mmapped,
+        mapped: real.mapped,
+        threadHeaps: real.threadHeaps,
+        threadHeapsCommitted: real.threadHeapsCommitted,
+      };
     process.stdout.write(`${exactJson(figures, 2)}\n`);
     return;
   }
@@ -140,6 +148,11 @@ function replay(trace: string, options: ReplayCommandOptions, replayer: Replayer
     const kib = (n: number) => `${n} (${(n / 1024).toFixed(1)} KiB)`;
     text += `\nheap now          ${kib(model.main.systemMem)} in the model; resident ${kib(real.heap)} of ${kib(real.heapCommitted)} committed`;
     text += `\nmmapped now       ${kib(model.mp.mmappedMem)} in the model; resident ${kib(real.mmapped)} of ${kib(real.mapped)} mapped`;
+    // Thread arenas' heaps, when the trace made any: their system_mem against the pages made read-write.
+    const threadMem = model.arenas.reduce((sum, av) => (av.isMain ? sum : sum + av.systemMem), 0);
+    if (model.arenas.length > 1) {
+      text += `\nthread heaps now  ${kib(threadMem)} in the model; resident ${kib(real.threadHeaps)} of ${kib(real.threadHeapsCommitted)} read-write`;
+    }
   }
   process.stdout.write(`${text}\n`);
 }

@@ -89,18 +89,6 @@ const OP_CODE: Record<TraceOp, number> = {
   exit: OP_EXIT,
 };
 
-/**
- * A thread line on a kernel that cannot hold thread arenas (the native backend, for now) stops the replay:
- * replaying a threaded program as if one thread made every call would be silently wrong.
- */
-export function threadsRefused(seq: number, line: number, op: number, thread: number): MallocscopeError {
-  const who = op === OP_SPAWN || op === OP_EXIT ? TRACE_OPS[op] : `${TRACE_OPS[op]} by thread ${thread}`;
-  return new MallocscopeError(
-    'MODEL_THREADS',
-    `event ${seq} (line ${line}, ${who}): the native backend has no thread arenas yet and cannot replay this threaded trace; the simulated kernel (the default) replays it`,
-  );
-}
-
 /** Replays events one at a time through one allocator. */
 export class Replayer {
   /** The model: mp_, the arena, the tcache, the kernel. */
@@ -156,7 +144,6 @@ export class Replayer {
     // A thread line: spawn, exit, or any tagged line (`@1` too), after which every event carries `thread`.
     const threaded = event.thread !== undefined;
     if (threaded) {
-      if (this.model.system.memory !== null) throw threadsRefused(event.seq, event.line, OP_CODE[event.op], event.thread as number);
       const thread = this.model.threads.get(event.thread as number);
       // The reader refuses a line of a thread that was never spawned or has exited.
       if (!thread) throw new MallocscopeError('MODEL_INCONSISTENT', `event ${event.seq} (line ${event.line}): thread ${event.thread} is not running`);

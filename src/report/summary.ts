@@ -67,7 +67,7 @@ export class SummaryObserver {
       `peak live         ${kib(t.peakLive)}`,
       `mmap threshold    ${model.mp.mmapThreshold} (moved ${t.thresholdMoves} time${t.thresholdMoves === 1 ? '' : 's'}${model.mp.noDynThreshold ? ', sliding off' : ''})`,
       `trim threshold    ${model.mp.trimThreshold}`,
-      `syscalls          brk ${s.brk}, mmap ${s.mmap}, munmap ${s.munmap}, mremap ${s.mremap}, madvise ${s.madvise}${s.failed ? ` (${s.failed} failed)` : ''}`,
+      `syscalls          brk ${s.brk}, mmap ${s.mmap}, munmap ${s.munmap}, mremap ${s.mremap}, madvise ${s.madvise}${s.mprotect ? `, mprotect ${s.mprotect}` : ''}${s.failed ? ` (${s.failed} failed)` : ''}`,
       `consolidations    ${t.consolidations}`,
       `trims             ${t.trims}`,
       // Threads only: a one-thread trace's summary stays as it was.

@@ -1,6 +1,7 @@
 // The native kernel: the allocator core's system calls on real memory, through the addon (native/addon).
 // The program break is emulated inside one reserved range (the real brk belongs to the glibc under Node);
-// large blocks get real anonymous mappings. The break is also tracked here, so that sbrk(0) and every call
+// large blocks get real anonymous mappings, thread arenas' heaps real PROT_NONE reservations made writable
+// page by page (mprotect), as glibc's new_heap and grow_heap make them. The break is also tracked here, so that sbrk(0) and every call
 // that needs no system call stay in JavaScript. Only this file loads the addon for the allocator.
 import { isMainThread } from 'node:worker_threads';
 import { constants } from 'node:buffer';
@@ -30,6 +31,10 @@ export interface ResidentMemory {
   heapCommitted: number;
   /** Bytes in live mappings (guard pages excluded). */
   mapped: number;
+  /** Resident pages of the thread arenas' heaps. */
+  threadHeaps: number;
+  /** The thread arenas' heaps' read-write bytes (what grow_heap's mprotect calls made writable). */
+  threadHeapsCommitted: number;
 }
 
 /** What the layer holds now (for tests): the heap's committed range, the break, the mappings. */
@@ -38,6 +43,8 @@ export interface NativeRegions {
   brk: number;
   /** [address, length, frontGuard, backGuard] per mapping, by address. */
   mappings: [number, number, number, number][];
+  /** [address, length, read-write bytes] per reservation (what is left of each after partial munmaps), by address. */
+  reservations: [number, number, number][];
   released: boolean;
 }
 
@@ -59,11 +66,6 @@ function unlockAtExit(): void {
     processLocked = false;
     loadAddon().unlockAll();
   }
-}
-
-/** The error for what only a thread arena needs of the kernel. */
-function nativeThreads(what: string): MallocscopeError {
-  return new MallocscopeError('NATIVE_THREADS', `the native backend has no thread arenas yet (${what}); replay threaded traces on the simulated kernel`);
 }
 
 export class NativeSystem implements SystemMemory, RealMemory {
@@ -126,19 +128,28 @@ export class NativeSystem implements SystemMemory, RealMemory {
     return address;
   }
 
+  /** A whole mapping, or a page-aligned part of one (new_heap keeps the aligned heap of a larger reservation). */
   munmap(address: number, length: number): void {
     this.layer.munmap(address, length);
     this.log.push({ call: 'munmap', bytes: length });
   }
 
-  // Thread arenas' heaps (64 MiB-aligned reservations, made writable page by page) are not built on real
-  // memory yet: a threaded trace replays on the simulated kernel (the replay refuses it here first).
-  reserve(length: number): number {
-    throw nativeThreads(`a thread arena's heap (a reservation of ${length} bytes)`);
+  /**
+   * A thread arena's heap: a real PROT_NONE, MAP_NORESERVE mapping, at `hint` when the kernel finds it free
+   * (a hint, never MAP_FIXED: nothing of Node's can be mapped over), logged as an mmap.
+   */
+  reserve(length: number, hint?: number): number {
+    // A bad length or hint (NaN, negative, unaligned) is the layer's to refuse with its code.
+    const address = length >= USER_SPACE ? -1 : this.layer.reserve(length, hint ?? 0);
+    this.log.push(address === -1 ? { call: 'mmap', bytes: length, failed: true } : { call: 'mmap', bytes: length });
+    return address;
   }
 
+  /** grow_heap: whole pages of a reservation made read-write; false when the kernel refuses. */
   mprotect(address: number, length: number): boolean {
-    throw nativeThreads(`mprotect of ${length} bytes at 0x${address.toString(16)}`);
+    const done = this.layer.mprotect(address, length);
+    this.log.push(done ? { call: 'mprotect', bytes: length } : { call: 'mprotect', bytes: length, failed: true });
+    return done;
   }
 
   mremap(address: number, oldLength: number, newLength: number | bigint): number {

@@ -1,7 +1,7 @@
 // What recording costs a program (issue 11): the same programs timed alone, under mallocscope's recorder, under
 // glibc's mtrace, and under heaptrack, in one run, as ratios against the program alone.
 //
-//   node --import tsx bench/record.ts [--runs N]          (npm run bench:record)
+//   node --import tsx bench/record.ts [--runs N] [--no-cpu]     (npm run bench:record)
 //
 // Programs: a Perl hash workload (about a quarter of a second alone here) and a C program of four threads that
 // allocate and free (compiled into bench/.cache/ on first use). Ways, each a fresh process per run, interleaved
@@ -12,9 +12,12 @@
 //   mtrace           the program under glibc's debug library and mtrace alone (the text log written)
 //   record mtrace    `mallocscope record --via mtrace -o FILE -- PROGRAM` (refused for the threaded program)
 //   heaptrack        `heaptrack -o FILE PROGRAM` (its recording; the analysis is heaptrack_print's, not timed)
-// No figure is asserted; the exit status says only whether the benchmark ran.
+// Each run is timed twice, as two fresh processes: its wall time, and then, under `perf stat -e task-clock` (when
+// perf is installed and --no-cpu is not given), the CPU time of the process and its children, which a loaded
+// machine disturbs less than the wall time. No figure is asserted; the exit status says only whether the
+// benchmark ran.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureDist, fail, root, say } from './support.ts';
@@ -27,9 +30,15 @@ const heaptrack = '/usr/bin/heaptrack';
 const bin = join(root, 'bin/mallocscope.js');
 
 let runs = 5;
+let cpu = true;
 for (let i = 2; i < process.argv.length; i++) {
   if (process.argv[i] === '--runs') runs = Number(process.argv[++i]);
-  else fail(`unknown argument ${process.argv[i]} (bench/record.ts [--runs N])`);
+  else if (process.argv[i] === '--no-cpu') cpu = false;
+  else fail(`unknown argument ${process.argv[i]} (bench/record.ts [--runs N] [--no-cpu])`);
+}
+if (cpu && spawnSync('perf', ['--version']).status !== 0) {
+  say('perf is not installed: CPU times are left out');
+  cpu = false;
 }
 if (!Number.isInteger(runs) || runs < 1) fail('--runs takes a whole number of at least 1');
 if (!existsSync(recorder) || !existsSync(starter)) fail('the native build is missing: npm install');
@@ -130,6 +139,28 @@ function time(argv: string[], env: NodeJS.ProcessEnv): number {
   return seconds;
 }
 
+/** CPU seconds of one run (task-clock: the process and its children), through `env` so that perf itself runs
+ * without the run's environment (a preload would record perf too). */
+function cpuTime(argv: string[], env: NodeJS.ProcessEnv): number {
+  const out = join(work, 'perf.csv');
+  const assignments = Object.entries(env)
+    .filter(([key, value]) => value !== undefined && baseEnv[key] !== value)
+    .map(([key, value]) => `${key}=${value}`);
+  const run = spawnSync('perf', ['stat', '-x', ',', '-e', 'task-clock', '-o', out, '--', 'env', ...assignments, ...argv], {
+    env: baseEnv,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+    cwd: work,
+  });
+  if (run.status !== 0) fail(`perf stat ${argv.join(' ')} failed (${run.status ?? run.signal}): ${run.stderr}`);
+  const line = readFileSync(out, 'utf8')
+    .split('\n')
+    .find((l) => l.includes('task-clock'));
+  const msec = Number(line?.split(',')[0]);
+  if (!Number.isFinite(msec)) fail(`perf stat gave no task-clock: ${readFileSync(out, 'utf8')}`);
+  return msec / 1000;
+}
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
@@ -138,27 +169,36 @@ function median(values: number[]): number {
 
 say(`${runs} runs of ${programs.length} programs in ${ways.length} ways, interleaved; load average ${loadavg()[0].toFixed(2)}`);
 const times = programs.map(() => ways.map(() => [] as number[]));
+const cpuTimes = programs.map(() => ways.map(() => [] as number[]));
 for (let round = 0; round < runs; round++) {
   for (const [pi, program] of programs.entries()) {
     for (const [wi, way] of ways.entries()) {
       const prepared = way.prepare(program);
       if (typeof prepared === 'string') continue;
       times[pi][wi].push(time(prepared.argv, prepared.env));
+      if (cpu) {
+        const again = way.prepare(program) as { argv: string[]; env: NodeJS.ProcessEnv }; // a fresh log folder
+        cpuTimes[pi][wi].push(cpuTime(again.argv, again.env));
+      }
     }
   }
   say(`round ${round + 1} of ${runs} done`);
 }
 
-console.log(`\nmedian of ${runs} runs; ratio against the program alone (load average ${loadavg()[0].toFixed(2)} at the end)\n`);
-console.log(`| way | ${programs.map((p) => p.name).join(' | ')} |`);
-console.log(`|---|${programs.map(() => '---').join('|')}|`);
-for (const [wi, way] of ways.entries()) {
-  const cells = programs.map((program, pi) => {
-    const prepared = way.prepare(program);
-    if (typeof prepared === 'string') return prepared;
-    const seconds = median(times[pi][wi]);
-    const ratio = seconds / median(times[pi][0]);
-    return `${(seconds * 1000).toFixed(0)} ms, ${ratio.toFixed(2)}×`;
-  });
-  console.log(`| ${way.name} | ${cells.join(' | ')} |`);
+function table(title: string, samples: number[][][]): void {
+  console.log(`\n${title}: median of ${runs} runs; ratio against the program alone (load average ${loadavg()[0].toFixed(2)} at the end)\n`);
+  console.log(`| way | ${programs.map((p) => p.name).join(' | ')} |`);
+  console.log(`|---|${programs.map(() => '---').join('|')}|`);
+  for (const [wi, way] of ways.entries()) {
+    const cells = programs.map((program, pi) => {
+      const prepared = way.prepare(program);
+      if (typeof prepared === 'string') return prepared;
+      const seconds = median(samples[pi][wi]);
+      const ratio = seconds / median(samples[pi][0]);
+      return `${(seconds * 1000).toFixed(0)} ms, ${ratio.toFixed(2)}×`;
+    });
+    console.log(`| ${way.name} | ${cells.join(' | ')} |`);
+  }
 }
+table('wall time', times);
+if (cpu) table('CPU time (task-clock, the process and its children)', cpuTimes);

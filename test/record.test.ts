@@ -21,7 +21,8 @@ const haveCc = spawnSync('cc', ['--version']).status === 0;
 /**
  * One C program for every recorded test, compiled once: `threads` (four threads that allocate, free blocks of
  * each other, realloc, one leaves through pthread_exit), `single` (every call of the family, no thread),
- * `fork` (a child that allocates and exits), `c11` (thrd_create).
+ * `fork` (a child that allocates and exits), `c11` (thrd_create), `killed` (four threads make 240,000 calls,
+ * more than the recorder's ring holds, then the main thread allocates 100 blocks and is killed by SIGKILL).
  */
 const PROGRAM = `#include <malloc.h>
 #include <pthread.h>
@@ -29,8 +30,15 @@ const PROGRAM = `#include <malloc.h>
 #include <string.h>
 #include <threads.h>
 #include <unistd.h>
+#include <signal.h>
 #include <sys/wait.h>
 static void *given[4];
+static void *churn(void *arg) {
+  void *keep[16] = {0};
+  for (int k = 0; k < 30000; k++) { free(keep[k & 15]); keep[k & 15] = malloc(16 + (k + (long)arg) % 200); }
+  for (int k = 0; k < 16; k++) free(keep[k]);
+  return NULL;
+}
 static pthread_barrier_t all;
 static void *work(void *arg) {
   long i = (long)arg;
@@ -51,6 +59,12 @@ int main(int argc, char **argv) {
     pthread_barrier_init(&all, NULL, 4);
     for (long i = 0; i < 4; i++) pthread_create(&t[i], NULL, work, (void *)i);
     for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+  } else if (!strcmp(mode, "killed")) {
+    pthread_t t[4];
+    for (long i = 0; i < 4; i++) pthread_create(&t[i], NULL, churn, (void *)i);
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    for (int k = 0; k < 100; k++) malloc(24);
+    raise(SIGKILL);
   } else if (!strcmp(mode, "c11")) {
     thrd_t t;
     thrd_create(&t, c11, NULL);
@@ -150,9 +164,10 @@ oracleRecordTest('the oracle replays the recorded threaded trace, each line in i
 function recordedOffsets(log: Buffer): string[] {
   const heap = log.readBigUInt64LE(48);
   const count = Number(log.readBigUInt64LE(16));
+  const written = Number(log.readBigUInt64LE(56));
   const offsets: string[] = [];
   for (let i = 0; i < count; i++) {
-    const at = 4096 + i * 32;
+    const at = recordAt(i, written);
     const kind = log[at];
     const how = log[at + 1];
     if (![1, 2, 4, 6].includes(kind)) continue;
@@ -234,6 +249,29 @@ recordTest('fork: the child is recorded to a trace of its own (--children DIR), 
   assert.match(child, /\nmalloc b1 300\n# free of 0x[0-9a-f]+, a block this log never saw allocated: skipped\nfree b1\n/);
 });
 
+recordTest('a program killed after more calls than the ring holds: every call is in the trace, in order', async () => {
+  const run = await cli(['record', '--log', 'killed.msrec', '-o', 'killed.trace', '--', program, 'killed']);
+  assert.is(run.status, 0, run.stderr);
+  assert.match(run.stderr, /was killed by SIGKILL; its trace ends at its last call/);
+  const log = readFileSync(join(scratch, 'killed.msrec'));
+  const cursor = Number(log.readBigUInt64LE(16));
+  const written = Number(log.readBigUInt64LE(56));
+  assert.ok(cursor > 240000 && written <= cursor && written > cursor - 32768, `${written} written of ${cursor}`);
+  const trace = readFileSync(join(scratch, 'killed.trace'), 'utf8');
+  const lines = calls(trace);
+  for (let t = 2; t <= 5; t++) {
+    assert.ok(lines.filter((line) => line.startsWith(`@${t} malloc `)).length >= 30000, `thread ${t}'s mallocs`);
+    assert.ok(lines.filter((line) => line.startsWith(`@${t} free `)).length >= 30000, `thread ${t}'s frees`);
+  }
+  assert.equal(
+    lines.slice(-100).map((line) => line.replace(/b\d+/, 'ID')),
+    Array(100).fill('malloc ID 24'),
+    'the main thread’s last 100 calls end the trace',
+  );
+  assert.not.match(trace, /never finished|stopped/);
+  parseTrace(trace, { name: 'killed.trace' });
+});
+
 recordTest('--via mtrace keeps the old way: a threaded program is refused (RECORD_THREADS)', async () => {
   const run = await cli(['record', '--via', 'mtrace', '-o', 'mt.trace', '--', program, 'threads']);
   assert.is(run.status, 1);
@@ -252,20 +290,36 @@ recordTest('--preamble and --ignore-threads are accepted by the recorder, which 
 
 // ---- hand-made logs ---------------------------------------------------------------------------------------
 
-/** A log as the recorder writes it: the header, then one record per [kind, how, thread, a, b, c]. */
-function makeLog(records: [number, number, number, bigint | number, bigint | number, bigint | number][], patch: (log: Buffer) => void = () => {}): Buffer {
-  const log = Buffer.alloc(4096 + records.length * 32);
+const RING = 32768;
+/** Where the records written out start: after the header's fields and the ring. */
+const START = 4096 + RING * 32;
+
+/** Where record i is in a log that has written out `written` records: after the ring, or in it. */
+function recordAt(i: number, written: number): number {
+  return i < written ? START + i * 32 : 4096 + (i % RING) * 32;
+}
+
+type Record = [number, number, number, bigint | number, bigint | number, bigint | number];
+
+/**
+ * A log as the recorder writes it: the header, the ring, then one record per [kind, how, thread, a, b, c]; the
+ * records from `written` on are left in the ring, as a process that ends leaves its last ones.
+ */
+function makeLog(records: Record[], patch: (log: Buffer) => void = () => {}, written = records.length): Buffer {
+  const log = Buffer.alloc(START + written * 32);
   log.write('MSCOPREC', 0, 'latin1');
-  log.writeUInt32LE(1, 8);
+  log.writeUInt32LE(2, 8);
   log.writeUInt32LE(32, 12);
   log.writeBigUInt64LE(BigInt(records.length), 16);
   log.writeUInt32LE(4242, 28);
   log.writeUInt32LE(1, 32);
   log.writeUInt32LE(4096, 40);
+  log.writeUInt32LE(RING, 44);
   log.writeBigUInt64LE(0x555555559000n, 48);
-  log.write('/usr/bin/made-up', 56, 'latin1');
+  log.writeBigUInt64LE(BigInt(written), 56);
+  log.write('/usr/bin/made-up', 64, 'latin1');
   records.forEach(([kind, how, thread, a, b, c], i) => {
-    const at = 4096 + i * 32;
+    const at = recordAt(i, written);
     log[at] = kind;
     log[at + 1] = how;
     log.writeUInt32LE(thread, at + 4);
@@ -280,33 +334,34 @@ function makeLog(records: [number, number, number, bigint | number, bigint | num
 const P = 0x555555559000n;
 const T = 0x7ffff0000b70n;
 
+const everyKind: Record[] = [
+  [1, 0, 1, P + 0x2a0n, 100, 0], // 0 malloc
+  [9, 0, 1, 7, 0, 0], // 1 spawn of recorder thread 7 → trace thread 2
+  [10, 0, 1, 8, 0, 0], // 2 a failed pthread_create
+  [9, 0, 7, 9, 0, 0], // 3 thread 7 spawns 9 → trace thread 3
+  [1, 0, 9, T, 24, 0], // 4
+  [11, 0, 7, 0, 0, 0], // 5 thread 7's start routine returns...
+  [3, 0, 1, P + 0x2a0n, 200, 0], // 6 realloc begins
+  [5, 0, 7, T, 0, 0], // 7 ...and its destructors free a block: the exit line follows this
+  [4, 0, 1, P + 0x2a0n, 200, P + 0x2a0n], // 8 realloc ends in place
+  [2, 0, 9, 0, 1n << 62n, 4], // 9 a failed calloc
+  [5, 0, 9, 0x1234n, 0, 0], // 10 a free of a block never seen
+  [6, 1, 9, 0, 3, 10], // 11 aligned_alloc(3, 10): EINVAL
+  [6, 4, 9, P + 0x1000n, 0, 10], // 12 valloc(10)
+  [6, 5, 1, P + 0x2000n, 0, 5000], // 13 pvalloc(5000)
+  [0, 0, 0, 0, 0, 0], // 14 never finished
+  [1, 0, 1, P + 0x1000n, 40, 0], // 15 the valloc block's address again: its free went unseen
+  [8, 0, 1, -3n & 0xffffffffffffffffn, 65536, 0], // 16 mallopt(M_MMAP_THRESHOLD, 65536)
+  [8, 0, 1, -6n & 0xffffffffffffffffn, 1, 0], // 17 mallopt(M_PERTURB, 1)
+  [7, 0, 9, 128, 0, 0], // 18 malloc_trim(128)
+  [3, 0, 1, P + 0x2a0n, 0, 0], // 19 realloc(p, 0)
+  [4, 0, 1, 0, 0, P + 0x2a0n], // 20 frees p
+  [9, 1, 1, 12, 0, 0], // 21 a thread no pthread_create of ours started
+  [1, 0, 12, T + 0x100n, 8, 0], // 22
+];
+
 test('a hand-made log of every record kind converts to the trace written by hand', async () => {
-  const log = makeLog([
-    [1, 0, 1, P + 0x2a0n, 100, 0], // 0 malloc
-    [9, 0, 1, 7, 0, 0], // 1 spawn of recorder thread 7 → trace thread 2
-    [10, 0, 1, 8, 0, 0], // 2 a failed pthread_create
-    [9, 0, 7, 9, 0, 0], // 3 thread 7 spawns 9 → trace thread 3
-    [1, 0, 9, T, 24, 0], // 4
-    [11, 0, 7, 0, 0, 0], // 5 thread 7's start routine returns...
-    [3, 0, 1, P + 0x2a0n, 200, 0], // 6 realloc begins
-    [5, 0, 7, T, 0, 0], // 7 ...and its destructors free a block: the exit line follows this
-    [4, 0, 1, P + 0x2a0n, 200, P + 0x2a0n], // 8 realloc ends in place
-    [2, 0, 9, 0, 1n << 62n, 4], // 9 a failed calloc
-    [5, 0, 9, 0x1234n, 0, 0], // 10 a free of a block never seen
-    [6, 1, 9, 0, 3, 10], // 11 aligned_alloc(3, 10): EINVAL
-    [6, 4, 9, P + 0x1000n, 0, 10], // 12 valloc(10)
-    [6, 5, 1, P + 0x2000n, 0, 5000], // 13 pvalloc(5000)
-    [0, 0, 0, 0, 0, 0], // 14 never finished
-    [1, 0, 1, P + 0x1000n, 40, 0], // 15 the valloc block's address again: its free went unseen
-    [8, 0, 1, -3n & 0xffffffffffffffffn, 65536, 0], // 16 mallopt(M_MMAP_THRESHOLD, 65536)
-    [8, 0, 1, -6n & 0xffffffffffffffffn, 1, 0], // 17 mallopt(M_PERTURB, 1)
-    [7, 0, 9, 128, 0, 0], // 18 malloc_trim(128)
-    [3, 0, 1, P + 0x2a0n, 0, 0], // 19 realloc(p, 0)
-    [4, 0, 1, 0, 0, P + 0x2a0n], // 20 frees p
-    [9, 1, 1, 12, 0, 0], // 21 a thread no pthread_create of ours started
-    [1, 0, 12, T + 0x100n, 8, 0], // 22
-  ]);
-  writeFileSync(join(scratch, 'every.msrec'), log);
+  writeFileSync(join(scratch, 'every.msrec'), makeLog(everyKind));
   const run = await cli(['import-recording', 'every.msrec']);
   assert.is(run.status, 0, run.stderr);
   assert.fixture(
@@ -341,22 +396,60 @@ test('a hand-made log of every record kind converts to the trace written by hand
   parseTrace(run.stdout, { name: 'every.trace' });
 });
 
+test('the records still in the ring (a process that ended, or was killed) follow those written out, across its end', async () => {
+  // 32760 records written out (a malloc and a free, again and again), then the kinds above, the last 15 of
+  // them past the ring's end: the same trace as when all were written out.
+  const filler: Record[] = [];
+  for (let i = 0; i < 16380; i++) filler.push([1, 0, 1, P + 0x10000n, 16, 0], [5, 0, 1, P + 0x10000n, 0, 0]);
+  const records = [...filler, ...everyKind];
+  writeFileSync(join(scratch, 'flat.msrec'), makeLog(records));
+  writeFileSync(
+    join(scratch, 'ring.msrec'),
+    makeLog(records, () => {}, filler.length),
+  );
+  const flat = await cli(['import-recording', 'flat.msrec']);
+  const ring = await cli(['import-recording', 'ring.msrec']);
+  assert.is(flat.status, 0, flat.stderr);
+  assert.is(ring.status, 0, ring.stderr);
+  assert.ok(flat.stdout.includes('\n@4 malloc b16387 8\n'), 'the last record converted');
+  assert.is(ring.stdout, flat.stdout);
+  // An error in a record still in the ring names where it is.
+  writeFileSync(
+    join(scratch, 'ring-bad.msrec'),
+    makeLog([...filler, [77, 0, 1, 0, 0, 0]], () => {}, filler.length),
+  );
+  const bad = await cli(['import-recording', 'ring-bad.msrec']);
+  assert.is(bad.stderr, `mallocscope: ring-bad.msrec: record 32760 (byte ${4096 + 32760 * 32}): unknown record kind 77 [RECLOG_BAD_RECORD]\n`);
+});
+
 const badLogs: [string, Buffer, string, RegExp][] = [
   ['text.msrec', Buffer.from('malloc a 1\n'), 'RECLOG_NOT_A_LOG', /^text\.msrec: not a mallocscope recording \(it does not start with 'MSCOPREC'\)$/],
   ['short.msrec', makeLog([]).subarray(0, 100), 'RECLOG_TRUNCATED', /^short\.msrec: the header is cut short: 100 of its 4096 bytes$/],
   [
     'cut.msrec',
-    makeLog([[1, 0, 1, P, 8, 0]], (log) => log.writeBigUInt64LE(5n, 16)),
+    makeLog([[1, 0, 1, P, 8, 0]], (log) => log.writeBigUInt64LE(5n, 56)),
     'RECLOG_TRUNCATED',
-    /^cut\.msrec: the header counts 5 records, but the file holds 1: it was cut short$/,
+    /^cut\.msrec: the header counts 5 records written out, but the file holds 1: it was cut short$/,
   ],
   [
-    'v2.msrec',
-    makeLog([], (log) => log.writeUInt32LE(2, 8)),
-    'RECLOG_VERSION',
-    /^v2\.msrec: a recording of format 2 with 32-byte records; this mallocscope reads format 1/,
+    'ring-cut.msrec',
+    makeLog([]).subarray(0, 8192),
+    'RECLOG_TRUNCATED',
+    /^ring-cut\.msrec: the ring is cut short: the file ends at byte 8192, the ring at 1052672$/,
   ],
-  ['kind.msrec', makeLog([[77, 0, 1, 0, 0, 0]]), 'RECLOG_BAD_RECORD', /^kind\.msrec: record 0 \(byte 4096\): unknown record kind 77$/],
+  [
+    'v1.msrec',
+    makeLog([], (log) => log.writeUInt32LE(1, 8)),
+    'RECLOG_VERSION',
+    /^v1\.msrec: a recording of format 1 with 32-byte records; this mallocscope reads format 2 with 32-byte records and a ring of 32768$/,
+  ],
+  [
+    'beyond.msrec',
+    makeLog([[1, 0, 1, P, 8, 0]], (log) => log.writeBigUInt64LE(40000n, 16)),
+    'RECLOG_BAD_RECORD',
+    /^beyond\.msrec: the header counts 40000 records, more than the 1 written out and the ring's 32768$/,
+  ],
+  ['kind.msrec', makeLog([[77, 0, 1, 0, 0, 0]]), 'RECLOG_BAD_RECORD', /^kind\.msrec: record 0 \(byte 1052672\): unknown record kind 77$/],
   [
     'thread.msrec',
     makeLog([
@@ -364,15 +457,15 @@ const badLogs: [string, Buffer, string, RegExp][] = [
       [1, 0, 5, P + 32n, 8, 0],
     ]),
     'RECLOG_THREAD',
-    /^thread\.msrec: record 1 \(byte 4128\): a record of thread 5, which was never spawned$/,
+    /^thread\.msrec: record 1 \(byte 1052704\): a record of thread 5, which was never spawned$/,
   ],
   [
     'unpaired.msrec',
     makeLog([[4, 0, 1, P, 8, P]]),
     'RECLOG_UNPAIRED',
-    /^unpaired\.msrec: record 0 \(byte 4096\): the end of a realloc in thread 1 without its beginning$/,
+    /^unpaired\.msrec: record 0 \(byte 1052672\): the end of a realloc in thread 1 without its beginning$/,
   ],
-  ['main-exit.msrec', makeLog([[11, 0, 1, 0, 0, 0]]), 'RECLOG_THREAD', /^main-exit\.msrec: record 0 \(byte 4096\): thread 1, the main thread, cannot exit$/],
+  ['main-exit.msrec', makeLog([[11, 0, 1, 0, 0, 0]]), 'RECLOG_THREAD', /^main-exit\.msrec: record 0 \(byte 1052672\): thread 1, the main thread, cannot exit$/],
 ];
 
 for (const [file, log, code, message] of badLogs) {

@@ -1,5 +1,6 @@
 /* The binary log that libmallocscope-recorder.so writes (DIR/PID.msrec) and src/trace/recording.ts reads:
- * a 4096-byte header, then 32-byte records, all little-endian; docs/record.md describes it field by field. */
+ * 4096 bytes of header fields, a ring of 32768 32-byte records (the calls not yet written out), then the records
+ * written out, in order; all little-endian. docs/record.md describes it field by field. */
 #ifndef MALLOCSCOPE_RECORDER_LOG_H
 #define MALLOCSCOPE_RECORDER_LOG_H
 
@@ -7,15 +8,16 @@
 #include <stdint.h>
 
 #define MSREC_MAGIC "MSCOPREC"
-#define MSREC_VERSION 1
-#define MSREC_HEADER_SIZE 4096u
+#define MSREC_VERSION 2
+#define MSREC_FIELDS_SIZE 4096u
 #define MSREC_RECORD_SIZE 32u
-/* The file starts with room for 2^20 records (sparse) and doubles; the mapping reserves the most at once. */
-#define MSREC_FIRST_RECORDS (1ull << 20)
-#define MSREC_MAX_RECORDS (1ull << 31)
+/* Record i is written in the ring, at slot i % MSREC_RING_RECORDS, then copied out to the file at
+ * MSREC_HEADER_SIZE + i * 32 (the header being the fields and the ring). */
+#define MSREC_RING_RECORDS (1u << 15)
+#define MSREC_HEADER_SIZE (MSREC_FIELDS_SIZE + MSREC_RING_RECORDS * MSREC_RECORD_SIZE)
 
 /* header.flags */
-#define MSREC_FLAG_STOPPED 1u /* the log could not grow: the calls after the last record are missing */
+#define MSREC_FLAG_STOPPED 1u /* the log could not be written: the calls after the last record are missing */
 
 struct msrec_header {
   char magic[8];             /* MSREC_MAGIC, no NUL */
@@ -27,9 +29,10 @@ struct msrec_header {
   uint32_t ppid;             /* its parent when the log was opened */
   uint32_t forked_from;      /* the recorded process it was forked from, else 0 */
   uint32_t page_size;        /* what valloc and pvalloc align to */
-  uint32_t reserved;
+  uint32_t ring_records;     /* MSREC_RING_RECORDS */
   uint64_t heap_start;       /* sbrk(0) before the first recorded call */
-  char program[MSREC_HEADER_SIZE - 56]; /* /proc/self/exe, NUL-terminated */
+  _Atomic uint64_t written;  /* records [0, written) are written out after the ring; [written, cursor) are in it */
+  char program[MSREC_FIELDS_SIZE - 64]; /* /proc/self/exe, NUL-terminated */
 };
 
 /* record.kind; a record's index is its sequence number (the order of the calls) */
@@ -67,7 +70,7 @@ struct msrec_record {
   uint64_t a, b, c;
 };
 
-_Static_assert(sizeof(struct msrec_header) == MSREC_HEADER_SIZE, "header size");
+_Static_assert(sizeof(struct msrec_header) == MSREC_FIELDS_SIZE, "header size");
 _Static_assert(sizeof(struct msrec_record) == MSREC_RECORD_SIZE, "record size");
 
 #endif

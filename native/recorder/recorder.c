@@ -1,9 +1,10 @@
 /* libmallocscope-recorder.so: a preload library that records every call of the malloc family, with the thread
  * that made it, into a binary log that `mallocscope record` turns into a trace (docs/record.md).
  *   LD_PRELOAD=/path/libmallocscope-recorder.so MALLOCSCOPE_RECORD_DIR=DIR prog    → DIR/PID.msrec
- * It never allocates through malloc itself: the log is a file mapped MAP_SHARED, one shared array of fixed-size
- * records whose index (an atomic increment) is the call's sequence number; what is written there is in the file
- * at once, so a program that execs, calls _exit() or is killed loses nothing. */
+ * It never allocates through malloc itself. The records have a fixed size; a record's index (an atomic increment)
+ * is the call's sequence number. They are written into a ring mapped MAP_SHARED from the log file itself, so
+ * what is written is in the file at once and a program that execs, calls _exit() or is killed loses nothing,
+ * and copied out of the ring, in order, to the rest of the file with pwrite. */
 #define _GNU_SOURCE
 #include "log.h"
 
@@ -19,6 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <linux/futex.h>
+#include <time.h>
 #include <threads.h>
 #include <unistd.h>
 
@@ -65,20 +70,34 @@ struct thread_state {
   uint32_t number;   /* 1 = the main thread, then in order of creation; 0 = not known yet */
   uint32_t suppress; /* inside pthread_create: glibc's own allocations belong to the spawn */
   uint32_t starting; /* this thread is in start(): dlsym's own calls must not wait for it */
+  uint64_t pending;  /* 1 + the index of the record this thread has reserved and not written yet, else 0 */
 };
 static __thread struct thread_state self __attribute__((tls_model("initial-exec")));
 
 /* ---- the log ------------------------------------------------------------------------------------------------- */
 
+/* The calls write their records into a ring of MSREC_RING_RECORDS slots that is mapped MAP_SHARED from the log
+ * file itself (record i in slot i % MSREC_RING_RECORDS), so a record is in the file as soon as it is written
+ * and a program that execs, calls _exit() or is killed loses nothing. Every MSREC_DRAIN_EVERY records a thread
+ * copies the finished records at the ring's start out to their place after it with pwrite (header->written
+ * says how far), and their slots are taken again. The ring's pages are touched once and stay mapped: the
+ * whole log mapped instead costs a page fault on every 4 KiB of new log, which is what the recorder used to
+ * spend most of its time on (docs/record.md, What it costs). */
+#define MSREC_RING_MASK (MSREC_RING_RECORDS - 1)
+#define MSREC_DRAIN_EVERY (MSREC_RING_RECORDS / 8)
+#define NO_SLOT UINT64_MAX
+
 enum { NOT_STARTED, STARTING, STARTED };
 static atomic_int state = NOT_STARTED;
 static struct msrec_header *header; /* NULL: not recording (no MALLOCSCOPE_RECORD_DIR, or the log failed) */
-static struct msrec_record *records;
+static struct msrec_record *ring;
 static int log_fd = -1;
-static atomic_uint_fast64_t committed; /* records the file is long enough to hold */
-static atomic_flag grow_lock = ATOMIC_FLAG_INIT;
+static dev_t log_dev;
+static ino_t log_ino;
+static atomic_flag drain_lock = ATOMIC_FLAG_INIT;
 static atomic_uint next_thread = 2;
-static atomic_int stopped; /* the log could not grow: nothing more is recorded (the header says so) */
+static atomic_int stopped; /* the log could not be written: nothing more is recorded (the header says so) */
+static atomic_int waiters;  /* threads asleep in wait_for_room */
 static uint64_t heap_start;
 
 static void spin_lock(atomic_flag *lock) {
@@ -88,48 +107,145 @@ static void spin_unlock(atomic_flag *lock) {
   atomic_flag_clear_explicit(lock, memory_order_release);
 }
 
-/* The file grows by doubling (sparse: only written pages take room); the mapping is reserved once, whole. */
-static int grow(uint64_t index) {
-  int ok = 1;
-  spin_lock(&grow_lock);
-  uint64_t have = atomic_load(&committed);
-  if (index >= have) {
-    uint64_t want = have * 2;
-    while (want <= index) want *= 2;
-    if (want > MSREC_MAX_RECORDS) want = MSREC_MAX_RECORDS;
-    if (index >= want || ftruncate(log_fd, (off_t)(MSREC_HEADER_SIZE + want * MSREC_RECORD_SIZE)) != 0) {
-      ok = 0;
-      atomic_fetch_or(&header->flags, MSREC_FLAG_STOPPED);
-      atomic_store(&stopped, 1);
-    } else {
-      atomic_store(&committed, want);
-    }
-  }
-  spin_unlock(&grow_lock);
-  return ok;
+static inline struct msrec_record *slot(uint64_t index) {
+  return &ring[index & MSREC_RING_MASK];
 }
 
-/* A slot for the next event: its index is the event's sequence number. NULL when not recording. */
-static inline struct msrec_record *reserve(void) {
-  if (header == NULL || atomic_load_explicit(&stopped, memory_order_relaxed)) return NULL;
+static void stop_recording(void) {
+  atomic_fetch_or(&header->flags, MSREC_FLAG_STOPPED);
+  atomic_store(&stopped, 1);
+}
+
+/* Is log_fd still our log? A program may close it or put another file at its number (dup2). */
+static int log_fd_is_ours(void) {
+  struct stat st;
+  return fstat(log_fd, &st) == 0 && st.st_dev == log_dev && st.st_ino == log_ino;
+}
+
+static int write_at(const void *from, size_t length, off_t at) {
+  const char *p = from;
+  while (length) {
+    ssize_t got = pwrite(log_fd, p, length, at);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return 0;
+    p += got;
+    length -= (size_t)got;
+    at += got;
+  }
+  return 1;
+}
+
+/* The low half of header->written (little-endian), which every drain changes: what waiting threads sleep on. */
+static uint32_t *written_word(void) {
+  return (uint32_t *)&header->written;
+}
+
+/* With drain_lock held: writes out the finished records at the ring's start and frees their slots. Returns how
+ * many, or -1 when the log cannot be written (recording stops; the ring keeps what it has). */
+static int64_t drain_locked(void) {
+  if (atomic_load(&stopped)) return -1;
+  uint64_t from = atomic_load_explicit(&header->written, memory_order_relaxed);
+  uint64_t end = atomic_load_explicit(&header->cursor, memory_order_acquire);
+  if (end - from > MSREC_RING_RECORDS) end = from + MSREC_RING_RECORDS;
+  uint64_t to = from;
+  while (to < end && atomic_load_explicit(&slot(to)->kind, memory_order_acquire) != MSREC_NONE) to++;
+  if (to == from) return 0;
+  int saved_errno = errno;
+  int ok = log_fd_is_ours();
+  for (uint64_t at = from; ok && at < to;) {
+    uint64_t piece_end = (at | MSREC_RING_MASK) + 1; /* the ring's end */
+    if (piece_end > to) piece_end = to;
+    ok = write_at(slot(at), (piece_end - at) * MSREC_RECORD_SIZE, (off_t)(MSREC_HEADER_SIZE + at * MSREC_RECORD_SIZE));
+    at = piece_end;
+  }
+  errno = saved_errno;
+  if (!ok) {
+    stop_recording();
+    return -1;
+  }
+  /* Emptied slots read as unfinished until their next record is written: a process that ends in between
+   * leaves no stale record behind. */
+  for (uint64_t i = from; i < to; i++) atomic_store_explicit(&slot(i)->kind, MSREC_NONE, memory_order_relaxed);
+  atomic_store_explicit(&header->written, to, memory_order_release);
+  if (atomic_load(&waiters)) syscall(SYS_futex, written_word(), FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+  return (int64_t)(to - from);
+}
+
+static void drain(void) {
+  if (atomic_flag_test_and_set_explicit(&drain_lock, memory_order_acquire)) return; /* another thread drains */
+  drain_locked();
+  spin_unlock(&drain_lock);
+}
+
+/* The ring is full: record `index` must wait until the one a ring's length before it has been written out, which
+ * waits for that record's thread to finish writing it (a few instructions: no call is made in between). If that
+ * thread is this one (a signal handler that made a ring's worth of calls while it interrupted one), it never
+ * will: recording stops. While another thread drains, this one sleeps until the drain is done (woken by it, or
+ * after 1 ms, in case what holds the ring up is a thread that was descheduled before writing its record). */
+static int wait_for_room(uint64_t index) {
+  for (int round = 0;; round++) {
+    if (atomic_load(&stopped)) return 0;
+    uint64_t written = atomic_load_explicit(&header->written, memory_order_acquire);
+    if (index - written < MSREC_RING_RECORDS) return 1;
+    if (self.pending == written + 1) {
+      stop_recording();
+      return 0;
+    }
+    if (!atomic_flag_test_and_set_explicit(&drain_lock, memory_order_acquire)) {
+      int64_t got = drain_locked();
+      spin_unlock(&drain_lock);
+      if (got > 0) continue;
+      if (got < 0) return 0;
+    }
+    if (round < 4) {
+      sched_yield();
+      continue;
+    }
+    atomic_fetch_add(&waiters, 1);
+    uint32_t seen = (uint32_t)written;
+    struct timespec nap = {0, 1000 * 1000};
+    int saved_errno = errno;
+    if (atomic_load_explicit(&header->written, memory_order_acquire) == written)
+      syscall(SYS_futex, written_word(), FUTEX_WAIT_PRIVATE, seen, &nap, NULL, 0);
+    errno = saved_errno;
+    atomic_fetch_sub(&waiters, 1);
+  }
+}
+
+/* A slot for the next event: its index is the event's sequence number. NO_SLOT when not recording. The caller
+ * writes the record at once, with commit. */
+static inline uint64_t reserve(void) {
+  if (header == NULL || atomic_load_explicit(&stopped, memory_order_relaxed)) return NO_SLOT;
   uint64_t index = atomic_fetch_add_explicit(&header->cursor, 1, memory_order_relaxed);
-  if (index >= atomic_load_explicit(&committed, memory_order_acquire) && !grow(index)) return NULL;
-  return &records[index];
+  if (__builtin_expect(index - atomic_load_explicit(&header->written, memory_order_acquire) >= MSREC_RING_RECORDS, 0) &&
+      !wait_for_room(index))
+    return NO_SLOT;
+  if (self.pending == 0) self.pending = index + 1; /* not in a signal handler that interrupted a call */
+  return index;
 }
 
 /* The kind is stored last, with release order: a reader that sees it sees the fields (a slot whose kind is
  * still 0 was reserved by a call the process never finished: it ended, or was killed, during that call). */
-static inline void commit_as(struct msrec_record *r, uint32_t thread, uint8_t kind, uint8_t how, uint64_t a, uint64_t b, uint64_t c) {
+static inline void commit_as(uint64_t index, uint32_t thread, uint8_t kind, uint8_t how, uint64_t a, uint64_t b, uint64_t c) {
+  struct msrec_record *r = slot(index);
   r->thread = thread;
   r->how = how;
   r->a = a;
   r->b = b;
   r->c = c;
   atomic_store_explicit(&r->kind, kind, memory_order_release);
+  if (self.pending == index + 1) self.pending = 0;
+  if (__builtin_expect((index & (MSREC_DRAIN_EVERY - 1)) == MSREC_DRAIN_EVERY - 1, 0)) drain();
 }
 
-static inline void commit(struct msrec_record *r, uint8_t kind, uint8_t how, uint64_t a, uint64_t b, uint64_t c) {
-  commit_as(r, self.number, kind, how, a, b, c);
+static inline void commit(uint64_t index, uint8_t kind, uint8_t how, uint64_t a, uint64_t b, uint64_t c) {
+  commit_as(index, self.number, kind, how, a, b, c);
+}
+
+/* One call's record: reserved and written at once. */
+static inline void record_call(uint8_t kind, uint8_t how, uint64_t a, uint64_t b, uint64_t c) {
+  uint64_t index = reserve();
+  if (index != NO_SLOT) commit(index, kind, how, a, b, c);
 }
 
 static void thread_first_seen(void);
@@ -144,8 +260,8 @@ static inline int recording(void) {
 
 static void thread_first_seen(void) {
   uint32_t number = atomic_fetch_add(&next_thread, 1);
-  struct msrec_record *r = reserve();
-  if (r) commit_as(r, 1, MSREC_SPAWN, MSREC_SPAWN_UNSEEN, number, 0, 0); /* in thread 1's name */
+  uint64_t index = reserve();
+  if (index != NO_SLOT) commit_as(index, 1, MSREC_SPAWN, MSREC_SPAWN_UNSEEN, number, 0, 0); /* in thread 1's name */
   self.number = number;
 }
 
@@ -174,7 +290,7 @@ static size_t decimal(char *to, size_t at, size_t cap, unsigned long value) {
 static void open_log(uint32_t forked_from) {
   const char *dir = getenv("MALLOCSCOPE_RECORD_DIR");
   header = NULL;
-  records = NULL;
+  ring = NULL;
   if (dir == NULL || *dir == 0) return;
   char path[PATH_MAX];
   size_t n = text_copy(path, 0, sizeof path, dir);
@@ -190,10 +306,10 @@ static void open_log(uint32_t forked_from) {
     close(fd);
     fd = high;
   }
-  uint64_t first = MSREC_FIRST_RECORDS;
+  struct stat st;
   void *map = MAP_FAILED;
-  if (ftruncate(fd, (off_t)(MSREC_HEADER_SIZE + first * MSREC_RECORD_SIZE)) == 0)
-    map = mmap(NULL, MSREC_HEADER_SIZE + MSREC_MAX_RECORDS * MSREC_RECORD_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+  if (fstat(fd, &st) == 0 && ftruncate(fd, (off_t)MSREC_HEADER_SIZE) == 0)
+    map = mmap(NULL, MSREC_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (map == MAP_FAILED) {
     close(fd);
     return;
@@ -206,13 +322,15 @@ static void open_log(uint32_t forked_from) {
   h->ppid = (uint32_t)getppid();
   h->forked_from = forked_from;
   h->page_size = (uint32_t)sysconf(_SC_PAGESIZE);
+  h->ring_records = MSREC_RING_RECORDS;
   h->heap_start = heap_start; /* a forked child's heap is its parent's */
   ssize_t len = readlink("/proc/self/exe", h->program, sizeof h->program - 1);
   h->program[len > 0 ? len : 0] = 0;
   log_fd = fd;
-  atomic_store(&committed, first);
+  log_dev = st.st_dev;
+  log_ino = st.st_ino;
   atomic_store(&stopped, 0);
-  records = (struct msrec_record *)((char *)map + MSREC_HEADER_SIZE);
+  ring = (struct msrec_record *)((char *)map + MSREC_FIELDS_SIZE);
   header = h;
 }
 
@@ -264,21 +382,22 @@ static inline void ensure_started(void) {
 /* A forked child gets a log of its own (DIR/CHILD.msrec), its forking thread becomes its thread 1, and the
  * locks another thread may have held at fork are taken around it so the child never finds them held. */
 static void before_fork(void) {
-  spin_lock(&grow_lock);
+  spin_lock(&drain_lock);
 }
 static void after_fork_parent(void) {
-  spin_unlock(&grow_lock);
+  spin_unlock(&drain_lock);
 }
 static void after_fork_child(void) {
-  spin_unlock(&grow_lock);
+  spin_unlock(&drain_lock);
   uint32_t parent = header ? header->pid : 0;
   if (header) {
-    munmap(header, MSREC_HEADER_SIZE + MSREC_MAX_RECORDS * MSREC_RECORD_SIZE);
+    munmap(header, MSREC_HEADER_SIZE);
     close(log_fd);
     log_fd = -1;
   }
   self.number = 1;
   self.suppress = 0;
+  self.pending = 0;
   atomic_store(&next_thread, 2);
   if (parent) open_log(parent);
 }
@@ -298,10 +417,7 @@ __attribute__((constructor)) static void recorder_init(void) {
 EXPORT void *malloc(size_t size) {
   EARLY(bootstrap_alloc(size));
   void *p = real_malloc(size);
-  if (recording()) {
-    struct msrec_record *r = reserve();
-    if (r) commit(r, MSREC_MALLOC, 0, (uint64_t)(uintptr_t)p, size, 0);
-  }
+  if (recording()) record_call(MSREC_MALLOC, 0, (uint64_t)(uintptr_t)p, size, 0);
   return p;
 }
 
@@ -313,10 +429,7 @@ static void *bootstrap_calloc(size_t nmemb, size_t size) {
 EXPORT void *calloc(size_t nmemb, size_t size) {
   EARLY(bootstrap_calloc(nmemb, size));
   void *p = real_calloc(nmemb, size);
-  if (recording()) {
-    struct msrec_record *r = reserve();
-    if (r) commit(r, MSREC_CALLOC, 0, (uint64_t)(uintptr_t)p, nmemb, size);
-  }
+  if (recording()) record_call(MSREC_CALLOC, 0, (uint64_t)(uintptr_t)p, nmemb, size);
   return p;
 }
 
@@ -329,10 +442,7 @@ EXPORT void free(void *p) {
     }
     start();
   }
-  if (recording()) {
-    struct msrec_record *r = reserve();
-    if (r) commit(r, MSREC_FREE, 0, (uint64_t)(uintptr_t)p, 0, 0);
-  }
+  if (recording()) record_call(MSREC_FREE, 0, (uint64_t)(uintptr_t)p, 0, 0);
   real_free(p);
 }
 
@@ -350,19 +460,14 @@ EXPORT void *realloc(void *old, size_t size) {
   if (in_bootstrap(old)) return bootstrap_realloc(old, size);
   EARLY(bootstrap_realloc(old, size));
   if (!recording()) return real_realloc(old, size);
-  struct msrec_record *r = reserve();
-  if (r) commit(r, MSREC_REALLOC_BEGIN, 0, (uint64_t)(uintptr_t)old, size, 0);
+  record_call(MSREC_REALLOC_BEGIN, 0, (uint64_t)(uintptr_t)old, size, 0);
   void *p = real_realloc(old, size);
-  r = reserve();
-  if (r) commit(r, MSREC_REALLOC_END, 0, (uint64_t)(uintptr_t)p, size, (uint64_t)(uintptr_t)old);
+  record_call(MSREC_REALLOC_END, 0, (uint64_t)(uintptr_t)p, size, (uint64_t)(uintptr_t)old);
   return p;
 }
 
 static inline void aligned_record(uint8_t how, void *p, size_t align, size_t size) {
-  if (recording()) {
-    struct msrec_record *r = reserve();
-    if (r) commit(r, MSREC_MEMALIGN, how, (uint64_t)(uintptr_t)p, align, size);
-  }
+  if (recording()) record_call(MSREC_MEMALIGN, how, (uint64_t)(uintptr_t)p, align, size);
 }
 
 EXPORT void *memalign(size_t align, size_t size) {
@@ -404,19 +509,13 @@ EXPORT void *pvalloc(size_t size) {
 
 EXPORT int malloc_trim(size_t pad) {
   EARLY(0);
-  if (recording()) {
-    struct msrec_record *r = reserve();
-    if (r) commit(r, MSREC_TRIM, 0, pad, 0, 0);
-  }
+  if (recording()) record_call(MSREC_TRIM, 0, pad, 0, 0);
   return real_malloc_trim(pad);
 }
 
 EXPORT int mallopt(int param, int value) {
   EARLY(0);
-  if (recording()) {
-    struct msrec_record *r = reserve();
-    if (r) commit(r, MSREC_MALLOPT, 0, (uint64_t)(int64_t)param, (uint64_t)(int64_t)value, 0);
-  }
+  if (recording()) record_call(MSREC_MALLOPT, 0, (uint64_t)(int64_t)param, (uint64_t)(int64_t)value, 0);
   return real_mallopt(param, value);
 }
 
@@ -464,10 +563,7 @@ static void slot_put(struct start_slot *s) {
  * is recorded too, in the thread's name: the converter puts the trace's exit after the thread's last call. */
 static void thread_ends(void *unused) {
   (void)unused;
-  if (recording()) {
-    struct msrec_record *r = reserve();
-    if (r) commit(r, MSREC_EXIT, 0, 0, 0, 0);
-  }
+  if (recording()) record_call(MSREC_EXIT, 0, 0, 0, 0);
 }
 
 static void *run_thread(void *p) {
@@ -486,21 +582,34 @@ static int run_c11_thread(void *p) {
   return (int)(intptr_t)run_thread(p);
 }
 
-/* The spawn's slot is taken before the real call, so it precedes everything the new thread does; its record is
- * written after, saying whether the thread was created. What glibc allocates in between (the new thread's DTV,
- * its stack's TLS) belongs to the spawn and is not recorded. */
-static struct msrec_record *spawn_begin(struct start_slot *s) {
+/* The spawn's record is written before the real call, so it precedes everything the new thread does, and at
+ * once, so no record waits on it while glibc creates the thread (the ring's slots are taken in order: a slot
+ * held that long would hold up every thread once the ring is full). If the thread could not be created, the
+ * record is changed to say so, where it is then: in the ring, or already written out. What glibc allocates in
+ * between (the new thread's DTV, its stack's TLS) belongs to the spawn and is not recorded. */
+static uint64_t spawn_begin(struct start_slot *s) {
   s->number = atomic_fetch_add(&next_thread, 1);
-  struct msrec_record *r = reserve();
+  uint64_t index = reserve();
+  if (index != NO_SLOT) commit(index, MSREC_SPAWN, 0, s->number, 0, 0);
   self.suppress++;
-  return r;
+  return index;
 }
 
-static void spawn_end(struct msrec_record *r, struct start_slot *s, int created) {
+static void spawn_end(uint64_t index, struct start_slot *s, int created) {
   self.suppress--;
-  uint32_t number = s->number;
-  if (!created) slot_put(s);
-  if (r) commit(r, created ? MSREC_SPAWN : MSREC_SPAWN_FAILED, 0, number, 0, 0);
+  if (created) return;
+  slot_put(s);
+  if (index == NO_SLOT) return;
+  spin_lock(&drain_lock);
+  if (index >= atomic_load(&header->written)) {
+    atomic_store_explicit(&slot(index)->kind, MSREC_SPAWN_FAILED, memory_order_release);
+  } else if (!atomic_load(&stopped)) {
+    uint8_t kind = MSREC_SPAWN_FAILED;
+    int saved_errno = errno;
+    if (!log_fd_is_ours() || !write_at(&kind, 1, (off_t)(MSREC_HEADER_SIZE + index * MSREC_RECORD_SIZE))) stop_recording();
+    errno = saved_errno;
+  }
+  spin_unlock(&drain_lock);
 }
 
 EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*start_routine)(void *), void *arg) {
@@ -511,9 +620,9 @@ EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(
   s->start = start_routine;
   s->c11_start = NULL;
   s->arg = arg;
-  struct msrec_record *r = spawn_begin(s);
+  uint64_t index = spawn_begin(s);
   int result = real_pthread_create(thread, attr, run_thread, s);
-  spawn_end(r, s, result == 0);
+  spawn_end(index, s, result == 0);
   return result;
 }
 
@@ -526,8 +635,8 @@ EXPORT int thrd_create(thrd_t *thread, thrd_start_t start_routine, void *arg) {
   s->start = NULL;
   s->c11_start = start_routine;
   s->arg = arg;
-  struct msrec_record *r = spawn_begin(s);
+  uint64_t index = spawn_begin(s);
   int result = real_thrd_create(thread, run_c11_thread, s);
-  spawn_end(r, s, result == thrd_success);
+  spawn_end(index, s, result == thrd_success);
   return result;
 }

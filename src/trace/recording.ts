@@ -1,14 +1,20 @@
 // Converts the binary log of mallocscope's own recorder (native/recorder, docs/record.md) to a trace with its
 // threads: `@T` tags, `spawn`, `exit`. Reads the log twice in 1 MiB pieces (first to learn where each thread's
-// last call is), so memory grows with the live blocks and the threads, not with the log.
+// last call is), so memory grows with the live blocks and the threads, not with the log. The records written out
+// come first, then those still in the ring (the last ones of a process that ended, or was killed).
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { MallocscopeError, errnoReason } from '../errors.ts';
 
 /** The log's first eight bytes. */
 export const RECORDING_MAGIC = 'MSCOPREC';
-export const RECORDING_VERSION = 1;
-export const RECORDING_HEADER_SIZE = 4096;
+export const RECORDING_VERSION = 2;
+/** The header's fields. */
+const FIELDS_SIZE = 4096;
 export const RECORDING_RECORD_SIZE = 32;
+/** The ring after the fields: record i is in slot i % RING_RECORDS until it is written out. */
+const RING_RECORDS = 32768;
+/** Where the records written out start: record i is at RECORDING_HEADER_SIZE + i * 32. */
+export const RECORDING_HEADER_SIZE = FIELDS_SIZE + RING_RECORDS * RECORDING_RECORD_SIZE;
 const FLAG_STOPPED = 1;
 
 // record.kind (native/recorder/log.h)
@@ -44,7 +50,7 @@ const MALLOPT_NAMES = new Map<number, string>([
   [-8, 'M_ARENA_MAX'],
 ]);
 
-/** Records read at a time: 1 MiB. */
+/** Records read at a time: 1 MiB, the ring's size. */
 const CHUNK_RECORDS = (1 << 20) / RECORDING_RECORD_SIZE;
 
 /** A bad log: names the file and, when one record is at fault, that record (0-based, as its sequence number). */
@@ -54,10 +60,14 @@ export class RecordingError extends MallocscopeError {
     readonly file: string,
     readonly record: number | undefined,
     readonly reason: string,
+    /** Where the record is, when it is still in the ring (default: where it is written out). */
+    byte?: number,
   ) {
     super(
       code,
-      record === undefined ? `${file}: ${reason}` : `${file}: record ${record} (byte ${RECORDING_HEADER_SIZE + record * RECORDING_RECORD_SIZE}): ${reason}`,
+      record === undefined
+        ? `${file}: ${reason}`
+        : `${file}: record ${record} (byte ${byte ?? RECORDING_HEADER_SIZE + record * RECORDING_RECORD_SIZE}): ${reason}`,
       1,
     );
     this.name = 'RecordingError';
@@ -78,6 +88,8 @@ export interface RecordingHeader {
   program: string;
   /** Records in the log. */
   records: number;
+  /** Records written out after the ring; the others, up to `records`, are in the ring. */
+  written: number;
   /** The log could not grow and recording stopped: the calls after the last record are missing. */
   stopped: boolean;
 }
@@ -123,48 +135,76 @@ function hex(value: PointerKey): string {
   return `0x${value.toString(16)}`;
 }
 
+/** Where record `index` is in the file: written out, or still in the ring. */
+function recordByte(header: RecordingHeader, index: number): number {
+  return index < header.written ? RECORDING_HEADER_SIZE + index * RECORDING_RECORD_SIZE : FIELDS_SIZE + (index % RING_RECORDS) * RECORDING_RECORD_SIZE;
+}
+
 /** Reads and checks the header of an open log. */
 function readHeader(fd: number, name: string): RecordingHeader {
   const size = fstatSync(fd).size;
-  const head = Buffer.alloc(RECORDING_HEADER_SIZE);
-  const got = readSync(fd, head, 0, RECORDING_HEADER_SIZE, 0);
+  const head = Buffer.alloc(FIELDS_SIZE);
+  const got = readSync(fd, head, 0, FIELDS_SIZE, 0);
   if (got < RECORDING_MAGIC.length || head.toString('latin1', 0, 8) !== RECORDING_MAGIC) {
     throw new RecordingError('RECLOG_NOT_A_LOG', name, undefined, `not a mallocscope recording (it does not start with '${RECORDING_MAGIC}')`);
   }
-  if (got < RECORDING_HEADER_SIZE) {
-    throw new RecordingError('RECLOG_TRUNCATED', name, undefined, `the header is cut short: ${got} of its ${RECORDING_HEADER_SIZE} bytes`);
+  if (got < FIELDS_SIZE) {
+    throw new RecordingError('RECLOG_TRUNCATED', name, undefined, `the header is cut short: ${got} of its ${FIELDS_SIZE} bytes`);
   }
   const version = head.readUInt32LE(8);
   const recordSize = head.readUInt32LE(12);
-  if (version !== RECORDING_VERSION || recordSize !== RECORDING_RECORD_SIZE) {
+  const ring = head.readUInt32LE(44);
+  if (version !== RECORDING_VERSION || recordSize !== RECORDING_RECORD_SIZE || ring !== RING_RECORDS) {
     throw new RecordingError(
       'RECLOG_VERSION',
       name,
       undefined,
-      `a recording of format ${version} with ${recordSize}-byte records; this mallocscope reads format ${RECORDING_VERSION} with ${RECORDING_RECORD_SIZE}-byte records`,
+      `a recording of format ${version} with ${recordSize}-byte records${version === RECORDING_VERSION ? ` and a ring of ${ring}` : ''}; this mallocscope reads format ${RECORDING_VERSION} with ${RECORDING_RECORD_SIZE}-byte records and a ring of ${RING_RECORDS}`,
     );
   }
   const cursor = u64(head, 16);
+  const writtenOut = u64(head, 56);
   const flags = head.readUInt32LE(24);
   const stopped = (flags & FLAG_STOPPED) !== 0;
-  const room = Math.floor((size - RECORDING_HEADER_SIZE) / RECORDING_RECORD_SIZE);
-  let records = typeof cursor === 'bigint' ? Number.MAX_SAFE_INTEGER : cursor;
-  if (records > room) {
-    // A recorder that could not grow its file counted slots it never had; any other shortfall is a cut file.
-    if (!stopped) {
-      throw new RecordingError('RECLOG_TRUNCATED', name, undefined, `the header counts ${cursor} records, but the file holds ${room}: it was cut short`);
-    }
-    records = room;
+  if (size < RECORDING_HEADER_SIZE) {
+    throw new RecordingError('RECLOG_TRUNCATED', name, undefined, `the ring is cut short: the file ends at byte ${size}, the ring at ${RECORDING_HEADER_SIZE}`);
   }
-  const programEnd = head.indexOf(0, 56);
+  const room = Math.floor((size - RECORDING_HEADER_SIZE) / RECORDING_RECORD_SIZE);
+  const written = typeof writtenOut === 'bigint' ? Number.MAX_SAFE_INTEGER : writtenOut;
+  if (written > room) {
+    throw new RecordingError(
+      'RECLOG_TRUNCATED',
+      name,
+      undefined,
+      `the header counts ${writtenOut} records written out, but the file holds ${room}: it was cut short`,
+    );
+  }
+  let records = typeof cursor === 'bigint' ? Number.MAX_SAFE_INTEGER : cursor;
+  if (records < written) {
+    throw new RecordingError('RECLOG_BAD_RECORD', name, undefined, `the header counts ${cursor} records, fewer than the ${writtenOut} written out`);
+  }
+  if (records - written > RING_RECORDS) {
+    // A recorder that stopped counted the slots of calls that were waiting for room in the ring: never written.
+    if (!stopped) {
+      throw new RecordingError(
+        'RECLOG_BAD_RECORD',
+        name,
+        undefined,
+        `the header counts ${cursor} records, more than the ${writtenOut} written out and the ring's ${RING_RECORDS}`,
+      );
+    }
+    records = written + RING_RECORDS;
+  }
+  const programEnd = head.indexOf(0, 64);
   return {
     pid: head.readUInt32LE(28),
     ppid: head.readUInt32LE(32),
     forkedFrom: head.readUInt32LE(36),
     pageSize: head.readUInt32LE(40),
     heapStart: u64(head, 48),
-    program: head.toString('utf8', 56, programEnd < 0 ? RECORDING_HEADER_SIZE : programEnd),
+    program: head.toString('utf8', 64, programEnd < 0 ? FIELDS_SIZE : programEnd),
     records,
+    written,
     stopped,
   };
 }
@@ -231,7 +271,7 @@ class RecordingConverter {
   }
 
   private fail(code: string, index: number, reason: string): never {
-    throw new RecordingError(code, this.name, index, reason);
+    throw new RecordingError(code, this.name, index, reason, recordByte(this.header, index));
   }
 
   /** Takes the records buf[0, count * 32), the first of which is record `first`. */
@@ -512,11 +552,18 @@ export async function importRecording(
   try {
     const header = readHeader(fd, name);
     const buf = Buffer.alloc(CHUNK_RECORDS * RECORDING_RECORD_SIZE);
+    // Records from `first` on, as many as fit and lie together: written out, or in the ring up to its end.
     const read = (first: number): number => {
-      const count = Math.min(CHUNK_RECORDS, header.records - first);
+      const count =
+        first < header.written
+          ? Math.min(CHUNK_RECORDS, header.written - first)
+          : Math.min(CHUNK_RECORDS, header.records - first, RING_RECORDS - (first % RING_RECORDS));
       const bytes = count * RECORDING_RECORD_SIZE;
-      const got = readSync(fd, buf, 0, bytes, RECORDING_HEADER_SIZE + first * RECORDING_RECORD_SIZE);
-      if (got !== bytes) throw new RecordingError('RECLOG_TRUNCATED', name, first + Math.floor(got / RECORDING_RECORD_SIZE), 'the file ends here');
+      const got = readSync(fd, buf, 0, bytes, recordByte(header, first));
+      if (got !== bytes) {
+        const index = first + Math.floor(got / RECORDING_RECORD_SIZE);
+        throw new RecordingError('RECLOG_TRUNCATED', name, index, 'the file ends here', recordByte(header, index));
+      }
       return count;
     };
     // First pass: each thread's last record, so that its exit line can follow it.

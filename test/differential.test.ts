@@ -120,7 +120,7 @@ for (const [index, shape] of THREAD_SHAPES.entries()) {
   test(`threaded random trace, shape ${shape.name}`, () => {
     const path = join(dir, `${shape.name}.trace`);
     const writer = new TraceWriter({ path });
-    for (const call of generateTrace(shape, 11000 + index, 1000)) writer.write(call);
+    for (const call of generateTrace(shape, 11000 + index, 600)) writer.write(call);
     writer.close();
     agrees(path, shape.name, SAMPLE, undefined, true);
   });

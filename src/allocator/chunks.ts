@@ -105,6 +105,12 @@ export class ChunkTable {
       id = this.limit++;
       if (id === this.address.length) this.grow();
     }
+    this.fill(id, address, size, state, madeBy);
+    return id;
+  }
+
+  /** Sets record `id` to a chunk with no links. */
+  private fill(id: number, address: number, size: number, state: ChunkState, madeBy: number): void {
     this.address[id] = address;
     this.size[id] = size;
     this.state[id] = state;
@@ -116,7 +122,6 @@ export class ChunkTable {
     this.bkNextsize[id] = NIL;
     this.lead[id] = 0;
     this.madeBy[id] = madeBy;
-    return id;
   }
 
   /** `count` fresh records with consecutive ids (an arena's bin headers), in state `state`; the first id. */
@@ -125,17 +130,7 @@ export class ChunkTable {
     for (let i = 0; i < count; i++) {
       const id = this.limit++;
       if (id === this.address.length) this.grow();
-      this.address[id] = 0;
-      this.size[id] = 0;
-      this.state[id] = state;
-      this.prevPhys[id] = NIL;
-      this.nextPhys[id] = NIL;
-      this.fd[id] = NIL;
-      this.bk[id] = NIL;
-      this.fdNextsize[id] = NIL;
-      this.bkNextsize[id] = NIL;
-      this.lead[id] = 0;
-      this.madeBy[id] = -1;
+      this.fill(id, 0, 0, state, -1);
     }
     return first;
   }

@@ -191,7 +191,9 @@ async function runUnit(unit) {
   if (unit.length === 1) return [await runNode([compiledOf(unit[0])])];
   const run = await runNode([join(root, 'scripts/test-batch.mjs'), ...unit.map(compiledOf)]);
   const results = unit.map(() => ({ out: '', status: run.status || 1, seconds: 0, started: false }));
-  let current = -1;
+  // Lines between a file's end and the next start (stderr arrives through its own pipe, and a file's late
+  // timers may write) go to the file that started last.
+  let current = 0;
   for (const line of run.out.split('\n')) {
     const [marker, index, status, seconds] = line.split(' ');
     if (marker === BATCH_START) {
@@ -200,8 +202,7 @@ async function runUnit(unit) {
     } else if (marker === BATCH_END) {
       results[Number(index)].status = Number(status);
       results[Number(index)].seconds = Number(seconds);
-      current = -1;
-    } else if (line.trim()) results[Math.max(current, 0)].out += `${line}\n`;
+    } else if (line.trim()) results[current].out += `${line}\n`;
   }
   for (const result of results) {
     if (!result.started) result.out += `(not run: the batch's process ended before this file, exit ${run.status})\n`;

@@ -101,4 +101,35 @@ test('with one CPU the native backend places every block where the simulated ker
   }
 });
 
+test('Replayer.apply checks thread events made by hand before it changes anything: coded errors, never a crash', () => {
+  const replayer = new Replayer({ cores: 2 });
+  const base = { seq: 0, line: 1, id: '', slot: -1 } as const;
+  const code = (event: object): string | undefined => {
+    try {
+      replayer.apply(event as never);
+    } catch (error) {
+      return (error as { code?: string }).code ?? `uncoded ${String(error)}`;
+    }
+    return undefined;
+  };
+  assert.is(code({ ...base, op: 'exit', thread: 1 }), 'TRACE_EXIT_MAIN');
+  assert.is(code({ ...base, op: 'spawn', thread: 1, spawned: 1 }), 'TRACE_THREAD_NUMBER');
+  assert.is(code({ ...base, op: 'spawn', thread: 1, spawned: undefined }), 'TRACE_THREAD_NUMBER');
+  assert.is(code({ ...base, op: 'spawn', thread: 1, spawned: 2.5 }), 'TRACE_THREAD_NUMBER');
+  assert.is(code({ ...base, op: 'malloc', thread: 7, slot: 0, size: 10 }), 'TRACE_THREAD_UNKNOWN');
+  // Nothing changed: the main thread and main_arena are as they were, and a real spawn still works.
+  assert.is(replayer.model.threads.size, 1);
+  assert.is(replayer.model.main.attachedThreads, 1);
+  assert.is(code({ ...base, op: 'spawn', thread: 1, spawned: 2 }), undefined);
+  assert.is(code({ ...base, op: 'spawn', thread: 1, spawned: 2 }), 'TRACE_THREAD_NOT_NEW');
+  assert.is(code({ ...base, op: 'malloc', thread: 2, slot: 0, size: 10 }), undefined);
+  assert.is(replayer.model.thread.id, 2);
+  // An event without `thread` after thread lines is the main thread's, as an untagged trace line is.
+  const outcome = replayer.apply({ ...base, op: 'malloc', slot: 1, size: 10 } as never);
+  assert.is(replayer.model.thread.id, 1);
+  assert.is(outcome.arenaIndex, 0);
+  assert.is(code({ ...base, op: 'exit', thread: 2 }), undefined);
+  assert.is(code({ ...base, op: 'spawn', thread: 1, spawned: 2 }), 'TRACE_THREAD_NOT_NEW');
+});
+
 test.run();

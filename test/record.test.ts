@@ -467,6 +467,12 @@ const badLogs: [string, Buffer, string, RegExp][] = [
     /^unpaired\.msrec: record 0 \(byte 1052672\): the end of a realloc in thread 1 without its beginning$/,
   ],
   ['main-exit.msrec', makeLog([[11, 0, 1, 0, 0, 0]]), 'RECLOG_THREAD', /^main-exit\.msrec: record 0 \(byte 1052672\): thread 1, the main thread, cannot exit$/],
+  [
+    'page.msrec',
+    makeLog([[1, 0, 1, P, 8, 0]], (log) => log.writeUInt32LE(0, 40)),
+    'RECLOG_PAGE_SIZE',
+    /^page\.msrec: the header's page size is 0, not a power of two of at least 4096$/,
+  ],
 ];
 
 for (const [file, log, code, message] of badLogs) {

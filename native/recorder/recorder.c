@@ -379,15 +379,22 @@ static inline void ensure_started(void) {
     start();                                     \
   }
 
+/* Guards the free list of the start slots (below); taken around fork too. */
+static atomic_flag slots_lock = ATOMIC_FLAG_INIT;
+
 /* A forked child gets a log of its own (DIR/CHILD.msrec), its forking thread becomes its thread 1, and the
- * locks another thread may have held at fork are taken around it so the child never finds them held. */
+ * locks another thread may have held at fork (the drain's, the start slots') are taken around it so the child
+ * never finds them held. */
 static void before_fork(void) {
   spin_lock(&drain_lock);
+  spin_lock(&slots_lock);
 }
 static void after_fork_parent(void) {
+  spin_unlock(&slots_lock);
   spin_unlock(&drain_lock);
 }
 static void after_fork_child(void) {
+  spin_unlock(&slots_lock);
   spin_unlock(&drain_lock);
   uint32_t parent = header ? header->pid : 0;
   if (header) {
@@ -531,7 +538,6 @@ struct start_slot {
   uint32_t number;
 };
 static struct start_slot *free_slots;
-static atomic_flag slots_lock = ATOMIC_FLAG_INIT;
 
 static struct start_slot *slot_get(void) {
   spin_lock(&slots_lock);

@@ -25,6 +25,9 @@ export class Heap {
     public arena: MallocState | null,
   ) {}
 
+  /** The record of the fencepost that closes the heap once a next heap follows it (heap_trim looks for it). */
+  closing = -1;
+
   /** The heap's place in its arena's chain, from 0 (the oracle's heapIndex). */
   get index(): number {
     return this.prev === null ? 0 : this.prev.index + 1;

@@ -84,7 +84,7 @@ function shrinkHeap(m: Malloc, heap: Heap, diff: number): boolean {
  * freed when at least MINSIZE is left; otherwise it stays behind as one in-use chunk before the last
  * fencepost (heap_trim finds the fenceposts again when the next heap goes).
  */
-export function closeHeap(av: MallocState, oldTop: number, freeChunk: (p: number) => void): void {
+export function closeHeap(av: MallocState, heap: Heap, oldTop: number, freeChunk: (p: number) => void): void {
   const c = av.chunks;
   const oldSize = c.size[oldTop];
   const keep = alignDown(oldSize - MINSIZE, MALLOC_ALIGNMENT);
@@ -95,12 +95,14 @@ export function closeHeap(av: MallocState, oldTop: number, freeChunk: (p: number
     c.linkAfter(oldTop, fence);
     const last = c.create(c.address[fence] + CHUNK_HDR_SZ, CHUNK_HDR_SZ, ChunkState.Fencepost, av.m.seq);
     c.linkAfter(fence, last);
+    heap.closing = last;
     c.state[oldTop] = ChunkState.InUse;
     freeChunk(oldTop);
   } else {
     c.size[oldTop] = keep + CHUNK_HDR_SZ;
     const last = c.create(c.address[oldTop] + keep + CHUNK_HDR_SZ, CHUNK_HDR_SZ, ChunkState.Fencepost, av.m.seq);
     c.linkAfter(oldTop, last);
+    heap.closing = last;
   }
 }
 
@@ -121,7 +123,7 @@ export function heapTrim(av: MallocState): boolean {
     const prev = heap.prev;
     // The previous heap ends with its closing fencepost; the chunk before it is the other fencepost (or the
     // old top's small remainder), and before that maybe a free chunk to merge with.
-    const last = lastChunkOf(m, prev);
+    const last = prev.closing;
     const before = c.prevPhys[last];
     let size = c.size[before] + c.size[last];
     const merge = c.prevPhys[before] !== NIL && isBinned(c.state[c.prevPhys[before]]) ? c.prevPhys[before] : NIL;
@@ -149,6 +151,7 @@ export function heapTrim(av: MallocState): boolean {
     c.size[top] = size;
     c.state[top] = ChunkState.Top;
     av.top = top;
+    prev.closing = -1;
   }
   const topSize = c.size[av.top];
   if (topSize < m.mp.trimThreshold) return released;
@@ -162,16 +165,4 @@ export function heapTrim(av: MallocState): boolean {
   m.notes.trims++;
   m.notes.trimmedBytes += extra;
   return true;
-}
-
-/** The last chunk of a heap (its closing fencepost). */
-function lastChunkOf(m: Malloc, heap: Heap): number {
-  const c = m.chunks;
-  const end = heap.base + heap.size;
-  for (let id = 0; id < c.highWater; id++) {
-    const state = c.state[id];
-    if (state === ChunkState.Unused || state === ChunkState.BinHeader || state === ChunkState.Mmapped) continue;
-    if (c.address[id] + c.size[id] === end && c.nextPhys[id] === NIL && c.address[id] >= heap.base) return id;
-  }
-  throw new Error(`heap at 0x${heap.base.toString(16)} has no chunk at its end`);
 }

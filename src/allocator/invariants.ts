@@ -18,6 +18,7 @@ import {
   smallbinIndex,
 } from './constants.ts';
 import { libcMallinfo2 } from './libc.ts';
+import { arenaForChunk } from './arenas.ts';
 import { kindName, regionStarts } from './walk.ts';
 
 /** The codes of the lists a chunk can be on (see `listed`): tcache bins from 0, then fastbins, then bins. */
@@ -72,6 +73,7 @@ export function checkInvariants(main: MallocState): void {
     for (let i = 0; i < NFASTBINS; i++) {
       for (let p = av.fastbins[i]; p !== NIL; p = c.fd[p]) {
         enlist(p, FASTBIN_LIST + i + ARENA_LISTS * av.index);
+        if (arenaForChunk(m, p) !== av) fail(`fastbin ${i} of arena ${av.index} holds a chunk of arena ${arenaForChunk(m, p).index}`);
         if (c.state[p] !== ChunkState.Fastbin) fail(`fastbin ${i} holds a chunk in state ${c.state[p]}`);
         if (fastbinIndex(c.size[p]) !== i) fail(`fastbin ${i} holds a chunk of size ${c.size[p]}`);
         fastBytes += c.size[p];
@@ -90,6 +92,7 @@ export function checkInvariants(main: MallocState): void {
       const heads: number[] = [];
       for (let p = c.fd[header]; p !== header; p = c.fd[p]) {
         enlist(p, BIN_LIST + b + ARENA_LISTS * av.index);
+        if (arenaForChunk(m, p) !== av) fail(`bin ${b} of arena ${av.index} holds a chunk of arena ${arenaForChunk(m, p).index}`);
         if (c.bk[p] !== previous) fail(`bin ${b}: bk of ${hex(c.address[p])} does not point back`);
         const size = c.size[p];
         const expected = b === UNSORTED ? ChunkState.Unsorted : b < 64 ? ChunkState.Small : ChunkState.Large;

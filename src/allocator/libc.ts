@@ -140,7 +140,7 @@ function fromTcache(m: Malloc, nb: number): number {
   const tidx = csize2tidx(nb);
   if (tidx >= m.mp.tcacheBins || m.tcache.counts[tidx] === 0 || !m.tcache.ready) return NIL;
   m.notes.path = 'tcache';
-  if (m.notes.detail) m.notes.search = searchNote(m.thread.arena ?? m.main, nb);
+  if (m.notes.detail) m.notes.search = searchNote(m.multiThreaded ? (m.thread.arena ?? m.main) : m.main, nb);
   const p = m.tcache.get(tidx);
   m.chunks.madeBy[p] = m.seq;
   return p;

@@ -343,8 +343,8 @@ export function resetNotes(notes: CallNotes): void {
   notes.merge = null;
   notes.arena = null;
   notes.thread = null;
+  if (notes.heaps.length) notes.heaps = [];
   if (notes.detail) {
-    notes.heaps = [];
     notes.consolidatedChunks = 0;
     notes.refused = null;
     notes.tcacheInit = null;

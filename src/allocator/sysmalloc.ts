@@ -164,7 +164,7 @@ function sysmallocThreadArena(av: MallocState, nb: SizeT, triedMmap: boolean): n
       av.addSystemMem(heap.size);
       if (m.notes.detail) m.notes.heaps.push({ arena: av.index, heap: heap.index, how: 'new', bytes: heap.size });
       av.top = c.create(heap.base + m.glibc.heapInfoSize, heap.size - m.glibc.heapInfoSize, ChunkState.Top, m.seq);
-      closeHeap(av, oldTop, (p) => intFree(av, p, true));
+      closeHeap(av, oldHeap, oldTop, (p) => intFree(av, p, true));
     } else if (!triedMmap) {
       const mapped = sysmallocMmap(av, nb);
       if (mapped !== NIL) {

@@ -4,6 +4,7 @@ import type { SizeT } from '../allocator/size-t.ts';
 import { MallocscopeError, ModelAbortError } from '../errors.ts';
 import type { Syscall } from '../system/api.ts';
 import type { ExactSizes, TraceEvent, TraceOp } from '../trace/api.ts';
+import { MAX_THREAD } from '../trace/vocabulary.ts';
 import {
   MALLOPT_PARAMS,
   OP_CALLOC,
@@ -104,6 +105,8 @@ export class Replayer {
   private readonly outcome: ReplayOutcome;
   private readonly checking: boolean;
   private readonly threads: boolean;
+  /** Every thread number spawned so far (a number is never reused); a plain array, which checkpoints copy. */
+  private spawnedBefore: number[] = [];
   /** Where the current outcome's ID comes from: its event object, or the reader (applyNext). */
   private idSource: TraceEvent | TraceReader | null = null;
 
@@ -142,11 +145,26 @@ export class Replayer {
   /** Applies one event. An internal inconsistency or a glibc abort stops with the event's seq and line. */
   apply(event: TraceEvent): ReplayOutcome {
     // A thread line: spawn, exit, or any tagged line (`@1` too), after which every event carries `thread`.
-    const threaded = event.thread !== undefined;
+    // An untagged line is thread 1's, also after thread lines (events made by hand may leave `thread` out).
+    const threaded = event.thread !== undefined || this.model.multiThreaded;
     if (threaded) {
-      const thread = this.model.threads.get(event.thread as number);
-      // The reader refuses a line of a thread that was never spawned or has exited.
-      if (!thread) throw new MallocscopeError('MODEL_INCONSISTENT', `event ${event.seq} (line ${event.line}): thread ${event.thread} is not running`);
+      const id = event.thread ?? 1;
+      const thread = this.model.threads.get(id);
+      // The reader refuses these lines; events made by hand are checked here, before anything changes.
+      const where = `event ${event.seq} (line ${event.line}, ${event.op})`;
+      if (!thread) throw new MallocscopeError('TRACE_THREAD_UNKNOWN', `${where}: thread ${id} is not running (never spawned, or exited)`);
+      if (event.op === 'exit' && id === 1) throw new MallocscopeError('TRACE_EXIT_MAIN', `${where}: thread 1, the main thread, never exits`);
+      if (event.op === 'spawn') {
+        const spawned = event.spawned;
+        if (!Number.isInteger(spawned) || spawned < 2 || spawned > MAX_THREAD)
+          throw new MallocscopeError(
+            'TRACE_THREAD_NUMBER',
+            `${where}: the new thread's number must be a whole number from 2 to ${MAX_THREAD}, not ${String(spawned)}`,
+          );
+        if (this.model.threads.has(spawned) || this.spawnedBefore.includes(spawned))
+          throw new MallocscopeError('TRACE_THREAD_NOT_NEW', `${where}: thread ${spawned} was spawned before`);
+        this.spawnedBefore.push(spawned);
+      }
       this.model.runAs(thread);
       if (event.op === 'spawn' || event.op === 'exit') {
         this.model.seq = event.seq;

@@ -89,7 +89,7 @@ export function callText(event: TraceEvent): string {
   // A call by a thread other than the main one carries its tag, as the trace writes it.
   const thread = event.thread ?? 1;
   const call = plainCallText(event);
-  return thread !== 1 && event.op !== 'exit' ? `@${thread} ${call}` : call;
+  return thread !== 1 ? `@${thread} ${call}` : call;
 }
 
 function plainCallText(event: TraceEvent): string {
@@ -116,7 +116,7 @@ function plainCallText(event: TraceEvent): string {
     case 'spawn':
       return `pthread_create(thread ${event.spawned})`;
     case 'exit':
-      return `thread ${event.thread ?? 1} returns`;
+      return 'exit';
   }
 }
 
@@ -140,7 +140,7 @@ function arenaClause(notes: CallNotes): string {
   const who = a.thread === 1 ? 'the main thread' : `thread ${a.thread}`;
   const limit =
     a.limit === 0
-      ? `no limit yet: at most ${a.arenaTest} arenas (M_ARENA_TEST) before one is worked out`
+      ? `no limit yet: one is worked out once more than ${a.arenaTest} (M_ARENA_TEST) exist`
       : a.arenaMax !== 0 && a.limit === a.arenaMax
         ? `limit ${a.limit}, M_ARENA_MAX`
         : `limit ${a.limit} = 8 × ${plural(a.cores, 'CPU')}`;

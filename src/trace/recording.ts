@@ -196,11 +196,16 @@ function readHeader(fd: number, name: string): RecordingHeader {
     records = written + RING_RECORDS;
   }
   const programEnd = head.indexOf(0, 64);
+  // valloc and pvalloc records are converted with the page size: it must be one (a power of two, 4 KiB up).
+  const pageSize = head.readUInt32LE(40);
+  if (pageSize < 4096 || (pageSize & (pageSize - 1)) !== 0) {
+    throw new RecordingError('RECLOG_PAGE_SIZE', name, undefined, `the header's page size is ${pageSize}, not a power of two of at least 4096`);
+  }
   return {
     pid: head.readUInt32LE(28),
     ppid: head.readUInt32LE(32),
     forkedFrom: head.readUInt32LE(36),
-    pageSize: head.readUInt32LE(40),
+    pageSize,
     heapStart: u64(head, 48),
     program: head.toString('utf8', 64, programEnd < 0 ? FIELDS_SIZE : programEnd),
     records,

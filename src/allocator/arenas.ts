@@ -4,7 +4,7 @@
 import { MallocState } from './arena.ts';
 import { ChunkState } from './chunks.ts';
 import { CHUNK_HDR_SZ, MALLOC_ALIGNMENT, MALLOC_STATE_SIZE, alignUp } from './constants.ts';
-import { newHeap } from './heap.ts';
+import { newHeap, noteHeap } from './heap.ts';
 import type { Malloc } from './malloc.ts';
 import type { ArenaNote } from './notes.ts';
 
@@ -127,7 +127,7 @@ function intNewArena(m: Malloc, bytes: number): MallocState | null {
   av.attachedThreads = 1;
   av.systemMem = heap.size;
   av.maxSystemMem = heap.size;
-  if (m.notes.detail) m.notes.heaps.push({ arena: av.index, heap: 0, how: 'new', bytes: heap.size });
+  noteHeap(av, heap, 'new', heap.size);
   // The top starts after the headers, moved up so that its user pointer is 16-byte aligned.
   const topOffset = alignUp(headers + CHUNK_HDR_SZ, MALLOC_ALIGNMENT) - CHUNK_HDR_SZ;
   m.chunks.release(av.top);

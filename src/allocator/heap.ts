@@ -4,6 +4,7 @@ import { Heap, type MallocState } from './arena.ts';
 import { ChunkState, NIL, isBinned } from './chunks.ts';
 import { CHUNK_HDR_SZ, HEAP_MAX_SIZE, HEAP_MIN_SIZE, MALLOC_ALIGNMENT, MINSIZE, alignDown, alignUp } from './constants.ts';
 import type { Malloc } from './malloc.ts';
+import type { HeapNote } from './notes.ts';
 import { big, sizeTFromInt, wrap } from './size-t.ts';
 
 /**
@@ -61,7 +62,8 @@ export function newHeap(m: Malloc, size: number): Heap | null {
 /** grow_heap: `diff` more bytes (in whole pages) at the heap's end; false when the heap would pass HEAP_MAX_SIZE. */
 export function growHeap(m: Malloc, heap: Heap, diff: number): boolean {
   const grown = heap.size + alignUp(diff, m.system.pageSize);
-  if (grown > HEAP_MAX_SIZE) return false;
+  // Written so that an endless diff (a request past 2^53, which no heap holds) is refused too.
+  if (!(grown <= HEAP_MAX_SIZE)) return false;
   if (grown > heap.mprotectSize) {
     if (!m.system.mprotect(heap.base + heap.mprotectSize, grown - heap.mprotectSize)) return false;
     heap.mprotectSize = grown;
@@ -86,24 +88,33 @@ function shrinkHeap(m: Malloc, heap: Heap, diff: number): boolean {
  */
 export function closeHeap(av: MallocState, heap: Heap, oldTop: number, freeChunk: (p: number) => void): void {
   const c = av.chunks;
-  const oldSize = c.size[oldTop];
-  const keep = alignDown(oldSize - MINSIZE, MALLOC_ALIGNMENT);
-  c.state[oldTop] = ChunkState.Fencepost;
-  if (keep >= MINSIZE) {
+  const end = c.address[oldTop] + c.size[oldTop];
+  const keep = alignDown(c.size[oldTop] - MINSIZE, MALLOC_ALIGNMENT);
+  const freed = keep >= MINSIZE;
+  // The chunk the closing fencepost follows: a 16-byte fencepost after a freed rest, or the small rest itself.
+  let before = oldTop;
+  if (freed) {
     c.size[oldTop] = keep;
-    const fence = c.create(c.address[oldTop] + keep, CHUNK_HDR_SZ, ChunkState.Fencepost, av.m.seq);
-    c.linkAfter(oldTop, fence);
-    const last = c.create(c.address[fence] + CHUNK_HDR_SZ, CHUNK_HDR_SZ, ChunkState.Fencepost, av.m.seq);
-    c.linkAfter(fence, last);
-    heap.closing = last;
     c.state[oldTop] = ChunkState.InUse;
-    freeChunk(oldTop);
+    before = c.create(c.address[oldTop] + keep, CHUNK_HDR_SZ, ChunkState.Fencepost, av.m.seq);
+    c.linkAfter(oldTop, before);
   } else {
     c.size[oldTop] = keep + CHUNK_HDR_SZ;
-    const last = c.create(c.address[oldTop] + keep + CHUNK_HDR_SZ, CHUNK_HDR_SZ, ChunkState.Fencepost, av.m.seq);
-    c.linkAfter(oldTop, last);
-    heap.closing = last;
+    c.state[oldTop] = ChunkState.Fencepost;
   }
+  heap.closing = c.create(end - CHUNK_HDR_SZ, CHUNK_HDR_SZ, ChunkState.Fencepost, av.m.seq);
+  c.linkAfter(before, heap.closing);
+  if (freed) freeChunk(oldTop);
+}
+
+/** Records a change of a thread arena's heap in the call's decisions; a release counts as a trim. */
+export function noteHeap(av: MallocState, heap: Heap, how: HeapNote['how'], bytes: number): void {
+  const notes = av.m.notes;
+  if (how === 'unmapped' || how === 'shrunk') {
+    notes.trims++;
+    notes.trimmedBytes += bytes;
+  }
+  if (notes.detail) notes.heaps.push({ arena: av.index, heap: heap.index, how, bytes });
 }
 
 /**
@@ -131,10 +142,8 @@ export function heapTrim(av: MallocState): boolean {
     // Kept when the free end and the unreserved rest of the previous heap are below pad + MINSIZE + a page.
     if (wrap(BigInt(size + (HEAP_MAX_SIZE - prev.size))) < wrap(pad + BigInt(MINSIZE + page))) break;
     av.systemMem -= heap.size;
-    m.notes.trims++;
-    m.notes.trimmedBytes += heap.size;
     released = true;
-    if (m.notes.detail) m.notes.heaps.push({ arena: av.index, heap: heap.index, how: 'unmapped', bytes: heap.size });
+    noteHeap(av, heap, 'unmapped', heap.size);
     if (heap.base + HEAP_MAX_SIZE === m.alignedHeapArea) m.alignedHeapArea = 0;
     m.system.munmap(heap.base, HEAP_MAX_SIZE);
     m.heaps.delete(heap.base / HEAP_MAX_SIZE);
@@ -161,8 +170,6 @@ export function heapTrim(av: MallocState): boolean {
   if (extra === 0 || !shrinkHeap(m, heap, extra)) return released;
   av.systemMem -= extra;
   c.size[av.top] = topSize - extra;
-  if (m.notes.detail) m.notes.heaps.push({ arena: av.index, heap: heap.index, how: 'shrunk', bytes: extra });
-  m.notes.trims++;
-  m.notes.trimmedBytes += extra;
+  noteHeap(av, heap, 'shrunk', extra);
   return true;
 }

@@ -27,7 +27,7 @@ import {
 import { intFree, mallocConsolidate } from './int-free.ts';
 import { intMalloc } from './int-malloc.ts';
 import { intMemalign, memalignAlignment, memalignFromTcache, memalignNote } from './memalign.ts';
-import { intRealloc, reallocMmapped } from './realloc.ts';
+import { copyUserBytes, intRealloc, reallocMmapped } from './realloc.ts';
 import type { GlibcRules } from './versions.ts';
 import { mtrim, munmapChunk } from './sysmalloc.ts';
 
@@ -92,10 +92,12 @@ function noArena(m: Malloc, bytes: number): MallocscopeError {
 }
 
 /**
- * The allocation of a call in a process with threads: in the running thread's arena (arena_get with
- * `choiceBytes`), and once more after a failure in the arena arena_get_retry gives for `retryBytes`.
+ * The allocation of a call: until the first pthread_create in main_arena with no retry (SINGLE_THREAD_P);
+ * then in the running thread's arena (arena_get with `choiceBytes`), and once more after a failure in the
+ * arena arena_get_retry gives for `retryBytes`.
  */
-function inThreadArena(m: Malloc, choiceBytes: number, retryBytes: number, allocate: (av: MallocState) => number): number {
+function inArena(m: Malloc, choiceBytes: number, retryBytes: number, allocate: (av: MallocState) => number): number {
+  if (!m.multiThreaded) return allocate(m.main);
   const av = arenaGet(m, choiceBytes);
   if (av === null) throw noArena(m, choiceBytes);
   const p = allocate(av);
@@ -127,12 +129,15 @@ export function libcMalloc(m: Malloc, bytes: SizeT): number {
   if (wantsTcache(m, nb)) maybeInitTcache(m);
   const p = fromTcache(m, nb);
   if (p !== NIL) return p;
-  // SINGLE_THREAD_P: until the first pthread_create every call uses main_arena, with no retry.
-  if (!m.multiThreaded) return stamp(m.main, intMalloc(m.main, bytes));
   return stamp(
     m.main,
-    inThreadArena(m, bytes, bytes, (av) => intMalloc(av, bytes)),
+    inArena(m, bytes, bytes, (av) => intMalloc(av, bytes)),
   );
+}
+
+/** The arena the running thread's call searches: main_arena until the first pthread_create, then the thread's. */
+function callArena(m: Malloc): MallocState {
+  return m.multiThreaded ? (m.thread.arena ?? m.main) : m.main;
 }
 
 /** The newest tcache entry for chunk size `nb`, taken (tcache_get), or NIL when its bin has none. */
@@ -140,7 +145,7 @@ function fromTcache(m: Malloc, nb: number): number {
   const tidx = csize2tidx(nb);
   if (tidx >= m.mp.tcacheBins || m.tcache.counts[tidx] === 0 || !m.tcache.ready) return NIL;
   m.notes.path = 'tcache';
-  if (m.notes.detail) m.notes.search = searchNote(m.multiThreaded ? (m.thread.arena ?? m.main) : m.main, nb);
+  if (m.notes.detail) m.notes.search = searchNote(callArena(m), nb);
   const p = m.tcache.get(tidx);
   m.chunks.madeBy[p] = m.seq;
   return p;
@@ -226,7 +231,7 @@ function callocChunk(m: Malloc, bytes: number): number {
   if (wantsTcache(m, nb)) maybeInitTcache(m);
   const cached = m.glibc.callocUsesTcache ? fromTcache(m, nb) : NIL;
   let p = cached;
-  if (p === NIL) p = !m.multiThreaded ? intMalloc(m.main, bytes) : inThreadArena(m, bytes, bytes, (av) => intMalloc(av, bytes));
+  if (p === NIL) p = inArena(m, bytes, bytes, (av) => intMalloc(av, bytes));
   if (p !== NIL && m.system.memory !== null) zeroCalloc(m.main, p);
   return stamp(m.main, p);
 }
@@ -294,7 +299,7 @@ export function libcRealloc(m: Malloc, p: number, bytes: SizeT): number {
   // arena, and its retry), and freed from its own arena.
   const fresh = libcMalloc(m, bytes);
   if (fresh !== NIL) {
-    m.system.memory?.copy(m.chunks.address[fresh] + CHUNK_HDR_SZ, m.chunks.address[p] + CHUNK_HDR_SZ, m.chunks.size[p] - SIZE_SZ);
+    copyUserBytes(av, fresh, p, m.chunks.size[p] - SIZE_SZ);
     intFree(av, p);
   }
   return stamp(av, fresh);
@@ -317,18 +322,17 @@ export function libcMemalign(m: Malloc, alignment: SizeT, bytes: SizeT): number 
   // Since 2.42 memalign sets the tcache up too, for a chunk it could hold (the search below then finds
   // nothing), whatever the alignment: before _int_memalign's own checks.
   if (nb !== 0 && m.glibc.tcacheSetUpBySmallRequests && wantsTcache(m, nb)) maybeInitTcache(m);
-  const av = m.multiThreaded ? (m.thread.arena ?? m.main) : m.main;
+  const av = callArena(m);
   if (typeof alignment === 'bigint' || typeof bytes === 'bigint') return memalignExact(m, adjusted, big(bytes));
   const fromTcache = memalignFromTcache(av, Number(adjusted), nb);
   if (fromTcache !== NIL) {
     if (m.notes.detail) m.notes.memalign = { ...memalignNote(Number(adjusted), av.chunks.size[fromTcache]), fromTcache: true };
     return stamp(av, fromTcache);
   }
-  const alignment_ = Number(adjusted);
-  if (!m.multiThreaded) return stamp(av, intMemalign(m.main, alignment_, bytes));
+  const aligned = Number(adjusted);
   return stamp(
     av,
-    inThreadArena(m, bytes + alignment_ + MINSIZE, bytes, (arena) => intMemalign(arena, alignment_, bytes)),
+    inArena(m, bytes + aligned + MINSIZE, bytes, (arena) => intMemalign(arena, aligned, bytes)),
   );
 }
 

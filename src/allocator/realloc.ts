@@ -10,6 +10,12 @@ import { munmapChunk } from './sysmalloc.ts';
 
 import { alignUpExact, exactNb } from './size-t.ts';
 
+/** realloc's memcpy of `length` bytes from chunk `from`'s user area to chunk `to`'s, where real bytes exist. */
+export function copyUserBytes(av: MallocState, to: number, from: number, length: number): void {
+  const c = av.chunks;
+  av.system.memory?.copy(c.address[to] + CHUNK_HDR_SZ, c.address[from] + CHUNK_HDR_SZ, length);
+}
+
 /**
  * mremap_chunk: resizes an mmapped chunk's mapping to hold nb bytes. Returns p (same id, possibly moved), or
  * NIL when mremap failed.
@@ -62,7 +68,7 @@ export function reallocMmapped(av: MallocState, p: number, bytes: number, nb: nu
   }
   const fresh = malloc(bytes);
   if (fresh === NIL) return NIL;
-  av.system.memory?.copy(c.address[fresh] + CHUNK_HDR_SZ, c.address[p] + CHUNK_HDR_SZ, oldSize - CHUNK_HDR_SZ);
+  copyUserBytes(av, fresh, p, oldSize - CHUNK_HDR_SZ);
   // The copy's source is unmapped without a threshold update (munmap_chunk, not free).
   munmapChunk(av, p);
   return fresh;
@@ -108,7 +114,7 @@ export function intRealloc(av: MallocState, oldp: number, nb: number): number {
         if (note) note.how = 'merged';
       } else {
         // glibc copies oldsize - SIZE_SZ bytes: the user area, which runs into the next chunk's prev_size.
-        av.system.memory?.copy(c.address[fresh] + CHUNK_HDR_SZ, c.address[oldp] + CHUNK_HDR_SZ, oldSize - SIZE_SZ);
+        copyUserBytes(av, fresh, oldp, oldSize - SIZE_SZ);
         if (note) {
           note.how = 'moved';
           note.copied = oldSize - SIZE_SZ;

@@ -5,7 +5,6 @@ import { UNSORTED } from './arena.ts';
 import { ChunkState, NIL } from './chunks.ts';
 import {
   CHUNK_HDR_SZ,
-  HEAP_MAX_SIZE,
   MALLOC_ALIGNMENT,
   MALLOC_CHUNK_STRUCT_SIZE,
   MINSIZE,
@@ -18,7 +17,7 @@ import {
 } from './constants.ts';
 import { intFree, mallocConsolidate } from './int-free.ts';
 import type { Heap } from './arena.ts';
-import { closeHeap, growHeap, newHeap } from './heap.ts';
+import { closeHeap, growHeap, newHeap, noteHeap } from './heap.ts';
 import type { TrimNote } from './notes.ts';
 
 import { alignUpExact, big, exactNb, sizeT, sizeTFromInt, wrap, type SizeT } from './size-t.ts';
@@ -150,11 +149,12 @@ function sysmallocThreadArena(av: MallocState, nb: SizeT, triedMmap: boolean): n
   const oldSize = c.size[oldTop];
   const oldHeap = av.heap as Heap;
   const oldHeapSize = oldHeap.size;
+  // (A request past 2^53 lacks more than any heap holds: grow_heap refuses it.)
   const lacking = typeof nb === 'number' ? MINSIZE + nb - oldSize : Number.POSITIVE_INFINITY;
-  if (lacking > 0 && lacking <= HEAP_MAX_SIZE && growHeap(m, oldHeap, lacking)) {
+  if (lacking > 0 && growHeap(m, oldHeap, lacking)) {
     av.addSystemMem(oldHeap.size - oldHeapSize);
     c.size[oldTop] = oldHeap.base + oldHeap.size - c.address[oldTop];
-    if (m.notes.detail) m.notes.heaps.push({ arena: av.index, heap: oldHeap.index, how: 'grow', bytes: oldHeap.size - oldHeapSize });
+    noteHeap(av, oldHeap, 'grow', oldHeap.size - oldHeapSize);
   } else {
     const heap = typeof nb === 'number' ? newHeap(m, nb + MINSIZE + m.glibc.heapInfoSize) : null;
     if (heap !== null) {
@@ -162,7 +162,7 @@ function sysmallocThreadArena(av: MallocState, nb: SizeT, triedMmap: boolean): n
       heap.prev = oldHeap;
       av.heap = heap;
       av.addSystemMem(heap.size);
-      if (m.notes.detail) m.notes.heaps.push({ arena: av.index, heap: heap.index, how: 'new', bytes: heap.size });
+      noteHeap(av, heap, 'new', heap.size);
       av.top = c.create(heap.base + m.glibc.heapInfoSize, heap.size - m.glibc.heapInfoSize, ChunkState.Top, m.seq);
       closeHeap(av, oldHeap, oldTop, (p) => intFree(av, p, true));
     } else if (!triedMmap) {

@@ -25,18 +25,17 @@ export function spawnThread(m: Malloc, spawner: Thread, id: number): Thread {
   const cached = m.cachedStacks.shift();
   thread.dtv = cached !== undefined ? cached : libcCalloc(m, DTV_ENTRIES, DTV_ENTRY_SIZE);
   m.threads.set(id, thread);
-  m.notes.thread = {
-    thread: id,
-    dtv: cached !== undefined ? 'cached' : 'calloc',
-    dtvChunk: thread.dtv === NIL ? 0 : m.chunks.size[thread.dtv],
-    flushed: 0,
-    structChunk: 0,
-    freedArena: -1,
-    dtvFreed: false,
-    cached: m.cachedStacks.length,
-    cacheLimit: STACKS_CACHED,
-  };
+  const note = threadNote(id);
+  note.dtv = cached !== undefined ? 'cached' : 'calloc';
+  note.dtvChunk = thread.dtv === NIL ? 0 : m.chunks.size[thread.dtv];
+  note.cached = m.cachedStacks.length;
+  m.notes.thread = note;
   return thread;
+}
+
+/** A spawn's or an exit's note for thread `id`, with nothing done yet. */
+function threadNote(id: number): ThreadNote {
+  return { thread: id, dtv: null, dtvChunk: 0, flushed: 0, structChunk: 0, freedArena: -1, dtvFreed: false, cached: 0, cacheLimit: STACKS_CACHED };
 }
 
 /**
@@ -47,18 +46,9 @@ export function exitThread(m: Malloc, thread: Thread): void {
   m.runAs(thread);
   const tcache = thread.tcache;
   tcache.shuttingDown = true;
-  const note: ThreadNote = {
-    thread: thread.id,
-    dtv: null,
-    dtvChunk: 0,
-    flushed: 0,
-    structChunk: tcache.ready ? m.chunks.size[tcache.structChunk] : 0,
-    freedArena: -1,
-    dtvFreed: false,
-    cached: 0,
-    cacheLimit: STACKS_CACHED,
-  };
+  const note = threadNote(thread.id);
   if (tcache.ready) {
+    note.structChunk = m.chunks.size[tcache.structChunk];
     tcache.ready = false;
     // Each bin from its newest entry, bin by bin, then the struct itself: frees with no tcache to take them.
     for (let i = 0; i < tcache.head.length; i++) {

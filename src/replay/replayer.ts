@@ -4,9 +4,9 @@ import type { SizeT } from '../allocator/size-t.ts';
 import { MallocscopeError, ModelAbortError } from '../errors.ts';
 import type { Syscall } from '../system/api.ts';
 import type { ExactSizes, TraceEvent, TraceOp } from '../trace/api.ts';
-import { MAX_THREAD } from '../trace/vocabulary.ts';
 import {
   MALLOPT_PARAMS,
+  MAX_THREAD,
   OP_CALLOC,
   OP_EXIT,
   OP_FREE,
@@ -145,8 +145,9 @@ export class Replayer {
   /** Applies one event. An internal inconsistency or a glibc abort stops with the event's seq and line. */
   apply(event: TraceEvent): ReplayOutcome {
     // A thread line: spawn, exit, or any tagged line (`@1` too), after which every event carries `thread`.
-    // An untagged line is thread 1's, also after thread lines (events made by hand may leave `thread` out).
-    const threaded = event.thread !== undefined || this.model.multiThreaded;
+    // An untagged line is thread 1's, also after thread lines, and so is an untagged spawn (events made by
+    // hand may leave `thread` out).
+    const threaded = event.thread !== undefined || this.model.multiThreaded || event.op === 'spawn' || event.op === 'exit';
     if (threaded) {
       const id = event.thread ?? 1;
       const thread = this.model.threads.get(id);
@@ -208,9 +209,11 @@ export class Replayer {
       case 'trim':
         result = this.step(OP_TRIM, event.seq, event.line, -1, false, 0, 0, 0, 0, 0, event.pad);
         break;
-      default:
-        // spawn and exit always carry `thread`, and were replayed above.
-        throw new MallocscopeError('MODEL_INCONSISTENT', `event ${event.seq} (line ${event.line}): ${event.op} without a thread`);
+      default: {
+        // spawn and exit were replayed above, as thread events; no other kind exists.
+        const unknown: never = event;
+        throw new MallocscopeError('MODEL_INCONSISTENT', `an event of no known kind: ${String((unknown as { op?: unknown }).op)}`);
+      }
     }
     return this.finish(event, event.seq, event.line, OP_CODE[event.op], result);
   }

@@ -100,14 +100,23 @@ export async function recordWithMtrace(command: string, args: string[], options:
   const log = options.log ? resolve(options.log) : undefined;
   if (log && options.log) checkLogPath(log, options.log);
 
+  await inRecordFolder(output, (tempDir) =>
+    recordInto(command, args, options, output, debugLib, starter, log ?? join(tempDir, 'mtrace.log'), join(tempDir, 'processes')),
+  );
+}
+
+/**
+ * Runs a recording's `work` in a temporary folder of its own, and discards the trace's output if it fails.
+ * The folder goes in every case: success, an error, a closed standard output (`record … | head`, an
+ * ExitRequest through the finally below), and a process.exit that skips it (run.ts, on an EPIPE of an
+ * asynchronous write).
+ */
+export async function inRecordFolder(output: OutputFile, work: (tempDir: string) => Promise<void>): Promise<void> {
   const tempDir = mkdtempSync(join(tmpdir(), 'mallocscope-record-'));
-  // The temporary folder goes in every case: success, an error, a closed standard output (`record … | head`,
-  // an ExitRequest through the finally below), and a process.exit that skips it (run.ts, on an EPIPE of an
-  // asynchronous write).
   const removeTemp = () => rmSync(tempDir, { recursive: true, force: true });
   process.on('exit', removeTemp);
   try {
-    await recordInto(command, args, options, output, debugLib, starter, log ?? join(tempDir, 'mtrace.log'), join(tempDir, 'processes'));
+    await work(tempDir);
   } catch (error) {
     output.discard();
     throw error;

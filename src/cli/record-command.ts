@@ -3,8 +3,7 @@
 // `--via mtrace` (mtrace-commands.ts, docs/mtrace.md); and `mallocscope import-recording` for a kept log.
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, existsSync, mkdirSync, openSync, readSync, readdirSync, rmSync, writeSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { MallocscopeError, UsageError, errnoReason } from '../errors.ts';
 import { builtFile } from '../native.ts';
@@ -17,7 +16,7 @@ import {
   type RecordingHeader,
   type RecordingSummary,
 } from '../trace/recording.ts';
-import { type RecordOptions, checkLogPath, commandText, glibcVersion, recordWithMtrace, run } from './mtrace-commands.ts';
+import { type RecordOptions, checkLogPath, commandText, glibcVersion, inRecordFolder, recordWithMtrace, run } from './mtrace-commands.ts';
 import { outputOption, preambleOption } from './options.ts';
 import { OutputFile } from './output.ts';
 import { action } from './run.ts';
@@ -136,11 +135,7 @@ async function recordWithRecorder(command: string, args: string[], options: Reco
   const childrenDir = options.children ? resolve(options.children) : undefined;
   if (childrenDir && options.children) checkChildrenDir(childrenDir, options.children);
 
-  const tempDir = mkdtempSync(join(tmpdir(), 'mallocscope-record-'));
-  // The temporary folder goes in every case, as in the mtrace way (see mtrace-commands.ts).
-  const removeTemp = () => rmSync(tempDir, { recursive: true, force: true });
-  process.on('exit', removeTemp);
-  try {
+  await inRecordFolder(output, async (tempDir) => {
     const preload = [library, process.env.LD_PRELOAD].filter(Boolean).join(' ');
     const env = { ...process.env, LD_PRELOAD: preload, MALLOCSCOPE_RECORD_DIR: tempDir };
     const started = new Date();
@@ -200,13 +195,7 @@ async function recordWithRecorder(command: string, args: string[], options: Reco
     }
     if (summary.stopped) process.stderr.write(`mallocscope: warning: the recorder's log of ${command} could not grow: the trace ends early (it says so)\n`);
     if (childrenDir) await writeChildren(children, childrenDir, options.children as string);
-  } catch (error) {
-    output.discard();
-    throw error;
-  } finally {
-    removeTemp();
-    process.off('exit', removeTemp);
-  }
+  });
 }
 
 /** Each child's trace, DIR/PID.trace; a child whose log cannot be converted is a warning, not the end. */

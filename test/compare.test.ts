@@ -139,6 +139,8 @@ test('mallocscope compare: the table, columns in command-line order, glibc basel
   assert.match(r.stdout, /\npeak mmapped\s+200704\s+200704\s+0\n/);
   assert.match(r.stdout, /\n {2}fragmentation\s+67\.9%\s+67\.9%\s+67\.9%\n/);
   assert.match(r.stdout, /\nfinal threshold\s+200704\s+131072 \(fixed\)\s+131072 \(fixed\)\n/);
+  // Johnstone and Wilson's #4 in every column: the peak footprint 335872 over the peak live 200100.
+  assert.match(r.stdout, /\nJ&W #4 peak F \/ peak L\s+1\.679\s+1\.679\s+1\.679\n/);
   const s = await run(['compare', 'examples/trim.trace', '--set', 'M_TRIM_THRESHOLD=0', '--set', 'M_TOP_PAD=0,M_TRIM_THRESHOLD=0']);
   assert.match(s.stdout.split('\n')[1], /^\s+glibc\s+M_TRIM_THRESHOLD=0\s+M_TOP_PAD=0,M_TRIM_THRESHOLD=0$/);
 });

@@ -232,6 +232,12 @@ export function formatAnatomy(report: AnatomyReport, trace: string): string {
   lines.push(
     `footprint ${report.footprint} bytes (heap ${report.heap}, mmapped ${report.mmapped}); the program holds ${report.parts.payload} of it (${share(report.parts.payload, report.footprint)})`,
   );
+  const sumOf = (names: readonly (keyof FootprintParts)[]) => names.reduce((sum, name) => sum + report.parts[name], 0);
+  const free = sumOf(FREE_PARTS);
+  const own = sumOf(['tcacheStructs', 'dtvs', 'heapHeaders', 'fenceposts', 'brkGap']);
+  lines.push(
+    `the rest, ${report.footprint - report.parts.payload}: ${free} free in malloc's lists and tops, ${report.parts.overhead + report.parts.mmapSlack} overhead of the live blocks, ${own} glibc's own`,
+  );
   lines.push('');
   const rows: [string, string, string][] = [['part', 'bytes', 'share']];
   for (const name of PART_NAMES) {

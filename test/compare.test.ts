@@ -19,8 +19,9 @@ test('threshold-slides.trace under glibc, fixed:131072 and heap, by hand', () =>
   const [glibc, fixed, heap] = compareTrace('examples/threshold-slides.trace', ['glibc', 'fixed:131072', 'heap'].map(at236));
   // glibc (§11): arena 135168, then 335872 after the heap grows by 200704; big was mmapped (200704) meanwhile.
   // Live: 100, 100 + 200000, 100, 100 + 200000. Footprint: 135168, 335872, 135168, 335872.
+  const { metrics, ...figures } = glibc;
   assert.equal(
-    { ...glibc, fragmentationAtPeakFootprint: 0, fragmentationAtPeakLive: 0 },
+    { ...figures, fragmentationAtPeakFootprint: 0, fragmentationAtPeakLive: 0 },
     {
       label: 'glibc',
       policy: 'glibc',
@@ -52,6 +53,15 @@ test('threshold-slides.trace under glibc, fixed:131072 and heap, by hand', () =>
   );
   assert.ok(Math.abs(glibc.fragmentationAtPeakFootprint! - (335872 / 200100 - 1)) < 1e-12);
   assert.ok(Math.abs(glibc.fragmentationAtPeakLive! - (335872 / 200100 - 1)) < 1e-12);
+  // Johnstone and Wilson's four (docs/anatomy.md): the footprints and live bytes above, averaged over the 4
+  // events for #1; both peaks are first reached at seq 1. At the end the heap holds the tcache struct (656),
+  // small (112) and again (200016): the rest of 335872, 135088, is the top, all of the free share.
+  const near = (a: number | null, b: number) => a !== null && Math.abs(a - b) < 1e-12;
+  assert.ok(near(metrics.averageFootprintOverAverageLive, (135168 + 335872 + 135168 + 335872) / (100 + 200100 + 100 + 200100)));
+  assert.ok(near(metrics.footprintOverLiveAtPeakLive, 335872 / 200100));
+  assert.ok(near(metrics.peakFootprintOverLiveAtPeakFootprint, 335872 / 200100));
+  assert.ok(near(metrics.peakFootprintOverPeakLive, 335872 / 200100));
+  assert.ok(near(metrics.freeShareAtEnd, (335872 - 656 - 112 - 200016) / 335872));
   // fixed: the threshold never moves, so 'again' is mmapped too: the heap stays 135168.
   assert.is(fixed.peakHeap, 135168);
   assert.is(fixed.peakMmapped, 200704);
@@ -94,6 +104,15 @@ test('no live bytes: fragmentation is null', () => {
   const [g] = compareTrace(parseTrace('trim 0\n'), [parsePolicyColumn('glibc')]);
   assert.is(g.fragmentationAtPeakFootprint, null);
   assert.is(g.fragmentationAtPeakLive, null);
+  // Nothing live, no footprint: every measure is null. With a block freed, #1 still averages both events.
+  assert.equal(g.metrics, {
+    averageFootprintOverAverageLive: null,
+    footprintOverLiveAtPeakLive: null,
+    peakFootprintOverLiveAtPeakFootprint: null,
+    peakFootprintOverPeakLive: null,
+    freeShareAtEnd: null,
+  });
+  assert.is(f.metrics.averageFootprintOverAverageLive, (135168 + 135168) / (100 + 0));
 });
 
 test('settings and columns parse, and refuse what mallopt cannot take', () => {
@@ -120,6 +139,8 @@ test('mallocscope compare: the table, columns in command-line order, glibc basel
   assert.match(r.stdout, /\npeak mmapped\s+200704\s+200704\s+0\n/);
   assert.match(r.stdout, /\n {2}fragmentation\s+67\.9%\s+67\.9%\s+67\.9%\n/);
   assert.match(r.stdout, /\nfinal threshold\s+200704\s+131072 \(fixed\)\s+131072 \(fixed\)\n/);
+  // Johnstone and Wilson's #4 in every column: the peak footprint 335872 over the peak live 200100.
+  assert.match(r.stdout, /\nJ&W #4 peak F \/ peak L\s+1\.679\s+1\.679\s+1\.679\n/);
   const s = await run(['compare', 'examples/trim.trace', '--set', 'M_TRIM_THRESHOLD=0', '--set', 'M_TOP_PAD=0,M_TRIM_THRESHOLD=0']);
   assert.match(s.stdout.split('\n')[1], /^\s+glibc\s+M_TRIM_THRESHOLD=0\s+M_TOP_PAD=0,M_TRIM_THRESHOLD=0$/);
 });

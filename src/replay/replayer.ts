@@ -400,6 +400,12 @@ export class Replayer {
     return libcMallinfo2(this.model);
   }
 
+  /** Calls visit(chunk id, bytes requested, trace slot) for each live block the program holds (NULL blocks have no chunk). */
+  forEachLive(visit: (chunk: number, requested: number, slot: number) => void): void {
+    const slots = this.slots;
+    for (let slot = 0; slot < slots.length; slot++) if (slots[slot] !== NIL) visit(slots[slot], this.slotBytes[slot], slot);
+  }
+
   /** The chunk id a live trace slot names (NIL for a NULL block). */
   chunkOfSlot(slot: number): number {
     return slot < this.slots.length ? this.slots[slot] : NIL;

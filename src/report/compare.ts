@@ -13,7 +13,8 @@ import { policyByName } from '../policy/index.ts';
 import type { SimulatedSystemOptions } from '../system/simulated.ts';
 import type { MalloptParam, TraceEvent } from '../trace/api.ts';
 import { readTrace } from '../trace/reader.ts';
-import { PeakTracker, type SyscallCounts } from './peaks.ts';
+import { PeakTracker, fragmentationMetrics, type FragmentationMetrics, type SyscallCounts } from './peaks.ts';
+import { freeBytes } from '../allocator/anatomy.ts';
 import { MALLOPT_PARAMS } from '../trace/vocabulary.ts';
 
 /** One mallopt applied before the first event. */
@@ -65,6 +66,11 @@ export interface CompareFigures {
   syscalls: SyscallCounts;
   /** Events that changed mmap_threshold or trim_threshold (free of an mmapped chunk, mallopt). */
   thresholdMoves: number;
+  /**
+   * Johnstone and Wilson's four fragmentation measures (ratios footprint ÷ live; peaks.ts, docs/anatomy.md),
+   * and the share of the end footprint that is free (tcache, fastbins, bins, tops); null where a divisor is 0.
+   */
+  metrics: FragmentationMetrics & { freeShareAtEnd: number | null };
   finalMmapThreshold: SizeT;
   finalTrimThreshold: SizeT;
   slidingOff: boolean;
@@ -114,6 +120,7 @@ export class FootprintObserver {
       endLive: t.live,
       syscalls: { ...t.syscalls },
       thresholdMoves: t.thresholdMoves,
+      metrics: { ...fragmentationMetrics(t), freeShareAtEnd: t.heap + t.mmapped > 0 ? freeBytes(model) / (t.heap + t.mmapped) : null },
       finalMmapThreshold: model.mp.mmapThreshold,
       finalTrimThreshold: model.mp.trimThreshold,
       slidingOff: model.mp.noDynThreshold,
@@ -203,6 +210,7 @@ export function compareTrace(source: string | Iterable<TraceEvent>, columns: rea
 // ---- the table -------------------------------------------------------------------------------------
 
 const percent = (ratio: number | null) => (ratio === null ? '—' : `${(ratio * 100).toFixed(1)}%`);
+const ratio = (value: number | null) => (value === null ? '—' : value.toFixed(3));
 
 /** A plain text table: one row per figure, one column per policy or setting. */
 export function formatCompareTable(figures: readonly CompareFigures[]): string {
@@ -217,6 +225,11 @@ export function formatCompareTable(figures: readonly CompareFigures[]): string {
     ['  fragmentation', (f) => percent(f.fragmentationAtPeakLive)],
     ['end footprint', (f) => `${f.endFootprint}`],
     ['  live at end', (f) => `${f.endLive}`],
+    ['  free at end', (f) => percent(f.metrics.freeShareAtEnd)],
+    ['J&W #1 avg F / avg L', (f) => ratio(f.metrics.averageFootprintOverAverageLive)],
+    ['J&W #2 F / L at peak L', (f) => ratio(f.metrics.footprintOverLiveAtPeakLive)],
+    ['J&W #3 peak F / L then', (f) => ratio(f.metrics.peakFootprintOverLiveAtPeakFootprint)],
+    ['J&W #4 peak F / peak L', (f) => ratio(f.metrics.peakFootprintOverPeakLive)],
     ['brk calls', (f) => `${f.syscalls.brk}`],
     ['mmap calls', (f) => `${f.syscalls.mmap}`],
     ['munmap calls', (f) => `${f.syscalls.munmap}`],

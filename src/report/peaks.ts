@@ -1,7 +1,8 @@
 // The figures a replay gathers as it goes, in one place for replay's summary, compare and the report: peaks
 // of the heap (system_mem), the mmapped bytes, the footprint (their sum) and the live bytes, where each peak
 // was first reached and what the other side was then, the values after the last event, and the counts of
-// system calls, threshold moves, consolidations and trims.
+// system calls, threshold moves, consolidations and trims; and the fragmentation measures of Johnstone and
+// Wilson built on them.
 import type { Malloc } from '../allocator/malloc.ts';
 import type { ReplayOutcome } from '../replay/replayer.ts';
 
@@ -32,6 +33,12 @@ export class PeakTracker {
   peakLive = 0;
   peakLiveSeq = -1;
   footprintAtPeakLive = 0;
+  /**
+   * Sums over the events so far of the footprint and of the live bytes after each event: the time averages of
+   * Johnstone and Wilson's first fragmentation measure (fragmentationMetrics), time counted in events.
+   */
+  sumFootprint = 0;
+  sumLive = 0;
   /** The most arenas (main_arena included) and the most threads alive (the main one included) at once. */
   arenas = 1;
   threads = 1;
@@ -71,6 +78,8 @@ export class PeakTracker {
     this.heap = heap;
     this.mmapped = mmapped;
     this.live = live;
+    this.sumFootprint += footprint;
+    this.sumLive += live;
     if (heap > this.peakHeap) this.peakHeap = heap;
     if (mmapped > this.peakMmapped) this.peakMmapped = mmapped;
     if (footprint > this.peakFootprint) {
@@ -84,4 +93,32 @@ export class PeakTracker {
       this.footprintAtPeakLive = footprint;
     }
   }
+}
+
+/**
+ * Johnstone and Wilson's four measures of fragmentation ("The memory fragmentation problem: solved?", 1998),
+ * from the footprint F (every arena's system_mem + mmapped_mem) and the live bytes L (what the program asked
+ * for and holds) after each event, as ratios F / L (1 is no waste); null where L is 0 (docs/anatomy.md).
+ */
+export interface FragmentationMetrics {
+  /** #1: F averaged over the events divided by L averaged over the events. */
+  averageFootprintOverAverageLive: number | null;
+  /** #2: F at the first event of peak L, over that peak L. */
+  footprintOverLiveAtPeakLive: number | null;
+  /** #3: peak F over L at the first event of peak F. */
+  peakFootprintOverLiveAtPeakFootprint: number | null;
+  /** #4: peak F over peak L (the two peaks may be at different events). */
+  peakFootprintOverPeakLive: number | null;
+}
+
+const ratio = (footprint: number, live: number): number | null => (live > 0 ? footprint / live : null);
+
+/** The four measures over the events a tracker has observed. */
+export function fragmentationMetrics(t: PeakTracker): FragmentationMetrics {
+  return {
+    averageFootprintOverAverageLive: ratio(t.sumFootprint, t.sumLive),
+    footprintOverLiveAtPeakLive: ratio(t.footprintAtPeakLive, t.peakLive),
+    peakFootprintOverLiveAtPeakFootprint: ratio(t.peakFootprint, t.liveAtPeakFootprint),
+    peakFootprintOverPeakLive: ratio(t.peakFootprint, t.peakLive),
+  };
 }

@@ -249,6 +249,11 @@ export class TraceReader implements IterableIterator<TraceEvent> {
     return this.slot < 0 ? '' : this.ids.key(this.slot);
   }
 
+  /** The ID of a live slot (one the calls read so far made and did not end), as id() gives it for its call. */
+  idOfSlot(slot: number): string {
+    return this.ids.key(slot);
+  }
+
   /**
    * Reads the next call into this reader's fields (op, slot, size, …): false at the end of the trace (the file
    * is then closed). A bad line throws a TraceError.

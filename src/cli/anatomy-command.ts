@@ -1,0 +1,112 @@
+// `mallocscope anatomy TRACE [--at peak|end|SEQ] [--json]`: where the footprint goes at one event, byte for
+// byte, what malloc_trim(0) would give back, the block that pins the heap, and the fragmentation measures
+// (src/report/anatomy.ts, docs/anatomy.md).
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { TraceError, UsageError, errnoReason } from '../errors.ts';
+import { parseSafeNumber } from '../number.ts';
+import { anatomyOfTrace, formatAnatomy, type AnatomyAt } from '../report/anatomy.ts';
+import { exactJson } from '../report/json.ts';
+import { readTrace, traceDisplayName } from '../trace/reader.ts';
+import { colourFlag } from './colour.ts';
+import { Progress } from './progress.ts';
+import { brkLimitOption, colourOptions, coresOption, glibcFor, glibcOption, jsonOption, parseBrkLimit, parseCores, policyOption } from './options.ts';
+import { action } from './run.ts';
+
+interface AnatomyCommandOptions {
+  at: string;
+  json?: boolean;
+  policy: string;
+  glibc?: string;
+  brkLimit?: string;
+  cores?: string;
+  color?: boolean;
+}
+
+/** --at's value: peak, end, or an event's seq. */
+export function parseAt(text: string): AnatomyAt {
+  if (text === 'peak' || text === 'end') return text;
+  const seq = parseSafeNumber(text);
+  if (seq === undefined) throw new UsageError(`--at takes peak, end or an event's seq (0-based, as in replay --jsonl), not '${text}'`);
+  return seq;
+}
+
+export function registerAnatomy(program: Command): void {
+  const command = program
+    .command('anatomy')
+    .description('where the footprint goes at one event, byte for byte; what malloc_trim(0) would give back; what pins the heap')
+    .argument('<trace>', 'trace file, or - for standard input')
+    .addOption(new Option('--at <event>', 'peak (the first event of the peak footprint), end, or an event seq (0-based, as in replay --jsonl)').default('end'))
+    .addOption(jsonOption('the anatomy'))
+    .addOption(policyOption())
+    .addOption(glibcOption())
+    .addOption(brkLimitOption())
+    .addOption(coresOption());
+  for (const option of colourOptions()) command.addOption(option);
+  command.action(
+    action((trace: string, options: AnatomyCommandOptions) => {
+      const at = parseAt(options.at);
+      const brkLimit = parseBrkLimit(options.brkLimit);
+      const glibc = glibcFor(options).version;
+      const name = traceDisplayName(trace);
+      // The trace is read more than once (the pin's line; --at peak's second pass): standard input is first
+      // copied to a temporary file for that.
+      const spool = trace === '-' ? spoolStdin(name) : null;
+      const progress = Progress.forTrace(spool?.path ?? trace, 'anatomy', { colour: colourFlag(options) });
+      let report: ReturnType<typeof anatomyOfTrace>;
+      try {
+        const path = spool?.path ?? trace;
+        report = anatomyOfTrace(() => readTrace(path, { name }), at, {
+          policy: options.policy,
+          glibc,
+          system: { brkLimit },
+          cores: parseCores(options.cores),
+          onEvent: (event) => progress.tick(event),
+        });
+      } finally {
+        progress.done();
+        spool?.remove();
+      }
+      if (options.json) {
+        process.stdout.write(`${exactJson({ trace: name, glibc, policy: options.policy, ...report }, 2)}\n`);
+        return;
+      }
+      process.stdout.write(`${formatAnatomy(report, `${name} (glibc ${glibc})`)}\n`);
+    }),
+  );
+}
+
+/** Standard input copied to a file in a fresh temporary folder, removed by remove(). */
+function spoolStdin(name: string): { path: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'mallocscope-anatomy-'));
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  const path = join(dir, 'stdin.trace');
+  try {
+    const out = openSync(path, 'w');
+    try {
+      const buf = new Uint8Array(1 << 16);
+      for (;;) {
+        let n: number;
+        try {
+          n = readSync(0, buf, 0, buf.length, null);
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code;
+          if (code === 'EAGAIN') continue;
+          if (code === 'EOF') break;
+          throw new TraceError('TRACE_OPEN', name, 0, `cannot read: ${errnoReason(error)}`);
+        }
+        if (n === 0) break;
+        writeSync(out, buf, 0, n);
+      }
+    } finally {
+      closeSync(out);
+    }
+  } catch (error) {
+    remove();
+    throw error;
+  }
+  return { path, remove };
+}

@@ -25,10 +25,12 @@ import { Explainer } from '../dist/report/explain.js';
 import { EventColumns, EventEncoder, float64Of, unpackSections } from '../dist/report/html/codec.js';
 import type { ReportMeta } from '../dist/report/html/template.js';
 import { buildReport, pageScript } from '../dist/report/report.js';
+import { anatomyOfTrace } from '../dist/report/anatomy.js';
+import { runOracleSync } from '../dist/oracle/oracle.js';
 import { syscallProse, syscallText } from '../dist/report/syscall-text.js';
 import type { TraceEvent } from '../dist/trace/api.js';
 import { THREAD_SHAPES, generateTrace, shapeByName } from '../dist/trace/generate.js';
-import { parseTrace } from '../dist/trace/reader.js';
+import { parseTrace, readTrace } from '../dist/trace/reader.js';
 import { formatTrace } from '../dist/trace/writer.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -828,6 +830,69 @@ browserTest("a threaded trace: one heap map per arena with its chunks, a thread 
     `  threaded report: ${events.length} events, ${meta.arenas} arenas, threads ${rows.join(', ')}, sentences checked at ${picked.map((e) => e.seq).join(', ')}`,
   );
 });
+
+browserTest(
+  "the anatomy card: the parts of the picked event's footprint, which the real glibc's arena + hblkhd equal, the pin outlined, the measures in the header",
+  async () => {
+    // A threaded trace with checkpoints, so that the page's anatomy reads restored arenas, heaps and tcaches.
+    const trace = join(work, 'anatomy-threads.trace');
+    writeFileSync(trace, generated('threads-trim', 3, 300));
+    const report = await buildReport(trace, { cores: 2, checkpointEvery: 100 });
+    const file = join(work, 'anatomy-threads.html');
+    writeFileSync(file, report.html);
+    const oracle = runOracleSync(trace, { stats: true }).lines.map((line) => JSON.parse(line) as { seq: number; arena: number; hblkhd: number });
+    const { page, problems } = await openPage(await sharedBrowser(), file);
+    for (const seq of [40, 150, 299]) {
+      await page.evaluate((s) => window.mallocscope.select(s), seq);
+      await shown(page);
+      const card = await page.evaluate(() => ({
+        anatomy: window.mallocscope.anatomy!,
+        bar: Array.from(document.querySelectorAll<HTMLElement>('#anatomy-bar span')).map((s) => Number(s.dataset.bytes)),
+        note: document.getElementById('anatomy-note')!.textContent ?? '',
+      }));
+      const real = oracle.find((e) => e.seq === seq)!;
+      assert.is(card.anatomy.seq, seq);
+      assert.is(card.anatomy.footprint, real.arena + real.hblkhd, `event ${seq}: the footprint is glibc's arena + hblkhd`);
+      assert.is(
+        Object.values(card.anatomy.parts).reduce((a, b) => a + b, 0),
+        card.anatomy.footprint,
+        `event ${seq}: the parts sum to the footprint`,
+      );
+      assert.is(
+        card.bar.reduce((a, b) => a + b, 0),
+        card.anatomy.footprint,
+        `event ${seq}: the bar's segments sum to the footprint`,
+      );
+      // The same figures as `mallocscope anatomy --at SEQ`, which replays from the start without checkpoints.
+      const cli = anatomyOfTrace(() => readTrace(trace), seq, { cores: 2 });
+      assert.equal(card.anatomy.parts, cli.parts, `event ${seq}: parts as the anatomy command`);
+      assert.equal(card.anatomy.trimmable, cli.trimmableParts, `event ${seq}: trim as the anatomy command`);
+      assert.is(card.anatomy.pinned?.offset ?? null, cli.pinned?.offset ?? null, `event ${seq}: the pin`);
+      assert.match(card.note, /malloc_trim\(0\) now would give back/);
+    }
+    // The pin is outlined in its own colour (#dc2626) on main_arena's map.
+    const pinned = await page.evaluate(() => {
+      const canvas = document.getElementById('heapmap') as HTMLCanvasElement;
+      const g = canvas.getContext('2d')!;
+      const { data } = g.getImageData(0, 0, canvas.width, canvas.height);
+      let n = 0;
+      for (let i = 0; i < data.length; i += 4) if (data[i] === 0xdc && data[i + 1] === 0x26 && data[i + 2] === 0x26) n++;
+      return { n, pin: window.mallocscope.anatomy!.pinned };
+    });
+    if (pinned.pin !== null) assert.ok(pinned.n > 0, 'the pin is outlined on the heap map');
+    // biome-ignore lint/performance/useDomNodeTextContent: the visible text is what is checked
+    const header = await page.evaluate(() => document.getElementById('summary')!.innerText);
+    const m = anatomyOfTrace(() => readTrace(trace), 'end', { cores: 2 }).metrics;
+    assert.ok(
+      header.includes(
+        `fragmentation #1–#4 ${[m.averageFootprintOverAverageLive, m.footprintOverLiveAtPeakLive, m.peakFootprintOverLiveAtPeakFootprint, m.peakFootprintOverPeakLive].map((x) => (x === null ? '—' : x.toFixed(2))).join(' · ')}`,
+      ),
+      header,
+    );
+    assert.equal(problems, []);
+    await page.close();
+  },
+);
 
 browserTest('the report page works on a million-event trace, and its file stays within a few MB', async () => {
   let traceFile = BIG_RECORDED;

@@ -17,7 +17,7 @@ import { chooseGlibc } from '../replay/glibc.ts';
 import { hostCores } from '../system/cores.ts';
 import { TraceReader, readTrace, traceDisplayName } from '../trace/reader.ts';
 import { takeCheckpoint, type CheckpointSetup } from './checkpoint.ts';
-import { PeakTracker } from './peaks.ts';
+import { PeakTracker, fragmentationMetrics } from './peaks.ts';
 import { EventEncoder, bytesOf, packSections } from './html/codec.ts';
 import { renderHtml, type ReportMeta } from './html/template.ts';
 
@@ -209,6 +209,7 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
     buckets: points,
     bucketWidth: width,
     peaks: { heap: tracker.peakHeap, mmapped: tracker.peakMmapped, live: tracker.peakLive, footprint: tracker.peakFootprint },
+    metrics: fragmentationMetrics(tracker),
     final: {
       mmapThreshold: exactOrNumber(mp.mmapThreshold),
       trimThreshold: exactOrNumber(mp.trimThreshold),

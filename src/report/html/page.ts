@@ -8,6 +8,8 @@ import { Replayer, type ReplayOutcome } from '../../replay/replayer.ts';
 import type { Heap, MallocState } from '../../allocator/arena.ts';
 import type { Syscall } from '../../system/api.ts';
 import type { SizeT } from '../../allocator/size-t.ts';
+import { footprintAnatomy, heapPin, PART_NAMES, type FootprintParts, type HeapPin } from '../../allocator/anatomy.ts';
+import { PART_LABELS, trimEstimate } from '../anatomy.ts';
 import { restoreCheckpoint } from '../checkpoint.ts';
 import { captureBefore, callText, explainStep } from '../explain.ts';
 import { syscallProse } from '../syscall-text.ts';
@@ -793,6 +795,7 @@ function setUpHeapMaps(data: Data, maps: HeapMap[]): void {
       )
       .join('') +
     '<span class="key"><span class="sw" style="background:#fff;border:2px solid #111827"></span>this event\'s block</span>' +
+    `<span class="key" title="the chunk nearest the top that malloc_trim cannot merge into it"><span class="sw" style="background:#fff;border:2px dashed ${PIN_COLOUR}"></span>the pin: the heap cannot shrink below it</span>` +
     `<span class="key" title="the heap starts at ${hex(data.meta.heapStart)}">addresses: +0x… from the heap start (hover one for its absolute address)</span>` +
     (maps.length > 1 ? '<span class="key">in a thread arena: +0x… from the start of its heap</span>' : '');
   $<HTMLSelectElement>('zoom').addEventListener('change', (e) => {
@@ -842,6 +845,8 @@ class HeapMap {
   private zoom = 1;
   private step: Step | null = null;
   private highlight = -1;
+  /** The chunk that pins the heap (anatomy), outlined in its own colour; -1: none. */
+  private pin = -1;
 
   constructor(
     private readonly data: Data,
@@ -866,6 +871,10 @@ class HeapMap {
   show(step: Step): void {
     this.step = step;
     this.draw();
+  }
+
+  setPin(address: number): void {
+    this.pin = address;
   }
 
   setHighlight(address: number): void {
@@ -977,6 +986,7 @@ class HeapMap {
       this.segments(found.at, found.chunk.size, (x, w, ry) => g.strokeRect(x + 1, ry + 1, Math.max(Math.max(w, 2) - 2, 1), this.rowH - 2));
       g.setLineDash([]);
     };
+    if (this.pin >= 0) outline(this.pin, PIN_COLOUR, [6, 3]);
     if (step.focus >= 0) outline(step.focus, '#111827', []);
     if (this.highlight >= 0) outline(this.highlight, '#e11d48', [3, 2]);
     canvas.dataset.signature = `${this.placed.length}:${signature >>> 0}`;
@@ -1243,6 +1253,89 @@ function sentenceHtml(sentence: string): string {
   return `<span class="call">${escapeHtml(call)}</span>${rest}`;
 }
 
+// ---- where the footprint goes (the core's anatomy at the event picked) -------------------------------------
+
+const PIN_COLOUR = '#dc2626';
+/** The parts' colours: the heap map's for the free lists and the top, shades of them for the rest. */
+const PART_COLOUR: Record<keyof FootprintParts, string> = {
+  payload: KIND_COLOUR['in-use'],
+  overhead: '#93c5fd',
+  tcache: KIND_COLOUR.tcache,
+  fastbins: KIND_COLOUR.fastbin,
+  unsorted: KIND_COLOUR.unsorted,
+  smallBins: KIND_COLOUR.small,
+  largeBins: KIND_COLOUR.large,
+  top: '#b6c2d2',
+  mmapSlack: '#fdba74',
+  tcacheStructs: '#4b5563',
+  dtvs: '#6b7280',
+  heapHeaders: '#374151',
+  fenceposts: KIND_COLOUR.fencepost,
+  brkGap: '#9ca3af',
+};
+
+/** Johnstone and Wilson's four measures, footprint over live bytes (docs/anatomy.md), for the header. */
+function fragmentationText(m: ReportMeta['metrics']): string {
+  const r = (x: number | null) => (x === null ? '—' : x.toFixed(2));
+  return [m.averageFootprintOverAverageLive, m.footprintOverLiveAtPeakLive, m.peakFootprintOverLiveAtPeakFootprint, m.peakFootprintOverPeakLive]
+    .map(r)
+    .join(' · ');
+}
+
+/** What the anatomy card shows, kept for tests (window.mallocscope.anatomy). */
+export interface PageAnatomy {
+  seq: number;
+  footprint: number;
+  parts: FootprintParts;
+  trimmable: { released: number; madvised: number };
+  /** The chunk that pins main_arena's heap: its kind, chunk address, offset of its block, and maker. */
+  pinned: { kind: HeapPin['kind']; address: number; offset: number; madeBy: number } | null;
+}
+
+/** Draws the anatomy card for the step and returns what it shows (the pin's address is for the heap map). */
+function drawAnatomy(step: Step, data: Data, select: (seq: number) => void): PageAnatomy {
+  const r = step.replayer;
+  const m = r.model;
+  const anatomy = footprintAnatomy(m, (visit) => r.forEachLive((chunk, requested) => visit(chunk, requested)));
+  const trim = trimEstimate(r, { system: data.meta.setup.system });
+  const pin = heapPin(m);
+  const whole = anatomy.footprint;
+  const shown = PART_NAMES.filter((name) => anatomy.parts[name] > 0);
+  const pct = (n: number) => (whole > 0 ? `${((100 * n) / whole).toFixed(1)}%` : '—');
+  $('anatomy-caption').textContent =
+    `after event ${int(step.seq)}: footprint ${bytes(whole)}, the program holds ${bytes(anatomy.parts.payload)} (${pct(anatomy.parts.payload)})`;
+  $('anatomy-bar').innerHTML = shown
+    .map((name) => {
+      const n = anatomy.parts[name];
+      const title = escapeHtml(`${PART_LABELS[name]}: ${int(n)} bytes, ${pct(n)}`);
+      return `<span data-part="${name}" data-bytes="${n}" title="${title}" style="flex:${n} 0 0;background:${PART_COLOUR[name]}"></span>`;
+    })
+    .join('');
+  $('anatomy-legend').innerHTML = shown
+    .map(
+      (name) =>
+        `<span class="key"><span class="sw" style="background:${PART_COLOUR[name]}"></span>${escapeHtml(PART_LABELS[name])} <b>${bytes(anatomy.parts[name])}</b> ${pct(anatomy.parts[name])}</span>`,
+    )
+    .join('');
+  const trimText =
+    trim.released + trim.madvised > 0
+      ? `malloc_trim(0) now would give back ${bytes(trim.released + trim.madvised)}: ${bytes(trim.released)} from the top, ${bytes(trim.madvised)} advised away inside free chunks.`
+      : 'malloc_trim(0) now would give back nothing.';
+  let pinText = '';
+  let pinned: PageAnatomy['pinned'] = null;
+  if (pin !== null) {
+    pinned = { kind: pin.kind, address: pin.address, offset: pin.pointer - m.system.heapStart, madeBy: pin.madeBy };
+    const what = pin.kind === 'live' ? 'the live block' : pin.kind === 'tcache' ? 'a freed block waiting in a tcache' : 'a chunk glibc holds for itself';
+    const maker = pin.madeBy >= 0 ? data.events.event(pin.madeBy) : null;
+    const id = pin.kind === 'live' && maker !== null && 'id' in maker ? ` '${escapeHtml(maker.id)}'` : '';
+    const made = pin.madeBy >= 0 ? ` made at <button type="button" id="pin-made">event ${int(pin.madeBy)}</button>` : '';
+    pinText = ` The heap cannot shrink below <span style="color:${PIN_COLOUR};font-weight:600">${what}${id}</span> at ${escapeHtml(offsetText(pin.address))} (${bytes(pin.size)})${made}, outlined on the heap map; ${bytes(pin.freeAbove)} above it are free.`;
+  }
+  $('anatomy-note').innerHTML = `${escapeHtml(trimText)}${pinText}`;
+  if (pin !== null && pin.madeBy >= 0) $('pin-made')?.addEventListener('click', () => select(pin.madeBy));
+  return { seq: step.seq, footprint: whole, parts: { ...anatomy.parts }, trimmable: trim, pinned };
+}
+
 function drawEvent(step: Step, data: Data): void {
   const { events, meta } = data;
   const r = step.replayer;
@@ -1321,6 +1414,8 @@ interface PageHandle {
   select(seq: number): void;
   /** Resolves once the event picked last is drawn. */
   drawn(): Promise<number>;
+  /** The anatomy card's figures for the event drawn last. */
+  anatomy?: PageAnatomy;
 }
 
 declare global {
@@ -1343,6 +1438,7 @@ async function main(): Promise<void> {
     ['peak mmapped', bytes(meta.peaks.mmapped)],
     ['peak live', bytes(meta.peaks.live)],
     ['peak footprint', bytes(meta.peaks.footprint)],
+    ['fragmentation #1–#4', fragmentationText(meta.metrics)],
     ['mmap threshold', `${bytes(meta.final.mmapThreshold)} (moved ${meta.thresholdMoves}×${meta.final.noDynThreshold ? ', sliding off' : ''})`],
     [
       'syscalls',
@@ -1393,6 +1489,8 @@ async function main(): Promise<void> {
     heapOf = (address) => model.heapAt(address);
     timeline.setSelected(seq);
     drawEvent(step, data);
+    handle.anatomy = drawAnatomy(step, data, select);
+    maps[0].setPin(handle.anatomy.pinned?.address ?? -1);
     for (const map of maps) map.show(step);
     drawMmapped(step, data, hover);
     drawBins(step, data, hover);

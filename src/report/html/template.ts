@@ -1,5 +1,6 @@
 // The report page's HTML and CSS. Everything is inline: no font, script, image or style is fetched.
 import type { CheckpointSetup } from '../checkpoint.ts';
+import type { FragmentationMetrics } from '../peaks.ts';
 import { escapeHtml } from './escape.ts';
 
 /** What the page knows about the report besides the payload (a small JSON island). */
@@ -21,6 +22,8 @@ export interface ReportMeta {
   buckets: number;
   bucketWidth: number;
   peaks: { heap: number; mmapped: number; live: number; footprint: number };
+  /** Johnstone and Wilson's measures over the whole trace (docs/anatomy.md). */
+  metrics: FragmentationMetrics;
   /** Thresholds beyond 2^53 are decimal strings, exact (JSON numbers there would round). */
   final: { mmapThreshold: number | string; trimThreshold: number | string; noDynThreshold: boolean; heap: number; mmapped: number; live: number };
   /** The exact values of the thresholds section's entries beyond 2^53 (which it holds as rounded doubles), by index. */
@@ -98,6 +101,13 @@ export function renderHtml(parts: { meta: ReportMeta; payloadBase64: string; scr
       <div id="bins"></div>
     </section>
   </div>
+
+  <section class="card" id="anatomy-card">
+    <div class="card-head"><h2>Where the footprint goes</h2><span id="anatomy-caption" class="muted"></span></div>
+    <div id="anatomy-bar" class="stack" role="img" aria-label="the footprint's parts"></div>
+    <div class="legend" id="anatomy-legend"></div>
+    <p id="anatomy-note" class="anatomy-note"></p>
+  </section>
   <footer class="muted" id="footer"></footer>
 </main>
 <div id="tooltip" role="tooltip" hidden></div>
@@ -137,6 +147,10 @@ main { padding: 14px 28px 28px; max-width: 1600px; margin: 0 auto; }
 .legend .ln { width: 16px; height: 0; display: inline-block; border-top: 2px solid; }
 .legend .ln.dash { border-top-style: dashed; }
 #timeline-wrap { position: relative; }
+.stack { display: flex; height: 22px; border-radius: 5px; overflow: hidden; border: 1px solid var(--line); margin-bottom: 8px; }
+.stack span { display: block; height: 100%; min-width: 1px; }
+.anatomy-note { margin: 8px 0 0; font-size: 13px; }
+.anatomy-note button { font: inherit; font-size: 12px; }
 canvas { display: block; }
 #timeline { width: 100%; height: 300px; cursor: crosshair; outline: none; }
 .controls { display: flex; align-items: center; gap: 8px; margin-top: 8px; }

@@ -7,10 +7,35 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* The oracle's own regions, so that --rss can leave their resident pages out: a few at a time (output
+ * buffers, the ID table, the reader's buffer, thread records). Only the thread holding the turn maps. */
+enum { MAX_OWN_REGIONS = 64 };
+static struct {
+    void *at;
+    size_t bytes;
+} own_regions[MAX_OWN_REGIONS];
+static int own_count;
+
+static void own_add(void *at, size_t bytes)
+{
+    if (own_count == MAX_OWN_REGIONS) die_internal("too many regions of the oracle's own", ENOMEM);
+    own_regions[own_count].at = at;
+    own_regions[own_count].bytes = bytes;
+    own_count++;
+}
+
+static int own_find(void *at)
+{
+    for (int i = 0; i < own_count; i++)
+        if (own_regions[i].at == at) return i;
+    return -1;
+}
+
 void *region_map(size_t bytes)
 {
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) die_internal("mmap", errno);
+    own_add(p, bytes);
     return p;
 }
 
@@ -18,12 +43,37 @@ void *region_remap(void *old, size_t old_bytes, size_t new_bytes)
 {
     void *p = mremap(old, old_bytes, new_bytes, MREMAP_MAYMOVE);
     if (p == MAP_FAILED) die_internal("mremap", errno);
+    int i = own_find(old);
+    if (i >= 0) {
+        own_regions[i].at = p;
+        own_regions[i].bytes = new_bytes;
+    }
     return p;
 }
 
 void region_unmap(void *p, size_t bytes)
 {
     munmap(p, bytes);
+    int i = own_find(p);
+    if (i >= 0) own_regions[i] = own_regions[--own_count];
+}
+
+uint64_t own_resident_bytes(void)
+{
+    static unsigned char vec[4096];
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uint64_t resident = 0;
+    for (int i = 0; i < own_count; i++) {
+        uintptr_t start = (uintptr_t)own_regions[i].at;
+        size_t pages = (own_regions[i].bytes + page - 1) / page;
+        for (size_t done = 0; done < pages;) {
+            size_t n = pages - done < sizeof vec ? pages - done : sizeof vec;
+            if (mincore((void *)(start + done * page), n * page, vec) != 0) die_internal("mincore", errno);
+            for (size_t k = 0; k < n; k++) resident += (vec[k] & 1) ? page : 0;
+            done += n;
+        }
+    }
+    return resident;
 }
 
 int write_all(int fd, const char *buf, size_t n)

@@ -37,7 +37,13 @@ if (!Number.isSafeInteger(events) || events < 1 || !Number.isSafeInteger(seed)) 
 // The plain shape of each family (no suffix) unless asked otherwise: the variations repeat the same calls.
 const plain = SHAPES.filter((s) => !SHAPES.some((t) => t !== s && s.name.startsWith(`${t.name}-`)));
 const shapes =
-  values.shape === 'all' ? SHAPES : values.shape === 'threads' ? THREAD_SHAPES : values.shape ? [...SHAPES, ...THREAD_SHAPES].filter((s) => s.name === values.shape) : plain;
+  values.shape === 'all'
+    ? SHAPES
+    : values.shape === 'threads'
+      ? THREAD_SHAPES
+      : values.shape
+        ? [...SHAPES, ...THREAD_SHAPES].filter((s) => s.name === values.shape)
+        : plain;
 if (values.shape && shapes.length === 0) {
   console.error(`unknown shape '${values.shape}'`);
   process.exit(2);
@@ -52,7 +58,8 @@ for (const [index, shape] of shapes.entries()) {
 }
 if (values.fixtures) {
   for (const folder of ['test/fixtures/real', 'test/fixtures/real-threads', 'examples']) {
-    for (const file of readdirSync(folder).sort()) if (file.endsWith('.trace')) traces.push({ name: `${folder.split('/').pop()}/${file}`, path: join(folder, file) });
+    for (const file of readdirSync(folder).sort())
+      if (file.endsWith('.trace')) traces.push({ name: `${folder.split('/').pop()}/${file}`, path: join(folder, file) });
   }
 }
 

@@ -38,3 +38,4 @@ export { MallocscopeError, TraceError, UsageError } from './errors.ts';
 export { Explainer, captureBefore, explainStep, type StateBefore } from './report/explain.ts';
 export { compareTrace, FootprintObserver, parsePolicyColumn, parseSetColumn, type CompareFigures, type ColumnSpec } from './report/compare.ts';
 export { NativeSystem, type NativeSystemOptions, type ResidentMemory } from './system/native.ts';
+export { ResidentPages, type ResidentEstimate } from './system/resident.ts';

@@ -130,6 +130,11 @@ test('the estimate splits by where the pages are: heap, mmapped, thread heaps', 
   // The thread's block lies in its arena's first heap, past heap_info, malloc_state and its tcache: one page.
   assert.is(now.threadHeaps, p);
   assert.is(now.total, now.heap + now.mmapped + now.threadHeaps);
+  // Per heap, as docs/resident.md says to ask: the one thread heap holds all of it.
+  const resident = replayer.resident as ResidentPages;
+  const heaps = [...replayer.model.heaps.values()];
+  assert.is(heaps.length, 1);
+  assert.is(resident.bytesIn(heaps[0].base, heaps[0].size), now.threadHeaps);
 });
 
 test('over the simulated kernel the writes are counted, and what needs real bytes is refused', () => {

@@ -11,7 +11,9 @@ import { oracleArgs, runOracleSync, type OracleEvent } from '../dist/oracle/orac
 import { Replayer } from '../dist/replay/replayer.js';
 import { ResidentPages } from '../dist/system/resident.js';
 import { SimulatedSystem } from '../dist/system/simulated.js';
+import { generateTrace, shapeByName, type TraceShape } from '../dist/trace/generate.js';
 import { parseTrace } from '../dist/trace/reader.js';
+import { formatCall } from '../dist/trace/writer.js';
 import { mallocscope } from './support/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-resident-'));
@@ -62,6 +64,24 @@ test('oracle --rss without --touch: only the page glibc writes (the mapped chunk
   // Measured: 1 page, then 0. The header is one 16-byte write at the mapping's start.
   assert.ok(mapped >= 0 && mapped <= 2, `rss rose by ${mapped} pages without --touch`);
   assert.ok(Math.abs(freed) <= 1);
+});
+
+test('oracle --touch --rss: glibc decides exactly as without them (they allocate nothing)', () => {
+  const path = traceFile('everything.trace', `${[...generateTrace(shapeByName('everything') as TraceShape, 3, 400)].map((c) => formatCall(c)).join('\n')}\n`);
+  const plain = runOracleSync(path, { stats: true });
+  const measured = runOracleSync(path, { stats: true, touch: true, rss: true });
+  assert.is(measured.exit.status, 0, measured.exit.stderr);
+  const withoutRss = measured.lines.map((line) => {
+    const event = JSON.parse(line) as OracleEvent;
+    assert.type(event.rss, 'number');
+    delete event.rss;
+    return event;
+  });
+  // Every placement and every mallinfo2 the same: the writes and the measuring go through no malloc.
+  assert.equal(
+    withoutRss,
+    plain.lines.map((line) => JSON.parse(line)),
+  );
 });
 
 test('the model moves as the real RSS does: munmap, mremap growing, shrinking and moving, brk shrinking, malloc_trim madvise', () => {

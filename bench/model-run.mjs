@@ -1,11 +1,12 @@
 // One model replay in this process, timed from inside: bench/replay.ts starts it once per measurement, so
 // that every run is a fresh process, as `mallocscope replay` is. Prints one JSON line on stdout.
 //
-//   node bench/model-run.mjs TRACE summary|stats|jsonl-stats
+//   node bench/model-run.mjs TRACE summary|stats|jsonl-stats|resident
 //
 // summary      what `mallocscope replay TRACE` does: Replayer + SummaryObserver, one summary at the end
 // stats        the same, plus mallinfo2 after every event (what `replay --jsonl --stats` computes), no output
 // jsonl-stats  the JSON Lines of `replay --jsonl --stats` built for every event, but not written
+// resident     summary with the resident-pages model on (`replay --touch`: docs/resident.md)
 //
 // The clock starts just before the first event is read and stops just after the last one is applied:
 // Node's start-up, module loading and the final print are left out, as the oracle's --time leaves out its
@@ -18,21 +19,21 @@ import { SummaryObserver } from '../dist/report/summary.js';
 import { readTrace } from '../dist/trace/reader.js';
 
 const [path, mode = 'summary'] = process.argv.slice(2);
-if (!path || !['summary', 'stats', 'jsonl-stats'].includes(mode)) {
-  process.stderr.write('usage: node bench/model-run.mjs TRACE summary|stats|jsonl-stats\n');
+if (!path || !['summary', 'stats', 'jsonl-stats', 'resident'].includes(mode)) {
+  process.stderr.write('usage: node bench/model-run.mjs TRACE summary|stats|jsonl-stats|resident\n');
   process.exit(2);
 }
 
 /** KiB, as getrusage reports it: Node and the modules, before the replay. */
 const rssBefore = process.resourceUsage().maxRSS;
-const replayer = new Replayer({ policy: 'glibc' });
+const replayer = new Replayer({ policy: 'glibc', resident: mode === 'resident' });
 const summary = new SummaryObserver();
 const reader = readTrace(path);
 // Folded into the output so that the work cannot be optimised away.
 let check = 0;
 
 const began = process.hrtime.bigint();
-if (mode === 'summary') {
+if (mode === 'summary' || mode === 'resident') {
   for (let outcome = replayer.applyNext(reader); outcome; outcome = replayer.applyNext(reader)) {
     summary.observe(outcome, replayer.model, replayer.liveBytes);
   }
@@ -67,6 +68,7 @@ process.stdout.write(
     chunk_records: replayer.model.chunks.highWater,
     id_slots: reader.slotLimit,
     peak_live: summary.tracker.peakLive,
+    peak_resident: replayer.resident?.peak ?? null,
     check,
   })}\n`,
 );

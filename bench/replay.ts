@@ -13,6 +13,7 @@
 //   - benchmark.js: the model replayed again and again in one process (bench/model-benchmark.mjs, one
 //     process per suite): the warm figure, which the issue names and the targets are judged on; the cold
 //     fresh-process ratio (the JIT's warm-up included, as one `mallocscope replay` pays it) is printed beside;
+//   - the model with the resident-pages model on (summary + `resident: true`, as `replay --touch`);
 //   - peak RSS of the model's replay process, for the trace and for the trace three times over (each copy
 //     ends by freeing what cc1 left live, so live blocks stay as they are while the length triples).
 // No figure here is asserted: the targets (at most 3x the oracle, aim 2x; --stats at most +20%) are printed
@@ -143,7 +144,7 @@ function oracleRun(trace: string): number {
   return Number(match[1]);
 }
 
-function modelRun(trace: string, mode: 'summary' | 'stats' | 'jsonl-stats'): ModelRun {
+function modelRun(trace: string, mode: 'summary' | 'stats' | 'jsonl-stats' | 'resident'): ModelRun {
   const result = run(process.execPath, ['--expose-gc', join(root, 'bench', 'model-run.mjs'), trace, mode]);
   return JSON.parse(result.stdout) as ModelRun;
 }
@@ -172,16 +173,18 @@ ensureTrace();
 const repeatedTrace = ensureRepeatedTrace();
 
 const loadBefore = loadavg();
-say(`${runs} rounds of oracle, model summary, model --stats, model jsonl+stats (fresh processes, interleaved)`);
+say(`${runs} rounds of oracle, model summary, model --stats, model jsonl+stats, model with resident pages (fresh processes, interleaved)`);
 const oracleNs: number[] = [];
 const summaryRuns: ModelRun[] = [];
 const statsRuns: ModelRun[] = [];
 const jsonlRuns: ModelRun[] = [];
+const residentRuns: ModelRun[] = [];
 for (let round = 0; round < runs; round++) {
   oracleNs.push(oracleRun(tracePath));
   summaryRuns.push(modelRun(tracePath, 'summary'));
   statsRuns.push(modelRun(tracePath, 'stats'));
   jsonlRuns.push(modelRun(tracePath, 'jsonl-stats'));
+  residentRuns.push(modelRun(tracePath, 'resident'));
 }
 const memoryRounds = Math.min(runs, 3);
 say(`${memoryRounds} rounds of oracle and model summary on the trace ${COPIES} times over`);
@@ -230,6 +233,12 @@ row(
   jsonlRuns.map((r) => r.replay_ns),
   '   (for information)',
 );
+const residentOverhead = (median(residentRuns.map((r) => r.replay_ns)) / summary - 1) * 100;
+row(
+  `model: summary + resident pages (--touch)`,
+  residentRuns.map((r) => r.replay_ns),
+  `   ${residentOverhead >= 0 ? '+' : ''}${residentOverhead.toFixed(1)}% over summary (docs/resident.md: at most +50%)`,
+);
 if (warm.length) {
   lines.push('');
   lines.push("benchmark.js, warm (one process per suite, a whole replay per sample): the issue's measure");
@@ -274,6 +283,6 @@ process.stdout.write(`${lines.join('\n')}\n`);
 mkdirSync(cacheDir, { recursive: true });
 writeFileSync(
   join(cacheDir, 'last-result.json'),
-  `${JSON.stringify({ date: new Date().toISOString(), trace: relative(root, tracePath), events, runs, loadBefore, loadAfter, oracleNs, summaryRuns, statsRuns, jsonlRuns, repeatedOracleNs, repeatedRuns, warm }, null, 1)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), trace: relative(root, tracePath), events, runs, loadBefore, loadAfter, oracleNs, summaryRuns, statsRuns, jsonlRuns, residentRuns, repeatedOracleNs, repeatedRuns, warm }, null, 1)}\n`,
 );
 say(`raw figures in ${relative(root, join(cacheDir, 'last-result.json'))}`);

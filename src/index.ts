@@ -41,3 +41,4 @@ export type { FootprintParts } from './allocator/anatomy.ts';
 export type { FragmentationMetrics } from './report/peaks.ts';
 export { compareTrace, FootprintObserver, parsePolicyColumn, parseSetColumn, type CompareFigures, type ColumnSpec } from './report/compare.ts';
 export { NativeSystem, type NativeSystemOptions, type ResidentMemory } from './system/native.ts';
+export { ResidentPages, type ResidentEstimate } from './system/resident.ts';

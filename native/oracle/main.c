@@ -24,10 +24,13 @@
 #define IS_MMAPPED 0x2
 #define SIZE_BITS 0x7
 
-static const char usage_line[] = "mallocscope-oracle [--stats] [--time] [--name DISPLAYNAME] [--brk-limit BYTES] TRACE|-";
+static const char usage_line[] =
+    "mallocscope-oracle [--stats] [--touch] [--rss] [--time] [--name DISPLAYNAME] [--brk-limit BYTES] TRACE|-";
 
 struct options {
     int stats;
+    int touch;          /* --touch: write every requested byte of each block as the program gets it */
+    int rss;            /* --rss: "rss" after each call (docs/resident.md) */
     int time;           /* --time: the replay's own duration on stderr at exit (for bench/replay.ts) */
     const char *name;
     const char *path;
@@ -64,6 +67,10 @@ static void parse_args(int argc, char **argv, struct options *o)
                 only_paths = 1;
             } else if (bytes_equal(a, cstr_len(a), "--stats")) {
                 o->stats = 1;
+            } else if (bytes_equal(a, cstr_len(a), "--touch")) {
+                o->touch = 1;
+            } else if (bytes_equal(a, cstr_len(a), "--rss")) {
+                o->rss = 1;
             } else if (bytes_equal(a, cstr_len(a), "--time")) {
                 o->time = 1;
             } else if (bytes_equal(a, cstr_len(a), "--name")) {
@@ -117,6 +124,9 @@ static void place_brk_blocker(uintptr_t heap_start, uint64_t limit)
 static struct outbuf out;
 static char *heap_start;
 static int with_stats;
+static int with_touch;
+/* --rss: /proc/self/statm, open for the whole replay (pread at 0 reads it afresh); -1 without --rss. */
+static int statm_fd = -1;
 /* A trace with threads (any tag, spawn or exit in it): every line says its thread, every heap block its arena. */
 static int threaded;
 
@@ -128,6 +138,40 @@ static char *put_id(char *at, const char *id, size_t len)
         *at++ = id[i];
     }
     return at;
+}
+
+/* The process's anonymous resident bytes ((resident - shared) pages of /proc/self/statm: RSS_ANON, so that
+ * glibc's and the oracle's code pages, which the first calls fault in, stay out) less the resident bytes of
+ * the oracle's own buffers (mincore over them). What is left is glibc's heaps and mappings, plus the stack and
+ * static data of the process, which a difference from the first call's figure cancels (docs/resident.md). */
+static uint64_t anon_resident_bytes(void)
+{
+    char text[256];
+    ssize_t n;
+    do {
+        n = pread(statm_fd, text, sizeof text - 1, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) die_internal("reading /proc/self/statm", n < 0 ? errno : EIO);
+    text[n] = '\0';
+    /* size resident shared text lib data dt, in pages */
+    uint64_t fields[3] = { 0, 0, 0 };
+    const char *at = text;
+    for (int f = 0; f < 3; f++) {
+        while (*at == ' ') at++;
+        if (*at < '0' || *at > '9') die_internal("parsing /proc/self/statm", EIO);
+        while (*at >= '0' && *at <= '9') fields[f] = fields[f] * 10 + (uint64_t)(*at++ - '0');
+    }
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t anon = (fields[1] - fields[2]) * page;
+    uint64_t own = own_resident_bytes();
+    return anon > own ? anon - own : 0;
+}
+
+/* --touch: the program writes the `bytes` it asked for (docs/resident.md), so that their pages are resident
+ * as the model assumes. Not zero, so that no compiler turns a malloc and its memset into a calloc. */
+static void touch_block(void *block, uint64_t bytes)
+{
+    if (with_touch && block != NULL && bytes > 0) memset(block, 0x5a, (size_t)bytes);
 }
 
 /* The word before the user pointer: glibc's size field with its flag bits. It lies outside the block
@@ -194,6 +238,10 @@ static void emit(uint64_t seq, enum verb verb, const char *id, size_t id_len, ui
         at = put_u64(at, mi.fordblks);
         at = PUT_LITERAL(at, ",\"keepcost\":");
         at = put_u64(at, mi.keepcost);
+    }
+    if (statm_fd >= 0) {
+        at = PUT_LITERAL(at, ",\"rss\":");
+        at = put_u64(at, anon_resident_bytes());
     }
     at = PUT_LITERAL(at, "}\n");
     out.used = (size_t)(at - out.data);
@@ -285,9 +333,17 @@ static int run_call(struct trace_thread *self)
     case VERB_MEMALIGN:
         slot = idtable_find(&ids, c->id, c->id_len);
         if (slot != NULL) fail_already_live(source, c, slot->line);
-        if (c->verb == VERB_MALLOC) block = malloc(c->num[0]);
-        else if (c->verb == VERB_CALLOC) block = calloc(c->num[0], c->num[1]);
-        else block = memalign(c->num[0], c->num[1]);
+        if (c->verb == VERB_MALLOC) {
+            block = malloc(c->num[0]);
+            touch_block(block, c->num[0]);
+        } else if (c->verb == VERB_CALLOC) {
+            block = calloc(c->num[0], c->num[1]);
+            /* A block came back, so the product fits. */
+            touch_block(block, c->num[0] * c->num[1]);
+        } else {
+            block = memalign(c->num[0], c->num[1]);
+            touch_block(block, c->num[1]);
+        }
         /* The ID is live even when the call failed: a later free of it is free(NULL). */
         idtable_insert(&ids, c->id, c->id_len, block, c->line);
         break;
@@ -295,6 +351,7 @@ static int run_call(struct trace_thread *self)
         slot = idtable_find(&ids, c->id, c->id_len);
         if (slot == NULL) {
             block = realloc(NULL, c->num[0]);
+            touch_block(block, c->num[0]);
             idtable_insert(&ids, c->id, c->id_len, block, c->line);
         } else if (c->num[0] == 0) {
             /* glibc 2.36 frees and returns NULL. An ID live from a failed call holds NULL, and
@@ -304,6 +361,7 @@ static int run_call(struct trace_thread *self)
         } else {
             block = realloc(slot->ptr, c->num[0]);
             if (block != NULL) slot->ptr = block;   /* a failed realloc leaves the old block live */
+            touch_block(block, c->num[0]);          /* the whole new size */
         }
         break;
     case VERB_FREE:
@@ -448,6 +506,11 @@ int main(int argc, char **argv)
     struct options o = { 0 };
     parse_args(argc, argv, &o);
     with_stats = o.stats;
+    with_touch = o.touch;
+    if (o.rss) {
+        statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+        if (statm_fd < 0) die_internal("opening /proc/self/statm for --rss", errno);
+    }
     const int from_stdin = bytes_equal(o.path, cstr_len(o.path), "-");
     const char *display = o.name != NULL ? o.name : from_stdin ? "<stdin>" : o.path;
 

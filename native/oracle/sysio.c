@@ -7,10 +7,72 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* The oracle's own regions, so that --rss can leave their resident pages out (output buffers, the ID table,
+ * the reader's buffer, thread records: their number grows with the threads a trace spawns). The table starts
+ * static and moves to a mapping of its own, doubled, when full; that mapping counts as the oracle's too. Only
+ * the thread holding the turn maps. */
+struct own_region {
+    void *at;
+    size_t bytes;
+};
+/* Small, so that every trace with threads takes the growing path (and the tests with it). */
+static struct own_region own_static[4];
+static struct own_region *own_regions = own_static;
+static size_t own_cap = sizeof own_static / sizeof own_static[0];
+static size_t own_count;
+
+static void own_add(void *at, size_t bytes)
+{
+    if (own_count == own_cap) {
+        size_t cap = own_cap * 2;
+        struct own_region *bigger = mmap(NULL, cap * sizeof *bigger, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (bigger == MAP_FAILED) die_internal("mmap", errno);
+        memcpy(bigger, own_regions, own_count * sizeof *bigger);
+        if (own_regions != own_static) munmap(own_regions, own_cap * sizeof *own_regions);
+        own_regions = bigger;
+        own_cap = cap;
+    }
+    own_regions[own_count].at = at;
+    own_regions[own_count].bytes = bytes;
+    own_count++;
+}
+
+static size_t own_find(void *at)
+{
+    for (size_t i = 0; i < own_count; i++)
+        if (own_regions[i].at == at) return i;
+    return own_count;
+}
+
+/* Resident bytes of [start, start + bytes), start page-aligned. */
+static uint64_t resident_in(uintptr_t start, size_t bytes, size_t page)
+{
+    static unsigned char vec[4096];
+    uint64_t resident = 0;
+    size_t pages = (bytes + page - 1) / page;
+    for (size_t done = 0; done < pages;) {
+        size_t n = pages - done < sizeof vec ? pages - done : sizeof vec;
+        if (mincore((void *)(start + done * page), n * page, vec) != 0) die_internal("mincore", errno);
+        for (size_t k = 0; k < n; k++) resident += (vec[k] & 1) ? page : 0;
+        done += n;
+    }
+    return resident;
+}
+
+uint64_t own_resident_bytes(void)
+{
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uint64_t resident = 0;
+    for (size_t i = 0; i < own_count; i++) resident += resident_in((uintptr_t)own_regions[i].at, own_regions[i].bytes, page);
+    if (own_regions != own_static) resident += resident_in((uintptr_t)own_regions, own_cap * sizeof *own_regions, page);
+    return resident;
+}
+
 void *region_map(size_t bytes)
 {
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) die_internal("mmap", errno);
+    own_add(p, bytes);
     return p;
 }
 
@@ -18,12 +80,19 @@ void *region_remap(void *old, size_t old_bytes, size_t new_bytes)
 {
     void *p = mremap(old, old_bytes, new_bytes, MREMAP_MAYMOVE);
     if (p == MAP_FAILED) die_internal("mremap", errno);
+    size_t i = own_find(old);
+    if (i < own_count) {
+        own_regions[i].at = p;
+        own_regions[i].bytes = new_bytes;
+    }
     return p;
 }
 
 void region_unmap(void *p, size_t bytes)
 {
     munmap(p, bytes);
+    size_t i = own_find(p);
+    if (i < own_count) own_regions[i] = own_regions[--own_count];
 }
 
 int write_all(int fd, const char *buf, size_t n)

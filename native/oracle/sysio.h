@@ -12,6 +12,8 @@ void *region_map(size_t bytes);
 /* Grows or shrinks a region_map block, possibly moving it; dies on failure. */
 void *region_remap(void *old, size_t old_bytes, size_t new_bytes);
 void region_unmap(void *p, size_t bytes);
+/* Resident bytes of the regions above now (mincore): the oracle's own memory, which --rss leaves out. */
+uint64_t own_resident_bytes(void);
 
 /* Buffered output to one file descriptor, flushed with write(2). */
 struct outbuf {

@@ -12,7 +12,7 @@ import { DEFAULT_COLUMNS, compareTrace, formatCompareTable, parsePolicyColumn, p
 import { traceDisplayName } from '../trace/reader.ts';
 import { colourFlag } from './colour.ts';
 import { Progress } from './progress.ts';
-import { GLIBC_HELP, brkLimitOption, colourOptions, coresOption, glibcFor, jsonOption, parseBrkLimit, parseCores } from './options.ts';
+import { GLIBC_HELP, brkLimitOption, colourOptions, coresOption, glibcFor, jsonOption, parseBrkLimit, parseCores, touchOption } from './options.ts';
 import { rulesFor } from '../replay/glibc.ts';
 import { action } from './run.ts';
 
@@ -22,6 +22,7 @@ interface CompareCommandOptions {
   brkLimit?: string;
   cores?: string;
   color?: boolean;
+  touch?: boolean;
 }
 
 export function registerCompare(program: Command): void {
@@ -53,7 +54,8 @@ export function registerCompare(program: Command): void {
     )
     .addOption(jsonOption('the figures'))
     .addOption(brkLimitOption())
-    .addOption(coresOption());
+    .addOption(coresOption())
+    .addOption(touchOption('add the rows peak RSS (est.) and end RSS (est.)'));
   for (const option of colourOptions()) command.addOption(option);
   command.action(
     action((trace: string, options: CompareCommandOptions) => {
@@ -83,7 +85,12 @@ export function registerCompare(program: Command): void {
       const progress = Progress.forTrace(trace, 'compare', { colour: colourFlag(options) });
       let figures: ReturnType<typeof compareTrace>;
       try {
-        figures = compareTrace(trace, columns, { system: { brkLimit }, cores: parseCores(options.cores), onEvent: (event) => progress.tick(event) });
+        figures = compareTrace(trace, columns, {
+          system: { brkLimit },
+          cores: parseCores(options.cores),
+          onEvent: (event) => progress.tick(event),
+          resident: options.touch,
+        });
       } finally {
         progress.done();
       }

@@ -65,6 +65,11 @@ export function statsOption(where: string): Option {
   return new Option('--stats', `mallinfo2 (arena, hblks, hblkhd, uordblks, fordblks, keepcost) ${where}`);
 }
 
+/** --touch: the program writes every byte it asks for (docs/resident.md); `what` says what the command does with it. */
+export function touchOption(what: string): Option {
+  return new Option('--touch', `the program writes every byte it asks for as it gets the block (docs/resident.md): ${what}`);
+}
+
 /** --policy for the commands that replay through the model alone. */
 export function policyOption(): Option {
   return new Option('--policy <name>', "the model's policy: glibc (sliding threshold), fixed:BYTES, heap or mmap").default('glibc');

@@ -4,12 +4,14 @@
 import { Option, type Command } from 'commander';
 import { UsageError } from '../errors.ts';
 import { LIBC_ENV, exitError, oracleDisplayName, oracleExited, spawnOracle, type OracleOptions } from '../oracle/oracle.ts';
-import { brkLimitOption, keepEnvOption, parseBrkLimit, statsOption, tunablesOption } from './options.ts';
+import { brkLimitOption, keepEnvOption, parseBrkLimit, statsOption, touchOption, tunablesOption } from './options.ts';
 import { forwardShared, sharedStdio } from './output.ts';
 import { action } from './run.ts';
 
 interface OracleCommandOptions {
   stats?: boolean;
+  touch?: boolean;
+  rss?: boolean;
   keepEnv?: boolean;
   tunables?: string;
   brkLimit?: string;
@@ -30,6 +32,13 @@ export function registerOracle(program: Command): void {
     .description("replay a trace through this machine's real glibc malloc and print one JSON line per call")
     .argument('<trace>', 'the trace; - for standard input')
     .addOption(statsOption('after every call'))
+    .addOption(touchOption('the oracle writes them, so that their pages are resident'))
+    .addOption(
+      new Option(
+        '--rss',
+        "rss after every call: the resident bytes of glibc's memory (the process's anonymous RSS less the oracle's own buffers; docs/resident.md)",
+      ),
+    )
     .addOption(brkLimitOption())
     .addOption(keepEnvOption())
     .addOption(tunablesOption())
@@ -45,6 +54,8 @@ export function registerOracle(program: Command): void {
 export async function runOracleCommand(trace: string, options: OracleCommandOptions): Promise<number> {
   const oracleOptions: OracleOptions = {
     stats: options.stats,
+    touch: options.touch,
+    rss: options.rss,
     keepEnv: options.keepEnv,
     tunables: options.tunables,
     brkLimit: parseBrkLimit(options.brkLimit),

@@ -24,7 +24,10 @@ import {
   parseCores,
   policyOption,
   statsOption,
+  touchOption,
 } from './options.ts';
+import type { ResidentEstimate } from '../system/resident.ts';
+import type { ResidentMemory } from '../system/native.ts';
 
 interface ReplayCommandOptions {
   cores?: string;
@@ -36,6 +39,7 @@ interface ReplayCommandOptions {
   backend: string;
   brkLimit?: string;
   color?: boolean;
+  touch?: boolean;
 }
 
 export function registerReplay(program: Command): void {
@@ -50,7 +54,8 @@ export function registerReplay(program: Command): void {
     .addOption(glibcOption())
     .option('--backend <name>', 'simulated (the model of the kernel) or native (real memory through the addon)', 'simulated')
     .addOption(brkLimitOption())
-    .addOption(coresOption());
+    .addOption(coresOption())
+    .addOption(touchOption('print the resident memory it makes (an estimate; with --backend native the bytes are written for real and mincore shown beside)'));
   for (const option of colourOptions()) command.addOption(option);
   command.action(
     action((trace: string, options: ReplayCommandOptions) => {
@@ -76,6 +81,7 @@ export function registerReplay(program: Command): void {
             system: native ?? { brkLimit },
             cores: parseCores(options.cores),
             threads: trace !== '-' && traceHasThreads(trace),
+            resident: options.touch,
           }),
           native,
         );
@@ -97,7 +103,10 @@ function replay(trace: string, options: ReplayCommandOptions, replayer: Replayer
         progress.tick(outcome);
         let line = contractFields(outcome);
         if (options.stats) line += statsFields(replayer.mallinfo2());
-        out.line(`${line}${extraFields(outcome)}}`);
+        line += extraFields(outcome);
+        // The model's resident estimate after the call (docs/resident.md), last: an extension.
+        if (replayer.resident) line += `,"resident":${replayer.resident.total}`;
+        out.line(`${line}}`);
       }
     } finally {
       // The lines before a bad line are printed before its error, as the oracle does.
@@ -125,6 +134,7 @@ function replay(trace: string, options: ReplayCommandOptions, replayer: Replayer
       ...summary.figures(replayer.model),
     };
     if (options.stats) figures.mallinfo2 = replayer.mallinfo2();
+    if (replayer.resident) figures.residentEstimate = residentFigures(replayer);
     if (real)
       figures.resident = {
         heap: real.heap,
@@ -142,6 +152,7 @@ function replay(trace: string, options: ReplayCommandOptions, replayer: Replayer
     const m = replayer.mallinfo2();
     text += `\nmallinfo2 at end  arena ${m.arena}, hblks ${m.hblks}, hblkhd ${m.hblkhd}, uordblks ${m.uordblks}, fordblks ${m.fordblks}, keepcost ${m.keepcost}`;
   }
+  if (replayer.resident) text += residentLines(replayer, real);
   if (real) {
     // The model's figures at the end beside what the kernel reports for the same memory (mincore).
     const model = replayer.model;
@@ -155,4 +166,28 @@ function replay(trace: string, options: ReplayCommandOptions, replayer: Replayer
     }
   }
   process.stdout.write(`${text}\n`);
+}
+
+/** `replay --json`'s residentEstimate: the estimate after the last event, its peak and the event of the peak. */
+function residentFigures(replayer: Replayer): ResidentEstimate & { peak: number; peakEvent: number | null } {
+  const resident = replayer.resident;
+  if (!resident) throw new Error('residentFigures without the resident option');
+  return { ...resident.now(), peak: resident.peak, peakEvent: resident.peakSeq < 0 ? null : resident.peakSeq };
+}
+
+/** The summary's resident lines: the estimate, and on real memory mincore's figure beside it. */
+function residentLines(replayer: Replayer, real: ResidentMemory | undefined): string {
+  const figures = residentFigures(replayer);
+  const kib = (n: number) => `${n} (${(n / 1024).toFixed(1)} KiB)`;
+  const threads = replayer.model.arenas.length > 1;
+  const parts = (heap: number, mmapped: number, threadHeaps: number) => `heap ${heap}, mmapped ${mmapped}${threads ? `, thread heaps ${threadHeaps}` : ''}`;
+  let text = `\nresident (est.)   ${kib(figures.total)}: ${parts(figures.heap, figures.mmapped, figures.threadHeaps)}`;
+  text += `\npeak resident     ${kib(figures.peak)}${figures.peakEvent === null ? '' : ` after event ${figures.peakEvent}`} (est.)`;
+  if (real) {
+    const total = real.heap + real.mmapped + real.threadHeaps;
+    const verdict =
+      total === figures.total ? 'equal to the estimate' : `${total > figures.total ? '+' : ''}${total - figures.total} bytes against the estimate`;
+    text += `\nresident (real)   ${kib(total)}: ${parts(real.heap, real.mmapped, real.threadHeaps)} (mincore; ${verdict})`;
+  }
+  return text;
 }

@@ -44,6 +44,11 @@ export interface OracleEvent {
   uordblks?: number;
   fordblks?: number;
   keepcost?: number;
+  /**
+   * With `rss`: the process's anonymous resident bytes after the call, less the oracle's own buffers
+   * (docs/resident.md). It includes the process's stack and static data: compare differences between events.
+   */
+  rss?: number;
 }
 
 export interface OracleEnvOptions {
@@ -63,6 +68,10 @@ export interface OracleEnvOptions {
 export interface OracleOptions extends OracleEnvOptions {
   /** Print mallinfo2 after each call. */
   stats?: boolean;
+  /** Write every requested byte of each block as the program gets it (a realloc's whole new size): docs/resident.md. */
+  touch?: boolean;
+  /** Print `rss` after each call: resident bytes of glibc's memory, as OracleEvent.rss says. */
+  rss?: boolean;
   /**
    * The program break cannot grow more than this many bytes above its start (rounded down to whole pages),
    * as in the model's simulated kernel: past it sbrk fails and glibc falls back to mmap.
@@ -165,6 +174,8 @@ export function oracleDisplayName(trace: string, options: { name?: string } = {}
 export function oracleArgs(trace: string, options: OracleOptions = {}): string[] {
   const args: string[] = [];
   if (options.stats) args.push('--stats');
+  if (options.touch) args.push('--touch');
+  if (options.rss) args.push('--rss');
   if (options.name !== undefined) args.push('--name', options.name);
   if (options.brkLimit !== undefined) {
     const limit = BigInt(options.brkLimit);

@@ -20,7 +20,8 @@ import {
   TraceReader,
 } from '../trace/parser.ts';
 import type { Malloc } from '../allocator/malloc.ts';
-import { createMalloc, presetName, type ModelOptions } from './setup.ts';
+import { createMalloc, kernelFor, presetName, type ModelOptions } from './setup.ts';
+import { ResidentPages } from '../system/resident.ts';
 import { ChunkState, NIL, chunk2mem } from '../allocator/chunks.ts';
 import { checkInvariants } from '../allocator/invariants.ts';
 import { sizeT } from '../allocator/size-t.ts';
@@ -40,6 +41,12 @@ export interface ReplayOptions extends ModelOptions {
    * line, as the oracle writes such a trace.
    */
   threads?: boolean;
+  /**
+   * Model resident memory (docs/resident.md): the kernel is wrapped in a ResidentPages (the Replayer's
+   * `resident`), and the program is taken to write every byte it asks for as it gets the block (the
+   * requested bytes; a realloc's whole new size). On the native kernel those bytes are written for real.
+   */
+  resident?: boolean;
 }
 
 /** What one event did. The replayer reuses one outcome object: copy what you keep. */
@@ -96,6 +103,11 @@ export class Replayer {
   readonly model: Malloc;
   /** The policy preset's name (glibc, fixed:BYTES, heap, mmap), for reports. */
   readonly policyName: string;
+  /**
+   * With the `resident` option: the resident-pages model over the kernel: `now()` (heap, mmapped, thread
+   * heaps, total), `total`, `peak` and `peakSeq` (after an event), `bytesIn(address, length)`. Null without.
+   */
+  readonly resident: ResidentPages | null;
   /** trace slot -> chunk id (NIL for a NULL block). */
   private slots = new Int32Array(1024).fill(NIL);
   /** trace slot -> bytes the program asked for (0 for a NULL block). */
@@ -111,7 +123,8 @@ export class Replayer {
   private idSource: TraceEvent | TraceReader | null = null;
 
   constructor(options: ReplayOptions = {}) {
-    this.model = createMalloc(options);
+    this.resident = options.resident ? new ResidentPages(kernelFor(options)) : null;
+    this.model = createMalloc(this.resident ? { ...options, system: this.resident } : options);
     this.policyName = presetName(options);
     this.model.notes.detail = options.decisions ?? false;
     const mp = this.model.mp;
@@ -333,6 +346,7 @@ export class Replayer {
     out.op = TRACE_OPS[op];
     out.notes = m.notes;
     out.syscalls = m.system.takeSyscalls();
+    this.resident?.endEvent(seq);
     out.mmapThreshold = m.mp.mmapThreshold;
     out.trimThreshold = m.mp.trimThreshold;
     out.thread = event?.thread ?? (this.threads ? 1 : undefined);
@@ -428,5 +442,7 @@ export class Replayer {
     const held = chunk === NIL ? 0 : bytes;
     this.slotBytes[slot] = held;
     this.liveBytes += held;
+    // The program writes what it asked for as it gets the block (docs/resident.md).
+    if (held > 0 && this.resident !== null) this.resident.touch(chunk2mem(this.model.chunks.address[chunk]), held);
   }
 }

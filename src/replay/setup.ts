@@ -23,9 +23,14 @@ export interface ModelOptions {
 /** A fresh process's malloc as the options say (the one place the Replayer and the Allocator make theirs). */
 export function createMalloc(options: ModelOptions = {}): Malloc {
   const preset = typeof options.policy === 'object' ? options.policy : policyByName(options.policy ?? 'glibc');
-  const system = options.system && 'sbrk' in options.system ? options.system : new SimulatedSystem(options.system);
+  const system = kernelFor(options);
   const rules = chooseGlibc(options.glibc).rules;
   return new Malloc(system, paramsFor(preset, rules), rules, options.cores ?? hostCores());
+}
+
+/** The kernel the options name: the system given, or a simulated one built from its options. */
+export function kernelFor(options: ModelOptions): SystemMemory {
+  return options.system && 'sbrk' in options.system ? options.system : new SimulatedSystem(options.system);
 }
 
 /** The preset's name, for reports: what `--policy` would write. */

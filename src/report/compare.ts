@@ -11,6 +11,7 @@ import { UsageError } from '../errors.ts';
 import { parseNumber, parseSafeNumber } from '../number.ts';
 import { policyByName } from '../policy/index.ts';
 import type { SimulatedSystemOptions } from '../system/simulated.ts';
+import type { ResidentPages } from '../system/resident.ts';
 import type { MalloptParam, TraceEvent } from '../trace/api.ts';
 import { readTrace } from '../trace/reader.ts';
 import { PeakTracker, fragmentationMetrics, type FragmentationMetrics, type SyscallCounts } from './peaks.ts';
@@ -74,6 +75,13 @@ export interface CompareFigures {
   finalMmapThreshold: SizeT;
   finalTrimThreshold: SizeT;
   slidingOff: boolean;
+  /**
+   * With the resident option (`compare --touch`, docs/resident.md): the resident estimate's peak (after an
+   * event), the first event that reached it, and the estimate after the last event.
+   */
+  peakResident?: number;
+  peakResidentSeq?: number;
+  endResident?: number;
 }
 
 const fragmentation = (footprint: number, live: number): number | null => (live > 0 ? footprint / live - 1 : null);
@@ -93,10 +101,10 @@ export class FootprintObserver {
     this.tracker.observe(outcome, model, liveBytes);
   }
 
-  /** The figures so far; `arena` gives the final thresholds. */
-  figures(model: Malloc): CompareFigures {
+  /** The figures so far; `model` gives the final thresholds, `resident` (when modelled) the resident estimate. */
+  figures(model: Malloc, resident: ResidentPages | null = null): CompareFigures {
     const t = this.tracker;
-    return {
+    const figures: CompareFigures = {
       label: this.label,
       policy: this.policy,
       settings: this.settings,
@@ -125,6 +133,12 @@ export class FootprintObserver {
       finalTrimThreshold: model.mp.trimThreshold,
       slidingOff: model.mp.noDynThreshold,
     };
+    if (resident) {
+      figures.peakResident = resident.peak;
+      figures.peakResidentSeq = resident.peakSeq;
+      figures.endResident = resident.total;
+    }
+    return figures;
   }
 }
 
@@ -171,19 +185,25 @@ export interface CompareOptions {
   cores?: number;
   /** Called with each event before it is replayed (a progress bar). */
   onEvent?: (event: TraceEvent) => void;
+  /** Model resident memory in every column (docs/resident.md): the figures gain peakResident and endResident. */
+  resident?: boolean;
 }
 
 /**
  * A column's replayer: its policy and glibc version, and its settings applied with mallopt before the first
  * event, as a program's first lines would (their system calls, none today, are not the trace's). diff uses it too.
  */
-export function columnReplayer(column: ColumnSpec, options: { system?: SimulatedSystemOptions; decisions?: boolean; cores?: number } = {}): Replayer {
+export function columnReplayer(
+  column: ColumnSpec,
+  options: { system?: SimulatedSystemOptions; decisions?: boolean; cores?: number; resident?: boolean } = {},
+): Replayer {
   const replayer = new Replayer({
     policy: column.policy,
     glibc: column.glibc,
     system: { ...options.system },
     decisions: options.decisions,
     cores: options.cores,
+    resident: options.resident,
   });
   for (const setting of column.settings) libcMallopt(replayer.model, setting.param, setting.value);
   replayer.model.system.takeSyscalls();
@@ -193,7 +213,7 @@ export function columnReplayer(column: ColumnSpec, options: { system?: Simulated
 /** Replays a trace (a path, `-`, or events) once through one allocator per column; figures per column. */
 export function compareTrace(source: string | Iterable<TraceEvent>, columns: readonly ColumnSpec[], options: CompareOptions = {}): CompareFigures[] {
   const runs = columns.map((column) => ({
-    replayer: columnReplayer(column, { system: options.system, cores: options.cores }),
+    replayer: columnReplayer(column, { system: options.system, cores: options.cores, resident: options.resident }),
     observer: new FootprintObserver(column.label, column.policy, column.settings),
   }));
   const events = typeof source === 'string' ? readTrace(source) : source;
@@ -204,7 +224,7 @@ export function compareTrace(source: string | Iterable<TraceEvent>, columns: rea
       run.observer.observe(outcome, run.replayer.model, run.replayer.liveBytes);
     }
   }
-  return runs.map((run) => run.observer.figures(run.replayer.model));
+  return runs.map((run) => run.observer.figures(run.replayer.model, run.replayer.resident));
 }
 
 // ---- the table -------------------------------------------------------------------------------------
@@ -230,6 +250,12 @@ export function formatCompareTable(figures: readonly CompareFigures[]): string {
     ['J&W #2 F / L at peak L', (f) => ratio(f.metrics.footprintOverLiveAtPeakLive)],
     ['J&W #3 peak F / L then', (f) => ratio(f.metrics.peakFootprintOverLiveAtPeakFootprint)],
     ['J&W #4 peak F / peak L', (f) => ratio(f.metrics.peakFootprintOverPeakLive)],
+    ...(figures.some((f) => f.peakResident !== undefined)
+      ? ([
+          ['peak RSS (est.)', (f) => `${f.peakResident ?? '—'}`],
+          ['end RSS (est.)', (f) => `${f.endResident ?? '—'}`],
+        ] as [string, (f: CompareFigures) => string][])
+      : []),
     ['brk calls', (f) => `${f.syscalls.brk}`],
     ['mmap calls', (f) => `${f.syscalls.mmap}`],
     ['munmap calls', (f) => `${f.syscalls.munmap}`],

@@ -161,6 +161,36 @@ test('trimmable: a real malloc_trim(0) after the event gives back what the estim
   assert.ok(released > 0, 'no trim released anything');
 });
 
+test('trimmable: the resident bytes a real malloc_trim(0) takes out of RAM (oracle --touch --rss) are the estimate with --touch', () => {
+  // The program writes every byte it asks for (the oracle's --touch, the model's resident option); the trim's
+  // effect on RSS is the real process's resident bytes before the trim less after it.
+  const cases: [string, number[], string][] = [
+    ['test/fixtures/real/perl-hash.trace', [7085, 11296], 'perl-rss'],
+    ['examples/trim.trace', [2, 4, 5], 'trim-example-rss'],
+  ];
+  const threads = THREAD_SHAPES.find((s) => s.name === 'threads-trim');
+  assert.ok(threads);
+  cases.push([generated(threads, 5, 400), [150, 399], `${threads.name}-rss`]);
+  let resident = 0;
+  for (const [path, seqs, name] of cases) {
+    const replayer = new Replayer({ resident: true });
+    const reader = readTrace(path);
+    for (let outcome = replayer.applyNext(reader); outcome; outcome = replayer.applyNext(reader)) {
+      if (!seqs.includes(outcome.seq)) continue;
+      const estimate = trimEstimate(replayer);
+      assert.ok(estimate.resident !== undefined, 'a resident figure with the resident model');
+      const { trimmed } = withTrimAfter(path, outcome.line, `${name}-${outcome.seq}`);
+      const run = runOracleSync(trimmed, { stats: true, touch: true, rss: true });
+      assert.is(run.exit.status, 0, run.exit.stderr);
+      const rss = run.lines.map((line) => (JSON.parse(line) as { rss: number }).rss);
+      assert.is(estimate.resident, rss[outcome.seq] - rss[outcome.seq + 1], `${name} event ${outcome.seq}: resident bytes the trim takes out of RAM`);
+      resident += estimate.resident!;
+    }
+    reader.close();
+  }
+  assert.ok(resident > 0, 'no trim took resident bytes');
+});
+
 straceTest('trimmable: the bytes malloc_trim(0) would advise away are what strace sees a real one advise', () => {
   // perl-hash at its end holds 232672 bytes in its unsorted bin; a threaded trace's arenas advise too.
   let madvised = trimAgrees('test/fixtures/real/perl-hash.trace', [11296], [11296], 'perl-strace').madvised;

@@ -13,7 +13,18 @@ import { exactJson } from '../report/json.ts';
 import { readTrace, traceDisplayName } from '../trace/reader.ts';
 import { colourFlag } from './colour.ts';
 import { Progress } from './progress.ts';
-import { brkLimitOption, colourOptions, coresOption, glibcFor, glibcOption, jsonOption, parseBrkLimit, parseCores, policyOption } from './options.ts';
+import {
+  brkLimitOption,
+  colourOptions,
+  coresOption,
+  glibcFor,
+  glibcOption,
+  jsonOption,
+  parseBrkLimit,
+  parseCores,
+  policyOption,
+  touchOption,
+} from './options.ts';
 import { action } from './run.ts';
 
 interface AnatomyCommandOptions {
@@ -23,6 +34,7 @@ interface AnatomyCommandOptions {
   glibc?: string;
   brkLimit?: string;
   cores?: string;
+  touch?: boolean;
   color?: boolean;
 }
 
@@ -44,7 +56,8 @@ export function registerAnatomy(program: Command): void {
     .addOption(policyOption())
     .addOption(glibcOption())
     .addOption(brkLimitOption())
-    .addOption(coresOption());
+    .addOption(coresOption())
+    .addOption(touchOption("add the resident memory it makes (an estimate) and the part of malloc_trim(0)'s bytes that would leave RAM"));
   for (const option of colourOptions()) command.addOption(option);
   command.action(
     action((trace: string, options: AnatomyCommandOptions) => {
@@ -64,6 +77,7 @@ export function registerAnatomy(program: Command): void {
           glibc,
           system: { brkLimit },
           cores: parseCores(options.cores),
+          resident: options.touch,
           onEvent: (event) => progress.tick(event),
         });
       } finally {

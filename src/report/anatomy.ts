@@ -8,6 +8,7 @@ import type { Malloc } from '../allocator/malloc.ts';
 import { MallocscopeError, UsageError } from '../errors.ts';
 import { Replayer } from '../replay/replayer.ts';
 import type { SimulatedSystemOptions } from '../system/simulated.ts';
+import type { ResidentEstimate } from '../system/resident.ts';
 import type { TraceReader } from '../trace/parser.ts';
 import { restoreCheckpoint, takeCheckpoint } from './checkpoint.ts';
 import { PeakTracker, fragmentationMetrics, type FragmentationMetrics } from './peaks.ts';
@@ -19,6 +20,8 @@ export type AnatomyAt = 'peak' | 'end' | number;
 export interface TrimEstimate {
   released: number;
   madvised: number;
+  /** With the resident model (--touch): the resident bytes the trim would take out of RAM. */
+  resident?: number;
 }
 
 /** The pin, as the anatomy reports it (the core's HeapPin). */
@@ -53,6 +56,11 @@ export interface AnatomyReport {
   pinned: PinReport | null;
   /** Johnstone and Wilson's four over the whole replay, and the free share of the footprint at this event. */
   metrics: FragmentationMetrics & { freeShare: number | null };
+  /**
+   * With the resident model (--touch): the resident bytes now by part (an estimate: the program writes every
+   * byte it asks for; docs/resident.md), and the highest total after any event so far with that event.
+   */
+  resident?: ResidentEstimate & { peak: number; peakEvent: number };
   /** Once the trace has threads: each arena's system_mem and its parts, and the mappings of their own. */
   arenas?: ArenaAnatomy[];
   mappings?: { footprint: number; parts: FootprintParts };
@@ -66,6 +74,8 @@ export interface AnatomyOptions {
   cores?: number;
   /** Called after each event (a progress bar). */
   onEvent?: (event: { seq: number; line: number }) => void;
+  /** Model resident memory (--touch, docs/resident.md): the report gains `resident` and the trim's resident bytes. */
+  resident?: boolean;
 }
 
 function footprintOf(m: Malloc): number {
@@ -82,12 +92,17 @@ function footprintOf(m: Malloc): number {
 export function trimEstimate(replayer: Replayer, options: AnatomyOptions = {}): TrimEstimate {
   const m = replayer.model;
   const setup = { policy: replayer.policyName, glibc: m.glibc.version, system: { ...options.system }, cores: m.cores };
-  const copy = restoreCheckpoint(takeCheckpoint(replayer), setup).model;
+  const restored = restoreCheckpoint(takeCheckpoint(replayer), setup, false, replayer.resident !== null);
+  if (replayer.resident !== null) restored.resident!.adopt(replayer.resident);
+  const copy = restored.model;
   const before = footprintOf(copy);
+  const residentBefore = restored.resident?.total ?? 0;
   libcTrim(copy, 0);
   let madvised = 0;
   for (const call of copy.system.takeSyscalls()) if (call.call === 'madvise' && !call.failed) madvised += Number(call.bytes);
-  return { released: before - footprintOf(copy), madvised };
+  const estimate: TrimEstimate = { released: before - footprintOf(copy), madvised };
+  if (restored.resident !== null) estimate.resident = residentBefore - restored.resident.total;
+  return estimate;
 }
 
 /** The anatomy of the replayer's state now (after the event `outcome`), without the measures of the whole replay. */
@@ -129,6 +144,7 @@ function anatomyNow(replayer: Replayer, reader: TraceReader, at: { seq: number; 
       freeShare: anatomy.footprint > 0 ? free / anatomy.footprint : null,
     },
   };
+  if (replayer.resident !== null) report.resident = { ...replayer.resident.now(), peak: replayer.resident.peak, peakEvent: replayer.resident.peakSeq };
   if (m.multiThreaded) {
     report.arenas = anatomy.arenas;
     report.mappings = { footprint: anatomy.mmapped, parts: anatomy.mappings };
@@ -183,7 +199,13 @@ function replayAll(
   wantEnd: boolean,
   found: (report: AnatomyReport) => void,
 ): { events: number; name: string; end: AnatomyReport | null } {
-  const replayer = new Replayer({ policy: options.policy, glibc: options.glibc, system: { ...options.system }, cores: options.cores });
+  const replayer = new Replayer({
+    policy: options.policy,
+    glibc: options.glibc,
+    system: { ...options.system },
+    cores: options.cores,
+    resident: options.resident,
+  });
   let last: { seq: number; line: number; op: string } | null = null;
   let events = 0;
   try {
@@ -238,6 +260,12 @@ export function formatAnatomy(report: AnatomyReport, trace: string): string {
   lines.push(
     `the rest, ${report.footprint - report.parts.payload}: ${free} free in malloc's lists and tops, ${report.parts.overhead + report.parts.mmapSlack} overhead of the live blocks, ${own} glibc's own`,
   );
+  if (report.resident) {
+    const r = report.resident;
+    lines.push(
+      `resident (est., the program writes every byte it asks for): ${r.total} bytes (heap ${r.heap}, mmapped ${r.mmapped}${r.threadHeaps > 0 ? `, thread heaps ${r.threadHeaps}` : ''}), ${share(r.total, report.footprint)} of the footprint; peak ${r.peak} after event ${r.peakEvent}`,
+    );
+  }
   lines.push('');
   const rows: [string, string, string][] = [['part', 'bytes', 'share']];
   for (const name of PART_NAMES) {
@@ -263,6 +291,7 @@ export function formatAnatomy(report: AnatomyReport, trace: string): string {
   lines.push(
     `malloc_trim(0) now would give back ${report.trimmable} bytes: ${t.released} from the top, ${t.madvised} advised away (madvise) inside free chunks`,
   );
+  if (t.resident !== undefined) lines.push(`  of them resident (est.): ${t.resident} bytes would leave RAM`);
   const pin = report.pinned;
   if (pin === null) lines.push("pinned: nothing (the heap that holds the top has no chunk in use above glibc's first)");
   else {

@@ -14,6 +14,7 @@
 import { Heap, MallocState } from '../allocator/arena.ts';
 import { Thread } from '../allocator/malloc.ts';
 import { Replayer } from '../replay/replayer.ts';
+import { ResidentPages } from '../system/resident.ts';
 import type { SimulatedSystemOptions } from '../system/simulated.ts';
 import { ByteReader, ByteWriter } from './html/codec.ts';
 
@@ -69,6 +70,9 @@ const SKIP = new Set([
   'freeList',
   'prev',
   'arena',
+  // The resident-pages model (--touch) is the kernel's and the program's, not glibc's: a restored replay
+  // starts with its own, which ResidentPages.adopt fills.
+  'resident',
 ]);
 
 interface ArrayEntry {
@@ -108,7 +112,8 @@ function parts(replayer: Replayer): Record<string, Bag> {
     model: model as unknown as Bag,
     mp: model.mp as unknown as Bag,
     chunks: model.chunks as unknown as Bag,
-    system: model.system as unknown as Bag,
+    // Under the resident model (--touch) the kernel is wrapped: the state is the kernel's within.
+    system: (model.system instanceof ResidentPages ? model.system.inner : model.system) as unknown as Bag,
   };
   model.arenas.forEach((arena, i) => {
     named[`arena.${i}`] = arena as unknown as Bag;
@@ -226,10 +231,11 @@ function rebuild(replayer: Replayer, links: Links): void {
 
 /**
  * A fresh Replayer in the state a checkpoint holds; `decisions` has its core record each decision (what the
- * page's sentences narrate), as the Replayer's option of that name.
+ * page's sentences narrate), as the Replayer's option of that name; `resident` models its resident pages,
+ * which start empty (ResidentPages.adopt gives them those of another replay).
  */
-export function restoreCheckpoint(bytes: Uint8Array, setup: CheckpointSetup, decisions = false): Replayer {
-  const replayer = new Replayer({ policy: setup.policy, glibc: setup.glibc, system: setup.system, cores: setup.cores, decisions });
+export function restoreCheckpoint(bytes: Uint8Array, setup: CheckpointSetup, decisions = false, resident = false): Replayer {
+  const replayer = new Replayer({ policy: setup.policy, glibc: setup.glibc, system: setup.system, cores: setup.cores, decisions, resident });
   const reader = new ByteReader(bytes);
   const jsonLength = reader.varint();
   const header = JSON.parse(new TextDecoder().decode(bytes.subarray(reader.offset, reader.offset + jsonLength))) as Header;

@@ -68,6 +68,15 @@ class PageSet {
     return block;
   }
 
+  /** Becomes a copy of `other` (its own blocks: changing one leaves the other as it was). */
+  copyFrom(other: PageSet): void {
+    this.blocks.clear();
+    for (const [key, block] of other.blocks) this.blocks.set(key, { words: block.words.slice(), count: block.count });
+    this.count = other.count;
+    this.lastKey = -1;
+    this.lastBlock = undefined;
+  }
+
   /** Adds pages [first, end). */
   add(first: number, end: number): void {
     // The common case, a block within one page.
@@ -189,6 +198,18 @@ export class ResidentPages implements SystemMemory {
     this.heapStart = inner.heapStart;
     this.brk = inner.sbrk(0);
     this.memory = new WriteRecorder(this, inner.memory);
+  }
+
+  /**
+   * Takes the resident pages of `other`, a model of the same address space (a checkpointed copy of a replay
+   * starts with the pages of the replay it copies, so that what a call would drop there can be measured).
+   */
+  adopt(other: ResidentPages): void {
+    this.pages.copyFrom(other.pages);
+    this.brk = other.brk;
+    this.reservations = other.reservations.map(([start, end]) => [start, end]);
+    this.peak = other.peak;
+    this.peakSeq = other.peakSeq;
   }
 
   /** Resident bytes now, all of them (cheap: kept as pages change). */

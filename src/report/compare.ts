@@ -29,6 +29,8 @@ export interface ColumnSpec {
   settings: Setting[];
   /** The glibc version of the column's model; default as for any model. */
   glibc?: string | GlibcRules;
+  /** GLIBC_TUNABLES for the column's model, applied at ptmalloc_init (before the settings). */
+  tunables?: string;
 }
 
 /** The figures of one replay. Bytes throughout; fragmentation is footprint ÷ live − 1 (null when live is 0). */
@@ -154,6 +156,11 @@ export function parseSetColumn(text: string): ColumnSpec {
   return { label: text, policy: 'glibc', settings: text.split(',').map(parseSetting) };
 }
 
+/** A `--tunables` value: the glibc policy under that GLIBC_TUNABLES string. */
+export function parseTunablesColumn(text: string): ColumnSpec {
+  return { label: text === '' ? 'GLIBC_TUNABLES=' : text, policy: 'glibc', settings: [], tunables: text };
+}
+
 /** The columns compare uses when none is named. */
 export const DEFAULT_COLUMNS: readonly string[] = ['glibc', 'fixed:131072', 'heap'];
 
@@ -177,6 +184,7 @@ export function columnReplayer(column: ColumnSpec, options: { system?: Simulated
     system: { ...options.system },
     decisions: options.decisions,
     cores: options.cores,
+    tunables: column.tunables,
   });
   for (const setting of column.settings) libcMallopt(replayer.model, setting.param, setting.value);
   replayer.model.system.takeSyscalls();

@@ -16,7 +16,7 @@ import { MallocscopeError } from '../dist/errors.js';
 import { libcLoader, runOracleSync } from '../dist/oracle/oracle.js';
 import { rulesFor } from '../dist/replay/glibc.js';
 import { Replayer } from '../dist/replay/replayer.js';
-import { SHAPES, generateTrace } from '../dist/trace/generate.js';
+import { generateTrace, shapeByName } from '../dist/trace/generate.js';
 import { TraceWriter } from '../dist/trace/writer.js';
 import { mallocscope } from './support/cli.ts';
 import { glibcBuilds } from './support/glibc-builds.ts';
@@ -95,7 +95,7 @@ function traceFile(name: string, lines: string[]): string {
   return path;
 }
 function shapeTrace(name: string, seed: number, events: number): string {
-  const shape = SHAPES.find((s) => s.name === name);
+  const shape = shapeByName(name);
   assert.ok(shape, name);
   const path = join(dir, `${name}-${seed}.trace`);
   const writer = new TraceWriter({ path });
@@ -115,11 +115,12 @@ function agreesUnder(path: string, tunables: string, libc: string, inert = false
   if (!inert) assert.ok(differential(path, { stats: true, libc, oracle }).difference, `${tunables} changes nothing in ${path}`);
 }
 
-// Random shapes under strings that each change their replay (1500 events each).
+// Random shapes under strings that each change their replay (1500 events each; threads too).
 const SHAPE_RUNS: [string, string[]][] = [
   ['threshold-and-small-many', ['glibc.malloc.mmap_threshold=1048576:glibc.malloc.trim_threshold=0', 'glibc.malloc.top_pad=0:glibc.malloc.mmap_max=0']],
   ['small-churn-many', ['glibc.malloc.tcache_count=0', 'glibc.malloc.tcache_max=100:glibc.malloc.mxfast=0']],
   ['everything', ['glibc.malloc.tcache_count=100:glibc.malloc.top_pad=4096', 'glibc.malloc.mmap_threshold=0x10000:glibc.malloc.mxfast=160']],
+  ['threads-workers', ['glibc.malloc.arena_max=1']],
 ];
 
 for (const build of builds) {

@@ -215,6 +215,8 @@ export interface CheckTraceOptions extends Omit<CompareOptions, 'name'>, Pick<Or
   name?: string;
   /** The glibc version the model follows; by default the oracle's (pairedGlibc). */
   glibc?: ReplayOptions['glibc'];
+  /** Each line the oracle prints, as it is read (tune folds glibc's own footprint from them). */
+  onOracleLine?: (line: string) => void;
 }
 
 /**
@@ -239,6 +241,7 @@ export async function checkTrace(path: string, options: CheckTraceOptions = {}):
     while (!step.done) {
       if (step.value === LINE) {
         const line = await run.lines.next();
+        if (!line.done) options.onOracleLine?.(line.value);
         step = steps.next(line.done ? null : line.value);
       } else {
         step = steps.next(await run.exited);

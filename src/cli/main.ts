@@ -12,6 +12,7 @@ import { registerExplain } from './explain-command.ts';
 import { registerCompare } from './compare-command.ts';
 import { registerDiff } from './diff-command.ts';
 import { registerReport } from './report-command.ts';
+import { registerTune } from './tune-command.ts';
 
 /** A commander error, with the subcommand whose parsing raised it. */
 class CommandLineError extends Error {
@@ -42,6 +43,7 @@ function buildProgram(): Command {
   registerCompare(program);
   registerDiff(program);
   registerReport(program);
+  registerTune(program);
 
   // Each command's own errors name it, so that the message can point to its help.
   for (const command of program.commands) {

@@ -184,23 +184,26 @@ function describe(
   if (line) out.push(`recommended:  ${line}`);
   else out.push(`glibc's defaults are the best of the ${candidates} candidates: no GLIBC_TUNABLES to set`);
   out.push('');
-  out.push(`Pareto set, ${objective.label} against system calls (none of the ${candidates} has both fewer):`);
+  out.push(`Pareto set, ${objective.label} against system calls (no other candidate has less of both):`);
   for (const s of ranking.pareto) {
-    out.push(`  ${String(s[objective.key]).padStart(widths[1])}  ${String(s.syscalls).padStart(8)} calls  ${s.tunables || "(glibc's defaults)"}`);
+    const calls = `${s.syscalls} call${s.syscalls === 1 ? '' : 's'}`;
+    out.push(`  ${String(s[objective.key]).padStart(widths[1])}  ${calls.padStart(12)}  ${s.tunables || "(glibc's defaults)"}`);
   }
   out.push('');
-  out.push(verificationText(`the recommendation${line ? '' : " (glibc's defaults)"}`, bestVerified, objective));
-  if (best.index !== 0 && baselineVerified) out.push(verificationText("glibc's defaults", baselineVerified, objective));
+  const under = (s: Scored) => (s.tunables ? 'under exactly that GLIBC_TUNABLES' : 'without GLIBC_TUNABLES');
+  out.push(verificationText(`the recommendation${line ? '' : " (glibc's defaults)"}`, bestVerified, objective, glibc, under(best)));
+  if (best.index !== 0 && baselineVerified) out.push(verificationText("glibc's defaults", baselineVerified, objective, glibc, under(baseline)));
   return `${out.join('\n')}\n`;
 }
 
-function verificationText(what: string, v: Verification | undefined, objective: Objective): string {
+function verificationText(what: string, v: Verification | undefined, objective: Objective, glibc: string, under: string): string {
   if (!v) return `${what}: not verified (--no-verify)`;
   if ('skipped' in v) return `${what}: not verified: ${v.skipped}`;
+  const real = `the real glibc ${glibc}, run ${under}`;
   if (!v.agree && v.difference) {
     const d = v.difference;
-    return `${what}: NOT verified: the real glibc differs from the model at event ${d.seq} (line ${d.line})\n  glibc: ${d.glibc}\n  model: ${d.model}`;
+    return `${what}: NOT verified: ${real}, differs from the model at event ${d.seq} (line ${d.line})\n  glibc: ${d.glibc}\n  model: ${d.model}`;
   }
-  const figure = `its ${objective.label} ${v.glibc[objective.key]} ${v.equal ? 'equals' : 'differs from'} the model's ${v.claimed}`;
-  return `${what}: ${v.verified ? 'verified' : 'NOT verified'} with the real glibc: all ${v.events} events agree (mallinfo2 included); ${figure}`;
+  const figure = `its ${objective.label} ${v.glibc[objective.key]} ${v.equal ? 'equals' : 'differs from'} the model's${v.equal ? '' : ` ${v.claimed}`}`;
+  return `${what}: ${v.verified ? 'verified' : 'NOT verified'}: ${real}, agrees on all ${v.events} events (mallinfo2 included); ${figure}`;
 }

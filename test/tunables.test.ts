@@ -115,11 +115,12 @@ function agreesUnder(path: string, tunables: string, libc: string, inert = false
   if (!inert) assert.ok(differential(path, { stats: true, libc, oracle }).difference, `${tunables} changes nothing in ${path}`);
 }
 
-// Random shapes under strings that each change their replay (1500 events each; threads too).
+// Random shapes under strings that each change their replay (1500 events each; values at their limits; threads).
 const SHAPE_RUNS: [string, string[]][] = [
   ['threshold-and-small-many', ['glibc.malloc.mmap_threshold=1048576:glibc.malloc.trim_threshold=0', 'glibc.malloc.top_pad=0:glibc.malloc.mmap_max=0']],
   ['small-churn-many', ['glibc.malloc.tcache_count=0', 'glibc.malloc.tcache_max=100:glibc.malloc.mxfast=0']],
   ['everything', ['glibc.malloc.tcache_count=100:glibc.malloc.top_pad=4096', 'glibc.malloc.mmap_threshold=0x10000:glibc.malloc.mxfast=160']],
+  ['trim-mix', ['glibc.malloc.top_pad=-1:glibc.malloc.trim_threshold=-1:glibc.malloc.mmap_threshold=-1:glibc.malloc.tcache_max=0']],
   ['threads-workers', ['glibc.malloc.arena_max=1']],
 ];
 

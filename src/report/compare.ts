@@ -40,6 +40,8 @@ export interface CompareFigures {
   settings: Setting[];
   /** The glibc version the column's model followed. */
   glibc: string;
+  /** The column's GLIBC_TUNABLES, when it has one. */
+  tunables?: string;
   events: number;
   /** Peak of the heap's extent: the arena's system_mem (brk growth, and glibc's mmap fallback heap). */
   peakHeap: number;
@@ -205,7 +207,11 @@ export function compareTrace(source: string | Iterable<TraceEvent>, columns: rea
       run.observer.observe(outcome, run.replayer.model, run.replayer.liveBytes);
     }
   }
-  return runs.map((run) => run.observer.figures(run.replayer.model));
+  return runs.map((run, i) => {
+    const figures = run.observer.figures(run.replayer.model);
+    const tunables = columns[i].tunables;
+    return tunables === undefined ? figures : { ...figures, tunables };
+  });
 }
 
 // ---- the table -------------------------------------------------------------------------------------

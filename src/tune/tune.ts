@@ -20,7 +20,7 @@ export interface TraceIdentity {
   sha256: string;
 }
 
-/** What a search ran under, besides the trace; shards must agree on all of it. */
+/** What a search ran under, besides the trace; shards must agree on it (the CPU count only with threads). */
 export interface SearchSetup {
   glibc: string;
   cores: number;
@@ -158,8 +158,12 @@ export function mergeShards(files: readonly string[], trace: TraceIdentity, setu
     if (doc.trace.sha256 !== trace.sha256 || doc.trace.bytes !== trace.bytes) {
       throw bad(file, `a shard of another trace (${doc.trace.name}, ${doc.trace.bytes} bytes), not of ${trace.name}`);
     }
-    for (const key of ['glibc', 'cores', 'threads'] as const) {
-      if (doc.setup[key] !== setup[key]) throw bad(file, `searched with ${key} ${doc.setup[key]}, this merge with ${setup[key]}`);
+    for (const key of ['glibc', 'cores'] as const) {
+      // The CPU count only sets the arena limit: it matters to a trace with threads alone.
+      if (key === 'cores' && !setup.threads) continue;
+      if (doc.setup[key] !== setup[key]) {
+        throw bad(file, `searched with --${key} ${doc.setup[key]}, this merge with ${setup[key]} (give every shard and the merge the same --${key})`);
+      }
     }
     if (doc.candidates !== candidates.length) throw bad(file, `a search of ${doc.candidates} candidates, this version searches ${candidates.length}`);
     for (const r of doc.results) {

@@ -1,9 +1,9 @@
 // Runs many seeded random traces through model and oracle and prints the agreement:
 //   node --import tsx scripts/differential.ts [--traces 1000] [--events 2000|MIN-MAX] [--shape NAME|threads] [--seed N]
-//     [--brk-limit BYTES] [--keep] [--invariants | --invariants-every N] [--native]
+//     [--brk-limit BYTES] [--tunables STRING] [--keep] [--invariants | --invariants-every N] [--native]
 // The shapes are SHAPES, THREAD_SHAPES and "edges" (src/trace/edges.ts); --events 20-200 draws each trace's
 // length. --native also holds the native backend (real memory, a fresh NativeSystem per trace) against the
-// same run of the oracle, and counts its agreement apart.
+// same run of the oracle, and counts its agreement apart. --tunables runs both under that GLIBC_TUNABLES.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,13 +25,14 @@ const { values } = parseArgs({
     invariants: { type: 'boolean', default: false },
     'invariants-every': { type: 'string' },
     'brk-limit': { type: 'string' },
+    tunables: { type: 'string' },
     native: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
   console.log(
-    'usage: npm run differential -- [--traces N] [--events N|MIN-MAX] [--shape NAME|threads] [--seed N] [--brk-limit BYTES] [--keep] [--invariants | --invariants-every N] [--native]',
+    'usage: npm run differential -- [--traces N] [--events N|MIN-MAX] [--shape NAME|threads] [--seed N] [--brk-limit BYTES] [--tunables STRING] [--keep] [--invariants | --invariants-every N] [--native]',
   );
   console.log(`shapes: ${[...SHAPES.map((s) => s.name), EDGES].join(', ')}`);
   console.log(`threaded shapes (not in the default run): ${THREAD_SHAPES.map((s) => s.name).join(', ')}, or "threads" for all of them`);
@@ -60,6 +61,7 @@ if (!eventRange) {
   process.exit(2);
 }
 const brkLimit = values['brk-limit'] === undefined ? undefined : Number(values['brk-limit']);
+const tunables = values.tunables;
 if (brkLimit !== undefined && !(Number.isSafeInteger(brkLimit) && brkLimit >= 0)) {
   console.error(`--brk-limit takes a number of bytes, not '${values['brk-limit']}'`);
   process.exit(2);
@@ -93,7 +95,7 @@ function compareNative(path: string, oracle: ReturnType<typeof runOracleSync>, l
   // The native break lives in a reservation of whole pages: --brk-limit is its size (as replay --backend native).
   const system = new NativeSystem(brkLimit === undefined ? {} : { reserve: Math.floor(brkLimit / 4096) * 4096 });
   try {
-    const result = differential(path, { stats: true, brkLimit, oracle, system });
+    const result = differential(path, { stats: true, brkLimit, oracle, system, tunables });
     native.traces++;
     native.events += result.events;
     native.agreedEvents += result.agreed;
@@ -125,8 +127,8 @@ for (let n = 0; n < traces; n++) {
   let result: ReturnType<typeof differential>;
   let nativeAgrees = true;
   try {
-    const oracle = runOracleSync(path, { stats: true, brkLimit });
-    result = differential(path, { stats: true, checkInvariants: invariants, brkLimit, oracle });
+    const oracle = runOracleSync(path, { stats: true, brkLimit, tunables });
+    result = differential(path, { stats: true, checkInvariants: invariants, brkLimit, oracle, tunables });
     if (values.native) nativeAgrees = compareNative(path, oracle, `${shape.name} seed ${seed}`);
   } catch (error) {
     failures.push(`${shape.name} seed ${seed}: ${(error as Error).message}\n  trace:  ${path}`);

@@ -64,6 +64,8 @@ export function intMalloc(av: MallocState, bytes: number): number {
 
   // d. an exact fit found in the unsorted scan may go to tcache first, while it has room.
   let returnCached = false;
+  // Chunks the scans of this call have filed in bins (tcache_unsorted_count), against tcache_unsorted_limit.
+  let tcacheUnsortedCount = 0;
 
   for (;;) {
     // e. the unsorted scan, oldest first.
@@ -106,6 +108,13 @@ export function intMalloc(av: MallocState, bytes: number): number {
         av.markBin(bin);
       } else {
         placeInLargeBin(av, victim, size);
+      }
+
+      // With tcache_unsorted_limit set, once that many chunks are filed, a cached exact fit is handed out.
+      tcacheUnsortedCount++;
+      if (returnCached && av.mp.tcacheUnsortedLimit > 0 && tcacheUnsortedCount > av.mp.tcacheUnsortedLimit) {
+        av.m.notes.path = 'unsorted';
+        return av.m.tcache.get(tidx);
       }
 
       if (++iterations >= MAX_ITERS) break;

@@ -21,9 +21,9 @@ import {
   SIZE_SZ,
   checkedRequest2size,
   csize2tidx,
-  maxFastFor,
   request2size,
 } from './constants.ts';
+import { doSetArenaMax, doSetArenaTest, doSetMmapThreshold, doSetMmapsMax, doSetMxfast, doSetTopPad, doSetTrimThreshold } from './do-set.ts';
 import { intFree, mallocConsolidate } from './int-free.ts';
 import { intMalloc } from './int-malloc.ts';
 import { intMemalign, memalignAlignment, memalignFromTcache, memalignNote } from './memalign.ts';
@@ -383,41 +383,29 @@ export function libcMallopt(m: Malloc, param: MalloptParam, value: number): numb
 }
 
 /**
- * do_set_*: the parameter's new value; the thresholds, the pad and the mmap limit also stop the sliding.
- * 2.34 refuses an mmap threshold above HEAP_MAX_SIZE / 2 as a size_t (every negative value too), and a
- * refusal changes nothing, the sliding included.
+ * mallopt's switch: each parameter through its do_set_* (do-set.ts), with the int converted as glibc converts
+ * it (to size_t for the thresholds and M_MXFAST). The arena limits are set only for a positive value, yet
+ * mallopt returns 1.
  */
 function setParam(mp: MallocPar, param: MalloptParam, value: number, glibc: GlibcRules): number {
   switch (param) {
     case 'M_MXFAST':
-      if (value < 0 || value > MAX_FAST_SIZE) return 0;
-      mp.maxFast = maxFastFor(value);
-      return 1;
+      return doSetMxfast(mp, sizeTFromInt(value));
     case 'M_TOP_PAD':
-      mp.topPad = value; // kept signed: sysmalloc wraps it as size_t
-      break;
+      return doSetTopPad(mp, value);
     case 'M_MMAP_MAX':
-      mp.nMmapsMax = value;
-      break;
+      return doSetMmapsMax(mp, value);
     case 'M_TRIM_THRESHOLD':
-      mp.trimThreshold = sizeTFromInt(value);
-      break;
-    case 'M_MMAP_THRESHOLD': {
-      const threshold = sizeTFromInt(value);
-      if (glibc.mmapThresholdCapped && threshold > HEAP_MAX_SIZE / 2) return 0;
-      mp.mmapThreshold = threshold;
-      break;
-    }
-    // The arena limits leave the sliding alone; a value that is not positive is ignored, yet mallopt returns 1.
+      return doSetTrimThreshold(mp, sizeTFromInt(value));
+    case 'M_MMAP_THRESHOLD':
+      return doSetMmapThreshold(mp, sizeTFromInt(value), glibc);
     case 'M_ARENA_MAX':
-      if (value > 0) mp.arenaMax = value;
+      if (value > 0) doSetArenaMax(mp, value);
       return 1;
     case 'M_ARENA_TEST':
-      if (value > 0) mp.arenaTest = value;
+      if (value > 0) doSetArenaTest(mp, value);
       return 1;
   }
-  mp.noDynThreshold = true;
-  return 1;
 }
 
 /** malloc_trim(pad): 1 when memory was released or advised away. `pad` is a bigint when above 2^53. */

@@ -1,6 +1,7 @@
 // mp_ (glibc's struct malloc_par): the one parameter block of a process, shared by every arena and thread:
 // the thresholds and their sliding, the padding, the mmap limits, the tcache tunables, and the mmap figures
-// mallinfo2 reports. Presets (src/policy) and mallopt change it; nothing else does.
+// mallinfo2 reports. Presets (src/policy), GLIBC_TUNABLES and mallopt change it (the last two through
+// do-set.ts); nothing else does.
 import {
   DEFAULT_MMAP_MAX,
   DEFAULT_MMAP_THRESHOLD,
@@ -30,10 +31,10 @@ export class MallocPar {
   /** mp_.arena_test and mp_.arena_max (0: no limit but the core count's). */
   arenaTest = NARENAS_FROM_NCORES;
   arenaMax = 0;
-  /** mp_.tcache_bins, mp_.tcache_count, mp_.tcache_unsorted_limit (0: no limit). */
+  /** mp_.tcache_bins (2.42: tcache_small_bins), mp_.tcache_count, mp_.tcache_unsorted_limit (0: no limit). */
   tcacheBins = TCACHE_MAX_BINS;
   tcacheCount = TCACHE_FILL_COUNT;
-  tcacheUnsortedLimit = 0;
+  tcacheUnsortedLimit: SizeT = 0;
   /** global_max_fast (a global beside mp_ in glibc): the largest chunk that goes to a fastbin. */
   maxFast = maxFastFor(DEFAULT_MXFAST);
 

@@ -57,6 +57,26 @@ export interface GlibcRules {
    * the tcache: from 2.42 (cd33535002). The program's own free still goes to the tcache first.
    */
   readonly internalFreesSkipTcache: boolean;
+  /**
+   * How ld.so reads GLIBC_TUNABLES (src/allocator/tunables.ts). Until 2.38 leniently: a value is the number
+   * its leading digits make (none: 0), a malformed entry ends the string there, every occurrence of a name is
+   * set in turn. From 2.39 strictly (b4cf6cac73, 680c597e9c, f94446c38f): a malformed string (a trailing
+   * name without `=`, a second `=` in a value, a trailing `:`) is ignored whole, a value must be a whole
+   * number, and an INT_32 value keeps its low 32 bits.
+   */
+  readonly tunablesStrict: boolean;
+  /** From 2.40 (bcae44ea85, bug 31686): of a name given twice, only the last occurrence is tried. */
+  readonly tunablesLastOccurrence: boolean;
+  /**
+   * 2.34's ld.so copies GLIBC_TUNABLES into memory it takes with sbrk (2.35 moved it to its own allocator),
+   * so the program break malloc starts from is moved, not page-aligned: the model does not follow that.
+   */
+  readonly tunablesMoveTheBreak: boolean;
+  /**
+   * glibc.malloc.tcache_max above 1032 bytes opens 2.42's large tcache bins (up to 4 MiB chunks;
+   * cbfd798810), which the model does not follow.
+   */
+  readonly tcacheLargeBins: boolean;
 }
 
 const V2_36: GlibcRules = {
@@ -73,17 +93,27 @@ const V2_36: GlibcRules = {
   tcacheSetUpBySmallRequests: false,
   tcacheInitRetriesInNewArena: true,
   internalFreesSkipTcache: false,
+  tunablesStrict: false,
+  tunablesLastOccurrence: false,
+  tunablesMoveTheBreak: false,
+  tcacheLargeBins: false,
 };
 
 /** 2.38's and 2.39's rules, which every later version keeps. */
-const SINCE_2_39 = { mmapFallbackInPages: true, reallocKeepsWhatFits: true, memalignSearchesTcache: true, memalignMergesRemainders: true };
-/** 2.41's, kept since. */
-const SINCE_2_41 = { freeSmallToSmallbin: true, callocUsesTcache: true };
+const SINCE_2_39 = {
+  mmapFallbackInPages: true,
+  reallocKeepsWhatFits: true,
+  memalignSearchesTcache: true,
+  memalignMergesRemainders: true,
+  tunablesStrict: true,
+};
+/** 2.41's (2.40's tunables rule among them), kept since. */
+const SINCE_2_41 = { freeSmallToSmallbin: true, callocUsesTcache: true, tunablesLastOccurrence: true };
 
 /** The versions the model knows, oldest first, and the distributions that ship them. */
 export const GLIBC_VERSIONS: readonly { rules: GlibcRules; shippedBy: string }[] = [
   {
-    rules: { ...V2_36, version: '2.34', mmapFallbackInPages: true, mmapThresholdCapped: true, heapInfoSize: 32 },
+    rules: { ...V2_36, version: '2.34', mmapFallbackInPages: true, mmapThresholdCapped: true, heapInfoSize: 32, tunablesMoveTheBreak: true },
     shippedBy: 'RHEL 9, Rocky and Alma Linux 9, Amazon Linux 2023',
   },
   { rules: { ...V2_36, version: '2.35' }, shippedBy: 'Ubuntu 22.04' },
@@ -100,6 +130,7 @@ export const GLIBC_VERSIONS: readonly { rules: GlibcRules; shippedBy: string }[]
       tcacheSetUpBySmallRequests: true,
       tcacheInitRetriesInNewArena: false,
       internalFreesSkipTcache: true,
+      tcacheLargeBins: true,
     },
     shippedBy: 'Fedora 43',
   },

@@ -210,11 +210,13 @@ export function compareWithLines(
   return step.value;
 }
 
-export interface CheckTraceOptions extends Omit<CompareOptions, 'name'>, Pick<OracleEnvOptions, 'libc'> {
+export interface CheckTraceOptions extends Omit<CompareOptions, 'name'>, Pick<OracleEnvOptions, 'libc' | 'tunables'> {
   /** The trace's name in messages; the path by default. */
   name?: string;
   /** The glibc version the model follows; by default the oracle's (pairedGlibc). */
   glibc?: ReplayOptions['glibc'];
+  /** Each line the oracle prints, as it is read (tune folds glibc's own footprint from them). */
+  onOracleLine?: (line: string) => void;
 }
 
 /**
@@ -231,13 +233,15 @@ export async function checkTrace(path: string, options: CheckTraceOptions = {}):
       glibc: options.glibc ?? pairedGlibc(options)?.rules,
       system: { brkLimit: options.brkLimit, commitLimit: hostCommitLimit() },
       threads: traceHasThreads(path),
+      tunables: options.tunables,
     });
-    run = startOracle(path, { stats: options.stats, brkLimit: options.brkLimit, name, libc: options.libc });
+    run = startOracle(path, { stats: options.stats, brkLimit: options.brkLimit, name, libc: options.libc, tunables: options.tunables });
     const steps = compareSteps(reader, replayer, { ...options, name });
     let step = steps.next();
     while (!step.done) {
       if (step.value === LINE) {
         const line = await run.lines.next();
+        if (!line.done) options.onOracleLine?.(line.value);
         step = steps.next(line.done ? null : line.value);
       } else {
         step = steps.next(await run.exited);
@@ -279,8 +283,8 @@ export interface DifferentialOptions extends Omit<ReplayOptions, 'checkInvariant
   /** The heap's invariants: true after every event, N after every Nth event and the last one. */
   checkInvariants?: boolean | number;
   /**
-   * A run of this very trace by the oracle (runOracleSync with the same stats, brkLimit and libc), to hold a
-   * second backend against the same run without running glibc again.
+   * A run of this very trace by the oracle (runOracleSync with the same stats, brkLimit, libc and tunables),
+   * to hold a second backend against the same run without running glibc again.
    */
   oracle?: ReturnType<typeof runOracleSync>;
 }
@@ -297,7 +301,8 @@ function hostKernel(system: DifferentialOptions['system'], brkLimit: number | un
 /** Compares model and oracle on the trace at `path`, the oracle's output held in memory. */
 export function differential(path: string, options: DifferentialOptions = {}): DifferentialResult {
   const { stats, brkLimit, checkInvariants: invariantsOption, libc, oracle: given, ...replay } = options;
-  const oracle = given ?? runOracleSync(path, { stats, brkLimit, libc });
+  // The same GLIBC_TUNABLES for both: the model reads them as that glibc's loader does.
+  const oracle = given ?? runOracleSync(path, { stats, brkLimit, libc, tunables: replay.tunables });
   const replayer = new Replayer({
     threads: traceHasThreads(path),
     ...replay,

@@ -10,7 +10,17 @@ import { UsageError } from '../errors.ts';
 import { exitText, oracleGlibcVersion } from '../oracle/oracle.ts';
 import { traceDisplayName } from '../trace/reader.ts';
 import { libcOption } from './oracle-command.ts';
-import { brkLimitOption, glibcFor, glibcOption, jsonOption, parseBrkLimit, parseCountOption, statsOption } from './options.ts';
+import {
+  brkLimitOption,
+  checkTunables,
+  glibcFor,
+  glibcOption,
+  jsonOption,
+  modelTunablesOption,
+  parseBrkLimit,
+  parseCountOption,
+  statsOption,
+} from './options.ts';
 import { action } from './run.ts';
 
 /** check's exit status when the model and glibc differ: not 1 (bad input) nor 2 (usage), so scripts can tell. */
@@ -24,6 +34,7 @@ interface CheckOptions {
   json?: boolean;
   libc?: string;
   glibc?: string;
+  tunables?: string;
 }
 
 /** What the real glibc does instead of each of the model's other policies, for the refusal of --policy. */
@@ -38,6 +49,7 @@ export function registerCheck(program: Command): void {
     .addOption(brkLimitOption())
     .addOption(libcOption())
     .addOption(glibcOption())
+    .addOption(modelTunablesOption(' and the real glibc alike'))
     .option('--context <events>', 'events shown before a difference', '5')
     .addOption(jsonOption('the result (agreement, or the difference with its context)'))
     .option(
@@ -70,12 +82,22 @@ async function check(trace: string, options: CheckOptions): Promise<void> {
       `mallocscope: warning: the model follows glibc ${glibc.version} and the oracle runs glibc ${real}: where they differ, it may be the versions, not the model\n`,
     );
   }
-  const { verdict, replayer } = await checkTrace(trace, { name, stats: options.stats, brkLimit, context, libc: options.libc, glibc });
-  const stats = options.stats ? ' (mallinfo2 included)' : '';
+  checkTunables(options.tunables, glibc);
+  const { verdict, replayer } = await checkTrace(trace, {
+    name,
+    stats: options.stats,
+    brkLimit,
+    context,
+    libc: options.libc,
+    glibc,
+    tunables: options.tunables,
+  });
+  const stats = `${options.stats ? ' (mallinfo2 included)' : ''}${options.tunables !== undefined ? `, both under GLIBC_TUNABLES=${options.tunables}` : ''}`;
   if (verdict.agree) {
     if (options.json) {
       const diesAt = verdict.diesAt && { seq: verdict.diesAt.seq, line: verdict.diesAt.line, signal: verdict.diesAt.signal };
-      process.stdout.write(`${JSON.stringify({ trace: name, agree: true, events: verdict.events, stats: Boolean(options.stats), diesAt })}\n`);
+      const tunables = options.tunables;
+      process.stdout.write(`${JSON.stringify({ trace: name, agree: true, events: verdict.events, stats: Boolean(options.stats), tunables, diesAt })}\n`);
     } else if (verdict.diesAt) {
       const d = verdict.diesAt;
       process.stdout.write(

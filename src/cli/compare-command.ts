@@ -1,5 +1,6 @@
 // `mallocscope compare TRACE --policy glibc --policy fixed:131072 --set M_TRIM_THRESHOLD=N … [--json]`:
-// one column per policy or setting, in the order given; footprint against live bytes (src/report/compare.ts).
+// one column per policy, setting or GLIBC_TUNABLES string (--tunables), in the order given; footprint against live
+// bytes (src/report/compare.ts).
 //
 // A --policy column is a policy, optionally with mallopt settings after commas (`heap,M_TOP_PAD=0`). A --set
 // column is the glibc policy with the settings (`M_TRIM_THRESHOLD=0,M_TOP_PAD=0`), applied with mallopt
@@ -8,11 +9,31 @@
 import { exactJson } from '../report/json.ts';
 import type { Command } from 'commander';
 import { UsageError } from '../errors.ts';
-import { DEFAULT_COLUMNS, compareTrace, formatCompareTable, parsePolicyColumn, parseSetColumn, type ColumnSpec } from '../report/compare.ts';
+import type { GlibcRules } from '../allocator/versions.ts';
+import {
+  DEFAULT_COLUMNS,
+  compareTrace,
+  formatCompareTable,
+  parsePolicyColumn,
+  parseSetColumn,
+  parseTunablesColumn,
+  type ColumnSpec,
+} from '../report/compare.ts';
 import { traceDisplayName } from '../trace/reader.ts';
 import { colourFlag } from './colour.ts';
 import { Progress } from './progress.ts';
-import { GLIBC_HELP, brkLimitOption, colourOptions, coresOption, glibcFor, jsonOption, parseBrkLimit, parseCores, touchOption } from './options.ts';
+import {
+  GLIBC_HELP,
+  brkLimitOption,
+  checkTunables,
+  colourOptions,
+  coresOption,
+  glibcFor,
+  jsonOption,
+  parseBrkLimit,
+  parseCores,
+  touchOption,
+} from './options.ts';
 import { rulesFor } from '../replay/glibc.ts';
 import { action } from './run.ts';
 
@@ -27,7 +48,7 @@ interface CompareCommandOptions {
 
 export function registerCompare(program: Command): void {
   // Both options feed one list, so the columns keep the command line's order.
-  const given: { kind: 'policy' | 'set' | 'glibc'; text: string }[] = [];
+  const given: { kind: 'policy' | 'set' | 'glibc' | 'tunables'; text: string }[] = [];
   const command = program
     .command('compare')
     .description('footprint against live bytes, one column per policy or glibc setting')
@@ -41,6 +62,14 @@ export function registerCompare(program: Command): void {
       'a column: glibc with mallopt(PARAM, VALUE) before the first event; join settings with commas (repeatable)',
       (text: string) => {
         given.push({ kind: 'set', text });
+        return text;
+      },
+    )
+    .option(
+      '--tunables <string>',
+      'a column: glibc under this GLIBC_TUNABLES string, read as that glibc reads it (glibc.malloc.* only; repeatable)',
+      (text: string) => {
+        given.push({ kind: 'tunables', text });
         return text;
       },
     )
@@ -66,6 +95,7 @@ export function registerCompare(program: Command): void {
       for (const g of given) {
         if (g.kind === 'policy') columns.push(parsePolicyColumn(g.text));
         else if (g.kind === 'set') columns.push(parseSetColumn(g.text));
+        else if (g.kind === 'tunables') columns.push(parseTunablesColumn(g.text));
         else {
           const glibc = versions[nextVersion++];
           if (versions.length > 1) columns.push({ label: `glibc ${glibc.version}`, policy: 'glibc', settings: [], glibc });
@@ -81,6 +111,7 @@ export function registerCompare(program: Command): void {
         column.glibc ??= version;
       }
       if (columns.length > 16) throw new UsageError('at most 16 columns');
+      for (const column of columns) checkTunables(column.tunables, column.glibc as GlibcRules);
       const brkLimit = parseBrkLimit(options.brkLimit);
       const progress = Progress.forTrace(trace, 'compare', { colour: colourFlag(options) });
       let figures: ReturnType<typeof compareTrace>;

@@ -13,6 +13,7 @@ import { registerCompare } from './compare-command.ts';
 import { registerDiff } from './diff-command.ts';
 import { registerReport } from './report-command.ts';
 import { registerAnatomy } from './anatomy-command.ts';
+import { registerTune } from './tune-command.ts';
 
 /** A commander error, with the subcommand whose parsing raised it. */
 class CommandLineError extends Error {
@@ -44,6 +45,7 @@ function buildProgram(): Command {
   registerDiff(program);
   registerReport(program);
   registerAnatomy(program);
+  registerTune(program);
 
   // Each command's own errors name it, so that the message can point to its help.
   for (const command of program.commands) {

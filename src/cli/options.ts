@@ -5,6 +5,7 @@ import { Option } from 'commander';
 import { UsageError } from '../errors.ts';
 import { parseSafeNumber } from '../number.ts';
 import type { GlibcRules } from '../allocator/versions.ts';
+import { tunablesIgnored } from '../allocator/tunables.ts';
 import { LIBC_ENV, pairedGlibc } from '../oracle/oracle.ts';
 import { GLIBC_ENV, defaultGlibc, knownVersions, rulesFor } from '../replay/glibc.ts';
 
@@ -133,6 +134,23 @@ export function keepEnvOption(): Option {
 }
 export function tunablesOption(): Option {
   return new Option('--tunables <string>', "GLIBC_TUNABLES for the real glibc's process, e.g. glibc.malloc.tcache_count=0");
+}
+
+/** --tunables for the commands that run the model: read as that glibc's loader reads GLIBC_TUNABLES. */
+export function modelTunablesOption(also = ''): Option {
+  return new Option(
+    '--tunables <string>',
+    `GLIBC_TUNABLES for the model${also}, read as that glibc reads it (glibc.malloc.* only), e.g. glibc.malloc.mmap_threshold=262144:glibc.malloc.tcache_count=0`,
+  );
+}
+
+/**
+ * Checks a --tunables value against glibc `rules` before any replay: what the model cannot follow is a
+ * TUNABLES_UNSUPPORTED error (exit 2); what glibc reads and ignores is said once on stderr, as a warning.
+ */
+export function checkTunables(text: string | undefined, rules: GlibcRules): void {
+  if (text === undefined) return;
+  for (const ignored of tunablesIgnored(text, rules)) process.stderr.write(`mallocscope: warning: GLIBC_TUNABLES: ${ignored}\n`);
 }
 
 /** --color/--no-color: see colour.ts for the rules when neither is given. */

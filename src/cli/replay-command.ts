@@ -15,11 +15,13 @@ import { Progress } from './progress.ts';
 import { action } from './run.ts';
 import {
   brkLimitOption,
+  checkTunables,
   colourOptions,
   coresOption,
   glibcFor,
   glibcOption,
   jsonOption,
+  modelTunablesOption,
   parseBrkLimit,
   parseCores,
   policyOption,
@@ -40,6 +42,7 @@ interface ReplayCommandOptions {
   brkLimit?: string;
   color?: boolean;
   touch?: boolean;
+  tunables?: string;
 }
 
 export function registerReplay(program: Command): void {
@@ -52,6 +55,7 @@ export function registerReplay(program: Command): void {
     .addOption(statsOption('after every call (with --jsonl), or at the end (summary)'))
     .addOption(policyOption())
     .addOption(glibcOption())
+    .addOption(modelTunablesOption())
     .option('--backend <name>', 'simulated (the model of the kernel) or native (real memory through the addon)', 'simulated')
     .addOption(brkLimitOption())
     .addOption(coresOption())
@@ -70,6 +74,8 @@ export function registerReplay(program: Command): void {
       if (options.backend === 'native' && brkLimit !== undefined && brkLimit < page) {
         throw new UsageError(`--backend native needs --brk-limit of at least one page (${page}): its break lives in a reservation of that size`);
       }
+      const glibc = glibcFor(options);
+      checkTunables(options.tunables, glibc);
       const native = options.backend === 'native' ? new NativeSystem(brkLimit === undefined ? {} : { reserve: Math.floor(brkLimit / page) * page }) : undefined;
       try {
         replay(
@@ -77,7 +83,8 @@ export function registerReplay(program: Command): void {
           options,
           new Replayer({
             policy: options.policy,
-            glibc: glibcFor(options),
+            glibc,
+            tunables: options.tunables,
             system: native ?? { brkLimit },
             cores: parseCores(options.cores),
             threads: trace !== '-' && traceHasThreads(trace),
@@ -129,6 +136,7 @@ function replay(trace: string, options: ReplayCommandOptions, replayer: Replayer
     const figures: Record<string, unknown> = {
       trace: traceDisplayName(trace),
       policy: replayer.policyName,
+      ...(options.tunables !== undefined ? { tunables: options.tunables } : {}),
       glibc: replayer.model.glibc.version,
       backend: options.backend,
       ...summary.figures(replayer.model),

@@ -3,6 +3,7 @@
 // sets mp_ before the first call, exactly as the mallopt call it stands for would.
 import { HEAP_MAX_SIZE } from '../allocator/constants.ts';
 import { MallocPar } from '../allocator/params.ts';
+import { parseTunables, ptmallocInitTunables } from '../allocator/tunables.ts';
 import { GLIBC_2_36, type GlibcRules } from '../allocator/versions.ts';
 import { UsageError } from '../errors.ts';
 import { parseSafeNumber } from '../number.ts';
@@ -60,11 +61,13 @@ export function policyByName(name: string): Preset {
 }
 
 /**
- * A fresh mp_ with `preset` applied, for glibc `rules`. A fixed threshold that version's mallopt would refuse
- * (2.34: above HEAP_MAX_SIZE / 2) is a usage error: the preset stands for that mallopt.
+ * A fresh mp_ for glibc `rules`: GLIBC_TUNABLES first, when given (ptmalloc_init reads them before any call),
+ * then `preset`. A fixed threshold that version's mallopt would refuse (2.34: above HEAP_MAX_SIZE / 2) is a
+ * usage error: the preset stands for that mallopt.
  */
-export function paramsFor(preset: Preset, rules: GlibcRules = GLIBC_2_36): MallocPar {
+export function paramsFor(preset: Preset, rules: GlibcRules = GLIBC_2_36, tunables?: string): MallocPar {
   const mp = new MallocPar();
+  if (tunables !== undefined) ptmallocInitTunables(mp, parseTunables(tunables, rules), rules);
   preset.apply(mp);
   if (rules.mmapThresholdCapped && mp.mmapThreshold > HEAP_MAX_SIZE / 2) {
     throw new UsageError(

@@ -1,5 +1,5 @@
-// Builds the model a replay or the Allocator drives: a policy preset (or its `--policy` name) over a
-// kernel (or the simulated one's options). Names are resolved here, outside the core, which takes objects.
+// Builds the model a replay or the Allocator drives: a policy preset (or its `--policy` name) and GLIBC_TUNABLES
+// over a kernel (or the simulated one's options). Names are resolved here, outside the core, which takes objects.
 import { Malloc } from '../allocator/malloc.ts';
 import type { GlibcRules } from '../allocator/versions.ts';
 import { chooseGlibc } from './glibc.ts';
@@ -18,6 +18,11 @@ export interface ModelOptions {
   system?: SystemMemory | SimulatedSystemOptions;
   /** The CPU count glibc sees (8 arenas per CPU once more than arena_test exist); default this machine's. */
   cores?: number;
+  /**
+   * A GLIBC_TUNABLES string, read as that glibc reads it and applied at ptmalloc_init, before the preset
+   * (src/allocator/tunables.ts); what the model cannot follow exactly is a TUNABLES_UNSUPPORTED error.
+   */
+  tunables?: string;
 }
 
 /** A fresh process's malloc as the options say (the one place the Replayer and the Allocator make theirs). */
@@ -25,7 +30,7 @@ export function createMalloc(options: ModelOptions = {}): Malloc {
   const preset = typeof options.policy === 'object' ? options.policy : policyByName(options.policy ?? 'glibc');
   const system = kernelFor(options);
   const rules = chooseGlibc(options.glibc).rules;
-  return new Malloc(system, paramsFor(preset, rules), rules, options.cores ?? hostCores());
+  return new Malloc(system, paramsFor(preset, rules, options.tunables), rules, options.cores ?? hostCores());
 }
 
 /** The kernel the options name: the system given, or a simulated one built from its options. */

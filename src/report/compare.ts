@@ -31,6 +31,8 @@ export interface ColumnSpec {
   settings: Setting[];
   /** The glibc version of the column's model; default as for any model. */
   glibc?: string | GlibcRules;
+  /** GLIBC_TUNABLES for the column's model, applied at ptmalloc_init (before the settings). */
+  tunables?: string;
 }
 
 /** The figures of one replay. Bytes throughout; fragmentation is footprint ÷ live − 1 (null when live is 0). */
@@ -40,6 +42,8 @@ export interface CompareFigures {
   settings: Setting[];
   /** The glibc version the column's model followed. */
   glibc: string;
+  /** The column's GLIBC_TUNABLES, when it has one. */
+  tunables?: string;
   events: number;
   /** Peak of the heap's extent: the arena's system_mem (brk growth, and glibc's mmap fallback heap). */
   peakHeap: number;
@@ -175,6 +179,11 @@ export function parseSetColumn(text: string): ColumnSpec {
   return { label: text, policy: 'glibc', settings: text.split(',').map(parseSetting) };
 }
 
+/** A `--tunables` value: the glibc policy under that GLIBC_TUNABLES string. */
+export function parseTunablesColumn(text: string): ColumnSpec {
+  return { label: text === '' ? 'GLIBC_TUNABLES=' : text, policy: 'glibc', settings: [], tunables: text };
+}
+
 /** The columns compare uses when none is named. */
 export const DEFAULT_COLUMNS: readonly string[] = ['glibc', 'fixed:131072', 'heap'];
 
@@ -204,6 +213,7 @@ export function columnReplayer(
     decisions: options.decisions,
     cores: options.cores,
     resident: options.resident,
+    tunables: column.tunables,
   });
   for (const setting of column.settings) libcMallopt(replayer.model, setting.param, setting.value);
   replayer.model.system.takeSyscalls();
@@ -224,7 +234,11 @@ export function compareTrace(source: string | Iterable<TraceEvent>, columns: rea
       run.observer.observe(outcome, run.replayer.model, run.replayer.liveBytes);
     }
   }
-  return runs.map((run) => run.observer.figures(run.replayer.model, run.replayer.resident));
+  return runs.map((run, i) => {
+    const figures = run.observer.figures(run.replayer.model, run.replayer.resident);
+    const tunables = columns[i].tunables;
+    return tunables === undefined ? figures : { ...figures, tunables };
+  });
 }
 
 // ---- the table -------------------------------------------------------------------------------------

@@ -1,0 +1,112 @@
+// `mallocscope tune` on a short trace: its recommendation, run by the real glibc under exactly its
+// GLIBC_TUNABLES, has the footprint it claims and no more than glibc's defaults (both measured here from the
+// oracle's own mallinfo2, apart from tune's verification); shards merged give the unsharded answer; worker
+// threads and a single thread give the same; and its usage errors.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { runOracleSync } from '../dist/oracle/oracle.js';
+import { SHAPES, generateTrace } from '../dist/trace/generate.js';
+import { TraceWriter } from '../dist/trace/writer.js';
+import { tuneCandidates } from '../dist/tune/candidates.js';
+import { mallocscope } from './support/cli.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'mallocscope-tune-'));
+
+/** A short trace whose best setting is not glibc's default (sizes around the mmap threshold, 150 calls). */
+const trace = join(dir, 'around-threshold.trace');
+{
+  const writer = new TraceWriter({ path: trace });
+  const shape = SHAPES.find((s) => s.name === 'around-threshold');
+  assert.ok(shape);
+  for (const call of generateTrace(shape, 3, 150)) writer.write(call);
+  writer.close();
+}
+
+/** `mallocscope tune ARGS` as JSON, without its timing (which differs from run to run). */
+async function tuneJson(args: string[]): Promise<Record<string, unknown>> {
+  const run = await mallocscope(['tune', ...args]);
+  assert.is(run.status, 0, run.stderr);
+  const doc = JSON.parse(run.stdout);
+  delete doc.timing;
+  return doc;
+}
+
+/** glibc's own peak footprint (mallinfo2 arena + hblkhd, the most after any event) under `tunables`. */
+function glibcPeak(tunables: string | undefined): number {
+  const { lines, exit } = runOracleSync(trace, { stats: true, tunables });
+  assert.is(exit.status, 0, exit.stderr);
+  let peak = 0;
+  for (const line of lines) {
+    const { arena, hblkhd } = JSON.parse(line);
+    peak = Math.max(peak, arena + hblkhd);
+  }
+  return peak;
+}
+
+let unsharded: Record<string, unknown>;
+
+test("the recommendation, run by glibc under its GLIBC_TUNABLES, has the peak it claims and no more than the defaults'", async () => {
+  unsharded = await tuneJson([trace, '--json', '--workers', '2']);
+  const best = unsharded.best as { peakFootprint: number; tunables: string; environment: string; verified: { verified: boolean } };
+  const baseline = unsharded.baseline as { peakFootprint: number; tunables: string };
+  assert.is(unsharded.candidates, tuneCandidates(false).length);
+  assert.is(baseline.tunables, '');
+  assert.ok(best.tunables !== '', 'this trace has a better setting than the defaults');
+  assert.is(best.environment, `GLIBC_TUNABLES=${best.tunables}`);
+  assert.is(glibcPeak(best.tunables), best.peakFootprint);
+  assert.is(glibcPeak(undefined), baseline.peakFootprint);
+  assert.ok(best.peakFootprint < baseline.peakFootprint);
+  assert.ok(best.verified.verified, 'tune verified it too');
+  // The Pareto set: objective rising, system calls falling, the best first.
+  const pareto = unsharded.pareto as { peakFootprint: number; syscalls: number; tunables: string }[];
+  assert.is(pareto[0].tunables, best.tunables);
+  for (let i = 1; i < pareto.length; i++) {
+    assert.ok(pareto[i].peakFootprint >= pareto[i - 1].peakFootprint && pareto[i].syscalls < pareto[i - 1].syscalls);
+  }
+});
+
+test('shards merged give the unsharded answer; one thread gives what the workers give', async () => {
+  const files: string[] = [];
+  for (const i of [1, 2, 3]) {
+    const run = await mallocscope(['tune', trace, '--shard', `${i}/3`, '--workers', '0']);
+    assert.is(run.status, 0, run.stderr);
+    const file = join(dir, `shard-${i}.json`);
+    writeFileSync(file, run.stdout);
+    files.push(file);
+    const doc = JSON.parse(run.stdout) as { results: { index: number }[] };
+    assert.ok(doc.results.every((r) => r.index % 3 === i - 1));
+  }
+  assert.equal(await tuneJson([trace, '--json', '--merge', ...files]), unsharded);
+  const single = await tuneJson([trace, '--json', '--workers', '0', '--no-verify']);
+  const { best, baseline, ...rest } = unsharded as { best: Record<string, unknown>; baseline: Record<string, unknown> };
+  assert.equal(single, { ...rest, best: { ...best, verified: null }, baseline: { ...baseline, verified: null } });
+  const missing = await mallocscope(['tune', trace, '--merge', files[0], files[2]]);
+  assert.is(missing.status, 1);
+  assert.match(missing.stderr, 'missing (a shard left out?) [TUNE_SHARD]');
+});
+
+test('tune refuses what it cannot do, in one line', async () => {
+  const cases: [string[], number, string][] = [
+    [['--objective', 'rss'], 2, 'needs the resident-memory model'],
+    [['--objective', 'fast'], 2, "unknown objective 'fast'"],
+    [['--shard', '0/3'], 2, '--shard takes i/n'],
+    [['--shard', '1/2', '--merge', 'x.json'], 2, 'exclude each other'],
+    [['--workers', 'many'], 2, '--workers takes a count'],
+  ];
+  for (const [args, status, message] of cases) {
+    const run = await mallocscope(['tune', trace, ...args]);
+    assert.is(run.status, status, args.join(' '));
+    assert.match(run.stderr, message);
+    assert.is(run.stderr.trim().split('\n').length, 1);
+  }
+  const bad = join(dir, 'bad.trace');
+  writeFileSync(bad, 'malloc a 10\nfree b\n');
+  const run = await mallocscope(['tune', bad, '--workers', '1']);
+  assert.is(run.status, 1);
+  assert.match(run.stderr, `${bad}:2: `);
+});
+
+test.run();

@@ -210,6 +210,9 @@ export function compareWithLines(
   return step.value;
 }
 
+/** The oracle's `"rss"` key, last on a line of --rss. */
+const RSS_KEY = /,"rss":\d+}$/;
+
 export interface CheckTraceOptions extends Omit<CompareOptions, 'name'>, Pick<OracleEnvOptions, 'libc' | 'tunables'> {
   /** The trace's name in messages; the path by default. */
   name?: string;
@@ -217,6 +220,9 @@ export interface CheckTraceOptions extends Omit<CompareOptions, 'name'>, Pick<Or
   glibc?: ReplayOptions['glibc'];
   /** Each line the oracle prints, as it is read (tune folds glibc's own footprint from them). */
   onOracleLine?: (line: string) => void;
+  /** The oracle writes every byte it gets and prints its resident bytes (tune's rss; the comparison ignores rss). */
+  touch?: boolean;
+  rss?: boolean;
 }
 
 /**
@@ -235,14 +241,23 @@ export async function checkTrace(path: string, options: CheckTraceOptions = {}):
       threads: traceHasThreads(path),
       tunables: options.tunables,
     });
-    run = startOracle(path, { stats: options.stats, brkLimit: options.brkLimit, name, libc: options.libc, tunables: options.tunables });
+    run = startOracle(path, {
+      stats: options.stats,
+      brkLimit: options.brkLimit,
+      name,
+      libc: options.libc,
+      tunables: options.tunables,
+      touch: options.touch,
+      rss: options.rss,
+    });
     const steps = compareSteps(reader, replayer, { ...options, name });
     let step = steps.next();
     while (!step.done) {
       if (step.value === LINE) {
         const line = await run.lines.next();
         if (!line.done) options.onOracleLine?.(line.value);
-        step = steps.next(line.done ? null : line.value);
+        // --rss puts the process's resident bytes last on each line: no figure of the model's, not compared.
+        step = steps.next(line.done ? null : options.rss ? line.value.replace(RSS_KEY, '}') : line.value);
       } else {
         step = steps.next(await run.exited);
       }

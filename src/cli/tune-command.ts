@@ -9,7 +9,7 @@ import { exactJson } from '../report/json.ts';
 import { hostCores } from '../system/cores.ts';
 import { traceDisplayName, traceHasThreads } from '../trace/reader.ts';
 import { tuneCandidates } from '../tune/candidates.ts';
-import { objectiveByName, OBJECTIVES, type Objective } from '../tune/objectives.ts';
+import { objectiveByName, objectiveFigure, OBJECTIVES, type Objective } from '../tune/objectives.ts';
 import { runCandidates, type CandidateResult } from '../tune/pool.ts';
 import { mergeShards, rank, shardCandidates, shardDocument, traceIdentity, verify, type Scored, type Shard, type Verification } from '../tune/tune.ts';
 import { CHECK_DIFFERS } from './check-command.ts';
@@ -38,7 +38,7 @@ export function registerTune(program: Command): void {
     .argument('<trace>', 'trace file (not -: each candidate reads it)')
     .option(
       '--objective <name>',
-      `what to minimise: ${OBJECTIVES.map((o) => `${o.name} (${o.label})`).join(', ')}; rss waits for the resident-memory model`,
+      `what to minimise: ${OBJECTIVES.map((o) => `${o.name} (${o.label})`).join(', ')}; rss assumes the program writes every byte it asks for (docs/resident.md)`,
       'peak',
     )
     .addOption(jsonOption('the search (baseline, best, pareto, candidates)'))
@@ -80,7 +80,7 @@ async function tune(trace: string, options: TuneOptions): Promise<void> {
   const cores = parseCores(options.cores) ?? hostCores();
   const name = traceDisplayName(trace);
   const identity = traceIdentity(trace, name);
-  const setup = { glibc, cores, threads: traceHasThreads(trace) };
+  const setup = { glibc, cores, threads: traceHasThreads(trace), ...(objective.estimate ? { resident: true } : {}) };
   const candidates = tuneCandidates(setup.threads);
 
   const started = performance.now();
@@ -161,7 +161,8 @@ function describe(
 ): string {
   const { baseline, best } = ranking;
   const out: string[] = [];
-  out.push(`${name}: ${baseline.events} events, glibc ${glibc}; objective: ${objective.label} (mallinfo2 arena + hblkhd)`);
+  const measure = objective.estimate ? 'the program taken to write every byte it asks for, docs/resident.md' : 'mallinfo2 arena + hblkhd';
+  out.push(`${name}: ${baseline.events} events, glibc ${glibc}; objective: ${objective.label} (${measure})`);
   if (timing) {
     const where = timing.workers === 0 ? 'in one thread' : `on ${timing.workers} worker${timing.workers === 1 ? '' : 's'}`;
     out.push(`${candidates} candidates in ${timing.seconds.toFixed(1)} s ${where} (${timing.candidateSeconds.toFixed(2)} s per candidate)`);
@@ -171,14 +172,15 @@ function describe(
   const change = (n: number, from: number) => (from === 0 || n === from ? '' : ` (${n < from ? '' : '+'}${(((n - from) / from) * 100).toFixed(1)}%)`);
   const rows: [string, Scored][] = [['glibc defaults', baseline]];
   if (best.index !== 0) rows.push(['recommended', best]);
+  const rss = objective.estimate === true;
   const table = [
-    ['', 'peak footprint', 'end footprint', 'system calls'],
-    ...rows.map(([label, s]) => [label, `${s.peakFootprint}`, `${s.endFootprint}`, `${s.syscalls}`]),
+    ['', 'peak footprint', 'end footprint', ...(rss ? ['peak RSS (est.)'] : []), 'system calls'],
+    ...rows.map(([label, s]) => [label, `${s.peakFootprint}`, `${s.endFootprint}`, ...(rss ? [`${s.peakResident}`] : []), `${s.syscalls}`]),
   ];
   const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
   for (const [i, row] of table.entries()) {
     const text = row.map((cell, j) => (j === 0 ? cell.padEnd(widths[j]) : cell.padStart(widths[j]))).join('  ');
-    out.push(i === 2 ? `${text}   ${objective.label}${change(best[objective.key], baseline[objective.key])}` : text.trimEnd());
+    out.push(i === 2 ? `${text}   ${objective.label}${change(objectiveFigure(best, objective), objectiveFigure(baseline, objective))}` : text.trimEnd());
   }
   out.push('');
   if (line) out.push(`recommended:  ${line}`);
@@ -204,6 +206,9 @@ function verificationText(what: string, v: Verification | undefined, objective: 
     const d = v.difference;
     return `${what}: NOT verified: ${real}, differs from the model at event ${d.seq} (line ${d.line})\n  glibc: ${d.glibc}\n  model: ${d.model}`;
   }
-  const figure = `its ${objective.label} ${v.glibc[objective.key]} ${v.equal ? 'equals' : 'differs from'} the model's${v.equal ? '' : ` ${v.claimed}`}`;
+  const figure =
+    v.residentGrowth !== undefined
+      ? `its resident bytes (oracle --touch --rss) grew ${v.glibc.peakResident} from the first event to their peak, the estimate ${v.residentGrowth} (${v.residentGap === 0 ? 'equal' : `${v.residentGap! > 0 ? '+' : ''}${v.residentGap} bytes: pages glibc writes and the estimate leaves out, docs/resident.md`})`
+      : `its ${objective.label} ${v.glibc[objective.key]} ${v.equal ? 'equals' : 'differs from'} the model's${v.equal ? '' : ` ${v.claimed}`}`;
   return `${what}: ${v.verified ? 'verified' : 'NOT verified'}: ${real}, agrees on all ${v.events} events (mallinfo2 included); ${figure}`;
 }

@@ -7,7 +7,7 @@ import { checkTrace } from '../check/differential.ts';
 import { MallocscopeError, TraceError, errnoReason } from '../errors.ts';
 import { oracleGlibcVersion } from '../oracle/oracle.ts';
 import { tuneCandidates, type Candidate } from './candidates.ts';
-import { OBJECTIVES, type Objective, type TuneFigures } from './objectives.ts';
+import { OBJECTIVES, objectiveFigure, type Objective, type TuneFigures } from './objectives.ts';
 import type { CandidateResult } from './pool.ts';
 
 /** A candidate that the model replayed to the end, with its figures. */
@@ -25,6 +25,8 @@ export interface SearchSetup {
   glibc: string;
   cores: number;
   threads: boolean;
+  /** The candidates were replayed with the resident model (objective rss): their figures hold peakResident. */
+  resident?: boolean;
 }
 
 /** The SHA-256 of the trace file and its size; a TraceError (TRACE_OPEN) when it cannot be read. */
@@ -67,7 +69,11 @@ const settingsCount = (tunables: string) => (tunables === '' ? 0 : tunables.spli
  * worse than them.
  */
 function preferred(objective: Objective): (a: Scored, b: Scored) => number {
-  return (a, b) => a[objective.key] - b[objective.key] || a.syscalls - b.syscalls || settingsCount(a.tunables) - settingsCount(b.tunables) || a.index - b.index;
+  return (a, b) =>
+    objectiveFigure(a, objective) - objectiveFigure(b, objective) ||
+    a.syscalls - b.syscalls ||
+    settingsCount(a.tunables) - settingsCount(b.tunables) ||
+    a.index - b.index;
 }
 
 export interface Ranking {
@@ -165,6 +171,7 @@ export function mergeShards(files: readonly string[], trace: TraceIdentity, setu
         throw bad(file, `searched with --${key} ${doc.setup[key]}, this merge with ${setup[key]} (give every shard and the merge the same --${key})`);
       }
     }
+    if (setup.resident && !doc.setup.resident) throw bad(file, 'searched without the resident model: make the shards with --objective rss too');
     if (doc.candidates !== candidates.length) throw bad(file, `a search of ${doc.candidates} candidates, this version searches ${candidates.length}`);
     for (const r of doc.results) {
       const candidate = candidates[r.index];
@@ -175,6 +182,9 @@ export function mergeShards(files: readonly string[], trace: TraceIdentity, setu
       if ('failed' in r) result = { index: r.index, tunables: r.tunables, failed: String(r.failed) };
       else {
         if (FIGURE_KEYS.some((k) => typeof r[k] !== 'number')) throw bad(file, `candidate ${r.index} has no figures`);
+        if (setup.resident && (typeof r.peakResident !== 'number' || typeof r.firstResident !== 'number')) {
+          throw bad(file, `candidate ${r.index} has no resident figures`);
+        }
         result = { index: r.index, tunables: r.tunables, figures: figuresOf(r) };
       }
       found.set(r.index, { file, result });
@@ -189,7 +199,16 @@ export function mergeShards(files: readonly string[], trace: TraceIdentity, setu
 }
 
 function figuresOf(r: TuneFigures): TuneFigures {
-  return { peakFootprint: r.peakFootprint, endFootprint: r.endFootprint, syscalls: r.syscalls, syscallCounts: { ...r.syscallCounts }, events: r.events };
+  const figures: TuneFigures = {
+    peakFootprint: r.peakFootprint,
+    endFootprint: r.endFootprint,
+    syscalls: r.syscalls,
+    syscallCounts: { ...r.syscallCounts },
+    events: r.events,
+  };
+  if (typeof r.peakResident === 'number') figures.peakResident = r.peakResident;
+  if (typeof r.firstResident === 'number') figures.firstResident = r.firstResident;
+  return figures;
 }
 
 // ---- verification --------------------------------------------------------------------------------------
@@ -204,11 +223,17 @@ export type Verification =
       events: number;
       /** The first difference, when there is one. */
       difference: { seq: number; line: number; glibc: string | null; model: string | null } | null;
-      /** glibc's own footprint figures, from its mallinfo2 after each event. */
-      glibc: { peakFootprint: number; endFootprint: number };
-      /** The figure the search claimed, and whether glibc's equals it. */
+      /**
+       * glibc's own footprint figures, from its mallinfo2 after each event; for rss, peakResident is the growth
+       * of the real process's resident bytes from the first event to their peak (oracle --touch --rss).
+       */
+      glibc: { peakFootprint: number; endFootprint: number; peakResident?: number };
+      /** The figure the search claimed, and whether glibc's equals it (rss: the growths from the first event). */
       claimed: number;
       equal: boolean;
+      /** rss: the model's growth from the first event to the peak, and glibc's less the model's (bytes). */
+      residentGrowth?: number;
+      residentGap?: number;
     }
   | { verified: false; skipped: string };
 
@@ -227,8 +252,11 @@ export async function verify(
   if (real !== undefined && real !== options.glibc) {
     return { verified: false, skipped: `the model followed glibc ${options.glibc} and the oracle runs glibc ${real}` };
   }
-  const peak = OBJECTIVES.find((o) => o.key === 'peakFootprint')?.fold();
-  const end = OBJECTIVES.find((o) => o.key === 'endFootprint')?.fold();
+  const fold = (key: Objective['key']) => OBJECTIVES.find((o) => o.key === key)?.fold();
+  const peak = fold('peakFootprint');
+  const end = fold('endFootprint');
+  // rss: the oracle writes every byte it gets (--touch), as the estimate assumes, and prints its RSS (--rss).
+  const resident = objective.estimate ? fold('peakResident') : undefined;
   const tunables = candidate.tunables === '' ? undefined : candidate.tunables;
   const { verdict } = await checkTrace(path, {
     name,
@@ -236,19 +264,35 @@ export async function verify(
     libc: options.libc,
     glibc: options.glibc,
     tunables,
+    touch: resident !== undefined,
+    rss: resident !== undefined,
     onOracleLine(line) {
       const arena = /"arena":(\d+)/.exec(line);
       const hblkhd = /"hblkhd":(\d+)/.exec(line);
+      const rss = /"rss":(\d+)/.exec(line);
       if (arena && hblkhd) {
-        peak?.line(Number(arena[1]), Number(hblkhd[1]));
-        end?.line(Number(arena[1]), Number(hblkhd[1]));
+        const figures = { arena: Number(arena[1]), hblkhd: Number(hblkhd[1]), rss: rss ? Number(rss[1]) : undefined };
+        peak?.line(figures);
+        end?.line(figures);
+        resident?.line(figures);
       }
     },
   });
-  const glibc = { peakFootprint: peak?.value() ?? 0, endFootprint: end?.value() ?? 0 };
-  const claimed = candidate[objective.key];
-  const equal = glibc[objective.key] === claimed;
-  if (verdict.agree) return { verified: equal && !verdict.diesAt, agree: true, events: verdict.events, difference: null, glibc, claimed, equal };
+  const glibc: { peakFootprint: number; endFootprint: number; peakResident?: number } = { peakFootprint: peak?.value() ?? 0, endFootprint: end?.value() ?? 0 };
+  const claimed = candidate[objective.key] ?? 0;
+  let equal = glibc[objective.key] === claimed;
+  const estimate: { residentGrowth?: number; residentGap?: number } = {};
+  if (resident !== undefined) {
+    glibc.peakResident = resident.value();
+    const growth = (candidate.peakResident ?? 0) - (candidate.firstResident ?? 0);
+    estimate.residentGrowth = growth;
+    estimate.residentGap = glibc.peakResident - growth;
+    equal = estimate.residentGap === 0;
+  }
+  // An estimate is reported beside the real figure; what must hold is that every event agreed.
+  const confirmed = (agree: boolean) => agree && (objective.estimate || equal);
+  if (verdict.agree)
+    return { verified: confirmed(true) && !verdict.diesAt, agree: true, events: verdict.events, difference: null, glibc, claimed, equal, ...estimate };
   return {
     verified: false,
     agree: false,
@@ -257,5 +301,6 @@ export async function verify(
     glibc,
     claimed,
     equal,
+    ...estimate,
   };
 }

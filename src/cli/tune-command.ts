@@ -208,7 +208,7 @@ function verificationText(what: string, v: Verification | undefined, objective: 
   }
   const figure =
     v.residentGrowth !== undefined
-      ? `its resident bytes (oracle --touch --rss) grew ${v.glibc.peakResident} from the first event to their peak, the estimate ${v.residentGrowth} (${v.residentGap === 0 ? 'equal' : `${v.residentGap! > 0 ? '+' : ''}${v.residentGap} bytes: pages glibc writes and the estimate leaves out, docs/resident.md`})`
+      ? `its resident bytes (oracle --touch --rss) grew ${v.glibc.peakResident} from the first event to their peak, the estimate ${v.residentGrowth} (${v.residentGap === 0 ? 'equal' : `${(v.residentGap ?? 0) > 0 ? '+' : ''}${v.residentGap} bytes: pages glibc writes and the estimate leaves out, docs/resident.md`})`
       : `its ${objective.label} ${v.glibc[objective.key]} ${v.equal ? 'equals' : 'differs from'} the model's${v.equal ? '' : ` ${v.claimed}`}`;
   return `${what}: ${v.verified ? 'verified' : 'NOT verified'}: ${real}, agrees on all ${v.events} events (mallinfo2 included); ${figure}`;
 }

@@ -93,7 +93,7 @@ export function trimEstimate(replayer: Replayer, options: AnatomyOptions = {}): 
   const m = replayer.model;
   const setup = { policy: replayer.policyName, glibc: m.glibc.version, system: { ...options.system }, cores: m.cores };
   const restored = restoreCheckpoint(takeCheckpoint(replayer), setup, false, replayer.resident !== null);
-  if (replayer.resident !== null) restored.resident!.adopt(replayer.resident);
+  if (replayer.resident !== null) restored.resident?.adopt(replayer.resident);
   const copy = restored.model;
   const before = footprintOf(copy);
   const residentBefore = restored.resident?.total ?? 0;

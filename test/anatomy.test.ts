@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FREE_PARTS, PART_NAMES, footprintAnatomy, freeBytes, sumParts } from '../dist/allocator/anatomy.js';
 import { oracleCommand, runOracleSync } from '../dist/oracle/oracle.js';
-import { anatomyOfTrace, trimEstimate } from '../dist/report/anatomy.js';
+import { anatomyOfTrace, formatAnatomy, trimEstimate } from '../dist/report/anatomy.js';
 import { Replayer } from '../dist/replay/replayer.js';
 import { SHAPES, THREAD_SHAPES, generateTrace } from '../dist/trace/generate.js';
 import { readTrace } from '../dist/trace/reader.js';
@@ -228,6 +228,24 @@ test('pinned: a live block above a freed big one keeps the heap; glibc gives the
   const after = anatomyOfTrace(() => readTrace(write('pin-freed-only.trace', freedText)), 'end');
   assert.is(after.pinned, null);
   assert.is(after.trimmableParts.released, glibc[2].arena - freed[4].arena);
+});
+
+test("nothing pins, yet nothing goes back: main_arena's top in a region mapped when the break could not grow (glibc gives none of it back)", () => {
+  // The break may grow 150000 bytes: the third 100000-byte block comes from an mmap'ed heap region, where the
+  // top then lies; malloc_trim gives back only a top that ends at the break.
+  const text = ['malloc a 100', 'malloc b 100000', 'malloc c 100000', 'malloc d 100000', 'free c', 'malloc e 50', 'free d', ''].join('\n');
+  const path = write('fallback-top.trace', text);
+  const report = anatomyOfTrace(() => readTrace(path), 'end', { system: { brkLimit: 150000 } });
+  const run = runOracleSync(write('fallback-top-trim.trace', `${text}trim 0\n`), { stats: true, brkLimit: 150000 });
+  assert.is(run.exit.status, 0, run.exit.stderr);
+  const glibc = run.lines.map((line) => JSON.parse(line) as Stats);
+  const last = glibc.length - 1;
+  assert.is(report.trimmableParts.released, footprintOf(glibc[last - 1]) - footprintOf(glibc[last]), 'what the real trim released');
+  assert.is(report.trimmableParts.released, 0);
+  assert.ok(report.parts.top > 0, 'a top that stays');
+  assert.is(report.trimmableParts.topVerdict, 'not-at-break');
+  assert.is(report.pinned, null);
+  assert.match(formatAnatomy(report, path), "main_arena's top does not end at the program break");
 });
 
 test('pinned: a freed block the tcache keeps pins the heap as a live one does (glibc keeps the heap above it)', () => {

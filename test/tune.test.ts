@@ -8,9 +8,12 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runOracleSync } from '../dist/oracle/oracle.js';
+import { hostCores } from '../dist/system/cores.js';
 import { SHAPES, generateTrace } from '../dist/trace/generate.js';
 import { TraceWriter } from '../dist/trace/writer.js';
 import { tuneCandidates } from '../dist/tune/candidates.js';
+import { objectiveByName } from '../dist/tune/objectives.js';
+import { mergeShards, traceIdentity, verify } from '../dist/tune/tune.js';
 import { mallocscope } from './support/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-tune-'));
@@ -114,6 +117,34 @@ test('--objective rss: the model replays with resident pages; the recommendation
   // docs/resident.md: the estimate leaves out pages only glibc's header writes touch, a page or two on
   // traces of one thread.
   assert.ok(Math.abs(best.verified.residentGap) <= 2 * 4096, `gap ${best.verified.residentGap}`);
+});
+
+test('a shard that is not one is refused (TUNE_SHARD); with threads, a search for another CPU count is not confirmed here', async () => {
+  const made = await mallocscope(['tune', trace, '--shard', '1/2', '--workers', '0']);
+  assert.is(made.status, 0, made.stderr);
+  const doc = JSON.parse(made.stdout);
+  const identity = traceIdentity(trace, trace);
+  for (const [i, edit] of [
+    (d: { results: unknown[] }) => (d.results[0] = null),
+    (d: { results: { peakFootprint: number }[] }) => (d.results[0].peakFootprint = -5),
+    (d: { results: { syscallCounts: unknown }[] }) => (d.results[0].syscallCounts = null),
+  ].entries()) {
+    const copy = JSON.parse(JSON.stringify(doc));
+    edit(copy);
+    const shard = join(dir, `shard-${i}.json`);
+    writeFileSync(shard, JSON.stringify(copy));
+    assert.throws(
+      () => mergeShards([shard], identity, copy.setup),
+      (e: Error & { code?: string }) => e.code === 'TUNE_SHARD' && /not a candidate|has no figures|has no system call counts/.test(e.message),
+      `edit ${i}`,
+    );
+  }
+  // With threads the arena limit follows the CPU count, which the real glibc takes from this machine.
+  const cores = hostCores() === 1 ? 2 : 1;
+  const candidate = { index: 0, tunables: '', ...(doc.results[0] as object) } as Parameters<typeof verify>[2];
+  const verdict = await verify(trace, trace, candidate, objectiveByName('peak'), { glibc: doc.setup.glibc, cores, threads: true });
+  assert.is(verdict.verified, false);
+  assert.match('skipped' in verdict ? verdict.skipped : '', `modelled ${cores} CPU`);
 });
 
 test('tune refuses what it cannot do, in one line', async () => {

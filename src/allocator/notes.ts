@@ -69,6 +69,8 @@ export interface CallNotes {
   mallopt: MalloptNote | null;
   /** malloc_trim's work before systrim. */
   mtrim: MtrimNote | null;
+  /** malloc_trim's note on main_arena (mtrim is the last arena's). */
+  mainTrim: MtrimNote | null;
 
   /** The arena the running thread was given in this call (arena_get2, arena_get_retry), if one was. */
   arena: ArenaNote | null;
@@ -302,6 +304,8 @@ export interface MtrimNote {
   top: number;
   /** MINSIZE + 1: what systrim keeps below the pad. */
   reserve: number;
+  /** main_arena only: systrim's verdict on its top (not-at-break: the top is not where the break is). */
+  topVerdict: TrimNote['verdict'] | null;
 }
 
 export function newNotes(): CallNotes {
@@ -326,6 +330,7 @@ export function newNotes(): CallNotes {
     realloc: null,
     mallopt: null,
     mtrim: null,
+    mainTrim: null,
     arena: null,
     heaps: [],
     thread: null,
@@ -356,5 +361,6 @@ export function resetNotes(notes: CallNotes): void {
     notes.realloc = null;
     notes.mallopt = null;
     notes.mtrim = null;
+    notes.mainTrim = null;
   }
 }

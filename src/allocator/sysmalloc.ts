@@ -18,7 +18,7 @@ import {
 import { intFree, mallocConsolidate } from './int-free.ts';
 import type { Heap } from './arena.ts';
 import { closeHeap, growHeap, newHeap, noteHeap } from './heap.ts';
-import type { TrimNote } from './notes.ts';
+import type { MtrimNote, TrimNote } from './notes.ts';
 
 import { alignUpExact, big, exactNb, sizeT, sizeTFromInt, wrap, type SizeT } from './size-t.ts';
 
@@ -276,7 +276,7 @@ export function munmapChunk(av: MallocState, p: number): void {
  * `pad` may be negative here: a negative M_TOP_PAD, which glibc holds as a huge size_t; or a bigint, a
  * malloc_trim pad above 2^53 taken exactly.
  */
-export function systrim(av: MallocState, pad: number | bigint, note: TrimNote | null = null): boolean {
+export function systrim(av: MallocState, pad: number | bigint, note: Pick<TrimNote, 'excess' | 'verdict'> | null = null): boolean {
   const c = av.chunks;
   const page = av.system.pageSize;
   const top = av.top;
@@ -331,7 +331,9 @@ export function mtrim(av: MallocState, pad: number | bigint): boolean {
   const notes = av.m.notes;
   const fastCount = av.fastCount;
   mallocConsolidate(av);
-  const note = notes.detail ? { consolidated: fastCount, advisedChunks: 0, advisedBytes: 0, top: av.topSize, reserve: MINSIZE + 1 } : null;
+  const note: MtrimNote | null = notes.detail
+    ? { consolidated: fastCount, advisedChunks: 0, advisedBytes: 0, top: av.topSize, reserve: MINSIZE + 1, topVerdict: null }
+    : null;
   if (note) notes.mtrim = note;
   let result = false;
   const firstPageBin = largebinIndex(page);
@@ -355,7 +357,14 @@ export function mtrim(av: MallocState, pad: number | bigint): boolean {
     }
   }
   // Only main_arena's top goes back here; a thread arena's heaps shrink in heap_trim, after frees.
-  return (av.isMain && systrim(av, pad)) || result;
+  if (!av.isMain) return result;
+  const verdict = note ? { excess: 0, verdict: 'unchecked' as TrimNote['verdict'] } : null;
+  const trimmed = systrim(av, pad, verdict);
+  if (note && verdict) {
+    note.topVerdict = verdict.verdict;
+    notes.mainTrim = note;
+  }
+  return trimmed || result;
 }
 
 /**

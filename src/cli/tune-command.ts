@@ -105,7 +105,7 @@ async function tune(trace: string, options: TuneOptions): Promise<void> {
     return;
   }
   const ranking = rank(results, objective);
-  const verifyOne = (candidate: Scored) => verify(trace, name, candidate, objective, { glibc, libc: options.libc });
+  const verifyOne = (candidate: Scored) => verify(trace, name, candidate, objective, { glibc, libc: options.libc, cores, threads: setup.threads });
   const bestVerified = options.verify ? await verifyOne(ranking.best) : undefined;
   const baselineVerified = options.verify && ranking.best.index !== 0 ? await verifyOne(ranking.baseline) : bestVerified;
   if (bestVerified && !bestVerified.verified && !('skipped' in bestVerified)) process.exitCode = CHECK_DIFFERS;

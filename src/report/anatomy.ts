@@ -7,8 +7,8 @@ import { libcTrim } from '../allocator/libc.ts';
 import type { Malloc } from '../allocator/malloc.ts';
 import { MallocscopeError, UsageError } from '../errors.ts';
 import { Replayer } from '../replay/replayer.ts';
-import type { SimulatedSystemOptions } from '../system/simulated.ts';
-import type { ResidentEstimate } from '../system/resident.ts';
+import { ResidentPages, type ResidentEstimate } from '../system/resident.ts';
+import { SimulatedSystem, type SimulatedSystemOptions } from '../system/simulated.ts';
 import type { TraceReader } from '../trace/parser.ts';
 import { restoreCheckpoint, takeCheckpoint } from './checkpoint.ts';
 import { PeakTracker, fragmentationMetrics, type FragmentationMetrics } from './peaks.ts';
@@ -22,6 +22,12 @@ export interface TrimEstimate {
   madvised: number;
   /** With the resident model (--touch): the resident bytes the trim would take out of RAM. */
   resident?: number;
+  /**
+   * What glibc's systrim decided on main_arena's top (the core's note): released, no-excess or under-page
+   * (nothing above the pad to give), not-at-break (the top is not where the program break is, e.g. in a
+   * region mapped when the break could not grow: malloc_trim can never give it back); null: no heap.
+   */
+  topVerdict: 'no-excess' | 'under-page' | 'not-at-break' | 'released' | 'wrapped' | 'unchecked' | 'below' | null;
 }
 
 /** The pin, as the anatomy reports it (the core's HeapPin). */
@@ -92,7 +98,11 @@ function footprintOf(m: Malloc): number {
 export function trimEstimate(replayer: Replayer, options: AnatomyOptions = {}): TrimEstimate {
   const m = replayer.model;
   const setup = { policy: replayer.policyName, glibc: m.glibc.version, system: { ...options.system }, cores: m.cores };
-  const restored = restoreCheckpoint(takeCheckpoint(replayer), setup, false, replayer.resident !== null);
+  const system = replayer.model.system;
+  if (!((system instanceof ResidentPages ? system.inner : system) instanceof SimulatedSystem)) {
+    throw new MallocscopeError('TRIM_ESTIMATE_NATIVE', 'trimEstimate copies the replay, which it can do for the simulated kernel only (not for real memory)');
+  }
+  const restored = restoreCheckpoint(takeCheckpoint(replayer), setup, true, replayer.resident !== null);
   if (replayer.resident !== null) restored.resident?.adopt(replayer.resident);
   const copy = restored.model;
   const before = footprintOf(copy);
@@ -100,7 +110,7 @@ export function trimEstimate(replayer: Replayer, options: AnatomyOptions = {}): 
   libcTrim(copy, 0);
   let madvised = 0;
   for (const call of copy.system.takeSyscalls()) if (call.call === 'madvise' && !call.failed) madvised += Number(call.bytes);
-  const estimate: TrimEstimate = { released: before - footprintOf(copy), madvised };
+  const estimate: TrimEstimate = { released: before - footprintOf(copy), madvised, topVerdict: copy.notes.mainTrim?.topVerdict ?? null };
   if (restored.resident !== null) estimate.resident = residentBefore - restored.resident.total;
   return estimate;
 }
@@ -235,7 +245,7 @@ export const PART_LABELS: Record<keyof FootprintParts, string> = {
   smallBins: 'free: in small bins',
   largeBins: 'free: in large bins',
   top: 'free: the top chunk',
-  mmapSlack: 'mmapped slack (page rounding)',
+  mmapSlack: "mmapped slack (page rounding, memalign's tail)",
   tcacheStructs: "glibc's: tcache structs",
   dtvs: "glibc's: thread DTVs",
   heapHeaders: "glibc's: heap headers",
@@ -245,6 +255,15 @@ export const PART_LABELS: Record<keyof FootprintParts, string> = {
 
 const share = (part: number, whole: number) => (whole > 0 ? `${((100 * part) / whole).toFixed(1)}%` : '—');
 const ratioText = (r: number | null) => (r === null ? '— (nothing live)' : r.toFixed(3));
+
+/** Why nothing pins the heap: glibc's chunk is all that is left below the top, or the top cannot go back at all. */
+function unpinnedText(verdict: TrimEstimate['topVerdict'], mainHeap: number): string {
+  if (verdict === null || mainHeap === 0) return 'pinned: nothing (main_arena has no heap)';
+  if (verdict === 'not-at-break') {
+    return "pinned: nothing, but main_arena's top does not end at the program break (it lies in a region glibc mapped when the break could not grow), and malloc_trim gives back only a top that does";
+  }
+  return "pinned: nothing (the heap that holds the top has no chunk in use above glibc's first)";
+}
 
 /** The anatomy as a person reads it: the parts (those not 0) with their shares, then trim, pin and measures. */
 export function formatAnatomy(report: AnatomyReport, trace: string): string {
@@ -293,7 +312,7 @@ export function formatAnatomy(report: AnatomyReport, trace: string): string {
   );
   if (t.resident !== undefined) lines.push(`  of them resident (est.): ${t.resident} bytes would leave RAM`);
   const pin = report.pinned;
-  if (pin === null) lines.push("pinned: nothing (the heap that holds the top has no chunk in use above glibc's first)");
+  if (pin === null) lines.push(unpinnedText(t.topVerdict, report.arenas ? report.arenas[0].footprint : report.heap));
   else {
     const what = pin.kind === 'live' ? `'${pin.id}'` : pin.kind === 'tcache' ? 'a freed block the tcache keeps' : "a chunk of glibc's own";
     lines.push(`pinned by ${what} (offset ${pin.offset}, chunk ${pin.chunk}, made at line ${pin.madeBy.line}, event ${pin.madeBy.seq}):`);

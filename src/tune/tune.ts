@@ -3,6 +3,7 @@
 // by the real glibc (the oracle) under exactly its GLIBC_TUNABLES. docs/tune.md states every rule.
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { hostCores } from '../system/cores.ts';
 import { checkTrace } from '../check/differential.ts';
 import { MallocscopeError, TraceError, errnoReason } from '../errors.ts';
 import { oracleGlibcVersion } from '../oracle/oracle.ts';
@@ -141,6 +142,7 @@ export function shardDocument(shard: Shard, trace: TraceIdentity, setup: SearchS
 }
 
 const FIGURE_KEYS = ['peakFootprint', 'endFootprint', 'syscalls', 'events'] as const;
+const SYSCALL_KEYS = ['brk', 'mmap', 'munmap', 'mremap', 'madvise', 'mprotect', 'failed'] as const;
 
 /**
  * The results of the shards in `files`, merged into the whole search for `trace` under `setup`: every shard of
@@ -158,11 +160,21 @@ export function mergeShards(files: readonly string[], trace: TraceIdentity, setu
       const why = error instanceof SyntaxError ? `not JSON (${error.message})` : `cannot read: ${errnoReason(error)}`;
       throw bad(file, why);
     }
-    if (typeof doc !== 'object' || doc === null || !doc.shard || !doc.trace || !doc.setup || !Array.isArray(doc.results)) {
+    if (
+      typeof doc !== 'object' ||
+      doc === null ||
+      !doc.shard ||
+      typeof doc.trace !== 'object' ||
+      doc.trace === null ||
+      typeof doc.trace.sha256 !== 'string' ||
+      typeof doc.setup !== 'object' ||
+      doc.setup === null ||
+      !Array.isArray(doc.results)
+    ) {
       throw bad(file, 'not a shard of mallocscope tune (made by `mallocscope tune TRACE --shard i/n`)');
     }
     if (doc.trace.sha256 !== trace.sha256 || doc.trace.bytes !== trace.bytes) {
-      throw bad(file, `a shard of another trace (${doc.trace.name}, ${doc.trace.bytes} bytes), not of ${trace.name}`);
+      throw bad(file, `a shard of another trace (${doc.trace.name ?? 'no name'}, ${doc.trace.bytes ?? '?'} bytes), not of ${trace.name}`);
     }
     for (const key of ['glibc', 'cores'] as const) {
       // The CPU count only sets the arena limit: it matters to a trace with threads alone.
@@ -174,6 +186,9 @@ export function mergeShards(files: readonly string[], trace: TraceIdentity, setu
     if (setup.resident && !doc.setup.resident) throw bad(file, 'searched without the resident model: make the shards with --objective rss too');
     if (doc.candidates !== candidates.length) throw bad(file, `a search of ${doc.candidates} candidates, this version searches ${candidates.length}`);
     for (const r of doc.results) {
+      if (typeof r !== 'object' || r === null || !Number.isSafeInteger(r.index) || typeof r.tunables !== 'string') {
+        throw bad(file, 'a result that is not a candidate of mallocscope tune (an object with index and tunables)');
+      }
       const candidate = candidates[r.index];
       if (!candidate || candidate.tunables !== r.tunables) throw bad(file, `candidate ${r.index} is not this version's (${r.tunables})`);
       const before = found.get(r.index);
@@ -181,8 +196,12 @@ export function mergeShards(files: readonly string[], trace: TraceIdentity, setu
       let result: CandidateResult;
       if ('failed' in r) result = { index: r.index, tunables: r.tunables, failed: String(r.failed) };
       else {
-        if (FIGURE_KEYS.some((k) => typeof r[k] !== 'number')) throw bad(file, `candidate ${r.index} has no figures`);
-        if (setup.resident && (typeof r.peakResident !== 'number' || typeof r.firstResident !== 'number')) {
+        const count = (n: unknown) => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+        if (FIGURE_KEYS.some((k) => !count(r[k]))) throw bad(file, `candidate ${r.index} has no figures (counts of bytes and calls)`);
+        if (typeof r.syscallCounts !== 'object' || r.syscallCounts === null || !SYSCALL_KEYS.every((k) => count(r.syscallCounts[k]))) {
+          throw bad(file, `candidate ${r.index} has no system call counts`);
+        }
+        if (setup.resident && (!count(r.peakResident) || !count(r.firstResident))) {
           throw bad(file, `candidate ${r.index} has no resident figures`);
         }
         result = { index: r.index, tunables: r.tunables, figures: figuresOf(r) };
@@ -246,11 +265,20 @@ export async function verify(
   name: string,
   candidate: Scored,
   objective: Objective,
-  options: { glibc: string; libc?: string },
+  options: { glibc: string; libc?: string; cores?: number; threads?: boolean },
 ): Promise<Verification> {
   const real = oracleGlibcVersion({ libc: options.libc });
   if (real !== undefined && real !== options.glibc) {
     return { verified: false, skipped: `the model followed glibc ${options.glibc} and the oracle runs glibc ${real}` };
+  }
+  // The real glibc sees this machine's CPUs: with threads the arena limit follows them, so a search made for
+  // another count cannot be confirmed here.
+  const host = hostCores();
+  if (options.threads && options.cores !== undefined && options.cores !== host) {
+    return {
+      verified: false,
+      skipped: `the search modelled ${options.cores} CPU${options.cores === 1 ? '' : 's'} (--cores) and the real glibc here sees ${host}, which sets its arena limit`,
+    };
   }
   const fold = (key: Objective['key']) => OBJECTIVES.find((o) => o.key === key)?.fold();
   const peak = fold('peakFootprint');

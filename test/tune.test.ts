@@ -2,7 +2,7 @@
 // GLIBC_TUNABLES, has the footprint it claims and no more than glibc's defaults (both measured here from the
 // oracle's own mallinfo2, apart from tune's verification); shards merged give the unsharded answer; worker
 // threads and a single thread give the same; and its usage errors.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -83,6 +83,11 @@ test('shards merged give the unsharded answer; one thread gives what the workers
     assert.ok(doc.results.every((r) => r.index % 3 === i - 1));
   }
   assert.equal(await tuneJson([trace, '--json', '--merge', ...files]), unsharded);
+  // Every candidate's figures are in the shards: none has a smaller peak than the recommendation (apart from
+  // the ranking's own sort).
+  const all = files.flatMap((f) => (JSON.parse(readFileSync(f, 'utf8')) as { results: { peakFootprint?: number }[] }).results);
+  const smallest = Math.min(...all.filter((r) => r.peakFootprint !== undefined).map((r) => r.peakFootprint as number));
+  assert.is((unsharded.best as { peakFootprint: number }).peakFootprint, smallest);
   const single = await tuneJson([trace, '--json', '--workers', '0', '--no-verify']);
   const { best, baseline, ...rest } = unsharded as { best: Record<string, unknown>; baseline: Record<string, unknown> };
   assert.equal(single, { ...rest, best: { ...best, verified: null }, baseline: { ...baseline, verified: null } });

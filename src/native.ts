@@ -44,6 +44,11 @@ export interface Addon {
   glibcMallocFree(size: number, count: number): number;
   /** One glibc malloc(size) + free, called once from JavaScript (so the N-API crossing shows). */
   glibcMallocFreeOnce(size: number): void;
+  /**
+   * Runs `file` (argv, envp as NAME=value) to its end with posix_spawn, stdin /dev/null, stdout and stderr
+   * read as text: no fork of Node (native/addon/spawn.cc). `error` (Node's shape) when it could not start.
+   */
+  runSync(file: string, argv: string[], envp: string[]): { status: number | null; signal: number | null; stdout: string; stderr: string } | { error: Error };
 }
 
 /** One reservation with its emulated break, mappings and views (see native/addon/layer.h). */

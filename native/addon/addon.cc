@@ -1,6 +1,6 @@
 // The mallocscope addon: the few facts and calls that only native code can reach. It registers the native
 // system layer (layer.h: the emulated break, mappings, views, protection, locking, resident memory), the
-// process-wide mlockall, and the glibc baselines of bench/native.ts.
+// process-wide mlockall, the glibc baselines of bench/native.ts, and runSync (posix_spawn, spawn.cc).
 #include <napi.h>
 #include <gnu/libc-version.h>
 #include <unistd.h>
@@ -32,6 +32,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unlockAll", Napi::Function::New(env, mallocscope::UnlockAll, "unlockAll"));
   exports.Set("glibcMallocFree", Napi::Function::New(env, mallocscope::GlibcMallocFree, "glibcMallocFree"));
   exports.Set("glibcMallocFreeOnce", Napi::Function::New(env, mallocscope::GlibcMallocFreeOnce, "glibcMallocFreeOnce"));
+  exports.Set("runSync", Napi::Function::New(env, mallocscope::RunSync, "runSync"));
   return exports;
 }
 

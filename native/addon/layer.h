@@ -131,13 +131,15 @@ class Layer : public Napi::ObjectWrap<Layer> {
   int64_t reported_ = 0;
 };
 
-// Module-level functions (not tied to one layer): protect.cc and baseline.cc.
+// Module-level functions (not tied to one layer): protect.cc, baseline.cc and spawn.cc.
 Napi::Value LockAll(const Napi::CallbackInfo& info);
 Napi::Value UnlockAll(const Napi::CallbackInfo& info);
 // munlockall if `env`'s lockAll locked the process and nothing unlocked it since (the env's cleanup hook).
 void UndoLockAll(napi_env env);
 Napi::Value GlibcMallocFree(const Napi::CallbackInfo& info);
 Napi::Value GlibcMallocFreeOnce(const Napi::CallbackInfo& info);
+// spawn.cc
+Napi::Value RunSync(const Napi::CallbackInfo& info);
 
 inline uintptr_t AlignUp(uintptr_t value, size_t page) { return (value + page - 1) & ~static_cast<uintptr_t>(page - 1); }
 inline uintptr_t AlignDown(uintptr_t value, size_t page) { return value & ~static_cast<uintptr_t>(page - 1); }

@@ -19,13 +19,16 @@ import {
 } from './constants.ts';
 import { libcMallinfo2 } from './libc.ts';
 import { arenaForChunk } from './arenas.ts';
-import { kindName, regionStarts } from './walk.ts';
+import { isRegionStart, kindName } from './walk.ts';
 
 /** The codes of the lists a chunk can be on (see `listed`): tcache bins from 0, then fastbins, then bins. */
 const FASTBIN_LIST = 100;
 const BIN_LIST = 200;
 /** Added per arena index to a fastbin or bin code, so that each arena's lists are told apart. */
 const ARENA_LISTS = 1000;
+
+/** checkInvariants' list codes, grown as needed and reused (the walk is synchronous and never nested). */
+let scratch = new Int32Array(1024);
 
 /** Throws an Error naming the first invariant that does not hold. */
 export function checkInvariants(main: MallocState): void {
@@ -37,8 +40,12 @@ export function checkInvariants(main: MallocState): void {
   const hex = (n: number) => `0x${n.toString(16)}`;
 
   // The list each chunk is on (a code: tcache i, fastbin FASTBIN_LIST + i, bin BIN_LIST + b), or -1; a typed
-  // array rather than a Map, since the differential tests walk thousands of heaps.
-  const listed = new Int32Array(c.highWater).fill(-1);
+  // array rather than a Map, and one kept from walk to walk, since the differential tests walk thousands of
+  // heaps (a fresh array each time is memory to zero and collect).
+  const highWater = c.highWater;
+  if (scratch.length < highWater) scratch = new Int32Array(Math.max(highWater, 2 * scratch.length));
+  const listed = scratch;
+  listed.fill(-1, 0, highWater);
   const listName = (raw: number) => {
     const code = raw % ARENA_LISTS;
     const where = raw >= ARENA_LISTS ? ` of arena ${Math.floor(raw / ARENA_LISTS)}` : '';
@@ -126,10 +133,26 @@ export function checkInvariants(main: MallocState): void {
     freeBytes += c.size[av.top] + fastBytes + binnedBytes;
   }
 
+  // One pass over the chunk records: no released record left on a list, the mmapped chunks' totals, and
+  // the first chunk of each region (as regionStarts finds them, without a pass of its own).
+  let mmapped = 0;
+  let mmappedCount = 0;
+  const starts: number[] = [];
+  for (let id = 0; id < highWater; id++) {
+    const state = c.state[id];
+    if (state === ChunkState.Unused) {
+      if (listed[id] !== -1) fail(`a released record is still on ${listName(listed[id])}`);
+    } else if (state === ChunkState.Mmapped) {
+      mmapped += c.size[id] + c.lead[id];
+      mmappedCount++;
+    } else if (isRegionStart(main, id)) starts.push(id);
+  }
+  starts.sort((a, b) => c.address[a] - c.address[b]);
+
   // regions: tiling, neighbours, the top last (over chunk ids, as walkRegions would give them, without the
   // objects it makes)
   let topsSeen = 0;
-  for (const start of regionStarts(main)) {
+  for (const start of starts) {
     for (let p = start; p !== NIL; p = c.nextPhys[p]) {
       const address = c.address[p];
       const size = c.size[p];
@@ -157,20 +180,9 @@ export function checkInvariants(main: MallocState): void {
     }
   }
   if (topsSeen !== m.arenas.filter((a) => c.size[a.top] !== 0).length) fail('an arena top is in no region');
-  for (let p = 0; p < listed.length; p++) {
-    if (listed[p] !== -1 && c.state[p] === ChunkState.Unused) fail(`a released record is still on ${listName(listed[p])}`);
-  }
 
   // mallinfo2 against the walk
   const info = libcMallinfo2(m);
   if (info.fordblks !== freeBytes) fail('fordblks does not equal the tops + fastbins + bins of the arenas');
-  let mmapped = 0;
-  let mmappedCount = 0;
-  for (let id = 0; id < c.highWater; id++) {
-    if (c.state[id] === ChunkState.Mmapped) {
-      mmapped += c.size[id] + c.lead[id];
-      mmappedCount++;
-    }
-  }
   if (mmapped !== info.hblkhd || mmappedCount !== info.hblks) fail(`hblks/hblkhd ${info.hblks}/${info.hblkhd} but the walk finds ${mmappedCount}/${mmapped}`);
 }

@@ -44,14 +44,17 @@ export interface ChunkInfo {
 export function regionStarts(av: MallocState): number[] {
   const c = av.chunks;
   const starts: number[] = [];
-  for (let id = 0; id < c.highWater; id++) {
-    const state = c.state[id];
-    if (state === ChunkState.Unused || state === ChunkState.BinHeader || state === ChunkState.Mmapped) continue;
-    if (c.prevPhys[id] !== NIL) continue;
-    if (state === ChunkState.Top && c.size[id] === 0) continue; // the dummy top before the first sysmalloc
-    starts.push(id);
-  }
+  for (let id = 0; id < c.highWater; id++) if (isRegionStart(av, id)) starts.push(id);
   return starts.sort((a, b) => c.address[a] - c.address[b]);
+}
+
+/** Whether chunk record `id` is the first chunk of a heap region (regionStarts' test). */
+export function isRegionStart(av: MallocState, id: number): boolean {
+  const c = av.chunks;
+  const state = c.state[id];
+  if (state === ChunkState.Unused || state === ChunkState.BinHeader || state === ChunkState.Mmapped) return false;
+  if (c.prevPhys[id] !== NIL) return false;
+  return !(state === ChunkState.Top && c.size[id] === 0); // the dummy top before the first sysmalloc
 }
 
 function info(av: MallocState, id: number): ChunkInfo {

@@ -7,7 +7,7 @@ import { constants as osConstants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { MallocscopeError, TraceError, UsageError, errnoReason } from '../errors.ts';
-import { builtFile } from '../native.ts';
+import { builtFile, loadAddon, type Addon } from '../native.ts';
 import { GLIBC_ENV, machineGlibc, machineGlibcVersion, rulesForMachine, type ChosenGlibc } from '../replay/glibc.ts';
 
 /** The executable built from native/oracle by CMake, next to the addon. */
@@ -356,13 +356,16 @@ export function startOracle(trace: string, options: OracleOptions = {}): OracleR
 export function runOracleSync(trace: string, options: OracleOptions = {}): { lines: string[]; exit: OracleExit } {
   const command = oracleCommand(trace, options);
   checkTraceReadable(trace, oracleDisplayName(trace, options));
-  const run = spawnSync(command.file, command.args, {
-    env: command.env,
-    input: trace === '-' ? options.input : undefined,
-    stdio: [trace === '-' ? (options.input !== undefined ? 'pipe' : 'inherit') : 'ignore', 'pipe', 'pipe'],
-    encoding: 'utf8',
-    maxBuffer: 1 << 30,
-  });
+  const spawner = trace === '-' ? undefined : addonSpawner();
+  const run = spawner
+    ? spawnWithoutFork(spawner, command)
+    : spawnSync(command.file, command.args, {
+        env: command.env,
+        input: trace === '-' ? options.input : undefined,
+        stdio: [trace === '-' ? (options.input !== undefined ? 'pipe' : 'inherit') : 'ignore', 'pipe', 'pipe'],
+        encoding: 'utf8',
+        maxBuffer: 1 << 30,
+      });
   if (run.error) {
     const stderr = `mallocscope: cannot run the oracle: ${errnoReason(run.error)} [ORACLE_START]`;
     return { lines: [], exit: { status: 127, signal: null, stderr } };
@@ -370,6 +373,38 @@ export function runOracleSync(trace: string, options: OracleOptions = {}): { lin
   const lines = run.stdout.split('\n');
   if (lines[lines.length - 1] === '') lines.pop();
   return { lines, exit: { status: run.status, signal: run.signal, stderr: run.stderr.slice(0, STDERR_KEPT) } };
+}
+
+/** The addon's runSync, or null when the addon is not built (a stand-in build folder): Node's spawnSync then. */
+let spawner: Addon['runSync'] | null | undefined;
+function addonSpawner(): Addon['runSync'] | null {
+  if (spawner === undefined) {
+    try {
+      spawner = loadAddon().runSync;
+    } catch {
+      spawner = null;
+    }
+  }
+  return spawner;
+}
+
+/** Signal names by number, for a run the addon reports. */
+const SIGNAL_NAMES = new Map(Object.entries(osConstants.signals).map(([name, number]) => [number, name as NodeJS.Signals]));
+
+/**
+ * runOracleSync's run through the addon's posix_spawn, in spawnSync's shape. Node's spawnSync forks: it copies
+ * the page tables of all of Node and leaves its memory copy-on-write, a cost that grows with Node's heap and
+ * that the tests pay for each of their hundreds of oracle runs.
+ */
+function spawnWithoutFork(
+  runSync: Addon['runSync'],
+  command: OracleCommand,
+): { error?: Error; status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string } {
+  const envp: string[] = [];
+  for (const [name, value] of Object.entries(command.env)) if (value !== undefined) envp.push(`${name}=${value}`);
+  const run = runSync(command.file, [command.file, ...command.args], envp);
+  if ('error' in run) return { error: run.error, status: null, signal: null, stdout: '', stderr: '' };
+  return { status: run.status, signal: run.signal === null ? null : (SIGNAL_NAMES.get(run.signal) ?? null), stdout: run.stdout, stderr: run.stderr };
 }
 
 /** The oracle's JSON Lines for `trace`, synchronously; a failed run raises its error (as runOracle does). */

@@ -165,30 +165,73 @@ function drawOp(ops: readonly [string, number][], r: number): string {
   return ops[0][0];
 }
 
-/** A shape's random choices: an item of a list, and a request size from its ranges. */
-function drawers(shape: TraceShape, random: () => number): { pick: <T>(items: readonly T[]) => T; drawSize: () => number } {
-  const sizeWeights = shape.sizeWeights ?? shape.sizes.map(() => 1);
-  const sizeWeightTotal = sizeWeights.reduce((a, b) => a + b, 0);
-  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
-  const logUniform = (min: number, max: number): number => {
+/**
+ * A shape's random choices: an item of a list, and a request size from its ranges. A class, not closures made
+ * per trace, so that the optimized generators call the same functions from trace to trace.
+ */
+class Draws {
+  private readonly sizeWeightTotal: number;
+
+  constructor(
+    private readonly shape: TraceShape,
+    private readonly random: () => number,
+    private readonly sizeWeights = shape.sizeWeights ?? shape.sizes.map(() => 1),
+  ) {
+    this.sizeWeightTotal = this.sizeWeights.reduce((a, b) => a + b, 0);
+  }
+
+  pick<T>(items: readonly T[]): T {
+    return items[Math.floor(this.random() * items.length)];
+  }
+
+  private logUniform(min: number, max: number): number {
     if (max <= min) return min;
     const low = Math.log(Math.max(min, 1));
-    return Math.min(max, Math.max(min, Math.round(Math.exp(low + random() * (Math.log(max) - low)))));
-  };
-  const drawSize = (): number => {
-    let r = random() * sizeWeightTotal;
-    for (let i = 0; i < shape.sizes.length; i++) {
-      r -= sizeWeights[i];
-      if (r <= 0) return logUniform(shape.sizes[i][0], shape.sizes[i][1]);
+    return Math.min(max, Math.max(min, Math.round(Math.exp(low + this.random() * (Math.log(max) - low)))));
+  }
+
+  size(): number {
+    const sizes = this.shape.sizes;
+    let r = this.random() * this.sizeWeightTotal;
+    for (let i = 0; i < sizes.length; i++) {
+      r -= this.sizeWeights[i];
+      if (r <= 0) return this.logUniform(sizes[i][0], sizes[i][1]);
     }
-    const last = shape.sizes[shape.sizes.length - 1];
-    return logUniform(last[0], last[1]);
+    const last = sizes[sizes.length - 1];
+    return this.logUniform(last[0], last[1]);
+  }
+}
+
+/**
+ * The shape with every field present, in one order: the shapes' literals differ in which optional fields they
+ * have, and objects of one layout keep the generators' optimized code from being thrown away at each new shape.
+ */
+function uniformShape(shape: TraceShape): TraceShape {
+  const w = shape.weights;
+  return {
+    name: shape.name,
+    sizes: shape.sizes,
+    sizeWeights: shape.sizeWeights,
+    weights: { malloc: w.malloc, free: w.free, realloc: w.realloc, calloc: w.calloc, memalign: w.memalign, mallopt: w.mallopt, trim: w.trim },
+    maxLive: shape.maxLive,
+    freeOrder: shape.freeOrder,
+    reallocFactor: shape.reallocFactor,
+    alignments: shape.alignments,
+    mallopts: shape.mallopts,
+    drain: shape.drain,
+    threads: shape.threads,
   };
-  return { pick, drawSize };
+}
+
+/** The live block a free takes, by the shape's order (the random one draws from `random`). */
+function takeLive<T>(live: T[], order: TraceShape['freeOrder'], random: () => number): T {
+  const index = order === 'lifo' ? live.length - 1 : order === 'fifo' ? 0 : Math.floor(random() * live.length);
+  return live.splice(index, 1)[0];
 }
 
 /** `events` calls of `shape`, drawn with `seed` (and then the drain's frees and the threads' exits). */
-export function* generateTrace(shape: TraceShape, seed: number, events: number): Generator<GeneratedCall> {
+export function* generateTrace(given: TraceShape, seed: number, events: number): Generator<GeneratedCall> {
+  const shape = uniformShape(given);
   if (shape.threads) {
     yield* generateThreadedTrace(shape, shape.threads, seed, events);
     return;
@@ -198,12 +241,7 @@ export function* generateTrace(shape: TraceShape, seed: number, events: number):
   let nextId = 0;
   const ops = callWeights(shape);
   const totalWeight = ops.reduce((sum, [, weight]) => sum + weight, 0);
-  const { pick, drawSize } = drawers(shape, random);
-  const takeLive = (): { id: string; size: number } => {
-    const index = shape.freeOrder === 'lifo' ? live.length - 1 : shape.freeOrder === 'fifo' ? 0 : Math.floor(random() * live.length);
-    const [block] = live.splice(index, 1);
-    return block;
-  };
+  const draw = new Draws(shape, random);
 
   for (let n = 0; n < events; n++) {
     let op = drawOp(ops, random() * totalWeight);
@@ -211,32 +249,32 @@ export function* generateTrace(shape: TraceShape, seed: number, events: number):
     if ((op === 'free' || op === 'realloc') && live.length === 0) op = 'malloc';
     switch (op) {
       case 'malloc': {
-        const block = { id: `b${nextId++}`, size: drawSize() };
+        const block = { id: `b${nextId++}`, size: draw.size() };
         live.push(block);
         yield { op: 'malloc', id: block.id, size: block.size };
         break;
       }
       case 'calloc': {
-        const size = drawSize();
-        const nmemb = pick([1, 1, 2, 3, 4, 8, 16]);
+        const size = draw.size();
+        const nmemb = draw.pick([1, 1, 2, 3, 4, 8, 16]);
         const block = { id: `b${nextId++}`, size: Math.max(1, Math.floor(size / nmemb)) * nmemb };
         live.push(block);
         yield { op: 'calloc', id: block.id, nmemb, size: block.size / nmemb };
         break;
       }
       case 'memalign': {
-        const block = { id: `b${nextId++}`, size: drawSize() };
+        const block = { id: `b${nextId++}`, size: draw.size() };
         live.push(block);
-        yield { op: 'memalign', id: block.id, alignment: pick(shape.alignments ?? ALIGNMENTS), size: block.size };
+        yield { op: 'memalign', id: block.id, alignment: draw.pick(shape.alignments ?? ALIGNMENTS), size: block.size };
         break;
       }
       case 'free':
-        yield { op: 'free', id: takeLive().id };
+        yield { op: 'free', id: takeLive(live, shape.freeOrder, random).id };
         break;
       case 'realloc': {
         if (random() < 0.05) {
           // realloc(NULL, n): a new block
-          const block = { id: `b${nextId++}`, size: drawSize() };
+          const block = { id: `b${nextId++}`, size: draw.size() };
           live.push(block);
           yield { op: 'realloc', id: block.id, size: block.size };
           break;
@@ -255,16 +293,16 @@ export function* generateTrace(shape: TraceShape, seed: number, events: number):
         break;
       }
       case 'mallopt': {
-        const [param, value] = pick(shape.mallopts ?? MALLOPTS_ALL);
+        const [param, value] = draw.pick(shape.mallopts ?? MALLOPTS_ALL);
         yield { op: 'mallopt', param, value };
         break;
       }
       case 'trim':
-        yield { op: 'trim', pad: pick([0, 0, 4096, 128 * KiB]) };
+        yield { op: 'trim', pad: draw.pick([0, 0, 4096, 128 * KiB]) };
         break;
     }
   }
-  if (shape.drain) while (live.length > 0) yield { op: 'free', id: takeLive().id };
+  if (shape.drain) while (live.length > 0) yield { op: 'free', id: takeLive(live, shape.freeOrder, random).id };
 }
 
 // ---- threaded shapes -------------------------------------------------------------------------------------
@@ -313,7 +351,7 @@ interface ThreadedBlock {
 /** The threaded form of generateTrace: thread lines drawn beside the calls, each call made by a live thread. */
 function* generateThreadedTrace(shape: TraceShape, plan: ThreadPlan, seed: number, events: number): Generator<GeneratedCall> {
   const random = seededRandom(seed * 2654435761 + shape.name.length);
-  const { pick, drawSize } = drawers(shape, random);
+  const draw = new Draws(shape, random);
   const ops = callWeights(shape, [
     ['spawn', plan.spawn],
     ['exit', plan.exit],
@@ -333,13 +371,13 @@ function* generateThreadedTrace(shape: TraceShape, plan: ThreadPlan, seed: numbe
     alive.push(newestThread);
     return { op: 'spawn', spawned: newestThread, thread: by };
   };
-  const caller = (): number => (plan.caller === 'newest' && alive.length > 1 && random() < 0.75 ? alive[alive.length - 1] : pick(alive));
+  const caller = (): number => (plan.caller === 'newest' && alive.length > 1 && random() < 0.75 ? alive[alive.length - 1] : draw.pick(alive));
   /** A live block for a free or realloc by `thread`: another thread's with the plan's chance, else its own when it has one. */
   const takeIndex = (thread: number): number => {
     if (random() >= plan.cross) {
       const own: number[] = [];
       for (let i = 0; i < live.length; i++) if (live[i].maker === thread) own.push(i);
-      if (own.length > 0) return pick(own);
+      if (own.length > 0) return draw.pick(own);
     }
     return Math.floor(random() * live.length);
   };
@@ -349,7 +387,7 @@ function* generateThreadedTrace(shape: TraceShape, plan: ThreadPlan, seed: numbe
     return block;
   };
 
-  for (const [param, value] of plan.preludes ? pick(plan.preludes) : []) {
+  for (const [param, value] of plan.preludes ? draw.pick(plan.preludes) : []) {
     made++;
     yield { op: 'mallopt', param, value };
   }
@@ -378,7 +416,7 @@ function* generateThreadedTrace(shape: TraceShape, plan: ThreadPlan, seed: numbe
         const [leaving] = alive.splice(index, 1);
         if (plan.fillTcache) {
           // Fill whole tcache bins: `fillTcache` blocks of a size, then their frees, newest first.
-          for (const size of [pick(TCACHE_FILL_SIZES), pick(TCACHE_FILL_SIZES)]) {
+          for (const size of [draw.pick(TCACHE_FILL_SIZES), draw.pick(TCACHE_FILL_SIZES)]) {
             const blocks: ThreadedBlock[] = [];
             for (let k = 0; k < plan.fillTcache; k++) {
               const block = newBlock(leaving, size);
@@ -397,20 +435,20 @@ function* generateThreadedTrace(shape: TraceShape, plan: ThreadPlan, seed: numbe
         break;
       }
       case 'malloc': {
-        const block = newBlock(thread, drawSize());
+        const block = newBlock(thread, draw.size());
         yield { op: 'malloc', id: block.id, size: block.size, thread };
         break;
       }
       case 'calloc': {
-        const size = drawSize();
-        const nmemb = pick([1, 1, 2, 3, 4, 8, 16]);
+        const size = draw.size();
+        const nmemb = draw.pick([1, 1, 2, 3, 4, 8, 16]);
         const block = newBlock(thread, Math.max(1, Math.floor(size / nmemb)) * nmemb);
         yield { op: 'calloc', id: block.id, nmemb, size: block.size / nmemb, thread };
         break;
       }
       case 'memalign': {
-        const block = newBlock(thread, drawSize());
-        yield { op: 'memalign', id: block.id, alignment: pick(shape.alignments ?? ALIGNMENTS), size: block.size, thread };
+        const block = newBlock(thread, draw.size());
+        yield { op: 'memalign', id: block.id, alignment: draw.pick(shape.alignments ?? ALIGNMENTS), size: block.size, thread };
         break;
       }
       case 'free': {
@@ -433,12 +471,12 @@ function* generateThreadedTrace(shape: TraceShape, plan: ThreadPlan, seed: numbe
         break;
       }
       case 'mallopt': {
-        const [param, value] = pick(shape.mallopts ?? MALLOPTS_ALL);
+        const [param, value] = draw.pick(shape.mallopts ?? MALLOPTS_ALL);
         yield { op: 'mallopt', param, value, thread };
         break;
       }
       case 'trim':
-        yield { op: 'trim', pad: pick([0, 0, 4096, 128 * KiB]), thread };
+        yield { op: 'trim', pad: draw.pick([0, 0, 4096, 128 * KiB]), thread };
         break;
     }
   }

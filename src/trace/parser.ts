@@ -32,7 +32,8 @@ export interface ReadTraceOptions {
   chunkSize?: number;
 }
 
-const DEFAULT_CHUNK = 1 << 20;
+/** Bytes read at a time by default (readTrace reads a smaller regular file whole). */
+export const DEFAULT_CHUNK = 1 << 20;
 
 /** The event field each number field's exact value goes to. */
 const EXACT_FIELD: Record<string, keyof ExactSizes> = { SIZE: 'size', NMEMB: 'nmemb', ALIGN: 'alignment', PAD: 'pad' };

@@ -1,8 +1,8 @@
 // Reading trace files: readTrace opens a path (or `-` for standard input) and streams it through the parser
 // (parser.ts, which has no Node API and is re-exported here, so that Node code imports one module).
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { TraceError, errnoReason } from '../errors.ts';
-import { ThreadLineScanner, TraceReader, traceDisplayName, type ByteSource, type ReadTraceOptions } from './parser.ts';
+import { DEFAULT_CHUNK, ThreadLineScanner, TraceReader, traceDisplayName, type ByteSource, type ReadTraceOptions } from './parser.ts';
 
 export * from './parser.ts';
 
@@ -42,7 +42,21 @@ export function readTrace(path: string, options: ReadTraceOptions = {}): TraceRe
   } catch (error) {
     throw new TraceError('TRACE_OPEN', name, 0, `cannot read: ${errnoReason(error)}`);
   }
-  return new TraceReader(fileSource(fd, true, name), name, options.chunkSize);
+  return new TraceReader(fileSource(fd, true, name), name, options.chunkSize ?? fileChunk(fd));
+}
+
+/**
+ * The read buffer for a regular file smaller than the default chunk: its size and a byte (so that the second
+ * read sees the end), not a whole MiB. Each reader's buffer is fresh memory the kernel must fault in and zero,
+ * and tests and the differential script open hundreds of short traces.
+ */
+function fileChunk(fd: number): number | undefined {
+  try {
+    const stat = fstatSync(fd);
+    return stat.isFile() && stat.size < DEFAULT_CHUNK ? stat.size + 1 : undefined;
+  } catch {
+    return undefined; // reading it reports what is wrong
+  }
 }
 
 /** traceHasThreads' read buffer, one for all calls (they are synchronous): a fresh MiB per call costs more than the look. */

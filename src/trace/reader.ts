@@ -50,10 +50,13 @@ export function readTrace(path: string, options: ReadTraceOptions = {}): TraceRe
  * read sees the end), not a whole MiB. Each reader's buffer is fresh memory the kernel must fault in and zero,
  * and tests and the differential script open hundreds of short traces.
  */
+const MIN_CHUNK = 1 << 16;
+
 function fileChunk(fd: number): number | undefined {
   try {
     const stat = fstatSync(fd);
-    return stat.isFile() && stat.size < DEFAULT_CHUNK ? stat.size + 1 : undefined;
+    // At least 64 KiB: a file still being written when it is opened must not be read a few bytes at a time.
+    return stat.isFile() && stat.size < DEFAULT_CHUNK ? Math.max(stat.size + 1, MIN_CHUNK) : undefined;
   } catch {
     return undefined; // reading it reports what is wrong
   }

@@ -49,6 +49,8 @@ export class UsageError extends MallocscopeError {
 
 const ERRNO_REASONS: Record<string, string> = {
   ENOENT: 'no such file or directory',
+  ENOEXEC: 'exec format error (not a program this machine can run)',
+  ENOBUFS: 'more output than one string can hold (512 MiB): replay a shorter trace, or stream it (check)',
   EACCES: 'permission denied',
   EPERM: 'operation not permitted',
   EISDIR: 'is a directory',

@@ -20,6 +20,10 @@ namespace mallocscope {
 
 namespace {
 
+// The most output kept (stdout and stderr together): V8's longest string (2^29 - 24 characters on 64-bit),
+// since the output comes back as one.
+constexpr size_t kMaxOutput = (size_t{1} << 29) - 24;
+
 // Closes the fds it holds when it goes out of scope (the error paths included).
 struct Fds {
   std::vector<int> fds;
@@ -102,26 +106,40 @@ Napi::Value RunSync(const Napi::CallbackInfo& info) {
   std::string text[2];
   pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
   int open = 2;
+  int read_error = 0;
   char buf[1 << 16];
-  while (open > 0) {
+  while (open > 0 && read_error == 0) {
     if (poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      break;
+      if (errno != EINTR) read_error = errno;
+      continue;
     }
     for (int i = 0; i < 2; i++) {
       if (fds[i].fd < 0 || fds[i].revents == 0) continue;
       ssize_t n = read(fds[i].fd, buf, sizeof buf);
       if (n > 0) {
         text[i].append(buf, static_cast<size_t>(n));
-      } else if (n == 0 || errno != EINTR) {
+        // More than a string can hold: the child is stopped and the run fails with ENOBUFS.
+        if (text[0].size() + text[1].size() > kMaxOutput) read_error = ENOBUFS;
+      } else if (n == 0) {
         fds[i].fd = -1;  // poll skips a negative fd
         open--;
+      } else if (errno != EINTR) {
+        read_error = errno;
       }
     }
   }
+  // A child still writing to a pipe nobody reads would block for ever: stopped, and its pipes closed, before
+  // the wait.
+  if (read_error != 0) kill(pid, SIGKILL);
+  close(out_pipe[0]);
+  close(err_pipe[0]);
+  held.fds.clear();
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  int waited;
+  while ((waited = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
   }
+  if (waited < 0) return failed(errno, "waitpid");
+  if (read_error != 0) return failed(read_error, "read");
 
   Napi::Object out = Napi::Object::New(env);
   out.Set("status", WIFEXITED(status) ? Napi::Number::New(env, WEXITSTATUS(status)) : env.Null());

@@ -107,10 +107,13 @@ export function trimEstimate(replayer: Replayer, options: AnatomyOptions = {}): 
   const copy = restored.model;
   const before = footprintOf(copy);
   const residentBefore = restored.resident?.total ?? 0;
+  const hadHeap = copy.chunks.size[copy.main.top] > 0;
   libcTrim(copy, 0);
   let madvised = 0;
   for (const call of copy.system.takeSyscalls()) if (call.call === 'madvise' && !call.failed) madvised += Number(call.bytes);
-  const estimate: TrimEstimate = { released: before - footprintOf(copy), madvised, topVerdict: copy.notes.mainTrim?.topVerdict ?? null };
+  const estimate: TrimEstimate = { released: before - footprintOf(copy), madvised, topVerdict: null };
+  // No heap yet (a top of size 0): nothing for systrim to judge, whatever its size_t arithmetic says.
+  if (hadHeap) estimate.topVerdict = copy.notes.mainTrim?.topVerdict ?? null;
   if (restored.resident !== null) estimate.resident = residentBefore - restored.resident.total;
   return estimate;
 }

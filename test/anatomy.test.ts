@@ -71,7 +71,7 @@ function walkAgrees(path: string, every: number): number {
     const seq = outcome.seq;
     if (seq % every !== 0 && seq !== glibc.length - 1) continue;
     const m = replayer.model;
-    const a = footprintAnatomy(m, (visit) => replayer.forEachLive((chunk, requested) => visit(chunk, requested)));
+    const a = footprintAnatomy(m, (visit) => replayer.forEachLive(visit));
     const where = `${path} event ${seq}`;
     assert.is(a.footprint, footprintOf(glibc[seq]), `${where}: footprint against glibc's arena + hblkhd`);
     assert.is(a.heap, glibc[seq].arena, `${where}: heap`);

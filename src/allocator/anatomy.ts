@@ -55,6 +55,9 @@ export const PART_NAMES: readonly (keyof FootprintParts)[] = [
 /** The parts that are free memory malloc can hand out again. */
 export const FREE_PARTS: readonly (keyof FootprintParts)[] = ['tcache', 'fastbins', 'unsorted', 'smallBins', 'largeBins', 'top'];
 
+/** The parts glibc holds for itself. */
+export const GLIBC_PARTS: readonly (keyof FootprintParts)[] = ['tcacheStructs', 'dtvs', 'heapHeaders', 'fenceposts', 'brkGap'];
+
 /**
  * The program's live blocks, as the replay knows them: calls visit(chunk id, bytes requested) once for each
  * block the program holds (a NULL block has no chunk and is not visited).
@@ -79,6 +82,19 @@ export interface Anatomy {
   arenas: ArenaAnatomy[];
   /** The chunks with mappings of their own, which belong to no arena: their parts sum to mp_.mmapped_mem. */
   mappings: FootprintParts;
+}
+
+/** Every arena's system_mem: mallinfo2's arena (the brk heap, any mmap fallback region, the thread heaps). */
+export function heapBytes(m: Malloc): number {
+  const arenas = m.arenas;
+  let heap = arenas[0].systemMem;
+  for (let i = 1; i < arenas.length; i++) heap += arenas[i].systemMem;
+  return heap;
+}
+
+/** The footprint: heapBytes plus mp_.mmapped_mem, mallinfo2's arena + hblkhd. */
+export function footprintBytes(m: Malloc): number {
+  return heapBytes(m) + m.mp.mmappedMem;
 }
 
 export function emptyParts(): FootprintParts {
@@ -240,12 +256,9 @@ export function footprintAnatomy(m: Malloc, live: LiveBlocks): Anatomy {
   if (sumParts(mappings) !== m.mp.mmappedMem) throw inconsistent(`the mappings' parts sum to ${sumParts(mappings)}, mmapped_mem is ${m.mp.mmappedMem}`);
 
   const parts = emptyParts();
-  let heap = 0;
-  for (const arena of arenas) {
-    heap += arena.footprint;
-    for (const name of PART_NAMES) parts[name] += arena.parts[name];
-  }
+  for (const arena of arenas) for (const name of PART_NAMES) parts[name] += arena.parts[name];
   for (const name of PART_NAMES) parts[name] += mappings[name];
+  const heap = heapBytes(m);
   return { footprint: heap + m.mp.mmappedMem, heap, mmapped: m.mp.mmappedMem, parts, arenas, mappings };
 }
 

@@ -2,9 +2,18 @@
 // malloc_trim(0) would give back then (the core's own trim, run on a copy), the live block that pins the heap,
 // and the fragmentation measures of the whole replay. What `mallocscope anatomy` prints (docs/anatomy.md).
 // No Node API: the trace comes from a reader the caller opens.
-import { FREE_PARTS, PART_NAMES, footprintAnatomy, heapPin, sumParts, type ArenaAnatomy, type FootprintParts } from '../allocator/anatomy.ts';
+import {
+  FREE_PARTS,
+  GLIBC_PARTS,
+  PART_NAMES,
+  footprintAnatomy,
+  footprintBytes,
+  heapPin,
+  sumParts,
+  type ArenaAnatomy,
+  type FootprintParts,
+} from '../allocator/anatomy.ts';
 import { libcTrim } from '../allocator/libc.ts';
-import type { Malloc } from '../allocator/malloc.ts';
 import { MallocscopeError, UsageError } from '../errors.ts';
 import { Replayer } from '../replay/replayer.ts';
 import { ResidentPages, type ResidentEstimate } from '../system/resident.ts';
@@ -84,12 +93,6 @@ export interface AnatomyOptions {
   resident?: boolean;
 }
 
-function footprintOf(m: Malloc): number {
-  let heap = 0;
-  for (const av of m.arenas) heap += av.systemMem;
-  return heap + m.mp.mmappedMem;
-}
-
 /**
  * What malloc_trim(0) would give back now, found by running the core's own malloc_trim on a copy of the state
  * (it consolidates the fastbins first, so the original must not be touched): the footprint's drop, and the
@@ -105,13 +108,13 @@ export function trimEstimate(replayer: Replayer, options: AnatomyOptions = {}): 
   const restored = restoreCheckpoint(takeCheckpoint(replayer), setup, true, replayer.resident !== null);
   if (replayer.resident !== null) restored.resident?.adopt(replayer.resident);
   const copy = restored.model;
-  const before = footprintOf(copy);
+  const before = footprintBytes(copy);
   const residentBefore = restored.resident?.total ?? 0;
   const hadHeap = copy.chunks.size[copy.main.top] > 0;
   libcTrim(copy, 0);
   let madvised = 0;
   for (const call of copy.system.takeSyscalls()) if (call.call === 'madvise' && !call.failed) madvised += Number(call.bytes);
-  const estimate: TrimEstimate = { released: before - footprintOf(copy), madvised, topVerdict: null };
+  const estimate: TrimEstimate = { released: before - footprintBytes(copy), madvised, topVerdict: null };
   // No heap yet (a top of size 0): nothing for systrim to judge, whatever its size_t arithmetic says.
   if (hadHeap) estimate.topVerdict = copy.notes.mainTrim?.topVerdict ?? null;
   if (restored.resident !== null) estimate.resident = residentBefore - restored.resident.total;
@@ -121,7 +124,7 @@ export function trimEstimate(replayer: Replayer, options: AnatomyOptions = {}): 
 /** The anatomy of the replayer's state now (after the event `outcome`), without the measures of the whole replay. */
 function anatomyNow(replayer: Replayer, reader: TraceReader, at: { seq: number; line: number; op: string } | null, options: AnatomyOptions): AnatomyReport {
   const m = replayer.model;
-  const anatomy = footprintAnatomy(m, (visit) => replayer.forEachLive((chunk, requested) => visit(chunk, requested)));
+  const anatomy = footprintAnatomy(m, (visit) => replayer.forEachLive(visit));
   const trim = trimEstimate(replayer, options);
   const pin = heapPin(m);
   let pinned: PinReport | null = null;
@@ -278,7 +281,7 @@ export function formatAnatomy(report: AnatomyReport, trace: string): string {
   );
   const sumOf = (names: readonly (keyof FootprintParts)[]) => names.reduce((sum, name) => sum + report.parts[name], 0);
   const free = sumOf(FREE_PARTS);
-  const own = sumOf(['tcacheStructs', 'dtvs', 'heapHeaders', 'fenceposts', 'brkGap']);
+  const own = sumOf(GLIBC_PARTS);
   lines.push(
     `the rest, ${report.footprint - report.parts.payload}: ${free} free in malloc's lists and tops, ${report.parts.overhead + report.parts.mmapSlack} overhead of the live blocks, ${own} glibc's own`,
   );
@@ -302,8 +305,9 @@ export function formatAnatomy(report: AnatomyReport, trace: string): string {
     lines.push('');
     for (const arena of report.arenas) {
       const free = FREE_PARTS.reduce((sum, name) => sum + arena.parts[name], 0);
+      const glibcOwn = GLIBC_PARTS.reduce((sum, name) => sum + arena.parts[name], 0);
       lines.push(
-        `arena ${arena.index}${arena.index === 0 ? ' (main)' : ''}: ${arena.footprint} bytes, payload ${arena.parts.payload}, free ${free}, glibc's ${arena.parts.tcacheStructs + arena.parts.dtvs + arena.parts.heapHeaders + arena.parts.fenceposts + arena.parts.brkGap}`,
+        `arena ${arena.index}${arena.index === 0 ? ' (main)' : ''}: ${arena.footprint} bytes, payload ${arena.parts.payload}, free ${free}, glibc's ${glibcOwn}`,
       );
     }
     if (report.mappings) lines.push(`own mappings: ${report.mappings.footprint} bytes, payload ${report.mappings.parts.payload}`);

@@ -3,6 +3,7 @@
 // was first reached and what the other side was then, the values after the last event, and the counts of
 // system calls, threshold moves, consolidations and trims; and the fragmentation measures of Johnstone and
 // Wilson built on them.
+import { heapBytes } from '../allocator/anatomy.ts';
 import type { Malloc } from '../allocator/malloc.ts';
 import type { ReplayOutcome } from '../replay/replayer.ts';
 
@@ -58,10 +59,8 @@ export class PeakTracker {
    * mp_.mmapped_mem, read here only, so every observer counts the same.
    */
   observe(outcome: ReplayOutcome, model: Malloc, live: number): void {
-    const arenas = model.arenas;
-    let heap = arenas[0].systemMem;
-    for (let i = 1; i < arenas.length; i++) heap += arenas[i].systemMem;
-    if (arenas.length > this.arenas) this.arenas = arenas.length;
+    const heap = heapBytes(model);
+    if (model.arenas.length > this.arenas) this.arenas = model.arenas.length;
     if (model.threads.size > this.threads) this.threads = model.threads.size;
     const mmapped = model.mp.mmappedMem;
     this.events++;

@@ -1296,7 +1296,7 @@ export interface PageAnatomy {
 function drawAnatomy(step: Step, data: Data, select: (seq: number) => void): PageAnatomy {
   const r = step.replayer;
   const m = r.model;
-  const anatomy = footprintAnatomy(m, (visit) => r.forEachLive((chunk, requested) => visit(chunk, requested)));
+  const anatomy = footprintAnatomy(m, (visit) => r.forEachLive(visit));
   const trim = trimEstimate(r, { system: data.meta.setup.system });
   const pin = heapPin(m);
   const whole = anatomy.footprint;

@@ -3,7 +3,9 @@
 // that were set to the same do_set_* functions mallopt uses (do-set.ts). What the model cannot follow exactly
 // is refused (TUNABLES_UNSUPPORTED), never guessed. docs/tune.md lists every rule with its probe.
 import { MallocscopeError } from '../errors.ts';
+import { MAX_FAST_SIZE } from './constants.ts';
 import {
+  MAX_TCACHE_COUNT,
   MAX_TCACHE_SIZE,
   doSetArenaMax,
   doSetArenaTest,
@@ -279,13 +281,13 @@ export function ptmallocInitTunables(mp: MallocPar, tunables: GlibcTunables, gli
         } else if (doSetTcacheMax(mp, size) === 0) keeps(name, value, `above ${MAX_TCACHE_SIZE}, the largest request the tcache holds`);
         break;
       case 'tcache_count':
-        if (doSetTcacheCount(mp, size) === 0) keeps(name, value, 'above 65535, the most a tcache bin counts');
+        if (doSetTcacheCount(mp, size) === 0) keeps(name, value, `above ${MAX_TCACHE_COUNT}, the most a tcache bin counts`);
         break;
       case 'tcache_unsorted_limit':
         doSetTcacheUnsortedLimit(mp, size);
         break;
       case 'mxfast':
-        if (doSetMxfast(mp, size) === 0) keeps(name, value, 'above 160, the largest fastbin request');
+        if (doSetMxfast(mp, size) === 0) keeps(name, value, `above ${MAX_FAST_SIZE}, the largest fastbin request`);
         break;
       case 'hugetlb':
         if (value !== 0n) throw refuse(`glibc.malloc.hugetlb=${value}: huge pages depend on this machine's kernel settings, which the model does not follow`);

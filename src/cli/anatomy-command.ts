@@ -1,16 +1,16 @@
 // `mallocscope anatomy TRACE [--at peak|end|SEQ] [--json]`: where the footprint goes at one event, byte for
 // byte, what malloc_trim(0) would give back, the block that pins the heap, and the fragmentation measures
 // (src/report/anatomy.ts, docs/anatomy.md).
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { TraceError, UsageError, errnoReason } from '../errors.ts';
+import { UsageError } from '../errors.ts';
 import { parseSafeNumber } from '../number.ts';
 import { anatomyOfTrace, formatAnatomy, type AnatomyAt } from '../report/anatomy.ts';
 import { exactJson } from '../report/json.ts';
-import { readTrace, traceDisplayName } from '../trace/reader.ts';
+import { readTrace, standardInput, traceDisplayName } from '../trace/reader.ts';
 import { colourFlag } from './colour.ts';
 import { Progress } from './progress.ts';
 import {
@@ -101,20 +101,9 @@ function spoolStdin(name: string): { path: string; remove: () => void } {
   try {
     const out = openSync(path, 'w');
     try {
+      const input = standardInput(name);
       const buf = new Uint8Array(1 << 16);
-      for (;;) {
-        let n: number;
-        try {
-          n = readSync(0, buf, 0, buf.length, null);
-        } catch (error) {
-          const code = (error as NodeJS.ErrnoException).code;
-          if (code === 'EAGAIN') continue;
-          if (code === 'EOF') break;
-          throw new TraceError('TRACE_OPEN', name, 0, `cannot read: ${errnoReason(error)}`);
-        }
-        if (n === 0) break;
-        writeSync(out, buf, 0, n);
-      }
+      for (let n = input.read(buf, 0, buf.length); n > 0; n = input.read(buf, 0, buf.length)) writeSync(out, buf, 0, n);
     } finally {
       closeSync(out);
     }

@@ -29,13 +29,18 @@ function fileSource(fd: number, closeFd: boolean, name: string): ByteSource {
   };
 }
 
+/** Standard input as a byte source, read as readTrace reads `-` (a non-blocking stdin waited for, errors TRACE_OPEN). */
+export function standardInput(name: string): ByteSource {
+  return fileSource(0, false, name);
+}
+
 /**
  * Opens a trace file (or `-` for standard input) for streaming. A file that cannot be opened is a
  * TraceError with code TRACE_OPEN.
  */
 export function readTrace(path: string, options: ReadTraceOptions = {}): TraceReader {
   const name = options.name ?? traceDisplayName(path);
-  if (path === '-') return new TraceReader(fileSource(0, false, name), name, options.chunkSize);
+  if (path === '-') return new TraceReader(standardInput(name), name, options.chunkSize);
   let fd: number;
   try {
     fd = openSync(path, 'r');

@@ -1,6 +1,7 @@
 // The settings `mallocscope tune` tries: a fixed, ordered list of GLIBC_TUNABLES strings, the same for every
 // trace of the same kind (with or without threads), so that any shard of the search (--shard i/n) is the same
 // on every machine. docs/tune.md gives the list and why.
+import { MALLOC_TUNABLE_NAMES } from '../allocator/tunables.ts';
 
 /** One candidate: its place in the list, and the glibc.malloc.* tunables it sets (none: glibc's defaults). */
 export interface Candidate {
@@ -32,9 +33,6 @@ const GRID_MMAP_THRESHOLD = [64 * KiB, 256 * KiB, 1 * MiB, 4 * MiB, 32 * MiB];
 const GRID_TRIM_THRESHOLD = [0, 128 * KiB, 1 * MiB, 16 * MiB];
 const GRID_TOP_PAD = [0, 64 * KiB, 1 * MiB];
 
-/** ptmalloc_init's order of the tunables a candidate sets, so that each string is written one way. */
-const ORDER = ['top_pad', 'mmap_threshold', 'trim_threshold', 'mmap_max', 'arena_max', 'tcache_count', 'mxfast'];
-
 /** The GLIBC_TUNABLES value of some settings. */
 export function tunablesString(settings: readonly (readonly [string, number])[]): string {
   return settings.map(([name, value]) => `glibc.malloc.${name}=${value}`).join(':');
@@ -57,7 +55,8 @@ export function tuneCandidates(threads: boolean): Candidate[] {
           ['trim_threshold', trim],
         ]);
   return lists.map((settings, index) => {
-    const sorted = [...settings].sort((a, b) => ORDER.indexOf(a[0]) - ORDER.indexOf(b[0]));
+    // In ptmalloc_init's order (the core's list of the tunables), so that each string is written one way.
+    const sorted = [...settings].sort((a, b) => MALLOC_TUNABLE_NAMES.indexOf(a[0]) - MALLOC_TUNABLE_NAMES.indexOf(b[0]));
     return { index, settings: sorted, tunables: tunablesString(sorted) };
   });
 }

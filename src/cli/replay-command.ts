@@ -28,7 +28,7 @@ import {
   statsOption,
   touchOption,
 } from './options.ts';
-import type { ResidentEstimate } from '../system/resident.ts';
+import type { ResidentPages } from '../system/resident.ts';
 import type { ResidentMemory } from '../system/native.ts';
 
 interface ReplayCommandOptions {
@@ -142,7 +142,7 @@ function replay(trace: string, options: ReplayCommandOptions, replayer: Replayer
       ...summary.figures(replayer.model),
     };
     if (options.stats) figures.mallinfo2 = replayer.mallinfo2();
-    if (replayer.resident) figures.residentEstimate = residentFigures(replayer);
+    if (replayer.resident) figures.residentEstimate = replayer.resident.summary();
     if (real)
       figures.resident = {
         heap: real.heap,
@@ -160,11 +160,10 @@ function replay(trace: string, options: ReplayCommandOptions, replayer: Replayer
     const m = replayer.mallinfo2();
     text += `\nmallinfo2 at end  arena ${m.arena}, hblks ${m.hblks}, hblkhd ${m.hblkhd}, uordblks ${m.uordblks}, fordblks ${m.fordblks}, keepcost ${m.keepcost}`;
   }
-  if (replayer.resident) text += residentLines(replayer, real);
+  if (replayer.resident) text += residentLines(replayer, replayer.resident, real);
   if (real) {
     // The model's figures at the end beside what the kernel reports for the same memory (mincore).
     const model = replayer.model;
-    const kib = (n: number) => `${n} (${(n / 1024).toFixed(1)} KiB)`;
     text += `\nheap now          ${kib(model.main.systemMem)} in the model; resident ${kib(real.heap)} of ${kib(real.heapCommitted)} committed`;
     text += `\nmmapped now       ${kib(model.mp.mmappedMem)} in the model; resident ${kib(real.mmapped)} of ${kib(real.mapped)} mapped`;
     // Thread arenas' heaps, when the trace made any: their system_mem against the pages made read-write.
@@ -176,17 +175,12 @@ function replay(trace: string, options: ReplayCommandOptions, replayer: Replayer
   process.stdout.write(`${text}\n`);
 }
 
-/** `replay --json`'s residentEstimate: the estimate after the last event, its peak and the event of the peak. */
-function residentFigures(replayer: Replayer): ResidentEstimate & { peak: number; peakEvent: number | null } {
-  const resident = replayer.resident;
-  if (!resident) throw new Error('residentFigures without the resident option');
-  return { ...resident.now(), peak: resident.peak, peakEvent: resident.peakSeq < 0 ? null : resident.peakSeq };
-}
+/** Bytes, and the same in KiB, as the summary lines print them. */
+const kib = (n: number) => `${n} (${(n / 1024).toFixed(1)} KiB)`;
 
 /** The summary's resident lines: the estimate, and on real memory mincore's figure beside it. */
-function residentLines(replayer: Replayer, real: ResidentMemory | undefined): string {
-  const figures = residentFigures(replayer);
-  const kib = (n: number) => `${n} (${(n / 1024).toFixed(1)} KiB)`;
+function residentLines(replayer: Replayer, resident: ResidentPages, real: ResidentMemory | undefined): string {
+  const figures = resident.summary();
   const threads = replayer.model.arenas.length > 1;
   const parts = (heap: number, mmapped: number, threadHeaps: number) => `heap ${heap}, mmapped ${mmapped}${threads ? `, thread heaps ${threadHeaps}` : ''}`;
   let text = `\nresident (est.)   ${kib(figures.total)}: ${parts(figures.heap, figures.mmapped, figures.threadHeaps)}`;

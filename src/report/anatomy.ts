@@ -16,7 +16,7 @@ import {
 import { libcTrim } from '../allocator/libc.ts';
 import { MallocscopeError, UsageError } from '../errors.ts';
 import { Replayer } from '../replay/replayer.ts';
-import { ResidentPages, type ResidentEstimate } from '../system/resident.ts';
+import { ResidentPages } from '../system/resident.ts';
 import { SimulatedSystem, type SimulatedSystemOptions } from '../system/simulated.ts';
 import type { TraceReader } from '../trace/parser.ts';
 import { restoreCheckpoint, takeCheckpoint } from './checkpoint.ts';
@@ -75,7 +75,7 @@ export interface AnatomyReport {
    * With the resident model (--touch): the resident bytes now by part (an estimate: the program writes every
    * byte it asks for; docs/resident.md), and the highest total after any event so far with that event.
    */
-  resident?: ResidentEstimate & { peak: number; peakEvent: number };
+  resident?: ReturnType<ResidentPages['summary']>;
   /** Once the trace has threads: each arena's system_mem and its parts, and the mappings of their own. */
   arenas?: ArenaAnatomy[];
   mappings?: { footprint: number; parts: FootprintParts };
@@ -160,7 +160,7 @@ function anatomyNow(replayer: Replayer, reader: TraceReader, at: { seq: number; 
       freeShare: anatomy.footprint > 0 ? free / anatomy.footprint : null,
     },
   };
-  if (replayer.resident !== null) report.resident = { ...replayer.resident.now(), peak: replayer.resident.peak, peakEvent: replayer.resident.peakSeq };
+  if (replayer.resident !== null) report.resident = replayer.resident.summary();
   if (m.multiThreaded) {
     report.arenas = anatomy.arenas;
     report.mappings = { footprint: anatomy.mmapped, parts: anatomy.mappings };
@@ -288,7 +288,7 @@ export function formatAnatomy(report: AnatomyReport, trace: string): string {
   if (report.resident) {
     const r = report.resident;
     lines.push(
-      `resident (est., the program writes every byte it asks for): ${r.total} bytes (heap ${r.heap}, mmapped ${r.mmapped}${r.threadHeaps > 0 ? `, thread heaps ${r.threadHeaps}` : ''}), ${share(r.total, report.footprint)} of the footprint; peak ${r.peak} after event ${r.peakEvent}`,
+      `resident (est., the program writes every byte it asks for): ${r.total} bytes (heap ${r.heap}, mmapped ${r.mmapped}${r.threadHeaps > 0 ? `, thread heaps ${r.threadHeaps}` : ''}), ${share(r.total, report.footprint)} of the footprint; peak ${r.peak}${r.peakEvent === null ? '' : ` after event ${r.peakEvent}`}`,
     );
   }
   lines.push('');

@@ -226,6 +226,11 @@ export class ResidentPages implements SystemMemory {
     return { heap, mmapped: total - heap - threadHeaps, threadHeaps, total };
   }
 
+  /** now() with the peak and the event that first reached it (null before any event): what reports print. */
+  summary(): ResidentEstimate & { peak: number; peakEvent: number | null } {
+    return { ...this.now(), peak: this.peak, peakEvent: this.peakSeq < 0 ? null : this.peakSeq };
+  }
+
   /** Resident bytes in [address, address + length) (whole pages that overlap it), e.g. one thread arena's heap. */
   bytesIn(address: number, length: number): number {
     if (!(length > 0)) return 0;

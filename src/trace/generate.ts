@@ -220,7 +220,8 @@ function uniformShape(shape: TraceShape): TraceShape {
     mallopts: shape.mallopts,
     drain: shape.drain,
     threads: shape.threads,
-  };
+    // Every field of TraceShape, optional ones included: a field added there and not here fails to compile.
+  } satisfies { [K in keyof Required<TraceShape>]: TraceShape[K] };
 }
 
 /** The live block a free takes, by the shape's order (the random one draws from `random`). */

@@ -259,7 +259,8 @@ export const PART_LABELS: Record<keyof FootprintParts, string> = {
   brkGap: "glibc's: brk alignment gap",
 };
 
-const share = (part: number, whole: number) => (whole > 0 ? `${((100 * part) / whole).toFixed(1)}%` : '—');
+/** A part's share of a whole, as the anatomy prints it (one decimal; — for a whole of 0). */
+export const share = (part: number, whole: number) => (whole > 0 ? `${((100 * part) / whole).toFixed(1)}%` : '—');
 const ratioText = (r: number | null) => (r === null ? '— (nothing live)' : r.toFixed(3));
 
 /** Why nothing pins the heap: glibc's chunk is all that is left below the top, or the top cannot go back at all. */

@@ -9,7 +9,7 @@ import type { Heap, MallocState } from '../../allocator/arena.ts';
 import type { Syscall } from '../../system/api.ts';
 import type { SizeT } from '../../allocator/size-t.ts';
 import { footprintAnatomy, heapPin, PART_NAMES, type FootprintParts, type HeapPin } from '../../allocator/anatomy.ts';
-import { PART_LABELS, trimEstimate } from '../anatomy.ts';
+import { PART_LABELS, share, trimEstimate } from '../anatomy.ts';
 import { restoreCheckpoint } from '../checkpoint.ts';
 import { captureBefore, callText, explainStep } from '../explain.ts';
 import { syscallProse } from '../syscall-text.ts';
@@ -1301,7 +1301,7 @@ function drawAnatomy(step: Step, data: Data, select: (seq: number) => void): Pag
   const pin = heapPin(m);
   const whole = anatomy.footprint;
   const shown = PART_NAMES.filter((name) => anatomy.parts[name] > 0);
-  const pct = (n: number) => (whole > 0 ? `${((100 * n) / whole).toFixed(1)}%` : '—');
+  const pct = (n: number) => share(n, whole);
   $('anatomy-caption').textContent =
     `after event ${int(step.seq)}: footprint ${bytes(whole)}, the program holds ${bytes(anatomy.parts.payload)} (${pct(anatomy.parts.payload)})`;
   $('anatomy-bar').innerHTML = shown

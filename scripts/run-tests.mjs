@@ -99,6 +99,18 @@ if (build) {
 const stale = staleDist();
 if (stale) refuse(`dist/ is not the build of src/: ${stale}. Build it first: npm run build:ts (npm test does) [DIST_STALE]`);
 
+// Started before the tests are compiled (the type check reads src/, test/ and dist/, never dist-test/): the
+// checks take one core while the tests compile on the other, then share both with the tests.
+const checks = withChecks
+  ? new Promise((resolve) => {
+      const child = spawn(process.execPath, [join(root, 'scripts/check.mjs')], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+      const chunks = [];
+      child.stdout.on('data', (c) => chunks.push(c));
+      child.stderr.on('data', (c) => chunks.push(c));
+      child.on('close', (status) => resolve({ status, out: Buffer.concat(chunks).toString('utf8') }));
+    })
+  : null;
+
 // The tests, compiled afresh: a test removed from test/ must not run from an old copy.
 rmSync(join(root, 'dist-test'), { recursive: true, force: true });
 const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.test.json')], {
@@ -164,11 +176,16 @@ let skipped = 0;
 
 const compiledOf = (file) => join(root, 'dist-test', relative(join(root, 'test'), file)).replace(/\.ts$/, '.js');
 
+// Stack traces name dist/ and dist-test/ lines, which read as the sources do (tsc only strips the types):
+// Node's source maps cost each test process the parsing of every map it loads, about 3 s of the suite's CPU.
+// MALLOCSCOPE_SOURCE_MAPS=1 maps them back to src/ and test/ when a failure needs it.
+const SOURCE_MAPS = process.env.MALLOCSCOPE_SOURCE_MAPS === '1' ? ['--enable-source-maps'] : [];
+
 /** Runs a command of node, its output collected; resolves with the output, exit status and seconds. */
 function runNode(args) {
   const started = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--enable-source-maps', '--single-threaded', ...args], {
+    const child = spawn(process.execPath, [...SOURCE_MAPS, '--single-threaded', ...args], {
       cwd: root,
       env: testEnv,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -238,16 +255,6 @@ function report(file, { out, status, seconds }) {
 // machine busy, and a third one at once only made them contend (44.5-46.6 s against 43.4-43.7 s here; it
 // helped before, when files waited more on their children). Each file's line is printed as it ends.
 const started = Date.now();
-// Started with the tests, not before them: the checks and the tests then share both cores from the first second.
-const checks = withChecks
-  ? new Promise((resolve) => {
-      const child = spawn(process.execPath, [join(root, 'scripts/check.mjs')], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-      const chunks = [];
-      child.stdout.on('data', (c) => chunks.push(c));
-      child.stderr.on('data', (c) => chunks.push(c));
-      child.on('close', (status) => resolve({ status, out: Buffer.concat(chunks).toString('utf8') }));
-    })
-  : null;
 const workers = Math.max(1, Math.min(Number(process.env.MALLOCSCOPE_TEST_JOBS) || availableParallelism(), units.length));
 const results = new Array(files.length);
 let next = 0;

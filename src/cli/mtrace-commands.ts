@@ -11,6 +11,7 @@ import { importMtrace, type MtraceImportOptions, type MtraceSummary } from '../t
 import { outputOption, preambleOption } from './options.ts';
 import { OutputFile, forwardShared, sharedStdio } from './output.ts';
 import { action } from './run.ts';
+import { machineGlibcVersion } from '../replay/glibc.ts';
 
 /** The preload library built from native/mtrace/start-mtrace.c. */
 export const MTRACE_STARTER = 'libmallocscope-mtrace.so';
@@ -63,8 +64,7 @@ export function findMallocDebugLib(): string | undefined {
 
 /** The glibc this machine runs, e.g. "2.36". */
 export function glibcVersion(): string {
-  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
-  return header?.glibcVersionRuntime ?? 'unknown';
+  return machineGlibcVersion() ?? 'unknown';
 }
 
 /** A command line for a comment: shell-like quoting, no control characters, not too long. */

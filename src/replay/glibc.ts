@@ -57,11 +57,16 @@ export function rulesForMachine(found: string, where: string): ChosenGlibc {
 
 /** What Node says of the C library it runs on: its glibc version, or undefined (another libc, a browser). */
 export function machineGlibcVersion(): string | undefined {
-  const report = (globalThis as { process?: { report?: { getReport?: () => unknown } } }).process?.report?.getReport?.() as
-    | { header?: { glibcVersionRuntime?: string } }
-    | undefined;
-  return report?.header?.glibcVersionRuntime;
+  // Asked once: Node's report gathers the whole process's state to say it (about 10 ms a time).
+  if (machineVersion === null) {
+    const report = (globalThis as { process?: { report?: { getReport?: () => unknown } } }).process?.report?.getReport?.() as
+      | { header?: { glibcVersionRuntime?: string } }
+      | undefined;
+    machineVersion = report?.header?.glibcVersionRuntime;
+  }
+  return machineVersion;
 }
+let machineVersion: string | undefined | null = null;
 
 let machine: ChosenGlibc | undefined;
 

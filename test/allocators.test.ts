@@ -131,7 +131,12 @@ needsOne("a trace with threads: glibc as the model counts it (the threads' stack
   if (haveStrace) {
     assert.ok(glibc.syscalls !== null, glibc.syscallsNotCounted);
     const { other: rest, failed, threadStacks, ...calls } = glibc.syscalls as AllocatorSyscalls;
-    assert.equal(calls, modelCalls(path));
+    const model = modelCalls(path);
+    // new_heap cuts its 128 MiB reservation down to an aligned 64 MiB: a munmap before and after, or only after
+    // when the kernel placed it 64 MiB-aligned (where ASLR puts it, about one run in 16384; the model's kernel
+    // never does here).
+    assert.ok(calls.munmap === model.munmap || calls.munmap === model.munmap - 1, `munmap ${calls.munmap}, the model ${model.munmap}`);
+    assert.equal({ ...calls, munmap: model.munmap }, model);
     // One spawn: pthread_create's stack mapping and its mprotect, counted apart.
     assert.equal({ rest, failed, threadStacks }, { rest: {}, failed: 0, threadStacks: 2 });
     assert.is(other.syscalls?.threadStacks, 2);

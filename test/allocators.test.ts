@@ -2,7 +2,7 @@
 // mimalloc, each in the oracle's --foreign mode; glibc's column held to the real glibc's own figures (oracle
 // --stats --touch --rss) and to the model (its system calls, as strace counts them), threads, the errors, and the
 // strace log's count worked by hand. Skipped, saying which package is missing, where a library is not installed.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { test } from 'uvu';
@@ -143,7 +143,7 @@ needsOne("a trace with threads: glibc as the model counts it (the threads' stack
   }
 });
 
-test('a missing library names its Debian package; the options that cannot go together are refused', async () => {
+test('a missing library names its Debian package, one the loader ignores is caught; the options that cannot go together are refused', async () => {
   const empty = mkdtempSync(join(tmpdir(), 'mallocscope-allocators-'));
   for (const name of FOREIGN) {
     try {
@@ -156,6 +156,16 @@ test('a missing library names its Debian package; the options that cannot go tog
     }
   }
   assert.is(allocatorLibrary('glibc', [empty]), undefined);
+  // A library the loader cannot preload: it says so and runs glibc's malloc, which the run must not take for jemalloc's.
+  writeFileSync(join(empty, 'libjemalloc.so.2'), 'not a library\n');
+  try {
+    runAllocator('examples/threshold-slides.trace', 'jemalloc', { dirs: [empty] });
+    assert.unreachable('a run on glibc taken for jemalloc');
+  } catch (error) {
+    const e = error as { code: string; message: string };
+    assert.is(e.code, 'ALLOCATOR_NOT_LOADED');
+    assert.match(e.message, /called the malloc of .*libc\.so\.6, not .*libjemalloc\.so\.2 \(ERROR: ld\.so: .* cannot be preloaded/);
+  }
   const unknown = await mallocscope(['compare', PERL, '--allocator', 'hoard']);
   assert.is(unknown.status, 2);
   assert.match(unknown.stderr, /unknown allocator 'hoard' \(expected glibc, jemalloc, tcmalloc, mimalloc\) .*\[USAGE\]/);

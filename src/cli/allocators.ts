@@ -19,7 +19,6 @@ export function parseAllocatorNames(texts: readonly string[]): AllocatorName[] {
  * missing one is said before any run). glibc's column carries the model's footprint and resident estimate.
  */
 export function allocatorColumns(trace: string, names: readonly AllocatorName[], options: { brkLimit?: number } = {}): AllocatorColumn[] {
-  if (trace === '-') throw new UsageError('--allocator replays the trace several times: give a file, not -');
   for (const name of names) allocatorLibrary(name);
   const columns: AllocatorColumn[] = [];
   for (const name of names) {

@@ -33,6 +33,15 @@ export { createMalloc, type ModelOptions } from './replay/setup.ts';
 export { SimulatedSystem, type SimulatedSystemOptions } from './system/simulated.ts';
 export type { SystemMemory, RealMemory, Syscall, Protection } from './system/api.ts';
 export { runOracle, streamOracle, type OracleEvent, type OracleOptions } from './oracle/oracle.ts';
+export {
+  ALLOCATORS,
+  findAllocatorLibrary,
+  runAllocator,
+  type AllocatorName,
+  type AllocatorRun,
+  type AllocatorRunOptions,
+  type AllocatorSyscalls,
+} from './oracle/allocators.ts';
 export { differential, type DifferentialResult, type Difference } from './check/differential.ts';
 export { MallocscopeError, TraceError, UsageError } from './errors.ts';
 export { Explainer, captureBefore, explainStep, type StateBefore } from './report/explain.ts';

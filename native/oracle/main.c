@@ -3,6 +3,7 @@
  * runs each trace thread in a real thread of its own, one at a time in the trace's order (lockstep.h). */
 #define _GNU_SOURCE
 #include "arenas.h"
+#include "foreign.h"
 #include "idtable.h"
 #include "lockstep.h"
 #include "sysio.h"
@@ -16,6 +17,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,13 +27,14 @@
 #define SIZE_BITS 0x7
 
 static const char usage_line[] =
-    "mallocscope-oracle [--stats] [--touch] [--rss] [--time] [--name DISPLAYNAME] [--brk-limit BYTES] TRACE|-";
+    "mallocscope-oracle [--stats] [--touch] [--rss] [--time] [--foreign] [--name DISPLAYNAME] [--brk-limit BYTES] TRACE|-";
 
 struct options {
     int stats;
     int touch;          /* --touch: write every requested byte of each block as the program gets it */
     int rss;            /* --rss: "rss" after each call (docs/resident.md) */
     int time;           /* --time: the replay's own duration on stderr at exit (for bench/replay.ts) */
+    int foreign;        /* --foreign: any malloc, measured from outside; one summary line (foreign.h) */
     const char *name;
     const char *path;
     int has_brk_limit;
@@ -73,6 +76,8 @@ static void parse_args(int argc, char **argv, struct options *o)
                 o->rss = 1;
             } else if (bytes_equal(a, cstr_len(a), "--time")) {
                 o->time = 1;
+            } else if (bytes_equal(a, cstr_len(a), "--foreign")) {
+                o->foreign = 1;
             } else if (bytes_equal(a, cstr_len(a), "--name")) {
                 if (++i == argc) usage_error("--name needs a value", NULL);
                 o->name = argv[i];
@@ -90,6 +95,8 @@ static void parse_args(int argc, char **argv, struct options *o)
         }
     }
     if (o->path == NULL) usage_error("no trace given", NULL);
+    /* mallinfo2 is glibc's: under another malloc it answers about a heap nobody uses (all zeros). */
+    if (o->foreign && o->stats) usage_error("--stats reads glibc's mallinfo2, which --foreign does not (another malloc keeps none)", NULL);
 }
 
 /* Lets the break grow at most `limit` bytes (rounded down to whole pages) above its start, as the model's
@@ -119,6 +126,23 @@ static void place_brk_blocker(uintptr_t heap_start, uint64_t limit)
     }
 }
 
+/* With --rss: the top 64 KiB of the main thread's stack are made resident once, so that the stack's resident
+ * pages do not change from run to run. The kernel puts the program's name, arguments and environment at the
+ * very top and the first stack frame a random distance (up to 8 KiB) below them, so the pages a replay touches
+ * vary by one or two with where that lands; 64 KiB from the top's page down (the kernel gives the stack 128 KiB
+ * more than its arguments to start with) covers them and the replay's own calls, wherever it lands. Each byte
+ * is read and written back unchanged: some of those pages hold live data (this frame's, the environment's). */
+static void steady_stack(void)
+{
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t top = (uintptr_t)getauxval(AT_EXECFN) & ~(page - 1);
+    if (top < (64 << 10)) return;
+    for (uintptr_t at = top; at > top - (64 << 10); at -= page) {
+        volatile char *p = (volatile char *)at;
+        *p = *p;
+    }
+}
+
 /* ---- output --------------------------------------------------------------------------------------- */
 
 static struct outbuf out;
@@ -127,6 +151,8 @@ static int with_stats;
 static int with_touch;
 /* --rss: /proc/self/statm, open for the whole replay (pread at 0 reads it afresh); -1 without --rss. */
 static int statm_fd = -1;
+/* --foreign: no line per call, no look at glibc's structures (the size word, mallinfo2, the arenas). */
+static int foreign;
 /* A trace with threads (any tag, spawn or exit in it): every line says its thread, every heap block its arena. */
 static int threaded;
 
@@ -138,33 +164,6 @@ static char *put_id(char *at, const char *id, size_t len)
         *at++ = id[i];
     }
     return at;
-}
-
-/* The process's anonymous resident bytes ((resident - shared) pages of /proc/self/statm: RSS_ANON, so that
- * glibc's and the oracle's code pages, which the first calls fault in, stay out) less the resident bytes of
- * the oracle's own buffers (mincore over them). What is left is glibc's heaps and mappings, plus the stack and
- * static data of the process, which a difference from the first call's figure cancels (docs/resident.md). */
-static uint64_t anon_resident_bytes(void)
-{
-    char text[256];
-    ssize_t n;
-    do {
-        n = pread(statm_fd, text, sizeof text - 1, 0);
-    } while (n < 0 && errno == EINTR);
-    if (n <= 0) die_internal("reading /proc/self/statm", n < 0 ? errno : EIO);
-    text[n] = '\0';
-    /* size resident shared text lib data dt, in pages */
-    uint64_t fields[3] = { 0, 0, 0 };
-    const char *at = text;
-    for (int f = 0; f < 3; f++) {
-        while (*at == ' ') at++;
-        if (*at < '0' || *at > '9') die_internal("parsing /proc/self/statm", EIO);
-        while (*at >= '0' && *at <= '9') fields[f] = fields[f] * 10 + (uint64_t)(*at++ - '0');
-    }
-    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-    uint64_t anon = (fields[1] - fields[2]) * page;
-    uint64_t own = own_resident_bytes();
-    return anon > own ? anon - own : 0;
 }
 
 /* --touch: the program writes the `bytes` it asked for (docs/resident.md), so that their pages are resident
@@ -241,10 +240,17 @@ static void emit(uint64_t seq, enum verb verb, const char *id, size_t id_len, ui
     }
     if (statm_fd >= 0) {
         at = PUT_LITERAL(at, ",\"rss\":");
-        at = put_u64(at, anon_resident_bytes());
+        at = put_u64(at, anon_resident_bytes(statm_fd));
     }
     at = PUT_LITERAL(at, "}\n");
     out.used = (size_t)(at - out.data);
+}
+
+/* What follows each call: its JSON line, or under --foreign the measurements alone. */
+static void after_call(uint64_t seq, enum verb verb, const char *id, size_t id_len, uint64_t thread, void *block)
+{
+    if (foreign) foreign_after(seq);
+    else emit(seq, verb, id, id_len, thread, block);
 }
 
 /* ---- replay --------------------------------------------------------------------------------------- */
@@ -393,7 +399,7 @@ static int run_call(struct trace_thread *self)
         self->exited_line = c->line;
         return 1;
     }
-    emit(seq++, c->verb, c->id, c->id_len, self->number, block);
+    after_call(seq++, c->verb, c->id, c->id_len, self->number, block);
     return 0;
 }
 
@@ -410,7 +416,7 @@ static void take_turns(struct trace_thread *self)
             /* Only the main thread is given the turn for this. */
             int err = pthread_join(exiting->handle, NULL);
             if (err != 0) die_internal("pthread_join", err);
-            emit(seq++, VERB_EXIT, "", 0, exiting->number, NULL);
+            after_call(seq++, VERB_EXIT, "", 0, exiting->number, NULL);
             exiting = NULL;
         } else if (trace_ended) {
             return;
@@ -450,7 +456,7 @@ static void replay(struct trace_reader *r)
 {
     source = r;
     idtable_init(&ids);
-    if (threaded) arenas_init();
+    if (threaded && !foreign) arenas_init();
     take_turns(thread_main());
 }
 
@@ -506,8 +512,12 @@ int main(int argc, char **argv)
     struct options o = { 0 };
     parse_args(argc, argv, &o);
     with_stats = o.stats;
-    with_touch = o.touch;
+    foreign = o.foreign;
+    /* Under --foreign every block is written: its pages are real, whatever the allocator. */
+    with_touch = o.touch || o.foreign;
     if (o.rss) {
+        own_resident();
+        steady_stack();
         statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
         if (statm_fd < 0) die_internal("opening /proc/self/statm for --rss", errno);
     }
@@ -532,7 +542,9 @@ int main(int argc, char **argv)
      * last call, so process start-up and the final flush are left out. */
     struct timespec began = { 0 }, ended = { 0 };
     if (o.time) clock_gettime(CLOCK_MONOTONIC, &began);
+    if (foreign) foreign_begin(statm_fd);
     replay(&reader);
+    if (foreign) foreign_end(&out, seq);
     if (o.time) clock_gettime(CLOCK_MONOTONIC, &ended);
     out_flush(&out);
     if (o.time) write_replay_time(&began, &ended);

@@ -20,15 +20,33 @@ static struct own_region own_static[4];
 static struct own_region *own_regions = own_static;
 static size_t own_cap = sizeof own_static / sizeof own_static[0];
 static size_t own_count;
+/* With --rss every page of the oracle's own memory is written as it is mapped (own_resident), so that its
+ * resident bytes are simply its size: no mincore after every call. */
+static int resident_own;
+
+struct own_calls own_calls;
+
+/* Writes a byte on each page of [at, at + bytes) (at page-aligned) when --rss asked for resident own memory. */
+static void make_resident(void *at, size_t bytes)
+{
+    if (!resident_own) return;
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    for (size_t off = 0; off < bytes; off += page) ((volatile char *)at)[off] = 0;
+}
 
 static void own_add(void *at, size_t bytes)
 {
     if (own_count == own_cap) {
         size_t cap = own_cap * 2;
         struct own_region *bigger = mmap(NULL, cap * sizeof *bigger, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        own_calls.mmap++;
         if (bigger == MAP_FAILED) die_internal("mmap", errno);
+        make_resident(bigger, cap * sizeof *bigger);
         memcpy(bigger, own_regions, own_count * sizeof *bigger);
-        if (own_regions != own_static) munmap(own_regions, own_cap * sizeof *own_regions);
+        if (own_regions != own_static) {
+            munmap(own_regions, own_cap * sizeof *own_regions);
+            own_calls.munmap++;
+        }
         own_regions = bigger;
         own_cap = cap;
     }
@@ -44,34 +62,55 @@ static size_t own_find(void *at)
     return own_count;
 }
 
-/* Resident bytes of [start, start + bytes), start page-aligned. */
-static uint64_t resident_in(uintptr_t start, size_t bytes, size_t page)
+void own_resident(void)
 {
-    static unsigned char vec[4096];
-    uint64_t resident = 0;
-    size_t pages = (bytes + page - 1) / page;
-    for (size_t done = 0; done < pages;) {
-        size_t n = pages - done < sizeof vec ? pages - done : sizeof vec;
-        if (mincore((void *)(start + done * page), n * page, vec) != 0) die_internal("mincore", errno);
-        for (size_t k = 0; k < n; k++) resident += (vec[k] & 1) ? page : 0;
-        done += n;
-    }
-    return resident;
+    resident_own = 1;
+    for (size_t i = 0; i < own_count; i++) make_resident(own_regions[i].at, own_regions[i].bytes);
+    if (own_regions != own_static) make_resident(own_regions, own_cap * sizeof *own_regions);
 }
 
 uint64_t own_resident_bytes(void)
 {
     const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t round = page - 1;
     uint64_t resident = 0;
-    for (size_t i = 0; i < own_count; i++) resident += resident_in((uintptr_t)own_regions[i].at, own_regions[i].bytes, page);
-    if (own_regions != own_static) resident += resident_in((uintptr_t)own_regions, own_cap * sizeof *own_regions, page);
+    for (size_t i = 0; i < own_count; i++) resident += (own_regions[i].bytes + round) & ~round;
+    if (own_regions != own_static) resident += (own_cap * sizeof *own_regions + round) & ~round;
     return resident;
+}
+
+/* (resident - shared) pages of /proc/self/statm: RSS_ANON, so that glibc's and the oracle's code pages, which
+ * the first calls fault in, stay out; less the oracle's own buffers (all resident: own_resident).
+ * What is left is the allocator's heaps and mappings, plus the stack and static data of the process. */
+uint64_t anon_resident_bytes(int statm_fd)
+{
+    char text[256];
+    ssize_t n;
+    do {
+        n = pread(statm_fd, text, sizeof text - 1, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) die_internal("reading /proc/self/statm", n < 0 ? errno : EIO);
+    text[n] = '\0';
+    /* size resident shared text lib data dt, in pages */
+    uint64_t fields[3] = { 0, 0, 0 };
+    const char *at = text;
+    for (int f = 0; f < 3; f++) {
+        while (*at == ' ') at++;
+        if (*at < '0' || *at > '9') die_internal("parsing /proc/self/statm", EIO);
+        while (*at >= '0' && *at <= '9') fields[f] = fields[f] * 10 + (uint64_t)(*at++ - '0');
+    }
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t anon = (fields[1] - fields[2]) * page;
+    uint64_t own = own_resident_bytes();
+    return anon > own ? anon - own : 0;
 }
 
 void *region_map(size_t bytes)
 {
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    own_calls.mmap++;
     if (p == MAP_FAILED) die_internal("mmap", errno);
+    make_resident(p, bytes);
     own_add(p, bytes);
     return p;
 }
@@ -79,7 +118,12 @@ void *region_map(size_t bytes)
 void *region_remap(void *old, size_t old_bytes, size_t new_bytes)
 {
     void *p = mremap(old, old_bytes, new_bytes, MREMAP_MAYMOVE);
+    own_calls.mremap++;
     if (p == MAP_FAILED) die_internal("mremap", errno);
+    /* The new tail starts on the page after the old end (pages already written were moved with it). */
+    const size_t round = (size_t)sysconf(_SC_PAGESIZE) - 1;
+    size_t kept = (old_bytes + round) & ~round;
+    if (new_bytes > kept) make_resident((char *)p + kept, new_bytes - kept);
     size_t i = own_find(old);
     if (i < own_count) {
         own_regions[i].at = p;
@@ -91,6 +135,7 @@ void *region_remap(void *old, size_t old_bytes, size_t new_bytes)
 void region_unmap(void *p, size_t bytes)
 {
     munmap(p, bytes);
+    own_calls.munmap++;
     size_t i = own_find(p);
     if (i < own_count) own_regions[i] = own_regions[--own_count];
 }

@@ -12,8 +12,21 @@ void *region_map(size_t bytes);
 /* Grows or shrinks a region_map block, possibly moving it; dies on failure. */
 void *region_remap(void *old, size_t old_bytes, size_t new_bytes);
 void region_unmap(void *p, size_t bytes);
-/* Resident bytes of the regions above now (mincore): the oracle's own memory, which --rss leaves out. */
+/* From now on every page of the regions above is written as it is mapped (those mapped already at once), so
+ * that the oracle's own memory is resident to the page: --rss leaves it out by its size, without mincore. */
+void own_resident(void);
+/* Resident bytes of the regions above, after own_resident: their sizes in whole pages. */
 uint64_t own_resident_bytes(void);
+/* The process's anonymous resident bytes less the oracle's own (docs/resident.md): /proc/self/statm, read
+ * afresh through `statm_fd` (open for the whole replay, so that reading it allocates nothing). */
+uint64_t anon_resident_bytes(int statm_fd);
+
+/* The memory system calls the oracle has made for its own regions so far, so that a count of a whole run's
+ * calls (strace, with --foreign) can leave them out. */
+struct own_calls {
+    uint64_t mmap, munmap, mremap;
+};
+extern struct own_calls own_calls;
 
 /* Buffered output to one file descriptor, flushed with write(2). */
 struct outbuf {

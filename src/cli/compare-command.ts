@@ -6,6 +6,10 @@
 // column is the glibc policy with the settings (`M_TRIM_THRESHOLD=0,M_TOP_PAD=0`), applied with mallopt
 // before the first event, exactly as a program's first lines would (so the sliding is off in that column).
 // With no --policy, a glibc column comes first as the baseline; with no column at all: glibc, fixed:131072, heap.
+//
+// `--allocator glibc|jemalloc|tcmalloc|mimalloc` (repeatable) compares real allocators instead (docs/allocators.md):
+// a column each, the trace replayed by the oracle with the library preloaded; not mixed with the model's columns,
+// whose figures are another kind (a model's footprint, not a process's resident memory).
 import { exactJson } from '../report/json.ts';
 import type { Command } from 'commander';
 import { UsageError } from '../errors.ts';
@@ -19,7 +23,9 @@ import {
   parseTunablesColumn,
   type ColumnSpec,
 } from '../report/compare.ts';
+import { formatAllocatorTable } from '../report/allocators.ts';
 import { traceDisplayName } from '../trace/reader.ts';
+import { allocatorColumns, parseAllocatorNames } from './allocators.ts';
 import { colourFlag } from './colour.ts';
 import { Progress } from './progress.ts';
 import {
@@ -39,6 +45,7 @@ import { action } from './run.ts';
 
 interface CompareCommandOptions {
   glibc?: string[];
+  allocator?: string[];
   json?: boolean;
   brkLimit?: string;
   cores?: string;
@@ -81,6 +88,11 @@ export function registerCompare(program: Command): void {
         return [...all, text];
       },
     )
+    .option(
+      '--allocator <name>',
+      "a column: the real glibc, jemalloc, tcmalloc or mimalloc replaying the trace, every byte written: RSS, time, system calls (repeatable; not with the model's columns)",
+      (text: string, all: string[] = []) => [...all, text],
+    )
     .addOption(jsonOption('the figures'))
     .addOption(brkLimitOption())
     .addOption(coresOption())
@@ -88,6 +100,10 @@ export function registerCompare(program: Command): void {
   for (const option of colourOptions()) command.addOption(option);
   command.action(
     action((trace: string, options: CompareCommandOptions) => {
+      if (options.allocator !== undefined) {
+        compareAllocators(trace, options, given);
+        return;
+      }
       // One --glibc sets the version of every column; several make a column each ("glibc 2.39").
       const versions = given.filter((g) => g.kind === 'glibc').map((g) => rulesFor(g.text));
       const columns: ColumnSpec[] = [];
@@ -132,5 +148,25 @@ export function registerCompare(program: Command): void {
       const one = versions.length > 1 ? '' : `, glibc ${version.version}`;
       process.stdout.write(`${traceDisplayName(trace)}: ${figures[0]?.events ?? 0} events${one}\n${formatCompareTable(figures)}\n`);
     }),
+  );
+}
+
+/** `compare --allocator ...`: the real allocators' columns (src/cli/allocators.ts). */
+function compareAllocators(trace: string, options: CompareCommandOptions, given: readonly { kind: string }[]): void {
+  const other = [...given.map((g) => `--${g.kind}`), ...(options.touch ? ['--touch'] : []), ...(options.cores !== undefined ? ['--cores'] : [])];
+  if (other.length > 0) {
+    throw new UsageError(
+      `--allocator compares real allocators and cannot be mixed with ${[...new Set(other)].join(', ')} (the model's columns): run compare twice`,
+    );
+  }
+  const names = parseAllocatorNames(options.allocator ?? []);
+  const columns = allocatorColumns(trace, names, { brkLimit: parseBrkLimit(options.brkLimit) });
+  if (options.json) {
+    process.stdout.write(`${exactJson({ trace: traceDisplayName(trace), columns }, 2)}\n`);
+    return;
+  }
+  const events = columns[0]?.events ?? 0;
+  process.stdout.write(
+    `${traceDisplayName(trace)}: ${events} events, each allocator replaying them in a process of its own, every byte written\n${formatAllocatorTable(columns)}\n`,
   );
 }

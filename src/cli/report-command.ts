@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.ts';
 import { buildReport } from '../report/report.ts';
+import { allocatorColumns, parseAllocatorNames } from './allocators.ts';
 import { colourFlag } from './colour.ts';
 import { OutputFile } from './output.ts';
 import { Progress } from './progress.ts';
@@ -29,6 +30,7 @@ interface ReportCommandOptions {
   checkpointEvery?: string;
   title?: string;
   color?: boolean;
+  allocator?: string[];
 }
 
 export function registerReport(program: Command): void {
@@ -42,19 +44,27 @@ export function registerReport(program: Command): void {
     .addOption(brkLimitOption())
     .addOption(coresOption())
     .option('--checkpoint-every <n>', 'events between model checkpoints in the page (default: 12 to 24 checkpoints)')
-    .option('--title <text>', "the page's title (default: the trace's file name)");
+    .option('--title <text>', "the page's title (default: the trace's file name)")
+    .option(
+      '--allocator <name>',
+      'add a chart of resident memory over the trace under real allocators: glibc, jemalloc, tcmalloc, mimalloc (repeatable)',
+      (text: string, all: string[] = []) => [...all, text],
+    );
   for (const option of colourOptions()) command.addOption(option);
   command.action(
     action(async (trace: string, options: ReportCommandOptions) => {
       if (options.output === undefined) throw new UsageError('report needs -o FILE, the HTML page to write (-o - for standard output)');
       const brkLimit = parseBrkLimit(options.brkLimit);
       const checkpointEvery = options.checkpointEvery === undefined ? undefined : parseCountOption('--checkpoint-every', options.checkpointEvery, 1);
+      const allocators = parseAllocatorNames(options.allocator ?? []);
       // Open the output first: a path that cannot be written is said at once, not after the whole build.
       const output = OutputFile.open(options.output);
       const progress = Progress.forTrace(trace, 'report', { colour: colourFlag(options) });
       let result: Awaited<ReturnType<typeof buildReport>>;
       try {
+        const columns = allocators.length > 0 ? allocatorColumns(trace, allocators, { brkLimit }) : undefined;
         result = await buildReport(trace, {
+          allocators: columns,
           policy: options.policy,
           glibc: glibcFor(options),
           brkLimit,

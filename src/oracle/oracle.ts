@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { MallocscopeError, TraceError, UsageError, errnoReason } from '../errors.ts';
 import { builtFile, loadAddon, type Addon } from '../native.ts';
+import { STRACE_ARGS } from './strace.ts';
 import { GLIBC_ENV, machineGlibc, machineGlibcVersion, rulesForMachine, type ChosenGlibc } from '../replay/glibc.ts';
 
 /** The executable built from native/oracle by CMake, next to the addon. */
@@ -52,7 +53,10 @@ export interface OracleEvent {
 }
 
 export interface OracleEnvOptions {
-  /** Keep MALLOC_*, GLIBC_TUNABLES and LD_PRELOAD from the environment (they change what glibc does). */
+  /**
+   * Keep MALLOC_*, GLIBC_TUNABLES, LD_PRELOAD (they change what glibc does), MIMALLOC_* and TCMALLOC_* (what
+   * the allocators of `compare --allocator` do) from the environment.
+   */
   keepEnv?: boolean;
   /** GLIBC_TUNABLES for the replay, set on purpose (e.g. "glibc.malloc.tcache_count=0"). */
   tunables?: string;
@@ -73,6 +77,15 @@ export interface OracleOptions extends OracleEnvOptions {
   /** Print `rss` after each call: resident bytes of glibc's memory, as OracleEvent.rss says. */
   rss?: boolean;
   /**
+   * `--foreign`: replay under whatever malloc the process has (see `preload`), writing every byte, without a
+   * look at glibc's structures, and print one summary line (ForeignSummary in allocators.ts) instead of a line per call.
+   */
+  foreign?: boolean;
+  /** A shared library that replaces malloc (LD_PRELOAD), for `foreign` runs. */
+  preload?: string;
+  /** Run the oracle under strace (this program: strace.ts's findStrace), which writes its log to `log`. */
+  strace?: { program: string; log: string };
+  /**
    * The program break cannot grow more than this many bytes above its start (rounded down to whole pages),
    * as in the model's simulated kernel: past it sbrk fails and glibc falls back to mmap.
    */
@@ -92,7 +105,7 @@ export function oracleEnv(options: OracleEnvOptions = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...(options.env ?? process.env) };
   if (!options.keepEnv) {
     for (const name of Object.keys(env)) {
-      if (name.startsWith('MALLOC_') || name === 'GLIBC_TUNABLES' || name === 'LD_PRELOAD') delete env[name];
+      if (/^(MALLOC_|MIMALLOC_|TCMALLOC_)/.test(name) || name === 'GLIBC_TUNABLES' || name === 'LD_PRELOAD') delete env[name];
     }
   }
   if (options.tunables !== undefined) env.GLIBC_TUNABLES = options.tunables;
@@ -176,6 +189,7 @@ export function oracleArgs(trace: string, options: OracleOptions = {}): string[]
   if (options.stats) args.push('--stats');
   if (options.touch) args.push('--touch');
   if (options.rss) args.push('--rss');
+  if (options.foreign) args.push('--foreign');
   if (options.name !== undefined) args.push('--name', options.name);
   if (options.brkLimit !== undefined) {
     const limit = BigInt(options.brkLimit);
@@ -200,8 +214,14 @@ export function oracleCommand(trace: string, options: OracleOptions = {}): Oracl
   const binary = builtFile(ORACLE_BINARY);
   const env = oracleEnv(options);
   const libc = oracleLibc(options);
-  if (libc === undefined) return { file: binary, args, env };
-  return { file: libcLoader(libc), args: ['--library-path', resolve(libc), binary, ...args], env };
+  const command = libc === undefined ? { file: binary, args } : { file: libcLoader(libc), args: ['--library-path', resolve(libc), binary, ...args] };
+  if (options.strace !== undefined) {
+    // The preload goes to the oracle alone (-E), not to strace itself.
+    const preload = options.preload === undefined ? [] : ['-E', `LD_PRELOAD=${options.preload}`];
+    return { file: options.strace.program, args: [...STRACE_ARGS, '-o', options.strace.log, ...preload, command.file, ...command.args], env };
+  }
+  if (options.preload !== undefined) env.LD_PRELOAD = options.preload;
+  return { ...command, env };
 }
 
 /**

@@ -20,6 +20,7 @@ import { takeCheckpoint, type CheckpointSetup } from './checkpoint.ts';
 import { PeakTracker, fragmentationMetrics } from './peaks.ts';
 import { EventEncoder, bytesOf, packSections } from './html/codec.ts';
 import { renderHtml, type ReportMeta } from './html/template.ts';
+import { renderRssChart, type RssSeries } from './html/rss-chart.ts';
 
 export interface ReportOptions {
   /** The --policy name; default glibc. */
@@ -38,6 +39,8 @@ export interface ReportOptions {
   title?: string;
   /** Called after each event (the CLI's progress bar). */
   onProgress?: (event: TraceEvent) => void;
+  /** Real allocators' resident memory over the same trace (report --allocator): a card with a line each. */
+  allocators?: readonly RssSeries[];
 }
 
 export interface ReportResult {
@@ -227,7 +230,8 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
   };
   const script = pageScript();
   const payloadBase64 = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('base64');
-  const html = renderHtml({ meta, payloadBase64, script });
+  const allocators = options.allocators?.length ? renderRssChart(options.allocators) : undefined;
+  const html = renderHtml({ meta, payloadBase64, script, allocators });
   return {
     html,
     events: n,

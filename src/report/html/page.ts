@@ -15,6 +15,7 @@ import { captureBefore, callText, explainStep } from '../explain.ts';
 import { syscallProse } from '../syscall-text.ts';
 import { EventColumns, float64Of, unpackSections } from './codec.ts';
 import { escapeHtml } from './escape.ts';
+import { bytes, decimalStep, niceStep } from './format.ts';
 import type { ReportMeta } from './template.ts';
 
 // ---- formatting -------------------------------------------------------------------------------------------
@@ -22,21 +23,6 @@ import type { ReportMeta } from './template.ts';
 const hex = (n: number) => `0x${n.toString(16)}`;
 const chunksText = (n: number) => `${n.toLocaleString('en-US')} chunk${n === 1 ? '' : 's'}`;
 const int = (n: number) => n.toLocaleString('en-US');
-function bytes(n: number | bigint | string): string {
-  // A bigint, or a decimal string, is a size_t beyond 2^53: written with every digit.
-  if (typeof n !== 'number') return `${n} bytes`;
-  if (!Number.isFinite(n)) return String(n);
-  if (n >= 2 ** 62) return `${(n / 2 ** 60).toFixed(0)} EiB`;
-  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = Math.abs(n);
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  const text = u === 0 ? String(v) : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
-  return `${n < 0 ? '−' : ''}${text.replace(/\.0+$|(\.\d*?)0+$/, '$1')} ${units[u]}`;
-}
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
 /** The text of element `id`, which the page template always fills. */
@@ -741,19 +727,6 @@ class Timeline {
         `<div class="k">click to show event ${int(seq)}</div>`,
     );
   }
-}
-
-function niceStep(raw: number): number {
-  if (raw <= 0) return 1;
-  const power = 2 ** Math.floor(Math.log2(raw));
-  // Byte axes read best in powers of two; event axes in 1-2-5 decimals.
-  return raw >= 1024 ? power * (raw / power > 1.5 ? 2 : 1) : decimalStep(raw);
-}
-
-function decimalStep(raw: number): number {
-  const power = 10 ** Math.floor(Math.log10(raw));
-  const f = raw / power;
-  return Math.max(1, (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * power);
 }
 
 // ---- the heap map ----------------------------------------------------------------------------------------

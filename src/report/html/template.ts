@@ -2,6 +2,7 @@
 import type { CheckpointSetup } from '../checkpoint.ts';
 import type { FragmentationMetrics } from '../peaks.ts';
 import { escapeHtml } from './escape.ts';
+import { RSS_CHART_CSS } from './rss-chart.ts';
 
 /** What the page knows about the report besides the payload (a small JSON island). */
 export interface ReportMeta {
@@ -35,8 +36,11 @@ export interface ReportMeta {
   generated: string;
 }
 
-/** The page: meta as JSON, the payload as base64, the bundled script last. */
-export function renderHtml(parts: { meta: ReportMeta; payloadBase64: string; script: string }): string {
+/**
+ * The page: meta as JSON, the payload as base64, the bundled script last; `allocators`, the card of real
+ * allocators (rss-chart.ts), under the timeline when given.
+ */
+export function renderHtml(parts: { meta: ReportMeta; payloadBase64: string; script: string; allocators?: string }): string {
   const meta = JSON.stringify(parts.meta).replace(/</g, '\\u003c');
   const script = parts.script.replace(/<\/(script)/gi, '<\\/$1');
   const title = escapeHtml(parts.meta.title);
@@ -47,7 +51,7 @@ export function renderHtml(parts: { meta: ReportMeta; payloadBase64: string; scr
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="mallocscope report">
 <title>${title} · mallocscope report</title>
-<style>${CSS}</style>
+<style>${CSS}${parts.allocators ? RSS_CHART_CSS : ''}</style>
 </head>
 <body>
 <header class="top">
@@ -73,6 +77,7 @@ export function renderHtml(parts: { meta: ReportMeta; payloadBase64: string; scr
     </div>
     <div class="hint">← → step one event · Shift+← → ten · PgUp PgDn one percent · Home End · click the timeline to jump</div>
   </section>
+${parts.allocators ?? ''}
 
   <section class="card" id="event-card">
     <div class="event-head"><span id="event-title">loading…</span><span id="event-line" class="muted"></span></div>

@@ -46,7 +46,8 @@ export { differential, type DifferentialResult, type Difference } from './check/
 export { MallocscopeError, TraceError, UsageError } from './errors.ts';
 export { Explainer, captureBefore, explainStep, type StateBefore } from './report/explain.ts';
 export { anatomyOfTrace, formatAnatomy, trimEstimate, type AnatomyAt, type AnatomyReport, type PinReport, type TrimEstimate } from './report/anatomy.ts';
-export { footprintAnatomy, heapPin, freeBytes, type FootprintParts, type Anatomy, type HeapPin } from './allocator/anatomy.ts';
+export { writeMassif, type MassifOptions, type MassifSummary, type MassifTimeUnit, type MassifExtra } from './report/massif.ts';
+export { footprintAnatomy, heapPin, freeBytes, blockBytes, type FootprintParts, type Anatomy, type HeapPin } from './allocator/anatomy.ts';
 export type { FragmentationMetrics } from './report/peaks.ts';
 export { compareTrace, FootprintObserver, parsePolicyColumn, parseSetColumn, type CompareFigures, type ColumnSpec } from './report/compare.ts';
 export { NativeSystem, type NativeSystemOptions, type ResidentMemory } from './system/native.ts';

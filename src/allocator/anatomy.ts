@@ -92,6 +92,15 @@ export function heapBytes(m: Malloc): number {
   return heap;
 }
 
+/**
+ * The bytes one block in use takes from the footprint: its chunk in a heap; for a block with a mapping of its
+ * own, the whole mapping (a memalign'd block's front gap, lead, included), as mp_.mmapped_mem counts it.
+ */
+export function blockBytes(m: Malloc, chunk: number): number {
+  const c = m.chunks;
+  return c.state[chunk] === ChunkState.Mmapped ? c.lead[chunk] + c.size[chunk] : c.size[chunk];
+}
+
 /** The footprint: heapBytes plus mp_.mmapped_mem, mallinfo2's arena + hblkhd. */
 export function footprintBytes(m: Malloc): number {
   return heapBytes(m) + m.mp.mmappedMem;
@@ -231,7 +240,7 @@ export function footprintAnatomy(m: Malloc, live: LiveBlocks): Anatomy {
     if (state === ChunkState.Mmapped) {
       // glibc maps request2size(bytes) + SIZE_SZ rounded up to a page: what lies past that is slack.
       const slack = Math.max(0, size - (request2size(requested) + SIZE_SZ));
-      const bytes = c.lead[p] + size;
+      const bytes = blockBytes(m, p);
       mappings.payload += requested;
       mappings.mmapSlack += slack;
       mappings.overhead += bytes - requested - slack;

@@ -1,16 +1,13 @@
 // `mallocscope anatomy TRACE [--at peak|end|SEQ] [--json]`: where the footprint goes at one event, byte for
 // byte, what malloc_trim(0) would give back, the block that pins the heap, and the fragmentation measures
 // (src/report/anatomy.ts, docs/anatomy.md).
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { UsageError } from '../errors.ts';
 import { parseSafeNumber } from '../number.ts';
 import { anatomyOfTrace, formatAnatomy, type AnatomyAt } from '../report/anatomy.ts';
 import { exactJson } from '../report/json.ts';
-import { readTrace, standardInput, traceDisplayName } from '../trace/reader.ts';
+import { readTrace, traceDisplayName } from '../trace/reader.ts';
 import { colourFlag } from './colour.ts';
 import { Progress } from './progress.ts';
 import {
@@ -26,6 +23,7 @@ import {
   touchOption,
 } from './options.ts';
 import { action } from './run.ts';
+import { spoolStdin } from './spool.ts';
 
 interface AnatomyCommandOptions {
   at: string;
@@ -67,7 +65,7 @@ export function registerAnatomy(program: Command): void {
       const name = traceDisplayName(trace);
       // The trace is read more than once (the pin's line; --at peak's second pass): standard input is first
       // copied to a temporary file for that.
-      const spool = trace === '-' ? spoolStdin(name) : null;
+      const spool = trace === '-' ? spoolStdin(name, 'anatomy') : null;
       const progress = Progress.forTrace(spool?.path ?? trace, 'anatomy', { colour: colourFlag(options) });
       let report: ReturnType<typeof anatomyOfTrace>;
       try {
@@ -91,25 +89,4 @@ export function registerAnatomy(program: Command): void {
       process.stdout.write(`${formatAnatomy(report, `${name} (glibc ${glibc})`)}\n`);
     }),
   );
-}
-
-/** Standard input copied to a file in a fresh temporary folder, removed by remove(). */
-function spoolStdin(name: string): { path: string; remove: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), 'mallocscope-anatomy-'));
-  const remove = () => rmSync(dir, { recursive: true, force: true });
-  const path = join(dir, 'stdin.trace');
-  try {
-    const out = openSync(path, 'w');
-    try {
-      const input = standardInput(name);
-      const buf = new Uint8Array(1 << 16);
-      for (let n = input.read(buf, 0, buf.length); n > 0; n = input.read(buf, 0, buf.length)) writeSync(out, buf, 0, n);
-    } finally {
-      closeSync(out);
-    }
-  } catch (error) {
-    remove();
-    throw error;
-  }
-  return { path, remove };
 }

@@ -14,6 +14,7 @@ import { registerDiff } from './diff-command.ts';
 import { registerReport } from './report-command.ts';
 import { registerAnatomy } from './anatomy-command.ts';
 import { registerTune } from './tune-command.ts';
+import { registerExport } from './export-command.ts';
 
 /** A commander error, with the subcommand whose parsing raised it. */
 class CommandLineError extends Error {
@@ -46,6 +47,7 @@ function buildProgram(): Command {
   registerReport(program);
   registerAnatomy(program);
   registerTune(program);
+  registerExport(program);
 
   // Each command's own errors name it, so that the message can point to its help.
   for (const command of program.commands) {

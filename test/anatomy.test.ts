@@ -106,6 +106,18 @@ test('parts sum to the footprint, which is glibc arena + hblkhd: random shapes, 
   assert.ok(checked > 2500, `only ${checked} events checked`);
 });
 
+test('a block no ID names (realloc ID 0 of a NULL block is malloc(0), and the ID ends) stays in the anatomy to the end', () => {
+  // The first malloc fails (NULL), so `realloc a 0` is realloc(NULL, 0): a block the program keeps under no name.
+  const path = write('unnamed.trace', 'malloc a 0xffffffffffffffff\nrealloc a 0\nmalloc b 10\nmalloc c 20\nfree b\n');
+  assert.is(walkAgrees(path, 1), 5);
+  const glibc = oracle(path);
+  assert.ok(glibc[1].chunk, 'glibc returned a block for realloc(NULL, 0)');
+  const end = anatomyOfTrace(() => readTrace(path), 'end');
+  // The overhead is the unnamed chunk whole (0 bytes asked) and c's chunk beyond its 20 bytes.
+  assert.is(end.parts.overhead, glibc[1].chunk! + glibc[3].chunk! - 20);
+  assert.is(end.parts.payload, 20);
+});
+
 /** The trace's lines up to event `seq`'s line (the file's own text, comments kept), then `trim 0`. */
 function withTrimAfter(path: string, line: number, name: string): { trimmed: string; prefix: string } {
   const lines = readFileSync(path, 'utf8').split('\n').slice(0, line);

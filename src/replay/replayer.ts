@@ -114,6 +114,12 @@ export class Replayer {
   private slotBytes = new Float64Array(1024);
   /** Bytes the program holds now: the requested sizes of its live blocks. */
   liveBytes = 0;
+  /**
+   * The blocks no ID names: `realloc ID 0` of an ID whose block is NULL is malloc(0), and the ID ends
+   * (docs/trace-format.md), so the program holds that block to its end (it leaks). Chunk ids, in the order
+   * made; a plain array, which checkpoints copy.
+   */
+  leaked: number[] = [];
   private readonly outcome: ReplayOutcome;
   private readonly checking: boolean;
   private readonly threads: boolean;
@@ -293,8 +299,12 @@ export class Replayer {
         case OP_REALLOC: {
           const old = wasLive ? this.slots[slot] : NIL;
           const result = libcRealloc(m, old, size);
+          // realloc(NULL, 0) of an ending ID: its block is the program's, under no name.
+          if (wasLive && old === NIL && size === 0) {
+            if (result !== NIL) this.leaked.push(result);
+          }
           // realloc(p, 0) freed p; a failed realloc leaves p where it was.
-          if (result !== NIL || (size === 0 && old !== NIL)) this.setSlot(slot, result, size);
+          else if (result !== NIL || (size === 0 && old !== NIL)) this.setSlot(slot, result, size);
           else if (!wasLive) this.setSlot(slot, NIL, 0);
           return result;
         }
@@ -414,10 +424,14 @@ export class Replayer {
     return libcMallinfo2(this.model);
   }
 
-  /** Calls visit(chunk id, bytes requested, trace slot) for each live block the program holds (NULL blocks have no chunk). */
+  /**
+   * Calls visit(chunk id, bytes requested, trace slot) for each live block the program holds (NULL blocks have
+   * no chunk); the blocks no ID names ({@link leaked}: malloc(0), 0 bytes requested) come last, with slot -1.
+   */
   forEachLive(visit: (chunk: number, requested: number, slot: number) => void): void {
     const slots = this.slots;
     for (let slot = 0; slot < slots.length; slot++) if (slots[slot] !== NIL) visit(slots[slot], this.slotBytes[slot], slot);
+    for (const chunk of this.leaked) visit(chunk, 0, -1);
   }
 
   /** The chunk id a live trace slot names (NIL for a NULL block). */

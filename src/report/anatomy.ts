@@ -43,7 +43,7 @@ export interface TrimEstimate {
 export interface PinReport {
   /** live (a block the program holds), tcache (a freed block a tcache keeps) or glibc (a chunk of glibc's own). */
   kind: 'live' | 'tcache' | 'glibc';
-  /** A live block's trace ID; null for the other kinds. */
+  /** A live block's trace ID; null for the other kinds, and for a block no ID names (Replayer.leaked). */
   id: string | null;
   /** As replay's JSON Lines give a heap block: the user pointer minus the heap start, and the chunk size. */
   offset: number;
@@ -131,10 +131,13 @@ function anatomyNow(replayer: Replayer, reader: TraceReader, at: { seq: number; 
   if (pin !== null) {
     let id: string | null = null;
     if (pin.kind === 'live') {
+      let found = false;
       replayer.forEachLive((chunk, _requested, slot) => {
-        if (chunk === pin.chunk) id = reader.idOfSlot(slot);
+        if (chunk !== pin.chunk) return;
+        found = true;
+        id = slot >= 0 ? reader.idOfSlot(slot) : null;
       });
-      if (id === null) throw new MallocscopeError('MODEL_INCONSISTENT', `the block pinning the heap (chunk ${pin.chunk}) is no live block of the trace`);
+      if (!found) throw new MallocscopeError('MODEL_INCONSISTENT', `the block pinning the heap (chunk ${pin.chunk}) is no live block of the trace`);
     }
     // The line is found once the pass is over (lineOfSeq): the events before are gone by now.
     pinned = { kind: pin.kind, id, offset: pin.pointer - m.system.heapStart, chunk: pin.size, madeBy: { seq: pin.madeBy, line: 0 }, freeAbove: pin.freeAbove };
@@ -322,7 +325,14 @@ export function formatAnatomy(report: AnatomyReport, trace: string): string {
   const pin = report.pinned;
   if (pin === null) lines.push(unpinnedText(t.topVerdict, report.arenas ? report.arenas[0].footprint : report.heap));
   else {
-    const what = pin.kind === 'live' ? `'${pin.id}'` : pin.kind === 'tcache' ? 'a freed block the tcache keeps' : "a chunk of glibc's own";
+    const what =
+      pin.kind === 'live'
+        ? pin.id === null
+          ? 'a block no ID names (malloc(0) of a realloc to 0 of a NULL block)'
+          : `'${pin.id}'`
+        : pin.kind === 'tcache'
+          ? 'a freed block the tcache keeps'
+          : "a chunk of glibc's own";
     lines.push(`pinned by ${what} (offset ${pin.offset}, chunk ${pin.chunk}, made at line ${pin.madeBy.line}, event ${pin.madeBy.seq}):`);
     lines.push(`  the heap cannot shrink below it; ${pin.freeAbove} bytes above it are free`);
   }

@@ -59,6 +59,8 @@ export const MIN_SNAPSHOTS = 10;
 class LiveBlocks {
   /** The sum of the live blocks' bytes: their chunks (their mappings). */
   total = 0;
+  /** How many of the replay's blocks no ID names are in `total`. */
+  private leakedSeen = 0;
   private bytes = new Float64Array(1024);
   private op = new Uint8Array(1024);
   /** malloc/realloc: SIZE; calloc: NMEMB; memalign: ALIGN. */
@@ -81,8 +83,10 @@ class LiveBlocks {
     const bytes = chunk === NIL ? 0 : blockBytes(replayer.model, chunk);
     // realloc of an ID whose call had failed is realloc(NULL, SIZE), as in the C program.
     const hadBlock = this.bytes[slot] > 0;
-    const delta = bytes - this.bytes[slot];
+    let delta = bytes - this.bytes[slot];
     this.bytes[slot] = bytes;
+    // A block no ID names from now on (Replayer.leaked) stays to the end.
+    for (; this.leakedSeen < replayer.leaked.length; this.leakedSeen++) delta += blockBytes(replayer.model, replayer.leaked[this.leakedSeen]);
     this.total += delta;
     // The call that returned the block names it (a failed realloc leaves the block and its name as they were).
     if (outcome.where !== null) {
@@ -397,11 +401,12 @@ function writeTree(out: Writer, pass: Pass, total: number, threshold: number, th
   const root: TreeNode = { label: ROOT, bytes: 0, children: new Map() };
   const { live, reader } = pass;
   pass.replayer.forEachLive((_chunk, requested, slot) => {
+    // A block no ID names (Replayer.leaked) is malloc(0): no bytes of the heap's, only extra.
+    if (slot < 0) return;
     root.bytes += requested;
     const under = threads ? child(root, `thread ${live.threadOf(slot)}`, requested) : root;
     const call = child(under, live.call(slot), requested);
-    // An ID ends with realloc(ID, 0) of a NULL block, whose malloc(0) stays with the slot (docs/trace-format.md).
-    const id = reader.idOfSlot(slot) || '(no ID)';
+    const id = reader.idOfSlot(slot);
     child(call, `${id} (${location(live.lineOf(slot))})`, requested);
   });
   if (root.bytes !== pass.heap()) {

@@ -182,13 +182,17 @@ export async function importLog(
   const file = options.name ?? (path === '-' ? '<stdin>' : path);
   const converter = make(file);
   const input = logSource(path);
+  // What `write` throws (a closed pipe ends the command; a full disk) is the output's, not the log's.
+  let writing = false;
   try {
     for await (const chunk of options.decode ? options.decode(input, file) : input) {
       const text = converter.feed(chunk as Buffer);
+      writing = true;
       if (text) await write(text);
+      writing = false;
     }
   } catch (error) {
-    if (error instanceof TraceError) throw error;
+    if (error instanceof TraceError || writing) throw error;
     throw new TraceError(options.openCode, file, 0, `cannot read: ${errnoReason(error)}`);
   } finally {
     if (input !== process.stdin) input.destroy?.();

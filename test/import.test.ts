@@ -122,6 +122,22 @@ zstdTest("heaptrack's interpreted output (its default) is refused: its frees do 
   assert.not.ok(existsSync(join(scratch, 'interpreted.trace')), 'no trace left behind');
 });
 
+test('heaptrack -p (attached, its A line): frees of blocks from before the attach are skipped and counted', () => {
+  const trace = convertHeaptrack('v 10400 3\nx 4 prog\nA\n+ 10 1 55d0\n- 4a0\n- 55d0\n', 'attached.raw');
+  assert.is(
+    trace,
+    [
+      '# heaptrack: program prog',
+      '# heaptrack attached to the running program (heaptrack -p): its blocks from before are not in the log',
+      'malloc b1 16',
+      '# free of 0x4a0, which the log never showed allocated: skipped',
+      'free b1',
+      '# end of heaptrack log: 2 calls from 6 log lines; 0 blocks still live; 1 frees of blocks the log never showed allocated skipped',
+      '',
+    ].join('\n'),
+  );
+});
+
 // ---- ltrace ------------------------------------------------------------------------------------------------
 
 /** The addresses an ltrace log shows returned, in order: `= 0x…` of the calls that made a block. */
@@ -219,8 +235,8 @@ oracleTest('import mtrace of alloc-demo: the same as import-mtrace; glibc agrees
   const alias = await mallocscope(['import-mtrace', 'alloc-demo.mtrace', '--preamble'], { cwd: fixtures });
   assert.is(alias.stdout, run.stdout);
   assert.is(convertMtrace(fixture('alloc-demo.mtrace'), 'alloc-demo.mtrace', { preamble: true }), run.stdout);
-  // mtrace logs calloc, realloc(NULL, n) and aligned_alloc as `+`, realloc(p, 0) as `-`, not free(NULL): the
-  // 35 calls of ltrace's import, 3 of them mallocs there, and the preamble's 2 mallocs and 1 free.
+  // mtrace logs calloc, realloc(NULL, n) and aligned_alloc as `+`, realloc(p, 0) as `-`, not free(NULL): 35
+  // calls, as ltrace's import has, with the preamble's 2 mallocs and 1 free.
   assert.equal(verbs(run.stdout), { malloc: 17 + 2, realloc: 2, free: 16 + 1 });
   agrees(run.stdout, 'mtrace.trace');
 });
@@ -238,7 +254,7 @@ oracleTest('malloc-lab .rep files import as the traces written by hand; glibc ag
 const HT = 'v 10400 3\nx 4 prog\n';
 const badLogs: [string, string, string, string, RegExp][] = [
   ['heaptrack', 'h-first.raw', '+ 10 1 55d0\n', 'HEAPTRACK_NOT_HEAPTRACK', /^h-first\.raw:1: not heaptrack output: the first line is not 'v VERSION FORMAT'/],
-  ['heaptrack', 'h-record.raw', `${HT}Q 1\n`, 'HEAPTRACK_BAD_LINE', /^h-record\.raw:3: unknown heaptrack record 'Q'/],
+  ['heaptrack', 'h-record.raw', `${HT}A\nQ 1\n`, 'HEAPTRACK_BAD_LINE', /^h-record\.raw:4: unknown heaptrack record 'Q'/],
   ['heaptrack', 'h-fields.raw', `${HT}+ 10 1\n`, 'HEAPTRACK_BAD_LINE', /^h-fields\.raw:3: '\+' takes a size, a trace index and a pointer/],
   ['heaptrack', 'h-number.raw', `${HT}+ 10 1 55zz\n`, 'HEAPTRACK_BAD_NUMBER', /^h-number\.raw:3: pointer is not hexadecimal .*'55zz'/],
   [
@@ -328,6 +344,11 @@ test('bad input: one line naming the file and the line, with its code; exit 1; n
     assert.ok(line.endsWith(` [${code}]`), `${file}: ${line}`);
     assert.not.ok(existsSync(join(scratch, output)), `${file}: a half-written trace is removed`);
   }
+});
+
+test("ltrace: other functions and villoc's annotations are passed over", () => {
+  const log = 'malloc(16) = 0x10\nstrlen("a, b") = 4\n@villoc(first, tag) = <void>\nfree(0x10) = <void>\n+++ exited (status 0) +++\n';
+  assert.equal(calls(convertLtrace(log, 'other.ltrace')), ['malloc b1 16', 'free b1']);
 });
 
 test('ltrace --pid: a log without pids, or without that pid, is refused', async () => {

@@ -82,6 +82,9 @@ export class HeaptrackConverter extends PointerLog {
         this.sawExe = true;
         this.out += `# heaptrack: program ${commentText(this.text(buf, start, end))}\n`;
         return;
+      case 0x41: // 'A': heaptrack -p attached to a process that was running
+        this.out += '# heaptrack attached to the running program (heaptrack -p): its blocks from before are not in the log\n';
+        return;
       case 0x58: // 'X argv…': the command line
         this.out += `# heaptrack: command${commentText(buf.toString('utf8', start + 1, end))}\n`;
         return;

@@ -137,8 +137,13 @@ export abstract class LogConverter {
 
 /** A log line for an error message: quoted, at most 100 characters, control bytes shown as `?`. */
 export function quote(buf: Buffer, start: number, end: number): string {
-  const text = buf.toString('latin1', start, Math.min(end, start + 100)).replace(/[\u0000-\u001f\u007f-\u00ff]/g, '?');
-  return `'${text}${end - start > 100 ? '…' : ''}'`;
+  return quoteText(buf.toString('latin1', start, Math.min(end, start + 101)));
+}
+
+/** The same for text already read as Latin-1 (one character a byte). */
+export function quoteText(text: string): string {
+  const shown = text.slice(0, 100).replace(/[\u0000-\u001f\u007f-\u00ff]/g, '?');
+  return `'${shown}${text.length > 100 ? '…' : ''}'`;
 }
 
 /** Text from a log (a program name, a command line) for a trace comment: no control characters, not too long. */

@@ -3,8 +3,8 @@
 // (`malloc(100 <unfinished ...>` … `<... malloc resumed> ) = 0x…`): a trace is one process, so several pids
 // are refused unless --pid picks one or --threads takes them as the threads of one process.
 import { parseNumber } from '../number.ts';
-import { type ImportSummary, convertAll, importLog } from './log-lines.ts';
-import { type PointerKey, PointerLog } from './pointer-ids.ts';
+import { type ImportSummary, convertAll, importLog, quoteText } from './log-lines.ts';
+import { type PointerKey, PointerLog, pointerText } from './pointer-ids.ts';
 
 /** Options of {@link LtraceConverter}. */
 export interface LtraceImportOptions {
@@ -315,7 +315,7 @@ export class LtraceConverter extends PointerLog {
         this.fail(
           'LTRACE_NOT_GLIBC',
           lineNo,
-          `realloc(${pointerArg(old)}, 0) returned a block: glibc's realloc frees the block and returns NULL, so this is another allocator`,
+          `realloc(${pointerText(old)}, 0) returned a block: glibc's realloc frees the block and returns NULL, so this is another allocator`,
         );
       }
       this.reallocToZero(tag, old);
@@ -365,16 +365,6 @@ function functionName(text: string): string {
   const name = arrow >= 0 ? text.slice(arrow + 2) : text;
   const at = name.indexOf('@');
   return at >= 0 ? name.slice(0, at) : name;
-}
-
-function pointerArg(ptr: PointerKey): string {
-  return `0x${ptr.toString(16)}`;
-}
-
-/** A piece of a line for an error message: quoted, at most 100 characters, control characters shown as `?`. */
-function quoteText(text: string): string {
-  const clean = text.slice(0, 100).replace(/[\u0000-\u001f\u007f-\u00ff]/g, '?');
-  return `'${clean}${text.length > 100 ? '…' : ''}'`;
 }
 
 /** Converts a whole log held in memory (tests, small logs). */

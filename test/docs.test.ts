@@ -59,7 +59,7 @@ test('every test title docs/glibc.md cites is a test of the file it names', () =
 
 test('every repository path the manuals name exists', () => {
   const missing: string[] = [];
-  for (const doc of ['docs/glibc.md', 'docs/design.md', 'docs/trace-format.md', 'docs/mtrace.md', 'README.md']) {
+  for (const doc of ['docs/glibc.md', 'docs/design.md', 'docs/trace-format.md', 'docs/mtrace.md', 'docs/import.md', 'README.md']) {
     const text = readFileSync(join(root, doc), 'utf8');
     for (const m of text.matchAll(/`((?:test|examples|scripts|native|bench|docs)\/[\w./-]*\w)`/g)) {
       if (!existsSync(join(root, m[1]))) missing.push(`${doc}: ${m[1]}`);

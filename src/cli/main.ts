@@ -3,7 +3,7 @@
 import { Command, type CommanderError } from 'commander';
 import { ExitRequest, exitWith, helpPointer, reportError } from './run.ts';
 import { registerVersion } from './version-command.ts';
-import { registerMtrace } from './mtrace-commands.ts';
+import { registerImport } from './import-command.ts';
 import { registerRecord } from './record-command.ts';
 import { registerOracle } from './oracle-command.ts';
 import { registerReplay } from './replay-command.ts';
@@ -36,7 +36,7 @@ function buildProgram(): Command {
     .configureOutput({ outputError: () => {} });
 
   registerVersion(program);
-  registerMtrace(program);
+  registerImport(program);
   registerRecord(program);
   registerOracle(program);
   registerReplay(program);

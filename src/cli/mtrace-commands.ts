@@ -1,6 +1,5 @@
-// `mallocscope import-mtrace` (glibc mtrace log → trace v1) and `mallocscope record --via mtrace` (run a program
-// under mtrace and import its log; record-command.ts registers `record`). See docs/mtrace.md.
-import type { Command } from 'commander';
+// `mallocscope record --via mtrace`: runs a program under glibc's mtrace and imports its log (record-command.ts
+// registers `record`; import-command.ts the import of a log alone, `import mtrace`). See docs/mtrace.md.
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,9 +7,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { MallocscopeError, TraceError, UsageError, errnoReason } from '../errors.ts';
 import { builtFile } from '../native.ts';
 import { importMtrace, type MtraceImportOptions, type MtraceSummary } from '../trace/mtrace.ts';
-import { outputOption, preambleOption } from './options.ts';
 import { OutputFile, forwardShared, sharedStdio } from './output.ts';
-import { action } from './run.ts';
 import { machineGlibcVersion } from '../replay/glibc.ts';
 
 /** The preload library built from native/mtrace/start-mtrace.c. */
@@ -21,20 +18,6 @@ export const MALLOC_DEBUG_LIB = 'libc_malloc_debug.so.0';
 interface OutputOptions {
   output?: string;
   preamble?: boolean;
-}
-
-export function registerMtrace(program: Command): void {
-  program
-    .command('import-mtrace')
-    .description('convert a glibc mtrace log (MALLOC_TRACE) to a trace (docs/mtrace.md)')
-    .argument('<log>', 'the mtrace log; - for standard input')
-    .addOption(outputOption('the trace', 'standard output'))
-    .addOption(preambleOption())
-    .action(
-      action(async (log: string, options: OutputOptions) => {
-        await importTo(log, OutputFile.open(options.output ?? '-'), options, {}, undefined);
-      }),
-    );
 }
 
 /** Imports `log` to `output`; removes a half-written output file when the import fails. */

@@ -123,9 +123,9 @@ export function outputOption(what: string, fallback?: string): Option {
   return new Option('-o, --output <file>', `write ${what} to this file, or - for standard output${fallback ? ` (default: ${fallback})` : ''}`);
 }
 
-/** --preamble: import-mtrace and record. */
-export function preambleOption(): Option {
-  return new Option('--preamble', 'begin with the allocations glibc makes before the log starts, so that a replay reproduces the heap offsets');
+/** --preamble: import mtrace, import-mtrace and record (`prefix` says which format it is for). */
+export function preambleOption(prefix = ''): Option {
+  return new Option('--preamble', `${prefix}begin with the allocations glibc makes before the log starts, so that a replay reproduces the heap offsets`);
 }
 
 /** --keep-env and --tunables: the environment of the real glibc's process. */

@@ -3,6 +3,7 @@
  * runs each trace thread in a real thread of its own, one at a time in the trace's order (lockstep.h). */
 #define _GNU_SOURCE
 #include "arenas.h"
+#include "heapdump.h"
 #include "idtable.h"
 #include "lockstep.h"
 #include "sysio.h"
@@ -25,7 +26,7 @@
 #define SIZE_BITS 0x7
 
 static const char usage_line[] =
-    "mallocscope-oracle [--stats] [--touch] [--rss] [--time] [--name DISPLAYNAME] [--brk-limit BYTES] TRACE|-";
+    "mallocscope-oracle [--stats] [--touch] [--rss] [--time] [--name DISPLAYNAME] [--brk-limit BYTES] " HEAPDUMP_USAGE " TRACE|-";
 
 struct options {
     int stats;
@@ -81,6 +82,7 @@ static void parse_args(int argc, char **argv, struct options *o)
                 if (parse_u64(argv[i], cstr_len(argv[i]), &o->brk_limit) != NUMBER_OK)
                     usage_error("--brk-limit takes a byte count (decimal or 0x-hexadecimal), not", argv[i]);
                 o->has_brk_limit = 1;
+            } else if (heapdump_option(argc, argv, &i)) {
             } else {
                 usage_error("unknown option", a);
             }
@@ -172,6 +174,7 @@ static uint64_t anon_resident_bytes(void)
 static void touch_block(void *block, uint64_t bytes)
 {
     if (with_touch && block != NULL && bytes > 0) memset(block, 0x5a, (size_t)bytes);
+    heapdump_clear(block);
 }
 
 /* The word before the user pointer: glibc's size field with its flag bits. It lies outside the block
@@ -245,6 +248,7 @@ static void emit(uint64_t seq, enum verb verb, const char *id, size_t id_len, ui
     }
     at = PUT_LITERAL(at, "}\n");
     out.used = (size_t)(at - out.data);
+    heapdump_event(seq);
 }
 
 /* ---- replay --------------------------------------------------------------------------------------- */
@@ -528,12 +532,14 @@ int main(int argc, char **argv)
     struct trace_reader reader;
     trace_open_reader(&reader, fd, display, &out);
     threaded = trace_has_threads(&reader);
+    heapdump_start(heap_start, &out, threaded);
     /* --time measures the replay alone: from just before the first read of the trace to just after its
      * last call, so process start-up and the final flush are left out. */
     struct timespec began = { 0 }, ended = { 0 };
     if (o.time) clock_gettime(CLOCK_MONOTONIC, &began);
     replay(&reader);
     if (o.time) clock_gettime(CLOCK_MONOTONIC, &ended);
+    heapdump_end(seq);
     out_flush(&out);
     if (o.time) write_replay_time(&began, &ended);
     return 0;

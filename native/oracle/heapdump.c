@@ -322,6 +322,22 @@ static void probe(void)
     if (!probed.ok) fail(UINT64_MAX, "the probe failed: ", probed.why, 0, "IMAGE_PROBE");
 }
 
+/* mkdir -p: the folder and those above it that are missing (errors show when the folder is opened). */
+static void make_folders(const char *path)
+{
+    char buf[4096];
+    size_t n = cstr_len(path);
+    if (n >= sizeof buf) return;
+    memcpy(buf, path, n + 1);
+    for (size_t k = 1; k <= n; k++) {
+        if (buf[k] != '/' && buf[k] != '\0') continue;
+        char was = buf[k];
+        buf[k] = '\0';
+        mkdir(buf, 0777);
+        buf[k] = was;
+    }
+}
+
 void heapdump_start(char *heap_start, struct outbuf *out, int threaded)
 {
     if (!enabled) {
@@ -333,7 +349,10 @@ void heapdump_start(char *heap_start, struct outbuf *out, int threaded)
     trace_threaded = threaded;
     heap_at = (uintptr_t)heap_start;
     dir_fd = open(dir_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd < 0 && errno == ENOENT && mkdir(dir_name, 0777) == 0) dir_fd = open(dir_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0 && errno == ENOENT) {
+        make_folders(dir_name);
+        dir_fd = open(dir_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
     if (dir_fd < 0) fail(UINT64_MAX, "cannot use the folder ", dir_name, errno, "IMAGE_DIR");
 
     const char *v = gnu_get_libc_version();
@@ -481,10 +500,11 @@ static void follow_lists(struct dump *d)
             fail(d->seq, "the main thread's tcache is not a chunk of this heap", NULL, 0, "IMAGE_INCONSISTENT");
         for (uint64_t i = 0; i < tcache_bins; i++) {
             uintptr_t e = word_at(tcache + 2 * tcache_bins + 8 * i);
-            /* A chain through other arenas' chunks (a threaded trace) is followed too: its memory is ours. */
-            for (uint64_t steps = 0; e != 0; steps++) {
-                if (steps > 0x10000 || (e & 15) != 0) broken(d, "a tcache bin does not end", tcache);
-                if (in_heap(d, e - 16)) mark(d, e - 16, TCACHE, "a tcache entry is not a chunk");
+            /* A chain stops at another arena's chunk (a threaded trace), as a walker of the image must: what
+             * follows it is not in the image, and this heap's chunks past it show as in use. */
+            for (uint64_t steps = 0; e != 0 && in_heap(d, e - 16); steps++) {
+                if (steps > d->n || (e & 15) != 0) broken(d, "a tcache bin does not end", tcache);
+                mark(d, e - 16, TCACHE, "a tcache entry is not a chunk");
                 e = word_at(e) ^ (e >> 12);
             }
         }

@@ -1,7 +1,9 @@
 // The oracle's heap images (docs/image.md): the same oracle run as oracle.ts starts, with --image-at and
 // --image-dir, so that the real glibc's heap is written after the chosen events.
 import { spawnSync } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
 import { MallocscopeError, UsageError, errnoReason } from '../errors.ts';
+import { type Addon, loadAddon } from '../native.ts';
 import { type OracleOptions, checkTraceReadable, exitError, oracleCommand, oracleDisplayName } from './oracle.ts';
 
 export interface OracleImageOptions extends OracleOptions {
@@ -26,6 +28,31 @@ export function oracleImageArgs(options: OracleImageOptions): string[] {
   return args;
 }
 
+/** Signal names by number, for a run the addon reports. */
+const SIGNAL_NAMES = new Map(Object.entries(osConstants.signals).map(([name, number]) => [number, name as NodeJS.Signals]));
+
+/**
+ * Runs the oracle to its end: through the addon's posix_spawn when it is built (Node's spawnSync forks, copying
+ * Node's page tables each time), else through spawnSync.
+ */
+function spawn(file: string, args: string[], env: NodeJS.ProcessEnv): { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string } {
+  let addon: Addon | null = null;
+  try {
+    addon = loadAddon();
+  } catch {
+    addon = null;
+  }
+  if (addon) {
+    const envp = Object.entries(env).flatMap(([name, value]) => (value === undefined ? [] : [`${name}=${value}`]));
+    const run = addon.runSync(file, [file, ...args], envp);
+    if ('error' in run) throw new MallocscopeError('ORACLE_START', `cannot run the oracle: ${errnoReason(run.error)}`);
+    return { status: run.status, signal: run.signal === null ? null : (SIGNAL_NAMES.get(run.signal) ?? null), stdout: run.stdout, stderr: run.stderr };
+  }
+  const run = spawnSync(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 1 << 30 });
+  if (run.error) throw new MallocscopeError('ORACLE_START', `cannot run the oracle: ${errnoReason(run.error)}`);
+  return { status: run.status, signal: run.signal, stdout: run.stdout, stderr: run.stderr };
+}
+
 /**
  * Replays `trace` (a file) through the real glibc, writing its heap images into `options.dir`; returns the
  * oracle's JSON Lines. A failed run raises its error, as oracleLines does.
@@ -37,8 +64,7 @@ export function oracleImages(trace: string, options: OracleImageOptions): string
   // The trace comes last, after `--`: the image options go before it.
   const args = [...command.args];
   args.splice(args.lastIndexOf('--'), 0, ...oracleImageArgs(options));
-  const run = spawnSync(command.file, args, { env: command.env, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 1 << 30 });
-  if (run.error) throw new MallocscopeError('ORACLE_START', `cannot run the oracle: ${errnoReason(run.error)}`);
+  const run = spawn(command.file, args, command.env);
   const error = exitError({ status: run.status, signal: run.signal, stderr: run.stderr }, oracleDisplayName(trace, options));
   if (error) throw error;
   const lines = run.stdout.split('\n');

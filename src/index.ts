@@ -1,5 +1,5 @@
 // The public API of mallocscope: the trace format, the model of glibc's allocator (2.34 to 2.42), its policy presets
-// and kernels, and the oracle (the real glibc of this machine).
+// and kernels, the oracle (the real glibc of this machine) and heap images (docs/image.md).
 export type {
   TraceOp,
   MalloptParam,
@@ -42,6 +42,10 @@ export {
   type AllocatorRunOptions,
   type AllocatorSyscalls,
 } from './oracle/allocators.ts';
+export { oracleImages, type OracleImageOptions } from './oracle/images.ts';
+export { walkImage, type HeapWalk, type ImageChunk, type ImageLink, type LinkTarget, type FreeList, type ChunkState as ImageChunkState } from './image/walk.ts';
+export { readImage, writeImage, walkImageFile, sidecarPath, type HeapImage } from './image/files.ts';
+export { parseSidecar, formatSidecar, DEFAULT_BASE, DEFAULT_ARENA, KEY_MARKER, FOREIGN_MARKER, type ImageSidecar } from './image/format.ts';
 export { differential, type DifferentialResult, type Difference } from './check/differential.ts';
 export { MallocscopeError, TraceError, UsageError } from './errors.ts';
 export { Explainer, captureBefore, explainStep, type StateBefore } from './report/explain.ts';

@@ -43,6 +43,16 @@ test('the allocator core imports no Node API and no outer layer', () => {
   assert.equal(broken, []);
 });
 
+test('the heap image format and its walker import no Node API and no other layer (a worker or the page can walk a heap)', () => {
+  const broken: string[] = [];
+  for (const file of ['src/image/format.ts', 'src/image/walk.ts']) {
+    for (const { from, line } of imports(file)) {
+      if (!/^\.\.\/errors\.ts$|^\.\/(format|walk)\.ts$/.test(from)) broken.push(`${file}:${line}: imports ${from}`);
+    }
+  }
+  assert.equal(broken, []);
+});
+
 test("glibc's constants are read by the core and the presets only (report, cli, check, oracle, trace take names at most)", () => {
   const broken: string[] = [];
   for (const file of files('src', ['.ts'])) {

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "arenas.h"
 #include "foreign.h"
+#include "heapdump.h"
 #include "idtable.h"
 #include "lockstep.h"
 #include "sysio.h"
@@ -27,7 +28,7 @@
 #define SIZE_BITS 0x7
 
 static const char usage_line[] =
-    "mallocscope-oracle [--stats] [--touch] [--rss] [--time] [--foreign] [--name DISPLAYNAME] [--brk-limit BYTES] TRACE|-";
+    "mallocscope-oracle [--stats] [--touch] [--rss] [--time] [--foreign] [--name DISPLAYNAME] [--brk-limit BYTES] " HEAPDUMP_USAGE " TRACE|-";
 
 struct options {
     int stats;
@@ -86,6 +87,7 @@ static void parse_args(int argc, char **argv, struct options *o)
                 if (parse_u64(argv[i], cstr_len(argv[i]), &o->brk_limit) != NUMBER_OK)
                     usage_error("--brk-limit takes a byte count (decimal or 0x-hexadecimal), not", argv[i]);
                 o->has_brk_limit = 1;
+            } else if (heapdump_option(argc, argv, &i)) {
             } else {
                 usage_error("unknown option", a);
             }
@@ -97,6 +99,8 @@ static void parse_args(int argc, char **argv, struct options *o)
     if (o->path == NULL) usage_error("no trace given", NULL);
     /* mallinfo2 is glibc's: under another malloc it answers about a heap nobody uses (all zeros). */
     if (o->foreign && o->stats) usage_error("--stats reads glibc's mallinfo2, which --foreign does not (another malloc keeps none)", NULL);
+    /* An image is glibc's heap laid out as glibc lays it: another malloc has no such heap. */
+    if (o->foreign && heapdump_requested()) usage_error("--image-at images glibc's heap, which --foreign does not read", NULL);
 }
 
 /* Lets the break grow at most `limit` bytes (rounded down to whole pages) above its start, as the model's
@@ -171,6 +175,7 @@ static char *put_id(char *at, const char *id, size_t len)
 static void touch_block(void *block, uint64_t bytes)
 {
     if (with_touch && block != NULL && bytes > 0) memset(block, 0x5a, (size_t)bytes);
+    heapdump_clear(block);
 }
 
 /* The word before the user pointer: glibc's size field with its flag bits. It lies outside the block
@@ -244,6 +249,7 @@ static void emit(uint64_t seq, enum verb verb, const char *id, size_t id_len, ui
     }
     at = PUT_LITERAL(at, "}\n");
     out.used = (size_t)(at - out.data);
+    heapdump_event(seq);
 }
 
 /* What follows each call: its JSON line, or under --foreign the measurements alone. */
@@ -538,6 +544,7 @@ int main(int argc, char **argv)
     struct trace_reader reader;
     trace_open_reader(&reader, fd, display, &out);
     threaded = trace_has_threads(&reader);
+    heapdump_start(heap_start, &out, threaded);
     /* --time measures the replay alone: from just before the first read of the trace to just after its
      * last call, so process start-up and the final flush are left out. */
     struct timespec began = { 0 }, ended = { 0 };
@@ -546,6 +553,7 @@ int main(int argc, char **argv)
     replay(&reader);
     if (foreign) foreign_end(&out, seq);
     if (o.time) clock_gettime(CLOCK_MONOTONIC, &ended);
+    heapdump_end(seq);
     out_flush(&out);
     if (o.time) write_replay_time(&began, &ended);
     return 0;

@@ -1,0 +1,265 @@
+// Heap images of the real glibc (docs/image.md): the oracle writes the main arena's heap after chosen events,
+// and the walker decodes each image from its bytes and sidecar alone. What they are checked against comes from
+// glibc itself (the oracle's own JSON Lines: which blocks are live, where and how big) or from arithmetic done
+// by hand (the fixed base and arena addresses); each glibc build this machine has runs at least one trace.
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { MallocscopeError } from '../dist/errors.js';
+import { readImage, sidecarPath, walkImageFile } from '../dist/image/files.js';
+import { DEFAULT_ARENA, DEFAULT_BASE, KEY_MARKER, formatSidecar, parseSidecar } from '../dist/image/format.js';
+import { type ChunkState, type HeapWalk, type LinkTarget, walkImage } from '../dist/image/walk.js';
+import type { OracleEvent } from '../dist/oracle/oracle.js';
+import { oracleImages } from '../dist/oracle/images.js';
+import { type GeneratedCall, SHAPES, THREAD_SHAPES, generateTrace } from '../dist/trace/generate.js';
+import { formatCall } from '../dist/trace/writer.js';
+import { BUILDS_ENV, type GlibcBuild, glibcBuilds, knownVersions } from './support/glibc-builds.ts';
+import { unless } from './support/skip.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'mallocscope-images-'));
+const builds = glibcBuilds();
+const machine = [...builds.values()].find((b) => b.libc === '') as GlibcBuild;
+
+/** A seeded random trace of a shape of src/trace/generate.ts, written to a file, with its calls. */
+function shapeTrace(name: string, seed: number, events: number): { path: string; calls: GeneratedCall[] } {
+  const shape = [...SHAPES, ...THREAD_SHAPES].find((s) => s.name === name);
+  if (!shape) throw new Error(`no shape ${name}`);
+  const calls = [...generateTrace(shape, seed, events)];
+  const path = join(dir, `${name}-${seed}.trace`);
+  writeFileSync(path, `${calls.map((call) => formatCall(call)).join('\n')}\n`);
+  return { path, calls };
+}
+
+let runs = 0;
+/** The oracle under `build`, writing images after the events `at` names: its events and its images by seq. */
+function images(build: GlibcBuild, trace: string, at: string, base?: bigint) {
+  const out = join(dir, `run-${runs++}`);
+  const lines = oracleImages(trace, { at, dir: out, libc: build.libc, base });
+  const bySeq = new Map<number, string>();
+  for (const name of readdirSync(out)) {
+    const m = /^heap-(\d+)\.img$/.exec(name);
+    if (m) bySeq.set(Number(m[1]), join(out, name));
+  }
+  return { events: lines.map((line) => JSON.parse(line) as OracleEvent), bySeq };
+}
+
+/**
+ * The heap blocks live after each event, by glibc's own answers (the oracle's `where`, `chunk` and `offset`):
+ * chunk offset (the user pointer less 16) to chunk size, for the events in `wanted`.
+ */
+function liveBlocks(calls: GeneratedCall[], events: OracleEvent[], wanted: Set<number>): Map<number, Map<number, number>> {
+  const live = new Map<string, { chunk: number; size: number } | null>();
+  const leaked: { chunk: number; size: number }[] = [];
+  const found = new Map<number, Map<number, number>>();
+  events.forEach((event, seq) => {
+    const call = calls[seq];
+    const block = event.where === 'heap' ? { chunk: (event.offset as number) - 16, size: event.chunk as number } : null;
+    if (call.op === 'free') live.delete(call.id);
+    else if (call.op === 'realloc' && call.size === 0 && live.has(call.id)) {
+      // realloc(p, 0) frees; realloc(NULL, 0) of an ID whose call failed is malloc(0), whose block leaks.
+      if (block) leaked.push(block);
+      live.delete(call.id);
+    } else if (call.op === 'malloc' || call.op === 'calloc' || call.op === 'memalign' || call.op === 'realloc') {
+      if (event.where !== undefined || call.op !== 'realloc' || !live.has(call.id)) live.set(call.id, block);
+    }
+    if (wanted.has(seq)) {
+      const blocks = new Map<number, number>();
+      for (const b of [...live.values(), ...leaked]) if (b) blocks.set(b.chunk, b.size);
+      found.set(seq, blocks);
+    }
+  });
+  return found;
+}
+
+const targetText = (t: LinkTarget | undefined) => JSON.stringify(t);
+
+/** What every image must satisfy, whatever the trace: tiling, sound lists, counts, the sidecar's text. */
+function checkWalk(walk: HeapWalk, path: string, threaded: boolean): void {
+  const where = `${path} (glibc ${walk.sidecar.glibc}, after event ${walk.sidecar.seq})`;
+  assert.equal(walk.problems, [], where);
+  // The chunks tile the heap exactly, the top last and reaching the image's end.
+  let at = 0;
+  for (const chunk of walk.chunks) {
+    assert.is(chunk.offset, at, `${where}: chunk order`);
+    at += chunk.size;
+  }
+  assert.is(at, walk.sidecar.size, `${where}: the chunks end at the image's end`);
+  if (walk.chunks.length > 0) assert.is(walk.chunks[walk.chunks.length - 1].state, 'top', where);
+  const byOffset = new Map(walk.chunks.map((c) => [c.offset, c]));
+  for (const list of walk.lists) {
+    const members = list.chunks.map((offset) => byOffset.get(offset));
+    members.forEach((chunk, i) => {
+      assert.ok(chunk, `${where}: ${list.kind} ${list.index} holds ${list.chunks[i]}, no chunk`);
+      if (!chunk) return;
+      const link = (field: string) => chunk.links.find((l) => l.field === field)?.target;
+      const next: LinkTarget =
+        i + 1 < members.length ? { kind: 'chunk', offset: list.chunks[i + 1] } : list.kind === 'bin' ? { kind: 'bin', bin: list.index } : { kind: 'null' };
+      if (list.kind === 'tcache') {
+        assert.is(chunk.size, 32 + 16 * list.index, `${where}: tcache bin ${list.index} size`);
+        if (!list.leavesHeap || i + 1 < members.length) assert.is(targetText(link('next')), targetText(next), `${where}: tcache next`);
+        assert.is(chunk.key, KEY_MARKER, `${where}: tcache key`);
+      } else if (list.kind === 'fastbin') {
+        assert.is(chunk.size, 32 + 16 * list.index, `${where}: fastbin ${list.index} size`);
+        assert.is(targetText(link('fd')), targetText(next), `${where}: fastbin fd`);
+      } else {
+        const previous: LinkTarget = i > 0 ? { kind: 'chunk', offset: list.chunks[i - 1] } : { kind: 'bin', bin: list.index };
+        assert.is(targetText(link('fd')), targetText(next), `${where}: bin ${list.index} fd`);
+        assert.is(targetText(link('bk')), targetText(previous), `${where}: bin ${list.index} bk`);
+        if (list.index >= 2 && list.index < 64) assert.is(chunk.size, 16 * list.index, `${where}: small bin size`);
+      }
+    });
+    if (list.kind === 'tcache' && !threaded) assert.is(list.chunks.length, list.count, `${where}: tcache bin ${list.index} count`);
+  }
+  const text = readFileSync(sidecarPath(path), 'utf8');
+  assert.is(formatSidecar(parseSidecar(text, path)), text, `${where}: the sidecar's text round trip`);
+}
+
+/** Walks every image of a run and checks it; the in-use chunks against glibc's live blocks (one thread). */
+function checkRun(run: ReturnType<typeof images>, calls: GeneratedCall[], threaded: boolean, seen?: Set<ChunkState>): number {
+  const live = threaded ? null : liveBlocks(calls, run.events, new Set(run.bySeq.keys()));
+  for (const [seq, path] of run.bySeq) {
+    const walk = walkImageFile(path);
+    assert.is(walk.sidecar.seq, seq);
+    checkWalk(walk, path, threaded);
+    for (const chunk of walk.chunks) seen?.add(chunk.state);
+    if (live) {
+      const inUse = walk.chunks.filter((c) => c.state === 'in-use' && !c.tcacheStruct).map((c) => `${c.offset}:${c.size}`);
+      const expected = [...(live.get(seq) as Map<number, number>)].map(([chunk, size]) => `${chunk}:${size}`);
+      assert.equal(inUse.sort(), expected.sort(), `${path}: the in-use chunks are glibc's live heap blocks`);
+    }
+  }
+  return run.bySeq.size;
+}
+
+let walked = 0;
+
+test("this machine's glibc: images of traces with every state walk cleanly, their in-use chunks glibc's live blocks", () => {
+  const seen = new Set<ChunkState>();
+  for (const [shape, seed] of [
+    ['size-classes', 1],
+    ['fastbin-fifo', 2],
+    ['small-and-large', 3],
+    ['memalign-mix', 4],
+    ['realloc-mixed', 5],
+  ] as const) {
+    const { path, calls } = shapeTrace(shape, seed, 300);
+    const run = images(machine, path, 'every:25,end');
+    assert.ok(run.bySeq.has(299) && run.bySeq.has(0), `${shape}: the first and the end image`);
+    walked += checkRun(run, calls, false, seen);
+  }
+  assert.equal([...seen].sort(), ['fastbin', 'in-use', 'large', 'small', 'tcache', 'top', 'unsorted']);
+});
+
+test('the images are the same bytes in two runs (ASLR on): everything is rebased', () => {
+  const { path } = shapeTrace('small-and-large', 3, 300);
+  const first = images(machine, path, '40,120,299');
+  const second = images(machine, path, '40,120,299');
+  assert.equal(
+    [...first.bySeq.keys()].sort((x, y) => x - y),
+    [40, 120, 299],
+  );
+  for (const [seq, file] of first.bySeq) {
+    const again = second.bySeq.get(seq) as string;
+    assert.ok(readFileSync(file).equals(readFileSync(again)), `image after event ${seq}`);
+    assert.is(readFileSync(sidecarPath(file), 'utf8'), readFileSync(sidecarPath(again), 'utf8'));
+  }
+});
+
+test('pointers follow --image-base and the fixed arena: bin links hold arena + 96 + 16 (bin - 1), plain and safe-linked ones rebased', () => {
+  const { path } = shapeTrace('small-and-large', 3, 300);
+  const base = 0x10000000n;
+  const moved = images(machine, path, '120', base).bySeq.get(120) as string;
+  const usual = images(machine, path, '120').bySeq.get(120) as string;
+  const a = walkImageFile(usual);
+  const b = walkImageFile(moved);
+  assert.is(a.sidecar.base, DEFAULT_BASE);
+  assert.is(b.sidecar.base, base);
+  assert.equal(b.problems, []);
+  assert.equal(
+    b.chunks.map((c) => `${c.offset} ${c.size} ${c.state}`),
+    a.chunks.map((c) => `${c.offset} ${c.size} ${c.state}`),
+  );
+  let headers = 0;
+  let mangled = 0;
+  a.chunks.forEach((chunk, k) => {
+    chunk.links.forEach((link, i) => {
+      const other = b.chunks[k].links[i];
+      if (link.target.kind === 'chunk') assert.is(link.pointer - DEFAULT_BASE, other.pointer - base);
+      if (link.target.kind === 'bin') {
+        // 0x7ffff7fa7c60 + 0x60 + 0x10 (bin - 1), by hand for the unsorted bin: 0x7ffff7fa7cc0.
+        assert.is(link.pointer, DEFAULT_ARENA + 96n + 16n * BigInt(link.target.bin - 1));
+        assert.is(other.pointer, link.pointer);
+        headers++;
+      }
+      if (link.mangled) {
+        assert.is(link.stored, ((DEFAULT_BASE + BigInt(link.at)) >> 12n) ^ link.pointer);
+        mangled++;
+      }
+    });
+  });
+  assert.ok(headers > 0 && mangled > 0, `${headers} bin-header links, ${mangled} safe-linked`);
+});
+
+test('a trace with threads: the main arena is imaged, its walk sound, other arenas left out', () => {
+  const { path, calls } = shapeTrace('threads-cross', 6, 300);
+  const run = images(machine, path, 'every:30,end');
+  assert.ok(run.bySeq.size >= 10);
+  walked += checkRun(run, calls, true);
+});
+
+test('the walker refuses an image that does not match its sidecar, and names what is broken', () => {
+  const { path } = shapeTrace('small-and-large', 3, 300);
+  const file = images(machine, path, '120').bySeq.get(120) as string;
+  const { bytes, sidecar } = readImage(file);
+  assert.throws(
+    () => walkImage(bytes.subarray(8), sidecar, file),
+    (e: unknown) => e instanceof MallocscopeError && e.code === 'IMAGE_SIZE',
+  );
+  const walk = walkImage(bytes, sidecar);
+  const binned = walk.chunks.find((c) => c.state === 'small' || c.state === 'large' || c.state === 'unsorted');
+  assert.ok(binned, 'a chunk in a bin');
+  if (!binned) return;
+  // Its size word made 0: the chunks no longer tile the heap.
+  const zeroed = bytes.slice();
+  zeroed.fill(0, binned.offset + 8, binned.offset + 16);
+  assert.throws(
+    () => walkImage(zeroed, sidecar, file),
+    (e: unknown) => e instanceof MallocscopeError && e.code === 'IMAGE_CHUNKS' && e.message.includes(`offset ${binned.offset} `),
+  );
+  // Its bk pointed elsewhere: the list is reported broken.
+  const bent = bytes.slice();
+  new DataView(bent.buffer).setBigUint64(binned.offset + 24, DEFAULT_BASE, true);
+  assert.ok(walkImage(bent, sidecar).problems.some((p) => p.includes('does not point back')));
+  const text = readFileSync(sidecarPath(file), 'utf8');
+  assert.throws(
+    () => parseSidecar(text.replace('"version":1', '"version":2'), 'x.json'),
+    (e: unknown) => e instanceof MallocscopeError && e.code === 'IMAGE_SIDECAR' && e.message.startsWith('x.json: "version" 2'),
+  );
+  assert.throws(() => parseSidecar(text.replace('"base":"0x', '"base":"'), 'x.json'), /"base" must be a 0x-hexadecimal address/);
+});
+
+for (const version of knownVersions) {
+  const build = builds.get(version);
+  if (build === machine) continue;
+  const run = unless(
+    test,
+    build
+      ? undefined
+      : `no glibc ${version} build here: build one with scripts/build-glibc.sh SRC_DIR .glibc/${version}, or name a folder of builds in ${BUILDS_ENV}`,
+  );
+  run(`glibc ${version}: images walk cleanly, their in-use chunks glibc's live blocks`, () => {
+    if (!build) return;
+    const { path, calls } = shapeTrace('everything', 7, 300);
+    const result = images(build, path, 'every:30,end');
+    assert.is(walkImageFile(result.bySeq.get(299) as string).sidecar.glibc, version);
+    walked += checkRun(result, calls, false);
+  });
+}
+
+test('the images walked', () => {
+  assert.ok(walked > 30, `${walked} images`);
+});
+
+test.run();

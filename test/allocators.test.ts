@@ -25,6 +25,7 @@ const needsAll = unless(test, missing.length > 0 ? `needs Debian's ${missing.joi
 const another = FOREIGN.find((name) => findAllocatorLibrary(name) !== null);
 const needsOne = unless(test, another === undefined ? "needs one of Debian's libjemalloc2, libtcmalloc-minimal4, libmimalloc2.0" : undefined);
 const haveStrace = findStrace() !== null;
+const needsStrace = unless(test, haveStrace ? undefined : "needs strace (Debian's strace, not installed here)");
 /** This machine's page size, the unit of resident memory. */
 const page = loadAddon().pageSize();
 
@@ -143,6 +144,23 @@ needsOne("a trace with threads: glibc as the model counts it (the threads' stack
   }
 });
 
+needsStrace("failing calls: glibc's column counts them as the model does, each under its name and in `failed`", async () => {
+  // brk-fail.trace's heap, whose growth for c the blocker at 0x30000 refuses (the kernel's brk returns the old
+  // break: a brk, failed), then the mmap fallback of 1 MiB; malloc(PTRDIFF_MAX): its own mapping and the fallback
+  // heap's, both refused (two mmaps, failed); calloc's product overflows, which glibc refuses with no call at all.
+  const dir = mkdtempSync(join(tmpdir(), 'mallocscope-allocators-'));
+  const path = join(dir, 'failing.trace');
+  writeFileSync(path, 'malloc a 100\nmalloc b 100000\nmalloc c 100000\nmalloc huge 9223372036854775807\ncalloc over 4611686018427387904 4\n');
+  const r = await mallocscope(['compare', path, '--allocator', 'glibc', '--brk-limit', '0x30000', '--json']);
+  assert.is(r.status, 0, r.stderr);
+  const [glibc] = (JSON.parse(r.stdout) as { columns: AllocatorColumn[] }).columns;
+  assert.ok(glibc.syscalls !== null && glibc.model !== undefined, glibc.syscallsNotCounted);
+  const { other, threadStacks, ...real } = glibc.syscalls;
+  assert.equal(real, { brk: 2, mmap: 3, munmap: 0, mremap: 0, madvise: 0, mprotect: 0, failed: 3 });
+  assert.equal(real, glibc.model.syscalls);
+  assert.equal({ other, threadStacks }, { other: {}, threadStacks: 0 });
+});
+
 test('a missing library names its Debian package, one the loader ignores is caught; the options that cannot go together are refused', async () => {
   const empty = mkdtempSync(join(tmpdir(), 'mallocscope-allocators-'));
   for (const name of FOREIGN) {
@@ -181,7 +199,7 @@ test('a missing library names its Debian package, one the loader ignores is caug
   assert.match(exit.stderr, /--stats reads glibc's mallinfo2/);
 });
 
-test("strace's log counted by hand: between the markers, split calls joined, failures and thread stacks apart", () => {
+test("strace's log counted by hand: between the markers, split calls joined, failures counted under their names too, thread stacks apart", () => {
   // Lines as strace -f -o writes them (the calls of a real run, cut down and put together).
   const log = [
     '100 mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000000000',
@@ -193,6 +211,7 @@ test("strace's log counted by hand: between the markers, split calls joined, fai
     '100 madvise(0x7fcbe3806000, 4096, MADV_DONTNEED) = 0',
     '101 <... mmap resumed>) = 0x7fcbda000000',
     '101 munmap(0x7fcbda000000, 33554432)  = 0',
+    '100 brk(0x55c8bfdff000)               = 0x55c8bfdde000',
     '101 mmap(NULL, 1099511627776, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = -1 ENOMEM (Cannot allocate memory)',
     '100 munmap(0x7fcbe3804000, 8392704)   = 0',
     '100 mmap(0x7fcbe3804000, 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7fcbe3804000',
@@ -200,10 +219,11 @@ test("strace's log counted by hand: between the markers, split calls joined, fai
     '100 munmap(0x7f0000000000, 8192)      = 0',
     '',
   ].join('\n');
-  // Counted: brk; the 128 MiB mmap (joined) and its munmap; the mmap at the address of an unmapped stack.
-  // Stacks: their mmap, the mprotect and the madvise inside, the munmap that ends it. Failed: the 1 TiB mmap.
-  // Outside the markers: the first mmap and the last munmap.
-  assert.equal(countStraceLog(log), { counts: { brk: 1, mmap: 2, munmap: 1 }, failed: 1, threadStacks: 4 });
+  // Counted: the brk that moved the break and the one that did not (the break stayed at 0x55c8bfdde000: failed);
+  // the 128 MiB mmap (joined), its munmap, the 1 TiB mmap (failed) and the mmap at the address of an unmapped
+  // stack. Stacks: their mmap, the mprotect and the madvise inside, the munmap that ends it. Outside the
+  // markers: the first mmap and the last munmap.
+  assert.equal(countStraceLog(log), { counts: { brk: 2, mmap: 3, munmap: 1 }, failed: 2, threadStacks: 4 });
 });
 
 test.run();

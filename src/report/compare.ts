@@ -67,7 +67,7 @@ export interface CompareFigures {
   endMmapped: number;
   endFootprint: number;
   endLive: number;
-  /** System calls made (failed ones are counted in `failed` only). */
+  /** System calls made, by name (a failed call counts under its name and in `failed`, peaks.ts). */
   syscalls: SyscallCounts;
   /** Events that changed mmap_threshold or trim_threshold (free of an mmapped chunk, mallopt). */
   thresholdMoves: number;

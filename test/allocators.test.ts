@@ -1,8 +1,9 @@
 // compare --allocator (docs/allocators.md): a real program's trace replayed under glibc, jemalloc, tcmalloc and
 // mimalloc, each in the oracle's --foreign mode; glibc's column held to the real glibc's own figures (oracle
-// --stats --touch --rss) and to the model (its system calls, as strace counts them), threads, the errors, and the
-// strace log's count worked by hand. Skipped, saying which package is missing, where a library is not installed.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+// --stats --touch --rss) and to the model (its system calls, as strace counts them, failed ones too), threads,
+// the errors, an oracle built without -pie, and the strace log's count worked by hand. Skipped, saying which package is missing, where a library is not installed.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { test } from 'uvu';
@@ -25,6 +26,7 @@ const needsAll = unless(test, missing.length > 0 ? `needs Debian's ${missing.joi
 const another = FOREIGN.find((name) => findAllocatorLibrary(name) !== null);
 const needsOne = unless(test, another === undefined ? "needs one of Debian's libjemalloc2, libtcmalloc-minimal4, libmimalloc2.0" : undefined);
 const haveStrace = findStrace() !== null;
+const needsCc = unless(test, spawnSync('cc', ['--version']).status === 0 ? undefined : 'needs a C compiler (cc)');
 const needsStrace = unless(test, haveStrace ? undefined : "needs strace (Debian's strace, not installed here)");
 /** This machine's page size, the unit of resident memory. */
 const page = loadAddon().pageSize();
@@ -164,6 +166,38 @@ needsStrace("failing calls: glibc's column counts them as the model does, each u
   assert.equal(real, glibc.model.syscalls);
   assert.equal({ other, threadStacks }, { other: {}, threadStacks: 0 });
 });
+
+needsCc("a build that is not position-independent names the malloc that ran too (not the oracle's own PLT entry)", () => {
+  // The oracle's sources with CMakeLists.txt's -fno-builtin flags, but -no-pie (and -O0, quicker to build):
+  // there `malloc`'s address in the oracle's code is a PLT entry in the executable, whose object has no name.
+  const dir = mkdtempSync(join(tmpdir(), 'mallocscope-nopie-'));
+  try {
+    nonPieRuns(join(dir, 'oracle'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function nonPieRuns(oracle: string): void {
+  const sources = readdirSync('native/oracle')
+    .filter((file) => file.endsWith('.c'))
+    .map((file) => join('native/oracle', file));
+  const flags = ['-std=c11', '-fno-builtin-malloc', '-fno-builtin-calloc', '-fno-builtin-realloc', '-fno-builtin-free'];
+  const build = spawnSync('cc', [...flags, '-fno-pie', '-no-pie', '-pthread', '-o', oracle, ...sources], { encoding: 'utf8' });
+  assert.is(build.status, 0, build.stderr);
+  const elfType = readFileSync(oracle).readUInt16LE(16);
+  assert.is(elfType, 2, 'ET_EXEC: not position-independent');
+  const runs: [string | undefined, string][] = [[undefined, 'libc.so.6']];
+  if (another !== undefined) runs.push([findAllocatorLibrary(another) as string, ALLOCATORS[another].library as string]);
+  for (const [preload, library] of runs) {
+    const env = { ...process.env, ...(preload ? { LD_PRELOAD: preload } : {}) };
+    const run = spawnSync(oracle, ['--foreign', 'examples/trim.trace'], { encoding: 'utf8', env });
+    assert.is(run.status, 0, run.stderr);
+    const summary = JSON.parse(run.stdout.trim().split('\n').pop() as string) as { events: number; malloc: string };
+    assert.is(summary.events, 7);
+    assert.ok(basename(summary.malloc).startsWith(library), `${library}: ${summary.malloc}`);
+  }
+}
 
 test('a missing library names its Debian package, one the loader ignores is caught; the options that cannot go together are refused', async () => {
   const empty = mkdtempSync(join(tmpdir(), 'mallocscope-allocators-'));

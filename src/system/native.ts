@@ -114,7 +114,7 @@ export class NativeSystem implements SystemMemory, RealMemory {
   /** The error of a backing that failed under a call (the allocator's state is then not to be trusted). */
   private backingFailure: MallocscopeError | null = null;
   /**
-   * Extension point of the heap image format (docs/image.md): fields merged into the sidecar of a
+   * Extension point of the heap image format (issue 14): fields merged into the sidecar of a
    * file-backed heap when release() writes it (what a walker needs besides base, length and pageSize).
    */
   imageFields: (() => Record<string, unknown>) | undefined;

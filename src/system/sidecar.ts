@@ -1,6 +1,6 @@
 // The sidecar of a file-backed heap (heap.img beside heap.img.json): what a reader needs besides the bytes,
 // which the file holds from the heap's start. Today the addresses and sizes; the heap image format
-// (docs/image.md, when it lands) adds what its walker needs (glibc version, arena, top, bins).
+// (issue 14, its own manual when it lands) adds what its walker needs (glibc version, arena, top, bins).
 import { writeFileSync } from 'node:fs';
 import { MallocscopeError, errnoReason } from '../errors.ts';
 

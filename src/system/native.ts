@@ -109,7 +109,7 @@ export class NativeSystem implements SystemMemory, RealMemory {
   private isReleased = false;
   /** Whether this system's lockAll() is in force (release() then undoes it). */
   private lockedAll = false;
-  /** The backing file's path as given (for the sidecar), when backed by a file. */
+  /** The backing file's absolute path (for the sidecar and readers; a later chdir changes nothing), when backed by a file. */
   private readonly file: string | undefined;
   /** The error of a backing that failed under a call (the allocator's state is then not to be trusted). */
   private backingFailure: MallocscopeError | null = null;
@@ -132,7 +132,7 @@ export class NativeSystem implements SystemMemory, RealMemory {
       if (typeof file !== 'string' || file === '' || file.includes('\0')) {
         throw new MallocscopeError('BAD_ARGUMENT', `backing must be 'shared' or { file: PATH } with a non-empty path, not ${JSON.stringify(backing)}`);
       }
-      this.file = file;
+      this.file = resolve(file);
     }
     this.layer = new addon.Layer(reserve, options.guardPages ?? false, backing);
     const info = this.layer.info();
@@ -325,7 +325,7 @@ export class NativeSystem implements SystemMemory, RealMemory {
     }
     return {
       kind: backing.kind,
-      path: backing.path === undefined ? `/proc/${process.pid}/fd/${backing.fd}` : resolve(backing.path),
+      path: this.file ?? `/proc/${process.pid}/fd/${backing.fd}`,
       fd: backing.fd,
       base: this.heapStart,
       length: this.brk - this.heapStart,

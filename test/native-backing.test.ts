@@ -14,7 +14,7 @@ import * as assert from 'uvu/assert';
 import { Allocator } from '../dist/replay/allocator.js';
 import { NativeSystem } from '../dist/system/native.js';
 import { openHeapImage } from '../dist/system/heap-image.js';
-import { runChild } from './support/child.js';
+import { startChild } from './support/child.js';
 import { unless } from './support/skip.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -327,7 +327,8 @@ const cannotMount =
     : 'needs root and unshare -m (a tmpfs of its own)';
 const full = join(dir, 'full');
 spawnSync('mkdir', [full]);
-const limits = runChild(
+// Started now, so that it runs while the tests above run; awaited by the tests that read its report.
+const limits = startChild(
   dir,
   'no-room',
   `const report = {};
@@ -360,10 +361,11 @@ console.log(JSON.stringify(report));`,
     ],
   },
 );
-const report = limits.status === 0 ? JSON.parse(limits.stdout) : {};
 
-test('a read-only file and a file past RLIMIT_FSIZE: coded errors in a child that lives on', () => {
-  assert.is(limits.status, 0, limits.stderr);
+test('a read-only file and a file past RLIMIT_FSIZE: coded errors in a child that lives on', async () => {
+  const { status, stdout, stderr } = await limits;
+  assert.is(status, 0, stderr);
+  const report = JSON.parse(stdout);
   assert.equal(report.readOnly[0], 'HEAP_BACKING_OPEN');
   assert.match(report.readOnly[1], /read-only\.img: cannot open the heap's backing file \(it must be writable\): EACCES/);
   const [name, code, syscall, message, length, later] = report.fsize;
@@ -374,8 +376,9 @@ test('a read-only file and a file past RLIMIT_FSIZE: coded errors in a child tha
   assert.is(later, 'HEAP_BACKING_FULL', 'the allocator refuses every later call');
 });
 
-unless(test, cannotMount)('a full disk (a 256 KiB tmpfs): HEAP_BACKING_FULL at the growth, never a SIGBUS at a write', () => {
-  const [name, code, syscall, message, length, later] = report.full;
+unless(test, cannotMount)('a full disk (a 256 KiB tmpfs): HEAP_BACKING_FULL at the growth, never a SIGBUS at a write', async () => {
+  const { stdout } = await limits;
+  const [name, code, syscall, message, length, later] = JSON.parse(stdout).full;
   assert.equal([name, code, syscall], ['MallocscopeError', 'HEAP_BACKING_FULL', 'fallocate']);
   const tried = Number(/to (\d+) bytes: ENOSPC/.exec(message)?.[1]);
   assert.ok(tried > 256 * 1024 && length <= 256 * 1024, `${length} <= 262144 < ${tried}`);

@@ -224,20 +224,28 @@ test('a child process and a worker thread map the shared heap read-only and read
   }
 });
 
-test('a file-backed heap: the file holds the heap bytes, live and after release, and reopens at another address', () => {
+test('a file-backed heap: the file holds the heap bytes, live and after release, and reopens after the system is gone', () => {
   const file = join(dir, 'heap.img');
   const system = new NativeSystem({ backing: { file } });
   assert.is(statSync(file).mode & 0o777, 0o600);
   assert.equal(JSON.parse(readFileSync(`${file}.json`, 'utf8')), { base: system.heapStart, length: 0, pageSize: system.pageSize }, 'sidecar at creation');
   const heap = new Allocator({ system });
-  const pointers = [100, 3000, 70000, 200, 9000].map((size, i) => {
+  // Past the first 132 KiB (the file grows), then the last two blocks freed and trimmed (the break shrinks).
+  const allocate = (size: number, seed: number) => {
     const p = heap.malloc(size);
-    fill(heap.bytes(p), 50 + i);
+    fill(heap.bytes(p), seed);
     return p;
-  });
+  };
+  const pointers = [100, 3000, 70000, 200, 9000].map((size, i) => allocate(size, 50 + i));
   heap.free(pointers[1]);
   heap.realloc(pointers[3], 5000);
+  pointers.push(...[60000, 60000, 60000].map((size, i) => allocate(size, 60 + i)));
+  const highest = system.sharedHeap().length;
+  heap.free(pointers[7]);
+  heap.free(pointers[6]);
+  heap.trim(0);
   const shared = system.sharedHeap();
+  assert.ok(highest > 262144 && shared.length < highest - 110000, `the break went ${highest} -> ${shared.length}`);
   assert.equal([shared.kind, shared.path, shared.base], ['file', file, system.heapStart]);
   const heapBytes = Uint8Array.from(system.bytes(system.heapStart, shared.length));
   assert.ok(Buffer.from(readFileSync(file).subarray(0, shared.length)).equals(heapBytes), 'the file reads as the heap, live');
@@ -245,7 +253,13 @@ test('a file-backed heap: the file holds the heap bytes, live and after release,
   assert.is(readFileSync(file)[p - system.heapStart + 69999], expected(52, 69999), 'a known byte at its offset');
   system.release();
   assert.equal(JSON.parse(readFileSync(`${file}.json`, 'utf8')), { base: shared.base, length: shared.length, pageSize: shared.pageSize }, 'sidecar at release');
-  assert.ok(Buffer.from(readFileSync(file).subarray(0, shared.length)).equals(heapBytes), 'the file reads as the heap, after release');
+  const after = readFileSync(file);
+  assert.ok(Buffer.from(after.subarray(0, shared.length)).equals(heapBytes), 'the file reads as the heap, after release');
+  assert.is(after.length, highest, "the file never shrinks: its size is the break's high-water mark");
+  assert.ok(
+    after.subarray(shared.length).every((byte) => byte === 0),
+    'past the break, zeros',
+  );
   const image = openHeapImage(file, { length: shared.length });
   assert.ok(Buffer.from(image.bytes).equals(heapBytes), 'reopened, the same bytes');
   assert.is(image.bytes[p - shared.base + 12345], expected(52, 12345));

@@ -76,6 +76,15 @@ const GiB = 1024 ** 3;
 /** Larger than x86-64 user space: the kernel refuses it, so no call is made. */
 const USER_SPACE = 2 ** 47;
 
+/** A value in a message: JSON when it has a JSON form, else its string. */
+function shown(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
 /** Whether an mlockall of lockAll() is in force; an 'exit' listener undoes it while it is. */
 let processLocked = false;
 let exitHooked = false;
@@ -130,7 +139,7 @@ export class NativeSystem implements SystemMemory, RealMemory {
     if (backing !== undefined && backing !== 'shared') {
       const file = typeof backing === 'object' && backing !== null ? (backing as { file?: unknown }).file : undefined;
       if (typeof file !== 'string' || file === '' || file.includes('\0')) {
-        throw new MallocscopeError('BAD_ARGUMENT', `backing must be 'shared' or { file: PATH } with a non-empty path, not ${JSON.stringify(backing)}`);
+        throw new MallocscopeError('BAD_ARGUMENT', `backing must be 'shared' or { file: PATH } with a non-empty path, not ${shown(backing)}`);
       }
       this.file = resolve(file);
     }
@@ -370,8 +379,13 @@ export class NativeSystem implements SystemMemory, RealMemory {
     if (this.isReleased) return;
     this.isReleased = true;
     if (this.lockedAll && processLocked) this.unlockAll();
-    const sidecar = this.file === undefined ? undefined : this.sidecar();
-    this.layer.release();
+    // The sidecar's fields are read while the layer lives; the memory goes even when imageFields throws.
+    let sidecar: BackingSidecar | undefined;
+    try {
+      if (this.file !== undefined) sidecar = this.sidecar();
+    } finally {
+      this.layer.release();
+    }
     if (this.file !== undefined && sidecar) writeSidecar(this.file, sidecar, 'HEAP_BACKING_FAILED');
   }
 }

@@ -54,5 +54,7 @@ export { writeMassif, type MassifOptions, type MassifSummary, type MassifTimeUni
 export { footprintAnatomy, heapPin, freeBytes, blockBytes, type FootprintParts, type Anatomy, type HeapPin } from './allocator/anatomy.ts';
 export type { FragmentationMetrics } from './report/peaks.ts';
 export { compareTrace, FootprintObserver, parsePolicyColumn, parseSetColumn, type CompareFigures, type ColumnSpec } from './report/compare.ts';
-export { NativeSystem, type NativeSystemOptions, type ResidentMemory } from './system/native.ts';
+export { NativeSystem, type NativeSystemOptions, type ResidentMemory, type SharedHeap } from './system/native.ts';
+export { HeapImage, openHeapImage, type HeapImageOptions } from './system/heap-image.ts';
+export { sidecarPath, type BackingSidecar } from './system/sidecar.ts';
 export { ResidentPages, type ResidentEstimate } from './system/resident.ts';

@@ -44,7 +44,7 @@ export {
 } from './oracle/allocators.ts';
 export { oracleImages, type OracleImageOptions } from './oracle/images.ts';
 export { walkImage, type HeapWalk, type ImageChunk, type ImageLink, type LinkTarget, type FreeList, type ChunkState as ImageChunkState } from './image/walk.ts';
-export { readImage, writeImage, walkImageFile, sidecarPath, type HeapImage } from './image/files.ts';
+export { readImage, writeImage, walkImageFile, sidecarPath, type ImageFile } from './image/files.ts';
 export { parseSidecar, formatSidecar, DEFAULT_BASE, DEFAULT_ARENA, KEY_MARKER, FOREIGN_MARKER, type ImageSidecar } from './image/format.ts';
 export { differential, type DifferentialResult, type Difference } from './check/differential.ts';
 export { MallocscopeError, TraceError, UsageError } from './errors.ts';
@@ -56,5 +56,5 @@ export type { FragmentationMetrics } from './report/peaks.ts';
 export { compareTrace, FootprintObserver, parsePolicyColumn, parseSetColumn, type CompareFigures, type ColumnSpec } from './report/compare.ts';
 export { NativeSystem, type NativeSystemOptions, type ResidentMemory, type SharedHeap } from './system/native.ts';
 export { HeapImage, openHeapImage, type HeapImageOptions } from './system/heap-image.ts';
-export { sidecarPath, type BackingSidecar } from './system/sidecar.ts';
+export type { BackingSidecar } from './system/sidecar.ts';
 export { ResidentPages, type ResidentEstimate } from './system/resident.ts';

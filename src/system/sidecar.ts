@@ -1,8 +1,9 @@
-// The sidecar of a file-backed heap (heap.img beside heap.img.json): what a reader needs besides the bytes,
+// The sidecar of a file-backed heap (heap.img beside heap.img.json, named as an image's: image/files.ts): what a reader needs besides the bytes,
 // which the file holds from the heap's start. Today the addresses and sizes; the heap image format
 // (issue 14, its own manual when it lands) adds what its walker needs (glibc version, arena, top, bins).
 import { writeFileSync } from 'node:fs';
 import { MallocscopeError, errnoReason } from '../errors.ts';
+import { sidecarPath } from '../image/files.ts';
 
 /** What every sidecar holds. */
 export interface BackingSidecar {
@@ -13,11 +14,6 @@ export interface BackingSidecar {
   pageSize: number;
   /** Fields the image format adds (NativeSystem's `imageFields`). */
   [field: string]: unknown;
-}
-
-/** The sidecar's path for a backing file. */
-export function sidecarPath(file: string): string {
-  return `${file}.json`;
 }
 
 /** Writes the sidecar of `file`; an error with `code` (naming the sidecar) when it cannot. */

@@ -399,4 +399,13 @@ unless(test, cannotMount)('a full disk (a 256 KiB tmpfs): HEAP_BACKING_FULL at t
   assert.is(later, 'HEAP_BACKING_FULL');
 });
 
+test("the README's example (examples/shared-heap.mjs): a child process reads what the parent wrote, at its offset", () => {
+  const run = spawnSync(process.execPath, [join(root, 'examples/shared-heap.mjs')], { encoding: 'utf8', timeout: 60_000 });
+  assert.is(run.status, 0, run.stderr);
+  const [parent, child] = run.stdout.trim().split('\n');
+  const shared = /^parent (\d+): heap at 0x[0-9a-f]+, 135168 bytes, block at offset (0x[0-9a-f]+), shared as \/proc\/\1\/fd\/\d+$/.exec(parent);
+  assert.ok(shared, parent);
+  assert.match(child, new RegExp(`^child \\d+: mapped read-only, offset ${shared![2]} reads "hello from the parent"$`));
+});
+
 test.run();

@@ -29,6 +29,20 @@ function fieldName(chunk: ImageChunk, delta: number, tcacheBins: number): string
   return names[word] ?? `the word at +${hex(word)}`;
 }
 
+/** The first byte at which two arrays of the same length differ, or -1; by 32-bit words where both allow it. */
+function firstDifference(a: Uint8Array, b: Uint8Array): number {
+  let at = 0;
+  if (a.byteOffset % 4 === 0 && b.byteOffset % 4 === 0) {
+    const x = new Uint32Array(a.buffer, a.byteOffset, a.length >>> 2);
+    const y = new Uint32Array(b.buffer, b.byteOffset, b.length >>> 2);
+    let k = 0;
+    while (k < x.length && x[k] === y[k]) k++;
+    at = 4 * k;
+  }
+  while (at < a.length && a[at] === b[at]) at++;
+  return at === a.length ? -1 : at;
+}
+
 /**
  * The first difference between image `a` (named `aName`) and image `b`, in a sentence: a sidecar key, the
  * length, or the first byte that differs with its chunk (found by walking `b`, else `a`) and field; null
@@ -47,9 +61,8 @@ export function imageDifference(a: ComparedImage, b: ComparedImage, aName = 'mod
     }
   }
   if (a.bytes.length !== b.bytes.length) return `size: ${aName} ${a.bytes.length} bytes, ${bName} ${b.bytes.length}`;
-  let at = 0;
-  while (at < a.bytes.length && a.bytes[at] === b.bytes[at]) at++;
-  if (at === a.bytes.length) return null;
+  const at = firstDifference(a.bytes, b.bytes);
+  if (at < 0) return null;
   const word = at - (at % 8);
   const read = (bytes: Uint8Array) => new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(word, true);
   let where = '';

@@ -1,0 +1,141 @@
+// The model's heap images against the real glibc's (docs/image.md): the same trace replayed by the model and
+// by the oracle, images taken after the same events, compared byte for byte with their sidecars, on random
+// shapes, a threaded trace and the real-program fixtures, under every glibc build this machine has.
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { MallocscopeError } from '../dist/errors.js';
+import { imageDifference } from '../dist/image/compare.js';
+import { readImage } from '../dist/image/files.js';
+import { type ChunkState, walkImage } from '../dist/image/walk.js';
+import { oracleImages } from '../dist/oracle/images.js';
+import { modelImages, parseImageAt } from '../dist/replay/images.js';
+import { SHAPES, THREAD_SHAPES, generateTrace } from '../dist/trace/generate.js';
+import { formatCall } from '../dist/trace/writer.js';
+import { BUILDS_ENV, type GlibcBuild, glibcBuilds, knownVersions } from './support/glibc-builds.ts';
+import { unless } from './support/skip.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'mallocscope-model-images-'));
+const builds = glibcBuilds();
+const machine = [...builds.values()].find((b) => b.libc === '') as GlibcBuild;
+const fixtures = 'test/fixtures/real';
+
+function shapeTrace(name: string, seed: number, events: number): string {
+  const shape = [...SHAPES, ...THREAD_SHAPES].find((s) => s.name === name);
+  if (!shape) throw new Error(`no shape ${name}`);
+  const path = join(dir, `${name}-${seed}.trace`);
+  writeFileSync(path, `${[...generateTrace(shape, seed, events)].map((call) => formatCall(call)).join('\n')}\n`);
+  return path;
+}
+
+let runs = 0;
+let compared = 0;
+const seen = new Set<ChunkState>();
+
+/**
+ * The oracle's images of `trace` under `build` after the events `at` names, and the model's after the same
+ * events: the same set of events, and each pair the same bytes and sidecar. Returns the images compared.
+ */
+function compare(build: GlibcBuild, trace: string, at: string, brkLimit?: number): number {
+  const out = join(dir, `run-${runs++}`);
+  oracleImages(trace, { at, dir: out, libc: build.libc, brkLimit });
+  const written = readdirSync(out)
+    .filter((f) => f.endsWith('.img'))
+    .map((f) => Number(/\d+/.exec(f)?.[0]))
+    .sort((a, b) => a - b);
+  const taken: number[] = [];
+  modelImages(trace, parseImageAt(at), { glibc: build.version, system: { brkLimit } }, (seq, image) => {
+    taken.push(seq);
+    const oracle = readImage(join(out, `heap-${seq}.img`));
+    const difference = imageDifference(image, oracle);
+    assert.is(difference, null, `${trace} (glibc ${build.version}), after event ${seq}: ${difference}`);
+    for (const chunk of walkImage(image.bytes, image.sidecar).chunks) seen.add(chunk.state);
+  });
+  assert.equal(taken, written, `${trace} (glibc ${build.version}): the events imaged`);
+  compared += taken.length;
+  return taken.length;
+}
+
+test("this machine's glibc: the model's images of random shapes are glibc's, byte for byte, with every chunk state", () => {
+  for (const [shape, seed] of [
+    ['size-classes', 1],
+    ['fastbin-fifo', 2],
+    ['small-and-large', 3],
+    ['memalign-mix', 4],
+    ['realloc-mixed', 5],
+    ['trim-mix', 6],
+    ['mxfast', 7],
+    ['everything', 8],
+  ] as const) {
+    compare(machine, shapeTrace(shape, seed, 300), 'every:25,end');
+  }
+  assert.equal([...seen].sort(), ['fastbin', 'in-use', 'large', 'small', 'tcache', 'top', 'unsorted']);
+});
+
+test("threads: the main arena's image, other threads' tcache chunks in use, the main tcache's foreign entries marked", () => {
+  for (const [shape, seed] of [
+    ['threads-cross', 6],
+    ['threads-tcache-exit', 2],
+  ] as const) {
+    compare(machine, shapeTrace(shape, seed, 300), 'every:30,end');
+  }
+});
+
+test('the real programs at every 1000th event and the end', () => {
+  for (const file of readdirSync(fixtures).filter((f) => f.endsWith('.trace'))) assert.ok(compare(machine, join(fixtures, file), 'every:1000,end') >= 12);
+});
+
+test('a heap that is no longer one piece (the break could not grow): both refuse with IMAGE_NOT_CONTIGUOUS', () => {
+  const trace = join(dir, 'past-the-limit.trace');
+  writeFileSync(trace, `${Array.from({ length: 80 }, (_, i) => `malloc b${i} 3000`).join('\n')}\n`);
+  const refused = (e: unknown) => e instanceof MallocscopeError && e.code === 'IMAGE_NOT_CONTIGUOUS';
+  assert.is(compare(machine, trace, '5'), 1);
+  assert.throws(() => oracleImages(trace, { at: 'end', dir: join(dir, 'refused'), brkLimit: 200000 }), refused);
+  assert.throws(() => modelImages(trace, parseImageAt('end'), { system: { brkLimit: 200000 } }, () => {}), refused);
+});
+
+test('a difference names the event, the offset, the chunk and the field', () => {
+  const trace = shapeTrace('small-and-large', 3, 300);
+  const out = join(dir, 'bent');
+  oracleImages(trace, { at: '120', dir: out });
+  const oracle = readImage(join(out, 'heap-120.img'));
+  modelImages(trace, parseImageAt('120'), {}, (_seq, image) => {
+    const binned = walkImage(image.bytes, image.sidecar).chunks.find((c) => c.state === 'small' || c.state === 'large' || c.state === 'unsorted');
+    assert.ok(binned);
+    if (!binned) return;
+    image.bytes[binned.offset + 24] ^= 0x10;
+    const difference = imageDifference(image, oracle) ?? '';
+    assert.ok(
+      difference.startsWith(`offset 0x${(binned.offset + 24).toString(16)}, in the ${binned.state} chunk at 0x${binned.offset.toString(16)}`),
+      difference,
+    );
+    assert.ok(difference.includes(': bk: model 0x'), difference);
+    image.sidecar.top = (image.sidecar.top as number) + 16;
+    assert.match(imageDifference(image, oracle) ?? '', /^sidecar "top": model \d+, glibc \d+$/);
+  });
+});
+
+for (const version of knownVersions) {
+  const build = builds.get(version);
+  if (build === machine) continue;
+  const run = unless(
+    test,
+    build
+      ? undefined
+      : `no glibc ${version} build here: build one with scripts/build-glibc.sh SRC_DIR .glibc/${version}, or name a folder of builds in ${BUILDS_ENV}`,
+  );
+  run(`glibc ${version}: the model's images are glibc's on a random shape, a threaded one and a real program`, () => {
+    if (!build) return;
+    compare(build, shapeTrace('everything', 7, 300), 'every:30,end');
+    compare(build, shapeTrace('threads-cross', 6, 200), 'every:50,end');
+    compare(build, join(fixtures, 'perl-hash.trace'), 'every:1000,end');
+  });
+}
+
+test('the images compared', () => {
+  assert.ok(compared > 100, `${compared} images`);
+});
+
+test.run();

@@ -133,6 +133,7 @@ for (const build of builds) {
     rmSync(out, { recursive: true, force: true });
   }
   rows.push(`| ${build.version} | ${compared} | ${images} | ${differ} | ${refused} |`);
+  console.error(`glibc ${build.version} done: ${rows[rows.length - 1]} (${((Date.now() - started) / 1000).toFixed(0)} s)`);
 }
 for (const f of failures.slice(0, 20)) console.log(f);
 if (failures.length > 20) console.log(`… and ${failures.length - 20} more`);

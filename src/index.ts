@@ -44,9 +44,9 @@ export {
 } from './oracle/allocators.ts';
 export { oracleImages, type OracleImageOptions } from './oracle/images.ts';
 export { walkImage, type HeapWalk, type ImageChunk, type ImageLink, type LinkTarget, type FreeList, type ChunkState as ImageChunkState } from './image/walk.ts';
-export { readImage, writeImage, walkImageFile, sidecarPath, type HeapImage } from './image/files.ts';
+export { readImage, writeImage, walkImageFile, sidecarPath, type ImageFile } from './image/files.ts';
 export { parseSidecar, formatSidecar, DEFAULT_BASE, DEFAULT_ARENA, KEY_MARKER, FOREIGN_MARKER, type ImageSidecar } from './image/format.ts';
-export { heapImage, type HeapImageOptions, type ModelHeapImage } from './allocator/image.ts';
+export { heapImage, type ImagePlacement, type ModelHeapImage } from './allocator/image.ts';
 export { modelImages, parseImageAt, type ImageEvents, type ModelImagesOptions } from './replay/images.ts';
 export { imageDifference, type ComparedImage } from './image/compare.ts';
 export { differential, type DifferentialResult, type Difference } from './check/differential.ts';
@@ -57,5 +57,7 @@ export { writeMassif, type MassifOptions, type MassifSummary, type MassifTimeUni
 export { footprintAnatomy, heapPin, freeBytes, blockBytes, type FootprintParts, type Anatomy, type HeapPin } from './allocator/anatomy.ts';
 export type { FragmentationMetrics } from './report/peaks.ts';
 export { compareTrace, FootprintObserver, parsePolicyColumn, parseSetColumn, type CompareFigures, type ColumnSpec } from './report/compare.ts';
-export { NativeSystem, type NativeSystemOptions, type ResidentMemory } from './system/native.ts';
+export { NativeSystem, type NativeSystemOptions, type ResidentMemory, type SharedHeap } from './system/native.ts';
+export { HeapImage, openHeapImage, type HeapImageOptions } from './system/heap-image.ts';
+export type { BackingSidecar } from './system/sidecar.ts';
 export { ResidentPages, type ResidentEstimate } from './system/resident.ts';

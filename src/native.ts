@@ -35,7 +35,14 @@ export interface Addon {
   Layer: new (
     reserve: number,
     guardPages: boolean,
+    backing?: 'shared' | { file: string },
   ) => NativeLayer;
+  /** The reader of a heap backing (native/addon/image.cc); src/system/heap-image.ts wraps it. */
+  HeapImage: new (
+    source: string | number,
+  ) => NativeHeapImage;
+  /** The class the addon's own errors (HEAP_BACKING_*, HEAP_IMAGE_*) are made of, per env. */
+  setErrorClass(errorClass: typeof MallocscopeError): void;
   /** mlockall(MCL_CURRENT if current | MCL_FUTURE if future). */
   lockAll(current: boolean, future: boolean): void;
   /** munlockall(). */
@@ -77,12 +84,30 @@ export interface NativeLayer {
   lock(address: number, length: number): void;
   unlock(address: number, length: number): void;
   resident(): { heap: number; mmapped: number; heapCommitted: number; mapped: number; threadHeaps: number; threadHeapsCommitted: number };
+  /** The heap's backing: its kind, descriptor, size (the break's high-water mark) and a file's path; null without one. */
+  backing(): { kind: 'shared' | 'file'; fd: number; size: number; path?: string } | null;
+}
+
+/** One opened heap backing, mapped read-only on demand (see native/addon/image.cc). */
+export interface NativeHeapImage {
+  /** The file's size now (fstat). */
+  size(): number;
+  /** Whether it is sealed against shrinking (a memfd of backing 'shared'). */
+  sealed(): boolean;
+  /** A new view over the first `length` bytes; the previous one is detached and unmapped. */
+  map(length: number): Uint8Array;
+  /** The file's size; throws HEAP_IMAGE_TRUNCATED when it shrank below the view or a read past its end was caught. */
+  check(): number;
+  close(): void;
 }
 
 let addon: Addon | undefined;
 
 /** The addon, loaded once. */
 export function loadAddon(): Addon {
-  addon ??= createRequire(import.meta.url)(builtFile('mallocscope.node')) as Addon;
+  if (addon === undefined) {
+    addon = createRequire(import.meta.url)(builtFile('mallocscope.node')) as Addon;
+    addon.setErrorClass(MallocscopeError);
+  }
   return addon;
 }

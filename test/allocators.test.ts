@@ -1,8 +1,9 @@
 // compare --allocator (docs/allocators.md): a real program's trace replayed under glibc, jemalloc, tcmalloc and
 // mimalloc, each in the oracle's --foreign mode; glibc's column held to the real glibc's own figures (oracle
-// --stats --touch --rss) and to the model (its system calls, as strace counts them), threads, the errors, and the
-// strace log's count worked by hand. Skipped, saying which package is missing, where a library is not installed.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+// --stats --touch --rss) and to the model (its system calls, as strace counts them, failed ones too), threads,
+// the errors, an oracle built without -pie, and the strace log's count worked by hand. Skipped, saying which package is missing, where a library is not installed.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { test } from 'uvu';
@@ -25,6 +26,8 @@ const needsAll = unless(test, missing.length > 0 ? `needs Debian's ${missing.joi
 const another = FOREIGN.find((name) => findAllocatorLibrary(name) !== null);
 const needsOne = unless(test, another === undefined ? "needs one of Debian's libjemalloc2, libtcmalloc-minimal4, libmimalloc2.0" : undefined);
 const haveStrace = findStrace() !== null;
+const needsCc = unless(test, spawnSync('cc', ['--version']).status === 0 ? undefined : 'needs a C compiler (cc)');
+const needsStrace = unless(test, haveStrace ? undefined : "needs strace (Debian's strace, not installed here)");
 /** This machine's page size, the unit of resident memory. */
 const page = loadAddon().pageSize();
 
@@ -128,6 +131,10 @@ needsOne("a trace with threads: glibc as the model counts it (the threads' stack
     assert.is(run.events, 13);
     assert.ok(run.peakRss > run.startRss);
   }
+  // The model's resident estimate leaves out the thread's stack, of which the thread touches two pages (its
+  // descriptor and TLS, and the frames it runs in): the real growth is the estimate and those two pages.
+  const [estimate] = compareTrace(path, [parsePolicyColumn('glibc')], { resident: true });
+  assert.is(glibc.peakRss - glibc.startRss - (estimate.peakResident as number), 2 * page);
   if (haveStrace) {
     assert.ok(glibc.syscalls !== null, glibc.syscallsNotCounted);
     const { other: rest, failed, threadStacks, ...calls } = glibc.syscalls as AllocatorSyscalls;
@@ -142,6 +149,55 @@ needsOne("a trace with threads: glibc as the model counts it (the threads' stack
     assert.is(other.syscalls?.threadStacks, 2);
   }
 });
+
+needsStrace("failing calls: glibc's column counts them as the model does, each under its name and in `failed`", async () => {
+  // brk-fail.trace's heap, whose growth for c the blocker at 0x30000 refuses (the kernel's brk returns the old
+  // break: a brk, failed), then the mmap fallback of 1 MiB; malloc(PTRDIFF_MAX): its own mapping and the fallback
+  // heap's, both refused (two mmaps, failed); calloc's product overflows, which glibc refuses with no call at all.
+  const dir = mkdtempSync(join(tmpdir(), 'mallocscope-allocators-'));
+  const path = join(dir, 'failing.trace');
+  writeFileSync(path, 'malloc a 100\nmalloc b 100000\nmalloc c 100000\nmalloc huge 9223372036854775807\ncalloc over 4611686018427387904 4\n');
+  const r = await mallocscope(['compare', path, '--allocator', 'glibc', '--brk-limit', '0x30000', '--json']);
+  assert.is(r.status, 0, r.stderr);
+  const [glibc] = (JSON.parse(r.stdout) as { columns: AllocatorColumn[] }).columns;
+  assert.ok(glibc.syscalls !== null && glibc.model !== undefined, glibc.syscallsNotCounted);
+  const { other, threadStacks, ...real } = glibc.syscalls;
+  assert.equal(real, { brk: 2, mmap: 3, munmap: 0, mremap: 0, madvise: 0, mprotect: 0, failed: 3 });
+  assert.equal(real, glibc.model.syscalls);
+  assert.equal({ other, threadStacks }, { other: {}, threadStacks: 0 });
+});
+
+needsCc("a build that is not position-independent names the malloc that ran too (not the oracle's own PLT entry)", () => {
+  // The oracle's sources with CMakeLists.txt's -fno-builtin flags, but -no-pie (and -O0, quicker to build):
+  // there `malloc`'s address in the oracle's code is a PLT entry in the executable, whose object has no name.
+  const dir = mkdtempSync(join(tmpdir(), 'mallocscope-nopie-'));
+  try {
+    nonPieRuns(join(dir, 'oracle'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function nonPieRuns(oracle: string): void {
+  const sources = readdirSync('native/oracle')
+    .filter((file) => file.endsWith('.c'))
+    .map((file) => join('native/oracle', file));
+  const flags = ['-std=c11', '-fno-builtin-malloc', '-fno-builtin-calloc', '-fno-builtin-realloc', '-fno-builtin-free'];
+  const build = spawnSync('cc', [...flags, '-fno-pie', '-no-pie', '-pthread', '-o', oracle, ...sources], { encoding: 'utf8' });
+  assert.is(build.status, 0, build.stderr);
+  const elfType = readFileSync(oracle).readUInt16LE(16);
+  assert.is(elfType, 2, 'ET_EXEC: not position-independent');
+  const runs: [string | undefined, string][] = [[undefined, 'libc.so.6']];
+  if (another !== undefined) runs.push([findAllocatorLibrary(another) as string, ALLOCATORS[another].library as string]);
+  for (const [preload, library] of runs) {
+    const env = { ...process.env, ...(preload ? { LD_PRELOAD: preload } : {}) };
+    const run = spawnSync(oracle, ['--foreign', 'examples/trim.trace'], { encoding: 'utf8', env });
+    assert.is(run.status, 0, run.stderr);
+    const summary = JSON.parse(run.stdout.trim().split('\n').pop() as string) as { events: number; malloc: string };
+    assert.is(summary.events, 7);
+    assert.ok(basename(summary.malloc).startsWith(library), `${library}: ${summary.malloc}`);
+  }
+}
 
 test('a missing library names its Debian package, one the loader ignores is caught; the options that cannot go together are refused', async () => {
   const empty = mkdtempSync(join(tmpdir(), 'mallocscope-allocators-'));
@@ -181,7 +237,7 @@ test('a missing library names its Debian package, one the loader ignores is caug
   assert.match(exit.stderr, /--stats reads glibc's mallinfo2/);
 });
 
-test("strace's log counted by hand: between the markers, split calls joined, failures and thread stacks apart", () => {
+test("strace's log counted by hand: between the markers, split calls joined, failures counted under their names too, thread stacks apart", () => {
   // Lines as strace -f -o writes them (the calls of a real run, cut down and put together).
   const log = [
     '100 mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000000000',
@@ -193,6 +249,7 @@ test("strace's log counted by hand: between the markers, split calls joined, fai
     '100 madvise(0x7fcbe3806000, 4096, MADV_DONTNEED) = 0',
     '101 <... mmap resumed>) = 0x7fcbda000000',
     '101 munmap(0x7fcbda000000, 33554432)  = 0',
+    '100 brk(0x55c8bfdff000)               = 0x55c8bfdde000',
     '101 mmap(NULL, 1099511627776, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = -1 ENOMEM (Cannot allocate memory)',
     '100 munmap(0x7fcbe3804000, 8392704)   = 0',
     '100 mmap(0x7fcbe3804000, 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7fcbe3804000',
@@ -200,10 +257,11 @@ test("strace's log counted by hand: between the markers, split calls joined, fai
     '100 munmap(0x7f0000000000, 8192)      = 0',
     '',
   ].join('\n');
-  // Counted: brk; the 128 MiB mmap (joined) and its munmap; the mmap at the address of an unmapped stack.
-  // Stacks: their mmap, the mprotect and the madvise inside, the munmap that ends it. Failed: the 1 TiB mmap.
-  // Outside the markers: the first mmap and the last munmap.
-  assert.equal(countStraceLog(log), { counts: { brk: 1, mmap: 2, munmap: 1 }, failed: 1, threadStacks: 4 });
+  // Counted: the brk that moved the break and the one that did not (the break stayed at 0x55c8bfdde000: failed);
+  // the 128 MiB mmap (joined), its munmap, the 1 TiB mmap (failed) and the mmap at the address of an unmapped
+  // stack. Stacks: their mmap, the mprotect and the madvise inside, the munmap that ends it. Outside the
+  // markers: the first mmap and the last munmap.
+  assert.equal(countStraceLog(log), { counts: { brk: 2, mmap: 3, munmap: 1 }, failed: 2, threadStacks: 4 });
 });
 
 test.run();

@@ -115,7 +115,7 @@ test('the same trace whatever the chunking of the log (byte by byte)', () => {
 
 test('--preamble and header lines come first; the summary counts the preamble', () => {
   const trace = convertMtrace('= Start\n@ ./p:[0x1] + 0x5600000004a0 0x10\n', 'x.log', { preamble: true, header: ['hello'] });
-  assert.fixture(trace, ['# hello', ...MTRACE_PREAMBLE, 'malloc b1 16', '# end of mtrace log: 4 calls from 2 log lines; 1 blocks still live', ''].join('\n'));
+  assert.fixture(trace, ['# hello', ...MTRACE_PREAMBLE, 'malloc b1 16', '# end of mtrace log: 4 calls from 2 log lines; 1 block still live', ''].join('\n'));
   const calls = trace
     .split('\n')
     .map((line) => line.replace(/#.*/, '').trim())
@@ -130,14 +130,14 @@ test('a realloc to 0 frees; sizes and pointers beyond 2^53 stay exact', () => {
   );
   assert.is(
     trace,
-    'malloc b1 32\nfree b1\nmalloc b2 18446744073709551615\nmalloc b3 9007199254740991\nfree b3\n# end of mtrace log: 5 calls from 6 log lines; 1 blocks still live\n',
+    'malloc b1 32\nfree b1\nmalloc b2 18446744073709551615\nmalloc b3 9007199254740991\nfree b3\n# end of mtrace log: 5 calls from 6 log lines; 1 block still live\n',
   );
 });
 
 test('acceptTruncated: a log cut short ends with a comment instead of an error', () => {
   assert.is(
     convertMtrace('= Start\n+ 0x10 0x20\n+ 0x5', 'cut.log', { acceptTruncated: true }),
-    'malloc b1 32\n# the log ends in the middle of line 3: the program ended before its log was flushed\n# end of mtrace log: 1 calls from 3 log lines; 1 blocks still live\n',
+    'malloc b1 32\n# the log ends in the middle of line 3: the program ended before its log was flushed\n# end of mtrace log: 1 call from 3 log lines; 1 block still live\n',
   );
   assert.match(convertMtrace('= Start\n+ 0x10 0x20\n< 0x10\n', 'cut.log', { acceptTruncated: true }), /\n# the log ends after a realloc's '<' line \(line 3\)/);
 });

@@ -390,7 +390,7 @@ test('a hand-made log of every record kind converts to the trace written by hand
       'realloc b1 0',
       "spawn 4    # a thread that no pthread_create of the program started (one of glibc's own): spawned at its first call",
       '@4 malloc b7 8',
-      '# end of recording: 17 calls from 23 records; 3 threads besides the main one; 3 blocks still live; 1 calls failed in the recorded run; 1 frees/reallocs of blocks the log never saw allocated skipped; 1 frees not recorded, written where the address came back; 1 calls unfinished when the process ended',
+      '# end of recording: 17 calls from 23 records; 3 threads besides the main one; 3 blocks still live; 1 call failed in the recorded run; 1 free/realloc of a block the log never saw allocated skipped; 1 free not recorded, written where the address came back; 1 call unfinished when the process ended',
       '',
     ].join('\n'),
   );
@@ -465,6 +465,16 @@ const badLogs: [string, Buffer, string, RegExp][] = [
     makeLog([[4, 0, 1, P, 8, P]]),
     'RECLOG_UNPAIRED',
     /^unpaired\.msrec: record 0 \(byte 1052672\): the end of a realloc in thread 1 without its beginning$/,
+  ],
+  [
+    'realloc-zero.msrec',
+    makeLog([
+      [1, 0, 1, P + 0x2a0n, 100, 0],
+      [3, 0, 1, P + 0x2a0n, 0, 0],
+      [4, 0, 1, P + 0x310n, 0, 0], // realloc(p, 0) ends with a block
+    ]),
+    'RECLOG_NOT_GLIBC',
+    /^realloc-zero\.msrec: record 2 \(byte 1052736\): realloc\(0x5555555592a0, 0\) returned a block \(0x555555559310\): glibc's realloc frees the block and returns NULL/,
   ],
   ['main-exit.msrec', makeLog([[11, 0, 1, 0, 0, 0]]), 'RECLOG_THREAD', /^main-exit\.msrec: record 0 \(byte 1052672\): thread 1, the main thread, cannot exit$/],
   [

@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { TraceError } from '../dist/errors.js';
 import { parseTrace, readTrace, traceHasThreads } from '../dist/trace/reader.js';
 import { formatCall, formatTrace, TraceWriter } from '../dist/trace/writer.js';
+import { LineBuffer } from '../dist/line-buffer.js';
 import type { TraceEvent } from '../dist/trace/api.js';
 import { formatNumber, parseNumber, parseSafeNumber } from '../dist/number.js';
 import { setFlagsFromString } from 'node:v8';
@@ -436,6 +437,35 @@ test('the writer streams to a file in pieces', () => {
   const events: TraceEvent[] = [...readTrace(path)];
   assert.is(events.length, 20000);
   assert.equal(events[19999], { op: 'malloc', id: 'b19999', size: 19999, seq: 19999, line: 20002, slot: 19999, wasLive: false });
+});
+
+test("the one line buffer (src/line-buffer.ts, the trace writer's, the command output's, massif's): whole lines in pieces of 64 KiB", () => {
+  const pieces: string[] = [];
+  const buffer = new LineBuffer((text) => pieces.push(text));
+  // Lines of 1000 bytes with their newline: the 66th reaches 66,000 ≥ 65,536 and hands on a piece.
+  for (let i = 0; i < 200; i++) buffer.line(`${i}`.padEnd(999, '.'));
+  assert.equal(
+    pieces.map((p) => p.length),
+    [66000, 66000, 66000],
+  );
+  buffer.flush();
+  buffer.flush();
+  assert.equal(
+    pieces.map((p) => p.length),
+    [66000, 66000, 66000, 2000],
+  );
+  assert.is(pieces.join('').split('\n').length, 201);
+  assert.ok(pieces.every((p) => p.endsWith('.\n')) && pieces[3].startsWith('198.'));
+  // A write that throws (a closed pipe) leaves nothing to write again.
+  let calls = 0;
+  const failing = new LineBuffer(() => {
+    calls++;
+    throw new Error('EPIPE');
+  });
+  failing.line('a');
+  assert.throws(() => failing.flush(), /EPIPE/);
+  failing.flush();
+  assert.is(calls, 1);
 });
 
 test.run();

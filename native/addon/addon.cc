@@ -1,10 +1,12 @@
 // The mallocscope addon: the few facts and calls that only native code can reach. It registers the native
 // system layer (layer.h: the emulated break, mappings, views, protection, locking, resident memory), the
-// process-wide mlockall, the glibc baselines of bench/native.ts, and runSync (posix_spawn, spawn.cc).
+// process-wide mlockall, the glibc baselines of bench/native.ts, runSync (posix_spawn, spawn.cc), the reader
+// of heap backings (HeapImage, image.cc) and setErrorClass (the class of mallocscope's own errors).
 #include <napi.h>
 #include <gnu/libc-version.h>
 #include <unistd.h>
 
+#include "errors.h"
 #include "layer.h"
 
 namespace {
@@ -33,6 +35,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("glibcMallocFree", Napi::Function::New(env, mallocscope::GlibcMallocFree, "glibcMallocFree"));
   exports.Set("glibcMallocFreeOnce", Napi::Function::New(env, mallocscope::GlibcMallocFreeOnce, "glibcMallocFreeOnce"));
   exports.Set("runSync", Napi::Function::New(env, mallocscope::RunSync, "runSync"));
+  exports.Set("HeapImage", mallocscope::DefineHeapImage(env));
+  exports.Set("setErrorClass", Napi::Function::New(env, mallocscope::SetErrorClass, "setErrorClass"));
   return exports;
 }
 

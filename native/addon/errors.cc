@@ -46,6 +46,35 @@ void ThrowCoded(Napi::Env env, const char* code, const std::string& message) {
   throw WithCode(Napi::Error::New(env, message), code);
 }
 
+Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsFunction()) ThrowType(env, kBadType, "setErrorClass takes a class");
+  env.SetInstanceData<Napi::FunctionReference>(new Napi::FunctionReference(Napi::Persistent(info[0].As<Napi::Function>())));
+  return env.Undefined();
+}
+
+std::string ErrnoText(int err) {
+  const char* name = strerrorname_np(err);
+  return std::string(name ? name : "E" + std::to_string(err)) + " (" + strerror(err) + ")";
+}
+
+void ThrowMallocscope(Napi::Env env, const char* code, const std::string& message, int err, const char* syscall) {
+  std::string text = err != 0 ? message + ": " + ErrnoText(err) : message;
+  Napi::FunctionReference* make = env.GetInstanceData<Napi::FunctionReference>();
+  Napi::Object error;
+  if (make != nullptr && !make->IsEmpty()) {
+    error = make->New({Napi::String::New(env, code), Napi::String::New(env, text)});
+  } else {
+    error = Napi::Error::New(env, text).Value();
+    error.Set("code", Napi::String::New(env, code));
+  }
+  if (err != 0) {
+    error.Set("errno", Napi::Number::New(env, -err));
+    error.Set("syscall", Napi::String::New(env, syscall));
+  }
+  throw Napi::Error(env, error);
+}
+
 Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall, const std::string& detail) {
   const char* name = strerrorname_np(err);
   std::string code = name ? name : "E" + std::to_string(err);

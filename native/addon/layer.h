@@ -2,13 +2,15 @@
 // program break, the registry of the mappings it handed out, the ranges it protected, and the views
 // (external ArrayBuffers) JavaScript holds over that memory. Its methods live in one file per idea:
 // reservation.cc (the break), mappings.cc (mmap/munmap/mremap/madvise), heaps.cc (thread arenas' heaps:
-// reserve, mprotect), views.cc (bytes, copy, zero), protect.cc (mprotect, mlock), resident.cc (mincore).
+// reserve, mprotect), views.cc (bytes, copy, zero), protect.cc (mprotect, mlock), resident.cc (mincore),
+// backing.cc (the break's pages in a shared memfd or a file instead of private memory).
 #pragma once
 #include <napi.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <string>
 
 namespace mallocscope {
 
@@ -74,6 +76,8 @@ class Layer : public Napi::ObjectWrap<Layer> {
   Napi::Value Unlock(const Napi::CallbackInfo& info);
   // resident.cc
   Napi::Value Resident(const Napi::CallbackInfo& info);
+  // backing.cc
+  Napi::Value Backing(const Napi::CallbackInfo& info);
 
   // Called by a view's finalizer while the layer still tracks it.
   void Forget(View* view);
@@ -108,6 +112,18 @@ class Layer : public Napi::ObjectWrap<Layer> {
   // Tells V8 how much memory the layer holds now (the committed heap and the mappings), so that the GC
   // weighs a dropped layer by its real size and collects it in time.
   void ReportExternal(Napi::Env env);
+  // backing.cc: opens the backing the constructor's third argument names ('shared', or a file's path).
+  void OpenBacking(Napi::Env env, const Napi::Value& backing);
+  // Maps the backing's pages for [from, to) of the heap over the reservation (the break grows); false when
+  // the kernel refuses the memory, as sbrk fails.
+  bool GrowBacking(Napi::Env env, uintptr_t from, uintptr_t to);
+  // The break gave back [from, to): PROT_NONE reservation again, the backing's pages freed (a hole).
+  void ShrinkBacking(Napi::Env env, uintptr_t from, uintptr_t to);
+  // madvise of heap pages: the backing's pages freed, as MADV_DONTNEED frees private ones.
+  void TrimBacking(Napi::Env env, uintptr_t from, uintptr_t to);
+  // Unguards and closes the backing (release).
+  void CloseBacking();
+  bool backed() const { return backing_fd_ >= 0; }
   // The page size, as a size_t.
   size_t page() const { return page_; }
 
@@ -129,6 +145,12 @@ class Layer : public Napi::ObjectWrap<Layer> {
   napi_env env_ = nullptr;
   // Bytes last reported with napi_adjust_external_memory.
   int64_t reported_ = 0;
+  // The backing (backing.cc): a memfd or a regular file whose offset 0 is base_; -1 when the heap is private.
+  int backing_fd_ = -1;
+  bool backing_file_ = false;
+  std::string backing_path_;
+  uint64_t backing_size_ = 0;  // the backing's size: the break's high-water mark (it never shrinks)
+  int guard_slot_ = -1;        // the SIGBUS guard over the reservation (sigbus.h)
 };
 
 // Module-level functions (not tied to one layer): protect.cc, baseline.cc and spawn.cc.
@@ -140,6 +162,8 @@ Napi::Value GlibcMallocFree(const Napi::CallbackInfo& info);
 Napi::Value GlibcMallocFreeOnce(const Napi::CallbackInfo& info);
 // spawn.cc
 Napi::Value RunSync(const Napi::CallbackInfo& info);
+// image.cc: the reader of a heap backing (HeapImage).
+Napi::Function DefineHeapImage(Napi::Env env);
 
 inline uintptr_t AlignUp(uintptr_t value, size_t page) { return (value + page - 1) & ~static_cast<uintptr_t>(page - 1); }
 inline uintptr_t AlignDown(uintptr_t value, size_t page) { return value & ~static_cast<uintptr_t>(page - 1); }

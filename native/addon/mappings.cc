@@ -175,6 +175,10 @@ Napi::Value Layer::Madvise(const Napi::CallbackInfo& info) {
   CheckLive(env);
   RequireHandedOut(env, address, length, "madvise");
   if (length == 0) return env.Undefined();
+  if (backed() && address >= base_ && address < base_ + reserved_) {
+    TrimBacking(env, address, address + length);
+    return env.Undefined();
+  }
   // glibc ignores madvise's result; EINVAL here means locked pages (mlock), which keep their contents.
   if (madvise(Ptr(address), length, MADV_DONTNEED) != 0 && errno != EINVAL) {
     ThrowErrno(env, errno, "madvise", Hex(address) + "+" + std::to_string(length));

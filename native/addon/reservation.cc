@@ -7,6 +7,9 @@
 // against the overcommit limit anyway, and leaving VM_NORESERVE off makes each mprotect that commits pages
 // go through the kernel's overcommit check (security_vm_enough_memory), the same check brk makes. With
 // MAP_NORESERVE, a growth larger than RAM would succeed here and fail in the real glibc (the oracle).
+//
+// With a backing (backing.cc) the committed pages are a shared memfd's or a file's instead, mapped over the
+// reservation; the growth still passes the same overcommit check first.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -17,6 +20,7 @@
 
 #include "errors.h"
 #include "layer.h"
+#include "sigbus.h"
 
 namespace mallocscope {
 
@@ -49,10 +53,12 @@ Napi::Function Layer::Define(Napi::Env env) {
                          InstanceMethod<&Layer::Lock>("lock"),
                          InstanceMethod<&Layer::Unlock>("unlock"),
                          InstanceMethod<&Layer::Resident>("resident"),
+                         InstanceMethod<&Layer::Backing>("backing"),
                      });
 }
 
-// new Layer(reserveBytes, guardPages)
+// new Layer(reserveBytes, guardPages, backing): backing undefined (private memory), 'shared' (a memfd) or
+// { file: path } (a regular file).
 Layer::Layer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Layer>(info) {
   Napi::Env env = info.Env();
   env_ = env;
@@ -68,6 +74,17 @@ Layer::Layer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Layer>(info) {
   base_ = reinterpret_cast<uintptr_t>(start);
   reserved_ = reserve;
   brk_ = committed_ = base_;
+  if (info.Length() > 2 && !info[2].IsUndefined()) {
+    try {
+      OpenBacking(env, info[2]);
+    } catch (...) {
+      // No object comes out of a constructor that throws: nothing would ever unmap the reservation.
+      munmap(start, reserve);
+      CloseBacking();
+      released_ = true;
+      throw;
+    }
+  }
   std::lock_guard<std::mutex> hold(live_mutex);
   live_layers.push_back(this);
 }
@@ -109,6 +126,12 @@ void Layer::ReportExternal(Napi::Env env) {
 
 void Layer::CheckLive(Napi::Env env) const {
   if (released_) ThrowCoded(env, kReleased, "this native system was released; create a new one");
+  if (guard_slot_ >= 0 && GuardFaults(guard_slot_) != 0) {
+    ThrowMallocscope(env, kBackingLost,
+                     (backing_file_ ? backing_path_ : std::string("the shared heap")) + ": " + std::to_string(GuardFaults(guard_slot_)) +
+                         " page(s) of the heap's backing vanished under it (the file was truncated, or a page could not be written: disk "
+                         "full); the heap reads zeros there and no longer matches its backing. Release this system");
+  }
 }
 
 // { base, size, pageSize, guardPages }
@@ -142,23 +165,28 @@ Napi::Value Layer::Sbrk(const Napi::CallbackInfo& info) {
   }
   uintptr_t next_committed = AlignUp(next, page_);
   if (next_committed > committed_) {
+    // With a backing too: this mprotect makes the overcommit check brk makes; the backing's pages replace
+    // the private ones right after.
     if (mprotect(reinterpret_cast<void*>(committed_), next_committed - committed_, PROT_READ | PROT_WRITE) != 0) {
       int err = errno;
       if (err == ENOMEM || err == EAGAIN) return failed();
       ThrowErrno(env, err, "mprotect", "growing the emulated break by " + std::to_string(increment) + " bytes");
     }
+    if (backed() && !GrowBacking(env, committed_, next_committed)) return failed();
   } else if (next_committed < committed_) {
     void* from = reinterpret_cast<void*>(next_committed);
     size_t length = committed_ - next_committed;
     InvalidateViews(env, next_committed, committed_);
     ForgetProtections(next_committed, committed_);
-    if (madvise(from, length, MADV_DONTNEED) != 0) {
+    if (backed()) {
+      ShrinkBacking(env, next_committed, committed_);
+    } else if (madvise(from, length, MADV_DONTNEED) != 0) {
       // Locked pages (mlock, mlockall) refuse MADV_DONTNEED: unlock them, as a shrinking brk would.
       if (errno != EINVAL || munlock(from, length) != 0 || madvise(from, length, MADV_DONTNEED) != 0) {
         ThrowErrno(env, errno, "madvise", "shrinking the emulated break");
       }
     }
-    if (mprotect(from, length, PROT_NONE) != 0) ThrowErrno(env, errno, "mprotect", "shrinking the emulated break");
+    if (!backed() && mprotect(from, length, PROT_NONE) != 0) ThrowErrno(env, errno, "mprotect", "shrinking the emulated break");
   }
   brk_ = next;
   bool moved = committed_ != next_committed;
@@ -183,7 +211,11 @@ void Layer::ReleaseAll(Napi::Env env) {
   mappings_.clear();
   protections_.clear();
   uncommitted_.clear();
+  // Unguarded before it is unmapped: the SIGBUS handler must never map over memory that is gone.
+  if (guard_slot_ >= 0) UnguardRange(guard_slot_);
+  guard_slot_ = -1;
   if (reserved_) munmap(reinterpret_cast<void*>(base_), reserved_);
+  CloseBacking();
   released_ = true;
   ReportExternal(env);
 }

@@ -2,8 +2,8 @@
 #define _GNU_SOURCE
 #include "foreign.h"
 
+#include <dlfcn.h>
 #include <errno.h>
-#include <link.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,28 +68,6 @@ void foreign_after(uint64_t seq)
     }
 }
 
-/* The object (shared library, or the oracle itself) whose code `address` is in. */
-struct object_search {
-    uintptr_t address;
-    const char *name;
-};
-
-static int find_object(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size;
-    struct object_search *search = data;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD) continue;
-        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
-        if (search->address >= start && search->address - start < ph->p_memsz) {
-            search->name = info->dlpi_name;
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* A JSON string: `"` and `\` escaped, control bytes as \u00XX. */
 static void out_json_string(struct outbuf *out, const char *s)
 {
@@ -115,18 +93,19 @@ void foreign_end(struct outbuf *out, uint64_t events)
     clock_gettime(CLOCK_MONOTONIC, &ended);
     marker("mallocscope: replay ends\n");
     own_after = own_calls;
-    /* Whose malloc ran: the address the oracle's calls went to (the dynamic linker's choice, so a preloaded
-       library's when it was loaded), found among the loaded objects. dl_iterate_phdr allocates nothing. */
-    void *(*volatile entry)(size_t) = malloc;
-    struct object_search search = { (uintptr_t)entry, NULL };
-    dl_iterate_phdr(find_object, &search);
+    /* Whose malloc ran: the first definition after the oracle itself in the dynamic linker's search order, to
+       which it bound the oracle's calls (a preloaded library's when it was loaded, else libc's). Not `&malloc`:
+       in a build that is not position-independent that is the oracle's own PLT entry, in the oracle's file. */
+    Dl_info info;
+    void *entry = dlsym(RTLD_NEXT, "malloc");
+    const char *name = entry != NULL && dladdr(entry, &info) != 0 ? info.dli_fname : NULL;
 
     int64_t ns = (int64_t)(ended.tv_sec - began.tv_sec) * 1000000000 + (ended.tv_nsec - began.tv_nsec);
     OUT_LITERAL(out, "{\"events\":");
     out_u64(out, events);
     OUT_LITERAL(out, ",\"malloc\":");
-    if (search.name == NULL) OUT_LITERAL(out, "null");
-    else out_json_string(out, search.name);
+    if (name == NULL) OUT_LITERAL(out, "null");
+    else out_json_string(out, name);
     OUT_LITERAL(out, ",\"replayNs\":");
     out_i64(out, ns);
     if (statm >= 0) {

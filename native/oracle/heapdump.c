@@ -64,22 +64,6 @@ static struct outbuf *lines;    /* the JSON Lines, flushed before an error */
 static int trace_threaded;
 static uint64_t last_written = UINT64_MAX;
 
-static _Noreturn void usage(const char *what, const char *arg)
-{
-    struct outbuf err;
-    out_init(&err, 2, 1 << 12);
-    out_str(&err, "mallocscope: oracle: ");
-    out_str(&err, what);
-    if (arg != NULL) {
-        out_str(&err, " '");
-        out_str(&err, arg);
-        out_str(&err, "'");
-    }
-    out_str(&err, " (usage: mallocscope-oracle " HEAPDUMP_USAGE " TRACE) [USAGE]\n");
-    out_flush(&err);
-    _exit(2);
-}
-
 static void add_seq(uint64_t seq)
 {
     if (at_count == at_cap) {
@@ -108,13 +92,13 @@ static void parse_at(const char *spec)
         if (bytes_equal(p, n, "end")) {
             at_end = 1;
         } else if (n > 6 && memcmp(p, "every:", 6) == 0) {
-            if (parse_u64(p + 6, n - 6, &v) != NUMBER_OK || v == 0) usage("--image-at every:N takes a count of 1 or more, not", spec);
-            if (every != 0 && every != v) usage("--image-at takes one every:N, not two, in", spec);
+            if (parse_u64(p + 6, n - 6, &v) != NUMBER_OK || v == 0) usage_error("--image-at every:N takes a count of 1 or more, not", spec);
+            if (every != 0 && every != v) usage_error("--image-at takes one every:N, not two, in", spec);
             every = v;
         } else if (parse_u64(p, n, &v) == NUMBER_OK) {
             add_seq(v);
         } else {
-            usage("--image-at takes SEQ, every:N or end, comma-separated, not", spec);
+            usage_error("--image-at takes SEQ, every:N or end, comma-separated, not", spec);
         }
         if (*end == '\0') break;
         p = end + 1;
@@ -125,7 +109,7 @@ static uint64_t parse_address(const char *arg, uint64_t alignment)
 {
     uint64_t v;
     if (parse_u64(arg, cstr_len(arg), &v) != NUMBER_OK || v == 0 || v % alignment != 0) {
-        usage(alignment == 4096 ? "--image-base takes a non-zero multiple of 4096 (decimal or 0x-hexadecimal), not"
+        usage_error(alignment == 4096 ? "--image-base takes a non-zero multiple of 4096 (decimal or 0x-hexadecimal), not"
                                 : "--image-arena takes a non-zero multiple of 16 (decimal or 0x-hexadecimal), not",
               arg);
     }
@@ -144,7 +128,7 @@ int heapdump_option(int argc, char **argv, int *i)
     int at = bytes_equal(a, n, "--image-at"), dir = bytes_equal(a, n, "--image-dir");
     int base = bytes_equal(a, n, "--image-base"), arena = bytes_equal(a, n, "--image-arena");
     if (!at && !dir && !base && !arena) return 0;
-    if (++*i == argc) usage("needs a value:", a);
+    if (++*i == argc) usage_error("needs a value:", a);
     const char *v = argv[*i];
     if (at) {
         parse_at(v);
@@ -346,10 +330,10 @@ static void make_folders(const char *path)
 void heapdump_start(char *heap_start, struct outbuf *out, int threaded)
 {
     if (!enabled) {
-        if (dir_name != NULL) usage("--image-dir needs --image-at", NULL);
+        if (dir_name != NULL) usage_error("--image-dir needs --image-at", NULL);
         return;
     }
-    if (dir_name == NULL) usage("--image-at needs --image-dir", NULL);
+    if (dir_name == NULL) usage_error("--image-at needs --image-dir", NULL);
     lines = out;
     trace_threaded = threaded;
     heap_at = (uintptr_t)heap_start;

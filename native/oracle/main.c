@@ -42,8 +42,8 @@ struct options {
     uint64_t brk_limit;
 };
 
-/* Usage mistakes: one line, exit 2. */
-static _Noreturn void usage_error(const char *what, const char *arg)
+/* Usage mistakes: one line, exit 2 (sysio.h). */
+_Noreturn void usage_error(const char *what, const char *arg)
 {
     struct outbuf err;
     out_init(&err, 2, 1 << 16);

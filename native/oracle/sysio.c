@@ -26,12 +26,16 @@ static int resident_own;
 
 struct own_calls own_calls;
 
-/* Writes a byte on each page of [at, at + bytes) (at page-aligned) when --rss asked for resident own memory. */
+/* Writes a byte on each page of [at, at + bytes) (at page-aligned) when --rss asked for resident own memory:
+ * the byte read and written back unchanged, as own_resident's regions may already hold data. */
 static void make_resident(void *at, size_t bytes)
 {
     if (!resident_own) return;
     const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    for (size_t off = 0; off < bytes; off += page) ((volatile char *)at)[off] = 0;
+    for (size_t off = 0; off < bytes; off += page) {
+        volatile char *p = (volatile char *)at + off;
+        *p = *p;
+    }
 }
 
 static void own_add(void *at, size_t bytes)

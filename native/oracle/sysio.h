@@ -67,6 +67,9 @@ void out_errno_reason(struct outbuf *out, int err);
 
 /* Called when stdout has gone away (EPIPE) or writing fails: the replay cannot be seen, so stop. */
 _Noreturn void die_output(int err);
+/* A usage mistake: "mallocscope: oracle: WHAT 'ARG' (usage: …) [USAGE]" on stderr, exit 2 (main.c, which
+ * knows the whole usage line; every part of the oracle that reads options reports through it). */
+_Noreturn void usage_error(const char *what, const char *arg);
 /* An internal failure (mmap refused): one line on stderr, exit 70. */
 _Noreturn void die_internal(const char *what, int err);
 

@@ -7,7 +7,7 @@ import { CHUNK_HDR_SZ, MIN_LARGE_SIZE, NBINS, NFASTBINS, SIZE_SZ } from './const
 import type { Malloc } from './malloc.ts';
 
 /** Where the image's pointers say the heap and main_arena are. */
-export interface HeapImageOptions {
+export interface ImagePlacement {
   /** The heap start's address in the image (a multiple of 4096); 0x555555559000 by default. */
   base?: bigint;
   /** main_arena's notional address (a multiple of 16); 0x7ffff7fa7c60 by default. */
@@ -36,7 +36,7 @@ const TWO_32 = 2 ** 32;
  * thread's tcache is in it; another thread's tcache struct and entries are in-use chunks with nothing in them,
  * and a main-thread tcache list stops at a chunk outside this heap (the foreign marker), as the oracle's does.
  */
-export function heapImage(m: Malloc, seq: number, options: HeapImageOptions = {}): ModelHeapImage {
+export function heapImage(m: Malloc, seq: number, options: ImagePlacement = {}): ModelHeapImage {
   const base = options.base ?? DEFAULT_BASE;
   const arena = options.arena ?? DEFAULT_ARENA;
   const av = m.main;

@@ -79,4 +79,10 @@ async function importTo(format: string, file: string, options: ImportOptions): P
       `mallocscope: note: ${n === 1 ? '1 free or realloc of a block' : `${n} frees or reallocs of blocks`} the log never showed allocated ${n === 1 ? 'was' : 'were'} skipped (each is a comment in the trace)\n`,
     );
   }
+  const m = summary.misnamed;
+  if (m > 0) {
+    process.stderr.write(
+      `mallocscope: note: ${m === 1 ? '1 line names' : `${m} lines name`} a call of the malloc family that was another function, which ltrace misnamed, and ${m === 1 ? 'was' : 'were'} skipped (each is a comment in the trace)\n`,
+    );
+  }
 }

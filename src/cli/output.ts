@@ -3,6 +3,7 @@
 import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { closeSync, fstatSync, ftruncateSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { MallocscopeError, UsageError, errnoReason } from '../errors.ts';
+import { LineBuffer } from '../line-buffer.ts';
 import { ExitRequest } from './run.ts';
 
 /**
@@ -39,26 +40,14 @@ export function forwardShared(child: ChildProcess, stdoutTo: 1 | 2 = 1): void {
  * Buffered output to stdout: one write per 64 KiB, straight to fd 1, so a million-line replay is not a
  * million stream writes. A closed pipe ends the command quietly.
  */
-export class LineOutput {
-  private parts: string[] = [];
-  private length = 0;
-
+export class LineOutput extends LineBuffer {
   /** `fd` 1 (the default) is standard output, as standardOutput sends it. */
-  constructor(private readonly fd = 1) {}
-
-  line(text: string): void {
-    this.parts.push(text);
-    this.length += text.length + 1;
-    if (this.length >= 1 << 16) this.flush();
-  }
-
-  flush(): void {
-    if (this.parts.length === 0) return;
-    const bytes = Buffer.from(`${this.parts.join('\n')}\n`, 'utf8');
-    this.parts = [];
-    this.length = 0;
-    if (this.fd === 1) standardOutput.write(bytes);
-    else writeAll(this.fd, bytes);
+  constructor(fd = 1) {
+    super((text) => {
+      const bytes = Buffer.from(text, 'utf8');
+      if (fd === 1) standardOutput.write(bytes);
+      else writeAll(fd, bytes);
+    });
   }
 }
 

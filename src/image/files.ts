@@ -5,7 +5,7 @@ import { formatSidecar, parseSidecar, type ImageSidecar } from './format.ts';
 import { type HeapWalk, walkImage } from './walk.ts';
 
 /** An image's bytes with its sidecar. */
-export interface HeapImage {
+export interface ImageFile {
   bytes: Uint8Array;
   sidecar: ImageSidecar;
 }
@@ -24,7 +24,7 @@ function read(path: string): Buffer {
 }
 
 /** Reads the image in `path` and its sidecar. */
-export function readImage(path: string): HeapImage {
+export function readImage(path: string): ImageFile {
   const side = sidecarPath(path);
   const sidecar = parseSidecar(read(side).toString('utf8'), side);
   const bytes = read(path);
@@ -32,7 +32,7 @@ export function readImage(path: string): HeapImage {
 }
 
 /** Writes an image and its sidecar, as the oracle does. */
-export function writeImage(path: string, image: HeapImage): void {
+export function writeImage(path: string, image: ImageFile): void {
   try {
     writeFileSync(path, image.bytes);
     writeFileSync(sidecarPath(path), formatSidecar(image.sidecar));

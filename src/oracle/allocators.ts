@@ -85,7 +85,7 @@ export interface AllocatorSyscalls {
   mprotect: number;
   /** Any other memory call (mlock, msync…), by name. */
   other: Record<string, number>;
-  /** Calls that failed (not counted above). */
+  /** Of the calls counted above, those that failed (each attempt counts under its name, as in the model). */
   failed: number;
   /** Calls on threads' stacks (pthread_create's and thread exit's), left out of the counts above. */
   threadStacks: number;

@@ -21,9 +21,10 @@ export function findStrace(env: NodeJS.ProcessEnv = process.env): string | null 
   return null;
 }
 
-/** Memory system calls by name (successful ones), and those that failed. */
+/** Memory system calls by name (each attempt, as the model counts them), and how many of those failed. */
 export interface MemoryCalls {
   counts: Record<string, number>;
+  /** Of the calls in `counts`, those that failed. */
   failed: number;
   /** Calls on the threads' stacks (pthread_create's mmap and mprotect, exit's madvise), left out of `counts`. */
   threadStacks: number;
@@ -36,7 +37,9 @@ const ENDS = '-1, "mallocscope: replay ends';
  * The memory calls in a strace log (STRACE_ARGS, `-o`) made between the oracle's markers, that is by the replay:
  * the allocator's, and pthread_create's for the threads' stacks, which are counted apart (a mapping made with
  * MAP_STACK, and every later call on its range). With several threads a call may be split in two lines
- * (`<unfinished ...>`, then `<... mmap resumed>`); they are joined per thread.
+ * (`<unfinished ...>`, then `<... mmap resumed>`); they are joined per thread. A failed call counts under its
+ * name and in `failed`, as the model counts (src/report/peaks.ts): most return -1, but brk returns the break,
+ * which stays where it was when the kernel refuses, so a brk that asked for an address and got another failed.
  */
 export function countStraceLog(text: string): MemoryCalls {
   const counts: Record<string, number> = {};
@@ -67,14 +70,15 @@ export function countStraceLog(text: string): MemoryCalls {
       continue;
     }
     if (!on) continue;
-    if (result.startsWith('-1 ')) {
-      failed++;
-      continue;
-    }
     const first = /^(0x[0-9a-f]+|NULL)/.exec(args)?.[1];
+    const returned = result.split(' ')[0];
+    // A call on a thread's stack is counted apart (threadStacks), failed or not: pthread_create's, not the allocator's.
+    const failing =
+      result.startsWith('-1 ') ||
+      (name === 'brk' && first !== undefined && first !== 'NULL' && /^0x[0-9a-f]+$/.test(returned) && BigInt(returned) !== BigInt(first));
     if (name === 'mmap' && args.includes('MAP_STACK')) {
       const length = /^[^,]+, (\d+),/.exec(args)?.[1];
-      if (length !== undefined && result.startsWith('0x')) stacks.push([BigInt(result.split(' ')[0]), BigInt(result.split(' ')[0]) + BigInt(length)]);
+      if (length !== undefined && returned.startsWith('0x')) stacks.push([BigInt(returned), BigInt(returned) + BigInt(length)]);
       threadStacks++;
       continue;
     }
@@ -83,12 +87,13 @@ export function countStraceLog(text: string): MemoryCalls {
       const stack = stacks.findIndex(([from, to]) => at >= from && at < to);
       if (stack >= 0) {
         // A stack unmapped from its start is gone (glibc's cache of stacks let it go): its range may be reused.
-        if (name === 'munmap' && at === stacks[stack][0]) stacks.splice(stack, 1);
+        if (name === 'munmap' && at === stacks[stack][0] && !failing) stacks.splice(stack, 1);
         threadStacks++;
         continue;
       }
     }
     counts[name] = (counts[name] ?? 0) + 1;
+    if (failing) failed++;
   }
   return { counts, failed, threadStacks };
 }

@@ -389,8 +389,15 @@ export class Allocator {
     return memory;
   }
 
-  /** Refuses a call once the native system under the allocator was released: its memory is gone. */
+  /** Refuses a call once the native system under the allocator was released (its memory is gone) or failed. */
   private live(): void {
+    const failure = this.model.system.failure;
+    if (failure) {
+      throw new MallocscopeError(
+        failure.code,
+        `an earlier call of this allocator stopped halfway when its native system failed, so its state is not to be trusted: ${failure.message}`,
+      );
+    }
     if (this.model.system.released) {
       throw new MallocscopeError(
         'SYSTEM_RELEASED',

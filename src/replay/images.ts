@@ -1,6 +1,6 @@
 // The model's heap images along a trace (docs/image.md): the trace replayed through the model, and after each
 // event an "at" list chooses (the oracle's --image-at: SEQ, every:N, end), the core's image of main_arena's heap.
-import { type HeapImageOptions, type ModelHeapImage, heapImage } from '../allocator/image.ts';
+import { type ImagePlacement, type ModelHeapImage, heapImage } from '../allocator/image.ts';
 import { UsageError } from '../errors.ts';
 import { readTrace, traceHasThreads } from '../trace/reader.ts';
 import { Replayer, type ReplayOptions } from './replayer.ts';
@@ -27,7 +27,7 @@ export function parseImageAt(text: string, option = '--at'): ImageEvents {
   return events;
 }
 
-export interface ModelImagesOptions extends Omit<ReplayOptions, 'threads'>, HeapImageOptions {
+export interface ModelImagesOptions extends Omit<ReplayOptions, 'threads'>, ImagePlacement {
   /** The trace's name in errors. */
   name?: string;
 }

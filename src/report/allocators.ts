@@ -2,6 +2,7 @@
 // replay of the trace, and for glibc the model's footprint beside it) and the plain text table of them.
 
 import type { AllocatorRun, AllocatorSyscalls } from '../oracle/allocators.ts';
+import { columnTable } from './column-table.ts';
 
 /** One column of `compare --allocator`: an allocator's run (bytes and nanoseconds), and for glibc the model beside it. */
 export interface AllocatorColumn extends AllocatorRun {
@@ -53,14 +54,7 @@ export function formatAllocatorTable(columns: readonly AllocatorColumn[]): strin
     rows.push(['  end footprint', (c) => (c.model ? `${c.model.endFootprint}` : '—')]);
     rows.push(['  peak RSS (est.)', (c) => (c.model ? `${c.model.peakResident}` : '—')]);
   }
-  const cells = rows.map(([name, get]) => [name, ...columns.map(get)]);
-  const header = ['', ...columns.map((c) => c.label)];
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i].length)));
-  const line = (row: string[]) =>
-    row
-      .map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])))
-      .join('  ')
-      .trimEnd();
+  const table = columnTable([['', ...columns.map((c) => c.label)], ...rows.map(([name, get]) => [name, ...columns.map(get)])]);
   const notes = [...new Set(columns.map((c) => c.syscallsNotCounted).filter((n) => n !== undefined))].map((n) => `system calls not counted: ${n}`);
-  return [line(header), ...cells.map(line), ...notes].join('\n');
+  return [...table, ...notes].join('\n');
 }

@@ -20,6 +20,7 @@ import { ResidentPages } from '../system/resident.ts';
 import { SimulatedSystem, type SimulatedSystemOptions } from '../system/simulated.ts';
 import type { TraceReader } from '../trace/parser.ts';
 import { restoreCheckpoint, takeCheckpoint } from './checkpoint.ts';
+import { columnTable } from './column-table.ts';
 import { PeakTracker, fragmentationMetrics, type FragmentationMetrics } from './peaks.ts';
 
 /** Which event: the first of the peak footprint, the last, or a seq. */
@@ -303,8 +304,7 @@ export function formatAnatomy(report: AnatomyReport, trace: string): string {
     rows.push([PART_LABELS[name], `${bytes}`, share(bytes, report.footprint)]);
   }
   rows.push(['total (the footprint)', `${sumParts(report.parts)}`, share(sumParts(report.parts), report.footprint)]);
-  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((row) => row[i].length)));
-  for (const row of rows) lines.push(`${row[0].padEnd(widths[0])}  ${row[1].padStart(widths[1])}  ${row[2].padStart(widths[2])}`.trimEnd());
+  lines.push(...columnTable(rows));
   if (report.arenas && report.arenas.length > 0) {
     lines.push('');
     for (const arena of report.arenas) {

@@ -14,6 +14,7 @@ import type { SimulatedSystemOptions } from '../system/simulated.ts';
 import type { ResidentPages } from '../system/resident.ts';
 import type { MalloptParam, TraceEvent } from '../trace/api.ts';
 import { readTrace } from '../trace/reader.ts';
+import { columnTable } from './column-table.ts';
 import { PeakTracker, fragmentationMetrics, type FragmentationMetrics, type SyscallCounts } from './peaks.ts';
 import { freeBytes } from '../allocator/anatomy.ts';
 import { MALLOPT_PARAMS } from '../trace/vocabulary.ts';
@@ -67,7 +68,7 @@ export interface CompareFigures {
   endMmapped: number;
   endFootprint: number;
   endLive: number;
-  /** System calls made (failed ones are counted in `failed` only). */
+  /** System calls made, by name (a failed call counts under its name and in `failed`, peaks.ts). */
   syscalls: SyscallCounts;
   /** Events that changed mmap_threshold or trim_threshold (free of an mmapped chunk, mallopt). */
   thresholdMoves: number;
@@ -283,13 +284,5 @@ export function formatCompareTable(figures: readonly CompareFigures[]): string {
   }
   rows.push(['threshold moves', (f) => `${f.thresholdMoves}`]);
   rows.push(['final threshold', (f) => `${f.finalMmapThreshold}${f.slidingOff ? ' (fixed)' : ''}`]);
-  const cells = rows.map(([name, get]) => [name, ...figures.map(get)]);
-  const header = ['', ...figures.map((f) => f.label)];
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i].length)));
-  const line = (row: string[]) =>
-    row
-      .map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])))
-      .join('  ')
-      .trimEnd();
-  return [line(header), ...cells.map(line)].join('\n');
+  return columnTable([['', ...figures.map((f) => f.label)], ...rows.map(([name, get]) => [name, ...figures.map(get)])]).join('\n');
 }

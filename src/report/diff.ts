@@ -5,6 +5,7 @@ import type { Mallinfo2 } from '../allocator/libc.ts';
 import type { Replayer, ReplayOutcome } from '../replay/replayer.ts';
 import type { SimulatedSystemOptions } from '../system/simulated.ts';
 import type { TraceEvent, TraceOp } from '../trace/api.ts';
+import { columnTable } from './column-table.ts';
 import { FootprintObserver, columnReplayer, type ColumnSpec, type CompareFigures } from './compare.ts';
 import { callText, captureBefore, explainStep, type StateBefore } from './explain.ts';
 import type { SyscallCounts } from './peaks.ts';
@@ -284,13 +285,5 @@ function figuresTable(result: DiffResult): string {
     }
   }
   const cells = [['', 'A', 'B', 'B − A'], ...rows.map(([name, x, y, z]) => [name, `${x}`, `${y}`, signed(z)])];
-  const widths = cells[0].map((_, i) => Math.max(...cells.map((row) => row[i].length)));
-  return cells
-    .map((row) =>
-      row
-        .map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+  return columnTable(cells).join('\n');
 }

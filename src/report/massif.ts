@@ -3,6 +3,7 @@
 import { blockBytes, footprintBytes } from '../allocator/anatomy.ts';
 import { NIL } from '../allocator/chunks.ts';
 import { MallocscopeError, UsageError } from '../errors.ts';
+import { LineBuffer } from '../line-buffer.ts';
 import { Replayer, type ReplayOutcome } from '../replay/replayer.ts';
 import type { SimulatedSystemOptions } from '../system/simulated.ts';
 import { OP_CALLOC, OP_FREE, OP_MALLOC, OP_MEMALIGN, OP_REALLOC, type TraceReader } from '../trace/parser.ts';
@@ -320,7 +321,7 @@ export function writeMassif(open: () => TraceReader, write: (text: string) => vo
   const seqs = [...shown].sort((a, b) => a - b);
 
   // Pass 2: the snapshots.
-  const out = new Writer(write);
+  const out = new LineBuffer(write);
   out.line(`desc: ${fieldText(options.description)}`);
   out.line(`cmd: ${fieldText(options.name)} (replayed through mallocscope's model of glibc ${first.replayer.model.glibc.version})`);
   out.line(`time_unit: ${options.timeUnit ?? 'i'}`);
@@ -364,7 +365,7 @@ function changed(name: string): MallocscopeError {
 /** massif's label for a tree's root: the allocation functions themselves. */
 const ROOT = '(heap allocation functions) malloc/calloc/realloc/memalign';
 
-function snapshot(out: Writer, number: number, time: number, heap: number, extra: number, kind: 'empty' | 'detailed' | 'peak'): void {
+function snapshot(out: LineBuffer, number: number, time: number, heap: number, extra: number, kind: 'empty' | 'detailed' | 'peak'): void {
   out.line('#-----------');
   out.line(`snapshot=${number}`);
   out.line('#-----------');
@@ -397,7 +398,7 @@ function child(parent: TreeNode, label: string, bytes: number): TreeNode {
  * The tree of the live blocks: under the root, the call that made each (with threads, first the thread that
  * made it), then the block itself, named by its trace ID and the line of that call.
  */
-function writeTree(out: Writer, pass: Pass, total: number, threshold: number, threads: boolean, location: (line: number) => string): void {
+function writeTree(out: LineBuffer, pass: Pass, total: number, threshold: number, threads: boolean, location: (line: number) => string): void {
   const root: TreeNode = { label: ROOT, bytes: 0, children: new Map() };
   const { live, reader } = pass;
   pass.replayer.forEachLive((_chunk, requested, slot) => {
@@ -416,7 +417,7 @@ function writeTree(out: Writer, pass: Pass, total: number, threshold: number, th
 }
 
 /** A node and its children, largest first; the children under the threshold as one "in N places" node, last. */
-function writeNode(out: Writer, node: TreeNode, depth: number, total: number, threshold: number): void {
+function writeNode(out: LineBuffer, node: TreeNode, depth: number, total: number, threshold: number): void {
   const significant = (bytes: number) => threshold === 0 || (total > 0 && (bytes * 100) / total >= threshold);
   const children = [...node.children.values()].sort((a, b) => b.bytes - a.bytes || (a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
   const shown = children.filter((c) => significant(c.bytes));
@@ -447,25 +448,4 @@ function fieldText(text: string): string {
 function locationText(name: string): (line: number) => string {
   const safe = fieldText(name).replace(/[()]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
   return (line) => `${safe}:${line}`;
-}
-
-/** Lines to `write`, in pieces of about 64 KiB. */
-class Writer {
-  private parts: string[] = [];
-  private length = 0;
-
-  constructor(private readonly write: (text: string) => void) {}
-
-  line(text: string): void {
-    this.parts.push(text);
-    this.length += text.length + 1;
-    if (this.length >= 1 << 16) this.flush();
-  }
-
-  flush(): void {
-    if (this.parts.length === 0) return;
-    this.write(`${this.parts.join('\n')}\n`);
-    this.parts = [];
-    this.length = 0;
-  }
 }

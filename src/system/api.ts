@@ -1,6 +1,7 @@
 // What the allocator core may ask of "the kernel": a program break and anonymous mappings (SystemMemory,
 // which every backend offers), and, apart, what only real memory offers (RealMemory). Two backends implement
 // it: the simulated address space (simulated.ts, no memory) and real memory through the addon (native.ts).
+import type { MallocscopeError } from '../errors.ts';
 
 /** One system call the allocator made, as the event stream reports it. */
 export interface Syscall {
@@ -46,8 +47,13 @@ export interface SystemMemory {
   mremap(address: number, oldLength: number, newLength: number | bigint): number;
   /** madvise(MADV_DONTNEED): the pages' contents are dropped (resident memory only). */
   madvise(address: number, length: number): void;
-  /** Set once the kernel's memory was given back (NativeSystem.release()): no call may be made after it. */
+  /**
+   * Set once the kernel's memory was given back (NativeSystem.release()), or once a failure stopped a call
+   * halfway (`failure`): no call may be made after it.
+   */
   readonly released: boolean;
+  /** The failure that stopped a call halfway (a heap backing's: HEAP_BACKING_FULL …), if any. */
+  readonly failure?: MallocscopeError | null;
   /** How many calls were made since the last take (the allocator marks which part of a call made which). */
   readonly syscallCount: number;
   /** The calls made since the last take, oldest first; taking empties the list. */

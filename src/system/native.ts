@@ -2,12 +2,15 @@
 // The program break is emulated inside one reserved range (the real brk belongs to the glibc under Node);
 // large blocks get real anonymous mappings, thread arenas' heaps real PROT_NONE reservations made writable
 // page by page (mprotect), as glibc's new_heap and grow_heap make them. The break is also tracked here, so that sbrk(0) and every call
-// that needs no system call stay in JavaScript. Only this file loads the addon for the allocator.
+// that needs no system call stay in JavaScript. Only this file loads the addon for the allocator. With a
+// backing, the break's pages are a shared memfd's or a file's, which readers map (heap-image.ts).
 import { isMainThread } from 'node:worker_threads';
 import { constants } from 'node:buffer';
+import { resolve } from 'node:path';
 import { MallocscopeError } from '../errors.ts';
 import { loadAddon, type NativeLayer } from '../native.ts';
 import type { Protection, RealMemory, Syscall, SystemMemory } from './api.ts';
+import { type BackingSidecar, writeSidecar } from './sidecar.ts';
 import { SyscallLog } from './syscall-log.ts';
 
 /** Options of the native kernel. */
@@ -19,6 +22,27 @@ export interface NativeSystemOptions {
   reserve?: number;
   /** A PROT_NONE page before and after every mapping, so that overrunning an mmapped block faults. */
   guardPages?: boolean;
+  /**
+   * Where the emulated heap's pages live (the break's; mappings stay private): private memory (default);
+   * 'shared', a memfd that other processes and worker threads can map (sharedHeap(), openHeapImage); or
+   * { file }, a regular file (created, or truncated, mode 0600 when created) holding the heap's bytes from its
+   * start, with a sidecar FILE.json ({ base, length, pageSize }).
+   */
+  backing?: 'shared' | { file: string };
+}
+
+/** What a reader needs to map a shared or file-backed heap (openHeapImage). */
+export interface SharedHeap {
+  kind: 'shared' | 'file';
+  /** A path any process may open: /proc/PID/fd/N for a memfd, the file's absolute path. */
+  path: string;
+  /** The descriptor in this process (a worker thread may pass it to openHeapImage). */
+  fd: number;
+  /** The heap's start here: the backing's offset 0. */
+  base: number;
+  /** Bytes from the start to the break now; the backing holds at least this many. */
+  length: number;
+  pageSize: number;
 }
 
 /** Resident memory now, in bytes (mincore). */
@@ -51,6 +75,15 @@ export interface NativeRegions {
 const GiB = 1024 ** 3;
 /** Larger than x86-64 user space: the kernel refuses it, so no call is made. */
 const USER_SPACE = 2 ** 47;
+
+/** A value in a message: JSON when it has a JSON form, else its string. */
+function shown(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
 
 /** Whether an mlockall of lockAll() is in force; an 'exit' listener undoes it while it is. */
 let processLocked = false;
@@ -85,6 +118,15 @@ export class NativeSystem implements SystemMemory, RealMemory {
   private isReleased = false;
   /** Whether this system's lockAll() is in force (release() then undoes it). */
   private lockedAll = false;
+  /** The backing file's absolute path (for the sidecar and readers; a later chdir changes nothing), when backed by a file. */
+  private readonly file: string | undefined;
+  /** The error of a backing that failed under a call (the allocator's state is then not to be trusted). */
+  private backingFailure: MallocscopeError | null = null;
+  /**
+   * Extension point of the heap image format (issue 14): fields merged into the sidecar of a
+   * file-backed heap when release() writes it (what a walker needs besides base, length and pageSize).
+   */
+  imageFields: (() => Record<string, unknown>) | undefined;
 
   constructor(options: NativeSystemOptions = {}) {
     const addon = loadAddon();
@@ -93,13 +135,29 @@ export class NativeSystem implements SystemMemory, RealMemory {
     if (!Number.isSafeInteger(reserve) || reserve <= 0 || reserve % page !== 0) {
       throw new MallocscopeError('BAD_ARGUMENT', `reserve must be a positive multiple of the page size (${page}), not ${reserve}`);
     }
-    this.layer = new addon.Layer(reserve, options.guardPages ?? false);
+    const backing = options.backing;
+    if (backing !== undefined && backing !== 'shared') {
+      const file = typeof backing === 'object' && backing !== null ? (backing as { file?: unknown }).file : undefined;
+      if (typeof file !== 'string' || file === '' || file.includes('\0')) {
+        throw new MallocscopeError('BAD_ARGUMENT', `backing must be 'shared' or { file: PATH } with a non-empty path, not ${shown(backing)}`);
+      }
+      this.file = resolve(file);
+    }
+    this.layer = new addon.Layer(reserve, options.guardPages ?? false, backing);
     const info = this.layer.info();
     this.pageSize = info.pageSize;
     this.heapStart = info.base;
     this.heapLimit = info.base + info.size;
     this.guardPages = info.guardPages;
     this.brk = this.heapStart;
+    if (this.file !== undefined) {
+      try {
+        writeSidecar(this.file, this.sidecar(), 'HEAP_BACKING_OPEN');
+      } catch (error) {
+        this.layer.release();
+        throw error;
+      }
+    }
   }
 
   sbrk(increment: number | bigint): number {
@@ -112,7 +170,7 @@ export class NativeSystem implements SystemMemory, RealMemory {
       this.log.push({ call: 'brk', bytes: increment, failed: true });
       return -1;
     }
-    if (this.layer.sbrk(increment) === -1) {
+    if (this.call(() => this.layer.sbrk(increment)) === -1) {
       this.log.push({ call: 'brk', bytes: increment, failed: true });
       return -1;
     }
@@ -159,7 +217,7 @@ export class NativeSystem implements SystemMemory, RealMemory {
   }
 
   madvise(address: number, length: number): void {
-    this.layer.madvise(address, length);
+    this.call(() => this.layer.madvise(address, length));
     this.log.push({ call: 'madvise', bytes: length });
   }
 
@@ -247,9 +305,56 @@ export class NativeSystem implements SystemMemory, RealMemory {
     processLocked = false;
   }
 
-  /** Set by release(): an Allocator over this system refuses every call after it (SYSTEM_RELEASED). */
+  /**
+   * Set by release(): an Allocator over this system refuses every call after it (SYSTEM_RELEASED). Set too
+   * once the backing failed under a call (`failure`): that call stopped halfway, so the allocator refuses
+   * every later call with the failure's code.
+   */
   get released(): boolean {
-    return this.isReleased;
+    return this.isReleased || this.backingFailure !== null;
+  }
+
+  /** The backing's failure that stopped a call halfway (HEAP_BACKING_FULL, _FAILED, _LOST), or null. */
+  get failure(): MallocscopeError | null {
+    return this.backingFailure;
+  }
+
+  /**
+   * What a reader needs to map the heap (openHeapImage(path or fd, { length })): a shared or file-backed
+   * heap's path, descriptor, start and the break's extent now. NO_BACKING for a heap in private memory.
+   */
+  sharedHeap(): SharedHeap {
+    if (this.isReleased) throw new MallocscopeError('SYSTEM_RELEASED', 'sharedHeap: this native system was released; create a new one');
+    const backing = this.layer.backing();
+    if (backing === null) {
+      throw new MallocscopeError(
+        'NO_BACKING',
+        "sharedHeap: this native system keeps its heap in private memory; create it with { backing: 'shared' } or { backing: { file } }",
+      );
+    }
+    return {
+      kind: backing.kind,
+      path: this.file ?? `/proc/${process.pid}/fd/${backing.fd}`,
+      fd: backing.fd,
+      base: this.heapStart,
+      length: this.brk - this.heapStart,
+      pageSize: this.pageSize,
+    };
+  }
+
+  /** A call of the layer that may fail in the backing: its failure is kept (see `released`) and thrown. */
+  private call<T>(run: () => T): T {
+    try {
+      return run();
+    } catch (error) {
+      if (error instanceof MallocscopeError && error.code.startsWith('HEAP_BACKING_')) this.backingFailure ??= error;
+      throw error;
+    }
+  }
+
+  /** The sidecar's fields now (a file-backed heap). */
+  private sidecar(): BackingSidecar {
+    return { ...this.imageFields?.(), base: this.heapStart, length: this.brk - this.heapStart, pageSize: this.pageSize };
   }
 
   /** Resident memory of the heap and of the mappings now (mincore). */
@@ -266,12 +371,21 @@ export class NativeSystem implements SystemMemory, RealMemory {
    * Unmaps the reservation and every mapping and detaches every view. The system is unusable afterwards;
    * releasing twice does nothing; an Allocator over it then refuses every call (SYSTEM_RELEASED). A system
    * dropped without release() is released once the GC has collected it (V8 is told how much memory each
-   * system holds, so it collects them in time); at exit the kernel takes everything back anyway.
+   * system holds, so it collects them in time); at exit the kernel takes everything back anyway. A
+   * file-backed heap's file stays, and its sidecar is written again with the break's extent now (a system
+   * the GC released keeps the sidecar of its creation, length 0).
    */
   release(): void {
     if (this.isReleased) return;
     this.isReleased = true;
     if (this.lockedAll && processLocked) this.unlockAll();
-    this.layer.release();
+    // The sidecar's fields are read while the layer lives; the memory goes even when imageFields throws.
+    let sidecar: BackingSidecar | undefined;
+    try {
+      if (this.file !== undefined) sidecar = this.sidecar();
+    } finally {
+      this.layer.release();
+    }
+    if (this.file !== undefined && sidecar) writeSidecar(this.file, sidecar, 'HEAP_BACKING_FAILED');
   }
 }

@@ -332,6 +332,10 @@ export class ResidentPages implements SystemMemory {
     return this.inner.released;
   }
 
+  get failure(): MallocscopeError | null {
+    return this.inner.failure ?? null;
+  }
+
   get syscallCount(): number {
     return this.inner.syscallCount;
   }

@@ -35,6 +35,10 @@ export class HeaptrackConverter extends PointerLog {
   }
 
   protected line(buf: Buffer, start: number, end: number, lineNo: number, unterminated: boolean): void {
+    // What the first line is decides first whether the file is heaptrack's at all, cut short or not.
+    if (!this.sawVersion && !(end - start >= 2 && buf[start] === 0x76 && buf[start + 1] === SPACE)) {
+      this.fail('HEAPTRACK_NOT_HEAPTRACK', lineNo, `not heaptrack output: the first line is not 'v VERSION FORMAT': ${quote(buf, start, end)}`);
+    }
     // libheaptrack ends every line with '\n': a log cut inside a line is a program that died mid-write.
     if (unterminated) {
       this.fail(
@@ -46,9 +50,6 @@ export class HeaptrackConverter extends PointerLog {
     if (start === end) this.fail('HEAPTRACK_BAD_LINE', lineNo, 'an empty line: not heaptrack output');
     const mode = buf[start];
     if (end - start > 1 && buf[start + 1] !== SPACE) this.fail('HEAPTRACK_BAD_LINE', lineNo, `not a heaptrack record: ${quote(buf, start, end)}`);
-    if (!this.sawVersion && mode !== 0x76) {
-      this.fail('HEAPTRACK_NOT_HEAPTRACK', lineNo, `not heaptrack output: the first line is not 'v VERSION FORMAT': ${quote(buf, start, end)}`);
-    }
     switch (mode) {
       case 0x76: // 'v heaptrack-version file-format'
         this.version(buf, start, end, lineNo);
@@ -155,7 +156,7 @@ export class HeaptrackConverter extends PointerLog {
   protected override end(): void {
     if (!this.sawVersion) this.fail('HEAPTRACK_EMPTY', 0, 'the log is empty: heaptrack wrote nothing (not even its v line)');
     super.end();
-    this.out += this.closing('heaptrack log', 'frees of blocks the log never showed allocated');
+    this.out += this.closing('heaptrack log', ['free of a block the log never showed allocated', 'frees of blocks the log never showed allocated']);
   }
 }
 

@@ -18,6 +18,8 @@ export interface ImportSummary {
   liveAtEnd: number;
   /** The log was cut short (accepted on request): its last calls are missing. */
   truncated: boolean;
+  /** ltrace: lines that name a call of the family but were another function's (ltrace misnames some PLT slots), skipped. */
+  misnamed: number;
 }
 
 /** The longest log line accepted: mtrace's caller prefix holds a file name and a (mangled) symbol. */
@@ -36,7 +38,7 @@ const NEWLINE = 0x0a;
 export abstract class LogConverter {
   /** The name errors give the log. */
   readonly file: string;
-  protected readonly summary: ImportSummary = { logLines: 0, calls: 0, untracked: 0, failed: 0, liveAtEnd: 0, truncated: false };
+  protected readonly summary: ImportSummary = { logLines: 0, calls: 0, untracked: 0, failed: 0, liveAtEnd: 0, truncated: false, misnamed: 0 };
   /** Trace text not yet handed out. */
   protected out = '';
   private lineNumber = 0;
@@ -102,13 +104,16 @@ export abstract class LogConverter {
     return { ...this.summary, text: this.take() };
   }
 
-  /** The closing comment: `# end of WHAT: N calls from M log lines; …`, with `more` clauses after the counts. */
-  protected closing(what: string, untrackedText: string, more: readonly string[] = []): string {
+  /**
+   * The closing comment: `# end of WHAT: N calls from M log lines; …`, `untracked` naming one and several
+   * skipped frees (`free of a block …`, `frees of blocks …`), with `more` clauses after the counts.
+   */
+  protected closing(what: string, untracked?: readonly [string, string], more: readonly string[] = []): string {
     const s = this.summary;
     return (
-      `# end of ${what}: ${s.calls} calls from ${s.logLines} log lines; ${s.liveAtEnd} blocks still live` +
-      (s.failed ? `; ${s.failed} allocations failed in the recorded run` : '') +
-      (s.untracked ? `; ${s.untracked} ${untrackedText} skipped` : '') +
+      `# end of ${what}: ${counted(s.calls, 'call', 'calls')} from ${counted(s.logLines, 'log line', 'log lines')}; ${counted(s.liveAtEnd, 'block', 'blocks')} still live` +
+      (s.failed ? `; ${counted(s.failed, 'allocation', 'allocations')} failed in the recorded run` : '') +
+      (s.untracked && untracked ? `; ${counted(s.untracked, ...untracked)} skipped` : '') +
       more.map((clause) => `; ${clause}`).join('') +
       '\n'
     );
@@ -133,6 +138,11 @@ export abstract class LogConverter {
     this.out = '';
     return text;
   }
+}
+
+/** `1 call`, `2 calls`: a count and its noun, singular for 1. */
+export function counted(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
 }
 
 /** A log line for an error message: quoted, at most 100 characters, control bytes shown as `?`. */

@@ -3,7 +3,8 @@
 // (`malloc(100 <unfinished ...>` … `<... malloc resumed> ) = 0x…`): a trace is one process, so several pids
 // are refused unless --pid picks one or --threads takes them as the threads of one process.
 import { parseNumber } from '../number.ts';
-import { type ImportSummary, convertAll, importLog, quoteText } from './log-lines.ts';
+import { type AlignedCall, REALLOC_ZERO_RULE, SIZE_LIMIT, alignedRequest, glibcCouldReturn, reallocOutcome, refusedComment } from './glibc-calls.ts';
+import { type ImportSummary, commentText, convertAll, counted, importLog, quoteText } from './log-lines.ts';
 import { type PointerKey, PointerLog, pointerText } from './pointer-ids.ts';
 
 /** Options of {@link LtraceConverter}. */
@@ -34,7 +35,8 @@ const ARGUMENTS: Record<string, [number, boolean]> = {
 };
 /** valloc and pvalloc align to a page; ltrace's log does not say its size, which is 4096 on x86-64 Linux. */
 const PAGE = 4096n;
-const SIZE_LIMIT = 1n << 64n;
+/** The caller `libc.so.6->` of ltrace -e: a call libc makes through its own PLT (see {@link LtraceConverter}). */
+const LIBC_CALLER = /^libc\.so(?:\.\d+)*$/;
 
 // The parts of a line, in the order ltrace writes them: the pid (-f: `PID ` with -o, `[pid PID] ` without),
 // the time (-t, -tt, -ttt, -r), the caller's address (-i), then the event.
@@ -44,10 +46,14 @@ const CALLER = /^\[(?:0x[0-9a-f]+|\?+)\] /;
 const RESUMED = /^<\.\.\. (.+?) resumed> ?(.*)$/;
 /** A call's end: `ARGS) = RESULT`, then the time it took (-T). */
 const RETURNED = /^(.*)\) *= ?(.*?)(?: <\d+\.\d+>)?$/;
-const UNFINISHED = ' <unfinished ...>';
-const NO_RETURN = ' <no return ...>';
+/**
+ * The ends of a call's first half when another line comes before its return. ltrace 0.7.3 writes
+ * `<no return ...>` where the line that cuts the call is a signal's or a pid's end (`--- SIG… ---`,
+ * `+++ exited …`), whether or not the call returns later: a call so cut may still resume.
+ */
+const CUT = [' <unfinished ...>', ' <no return ...>'];
 
-/** A call whose `<unfinished ...>` line has come and its `<... resumed>` line not yet. */
+/** A call whose first half has come (`<unfinished ...>`, `<no return ...>`) and its `<... resumed>` line not yet. */
 interface OpenCall {
   name: string;
   args: string;
@@ -69,6 +75,13 @@ interface Task {
  * saw it end (a free where it began, so that its address is free before any other thread can be given it);
  * a call of the family inside another (ltrace -x shows malloc@libc.so.6 inside the program's malloc, and
  * realloc calling malloc) is the same call seen twice, or the allocator's own work: only the outer one counts.
+ *
+ * ltrace 0.7.3 names a PLT slot by its index among the slots' relocations, and a library or program whose
+ * PLT also has IRELATIVE relocations (ifuncs: libc's own string functions) gets some slots misnamed: libc's
+ * call of strchrnul shows as `libc.so.6->realloc(…) = 0x5`, its realloc as `libc.so.6->calloc`. So a call that
+ * libc makes through its own PLT is skipped (libc calls malloc and free directly, never through its PLT, so
+ * -e never shows libc's own allocations whole anyway), and so is any call whose result or pointer argument is
+ * no block glibc could give (not 16-byte aligned, or in the first page): another function under the name.
  */
 export class LtraceConverter extends PointerLog {
   protected readonly unknownBlock = 'which the log never showed allocated';
@@ -88,6 +101,11 @@ export class LtraceConverter extends PointerLog {
   /** Calls whose block the log does not show (posix_memalign), and calls of the family inside another. */
   private unseen = 0;
   private nested = 0;
+  /**
+   * --threads: the addresses freed and not given out since, with the pid that freed each and where. Threads
+   * share one heap, so another pid freeing one again is a process freeing its own copy: the pids are forks.
+   */
+  private readonly freedBy = new Map<PointerKey, { pid: string; line: number }>();
 
   constructor(file: string, options: LtraceImportOptions = {}) {
     super(file, 'LTRACE', options.header);
@@ -146,6 +164,14 @@ export class LtraceConverter extends PointerLog {
       if (text === '--- Called exec() ---') {
         this.fail('LTRACE_EXEC', lineNo, 'the process ran another program (exec), whose heap starts afresh: trace the program it ran directly');
       }
+      // A child process that ends sends its parent SIGCHLD; a thread that ends sends none.
+      if (this.options.threads && this.withPids && text.startsWith('--- SIGCHLD ')) {
+        this.fail(
+          'LTRACE_FORK',
+          lineNo,
+          `pid ${task.pid} got SIGCHLD, so a child process of it ended: the log's pids are processes (forks, each with its own copy of the heap), not threads; import one process with --pid PID`,
+        );
+      }
       return; // a signal
     }
     if (text.startsWith('unexpected breakpoint at ')) {
@@ -158,19 +184,24 @@ export class LtraceConverter extends PointerLog {
       return;
     }
     const paren = text.indexOf('(');
-    if (paren <= 0) this.fail('LTRACE_BAD_LINE', lineNo, `not an ltrace line: ${quoteText(text)}`);
-    const name = functionName(text.slice(0, paren));
+    if (paren < 0) this.fail('LTRACE_BAD_LINE', lineNo, `not an ltrace line: ${quoteText(text)}`);
+    // `(40, …) = 0x…`, with no name: a PLT slot that ltrace could not name, passed over as another function.
+    const callee = text.slice(0, paren);
+    const name = functionName(callee);
+    let inFamily = FAMILY.has(name);
+    if (inFamily && LIBC_CALLER.test(callerOf(callee))) {
+      inFamily = false;
+      this.summary.misnamed++;
+      this.out += `# ${commentText(text.replace(/ {2,}/g, ' '))} (line ${lineNo}): a call libc made through its own PLT, whose slots ltrace 0.7.3 misnames: skipped\n`;
+    }
     const rest = text.slice(paren + 1);
-    const family = FAMILY.has(name) && !task.open.some((call) => call.outer);
-    if (FAMILY.has(name) && !family) this.nested++;
-    if (rest.endsWith(UNFINISHED)) {
-      const args = rest.slice(0, -UNFINISHED.length);
+    const family = inFamily && !task.open.some((call) => call.outer);
+    if (inFamily && !family) this.nested++;
+    const cut = CUT.find((end) => rest.endsWith(end));
+    if (cut) {
+      const args = rest.slice(0, -cut.length);
       task.open.push({ name, args, line: lineNo, outer: family });
       if (family && name === 'free') this.call(task, name, args, null, lineNo);
-      return;
-    }
-    if (rest.endsWith(NO_RETURN)) {
-      if (family) this.noReturn(task, name, rest.slice(0, -NO_RETURN.length), lineNo);
       return;
     }
     const returned = RETURNED.exec(rest);
@@ -190,27 +221,22 @@ export class LtraceConverter extends PointerLog {
         `'<... ${name} resumed>', but the unfinished call${task.pid ? ` of pid ${task.pid}` : ''} is ${call.name} (line ${call.line})`,
       );
     }
-    if (rest.endsWith(NO_RETURN)) {
-      if (call.outer && name !== 'free') this.noReturn(task, name, call.args + rest.slice(0, -NO_RETURN.length), call.line);
-      return;
-    }
     const returned = RETURNED.exec(rest);
     if (!returned) this.fail('LTRACE_BAD_LINE', lineNo, `not an ltrace line (a resumed call without ' = ' and its result): ${quoteText(rest)}`);
     // free was recorded where it began.
     if (call.outer && name !== 'free') this.call(task, name, call.args + returned[1], returned[2], lineNo);
   }
 
-  /** A call of the family that never returned (the process died in it, or ltrace lost it): free counts, the others cannot. */
-  private noReturn(task: Task, name: string, args: string, lineNo: number): void {
-    if (name === 'free') this.call(task, name, args, null, lineNo);
-    else this.out += `# ${name}(${args.trim()}) at line ${lineNo} never returned: not in the trace\n`;
-  }
-
-  private ended(task: Task, what: string, lineNo: number): void {
+  /** Calls of the family still open when their pid or the log ends: they never returned; a free was recorded. */
+  private neverReturned(task: Task): void {
     for (const call of task.open) {
       if (call.outer && call.name !== 'free') this.out += `# ${call.name}(${call.args.trim()}) at line ${call.line} never returned: not in the trace\n`;
     }
     task.open.length = 0;
+  }
+
+  private ended(task: Task, what: string, lineNo: number): void {
+    this.neverReturned(task);
     if (/^exited \(status -?\d+\)$/.test(what)) {
       if (task.thread > 1) {
         this.summary.calls++;
@@ -247,27 +273,34 @@ export class LtraceConverter extends PointerLog {
         `${name} takes ${count} argument${count === 1 ? '' : 's'}${exact ? '' : ' or more'}, found ${args.length}: ${name}(${argText.trim()})`,
       );
     }
-    if (name === 'free') {
-      const ptr = this.pointer(args[0], lineNo, 'the pointer');
-      if (ptr !== null) this.freed(this.tag(task), ptr); // free(NULL) does nothing
-      return;
-    }
     if (name === 'posix_memalign') {
       this.unseen++;
       this.out += `# posix_memalign(${argText.trim()}) at line ${lineNo}: ltrace shows its status, not the block it made: not in the trace\n`;
       return;
     }
-    const ret = this.pointer(result ?? '', lineNo, 'the result');
-    const tag = this.tag(task);
+    // The pointers first: one that no glibc block can be at is a misnamed call, whatever its other arguments.
+    const given = name === 'free' || name === 'realloc' || name === 'reallocarray' ? this.pointer(args[0], lineNo, 'the pointer') : null;
+    const ret = name === 'free' ? null : this.pointer(result ?? '', lineNo, 'the result');
+    const wrong = given !== null && !glibcCouldReturn(given) ? given : ret !== null && !glibcCouldReturn(ret) ? ret : null;
+    if (wrong !== null) {
+      this.summary.misnamed++;
+      const shown = `${name}(${argText.trim()})${name === 'free' || result === null ? '' : ` = ${result}`}`;
+      this.out += `# ${commentText(shown)} at line ${lineNo}: glibc has no block at ${pointerText(wrong)} (its blocks are 16-byte aligned, above the first page), so ltrace gave another function this name: skipped\n`;
+      return;
+    }
+    if (name === 'free') {
+      if (given !== null) this.released(task, given, lineNo); // free(NULL) does nothing
+      return;
+    }
     switch (name) {
       case 'malloc':
-        this.allocated(tag, 'malloc', ret, this.size(args[0], lineNo), lineNo);
+        this.allocate(task, 'malloc', ret, this.size(args[0], lineNo), lineNo);
         return;
       case 'calloc':
-        this.allocated(tag, 'calloc', ret, `${this.size(args[0], lineNo)} ${this.size(args[1], lineNo)}`, lineNo);
+        this.allocate(task, 'calloc', ret, `${this.size(args[0], lineNo)} ${this.size(args[1], lineNo)}`, lineNo);
         return;
       case 'realloc':
-        this.realloc(tag, this.pointer(args[0], lineNo, 'the pointer'), BigInt(this.size(args[1], lineNo)), ret, lineNo);
+        this.realloc(task, given, BigInt(this.size(args[1], lineNo)), ret, lineNo);
         return;
       case 'reallocarray': {
         const bytes = BigInt(this.size(args[1], lineNo)) * BigInt(this.size(args[2], lineNo));
@@ -275,55 +308,86 @@ export class LtraceConverter extends PointerLog {
           this.out += `# reallocarray(${argText.trim()}) at line ${lineNo}: the size overflows, so glibc failed without calling realloc: skipped\n`;
           return;
         }
-        this.realloc(tag, this.pointer(args[0], lineNo, 'the pointer'), bytes, ret, lineNo);
+        this.realloc(task, given, bytes, ret, lineNo);
         return;
       }
-      case 'memalign':
-        this.allocated(tag, 'memalign', ret, `${this.size(args[0], lineNo)} ${this.size(args[1], lineNo)}`, lineNo);
-        return;
-      case 'aligned_alloc': {
-        const align = BigInt(this.size(args[0], lineNo));
-        // Since glibc 2.38 aligned_alloc refuses an alignment that is not a power of two before doing anything
-        // (before, it was memalign, which rounds it up); the result tells which this one did.
-        if (ret === null && (align === 0n || (align & (align - 1n)) !== 0n)) {
-          this.out += `# aligned_alloc(${args[0]}, ${args[1]}) at line ${lineNo} refused its alignment (EINVAL) without allocating: skipped\n`;
+      default: {
+        // memalign, aligned_alloc, valloc, pvalloc
+        const call = name as AlignedCall;
+        const paged = call === 'valloc' || call === 'pvalloc';
+        const align = paged ? 0n : BigInt(this.size(args[0], lineNo));
+        const size = BigInt(this.size(args[paged ? 0 : 1], lineNo));
+        const request = alignedRequest(call, align, size, ret === null, PAGE);
+        if ('refused' in request) {
+          this.out += refusedComment(request.refused, `${name}(${paged ? args[0] : `${args[0]}, ${args[1]}`}) at line ${lineNo}`);
           return;
         }
-        this.allocated(tag, 'memalign', ret, `${align} ${this.size(args[1], lineNo)}`, lineNo);
+        this.allocate(task, 'memalign', ret, `${request.align} ${request.size}`, lineNo);
+      }
+    }
+  }
+
+  private realloc(task: Task, old: PointerKey | null, size: bigint, ret: PointerKey | null, lineNo: number): void {
+    const outcome = reallocOutcome(old === null, size, ret === null);
+    if (outcome === 'not-glibc') this.fail('LTRACE_NOT_GLIBC', lineNo, `realloc(${pointerText(old as PointerKey)}, 0) returned a block: ${REALLOC_ZERO_RULE}`);
+    switch (outcome) {
+      case 'new':
+        this.allocate(task, 'realloc', ret, String(size), lineNo); // the trace's realloc of an ID not live is realloc(NULL, n)
+        return;
+      case 'freed': {
+        const known = this.givingBack(task, old as PointerKey, lineNo);
+        this.reallocToZero(this.tag(task), old as PointerKey);
+        if (known) this.noteFreed(task, old as PointerKey, lineNo);
         return;
       }
-      case 'valloc':
-        this.allocated(tag, 'memalign', ret, `${PAGE} ${this.size(args[0], lineNo)}`, lineNo);
+      case 'failed':
+        this.reallocFailed(this.tag(task), old as PointerKey, String(size));
         return;
-      case 'pvalloc': {
-        const size = BigInt(this.size(args[0], lineNo));
-        if (size + PAGE - 1n >= SIZE_LIMIT) {
-          this.out += `# pvalloc(${args[0]}) at line ${lineNo}: the size rounded up to a page wraps, so glibc failed without allocating: skipped\n`;
-          return;
-        }
-        this.allocated(tag, 'memalign', ret, `${PAGE} ${((size + PAGE - 1n) / PAGE) * PAGE}`, lineNo);
+      case 'moved': {
+        const known = this.givingBack(task, old as PointerKey, lineNo);
+        this.moved(this.tag(task), old as PointerKey, ret as PointerKey, String(size), lineNo);
+        if (known && ret !== old) this.noteFreed(task, old as PointerKey, lineNo);
+        this.freedBy.delete(ret as PointerKey);
         return;
       }
     }
   }
 
-  private realloc(tag: string, old: PointerKey | null, size: bigint, ret: PointerKey | null, lineNo: number): void {
-    if (old === null) {
-      this.allocated(tag, 'realloc', ret, String(size), lineNo); // realloc(NULL, n): the trace's realloc of an ID not live
-    } else if (size === 0n) {
-      if (ret !== null) {
-        this.fail(
-          'LTRACE_NOT_GLIBC',
-          lineNo,
-          `realloc(${pointerText(old)}, 0) returned a block: glibc's realloc frees the block and returns NULL, so this is another allocator`,
-        );
-      }
-      this.reallocToZero(tag, old);
-    } else if (ret === null) {
-      this.reallocFailed(tag, old, String(size));
-    } else {
-      this.moved(tag, old, ret, String(size), lineNo);
+  /** A call that made a block at `ptr` (null: it failed). */
+  private allocate(task: Task, verb: string, ptr: PointerKey | null, args: string, lineNo: number): void {
+    this.allocated(this.tag(task), verb, ptr, args, lineNo);
+    if (ptr !== null) this.freedBy.delete(ptr);
+  }
+
+  /** free(ptr), ptr not null. */
+  private released(task: Task, ptr: PointerKey, lineNo: number): void {
+    const known = this.givingBack(task, ptr, lineNo);
+    this.freed(this.tag(task), ptr);
+    if (known) this.noteFreed(task, ptr, lineNo);
+  }
+
+  /**
+   * A free or realloc of `ptr` is about to give it back: whether the log has its block live. With --threads, a
+   * pid giving back an address whose block another pid freed, and that nothing gave out since, is a process
+   * freeing its own copy of the heap: the pids are forks. (Only blocks the log showed are followed: one that libc
+   * allocated unseen, in strdup or fopen, may come back unseen too.)
+   */
+  private givingBack(task: Task, ptr: PointerKey, lineNo: number): boolean {
+    if (this.isLive(ptr)) return true;
+    const freed = this.options.threads ? this.freedBy.get(ptr) : undefined;
+    if (freed && freed.pid !== task.pid) {
+      this.fail(
+        'LTRACE_FORK',
+        lineNo,
+        `pid ${task.pid} frees ${pointerText(ptr)}, whose block pid ${freed.pid} freed at line ${freed.line}, and nothing allocated it since: the log's pids are processes (forks, each freeing its own copy of the heap), not threads; import one process with --pid PID`,
+      );
     }
+    return false;
+  }
+
+  /** --threads: `ptr`'s block was freed by this pid, here. */
+  private noteFreed(task: Task, ptr: PointerKey, lineNo: number): void {
+    if (this.options.threads) this.freedBy.set(ptr, { pid: task.pid, line: lineNo });
   }
 
   /** A size argument: decimal (ltrace's ulong) or 0x-hexadecimal, 0 to 2^64-1; as the trace's decimal text. */
@@ -346,17 +410,30 @@ export class LtraceConverter extends PointerLog {
   protected override end(): void {
     if (this.withPids === undefined) this.fail('LTRACE_EMPTY', 0, 'the log is empty: ltrace writes at least the line of how the program ended');
     if (this.options.pid !== undefined && !this.sawWanted) this.fail('LTRACE_NO_PID', 0, `pid ${this.options.pid} is not in the log`);
-    for (const task of this.tasks.values()) {
-      for (const call of task.open) {
-        if (call.outer && call.name !== 'free') this.out += `# ${call.name}(${call.args.trim()}) at line ${call.line} never returned: not in the trace\n`;
-      }
-    }
+    for (const task of this.tasks.values()) this.neverReturned(task);
     super.end();
     const more: string[] = [];
-    if (this.unseen) more.push(`${this.unseen} posix_memalign calls whose block the log does not show left out`);
-    if (this.nested) more.push(`${this.nested} calls of the family inside another (the same call seen twice, or the allocator's own calls) not counted again`);
-    this.out += this.closing('ltrace log', 'frees/reallocs of blocks the log never showed allocated', more);
+    if (this.unseen) more.push(`${counted(this.unseen, 'posix_memalign call', 'posix_memalign calls')} whose block the log does not show left out`);
+    if (this.nested) {
+      more.push(
+        `${counted(this.nested, 'call', 'calls')} of the family inside another (the same call seen twice, or the allocator's own calls) not counted again`,
+      );
+    }
+    if (this.summary.misnamed) {
+      more.push(`${counted(this.summary.misnamed, 'line', 'lines')} naming a call of the family that was another function (misnamed by ltrace) skipped`);
+    }
+    this.out += this.closing(
+      'ltrace log',
+      ['free/realloc of a block the log never showed allocated', 'frees/reallocs of blocks the log never showed allocated'],
+      more,
+    );
   }
+}
+
+/** `libc.so.6` of `libc.so.6->malloc` (ltrace -e: the library whose PLT the call went through), else ''. */
+function callerOf(text: string): string {
+  const arrow = text.lastIndexOf('->');
+  return arrow >= 0 ? text.slice(0, arrow) : '';
 }
 
 /** `prog->malloc`, `malloc@libc.so.6`, `malloc`: the function's own name. */

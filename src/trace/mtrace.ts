@@ -78,7 +78,7 @@ export class MtraceConverter extends PointerLog {
       );
     }
     super.end();
-    this.out += this.closing('mtrace log', 'frees/reallocs of blocks from before tracing');
+    this.out += this.closing('mtrace log', ['free/realloc of a block from before tracing', 'frees/reallocs of blocks from before tracing']);
   }
 
   /**

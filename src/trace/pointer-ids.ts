@@ -29,6 +29,11 @@ export abstract class PointerLog extends LogConverter {
   /** Why an address can be returned while still allocated, in this format: the end of PTR_LIVE's message. */
   protected abstract readonly reuseHint: string;
 
+  /** Whether the log has a block live at `ptr` now. */
+  protected isLive(ptr: PointerKey): boolean {
+    return this.live.has(ptr);
+  }
+
   /** Blocks live now. */
   protected get liveCount(): number {
     return this.live.size;

@@ -4,6 +4,8 @@
 // come first, then those still in the ring (the last ones of a process that ended, or was killed).
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { MallocscopeError, errnoReason } from '../errors.ts';
+import { counted } from './log-lines.ts';
+import { type AlignedCall, REALLOC_ZERO_RULE, alignedRequest, reallocOutcome, refusedComment } from './glibc-calls.ts';
 
 /** The log's first eight bytes. */
 export const RECORDING_MAGIC = 'MSCOPREC';
@@ -320,7 +322,7 @@ class RecordingConverter {
         break;
       case REALLOC_END:
         if (thread.reallocOld === null) this.fail('RECLOG_UNPAIRED', index, `the end of a realloc in thread ${recorded} without its beginning`);
-        this.reallocEnd(tag, thread, u64(buf, at + 8), `${u64(buf, at + 16)}`);
+        this.reallocEnd(tag, thread, u64(buf, at + 8), `${u64(buf, at + 16)}`, index);
         break;
       case TRIM:
         this.call(`${tag}trim ${u64(buf, at + 8)}`);
@@ -384,41 +386,33 @@ class RecordingConverter {
   }
 
   private memalign(tag: string, how: number, ptr: PointerKey, align: number | bigint, size: number | bigint, index: number): void {
-    const a = BigInt(align);
-    const s = BigInt(size);
-    const page = BigInt(this.header.pageSize);
+    let call: AlignedCall;
     switch (how) {
       case HOW_MEMALIGN:
       case HOW_POSIX_MEMALIGN:
-        this.allocate(tag, 'memalign', ptr, `${align} ${size}`);
-        return;
+        call = 'memalign';
+        break;
       case HOW_ALIGNED_ALLOC:
-        // Since glibc 2.38 aligned_alloc refuses an alignment that is not a power of two before malloc does
-        // anything (memalign would round it up); before, it was memalign. The result tells which it did.
-        if (ptr === 0 && (a === 0n || (a & (a - 1n)) !== 0n)) {
-          this.out += `# aligned_alloc(${align}, ${size}) refused its alignment (EINVAL) without allocating: skipped\n`;
-          return;
-        }
-        this.allocate(tag, 'memalign', ptr, `${align} ${size}`);
-        return;
+        call = 'aligned_alloc';
+        break;
       case HOW_POSIX_MEMALIGN_EINVAL:
         this.out += `# posix_memalign(${align}, ${size}) refused its alignment (EINVAL) without allocating: skipped\n`;
         return;
       case HOW_VALLOC:
-        this.allocate(tag, 'memalign', ptr, `${page} ${size}`);
-        return;
-      case HOW_PVALLOC: {
-        const rounded = ((s + page - 1n) / page) * page;
-        if (s + page - 1n >= 1n << 64n) {
-          this.out += `# pvalloc(${size}): the size rounded up to a page wraps, so glibc failed without allocating: skipped\n`;
-          return;
-        }
-        this.allocate(tag, 'memalign', ptr, `${page} ${rounded}`);
-        return;
-      }
+        call = 'valloc';
+        break;
+      case HOW_PVALLOC:
+        call = 'pvalloc';
+        break;
       default:
         this.fail('RECLOG_BAD_RECORD', index, `an aligned allocation of unknown kind ${how}`);
     }
+    const request = alignedRequest(call, BigInt(align), BigInt(size), ptr === 0, BigInt(this.header.pageSize));
+    if ('refused' in request) {
+      this.out += refusedComment(request.refused, call === 'aligned_alloc' ? `aligned_alloc(${align}, ${size})` : `${call}(${size})`);
+      return;
+    }
+    this.allocate(tag, 'memalign', ptr, `${request.align} ${request.size}`);
   }
 
   private release(tag: string, ptr: PointerKey, index: number): void {
@@ -446,13 +440,16 @@ class RecordingConverter {
     }
   }
 
-  private reallocEnd(tag: string, thread: ThreadInfo, ptr: PointerKey, size: string): void {
+  private reallocEnd(tag: string, thread: ThreadInfo, ptr: PointerKey, size: string, index: number): void {
     const old = thread.reallocOld as PointerKey;
     const id = thread.reallocId;
     thread.reallocOld = null;
-    if (old === 0) {
-      // realloc(NULL, n): a new block, as malloc(n).
-      this.allocate(tag, 'realloc', ptr, size);
+    const outcome = reallocOutcome(old === 0, BigInt(size), ptr === 0);
+    if (outcome === 'not-glibc') {
+      this.fail('RECLOG_NOT_GLIBC', index, `realloc(${hex(old)}, 0) returned a block (${hex(ptr)}): ${REALLOC_ZERO_RULE}`);
+    }
+    if (outcome === 'new') {
+      this.allocate(tag, 'realloc', ptr, size); // the trace's realloc of an ID not live is realloc(NULL, n)
       return;
     }
     if (id === 0) {
@@ -466,18 +463,20 @@ class RecordingConverter {
       this.allocate(tag, 'realloc', ptr, size);
       return;
     }
-    if (ptr === 0 && size === '0') {
-      this.call(`${tag}realloc b${id} 0`); // realloc(p, 0) frees p and returns NULL
-      return;
+    switch (outcome) {
+      case 'freed':
+        this.call(`${tag}realloc b${id} 0`);
+        return;
+      case 'failed':
+        this.summary.failed++;
+        this.live.set(old, id);
+        this.call(`${tag}realloc b${id} ${size}    # failed (NULL) in the recorded run; the block stayed live`);
+        return;
+      case 'moved':
+        this.claim(tag, ptr, id);
+        this.call(`${tag}realloc b${id} ${size}`);
+        return;
     }
-    if (ptr === 0) {
-      this.summary.failed++;
-      this.live.set(old, id);
-      this.call(`${tag}realloc b${id} ${size}    # failed (NULL) in the recorded run; the block stayed live`);
-      return;
-    }
-    this.claim(tag, ptr, id);
-    this.call(`${tag}realloc b${id} ${size}`);
   }
 
   private spawn(tag: string, recorded: number, created: boolean, unseen: boolean, child: number, index: number): void {
@@ -509,11 +508,11 @@ class RecordingConverter {
     this.summary.liveAtEnd = this.live.size;
     const s = this.summary;
     this.out +=
-      `# end of recording: ${s.calls} calls from ${s.records} records; ${s.threads === 1 ? '1 thread' : `${s.threads} threads`} besides the main one; ${s.liveAtEnd} blocks still live` +
-      (s.failed ? `; ${s.failed} calls failed in the recorded run` : '') +
-      (s.untracked ? `; ${s.untracked} frees/reallocs of blocks the log never saw allocated skipped` : '') +
-      (s.unseenFrees ? `; ${s.unseenFrees} frees not recorded, written where the address came back` : '') +
-      (s.unfinished ? `; ${s.unfinished} calls unfinished when the process ended` : '') +
+      `# end of recording: ${counted(s.calls, 'call', 'calls')} from ${counted(s.records, 'record', 'records')}; ${counted(s.threads, 'thread', 'threads')} besides the main one; ${counted(s.liveAtEnd, 'block', 'blocks')} still live` +
+      (s.failed ? `; ${counted(s.failed, 'call', 'calls')} failed in the recorded run` : '') +
+      (s.untracked ? `; ${counted(s.untracked, 'free/realloc of a block', 'frees/reallocs of blocks')} the log never saw allocated skipped` : '') +
+      (s.unseenFrees ? `; ${counted(s.unseenFrees, 'free', 'frees')} not recorded, written where the address came back` : '') +
+      (s.unfinished ? `; ${counted(s.unfinished, 'call', 'calls')} unfinished when the process ended` : '') +
       '\n';
     return this.take();
   }

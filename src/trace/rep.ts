@@ -139,7 +139,7 @@ export class RepConverter extends LogConverter {
       );
     }
     this.summary.liveAtEnd = this.live.size;
-    this.out += this.closing('malloc-lab trace', '');
+    this.out += this.closing('malloc-lab trace');
   }
 }
 

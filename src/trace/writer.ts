@@ -2,6 +2,7 @@
 // mtrace import, by generated test traces, and by anyone who records calls through the API.
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { MallocscopeError } from '../errors.ts';
+import { LineBuffer } from '../line-buffer.ts';
 import { formatNumber } from '../number.ts';
 import type { TraceCall } from './api.ts';
 import { MAX_THREAD } from './vocabulary.ts';
@@ -77,9 +78,15 @@ export type TraceSink = { path: string } | { fd: number } | { collect: true };
 export class TraceWriter {
   private fd: number;
   private readonly closeFd: boolean;
-  private pending: string[] = [];
-  private pendingLength = 0;
   private collected: string[] | null = null;
+  private readonly lines = new LineBuffer((text) => {
+    if (this.collected) {
+      this.collected.push(text);
+      return;
+    }
+    const bytes = Buffer.from(text, 'utf8');
+    for (let done = 0; done < bytes.length; ) done += writeSync(this.fd, bytes, done);
+  });
 
   constructor(sink: TraceSink = { collect: true }) {
     if ('path' in sink) {
@@ -107,23 +114,12 @@ export class TraceWriter {
 
   /** Appends a line written elsewhere (no check). */
   line(text: string): void {
-    this.pending.push(text);
-    this.pendingLength += text.length + 1;
-    if (this.pendingLength >= 1 << 16) this.flush();
+    this.lines.line(text);
   }
 
   /** Writes what is buffered. */
   flush(): void {
-    if (this.pending.length === 0) return;
-    const text = `${this.pending.join('\n')}\n`;
-    this.pending = [];
-    this.pendingLength = 0;
-    if (this.collected) {
-      this.collected.push(text);
-      return;
-    }
-    const bytes = Buffer.from(text, 'utf8');
-    for (let done = 0; done < bytes.length; ) done += writeSync(this.fd, bytes, done);
+    this.lines.flush();
   }
 
   /** Flushes and closes; returns the whole text when the writer collects into a string. */

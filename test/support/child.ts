@@ -1,7 +1,7 @@
 // For tests whose subject may kill the process (a write to a protected page, mlockall at exit): a script run by
 // a child node, importing the same build as the tests (dist/), as plain JavaScript, so no loader starts with it.
 import { fileURLToPath } from 'node:url';
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -29,8 +29,43 @@ export interface ChildOptions {
  * in the repository's folder, with no core file for the crashes some children are meant to have.
  */
 export function runChild(dir: string, name: string, body: string, options: ChildOptions = {}): SpawnSyncReturns<string> {
+  return spawnSync('/bin/sh', ['-c', childCommand(dir, name, body, options)], {
+    cwd: root,
+    env: options.env ?? process.env,
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  });
+}
+
+/** The same, started at once and awaited later: the child runs while the tests before it run. */
+export function startChild(
+  dir: string,
+  name: string,
+  body: string,
+  options: ChildOptions = {},
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const child = spawn('/bin/sh', ['-c', childCommand(dir, name, body, options)], {
+    cwd: root,
+    env: options.env ?? process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => {
+    stdout += text;
+  });
+  child.stderr.setEncoding('utf8').on('data', (text: string) => {
+    stderr += text;
+  });
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+function childCommand(dir: string, name: string, body: string, options: ChildOptions): string {
   const path = join(dir, `${name}.mjs`);
   writeFileSync(path, `${PREAMBLE}${options.prelude ?? ''}\n${body}\n`);
   const command = [...(options.wrap ?? []), process.execPath, ...(options.node ?? []), path].map((word) => `'${word}'`).join(' ');
-  return spawnSync('/bin/sh', ['-c', `ulimit -c 0; exec ${command}`], { cwd: root, env: options.env ?? process.env, encoding: 'utf8', maxBuffer: 1 << 24 });
+  return `ulimit -c 0; exec ${command}`;
 }

@@ -19,7 +19,6 @@ import {
   glibcOption,
   jsonOption,
   modelTunablesOption,
-  outputOption,
   parseBrkLimit,
   parseCores,
   policyOption,
@@ -95,7 +94,7 @@ export function registerImage(program: Command): void {
     .addOption(new Option('--at <event>', "end, or an event's seq (0-based, as in replay --jsonl): the image after it").default('end'))
     .addOption(new Option('--base <address>', 'the address the heap starts at in the image, a multiple of 4096').default('0x555555559000'))
     .addOption(new Option('--arena <address>', "main_arena's notional address, a multiple of 16").default('0x7ffff7fa7c60'))
-    .addOption(outputOption('the image (its sidecar goes to FILE.json)'))
+    .addOption(new Option('-o, --output <file>', 'write the image to this file, and its sidecar to FILE.json'))
     .addOption(jsonOption('every chunk, decoded by the walker from the image alone,'))
     .addOption(policyOption())
     .addOption(glibcOption())

@@ -15,6 +15,7 @@ import { registerReport } from './report-command.ts';
 import { registerAnatomy } from './anatomy-command.ts';
 import { registerTune } from './tune-command.ts';
 import { registerExport } from './export-command.ts';
+import { registerImage } from './image-command.ts';
 
 /** A commander error, with the subcommand whose parsing raised it. */
 class CommandLineError extends Error {
@@ -48,6 +49,7 @@ function buildProgram(): Command {
   registerAnatomy(program);
   registerTune(program);
   registerExport(program);
+  registerImage(program);
 
   // Each command's own errors name it, so that the message can point to its help.
   for (const command of program.commands) {

@@ -46,7 +46,7 @@ export { oracleImages, type OracleImageOptions } from './oracle/images.ts';
 export { walkImage, type HeapWalk, type ImageChunk, type ImageLink, type LinkTarget, type FreeList, type ChunkState as ImageChunkState } from './image/walk.ts';
 export { readImage, writeImage, walkImageFile, sidecarPath, type ImageFile } from './image/files.ts';
 export { parseSidecar, formatSidecar, DEFAULT_BASE, DEFAULT_ARENA, KEY_MARKER, FOREIGN_MARKER, type ImageSidecar } from './image/format.ts';
-export { heapImage, type ImagePlacement, type ModelHeapImage } from './allocator/image.ts';
+export { heapImage, heapImageWords, type ImagePlacement, type ImageWordSink, type ModelHeapImage } from './allocator/image.ts';
 export { modelImages, parseImageAt, type ImageEvents, type ModelImagesOptions } from './replay/images.ts';
 export { imageDifference, type ComparedImage } from './image/compare.ts';
 export { differential, type DifferentialResult, type Difference } from './check/differential.ts';

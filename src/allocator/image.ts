@@ -37,6 +37,43 @@ const TWO_32 = 2 ** 32;
  * and a main-thread tcache list stops at a chunk outside this heap (the foreign marker), as the oracle's does.
  */
 export function heapImage(m: Malloc, seq: number, options: ImagePlacement = {}): ModelHeapImage {
+  let bytes = new Uint8Array(0);
+  let view = new DataView(bytes.buffer);
+  const sidecar = heapImageWords(m, seq, options, {
+    begin(size) {
+      bytes = new Uint8Array(size);
+      view = new DataView(bytes.buffer);
+    },
+    word: (at, value) => view.setBigUint64(at, value, true),
+    number(at, value) {
+      view.setUint32(at, value % TWO_32, true);
+      view.setUint32(at + 4, Math.floor(value / TWO_32), true);
+    },
+    half: (at, value) => view.setUint16(at, value, true),
+  });
+  return { bytes, sidecar };
+}
+
+/**
+ * Where heapImageWords puts the live words: `begin` once with the image's size (not called when the heap does
+ * not exist yet), then every live word once, by its offset from the heap start, in no particular order.
+ */
+export interface ImageWordSink {
+  begin(size: number): void;
+  /** A 64-bit word. */
+  word(at: number, value: bigint): void;
+  /** A 64-bit word whose value is a safe integer (sizes, prev_size). */
+  number(at: number, value: number): void;
+  /** A 16-bit word (the tcache struct's counts). */
+  half(at: number, value: number): void;
+}
+
+/**
+ * heapImage's rules without its bytes: each of glibc's live metadata words after event `seq`, handed to `sink`
+ * (heapImage writes them into a zero-filled image; the native backend's metadata mode into the real heap).
+ * Returns the sidecar.
+ */
+export function heapImageWords(m: Malloc, seq: number, options: ImagePlacement, sink: ImageWordSink): ImageSidecar {
   const base = options.base ?? DEFAULT_BASE;
   const arena = options.arena ?? DEFAULT_ARENA;
   const av = m.main;
@@ -62,7 +99,7 @@ export function heapImage(m: Malloc, seq: number, options: ImagePlacement = {}):
   };
   const top = av.top;
   // Before the heap exists, the top is the model's dummy of size 0 and the break has not moved.
-  if (c.size[top] === 0 && brk === start) return { bytes: new Uint8Array(0), sidecar };
+  if (c.size[top] === 0 && brk === start) return sidecar;
   const topAt = c.address[top];
   if (c.state[top] !== ChunkState.Top || topAt < start || topAt >= brk) {
     fail(
@@ -83,16 +120,12 @@ export function heapImage(m: Malloc, seq: number, options: ImagePlacement = {}):
   while (c.prevPhys[first] !== NIL) first = c.prevPhys[first];
   if (c.address[first] !== start) fail(`the heap's first chunk is at offset ${c.address[first] - start}, not at its start`, 'IMAGE_INCONSISTENT');
 
-  const bytes = new Uint8Array(size);
-  const view = new DataView(bytes.buffer);
+  sink.begin(size);
   const inHeap = (id: number) => c.address[id] >= start && c.address[id] < end;
   const offsetOf = (id: number) => c.address[id] - start;
   const pointer = (id: number) => base + BigInt(offsetOf(id));
-  const putNumber = (at: number, value: number) => {
-    view.setUint32(at, value % TWO_32, true);
-    view.setUint32(at + 4, Math.floor(value / TWO_32), true);
-  };
-  const putWord = (at: number, value: bigint) => view.setBigUint64(at, value, true);
+  const putNumber = (at: number, value: number) => sink.number(at, value);
+  const putWord = (at: number, value: bigint) => sink.word(at, value);
   /** A safe-linked word at offset `at`: (its address >> 12) ^ the pointer. */
   const putMangled = (at: number, value: bigint) => putWord(at, ((base + BigInt(at)) >> 12n) ^ value);
 
@@ -113,10 +146,14 @@ export function heapImage(m: Malloc, seq: number, options: ImagePlacement = {}):
     const user = offsetOf(holder) + CHUNK_HDR_SZ;
     for (let i = 0; i < bins; i++) {
       const count = i < tcache.head.length ? tcache.counts[i] : 0;
-      view.setUint16(user + 2 * i, layout.slots === 'free' ? layout.fill - count : count, true);
+      sink.half(user + 2 * i, layout.slots === 'free' ? layout.fill - count : count);
       const head = i < tcache.head.length ? tcache.head[i] : NIL;
-      if (head === NIL) continue;
       const entry = user + 2 * bins + 8 * i;
+      // An empty bin's entry is live too (NULL): glibc stores the list's end there when it takes the last one.
+      if (head === NIL) {
+        putWord(entry, 0n);
+        continue;
+      }
       if (!inHeap(head)) {
         putWord(entry, FOREIGN_MARKER);
         continue;
@@ -176,5 +213,5 @@ export function heapImage(m: Malloc, seq: number, options: ImagePlacement = {}):
   sidecar.size = size;
   sidecar.top = topAt - start;
   sidecar.lastRemainder = av.lastRemainder === 0 ? null : av.lastRemainder - start;
-  return { bytes, sidecar };
+  return sidecar;
 }

@@ -23,10 +23,19 @@ import {
   type MallocStats,
 } from '../allocator/libc.ts';
 import { resetNotes, type CallNotes } from '../allocator/notes.ts';
+import { HeapMetadata } from './heap-metadata.ts';
+import type { ImageSidecar } from '../image/format.ts';
 import { walkBins, walkHeap, walkMmapped, type BinsView, type ChunkInfo } from '../allocator/walk.ts';
 
 /** A policy (or its name) and a kernel (or the simulated one's options). */
-export type AllocatorOptions = ModelOptions;
+export interface AllocatorOptions extends ModelOptions {
+  /**
+   * Native backend only: after every call, write glibc's live metadata words (size words, free chunks' links,
+   * the tcache struct) into the real heap at their real addresses, so that a reader of the memory sees a glibc
+   * heap (docs/image.md); imageSidecar() gives the list heads. Off by default (then it costs nothing).
+   */
+  metadata?: boolean;
+}
 
 /** What the last call did besides its result. */
 export interface LastCall
@@ -62,8 +71,27 @@ export class Allocator {
   /** Blocks lock() locked: pointer -> [page-aligned start, length]. */
   private readonly lockedBlocks = new Map<number, [number, number]>();
 
+  /** The metadata mode's writer (option `metadata`), or null. */
+  private readonly metadata: HeapMetadata | null = null;
+
   constructor(options: AllocatorOptions = {}) {
     this.model = createMalloc(options);
+    if (options.metadata !== undefined && typeof options.metadata !== 'boolean')
+      throw new MallocscopeError('BAD_ARGUMENT', `metadata must be true or false, not ${String(options.metadata)}`);
+    if (options.metadata) {
+      const memory = this.model.system.memory;
+      if (!memory) throw new MallocscopeError('NO_BYTES', 'metadata needs the native backend (system: new NativeSystem()): a simulated heap has no bytes');
+      this.metadata = new HeapMetadata(this.model, memory);
+    }
+  }
+
+  /**
+   * With option `metadata`: the image sidecar of the real heap now (docs/image.md), whose base is the heap's
+   * real start; with the heap's bytes (sharedHeap() and openHeapImage, or bytes()) walkImage decodes it.
+   */
+  imageSidecar(): ImageSidecar {
+    if (!this.metadata) throw new MallocscopeError('NO_METADATA', 'imageSidecar: create the allocator with { metadata: true } (and a NativeSystem)');
+    return this.metadata.sidecar();
   }
 
   /** malloc(size): a user pointer, or 0. */
@@ -329,6 +357,7 @@ export class Allocator {
   private end(chunk: number): number {
     const av = this.model;
     this.lastSyscalls = av.system.takeSyscalls();
+    if (this.metadata !== null) this.metadata.update();
     if (chunk === NIL) return 0;
     const pointer = chunk2mem(av.chunks.address[chunk]);
     this.blocks.set(pointer, chunk);

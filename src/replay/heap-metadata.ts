@@ -1,0 +1,92 @@
+// The native backend's metadata mode (Allocator option `metadata`): after every call, glibc's live metadata
+// words as the model knows them are written into the real heap at their real addresses (docs/image.md).
+import { heapImageWords, type ImageWordSink } from '../allocator/image.ts';
+import type { Malloc } from '../allocator/malloc.ts';
+import { DEFAULT_ARENA, type ImageSidecar } from '../image/format.ts';
+import { MallocscopeError } from '../errors.ts';
+import type { RealMemory } from '../system/api.ts';
+
+const TWO_32 = 2 ** 32;
+/** sizeof(struct malloc_state) on x86-64, as the image's rules count it. */
+const MALLOC_STATE_SIZE = 2200;
+
+/**
+ * Keeps main_arena's heap in real memory a glibc heap: the words heapImage would write, written in place after
+ * each call, every other byte left as the program wrote it. Each call rewrites every live word (the chunks'
+ * size words, the free chunks' links, the tcache struct): O(chunks) per call. Words that stop being live are
+ * left as they are, as glibc leaves them; a walker never reads them.
+ */
+export class HeapMetadata {
+  /** Calls so far: the sidecar's `seq`. */
+  private seq = 0;
+  private view: Uint8Array | null = null;
+  private data: DataView | null = null;
+  private last: ImageSidecar | null = null;
+  /** Set once the heap is not one piece (the break could not grow): no image describes it from then on. */
+  private failure: MallocscopeError | null = null;
+  private readonly base: bigint;
+  private readonly arena: bigint;
+  private readonly sink: ImageWordSink;
+
+  constructor(
+    private readonly model: Malloc,
+    private readonly memory: RealMemory,
+  ) {
+    const system = model.system;
+    this.base = BigInt(system.heapStart);
+    // The bin headers' pointers name a notional main_arena (there is none in this process): the oracle's
+    // address under no ASLR, unless it falls in the heap's reservation; then just past the reservation.
+    const limit = BigInt((system as { heapLimit?: number }).heapLimit ?? system.heapStart);
+    this.arena = DEFAULT_ARENA + BigInt(MALLOC_STATE_SIZE) > this.base && DEFAULT_ARENA < limit ? (limit + 15n) & ~15n : DEFAULT_ARENA;
+    this.sink = {
+      begin: (size) => this.map(size),
+      word: (at, value) => this.data?.setBigUint64(at, value, true),
+      number: (at, value) => {
+        const data = this.data as DataView;
+        data.setUint32(at, value % TWO_32, true);
+        data.setUint32(at + 4, Math.floor(value / TWO_32), true);
+      },
+      half: (at, value) => this.data?.setUint16(at, value, true),
+    };
+  }
+
+  /** After a call: its live words into the real heap. */
+  update(): void {
+    this.seq++;
+    if (this.failure) return;
+    try {
+      this.last = heapImageWords(this.model, this.seq, { base: this.base, arena: this.arena }, this.sink);
+    } catch (error) {
+      if (error instanceof MallocscopeError && error.code === 'IMAGE_NOT_CONTIGUOUS') {
+        this.failure = new MallocscopeError(
+          'IMAGE_NOT_CONTIGUOUS',
+          `the heap's metadata stopped being written after call ${this.seq}: ${error.message.replace(/^heap image after event \d+: /, '')}`,
+        );
+        this.last = null;
+        return;
+      }
+      throw error;
+    }
+  }
+
+  /** The image sidecar of the heap now: its base is the heap's real start, `size` the bytes to the break. */
+  sidecar(): ImageSidecar {
+    if (this.failure) throw this.failure;
+    if (this.last === null)
+      this.last = heapImageWords(this.model, this.seq, { base: this.base, arena: this.arena }, { begin() {}, word() {}, number() {}, half() {} });
+    return {
+      ...this.last,
+      fastbins: [...this.last.fastbins],
+      bins: this.last.bins.map((b) => ({ ...b })),
+      tcache: this.last.tcache && { ...this.last.tcache },
+    };
+  }
+
+  /** A view of the heap's first `size` bytes, taken again when the break moved. */
+  private map(size: number): void {
+    if (this.view !== null && this.view.length === size) return;
+    if (this.view !== null) this.memory.detach(this.view);
+    this.view = this.memory.bytes(this.model.system.heapStart, size);
+    this.data = new DataView(this.view.buffer, this.view.byteOffset, this.view.byteLength);
+  }
+}

@@ -1,0 +1,239 @@
+// The native backend's metadata mode (Allocator option `metadata`): the real heap holds glibc's live metadata
+// words at their real addresses after every call, the program's bytes untouched, and another process walks it.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { heapImage, heapImageWords } from '../dist/allocator/image.js';
+import { readImage, sidecarPath, walkImageFile } from '../dist/image/files.js';
+import { formatSidecar } from '../dist/image/format.js';
+import { walkImage } from '../dist/image/walk.js';
+import { oracleImages } from '../dist/oracle/images.js';
+import { Allocator } from '../dist/replay/allocator.js';
+import { NativeSystem } from '../dist/system/native.js';
+import type { TraceCall } from '../dist/trace/api.js';
+import { SHAPES, generateTrace } from '../dist/trace/generate.js';
+import { parseTrace } from '../dist/trace/reader.js';
+import { formatCall } from '../dist/trace/writer.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'mallocscope-native-metadata-'));
+/** One glibc for the model and the oracle: this machine's. */
+const FILL = 0xa5;
+
+/** Replays trace calls through an allocator, filling every live block with FILL; `after` runs after each. */
+function drive(allocator: Allocator, calls: Iterable<TraceCall>, after: (seq: number, live: Map<string, number>) => void): void {
+  const live = new Map<string, number>();
+  const fill = (id: string, p: number) => {
+    if (p === 0) return;
+    live.set(id, p);
+    allocator.bytes(p).fill(FILL);
+  };
+  let seq = 0;
+  for (const call of calls) {
+    if (call.op === 'malloc') fill(call.id, allocator.malloc(call.size));
+    else if (call.op === 'calloc') fill(call.id, allocator.calloc(call.nmemb, call.size));
+    else if (call.op === 'memalign') fill(call.id, allocator.memalign(call.alignment, call.size));
+    else if (call.op === 'realloc') {
+      const p = allocator.realloc(live.get(call.id) ?? 0, call.size);
+      if (p !== 0 || call.size === 0) live.delete(call.id);
+      fill(call.id, p);
+    } else if (call.op === 'free') {
+      allocator.free(live.get(call.id) ?? 0);
+      live.delete(call.id);
+    } else if (call.op === 'mallopt') allocator.mallopt(call.param, call.value);
+    else if (call.op === 'trim') allocator.trim(call.pad);
+    else throw new Error(`no threads here: ${call.op}`);
+    after(++seq, live);
+  }
+}
+
+/** The offsets and widths of the live words after the allocator's last call (the core's list of them). */
+function liveWords(allocator: Allocator, base: bigint): [number, number][] {
+  const words: [number, number][] = [];
+  heapImageWords(
+    allocator.model,
+    0,
+    { base },
+    {
+      begin() {},
+      word: (at) => words.push([at, 8]),
+      number: (at) => words.push([at, 8]),
+      half: (at) => words.push([at, 2]),
+    },
+  );
+  return words;
+}
+
+function shapeCalls(name: string, seed: number, events: number): TraceCall[] {
+  const shape = SHAPES.find((s) => s.name === name);
+  if (!shape) throw new Error(`no shape ${name}`);
+  return [...generateTrace(shape, seed, events)];
+}
+
+test("after every call the real heap holds the model image's live words at the real addresses, the blocks keep their bytes, and a walk of the real bytes is the model's", () => {
+  const traces: [string, TraceCall[]][] = [
+    ['examples/heap-bytes.trace', parseTrace(readFileSync('examples/heap-bytes.trace', 'utf8'))],
+    ['small-and-large 3', shapeCalls('small-and-large', 3, 300)],
+    ['memalign-mix 4', shapeCalls('memalign-mix', 4, 200)],
+  ];
+  let checked = 0;
+  for (const [name, calls] of traces) {
+    const system = new NativeSystem();
+    const allocator = new Allocator({ system, metadata: true });
+    const base = BigInt(system.heapStart);
+    try {
+      drive(allocator, calls, (seq, live) => {
+        const sidecar = allocator.imageSidecar();
+        assert.is(sidecar.base, base);
+        assert.is(sidecar.seq, seq);
+        const model = heapImage(allocator.model, seq, { base, arena: sidecar.arena });
+        assert.is(formatSidecar(sidecar), formatSidecar(model.sidecar), `${name} after call ${seq}: the sidecar`);
+        if (sidecar.size === 0) return;
+        const real = system.bytes(system.heapStart, sidecar.size);
+        for (const [at, width] of liveWords(allocator, base)) {
+          for (let i = 0; i < width; i++) {
+            if (real[at + i] !== model.bytes[at + i])
+              assert.unreachable(`${name} after call ${seq}: the byte at offset ${at + i} is ${real[at + i]}, the model's image has ${model.bytes[at + i]}`);
+          }
+          checked++;
+        }
+        for (const [id, p] of live) {
+          if (!allocator.bytes(p).every((b) => b === FILL)) assert.unreachable(`${name} after call ${seq}: block ${id}'s bytes were overwritten`);
+        }
+        const walked = walkImage(real, sidecar);
+        const expected = walkImage(model.bytes, model.sidecar);
+        assert.equal(walked.problems, [], `${name} after call ${seq}: the walk's problems`);
+        assert.equal(
+          walked.chunks.map((c) => [c.offset, c.size, c.state, c.bin]),
+          expected.chunks.map((c) => [c.offset, c.size, c.state, c.bin]),
+        );
+        system.detach(real);
+      });
+    } finally {
+      system.release();
+    }
+  }
+  assert.ok(checked > 10000, `live words checked: ${checked}`);
+});
+
+test('without the option nothing is written; metadata on a simulated heap is refused', () => {
+  const system = new NativeSystem();
+  try {
+    const allocator = new Allocator({ system });
+    const p = allocator.malloc(24);
+    allocator.malloc(24);
+    allocator.free(p);
+    // The chunk's size word and the tcache next of the freed block stay zero: only the program writes here.
+    assert.ok(system.bytes(p - 16, 32).every((b) => b === 0));
+    assert.throws(
+      () => allocator.imageSidecar(),
+      (e: unknown) => (e as { code?: string }).code === 'NO_METADATA',
+    );
+  } finally {
+    system.release();
+  }
+  assert.throws(
+    () => new Allocator({ metadata: true }),
+    (e: unknown) => (e as { code?: string }).code === 'NO_BYTES',
+  );
+});
+
+/** The chunks a walk sees, as the child reports them. */
+type Seen = [number, number, string][];
+
+const CHILD = `
+const { openHeapImage } = require(${JSON.stringify(resolve('dist/system/heap-image.js'))});
+const { walkImage } = require(${JSON.stringify(resolve('dist/image/walk.js'))});
+const { parseSidecar } = require(${JSON.stringify(resolve('dist/image/format.js'))});
+let image = null;
+require('node:readline').createInterface({ input: process.stdin }).on('line', (line) => {
+  const { path, length, sidecar } = JSON.parse(line);
+  if (image === null) image = openHeapImage(path, { length });
+  const walk = walkImage(image.refresh(length), parseSidecar(sidecar, 'parent'));
+  process.stdout.write(JSON.stringify({ problems: walk.problems.length, chunks: walk.chunks.map((c) => [c.offset, c.size, c.state]) }) + '\\n');
+});
+`;
+
+test("a child process walks the shared heap from its bytes and the published sidecar while the parent allocates and frees; one round is the real glibc's", async () => {
+  const calls = shapeCalls('small-and-large', 7, 240);
+  const trace = join(dir, 'rounds.trace');
+  writeFileSync(trace, `${calls.map((c) => formatCall(c)).join('\n')}\n`);
+  // Events are counted from 0 in the oracle's images: event 119 is after the 120th call, a round.
+  const ORACLE_ROUND = 119;
+  let againstOracle = 0;
+  const out = join(dir, 'oracle');
+  oracleImages(trace, { at: String(ORACLE_ROUND), dir: out });
+  assert.equal(readdirSync(out).sort(), [`heap-${ORACLE_ROUND}.img`, `heap-${ORACLE_ROUND}.img.json`]);
+  const oracle = readImage(join(out, `heap-${ORACLE_ROUND}.img`));
+  const oracleSeen: Seen = walkImage(oracle.bytes, oracle.sidecar).chunks.map((c) => [c.offset, c.size, c.state]);
+
+  const live = new NativeSystem({ backing: 'shared' });
+  const second = new Allocator({ system: live, metadata: true });
+  // The child's module paths are the worktree's dist/: resolved from the test's working directory, the root.
+  const child = spawn(process.execPath, ['-e', CHILD], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const replies = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const rounds: number[] = [];
+  try {
+    const blocks = new Map<string, number>();
+    let seq = 0;
+    for (const call of calls) {
+      if (call.op === 'malloc') blocks.set(call.id, second.malloc(call.size));
+      else if (call.op === 'free') {
+        second.free(blocks.get(call.id) ?? 0);
+        blocks.delete(call.id);
+      } else throw new Error(`small-and-large has only malloc and free, not ${call.op}`);
+      seq++;
+      if (seq % 40 !== 0) continue;
+      const heap = live.sharedHeap();
+      child.stdin.write(`${JSON.stringify({ path: heap.path, length: heap.length, sidecar: formatSidecar(second.imageSidecar()) })}\n`);
+      const reply = await replies.next();
+      if (reply.done) throw new Error('the child ended');
+      const seen = JSON.parse(reply.value) as { problems: number; chunks: Seen };
+      const model = heapImage(second.model, seq, { base: BigInt(heap.base), arena: second.imageSidecar().arena });
+      const expected: Seen = walkImage(model.bytes, model.sidecar).chunks.map((c) => [c.offset, c.size, c.state]);
+      assert.is(seen.problems, 0, `round ${seq}: the child's walk found problems`);
+      assert.equal(seen.chunks, expected, `round ${seq}: the child's walk`);
+      if (seq - 1 === ORACLE_ROUND) {
+        assert.equal(seen.chunks, oracleSeen, `round ${seq}: the child's walk against the real glibc's image`);
+        againstOracle++;
+      }
+      rounds.push(seq);
+    }
+  } finally {
+    child.stdin.end();
+    live.release();
+  }
+  assert.equal(rounds, [40, 80, 120, 160, 200, 240]);
+  assert.is(againstOracle, 1);
+});
+
+test('a file-backed heap with metadata, its image sidecar written beside it, is walked after release with walkImageFile', () => {
+  const file = join(dir, 'heap.img');
+  const system = new NativeSystem({ backing: { file } });
+  const allocator = new Allocator({ system, metadata: true });
+  const calls = shapeCalls('small-and-large', 5, 150);
+  let sidecar = '';
+  let expected: [number, number, string][] = [];
+  try {
+    drive(allocator, calls, () => {});
+    const base = BigInt(system.heapStart);
+    const model = heapImage(allocator.model, calls.length, { base, arena: allocator.imageSidecar().arena });
+    expected = walkImage(model.bytes, model.sidecar).chunks.map((c) => [c.offset, c.size, c.state]);
+    sidecar = formatSidecar(allocator.imageSidecar());
+  } finally {
+    system.release();
+  }
+  // The backing's own sidecar is FILE.json today: the image's takes its place once the heap is released.
+  writeFileSync(sidecarPath(file), sidecar);
+  const walk = walkImageFile(file);
+  assert.equal(walk.problems, []);
+  assert.equal(
+    walk.chunks.map((c) => [c.offset, c.size, c.state]),
+    expected,
+  );
+});
+
+test.run();

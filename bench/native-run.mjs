@@ -3,11 +3,14 @@
 // heap or glibc arena. It runs the compiled library (dist/, what users import), so no TypeScript loader sits
 // in the process. Prints one JSON line on stdout.
 //
-//   node bench/native-run.mjs SIZE backend|glibc-once|glibc-loop [MAX_TIME_S]
+//   node bench/native-run.mjs SIZE backend|metadata|metadata-held|glibc-once|glibc-loop [MAX_TIME_S]
 //
 // backend     Allocator.malloc(SIZE) + Allocator.free(p) on `new Allocator({ system: new NativeSystem() })`:
 //             the public API as a user calls it, from JavaScript. benchmark.js; each sample is a JavaScript
 //             loop of BATCH pairs, so benchmark.js's own per-call cost is spread over BATCH pairs.
+// metadata    as backend, with { metadata: true }: glibc's live metadata words written into the real heap
+//             after every call (O(chunks) per call: here a tcache struct, one chunk and the top).
+// metadata-held  as metadata, with HELD blocks of 64 B held live before the loop (HELD more chunks per call).
 // glibc-once  the addon's glibcMallocFreeOnce(SIZE): one N-API call per pair (argument check, glibc malloc,
 //             free, return). The same benchmark.js set-up and JavaScript loop as `backend`.
 // glibc-loop  the addon's glibcMallocFree(SIZE, COUNT): COUNT pairs in one N-API call, timed in C++ with
@@ -21,8 +24,8 @@ import { NativeSystem } from '../dist/system/native.js';
 const [sizeArg, suite, maxTimeArg = '1'] = process.argv.slice(2);
 const size = Number(sizeArg);
 const maxTime = Number(maxTimeArg);
-if (!Number.isSafeInteger(size) || size <= 0 || !['backend', 'glibc-once', 'glibc-loop'].includes(suite) || !(maxTime > 0)) {
-  process.stderr.write('usage: node bench/native-run.mjs SIZE backend|glibc-once|glibc-loop [MAX_TIME_S]\n');
+if (!Number.isSafeInteger(size) || size <= 0 || !['backend', 'metadata', 'metadata-held', 'glibc-once', 'glibc-loop'].includes(suite) || !(maxTime > 0)) {
+  process.stderr.write('usage: node bench/native-run.mjs SIZE backend|metadata|metadata-held|glibc-once|glibc-loop [MAX_TIME_S]\n');
   process.exit(2);
 }
 
@@ -31,6 +34,8 @@ const BATCH = 100;
 /** glibc-loop: pairs per N-API call, and calls. */
 const COUNT = 100_000;
 const SAMPLES = 31;
+/** metadata-held: live blocks held while the pairs run. */
+const HELD = 1000;
 
 const addon = loadAddon();
 
@@ -65,8 +70,9 @@ let result;
 // Folded into the output so that no work can be optimised away.
 let check = 0;
 
-if (suite === 'backend') {
-  const allocator = new Allocator({ system: new NativeSystem() });
+if (suite === 'backend' || suite === 'metadata' || suite === 'metadata-held') {
+  const allocator = new Allocator({ system: new NativeSystem(), metadata: suite !== 'backend' });
+  if (suite === 'metadata-held') for (let i = 0; i < HELD; i++) allocator.malloc(64);
   // The same loop as glibc-once's: one pair per iteration and nothing else (malloc and free change the
   // allocator's state, so nothing can be optimised away); a modulo of the 47-bit pointer here would cost an
   // fmod per pair that the other side does not pay.
@@ -81,7 +87,7 @@ if (suite === 'backend') {
   const steady = { where: allocator.block(p).where, path: allocator.lastCall.path, syscalls: allocator.lastCall.syscalls.length };
   allocator.free(p);
   steady.syscalls += allocator.lastCall.syscalls.length;
-  result = { ...runBenchmark(`backend ${size}`, batch), steady, mmap_threshold: allocator.mmapThreshold };
+  result = { ...runBenchmark(`${suite} ${size}`, batch), steady, mmap_threshold: allocator.mmapThreshold };
   allocator.check();
 } else if (suite === 'glibc-once') {
   const once = addon.glibcMallocFreeOnce;

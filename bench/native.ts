@@ -17,6 +17,8 @@
 //               check, glibc malloc + free, return). The same benchmark.js set-up as `backend`.
 //   glibc loop  the addon's glibcMallocFree(size, 100000): the pairs looped in C++ and timed there, no
 //               N-API crossing per pair; glibc's malloc+free itself. 31 calls, their median.
+//   metadata    backend with { metadata: true } (glibc's live metadata words written into the real heap after
+//               every call); metadata-held the same with 1000 blocks of 64 B held live (1000 more chunks a call).
 // Ratios: backend / glibc once (what a JavaScript caller could at best pay for real malloc: the aim of
 // at most 1.5x for 64 B is read against this) and backend / glibc loop (against C calling malloc).
 // No figure is asserted; the exit status says only whether the benchmark ran.
@@ -28,7 +30,7 @@ import { ensureDist, fail, root, run, say } from './support.ts';
 
 const cacheDir = join(root, 'bench', '.cache');
 const addonPath = join(root, 'build', 'Release', 'mallocscope.node');
-const SUITES = ['backend', 'glibc-once', 'glibc-loop'] as const;
+const SUITES = ['backend', 'metadata', 'metadata-held', 'glibc-once', 'glibc-loop'] as const;
 type Suite = (typeof SUITES)[number];
 const AIM_64 = 1.5;
 
@@ -119,12 +121,15 @@ lines.push(
   `${pad('size', 9)}${lpad('backend', 10)}${lpad('glibc once', 12)}${lpad('glibc loop', 12)}${lpad('vs once', 10)}${lpad('vs loop', 10)}   backend steady state (rme of its runs)`,
 );
 const summary: Record<string, unknown>[] = [];
+const metadataLines = ['', `${pad('size', 9)}${lpad('metadata', 10)}${lpad('vs backend', 12)}${lpad('1000 held', 16)}${lpad('vs backend', 12)}`];
 let ratio64: number | undefined;
 for (const size of sizes) {
   const of = (suite: Suite) => results.get(`${size} ${suite}`)!;
   const backend = median(of('backend').map((r) => r.median_ns));
   const once = median(of('glibc-once').map((r) => r.median_ns));
   const loop = median(of('glibc-loop').map((r) => r.median_ns));
+  const metadata = median(of('metadata').map((r) => r.median_ns));
+  const held = median(of('metadata-held').map((r) => r.median_ns));
   const steady = of('backend')[0].steady;
   const rme = of('backend').map((r) => r.rme_percent ?? 0);
   if (size === 64) ratio64 = backend / once;
@@ -132,10 +137,28 @@ for (const size of sizes) {
     `${pad(sizeName(size), 9)}${lpad(ns(backend), 10)}${lpad(ns(once), 12)}${lpad(ns(loop), 12)}${lpad(`${(backend / once).toFixed(2)}x`, 10)}${lpad(`${(backend / loop).toFixed(1)}x`, 10)}` +
       `   ${steady ? `${steady.where}, ${steady.path}, ${steady.syscalls} syscalls` : '?'} (±${Math.min(...rme).toFixed(1)}..${Math.max(...rme).toFixed(1)}%)`,
   );
-  summary.push({ size, backend_ns: backend, glibc_once_ns: once, glibc_loop_ns: loop, vs_once: backend / once, vs_loop: backend / loop, steady });
+  metadataLines.push(
+    `${pad(sizeName(size), 9)}${lpad(ns(metadata), 10)}${lpad(`${(metadata / backend).toFixed(2)}x`, 12)}${lpad(ns(held), 16)}${lpad(`${(held / backend).toFixed(1)}x`, 12)}`,
+  );
+  summary.push({
+    size,
+    backend_ns: backend,
+    metadata_ns: metadata,
+    metadata_held_ns: held,
+    glibc_once_ns: once,
+    glibc_loop_ns: loop,
+    vs_once: backend / once,
+    vs_loop: backend / loop,
+    metadata_vs_backend: metadata / backend,
+    metadata_held_vs_backend: held / backend,
+    steady,
+  });
 }
+lines.push(...metadataLines);
 lines.push('');
 lines.push('backend     Allocator.malloc + Allocator.free from JavaScript (public API, native backend), benchmark.js');
+lines.push('metadata    backend with { metadata: true }: the live metadata words written into the real heap after every call');
+lines.push('1000 held   metadata with 1000 blocks of 64 B live while the pairs run (the rewrite is O(chunks) per call)');
 lines.push('glibc once  glibcMallocFreeOnce(size): one N-API call per pair, from the same JavaScript loop, benchmark.js');
 lines.push('glibc loop  glibcMallocFree(size, 100000): the pairs looped and timed in C++ (no N-API crossing per pair)');
 if (ratio64 !== undefined) {

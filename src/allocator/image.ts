@@ -29,6 +29,8 @@ const FASTBIN = 2;
 const BINNED = 3;
 
 const TWO_32 = 2 ** 32;
+/** heapImageWords' scratch: what each chunk id is to a reader (one call at a time: JavaScript runs one). */
+let roles = new Uint8Array(256);
 
 /**
  * The image of main_arena's heap after event `seq`, for the heap placed at `base` and main_arena at `arena`:
@@ -130,7 +132,11 @@ export function heapImageWords(m: Malloc, seq: number, options: ImagePlacement, 
   const putMangled = (at: number, value: bigint) => putWord(at, ((base + BigInt(at)) >> 12n) ^ value);
 
   // What each chunk is to a reader: the lists followed from their heads, as the oracle follows glibc's.
-  const role = new Uint8Array(c.highWater);
+  // A scratch array kept between calls: allocating a typed array each time cost more than the rest of a small
+  // heap's words (the native backend's metadata mode calls this after every call).
+  if (roles.length < c.highWater) roles = new Uint8Array(Math.max(c.highWater, 2 * roles.length));
+  const role = roles;
+  role.fill(0, 0, c.highWater);
 
   // The main thread's tcache: its struct (counts or free slots, then the entries), each list to its end or to
   // the first chunk that is not in this heap (another arena's: the foreign marker, and the list stops).

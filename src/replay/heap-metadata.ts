@@ -7,6 +7,8 @@ import { MallocscopeError } from '../errors.ts';
 import type { RealMemory } from '../system/api.ts';
 
 const TWO_32 = 2 ** 32;
+/** The words are written through typed arrays, in this machine's byte order: glibc's x86-64 is little-endian. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 /** sizeof(struct malloc_state) on x86-64, as the image's rules count it. */
 const MALLOC_STATE_SIZE = 2200;
 
@@ -20,7 +22,10 @@ export class HeapMetadata {
   /** Calls so far: the sidecar's `seq`. */
   private seq = 0;
   private view: Uint8Array | null = null;
-  private data: DataView | null = null;
+  /** The view as words: every live word is aligned (the heap starts on a page; the counts are two-byte). */
+  private words: BigUint64Array<ArrayBufferLike> = new BigUint64Array(0);
+  private halves: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
+  private shorts: Uint16Array<ArrayBufferLike> = new Uint16Array(0);
   private last: ImageSidecar | null = null;
   /** Set once the heap is not one piece (the break could not grow): no image describes it from then on. */
   private failure: MallocscopeError | null = null;
@@ -32,6 +37,8 @@ export class HeapMetadata {
     private readonly model: Malloc,
     private readonly memory: RealMemory,
   ) {
+    if (!LITTLE_ENDIAN)
+      throw new MallocscopeError('METADATA_BYTE_ORDER', "metadata: this machine is big-endian; the heap image is x86-64 glibc's, little-endian");
     const system = model.system;
     this.base = BigInt(system.heapStart);
     // The bin headers' pointers name a notional main_arena (there is none in this process): the oracle's
@@ -40,13 +47,16 @@ export class HeapMetadata {
     this.arena = DEFAULT_ARENA + BigInt(MALLOC_STATE_SIZE) > this.base && DEFAULT_ARENA < limit ? (limit + 15n) & ~15n : DEFAULT_ARENA;
     this.sink = {
       begin: (size) => this.map(size),
-      word: (at, value) => this.data?.setBigUint64(at, value, true),
-      number: (at, value) => {
-        const data = this.data as DataView;
-        data.setUint32(at, value % TWO_32, true);
-        data.setUint32(at + 4, Math.floor(value / TWO_32), true);
+      word: (at, value) => {
+        this.words[at >>> 3] = value;
       },
-      half: (at, value) => this.data?.setUint16(at, value, true),
+      number: (at, value) => {
+        this.halves[at >>> 2] = value % TWO_32;
+        this.halves[(at >>> 2) + 1] = Math.floor(value / TWO_32);
+      },
+      half: (at, value) => {
+        this.shorts[at >>> 1] = value;
+      },
     };
   }
 
@@ -86,7 +96,10 @@ export class HeapMetadata {
   private map(size: number): void {
     if (this.view !== null && this.view.length === size) return;
     if (this.view !== null) this.memory.detach(this.view);
-    this.view = this.memory.bytes(this.model.system.heapStart, size);
-    this.data = new DataView(this.view.buffer, this.view.byteOffset, this.view.byteLength);
+    const view = this.memory.bytes(this.model.system.heapStart, size);
+    this.view = view;
+    this.words = new BigUint64Array(view.buffer, view.byteOffset, size >>> 3);
+    this.halves = new Uint32Array(view.buffer, view.byteOffset, size >>> 2);
+    this.shorts = new Uint16Array(view.buffer, view.byteOffset, size >>> 1);
   }
 }

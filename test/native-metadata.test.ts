@@ -126,7 +126,7 @@ test("after every call the real heap holds the model image's live words at the r
   assert.ok(checked > 10000, `live words checked: ${checked}`);
 });
 
-test('without the option nothing is written; metadata on a simulated heap is refused', () => {
+test('without the option nothing is written; a heap no longer in one piece has no sidecar; metadata on a simulated heap is refused', () => {
   const system = new NativeSystem();
   try {
     const allocator = new Allocator({ system });
@@ -141,6 +141,20 @@ test('without the option nothing is written; metadata on a simulated heap is ref
     );
   } finally {
     system.release();
+  }
+  // A break that cannot grow: glibc goes on in mmapped memory, the heap is no longer one piece, and no image
+  // describes it; the allocator goes on, and the sidecar says why there is none.
+  const small = new NativeSystem({ reserve: 64 * 4096 });
+  try {
+    const allocator = new Allocator({ system: small, metadata: true });
+    for (let i = 0; i < 100; i++) assert.ok(allocator.malloc(4000) !== 0);
+    assert.throws(
+      () => allocator.imageSidecar(),
+      (e: unknown) => (e as { code?: string }).code === 'IMAGE_NOT_CONTIGUOUS',
+    );
+    allocator.check();
+  } finally {
+    small.release();
   }
   assert.throws(
     () => new Allocator({ metadata: true }),

@@ -120,7 +120,8 @@ function checkWalk(walk: HeapWalk, path: string, threaded: boolean): void {
 function checkRun(run: ReturnType<typeof images>, calls: GeneratedCall[], threaded: boolean, seen?: Set<ChunkState>): number {
   const live = threaded ? null : liveBlocks(calls, run.events, new Set(run.bySeq.keys()));
   for (const [seq, path] of run.bySeq) {
-    const walk = walkImageFile(path);
+    const { bytes, sidecar } = readImage(path);
+    const walk = walkImage(bytes, sidecar, path, { threaded });
     assert.is(walk.sidecar.seq, seq);
     checkWalk(walk, path, threaded);
     for (const chunk of walk.chunks) seen?.add(chunk.state);
@@ -238,6 +239,43 @@ test('the walker refuses an image that does not match its sidecar, and names wha
     (e: unknown) => e instanceof MallocscopeError && e.code === 'IMAGE_SIDECAR' && e.message.startsWith('x.json: "version" 2'),
   );
   assert.throws(() => parseSidecar(text.replace('"base":"0x', '"base":"'), 'x.json'), /"base" must be a 0x-hexadecimal address/);
+});
+
+test('a sidecar whose list heads do not match the bytes is reported, not taken for in-use chunks', () => {
+  // By hand (glibc 2.36, 2.41): the tcache 0x290; a to j, 24 bytes, 0x20 each from 0x290; k and l, 2000
+  // bytes, 0x7e0 each at 0x3d0 and 0xbb0; m 0x20 at 0x1390; the top at 0x13b0. a to g fill tcache bin 0,
+  // h and i go to fastbin 0 (i, at 0x390, its head), k to the unsorted bin (l keeps it off the top).
+  const ids = 'abcdefghij'.split('');
+  const trace = join(dir, 'fastbin-heads.trace');
+  const lines = [
+    ...ids.map((id) => `malloc ${id} 24`),
+    'malloc k 2000',
+    'malloc l 2000',
+    'malloc m 24',
+    ...ids.slice(0, 9).map((id) => `free ${id}`),
+    'free k',
+  ];
+  writeFileSync(trace, `${lines.join('\n')}\n`);
+  const file = images(machine, trace, 'end').bySeq.get(lines.length - 1) as string;
+  const { bytes, sidecar } = readImage(file);
+  assert.equal(walkImage(bytes, sidecar).problems, []);
+  assert.is(sidecar.top, 0x13b0);
+  assert.equal(sidecar.fastbins[0], 0x390);
+  assert.equal(walkImage(bytes, sidecar).chunks.find((c) => c.offset === 0xbb0)?.state, 'in-use');
+  const tcache = sidecar.tcache as NonNullable<typeof sidecar.tcache>;
+  const variants: [string, typeof sidecar][] = [
+    ['no tcache', { ...sidecar, tcache: null }],
+    ['the tcache at the top', { ...sidecar, tcache: { ...tcache, chunk: 0x13b0 } }],
+    ['the tcache at l, in use, 0x7e0 bytes', { ...sidecar, tcache: { ...tcache, chunk: 0xbb0 } }],
+    ['no fastbins', { ...sidecar, fastbins: sidecar.fastbins.map(() => null) }],
+  ];
+  for (const [what, wrong] of variants) assert.ok(walkImage(bytes, wrong).problems.length > 0, what);
+  // A program's word left in an in-use chunk (a model or oracle image has none) is a free list nobody names;
+  // an image of a trace with threads may hold other threads' tcaches, so the check can be turned off.
+  const written = bytes.slice();
+  new DataView(written.buffer).setBigUint64(0xbb0 + 16, 1n, true);
+  assert.ok(walkImage(written, sidecar).problems.some((p) => p.includes('offset 2992 (0xbb0)')));
+  assert.equal(walkImage(written, sidecar, file, { threaded: true }).problems, []);
 });
 
 for (const version of knownVersions) {

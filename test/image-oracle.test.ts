@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MallocscopeError } from '../dist/errors.js';
 import { readImage, sidecarPath, walkImageFile } from '../dist/image/files.js';
-import { DEFAULT_ARENA, DEFAULT_BASE, KEY_MARKER, formatSidecar, parseSidecar } from '../dist/image/format.js';
+import { DEFAULT_BASE, KEY_MARKER, formatSidecar, parseSidecar } from '../dist/image/format.js';
 import { type ChunkState, type HeapWalk, type LinkTarget, walkImage } from '../dist/image/walk.js';
 import type { OracleEvent } from '../dist/oracle/oracle.js';
 import { oracleImages } from '../dist/oracle/images.js';
@@ -168,13 +168,11 @@ test('the images are the same bytes in two runs (ASLR on): everything is rebased
   }
 });
 
-test('pointers follow --image-base and the fixed arena: bin links hold arena + 96 + 16 (bin - 1), plain and safe-linked ones rebased', () => {
+test('pointers follow --image-base: the same chunks and lists, every heap pointer moved by the same amount', () => {
   const { path } = shapeTrace('small-and-large', 3, 300);
   const base = 0x10000000n;
-  const moved = images(machine, path, '120', base).bySeq.get(120) as string;
-  const usual = images(machine, path, '120').bySeq.get(120) as string;
-  const a = walkImageFile(usual);
-  const b = walkImageFile(moved);
+  const a = walkImageFile(images(machine, path, '120').bySeq.get(120) as string);
+  const b = walkImageFile(images(machine, path, '120', base).bySeq.get(120) as string);
   assert.is(a.sidecar.base, DEFAULT_BASE);
   assert.is(b.sidecar.base, base);
   assert.equal(b.problems, []);
@@ -182,25 +180,55 @@ test('pointers follow --image-base and the fixed arena: bin links hold arena + 9
     b.chunks.map((c) => `${c.offset} ${c.size} ${c.state}`),
     a.chunks.map((c) => `${c.offset} ${c.size} ${c.state}`),
   );
-  let headers = 0;
-  let mangled = 0;
+  let moved = 0;
   a.chunks.forEach((chunk, k) => {
     chunk.links.forEach((link, i) => {
       const other = b.chunks[k].links[i];
-      if (link.target.kind === 'chunk') assert.is(link.pointer - DEFAULT_BASE, other.pointer - base);
-      if (link.target.kind === 'bin') {
-        // 0x7ffff7fa7c60 + 0x60 + 0x10 (bin - 1), by hand for the unsorted bin: 0x7ffff7fa7cc0.
-        assert.is(link.pointer, DEFAULT_ARENA + 96n + 16n * BigInt(link.target.bin - 1));
-        assert.is(other.pointer, link.pointer);
-        headers++;
+      if (link.target.kind === 'chunk') {
+        assert.is(link.pointer - DEFAULT_BASE, other.pointer - base);
+        moved++;
       }
-      if (link.mangled) {
-        assert.is(link.stored, ((DEFAULT_BASE + BigInt(link.at)) >> 12n) ^ link.pointer);
-        mangled++;
-      }
+      if (link.target.kind === 'bin') assert.is(other.pointer, link.pointer);
     });
   });
-  assert.ok(headers > 0 && mangled > 0, `${headers} bin-header links, ${mangled} safe-linked`);
+  assert.ok(moved > 0, `${moved} heap pointers`);
+});
+
+test("an image's raw words, worked out by hand: safe-linked next, tcache head and count, bin links, at two bases and arenas", () => {
+  // docs/image.md's example: the tcache 0x290 at 0; a and b (100 bytes) 0x70 each at 0x290 and 0x300; c
+  // (1200) 0x4c0 at 0x370; the guard 0x20 at 0x830. a then b go to tcache bin 5 (b the head), c to the
+  // unsorted bin.
+  const trace = join(dir, 'example.trace');
+  writeFileSync(trace, 'malloc a 100\nmalloc b 100\nmalloc c 1200\nmalloc guard 16\nfree a\nfree b\nfree c\n');
+  const raw = (base?: bigint, arena?: bigint) => {
+    const out = join(dir, `run-${runs++}`);
+    oracleImages(trace, { at: 'end', dir: out, libc: machine.libc, base, arena });
+    const bytes = readFileSync(join(out, 'heap-6.img'));
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return { word: (at: number) => view.getBigUint64(at, true), half: (at: number) => view.getUint16(at, true) };
+  };
+  const usual = raw();
+  // b's next, at 0x555555559310: (0x555555559310 >> 12) ^ a's user bytes = 0x555555559 ^ 0x5555555592a0.
+  assert.is(usual.word(0x310), 0x55500000c7f9n);
+  // a's next is NULL, mangled with its own address: 0x5555555592a0 >> 12.
+  assert.is(usual.word(0x2a0), 0x555555559n);
+  assert.is(usual.word(0x318), 0x59454b4843414354n, 'the key marker');
+  // counts[5] at 0x10 + 2 * 5, entries[5] at 0x10 + 0x80 + 8 * 5: b's user bytes, 0x555555559000 + 0x310.
+  assert.is(usual.half(0x1a), 2);
+  assert.is(usual.word(0xb8), 0x555555559310n);
+  // c alone in the unsorted bin: fd and bk are its header, 0x7ffff7fa7c60 + 0x60.
+  assert.is(usual.word(0x380), 0x7ffff7fa7cc0n);
+  assert.is(usual.word(0x388), 0x7ffff7fa7cc0n);
+  assert.is(usual.word(0x830), 0x4c0n, "the guard's prev_size");
+
+  const moved = raw(0x10000000n, 0x7f0000001000n);
+  // (0x10000310 >> 12) ^ 0x100002a0 = 0x10000 ^ 0x100002a0; a's NULL: 0x100002a0 >> 12.
+  assert.is(moved.word(0x310), 0x100102a0n);
+  assert.is(moved.word(0x2a0), 0x10000n);
+  assert.is(moved.word(0xb8), 0x10000310n);
+  // 0x7f0000001000 + 0x60.
+  assert.is(moved.word(0x380), 0x7f0000001060n);
+  assert.is(moved.word(0x388), 0x7f0000001060n);
 });
 
 test('a trace with threads: the main arena is imaged, its walk sound, other arenas left out', () => {

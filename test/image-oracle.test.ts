@@ -2,6 +2,7 @@
 // and the walker decodes each image from its bytes and sidecar alone. What they are checked against comes from
 // glibc itself (the oracle's own JSON Lines: which blocks are live, where and how big) or from arithmetic done
 // by hand (the fixed base and arena addresses); each glibc build this machine has runs at least one trace.
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { DEFAULT_BASE, KEY_MARKER, formatSidecar, parseSidecar } from '../dist/i
 import { type ChunkState, type HeapWalk, type LinkTarget, walkImage } from '../dist/image/walk.js';
 import type { OracleEvent } from '../dist/oracle/oracle.js';
 import { oracleImages } from '../dist/oracle/images.js';
+import { oracleCommand } from '../dist/oracle/oracle.js';
 import { type GeneratedCall, SHAPES, THREAD_SHAPES, generateTrace } from '../dist/trace/generate.js';
 import { formatCall } from '../dist/trace/writer.js';
 import { BUILDS_ENV, type GlibcBuild, glibcBuilds, knownVersions } from './support/glibc-builds.ts';
@@ -304,6 +306,38 @@ test('a sidecar whose list heads do not match the bytes is reported, not taken f
   new DataView(written.buffer).setBigUint64(0xbb0 + 16, 1n, true);
   assert.ok(walkImage(written, sidecar).problems.some((p) => p.includes('offset 2992 (0xbb0)')));
   assert.equal(walkImage(written, sidecar, file, { threaded: true }).problems, []);
+});
+
+test("the oracle's image options: a small RLIMIT_DATA, an arena or base past 2^64, a SEQ past the trace's end", () => {
+  const trace = join(dir, 'two.trace');
+  writeFileSync(trace, 'malloc a 24\nfree a\n');
+  const command = oracleCommand(trace, { libc: machine.libc });
+  const run = (imageArgs: string[], prefix: string[] = []) => {
+    const args = [...command.args];
+    args.splice(args.lastIndexOf('--'), 0, ...imageArgs);
+    const [file, ...rest] = [...prefix, command.file, ...args];
+    return spawnSync(file, rest, { env: command.env, encoding: 'utf8' });
+  };
+  // 8 MB of data segment is plenty for a trace of one small block: the probe must fit in it too.
+  const small = join(dir, 'small-data');
+  const limited = run(['--image-at', 'end', '--image-dir', small], ['prlimit', '--data=8000000', '--']);
+  assert.is(limited.stderr, '');
+  assert.is(limited.status, 0);
+  assert.ok(readdirSync(small).includes('heap-1.img'));
+  // 0xfffffffffffffff0 + 2200 (main_arena's size) passes 2^64; a heap of 0x21000 bytes at 2^64 - 4096 does too.
+  const arena = run(['--image-at', 'end', '--image-dir', join(dir, 'wrap'), '--image-arena', '0xfffffffffffffff0']);
+  assert.is(arena.status, 2);
+  assert.match(arena.stderr, /--image-arena .*'0xfffffffffffffff0'.*\[USAGE\]\n$/);
+  const base = run(['--image-at', 'end', '--image-dir', join(dir, 'wrap'), '--image-base', '0xfffffffffffff000']);
+  assert.is(base.status, 2);
+  assert.match(base.stderr, /--image-base .*'0xfffffffffffff000'.*\[USAGE\]\n$/);
+  // The image after event 1 is written; 99 and 150 are past the end of a trace of 2 events.
+  const past = join(dir, 'past');
+  const late = run(['--image-at', '1,99,150', '--image-dir', past]);
+  assert.is(late.status, 1);
+  assert.is(late.stderr, "mallocscope: oracle: heap image: --image-at 99 is past the trace's end: it has 2 events (seq 0 to 1) [IMAGE_PAST_END]\n");
+  assert.is(late.stdout.split('\n').length, 3, 'the JSON Lines, in full');
+  assert.equal(readdirSync(past).sort(), ['heap-1.img', 'heap-1.img.json']);
 });
 
 for (const version of knownVersions) {

@@ -94,14 +94,6 @@ function tcacheBinFits(bin: number, size: number): boolean {
 
 const hexOffset = (offset: number) => `offset ${offset} (0x${offset.toString(16)})`;
 
-export interface WalkOptions {
-  /**
-   * The image is of a trace with threads: the main arena's heap may then hold other threads' tcache structs and
-   * tcache entries, in use to the main arena and not empty, so in-use chunks are not checked for stray words.
-   */
-  threaded?: boolean;
-}
-
 /** The chunk of the tcache_perthread_struct: two bytes and a pointer a bin, plus the size word, to 16 bytes. */
 export function tcacheChunkSize(bins: number): number {
   return (10 * bins + 8 + 15) & ~15;
@@ -112,7 +104,7 @@ export function tcacheChunkSize(bins: number): number {
  * not tile it to the end of the top cannot be walked (IMAGE_CHUNKS); anything else found wrong is a problem
  * of the walk. `name` (the image's file) starts the errors.
  */
-export function walkImage(bytes: Uint8Array, sidecar: ImageSidecar, name = 'the image', options: WalkOptions = {}): HeapWalk {
+export function walkImage(bytes: Uint8Array, sidecar: ImageSidecar, name = 'the image'): HeapWalk {
   if (bytes.length !== sidecar.size) {
     throw new MallocscopeError('IMAGE_SIZE', `${name}: the image holds ${bytes.length} bytes, its sidecar says ${sidecar.size}`);
   }
@@ -316,18 +308,17 @@ export function walkImage(bytes: Uint8Array, sidecar: ImageSidecar, name = 'the 
     lists.push({ kind: 'bin', index: bin, chunks: found });
   }
 
-  // Images hold glibc's metadata alone (docs/image.md): an in-use chunk has no word at 16 or 24, where every
-  // free list writes one. One there is a list the sidecar does not name (or a program's byte left in).
-  if (!options.threaded) {
-    for (const chunk of chunks) {
-      if (chunk.state !== 'in-use' || chunk.tcacheStruct) continue;
-      for (const at of [chunk.offset + 16, chunk.offset + 24]) {
-        if (at + 8 <= chunk.offset + chunk.size && word(at) !== 0n) {
-          problems.push(
-            `the in-use chunk at ${hexOffset(chunk.offset)} holds 0x${word(at).toString(16)} at ${hexOffset(at)}: a free list the sidecar does not name`,
-          );
-          break;
-        }
+  // Images hold the metadata of the main arena's lists alone (docs/image.md; other threads' tcaches are left
+  // out too): an in-use chunk has no word at 16 or 24, where every free list writes one (a safe-linked NULL is
+  // not 0, a tcache entry has its key). One there is a list the sidecar does not name.
+  for (const chunk of chunks) {
+    if (chunk.state !== 'in-use' || chunk.tcacheStruct) continue;
+    for (const at of [chunk.offset + 16, chunk.offset + 24]) {
+      if (word(at) !== 0n) {
+        problems.push(
+          `the in-use chunk at ${hexOffset(chunk.offset)} holds 0x${word(at).toString(16)} at ${hexOffset(at)}: a free list the sidecar does not name`,
+        );
+        break;
       }
     }
   }

@@ -40,6 +40,8 @@ export interface Addon {
   /** The reader of a heap backing (native/addon/image.cc); src/system/heap-image.ts wraps it. */
   HeapImage: new (
     source: string | number,
+    /** Node's largest ArrayBuffer: no mapping is made for a longer view. */
+    maxView: number,
   ) => NativeHeapImage;
   /** The class the addon's own errors (HEAP_BACKING_*, HEAP_IMAGE_*) are made of, per env. */
   setErrorClass(errorClass: typeof MallocscopeError): void;
@@ -85,6 +87,8 @@ export interface NativeLayer {
   unlock(address: number, length: number): void;
   resident(): { heap: number; mmapped: number; heapCommitted: number; mapped: number; threadHeaps: number; threadHeapsCommitted: number };
   /** The heap's backing: its kind, descriptor, size (the break's high-water mark) and a file's path; null without one. */
+  /** Throws what the next call would (ERR_RELEASED, HEAP_BACKING_LOST, HEAP_BACKING_UNGUARDED); else nothing. */
+  check(): void;
   backing(): { kind: 'shared' | 'file'; fd: number; size: number; path?: string } | null;
 }
 

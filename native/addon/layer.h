@@ -78,6 +78,8 @@ class Layer : public Napi::ObjectWrap<Layer> {
   Napi::Value Resident(const Napi::CallbackInfo& info);
   // backing.cc
   Napi::Value Backing(const Napi::CallbackInfo& info);
+  // check(): throws what the next call would (released, HEAP_BACKING_LOST, HEAP_BACKING_UNGUARDED), else nothing.
+  Napi::Value Check(const Napi::CallbackInfo& info);
 
   // Called by a view's finalizer while the layer still tracks it.
   void Forget(View* view);

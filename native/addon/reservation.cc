@@ -54,6 +54,7 @@ Napi::Function Layer::Define(Napi::Env env) {
                          InstanceMethod<&Layer::Unlock>("unlock"),
                          InstanceMethod<&Layer::Resident>("resident"),
                          InstanceMethod<&Layer::Backing>("backing"),
+                         InstanceMethod<&Layer::Check>("check"),
                      });
 }
 
@@ -131,6 +132,14 @@ void Layer::CheckLive(Napi::Env env) const {
                      (backing_file_ ? backing_path_ : std::string("the shared heap")) + ": " + std::to_string(GuardFaults(guard_slot_)) +
                          " page(s) of the heap's backing vanished under it (the file was truncated, or a page could not be written: disk "
                          "full); the heap reads zeros there and no longer matches its backing. Release this system");
+  }
+  // A handler installed over the guard (process.on('SIGBUS') does, through libuv) would make a write past a
+  // truncated file's end fault forever: refused while no page was lost yet (sigbus.cc).
+  if (backing_file_ && guard_slot_ >= 0 && !GuardInstalled()) {
+    ThrowMallocscope(env, kBackingUnguarded,
+                     backing_path_ + ": another SIGBUS handler replaced the heap's guard (a process.on('SIGBUS') listener, or a native "
+                                     "sigaction): a write past the file's end, should someone truncate it, would fault forever. Release "
+                                     "this system; a new backing installs the guard again, in front of that handler");
   }
 }
 

@@ -100,7 +100,10 @@ export interface NativeHeapImage {
   sealed(): boolean;
   /** A new view over the first `length` bytes; the previous one is detached and unmapped. */
   map(length: number): Uint8Array;
-  /** The file's size; throws HEAP_IMAGE_TRUNCATED when it shrank below the view or a read past its end was caught. */
+  /**
+   * The file's size; throws HEAP_IMAGE_TRUNCATED when it shrank below the view or a read past its end was
+   * caught, HEAP_IMAGE_UNGUARDED when another SIGBUS handler replaced the guard over a file that may shrink.
+   */
   check(): number;
   close(): void;
 }

@@ -411,8 +411,10 @@ const listened = startChild(
 const system = new NativeSystem({ backing: { file: '${dir}/listened.img' } });
 const heap = new Allocator({ system });
 const p = heap.malloc(100);
+const image = openHeapImage('${dir}/listened.img', { length: 4096 });
 process.on('SIGBUS', () => { report.listener = true; });
 truncateSync('${dir}/listened.img', 0);
+try { image.refresh(); report.reader = 'refreshed'; } catch (error) { report.reader = error.code; }
 try { heap.bytes(p).fill(7); report.write = 'wrote'; } catch (error) { report.write = error.code; }
 try { heap.malloc(10); report.later = 'allocated'; } catch (error) { report.later = error.code; }
 // A new backing installs the guard again, in front of the listener: its lost page is caught, and the
@@ -425,7 +427,10 @@ other.bytes(q).fill(7);
 try { other.malloc(10); report.again = 'allocated'; } catch (error) { report.again = error.code; }
 process.kill(process.pid, 'SIGBUS');
 setImmediate(() => setImmediate(() => console.log(JSON.stringify(report))));`,
-  { prelude: "import { truncateSync } from 'node:fs';", wrap: ['timeout', '20'] },
+  {
+    prelude: `import { truncateSync } from 'node:fs';\nimport { openHeapImage } from '${root}dist/system/heap-image.js';`,
+    wrap: ['timeout', '20'],
+  },
 );
 
 test('kill -BUS kills the process with a backing alive, as it would without one', async () => {
@@ -437,7 +442,13 @@ test('kill -BUS kills the process with a backing alive, as it would without one'
 test("a process.on('SIGBUS') listener over the guard: HEAP_BACKING_UNGUARDED, never a write faulting forever", async () => {
   const { status, stdout, stderr } = await listened;
   assert.is(status, 0, stderr);
-  assert.equal(JSON.parse(stdout), { write: 'HEAP_BACKING_UNGUARDED', later: 'HEAP_BACKING_UNGUARDED', again: 'HEAP_BACKING_LOST', listener: true });
+  assert.equal(JSON.parse(stdout), {
+    reader: 'HEAP_IMAGE_UNGUARDED',
+    write: 'HEAP_BACKING_UNGUARDED',
+    later: 'HEAP_BACKING_UNGUARDED',
+    again: 'HEAP_BACKING_LOST',
+    listener: true,
+  });
 });
 
 // A full disk (a 256 KiB tmpfs, mounted in a mount namespace of the child's own), RLIMIT_FSIZE and a

@@ -87,8 +87,10 @@ export interface NativeLayer {
   unlock(address: number, length: number): void;
   resident(): { heap: number; mmapped: number; heapCommitted: number; mapped: number; threadHeaps: number; threadHeapsCommitted: number };
   /** The heap's backing: its kind, descriptor, size (the break's high-water mark) and a file's path; null without one. */
-  /** Throws what the next call would (ERR_RELEASED, HEAP_BACKING_LOST, HEAP_BACKING_UNGUARDED); else nothing. */
-  check(): void;
+  /** Throws what the next call would (ERR_RELEASED, HEAP_BACKING_LOST; with `guard`, HEAP_BACKING_UNGUARDED); else nothing. */
+  check(guard: boolean): void;
+  /** A view of the backing's SIGBUS fault counter (null without a backing): read without calling the addon. */
+  faults(): Uint32Array | null;
   backing(): { kind: 'shared' | 'file'; fd: number; size: number; path?: string } | null;
 }
 

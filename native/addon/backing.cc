@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -170,14 +171,28 @@ void Layer::TrimBacking(Napi::Env env, uintptr_t from, uintptr_t to) {
 // check(): the backing's state between calls. A page lost under a write through a view happens in JavaScript,
 // with no call of the layer: NativeSystem asks before each Allocator call, so that the next call is refused.
 Napi::Value Layer::Check(const Napi::CallbackInfo& info) {
-  CheckLive(info.Env());
+  CheckLive(info.Env(), info.Length() > 0 && info[0].ToBoolean().Value());
   return info.Env().Undefined();
+}
+
+Napi::Value Layer::Faults(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckLive(env);
+  std::atomic<uint32_t>* counter = GuardCounter(guard_slot_);
+  if (counter == nullptr) return env.Null();
+  // The slot table is never freed, so the buffer never outlives its memory; it reads another backing's count
+  // once this one is released, which NativeSystem never asks for. No finalizer: nothing to free.
+  napi_value buffer;
+  if (napi_create_external_arraybuffer(env, counter, sizeof *counter, nullptr, nullptr, &buffer) != napi_ok) {
+    throw Napi::Error::New(env);
+  }
+  return Napi::Uint32Array::New(env, 1, Napi::ArrayBuffer(env, buffer), 0);
 }
 
 // backing(): { kind: 'shared' | 'file', fd, size, path (a file's) }, or null without a backing.
 Napi::Value Layer::Backing(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  CheckLive(env);
+  CheckLive(env, true);
   if (!backed()) return env.Null();
   Napi::Object out = Napi::Object::New(env);
   out.Set("kind", Napi::String::New(env, backing_file_ ? "file" : "shared"));

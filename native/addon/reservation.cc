@@ -55,6 +55,7 @@ Napi::Function Layer::Define(Napi::Env env) {
                          InstanceMethod<&Layer::Resident>("resident"),
                          InstanceMethod<&Layer::Backing>("backing"),
                          InstanceMethod<&Layer::Check>("check"),
+                         InstanceMethod<&Layer::Faults>("faults"),
                      });
 }
 
@@ -125,7 +126,7 @@ void Layer::ReportExternal(Napi::Env env) {
   reported_ = now;
 }
 
-void Layer::CheckLive(Napi::Env env) const {
+void Layer::CheckLive(Napi::Env env, bool guard) const {
   if (released_) ThrowCoded(env, kReleased, "this native system was released; create a new one");
   if (guard_slot_ >= 0 && GuardFaults(guard_slot_) != 0) {
     ThrowMallocscope(env, kBackingLost,
@@ -134,8 +135,9 @@ void Layer::CheckLive(Napi::Env env) const {
                          "full); the heap reads zeros there and no longer matches its backing. Release this system");
   }
   // A handler installed over the guard (process.on('SIGBUS') does, through libuv) would make a write past a
-  // truncated file's end fault forever: refused while no page was lost yet (sigbus.cc).
-  if (backing_file_ && guard_slot_ >= 0 && !GuardInstalled()) {
+  // truncated file's end fault forever: refused while no page was lost yet (sigbus.cc). Only a memfd that is
+  // sealed against shrinking needs no guard.
+  if (guard && backing_file_ && guard_slot_ >= 0 && !GuardInstalled()) {
     ThrowMallocscope(env, kBackingUnguarded,
                      backing_path_ + ": another SIGBUS handler replaced the heap's guard (a process.on('SIGBUS') listener, or a native "
                                      "sigaction): a write past the file's end, should someone truncate it, would fault forever. Release "
@@ -159,7 +161,7 @@ Napi::Value Layer::Info(const Napi::CallbackInfo& info) {
 Napi::Value Layer::Sbrk(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t increment = ArgInt(info, 0, "increment");
-  CheckLive(env);
+  CheckLive(env, true);
   uintptr_t old = brk_;
   auto failed = [&] { return Napi::Number::New(env, -1); };
   if (increment == 0) return Napi::Number::New(env, static_cast<double>(old));

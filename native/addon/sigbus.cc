@@ -132,6 +132,11 @@ bool GuardInstalled() {
   return sigaction(SIGBUS, nullptr, &current) == 0 && Ours(current);
 }
 
+// JavaScript reads the counter as a plain uint32 (Layer::Faults).
+static_assert(std::atomic<uint32_t>::is_always_lock_free && sizeof(std::atomic<uint32_t>) == sizeof(uint32_t));
+
+std::atomic<uint32_t>* GuardCounter(int slot) { return slot < 0 || slot >= kSlots ? nullptr : &slots[slot].faults; }
+
 uint32_t GuardFaults(int slot) { return slot < 0 || slot >= kSlots ? 0 : slots[slot].faults.load(); }
 
 }  // namespace mallocscope

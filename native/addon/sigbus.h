@@ -4,6 +4,7 @@
 // report a coded error on its next call instead of the process dying (sigbus.cc).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 namespace mallocscope {
@@ -17,5 +18,7 @@ void UnguardRange(int slot);
 bool GuardInstalled();
 // Faults the handler absorbed in a slot since it was guarded.
 uint32_t GuardFaults(int slot);
+// The slot's fault counter itself (the table is static: it lives as long as the process), or null.
+std::atomic<uint32_t>* GuardCounter(int slot);
 
 }  // namespace mallocscope

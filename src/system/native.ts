@@ -86,6 +86,24 @@ function shown(value: unknown): string {
   }
 }
 
+/**
+ * How many times a process.on('SIGBUS') listener came or went since the first backing: libuv's handler then
+ * replaced the backings' SIGBUS guard (or gave it back to the default), which their layers check (a system
+ * call) only when this moved.
+ */
+let sigbusChanges = 0;
+let sigbusWatched = false;
+
+function watchSigbus(): void {
+  if (sigbusWatched) return;
+  sigbusWatched = true;
+  const note = (event: string | symbol) => {
+    if (event === 'SIGBUS') sigbusChanges++;
+  };
+  process.on('newListener', note);
+  process.on('removeListener', note);
+}
+
 /** Whether an mlockall of lockAll() is in force; an 'exit' listener undoes it while it is. */
 let processLocked = false;
 let exitHooked = false;
@@ -123,8 +141,10 @@ export class NativeSystem implements SystemMemory, RealMemory {
   private readonly file: string | undefined;
   /** The error of a backing that failed under a call (the allocator's state is then not to be trusted). */
   private backingFailure: MallocscopeError | null = null;
-  /** Whether the heap lives in a memfd or a file (whose pages may be lost: see poll()). */
-  private readonly backed: boolean;
+  /** The backing's SIGBUS fault counter (native memory, read as it changes), or null without a backing. */
+  private readonly faults: Uint32Array | null;
+  /** `sigbusChanges` when the layer last checked its guard. */
+  private sigbusSeen = sigbusChanges;
 
   constructor(options: NativeSystemOptions = {}) {
     const addon = loadAddon();
@@ -148,7 +168,8 @@ export class NativeSystem implements SystemMemory, RealMemory {
     this.heapLimit = info.base + info.size;
     this.guardPages = info.guardPages;
     this.brk = this.heapStart;
-    this.backed = backing !== undefined;
+    this.faults = backing !== undefined ? this.layer.faults() : null;
+    if (this.faults) watchSigbus();
     if (this.file !== undefined) {
       try {
         writeSidecar(this.file, this.sidecar(), 'HEAP_BACKING_OPEN');
@@ -324,14 +345,16 @@ export class NativeSystem implements SystemMemory, RealMemory {
   }
 
   /**
-   * Asks a backed layer whether a page was lost or the guard replaced since the last call: that happens under
-   * writes through views, in JavaScript, with no call of the layer. One native call per Allocator call, and
-   * only with a backing.
+   * Whether a page of the backing was lost or its guard replaced since the last call: that happens under
+   * writes through views, in JavaScript, with no call of the layer, so it is asked before every Allocator
+   * call. Without a fault and without a SIGBUS listener come or gone, no call of the addon.
    */
   private poll(): void {
-    if (!this.backed || this.isReleased || this.backingFailure !== null) return;
+    if (this.faults === null || this.isReleased || this.backingFailure !== null) return;
+    if (this.faults[0] === 0 && this.sigbusSeen === sigbusChanges) return;
+    this.sigbusSeen = sigbusChanges;
     try {
-      this.call(() => this.layer.check());
+      this.call(() => this.layer.check(true));
     } catch {
       // Kept by call(): the getters report it.
     }

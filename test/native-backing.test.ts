@@ -412,11 +412,15 @@ const system = new NativeSystem({ backing: { file: '${dir}/listened.img' } });
 const heap = new Allocator({ system });
 const p = heap.malloc(100);
 const image = openHeapImage('${dir}/listened.img', { length: 4096 });
+const bare = new NativeSystem({ backing: { file: '${dir}/bare.img' } });
+bare.sbrk(4096);
 process.on('SIGBUS', () => { report.listener = true; });
 truncateSync('${dir}/listened.img', 0);
 try { image.refresh(); report.reader = 'refreshed'; } catch (error) { report.reader = error.code; }
 try { heap.bytes(p).fill(7); report.write = 'wrote'; } catch (error) { report.write = error.code; }
 try { heap.malloc(10); report.later = 'allocated'; } catch (error) { report.later = error.code; }
+// And a call of a system itself, without an allocator (a system of its own, made before the listener).
+try { bare.bytes(bare.heapStart, 16); report.bare = 'viewed'; } catch (error) { report.bare = error.code; }
 // A new backing installs the guard again, in front of the listener: its lost page is caught, and the
 // listener still hears kill -BUS.
 const again = new NativeSystem({ backing: { file: '${dir}/again.img' } });
@@ -446,6 +450,7 @@ test("a process.on('SIGBUS') listener over the guard: HEAP_BACKING_UNGUARDED, ne
     reader: 'HEAP_IMAGE_UNGUARDED',
     write: 'HEAP_BACKING_UNGUARDED',
     later: 'HEAP_BACKING_UNGUARDED',
+    bare: 'HEAP_BACKING_UNGUARDED',
     again: 'HEAP_BACKING_LOST',
     listener: true,
   });

@@ -352,7 +352,6 @@ export class NativeSystem implements SystemMemory, RealMemory {
   private poll(): void {
     if (this.faults === null || this.isReleased || this.backingFailure !== null) return;
     if (this.faults[0] === 0 && this.sigbusSeen === sigbusChanges) return;
-    this.sigbusSeen = sigbusChanges;
     try {
       this.call(() => this.layer.check(true));
     } catch {
@@ -386,6 +385,11 @@ export class NativeSystem implements SystemMemory, RealMemory {
   /** Every call of the layer: a failure of the backing is kept (see `released`) and thrown. */
   private call<T>(run: () => T): T {
     try {
+      // A SIGBUS listener came or went since the layer last looked: whether the guard is still in place first.
+      if (this.faults !== null && this.sigbusSeen !== sigbusChanges) {
+        this.sigbusSeen = sigbusChanges;
+        this.layer.check(true);
+      }
       return run();
     } catch (error) {
       if (error instanceof MallocscopeError && error.code.startsWith('HEAP_BACKING_')) this.backingFailure ??= error;

@@ -783,7 +783,7 @@ browserTest('one address style: the page prints offsets from the heap start, abs
   await shown(page);
   const hexShown = await page.evaluate((address) => {
     window.mallocscope.pick!(address);
-    return { ...window.mallocscope.hex!, html: document.getElementById('hex')!.innerText };
+    return { ...window.mallocscope.hex!, html: document.getElementById('hex')!.textContent ?? '' };
   }, heapStart + entry!.offset);
   assert.is(hexShown.chunk, entry!.offset);
   assert.is(hexShown.state, 'tcache');

@@ -43,7 +43,8 @@ export function fieldOf(chunk: ImageChunk, at: number, tcacheBins: number): { fi
   if ((chunk.state === 'large' || chunk.state === 'unsorted') && chunk.size >= 0x400 && (delta === 32 || delta === 40)) {
     return { field: delta === 32 ? 'fd_nextsize' : 'bk_nextsize', mangled: false, width: 8 };
   }
-  return { field: `${chunk.state === 'in-use' ? 'user' : chunk.state} +${hex(delta - 16)}`, mangled: false, width: 8 };
+  // Past the links: the program's bytes in use, and nothing glibc keeps in a free chunk or the top.
+  return { field: `${chunk.state === 'in-use' ? 'user' : 'unused'} +${hex(delta - 16)}`, mangled: false, width: 8 };
 }
 
 /** The chunk of `walk` that holds byte `at` (binary search on the offsets), or null. */
@@ -189,17 +190,20 @@ export interface HexRow {
 }
 
 /**
- * The chunk at `offset` of `image` as xxd rows from its prev_size, with each word's field (and the pointer a
- * safe-linked word hides); at most `cap` bytes (a big chunk: its header and links). `walk` is the image's walk.
+ * The chunk at `offset` of `image` as xxd rows from its prev_size to the next chunk's, with each word's field
+ * (and the pointer a safe-linked word hides); a chunk longer than its header and links (and the tcache struct
+ * longer than its arrays) is cut after them, and `more` says how many bytes are left out. `walk` is the image's.
  */
-export function chunkRows(image: ImageBytes, walk: HeapWalk, offset: number, cap = 64): { chunk: ImageChunk | null; rows: HexRow[]; cut: boolean } {
+export function chunkRows(image: ImageBytes, walk: HeapWalk, offset: number): { chunk: ImageChunk | null; rows: HexRow[]; more: number } {
   const chunk = chunkHolding(walk, offset);
-  if (!chunk) return { chunk: null, rows: [], cut: false };
+  if (!chunk) return { chunk: null, rows: [], more: 0 };
   const view = new DataView(image.bytes.buffer, image.bytes.byteOffset, image.bytes.byteLength);
   const bins = image.sidecar.tcache?.bins ?? 64;
-  // The tcache struct shows all its arrays; another chunk its header and links.
-  const limit = chunk.tcacheStruct ? 16 + 10 * bins : cap;
-  const end = Math.min(chunk.offset + chunk.size + 8, chunk.offset + limit, image.bytes.length);
+  const nextPrevSize = Math.min(chunk.offset + chunk.size + 8, image.bytes.length);
+  // The header row, then the links' row(s): fd and bk (or next and key), and the nextsize pair of a large chunk.
+  const nextsize = chunk.links.some((l) => l.field === 'fd_nextsize');
+  const limit = chunk.tcacheStruct ? 16 + 10 * bins : nextsize ? 48 : 32;
+  const end = Math.min(nextPrevSize, chunk.offset + limit);
   const rows: HexRow[] = [];
   for (let at = chunk.offset; at < end; at += 16) {
     const bytes = Array.from(image.bytes.subarray(at, Math.min(at + 16, end)));
@@ -212,5 +216,5 @@ export function chunkRows(image: ImageBytes, walk: HeapWalk, offset: number, cap
     }
     rows.push({ at, bytes, words });
   }
-  return { chunk, rows, cut: end < Math.min(chunk.offset + chunk.size + 8, image.bytes.length) };
+  return { chunk, rows, more: nextPrevSize - end };
 }

@@ -17,8 +17,6 @@ export interface HexShown {
 }
 
 const hex = (v: number | bigint) => `0x${v.toString(16)}`;
-/** A big chunk shows its header and links (and the next chunk's prev_size): the first 64 bytes. */
-const SHOWN_BYTES = 64;
 
 /**
  * The hex view of the chunk holding `address` (a model address) after event `seq` of model `m`; the image is
@@ -39,7 +37,7 @@ export function hexView(m: Malloc, seq: number, address: number): { html: string
     return none(`No image: ${(error as Error).message}`);
   }
   const walk = walkImage(image.bytes, image.sidecar);
-  const { chunk, rows, cut } = chunkRows(image, walk, address - start, SHOWN_BYTES);
+  const { chunk, rows, more: left } = chunkRows(image, walk, address - start);
   if (!chunk) return none('No chunk of the image holds this address.');
   const base = image.sidecar.base;
   const words: HexShown['words'] = [];
@@ -77,7 +75,7 @@ export function hexView(m: Malloc, seq: number, address: number): { html: string
     .join('');
   const what = chunk.tcacheStruct ? 'the tcache_perthread_struct' : `a ${chunk.state} chunk`;
   const note = `${what} at +${hex(chunk.offset)}, size ${hex(chunk.size)}${chunk.bin !== null ? `, bin ${chunk.bin}` : ''}; pointers as in an image whose heap starts at ${hex(base)}`;
-  const more = cut ? `<tr><td></td><td class="x">…</td><td></td><td class="n muted">${chunk.size - SHOWN_BYTES + 8} more bytes</td></tr>` : '';
+  const more = left > 0 ? `<tr><td></td><td class="x">…</td><td></td><td class="n muted">${left} more bytes, to the next chunk's prev_size</td></tr>` : '';
   return {
     html: `<div class="kv muted">${escapeHtml(note)}</div><table class="hex">${body}${more}</table>`,
     shown: { chunk: chunk.offset, state: chunk.tcacheStruct ? 'tcache struct' : chunk.state, words, note },

@@ -15,7 +15,7 @@ export interface WordChange {
   /** 8, or 2 for a tcache_perthread_struct count. */
   width: 8 | 2;
   /** The chunk that holds it (its offset, state and size as the walk that names it has them); null past every chunk. */
-  chunk: { offset: number; state: string; size: number; tcacheStruct: boolean } | null;
+  chunk: { offset: number; state: string; size: number; tcacheStruct: boolean; was?: string } | null;
   field: string;
   /** The words as stored; a word past an image's end (the heap grew or shrank) reads 0, as fresh memory does. */
   old: bigint;
@@ -116,9 +116,15 @@ export function changedWords(before: ImageBytes, after: ImageBytes): WordChange[
         named = candidate;
       }
     }
-    const where = named
-      ? { offset: named.chunk.offset, state: named.chunk.state, size: named.chunk.size, tcacheStruct: named.chunk.tcacheStruct === true }
-      : null;
+    let where: WordChange['chunk'] = null;
+    if (named) {
+      // Its state after the call, and before when that differs (a chunk at the same offset then).
+      const offset = named.chunk.offset;
+      const [now, then] = walks.map(([, walk]) => (walk ? chunkHolding(walk, offset) : null)).map((c) => (c?.offset === offset ? c : null));
+      const state = (now ?? named.chunk).state;
+      where = { offset, state, size: named.chunk.size, tcacheStruct: named.chunk.tcacheStruct === true };
+      if (then && then.state !== state) where.was = then.state;
+    }
     const first = named ? fieldOf(named.chunk, at, named.bins) : { field: `+${hex(at)}`, mangled: false, width: 8 as const };
     if (named && first.width === 2) {
       // The counts are uint16: each that differs, by its bin.
@@ -148,6 +154,13 @@ export function demangle(stored: bigint, base: bigint, at: number): bigint {
   return stored ^ ((base + BigInt(at)) >> 12n);
 }
 
+/** A safe-linked word as its pointer: 0x0 for a word that holds nothing (no link), NULL for a link to nothing. */
+function decoded(stored: bigint, base: bigint, at: number): string {
+  if (stored === 0n) return '0x0';
+  const pointer = demangle(stored, base, at);
+  return pointer === 0n ? 'NULL' : wordText(pointer);
+}
+
 /**
  * The changes in words, grouped by chunk: `chunk +0x2a0 (tcache, size 0x20): next at +0x2b0 0x0 → 0x5555555592c0
  * (stored 0x0 → 0x55500000c7f9), key at +0x2b8 0x0 → TCACHKEY`; groups joined by "; ".
@@ -167,13 +180,15 @@ export function changesText(changes: WordChange[], base: bigint): string {
       flush();
       current = key;
       const c = change.chunk;
-      head = c ? `${c.tcacheStruct ? 'tcache struct' : 'chunk'} +${hex(c.offset)} (${c.state}, size ${hex(c.size)})` : 'past the chunks';
+      head = c
+        ? `${c.tcacheStruct ? 'tcache struct' : 'chunk'} +${hex(c.offset)} (${c.was ? `${c.was} → ` : ''}${c.state}, size ${hex(c.size)})`
+        : 'past the chunks';
     }
     const shown =
       change.width === 2
         ? `${change.old} → ${change.new}`
         : change.mangled
-          ? `${wordText(change.old === 0n ? 0n : demangle(change.old, base, change.at))} → ${wordText(change.new === 0n ? 0n : demangle(change.new, base, change.at))} (stored ${hex(change.old)} → ${hex(change.new)})`
+          ? `${decoded(change.old, base, change.at)} → ${decoded(change.new, base, change.at)} (stored ${hex(change.old)} → ${hex(change.new)})`
           : `${wordText(change.old)} → ${wordText(change.new)}`;
     items.push(`${change.field} at +${hex(change.at)} ${shown}`);
   }

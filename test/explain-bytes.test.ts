@@ -1,6 +1,6 @@
 // `explain --bytes` against the real glibc: the words it says a call changed are exactly those in which the
 // oracle's heap images before and after that call differ, with the same stored values (docs/image.md).
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -8,6 +8,9 @@ import * as assert from 'uvu/assert';
 import { readImage } from '../dist/image/files.js';
 import { FOREIGN_MARKER, KEY_MARKER } from '../dist/image/format.js';
 import { oracleImages } from '../dist/oracle/images.js';
+import { Explainer } from '../dist/report/explain.js';
+import { Replayer } from '../dist/replay/replayer.js';
+import { parseTrace } from '../dist/trace/reader.js';
 import { SHAPES, generateTrace } from '../dist/trace/generate.js';
 import { formatCall } from '../dist/trace/writer.js';
 import { type GlibcBuild, glibcBuilds } from './support/glibc-builds.ts';
@@ -51,11 +54,23 @@ function oracleChanges(trace: string, events: number): Map<number, Map<number, [
 
 const value = (text: string): bigint => (text === 'TCACHKEY' ? KEY_MARKER : text === 'FOREIGN' ? FOREIGN_MARKER : BigInt(text));
 
-/** explain --bytes's changed words by event: offset → [old, new] as stored. */
-async function explainChanges(trace: string): Promise<{ lines: string[]; bySeq: Map<number, Map<number, [bigint, bigint]>> }> {
-  const run = await mallocscope(['explain', trace, '--bytes', '--glibc', machine.version]);
-  assert.is(run.status, 0, run.stderr);
-  const lines = run.stdout.trimEnd().split('\n');
+/**
+ * explain --bytes's changed words by event: offset → [old, new] as stored. The command itself for the example;
+ * the Explainer it runs, in this process, for the random shapes (a process less each).
+ */
+async function explainChanges(trace: string, command: boolean): Promise<{ lines: string[]; bySeq: Map<number, Map<number, [bigint, bigint]>> }> {
+  let lines: string[];
+  if (command) {
+    const run = await mallocscope(['explain', trace, '--bytes', '--glibc', machine.version]);
+    assert.is(run.status, 0, run.stderr);
+    lines = run.stdout.trimEnd().split('\n');
+  } else {
+    const explainer = new Explainer(new Replayer({ glibc: machine.version }), true);
+    lines = parseTrace(readFileSync(trace, 'utf8')).flatMap((event) => {
+      const { sentence, bytes } = explainer.apply(event);
+      return [`#${event.seq} ${sentence}`, `    bytes: ${bytes}`];
+    });
+  }
   const bySeq = new Map<number, Map<number, [bigint, bigint]>>();
   let seq = -1;
   for (const line of lines) {
@@ -75,9 +90,9 @@ async function explainChanges(trace: string): Promise<{ lines: string[]; bySeq: 
   return { lines, bySeq };
 }
 
-async function holdToOracle(trace: string, events: number): Promise<string[]> {
+async function holdToOracle(trace: string, events: number, command = false): Promise<string[]> {
   const expected = oracleChanges(trace, events);
-  const { lines, bySeq } = await explainChanges(trace);
+  const { lines, bySeq } = await explainChanges(trace, command);
   assert.is(bySeq.size, events, `${trace}: a bytes line per event`);
   for (let seq = 0; seq < events; seq++) {
     const want = [...(expected.get(seq) ?? new Map()).entries()].sort((a, b) => a[0] - b[0]);
@@ -88,7 +103,7 @@ async function holdToOracle(trace: string, events: number): Promise<string[]> {
 }
 
 test('heap-bytes.trace: the words each call changed are those glibc changed; free(b) links b to a, safe-linked', async () => {
-  const lines = await holdToOracle('examples/heap-bytes.trace', 7);
+  const lines = await holdToOracle('examples/heap-bytes.trace', 7, true);
   const freeB = lines[lines.findIndex((l) => l.startsWith('#5 ')) + 1];
   // b's next at heap +0x2c0 (0x5555555592c0) points at a's user bytes, 0x5555555592a0, stored as
   // (0x5555555592c0 >> 12) ^ 0x5555555592a0 = 0x555555559 ^ 0x5555555592a0 = 0x55500000c7f9.

@@ -82,18 +82,35 @@ export function changedWords(before: ImageBytes, after: ImageBytes): WordChange[
     const view = new DataView(image.bytes.buffer, image.bytes.byteOffset, image.bytes.byteLength);
     return width === 8 ? view.getBigUint64(at, true) : BigInt(view.getUint16(at, true));
   };
+  // Most of two images is the same zeros: 32-bit lanes over the common length where both are aligned.
+  const common = Math.min(before.bytes.length, after.bytes.length) & ~7;
+  const lanes = (b: Uint8Array) => (b.byteOffset % 4 === 0 ? new Uint32Array(b.buffer, b.byteOffset, common >>> 2) : null);
+  const x = lanes(before.bytes);
+  const y = lanes(after.bytes);
   const same = (at: number) => {
     for (let k = at; k < at + 8; k++) if ((before.bytes[k] ?? 0) !== (after.bytes[k] ?? 0)) return false;
     return true;
   };
+  /** The offsets of the 8-byte words that differ, in order. */
+  const differing: number[] = [];
+  let from = 0;
+  if (x && y) {
+    const n = common >>> 2;
+    for (let k = 0; k < n; k++) {
+      if (x[k] === y[k]) continue;
+      differing.push((k << 2) & ~7);
+      k |= 1; // on to the next word
+    }
+    from = common;
+  }
+  for (let at = from; at < length; at += 8) if (!same(at)) differing.push(at);
   const walks: [ImageBytes, HeapWalk | null][] = [
     [after, null],
     [before, null],
   ];
   let walked = false;
   const changes: WordChange[] = [];
-  for (let at = 0; at < length; at += 8) {
-    if (same(at)) continue;
+  for (const at of differing) {
     if (!walked) {
       walks[0][1] = safeWalk(after);
       walks[1][1] = safeWalk(before);

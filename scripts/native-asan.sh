@@ -22,10 +22,11 @@ log=$(mktemp -d)/asan
 status=0
 for test in test/*.test.ts; do
   case "$test" in *"$pattern"*) ;; *) continue ;; esac
-  # handle_segv=0: the tests that expect a child to die of SIGSEGV must see the signal, not ASan's report.
+  # handle_segv=0, handle_sigbus=0: the tests that expect a child to die of SIGSEGV or SIGBUS must see the
+  # signal, not ASan's report.
   # Node's own allocations at exit are not ours: leaks are checked below for frames in the addon only.
   if ! MALLOCSCOPE_ASAN=1 MALLOCSCOPE_BUILD_DIR="$root/build-asan/Release" LD_PRELOAD="$libasan $libubsan" \
-      ASAN_OPTIONS="handle_segv=0:detect_leaks=1:log_path=$log:exitcode=0" \
+      ASAN_OPTIONS="handle_segv=0:handle_sigbus=0:detect_leaks=1:log_path=$log:exitcode=0" \
       UBSAN_OPTIONS="print_stacktrace=1:log_path=$log" \
       node --import tsx "$test" >"$log.out" 2>&1; then
     echo "FAIL $test"; cat "$log.out"; status=1

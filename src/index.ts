@@ -59,5 +59,5 @@ export type { FragmentationMetrics } from './report/peaks.ts';
 export { compareTrace, FootprintObserver, parsePolicyColumn, parseSetColumn, type CompareFigures, type ColumnSpec } from './report/compare.ts';
 export { NativeSystem, type NativeSystemOptions, type ResidentMemory, type SharedHeap } from './system/native.ts';
 export { HeapImage, openHeapImage, type HeapImageOptions } from './system/heap-image.ts';
-export type { BackingSidecar } from './system/sidecar.ts';
+export { type BackingSidecar, backingSidecarPath } from './system/sidecar.ts';
 export { ResidentPages, type ResidentEstimate } from './system/resident.ts';

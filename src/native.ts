@@ -40,6 +40,8 @@ export interface Addon {
   /** The reader of a heap backing (native/addon/image.cc); src/system/heap-image.ts wraps it. */
   HeapImage: new (
     source: string | number,
+    /** Node's largest ArrayBuffer: no mapping is made for a longer view. */
+    maxView: number,
   ) => NativeHeapImage;
   /** The class the addon's own errors (HEAP_BACKING_*, HEAP_IMAGE_*) are made of, per env. */
   setErrorClass(errorClass: typeof MallocscopeError): void;
@@ -85,6 +87,10 @@ export interface NativeLayer {
   unlock(address: number, length: number): void;
   resident(): { heap: number; mmapped: number; heapCommitted: number; mapped: number; threadHeaps: number; threadHeapsCommitted: number };
   /** The heap's backing: its kind, descriptor, size (the break's high-water mark) and a file's path; null without one. */
+  /** Throws what the next call would (ERR_RELEASED, HEAP_BACKING_LOST; with `guard`, HEAP_BACKING_UNGUARDED); else nothing. */
+  check(guard: boolean): void;
+  /** A view of the backing's SIGBUS fault counter (null without a backing): read without calling the addon. */
+  faults(): Uint32Array | null;
   backing(): { kind: 'shared' | 'file'; fd: number; size: number; path?: string } | null;
 }
 
@@ -96,7 +102,10 @@ export interface NativeHeapImage {
   sealed(): boolean;
   /** A new view over the first `length` bytes; the previous one is detached and unmapped. */
   map(length: number): Uint8Array;
-  /** The file's size; throws HEAP_IMAGE_TRUNCATED when it shrank below the view or a read past its end was caught. */
+  /**
+   * The file's size; throws HEAP_IMAGE_TRUNCATED when it shrank below the view or a read past its end was
+   * caught, HEAP_IMAGE_UNGUARDED when another SIGBUS handler replaced the guard over a file that may shrink.
+   */
   check(): number;
   close(): void;
 }

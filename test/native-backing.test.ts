@@ -5,7 +5,7 @@
 // truncated under its readers, calls after release or close) is a coded error, never a dead process.
 import { fileURLToPath } from 'node:url';
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -14,6 +14,8 @@ import * as assert from 'uvu/assert';
 import { Allocator } from '../dist/replay/allocator.js';
 import { NativeSystem } from '../dist/system/native.js';
 import { openHeapImage } from '../dist/system/heap-image.js';
+import { walkImageFile } from '../dist/image/files.js';
+import { loadAddon } from '../dist/native.js';
 import { startChild } from './support/child.js';
 import { unless } from './support/skip.js';
 
@@ -228,7 +230,11 @@ test('a file-backed heap: the file holds the heap bytes, live and after release,
   const file = join(dir, 'heap.img');
   const system = new NativeSystem({ backing: { file } });
   assert.is(statSync(file).mode & 0o777, 0o600);
-  assert.equal(JSON.parse(readFileSync(`${file}.json`, 'utf8')), { base: system.heapStart, length: 0, pageSize: system.pageSize }, 'sidecar at creation');
+  assert.equal(
+    JSON.parse(readFileSync(`${file}.backing.json`, 'utf8')),
+    { base: system.heapStart, length: 0, pageSize: system.pageSize },
+    'sidecar at creation',
+  );
   const heap = new Allocator({ system });
   // Past the first 132 KiB (the file grows), then the last two blocks freed and trimmed (the break shrinks).
   const allocate = (size: number, seed: number) => {
@@ -252,7 +258,15 @@ test('a file-backed heap: the file holds the heap bytes, live and after release,
   const p = pointers[2];
   assert.is(readFileSync(file)[p - system.heapStart + 69999], expected(52, 69999), 'a known byte at its offset');
   system.release();
-  assert.equal(JSON.parse(readFileSync(`${file}.json`, 'utf8')), { base: shared.base, length: shared.length, pageSize: shared.pageSize }, 'sidecar at release');
+  assert.equal(
+    JSON.parse(readFileSync(`${file}.backing.json`, 'utf8')),
+    { base: shared.base, length: shared.length, pageSize: shared.pageSize },
+    'sidecar at release',
+  );
+  // Not a heap image (no glibc metadata in it yet): the image format's sidecar name stays free, and the image
+  // reader says the image's sidecar is missing rather than misreading the backing's.
+  assert.not.ok(existsSync(`${file}.json`), "the backing's sidecar is not named as an image's");
+  coded(() => walkImageFile(file), 'IMAGE_OPEN', /heap\.img\.json/);
   const after = readFileSync(file);
   assert.ok(Buffer.from(after.subarray(0, shared.length)).equals(heapBytes), 'the file reads as the heap, after release');
   assert.is(after.length, highest, "the file never shrinks: its size is the break's high-water mark");
@@ -286,6 +300,13 @@ test('a file truncated under its readers and its owner: zeros past its end and c
   coded(() => image.refresh(), 'HEAP_IMAGE_TRUNCATED', /shrank under this reader \(to 4096 bytes/);
   view[1] = 42;
   assert.is(view[1], 42, "the owner's write past the end lands in memory no file backs");
+  // The loss happened in a write through a view, with no call of the layer: the allocator's next call is
+  // refused anyway, and so is every call after it (the failure is kept).
+  coded(() => heap.malloc(10), 'HEAP_BACKING_LOST', /vanished/);
+  assert.is(system.failure?.code, 'HEAP_BACKING_LOST');
+  assert.ok(system.released);
+  coded(() => heap.malloc(1 << 20), 'HEAP_BACKING_LOST');
+  coded(() => system.mmap(1 << 20), 'HEAP_BACKING_LOST');
   coded(() => system.sharedHeap(), 'HEAP_BACKING_LOST', /vanished/);
   coded(() => system.bytes(base, 16), 'HEAP_BACKING_LOST');
   image.close();
@@ -330,6 +351,109 @@ test('bad backings, bad readers, and calls after release or close are coded erro
   assert.is(readerMappings(), before, 'and unmaps it');
   coded(() => image.bytes, 'HEAP_IMAGE_CLOSED');
   coded(() => image.refresh(), 'HEAP_IMAGE_CLOSED');
+});
+
+test("one heap per file: a second heap on a live heap's file is refused, and the first keeps its bytes", () => {
+  const file = join(dir, 'two.img');
+  const first = new NativeSystem({ backing: { file } });
+  const heap = new Allocator({ system: first });
+  const p = heap.malloc(100);
+  heap.bytes(p).fill(0x41);
+  coded(() => new NativeSystem({ backing: { file } }), 'HEAP_BACKING_OPEN', /two\.img: in use by another heap/);
+  assert.is(heap.bytes(p)[99], 0x41, 'the refused heap truncated nothing');
+  assert.is(readFileSync(file)[p - first.heapStart], 0x41);
+  assert.is(first.failure, null);
+  first.release();
+  const second = new NativeSystem({ backing: { file } });
+  assert.is(statSync(file).size, 0, 'once released, the file is free again (and truncated for the new heap)');
+  second.release();
+});
+
+test('a view longer than Node allows: VIEW_TOO_LARGE before anything is mapped, and a failed refresh() keeps the image', () => {
+  const file = join(dir, 'big.img');
+  writeFileSync(file, 'x');
+  truncateSync(file, 5 * 1024 ** 3);
+  const mappings = () =>
+    readFileSync('/proc/self/maps', 'utf8')
+      .split('\n')
+      .filter((line) => line.endsWith(file)).length;
+  coded(() => openHeapImage(file), 'VIEW_TOO_LARGE', /big\.img|5368709120 bytes/);
+  assert.is(mappings(), 0);
+  const image = openHeapImage(file, { length: 4096 });
+  const view = image.bytes;
+  coded(() => image.refresh(), 'VIEW_TOO_LARGE', /holds 5368709120 bytes/);
+  assert.ok(image.bytes === view && view.length === 4096 && view[0] === 0x78, 'the same view, still attached');
+  assert.is(mappings(), 1, 'and only its mapping');
+  image.close();
+  // The addon checks too, before mmap: its own reader asked for the whole file.
+  const native = new (loadAddon().HeapImage)(file, 4294967296);
+  coded(() => native.map(5 * 1024 ** 3), 'VIEW_TOO_LARGE', /more than Node's largest ArrayBuffer/);
+  assert.is(mappings(), 0);
+  native.close();
+  truncateSync(file, 0);
+});
+
+// A SIGBUS that no fault raised (kill -BUS) must kill as it would without the guard, and leave nothing
+// behind for a survivor; a process.on('SIGBUS') listener made after a backing replaces the guard, and a write
+// past a truncated file's end must then be refused rather than fault forever. Each in a child of its own.
+const killed = startChild(
+  dir,
+  'kill-bus',
+  `const system = new NativeSystem({ backing: { file: '${dir}/kill.img' } });
+new Allocator({ system }).malloc(100);
+process.kill(process.pid, 'SIGBUS');
+console.log('survived kill -BUS');`,
+);
+const listened = startChild(
+  dir,
+  'listener',
+  `const report = {};
+const system = new NativeSystem({ backing: { file: '${dir}/listened.img' } });
+const heap = new Allocator({ system });
+const p = heap.malloc(100);
+const image = openHeapImage('${dir}/listened.img', { length: 4096 });
+const bare = new NativeSystem({ backing: { file: '${dir}/bare.img' } });
+bare.sbrk(4096);
+process.on('SIGBUS', () => { report.listener = true; });
+truncateSync('${dir}/listened.img', 0);
+try { image.refresh(); report.reader = 'refreshed'; } catch (error) { report.reader = error.code; }
+try { heap.bytes(p).fill(7); report.write = 'wrote'; } catch (error) { report.write = error.code; }
+try { heap.malloc(10); report.later = 'allocated'; } catch (error) { report.later = error.code; }
+// And a call of a system itself, without an allocator (a system of its own, made before the listener).
+try { bare.bytes(bare.heapStart, 16); report.bare = 'viewed'; } catch (error) { report.bare = error.code; }
+// A new backing installs the guard again, in front of the listener: its lost page is caught, and the
+// listener still hears kill -BUS.
+const again = new NativeSystem({ backing: { file: '${dir}/again.img' } });
+const other = new Allocator({ system: again });
+const q = other.malloc(100);
+truncateSync('${dir}/again.img', 0);
+other.bytes(q).fill(7);
+try { other.malloc(10); report.again = 'allocated'; } catch (error) { report.again = error.code; }
+process.kill(process.pid, 'SIGBUS');
+setImmediate(() => setImmediate(() => console.log(JSON.stringify(report))));`,
+  {
+    prelude: `import { truncateSync } from 'node:fs';\nimport { openHeapImage } from '${root}dist/system/heap-image.js';`,
+    wrap: ['timeout', '20'],
+  },
+);
+
+test('kill -BUS kills the process with a backing alive, as it would without one', async () => {
+  const { signal, stdout, stderr } = await killed;
+  assert.is(stdout, '', 'nothing printed after the kill');
+  assert.is(signal, 'SIGBUS', stderr);
+});
+
+test("a process.on('SIGBUS') listener over the guard: HEAP_BACKING_UNGUARDED, never a write faulting forever", async () => {
+  const { status, stdout, stderr } = await listened;
+  assert.is(status, 0, stderr);
+  assert.equal(JSON.parse(stdout), {
+    reader: 'HEAP_IMAGE_UNGUARDED',
+    write: 'HEAP_BACKING_UNGUARDED',
+    later: 'HEAP_BACKING_UNGUARDED',
+    bare: 'HEAP_BACKING_UNGUARDED',
+    again: 'HEAP_BACKING_LOST',
+    listener: true,
+  });
 });
 
 // A full disk (a 256 KiB tmpfs, mounted in a mount namespace of the child's own), RLIMIT_FSIZE and a

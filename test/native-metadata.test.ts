@@ -247,7 +247,7 @@ test('a file-backed heap with metadata, its image sidecar written beside it, is 
   } finally {
     system.release();
   }
-  // The backing's own sidecar is FILE.json today: the image's takes its place once the heap is released.
+  // The backing's own sidecar is FILE.backing.json: FILE.json is the image's.
   writeFileSync(sidecarPath(file), sidecar);
   const walk = walkImageFile(file);
   assert.equal(walk.problems, []);

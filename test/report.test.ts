@@ -27,6 +27,10 @@ import type { ReportMeta } from '../dist/report/html/template.js';
 import { buildReport, pageScript } from '../dist/report/report.js';
 import { anatomyOfTrace } from '../dist/report/anatomy.js';
 import { runOracleSync } from '../dist/oracle/oracle.js';
+import { oracleImages } from '../dist/oracle/images.js';
+import { readImage } from '../dist/image/files.js';
+import { KEY_MARKER } from '../dist/image/format.js';
+import { walkImage } from '../dist/image/walk.js';
 import { syscallProse, syscallText } from '../dist/report/syscall-text.js';
 import type { TraceEvent } from '../dist/trace/api.js';
 import { THREAD_SHAPES, generateTrace, shapeByName } from '../dist/trace/generate.js';
@@ -728,8 +732,9 @@ browserTest('one address style: the page prints offsets from the heap start, abs
     await page.evaluate((s) => window.mallocscope.select(s), seq);
     await shown(page);
     // innerText, not textContent: the text as shown (no script source, no hidden elements).
+    // The hex view is left out: it shows the words of a heap image, whose pointers are addresses by design.
     // biome-ignore lint/performance/useDomNodeTextContent: the visible text is what is checked
-    const text = await page.evaluate(() => document.body.innerText);
+    const text = await page.evaluate(() => document.body.innerText.replace(document.getElementById('hex-card')!.innerText, ''));
     const numbers = text.match(/0x[0-9a-f]+/gi) ?? [];
     assert.ok(numbers.length > 5, `event ${seq}: the page prints hex numbers (${numbers.length})`);
     const absolute = numbers.filter((h) => Number(h) >= heapStart);
@@ -757,6 +762,38 @@ browserTest('one address style: the page prints offsets from the heap start, abs
   assert.ok(
     (tip.match(/0x[0-9a-f]+/g) ?? []).some((h) => Number(h) >= heapStart),
     `the tooltip gives the absolute address: ${tip}`,
+  );
+
+  // The hex view of a tcache chunk whose next is not NULL, after event 33, against the real glibc's image
+  // of the same event: the stored (mangled) next, the pointer it decodes to, the key and the size word.
+  const out = join(work, 'images-33');
+  oracleImages(EXAMPLE, { at: '33', dir: out });
+  const real = readImage(join(out, 'heap-33.img'));
+  const realWalk = walkImage(real.bytes, real.sidecar);
+  const entry = realWalk.chunks.find((c) => c.state === 'tcache' && c.links.some((l) => l.field === 'next' && l.target.kind === 'chunk'));
+  assert.ok(entry, "glibc's image after event 33 has a tcache chunk whose next points at another");
+  const word = (at: number) => new DataView(real.bytes.buffer, real.bytes.byteOffset).getBigUint64(at, true);
+  const nextAt = entry!.offset + 16;
+  const base = real.sidecar.base;
+  // Safe-linking by hand: the pointer is the stored word ^ (the word's own address >> 12).
+  const decoded = word(nextAt) ^ ((base + BigInt(nextAt)) >> 12n);
+  const list = realWalk.lists.find((l) => l.kind === 'tcache' && l.chunks.includes(entry!.offset))!;
+  assert.is(decoded, base + BigInt(list.chunks[list.chunks.indexOf(entry!.offset) + 1]) + 16n, 'the decoded next is the next entry');
+  await page.evaluate((s) => window.mallocscope.select(s), 33);
+  await shown(page);
+  const hexShown = await page.evaluate((address) => {
+    window.mallocscope.pick!(address);
+    return { ...window.mallocscope.hex!, html: document.getElementById('hex')!.textContent ?? '' };
+  }, heapStart + entry!.offset);
+  assert.is(hexShown.chunk, entry!.offset);
+  assert.is(hexShown.state, 'tcache');
+  const byField = new Map(hexShown.words.map((w) => [w.field, w]));
+  assert.equal(byField.get('next'), { at: nextAt, field: 'next', stored: `0x${word(nextAt).toString(16)}`, pointer: `0x${decoded.toString(16)}` });
+  assert.is(byField.get('key')?.stored, `0x${KEY_MARKER.toString(16)}`);
+  assert.is(byField.get('size')?.stored, `0x${word(entry!.offset + 8).toString(16)}`);
+  assert.match(
+    hexShown.html,
+    `stored 0x${word(nextAt).toString(16)} · decoded (0x${(base + BigInt(nextAt)).toString(16)} >> 12) ^ 0x${word(nextAt).toString(16)} = 0x${decoded.toString(16)}`,
   );
   assert.equal(problems, []);
 });

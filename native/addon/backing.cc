@@ -16,11 +16,13 @@
 //   MADV_DONTNEED does; a file's blocks are allocated again so that later writes cannot meet a full disk.
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -90,6 +92,14 @@ void Layer::OpenBacking(Napi::Env env, const Napi::Value& backing) {
     struct stat st {};
     if (fstat(backing_fd_, &st) != 0) ThrowMallocscope(env, kBackingOpen, path + ": cannot stat the heap's backing file", errno, "fstat");
     if (!S_ISREG(st.st_mode)) ThrowMallocscope(env, kBackingOpen, path + ": the heap's backing must be a regular file, and this is not one");
+    // One heap per file: an exclusive lock on the open file description, taken before the truncation (which
+    // would pull the pages from under a heap that lives on the file) and let go when the descriptor is closed
+    // (release(), or the GC's). flock locks of two opens conflict in one process as between processes.
+    if (flock(backing_fd_, LOCK_EX | LOCK_NB) != 0) {
+      int err = errno;
+      if (err == EWOULDBLOCK) ThrowMallocscope(env, kBackingOpen, path + ": in use by another heap (a live NativeSystem backed by this file, here or in another process); release it first, or choose another file");
+      ThrowMallocscope(env, kBackingOpen, path + ": cannot lock the heap's backing file", err, "flock");
+    }
     if (ftruncate(backing_fd_, 0) != 0) ThrowMallocscope(env, kBackingOpen, path + ": cannot truncate the heap's backing file", errno, "ftruncate");
     // Whether its filesystem maps files shared and writable (some cannot: ENODEV), asked now rather than at
     // the first growth.
@@ -158,10 +168,31 @@ void Layer::TrimBacking(Napi::Env env, uintptr_t from, uintptr_t to) {
   if (backing_file_) AllocateBlocks(backing_fd_, from - base_, to - from, backing_size_, true);
 }
 
+// check(): the backing's state between calls. A page lost under a write through a view happens in JavaScript,
+// with no call of the layer: NativeSystem asks before each Allocator call, so that the next call is refused.
+Napi::Value Layer::Check(const Napi::CallbackInfo& info) {
+  CheckLive(info.Env(), info.Length() > 0 && info[0].ToBoolean().Value());
+  return info.Env().Undefined();
+}
+
+Napi::Value Layer::Faults(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckLive(env);
+  std::atomic<uint32_t>* counter = GuardCounter(guard_slot_);
+  if (counter == nullptr) return env.Null();
+  // The slot table is never freed, so the buffer never outlives its memory; it reads another backing's count
+  // once this one is released, which NativeSystem never asks for. No finalizer: nothing to free.
+  napi_value buffer;
+  if (napi_create_external_arraybuffer(env, counter, sizeof *counter, nullptr, nullptr, &buffer) != napi_ok) {
+    throw Napi::Error::New(env);
+  }
+  return Napi::Uint32Array::New(env, 1, Napi::ArrayBuffer(env, buffer), 0);
+}
+
 // backing(): { kind: 'shared' | 'file', fd, size, path (a file's) }, or null without a backing.
 Napi::Value Layer::Backing(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  CheckLive(env);
+  CheckLive(env, true);
   if (!backed()) return env.Null();
   Napi::Object out = Napi::Object::New(env);
   out.Set("kind", Napi::String::New(env, backing_file_ ? "file" : "shared"));

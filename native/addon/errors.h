@@ -26,10 +26,13 @@ inline constexpr const char* kBackingOpen = "HEAP_BACKING_OPEN";        // the b
 inline constexpr const char* kBackingFull = "HEAP_BACKING_FULL";        // no room to grow it (ENOSPC, EDQUOT, EFBIG)
 inline constexpr const char* kBackingFailed = "HEAP_BACKING_FAILED";    // any other failure of a call on it
 inline constexpr const char* kBackingLost = "HEAP_BACKING_LOST";        // pages of it vanished (SIGBUS caught)
+inline constexpr const char* kBackingUnguarded = "HEAP_BACKING_UNGUARDED";  // someone replaced the SIGBUS guard
 inline constexpr const char* kImageOpen = "HEAP_IMAGE_OPEN";            // a reader cannot open or map it
 inline constexpr const char* kImageShort = "HEAP_IMAGE_SHORT";          // more bytes asked than the file has
 inline constexpr const char* kImageTruncated = "HEAP_IMAGE_TRUNCATED";  // the file shrank under a reader
 inline constexpr const char* kImageClosed = "HEAP_IMAGE_CLOSED";        // the reader was closed
+inline constexpr const char* kImageUnguarded = "HEAP_IMAGE_UNGUARDED";  // someone replaced the SIGBUS guard
+inline constexpr const char* kImageTooLarge = "VIEW_TOO_LARGE";         // more bytes than Node's largest ArrayBuffer
 
 // Throws a TypeError carrying `code`.
 [[noreturn]] void ThrowType(Napi::Env env, const char* code, const std::string& message);

@@ -74,6 +74,9 @@ class HeapImage : public Napi::ObjectWrap<HeapImage> {
     if (fstat(fd_, &st) != 0) Fail(env, kImageOpen, ": cannot stat the heap image", errno, "fstat");
     if (S_ISDIR(st.st_mode)) Fail(env, kImageOpen, ": is a directory, not a heap image");
     if (!S_ISREG(st.st_mode)) Fail(env, kImageOpen, ": a heap image is a regular file or a memfd, and this is neither");
+    // Node's largest ArrayBuffer (buffer.constants.MAX_LENGTH), which JavaScript passes: no mapping is made
+    // for a view Node would refuse.
+    if (info.Length() > 1 && info[1].IsNumber()) max_view_ = static_cast<uint64_t>(info[1].As<Napi::Number>().DoubleValue());
     int seals = fcntl(fd_, F_GET_SEALS);
     sealed_ = seals >= 0 && (seals & F_SEAL_SHRINK) != 0;
   }
@@ -132,6 +135,7 @@ class HeapImage : public Napi::ObjectWrap<HeapImage> {
     uint64_t size = FileSize(env);
     uint32_t faults = region_ != nullptr ? GuardFaults(region_->slot) : 0;
     if (size < length_ || faults != 0) truncated_ = true;
+    if (region_ != nullptr) RequireGuard(env);
     if (truncated_) {
       ThrowMallocscope(env, kImageTruncated,
                        name_ + ": the file shrank under this reader (to " + std::to_string(size) + " bytes; " + std::to_string(length_) +
@@ -149,6 +153,11 @@ class HeapImage : public Napi::ObjectWrap<HeapImage> {
     uint64_t size = FileSize(env);
     if (length > size) {
       ThrowMallocscope(env, kImageShort, name_ + ": " + std::to_string(length) + " bytes asked for, but the file holds " + std::to_string(size));
+    }
+    if (length > max_view_) {
+      ThrowMallocscope(env, kImageTooLarge,
+                       name_ + ": " + std::to_string(length) + " bytes is more than Node's largest ArrayBuffer (" + std::to_string(max_view_) +
+                           " bytes); pass a length");
     }
     Region* next = nullptr;
     Napi::ArrayBuffer buffer;
@@ -175,10 +184,33 @@ class HeapImage : public Napi::ObjectWrap<HeapImage> {
       napi_create_reference(env, value, 0, &next->buffer);
       buffer = Napi::ArrayBuffer(env, value);
     }
+    // The view is made before the old mapping goes: should Node refuse it, the image stays as it was (the new
+    // mapping is unmapped and its buffer detached; its finalizer lets go of the rest).
+    napi_value view;
+    if (napi_create_typedarray(env, napi_uint8_array, length, buffer, 0, &view) != napi_ok) {
+      if (next != nullptr) {
+        napi_value pending = nullptr;
+        napi_get_and_clear_last_exception(env, &pending);
+        napi_detach_arraybuffer(env, buffer);
+        Unmap(next);
+        LetGo(env, next);
+      }
+      ThrowMallocscope(env, kImageOpen, name_ + ": Node could not make a view of " + std::to_string(length) + " bytes");
+    }
     Release(env);
     region_ = next;
     length_ = length;
-    return Napi::Uint8Array::New(env, length, buffer, 0);
+    return Napi::Value(env, view);
+  }
+
+  // Refuses to go on with a mapping of a file that may shrink once another SIGBUS handler replaced the guard
+  // (a new mapping installs it again: GuardRange).
+  void RequireGuard(Napi::Env env) const {
+    if (!sealed_ && !GuardInstalled()) {
+      ThrowMallocscope(env, kImageUnguarded,
+                       name_ + ": another SIGBUS handler replaced the readers' guard (a process.on('SIGBUS') listener, or a native "
+                               "sigaction): a read past the file's end, should someone truncate it, would fault forever");
+    }
   }
 
   // close(): detaches the view, unmaps, closes the descriptor. Idempotent.
@@ -209,6 +241,7 @@ class HeapImage : public Napi::ObjectWrap<HeapImage> {
   bool truncated_ = false;
   Region* region_ = nullptr;
   uint64_t length_ = 0;
+  uint64_t max_view_ = UINT64_MAX;
 };
 
 }  // namespace

@@ -78,6 +78,12 @@ class Layer : public Napi::ObjectWrap<Layer> {
   Napi::Value Resident(const Napi::CallbackInfo& info);
   // backing.cc
   Napi::Value Backing(const Napi::CallbackInfo& info);
+  // check(guard): throws what the next call would (released, HEAP_BACKING_LOST, with `guard` also
+  // HEAP_BACKING_UNGUARDED), else nothing.
+  Napi::Value Check(const Napi::CallbackInfo& info);
+  // faults(): a Uint32Array over the guard's fault counter of this backing, which JavaScript reads before each
+  // Allocator call without calling the addon (null without a backing).
+  Napi::Value Faults(const Napi::CallbackInfo& info);
 
   // Called by a view's finalizer while the layer still tracks it.
   void Forget(View* view);
@@ -88,8 +94,10 @@ class Layer : public Napi::ObjectWrap<Layer> {
   static void ReleaseCollected(Napi::Env env);
 
  private:
-  // Refuses every call after release().
-  void CheckLive(Napi::Env env) const;
+  // Refuses every call after release(), and every call once a page of the backing was lost. With `guard`, also
+  // once another SIGBUS handler replaced the guard (a system call: asked at the break's moves, sharedHeap(),
+  // and when JavaScript saw a SIGBUS listener come or go).
+  void CheckLive(Napi::Env env, bool guard = false) const;
   // Whether [address, address + length) lies inside the committed break area or inside one mapping (and, in
   // a reservation, only in pages made read-write).
   bool HandedOut(uintptr_t address, size_t length) const;

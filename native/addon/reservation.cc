@@ -54,6 +54,8 @@ Napi::Function Layer::Define(Napi::Env env) {
                          InstanceMethod<&Layer::Unlock>("unlock"),
                          InstanceMethod<&Layer::Resident>("resident"),
                          InstanceMethod<&Layer::Backing>("backing"),
+                         InstanceMethod<&Layer::Check>("check"),
+                         InstanceMethod<&Layer::Faults>("faults"),
                      });
 }
 
@@ -124,13 +126,22 @@ void Layer::ReportExternal(Napi::Env env) {
   reported_ = now;
 }
 
-void Layer::CheckLive(Napi::Env env) const {
+void Layer::CheckLive(Napi::Env env, bool guard) const {
   if (released_) ThrowCoded(env, kReleased, "this native system was released; create a new one");
   if (guard_slot_ >= 0 && GuardFaults(guard_slot_) != 0) {
     ThrowMallocscope(env, kBackingLost,
                      (backing_file_ ? backing_path_ : std::string("the shared heap")) + ": " + std::to_string(GuardFaults(guard_slot_)) +
                          " page(s) of the heap's backing vanished under it (the file was truncated, or a page could not be written: disk "
                          "full); the heap reads zeros there and no longer matches its backing. Release this system");
+  }
+  // A handler installed over the guard (process.on('SIGBUS') does, through libuv) would make a write past a
+  // truncated file's end fault forever: refused while no page was lost yet (sigbus.cc). Only a memfd that is
+  // sealed against shrinking needs no guard.
+  if (guard && backing_file_ && guard_slot_ >= 0 && !GuardInstalled()) {
+    ThrowMallocscope(env, kBackingUnguarded,
+                     backing_path_ + ": another SIGBUS handler replaced the heap's guard (a process.on('SIGBUS') listener, or a native "
+                                     "sigaction): a write past the file's end, should someone truncate it, would fault forever. Release "
+                                     "this system; a new backing installs the guard again, in front of that handler");
   }
 }
 
@@ -150,7 +161,7 @@ Napi::Value Layer::Info(const Napi::CallbackInfo& info) {
 Napi::Value Layer::Sbrk(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t increment = ArgInt(info, 0, "increment");
-  CheckLive(env);
+  CheckLive(env, true);
   uintptr_t old = brk_;
   auto failed = [&] { return Napi::Number::New(env, -1); };
   if (increment == 0) return Napi::Number::New(env, static_cast<double>(old));

@@ -59,6 +59,7 @@ static size_t at_count, at_cap, at_next;
 static uint64_t every;          /* every:N, 0 without */
 static int at_end;
 static uint64_t image_base = DEFAULT_BASE, image_arena = DEFAULT_ARENA;
+static const char *image_base_text = "0x555555559000";
 static int dir_fd = -1;
 static struct outbuf *lines;    /* the JSON Lines, flushed before an error */
 static int trace_threaded;
@@ -137,8 +138,11 @@ int heapdump_option(int argc, char **argv, int *i)
         dir_name = v;
     } else if (base) {
         image_base = parse_address(v, 4096);
+        image_base_text = v;
     } else {
         image_arena = parse_address(v, 16);
+        /* Its bin headers (and the overlap check) take arena + STATE_SIZE: it must not wrap past 2^64. */
+        if (image_arena > UINT64_MAX - STATE_SIZE) usage_error("--image-arena leaves main_arena (2200 bytes) no room below 2^64:", v);
     }
     return 1;
 }
@@ -236,8 +240,8 @@ static _Noreturn void child_fail(int fd, struct probe_result *r, const char *why
 }
 
 /* In the child: the first malloc makes the heap and the main thread's tcache at the break; the tcache pointer
- * is then the one word of static TLS equal to the struct's address. A large block (no tcache bin goes past
- * 4 MiB) that is not next to the top goes to the unsorted bin when freed, with its bk at the bin's header
+ * is then the one word of static TLS equal to the struct's address. A block no tcache bin takes that is not
+ * next to the top goes to the unsorted bin when freed, with its bk at the bin's header
  * inside main_arena: at main_arena + 96. The child's heap is a copy: the parent's is not touched. */
 static _Noreturn void probe_child(int fd)
 {
@@ -262,12 +266,21 @@ static _Noreturn void probe_child(int fd)
     if (held && word_at(tcache + 2 * tcache_bins) != (uintptr_t)first)
         child_fail(fd, &r, "the tcache pointer found does not lead to the freed block");
 
-    mallopt(M_MMAP_MAX, 0);
-    char *big = malloc((size_t)8 << 20);
-    char *after = malloc((size_t)8 << 20);
+    /* Blocks just past the tcache's small range (chunks of 0x410 at most) go to the unsorted bin, and cost
+     * little, so that a low RLIMIT_DATA still lets the probe run. 2.42's large tcache bins may take them (when
+     * glibc.malloc.tcache_max allows): then the blocks are 8 MiB, past its largest bin (4 MiB), with mmap off. */
+    char *big = malloc(0x420);
+    char *after = malloc(0x420);
     if (big == NULL || after == NULL) child_fail(fd, &r, "the probe's blocks could not be allocated");
-    uintptr_t chunk = (uintptr_t)big - 16;
     free(big);
+    if (tcache_free_slots && word_at(tcache + 2 * tcache_bins + 8 * 64) == (uintptr_t)big) {
+        mallopt(M_MMAP_MAX, 0);
+        big = malloc((size_t)8 << 20);
+        after = malloc((size_t)8 << 20);
+        if (big == NULL || after == NULL) child_fail(fd, &r, "the probe's 8 MiB blocks could not be allocated");
+        free(big);
+    }
+    uintptr_t chunk = (uintptr_t)big - 16;
     /* Only the top could serve either block, so the top lies past `after`: `big` was not merged into it. It
      * went to the front of the unsorted bin (merged with a free chunk after it, maybe), whose header is then
      * its bk; had it merged with a free chunk before it, its size word would be stale, and the prev_size at its
@@ -706,8 +719,13 @@ static void dump(uint64_t seq)
         d.end = d.top + (word_at(d.top + 8) & ~(uintptr_t)SIZE_BITS);
         if (d.end != brk_now) broken(&d, "the top chunk does not end at the program break", d.top);
         uint64_t size = (uint64_t)(d.end - d.start);
-        if (size > UINT64_MAX - image_base || (image_base < image_arena + STATE_SIZE && image_arena < image_base + size))
-            fail(seq, "the heap, placed at --image-base, would overlap --image-arena or pass 2^64", NULL, 0, "IMAGE_BASE");
+        if (size > UINT64_MAX - image_base) {
+            /* The heap grew past what the base leaves below 2^64: the option's mistake, found only now. */
+            out_flush(lines);
+            usage_error("--image-base leaves the heap no room below 2^64 (it has grown past 2^64 - base bytes):", image_base_text);
+        }
+        if (image_base < image_arena + STATE_SIZE && image_arena < image_base + size)
+            fail(seq, "the heap, placed at --image-base, would overlap --image-arena", NULL, 0, "IMAGE_BASE");
     }
     size_t size = (size_t)(d.end - d.start);
     if (size > 0) {
@@ -739,6 +757,27 @@ void heapdump_event(uint64_t seq)
 
 void heapdump_end(uint64_t events)
 {
-    if (!enabled || !at_end || events == 0 || last_written == events - 1) return;
-    dump(events - 1);
+    if (!enabled) return;
+    if (at_end && events != 0 && last_written != events - 1) dump(events - 1);
+    /* A SEQ the trace never reached: its image was asked for and is missing, so the run fails (after the
+     * images that could be written), rather than passing for a run that wrote all it was asked to. */
+    if (at_count > 0 && at_seqs[at_count - 1] >= events) {
+        while (at_next < at_count && at_seqs[at_next] < events) at_next++;
+        out_flush(lines);
+        struct outbuf e;
+        out_init(&e, 2, 1 << 12);
+        out_str(&e, "mallocscope: oracle: heap image: --image-at ");
+        out_u64(&e, at_seqs[at_next]);
+        out_str(&e, " is past the trace's end: it has ");
+        out_u64(&e, events);
+        out_str(&e, events == 1 ? " event" : " events");
+        if (events > 0) {
+            out_str(&e, " (seq 0 to ");
+            out_u64(&e, events - 1);
+            out_str(&e, ")");
+        }
+        out_str(&e, " [IMAGE_PAST_END]\n");
+        out_flush(&e);
+        _exit(1);
+    }
 }

@@ -17,6 +17,7 @@ interface ExplainOptions {
   glibc?: string;
   brkLimit?: string;
   color?: boolean;
+  bytes?: boolean;
 }
 
 export function registerExplain(program: Command): void {
@@ -28,13 +29,14 @@ export function registerExplain(program: Command): void {
     .addOption(toOption())
     .addOption(policyOption())
     .addOption(glibcOption())
-    .addOption(brkLimitOption());
+    .addOption(brkLimitOption())
+    .option('--bytes', "also list the words of main_arena's heap image each call changed (docs/image.md)");
   for (const option of colourOptions()) command.addOption(option);
   command.action(
     action((trace: string, options: ExplainOptions) => {
       const { from, to } = parseRange(options);
       const brkLimit = parseBrkLimit(options.brkLimit);
-      const explainer = new Explainer(new Replayer({ policy: options.policy, glibc: glibcFor(options), system: { brkLimit } }));
+      const explainer = new Explainer(new Replayer({ policy: options.policy, glibc: glibcFor(options), system: { brkLimit } }), options.bytes === true);
       const colour = useColour(process.stdout, colourFlag(options));
       const out = new LineOutput();
       const reader = readTrace(trace);
@@ -42,9 +44,10 @@ export function registerExplain(program: Command): void {
         // The events before --from are replayed without a word, and without making event objects.
         while (reader.seq < from && explainer.replayer.applyNext(reader));
         for (const event of reader) {
-          const { sentence } = explainer.apply(event);
+          const { sentence, bytes } = explainer.apply(event);
           const line = `#${event.seq} ${sentence}`;
           out.line(colour ? colourSentenceWithSeq(line) : line);
+          if (bytes !== undefined) out.line(`    bytes: ${bytes}`);
           if (event.seq >= to) break;
         }
       } finally {

@@ -94,6 +94,11 @@ function tcacheBinFits(bin: number, size: number): boolean {
 
 const hexOffset = (offset: number) => `offset ${offset} (0x${offset.toString(16)})`;
 
+/** The chunk of the tcache_perthread_struct: two bytes and a pointer a bin, plus the size word, to 16 bytes. */
+export function tcacheChunkSize(bins: number): number {
+  return (10 * bins + 8 + 15) & ~15;
+}
+
 /**
  * Walks an image: `bytes` as the oracle (or the model) wrote them, with their sidecar. A heap whose chunks do
  * not tile it to the end of the top cannot be walked (IMAGE_CHUNKS); anything else found wrong is a problem
@@ -193,8 +198,12 @@ export function walkImage(bytes: Uint8Array, sidecar: ImageSidecar, name = 'the 
   else if (tcache && structIndex !== undefined) {
     const holder = chunks[structIndex];
     const user = tcache.chunk + 16;
-    // Its usable bytes run from chunk + 16 over the next chunk's prev_size: size - 8 of them.
-    if (holder.size - 8 < 10 * tcache.bins) problems.push(`the tcache's chunk (${holder.size} bytes) is too small for ${tcache.bins} bins`);
+    // glibc allocates the struct at its own size (0x290 for 64 bins, 0x300 for 2.42's 76), never from the top.
+    if (holder.state === 'top') problems.push(`the tcache is said to be at ${hexOffset(tcache.chunk)}, which is the top`);
+    else if (holder.size !== tcacheChunkSize(tcache.bins))
+      problems.push(
+        `the tcache's chunk at ${hexOffset(tcache.chunk)} has ${holder.size} bytes, not the ${tcacheChunkSize(tcache.bins)} of ${tcache.bins} bins`,
+      );
     else {
       holder.tcacheStruct = true;
       for (let bin = 0; bin < tcache.bins; bin++) {
@@ -297,6 +306,21 @@ export function walkImage(bytes: Uint8Array, sidecar: ImageSidecar, name = 'the 
       }
     }
     lists.push({ kind: 'bin', index: bin, chunks: found });
+  }
+
+  // Images hold the metadata of the main arena's lists alone (docs/image.md; other threads' tcaches are left
+  // out too): an in-use chunk has no word at 16 or 24, where every free list writes one (a safe-linked NULL is
+  // not 0, a tcache entry has its key). One there is a list the sidecar does not name.
+  for (const chunk of chunks) {
+    if (chunk.state !== 'in-use' || chunk.tcacheStruct) continue;
+    for (const at of [chunk.offset + 16, chunk.offset + 24]) {
+      if (word(at) !== 0n) {
+        problems.push(
+          `the in-use chunk at ${hexOffset(chunk.offset)} holds 0x${word(at).toString(16)} at ${hexOffset(at)}: a free list the sidecar does not name`,
+        );
+        break;
+      }
+    }
   }
 
   // The size words' bits against the states: a chunk free in a bin clears its successor's P and leaves its

@@ -9,6 +9,8 @@ import type { Syscall } from '../system/api.ts';
 import { syscallProse } from './syscall-text.ts';
 import type { TraceEvent } from '../trace/api.ts';
 import { MallocscopeError } from '../errors.ts';
+import { heapImage, type ModelHeapImage } from '../allocator/image.ts';
+import { changedWords, changesText } from '../image/words.ts';
 
 /** What an explanation needs of the replay just before an event, besides what the core records (cheap). */
 export interface StateBefore {
@@ -59,16 +61,47 @@ export function captureBefore(replayer: Replayer, event: TraceEvent): StateBefor
 
 /** Replays events and explains each: `apply(event)` gives the outcome and its sentence. */
 export class Explainer {
-  constructor(readonly replayer: Replayer) {
+  /** The image after the event explained last (the next one's before), with `bytes`. */
+  private image: { seq: number; image: ModelHeapImage | string } | null = null;
+
+  /** `bytes`: also say which words of main_arena's heap image each call changed (bytesText). */
+  constructor(
+    readonly replayer: Replayer,
+    private readonly bytes = false,
+  ) {
     // The sentences narrate the decisions the core records: ask it to record them.
     replayer.model.notes.detail = true;
   }
 
-  apply(event: TraceEvent): { outcome: ReplayOutcome; sentence: string } {
+  apply(event: TraceEvent): { outcome: ReplayOutcome; sentence: string; bytes?: string } {
     const before = captureBefore(this.replayer, event);
+    const imageBefore = this.bytes ? (this.image?.seq === event.seq - 1 ? this.image.image : this.takeImage(event.seq - 1)) : null;
     const outcome = this.replayer.apply(event);
-    return { outcome, sentence: explainStep(before, event, outcome) };
+    const sentence = explainStep(before, event, outcome);
+    if (imageBefore === null) return { outcome, sentence };
+    const imageAfter = this.takeImage(event.seq);
+    this.image = { seq: event.seq, image: imageAfter };
+    return { outcome, sentence, bytes: bytesText(imageBefore, imageAfter) };
   }
+
+  /** The model's image now, or why there is none (the heap is not one piece). */
+  private takeImage(seq: number): ModelHeapImage | string {
+    try {
+      return heapImage(this.replayer.model, seq);
+    } catch (error) {
+      if (error instanceof MallocscopeError) return error.message;
+      throw error;
+    }
+  }
+}
+
+/** What a call changed in main_arena's heap image: its words by chunk and field (docs/image.md). */
+export function bytesText(before: ModelHeapImage | string, after: ModelHeapImage | string): string {
+  if (typeof after === 'string') return `no image: ${after}`;
+  if (typeof before === 'string') return `no image before: ${before}`;
+  const changes = changedWords(before, after);
+  if (changes.length === 0) return "no byte of main_arena's heap changed";
+  return changesText(changes, after.sidecar.base);
 }
 
 // ---- helpers --------------------------------------------------------------------------------------------

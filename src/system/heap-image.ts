@@ -29,10 +29,10 @@ export class HeapImage {
     }
     checkLength(options.length, 'openHeapImage');
     this.source = source;
-    const native = new (loadAddon().HeapImage)(source);
+    const native = new (loadAddon().HeapImage)(source, constants.MAX_LENGTH);
     try {
       this.sealed = native.sealed();
-      this.view = native.map(options.length ?? native.size());
+      this.view = native.map(options.length ?? fileLength(native.size(), 'openHeapImage'));
     } catch (error) {
       native.close();
       throw error;
@@ -57,14 +57,15 @@ export class HeapImage {
 
   /**
    * Follows the heap: maps `length` bytes (default the file's size now) when that differs from what is
-   * mapped, detaching the previous view. HEAP_IMAGE_SHORT when the file holds fewer bytes;
+   * mapped, detaching the previous view; when it fails, the image stays as it was. HEAP_IMAGE_SHORT when the file holds fewer bytes;
    * HEAP_IMAGE_TRUNCATED when the file shrank under the reader (its pages past the new end read as zeros).
    */
   refresh(length?: number): Uint8Array {
     checkLength(length, 'refresh');
     const native = this.open();
     const size = native.check();
-    const wanted = length ?? size;
+    const wanted = length ?? fileLength(size, 'refresh');
+    // On failure map() leaves the mapping and the view as they were.
     if (wanted !== this.view.length) this.view = native.map(wanted);
     return this.view;
   }
@@ -93,6 +94,17 @@ function checkLength(length: number | undefined, call: string): void {
   if (length > constants.MAX_LENGTH) {
     throw new MallocscopeError('VIEW_TOO_LARGE', `${call}: ${length} bytes is more than Node's largest ArrayBuffer (${constants.MAX_LENGTH} bytes)`);
   }
+}
+
+/** The file's size as a view's length: VIEW_TOO_LARGE, before anything is mapped, when Node cannot make it. */
+function fileLength(size: number, call: string): number {
+  if (size > constants.MAX_LENGTH) {
+    throw new MallocscopeError(
+      'VIEW_TOO_LARGE',
+      `${call}: the file holds ${size} bytes, more than Node's largest ArrayBuffer (${constants.MAX_LENGTH} bytes); pass a length`,
+    );
+  }
+  return size;
 }
 
 function describe(value: unknown): string {

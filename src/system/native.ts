@@ -26,7 +26,8 @@ export interface NativeSystemOptions {
    * Where the emulated heap's pages live (the break's; mappings stay private): private memory (default);
    * 'shared', a memfd that other processes and worker threads can map (sharedHeap(), openHeapImage); or
    * { file }, a regular file (created, or truncated, mode 0600 when created) holding the heap's bytes from its
-   * start, with a sidecar FILE.json ({ base, length, pageSize }).
+   * start, with a sidecar FILE.backing.json ({ base, length, pageSize }). One heap per file: a file another
+   * live heap uses (locked with flock) is refused with HEAP_BACKING_OPEN.
    */
   backing?: 'shared' | { file: string };
 }
@@ -85,6 +86,24 @@ function shown(value: unknown): string {
   }
 }
 
+/**
+ * How many times a process.on('SIGBUS') listener came or went since the first backing: libuv's handler then
+ * replaced the backings' SIGBUS guard (or gave it back to the default), which their layers check (a system
+ * call) only when this moved.
+ */
+let sigbusChanges = 0;
+let sigbusWatched = false;
+
+function watchSigbus(): void {
+  if (sigbusWatched) return;
+  sigbusWatched = true;
+  const note = (event: string | symbol) => {
+    if (event === 'SIGBUS') sigbusChanges++;
+  };
+  process.on('newListener', note);
+  process.on('removeListener', note);
+}
+
 /** Whether an mlockall of lockAll() is in force; an 'exit' listener undoes it while it is. */
 let processLocked = false;
 let exitHooked = false;
@@ -122,11 +141,10 @@ export class NativeSystem implements SystemMemory, RealMemory {
   private readonly file: string | undefined;
   /** The error of a backing that failed under a call (the allocator's state is then not to be trusted). */
   private backingFailure: MallocscopeError | null = null;
-  /**
-   * Extension point of the heap image format (issue 14): fields merged into the sidecar of a
-   * file-backed heap when release() writes it (what a walker needs besides base, length and pageSize).
-   */
-  imageFields: (() => Record<string, unknown>) | undefined;
+  /** The backing's SIGBUS fault counter (native memory, read as it changes), or null without a backing. */
+  private readonly faults: Uint32Array | null;
+  /** `sigbusChanges` when the layer last checked its guard. */
+  private sigbusSeen = sigbusChanges;
 
   constructor(options: NativeSystemOptions = {}) {
     const addon = loadAddon();
@@ -150,6 +168,8 @@ export class NativeSystem implements SystemMemory, RealMemory {
     this.heapLimit = info.base + info.size;
     this.guardPages = info.guardPages;
     this.brk = this.heapStart;
+    this.faults = backing !== undefined ? this.layer.faults() : null;
+    if (this.faults) watchSigbus();
     if (this.file !== undefined) {
       try {
         writeSidecar(this.file, this.sidecar(), 'HEAP_BACKING_OPEN');
@@ -181,14 +201,14 @@ export class NativeSystem implements SystemMemory, RealMemory {
 
   mmap(length: number | bigint): number {
     // A bad length (NaN, negative, unaligned) is the layer's to refuse with its code.
-    const address = typeof length === 'bigint' || length >= USER_SPACE ? -1 : this.layer.mmap(length);
+    const address = typeof length === 'bigint' || length >= USER_SPACE ? -1 : this.call(() => this.layer.mmap(length));
     this.log.push(address === -1 ? { call: 'mmap', bytes: length, failed: true } : { call: 'mmap', bytes: length });
     return address;
   }
 
   /** A whole mapping, or a page-aligned part of one (new_heap keeps the aligned heap of a larger reservation). */
   munmap(address: number, length: number): void {
-    this.layer.munmap(address, length);
+    this.call(() => this.layer.munmap(address, length));
     this.log.push({ call: 'munmap', bytes: length });
   }
 
@@ -198,20 +218,20 @@ export class NativeSystem implements SystemMemory, RealMemory {
    */
   reserve(length: number, hint?: number): number {
     // A bad length or hint (NaN, negative, unaligned) is the layer's to refuse with its code.
-    const address = length >= USER_SPACE ? -1 : this.layer.reserve(length, hint ?? 0);
+    const address = length >= USER_SPACE ? -1 : this.call(() => this.layer.reserve(length, hint ?? 0));
     this.log.push(address === -1 ? { call: 'mmap', bytes: length, failed: true } : { call: 'mmap', bytes: length });
     return address;
   }
 
   /** grow_heap: whole pages of a reservation made read-write; false when the kernel refuses. */
   mprotect(address: number, length: number): boolean {
-    const done = this.layer.mprotect(address, length);
+    const done = this.call(() => this.layer.mprotect(address, length));
     this.log.push(done ? { call: 'mprotect', bytes: length } : { call: 'mprotect', bytes: length, failed: true });
     return done;
   }
 
   mremap(address: number, oldLength: number, newLength: number | bigint): number {
-    const moved = typeof newLength === 'bigint' || newLength >= USER_SPACE ? -1 : this.layer.mremap(address, oldLength, newLength);
+    const moved = typeof newLength === 'bigint' || newLength >= USER_SPACE ? -1 : this.call(() => this.layer.mremap(address, oldLength, newLength));
     this.log.push(moved === -1 ? { call: 'mremap', bytes: newLength, from: oldLength, failed: true } : { call: 'mremap', bytes: newLength, from: oldLength });
     return moved;
   }
@@ -231,12 +251,12 @@ export class NativeSystem implements SystemMemory, RealMemory {
 
   /** memmove of user data (realloc moving a block). */
   copy(to: number, from: number, length: number): void {
-    if (length > 0) this.layer.copy(to, from, length);
+    if (length > 0) this.call(() => this.layer.copy(to, from, length));
   }
 
   /** memset to 0 (calloc of recycled heap memory). */
   zero(address: number, length: number): void {
-    if (length > 0) this.layer.zero(address, length);
+    if (length > 0) this.call(() => this.layer.zero(address, length));
   }
 
   /**
@@ -251,7 +271,7 @@ export class NativeSystem implements SystemMemory, RealMemory {
         `bytes(0x${address.toString(16)}): ${length} bytes is more than Node's largest ArrayBuffer (buffer.constants.MAX_LENGTH, ${constants.MAX_LENGTH} bytes)`,
       );
     }
-    return this.layer.bytes(address, length);
+    return this.call(() => this.layer.bytes(address, length));
   }
 
   /** Detaches a view bytes() returned; detaching twice does nothing. */
@@ -261,17 +281,17 @@ export class NativeSystem implements SystemMemory, RealMemory {
 
   /** mprotect: `address` page-aligned, `length` rounded up to whole pages, inside the heap or one mapping. */
   protect(address: number, length: number, mode: Protection): void {
-    this.layer.protect(address, length, mode);
+    this.call(() => this.layer.protect(address, length, mode));
   }
 
   /** mlock, page-granular as protect(). Fails with a clear message when RLIMIT_MEMLOCK is too low. */
   lock(address: number, length: number): void {
-    this.layer.lock(address, length);
+    this.call(() => this.layer.lock(address, length));
   }
 
   /** munlock. */
   unlock(address: number, length: number): void {
-    this.layer.unlock(address, length);
+    this.call(() => this.layer.unlock(address, length));
   }
 
   /**
@@ -311,12 +331,32 @@ export class NativeSystem implements SystemMemory, RealMemory {
    * every later call with the failure's code.
    */
   get released(): boolean {
+    this.poll();
     return this.isReleased || this.backingFailure !== null;
   }
 
-  /** The backing's failure that stopped a call halfway (HEAP_BACKING_FULL, _FAILED, _LOST), or null. */
+  /**
+   * The backing's failure that stopped a call halfway or made the heap untrustworthy (HEAP_BACKING_FULL,
+   * _FAILED, _LOST, _UNGUARDED), or null. Kept: every later call of an Allocator over this system is refused.
+   */
   get failure(): MallocscopeError | null {
+    this.poll();
     return this.backingFailure;
+  }
+
+  /**
+   * Whether a page of the backing was lost or its guard replaced since the last call: that happens under
+   * writes through views, in JavaScript, with no call of the layer, so it is asked before every Allocator
+   * call. Without a fault and without a SIGBUS listener come or gone, no call of the addon.
+   */
+  private poll(): void {
+    if (this.faults === null || this.isReleased || this.backingFailure !== null) return;
+    if (this.faults[0] === 0 && this.sigbusSeen === sigbusChanges) return;
+    try {
+      this.call(() => this.layer.check(true));
+    } catch {
+      // Kept by call(): the getters report it.
+    }
   }
 
   /**
@@ -325,7 +365,7 @@ export class NativeSystem implements SystemMemory, RealMemory {
    */
   sharedHeap(): SharedHeap {
     if (this.isReleased) throw new MallocscopeError('SYSTEM_RELEASED', 'sharedHeap: this native system was released; create a new one');
-    const backing = this.layer.backing();
+    const backing = this.call(() => this.layer.backing());
     if (backing === null) {
       throw new MallocscopeError(
         'NO_BACKING',
@@ -342,9 +382,14 @@ export class NativeSystem implements SystemMemory, RealMemory {
     };
   }
 
-  /** A call of the layer that may fail in the backing: its failure is kept (see `released`) and thrown. */
+  /** Every call of the layer: a failure of the backing is kept (see `released`) and thrown. */
   private call<T>(run: () => T): T {
     try {
+      // A SIGBUS listener came or went since the layer last looked: whether the guard is still in place first.
+      if (this.faults !== null && this.sigbusSeen !== sigbusChanges) {
+        this.sigbusSeen = sigbusChanges;
+        this.layer.check(true);
+      }
       return run();
     } catch (error) {
       if (error instanceof MallocscopeError && error.code.startsWith('HEAP_BACKING_')) this.backingFailure ??= error;
@@ -354,17 +399,17 @@ export class NativeSystem implements SystemMemory, RealMemory {
 
   /** The sidecar's fields now (a file-backed heap). */
   private sidecar(): BackingSidecar {
-    return { ...this.imageFields?.(), base: this.heapStart, length: this.brk - this.heapStart, pageSize: this.pageSize };
+    return { base: this.heapStart, length: this.brk - this.heapStart, pageSize: this.pageSize };
   }
 
   /** Resident memory of the heap and of the mappings now (mincore). */
   resident(): ResidentMemory {
-    return this.layer.resident();
+    return this.call(() => this.layer.resident());
   }
 
   /** What the layer holds now. */
   regions(): NativeRegions {
-    return this.layer.regions();
+    return this.call(() => this.layer.regions());
   }
 
   /**
@@ -379,13 +424,8 @@ export class NativeSystem implements SystemMemory, RealMemory {
     if (this.isReleased) return;
     this.isReleased = true;
     if (this.lockedAll && processLocked) this.unlockAll();
-    // The sidecar's fields are read while the layer lives; the memory goes even when imageFields throws.
-    let sidecar: BackingSidecar | undefined;
-    try {
-      if (this.file !== undefined) sidecar = this.sidecar();
-    } finally {
-      this.layer.release();
-    }
+    const sidecar = this.file !== undefined ? this.sidecar() : undefined;
+    this.layer.release();
     if (this.file !== undefined && sidecar) writeSidecar(this.file, sidecar, 'HEAP_BACKING_FAILED');
   }
 }

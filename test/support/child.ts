@@ -43,7 +43,7 @@ export function startChild(
   name: string,
   body: string,
   options: ChildOptions = {},
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
+): Promise<{ status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   const child = spawn('/bin/sh', ['-c', childCommand(dir, name, body, options)], {
     cwd: root,
     env: options.env ?? process.env,
@@ -59,7 +59,7 @@ export function startChild(
   });
   return new Promise((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
+    child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
   });
 }
 

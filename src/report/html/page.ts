@@ -15,6 +15,7 @@ import { captureBefore, callText, explainStep } from '../explain.ts';
 import { syscallProse } from '../syscall-text.ts';
 import { EventColumns, float64Of, unpackSections } from './codec.ts';
 import { escapeHtml } from './escape.ts';
+import { type HexShown, hexView } from './hex-view.ts';
 import { bytes, decimalStep, niceStep } from './format.ts';
 import type { ReportMeta } from './template.ts';
 
@@ -832,9 +833,16 @@ class HeapMap {
     private readonly baseRows: number,
   ) {
     this.canvas.addEventListener('mousemove', (e) => this.hover(e));
+    this.canvas.addEventListener('click', (e) => {
+      const found = this.chunkAt(e);
+      if (found) this.onPick?.(found.chunk.address);
+    });
     this.canvas.addEventListener('mouseleave', () => hideTooltip());
     new ResizeObserver(() => this.draw()).observe(this.scroll);
   }
+
+  /** Called with a chunk's address when one is clicked (the hex view shows it). */
+  onPick: ((address: number) => void) | null = null;
 
   setZoom(zoom: number): void {
     this.zoom = zoom;
@@ -985,17 +993,18 @@ class HeapMap {
   }
 
   private hover(e: MouseEvent): void {
+    const found = this.chunkAt(e);
+    if (found) showTooltip(e, chunkTooltip(found.chunk, this.data));
+    else hideTooltip();
+  }
+
+  /** The placed chunk under the mouse, or null. */
+  private chunkAt(e: MouseEvent): Placed | null {
     const x = e.offsetX - this.gutter;
-    if (x < 0 || x > this.mapWidth) {
-      hideTooltip();
-      return;
-    }
+    if (x < 0 || x > this.mapWidth) return null;
     let row = -1;
     for (const [r, ry] of this.rowYs) if (e.offsetY >= ry && e.offsetY < ry + this.rowH + this.rowGap) row = r;
-    if (row < 0) {
-      hideTooltip();
-      return;
-    }
+    if (row < 0) return null;
     const at = row * this.bytesPerRow + (x / this.mapWidth) * this.bytesPerRow;
     // Binary search the placed chunks; widen to a pixel so that the thinnest chunks can be hovered.
     const slack = this.bytesPerRow / this.mapWidth;
@@ -1007,12 +1016,9 @@ class HeapMap {
       else hi = mid - 1;
     }
     let found = this.placed[lo];
-    if (!found || at > found.at + found.chunk.size + slack) {
-      hideTooltip();
-      return;
-    }
+    if (!found || at > found.at + found.chunk.size + slack) return null;
     if (found.chunk.size < slack && lo + 1 < this.placed.length && this.placed[lo + 1].at - at < slack / 2) found = this.placed[lo + 1];
-    showTooltip(e, chunkTooltip(found.chunk, this.data));
+    return found;
   }
 }
 
@@ -1389,6 +1395,10 @@ interface PageHandle {
   drawn(): Promise<number>;
   /** The anatomy card's figures for the event drawn last. */
   anatomy?: PageAnatomy;
+  /** What the hex view shows (drawn when its card is in view). */
+  hex?: HexShown;
+  /** Shows the chunk at `address` (a model address) in the hex view, as a click on the heap map does. */
+  pick?(address: number): void;
 }
 
 declare global {
@@ -1450,6 +1460,29 @@ async function main(): Promise<void> {
     });
   }
   setUpHeapMaps(data, maps);
+  // The hex view: computed only while its card is in view, and again only when the event or the chunk changes.
+  let picked = -1;
+  let hexDrawn = '';
+  let hexVisible = false;
+  const drawHex = () => {
+    if (!step || !hexVisible) return;
+    const address = picked >= 0 ? picked : step.focus;
+    const key = `${step.seq}:${address}`;
+    if (key === hexDrawn) return;
+    hexDrawn = key;
+    const view = hexView(step.replayer.model, step.seq, address);
+    $('hex').innerHTML = view.html;
+    handle.hex = view.shown;
+  };
+  new IntersectionObserver((entries) => {
+    hexVisible = entries.some((e) => e.isIntersecting);
+    drawHex();
+  }).observe($('hex-card'));
+  const pick = (address: number) => {
+    picked = address;
+    drawHex();
+  };
+  maps[0].onPick = pick;
   const hover = (address: number) => {
     for (const map of maps) map.setHighlight(address);
   };
@@ -1467,6 +1500,8 @@ async function main(): Promise<void> {
     for (const map of maps) map.show(step);
     drawMmapped(step, data, hover);
     drawBins(step, data, hover);
+    picked = -1;
+    drawHex();
     handle.seq = seq;
     showInUrl(seq);
     const done = waiters;
@@ -1500,6 +1535,10 @@ async function main(): Promise<void> {
     loadMs: 0,
     seq: -1,
     select,
+    pick: (address: number) => {
+      hexVisible = true;
+      pick(address);
+    },
     drawn: () => new Promise((resolve) => (pending < 0 && step ? resolve(handle.seq) : waiters.push(resolve))),
   };
   window.mallocscope = handle;

@@ -107,6 +107,11 @@ ${parts.allocators ?? ''}
     </section>
   </div>
 
+  <section class="card" id="hex-card">
+    <div class="card-head"><h2>The chunk's bytes</h2><span id="hex-caption" class="muted">this event's block, or the chunk you click in the heap map, as main_arena's heap image holds it</span></div>
+    <div id="hex"></div>
+  </section>
+
   <section class="card" id="anatomy-card">
     <div class="card-head"><h2>Where the footprint goes</h2><span id="anatomy-caption" class="muted"></span></div>
     <div id="anatomy-bar" class="stack" role="img" aria-label="the footprint's parts"></div>
@@ -203,6 +208,12 @@ button:hover { background: #eef2f8; }
 .c.current { outline: 2px solid #111827; outline-offset: 0; }
 .more { font-size: 11px; color: var(--muted); margin-left: 3px; }
 .kv { font-size: 12.5px; font-family: var(--mono); }
+.hex { border-collapse: collapse; font: 12px var(--mono); margin-top: 6px; }
+.hex td { padding: 1px 10px 1px 0; vertical-align: top; white-space: nowrap; }
+.hex .o { color: var(--muted); }
+.hex .a { color: var(--muted); }
+.hex .n { white-space: normal; }
+.hex .f { color: var(--accent); }
 #tooltip { position: fixed; z-index: 10; pointer-events: none; background: #111827; color: #f9fafb; border-radius: 7px; padding: 7px 10px; font-size: 12px; line-height: 1.5; max-width: 380px; box-shadow: 0 6px 20px rgba(0,0,0,.25); }
 #tooltip .t { font-weight: 650; margin-bottom: 2px; }
 #tooltip .m { font-family: var(--mono); font-size: 11.5px; }

@@ -11,7 +11,7 @@ let text = '';
 for await (const chunk of process.stdin) text += chunk;
 const { path, length, sidecar } = JSON.parse(text);
 const image = openHeapImage(path, { length });
-const walk = walkImage(image.bytes, parseSidecar(sidecar, 'parent'));
+const walk = walkImage(image.bytes, parseSidecar(sidecar, 'parent'), 'the shared heap', { programBytes: true });
 const shown = walk.chunks.map((c) => '0x' + c.offset.toString(16) + ' ' + c.size + ' ' + c.state + (c.bin === null ? '' : ' ' + c.bin));
 console.log('child ' + process.pid + ': ' + shown.join(', ') + (walk.problems.length ? '; problems: ' + walk.problems.join('; ') : ''));
 image.close();`;

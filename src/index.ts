@@ -43,7 +43,16 @@ export {
   type AllocatorSyscalls,
 } from './oracle/allocators.ts';
 export { oracleImages, type OracleImageOptions } from './oracle/images.ts';
-export { walkImage, type HeapWalk, type ImageChunk, type ImageLink, type LinkTarget, type FreeList, type ChunkState as ImageChunkState } from './image/walk.ts';
+export {
+  walkImage,
+  type WalkOptions,
+  type HeapWalk,
+  type ImageChunk,
+  type ImageLink,
+  type LinkTarget,
+  type FreeList,
+  type ChunkState as ImageChunkState,
+} from './image/walk.ts';
 export { readImage, writeImage, walkImageFile, sidecarPath, type ImageFile } from './image/files.ts';
 export { parseSidecar, formatSidecar, DEFAULT_BASE, DEFAULT_ARENA, KEY_MARKER, FOREIGN_MARKER, type ImageSidecar } from './image/format.ts';
 export { heapImage, heapImageWords, type ImagePlacement, type ImageWordSink, type ModelHeapImage } from './allocator/image.ts';

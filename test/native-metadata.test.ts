@@ -110,7 +110,7 @@ test("after every call the real heap holds the model image's live words at the r
           if (!Buffer.from(block.buffer, block.byteOffset, block.length).equals(FILLED.subarray(0, block.length)))
             assert.unreachable(`${name} after call ${seq}: block ${id}'s bytes were overwritten`);
         }
-        const walked = walkImage(real, sidecar);
+        const walked = walkImage(real, sidecar, name, { programBytes: true });
         const expected = walkImage(model.bytes, model.sidecar);
         assert.equal(walked.problems, [], `${name} after call ${seq}: the walk's problems`);
         assert.equal(
@@ -173,7 +173,7 @@ let image = null;
 require('node:readline').createInterface({ input: process.stdin }).on('line', (line) => {
   const { path, length, sidecar } = JSON.parse(line);
   if (image === null) image = openHeapImage(path, { length });
-  const walk = walkImage(image.refresh(length), parseSidecar(sidecar, 'parent'));
+  const walk = walkImage(image.refresh(length), parseSidecar(sidecar, 'parent'), 'the shared heap', { programBytes: true });
   process.stdout.write(JSON.stringify({ problems: walk.problems.length, chunks: walk.chunks.map((c) => [c.offset, c.size, c.state]) }) + '\\n');
 });
 `;
@@ -249,7 +249,7 @@ test('a file-backed heap with metadata, its image sidecar written beside it, is 
   }
   // The backing's own sidecar is FILE.backing.json: FILE.json is the image's.
   writeFileSync(sidecarPath(file), sidecar);
-  const walk = walkImageFile(file);
+  const walk = walkImageFile(file, { programBytes: true });
   assert.equal(walk.problems, []);
   assert.equal(
     walk.chunks.map((c) => [c.offset, c.size, c.state]),

@@ -2,7 +2,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { MallocscopeError, errnoReason } from '../errors.ts';
 import { formatSidecar, parseSidecar, type ImageSidecar } from './format.ts';
-import { type HeapWalk, walkImage } from './walk.ts';
+import { type HeapWalk, type WalkOptions, walkImage } from './walk.ts';
 
 /** An image's bytes with its sidecar. */
 export interface ImageFile {
@@ -42,7 +42,7 @@ export function writeImage(path: string, image: ImageFile): void {
 }
 
 /** Reads and walks the image in `path`. */
-export function walkImageFile(path: string): HeapWalk {
+export function walkImageFile(path: string, options: WalkOptions = {}): HeapWalk {
   const { bytes, sidecar } = readImage(path);
-  return walkImage(bytes, sidecar, path);
+  return walkImage(bytes, sidecar, path, options);
 }

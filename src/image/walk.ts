@@ -104,7 +104,16 @@ export function tcacheChunkSize(bins: number): number {
  * not tile it to the end of the top cannot be walked (IMAGE_CHUNKS); anything else found wrong is a problem
  * of the walk. `name` (the image's file) starts the errors.
  */
-export function walkImage(bytes: Uint8Array, sidecar: ImageSidecar, name = 'the image'): HeapWalk {
+/** Options of walkImage. */
+export interface WalkOptions {
+  /**
+   * The bytes are a live heap's memory, not an image with zeros beside the metadata (the native backend's
+   * `metadata` mode): in-use chunks hold the program's bytes, so a word in one is no sign of an unnamed list.
+   */
+  programBytes?: boolean;
+}
+
+export function walkImage(bytes: Uint8Array, sidecar: ImageSidecar, name = 'the image', options: WalkOptions = {}): HeapWalk {
   if (bytes.length !== sidecar.size) {
     throw new MallocscopeError('IMAGE_SIZE', `${name}: the image holds ${bytes.length} bytes, its sidecar says ${sidecar.size}`);
   }
@@ -311,7 +320,7 @@ export function walkImage(bytes: Uint8Array, sidecar: ImageSidecar, name = 'the 
   // Images hold the metadata of the main arena's lists alone (docs/image.md; other threads' tcaches are left
   // out too): an in-use chunk has no word at 16 or 24, where every free list writes one (a safe-linked NULL is
   // not 0, a tcache entry has its key). One there is a list the sidecar does not name.
-  for (const chunk of chunks) {
+  for (const chunk of options.programBytes ? [] : chunks) {
     if (chunk.state !== 'in-use' || chunk.tcacheStruct) continue;
     for (const at of [chunk.offset + 16, chunk.offset + 24]) {
       if (word(at) !== 0n) {

@@ -313,6 +313,19 @@ test('a file truncated under its readers and its owner: zeros past its end and c
   system.release();
 });
 
+test("with glibc's metadata written (metadata: true), a truncation under the writes fails the call that wrote, as the loss says", () => {
+  const file = join(dir, 'truncated-metadata.img');
+  const system = new NativeSystem({ backing: { file } });
+  const heap = new Allocator({ system, metadata: true });
+  const pointers = Array.from({ length: 50 }, (_, i) => heap.malloc(100 + i * 40));
+  for (let i = 0; i < 50; i += 2) heap.free(pointers[i]);
+  truncateSync(file, 4096);
+  // The free's metadata writes fall into the vanished pages: that very call is refused, naming the loss.
+  coded(() => heap.free(pointers[1]), 'HEAP_BACKING_LOST', /backing can no longer be trusted.*vanished/);
+  coded(() => heap.malloc(10), 'HEAP_BACKING_LOST', /backing can no longer be trusted/);
+  system.release();
+});
+
 test('bad backings, bad readers, and calls after release or close are coded errors', () => {
   coded(() => new NativeSystem({ backing: { file: join(dir, 'missing', 'heap.img') } }), 'HEAP_BACKING_OPEN', /ENOENT/);
   coded(() => new NativeSystem({ backing: { file: dir } }), 'HEAP_BACKING_OPEN', /EISDIR/);

@@ -357,7 +357,11 @@ export class Allocator {
   private end(chunk: number): number {
     const av = this.model;
     this.lastSyscalls = av.system.takeSyscalls();
-    if (this.metadata !== null) this.metadata.update();
+    if (this.metadata !== null) {
+      this.metadata.update();
+      // The metadata's writes are this call's: a backing lost under them fails this call, not the next.
+      if (av.system.failure) this.live();
+    }
     if (chunk === NIL) return 0;
     const pointer = chunk2mem(av.chunks.address[chunk]);
     this.blocks.set(pointer, chunk);
@@ -422,9 +426,14 @@ export class Allocator {
   private live(): void {
     const failure = this.model.system.failure;
     if (failure) {
+      // A backing lost or left unguarded is the memory's fault, whenever it happened; a backing that failed
+      // to grow (FULL, FAILED) stopped a call of this allocator halfway.
+      const lost = failure.code === 'HEAP_BACKING_LOST' || failure.code === 'HEAP_BACKING_UNGUARDED';
       throw new MallocscopeError(
         failure.code,
-        `an earlier call of this allocator stopped halfway when its native system failed, so its state is not to be trusted: ${failure.message}`,
+        lost
+          ? `the heap's backing can no longer be trusted, so neither can this allocator: ${failure.message}`
+          : `an earlier call of this allocator stopped halfway when its native system failed, so its state is not to be trusted: ${failure.message}`,
       );
     }
     if (this.model.system.released) {

@@ -11,6 +11,7 @@ import { chunkRows } from '../dist/image/words.js';
 import { FOREIGN_MARKER, KEY_MARKER } from '../dist/image/format.js';
 import { oracleImages } from '../dist/oracle/images.js';
 import { Explainer } from '../dist/report/explain.js';
+import { hexView } from '../dist/report/html/hex-view.js';
 import { Replayer } from '../dist/replay/replayer.js';
 import { parseTrace } from '../dist/trace/reader.js';
 import { SHAPES, generateTrace } from '../dist/trace/generate.js';
@@ -124,6 +125,17 @@ test("2.42's tcache struct (model only: that build is not on this machine): its 
   assert.match(lines[5], 'num_slots[0] at +0x10 6 → 5, entries[0] at +0xa8 0x555555559310 → 0x555555559330');
   assert.match(lines[5], 'next at +0x330 0x0 → 0x555555559310 (stored 0x0 → 0x55500000c649), key at +0x338 0x0 → TCACHKEY');
   assert.not.match(lines.join('\n'), 'counts[');
+  // The report's hex card of the struct after free(c) (1216 bytes: no tcache bin): bin 0 holds 2, so 7 - 2 = 5
+  // free slots, the other bins 7; its size word 0x300 with P (nothing before it).
+  const m = explainer.replayer.model;
+  const { shown } = hexView(m, 6, m.system.heapStart);
+  assert.is(shown.state, 'tcache struct');
+  assert.equal(
+    shown.words.slice(0, 3).map((w) => w.field),
+    ['prev_size', 'size', 'num_slots[0..3]'],
+  );
+  assert.is(shown.words[2].stored, '0x7000700070005');
+  assert.match(hexView(m, 6, m.system.heapStart).html, '0x301 = 0x300 | P');
 });
 
 test("a main-arena block freed by thread 2 goes to thread 2's tcache: glibc's image has no word changed, and the line says why", async () => {

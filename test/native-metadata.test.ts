@@ -126,6 +126,36 @@ test("after every call the real heap holds the model image's live words at the r
   assert.ok(checked > 10000, `live words checked: ${checked}`);
 });
 
+test('a block malloc takes back from the tcache reads, before the program writes it, what glibc leaves: the stale next, the key zeroed', () => {
+  // glibc's rule (malloc.c, tcache_put and tcache_get; the oracle cannot show a block's user bytes): tcache_put
+  // stores at the block's bytes 0-7 its next, safe-linked: (the word's address >> 12) ^ next, and at 8-15 the
+  // key; tcache_get sets the key to 0 and leaves next as it was. Here a is alone in its bin, so next is NULL
+  // and its stored word is a >> 12; after malloc takes a back, bytes 0-7 still hold a >> 12, bytes 8-15 read 0,
+  // and bytes 16-23 keep the program's 0x11.
+  const system = new NativeSystem();
+  try {
+    const allocator = new Allocator({ system, metadata: true });
+    const a = allocator.malloc(24);
+    allocator.malloc(24);
+    allocator.bytes(a).fill(0x11);
+    allocator.free(a);
+    const b = allocator.malloc(24);
+    assert.is(b, a);
+    const view = new DataView(allocator.bytes(b).buffer, allocator.bytes(b).byteOffset, 24);
+    assert.is(view.getBigUint64(0, true), BigInt(a) >> 12n, 'the stale next');
+    assert.is(view.getBigUint64(8, true), 0n, 'the key, zeroed');
+    assert.is(view.getBigUint64(16, true), 0x1111111111111111n, "the program's bytes");
+    // Freed again, the key is back (a walk of the real bytes finds it in the tcache, its key the marker).
+    allocator.free(b);
+    const sidecar = allocator.imageSidecar();
+    const walked = walkImage(system.bytes(system.heapStart, sidecar.size), sidecar, 'reused', { programBytes: true });
+    assert.equal(walked.problems, []);
+    assert.is(walked.chunks.find((c) => c.offset === a - 16 - system.heapStart)?.state, 'tcache');
+  } finally {
+    system.release();
+  }
+});
+
 test('without the option nothing is written; a heap no longer in one piece has no sidecar; metadata on a simulated heap is refused', () => {
   const system = new NativeSystem();
   try {

@@ -2,6 +2,7 @@
 // difference named by its offset, the chunk that holds it and the field (docs/image.md), or by sidecar key.
 import { formatSidecar, type ImageSidecar } from './format.ts';
 import { type ImageChunk, walkImage } from './walk.ts';
+import { fieldOf } from './words.ts';
 
 export interface ComparedImage {
   bytes: Uint8Array;
@@ -10,23 +11,10 @@ export interface ComparedImage {
 
 const hex = (v: number | bigint) => `0x${v.toString(16)}`;
 
-/** The name of the word at `delta` bytes into `chunk` (the tcache struct's arrays by bin). */
-function fieldName(chunk: ImageChunk, delta: number, tcacheBins: number): string {
-  const word = delta - (delta % 8);
-  if (chunk.tcacheStruct && word >= 16) {
-    const user = delta - 16;
-    if (user < 2 * tcacheBins) return `counts[${Math.floor(user / 2)}]`;
-    if (user < 10 * tcacheBins) return `entries[${Math.floor((user - 2 * tcacheBins) / 8)}]`;
-  }
-  const names: Record<number, string> = {
-    0: 'prev_size',
-    8: 'size',
-    16: chunk.state === 'tcache' ? 'next' : 'fd',
-    24: chunk.state === 'tcache' ? 'key' : 'bk',
-    32: 'fd_nextsize',
-    40: 'bk_nextsize',
-  };
-  return names[word] ?? `the word at +${hex(word)}`;
+/** The field that holds byte `at` of `chunk`, as words.ts names it (a tcache struct array's element by bin). */
+function fieldName(chunk: ImageChunk, at: number, layout: ImageSidecar['tcache']): string {
+  const word = fieldOf(chunk, at - (at % 8), layout);
+  return word.width === 2 ? fieldOf(chunk, at - (at % 2), layout).field : word.field;
 }
 
 /** The first byte at which two arrays of the same length differ, or -1; by 32-bit words where both allow it. */
@@ -71,7 +59,7 @@ export function imageDifference(a: ComparedImage, b: ComparedImage, aName = 'mod
       const walk = walkImage(image.bytes, image.sidecar);
       const chunk = [...walk.chunks].reverse().find((c) => c.offset <= word);
       if (chunk) {
-        where = `, in the ${chunk.state} chunk at ${hex(chunk.offset)} (size ${hex(chunk.size)}, as ${image === b ? bName : aName} walks it): ${fieldName(chunk, word - chunk.offset, image.sidecar.tcache?.bins ?? 64)}`;
+        where = `, in the ${chunk.state} chunk at ${hex(chunk.offset)} (size ${hex(chunk.size)}, as ${image === b ? bName : aName} walks it): ${fieldName(chunk, at, image.sidecar.tcache)}`;
         break;
       }
     } catch {

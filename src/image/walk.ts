@@ -29,6 +29,11 @@ export interface ImageLink {
   target: LinkTarget;
 }
 
+/** A safe-linked word's pointer (a tcache next, a fastbin fd): stored ^ (the word's address >> 12). */
+export function demangle(stored: bigint, base: bigint, at: number): bigint {
+  return stored ^ ((base + BigInt(at)) >> 12n);
+}
+
 export interface ImageChunk {
   /** The chunk's start, from the heap start. */
   offset: number;
@@ -176,7 +181,7 @@ export function walkImage(bytes: Uint8Array, sidecar: ImageSidecar, name = 'the 
   };
   const link = (chunk: ImageChunk, field: LinkField, at: number, mangled: boolean, user: boolean): ImageLink => {
     const stored = word(at);
-    const pointer = mangled ? stored ^ ((base + BigInt(at)) >> 12n) : stored;
+    const pointer = mangled ? demangle(stored, base, at) : stored;
     const made: ImageLink = { field, at, stored, mangled, pointer, target: target(pointer, user) };
     chunk.links.push(made);
     return made;

@@ -1,7 +1,7 @@
 // The words of a heap image by name (docs/image.md): every word two images of one heap differ in, named by
 // its chunk and field (what `explain --bytes` prints), and a chunk's bytes as hex rows with their fields.
 import { FOREIGN_MARKER, type ImageSidecar, KEY_MARKER } from './format.ts';
-import { type HeapWalk, type ImageChunk, walkImage } from './walk.ts';
+import { demangle, type HeapWalk, type ImageChunk, walkImage } from './walk.ts';
 
 export interface ImageBytes {
   bytes: Uint8Array;
@@ -26,23 +26,33 @@ export interface WordChange {
 
 const hex = (v: number | bigint) => `0x${v.toString(16)}`;
 
-/** A word's field in `chunk`: the header, the links by the chunk's state, the tcache struct's arrays by bin. */
-export function fieldOf(chunk: ImageChunk, at: number, tcacheBins: number): { field: string; mangled: boolean; width: 8 | 2 } {
+/** The tcache struct's arrays as a sidecar lays them out: the bins, and what the uint16 array counts. */
+type StructLayout = { bins: number; slots: 'used' | 'free' };
+/** No tcache in the sidecar: the arrays of 64 bins would be counts. */
+const NO_TCACHE: StructLayout = { bins: 64, slots: 'used' };
+
+/** The name of the tcache struct's uint16 array: counts up to 2.41, 2.42's num_slots (free slots). */
+export function slotsName(layout: StructLayout | null): string {
+  return (layout ?? NO_TCACHE).slots === 'free' ? 'num_slots' : 'counts';
+}
+
+/**
+ * A word's field in `chunk`, as the walk that made `chunk` found it: the header, a link it followed (by its
+ * offset), a tcache entry's key, the tcache struct's arrays by bin; anything else is the program's or unused.
+ */
+export function fieldOf(chunk: ImageChunk, at: number, layout: StructLayout | null): { field: string; mangled: boolean; width: 8 | 2 } {
   const delta = at - chunk.offset;
   if (delta === 0) return { field: 'prev_size', mangled: false, width: 8 };
   if (delta === 8) return { field: 'size', mangled: false, width: 8 };
   if (chunk.tcacheStruct) {
+    const bins = (layout ?? NO_TCACHE).bins;
     const user = delta - 16;
-    if (user < 2 * tcacheBins) return { field: `counts[${user >> 1}]`, mangled: false, width: 2 };
-    if (user < 10 * tcacheBins) return { field: `entries[${(user - 2 * tcacheBins) >> 3}]`, mangled: false, width: 8 };
+    if (user < 2 * bins) return { field: `${slotsName(layout)}[${user >> 1}]`, mangled: false, width: 2 };
+    if (user < 10 * bins) return { field: `entries[${(user - 2 * bins) >> 3}]`, mangled: false, width: 8 };
   }
-  const free = chunk.state !== 'in-use' && chunk.state !== 'top';
-  if (free && delta === 16)
-    return { field: chunk.state === 'tcache' ? 'next' : 'fd', mangled: chunk.state === 'tcache' || chunk.state === 'fastbin', width: 8 };
-  if (free && delta === 24) return { field: chunk.state === 'tcache' ? 'key' : 'bk', mangled: false, width: 8 };
-  if ((chunk.state === 'large' || chunk.state === 'unsorted') && chunk.size >= 0x400 && (delta === 32 || delta === 40)) {
-    return { field: delta === 32 ? 'fd_nextsize' : 'bk_nextsize', mangled: false, width: 8 };
-  }
+  const link = chunk.links.find((l) => l.at === at);
+  if (link) return { field: link.field, mangled: link.mangled, width: 8 };
+  if (chunk.key !== undefined && delta === 24) return { field: 'key', mangled: false, width: 8 };
   // Past the links: the program's bytes in use, and nothing glibc keeps in a free chunk or the top.
   return { field: `${chunk.state === 'in-use' ? 'user' : 'unused'} +${hex(delta - 16)}`, mangled: false, width: 8 };
 }
@@ -117,11 +127,11 @@ export function changedWords(before: ImageBytes, after: ImageBytes): WordChange[
       walked = true;
     }
     // Name it by after's chunk, unless after has it in use (not the header) and before had it free.
-    let named: { chunk: ImageChunk; bins: number } | null = null;
+    let named: { chunk: ImageChunk; layout: StructLayout | null } | null = null;
     for (const [image, walk] of walks) {
       const chunk = walk ? chunkHolding(walk, at) : null;
       if (!chunk) continue;
-      const candidate = { chunk, bins: image.sidecar.tcache?.bins ?? 64 };
+      const candidate = { chunk, layout: image.sidecar.tcache };
       if (named === null) named = candidate;
       else if (
         named.chunk.state === 'in-use' &&
@@ -142,14 +152,14 @@ export function changedWords(before: ImageBytes, after: ImageBytes): WordChange[
       where = { offset, state, size: named.chunk.size, tcacheStruct: named.chunk.tcacheStruct === true };
       if (then && then.state !== state) where.was = then.state;
     }
-    const first = named ? fieldOf(named.chunk, at, named.bins) : { field: `+${hex(at)}`, mangled: false, width: 8 as const };
+    const first = named ? fieldOf(named.chunk, at, named.layout) : { field: `+${hex(at)}`, mangled: false, width: 8 as const };
     if (named && first.width === 2) {
       // The counts are uint16: each that differs, by its bin.
       for (let k = at; k < at + 8; k += 2) {
         const old = read(before, k, 2);
         const now = read(after, k, 2);
         if (old === now) continue;
-        const f = fieldOf(named.chunk, k, named.bins);
+        const f = fieldOf(named.chunk, k, named.layout);
         changes.push({ at: k, width: 2, chunk: where, field: f.field, old, new: now, mangled: false });
       }
       continue;
@@ -164,11 +174,6 @@ export function wordText(value: bigint): string {
   if (value === KEY_MARKER) return 'TCACHKEY';
   if (value === FOREIGN_MARKER) return 'FOREIGN';
   return hex(value);
-}
-
-/** A safe-linked word's pointer: stored ^ (the word's address >> 12). */
-export function demangle(stored: bigint, base: bigint, at: number): bigint {
-  return stored ^ ((base + BigInt(at)) >> 12n);
 }
 
 /** A safe-linked word as its pointer: 0x0 for a word that holds nothing (no link), NULL for a link to nothing. */
@@ -230,7 +235,8 @@ export function chunkRows(image: ImageBytes, walk: HeapWalk, offset: number): { 
   const chunk = chunkHolding(walk, offset);
   if (!chunk) return { chunk: null, rows: [], more: 0 };
   const view = new DataView(image.bytes.buffer, image.bytes.byteOffset, image.bytes.byteLength);
-  const bins = image.sidecar.tcache?.bins ?? 64;
+  const layout = image.sidecar.tcache;
+  const bins = (layout ?? NO_TCACHE).bins;
   const nextPrevSize = Math.min(chunk.offset + chunk.size + 8, image.bytes.length);
   // The header row, then the links' row(s): fd and bk (or next and key), and the nextsize pair of a large chunk.
   const nextsize = chunk.links.some((l) => l.field === 'fd_nextsize');
@@ -242,7 +248,7 @@ export function chunkRows(image: ImageBytes, walk: HeapWalk, offset: number): { 
     const words: HexRow['words'] = [];
     for (let w = at; w + 8 <= at + bytes.length; w += 8) {
       // The word past the chunk's end is the next chunk's prev_size.
-      const f = w >= chunk.offset + chunk.size ? { field: 'next prev_size', mangled: false } : fieldOf(chunk, w, bins);
+      const f = w >= chunk.offset + chunk.size ? { field: 'next prev_size', mangled: false } : fieldOf(chunk, w, layout);
       const stored = view.getBigUint64(w, true);
       words.push({ at: w, field: f.field, stored, mangled: f.mangled, pointer: f.mangled && stored !== 0n ? demangle(stored, image.sidecar.base, w) : stored });
     }

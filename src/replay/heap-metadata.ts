@@ -2,7 +2,7 @@
 // words as the model knows them are written into the real heap at their real addresses (docs/image.md).
 import { heapImageWords, type ImageWordSink } from '../allocator/image.ts';
 import type { Malloc } from '../allocator/malloc.ts';
-import { DEFAULT_ARENA, type ImageSidecar } from '../image/format.ts';
+import { DEFAULT_ARENA, type ImageSidecar, KEY_MARKER } from '../image/format.ts';
 import { MallocscopeError } from '../errors.ts';
 import type { RealMemory } from '../system/api.ts';
 
@@ -16,7 +16,9 @@ const MALLOC_STATE_SIZE = 2200;
  * Keeps main_arena's heap in real memory a glibc heap: the words heapImage would write, written in place after
  * each call, every other byte left as the program wrote it. Each call rewrites every live word (the chunks'
  * size words, the free chunks' links, the tcache struct): O(chunks) per call. Words that stop being live are
- * left as they are, as glibc leaves them; a walker never reads them.
+ * left as they are, as glibc leaves them (a walker never reads them), except a tcache entry's key: glibc zeroes
+ * it when it hands the block out, so a key word that stops being live is written 0 (the key words of the call
+ * before are zeroed first, then the live ones written again).
  */
 export class HeapMetadata {
   /** Calls so far: the sidecar's `seq`. */
@@ -27,6 +29,9 @@ export class HeapMetadata {
   private halves: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
   private shorts: Uint16Array<ArrayBufferLike> = new Uint16Array(0);
   private last: ImageSidecar | null = null;
+  /** The key words' offsets the last update wrote, and this update's (swapped after each). */
+  private keys: number[] = [];
+  private nextKeys: number[] = [];
   /** Set once the heap is not one piece (the break could not grow): no image describes it from then on. */
   private failure: MallocscopeError | null = null;
   private readonly base: bigint;
@@ -46,9 +51,14 @@ export class HeapMetadata {
     const limit = BigInt((system as { heapLimit?: number }).heapLimit ?? system.heapStart);
     this.arena = DEFAULT_ARENA + BigInt(MALLOC_STATE_SIZE) > this.base && DEFAULT_ARENA < limit ? (limit + 15n) & ~15n : DEFAULT_ARENA;
     this.sink = {
-      begin: (size) => this.map(size),
+      begin: (size) => {
+        this.map(size);
+        // The last call's key words to 0 (those past a trimmed heap are gone); the live ones come back below.
+        for (const at of this.keys) if (at >>> 3 < this.words.length) this.words[at >>> 3] = 0n;
+      },
       word: (at, value) => {
         this.words[at >>> 3] = value;
+        if (value === KEY_MARKER) this.nextKeys.push(at);
       },
       number: (at, value) => {
         this.halves[at >>> 2] = value % TWO_32;
@@ -65,7 +75,9 @@ export class HeapMetadata {
     this.seq++;
     if (this.failure) return;
     try {
+      this.nextKeys = [];
       this.last = heapImageWords(this.model, this.seq, { base: this.base, arena: this.arena }, this.sink);
+      this.keys = this.nextKeys;
     } catch (error) {
       if (error instanceof MallocscopeError && error.code === 'IMAGE_NOT_CONTIGUOUS') {
         this.failure = new MallocscopeError(

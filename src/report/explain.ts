@@ -25,7 +25,7 @@ export interface StateBefore {
   topPad: number;
   nMmapsMax: number;
   /** The block the event's ID names when it is live (free, realloc): its chunk size and whether it is mmapped. */
-  block: { size: number; mmapped: boolean; lead: number } | null;
+  block: { size: number; mmapped: boolean; lead: number; address: number } | null;
   /** The ID named a block whose allocation returned NULL. */
   blockIsNull: boolean;
   /** Requested bytes of the program's live blocks. */
@@ -43,7 +43,7 @@ export function captureBefore(replayer: Replayer, event: TraceEvent): StateBefor
   if (named) {
     const p = replayer.chunkOfSlot(event.slot);
     if (p === NIL) blockIsNull = true;
-    else block = { size: c.size[p], mmapped: c.state[p] === ChunkState.Mmapped, lead: c.lead[p] };
+    else block = { size: c.size[p], mmapped: c.state[p] === ChunkState.Mmapped, lead: c.lead[p], address: c.address[p] };
   }
   return {
     policy: replayer.policyName,
@@ -81,7 +81,20 @@ export class Explainer {
     if (imageBefore === null) return { outcome, sentence };
     const imageAfter = this.takeImage(event.seq);
     this.image = { seq: event.seq, image: imageAfter };
-    return { outcome, sentence, bytes: bytesText(imageBefore, imageAfter) };
+    return { outcome, sentence, bytes: bytesText(imageBefore, imageAfter, this.otherTcache(before, event, outcome)) };
+  }
+
+  /**
+   * The thread whose tcache the event's free put a chunk of main_arena's heap in, when that is not the main
+   * thread: glibc wrote the entry's next and key in the chunk, but images hold the main thread's tcache alone.
+   */
+  private otherTcache(before: StateBefore, event: TraceEvent, outcome: ReplayOutcome): number | null {
+    const thread = event.thread ?? 1;
+    const block = before.block;
+    if (thread === 1 || block === null || block.mmapped || !outcome.notes.freed.some((f) => f.to === 'tcache')) return null;
+    const m = this.replayer.model;
+    const inMainHeap = block.address >= m.system.heapStart && block.address < m.system.sbrk(0) && m.heapAt(block.address) === undefined;
+    return inMainHeap ? thread : null;
   }
 
   /** The model's image now, or why there is none (the heap is not one piece). */
@@ -95,12 +108,20 @@ export class Explainer {
   }
 }
 
-/** What a call changed in main_arena's heap image: its words by chunk and field (docs/image.md). */
-export function bytesText(before: ModelHeapImage | string, after: ModelHeapImage | string): string {
+/**
+ * What a call changed in main_arena's heap image: its words by chunk and field (docs/image.md). `otherTcache`:
+ * the thread whose tcache the call freed a chunk of this heap into, when not the main thread's.
+ */
+export function bytesText(before: ModelHeapImage | string, after: ModelHeapImage | string, otherTcache: number | null = null): string {
   if (typeof after === 'string') return `no image: ${after}`;
   if (typeof before === 'string') return `no image before: ${before}`;
   const changes = changedWords(before, after);
-  if (changes.length === 0) return "no byte of main_arena's heap changed";
+  if (changes.length === 0) {
+    // The heap's real bytes did change (the entry's next and key), but not the image's: say why.
+    if (otherTcache !== null)
+      return `no word of main_arena's heap image changed: the chunk went to thread ${otherTcache}'s tcache, which images leave out (glibc wrote its next and key in the chunk)`;
+    return "no word of main_arena's heap image changed";
+  }
   return changesText(changes, after.sidecar.base);
 }
 

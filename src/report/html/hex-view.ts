@@ -46,21 +46,22 @@ export function hexView(m: Malloc, seq: number, address: number): { html: string
       const hexText = row.bytes.map((b, i) => `${b.toString(16).padStart(2, '0')}${i % 2 === 1 && i < row.bytes.length - 1 ? ' ' : ''}`).join('');
       const ascii = row.bytes.map((b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : '.')).join('');
       const fields = row.words.map((w) => {
-        const counts = /^counts\[(\d+)\]$/.exec(w.field);
+        const counts = /^(counts|num_slots)\[(\d+)\]$/.exec(w.field);
         if (counts) {
-          // Four uint16 counts in the word: their bins and values.
-          const first = Number(counts[1]);
+          // Four uint16 counts (2.42: free slots) in the word: their bins and values.
+          const first = Number(counts[2]);
+          const field = `${counts[1]}[${first}..${first + 3}]`;
           const values = [0, 2, 4, 6].map((k) => (row.bytes[w.at - row.at + k] ?? 0) | ((row.bytes[w.at - row.at + k + 1] ?? 0) << 8));
-          words.push({ at: w.at, field: `counts[${first}..${first + 3}]`, stored: hex(w.stored), pointer: null });
-          return `<span class="f">counts[${first}..${first + 3}]</span> ${values.join(' ')}`;
+          words.push({ at: w.at, field, stored: hex(w.stored), pointer: null });
+          return `<span class="f">${field}</span> ${values.join(' ')}`;
         }
         const entry = { at: w.at, field: w.field, stored: hex(w.stored), pointer: w.mangled ? hex(w.pointer) : null };
         words.push(entry);
         let value = wordText(w.stored);
         if (w.field === 'size' || w.field === 'next prev_size') {
           if (w.field === 'size') {
-            const flags = ['A', 'M', 'P'].filter((_f, k) => (w.stored & BigInt(4 >> k)) !== 0n);
-            value = `${hex(w.stored)} = ${hex(w.stored & ~7n)}${flags.length ? ` | ${flags.join('|')}` : ''}`;
+            const flags = (['A', 'M', 'P'] as const).filter((f) => chunk.flags[f]);
+            value = `${hex(w.stored)} = ${hex(chunk.size)}${flags.length ? ` | ${flags.join('|')}` : ''}`;
           }
         } else if (w.mangled) {
           value =

@@ -15,7 +15,7 @@ import { oracleImages } from '../dist/oracle/images.js';
 import { modelImages, parseImageAt } from '../dist/replay/images.js';
 import { SHAPES, THREAD_SHAPES, generateTrace } from '../dist/trace/generate.js';
 import { formatCall } from '../dist/trace/writer.js';
-import { BUILDS_ENV, type GlibcBuild, glibcBuilds, knownVersions } from './support/glibc-builds.ts';
+import { type GlibcBuild, glibcBuilds, knownVersions, missingBuild } from './support/glibc-builds.ts';
 import { mallocscope } from './support/cli.ts';
 import { unless } from './support/skip.ts';
 
@@ -191,12 +191,7 @@ test("mallocscope image: -o writes the oracle's bytes and sidecar; --json is the
 for (const version of knownVersions) {
   const build = builds.get(version);
   if (build === machine) continue;
-  const run = unless(
-    test,
-    build
-      ? undefined
-      : `no glibc ${version} build here: build one with scripts/build-glibc.sh SRC_DIR .glibc/${version}, or name a folder of builds in ${BUILDS_ENV}`,
-  );
+  const run = unless(test, missingBuild(version, builds));
   run(`glibc ${version}: the model's images are glibc's on a random shape, a threaded one and a real program`, () => {
     if (!build) return;
     compare(build, shapeTrace('everything', 7, 300), 'every:30,end');

@@ -17,7 +17,7 @@ import { oracleImages } from '../dist/oracle/images.js';
 import { oracleCommand } from '../dist/oracle/oracle.js';
 import { type GeneratedCall, SHAPES, THREAD_SHAPES, generateTrace } from '../dist/trace/generate.js';
 import { formatCall } from '../dist/trace/writer.js';
-import { BUILDS_ENV, type GlibcBuild, glibcBuilds, knownVersions } from './support/glibc-builds.ts';
+import { type GlibcBuild, glibcBuilds, knownVersions, missingBuild } from './support/glibc-builds.ts';
 import { unless } from './support/skip.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-images-'));
@@ -342,12 +342,7 @@ test("the oracle's image options: a small RLIMIT_DATA, an arena or base past 2^6
 for (const version of knownVersions) {
   const build = builds.get(version);
   if (build === machine) continue;
-  const run = unless(
-    test,
-    build
-      ? undefined
-      : `no glibc ${version} build here: build one with scripts/build-glibc.sh SRC_DIR .glibc/${version}, or name a folder of builds in ${BUILDS_ENV}`,
-  );
+  const run = unless(test, missingBuild(version, builds));
   run(`glibc ${version}: images walk cleanly, their in-use chunks glibc's live blocks`, () => {
     if (!build) return;
     const { path, calls } = shapeTrace('everything', 7, 300);

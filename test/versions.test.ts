@@ -13,7 +13,7 @@ import { generateEdgeTrace } from '../dist/trace/edges.js';
 import { SHAPES, generateTrace } from '../dist/trace/generate.js';
 import { TraceWriter, formatCall } from '../dist/trace/writer.js';
 import { machineGlibcVersion } from '../dist/replay/glibc.js';
-import { BUILDS_ENV, type GlibcBuild, glibcBuilds, knownVersions } from './support/glibc-builds.ts';
+import { BUILDS_ENV, type GlibcBuild, glibcBuilds, knownVersions, missingBuild } from './support/glibc-builds.ts';
 import { unless } from './support/skip.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -61,12 +61,7 @@ test('the version tests cover at least the five versions besides this machine', 
 
 for (const version of knownVersions) {
   const build = builds.get(version);
-  const run = unless(
-    test,
-    build
-      ? undefined
-      : `no glibc ${version} build here: build one with scripts/build-glibc.sh SRC_DIR .glibc/${version}${version === '2.41' ? " (or fetch Debian 13's with scripts/debian-glibc.sh trixie .glibc/2.41)" : ''}, or name a folder of builds in ${BUILDS_ENV}`,
-  );
+  const run = unless(test, missingBuild(version, builds));
   if (!build) {
     run(`glibc ${version}: examples, real programs, random and edge traces`, () => {});
     continue;

@@ -54,3 +54,10 @@ export function glibcBuilds(root = fileURLToPath(new URL('../..', import.meta.ur
   for (const dir of foldersIn(join(root, '.glibc'))) add(folderVersion(dir), dir, dir);
   return builds;
 }
+
+/** Why a version's tests cannot run here (no build of it), for `unless`; undefined when it has a build. */
+export function missingBuild(version: string, builds: Map<string, GlibcBuild>): string | undefined {
+  if (builds.has(version)) return undefined;
+  const debian = version === '2.41' ? " (or fetch Debian 13's with scripts/debian-glibc.sh trixie .glibc/2.41)" : '';
+  return `no glibc ${version} build here: build one with scripts/build-glibc.sh SRC_DIR .glibc/${version}${debian}, or name a folder of builds in ${BUILDS_ENV}`;
+}

@@ -24,6 +24,7 @@ import {
 } from '../allocator/libc.ts';
 import { resetNotes, type CallNotes } from '../allocator/notes.ts';
 import { HeapMetadata } from './heap-metadata.ts';
+import { formatSidecar } from '../image/format.ts';
 import type { ImageSidecar } from '../image/format.ts';
 import { walkBins, walkHeap, walkMmapped, type BinsView, type ChunkInfo } from '../allocator/walk.ts';
 
@@ -82,6 +83,12 @@ export class Allocator {
       const memory = this.model.system.memory;
       if (!memory) throw new MallocscopeError('NO_BYTES', 'metadata needs the native backend (system: new NativeSystem()): a simulated heap has no bytes');
       this.metadata = new HeapMetadata(this.model, memory);
+      // A file-backed NativeSystem writes the image's sidecar at release: the file is then a heap image.
+      const owner = options.system as { imageSidecar?: (() => string) | null } | undefined;
+      if (owner !== undefined && 'imageSidecar' in owner) {
+        const metadata = this.metadata;
+        owner.imageSidecar = () => formatSidecar(metadata.sidecar());
+      }
     }
   }
 

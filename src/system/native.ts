@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { MallocscopeError } from '../errors.ts';
 import { loadAddon, type NativeLayer } from '../native.ts';
 import type { Protection, RealMemory, Syscall, SystemMemory } from './api.ts';
-import { type BackingSidecar, writeSidecar } from './sidecar.ts';
+import { type BackingSidecar, writeImageSidecar, writeSidecar } from './sidecar.ts';
 import { SyscallLog } from './syscall-log.ts';
 
 /** Options of the native kernel. */
@@ -413,6 +413,13 @@ export class NativeSystem implements SystemMemory, RealMemory {
   }
 
   /**
+   * Set by an Allocator in metadata mode (docs/image.md): the image sidecar's text of the heap now. A
+   * file-backed heap writes it beside its file at release (FILE.json), so that the file is a heap image a
+   * walker reads later, anywhere, with no model (walkImageFile with programBytes).
+   */
+  imageSidecar: (() => string) | null = null;
+
+  /**
    * Unmaps the reservation and every mapping and detaches every view. The system is unusable afterwards;
    * releasing twice does nothing; an Allocator over it then refuses every call (SYSTEM_RELEASED). A system
    * dropped without release() is released once the GC has collected it (V8 is told how much memory each
@@ -425,7 +432,17 @@ export class NativeSystem implements SystemMemory, RealMemory {
     this.isReleased = true;
     if (this.lockedAll && processLocked) this.unlockAll();
     const sidecar = this.file !== undefined ? this.sidecar() : undefined;
+    // The image's sidecar is read while the heap is still there; a heap that is no longer one piece has none.
+    let image: string | null = null;
+    if (this.file !== undefined && this.imageSidecar !== null) {
+      try {
+        image = this.imageSidecar();
+      } catch {
+        image = null;
+      }
+    }
     this.layer.release();
     if (this.file !== undefined && sidecar) writeSidecar(this.file, sidecar, 'HEAP_BACKING_FAILED');
+    if (this.file !== undefined && this.imageSidecar !== null) writeImageSidecar(this.file, image);
   }
 }

@@ -2,8 +2,9 @@
 // besides the bytes, which the file holds from the heap's start. It is not a heap image's sidecar (heap.img.json,
 // docs/image.md): the native heap holds the program's bytes but not glibc's metadata yet, so its file is no
 // image; it becomes one when the native heap holds that metadata (a later step of issue 14).
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { MallocscopeError, errnoReason } from '../errors.ts';
+import { sidecarPath } from '../image/files.ts';
 
 /** What the backing's sidecar holds. */
 export interface BackingSidecar {
@@ -26,5 +27,19 @@ export function writeSidecar(file: string, sidecar: BackingSidecar, code: 'HEAP_
     writeFileSync(path, `${JSON.stringify(sidecar)}\n`, { mode: 0o600 });
   } catch (error) {
     throw new MallocscopeError(code, `${path}: cannot write the heap's sidecar: ${errnoReason(error)}`);
+  }
+}
+
+/**
+ * Writes a file-backed heap's image sidecar (the image format's FILE.json, text already formatted), or removes
+ * a stale one when the heap has no image (`null`: no longer one piece).
+ */
+export function writeImageSidecar(file: string, text: string | null): void {
+  const path = sidecarPath(file);
+  try {
+    if (text === null) rmSync(path, { force: true });
+    else writeFileSync(path, text, { mode: 0o600 });
+  } catch (error) {
+    throw new MallocscopeError('HEAP_BACKING_FAILED', `${path}: cannot write the heap image's sidecar: ${errnoReason(error)}`);
   }
 }

@@ -3,7 +3,7 @@
 import { MallocscopeError } from '../errors.ts';
 import { ARENA_BIN_HEADERS, DEFAULT_ARENA, DEFAULT_BASE, FOREIGN_MARKER, type ImageSidecar, KEY_MARKER, type TcacheLayout } from '../image/format.ts';
 import { ChunkState, NIL } from './chunks.ts';
-import { CHUNK_HDR_SZ, MIN_LARGE_SIZE, NBINS, NFASTBINS, SIZE_SZ } from './constants.ts';
+import { CHUNK_HDR_SZ, MALLOC_STATE_SIZE, MIN_LARGE_SIZE, NBINS, NFASTBINS, SIZE_SZ } from './constants.ts';
 import type { Malloc } from './malloc.ts';
 
 /** Where the image's pointers say the heap and main_arena are. */
@@ -19,10 +19,13 @@ export interface ModelHeapImage {
   sidecar: ImageSidecar;
 }
 
+/** Whether a main_arena at `arena` (sizeof(struct malloc_state) bytes) overlaps the addresses [from, to). */
+export function arenaOverlaps(arena: bigint, from: bigint, to: bigint): boolean {
+  return from < arena + BigInt(MALLOC_STATE_SIZE) && arena < to;
+}
+
 /** The size word's PREV_INUSE bit (A and M are never set in main_arena's heap). */
 const PREV_INUSE = 1;
-/** sizeof(struct malloc_state) on x86-64: the arena must not overlap the image's heap. */
-const MALLOC_STATE_SIZE = 2200;
 /** What the lists make of a chunk: nothing (0: in use to a reader), the main thread's tcache, a fastbin, a bin. */
 const TCACHE = 1;
 const FASTBIN = 2;
@@ -113,7 +116,7 @@ export function heapImageWords(m: Malloc, seq: number, options: ImagePlacement, 
   if (end !== brk) fail(`the top chunk ends at offset ${end - start}, not at the program break (offset ${brk - start})`, 'IMAGE_INCONSISTENT');
   const size = end - start;
   const bigSize = BigInt(size);
-  if (base + bigSize > 1n << 64n || (base < arena + BigInt(MALLOC_STATE_SIZE) && arena < base + bigSize)) {
+  if (base + bigSize > 1n << 64n || arenaOverlaps(arena, base, base + bigSize)) {
     fail('the heap, placed at --image-base, would overlap --image-arena or pass 2^64', 'IMAGE_BASE');
   }
 

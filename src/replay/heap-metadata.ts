@@ -1,6 +1,6 @@
 // The native backend's metadata mode (Allocator option `metadata`): after every call, glibc's live metadata
 // words as the model knows them are written into the real heap at their real addresses (docs/image.md).
-import { heapImageWords, type ImageWordSink } from '../allocator/image.ts';
+import { arenaOverlaps, heapImageWords, type ImageWordSink } from '../allocator/image.ts';
 import type { Malloc } from '../allocator/malloc.ts';
 import { DEFAULT_ARENA, type ImageSidecar, KEY_MARKER } from '../image/format.ts';
 import { MallocscopeError } from '../errors.ts';
@@ -9,8 +9,6 @@ import type { RealMemory } from '../system/api.ts';
 const TWO_32 = 2 ** 32;
 /** The words are written through typed arrays, in this machine's byte order: glibc's x86-64 is little-endian. */
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-/** sizeof(struct malloc_state) on x86-64, as the image's rules count it. */
-const MALLOC_STATE_SIZE = 2200;
 
 /**
  * Keeps main_arena's heap in real memory a glibc heap: the words heapImage would write, written in place after
@@ -49,7 +47,7 @@ export class HeapMetadata {
     // The bin headers' pointers name a notional main_arena (there is none in this process): the oracle's
     // address under no ASLR, unless it falls in the heap's reservation; then just past the reservation.
     const limit = BigInt((system as { heapLimit?: number }).heapLimit ?? system.heapStart);
-    this.arena = DEFAULT_ARENA + BigInt(MALLOC_STATE_SIZE) > this.base && DEFAULT_ARENA < limit ? (limit + 15n) & ~15n : DEFAULT_ARENA;
+    this.arena = arenaOverlaps(DEFAULT_ARENA, this.base, limit) ? (limit + 15n) & ~15n : DEFAULT_ARENA;
     this.sink = {
       begin: (size) => {
         this.map(size);

@@ -1,6 +1,7 @@
 // Imports a glibc mtrace log (docs/glibc.md §9) as a trace v1 (docs/trace-format.md), streaming, the log
 // parsed as bytes (log-lines.ts reads it; pointer-ids.ts names its blocks).
 import { parseHexDigits } from '../number.ts';
+import { SIZE_LIMIT } from './glibc-calls.ts';
 import { type ImportSummary, convertAll, importLog, quote } from './log-lines.ts';
 import { type PointerKey, PointerLog } from './pointer-ids.ts';
 
@@ -223,7 +224,7 @@ export class MtraceConverter extends PointerLog {
     if (end - start === 1 && buf[start] === 0x30) return '0';
     const value = end - start > 2 && buf[start] === 0x30 && buf[start + 1] === 0x78 ? parseHexDigits(buf, start + 2, end) : undefined;
     if (value === undefined) this.fail('MTRACE_BAD_NUMBER', lineNo, `size is not 0x-hexadecimal or 0: '${buf.toString('latin1', start, end)}'`);
-    if (typeof value === 'bigint' && value >= 1n << 64n)
+    if (typeof value === 'bigint' && value >= SIZE_LIMIT)
       this.fail('MTRACE_BAD_NUMBER', lineNo, `size is larger than 2^64-1: '${buf.toString('latin1', start, end)}'`);
     return String(value);
   }

@@ -6,6 +6,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { MallocscopeError, errnoReason } from '../errors.ts';
 import { counted } from './log-lines.ts';
 import { type AlignedCall, REALLOC_ZERO_RULE, alignedRequest, reallocOutcome, refusedComment } from './glibc-calls.ts';
+import { type PointerKey, pointerText } from './pointer-ids.ts';
 
 /** The log's first eight bytes. */
 export const RECORDING_MAGIC = 'MSCOPREC';
@@ -123,18 +124,11 @@ export interface RecordingImportOptions {
   name?: string;
 }
 
-/** A pointer as a Map key: a number below 2^53 (every x86-64 user address), else a bigint (both exact). */
-type PointerKey = number | bigint;
-
 /** The unsigned 64-bit value at `at`: a number below 2^53, else a bigint. */
 function u64(buf: Buffer, at: number): number | bigint {
   const hi = buf.readUInt32LE(at + 4);
   if (hi < 0x200000) return hi * 0x100000000 + buf.readUInt32LE(at);
   return buf.readBigUInt64LE(at);
-}
-
-function hex(value: PointerKey): string {
-  return `0x${value.toString(16)}`;
 }
 
 /** Where record `index` is in the file: written out, or still in the ring. */
@@ -368,7 +362,7 @@ class RecordingConverter {
     if (old !== undefined) {
       this.summary.unseenFrees++;
       this.call(
-        `${tag}free b${old}    # ${hex(ptr)} comes back while live: its free was not recorded (glibc freed it inside pthread_create), so it is freed here`,
+        `${tag}free b${old}    # ${pointerText(ptr)} comes back while live: its free was not recorded (glibc freed it inside pthread_create), so it is freed here`,
       );
     }
     this.live.set(ptr, id);
@@ -420,7 +414,7 @@ class RecordingConverter {
     const id = this.live.get(ptr);
     if (id === undefined) {
       this.summary.untracked++;
-      this.out += `# free of ${hex(ptr)}, a block this log never saw allocated: skipped\n`;
+      this.out += `# free of ${pointerText(ptr)}, a block this log never saw allocated: skipped\n`;
       return;
     }
     this.live.delete(ptr);
@@ -446,7 +440,7 @@ class RecordingConverter {
     thread.reallocOld = null;
     const outcome = reallocOutcome(old === 0, BigInt(size), ptr === 0);
     if (outcome === 'not-glibc') {
-      this.fail('RECLOG_NOT_GLIBC', index, `realloc(${hex(old)}, 0) returned a block (${hex(ptr)}): ${REALLOC_ZERO_RULE}`);
+      this.fail('RECLOG_NOT_GLIBC', index, `realloc(${pointerText(old)}, 0) returned a block (${pointerText(ptr)}): ${REALLOC_ZERO_RULE}`);
     }
     if (outcome === 'new') {
       this.allocate(tag, 'realloc', ptr, size); // the trace's realloc of an ID not live is realloc(NULL, n)
@@ -454,7 +448,7 @@ class RecordingConverter {
     }
     if (id === 0) {
       this.summary.untracked++;
-      this.out += `# realloc of ${hex(old)} to ${size} bytes, a block this log never saw allocated: `;
+      this.out += `# realloc of ${pointerText(old)} to ${size} bytes, a block this log never saw allocated: `;
       if (ptr === 0) {
         this.out += 'skipped\n';
         return;

@@ -94,6 +94,20 @@ export interface OracleOptions extends OracleEnvOptions {
   name?: string;
   /** The trace's text when `trace` is `-`; without it the oracle reads this process's standard input. */
   input?: string | Uint8Array;
+  /** Write the real heap's images after chosen events (docs/image.md; images.ts's oracleImages). */
+  images?: OracleImages;
+}
+
+/** The oracle's heap images: `--image-at`, `--image-dir`, `--image-base`, `--image-arena`. */
+export interface OracleImages {
+  /** The events: "SEQ[,SEQ...]", "every:N", "end", or several of them comma-separated. */
+  at: string;
+  /** The folder the images go to (made when missing): heap-SEQ.img and heap-SEQ.img.json. */
+  dir: string;
+  /** The address the image's heap starts at (a multiple of 4096); 0x555555559000 by default. */
+  base?: bigint;
+  /** The notional address of main_arena (a multiple of 16); 0x7ffff7fa7c60 by default. */
+  arena?: bigint;
 }
 
 /**
@@ -195,6 +209,15 @@ export function oracleArgs(trace: string, options: OracleOptions = {}): string[]
     const limit = BigInt(options.brkLimit);
     if (limit < 0n || limit > 0xffffffffffffffffn) throw new UsageError(`--brk-limit must be 0 to 2^64-1 bytes, not ${limit}`);
     args.push('--brk-limit', limit.toString());
+  }
+  const images = options.images;
+  if (images !== undefined) {
+    if (!/^(\d+|0x[0-9a-fA-F]+|every:\d+|end)(,(\d+|0x[0-9a-fA-F]+|every:\d+|end))*$/.test(images.at)) {
+      throw new UsageError(`--image-at takes SEQ, every:N or end, comma-separated, not '${images.at}'`);
+    }
+    args.push('--image-at', images.at, '--image-dir', images.dir);
+    if (images.base !== undefined) args.push('--image-base', `0x${images.base.toString(16)}`);
+    if (images.arena !== undefined) args.push('--image-arena', `0x${images.arena.toString(16)}`);
   }
   // `--` so that a trace named like an option stays a path.
   args.push('--', trace);

@@ -80,8 +80,14 @@ const MIN_LARGE_SIZE = 0x400;
 const TCACHE_SMALL_BINS = 64;
 const MAX_TCACHE_SMALL_SIZE = 0x410;
 
-/** The large bin of a chunk size on x86-64: bins of 64, 512, 4096, 32768 and 262144 bytes, then the rest. */
+/**
+ * The large bin of a chunk size on x86-64: bins of 64, 512, 4096, 32768 and 262144 bytes, then the rest. The
+ * walker reads glibc's rule itself rather than the model's (allocator/constants.ts largebinIndex): it checks images
+ * without the model.
+ */
 export function largeBinIndex(size: number): number {
+  // From 2^31 up every tier's quotient is past its limit, and >>> would wrap sizes of 2^32 and more: the last bin.
+  if (size >= 0x7fff0000) return 126;
   if (size >>> 6 <= 48) return 48 + (size >>> 6);
   if (size >>> 9 <= 20) return 91 + (size >>> 9);
   if (size >>> 12 <= 10) return 110 + (size >>> 12);

@@ -153,7 +153,7 @@ export function runAllocator(trace: string, allocator: AllocatorName, options: A
   const straceProgram = options.strace === undefined ? findStrace() : options.strace;
   let notCounted: string | undefined = straceProgram === null ? 'strace is not installed (Debian: apt-get install strace)' : undefined;
 
-  let measured: { lines: string[]; exit: OracleExit } | undefined;
+  let summary: ForeignSummary | undefined;
   let syscalls: AllocatorSyscalls | null = null;
   if (straceProgram !== null) {
     const dir = mkdtempSync(join(tmpdir(), 'mallocscope-strace-'));
@@ -164,15 +164,15 @@ export function runAllocator(trace: string, allocator: AllocatorName, options: A
       if (run.exit.status !== 0 && said !== undefined) {
         notCounted = `strace could not run here (${said.slice('strace: '.length)})`;
       } else {
-        measured = run;
-        if (run.exit.status === 0 && run.exit.signal === null) syscalls = syscallsOf(readFileSync(log, 'utf8'), summaryOf(run.lines, name).own);
+        // Checked first (its errors, the allocator that ran), then counted, less the oracle's own mappings.
+        summary = checkedSummary(run, allocator, preload, name);
+        syscalls = syscallsOf(readFileSync(log, 'utf8'), summary.own);
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  measured ??= runOracleSync(trace, { ...base, rss: true });
-  const summary = checkedSummary(measured, allocator, preload, name);
+  summary ??= checkedSummary(runOracleSync(trace, { ...base, rss: true }), allocator, preload, name);
   let replayNs = Number.POSITIVE_INFINITY;
   for (let i = 0; i < Math.max(1, options.timingRuns ?? 3); i++) {
     replayNs = Math.min(replayNs, checkedSummary(runOracleSync(trace, base), allocator, preload, name).replayNs);

@@ -101,4 +101,9 @@ export class Malloc {
   heapAt(address: number): Heap | undefined {
     return this.heaps.get(Math.floor(address / HEAP_MAX_SIZE));
   }
+
+  /** Whether `address` lies in main_arena's heap: between the heap start and the break, in no thread heap. */
+  inMainHeap(address: number): boolean {
+    return address >= this.system.heapStart && address < this.system.sbrk(0) && this.heapAt(address) === undefined;
+  }
 }

@@ -92,9 +92,7 @@ export class Explainer {
     const thread = event.thread ?? 1;
     const block = before.block;
     if (thread === 1 || block === null || block.mmapped || !outcome.notes.freed.some((f) => f.to === 'tcache')) return null;
-    const m = this.replayer.model;
-    const inMainHeap = block.address >= m.system.heapStart && block.address < m.system.sbrk(0) && m.heapAt(block.address) === undefined;
-    return inMainHeap ? thread : null;
+    return this.replayer.model.inMainHeap(block.address) ? thread : null;
   }
 
   /** The model's image now, or why there is none (the heap is not one piece). */

@@ -26,8 +26,7 @@ export function hexView(m: Malloc, seq: number, address: number): { html: string
   const none = (note: string) => ({ html: `<div class="empty">${escapeHtml(note)}</div>`, shown: { chunk: -1, state: '', words: [], note } });
   if (address < 0) return none("No chunk selected: click one in the heap map (this event's block is shown when it has one).");
   const start = m.system.heapStart;
-  const brk = m.system.sbrk(0);
-  if (address < start || address >= brk || m.heapAt(address) !== undefined) {
+  if (!m.inMainHeap(address)) {
     return none("This chunk is not in main_arena's heap (an mmapped chunk, or a thread arena's): the heap image covers main_arena's heap only.");
   }
   let image: ReturnType<typeof heapImage>;

@@ -1,7 +1,16 @@
 // The model's heap image (docs/image.md): main_arena's heap from its start to the end of the top, as glibc lays
 // its live metadata out in memory, every other byte zero; computed on demand from the chunk table and the lists.
 import { MallocscopeError } from '../errors.ts';
-import { ARENA_BIN_HEADERS, DEFAULT_ARENA, DEFAULT_BASE, FOREIGN_MARKER, type ImageSidecar, KEY_MARKER, type TcacheLayout } from '../image/format.ts';
+import {
+  ARENA_BIN_HEADERS,
+  DEFAULT_ARENA,
+  DEFAULT_BASE,
+  FOREIGN_MARKER,
+  type ImageBytes,
+  type ImageSidecar,
+  KEY_MARKER,
+  type TcacheLayout,
+} from '../image/format.ts';
 import { ChunkState, NIL } from './chunks.ts';
 import { CHUNK_HDR_SZ, MALLOC_STATE_SIZE, MIN_LARGE_SIZE, NBINS, NFASTBINS, SIZE_SZ } from './constants.ts';
 import type { Malloc } from './malloc.ts';
@@ -14,10 +23,7 @@ export interface ImagePlacement {
   arena?: bigint;
 }
 
-export interface ModelHeapImage {
-  bytes: Uint8Array;
-  sidecar: ImageSidecar;
-}
+export type ModelHeapImage = ImageBytes;
 
 /** Whether a main_arena at `arena` (sizeof(struct malloc_state) bytes) overlaps the addresses [from, to). */
 export function arenaOverlaps(arena: bigint, from: bigint, to: bigint): boolean {

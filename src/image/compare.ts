@@ -1,13 +1,10 @@
 // Two heap images of the same event compared byte for byte (the model's against the real glibc's): the first
 // difference named by its offset, the chunk that holds it and the field (docs/image.md), or by sidecar key.
-import { formatSidecar, type ImageSidecar } from './format.ts';
-import { type ImageChunk, walkImage } from './walk.ts';
-import { fieldOf } from './words.ts';
+import { formatSidecar, type ImageBytes, type ImageSidecar } from './format.ts';
+import type { ImageChunk } from './walk.ts';
+import { chunkHolding, fieldOf, safeWalk } from './words.ts';
 
-export interface ComparedImage {
-  bytes: Uint8Array;
-  sidecar: ImageSidecar;
-}
+export type ComparedImage = ImageBytes;
 
 const hex = (v: number | bigint) => `0x${v.toString(16)}`;
 
@@ -55,15 +52,12 @@ export function imageDifference(a: ComparedImage, b: ComparedImage, aName = 'mod
   const read = (bytes: Uint8Array) => new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(word, true);
   let where = '';
   for (const image of [b, a]) {
-    try {
-      const walk = walkImage(image.bytes, image.sidecar);
-      const chunk = [...walk.chunks].reverse().find((c) => c.offset <= word);
-      if (chunk) {
-        where = `, in the ${chunk.state} chunk at ${hex(chunk.offset)} (size ${hex(chunk.size)}, as ${image === b ? bName : aName} walks it): ${fieldName(chunk, at, image.sidecar.tcache)}`;
-        break;
-      }
-    } catch {
-      // an image that does not walk: try the other one
+    // An image that does not walk: the other one.
+    const walk = safeWalk(image);
+    const chunk = walk && chunkHolding(walk, word);
+    if (chunk) {
+      where = `, in the ${chunk.state} chunk at ${hex(chunk.offset)} (size ${hex(chunk.size)}, as ${image === b ? bName : aName} walks it): ${fieldName(chunk, at, image.sidecar.tcache)}`;
+      break;
     }
   }
   return `offset ${hex(word)}${where}: ${aName} ${hex(read(a.bytes))}, ${bName} ${hex(read(b.bytes))}`;

@@ -1,14 +1,11 @@
 // Heap images on disk: FILE holds the bytes, FILE.json the sidecar (docs/image.md); read, written and walked.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { MallocscopeError, errnoReason } from '../errors.ts';
-import { formatSidecar, parseSidecar, type ImageSidecar } from './format.ts';
+import { formatSidecar, type ImageBytes, parseSidecar } from './format.ts';
 import { type HeapWalk, type WalkOptions, walkImage } from './walk.ts';
 
 /** An image's bytes with its sidecar. */
-export interface ImageFile {
-  bytes: Uint8Array;
-  sidecar: ImageSidecar;
-}
+export type ImageFile = ImageBytes;
 
 /** The sidecar of the image in `path`: the same name with `.json` added. */
 export function sidecarPath(path: string): string {

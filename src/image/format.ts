@@ -23,6 +23,12 @@ export const SIDECAR_VERSION = 1;
 /** The tcache_perthread_struct's layout: `used` counts the entries (up to 2.41), `free` the slots left (2.42 on). */
 export type TcacheLayout = { chunk: number; bins: number; slots: 'used' } | { chunk: number; bins: number; slots: 'free'; fill: number };
 
+/** An image: its bytes (from the heap start to the end of the top) and its sidecar. */
+export interface ImageBytes {
+  bytes: Uint8Array;
+  sidecar: ImageSidecar;
+}
+
 /** A bin's header: its fd and bk, as chunk offsets (only bins that hold chunks are listed). */
 export interface BinHead {
   bin: number;

@@ -1,12 +1,9 @@
 // The words of a heap image by name (docs/image.md): every word two images of one heap differ in, named by
 // its chunk and field (what `explain --bytes` prints), and a chunk's bytes as hex rows with their fields.
-import { FOREIGN_MARKER, type ImageSidecar, KEY_MARKER } from './format.ts';
+import { FOREIGN_MARKER, type ImageBytes, KEY_MARKER } from './format.ts';
 import { demangle, type HeapWalk, type ImageChunk, walkImage } from './walk.ts';
 
-export interface ImageBytes {
-  bytes: Uint8Array;
-  sidecar: ImageSidecar;
-}
+export type { ImageBytes };
 
 /** One word (8 bytes, or a tcache count's 2) that differs between two images. */
 export interface WordChange {
@@ -72,7 +69,8 @@ export function chunkHolding(walk: HeapWalk, at: number): ImageChunk | null {
   return at < chunk.offset + Math.max(chunk.size, 16) ? chunk : null;
 }
 
-function safeWalk(image: ImageBytes): HeapWalk | null {
+/** The walk of an image, or null when it does not walk (a broken image: the caller tries another). */
+export function safeWalk(image: ImageBytes): HeapWalk | null {
   try {
     return walkImage(image.bytes, image.sidecar);
   } catch {

@@ -28,8 +28,8 @@ import { spoolStdin } from './spool.ts';
 
 interface ImageCommandOptions {
   at: string;
-  base?: string;
-  arena?: string;
+  base: string;
+  arena: string;
   output?: string;
   json?: boolean;
   policy: string;
@@ -40,8 +40,7 @@ interface ImageCommandOptions {
 }
 
 /** --base and --arena: a non-zero multiple of `unit`, below 2^64. */
-function parseAddress(name: string, text: string | undefined, unit: bigint, fallback: bigint): bigint {
-  if (text === undefined) return fallback;
+function parseAddress(name: string, text: string, unit: bigint): bigint {
   let value: bigint | undefined;
   try {
     value = /^(0[xX][0-9a-fA-F]+|\d+)$/.test(text) ? BigInt(text) : undefined;
@@ -92,8 +91,8 @@ export function registerImage(program: Command): void {
     .description("the model's image of the main arena's heap after an event, byte for byte as glibc lays it out (docs/image.md)")
     .argument('<trace>', 'trace file, or - for standard input')
     .addOption(new Option('--at <event>', "end, or an event's seq (0-based, as in replay --jsonl): the image after it").default('end'))
-    .addOption(new Option('--base <address>', 'the address the heap starts at in the image, a multiple of 4096').default('0x555555559000'))
-    .addOption(new Option('--arena <address>', "main_arena's notional address, a multiple of 16").default('0x7ffff7fa7c60'))
+    .addOption(new Option('--base <address>', 'the address the heap starts at in the image, a multiple of 4096').default(hex(DEFAULT_BASE)))
+    .addOption(new Option('--arena <address>', "main_arena's notional address, a multiple of 16").default(hex(DEFAULT_ARENA)))
     .addOption(new Option('-o, --output <file>', 'write the image to this file, and its sidecar to FILE.json'))
     .addOption(jsonOption('every chunk, decoded by the walker from the image alone,'))
     .addOption(policyOption())
@@ -109,8 +108,8 @@ export function registerImage(program: Command): void {
           if (value === undefined) throw new UsageError(`--at takes end or an event's seq (0-based, as in replay --jsonl), not '${options.at}'`);
           seq = value;
         }
-        const base = parseAddress('--base', options.base, 4096n, DEFAULT_BASE);
-        const arena = parseAddress('--arena', options.arena, 16n, DEFAULT_ARENA);
+        const base = parseAddress('--base', options.base, 4096n);
+        const arena = parseAddress('--arena', options.arena, 16n);
         if (options.output === undefined && !options.json) throw new UsageError('image needs -o FILE (the image and FILE.json), or --json');
         if (options.output === '-') throw new UsageError('-o takes a file: an image is written with its sidecar beside it (FILE.json)');
         const brkLimit = parseBrkLimit(options.brkLimit);

@@ -7,9 +7,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The NON_MAIN_ARENA bit of a chunk's size word. */
-#define NON_MAIN_ARENA 0x4
-
 struct block_place {
     uint64_t arena_index;   /* 1.. for a thread arena */
     uint64_t heap_index;    /* the heap's place in its arena, the first heap 0 */
@@ -18,7 +15,7 @@ struct block_place {
 
 /* Reads the glibc version this process runs under, for the layouts; before the first arenas_place. */
 void arenas_init(void);
-/* The place of a block whose chunk has the NON_MAIN_ARENA bit. */
+/* The place of a block whose chunk has the NON_MAIN_ARENA bit (chunk.h). */
 void arenas_place(const void *block, struct block_place *place);
 
 #endif

@@ -71,7 +71,6 @@ void foreign_after(uint64_t seq)
 /* A JSON string: `"` and `\` escaped, control bytes as \u00XX. */
 static void out_json_string(struct outbuf *out, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
     OUT_LITERAL(out, "\"");
     for (; *s != '\0'; s++) {
         unsigned char c = (unsigned char)*s;
@@ -79,8 +78,8 @@ static void out_json_string(struct outbuf *out, const char *s)
             char two[2] = { '\\', (char)c };
             out_bytes(out, two, 2);
         } else if (c < 0x20) {
-            char six[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-            out_bytes(out, six, 6);
+            OUT_LITERAL(out, "\\u00");
+            out_hex2(out, c);
         } else {
             out_bytes(out, (const char *)&c, 1);
         }

@@ -14,6 +14,7 @@
  *   the heads (entries[], fastbinsY[]) and every other link are plain.
  * Which word is a pointer is decided by following glibc's own lists from their heads, never from its value. */
 #define _GNU_SOURCE
+#include "chunk.h"
 #include "heapdump.h"
 #include "trace.h"
 
@@ -28,10 +29,6 @@
 #include <unistd.h>
 
 enum {
-    PREV_INUSE = 1,
-    IS_MMAPPED = 2,
-    NON_MAIN_ARENA = 4,
-    SIZE_BITS = 7,
     MINSIZE = 32,
     MIN_LARGE_SIZE = 0x400,
     NFASTBINS = 10,

@@ -3,6 +3,7 @@
  * runs each trace thread in a real thread of its own, one at a time in the trace's order (lockstep.h). */
 #define _GNU_SOURCE
 #include "arenas.h"
+#include "chunk.h"
 #include "foreign.h"
 #include "heapdump.h"
 #include "idtable.h"
@@ -22,10 +23,6 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
-
-/* The size word's flag bits (docs/glibc.md §1). */
-#define IS_MMAPPED 0x2
-#define SIZE_BITS 0x7
 
 static const char usage_line[] =
     "mallocscope-oracle [--stats] [--touch] [--rss] [--time] [--foreign] [--name DISPLAYNAME] [--brk-limit BYTES] " HEAPDUMP_USAGE " TRACE|-";

@@ -34,8 +34,6 @@ namespace mallocscope {
 
 namespace {
 
-void* Ptr(uintptr_t address) { return reinterpret_cast<void*>(address); }
-
 // Errors that mean the backing has no room: the disk or the quota is full, or the file would pass
 // RLIMIT_FSIZE or the filesystem's largest file (Node ignores SIGXFSZ, so the kernel returns EFBIG).
 bool NoRoom(int err) { return err == ENOSPC || err == EDQUOT || err == EFBIG; }

@@ -78,7 +78,7 @@ void ThrowMallocscope(Napi::Env env, const char* code, const std::string& messag
 Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall, const std::string& detail) {
   const char* name = strerrorname_np(err);
   std::string code = name ? name : "E" + std::to_string(err);
-  std::string message = std::string(syscall) + " failed: " + code + " (" + strerror(err) + ")";
+  std::string message = std::string(syscall) + " failed: " + ErrnoText(err);
   if (!detail.empty()) message += ": " + detail;
   Napi::Error error = Napi::Error::New(env, message);
   error.Value().Set("code", Napi::String::New(env, code));

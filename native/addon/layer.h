@@ -173,6 +173,7 @@ Napi::Value RunSync(const Napi::CallbackInfo& info);
 // image.cc: the reader of a heap backing (HeapImage).
 Napi::Function DefineHeapImage(Napi::Env env);
 
+inline void* Ptr(uintptr_t address) { return reinterpret_cast<void*>(address); }
 inline uintptr_t AlignUp(uintptr_t value, size_t page) { return (value + page - 1) & ~static_cast<uintptr_t>(page - 1); }
 inline uintptr_t AlignDown(uintptr_t value, size_t page) { return value & ~static_cast<uintptr_t>(page - 1); }
 

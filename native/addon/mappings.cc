@@ -14,8 +14,6 @@ namespace mallocscope {
 
 namespace {
 
-void* Ptr(uintptr_t address) { return reinterpret_cast<void*>(address); }
-
 // Failures a caller expects (glibc's mmap and mremap return MAP_FAILED and malloc returns NULL).
 bool OutOfMemory(int err) { return err == ENOMEM || err == EAGAIN; }
 

@@ -3,7 +3,8 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.ts';
 import { buildReport } from '../report/report.ts';
-import { allocatorColumns, parseAllocatorNames } from './allocators.ts';
+import { parseAllocatorNames } from './allocators.ts';
+import { allocatorLibrary, allocatorRss } from '../oracle/allocators.ts';
 import { colourFlag } from './colour.ts';
 import { OutputFile } from './output.ts';
 import { Progress } from './progress.ts';
@@ -62,9 +63,11 @@ export function registerReport(program: Command): void {
       const progress = Progress.forTrace(trace, 'report', { colour: colourFlag(options) });
       let result: Awaited<ReturnType<typeof buildReport>>;
       try {
-        const columns = allocators.length > 0 ? allocatorColumns(trace, allocators, { brkLimit }) : undefined;
+        // The chart draws resident memory alone: one sampled run each (no strace, no timing runs, no model).
+        for (const name of allocators) allocatorLibrary(name);
+        const columns = allocators.map((name) => ({ label: name, ...allocatorRss(trace, name, { brkLimit }) }));
         result = await buildReport(trace, {
-          allocators: columns,
+          allocators: columns.length > 0 ? columns : undefined,
           policy: options.policy,
           glibc: glibcFor(options),
           brkLimit,

@@ -132,14 +132,13 @@ export interface AllocatorRunOptions extends OracleEnvOptions {
 
 const MEMORY_CALLS = ['brk', 'mmap', 'munmap', 'mremap', 'madvise', 'mprotect'] as const;
 
-/**
- * Replays `trace` under `allocator`: one run that samples resident memory after every call (under strace, which
- * counts the memory system calls, when it is here), and one run that only times the replay.
- */
-export function runAllocator(trace: string, allocator: AllocatorName, options: AllocatorRunOptions = {}): AllocatorRun {
+/** What one sampled run of an allocator gives: its resident memory over the trace (AllocatorRun's fields). */
+export type AllocatorRss = Pick<AllocatorRun, 'allocator' | 'events' | 'startRss' | 'peakRss' | 'peakRssSeq' | 'endRss' | 'rssSamples'>;
+
+/** The oracle's options for `allocator`'s runs of `trace`, and the library it preloads. */
+function foreignRun(trace: string, allocator: AllocatorName, options: AllocatorRunOptions) {
   if (trace === '-') throw new UsageError('--allocator replays the trace several times: give a file, not -');
   const preload = allocatorLibrary(allocator, options.dirs);
-  const name = oracleDisplayName(trace, options);
   const base = {
     keepEnv: options.keepEnv,
     tunables: options.tunables,
@@ -150,6 +149,36 @@ export function runAllocator(trace: string, allocator: AllocatorName, options: A
     foreign: true,
     preload,
   };
+  return { base, preload, name: oracleDisplayName(trace, options) };
+}
+
+/** A summary's resident memory, as AllocatorRss gives it. */
+function rssOf(allocator: AllocatorName, summary: ForeignSummary): AllocatorRss {
+  const rss = summary.rss;
+  if (rss === undefined) throw new MallocscopeError('ORACLE_FAILED', 'the oracle gave no resident memory under --foreign --rss', 1);
+  return {
+    allocator,
+    events: summary.events,
+    startRss: rss.start,
+    peakRss: rss.peak,
+    peakRssSeq: rss.peakSeq,
+    endRss: rss.end,
+    rssSamples: { every: rss.every, max: rss.max },
+  };
+}
+
+/** Replays `trace` under `allocator` once, sampling resident memory after every call (what report --allocator draws). */
+export function allocatorRss(trace: string, allocator: AllocatorName, options: AllocatorRunOptions = {}): AllocatorRss {
+  const { base, preload, name } = foreignRun(trace, allocator, options);
+  return rssOf(allocator, checkedSummary(runOracleSync(trace, { ...base, rss: true }), allocator, preload, name));
+}
+
+/**
+ * Replays `trace` under `allocator`: one run that samples resident memory after every call (under strace, which
+ * counts the memory system calls, when it is here), and runs that only time the replay.
+ */
+export function runAllocator(trace: string, allocator: AllocatorName, options: AllocatorRunOptions = {}): AllocatorRun {
+  const { base, preload, name } = foreignRun(trace, allocator, options);
   const straceProgram = options.strace === undefined ? findStrace() : options.strace;
   let notCounted: string | undefined = straceProgram === null ? 'strace is not installed (Debian: apt-get install strace)' : undefined;
 
@@ -177,18 +206,18 @@ export function runAllocator(trace: string, allocator: AllocatorName, options: A
   for (let i = 0; i < Math.max(1, options.timingRuns ?? 3); i++) {
     replayNs = Math.min(replayNs, checkedSummary(runOracleSync(trace, base), allocator, preload, name).replayNs);
   }
-  const rss = summary.rss;
-  if (rss === undefined) throw new MallocscopeError('ORACLE_FAILED', 'the oracle gave no resident memory under --foreign --rss', 1);
+  const { events, startRss, peakRss, peakRssSeq, endRss, rssSamples } = rssOf(allocator, summary);
+  // The keys in compare --json's order: the allocator, then its library, then the figures.
   return {
     allocator,
     package: ALLOCATORS[allocator].package,
     malloc: summary.malloc ?? '',
-    events: summary.events,
-    startRss: rss.start,
-    peakRss: rss.peak,
-    peakRssSeq: rss.peakSeq,
-    endRss: rss.end,
-    rssSamples: { every: rss.every, max: rss.max },
+    events,
+    startRss,
+    peakRss,
+    peakRssSeq,
+    endRss,
+    rssSamples,
     replayNs,
     syscalls,
     ...(syscalls === null && notCounted !== undefined ? { syscallsNotCounted: notCounted } : {}),

@@ -65,14 +65,7 @@ async function importTo(format: string, file: string, options: ImportOptions): P
   if (options.pid !== undefined && !/^[1-9]\d{0,9}$/.test(options.pid))
     throw new UsageError(`--pid takes a process id, a positive whole number: '${options.pid}'`);
   const output = OutputFile.open(options.output ?? '-');
-  let summary: ImportSummary;
-  try {
-    summary = await chosen.run(file, (text) => output.write(text), options);
-    output.close();
-  } catch (error) {
-    output.discard();
-    throw error;
-  }
+  const summary: ImportSummary = await output.fill((write) => chosen.run(file, write, options));
   const n = summary.untracked;
   if (n > 0) {
     process.stderr.write(

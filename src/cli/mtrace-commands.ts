@@ -22,14 +22,7 @@ interface OutputOptions {
 
 /** Imports `log` to `output`; removes a half-written output file when the import fails. */
 async function importTo(log: string, output: OutputFile, options: OutputOptions, extra: MtraceImportOptions, name: string | undefined): Promise<MtraceSummary> {
-  try {
-    const summary = await importMtrace(log, (text) => output.write(text), { ...extra, preamble: options.preamble, name });
-    output.close();
-    return summary;
-  } catch (error) {
-    output.discard();
-    throw error;
-  }
+  return output.fill((write) => importMtrace(log, write, { ...extra, preamble: options.preamble, name }));
 }
 
 /** Where glibc's debug allocator is: beside the libc this process runs on, else the usual folders. */

@@ -128,6 +128,21 @@ export class OutputFile {
     this.fd = -1;
   }
 
+  /**
+   * Runs `work`, which writes the file's text through the function it is given; closes the file when it is
+   * done, or discards it (as discard() does) when it fails.
+   */
+  async fill<T>(work: (write: (text: string) => void) => Promise<T>): Promise<T> {
+    try {
+      const result = await work((text) => this.write(text));
+      this.close();
+      return result;
+    } catch (error) {
+      this.discard();
+      throw error;
+    }
+  }
+
   /** Closes the file after a failure, and removes it if this command created it or began to write it. */
   discard(): void {
     if (this.fd < 0) return;

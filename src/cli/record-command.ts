@@ -78,14 +78,7 @@ export function registerRecord(program: Command): void {
 
 /** Converts the log at `path` to `output`; removes a half-written output file when the conversion fails. */
 async function convertTo(path: string, name: string, output: OutputFile, header: string[]): Promise<RecordingSummary & { header: RecordingHeader }> {
-  try {
-    const summary = await importRecording(path, (text) => output.write(text), { header, name });
-    output.close();
-    return summary;
-  } catch (error) {
-    output.discard();
-    throw error;
-  }
+  return output.fill((write) => importRecording(path, write, { header, name }));
 }
 
 /** Copies the first `length` bytes of `from` to `to` (the log file is sparse and longer than what it holds). */

@@ -393,7 +393,7 @@ export class LtraceConverter extends PointerLog {
   /** A size argument: decimal (ltrace's ulong) or 0x-hexadecimal, 0 to 2^64-1; as the trace's decimal text. */
   private size(text: string, lineNo: number): string {
     const value = parseNumber(text);
-    if (value === undefined || BigInt(value) >= SIZE_LIMIT) {
+    if (value === undefined || (typeof value === 'bigint' && value >= SIZE_LIMIT)) {
       this.fail('LTRACE_BAD_NUMBER', lineNo, `a size that is not a number from 0 to 2^64-1: ${quoteText(text)}`);
     }
     return String(value);

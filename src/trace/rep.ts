@@ -105,7 +105,7 @@ export class RepConverter extends LogConverter {
   private size(buf: Buffer, lineNo: number): string {
     const [from, to] = this.fields[2];
     const value = parseDecimalDigits(buf, from, to);
-    if (value === undefined || BigInt(value) >= SIZE_LIMIT) {
+    if (value === undefined || (typeof value === 'bigint' && value >= SIZE_LIMIT)) {
       this.fail('REP_BAD_NUMBER', lineNo, `the size is not a decimal number from 0 to 2^64-1: ${quote(buf, from, to)}`);
     }
     return String(value);

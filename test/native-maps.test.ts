@@ -107,47 +107,50 @@ test('during a replay the reservation is in maps and mmapped blocks come and go 
 });
 
 /**
- * A million events, made as they are replayed: 500 000 allocations, half of them freed at once, a few above the
+ * A million events, each handed to `replay` as it is made: 500 000 allocations, half of them freed at once, a few above the
  * mmap threshold; all freed in the end. Each event carries the place the trace reader would give it (its slot:
  * a small number naming the block while it lives, reused after its free), so no trace file is written and
  * read back: the claim is the native backend's, and a million events read from a file are the reader's tests'.
  */
-function* millionEvents(): Generator<TraceEvent> {
+function millionEvents(replay: (event: TraceEvent) => void): void {
   const sizes = [16, 24, 100, 700, 4000, 30000, 200000, 1500000];
-  /** The live blocks' ids and slots. */
-  const live: [string, number][] = [];
+  /** The live blocks' ids and, at the same index, their slots. */
+  const ids: string[] = [];
+  const liveSlots: number[] = [];
   /** Slots of freed blocks, for the next mallocs. */
   const spare: number[] = [];
   let slots = 0;
   let next = 0;
-  /** Events made so far. */
+  /** Events made so far: the next one's seq, and its line less one. */
   let events = 0;
-  const place = (slot: number, wasLive: boolean) => {
-    events++;
-    return { seq: events - 1, line: events, slot, wasLive };
+  const free = (index: number) => {
+    const slot = liveSlots[index];
+    replay({ op: 'free', id: ids[index], seq: events, line: ++events, slot, wasLive: true });
+    spare.push(slot);
   };
   // A fixed threshold keeps the large blocks mmapped all along (the sliding one would move them to the heap).
-  yield { op: 'mallopt', param: 'M_MMAP_THRESHOLD', value: 131072, ...place(-1, false) };
-  while (events + live.length < 999_999) {
-    if (live.length < 2000 && (next % 3 !== 2 || live.length === 0)) {
+  replay({ op: 'mallopt', param: 'M_MMAP_THRESHOLD', value: 131072, seq: events, line: ++events, slot: -1, wasLive: false });
+  while (events + ids.length < 999_999) {
+    if (ids.length < 2000 && (next % 3 !== 2 || ids.length === 0)) {
       const id = `b${next}`;
       const size = sizes[next % 150 === 0 ? 6 + ((next / 150) % 2) : next % 6];
-      const slot = spare.pop() ?? slots++;
-      yield { op: 'malloc', id, size, ...place(slot, false) };
-      live.push([id, slot]);
+      const slot = spare.length > 0 ? (spare.pop() as number) : slots++;
+      replay({ op: 'malloc', id, size, seq: events, line: ++events, slot, wasLive: false });
+      ids.push(id);
+      liveSlots.push(slot);
     } else {
-      const index = (next * 31 + events) % live.length;
-      const [id, slot] = live[index];
-      yield { op: 'free', id, ...place(slot, true) };
-      live[index] = live[live.length - 1];
-      live.pop();
-      spare.push(slot);
+      const index = (next * 31 + events) % ids.length;
+      free(index);
+      ids[index] = ids[ids.length - 1];
+      ids.pop();
+      liveSlots[index] = liveSlots[liveSlots.length - 1];
+      liveSlots.pop();
     }
     next++;
   }
-  for (const [id, slot] of live) yield { op: 'free', id, ...place(slot, true) };
+  for (let index = 0; index < ids.length; index++) free(index);
   // A malloc adds two events (itself and its final free), so the count stays odd: a last trim makes it even.
-  yield { op: 'trim', pad: 0, ...place(-1, false) };
+  replay({ op: 'trim', pad: 0, seq: events, line: ++events, slot: -1, wasLive: false });
 }
 
 test('a replay of a million events that frees everything leaves nothing behind after release', () => {
@@ -156,14 +159,14 @@ test('a replay of a million events that frees everything leaves nothing behind a
   const handedOut = new Set<number>();
   let count = 0;
   let mmapped = 0;
-  for (const event of millionEvents()) {
+  millionEvents((event) => {
     const outcome = replayer.apply(event);
     if (outcome.where === 'mmap') {
       handedOut.add(outcome.pointer - 16);
       mmapped++;
     }
     count++;
-  }
+  });
   assert.is(count, 1_000_000);
   assert.ok(mmapped > 1000, `only ${mmapped} mmapped blocks`);
   assert.is(system.regions().mappings.length, 0, 'every mapping was unmapped by free');

@@ -391,10 +391,12 @@ test('400,000 bytes() calls on one block grow RSS by less than 20 MiB (in a chil
 test('100 systems dropped without release(), each with 1 MiB touched: RSS stays bounded (in a child, --expose-gc)', () => {
   const { peak, after } = sharedCase('dropped-systems') as { peak: number; after: number };
   const MiB = 1024 * 1024;
-  // 100 systems, not 300 (a third of the page faults): the bounds are the old ones scaled by a third, so they
-  // still sit well below what a GC not told of the systems' memory leaves (100 MiB resident at the peak and
-  // after it); told, it peaks near 40 MiB here, the GC's own allowance for external memory.
-  assert.ok(peak < (200 / 3) * MiB, `RSS peaked ${(peak / MiB).toFixed(0)} MiB above the start (100 MiB when the GC is not told)`);
+  // 100 systems, not 300 (a third of the page faults). Released as the GC collects them (each new system
+  // releases the collected ones), the peak does not grow with the count: 36-53 MiB here with 100 as with 300,
+  // set by the GC's cadence. Were none released before the loop ends, it would be the count in MiB (105 MiB
+  // measured with that release turned off in the addon). 80 MiB sits between the two, with room on each side.
+  assert.ok(peak < 80 * MiB, `RSS peaked ${(peak / MiB).toFixed(0)} MiB above the start (100 MiB were none released)`);
+  // After a GC and two turns of the event loop (the finalizers'): a third of the old bound, as the count.
   assert.ok(after < (100 / 3) * MiB, `RSS ${(after / MiB).toFixed(0)} MiB above the start after a GC`);
 });
 

@@ -408,7 +408,8 @@ test('a view longer than Node allows: VIEW_TOO_LARGE before anything is mapped, 
 
 // A SIGBUS that no fault raised (kill -BUS) must kill as it would without the guard, and leave nothing
 // behind for a survivor; a process.on('SIGBUS') listener made after a backing replaces the guard, and a write
-// past a truncated file's end must then be refused rather than fault forever. Each in a child of its own.
+// past a truncated file's end must then be refused rather than fault forever. The kill in a child of its own;
+// the listener in the child of the limits below, after them.
 const killed = startChild(
   dir,
   'kill-bus',
@@ -417,10 +418,65 @@ new Allocator({ system }).malloc(100);
 process.kill(process.pid, 'SIGBUS');
 console.log('survived kill -BUS');`,
 );
-const listened = startChild(
+test('kill -BUS kills the process with a backing alive, as it would without one', async () => {
+  const { signal, stdout, stderr } = await killed;
+  assert.is(stdout, '', 'nothing printed after the kill');
+  assert.is(signal, 'SIGBUS', stderr);
+});
+
+test("a process.on('SIGBUS') listener over the guard: HEAP_BACKING_UNGUARDED, never a write faulting forever", async () => {
+  const { status, stdout, stderr } = await limits;
+  assert.is(status, 0, stderr);
+  assert.equal(JSON.parse(stdout.split('\n')[1]), {
+    reader: 'HEAP_IMAGE_UNGUARDED',
+    write: 'HEAP_BACKING_UNGUARDED',
+    later: 'HEAP_BACKING_UNGUARDED',
+    bare: 'HEAP_BACKING_UNGUARDED',
+    again: 'HEAP_BACKING_LOST',
+    listener: true,
+  });
+});
+
+// A full disk (a 256 KiB tmpfs, mounted in a mount namespace of the child's own), RLIMIT_FSIZE and a
+// read-only file (without CAP_DAC_OVERRIDE, as an ordinary user is), all in one child; the SIGBUS listener's
+// case above runs after them in the same child (one node start for both).
+const asRoot = process.getuid?.() === 0;
+const cannotMount =
+  asRoot && spawnSync('unshare', ['-m', 'sh', '-c', `mount -t tmpfs -o size=256k none '${dir}'`]).status === 0
+    ? undefined
+    : 'needs root and unshare -m (a tmpfs of its own)';
+const full = join(dir, 'full');
+spawnSync('mkdir', [full]);
+// Started now, so that it runs while the tests above run; awaited by the tests that read its report.
+const limits = startChild(
   dir,
-  'listener',
-  `const report = {};
+  'limits-then-listener',
+  `// The limits first, then the SIGBUS listener (made last: it stays to the end), each a block of its own
+// printing its report on a line; the listener's files stay far below RLIMIT_FSIZE, and it opens only its own.
+{
+const report = {};
+const attempt = (name, file) => {
+  const system = new NativeSystem({ backing: { file } });
+  const heap = new Allocator({ system });
+  try {
+    for (let i = 0; i < 100; i++) heap.malloc(20000);
+    report[name] = 'no error';
+  } catch (error) {
+    let later;
+    try { heap.malloc(16); } catch (again) { later = again.code; }
+    report[name] = [error.name, error.code, error.syscall, error.message, system.sharedHeap().length, later];
+  }
+  system.release();
+};
+writeFileSync('${dir}/read-only.img', '');
+chmodSync('${dir}/read-only.img', 0o400);
+try { new NativeSystem({ backing: { file: '${dir}/read-only.img' } }); report.readOnly = 'opened'; } catch (error) { report.readOnly = [error.code, error.message]; }
+attempt('fsize', '${dir}/fsize.img');
+if (${cannotMount === undefined}) attempt('full', '${full}/full.img');
+console.log(JSON.stringify(report));
+}
+{
+const report = {};
 const system = new NativeSystem({ backing: { file: '${dir}/listened.img' } });
 const heap = new Allocator({ system });
 const p = heap.malloc(100);
@@ -443,72 +499,18 @@ truncateSync('${dir}/again.img', 0);
 other.bytes(q).fill(7);
 try { other.malloc(10); report.again = 'allocated'; } catch (error) { report.again = error.code; }
 process.kill(process.pid, 'SIGBUS');
-setImmediate(() => setImmediate(() => console.log(JSON.stringify(report))));`,
+setImmediate(() => setImmediate(() => console.log(JSON.stringify(report))));
+}`,
   {
-    prelude: `import { truncateSync } from 'node:fs';\nimport { openHeapImage } from '${root}dist/system/heap-image.js';`,
-    wrap: ['timeout', '20'],
-  },
-);
-
-test('kill -BUS kills the process with a backing alive, as it would without one', async () => {
-  const { signal, stdout, stderr } = await killed;
-  assert.is(stdout, '', 'nothing printed after the kill');
-  assert.is(signal, 'SIGBUS', stderr);
-});
-
-test("a process.on('SIGBUS') listener over the guard: HEAP_BACKING_UNGUARDED, never a write faulting forever", async () => {
-  const { status, stdout, stderr } = await listened;
-  assert.is(status, 0, stderr);
-  assert.equal(JSON.parse(stdout), {
-    reader: 'HEAP_IMAGE_UNGUARDED',
-    write: 'HEAP_BACKING_UNGUARDED',
-    later: 'HEAP_BACKING_UNGUARDED',
-    bare: 'HEAP_BACKING_UNGUARDED',
-    again: 'HEAP_BACKING_LOST',
-    listener: true,
-  });
-});
-
-// A full disk (a 256 KiB tmpfs, mounted in a mount namespace of the child's own), RLIMIT_FSIZE and a
-// read-only file (without CAP_DAC_OVERRIDE, as an ordinary user is), all in one child.
-const asRoot = process.getuid?.() === 0;
-const cannotMount =
-  asRoot && spawnSync('unshare', ['-m', 'sh', '-c', `mount -t tmpfs -o size=256k none '${dir}'`]).status === 0
-    ? undefined
-    : 'needs root and unshare -m (a tmpfs of its own)';
-const full = join(dir, 'full');
-spawnSync('mkdir', [full]);
-// Started now, so that it runs while the tests above run; awaited by the tests that read its report.
-const limits = startChild(
-  dir,
-  'no-room',
-  `const report = {};
-const attempt = (name, file) => {
-  const system = new NativeSystem({ backing: { file } });
-  const heap = new Allocator({ system });
-  try {
-    for (let i = 0; i < 100; i++) heap.malloc(20000);
-    report[name] = 'no error';
-  } catch (error) {
-    let later;
-    try { heap.malloc(16); } catch (again) { later = again.code; }
-    report[name] = [error.name, error.code, error.syscall, error.message, system.sharedHeap().length, later];
-  }
-  system.release();
-};
-writeFileSync('${dir}/read-only.img', '');
-chmodSync('${dir}/read-only.img', 0o400);
-try { new NativeSystem({ backing: { file: '${dir}/read-only.img' } }); report.readOnly = 'opened'; } catch (error) { report.readOnly = [error.code, error.message]; }
-attempt('fsize', '${dir}/fsize.img');
-if (${cannotMount === undefined}) attempt('full', '${full}/full.img');
-console.log(JSON.stringify(report));`,
-  {
-    prelude: "import { writeFileSync, chmodSync } from 'node:fs';",
+    prelude: `import { writeFileSync, chmodSync, truncateSync } from 'node:fs';\nimport { openHeapImage } from '${root}dist/system/heap-image.js';`,
     wrap: [
       ...(cannotMount === undefined ? ['unshare', '-m', 'sh', '-c', 'mount -t tmpfs -o size=256k none "$0" && exec "$@"', full] : []),
       'prlimit',
       '--fsize=300000',
       ...(asRoot ? ['setpriv', '--inh-caps=-dac_override,-dac_read_search', '--bounding-set=-dac_override,-dac_read_search'] : []),
+      // A write that faulted forever would otherwise hang the test.
+      'timeout',
+      '20',
     ],
   },
 );
@@ -516,7 +518,7 @@ console.log(JSON.stringify(report));`,
 test('a read-only file and a file past RLIMIT_FSIZE: coded errors in a child that lives on', async () => {
   const { status, stdout, stderr } = await limits;
   assert.is(status, 0, stderr);
-  const report = JSON.parse(stdout);
+  const report = JSON.parse(stdout.split('\n')[0]);
   assert.equal(report.readOnly[0], 'HEAP_BACKING_OPEN');
   assert.match(report.readOnly[1], /read-only\.img: cannot open the heap's backing file \(it must be writable\): EACCES/);
   const [name, code, syscall, message, length, later] = report.fsize;
@@ -529,7 +531,7 @@ test('a read-only file and a file past RLIMIT_FSIZE: coded errors in a child tha
 
 unless(test, cannotMount)('a full disk (a 256 KiB tmpfs): HEAP_BACKING_FULL at the growth, never a SIGBUS at a write', async () => {
   const { stdout } = await limits;
-  const [name, code, syscall, message, length, later] = JSON.parse(stdout).full;
+  const [name, code, syscall, message, length, later] = JSON.parse(stdout.split('\n')[0]).full;
   assert.equal([name, code, syscall], ['MallocscopeError', 'HEAP_BACKING_FULL', 'fallocate']);
   const tried = Number(/to (\d+) bytes: ENOSPC/.exec(message)?.[1]);
   assert.ok(tried > 256 * 1024 && length <= 256 * 1024, `${length} <= 262144 < ${tried}`);

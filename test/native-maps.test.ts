@@ -6,20 +6,18 @@
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { oracleLines } from '../dist/check/differential.js';
 import { Replayer } from '../dist/replay/replayer.js';
 import { walkMmapped } from '../dist/allocator/walk.js';
 import { NativeSystem } from '../dist/system/native.js';
 import { parseTrace } from '../dist/trace/reader.js';
-import { TraceWriter } from '../dist/trace/writer.js';
+import type { TraceEvent } from '../dist/trace/api.js';
 import { mallocscope } from './support/cli.ts';
 
 const asan = process.env.MALLOCSCOPE_ASAN === '1';
 const root = fileURLToPath(new URL('..', import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'mallocscope-native-maps-'));
 
 interface MapsLine {
   start: number;
@@ -108,55 +106,67 @@ test('during a replay the reservation is in maps and mmapped blocks come and go 
   assert.not.ok(touched(maps(), reservation.heap[0], system.heapLimit), 'the reservation is gone after release');
 });
 
-test('a replay of a million events that frees everything leaves nothing behind after release', () => {
-  const path = join(dir, 'million.trace');
-  const writer = new TraceWriter({ path });
-  // 500 000 allocations, half of them freed at once, a few above the mmap threshold; all freed in the end.
+/**
+ * A million events, each handed to `replay` as it is made: 500 000 allocations, half of them freed at once, a few above the
+ * mmap threshold; all freed in the end. Each event carries the place the trace reader would give it (its slot:
+ * a small number naming the block while it lives, reused after its free), so no trace file is written and
+ * read back: the claim is the native backend's, and a million events read from a file are the reader's tests'.
+ */
+function millionEvents(replay: (event: TraceEvent) => void): void {
   const sizes = [16, 24, 100, 700, 4000, 30000, 200000, 1500000];
-  let live: string[] = [];
+  /** The live blocks' ids and, at the same index, their slots. */
+  const ids: string[] = [];
+  const liveSlots: number[] = [];
+  /** Slots of freed blocks, for the next mallocs. */
+  const spare: number[] = [];
+  let slots = 0;
   let next = 0;
+  /** Events made so far: the next one's seq, and its line less one. */
+  let events = 0;
+  const free = (index: number) => {
+    const slot = liveSlots[index];
+    replay({ op: 'free', id: ids[index], seq: events, line: ++events, slot, wasLive: true });
+    spare.push(slot);
+  };
   // A fixed threshold keeps the large blocks mmapped all along (the sliding one would move them to the heap).
-  writer.write({ op: 'mallopt', param: 'M_MMAP_THRESHOLD', value: 131072 });
-  let events = 1;
-  while (events + live.length < 999_999) {
-    if (live.length < 2000 && (next % 3 !== 2 || live.length === 0)) {
+  replay({ op: 'mallopt', param: 'M_MMAP_THRESHOLD', value: 131072, seq: events, line: ++events, slot: -1, wasLive: false });
+  while (events + ids.length < 999_999) {
+    if (ids.length < 2000 && (next % 3 !== 2 || ids.length === 0)) {
       const id = `b${next}`;
       const size = sizes[next % 150 === 0 ? 6 + ((next / 150) % 2) : next % 6];
-      writer.write({ op: 'malloc', id, size });
-      live.push(id);
-      next++;
+      const slot = spare.length > 0 ? (spare.pop() as number) : slots++;
+      replay({ op: 'malloc', id, size, seq: events, line: ++events, slot, wasLive: false });
+      ids.push(id);
+      liveSlots.push(slot);
     } else {
-      const index = (next * 31 + events) % live.length;
-      writer.write({ op: 'free', id: live[index] });
-      live[index] = live[live.length - 1];
-      live.pop();
-      next++;
+      const index = (next * 31 + events) % ids.length;
+      free(index);
+      ids[index] = ids[ids.length - 1];
+      ids.pop();
+      liveSlots[index] = liveSlots[liveSlots.length - 1];
+      liveSlots.pop();
     }
-    events++;
+    next++;
   }
-  for (const id of live) writer.write({ op: 'free', id });
-  events += live.length;
-  live = [];
+  for (let index = 0; index < ids.length; index++) free(index);
   // A malloc adds two events (itself and its final free), so the count stays odd: a last trim makes it even.
-  writer.write({ op: 'trim', pad: 0 });
-  events++;
-  writer.close();
-  assert.is(events, 1_000_000);
+  replay({ op: 'trim', pad: 0, seq: events, line: ++events, slot: -1, wasLive: false });
+}
 
+test('a replay of a million events that frees everything leaves nothing behind after release', () => {
   const system = new NativeSystem();
   const replayer = new Replayer({ system });
   const handedOut = new Set<number>();
-  const { readTrace } = awaitReader;
   let count = 0;
   let mmapped = 0;
-  for (const event of readTrace(path)) {
+  millionEvents((event) => {
     const outcome = replayer.apply(event);
     if (outcome.where === 'mmap') {
       handedOut.add(outcome.pointer - 16);
       mmapped++;
     }
     count++;
-  }
+  });
   assert.is(count, 1_000_000);
   assert.ok(mmapped > 1000, `only ${mmapped} mmapped blocks`);
   assert.is(system.regions().mappings.length, 0, 'every mapping was unmapped by free');
@@ -209,7 +219,5 @@ test("replay --backend native prints resident memory beside the model's figures"
   assert.is(resident.threadHeapsCommitted, 63004672);
   assert.ok(resident.threadHeaps <= resident.threadHeapsCommitted);
 });
-
-const awaitReader = await import('../dist/trace/reader.js');
 
 test.run();

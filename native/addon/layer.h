@@ -115,6 +115,8 @@ class Layer : public Napi::ObjectWrap<Layer> {
   void ForgetProtections(uintptr_t start, uintptr_t end);
   // Whether any part of [start, end) is protected with less than `needed` (PROT_READ or PROT_WRITE).
   bool Restricted(uintptr_t start, uintptr_t end, int needed) const;
+  // Faults in the pages of [address, address + length) writable before copy or zero writes them all.
+  void Prefault(uintptr_t address, size_t length) const;
   // Unmaps everything; with `env`, detaches the views first.
   void ReleaseAll(Napi::Env env);
   // Tells V8 how much memory the layer holds now (the committed heap and the mappings), so that the GC

@@ -117,6 +117,18 @@ Napi::Value Layer::Detach(const Napi::CallbackInfo& info) {
   ThrowRange(env, kNotMapped, "detach: this Uint8Array is not a view this native system made");
 }
 
+// One MADV_POPULATE_WRITE (Linux 5.14) for the pages a copy or zero is about to write: here a page's first
+// write costs 1.5 to 2 times the CPU of the kernel filling the same pages in one go, and the pages written
+// are the same ones. Private memory only (a backing's page may be unwritable, the disk full: there the write's
+// own fault goes to the SIGBUS guard, as before), and only for more than one page; an older kernel's EINVAL,
+// or any failure, leaves the faults to the write.
+void Layer::Prefault(uintptr_t address, size_t length) const {
+  if (backed() || length <= page_) return;
+  uintptr_t start = address & ~(static_cast<uintptr_t>(page_) - 1);
+  uintptr_t end = (address + length + page_ - 1) & ~(static_cast<uintptr_t>(page_) - 1);
+  madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_WRITE);
+}
+
 // copy(to, from, length): memmove between ranges the layer handed out (realloc moving a block).
 Napi::Value Layer::Copy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -128,6 +140,7 @@ Napi::Value Layer::Copy(const Napi::CallbackInfo& info) {
   RequireHandedOut(env, from, length, "copy (source)");
   RequireAccess(env, Restricted(to, to + length, PROT_WRITE), "copy (destination)", to, length);
   RequireAccess(env, Restricted(from, from + length, PROT_READ), "copy (source)", from, length);
+  Prefault(to, length);
   std::memmove(reinterpret_cast<void*>(to), reinterpret_cast<const void*>(from), length);
   return env.Undefined();
 }
@@ -140,6 +153,7 @@ Napi::Value Layer::Zero(const Napi::CallbackInfo& info) {
   CheckLive(env);
   RequireHandedOut(env, address, length, "zero");
   RequireAccess(env, Restricted(address, address + length, PROT_WRITE), "zero", address, length);
+  Prefault(address, length);
   std::memset(reinterpret_cast<void*>(address), 0, length);
   return env.Undefined();
 }

@@ -126,7 +126,12 @@ void Layer::Prefault(uintptr_t address, size_t length) const {
   if (backed() || length <= page_) return;
   uintptr_t start = address & ~(static_cast<uintptr_t>(page_) - 1);
   uintptr_t end = (address + length + page_ - 1) & ~(static_cast<uintptr_t>(page_) - 1);
+#ifdef MADV_POPULATE_WRITE  // headers older than Linux 5.14 lack it: the write faults its pages in, as before
   madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_WRITE);
+#else
+  (void)start;
+  (void)end;
+#endif
 }
 
 // copy(to, from, length): memmove between ranges the layer handed out (realloc moving a block).

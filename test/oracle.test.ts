@@ -13,7 +13,7 @@ import { MallocscopeError, TraceError, UsageError } from '../dist/errors.js';
 import { builtFile, loadAddon } from '../dist/native.js';
 import { seededRandom } from '../dist/trace/generate.js';
 import { mallocscope } from './support/cli.ts';
-import { unless } from './support/skip.ts';
+import { testProgram } from './support/programs.ts';
 import {
   LIBC_ENV,
   ORACLE_BINARY,
@@ -34,7 +34,6 @@ const fixtures = join(root, 'test/fixtures/oracle');
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-oracle-'));
 const MiB = 1024 * 1024;
 const oracleBinary = builtFile(ORACLE_BINARY);
-const needsCc = unless(test, spawnSync('cc', ['--version']).status === 0 ? undefined : 'needs a C compiler (cc)');
 
 interface Run {
   status: number | null;
@@ -503,36 +502,11 @@ test("--libc DIR / MALLOCSCOPE_LIBC: the oracle runs under the build's loader, w
   assert.match(missing.stderr, /^mallocscope: .*oracle holds no glibc build: .* \[LIBC_NOT_FOUND\]\n$/);
 });
 
-needsCc("--rss makes the oracle's own regions resident without changing a byte of them (sysio.c)", () => {
+test("--rss makes the oracle's own regions resident without changing a byte of them (sysio.c)", () => {
   // own_resident() writes a byte on each page of the regions mapped before it: read and written back, as a
-  // region may hold data by then. A program of sysio.c's own, on three pages of numbered bytes.
-  const program = join(dir, 'own-resident.c');
-  writeFileSync(
-    program,
-    [
-      '#include "sysio.h"',
-      '#include <stdio.h>',
-      'int main(void) {',
-      '    char *p = region_map(3 * 4096);',
-      '    for (int i = 0; i < 3 * 4096; i++) p[i] = (char)(i % 251 + 1);',
-      '    own_resident();',
-      '    int changed = 0;',
-      '    for (int i = 0; i < 3 * 4096; i++) changed += p[i] != (char)(i % 251 + 1);',
-      '    printf("%d bytes changed, %llu resident\\n", changed, (unsigned long long)own_resident_bytes());',
-      '    return 0;',
-      '}',
-      '',
-    ].join('\n'),
-  );
-  const build = spawnSync(
-    'cc',
-    ['-std=c11', '-I', join(root, 'native/oracle'), '-o', join(dir, 'own-resident'), program, join(root, 'native/oracle/sysio.c')],
-    {
-      encoding: 'utf8',
-    },
-  );
-  assert.is(build.status, 0, build.stderr);
-  const run = spawnSync(join(dir, 'own-resident'), { encoding: 'utf8' });
+  // region may hold data by then. A program of sysio.c's own (test/fixtures/programs/own-resident.c), on three
+  // pages of numbered bytes.
+  const run = spawnSync(testProgram('own-resident'), { encoding: 'utf8' });
   assert.is(run.status, 0, run.stderr);
   const page = loadAddon().pageSize();
   assert.is(run.stdout, `0 bytes changed, ${Math.ceil((3 * 4096) / page) * page} resident\n`);

@@ -65,15 +65,30 @@ function staleDist() {
   const built = new Set();
   for (const map of findFiles(dist, '.js.map')) {
     const output = map.slice(0, -'.map'.length);
-    for (const name of JSON.parse(readFileSync(map, 'utf8')).sources) {
+    const builtAt = statSync(output).mtimeMs;
+    for (const name of mapSources(readFileSync(map, 'utf8'))) {
       const source = join(dirname(map), name);
       if (!existsSync(source)) return `${relative(root, output)} has no source (${relative(root, source)} is gone)`;
-      if (statSync(source).mtimeMs > statSync(output).mtimeMs) return `${relative(root, source)} is newer than ${relative(root, output)}`;
+      if (statSync(source).mtimeMs > builtAt) return `${relative(root, source)} is newer than ${relative(root, output)}`;
       built.add(source);
     }
   }
   const missing = findFiles(join(root, 'src'), '.ts').find((source) => !source.endsWith('.d.ts') && !built.has(source));
   return missing ? `${relative(root, missing)} is not built` : undefined;
+}
+
+/**
+ * A source map's "sources": the one field read, taken out of the text before it is parsed (the whole of
+ * dist/'s maps took 20-30 ms to parse, at the start of every run).
+ */
+function mapSources(text) {
+  const field = /"sources":\s*(\[[^\]]*\])/.exec(text);
+  try {
+    if (field) return JSON.parse(field[1]);
+  } catch {
+    // a name with a ']' in it: the whole map is parsed
+  }
+  return JSON.parse(text).sources;
 }
 
 /** The build's own inputs besides src/: a change to one of them makes every output stale. */

@@ -168,8 +168,8 @@ needsStrace("failing calls: glibc's column counts them as the model does, each u
 });
 
 test("a build that is not position-independent names the malloc that ran too (not the oracle's own PLT entry)", () => {
-  // The oracle's sources and flags, but -fno-pie -no-pie (CMakeLists.txt's oracle-no-pie): there `malloc`'s
-  // address in the oracle's code is a PLT entry in the executable, whose object has no name.
+  // The oracle's sources and -fno-builtin flags, but -fno-pie -no-pie and -O0 (CMakeLists.txt's oracle-no-pie):
+  // there `malloc`'s address in the oracle's code is a PLT entry in the executable, whose object has no name.
   const oracle = testProgram('oracle-no-pie');
   const elfType = readFileSync(oracle).readUInt16LE(16);
   assert.is(elfType, 2, 'ET_EXEC: not position-independent');

@@ -5,8 +5,8 @@
 //
 // Every test runs against one build: the tests import dist/ (the package as built, which bin/mallocscope.js
 // runs too), so this runner first refuses a dist/ older than src/ (`--build`, as npm test does: builds it
-// first), then compiles the tests themselves to dist-test/ (types stripped by tsc, no checking) and runs them
-// with plain node. `node scripts/run-tests.mjs PATTERN` runs the files whose path matches PATTERN; `--checks`
+// first), then compiles the tests themselves to dist-test/ (types stripped by esbuild, no checking) and runs
+// them with plain node. `node scripts/run-tests.mjs PATTERN` runs the files whose path matches PATTERN; `--checks`
 // runs the type check and the lint beside them (npm test does), each counted as a test.
 //
 // Test processes run with V8's --single-threaded (no background compiler or GC threads): on this 2-core
@@ -16,7 +16,8 @@ import { fileURLToPath } from 'node:url';
 import { spawn, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
+import { SourceMap } from 'node:module';
 import { END as BATCH_END, START as BATCH_START } from './test-batch.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -64,15 +65,30 @@ function staleDist() {
   const built = new Set();
   for (const map of findFiles(dist, '.js.map')) {
     const output = map.slice(0, -'.map'.length);
-    for (const name of JSON.parse(readFileSync(map, 'utf8')).sources) {
+    const builtAt = statSync(output).mtimeMs;
+    for (const name of mapSources(readFileSync(map, 'utf8'))) {
       const source = join(dirname(map), name);
       if (!existsSync(source)) return `${relative(root, output)} has no source (${relative(root, source)} is gone)`;
-      if (statSync(source).mtimeMs > statSync(output).mtimeMs) return `${relative(root, source)} is newer than ${relative(root, output)}`;
+      if (statSync(source).mtimeMs > builtAt) return `${relative(root, source)} is newer than ${relative(root, output)}`;
       built.add(source);
     }
   }
   const missing = findFiles(join(root, 'src'), '.ts').find((source) => !source.endsWith('.d.ts') && !built.has(source));
   return missing ? `${relative(root, missing)} is not built` : undefined;
+}
+
+/**
+ * A source map's "sources": the one field read, taken out of the text before it is parsed (the whole of
+ * dist/'s maps took 20-30 ms to parse, at the start of every run).
+ */
+function mapSources(text) {
+  const field = /"sources":\s*(\[[^\]]*\])/.exec(text);
+  try {
+    if (field) return JSON.parse(field[1]);
+  } catch {
+    // a name with a ']' in it: the whole map is parsed
+  }
+  return JSON.parse(text).sources;
 }
 
 /** The build's own inputs besides src/: a change to one of them makes every output stale. */
@@ -87,16 +103,56 @@ function staleBuild() {
   return newer ? `${newer} is newer than dist/` : undefined;
 }
 
-// --build (npm test): build first when the build is not that of the sources (npm install has built it).
-if (build) {
-  const reason = staleBuild();
-  if (reason) {
-    console.log(`building: ${reason}`);
-    const run = spawnSync('npm', ['run', '--silent', 'build:ts'], { cwd: root, stdio: 'inherit' });
-    if (run.status !== 0) refuse(`npm run build:ts failed (exit ${run.status ?? run.signal})`);
+/**
+ * Compiles the .ts files of test/ (fixtures apart) to dist-test/ with esbuild, each file alone: types stripped, nothing resolved or
+ * checked (`npm test` type-checks with tsconfig.json beside the tests), a source map beside each file. A
+ * relative import of a .ts file becomes one of its .js output, as tsc's rewriteRelativeImportExtensions does:
+ * the same length, so the maps stay exact. Resolves with the errors, each naming its file and line, or
+ * undefined. (tsc -p tsconfig.test.json did this in 0.9 s of the suite's serial start; esbuild in about 0.1.)
+ */
+async function compileTests() {
+  const { build, stop } = await import('esbuild');
+  const result = await build({
+    entryPoints: findFiles(join(root, 'test'), '.ts'),
+    outbase: join(root, 'test'),
+    outdir: join(root, 'dist-test'),
+    bundle: false,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    sourcemap: 'linked',
+    sourcesContent: false,
+    absWorkingDir: root,
+    write: false,
+    logLevel: 'silent',
+  }).catch((failure) => failure);
+  // esbuild's service process is not needed again: it ends now rather than idle beside the tests.
+  await stop();
+  if (result.errors.length > 0) {
+    return result.errors
+      .map(({ text, location }) => (location ? `${location.file}:${location.line}:${location.column + 1}: ${text}\n  ${location.lineText}` : text))
+      .join('\n');
   }
+  for (const file of result.outputFiles) {
+    mkdirSync(dirname(file.path), { recursive: true });
+    const text = file.path.endsWith('.js') ? file.text.replace(RELATIVE_TS_IMPORT, '$1.js$2') : file.text;
+    writeFileSync(file.path, text);
+  }
+  return undefined;
 }
-const stale = staleDist();
+
+/** A relative module specifier ending in .ts, in an import, an export or a dynamic import, as esbuild prints them. */
+const RELATIVE_TS_IMPORT = /((?:\bfrom|\bimport\s*\(|^import)\s*["']\.\.?\/[^"'\n]*)\.ts(["'])/gm;
+
+// --build (npm test): build first when the build is not that of the sources (npm install has built it).
+// Without --build, or when the build did not run, staleDist() is read once: it reads every source map of dist/.
+let stale = build ? staleBuild() : staleDist();
+if (build && stale) {
+  console.log(`building: ${stale}`);
+  const run = spawnSync('npm', ['run', '--silent', 'build:ts'], { cwd: root, stdio: 'inherit' });
+  if (run.status !== 0) refuse(`npm run build:ts failed (exit ${run.status ?? run.signal})`);
+  stale = staleDist();
+}
 if (stale) refuse(`dist/ is not the build of src/: ${stale}. Build it first: npm run build:ts (npm test does) [DIST_STALE]`);
 
 // Started before the tests are compiled (the type check reads src/, test/ and dist/, never dist-test/): the
@@ -113,11 +169,8 @@ const checks = withChecks
 
 // The tests, compiled afresh: a test removed from test/ must not run from an old copy.
 rmSync(join(root, 'dist-test'), { recursive: true, force: true });
-const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.test.json')], {
-  cwd: root,
-  encoding: 'utf8',
-});
-if (tsc.status !== 0) refuse(`the tests do not compile:\n${tsc.stdout}${tsc.stderr}`);
+const compileError = await compileTests();
+if (compileError) refuse(`the tests do not compile:\n${compileError}`);
 
 // MALLOCSCOPE_LIBC=DIR runs the suite as if this machine had the glibc build in DIR: the oracle runs under
 // it, and every model made without a version follows that build's (MALLOCSCOPE_GLIBC, set here once).
@@ -184,9 +237,10 @@ let skipped = 0;
 
 const compiledOf = (file) => join(root, 'dist-test', relative(join(root, 'test'), file)).replace(/\.ts$/, '.js');
 
-// Stack traces name dist/ and dist-test/ lines, which read as the sources do (tsc only strips the types):
-// Node's source maps cost each test process the parsing of every map it loads, about 3 s of the suite's CPU.
-// MALLOCSCOPE_SOURCE_MAPS=1 maps them back to src/ and test/ when a failure needs it.
+// Stack traces name dist/ lines, which read as src/ does (tsc only strips the types), and dist-test/ lines,
+// which the runner turns into test/ lines in a failing file's output (sourcePositions): Node's source maps
+// cost each test process the parsing of every map it loads, about 3 s of the suite's CPU.
+// MALLOCSCOPE_SOURCE_MAPS=1 maps them all back to src/ and test/ when a failure needs it.
 const SOURCE_MAPS = process.env.MALLOCSCOPE_SOURCE_MAPS === '1' ? ['--enable-source-maps'] : [];
 
 /** Runs a command of node, its output collected; resolves with the output, exit status and seconds. */
@@ -235,6 +289,26 @@ async function runUnit(unit) {
   return results;
 }
 
+/**
+ * A failing file's output with each dist-test/ position (esbuild's lines are not the sources') given as the
+ * test/ position it was compiled from, through the map beside it: read only for a failure.
+ */
+function sourcePositions(out) {
+  const maps = new Map();
+  return out.replace(/(?:file:\/\/)?(\/[^\s():]*\/dist-test\/[^\s():]+\.js):(\d+):(\d+)/g, (whole, file, line, column) => {
+    if (!maps.has(file)) {
+      try {
+        maps.set(file, new SourceMap(JSON.parse(readFileSync(`${file}.map`, 'utf8'))));
+      } catch {
+        maps.set(file, null);
+      }
+    }
+    const entry = maps.get(file)?.findEntry(Number(line) - 1, Number(column) - 1);
+    if (!entry?.originalSource) return whole;
+    return `${relative(root, resolve(dirname(file), entry.originalSource))}:${entry.originalLine + 1}:${entry.originalColumn + 1}`;
+  });
+}
+
 /** Counts one file's results and prints its line (and its output when something failed). */
 function report(file, { out, status, seconds }) {
   const rel = relative(root, file);
@@ -246,7 +320,7 @@ function report(file, { out, status, seconds }) {
   if (Number.isNaN(total) || Number.isNaN(ok)) {
     // The file crashed before uvu could summarise: count it as one failure and show why.
     failed += 1;
-    console.log(`FAIL ${rel} (no summary, exit ${status}, ${time})\n${out}`);
+    console.log(`FAIL ${rel} (no summary, exit ${status}, ${time})\n${sourcePositions(out)}`);
     return;
   }
   const bad = total - ok + (status !== 0 && total === ok ? 1 : 0);
@@ -256,7 +330,7 @@ function report(file, { out, status, seconds }) {
   console.log(`${bad ? 'FAIL' : 'ok  '} ${rel}: ${ok} passed${bad ? `, ${bad} failed` : ''}${skip ? `, ${skip} skipped` : ''} (${time})`);
   // test/support/skip.ts prints one such line per skipped test, with its reason.
   for (const line of out.split('\n')) if (line.startsWith('SKIP ')) console.log(`     skipped: ${line.slice(5)}`);
-  if (bad) console.log(out);
+  if (bad) console.log(sourcePositions(out));
 }
 
 // As many units at once as there are cores: with V8 single-threaded the files keep both cores of this

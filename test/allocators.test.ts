@@ -1,9 +1,9 @@
 // compare --allocator (docs/allocators.md): a real program's trace replayed under glibc, jemalloc, tcmalloc and
 // mimalloc, each in the oracle's --foreign mode; glibc's column held to the real glibc's own figures (oracle
 // --stats --touch --rss) and to the model (its system calls, as strace counts them, failed ones too), threads,
-// the errors, an oracle built without -pie, and the strace log's count worked by hand. Skipped, saying which package is missing, where a library is not installed.
+// the errors, the oracle built without -pie, and the strace log's count worked by hand. Skipped, saying which package is missing, where a library is not installed.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { test } from 'uvu';
@@ -16,6 +16,7 @@ import { formatAllocatorTable, type AllocatorColumn } from '../dist/report/alloc
 import { compareTrace, parsePolicyColumn } from '../dist/report/compare.js';
 import { renderRssChart } from '../dist/report/html/rss-chart.js';
 import { mallocscope } from './support/cli.ts';
+import { testProgram } from './support/programs.ts';
 import { unless } from './support/skip.ts';
 
 const PERL = 'test/fixtures/real/perl-hash.trace';
@@ -26,7 +27,6 @@ const needsAll = unless(test, missing.length > 0 ? `needs Debian's ${missing.joi
 const another = FOREIGN.find((name) => findAllocatorLibrary(name) !== null);
 const needsOne = unless(test, another === undefined ? "needs one of Debian's libjemalloc2, libtcmalloc-minimal4, libmimalloc2.0" : undefined);
 const haveStrace = findStrace() !== null;
-const needsCc = unless(test, spawnSync('cc', ['--version']).status === 0 ? undefined : 'needs a C compiler (cc)');
 const needsStrace = unless(test, haveStrace ? undefined : "needs strace (Debian's strace, not installed here)");
 /** This machine's page size, the unit of resident memory. */
 const page = loadAddon().pageSize();
@@ -167,24 +167,10 @@ needsStrace("failing calls: glibc's column counts them as the model does, each u
   assert.equal({ other, threadStacks }, { other: {}, threadStacks: 0 });
 });
 
-needsCc("a build that is not position-independent names the malloc that ran too (not the oracle's own PLT entry)", () => {
-  // The oracle's sources with CMakeLists.txt's -fno-builtin flags, but -no-pie (and -O0, quicker to build):
+test("a build that is not position-independent names the malloc that ran too (not the oracle's own PLT entry)", () => {
+  // The oracle's sources and -fno-builtin flags, but -fno-pie -no-pie and -O0 (CMakeLists.txt's oracle-no-pie):
   // there `malloc`'s address in the oracle's code is a PLT entry in the executable, whose object has no name.
-  const dir = mkdtempSync(join(tmpdir(), 'mallocscope-nopie-'));
-  try {
-    nonPieRuns(join(dir, 'oracle'));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-function nonPieRuns(oracle: string): void {
-  const sources = readdirSync('native/oracle')
-    .filter((file) => file.endsWith('.c'))
-    .map((file) => join('native/oracle', file));
-  const flags = ['-std=c11', '-fno-builtin-malloc', '-fno-builtin-calloc', '-fno-builtin-realloc', '-fno-builtin-free'];
-  const build = spawnSync('cc', [...flags, '-fno-pie', '-no-pie', '-pthread', '-o', oracle, ...sources], { encoding: 'utf8' });
-  assert.is(build.status, 0, build.stderr);
+  const oracle = testProgram('oracle-no-pie');
   const elfType = readFileSync(oracle).readUInt16LE(16);
   assert.is(elfType, 2, 'ET_EXEC: not position-independent');
   const runs: [string | undefined, string][] = [[undefined, 'libc.so.6']];
@@ -197,7 +183,7 @@ function nonPieRuns(oracle: string): void {
     assert.is(summary.events, 7);
     assert.ok(basename(summary.malloc).startsWith(library), `${library}: ${summary.malloc}`);
   }
-}
+});
 
 test('a missing library names its Debian package, one the loader ignores is caught; the options that cannot go together are refused', async () => {
   const empty = mkdtempSync(join(tmpdir(), 'mallocscope-allocators-'));

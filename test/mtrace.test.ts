@@ -5,6 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { unless } from './support/skip.ts';
 import { bin, mallocscope } from './support/cli.ts';
+import { testProgram } from './support/programs.ts';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,12 +18,10 @@ const fixtures = join(root, 'test/fixtures/mtrace');
 const realFixtures = join(root, 'test/fixtures/real');
 const scratch = mkdtempSync(join(tmpdir(), 'mallocscope-mtrace-test-'));
 const starterBuilt = existsSync(join(root, 'build/Release/libmallocscope-mtrace.so'));
-const haveCc = spawnSync('cc', ['--version']).status === 0;
 const haveDash = spawnSync('dash', ['-c', 'exit 0']).status === 0;
 const oracleBuilt = existsSync(join(root, 'build/Release/mallocscope-oracle'));
-// The starter library and the oracle are built by npm install; cc comes with the build tools.
+// The starter library, the oracle and the test programs (test/support/programs.ts) are built by npm install.
 const recordTest = unless(test, starterBuilt ? undefined : 'build/Release/libmallocscope-mtrace.so is not built');
-const compiledTest = unless(test, starterBuilt && haveCc ? undefined : 'needs the starter library and cc');
 const oracleRecordTest = unless(test, starterBuilt && oracleBuilt ? undefined : 'needs the starter library and the oracle');
 const oracleTest = unless(test, oracleBuilt ? undefined : 'the oracle is not built');
 const dashTest = unless(test, starterBuilt && haveDash ? undefined : 'needs the starter library and dash');
@@ -316,124 +315,62 @@ dashTest('record accepts dash -c "echo hi": its output on stderr, its calls up t
   assert.ok(validateTrace(run.stdout, 'dash.trace') > 0);
 });
 
-compiledTest('record of a program whose log stays empty (_exit before mtrace flushes anything): an empty trace', async () => {
+recordTest('record of a program whose log stays empty (_exit before mtrace flushes anything): an empty trace', async () => {
   const dir = mkdtempSync(join(scratch, 'exit-'));
-  writeFileSync(join(dir, 'quiet.c'), '#include <unistd.h>\nint main(void) { _exit(0); }\n');
-  assert.is(spawnSync('cc', ['-o', join(dir, 'quiet'), join(dir, 'quiet.c')]).status, 0);
-  const run = await cli(['record', '--via', 'mtrace', '-o', 'quiet.trace', '--', './quiet'], { cwd: dir });
+  const run = await cli(['record', '--via', 'mtrace', '-o', 'quiet.trace', '--', testProgram('quiet')], { cwd: dir });
   assert.is(run.status, 0, run.stderr);
   const trace = readFileSync(join(dir, 'quiet.trace'), 'utf8');
   assert.match(trace, /\n# exit: status 0\n# the mtrace log is empty: quiet ended before mtrace flushed its first record, so no call was logged\n$/);
   assert.is(validateTrace(trace, 'quiet.trace'), 0);
 });
 
-compiledTest('record of a threaded program: RECORD_THREADS and no trace; --ignore-threads writes it with the note', async () => {
+recordTest('record of a threaded program: RECORD_THREADS and no trace; --ignore-threads writes it with the note', async () => {
   const dir = mkdtempSync(join(scratch, 'threads-'));
-  writeFileSync(
-    join(dir, 'threads.c'),
-    `#include <pthread.h>
-#include <stdlib.h>
-static void *work(void *arg) { free(malloc(100)); return arg; }
-int main(void) {
-  pthread_t t[3];
-  for (int i = 0; i < 3; i++) pthread_create(&t[i], NULL, work, NULL);
-  for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
-  return 0;
-}
-`,
-  );
-  assert.is(spawnSync('cc', ['-pthread', '-o', join(dir, 'threads'), join(dir, 'threads.c')]).status, 0);
+  // test/fixtures/programs/threads.c: three threads, each a malloc and a free.
+  const threads = testProgram('threads');
   const note =
     'threads created 3 threads: mtrace does not record which thread made each call, so this trace replays as if one thread made them all (one arena), which is not what its glibc did';
-  const refused = await cli(['record', '--via', 'mtrace', '-o', 'threads.trace', '--', './threads'], { cwd: dir });
+  const refused = await cli(['record', '--via', 'mtrace', '-o', 'threads.trace', '--', threads], { cwd: dir });
   assert.is(refused.status, 1);
   assert.is(
     refused.stderr,
     `mallocscope: ${note}; no trace written (--ignore-threads writes it anyway, with this note in it; threads are issue 11) [RECORD_THREADS]\n`,
   );
   assert.not.ok(existsSync(join(dir, 'threads.trace')));
-  const kept = await cli(['record', '--via', 'mtrace', '--ignore-threads', '-o', 'threads.trace', '--', './threads'], { cwd: dir });
+  const kept = await cli(['record', '--via', 'mtrace', '--ignore-threads', '-o', 'threads.trace', '--', threads], { cwd: dir });
   assert.is(kept.status, 0, kept.stderr);
   assert.is(kept.stderr, `mallocscope: warning: ${note} [RECORD_THREADS]\n`);
   const trace = readFileSync(join(dir, 'threads.trace'), 'utf8');
   assert.ok(trace.includes(`\n# threads: ${note}\n`));
   assert.ok(validateTrace(trace, 'threads.trace') >= 6);
-  // C11 threads: glibc's thrd_create does not go through the pthread_create a preload can replace.
-  writeFileSync(
-    join(dir, 'c11.c'),
-    '#include <threads.h>\n#include <stdlib.h>\nstatic int work(void *arg) { free(malloc(100)); return arg != 0; }\nint main(void) { thrd_t t; thrd_create(&t, work, NULL); return thrd_join(t, NULL); }\n',
-  );
-  assert.is(spawnSync('cc', ['-o', join(dir, 'c11'), join(dir, 'c11.c')]).status, 0);
-  const c11 = await cli(['record', '--via', 'mtrace', '-o', 'c11.trace', '--', './c11'], { cwd: dir });
+  // C11 threads (test/fixtures/programs/c11.c): glibc's thrd_create does not go through the pthread_create a
+  // preload can replace.
+  const c11 = await cli(['record', '--via', 'mtrace', '-o', 'c11.trace', '--', testProgram('c11')], { cwd: dir });
   assert.is(c11.status, 1);
   assert.match(c11.stderr, /^mallocscope: c11 created a thread: .*\[RECORD_THREADS\]\n$/);
 });
 
 /**
- * A C program whose heap offsets are compared: it allocates through malloc, calloc, realloc (growing, in
- * place, to 0, from NULL), strdup, frees, failing calls and an mmapped block (no memalign: the log cannot
- * tell it from malloc, and its alignment would move the replay's blocks).
+ * The calls of a trace as test/fixtures/programs/replay.c reads them, a line each: "m SLOT SIZE" (malloc),
+ * "r SLOT SIZE" (realloc; a non-live ID gets a slot of its own, whose NULL makes it realloc(NULL, n)), "f SLOT".
  */
-const RECORDED_C = `#include <stdlib.h>
-#include <string.h>
-int main(void) {
-  char *a = malloc(100), *b = calloc(4, 25);
-  a = realloc(a, 5000);
-  char *d = realloc(NULL, 64);
-  void *i = malloc(0), *j = malloc(1 << 20), *k = malloc(200000);
-  d = realloc(d, 0);
-  free(b);
-  char *s = strdup("hello");
-  s = realloc(s, 20);
-  void *n = malloc((size_t)-1 >> 1), *r = realloc(s, (size_t)-1 >> 1);
-  for (int t = 0; t < 50; t++) { void *x = malloc(t * 37); if (t % 3) free(x); }
-  free(a); free(i); free(j); free(s); free(k); (void)n; (void)r;
-  void *big[20];
-  for (int t = 0; t < 20; t++) big[t] = malloc(3000 + t * 100);
-  for (int t = 0; t < 20; t += 2) free(big[t]);
-  for (int t = 1; t < 20; t += 2) big[t] = realloc(big[t], t * 500);
-  return 0;
-}
-`;
-
-/** A C program that replays a trace through the real malloc and prints each returned block's heap offset. */
-function replayProgram(trace: string): string {
+function replayCalls(trace: string): string {
   const slots = new Map<string, number>();
   let count = 0;
-  const body: string[] = [];
+  const calls: string[] = [];
   for (const raw of trace.split('\n')) {
     const [op, id, size] = raw.replace(/#.*/, '').trim().split(/\s+/);
     if (op === 'malloc') {
       slots.set(id, count);
-      body.push(`v[${count}] = malloc(${size}UL); emit(v[${count++}]);`);
+      calls.push(`m ${count++} ${size}`);
     } else if (op === 'realloc') {
       if (!slots.has(id)) slots.set(id, count++);
-      const s = slots.get(id);
-      body.push(`{ void *r = realloc(v[${s}], ${size}UL); if (r) v[${s}] = r; emit(r); }`);
+      calls.push(`r ${slots.get(id)} ${size}`);
     } else if (op === 'free') {
-      body.push(`free(v[${slots.get(id)}]);`);
+      calls.push(`f ${slots.get(id)}`);
     }
   }
-  // No stdio: its buffers would be allocated on the heap being measured.
-  return `#include <stdlib.h>
-#include <unistd.h>
-static void *v[${count + 1}];
-static char *heap, out[1 << 20];
-static long len;
-static void emit(void *p) {
-  long d = (char *)p - heap;
-  if (!p) out[len++] = 'N';
-  else if (d < 0 || d > (1L << 32)) out[len++] = 'M';
-  else { char t[24]; int k = 0; do { t[k++] = (char)('0' + d % 10); d /= 10; } while (d); while (k) out[len++] = t[--k]; }
-  out[len++] = '\\n';
-}
-int main(void) {
-  heap = sbrk(0);
-  ${body.join('\n  ')}
-  for (long o = 0; o < len;) { long w = write(1, out + o, len - o); if (w <= 0) return 1; o += w; }
-  return 0;
-}
-`;
+  return `${calls.join('\n')}\n`;
 }
 
 /** The recorded blocks' offsets from the recorded heap start: the first heap pointer less 0x4a0 (§9). */
@@ -455,19 +392,21 @@ function recordedOffsets(log: string): string[] {
   return offsets;
 }
 
-compiledTest('record --preamble: replaying the trace through the real glibc puts every block at its recorded offset', async () => {
+recordTest('record --preamble: replaying the trace through the real glibc puts every block at its recorded offset', async () => {
+  // test/fixtures/programs/recorded.c: malloc, calloc, realloc (growing, in place, to 0, from NULL), strdup,
+  // frees, failing calls and an mmapped block (no memalign: the log cannot tell it from malloc, and its alignment
+  // would move the replay's blocks).
   const dir = mkdtempSync(join(scratch, 'replay-'));
-  writeFileSync(join(dir, 'recorded.c'), RECORDED_C);
-  assert.is(spawnSync('cc', ['-O0', '-w', '-o', 'recorded', 'recorded.c'], { cwd: dir }).status, 0);
-  const run = await cli(['record', '--via', 'mtrace', '--preamble', '--log', 'recorded.log', '-o', 'recorded.trace', '--', './recorded'], { cwd: dir });
+  const run = await cli(['record', '--via', 'mtrace', '--preamble', '--log', 'recorded.log', '-o', 'recorded.trace', '--', testProgram('recorded')], {
+    cwd: dir,
+  });
   assert.is(run.status, 0, run.stderr);
   const trace = readFileSync(join(dir, 'recorded.trace'), 'utf8');
   validateTrace(trace, 'recorded.trace');
-  writeFileSync(join(dir, 'replay.c'), replayProgram(trace));
-  const build = spawnSync('cc', ['-O0', '-w', '-fno-builtin', '-o', 'replay', 'replay.c'], { cwd: dir, encoding: 'utf8' });
-  assert.is(build.status, 0, build.stderr);
-  const replay = spawnSync('./replay', { cwd: dir, encoding: 'utf8', env: {} });
-  assert.is(replay.status, 0);
+  // The trace's calls through the real malloc, in a program that allocates nothing else (replay.c).
+  writeFileSync(join(dir, 'replay.calls'), replayCalls(trace));
+  const replay = spawnSync(testProgram('replay'), ['replay.calls'], { cwd: dir, encoding: 'utf8', env: {} });
+  assert.is(replay.status, 0, replay.stderr);
   const replayed = replay.stdout.trimEnd().split('\n');
   // The preamble's two blocks come first: the hook's malloc(0) at 0x2a0, mtrace's FILE at 0x2c0.
   assert.equal(replayed.slice(0, 2), ['672', '704']);

@@ -1,7 +1,7 @@
 // The model's heap images against the real glibc's (docs/image.md): the same trace replayed by the model and
 // by the oracle, images taken after the same events, compared byte for byte with their sidecars, on random
 // shapes, a threaded trace and the real-program fixtures, under every glibc build this machine has.
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { MallocscopeError } from '../dist/errors.js';
 import { imageDifference } from '../dist/image/compare.js';
 import { readImage } from '../dist/image/files.js';
-import { formatSidecar } from '../dist/image/format.js';
+import { type ImageBytes, formatSidecar, parseSidecar } from '../dist/image/format.js';
 import { type ChunkState, walkImage } from '../dist/image/walk.js';
 import { oracleImages } from '../dist/oracle/images.js';
 import { modelImages, parseImageAt } from '../dist/replay/images.js';
@@ -32,6 +32,31 @@ function shapeTrace(name: string, seed: number, events: number): string {
   return path;
 }
 
+/** One scratch buffer for sameAsFile's reads (an image file is read through it a piece at a time). */
+const scratch = Buffer.alloc(1 << 20);
+
+/**
+ * Whether the image file at `path` (bytes and sidecar) is `image`: its bytes compared a piece at a time as they
+ * are read, not read whole into a buffer of their own first (the real programs' images are tens of MiB).
+ */
+function sameAsFile(image: ImageBytes, path: string): boolean {
+  const side = `${path}.json`;
+  if (formatSidecar(parseSidecar(readFileSync(side, 'utf8'), side)) !== formatSidecar(image.sidecar)) return false;
+  const model = Buffer.from(image.bytes.buffer, image.bytes.byteOffset, image.bytes.length);
+  const fd = openSync(path, 'r');
+  try {
+    if (fstatSync(fd).size !== model.length) return false;
+    for (let at = 0; at < model.length; ) {
+      const n = readSync(fd, scratch, 0, Math.min(scratch.length, model.length - at), at);
+      if (n === 0 || !scratch.subarray(0, n).equals(model.subarray(at, at + n))) return false;
+      at += n;
+    }
+    return true;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 let runs = 0;
 let compared = 0;
 const seen = new Set<ChunkState>();
@@ -52,12 +77,9 @@ function compare(build: GlibcBuild, trace: string, at: string, walk = false): nu
   const taken: number[] = [];
   modelImages(trace, parseImageAt(at), { glibc: build.version }, (seq, image) => {
     taken.push(seq);
-    const oracle = readImage(join(out, `heap-${seq}.img`));
+    const file = join(out, `heap-${seq}.img`);
     // memcmp first (most of an image is zeros); the difference named only when there is one.
-    const same =
-      Buffer.from(image.bytes.buffer, image.bytes.byteOffset, image.bytes.length).equals(oracle.bytes) &&
-      formatSidecar(image.sidecar) === formatSidecar(oracle.sidecar);
-    if (!same) assert.unreachable(`${trace} (glibc ${build.version}), after event ${seq}: ${imageDifference(image, oracle)}`);
+    if (!sameAsFile(image, file)) assert.unreachable(`${trace} (glibc ${build.version}), after event ${seq}: ${imageDifference(image, readImage(file))}`);
     if (!walk) return;
     for (const chunk of walkImage(image.bytes, image.sidecar).chunks) {
       seen.add(chunk.state);

@@ -2,20 +2,40 @@
 // line that points to the command's own help, and hands every command's exit status back to its caller.
 import { Command, type CommanderError } from 'commander';
 import { ExitRequest, exitWith, helpPointer, reportError } from './run.ts';
-import { registerVersion } from './version-command.ts';
-import { registerImport } from './import-command.ts';
-import { registerRecord } from './record-command.ts';
-import { registerOracle } from './oracle-command.ts';
-import { registerReplay } from './replay-command.ts';
-import { registerCheck } from './check-command.ts';
-import { registerExplain } from './explain-command.ts';
-import { registerCompare } from './compare-command.ts';
-import { registerDiff } from './diff-command.ts';
-import { registerReport } from './report-command.ts';
-import { registerAnatomy } from './anatomy-command.ts';
-import { registerTune } from './tune-command.ts';
-import { registerExport } from './export-command.ts';
-import { registerImage } from './image-command.ts';
+import { readFileSync } from 'node:fs';
+import { packageRoot } from '../native.ts';
+
+type Register = (program: Command) => void;
+
+/**
+ * Each command module, by the commands it registers, in the order the overview lists them. A run loads only
+ * the module of the command it names (a third of the start-up of the whole set); anything else (help, an
+ * option first, a mistake) loads them all.
+ */
+const COMMANDS: { names: readonly string[]; load: () => Promise<Register> }[] = [
+  { names: ['version', 'versions'], load: async () => (await import('./version-command.ts')).registerVersion },
+  { names: ['import', 'import-mtrace'], load: async () => (await import('./import-command.ts')).registerImport },
+  { names: ['record', 'import-recording'], load: async () => (await import('./record-command.ts')).registerRecord },
+  { names: ['oracle'], load: async () => (await import('./oracle-command.ts')).registerOracle },
+  { names: ['replay'], load: async () => (await import('./replay-command.ts')).registerReplay },
+  { names: ['check'], load: async () => (await import('./check-command.ts')).registerCheck },
+  { names: ['explain'], load: async () => (await import('./explain-command.ts')).registerExplain },
+  { names: ['compare'], load: async () => (await import('./compare-command.ts')).registerCompare },
+  { names: ['diff'], load: async () => (await import('./diff-command.ts')).registerDiff },
+  { names: ['report'], load: async () => (await import('./report-command.ts')).registerReport },
+  { names: ['anatomy'], load: async () => (await import('./anatomy-command.ts')).registerAnatomy },
+  { names: ['tune'], load: async () => (await import('./tune-command.ts')).registerTune },
+  { names: ['export'], load: async () => (await import('./export-command.ts')).registerExport },
+  { names: ['image'], load: async () => (await import('./image-command.ts')).registerImage },
+];
+
+/** The register functions a run of `args` needs: the one module of the command named first, else all. */
+async function registersFor(args: readonly string[]): Promise<Register[]> {
+  const named = COMMANDS.find((c) => c.names.includes(args[0]));
+  return Promise.all((named ? [named] : COMMANDS).map((c) => c.load()));
+}
+
+let version: string | undefined;
 
 /** A commander error, with the subcommand whose parsing raised it. */
 class CommandLineError extends Error {
@@ -27,29 +47,21 @@ class CommandLineError extends Error {
   }
 }
 
-/** The command line with every command; made afresh for each run (commander keeps parsed values on it). */
-function buildProgram(): Command {
+/**
+ * The command line with the commands of `registers`; made afresh for each run (commander keeps parsed values
+ * on it). -V, --version is the program's own, whichever commands are there.
+ */
+function buildProgram(registers: readonly Register[]): Command {
+  version ??= (JSON.parse(readFileSync(`${packageRoot}package.json`, 'utf8')) as { version: string }).version;
   const program = new Command('mallocscope')
     .description('See how glibc malloc really decides: replay allocation traces through the real glibc and a model of it')
+    .version(version, '-V, --version')
     .exitOverride((error) => {
       throw new CommandLineError(error, undefined);
     })
     .configureOutput({ outputError: () => {} });
 
-  registerVersion(program);
-  registerImport(program);
-  registerRecord(program);
-  registerOracle(program);
-  registerReplay(program);
-  registerCheck(program);
-  registerExplain(program);
-  registerCompare(program);
-  registerDiff(program);
-  registerReport(program);
-  registerAnatomy(program);
-  registerTune(program);
-  registerExport(program);
-  registerImage(program);
+  for (const register of registers) register(program);
 
   // Each command's own errors name it, so that the message can point to its help.
   for (const command of program.commands) {
@@ -92,7 +104,7 @@ export async function main(args: readonly string[]): Promise<number> {
 }
 
 async function run(args: readonly string[]): Promise<void> {
-  const program = buildProgram();
+  const program = buildProgram(await registersFor(args));
   try {
     // `mallocscope` alone is a request for the overview, as `mallocscope help` is.
     // So is `mallocscope help help` (commander would print it on stderr, as for a mistake).

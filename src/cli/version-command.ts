@@ -21,9 +21,9 @@ function defaultHere(): string | undefined {
   }
 }
 
+/** The version and versions commands (main.ts gives the program its -V, --version). */
 export function registerVersion(program: Command): void {
   const pkg = JSON.parse(readFileSync(`${packageRoot}package.json`, 'utf8')) as { version: string };
-  program.version(pkg.version, '-V, --version');
   program
     .command('version')
     .description('print the mallocscope version, the glibc versions it models and the glibc of this machine')

@@ -340,7 +340,9 @@ export class EventColumns {
     const lines = new ByteReader(streams.lines);
     const threads = new ByteReader(streams.threads ?? new Uint8Array(0));
     let thread = 0;
-    let slotId = new Int32Array(1024);
+    // A slot is below the count of events (each live ID was made by one): sized so, the array never grows, and
+    // the loop's code is not thrown away when a first slot past a smaller size comes (1M events: 4 MB, briefly).
+    let slotId = new Int32Array(Math.max(1024, count));
     let nextId = 0;
     let line = 0;
     for (let i = 0; i < count; i++) {

@@ -346,24 +346,30 @@ type Page = import('playwright-core').Page;
  */
 let browserStarted: Promise<Browser> | undefined;
 function sharedBrowser(): Promise<Browser> {
-  browserStarted ??= playwright!.chromium.launchPersistentContext(mkdtempSync(join(work, 'profile-')), {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1400, height: 1000 },
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      // The renderer and the compositor in the browser's process: no cross-process messages and shared
-      // buffers per frame (Chromium's CPU over this file: 15.5 -> 14 s). Nothing here needs the isolation.
-      '--single-process',
-    ],
-  });
+  browserStarted ??= playwright!.chromium
+    .launchPersistentContext(mkdtempSync(join(work, 'profile-')), {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1400, height: 1000 },
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        // The renderer and the compositor in the browser's process: no cross-process messages and shared
+        // buffers per frame (Chromium's CPU over this file: 15.5 -> 14 s). Nothing here needs the isolation.
+        '--single-process',
+      ],
+    })
+    .then((context) => {
+      // A persistent context opens with a tab (about:blank): the first report goes there rather than to a new one.
+      idleTabs.push(...context.pages());
+      return context;
+    });
   return browserStarted;
 }
 if (existsSync(CHROMIUM) && playwright) void sharedBrowser().catch(() => undefined);

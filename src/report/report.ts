@@ -79,18 +79,7 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
   const mp = model.mp;
   const encoder = new EventEncoder();
   let checkpoints: Uint8Array[] = [];
-  // Per bucket of `width` events, the lowest and highest value of each series over its events.
-  let width = 1;
-  let points = 0;
-  const high = SERIES.map(() => new Float64Array(maxPoints));
-  const low = SERIES.map(() => new Float64Array(maxPoints));
-  // Per bucket, the heap's part of the footprint at the bucket's highest footprint: the page stacks the
-  // mmapped bytes on it, so that the two areas end exactly at the footprint line even when a bucket spans
-  // many events (where the heap's and the mmapped bytes' highs need not be at the same event).
-  const stackHeap = new Float64Array(maxPoints);
-  // The same for each thread arena (index 1 on, made when the arena is): its system_mem at the bucket's highest
-  // footprint, stacked on main_arena's part of the heap by the page.
-  const stackArenas: Float64Array[] = [];
+  const timeline = new Timeline(maxPoints);
   // The threads the trace names, in the order they first appear (the page gives each a row of its thread lane).
   const threadsSeen = new Set<number>();
   // Plotted as doubles; the exact digits of values beyond 2^53 are kept aside for the page to print.
@@ -129,42 +118,9 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
         lastTrim = outcome.trimThreshold;
       }
       if (outcome.notes.thresholdMove) moves.push(seq);
-      let bucket = Math.floor(seq / width);
-      if (bucket >= maxPoints) {
-        // Full: merge pairs of buckets and double their width (the stack's split first: it reads the
-        // footprint's highs before they merge).
-        for (let i = 0; i < maxPoints / 2; i++) {
-          const footprint = high[FOOTPRINT];
-          const from = footprint[2 * i] >= footprint[2 * i + 1] ? 2 * i : 2 * i + 1;
-          stackHeap[i] = stackHeap[from];
-          for (const arena of stackArenas) arena[i] = arena[from];
-        }
-        for (let s = 0; s < SERIES.length; s++) {
-          for (let i = 0; i < maxPoints / 2; i++) {
-            high[s][i] = Math.max(high[s][2 * i], high[s][2 * i + 1]);
-            low[s][i] = Math.min(low[s][2 * i], low[s][2 * i + 1]);
-          }
-        }
-        width *= 2;
-        points = Math.ceil(points / 2);
-        bucket = Math.floor(seq / width);
-      }
       tracker.observe(outcome, model, replayer.liveBytes);
-      const values = [tracker.heap, tracker.mmapped, tracker.live, tracker.heap + tracker.mmapped];
-      const fresh = bucket >= points;
-      if (fresh) points = bucket + 1;
+      timeline.add(seq, tracker.heap, tracker.mmapped, tracker.live, model.arenas);
       if (event.thread !== undefined) threadsSeen.add(event.thread);
-      const arenas = model.arenas;
-      while (stackArenas.length < arenas.length - 1) stackArenas.push(new Float64Array(maxPoints));
-      if (fresh || values[FOOTPRINT] > high[FOOTPRINT][bucket]) {
-        stackHeap[bucket] = values[0];
-        for (let a = 1; a < arenas.length; a++) stackArenas[a - 1][bucket] = arenas[a].systemMem;
-      }
-      for (let s = 0; s < SERIES.length; s++) {
-        const v = values[s];
-        if (fresh || v > high[s][bucket]) high[s][bucket] = v;
-        if (fresh || v < low[s][bucket]) low[s][bucket] = v;
-      }
       n++;
       options.onProgress?.(event);
     }
@@ -182,12 +138,13 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
     ['thresholds', bytesOf(new Float64Array(thresholds))],
     ['moves', bytesOf(new Float64Array(moves))],
   ];
+  const points = timeline.points;
   SERIES.forEach((name, s) => {
-    sections.push([`high.${name}`, bytesOf(high[s].subarray(0, points))]);
-    sections.push([`low.${name}`, bytesOf(low[s].subarray(0, points))]);
+    sections.push([`high.${name}`, bytesOf(timeline.high[s].subarray(0, points))]);
+    sections.push([`low.${name}`, bytesOf(timeline.low[s].subarray(0, points))]);
   });
-  sections.push(['stack.heap', bytesOf(stackHeap.subarray(0, points))]);
-  stackArenas.forEach((arena, i) => {
+  sections.push(['stack.heap', bytesOf(timeline.stackHeap.subarray(0, points))]);
+  timeline.stackArenas.forEach((arena, i) => {
     sections.push([`stack.arena.${i + 1}`, bytesOf(arena.subarray(0, points))]);
   });
   // Checkpoint k holds the state after k * every events (k from 1; the state after 0 events is a fresh replayer).
@@ -210,7 +167,7 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
     checkpointEvery: every,
     checkpoints: checkpoints.length,
     buckets: points,
-    bucketWidth: width,
+    bucketWidth: timeline.width,
     peaks: { heap: tracker.peakHeap, mmapped: tracker.peakMmapped, live: tracker.peakLive, footprint: tracker.peakFootprint },
     metrics: fragmentationMetrics(tracker),
     final: {
@@ -238,6 +195,85 @@ export async function buildReport(source: string | Iterable<TraceEvent>, options
     checkpoints: checkpoints.length,
     sizes: { payload: payload.length, script: script.length, html: Buffer.byteLength(html) },
   };
+}
+
+/**
+ * The sampled timeline: per bucket of `width` events, the lowest and highest value of each series over its
+ * events. The buckets' width doubles whenever they fill up. A class of its own, called once per event: the
+ * report's loop stays small, which V8 compiles (and, as rare paths are first taken, compiles again) for less.
+ */
+class Timeline {
+  width = 1;
+  points = 0;
+  readonly high: Float64Array[];
+  readonly low: Float64Array[];
+  /**
+   * Per bucket, the heap's part of the footprint at the bucket's highest footprint: the page stacks the
+   * mmapped bytes on it, so that the two areas end exactly at the footprint line even when a bucket spans
+   * many events (where the heap's and the mmapped bytes' highs need not be at the same event).
+   */
+  readonly stackHeap: Float64Array;
+  /**
+   * The same for each thread arena (index 1 on, made when the arena is): its system_mem at the bucket's
+   * highest footprint, stacked on main_arena's part of the heap by the page.
+   */
+  readonly stackArenas: Float64Array[] = [];
+
+  constructor(private readonly maxPoints: number) {
+    this.high = SERIES.map(() => new Float64Array(maxPoints));
+    this.low = SERIES.map(() => new Float64Array(maxPoints));
+    this.stackHeap = new Float64Array(maxPoints);
+  }
+
+  /** After event `seq`: the heap (every arena's system_mem), the mmapped and the live bytes, the arenas. */
+  add(seq: number, heap: number, mmapped: number, live: number, arenas: readonly { systemMem: number }[]): void {
+    let bucket = Math.floor(seq / this.width);
+    if (bucket >= this.maxPoints) {
+      this.merge();
+      bucket = Math.floor(seq / this.width);
+    }
+    const fresh = bucket >= this.points;
+    if (fresh) this.points = bucket + 1;
+    const footprint = heap + mmapped;
+    while (this.stackArenas.length < arenas.length - 1) this.stackArenas.push(new Float64Array(this.maxPoints));
+    if (fresh || footprint > this.high[FOOTPRINT][bucket]) {
+      this.stackHeap[bucket] = heap;
+      for (let a = 1; a < arenas.length; a++) this.stackArenas[a - 1][bucket] = arenas[a].systemMem;
+    }
+    // In SERIES' order.
+    this.keep(0, bucket, fresh, heap);
+    this.keep(1, bucket, fresh, mmapped);
+    this.keep(2, bucket, fresh, live);
+    this.keep(FOOTPRINT, bucket, fresh, footprint);
+  }
+
+  private keep(s: number, bucket: number, fresh: boolean, v: number): void {
+    const high = this.high[s];
+    const low = this.low[s];
+    if (fresh || v > high[bucket]) high[bucket] = v;
+    if (fresh || v < low[bucket]) low[bucket] = v;
+  }
+
+  /** Full: merges pairs of buckets and doubles their width (the stack's split first: it reads the footprint's highs before they merge). */
+  private merge(): void {
+    const half = this.maxPoints / 2;
+    const footprint = this.high[FOOTPRINT];
+    for (let i = 0; i < half; i++) {
+      const from = footprint[2 * i] >= footprint[2 * i + 1] ? 2 * i : 2 * i + 1;
+      this.stackHeap[i] = this.stackHeap[from];
+      for (const arena of this.stackArenas) arena[i] = arena[from];
+    }
+    for (let s = 0; s < SERIES.length; s++) {
+      const high = this.high[s];
+      const low = this.low[s];
+      for (let i = 0; i < half; i++) {
+        high[i] = Math.max(high[2 * i], high[2 * i + 1]);
+        low[i] = Math.min(low[2 * i], low[2 * i + 1]);
+      }
+    }
+    this.width *= 2;
+    this.points = Math.ceil(this.points / 2);
+  }
 }
 
 let cachedScript: string | undefined;

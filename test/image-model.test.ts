@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MallocscopeError } from '../dist/errors.js';
 import { imageDifference } from '../dist/image/compare.js';
-import { readImage } from '../dist/image/files.js';
+import { readImage, sidecarPath } from '../dist/image/files.js';
 import { type ImageBytes, formatSidecar, parseSidecar } from '../dist/image/format.js';
 import { type ChunkState, walkImage } from '../dist/image/walk.js';
 import { oracleImages } from '../dist/oracle/images.js';
@@ -40,7 +40,7 @@ const scratch = Buffer.alloc(1 << 20);
  * are read, not read whole into a buffer of their own first (the real programs' images are tens of MiB).
  */
 function sameAsFile(image: ImageBytes, path: string): boolean {
-  const side = `${path}.json`;
+  const side = sidecarPath(path);
   if (formatSidecar(parseSidecar(readFileSync(side, 'utf8'), side)) !== formatSidecar(image.sidecar)) return false;
   const model = Buffer.from(image.bytes.buffer, image.bytes.byteOffset, image.bytes.length);
   const fd = openSync(path, 'r');

@@ -1,9 +1,8 @@
 // `mallocscope version`: this tool's version, the glibc versions it models and the one on this machine;
 // `mallocscope versions`: the glibc versions the model knows, with the distributions that ship them.
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
 import { GLIBC_VERSIONS } from '../allocator/versions.ts';
-import { loadAddon, packageRoot } from '../native.ts';
+import { loadAddon } from '../native.ts';
 import { knownVersions } from '../replay/glibc.ts';
 import { glibcFor, jsonOption } from './options.ts';
 import { action } from './run.ts';
@@ -23,7 +22,8 @@ function defaultHere(): string | undefined {
 
 /** The version and versions commands (main.ts gives the program its -V, --version). */
 export function registerVersion(program: Command): void {
-  const pkg = JSON.parse(readFileSync(`${packageRoot}package.json`, 'utf8')) as { version: string };
+  // The program's own -V, --version: package.json is read once, by main.ts.
+  const version = program.version();
   program
     .command('version')
     .description('print the mallocscope version, the glibc versions it models and the glibc of this machine')
@@ -32,7 +32,7 @@ export function registerVersion(program: Command): void {
         const machine = loadAddon().glibcVersion();
         const model = defaultHere();
         const note = model === undefined || machine === model ? '' : ` (the model follows ${model} by default)`;
-        process.stdout.write(`mallocscope ${pkg.version}\nmodels glibc ${knownVersions()}\nthis machine: glibc ${machine}${note}\n`);
+        process.stdout.write(`mallocscope ${version}\nmodels glibc ${knownVersions()}\nthis machine: glibc ${machine}${note}\n`);
       }),
     );
   program

@@ -100,6 +100,21 @@ test('help: mallocscope alone and help NAME print it on stdout, exit 0; an unkno
   assert.is(typo.stderr, "mallocscope: unknown command 'explian' (Did you mean explain?) (run `mallocscope --help` for usage) [USAGE]\n");
 });
 
+test('each command the overview lists, named first, finds its own module: its --help is what help NAME prints', async () => {
+  // `mallocscope NAME ...` loads only the module main.ts lists NAME under; `help NAME` loads them all. A name
+  // listed under the wrong module would be an unknown command when named first.
+  const overview = (await run(['--help'])).stdout;
+  const names = [...overview.matchAll(/^ {2}([a-z][a-z-]*)\b/gm)].map((m) => m[1]).filter((name) => name !== 'help');
+  assert.ok(names.length >= 15, overview);
+  for (const name of names) {
+    const own = await run([name, '--help']);
+    const all = await run(['help', name]);
+    assert.is(own.status, 0, name);
+    assert.match(own.stdout, new RegExp(`^Usage: mallocscope ${name} `));
+    assert.is(own.stdout, all.stdout, name);
+  }
+});
+
 test("usage errors point to the command's own help; an unknown option after record suggests --", async () => {
   const option = await run(['replay', 'examples/trim.trace', '--nope']);
   assert.is(option.status, 2);

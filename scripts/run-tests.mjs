@@ -5,7 +5,7 @@
 //
 // Every test runs against one build: the tests import dist/ (the package as built, which bin/mallocscope.js
 // runs too), so this runner first refuses a dist/ older than src/ (`--build`, as npm test does: builds it
-// first), then compiles the tests themselves to dist-test/ (types stripped by esbuild, no checking) and runs
+// first, and brings the native build up to date), then compiles the tests themselves to dist-test/ (types stripped by esbuild, no checking) and runs
 // them with plain node. `node scripts/run-tests.mjs PATTERN` runs the files whose path matches PATTERN; `--checks`
 // runs the type check and the lint beside them (npm test does), each counted as a test.
 //
@@ -144,6 +144,18 @@ async function compileTests() {
 /** A relative module specifier ending in .ts, in an import, an export or a dynamic import, as esbuild prints them. */
 const RELATIVE_TS_IMPORT = /((?:\bfrom|\bimport\s*\(|^import)\s*["']\.\.?\/[^"'\n]*)\.ts(["'])/gm;
 
+// --build (npm test): the native side first, through the build tree npm install configured: the build tool
+// remakes only what a change to native/, CMakeLists.txt or a test program's source touches (a no-op costs
+// about 40 ms), so that no test runs an addon, oracle or test program older than its sources.
+if (build && existsSync(join(root, 'build/CMakeCache.txt'))) {
+  const native = spawnSync('cmake', ['--build', join(root, 'build')], { cwd: root, encoding: 'utf8' });
+  if (native.status !== 0) {
+    refuse(
+      `the native build failed (cmake --build build, exit ${native.status ?? native.signal ?? native.error?.message}):\n${native.stdout ?? ''}${native.stderr ?? ''}`,
+    );
+  }
+  if (/Linking|Building/.test(native.stdout)) console.log('built: the native side was older than its sources (cmake --build build)');
+}
 // --build (npm test): build first when the build is not that of the sources (npm install has built it).
 // Without --build, or when the build did not run, staleDist() is read once: it reads every source map of dist/.
 let stale = build ? staleBuild() : staleDist();

@@ -5,9 +5,10 @@
 //
 // Every test runs against one build: the tests import dist/ (the package as built, which bin/mallocscope.js
 // runs too), so this runner first refuses a dist/ older than src/ (`--build`, as npm test does: builds it
-// first, and brings the native build up to date), then compiles the tests themselves to dist-test/ (types stripped by esbuild, no checking) and runs
-// them with plain node. `node scripts/run-tests.mjs PATTERN` runs the files whose path matches PATTERN; `--checks`
-// runs the type check and the lint beside them (npm test does), each counted as a test.
+// first, and brings the native build up to date), then compiles the tests themselves to dist-test/ (types
+// stripped by esbuild, no checking) and runs them with plain node. `node scripts/run-tests.mjs PATTERN` runs
+// the files whose path matches PATTERN; `--checks` runs the type check and the lint beside them (npm test
+// does), each counted as a test.
 //
 // Test processes run with V8's --single-threaded (no background compiler or GC threads): on this 2-core
 // machine the suite's files already keep both cores busy, and the background threads only add work

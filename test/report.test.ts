@@ -277,6 +277,25 @@ test('events pack and unpack to what the reader made (ids, slots, lines, numbers
   }
 });
 
+test('an ID no trace can hold (empty, or with a newline), in events made by hand, is refused with REPORT_BAD_ID, not packed as another', async () => {
+  for (const id of ['', 'a\nb']) {
+    const events = parseTrace('malloc a1 16\nmalloc a2 16\nfree a1\n');
+    // The second call's ID would have been predicted from the first (a1 -> a2): '' is what the table stores then.
+    const bad = { ...events[1], id } as TraceEvent;
+    const encoder = new EventEncoder();
+    encoder.add(events[0]);
+    assert.throws(
+      () => encoder.add(bad),
+      (error: Error & { code?: string }) => error.code === 'REPORT_BAD_ID' && error.message.includes('event 1 (line 2, malloc)'),
+      JSON.stringify(id),
+    );
+    await buildReport([events[0], bad, events[2]]).then(
+      () => assert.unreachable(`buildReport took the ID ${JSON.stringify(id)}`),
+      (error: Error & { code?: string }) => assert.is(error.code, 'REPORT_BAD_ID'),
+    );
+  }
+});
+
 /** The meta and the sections of a report page, read back from its HTML as the page reads them. */
 function pageData(html: string): { meta: ReportMeta; sections: Map<string, Uint8Array> } {
   const meta = JSON.parse(/<script type="application\/json" id="meta">(.*?)<\/script>/s.exec(html)![1]) as ReportMeta;

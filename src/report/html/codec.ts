@@ -3,6 +3,7 @@
 // of the calls that create a block as one string table), plus named sections of typed arrays (timeline,
 // checkpoints).
 // Plain TypeScript with no Node API, so the page bundles it as it is.
+import { MallocscopeError } from '../../errors.ts';
 import type { EventPlace, TraceEvent, TraceOp } from '../../trace/api.ts';
 
 export { TRACE_OPS as OPS, MALLOPT_PARAMS as PARAMS } from '../../trace/vocabulary.ts';
@@ -287,6 +288,14 @@ export class EventEncoder {
     this.ops.bytes[this.ops.length - 1] = op;
     // A call that makes its ID live names it; later calls on the ID find it through the slot.
     if (creates && 'id' in event) {
+      // A trace's IDs are words. An empty one, or one holding a newline (the table's separator), can come only
+      // from events made by hand through the API, and would decode as another ID: refused, not drawn wrong.
+      if (event.id === '' || event.id.includes('\n')) {
+        throw new MallocscopeError(
+          'REPORT_BAD_ID',
+          `event ${event.seq} (line ${event.line}, ${event.op}): the ID ${JSON.stringify(event.id)} is not a word a trace can hold`,
+        );
+      }
       this.ids.push(this.idGuess.sawPredicted(event.id) ? '' : event.id);
     }
     this.count++;

@@ -10,9 +10,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TraceError } from '../dist/errors.js';
-import { ORACLE_BINARY, oracleEnv, runOracle } from '../dist/oracle/oracle.js';
+import { ORACLE_BINARY, oracleEnv, runOracle, spawnWithoutFork } from '../dist/oracle/oracle.js';
 import { parseTrace } from '../dist/trace/reader.js';
-import { builtFile, loadAddon } from '../dist/native.js';
+import { builtFile } from '../dist/native.js';
 import { mallocscope } from './support/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mallocscope-oracle-errors-'));
@@ -25,17 +25,14 @@ interface Run {
   stderr: string;
 }
 
-const oracleEnvironment = Object.entries(oracleEnv()).flatMap(([name, value]) => (value === undefined ? [] : [`${name}=${value}`]));
-const { runSync } = loadAddon();
-
 /**
- * The oracle binary itself on `args`, in the environment the runner gives it (stdin /dev/null). Started with
- * the addon's posix_spawn, as runOracleSync starts it: spawnSync's fork costs twice as much a run, and this
- * file makes a hundred.
+ * The oracle binary itself on `args`, in the environment the runner gives it (stdin /dev/null), started as
+ * runOracleSync starts it (spawnWithoutFork: spawnSync's fork costs twice as much a run, and this file makes
+ * a hundred).
  */
 function oracle(args: string[]): Run {
-  const run = runSync(oracleBinary, [oracleBinary, ...args], oracleEnvironment);
-  if ('error' in run) throw run.error;
+  const run = spawnWithoutFork(oracleBinary, args, oracleEnv());
+  if (run.error) throw run.error;
   return { status: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 

@@ -10,8 +10,8 @@ import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { builtFile, loadAddon } from '../dist/native.js';
-import { ORACLE_BINARY, oracleCommand, oracleEnv, runOracle, type OracleEvent } from '../dist/oracle/oracle.js';
+import { builtFile } from '../dist/native.js';
+import { ORACLE_BINARY, oracleCommand, oracleEnv, runOracle, spawnWithoutFork, type OracleEvent } from '../dist/oracle/oracle.js';
 import { seededRandom } from '../dist/trace/generate.js';
 import { glibcBuilds, knownVersions } from './support/glibc-builds.ts';
 import { unless } from './support/skip.ts';
@@ -29,17 +29,14 @@ function traceFile(text: string): string {
   return path;
 }
 
-const { runSync } = loadAddon();
-
 /**
- * The oracle binary under this machine's glibc: its output, or its error. Without input, started with the
- * addon's posix_spawn (stdin /dev/null), as runOracleSync starts it: spawnSync's fork costs twice as much.
+ * The oracle binary under this machine's glibc: its output, or its error. Without input, started as
+ * runOracleSync starts it (spawnWithoutFork, stdin /dev/null: spawnSync's fork costs twice as much).
  */
 function oracle(args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
   if (input === undefined) {
-    const env = Object.entries(oracleEnv()).flatMap(([name, value]) => (value === undefined ? [] : [`${name}=${value}`]));
-    const run = runSync(oracleBinary, [oracleBinary, ...args], env);
-    if ('error' in run) throw run.error;
+    const run = spawnWithoutFork(oracleBinary, args, oracleEnv());
+    if (run.error) throw run.error;
     return { status: run.status, stdout: run.stdout, stderr: run.stderr };
   }
   const run = spawnSync(oracleBinary, args, { input, encoding: 'utf8', env: oracleEnv(), maxBuffer: 64 * 1024 * 1024 });

@@ -12,12 +12,11 @@ import * as assert from 'uvu/assert';
 import { MALLOC_TUNABLE_NAMES, parseTunables } from '../dist/allocator/tunables.js';
 import { differential } from '../dist/check/differential.js';
 import { MallocscopeError } from '../dist/errors.js';
-import { libcLoader, runOracleSync } from '../dist/oracle/oracle.js';
+import { libcLoader, runOracleSync, spawnWithoutFork } from '../dist/oracle/oracle.js';
 import { rulesFor } from '../dist/replay/glibc.js';
 import { Replayer } from '../dist/replay/replayer.js';
 import { generateTrace, shapeByName } from '../dist/trace/generate.js';
 import { TraceWriter } from '../dist/trace/writer.js';
-import { loadAddon } from '../dist/native.js';
 import { mallocscope } from './support/cli.ts';
 import { glibcBuilds } from './support/glibc-builds.ts';
 import { unless } from './support/skip.ts';
@@ -29,22 +28,17 @@ const byVersion = new Map(builds.map((b) => [b.version, b]));
 
 /** The x86-64 ABI's loader: this machine's own glibc. */
 const MACHINE_LOADER = '/lib64/ld-linux-x86-64.so.2';
-const { runSync } = loadAddon();
 
 /** What the real loader of `libc` ("" this machine's) holds for each glibc.malloc.* tunable under GLIBC_TUNABLES=text. */
 function listed(libc: string, text: string | undefined): Map<string, bigint> {
   const env = { ...process.env };
   delete env.GLIBC_TUNABLES;
   if (text !== undefined) env.GLIBC_TUNABLES = text;
-  // The addon's posix_spawn (stdin /dev/null), as runOracleSync starts the oracle: spawnSync's fork costs twice
-  // as much a run, and this file makes a few dozen.
+  // Started as runOracleSync starts the oracle (spawnWithoutFork, stdin /dev/null): spawnSync's fork costs
+  // twice as much a run, and this file makes a few dozen.
   const loader = libc === '' ? MACHINE_LOADER : libcLoader(libc);
-  const run = runSync(
-    loader,
-    [loader, '--list-tunables'],
-    Object.entries(env).flatMap(([name, value]) => (value === undefined ? [] : [`${name}=${value}`])),
-  );
-  if ('error' in run) throw run.error;
+  const run = spawnWithoutFork(loader, ['--list-tunables'], env);
+  if (run.error) throw run.error;
   assert.is(run.status, 0, run.stderr);
   const values = new Map<string, bigint>();
   for (const m of run.stdout.matchAll(/^glibc\.malloc\.(\w+): (-?(?:0x)?[0-9a-f]+) \(/gm)) values.set(m[1], BigInt(m[2]));

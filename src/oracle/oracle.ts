@@ -401,7 +401,7 @@ export function runOracleSync(trace: string, options: OracleOptions = {}): { lin
   checkTraceReadable(trace, oracleDisplayName(trace, options));
   const spawner = trace === '-' ? undefined : addonSpawner();
   const run = spawner
-    ? spawnWithoutFork(spawner, command)
+    ? spawnWithoutFork(command.file, command.args, command.env, spawner)
     : spawnSync(command.file, command.args, {
         env: command.env,
         input: trace === '-' ? options.input : undefined,
@@ -435,17 +435,20 @@ function addonSpawner(): Addon['runSync'] | null {
 const SIGNAL_NAMES = new Map(Object.entries(osConstants.signals).map(([name, number]) => [number, name as NodeJS.Signals]));
 
 /**
- * runOracleSync's run through the addon's posix_spawn, in spawnSync's shape. Node's spawnSync forks: it copies
- * the page tables of all of Node and leaves its memory copy-on-write, a cost that grows with Node's heap and
- * that the tests pay for each of their hundreds of oracle runs.
+ * `file` with `args` and the environment `env`, standard input /dev/null, run to its end through the addon's
+ * posix_spawn, in spawnSync's shape (runOracleSync's runs, and the tests' runs of the oracle and of loaders).
+ * Node's spawnSync forks: it copies the page tables of all of Node and leaves its memory copy-on-write, a cost
+ * that grows with Node's heap and that the tests pay for each of their hundreds of oracle runs.
  */
-function spawnWithoutFork(
-  runSync: Addon['runSync'],
-  command: OracleCommand,
+export function spawnWithoutFork(
+  file: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  runSync: Addon['runSync'] = loadAddon().runSync,
 ): { error?: Error; status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string } {
   const envp: string[] = [];
-  for (const [name, value] of Object.entries(command.env)) if (value !== undefined) envp.push(`${name}=${value}`);
-  const run = runSync(command.file, [command.file, ...command.args], envp);
+  for (const [name, value] of Object.entries(env)) if (value !== undefined) envp.push(`${name}=${value}`);
+  const run = runSync(file, [file, ...args], envp);
   if ('error' in run) return { error: run.error, status: null, signal: null, stdout: '', stderr: '' };
   return { status: run.status, signal: run.signal === null ? null : (SIGNAL_NAMES.get(run.signal) ?? null), stdout: run.stdout, stderr: run.stderr };
 }

@@ -39,8 +39,8 @@ const cannotLimit = asan ? 'AddressSanitizer makes mlockall a no-op' : cannotDro
 /**
  * The cases meant neither to end their process nor to lock its memory, each a function body returning what
  * it found (JSON). They run one after another in one child (a node start and its imports are most of such a
- * case's cost), each printing one line, `NAME JSON`, or what it threw: one case's exception cannot hide another's (a crash of
- * the child fails every shared case at once, with its signal and the tail of its stderr).
+ * case's cost), each printing one line, `NAME JSON`, or what it threw: one case's exception cannot hide
+ * another's (a crash of the child fails every shared case at once, with its signal and the tail of its stderr).
  * The RSS bounds come first, while the child is small; the growth under MCL_FUTURE's refusal last, as it grows
  * Node (and would lock everything after it, were MCL_FUTURE in force).
  */

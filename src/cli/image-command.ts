@@ -8,7 +8,7 @@ import { UsageError } from '../errors.ts';
 import { writeImage } from '../image/files.ts';
 import { DEFAULT_ARENA, DEFAULT_BASE } from '../image/format.ts';
 import { type ImageLink, type LinkTarget, walkImage } from '../image/walk.ts';
-import { parseSafeNumber } from '../number.ts';
+import { parseNumber, parseSafeNumber } from '../number.ts';
 import { modelImages } from '../replay/images.ts';
 import { traceDisplayName } from '../trace/reader.ts';
 import {
@@ -41,12 +41,8 @@ interface ImageCommandOptions {
 
 /** --base and --arena: a non-zero multiple of `unit`, below 2^64. */
 function parseAddress(name: string, text: string, unit: bigint): bigint {
-  let value: bigint | undefined;
-  try {
-    value = /^(0[xX][0-9a-fA-F]+|\d+)$/.test(text) ? BigInt(text) : undefined;
-  } catch {
-    value = undefined;
-  }
+  const parsed = parseNumber(text);
+  const value = parsed === undefined ? undefined : BigInt(parsed);
   if (value === undefined || value === 0n || value % unit !== 0n || value >= 1n << 64n) {
     throw new UsageError(`${name} takes a non-zero multiple of ${unit} below 2^64 (decimal or 0x-hexadecimal), not '${text}'`);
   }

@@ -291,9 +291,8 @@ export function walkImage(bytes: Uint8Array, sidecar: ImageSidecar, name = 'the 
     for (let offset: number | null = head.fd; offset !== null; ) {
       const chunk = claim(offset, state, bin, list);
       if (chunk === null) break;
-      if (state === 'small' && chunk.size !== 16 * bin) problems.push(`${list} holds a chunk of ${chunk.size} bytes at ${hexOffset(offset)}`);
-      if (state === 'large' && largeBinIndex(chunk.size) !== bin) problems.push(`${list} holds a chunk of ${chunk.size} bytes at ${hexOffset(offset)}`);
-      if (state === 'unsorted' && chunk.size < MINSIZE) problems.push(`${list} holds a chunk of ${chunk.size} bytes at ${hexOffset(offset)}`);
+      const fits = state === 'small' ? chunk.size === 16 * bin : state === 'large' ? largeBinIndex(chunk.size) === bin : chunk.size >= MINSIZE;
+      if (!fits) problems.push(`${list} holds a chunk of ${chunk.size} bytes at ${hexOffset(offset)}`);
       found.push(offset);
       const fd = link(chunk, 'fd', offset + 16, false, false);
       const bk = link(chunk, 'bk', offset + 24, false, false);

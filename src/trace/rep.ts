@@ -2,10 +2,10 @@
 // file has a header of four numbers (suggested heap size, number of ids, number of operations, weight), then
 // one request a line: `a ID SIZE` (malloc), `r ID SIZE` (realloc), `f ID` (free). Its IDs become the trace's.
 import { parseDecimalDigits } from '../number.ts';
+import { SIZE_LIMIT } from './glibc-calls.ts';
 import { type ImportSummary, LogConverter, convertAll, importLog, quote } from './log-lines.ts';
 
 const HEADER = ['suggested heap size', 'number of ids', 'number of operations', 'weight'];
-const SIZE_LIMIT = 2n ** 64n;
 
 /**
  * Converts a `.rep` trace to trace text, as {@link LogConverter} does. What mdriver checks (every ID below

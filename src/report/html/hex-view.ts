@@ -57,11 +57,9 @@ export function hexView(m: Malloc, seq: number, address: number): { html: string
         const entry = { at: w.at, field: w.field, stored: hex(w.stored), pointer: w.mangled ? hex(w.pointer) : null };
         words.push(entry);
         let value = wordText(w.stored);
-        if (w.field === 'size' || w.field === 'next prev_size') {
-          if (w.field === 'size') {
-            const flags = (['A', 'M', 'P'] as const).filter((f) => chunk.flags[f]);
-            value = `${hex(w.stored)} = ${hex(chunk.size)}${flags.length ? ` | ${flags.join('|')}` : ''}`;
-          }
+        if (w.field === 'size') {
+          const flags = (['A', 'M', 'P'] as const).filter((f) => chunk.flags[f]);
+          value = `${hex(w.stored)} = ${hex(chunk.size)}${flags.length ? ` | ${flags.join('|')}` : ''}`;
         } else if (w.mangled) {
           value =
             w.stored === 0n

@@ -21,13 +21,15 @@ function run(name, command, args) {
 }
 
 const results = await Promise.all([
-  // tsc under V8's --single-threaded, as the tests run (scripts/run-tests.mjs says why).
+  // tsc under V8's --single-threaded, as the tests run (scripts/run-tests.mjs says why), and with one checker
+  // thread of its own: beside the tests, its parallel checkers only cost more CPU (2.3 -> 1.9 s here).
   run('typecheck (tsc -p tsconfig.json --noEmit)', process.execPath, [
     '--single-threaded',
     join(root, 'node_modules/typescript/bin/tsc'),
     '-p',
     'tsconfig.json',
     '--noEmit',
+    '--singleThreaded',
   ]),
   run('lint (biome check --error-on-warnings)', bin('biome'), ['check', '--error-on-warnings']),
 ]);
